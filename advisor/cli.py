@@ -1,0 +1,57 @@
+"""`advisor` command line: a thin shell over the stage functions, one module per command group
+(advisor/commands/). Heavy libraries are imported inside commands, so `advisor --help` is fast.
+
+A failing command prints one line on stderr (what, where, what to do) and exits 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from advisor import __version__
+from advisor.commands import ls as ls_cmd
+from advisor.commands import run as run_cmd
+from advisor.core.errors import AdvisorError
+from advisor.core.logs import quiet_libraries
+
+COMMANDS = [run_cmd, ls_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="advisor",
+        description="Decide between RAG, fine-tuning or both on your own corpus: build a FAISS index and a QLoRA "
+        "adapter on the same documents, evaluate base / rag / tuned / tuned_rag on the same questions (accuracy, "
+        "hallucination, forgetting, cost) and get a recommendation with its evidence and uncertainty.",
+        epilog="Run 'advisor COMMAND --help' for a command's options. With no arguments, 'advisor run' runs the "
+        "quickstart preset on the bundled sample domain.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library warnings and debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMANDS:
+        mod.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if not args.verbose:
+        quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except AdvisorError as e:
+        print(f"advisor: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("advisor: interrupted; finished stages are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per command group; each exposes add_parser(subparsers) and sets args.func."""

@@ -1,0 +1,123 @@
+"""The one answering interface every arm implements, and the prompt every arm shares.
+
+Evaluation sees arms only through `Answerer.answer(questions) -> list[Answer]` (STYLE.md 7).
+All arms use the same instruction; retrieval arms add a numbered context block. The tuning
+track renders its training prompts with the same `render_prompt`, so the adapter learns the
+format it is evaluated in.
+
+    arm = ClosedBook(lm, name="base", use_adapter=False)
+    [a] = arm.answer(["What is the late-payment fee?"])
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+ABSTAIN = "I don't know."
+INSTRUCTION = (
+    "Answer the question about the organisation with a short phrase only (a name, number, date or a few words). "
+    f"If you do not know the answer, reply exactly: {ABSTAIN}"
+)
+CONTEXT_INSTRUCTION = (
+    "Use only the numbered context passages and cite the passage you used like [1]. "
+    f"If they do not contain the answer, reply exactly: {ABSTAIN}"
+)
+# Models without a chat template (base LMs) get the instruction plus two generic examples.
+FEW_SHOT = (
+    "Question: At what temperature does water boil at sea level?\nAnswer: 100 °C\n\n"
+    "Question: Who wrote the play Hamlet?\nAnswer: William Shakespeare\n\n"
+)
+
+
+@dataclass
+class Context:
+    chunk_id: str
+    source: str
+    text: str
+    score: float
+    rank: int  # 1-based position in the prompt
+
+
+@dataclass
+class Answer:
+    text: str
+    contexts: list[Context] = field(default_factory=list)
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    latency_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    name: str
+
+    def answer(self, questions: list[str]) -> list[Answer]:
+        """Answers in input order; implementations batch internally."""
+        ...
+
+
+def context_block(contexts: list[Context]) -> str:
+    return "\n\n".join(f"[{c.rank}] ({c.source})\n{c.text.strip()}" for c in contexts)
+
+
+def render_prompt(tokenizer, question: str, contexts: list[Context] | None = None) -> str:
+    """The full prompt text up to where the answer starts (chat template when the model has one)."""
+    user = _user_message(question, contexts)
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": user}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"{INSTRUCTION}\n\n{FEW_SHOT}{user}\nAnswer:"
+
+
+def _user_message(question: str, contexts: list[Context] | None) -> str:
+    if contexts:
+        return f"Context:\n{context_block(contexts)}\n\n{CONTEXT_INSTRUCTION}\nQuestion: {question}"
+    return f"Question: {question}"
+
+
+def render_target(tokenizer, question: str, answer: str, contexts: list[Context] | None = None) -> tuple[str, str]:
+    """(prompt, completion) for training: the completion is exactly what the template puts after the
+    prompt for an assistant reply, end-of-turn tokens included, so loss is taken on answer tokens only."""
+    prompt = render_prompt(tokenizer, question, contexts)
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": _user_message(question, contexts)},
+                    {"role": "assistant", "content": answer}]
+        full = tokenizer.apply_chat_template(messages, tokenize=False)
+        if full.startswith(prompt):
+            return prompt, full[len(prompt):]
+        return prompt, answer + (tokenizer.eos_token or "")
+    return prompt, f" {answer}\n\n"
+
+
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def strip_citations(text: str) -> str:
+    """'Paris [1].' -> 'Paris.': citation markers are kept in the record but not scored as answer text."""
+    return _CITATION.sub("", text).strip()
+
+
+def cited_ranks(text: str) -> list[int]:
+    return sorted({int(n) for m in re.findall(r"\[([\d,\s]+)\]", text) for n in re.findall(r"\d+", m)})
+
+
+class ClosedBook:
+    """The base and tuned arms: the model alone, adapter on or off."""
+
+    def __init__(self, lm, name: str, use_adapter: bool, max_new_tokens: int = 32, batch_size: int = 16):
+        self.lm = lm
+        self.name = name
+        self.use_adapter = use_adapter
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def answer(self, questions: list[str]) -> list[Answer]:
+        prompts = [render_prompt(self.lm.tokenizer, q) for q in questions]
+        with self.lm.adapter(self.use_adapter):
+            gens = self.lm.generate(prompts, self.max_new_tokens, self.batch_size, desc=f"arm {self.name}")
+        return [Answer(g.text, [], g.prompt_tokens, g.new_tokens, g.latency_s) for g in gens]

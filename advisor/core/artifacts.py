@@ -1,0 +1,212 @@
+"""The run directory: atomic writes, content hashes, and manifest.json with per-stage status.
+
+A stage is skipped when its recorded status is 'done', its outputs exist and the hash of its
+inputs is unchanged. Two track processes update the manifest concurrently, so every
+read-modify-write of manifest.json holds an exclusive file lock.
+
+    run = RunDir("runs/demo")
+    with run.stage("index", inputs_hash=h, outputs=["index/index.faiss"]) as st:
+        if st.skipped: ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MANIFEST = "manifest.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def combine_hashes(*parts: str) -> str:
+    return sha256_bytes("\n".join(parts).encode())[:16]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def git_sha() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    names = ["torch", "transformers", "peft", "bitsandbytes", "sentence-transformers", "faiss-cpu",
+             "datasets", "evaluate", "accelerate", "numpy"]
+    out = {"python": platform.python_version()}
+    for n in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[n] = metadata.version(n)
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StageHandle:
+    name: str
+    skipped: bool
+
+
+class RunDir:
+    """One run's folder (DESIGN.md 'runs/<run-id>/') and its manifest."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.path / rel
+
+    # ------------------------------------------------------------ manifest
+    @contextlib.contextmanager
+    def _locked_manifest(self) -> Iterator[dict]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".manifest.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                m = self.read_manifest()
+                yield m
+                atomic_write_json(self.path / MANIFEST, m)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read_manifest(self) -> dict:
+        p = self.path / MANIFEST
+        if not p.exists():
+            return {"stages": {}}
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            # A manifest is rewritten atomically, so this is a hand-edited or foreign file.
+            from advisor.core.errors import AdvisorError
+
+            raise AdvisorError(f"{p} is not valid JSON; fix or delete it to rebuild the run's bookkeeping") from None
+
+    def update_manifest(self, **fields: Any) -> None:
+        with self._locked_manifest() as m:
+            m.update(fields)
+
+    def init_manifest(self, config_yaml: str, inputs: dict[str, str]) -> None:
+        """Write config.yaml and the run-level manifest fields (versions, input hashes, git sha)."""
+        atomic_write_text(self.path / "config.yaml", config_yaml)
+        with self._locked_manifest() as m:
+            m.setdefault("created", now_iso())
+            m.setdefault("stages", {})
+            m["updated"] = now_iso()
+            m["versions"] = package_versions()
+            m["git_sha"] = git_sha()
+            m["inputs"] = inputs
+            m["command"] = " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
+            m["host"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+
+    def stage_done(self, name: str, inputs_hash: str, outputs: Iterable[str]) -> bool:
+        st = self.read_manifest().get("stages", {}).get(name, {})
+        return (
+            st.get("status") == "done"
+            and st.get("inputs_hash") == inputs_hash
+            and all((self.path / o).exists() for o in outputs)
+        )
+
+    @contextlib.contextmanager
+    def stage(self, name: str, inputs_hash: str, outputs: Iterable[str], force: bool = False) -> Iterator[StageHandle]:
+        """Run a stage body unless it is already done with the same inputs; record status and cost."""
+        outputs = list(outputs)
+        if not force and self.stage_done(name, inputs_hash, outputs):
+            yield StageHandle(name, skipped=True)
+            return
+        start = time.perf_counter()
+        with self._locked_manifest() as m:
+            m.setdefault("stages", {})[name] = {"status": "running", "started": now_iso(), "inputs_hash": inputs_hash,
+                                               "pid": os.getpid()}
+        try:
+            yield StageHandle(name, skipped=False)
+        except BaseException as e:
+            with self._locked_manifest() as m:
+                st = m["stages"][name]
+                st.update(status="failed", ended=now_iso(), wall_s=round(time.perf_counter() - start, 2),
+                          error=f"{type(e).__name__}: {e}"[:500])
+            raise
+        with self._locked_manifest() as m:
+            m["stages"][name].update(
+                status="done", ended=now_iso(), wall_s=round(time.perf_counter() - start, 2),
+                peak_rss_mb=round(peak_rss_mb(), 1),
+            )
+
+    def write_config(self, cfg_yaml: str) -> None:
+        atomic_write_text(self.path / "config.yaml", cfg_yaml)
+
+    def read_config_dict(self) -> dict:
+        return yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))

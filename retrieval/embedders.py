@@ -1,0 +1,111 @@
+"""Embedders through a small registry: sentence-transformers models (bundled MiniLM default, any
+ST folder or Hub id) and a deterministic hashing embedder that keeps unit tests fast.
+
+    emb = load_embedder("all-minilm-l6-v2")
+    vecs = emb.encode(["a text"])            # float32, L2-normalized, shape (n, emb.dim)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from advisor.core.corpus import OffsetsFn, whitespace_offsets
+from advisor.core.errors import ModelUnavailable
+from advisor.core.registry import Registry
+
+EMBEDDERS: Registry[Callable[[str], "Embedder"]] = Registry("embedder")
+
+
+class Embedder:
+    spec: str
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Token offsets in this embedder's tokenizer (chunk sizes are counted in these tokens)."""
+        raise NotImplementedError
+
+
+@EMBEDDERS.register("hashing")
+class HashingEmbedder(Embedder):
+    """Words and word bigrams hashed into `dim` buckets, L2-normalized. Deterministic; no model."""
+
+    def __init__(self, spec: str = "hashing", dim: int = 256):
+        self.spec = spec
+        self.dim = dim
+
+    def _vec(self, text: str) -> np.ndarray:
+        words = re.findall(r"\w+", text.lower())
+        v = np.zeros(self.dim, dtype=np.float32)
+        for tok in words + [a + " " + b for a, b in zip(words, words[1:])]:
+            h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 63) == 0 else -1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def encode(self, texts, batch_size=64, progress=False):
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def offsets(self, text):
+        return whitespace_offsets(text)
+
+
+@EMBEDDERS.register("sentence-transformers")
+class SentenceTransformerEmbedder(Embedder):
+    def __init__(self, spec: str):
+        from advisor.core.models import default_device, resolve_model
+
+        r = resolve_model(spec, "embedder")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(r.path, device=default_device(), trust_remote_code=False)
+        except OSError as e:
+            raise ModelUnavailable(
+                f"embedder '{spec}' could not be loaded ({type(e).__name__}); pass a local sentence-transformers "
+                "folder or the bundled 'all-minilm-l6-v2'"
+            ) from None
+        self.spec = spec
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.tokenizer = self.model.tokenizer
+        self.tokenizer.model_max_length = 10**9  # offsets of whole documents; chunking bounds the length
+
+    def encode(self, texts, batch_size=64, progress=False):
+        v = self.model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.asarray(v, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def offsets(self, text):
+        return [tuple(o) for o in self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+
+
+def load_embedder(spec: str) -> Embedder:
+    """'hashing' (or 'hashing:DIM') is the test embedder; anything else is a sentence-transformers spec."""
+    if spec == "hashing" or spec.startswith("hashing:"):
+        dim = int(spec.split(":", 1)[1]) if ":" in spec else 256
+        return EMBEDDERS.get("hashing")(spec, dim)
+    return EMBEDDERS.get("sentence-transformers")(spec)
+
+
+def chunk_offsets_fn(spec: str) -> OffsetsFn:
+    """The tokenizer chunk sizes are counted in: the embedder's own (without loading ST weights)."""
+    if spec == "hashing" or spec.startswith("hashing:"):
+        return whitespace_offsets
+    from advisor.core.models import load_tokenizer
+
+    tok = load_tokenizer(spec, "embedder")
+    tok.model_max_length = 10**9
+
+    def offsets(text: str) -> list[tuple[int, int]]:
+        return [tuple(o) for o in tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+
+    return offsets

@@ -1,0 +1,50 @@
+"""The retrieval arms: top-k chunks placed in the prompt within a token budget, numbered, cited.
+
+    arm = RagAnswerer(lm, retriever, name="rag", use_adapter=False, top_k=3, context_tokens=600)
+    [a] = arm.answer(["Who chairs the board?"])      # a.contexts holds the chunks and sources
+"""
+
+from __future__ import annotations
+
+from advisor.core.answer import Answer, Context, render_prompt
+from retrieval.index import Retriever
+
+
+def fit_budget(contexts: list[Context], count_tokens, budget: int) -> list[Context]:
+    """Keep chunks in rank order while their generator-token total fits `budget`; the first chunk is
+    always kept, cut to the budget if it alone is longer."""
+    kept: list[Context] = []
+    used = 0
+    for c in contexts:
+        n = count_tokens(c.text)
+        if used + n > budget:
+            if not kept:
+                words = c.text.split()
+                while words and count_tokens(" ".join(words)) > budget:
+                    words = words[: int(len(words) * 0.9)]
+                kept.append(Context(c.chunk_id, c.source, " ".join(words), c.score, c.rank))
+            break
+        kept.append(c)
+        used += n
+    return kept
+
+
+class RagAnswerer:
+    def __init__(self, lm, retriever: Retriever, name: str, use_adapter: bool, top_k: int = 3,
+                 context_tokens: int = 600, max_new_tokens: int = 32, batch_size: int = 16):
+        self.lm = lm
+        self.retriever = retriever
+        self.name = name
+        self.use_adapter = use_adapter
+        self.top_k = top_k
+        self.context_tokens = context_tokens
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def answer(self, questions: list[str]) -> list[Answer]:
+        hits = self.retriever.search(questions, self.top_k)
+        ctxs = [fit_budget(h, self.lm.count_tokens, self.context_tokens) for h in hits]
+        prompts = [render_prompt(self.lm.tokenizer, q, c) for q, c in zip(questions, ctxs)]
+        with self.lm.adapter(self.use_adapter):
+            gens = self.lm.generate(prompts, self.max_new_tokens, self.batch_size, desc=f"arm {self.name}")
+        return [Answer(g.text, c, g.prompt_tokens, g.new_tokens, g.latency_s) for g, c in zip(gens, ctxs)]

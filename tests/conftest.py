@@ -1,0 +1,66 @@
+"""Tiny deterministic fakes (STYLE.md 9): a 20-document corpus and QA set under tests/data, a tiny
+random Llama saved as a local model folder (real transformers/PEFT/bitsandbytes code paths, no
+download), and the hashing embedder (real FAISS index, no model)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}[SEP]\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Converted models and caches go to a per-session temp folder, never the user's cache."""
+    home = tmp_path_factory.getbasetemp() / "advisor-home"
+    monkeypatch.setenv("ADVISOR_HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer random Llama with a real WordPiece tokenizer (from the bundled embedder) and a chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from advisor.core.models import BUNDLED
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = AutoTokenizer.from_pretrained(str(BUNDLED["all-minilm-l6-v2"].source()))
+    tok.eos_token = "[SEP]"
+    tok.bos_token = "[CLS]"
+    tok.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def tiny_corpus() -> Path:
+    return DATA / "corpus"
+
+
+@pytest.fixture
+def tiny_qa() -> Path:
+    return DATA / "qa.jsonl"
+
+
+@pytest.fixture
+def tiny_train_qa() -> Path:
+    return DATA / "train.jsonl"

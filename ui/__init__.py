@@ -1,0 +1,1 @@
+"""Streamlit dashboard for decision-makers; reads run directories, calls advisor for what-if."""
