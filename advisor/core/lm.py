@@ -81,6 +81,9 @@ class LM:
         tok = self.tokenizer
         tok.padding_side = "left"
         ids = [self.encode(p) for p in prompts]
+        # Stop strings end generation early; a tokenizer that cannot spell one (WordPiece has no
+        # newline token) gets the cut after decoding only.
+        usable_stop = [s for s in stop if s in tok.decode(tok(s, add_special_tokens=False)["input_ids"])]
         order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
         out: list[Generation | None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or "generate", unit="q", leave=False, disable=desc is None)
@@ -95,8 +98,8 @@ class LM:
                     do_sample=False,
                     num_beams=1,
                     pad_token_id=tok.pad_token_id,
-                    stop_strings=list(stop) or None,
-                    tokenizer=tok,
+                    stop_strings=usable_stop or None,
+                    tokenizer=tok if usable_stop else None,
                 )
             dt = time.perf_counter() - t0
             new = gen[:, batch["input_ids"].shape[1] :]
