@@ -221,7 +221,8 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
 def advise(run: RunDir, cfg: Config) -> dict | None:
     from advisor.recommend import recommend_run
 
-    if not any(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")):
+    if sum(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")) < 2:
+        say("  recommendation skipped: it compares at least two of the arms rag, tuned, tuned_rag (eval.arms)")
         return None
     h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"))
     with run.stage("recommend", h, ["recommendation.json"]) as st:

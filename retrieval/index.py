@@ -11,7 +11,6 @@ Run the stage alone:  python -m retrieval.index RUN_DIR   (after ingest wrote RU
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -105,20 +104,9 @@ def run_index_stage(run_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m retrieval.index RUN_DIR", file=sys.stderr)
-        return 2
-    if os.environ.get("ADVISOR_QUIET"):
-        from advisor.core.logs import quiet_libraries
+    from advisor.core.logs import stage_main
 
-        quiet_libraries()
-    try:
-        run_index_stage(Path(argv[0]))
-    except AdvisorError as e:
-        print(f"advisor: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return stage_main(run_index_stage, sys.argv[1:] if argv is None else argv, "retrieval.index")
 
 
 if __name__ == "__main__":

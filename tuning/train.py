@@ -236,20 +236,9 @@ def run_tune_stage(run_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m tuning.train RUN_DIR", file=sys.stderr)
-        return 2
-    if os.environ.get("ADVISOR_QUIET"):
-        from advisor.core.logs import quiet_libraries
+    from advisor.core.logs import stage_main
 
-        quiet_libraries()
-    try:
-        run_tune_stage(Path(argv[0]))
-    except AdvisorError as e:
-        print(f"advisor: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return stage_main(run_tune_stage, sys.argv[1:] if argv is None else argv, "tuning.train")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
 ABSTAIN = "I don't know."
-INSTRUCTION = (
-    "Answer the question about the organisation with a short phrase only (a name, number, date or a few words). "
-    f"If you do not know the answer, reply exactly: {ABSTAIN}"
-)
-CONTEXT_INSTRUCTION = (
-    "Use only the numbered context passages and cite the passage you used like [1]. "
-    f"If they do not contain the answer, reply exactly: {ABSTAIN}"
-)
+# Kept short: every prompt of every arm (and every training pair) carries it.
+INSTRUCTION = f"Answer with a short phrase only. If you do not know the answer, reply exactly: {ABSTAIN}"
+CONTEXT_INSTRUCTION = f"Use the numbered passages and cite the one you used like [1]. If they lack the answer, reply exactly: {ABSTAIN}"
 # Models without a chat template (base LMs) get the instruction plus two generic examples.
 FEW_SHOT = (
     "Question: At what temperature does water boil at sea level?\nAnswer: 100 °C\n\n"

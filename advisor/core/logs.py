@@ -20,3 +20,24 @@ def quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def stage_main(stage_fn, argv: list[str], prog: str) -> int:
+    """Entry point of a track process (`python -m retrieval.index RUN_DIR`): one argument, the run
+    directory; a user error prints one line and exits 2."""
+    import sys
+    from pathlib import Path
+
+    from advisor.core.errors import AdvisorError
+
+    if len(argv) != 1:
+        print(f"usage: python -m {prog} RUN_DIR", file=sys.stderr)
+        return 2
+    if os.environ.get("ADVISOR_QUIET"):
+        quiet_libraries()
+    try:
+        stage_fn(Path(argv[0]))
+    except AdvisorError as e:
+        print(f"advisor: error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
