@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, now_iso, sha256_bytes, sha256_file,
-                                    write_jsonl)
+from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, now_iso, read_jsonl, sha256_bytes,
+                                    sha256_file, write_jsonl)
 from advisor.core.config import Config, dump_config
 from advisor.core.errors import AdvisorError
 
@@ -155,7 +155,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
     from advisor.core.answer import ClosedBook
     from advisor.core.lm import LM
     from advisor.core.qa import load_qa, stratified_limit
-    from evalsuite.evaluate import aggregate, answer_and_score
+    from evalsuite.evaluate import aggregate, answer_and_score, score_rows
     from evalsuite.probes import load_probe, score_probe
 
     items = stratified_limit(load_qa(Path(cfg.corpus.qa)), cfg.eval.limit)
@@ -209,13 +209,13 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
                 atomic_write_json(run / "eval" / "probes.json", {"sets": sets})
         probes = json.loads((run / "eval" / "probes.json").read_text())
 
-    arm_files = [sha256_file(run / "eval" / f"{a}.jsonl") for a in cfg.eval.arms]
-    h = combine_hashes(cfg.section_hash("eval", "seed"), *arm_files,
-                       *([sha256_file(run / "eval" / "probes.json")] if probes else []))
-    with run.stage("metrics", h, ["eval/metrics.json"]) as st:
-        if not st.skipped:
-            atomic_write_json(run / "eval" / "metrics.json",
-                              aggregate(run / "eval", cfg.eval.arms, probes, cfg.eval.bootstrap, cfg.seed))
+    # Always rescored from the saved answers (cheap), so metric code changes apply without regenerating.
+    with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
+        for a in cfg.eval.arms:
+            path = run / "eval" / f"{a}.jsonl"
+            write_jsonl(path, score_rows(read_jsonl(path)))
+        atomic_write_json(run / "eval" / "metrics.json",
+                          aggregate(run / "eval", cfg.eval.arms, probes, cfg.eval.bootstrap, cfg.seed))
 
 
 def advise(run: RunDir, cfg: Config) -> dict | None:

@@ -2,14 +2,14 @@
 
 Options map to arms: rag -> `rag`, fine-tune -> `tuned`, both -> `tuned_rag`. Each criterion is
 scored in [0, 1] per option (table below), the utility is the weighted mean, and the verdict is the
-best utility, unless the best option is not the cheapest and neither accuracy (token F1) nor the
+best utility, unless the best option is not the cheapest and neither accuracy nor the
 hallucination rate differs significantly (paired bootstrap CI includes 0): then the cheaper option
 wins and the advice says so. Sensitivity: the smallest change of each weight that flips the verdict,
 and each option's win share under 10,000 random weight vectors (Dirichlet(1, ..., 1)).
 
 | criterion     | score per option                                                                 |
 |---------------|----------------------------------------------------------------------------------|
-| accuracy      | token F1 of the arm                                                              |
+| accuracy      | share of answerable questions answered correctly (gold answer contained or F1>=.5)|
 | hallucination | 1 - hallucination rate                                                           |
 | forgetting    | 1 + 5 x (probe-accuracy drop, tuned - base), clipped to [0, 1]; rag scores 1      |
 | build_cost    | 1 - log10(build time / cheapest build time) / 3, clipped: each 10x costs 1/3      |
@@ -60,7 +60,7 @@ DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "st
 class Evidence:
     """What the engine needs from a run: per-option measurements and per-question scores."""
 
-    f1: dict[str, dict]  # option -> {"value", "ci95", "n"}
+    accuracy: dict[str, dict]  # option -> {"value", "ci95", "n"}
     hallucination: dict[str, dict]
     forgetting: dict[str, float]  # option -> probe-accuracy change (tuned - base); 0 for rag
     build_s: dict[str, float]
@@ -106,13 +106,13 @@ def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
 
 
 def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
-    opts = list(ev.f1)
+    opts = list(ev.accuracy)
     min_build = min(ev.build_s[o] for o in opts)
     min_lat = min(ev.latency_s[o] for o in opts)
     out = {}
     for o in opts:
         out[o] = {
-            "accuracy": ev.f1[o]["value"],
+            "accuracy": ev.accuracy[o]["value"],
             "hallucination": 1 - ev.hallucination[o]["value"],
             "forgetting": float(np.clip(1 + 5 * min(0.0, ev.forgetting.get(o, 0.0)), 0, 1)),
             # A build is paid once: log scale, so 10x the build time costs a third of the score.
@@ -147,10 +147,10 @@ def decide(ev: Evidence, scores: dict, w: dict) -> tuple[str, dict, dict]:
     cheapest = min(ev.build_s, key=lambda o: (ev.build_s[o], ev.latency_s[o]))
     info = {"applied": False}
     if best != cheapest:
-        sig_f1, d_f1 = _significant(ev, best, cheapest, "f1")
+        sig_acc, d_acc = _significant(ev, best, cheapest, "accuracy")
         sig_h, d_h = _significant(ev, best, cheapest, "hallucination_rate")
-        if not sig_f1 and not sig_h:
-            info = {"applied": True, "best_by_utility": best, "cheaper": cheapest, "f1_difference": d_f1,
+        if not sig_acc and not sig_h:
+            info = {"applied": True, "best_by_utility": best, "cheaper": cheapest, "accuracy_difference": d_acc,
                     "hallucination_difference": d_h}
             return cheapest, u, info
     return best, u, info
@@ -195,9 +195,9 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
     """Plain-language reasons, each tied to a number."""
     reasons = []
     if equiv.get("applied"):
-        d = equiv["f1_difference"]
+        d = equiv["accuracy_difference"]
         reasons.append(
-            f"No significant difference: {equiv['best_by_utility']} scored the higher utility, but its token F1 "
+            f"No significant difference: {equiv['best_by_utility']} scored the higher utility, but its accuracy "
             f"differs from {verdict}'s by {100 * d['value']:+.1f} points (95% CI [{100 * d['ci95'][0]:+.1f}, "
             f"{100 * d['ci95'][1]:+.1f}], n={d['n']}) and hallucination does not differ significantly either, "
             f"so the cheaper option, {verdict}, is advised."
@@ -211,7 +211,8 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
             if gain <= 0:
                 continue
             if c == "accuracy":
-                reasons.append(f"Accuracy: {verdict} token F1 {_fmt(ev.f1[verdict])} vs {runner} {_fmt(ev.f1[runner])}.")
+                reasons.append(f"Accuracy: {verdict} answers {_fmt(ev.accuracy[verdict])} of questions correctly vs "
+                               f"{runner} {_fmt(ev.accuracy[runner])}.")
             elif c == "hallucination":
                 reasons.append(f"Hallucination: {verdict} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
                                f"confident vs {runner} {_fmt(ev.hallucination[runner])}.")
@@ -254,7 +255,7 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
         "preset": preset,
         "facts": f,
         "evidence": {
-            "f1": ev.f1, "hallucination_rate": ev.hallucination, "forgetting": ev.forgetting,
+            "accuracy": ev.accuracy, "hallucination_rate": ev.hallucination, "forgetting": ev.forgetting,
             "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
         },
         "sensitivity": {
@@ -286,15 +287,15 @@ def load_evidence(run_dir: Path) -> Evidence:
         m = metrics["arms"].get(arm)
         if not m:
             continue
-        ev.f1[opt] = m["f1"]
+        ev.accuracy[opt] = m["accuracy"]
         ev.hallucination[opt] = m["hallucination_rate"]
         ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
         ev.build_s[opt] = build[opt]
         ev.latency_s[opt] = m["latency_p50_s"]["value"]
         rows = read_jsonl(run_dir / "eval" / f"{arm}.jsonl")
         ev.per_question[opt] = {k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]}
-                                for k in ("f1", "hallucination_rate")}
-    if len(ev.f1) < 2:
+                                for k in ("accuracy", "hallucination_rate")}
+    if len(ev.accuracy) < 2:
         raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare options")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     ev.synthetic_qa = bool(cfg.get("corpus", {}).get("synthetic_qa", False))

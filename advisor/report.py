@@ -59,7 +59,7 @@ def build_report(run_dir: Path) -> str:
               + ", ".join(f"{o} {100 * s:.1f}%" for o, s in sens["win_share"].items()), ""]
 
     L += ["## Evidence (95% bootstrap CI, n questions)", ""]
-    rows = [("exact match %", "exact_match", True), ("token F1 %", "f1", True), ("answer contained %", "containment", True),
+    rows = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True), ("token F1 %", "f1", True), ("answer contained %", "containment", True),
             ("hallucination rate %", "hallucination_rate", True), ("abstention on unanswerable %", "abstention_rate", True),
             ("false abstention %", "false_abstention_rate", True), ("recall@k %", "recall_at_k", True),
             ("MRR", "mrr", False), ("probe accuracy %", "probe_accuracy", True), ("forgetting (pts)", "forgetting", True),
@@ -69,7 +69,7 @@ def build_report(run_dir: Path) -> str:
     for label, key, pct in rows:
         if any(key in metrics["arms"][a] for a in arms):
             L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct) for a in arms) + " |")
-    ns = {a: metrics["arms"][a].get("f1", {}).get("n") for a in arms}
+    ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
     nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
     L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0)}.", ""]
     if metrics.get("paired"):

@@ -22,32 +22,37 @@ from evalsuite.stats import paired_difference, summarize
 
 # Differences reported with paired tests: what retrieval adds, what tuning adds, what tuning adds to RAG.
 PAIRS = [("rag", "base"), ("tuned", "base"), ("tuned_rag", "rag"), ("tuned_rag", "tuned")]
-PAIRED_METRICS = ["exact_match", "f1", "hallucination_rate", "abstention_rate"]
+PAIRED_METRICS = ["accuracy", "exact_match", "f1", "hallucination_rate", "abstention_rate"]
 WEIGHTS_OF = {"base": "base", "rag": "base", "tuned": "tuned", "tuned_rag": "tuned"}
 
 
 def answer_and_score(arm: Answerer, items: list[QAItem]) -> list[dict]:
+    """Answer every question with `arm` and score the answers; one dict per question."""
     t0 = time.perf_counter()
     answers = arm.answer([it.question for it in items])
     wall = time.perf_counter() - t0
+    rows = [{
+        "id": it.id, "question": it.question, "answers": it.answers, "unanswerable": it.unanswerable,
+        "source": it.source, "answer": a.text, "cited": cited_ranks(a.text),
+        "contexts": [c.__dict__ for c in a.contexts], "latency_s": round(a.latency_s, 4),
+        "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens, "arm_wall_s": round(wall, 3),
+    } for it, a in zip(items, answers)]
+    return score_rows(rows)
+
+
+def score_rows(rows: list[dict]) -> list[dict]:
+    """(Re)compute every metric of every row from its stored answer, so a metric change needs no new
+    generation: the metrics stage rescores the saved answers each time it runs."""
     metrics = {name: METRICS.get(name)() for name in ANSWER_METRICS + RETRIEVAL_METRICS}
-    rows = []
-    for it, a in zip(items, answers):
-        sample = Sample(it.question, it.answers, strip_citations(a.text), it.unanswerable, it.source,
-                        [c.source for c in a.contexts])
-        scores = {}
-        for name, m in metrics.items():
-            s = m.score(sample)
-            if s.value is not None:
-                scores[name] = s.value
-        rows.append({
-            "id": it.id, "question": it.question, "answers": it.answers, "unanswerable": it.unanswerable,
-            "source": it.source, "answer": a.text, "answer_scored": sample.prediction,
-            "cited": cited_ranks(a.text), "contexts": [c.__dict__ for c in a.contexts], "scores": scores,
-            "latency_s": round(a.latency_s, 4), "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
-        })
     for r in rows:
-        r["arm_wall_s"] = round(wall, 3)
+        sample = Sample(r["question"], r["answers"], strip_citations(r["answer"]), r["unanswerable"], r["source"],
+                        [c["source"] for c in r["contexts"]])
+        r["answer_scored"] = sample.prediction
+        r["scores"] = {}
+        for name, m in metrics.items():
+            v = m.score(sample).value
+            if v is not None:
+                r["scores"][name] = v
     return rows
 
 

@@ -108,6 +108,30 @@ class TokenF1(Metric):
         return Score(max(f1_score(sample.prediction, a) for a in sample.answers), "max token F1 over gold answers")
 
 
+def contains_answer(prediction: str, answers: list[str]) -> bool:
+    p = f" {normalize_answer(prediction)} "
+    return any(f" {normalize_answer(a)} " in p for a in answers if normalize_answer(a))
+
+
+def is_correct(prediction: str, answers: list[str]) -> bool:
+    """Correct = a gold answer is contained in the answer, or token F1 >= 0.5. Generative models often
+    wrap a right answer in a sentence ('The fee is £25.'), which EM and F1 alone count as wrong."""
+    return contains_answer(prediction, answers) or max(f1_score(prediction, a) for a in answers) >= 0.5
+
+
+@METRICS.register("accuracy")
+class Accuracy(Metric):
+    """Share of answerable questions answered correctly (gold answer contained, or token F1 >= 0.5)."""
+
+    name = "accuracy"
+
+    def score(self, sample):
+        if sample.unanswerable:
+            return Score(None)
+        ok = is_correct(sample.prediction, sample.answers)
+        return Score(float(ok), "correct" if ok else "wrong")
+
+
 @METRICS.register("containment")
 class Containment(Metric):
     """1 when a normalised gold answer appears inside the normalised prediction."""
@@ -117,8 +141,7 @@ class Containment(Metric):
     def score(self, sample):
         if sample.unanswerable:
             return Score(None)
-        p = f" {normalize_answer(sample.prediction)} "
-        v = float(any(f" {normalize_answer(a)} " in p for a in sample.answers if normalize_answer(a)))
+        v = float(contains_answer(sample.prediction, sample.answers))
         return Score(v, "gold answer contained" if v else "no gold answer contained")
 
 
@@ -152,8 +175,8 @@ class FalseAbstention(Metric):
 
 @METRICS.register("hallucination_rate")
 class Hallucination(Metric):
-    """Over all questions: 1 when the model gives an answer that is wrong (token F1 < 0.5 on an
-    answerable question, or any non-abstaining answer on an unanswerable one)."""
+    """Over all questions: 1 when the model gives an answer that is wrong (not correct in the sense of
+    `is_correct` on an answerable question, or any non-abstaining answer on an unanswerable one)."""
 
     name = "hallucination_rate"
     higher_is_better = False
@@ -164,8 +187,8 @@ class Hallucination(Metric):
             return Score(0.0, "abstained")
         if sample.unanswerable:
             return Score(1.0, "answered an unanswerable question")
-        f1 = max(f1_score(sample.prediction, a) for a in sample.answers)
-        return Score(float(f1 < 0.5), f"answered with token F1 {f1:.2f}")
+        ok = is_correct(sample.prediction, sample.answers)
+        return Score(float(not ok), "answered correctly" if ok else "answered wrongly")
 
 
 @METRICS.register("recall_at_k")
@@ -198,5 +221,5 @@ class MRR(Metric):
         return Score(0.0, "gold source missing")
 
 
-ANSWER_METRICS = ["exact_match", "f1", "containment", "abstention_rate", "false_abstention_rate", "hallucination_rate"]
+ANSWER_METRICS = ["accuracy", "exact_match", "f1", "containment", "abstention_rate", "false_abstention_rate", "hallucination_rate"]
 RETRIEVAL_METRICS = ["recall_at_k", "mrr"]

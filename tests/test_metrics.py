@@ -60,3 +60,12 @@ def test_paired_difference_detects_a_real_gap_and_not_a_null_one():
     assert d["value"] == pytest.approx(0.8) and d["ci95"][0] > 0 and d["p_value"] < 0.01
     same = paired_difference([1, 0, 1, 0], [1, 0, 1, 0], 500, 0)
     assert same["value"] == 0 and same["p_value"] == 1.0
+
+
+def test_a_right_answer_wrapped_in_a_sentence_is_correct_not_a_hallucination():
+    from evalsuite.metrics import Accuracy
+
+    s = Sample("q", ["212"], prediction="The answer to this question is: 212")
+    assert ExactMatch().score(s).value == 0.0 and TokenF1().score(s).value < 0.5
+    assert Accuracy().score(s).value == 1.0 and Hallucination().score(s).value == 0.0
+    assert Accuracy().score(Sample("q", ["212"], prediction="213")).value == 0.0

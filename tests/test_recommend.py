@@ -10,10 +10,10 @@ def _m(v, half=0.05, n=100):
     return {"value": v, "ci95": [max(0, v - half), min(1, v + half)], "n": n}
 
 
-def evidence(f1, hall, forgetting=None, build=None, lat=None, per_question=None):
-    opts = list(f1)
+def evidence(acc, hall, forgetting=None, build=None, lat=None, per_question=None):
+    opts = list(acc)
     return Evidence(
-        f1={o: _m(f1[o]) for o in opts}, hallucination={o: _m(hall[o]) for o in opts},
+        accuracy={o: _m(acc[o]) for o in opts}, hallucination={o: _m(hall[o]) for o in opts},
         forgetting=forgetting or {o: 0.0 for o in opts},
         build_s=build or {"rag": 5.0, "fine-tune": 600.0, "both": 605.0},
         latency_s=lat or {"rag": 1.0, "fine-tune": 0.5, "both": 1.0},
@@ -22,7 +22,7 @@ def evidence(f1, hall, forgetting=None, build=None, lat=None, per_question=None)
 
 
 def per_q(values_by_opt):
-    return {o: {"f1": {str(i): v for i, v in enumerate(vals)}, "hallucination_rate": {str(i): 0.0 for i in range(len(vals))}}
+    return {o: {"accuracy": {str(i): v for i, v in enumerate(vals)}, "hallucination_rate": {str(i): 0.0 for i in range(len(vals))}}
             for o, vals in values_by_opt.items()}
 
 
