@@ -87,6 +87,7 @@ def evaluate_loss(model, rows: list[dict], batch_size: int, pad_id: int, device:
         return None
     model.eval()
     total, n_tok = 0.0, 0
+    rows = sorted(rows, key=lambda r: len(r["input_ids"]))  # similar lengths per batch: little padding
     with torch.inference_mode():
         for b in range(0, len(rows), batch_size):
             batch = {k: v.to(device) for k, v in collate(rows[b:b + batch_size], pad_id).items()}
@@ -132,7 +133,7 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
     warmup = int(total_steps * tc.warmup_ratio)
     sched_fn = get_cosine_schedule_with_warmup if tc.schedule == "cosine" else get_linear_schedule_with_warmup
     sched = sched_fn(opt, warmup, total_steps)
-    val_every = max(10, total_steps // 5)  # about five validation points, plus one at the end
+    val_every = max(10, total_steps // 4)  # about four validation points, the last at the end
 
     history: list[dict] = []
     tokens_seen, step, micro = 0, 0, 0

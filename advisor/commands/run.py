@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
         help="run the whole pipeline (ingest, index + tune in parallel, evaluate 4 arms, recommend, report)",
         description="Run the whole pipeline on a corpus and QA set: ingest and chunk the corpus; build the FAISS "
         "index and train the QLoRA adapter in two parallel processes; answer the eval questions with the base, "
-        "rag, tuned and tuned_rag arms; score accuracy, hallucination and forgetting with 95%% CIs; write "
+        "rag, tuned and tuned_rag arms; score accuracy, hallucination and forgetting with 95% CIs; write "
         "recommendation.json and report.md. Finished stages are skipped on a rerun. With no arguments it runs the "
         "quickstart preset on the bundled sample domain.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
