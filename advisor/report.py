@@ -45,7 +45,10 @@ def build_report(run_dir: Path) -> str:
               "|---|---|" + "---|" * len(rec["weights"])]
         for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
             L.append(f"| {o} | {u:.3f} | " + " | ".join(f"{rec['scores'][o][c]:.2f}" for c in rec["weights"]) + " |")
-        L += ["", "Weights: " + ", ".join(f"{k} {v:.2f}" for k, v in rec["weights"].items()), ""]
+        L += ["", "Criterion scores are in [0, 1], higher is better: accuracy = share correct, hallucination = "
+              "1 − hallucination rate, forgetting = 1 + 5 × probe-accuracy change (capped), costs relative to the "
+              "cheapest option; see advisor/recommend.py.", "",
+              "Weights: " + ", ".join(f"{k} {v:.2f}" for k, v in rec["weights"].items()), ""]
         sens = rec["sensitivity"]
         L += ["### What would flip the advice", ""]
         flips = [(c, f) for c, f in sens["flip_points"].items() if f]
