@@ -152,7 +152,7 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
 
 
 def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
-    from advisor.core.answer import ClosedBook
+    from advisor.arms import USES_INDEX, make_arm
     from advisor.core.lm import LM
     from advisor.core.qa import load_qa, stratified_limit
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
@@ -180,14 +180,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
         with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"]) as st:
             if st.skipped:
                 continue
-            use_adapter = arm in ("tuned", "tuned_rag")
-            if arm in ("rag", "tuned_rag"):
-                from retrieval.rag import RagAnswerer
-
-                answerer = RagAnswerer(lm(), retriever(), arm, use_adapter, cfg.retrieval.top_k,
-                                       cfg.retrieval.context_tokens, cfg.model.max_new_tokens, cfg.eval.batch_size)
-            else:
-                answerer = ClosedBook(lm(), arm, use_adapter, cfg.model.max_new_tokens, cfg.eval.batch_size)
+            answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
             rows = answer_and_score(answerer, items)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
 from advisor.core.artifacts import read_jsonl
 from advisor.core.errors import AdvisorError, did_you_mean
 
-OPTIONS = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
 CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
 PRESETS: dict[str, dict[str, float]] = {
     "balanced": dict(accuracy=.25, hallucination=.20, forgetting=.10, build_cost=.10, serve_cost=.10,
