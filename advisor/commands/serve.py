@@ -1,0 +1,49 @@
+"""advisor serve: the chosen pipeline of a run behind an OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="serve a run's arm behind an OpenAI-compatible API with sources",
+        description="Serve one arm of a run directory: POST /v1/chat/completions and GET /v1/models "
+        "(OpenAI-compatible; the model name is the arm; answers carry an extra 'sources' field), POST /v1/query "
+        "(answer + sources with chunk text), GET /healthz. Concurrent requests are micro-batched into one "
+        "generation call. Binds to loopback unless --host says otherwise.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  advisor serve runs/sample-smollm2-135m-instruct-1a2b3c4d\n"
+        "  advisor serve RUN_DIR --arm rag --port 8080 --api-key s3cret\n"
+        "  curl -s localhost:8000/v1/query -d '{\"question\": \"What is the late-payment fee?\"}'",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory made by advisor run")
+    p.add_argument("--arm", default="auto", help="auto (the run's recommended arm), base, rag, tuned or tuned_rag")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--api-key", default=os.environ.get("ADVISOR_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' on /v1/* (default: $ADVISOR_API_KEY, else none)")
+    p.add_argument("--max-batch", type=int, default=32, help="requests per generation call; 1 turns micro-batching off")
+    p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long an open batch waits for more requests")
+    p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask for")
+    p.add_argument("--max-prompt-tokens", type=int, default=512, help="largest question, in tokens")
+    p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body")
+    p.add_argument("--timeout-s", type=float, default=120.0, help="a request waiting longer gets 504")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from advisor.core.errors import AdvisorError
+    from advisor.serve import Limits, serve
+
+    if not 1 <= args.port <= 65535:
+        raise AdvisorError(f"--port {args.port} is not a TCP port (1-65535)")
+    if args.max_batch < 1 or args.max_tokens < 1 or args.max_prompt_tokens < 1 or args.timeout_s <= 0:
+        raise AdvisorError("--max-batch, --max-tokens, --max-prompt-tokens and --timeout-s must be positive")
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_prompt_tokens=args.max_prompt_tokens,
+                    max_tokens=args.max_tokens, timeout_s=args.timeout_s, max_batch=args.max_batch,
+                    max_wait_ms=args.max_wait_ms)
+    serve(args.run_dir, args.arm, args.host, args.port, args.api_key, limits)
+    return 0

@@ -1,0 +1,346 @@
+"""Serve one arm of a run directory behind an OpenAI-compatible HTTP API, with sources.
+
+    advisor serve runs/<run-id> [--arm auto|base|rag|tuned|tuned_rag] [--port 8000] [--api-key KEY]
+
+Endpoints
+  POST /v1/chat/completions  OpenAI chat format; the model name is the arm; the answer to the last user
+                             message, plus an extra field `sources` (retrieved chunks); `stream: true` sends
+                             server-sent events (the answer in one content chunk once generated)
+  GET  /v1/models            the served arm
+  POST /v1/query             {"question": ...} -> answer, sources with chunk text, arm, latency
+  GET  /healthz              liveness, no auth
+
+Concurrent requests are micro-batched: the first waiting request opens a batch, which closes after
+`max_wait_ms` or at `max_batch` requests, and the whole batch is one generation call; requests that
+arrive while a batch generates form the next one. Safe defaults: loopback bind, bearer-token check
+when an API key is set, bounded body, prompt tokens, max_tokens and request time, JSON errors with
+4xx for bad input and no stack traces in responses.
+"""
+
+# No `from __future__ import annotations` here: FastAPI and pydantic resolve the annotations of the
+# handlers and request models defined inside create_app at run time.
+import asyncio
+import hmac
+import json
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from advisor.arms import ARM_OF_OPTION, USES_ADAPTER, USES_INDEX, make_arm
+from advisor.core.config import ARMS, load_run_config
+from advisor.core.errors import AdvisorError, did_you_mean
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 64 * 1024  # request body
+    max_prompt_tokens: int = 512  # tokens of the question (retrieved context is bounded by the run's config)
+    max_tokens: int = 256  # the largest max_tokens a request may ask for
+    default_max_tokens: int = 0  # 0 = the run's model.max_new_tokens
+    timeout_s: float = 120.0  # a request waiting longer gets 504
+    max_batch: int = 32  # requests per generation call; 1 = no micro-batching
+    max_wait_ms: float = 10.0  # how long an open batch waits for more requests
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def resolve_arm(run_dir: Path, arm: str) -> str:
+    """'auto' -> the run's recommended arm; checks the arm's artifacts exist."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise AdvisorError(f"{run_dir} is not a run directory (no config.yaml); pass the folder `advisor run` printed")
+    if arm == "auto":
+        rec = run_dir / "recommendation.json"
+        if not rec.is_file():
+            raise AdvisorError(f"{run_dir} has no recommendation.json to pick the arm from; pass --arm rag|tuned|...")
+        arm = ARM_OF_OPTION[json.loads(rec.read_text())["verdict"]]
+    if arm not in ARMS:
+        raise AdvisorError(f"unknown arm '{arm}'{did_you_mean(arm, ARMS)}; arms: auto, {', '.join(ARMS)}")
+    if USES_INDEX[arm] and not (run_dir / "index" / "index.faiss").is_file():
+        raise AdvisorError(f"arm '{arm}' needs the FAISS index, but {run_dir / 'index'} has none; run the pipeline first")
+    if USES_ADAPTER[arm] and not (run_dir / "adapter" / "adapter_config.json").is_file():
+        raise AdvisorError(f"arm '{arm}' needs the adapter, but {run_dir / 'adapter'} has none; run the pipeline first")
+    return arm
+
+
+class ServedArm:
+    """The model (with the adapter when the arm needs it), the retriever, and the arm's Answerer."""
+
+    def __init__(self, run_dir: Path, arm: str):
+        from advisor.core.lm import LM
+
+        self.run_dir = Path(run_dir)
+        self.arm = resolve_arm(self.run_dir, arm)
+        self.cfg = load_run_config(self.run_dir)
+        adapter = str(self.run_dir / "adapter") if USES_ADAPTER[self.arm] else None
+        self.lm = LM.load(self.cfg.model.spec, self.cfg.model.quantization, adapter=adapter)
+        retriever = None
+        if USES_INDEX[self.arm]:
+            from retrieval.index import Retriever
+
+            retriever = Retriever(self.run_dir / "index")
+        self.answerer = make_arm(self.arm, self.cfg, self.lm, retriever)
+
+    def answer_batch(self, questions: list[str], max_new_tokens: int):
+        """One generation call for the whole batch (runs in the batcher's worker thread)."""
+        self.answerer.max_new_tokens = max_new_tokens
+        self.answerer.batch_size = max(1, len(questions))
+        return self.answerer.answer(questions)
+
+    def count_tokens(self, text: str) -> int:
+        return self.lm.count_tokens(text)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        ids = self.lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= max_tokens else self.lm.tokenizer.decode(ids[:max_tokens]).strip()
+
+
+class MicroBatcher:
+    """Collects concurrent requests into bounded batches for one generation call each."""
+
+    def __init__(self, fn, max_batch: int, max_wait_s: float):
+        self.fn = fn
+        self.max_batch = max(1, max_batch)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.batches = 0
+        self.batched_requests = 0
+
+    async def submit(self, question: str, max_tokens: int):
+        fut = asyncio.get_running_loop().create_future()
+        await self.queue.put((question, max_tokens, fut))
+        return await fut
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self.queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), left))
+                except asyncio.TimeoutError:
+                    break
+            batch = [b for b in batch if not b[2].done()]  # drop requests that timed out while queued
+            if not batch:
+                continue
+            self.batches += 1
+            self.batched_requests += len(batch)
+            try:
+                answers = await asyncio.to_thread(self.fn, [b[0] for b in batch], max(b[1] for b in batch))
+            except Exception as e:  # noqa: BLE001 - every waiting request learns of the failure
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for (_, _, fut), a in zip(batch, answers):
+                if not fut.done():
+                    fut.set_result(a)
+
+
+# ---------------------------------------------------------------- the HTTP app
+
+
+def create_app(served, limits: Limits | None = None, api_key: str | None = None):
+    """The FastAPI app around a ServedArm (or anything with arm, cfg, answer_batch, count_tokens, truncate)."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from pydantic import BaseModel, ConfigDict, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    limits = limits or Limits()
+    default_max = limits.default_max_tokens or served.cfg.model.max_new_tokens
+    batcher = MicroBatcher(served.answer_batch, limits.max_batch, limits.max_wait_ms / 1000)
+
+    class APIError(Exception):
+        def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
+                     param: str | None = None):
+            self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+
+    def error_response(status: int, message: str, type_: str, code=None, param=None, headers=None):
+        body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="rag-ft-advisor", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher = batcher
+
+    @app.exception_handler(APIError)
+    async def _api_error(request, exc: APIError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.message, exc.type, exc.code, exc.param, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, exc: RequestValidationError):
+        err = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        if err.get("type") == "json_invalid":
+            return error_response(400, "request body is not valid JSON", "invalid_request_error", "invalid_json")
+        msg = f"{loc}: {err.get('msg', 'invalid value')}" if loc else err.get("msg", "invalid request")
+        return error_response(400, msg, "invalid_request_error", "invalid_value", loc or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, str(exc.detail), "invalid_request_error")
+
+    @app.exception_handler(Exception)
+    async def _internal(request, exc: Exception):
+        return error_response(500, "internal error while answering; see the server log", "server_error")
+
+    @app.middleware("http")
+    async def bound_body(request: Request, call_next):
+        cl = request.headers.get("content-length")
+        if cl is not None and (not cl.isdigit() or int(cl) > limits.max_body_bytes):
+            return error_response(413, f"request body over {limits.max_body_bytes} bytes", "invalid_request_error",
+                                  "body_too_large")
+        if cl is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for part in request.stream():
+                body += part
+                if len(body) > limits.max_body_bytes:
+                    return error_response(413, f"request body over {limits.max_body_bytes} bytes",
+                                          "invalid_request_error", "body_too_large")
+            request._body = body  # starlette reads the cached body later
+        return await call_next(request)
+
+    def check_auth(request: Request) -> None:
+        if not api_key:
+            return
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(token.encode(), api_key.encode()):
+            raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error",
+                           "invalid_api_key")
+
+    class Message(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        role: Literal["system", "user", "assistant", "developer"]
+        content: str | list[dict] | None = None
+
+        def text(self) -> str:
+            if isinstance(self.content, list):
+                return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+            return self.content or ""
+
+    class ChatRequest(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        model: str | None = None
+        messages: list[Message] = Field(min_length=1)
+        max_tokens: int | None = None
+        max_completion_tokens: int | None = None
+        stream: bool = False
+
+    class QueryRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        question: str
+        max_tokens: int | None = None
+
+    def check_model(name: str | None) -> None:
+        if name not in (None, "", served.arm):
+            raise APIError(404, f"model '{name}' is not served here; this server serves '{served.arm}'",
+                           "invalid_request_error", "model_not_found", "model")
+
+    def check_question(q: str, max_tokens: int | None) -> int:
+        if not q.strip():
+            raise APIError(400, "the question (last user message) is empty", param="messages")
+        n = served.count_tokens(q)
+        if n > limits.max_prompt_tokens:
+            raise APIError(400, f"the question has {n} tokens, over the bound of {limits.max_prompt_tokens}",
+                           code="prompt_too_long", param="messages")
+        mt = default_max if max_tokens is None else max_tokens
+        if not 1 <= mt <= limits.max_tokens:
+            raise APIError(400, f"max_tokens={mt} must be between 1 and {limits.max_tokens}", param="max_tokens")
+        return mt
+
+    async def answer(q: str, max_tokens: int):
+        t0 = time.perf_counter()
+        try:
+            a = await asyncio.wait_for(batcher.submit(q, max_tokens), limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise APIError(504, f"no answer within {limits.timeout_s:.0f} s; try again later", "timeout_error",
+                           "timeout") from None
+        text = served.truncate(a.text, max_tokens)
+        finish = "length" if a.new_tokens >= max_tokens else "stop"
+        return a, text, finish, time.perf_counter() - t0
+
+    def sources(a) -> list[dict]:
+        return [{"rank": c.rank, "source": c.source, "chunk_id": c.chunk_id, "score": round(c.score, 4),
+                 "text": c.text} for c in a.contexts]
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "arm": served.arm, "batches": batcher.batches, "requests": batcher.batched_requests}
+
+    @app.get("/v1/models", dependencies=[Depends(check_auth)])
+    async def models():
+        return {"object": "list", "data": [{"id": served.arm, "object": "model", "created": 0,
+                                            "owned_by": "rag-ft-advisor"}]}
+
+    @app.post("/v1/query", dependencies=[Depends(check_auth)])
+    async def query(req: QueryRequest):
+        mt = check_question(req.question, req.max_tokens)
+        a, text, finish, dt = await answer(req.question, mt)
+        return {"answer": text, "sources": sources(a), "arm": served.arm, "latency_s": round(dt, 4),
+                "finish_reason": finish}
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(check_auth)])
+    async def chat(req: ChatRequest):
+        check_model(req.model)
+        last = req.messages[-1]
+        if last.role != "user":
+            raise APIError(400, f"the last message must have role 'user', not '{last.role}'", param="messages")
+        q = last.text()
+        mt = check_question(q, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens)
+        a, text, finish, _ = await answer(q, mt)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        usage = {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.new_tokens,
+                 "total_tokens": a.prompt_tokens + a.new_tokens}
+        if req.stream:
+            def events():
+                base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": served.arm}
+                first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                                              "finish_reason": None}]}
+                last_chunk = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+                              "usage": usage, "sources": sources(a)}
+                yield f"data: {json.dumps(first)}\n\n"
+                yield f"data: {json.dumps(last_chunk)}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return {"id": cid, "object": "chat.completion", "created": created, "model": served.arm,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": usage, "sources": sources(a)}
+
+    return app
+
+
+def serve(run_dir: Path, arm: str = "auto", host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          limits: Limits | None = None) -> None:
+    """Load the arm, then serve until interrupted (start-up problems raise AdvisorError: exit 2)."""
+    import sys
+
+    import uvicorn
+
+    served = ServedArm(run_dir, arm)
+    app = create_app(served, limits, api_key)
+    auth = "bearer token required" if api_key else "no API key (loopback use only)"
+    print(f"serving arm '{served.arm}' of {run_dir} at http://{host}:{port}/v1 ({auth})", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)

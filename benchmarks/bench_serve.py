@@ -1,0 +1,122 @@
+"""Serving throughput: micro-batching on vs off, at concurrency 1, 8 and 32, on a real run.
+
+    .venv/bin/python benchmarks/bench_serve.py [--run RUN_DIR] [--arms tuned,rag] [--requests-per-client 2]
+
+Starts `advisor serve` twice per arm (--max-batch 32, then --max-batch 1 = one request per generation
+call), sends the sample's eval questions from N concurrent clients to /v1/query, and prints requests/s,
+p50/p95 latency and the on/off throughput ratio measured in the same run. RUN_DIR defaults to the newest
+folder under runs/ that has both an index and an adapter (make demo creates one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [json.loads(x)["question"] for x in (ROOT / "advisor/sample/qa/eval.jsonl").read_text().splitlines() if x]
+
+
+def newest_run() -> Path:
+    runs = sorted((p for p in (ROOT / "runs").glob("*") if (p / "index/index.faiss").exists()
+                   and (p / "adapter/adapter_config.json").exists()), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        sys.exit("bench_serve: no finished run under runs/; run `make demo` first or pass --run RUN_DIR")
+    return runs[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(run: Path, arm: str, max_batch: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "advisor", "serve", str(run), "--arm", arm, "--port", str(port),
+                             "--max-batch", str(max_batch), "--timeout-s", "600"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if proc.poll() is not None:
+            sys.exit(f"bench_serve: server exited: {proc.stderr.read()[-1000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    sys.exit("bench_serve: server did not start")
+
+
+async def load(url: str, concurrency: int, n_requests: int) -> dict:
+    lat: list[float] = []
+    errors = 0
+    counter = iter(range(n_requests))
+
+    async def client(c: httpx.AsyncClient):
+        nonlocal errors
+        for i in counter:
+            t0 = time.perf_counter()
+            r = await c.post(url + "/v1/query", json={"question": QUESTIONS[i % len(QUESTIONS)]})
+            lat.append(time.perf_counter() - t0)
+            errors += r.status_code != 200
+
+    async with httpx.AsyncClient(timeout=900) as c:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c) for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat.sort()
+    return {"rps": n_requests / wall, "p50": statistics.median(lat), "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
+            "errors": errors, "n": n_requests}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--arms", default="tuned,rag")
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--requests-per-client", type=int, default=2)
+    args = ap.parse_args()
+    run = args.run or newest_run()
+    levels = [int(x) for x in args.concurrency.split(",")]
+    print(f"run: {run}")
+    rows = []
+    for arm in args.arms.split(","):
+        res = {}
+        for mode, max_batch in (("on", 32), ("off", 1)):
+            proc, url = start(run, arm, max_batch)
+            try:
+                asyncio.run(load(url, 1, 1))  # warm-up
+                for c in levels:
+                    res[(mode, c)] = asyncio.run(load(url, c, max(8, c * args.requests_per_client)))
+                    r = res[(mode, c)]
+                    print(f"  {arm} batching {mode:<3} c={c:<3} {r['rps']:.2f} req/s  p50 {r['p50']:.2f}s  "
+                          f"p95 {r['p95']:.2f}s  errors {r['errors']}", flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        for c in levels:
+            on, off = res[("on", c)], res[("off", c)]
+            rows.append((arm, c, on, off, on["rps"] / off["rps"]))
+    print()
+    print("| arm | concurrency | batching on req/s | p50 s | p95 s | batching off req/s | p50 s | p95 s | on/off |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for arm, c, on, off, ratio in rows:
+        print(f"| {arm} | {c} | {on['rps']:.2f} | {on['p50']:.2f} | {on['p95']:.2f} | {off['rps']:.2f} | "
+              f"{off['p50']:.2f} | {off['p95']:.2f} | {ratio:.2f}x |")
+    errs = sum(on["errors"] + off["errors"] for _, _, on, off, _ in rows)
+    print(f"\nerrors (non-200): {errs}")
+
+
+if __name__ == "__main__":
+    main()
