@@ -81,9 +81,7 @@ class LM:
         tok = self.tokenizer
         tok.padding_side = "left"
         ids = [self.encode(p) for p in prompts]
-        # Stop strings end generation early; a tokenizer that cannot spell one (WordPiece has no
-        # newline token) gets the cut after decoding only.
-        usable_stop = [s for s in stop if s in tok.decode(tok(s, add_special_tokens=False)["input_ids"])]
+        stopping = self._stop_criteria(stop)
         order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
         out: list[Generation | None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or "generate", unit="q", leave=False, disable=desc is None)
@@ -98,8 +96,7 @@ class LM:
                     do_sample=False,
                     num_beams=1,
                     pad_token_id=tok.pad_token_id,
-                    stop_strings=usable_stop or None,
-                    tokenizer=tok if usable_stop else None,
+                    stopping_criteria=stopping,
                 )
             dt = time.perf_counter() - t0
             new = gen[:, batch["input_ids"].shape[1] :]
@@ -112,6 +109,31 @@ class LM:
             bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
+
+    def _stop_criteria(self, stop: tuple[str, ...]):
+        """A sequence is done once it emits a token whose text contains a stop string. The token set is
+        computed once per LM (transformers' stop_strings rebuilds its tables on every generate call,
+        about 2 s for a 49k vocabulary); text after the stop string is cut after decoding."""
+        if not stop:
+            return None
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        key = tuple(stop)
+        if getattr(self, "_stop_key", None) != key:
+            vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+            ids = [i for i, t in enumerate(vocab) if t is not None and any(
+                s in self.tokenizer.convert_tokens_to_string([t]) for s in stop)]
+            self._stop_key, self._stop_ids = key, torch.tensor(ids, dtype=torch.long)
+        stop_ids = self._stop_ids
+        if len(stop_ids) == 0:  # the tokenizer cannot spell the stop string (WordPiece has no newline)
+            return None
+
+        class StopOnTokens(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.isin(input_ids[:, -1], stop_ids.to(input_ids.device))
+
+        return StoppingCriteriaList([StopOnTokens()])
 
     # ---------------------------------------------------------------- scoring
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
