@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast gemma clean
+.PHONY: setup demo test test-fast chromium gemma clean
 
 setup: $(STAMP)
 
@@ -22,12 +22,21 @@ $(STAMP): pyproject.toml constraints.txt requirements-bundled.txt
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/advisor run
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'
+
+# Headless Chromium for the dashboard's screenshot tests (slow tier): installed from Debian/Ubuntu when
+# missing. CHROMIUM=/path/to/chrome uses another browser instead.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium for the dashboard's browser tests"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; } || \
+	  { echo "make: chromium is missing and could not be installed: apt-get install chromium, or set CHROMIUM=/path/to/chrome" >&2; exit 1; }
 
 # Optional second bundled generator (Gemma 3 270M base, ~238 MB, Gemma Terms of Use).
 gemma: $(STAMP)

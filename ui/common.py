@@ -1,0 +1,188 @@
+"""Pieces every page shares: the runs folder, the selected run, the verdict card, plain-language flip
+points, stage progress, and turning a missing or broken artifact into a message instead of a traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from ui.rundata import CRITERION_LABEL, OPTION_LABEL, RunDataError, RunInfo, list_runs, log_tail
+
+RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
+# Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
+STATUS_ICON = {"done": ":green[:material/check_circle:]", "running": ":blue[:material/progress_activity:]",
+               "starting": ":blue[:material/progress_activity:]", "interrupted": ":orange[:material/pause_circle:]",
+               "failed": ":red[:material/error:]", "incomplete": ":orange[:material/pending:]",
+               "unreadable": ":red[:material/warning:]"}
+STAGE_ICON = {"done": ":green[:material/check:]", "running": ":blue[:material/progress_activity:]",
+              "failed": ":red[:material/close:]", "pending": ":gray[:material/radio_button_unchecked:]"}
+VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base model.",
+                "fine-tune": "Train the knowledge into the model (QLoRA adapter), no retrieval.",
+                "both": "Fine-tune the model and retrieve from the index too."}
+CONFIDENCE_BADGE = {"high": ":green-badge[high]", "medium": ":orange-badge[medium]", "low": ":red-badge[low]",
+                    "unknown": ":gray-badge[unknown]"}
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_DIR_ENV, "runs")).expanduser().resolve()
+
+
+def runs() -> list[RunInfo]:
+    """Read fresh on every rerun: the run directories are the state, not the session."""
+    return list_runs(runs_dir())
+
+
+def selected_run() -> RunInfo | None:
+    """The run picked in the sidebar (ui/app.py puts it in session state before the page runs)."""
+    return st.session_state.get("_run_info")
+
+
+def no_runs_message() -> None:
+    d = runs_dir()
+    where = f"`{d}` does not exist yet" if not d.exists() else f"`{d}` holds no run directories yet"
+    st.info(f"**No runs to show:** {where}. Start one on the **New run** page, or from a shell with "
+            f"`advisor run --out {d}/<name>`, or open another folder with `advisor dashboard --runs-dir DIR`.")
+
+
+def require_run() -> RunInfo:
+    """The selected run, or a message and the end of the page when there is none."""
+    run = selected_run()
+    if run is None:
+        no_runs_message()
+        st.stop()
+    return run
+
+
+def run_header(run: RunInfo) -> None:
+    st.caption(f"Run **{run.name}** · corpus **{run.corpus}** · model **{run.model}** · {run.date} · "
+               f"{STATUS_ICON.get(run.status, '')} {run.status}")
+
+
+def not_finished_message(run: RunInfo, what: str) -> None:
+    """Explain why `what` cannot be shown yet for a run that is not done."""
+    if run.status in ("running", "starting"):
+        st.info(f"**This run is still going** ({run.detail}). {what} appears when it has finished; "
+                "progress is on the **New run** page.")
+    elif run.status == "failed":
+        st.error(f"**This run failed** — {run.detail}. {what} is not available. Fix the cause and start it again "
+                 f"(finished stages are kept).")
+    elif run.status == "done":
+        st.info(f"{what} is not available for this run: {run.detail or 'it did not write the file this page reads'}.")
+    elif run.status == "unreadable":
+        st.error(f"**This run cannot be read** — {run.detail}")
+    else:
+        st.warning(f"**This run is not finished** ({run.status}) — {run.detail}. {what} is not available yet.")
+
+
+def show_data_error(e: RunDataError) -> None:
+    st.error(f"**Cannot show this:** {e}")
+
+
+def confidence(rec: dict) -> tuple[str, str]:
+    """(high | medium | low, why) from what the recommendation recorded: the verdict's win share under random
+    weights and how small a weight change flips it. Thresholds: win share >= 75% high, >= 50% medium;
+    a flip within 0.05 of a weight, or advice made on 'no significant difference', lowers the level by one."""
+    sens = rec.get("sensitivity") or {}
+    share = (sens.get("win_share") or {}).get(rec["verdict"])
+    flips = [abs(f["change"]) for f in (sens.get("flip_points") or {}).values() if f]
+    if share is None:
+        return "unknown", "the recommendation has no sensitivity analysis"
+    level = 2 if share >= 0.75 else 1 if share >= 0.5 else 0
+    closest = min(flips) if flips else None
+    equivalent = bool((rec.get("no_significant_difference") or {}).get("applied"))
+    if (closest is not None and closest <= 0.05) or equivalent:
+        level = max(0, level - 1)
+    why = f"wins under {100 * share:.0f}% of {sens.get('draws', 10_000):,} random weightings"
+    why += (f"; the smallest single weight change that flips it is {closest:.2f}" if closest is not None
+            else "; no single weight change flips it")
+    if equivalent:
+        why += "; the measured differences are not significant, so the cheaper option is advised"
+    return ["low", "medium", "high"][level], why
+
+
+def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
+    """(sentences for weights whose change flips the verdict, closest first; criteria that cannot flip it)."""
+    flips = (rec.get("sensitivity") or {}).get("flip_points") or {}
+    said, steady = [], []
+    for c, f in sorted(flips.items(), key=lambda cf: abs(cf[1]["change"]) if cf[1] else 9):
+        label = CRITERION_LABEL.get(c, c)
+        if not f:
+            steady.append(label)
+            continue
+        more = "more" if f["change"] > 0 else "less"
+        said.append(f"If **{label}** mattered {more} — {100 * f['flips_at']:.1f}% of the decision instead of "
+                    f"{100 * f['weight_now']:.1f}% (other weights scaled to fit) — the advice would become "
+                    f"**{OPTION_LABEL.get(f['new_verdict'], f['new_verdict'])}**.")
+    return said, steady
+
+
+def verdict_card(rec: dict, note: str = "", compact: bool = False) -> None:
+    """The verdict, what it means, its confidence, and each option's utility (compact: stacked, for a narrow column)."""
+    verdict = rec["verdict"]
+    level, why = confidence(rec)
+    with st.container(border=True):
+        left, right = (st.container(), st.container()) if compact else st.columns([2, 3])
+        with left:
+            st.markdown("Recommendation")
+            st.markdown(f"## :green[{OPTION_LABEL.get(verdict, verdict)}]")
+            st.markdown(VERDICT_LINE.get(verdict, ""))
+            st.markdown(f"Confidence: {CONFIDENCE_BADGE[level]}")
+            st.caption(why)
+        with right:
+            cols = st.columns(len(rec["utilities"]))
+            for col, (opt, u) in zip(cols, sorted(rec["utilities"].items(), key=lambda kv: -kv[1])):
+                col.metric(f"{OPTION_LABEL.get(opt, opt)} utility", f"{u:.3f}",
+                           delta=None if opt == verdict else f"{u - rec['utilities'][verdict]:+.3f}")
+            if note:
+                st.caption(note)
+
+
+def reasons_block(rec: dict) -> None:
+    """The recommendation's reasons: up to three deciding criteria (largest weighted lead over the runner-up
+    first), plus notes on equivalence or synthetic questions when they apply."""
+    st.markdown("**Why** — what separated it from the runner-up:")
+    for r in rec.get("reasons") or ["The options are tied on every weighted criterion."]:
+        st.markdown(f"- {r}")
+
+
+def flips_block(rec: dict) -> None:
+    said, steady = flip_sentences(rec)
+    st.markdown("**What would change the advice**")
+    for s in said:
+        st.markdown(f"- {s}")
+    if not said:
+        st.markdown("- No change to a single weight flips the advice.")
+    if steady and said:
+        st.markdown(f"- No change to the weight of {', '.join(steady)} alone flips it.")
+    share = (rec.get("sensitivity") or {}).get("win_share") or {}
+    if share:
+        st.caption("Share of random weightings under which each option wins: "
+                   + ", ".join(f"{OPTION_LABEL.get(o, o)} {100 * s:.0f}%" for o, s in share.items()))
+
+
+def facts_line(rec: dict) -> str:
+    f = rec.get("facts") or {}
+    parts = [f"knowledge changes **{f.get('knowledge_change', '?')}**",
+             "citations **required**" if f.get("citations_required") else "citations not required",
+             "a style/format **must be learned**" if f.get("style_learning") else "no special style to learn"]
+    return f"Weights preset **{rec.get('preset', '?')}**; situation: " + ", ".join(parts) + "."
+
+
+def stage_progress(run: RunInfo, log_lines: int = 8) -> None:
+    """Per-stage status from the manifest, a progress bar, and the end of the run's log."""
+    done, total = run.progress()
+    st.progress(done / total if total else 0.0, text=f"{done} of {total or '?'} stages done")
+    names = run.expected or list(run.stages)
+    extra = [n for n in run.stages if n not in names]
+    cells = []
+    for n in names + extra:
+        s = run.stages.get(n, {})
+        status = s.get("status", "pending")
+        wall = f" {s['wall_s']:.0f} s" if isinstance(s.get("wall_s"), (int, float)) else ""
+        cells.append(f"{STAGE_ICON.get(status, STAGE_ICON['pending'])} {n}{wall}")
+    st.markdown(" · ".join(cells))
+    tail = log_tail(run.path, log_lines)
+    if tail:
+        st.code("\n".join(tail), language=None)

@@ -1,0 +1,144 @@
+"""Start `advisor run` in the background from the dashboard, detached from the page.
+
+    cmd, run_dir = plan_run(Path("runs"), corpus, qa, train_qa="", preset="smoke", model="smollm2-135m-instruct")
+    start_run(cmd, run_dir)
+
+The run is a detached process (its own session, so it outlives the page and the server) writing
+RUN_DIR/run.log; RUN_DIR/launch.json records what was started and RUN_DIR/launch.exit its exit code when it
+ends. Its progress is read back from the run directory (ui/rundata.py), never from page memory, so a
+browser refresh loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from advisor.core.artifacts import atomic_write_json, now_iso
+from advisor.core.errors import AdvisorError
+from ui.rundata import LAUNCH, LAUNCH_EXIT, LOG, RunDataError, pid_alive, read_json
+
+UPLOADS = ".uploads"  # under the runs folder; hidden, so the runs list skips it
+UPLOAD_SUFFIXES = (".md", ".txt", ".jsonl")
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()[:40] or "uploaded"
+
+
+def save_uploads(runs_dir: Path, name: str, files: list[tuple[str, bytes]], kind: str) -> Path:
+    """Store uploaded files under RUNS_DIR/.uploads/<name>-<hash>/; returns the corpus folder or the QA file.
+
+    kind 'corpus': the folder holding every file (its name names the corpus in the run id);
+    kind 'qa' or 'train_qa': the single JSONL file."""
+    if not files:
+        raise AdvisorError(f"no {kind} file uploaded")
+    h = hashlib.sha256(b"".join(n.encode() + b"\0" + d for n, d in sorted(files))).hexdigest()[:8]
+    folder = Path(runs_dir) / UPLOADS / f"{_slug(name)}-{h}"
+    if kind == "corpus":
+        target = folder / _slug(name)
+        target.mkdir(parents=True, exist_ok=True)
+        for fname, data in files:
+            base = Path(fname).name
+            if not base.lower().endswith(UPLOAD_SUFFIXES):
+                raise AdvisorError(f"uploaded file {base} is not .md, .txt or .jsonl; only those are read")
+            (target / base).write_bytes(data)
+        return target
+    if len(files) != 1:
+        raise AdvisorError(f"upload one {kind} JSONL file")
+    fname, data = files[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{kind}.jsonl"
+    target.write_bytes(data)
+    return target
+
+
+def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: str = "quickstart",
+             model: str = "", overrides: list[str] | None = None) -> tuple[list[str], Path]:
+    """Check the inputs (cheaply: paths, QA files, config) and return the command and its run directory.
+
+    Model specs are checked by the run itself (that can mean converting a model, which takes a while);
+    a bad one shows up as the run's failure line."""
+    from advisor.core.config import load_config
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import default_run_dir, resolve_inputs
+
+    corpus, qa, train_qa, model = (x.strip() for x in (corpus, qa, train_qa, model))
+    if not corpus:
+        raise AdvisorError("choose a corpus: a folder or file of .md, .txt or .jsonl documents, or upload files")
+    root = Path(corpus).expanduser()
+    if not root.exists():
+        raise AdvisorError(f"corpus path {root} does not exist")
+    if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
+        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
+    if not qa:
+        raise AdvisorError("choose a QA file (JSONL: question, answers[, id, source, unanswerable]) or upload one")
+    load_qa(Path(qa).expanduser())
+    if train_qa:
+        load_qa(Path(train_qa).expanduser())
+    overrides = list(overrides or [])
+    extra: dict = {"corpus": {"path": corpus, "qa": qa, "train_qa": train_qa}}
+    if model:
+        extra["model"] = {"spec": model}
+    cfg = resolve_inputs(load_config(preset, overrides, extra))
+    run_dir = default_run_dir(cfg, Path(runs_dir).expanduser().resolve())
+    cmd = [sys.executable, "-m", "advisor", "run", "--corpus", cfg.corpus.path, "--qa", cfg.corpus.qa]
+    if cfg.corpus.train_qa:
+        cmd += ["--train-qa", cfg.corpus.train_qa]
+    cmd += ["--config", preset, "--model", cfg.model.spec, "--out", str(run_dir), *overrides]
+    return cmd, run_dir
+
+
+def is_active(run_dir: Path) -> bool:
+    """A run started from the dashboard that has not ended yet."""
+    try:
+        launch = read_json(Path(run_dir) / LAUNCH, "launch record")
+    except RunDataError:
+        return False
+    return not (Path(run_dir) / LAUNCH_EXIT).exists() and pid_alive(launch.get("pid"))
+
+
+def start_run(cmd: list[str], run_dir: Path, about: dict | None = None) -> int:
+    """Start `cmd` detached, logging to RUN_DIR/run.log; returns its pid. Refuses a second live run in one dir."""
+    run_dir = Path(run_dir)
+    if is_active(run_dir):
+        raise AdvisorError(f"a run is already going on in {run_dir}; wait for it or stop it first")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / LAUNCH_EXIT).unlink(missing_ok=True)
+    exit_file = run_dir / LAUNCH_EXIT
+    # A tiny shell parent records the exit code when advisor run ends, even if the dashboard is gone by then.
+    script = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"'
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(run_dir / LOG, "ab") as log:
+        log.write(f"\n=== {now_iso()} started from the dashboard: {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(["/bin/sh", "-c", script, str(exit_file), *cmd], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env, start_new_session=True)
+    atomic_write_json(run_dir / LAUNCH, {"pid": proc.pid, "started": now_iso(), "command": cmd, "log": LOG,
+                                         **(about or {})})
+    # Reap the child when it ends, so it does not linger as a zombie of the server process.
+    threading.Thread(target=proc.wait, name=f"wait-{proc.pid}", daemon=True).start()
+    return proc.pid
+
+
+def stop_run(run_dir: Path) -> bool:
+    """Stop a run started from the dashboard (its whole process group). Finished stages are kept."""
+    import signal
+
+    try:
+        launch = read_json(Path(run_dir) / LAUNCH, "launch record")
+    except RunDataError:
+        return False
+    pid = launch.get("pid")
+    if not is_active(run_dir):
+        return False
+    try:
+        os.killpg(pid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

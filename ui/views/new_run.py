@@ -1,0 +1,127 @@
+"""New run: pick a corpus and a QA file (or upload them), a preset and a model, and start `advisor run` in
+the background. Progress comes from the run directories (manifest stages and run.log), so it survives a
+browser refresh and even a restart of the dashboard."""
+
+import shlex
+
+import streamlit as st
+
+from advisor.core.config import PRESETS_DIR, preset_names
+from advisor.core.errors import AdvisorError
+from advisor.core.models import BUNDLED
+from advisor.pipeline import SAMPLE_CORPUS, SAMPLE_EVAL, SAMPLE_TRAIN
+from ui.common import STATUS_ICON, runs, runs_dir, stage_progress
+from ui.launcher import is_active, plan_run, save_uploads, start_run, stop_run
+from ui.rundata import LAUNCH
+
+OTHER = "other (Hub id or local folder)"
+
+st.title("Start a new run")
+
+
+def preset_about(name: str) -> str:
+    lines = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()
+    return next((x.lstrip("# ").strip() for x in lines if x.startswith("# ") and "advisor" not in x), "")
+
+
+ACTIVE = ("running", "starting")
+
+
+# Re-read every 3 seconds while something runs (a launch reruns the whole page, which re-arms this).
+@st.fragment(run_every=3 if any(r.status in ACTIVE for r in runs()) else None)
+def progress_panel() -> None:
+    """Runs going on now, and the runs started from this dashboard."""
+    everything = runs()
+    active = [r for r in everything if r.status in ACTIVE]
+    launched = [r for r in everything if (r.path / LAUNCH).exists() and r not in active]
+    if not active and not launched:
+        st.caption("No run is going on in this runs folder.")
+        return
+    for r in active:
+        with st.container(border=True):
+            st.markdown(f"{STATUS_ICON[r.status]} **{r.name}** — {r.status}: {r.detail}")
+            stage_progress(r)
+            if is_active(r.path) and st.button("Stop this run", key=f"stop_{r.name}",
+                                               help="Interrupts it; finished stages are kept and a new launch "
+                                               "with the same settings resumes it."):
+                stop_run(r.path)
+    for r in launched[:5]:
+        with st.expander(f"{STATUS_ICON.get(r.status, '')} {r.name} — {r.status}", expanded=r.status == "failed"):
+            if r.detail:
+                st.markdown(r.detail)
+            stage_progress(r)
+
+
+st.subheader("Runs in progress")
+progress_panel()
+
+st.subheader("Start one")
+if msg := st.session_state.pop("_launched", None):
+    st.success(msg)
+st.caption(f"The run goes into a new directory under `{runs_dir()}`, named after the corpus, the model and a hash "
+           "of the settings; the same settings resume the same directory.")
+sample = st.toggle("Use the bundled sample domain (a fictional utility cooperative: 35 documents, 150 questions)",
+                   value=True, key="nr_sample")
+corpus = qa = train_qa = ""
+upload_error = None
+if sample:
+    corpus, qa, train_qa = str(SAMPLE_CORPUS), str(SAMPLE_EVAL), str(SAMPLE_TRAIN)
+else:
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("**Corpus**")
+        how = st.radio("Corpus from", ["a folder or file on the server", "uploaded files"], key="nr_corpus_how",
+                       horizontal=True, label_visibility="collapsed")
+        if how == "uploaded files":
+            name = st.text_input("Corpus name", value="uploaded", key="nr_corpus_name")
+            files = st.file_uploader("Documents (.md, .txt, .jsonl)", type=["md", "txt", "jsonl"],
+                                     accept_multiple_files=True, key="nr_corpus_files")
+            if files:
+                try:
+                    corpus = str(save_uploads(runs_dir(), name, [(f.name, f.getvalue()) for f in files], "corpus"))
+                except AdvisorError as e:
+                    upload_error = str(e)
+        else:
+            corpus = st.text_input("Corpus folder or file", key="nr_corpus_path", placeholder="/path/to/docs")
+    with c2:
+        st.markdown("**Questions**")
+        how = st.radio("Questions from", ["a file on the server", "an uploaded file"], key="nr_qa_how",
+                       horizontal=True, label_visibility="collapsed")
+        if how == "an uploaded file":
+            up = st.file_uploader("Evaluation questions (JSONL)", type=["jsonl"], key="nr_qa_file")
+            if up:
+                qa = str(save_uploads(runs_dir(), up.name, [(up.name, up.getvalue())], "qa"))
+            up = st.file_uploader("Training questions (JSONL, optional)", type=["jsonl"], key="nr_train_file")
+            if up:
+                train_qa = str(save_uploads(runs_dir(), up.name, [(up.name, up.getvalue())], "train_qa"))
+        else:
+            qa = st.text_input("Evaluation questions (JSONL)", key="nr_qa_path", placeholder="/path/to/qa.jsonl")
+            train_qa = st.text_input("Training questions (JSONL, optional)", key="nr_train_path",
+                                     help="Other questions about the same facts; never the evaluation questions.")
+        st.caption("One JSON object a line: question, answers (list)[, id, source, unanswerable].")
+
+c1, c2, c3 = st.columns(3)
+presets = preset_names()
+preset = c1.selectbox("Preset", presets, index=presets.index("quickstart") if "quickstart" in presets else 0,
+                      key="nr_preset", help="Config presets in advisor/presets/ (advisor ls lists them).")
+c1.caption(preset_about(preset))
+models = [n for n, b in BUNDLED.items() if b.kind == "causal"] + [OTHER]
+model = c2.selectbox("Model", models, key="nr_model", help="The base causal LM every arm uses.")
+if model == OTHER:
+    model = c2.text_input("Model spec", key="nr_model_spec", placeholder="org/model or /path/to/model")
+overrides = c3.text_input("Extra settings (optional)", key="nr_overrides", placeholder="eval.limit=40 tuning.lora.r=8",
+                          help="Dotted config overrides separated by spaces, as on the command line.")
+
+if st.button("Start the run", type="primary", key="nr_start"):
+    try:
+        if upload_error:
+            raise AdvisorError(upload_error)
+        cmd, run_dir = plan_run(runs_dir(), corpus, qa, train_qa, preset, model, shlex.split(overrides))
+        start_run(cmd, run_dir, {"corpus": "sample" if sample else corpus, "model": model, "preset": preset})
+    except (AdvisorError, ValueError) as e:
+        st.error(f"**Cannot start the run:** {e}")
+    else:
+        st.session_state["_launched"] = (f"Started **{run_dir.name}** in the background; its progress shows above. "
+                                         "You can close this page; the run goes on.")
+        st.session_state["_pick_run"] = run_dir.name
+        st.rerun()

@@ -1,0 +1,100 @@
+"""Questions: every eval question with its gold answer and each arm's answer, verdict and sources; filters
+for wrong answers, unanswerable questions and disagreement between arms; one question opened shows the
+chunks its retrieval arms were given."""
+
+import streamlit as st
+
+from advisor.core.config import ARMS
+from ui.common import not_finished_message, require_run, run_header, show_data_error
+from ui.rundata import ARM_LABEL, RunDataError, filter_questions, is_right, load_rows, question_table
+
+SCORE_LABEL = {"f1": "token F1", "exact_match": "exact match", "recall_at_k": "recall@k", "mrr": "MRR"}
+
+st.title("Questions")
+run = require_run()
+run_header(run)
+
+try:
+    rows = load_rows(run.path)
+except RunDataError as e:
+    show_data_error(e)
+    st.stop()
+if not rows:
+    not_finished_message(run, "The per-question answers")
+    st.stop()
+
+arms = [a for a in ARMS if a in rows]
+table = question_table(rows)
+
+c1, c2 = st.columns(2)
+wrong = c1.selectbox("Wrong answers", ["all questions", "wrong in any arm", *(f"wrong in {a}" for a in arms)],
+                     key="q_wrong", help="Wrong = not counted correct on an answerable question, or not abstaining "
+                     "on an unanswerable one.")
+shown_arms = c2.multiselect("Arms shown", arms, default=arms, format_func=ARM_LABEL.get, key="q_arms")
+c1, c2, _ = st.columns([1, 1, 2])
+una = c1.toggle("Unanswerable only", key="q_una", help="Questions the corpus does not answer: the right "
+                "response is to abstain.")
+dis = c2.toggle("Arms disagree", key="q_dis", help="Some arms right and others wrong on the same question.")
+
+wrong_in = None if wrong == "all questions" else "any" if wrong == "wrong in any arm" else wrong.removeprefix("wrong in ")
+view = filter_questions(table, wrong_in, una, dis)
+st.caption(f"{len(view)} of {len(table)} questions shown. ✓ right · ✗ wrong (answerable: the gold answer is "
+           "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). Sources: the retrieved chunks' documents "
+           "by rank. Open a question below for its scores and chunks.")
+
+
+def mark(v) -> str:
+    return "" if v is None or v != v else "✓" if v else "✗"
+
+
+shown = view[["id", "question", "gold"]].copy()
+config = {"id": st.column_config.TextColumn(width="small"), "question": st.column_config.TextColumn(width="medium"),
+          "gold": st.column_config.TextColumn(width="small")}
+for a in shown_arms:
+    shown[ARM_LABEL[a]] = view[f"{a} right"].map(mark) + " " + view[f"{a} answer"].fillna("")
+    config[ARM_LABEL[a]] = st.column_config.TextColumn(width="medium")
+    if f"{a} sources" in view:
+        shown[f"{ARM_LABEL[a]} sources"] = view[f"{a} sources"]
+st.dataframe(shown, hide_index=True, column_config=config, height=min(600, 38 + 35 * max(1, len(view))))
+
+if view.empty:
+    st.info("No question matches these filters.")
+    st.stop()
+
+st.subheader("One question in detail")
+labels = {r["id"]: f"{r['id']} — {r['question']}" for _, r in view.iterrows()}
+qid = st.selectbox("Question", list(labels), format_func=labels.get, key="q_open")
+first = next(r for a in arms for r in rows[a] if r["id"] == qid)
+st.markdown(f"**{first['question']}**")
+gold = "unanswerable (the corpus does not say)" if first.get("unanswerable") else " / ".join(first.get("answers") or [])
+st.markdown(f"Gold answer: **{gold}**" + (f" · gold source: `{first['source']}`" if first.get("source") else ""))
+
+cols = st.columns(len(arms))
+for col, a in zip(cols, arms):
+    r = next((x for x in rows[a] if x["id"] == qid), None)
+    with col:
+        right = is_right(r) if r else None
+        st.markdown(f"**{ARM_LABEL[a]}** " + ("" if right is None else ":green[✓ right]" if right else ":red[✗ wrong]"))
+        if r is None:
+            st.caption("not answered by this arm")
+            continue
+        st.write(r.get("answer") or "(empty answer)")
+        scores = r.get("scores") or {}
+        st.caption(" · ".join(f"{SCORE_LABEL[k]} {scores[k]:.2f}" for k in SCORE_LABEL if k in scores)
+                   + f" · {1000 * r.get('latency_s', 0):.0f} ms")
+
+shown_chunks: list[str] = []
+for a in ("rag", "tuned_rag"):
+    r = next((x for x in rows.get(a, []) if x["id"] == qid), None)
+    if not r or not r.get("contexts"):
+        continue
+    ids = [c.get("chunk_id") for c in r["contexts"]]
+    if ids == shown_chunks:
+        st.caption(f"{ARM_LABEL[a]} was given the same chunks.")
+        continue
+    shown_chunks = ids
+    st.markdown(f"**Chunks retrieved for {ARM_LABEL[a]}**" + (f" (cited: {r['cited']})" if r.get("cited") else ""))
+    for c in r["contexts"]:
+        gold_mark = " · :material/star: gold source" if first.get("source") and c.get("source") == first["source"] else ""
+        with st.expander(f"#{c.get('rank', '?')} {c.get('source', '?')} · similarity {c.get('score', 0):.3f}{gold_mark}"):
+            st.text(c.get("text", ""))
