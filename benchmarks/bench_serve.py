@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py [--run RUN_DIR] [--arms tuned,rag] [--requests-per-client 2]
 
-Starts `advisor serve` twice per arm (--max-batch 32, then --max-batch 1 = one request per generation
+Starts `advisor serve` twice per arm (--max-batch 16 by default, then --max-batch 1 = one request per generation
 call), sends the sample's eval questions from N concurrent clients to /v1/query, and prints requests/s,
 p50/p95 latency and the on/off throughput ratio measured in the same run. RUN_DIR defaults to the newest
 folder under runs/ that has both an index and an adapter (make demo creates one).
@@ -40,10 +40,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(run: Path, arm: str, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start(run: Path, arm: str, max_batch: int, max_wait_ms: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "advisor", "serve", str(run), "--arm", arm, "--port", str(port),
-                             "--max-batch", str(max_batch), "--timeout-s", "600"],
+                             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--timeout-s", "600"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--arms", default="tuned,rag")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--requests-per-client", type=int, default=2)
+    ap.add_argument("--max-batch", type=int, default=16, help="micro-batch bound when batching is on")
+    ap.add_argument("--max-wait-ms", type=float, default=20.0, help="how long an open batch waits")
     args = ap.parse_args()
     run = args.run or newest_run()
     levels = [int(x) for x in args.concurrency.split(",")]
@@ -93,8 +95,8 @@ def main() -> None:
     rows = []
     for arm in args.arms.split(","):
         res = {}
-        for mode, max_batch in (("on", 32), ("off", 1)):
-            proc, url = start(run, arm, max_batch)
+        for mode, max_batch in (("on", args.max_batch), ("off", 1)):
+            proc, url = start(run, arm, max_batch, args.max_wait_ms)
             try:
                 asyncio.run(load(url, 1, 1))  # warm-up
                 for c in levels:
