@@ -140,23 +140,40 @@ def _significant(ev: Evidence, a: str, b: str, metric: str) -> tuple[bool, dict 
     return not (d["ci95"][0] <= 0 <= d["ci95"][1]), d
 
 
-def decide(ev: Evidence, scores: dict, w: dict) -> tuple[str, dict, dict]:
-    """(verdict, utilities, equivalence info)."""
+def cheapest_option(ev: Evidence) -> str:
+    return min(ev.build_s, key=lambda o: (ev.build_s[o], ev.latency_s[o]))
+
+
+def equivalences(ev: Evidence) -> dict[str, dict]:
+    """For each option other than the cheapest: whether neither its accuracy nor its hallucination rate
+    differs significantly from the cheapest option's (paired bootstrap). Independent of the weights, so
+    computed once and shared by the verdict, the flip points and the win shares."""
+    cheap = cheapest_option(ev)
+    out = {}
+    for o in ev.accuracy:
+        if o == cheap:
+            continue
+        sig_acc, d_acc = _significant(ev, o, cheap, "accuracy")
+        sig_h, d_h = _significant(ev, o, cheap, "hallucination_rate")
+        out[o] = {"equivalent": not sig_acc and not sig_h, "cheaper": cheap, "accuracy_difference": d_acc,
+                  "hallucination_difference": d_h}
+    return out
+
+
+def decide(scores: dict, w: dict, equiv: dict[str, dict]) -> tuple[str, dict, dict]:
+    """(verdict, utilities, equivalence info): the best utility, or the cheapest option when the best is
+    not significantly different from it."""
     u = utilities(scores, w)
     best = max(u, key=u.get)
-    cheapest = min(ev.build_s, key=lambda o: (ev.build_s[o], ev.latency_s[o]))
-    info = {"applied": False}
-    if best != cheapest:
-        sig_acc, d_acc = _significant(ev, best, cheapest, "accuracy")
-        sig_h, d_h = _significant(ev, best, cheapest, "hallucination_rate")
-        if not sig_acc and not sig_h:
-            info = {"applied": True, "best_by_utility": best, "cheaper": cheapest, "accuracy_difference": d_acc,
-                    "hallucination_difference": d_h}
-            return cheapest, u, info
-    return best, u, info
+    e = equiv.get(best)
+    if e and e["equivalent"]:
+        info = {"applied": True, "best_by_utility": best, "cheaper": e["cheaper"],
+                "accuracy_difference": e["accuracy_difference"], "hallucination_difference": e["hallucination_difference"]}
+        return e["cheaper"], u, info
+    return best, u, {"applied": False}
 
 
-def flip_points(ev: Evidence, scores: dict, w: dict, verdict: str) -> dict:
+def flip_points(scores: dict, w: dict, verdict: str, equiv: dict[str, dict]) -> dict:
     """For each criterion: the smallest weight (scanned from 0 to 1, others rescaled to keep the sum)
     that gives another verdict, if any."""
     out = {}
@@ -167,7 +184,7 @@ def flip_points(ev: Evidence, scores: dict, w: dict, verdict: str) -> dict:
             rest = 1 - w[c]
             w2 = {k: (target if k == c else (v * (1 - target) / rest if rest > 0 else (1 - target) / (len(w) - 1)))
                   for k, v in w.items()}
-            v2, _, _ = decide(ev, scores, w2)
+            v2, _, _ = decide(scores, w2, equiv)
             if v2 != verdict:
                 best = {"weight_now": round(w[c], 4), "flips_at": float(target), "new_verdict": v2,
                         "change": round(float(target - w[c]), 4)}
@@ -176,14 +193,16 @@ def flip_points(ev: Evidence, scores: dict, w: dict, verdict: str) -> dict:
     return out
 
 
-def win_shares(scores: dict, draws: int = 10_000, seed: int = 0) -> dict[str, float]:
-    """Share of Dirichlet(1,..,1) weight vectors under which each option has the highest utility."""
+def win_shares(scores: dict, equiv: dict[str, dict], draws: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """Share of Dirichlet(1,..,1) weight vectors under which each option is the verdict (the same rule
+    as `decide`, equivalence to the cheapest option included)."""
     rng = np.random.default_rng(seed)
     W = rng.dirichlet(np.ones(len(CRITERIA)), size=draws)
     opts = list(scores)
     S = np.array([[scores[o][c] for c in CRITERIA] for o in opts])
-    wins = np.argmax(W @ S.T, axis=1)
-    return {o: round(float((wins == i).mean()), 4) for i, o in enumerate(opts)}
+    verdicts = [opts[i] for i in np.argmax(W @ S.T, axis=1)]
+    verdicts = [equiv[v]["cheaper"] if v in equiv and equiv[v]["equivalent"] else v for v in verdicts]
+    return {o: round(verdicts.count(o) / draws, 4) for o in opts}
 
 
 def _fmt(m: dict, pct: bool = True) -> str:
@@ -242,7 +261,8 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
     w = resolve_weights(preset, weights or {})
     f = validate_facts(facts or {})
     scores = criterion_scores(ev, f)
-    verdict, u, equiv = decide(ev, scores, w)
+    eq = equivalences(ev)
+    verdict, u, equiv = decide(scores, w, eq)
     ranked = sorted(u.values(), reverse=True)
     return {
         "verdict": verdict,
@@ -259,8 +279,8 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
             "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
         },
         "sensitivity": {
-            "flip_points": flip_points(ev, scores, w, verdict),
-            "win_share": win_shares(scores),
+            "flip_points": flip_points(scores, w, verdict, eq),
+            "win_share": win_shares(scores, eq),
             "draws": 10_000,
             "weight_distribution": "Dirichlet(1, ..., 1) over the criteria",
         },

@@ -53,6 +53,8 @@ def test_no_significant_difference_picks_the_cheaper_option():
     assert rec["verdict"] == "rag"
     assert rec["no_significant_difference"]["applied"] is True
     assert "No significant difference" in rec["reasons"][0]
+    # the win shares apply the same rule: 'both' never wins over an equivalent cheaper rag
+    assert rec["sensitivity"]["win_share"]["both"] == 0 and rec["sensitivity"]["win_share"]["rag"] > 0.5
 
 
 def test_citations_required_rule_out_fine_tune():
