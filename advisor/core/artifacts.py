@@ -165,6 +165,7 @@ class RunDir:
         with self._locked_manifest() as m:
             m.setdefault("created", now_iso())
             m.setdefault("stages", {})
+            m.pop("finished", None)  # a resumed run is unfinished until it finishes again
             m["updated"] = now_iso()
             m["versions"] = package_versions()
             m["git_sha"] = git_sha()
