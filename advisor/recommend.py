@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
 from advisor.core.artifacts import read_jsonl
@@ -66,7 +65,6 @@ class Evidence:
     build_s: dict[str, float]
     latency_s: dict[str, float]
     per_question: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # option -> metric -> id -> v
-    synthetic_qa: bool = False
 
 
 def validate_facts(facts: dict) -> dict:
@@ -252,8 +250,6 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
                 reasons.append(f"Citations are required; {runner} cannot cite its sources.")
             elif c == "style":
                 reasons.append(f"A style or format must be learned, which {runner} cannot teach the model.")
-    if ev.synthetic_qa:
-        reasons.append("The evaluation questions are synthetic (generated from the corpus); treat the numbers as indicative.")
     return reasons
 
 
@@ -317,8 +313,6 @@ def load_evidence(run_dir: Path) -> Evidence:
                                 for k in ("accuracy", "hallucination_rate")}
     if len(ev.accuracy) < 2:
         raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare options")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    ev.synthetic_qa = bool(cfg.get("corpus", {}).get("synthetic_qa", False))
     return ev
 
 

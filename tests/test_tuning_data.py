@@ -36,7 +36,7 @@ def test_loss_is_taken_on_answer_tokens_only(tiny_model_dir):
     prompt, completion = render_target(tok, "When does the ferry leave?", "06:40")
     assert prompt == render_prompt(tok, "When does the ferry leave?")  # trained in the format it is asked in
     rows, skipped = tokenize_examples([{"kind": "qa", "prompt": prompt, "completion": completion}], tok, 512, True)
-    ids, labels = rows[0]["input_ids"], rows[0]["labels"]
+    labels = rows[0]["labels"]
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert all(x == IGNORE for x in labels[:n_prompt]) and all(x != IGNORE for x in labels[n_prompt:])
     assert "06" in tok.decode([t for t in labels if t != IGNORE])

@@ -141,7 +141,7 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False) -> None:
 
 def reasons_block(rec: dict) -> None:
     """The recommendation's reasons: up to three deciding criteria (largest weighted lead over the runner-up
-    first), plus notes on equivalence or synthetic questions when they apply."""
+    first), plus the note on equivalence when it applies."""
     st.markdown("**Why** — what separated it from the runner-up:")
     for r in rec.get("reasons") or ["The options are tied on every weighted criterion."]:
         st.markdown(f"- {r}")

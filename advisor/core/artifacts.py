@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 MANIFEST = "manifest.json"
 
@@ -205,9 +204,3 @@ class RunDir:
                 status="done", ended=now_iso(), wall_s=round(time.perf_counter() - start, 2),
                 peak_rss_mb=round(peak_rss_mb(), 1),
             )
-
-    def write_config(self, cfg_yaml: str) -> None:
-        atomic_write_text(self.path / "config.yaml", cfg_yaml)
-
-    def read_config_dict(self) -> dict:
-        return yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))
