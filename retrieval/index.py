@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from advisor.core.answer import Context
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from advisor.core.errors import AdvisorError
