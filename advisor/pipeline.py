@@ -3,7 +3,7 @@
     ingest -> chunks.jsonl
            -> [process A] index/            (retrieval track)
            -> [process B] sft/ -> adapter/  (tuning track)
-    eval/<arm>.jsonl (4 arms) + eval/probes.json -> eval/metrics.json -> recommendation.json -> report.md
+    eval/<arm>.jsonl (4 arms) + eval/probes.json -> eval/metrics.json -> recommendation.json -> report.md + report.html
 
 Every stage is skipped when its outputs exist and the hash of its inputs is unchanged, so a rerun
 after a crash resumes at the first unfinished stage.
@@ -217,7 +217,9 @@ def advise(run: RunDir, cfg: Config) -> dict | None:
     if sum(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")) < 2:
         say("  recommendation skipped: it compares at least two of the arms rag, tuned, tuned_rag (eval.arms)")
         return None
-    h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"))
+    drill = run / "drill" / "drill.json"  # a knowledge-update drill (advisor drill) feeds the freshness criterion
+    h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"),
+                       *([sha256_file(drill)] if drill.exists() else []))
     with run.stage("recommend", h, ["recommendation.json"]) as st:
         if not st.skipped:
             rc = cfg.recommend
