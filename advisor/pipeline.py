@@ -82,6 +82,13 @@ def preflight(cfg: Config) -> dict:
         raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
     if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
         raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
+    from advisor.recommend import resolve_weights, validate_facts
+
+    try:  # a typo in the advice settings fails here, not after the tracks are built
+        resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
+        validate_facts(cfg.recommend.facts)
+    except AdvisorError as e:
+        raise AdvisorError(f"config section recommend: {e}") from None
     items = load_qa(Path(cfg.corpus.qa))
     if not any(not it.unanswerable for it in items):
         raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")

@@ -239,6 +239,25 @@ def plot_paired(paired: dict) -> bytes:
 # ---------------------------------------------------------------- the report
 
 
+def how_sure(rec: dict) -> str:
+    """One line: the utility margin, the win share under random weights, and the nearest flip point."""
+    u = sorted(rec["utilities"].items(), key=lambda kv: -kv[1])
+    sens = rec["sensitivity"]
+    line = (f"**How sure:** {rec['verdict']} wins under {100 * sens['win_share'][rec['verdict']]:.1f}% of "
+            f"{sens['draws']:,} random weightings")
+    if len(u) > 1:
+        line += f"; utility margin over {u[1][0]} {u[0][1] - u[1][1]:.3f} (top utility {u[0][0]} {u[0][1]:.3f})"
+    flips = [(c, f) for c, f in sens["flip_points"].items() if f]
+    if flips:
+        c, f = min(flips, key=lambda cf: abs(cf[1]["change"]))
+        line += (f"; the nearest flip: weight of {c} {f['weight_now']:.2f} → {f['flips_at']:.2f} gives "
+                 f"{f['new_verdict']}")
+    else:
+        line += "; no single weight change flips it"
+    return line + "."
+
+
+
 def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>."""
     run_dir = Path(run_dir)
@@ -270,6 +289,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
             L += [f"**No significant difference**: {nsd['best_by_utility']} had the higher utility but is not "
                   f"significantly better than the cheaper {nsd['cheaper']}, so {nsd['cheaper']} is advised.", ""]
         L += ["Why:", ""] + [f"- {r}" for r in rec["reasons"]] + [""]
+        L += [how_sure(rec), ""]
         L += ["| option | utility | " + " | ".join(rec["weights"]) + " |",
               "|---|---|" + "---|" * len(rec["weights"])]
         for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):

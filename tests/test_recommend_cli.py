@@ -128,3 +128,12 @@ def test_a_measured_drill_decides_freshness_ovadia_style():
     assert rec["scores"]["fine-tune"]["freshness"] < 0.3 < 0.6 < rec["scores"]["rag"]["freshness"]
     assert rec["verdict"] == "rag" and without["freshness_source"].startswith("stated")
     assert any("knowledge-update drill" in r and "12.5%" in r for r in rec["reasons"])
+
+
+@pytest.mark.parametrize("override, msg", [("recommend.preset=fastest", "unknown weight preset 'fastest'"),
+                                           ("recommend.facts.knowledge_change=hourly", "must be one of")])
+def test_bad_advice_settings_fail_advisor_run_before_anything_is_built(tmp_path, capsys, override, msg):
+    assert main(["run", "--config", "smoke", "--out", str(tmp_path / "r"), override]) == 2
+    err = capsys.readouterr().err
+    assert "config section recommend" in err and msg in err
+    assert not (tmp_path / "r").exists()
