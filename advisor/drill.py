@@ -25,6 +25,7 @@ Then recommendation.json and the report are recomputed with the run's recommend 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import time
 from pathlib import Path
@@ -80,8 +81,6 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20) -> di
     with run.stage("drill", h, ["drill/drill.json"]) as st:
         if not st.skipped:
             atomic_write_json(run / "drill" / "drill.json", _measure(run, cfg, changes, items, steps))
-    import json
-
     return json.loads((run / "drill" / "drill.json").read_text())
 
 
@@ -116,7 +115,11 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     corpus = out / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     src = Path(cfg.corpus.path)
-    shutil.copytree(src, corpus) if src.is_dir() else (corpus.mkdir(parents=True), shutil.copy2(src, corpus / src.name))
+    if src.is_dir():
+        shutil.copytree(src, corpus)
+    else:  # a one-file corpus
+        corpus.mkdir(parents=True)
+        shutil.copy2(src, corpus / src.name)
     for p in changed:
         shutil.copy2(p, corpus / p.name)
     t0 = time.perf_counter()

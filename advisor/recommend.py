@@ -126,7 +126,7 @@ def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
         w[k] = v
     total = sum(w.values())
     if total <= 1e-9:
-        raise AdvisorError("the weights sum to 0: give at least one criterion a positive weight (e.g. --weights accuracy=1)")
+        raise AdvisorError("all weights are zero (they must sum to more than 0): give at least one criterion a positive weight, e.g. accuracy=1")
     return {k: v / total for k, v in w.items()}
 
 

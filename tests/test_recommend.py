@@ -83,7 +83,7 @@ def test_flip_points_really_flip_the_verdict():
     ({"preset": "fast"}, "unknown weight preset 'fast'"),
     ({"weights": {"acuracy": 1}}, "did you mean 'accuracy'"),
     ({"weights": {k: 0 for k in ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness",
-                                  "citations", "style"]}}, "weights sum to 0"),
+                                  "citations", "style"]}}, "all weights are zero"),
     ({"weights": {"accuracy": -1}}, ">= 0"),
     ({"facts": {"knowledge_chnage": "daily"}}, "did you mean 'knowledge_change'"),
     ({"facts": {"knowledge_change": "hourly"}}, "must be one of"),

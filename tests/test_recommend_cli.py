@@ -51,7 +51,7 @@ def test_dry_run_writes_nothing(run, capsys):
     (["--weights", "accuracy=-0.5"], "must be a finite number >= 0"),
     (["--preset", "balanced", "--weights"] + [f"{c}=0" for c in ("accuracy", "hallucination", "forgetting", "build_cost",
                                                                  "serve_cost", "freshness", "citations", "style")],
-     "weights sum to 0"),
+     "all weights are zero"),
     (["--facts", "knowledge_rate=daily"], "unknown fact 'knowledge_rate'"),
     (["--facts", "budget=huge"], "fact budget='huge' must be one of"),
     (["--facts", "latency_target_s=fast"], "must be a number of seconds"),
