@@ -389,13 +389,14 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     if ingest:
         skipped = ingest.get("skipped") or []
         L.append(f"- Ingest: {ingest.get('n_documents')} documents → {ingest.get('n_chunks')} chunks"
-                 + (f", {len(skipped)} files skipped ({'; '.join(s['path'] + ': ' + s['why'] for s in skipped[:3])})"
+                 + (f", {len(skipped)} files skipped (" + "; ".join(f"{x.get('path')}: {x.get('why')}" for x in skipped[:3]) + ")"
                     if skipped else ", no file skipped") + ".")
     else:
         L.append(f"- {MISSING} ingestion report (no ingest_report.json)")
     if index_cfg:
-        L.append(f"- Index: FAISS {index_cfg['kind']}, {index_cfg['n_vectors']} chunks, embedder `{index_cfg['embedder']}`, "
-                 f"{index_cfg['size_bytes'] / 1e6:.2f} MB, built in {index_cfg['build_s']:.1f} s.")
+        L.append(f"- Index: FAISS {index_cfg.get('kind')}, {index_cfg.get('n_vectors')} chunks, embedder "
+                 f"`{index_cfg.get('embedder')}`, {index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
+                 f"{index_cfg.get('build_s', 0):.1f} s.")
     else:
         L.append(f"- {MISSING} index (no index/index_config.json)")
     if training:

@@ -81,7 +81,11 @@ def test_optional_metrics_and_a_separate_validation_history_are_used_when_presen
         h.pop("val_loss", None)
     training["val_history"] = [{"step": 10, "val_loss": 3.0}, {"step": 20, "val_loss": 2.5}]
     (run / "adapter/training.json").write_text(json.dumps(training))
+    ingest = json.loads((run / "ingest_report.json").read_text())
+    ingest["skipped"] = [{"path": "scan.pdf", "why": "no text layer"}]
+    (run / "ingest_report.json").write_text(json.dumps(ingest))
     write_report(run)
     md = (run / "report.md").read_text()
+    assert "1 files skipped (scan.pdf: no text layer)" in md
     assert "| faithfulness % |" in md and "80.0 [70.0, 90.0]" in md
     assert "report_files/val_loss.png" in md
