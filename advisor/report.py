@@ -70,6 +70,15 @@ def _err(m: dict, scale: float = 100.0) -> tuple[float, list[float]]:
     return v, [max(0.0, v - m["ci95"][0] * scale), max(0.0, m["ci95"][1] * scale - v)]
 
 
+def _plain_log(axis, set_scale) -> None:
+    """A log axis labelled 10, 100, 1000 rather than 10^1 or 2x10^1."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    set_scale("log")
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_arm_bars(metrics: dict, arms: list[str]) -> bytes:
     """Accuracy and hallucination rate per arm, 95% CI whiskers."""
     plt = _plt()
@@ -127,11 +136,7 @@ def plot_cost_accuracy(rec: dict) -> bytes:
             ax.annotate(o, (x, v), textcoords="offset points", xytext=(6, 4 + 12 * i), fontsize=9,
                         color=ARM_COLOR[OPTION_ARM[o]])
         if key == "build_s":
-            from matplotlib.ticker import FuncFormatter, NullFormatter
-
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            _plain_log(ax.xaxis, ax.set_xscale)
             lo, hi = min(ev[key].values()), max(ev[key].values())
             ax.set_xlim(max(lo, 1e-3) / 2, max(hi, 1e-3) * 2)
         ax.set_xlabel(label)
@@ -204,16 +209,19 @@ def plot_drill(drill: dict) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     d = [drill["options"][o] for o in opts]
     colors = [ARM_COLOR[OPTION_ARM[o]] for o in opts]
-    axes[0].bar(range(len(opts)), [x["update_s"] for x in d], color=colors)
-    axes[0].set_yscale("log")
+    bars = axes[0].bar(range(len(opts)), [x["update_s"] for x in d], color=colors)
+    axes[0].bar_label(bars, [f"{x['update_s']:.1f} s" for x in d], fontsize=8)
+    _plain_log(axes[0].yaxis, axes[0].set_yscale)
+    axes[0].set_ylim(top=max(x["update_s"] for x in d) * 3)
     axes[0].set_xticks(range(len(opts)), opts)
     axes[0].set_title("Time to absorb the changed facts, s (log)", fontsize=10)
     vals = [_err(x["accuracy"]) for x in d]
-    axes[1].bar(range(len(opts)), [v for v, _ in vals], color=colors,
-                yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+    bars = axes[1].bar(range(len(opts)), [v for v, _ in vals], color=colors,
+                       yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+    axes[1].bar_label(bars, [f"{v:.0f}%" for v, _ in vals], fontsize=8, padding=2)
     if drill.get("before"):
-        axes[1].axhline(100 * drill["before"]["accuracy"]["value"], color="k", ls="--", lw=1,
-                        label="RAG before the update")
+        before = 100 * drill["before"]["accuracy"]["value"]
+        axes[1].axhline(before, color="k", ls="--", lw=1.5, label=f"RAG before the update: {before:.0f}%")
         axes[1].legend(fontsize=8)
     axes[1].set_xticks(range(len(opts)), opts)
     axes[1].set_ylim(0, 100)
@@ -245,8 +253,13 @@ def how_sure(rec: dict) -> str:
     sens = rec["sensitivity"]
     line = (f"**How sure:** {rec['verdict']} wins under {100 * sens['win_share'][rec['verdict']]:.1f}% of "
             f"{sens['draws']:,} random weightings")
-    if len(u) > 1:
-        line += f"; utility margin over {u[1][0]} {u[0][1] - u[1][1]:.3f} (top utility {u[0][0]} {u[0][1]:.3f})"
+    nsd = rec.get("no_significant_difference") or {}
+    if nsd.get("applied"):
+        best = nsd["best_by_utility"]
+        line += (f"; by utility {best} leads {rec['verdict']} by {rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, "
+                 f"but not significantly, so the cheaper {rec['verdict']} is advised")
+    elif len(u) > 1:
+        line += f"; utility margin over {u[1][0]}: {u[0][1] - u[1][1]:.3f}"
     flips = [(c, f) for c, f in sens["flip_points"].items() if f]
     if flips:
         c, f = min(flips, key=lambda cf: abs(cf[1]["change"]))
