@@ -3,7 +3,7 @@
     ingest -> chunks.jsonl
            -> [process A] index/            (retrieval track)
            -> [process B] sft/ -> adapter/  (tuning track)
-    eval/<arm>.jsonl (4 arms) + eval/probes.json -> eval/metrics.json -> recommendation.json -> report.md
+    eval/<arm>.jsonl (4 arms) + eval/probes.json -> eval/metrics.json -> recommendation.json -> report.md + report.html
 
 Every stage is skipped when its outputs exist and the hash of its inputs is unchanged, so a rerun
 after a crash resumes at the first unfinished stage.
@@ -82,6 +82,13 @@ def preflight(cfg: Config) -> dict:
         raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
     if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
         raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
+    from advisor.recommend import resolve_weights, validate_facts
+
+    try:  # a typo in the advice settings fails here, not after the tracks are built
+        resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
+        validate_facts(cfg.recommend.facts)
+    except AdvisorError as e:
+        raise AdvisorError(f"config section recommend: {e}") from None
     items = load_qa(Path(cfg.corpus.qa))
     if not any(not it.unanswerable for it in items):
         raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
@@ -217,7 +224,9 @@ def advise(run: RunDir, cfg: Config) -> dict | None:
     if sum(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")) < 2:
         say("  recommendation skipped: it compares at least two of the arms rag, tuned, tuned_rag (eval.arms)")
         return None
-    h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"))
+    drill = run / "drill" / "drill.json"  # a knowledge-update drill (advisor drill) feeds the freshness criterion
+    h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"),
+                       *([sha256_file(drill)] if drill.exists() else []))
     with run.stage("recommend", h, ["recommendation.json"]) as st:
         if not st.skipped:
             rc = cfg.recommend

@@ -15,8 +15,18 @@ and each option's win share under 10,000 random weight vectors (Dirichlet(1, ...
 | build_cost    | 1 - log10(build time / cheapest build time) / 3, clipped: each 10x costs 1/3      |
 | serve_cost    | lowest p50 latency / this option's p50 latency                                   |
 | freshness     | how well the option absorbs changing knowledge, from fact `knowledge_change`      |
-| citations     | 0 for fine-tune when fact `citations_required`, else 1                            |
+| citations     | 0 for fine-tune when fact `citations_required`, else 1; x 0.5 for the tuned       |
+|               | options when fact `data_privacy` (trained-in data cannot be deleted or access-     |
+|               | controlled without retraining; an index document can)                             |
 | style         | 0 for rag when fact `style_learning` (a format only training teaches), else 1     |
+
+Facts that sharpen measured criteria: `budget` (low | medium | high) sets how hard a 10x longer build
+bites (1/2, 1/3, 1/6 of the score); `latency_target_s` (0 = none) scores an option whose measured p50
+latency misses the target 0 on serve_cost. When the run holds a knowledge-update drill
+(drill/drill.json, `advisor drill RUN_DIR`), freshness is measured instead of looked up: half from the
+accuracy on the changed facts after the update (relative to the best option), half from the yearly
+compute spent on updates (updates per year from `knowledge_change` x measured update time; each 10x
+more hours per year costs 1/3, from 1 hour per year).
 
     rec = recommend_run(Path("runs/x"), preset="balanced", weights={"accuracy": 0.5})
 """
@@ -52,7 +62,10 @@ FRESHNESS = {
     "fine-tune": dict(static=1.0, yearly=0.8, monthly=0.4, weekly=0.15, daily=0.05),
     "both": dict(static=1.0, yearly=0.95, monthly=0.8, weekly=0.7, daily=0.65),
 }
-DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False}
+DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False,
+                 "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
+BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
+UPDATES_PER_YEAR = {"static": 0, "yearly": 1, "monthly": 12, "weekly": 52, "daily": 365}
 
 
 @dataclass
@@ -65,9 +78,12 @@ class Evidence:
     build_s: dict[str, float]
     latency_s: dict[str, float]
     per_question: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # option -> metric -> id -> v
+    # knowledge-update drill, option -> {"update_s": seconds to absorb the change, "accuracy": {"value", "ci95", "n"}}
+    drill: dict[str, dict] = field(default_factory=dict)
 
 
 def validate_facts(facts: dict) -> dict:
+    """The situation facts with defaults filled in; unknown keys and bad values raise AdvisorError."""
     out = dict(DEFAULT_FACTS)
     for k, v in facts.items():
         if k not in DEFAULT_FACTS:
@@ -75,6 +91,16 @@ def validate_facts(facts: dict) -> dict:
         if k == "knowledge_change":
             if v not in CHANGE_RATES:
                 raise AdvisorError(f"fact knowledge_change='{v}' must be one of {', '.join(CHANGE_RATES)}")
+        elif k == "budget":
+            if v not in BUDGETS:
+                raise AdvisorError(f"fact budget='{v}' must be one of {', '.join(BUDGETS)}")
+        elif k == "latency_target_s":
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise AdvisorError(f"fact latency_target_s={v!r} must be a number of seconds (0 = no target)") from None
+            if not 0 <= v < float("inf"):
+                raise AdvisorError(f"fact latency_target_s={v} must be >= 0 seconds (0 = no target)")
         elif not isinstance(v, bool):
             if str(v).lower() not in ("true", "false"):
                 raise AdvisorError(f"fact {k}={v!r} must be true or false")
@@ -84,6 +110,7 @@ def validate_facts(facts: dict) -> dict:
 
 
 def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
+    """The preset's weights with the user's overrides, normalized to sum to 1."""
     if preset not in PRESETS:
         raise AdvisorError(f"unknown weight preset '{preset}'{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
     w = dict(PRESETS[preset])
@@ -98,32 +125,53 @@ def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
             raise AdvisorError(f"weight {k}={v} must be a finite number >= 0")
         w[k] = v
     total = sum(w.values())
-    if total <= 0:
-        raise AdvisorError("all weights are zero: give at least one criterion a positive weight")
+    if total <= 1e-9:
+        raise AdvisorError("all weights are zero (they must sum to more than 0): give at least one criterion a positive weight, e.g. accuracy=1")
     return {k: v / total for k, v in w.items()}
 
 
+def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
+    """Freshness from the knowledge-update drill (module doc), or None when the run has no drill."""
+    if not ev.drill or not all(o in ev.drill for o in ev.accuracy):
+        return None
+    best = max(ev.drill[o]["accuracy"]["value"] for o in ev.accuracy)
+    out = {}
+    for o in ev.accuracy:
+        acc = ev.drill[o]["accuracy"]["value"] / best if best > 0 else 1.0
+        hours = UPDATES_PER_YEAR[facts["knowledge_change"]] * ev.drill[o]["update_s"] / 3600
+        # 1 h of update compute per year or less costs nothing; each 10x more costs a third.
+        cost = float(np.clip(1 - np.log10(max(hours, 1.0)) / 3, 0, 1))
+        out[o] = 0.5 * acc + 0.5 * cost
+    return out
+
+
 def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
+    """Each option's score in [0, 1] on every criterion (table in the module doc)."""
     opts = list(ev.accuracy)
     min_build = min(ev.build_s[o] for o in opts)
     min_lat = min(ev.latency_s[o] for o in opts)
+    fresh = measured_freshness(ev, facts)
+    slope = BUDGETS[facts["budget"]]
+    target = facts["latency_target_s"]
     out = {}
     for o in opts:
+        citations = 0.0 if (facts["citations_required"] and o == "fine-tune") else 1.0
         out[o] = {
             "accuracy": ev.accuracy[o]["value"],
             "hallucination": 1 - ev.hallucination[o]["value"],
             "forgetting": float(np.clip(1 + 5 * min(0.0, ev.forgetting.get(o, 0.0)), 0, 1)),
-            # A build is paid once: log scale, so 10x the build time costs a third of the score.
-            "build_cost": float(np.clip(1 - np.log10(max(ev.build_s[o], 1e-3) / max(min_build, 1e-3)) / 3, 0, 1)),
-            "serve_cost": min_lat / max(ev.latency_s[o], 1e-9),
-            "freshness": FRESHNESS[o][facts["knowledge_change"]],
-            "citations": 0.0 if (facts["citations_required"] and o == "fine-tune") else 1.0,
+            # A build is paid once: log scale, so 10x the build time costs `slope` of the score.
+            "build_cost": float(np.clip(1 - slope * np.log10(max(ev.build_s[o], 1e-3) / max(min_build, 1e-3)), 0, 1)),
+            "serve_cost": 0.0 if (target and ev.latency_s[o] > target) else min_lat / max(ev.latency_s[o], 1e-9),
+            "freshness": fresh[o] if fresh else FRESHNESS[o][facts["knowledge_change"]],
+            "citations": citations * (0.5 if facts["data_privacy"] and o != "rag" else 1.0),
             "style": 0.0 if (facts["style_learning"] and o == "rag") else 1.0,
         }
     return out
 
 
 def utilities(scores: dict[str, dict[str, float]], w: dict[str, float]) -> dict[str, float]:
+    """Weighted sum of the criterion scores per option (weights sum to 1)."""
     return {o: sum(w[c] * s[c] for c in CRITERIA) for o, s in scores.items()}
 
 
@@ -139,6 +187,7 @@ def _significant(ev: Evidence, a: str, b: str, metric: str) -> tuple[bool, dict 
 
 
 def cheapest_option(ev: Evidence) -> str:
+    """The option with the shortest build time (ties: the lowest latency)."""
     return min(ev.build_s, key=lambda o: (ev.build_s[o], ev.latency_s[o]))
 
 
@@ -241,11 +290,23 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
                 reasons.append(f"Build cost: {verdict} takes {ev.build_s[verdict]:.0f} s to build vs "
                                f"{ev.build_s[runner]:.0f} s for {runner}.")
             elif c == "serve_cost":
+                target = facts["latency_target_s"]
+                miss = f" (target {1000 * target:.0f} ms)" if target and ev.latency_s[runner] > target else ""
                 reasons.append(f"Serving: p50 latency {1000 * ev.latency_s[verdict]:.0f} ms per question for "
-                               f"{verdict} vs {1000 * ev.latency_s[runner]:.0f} ms for {runner}.")
+                               f"{verdict} vs {1000 * ev.latency_s[runner]:.0f} ms for {runner}{miss}.")
+            elif c == "freshness" and ev.drill.get(verdict) and ev.drill.get(runner):
+                dv, dr = ev.drill[verdict], ev.drill[runner]
+                reasons.append(f"Freshness (knowledge-update drill, knowledge changes {facts['knowledge_change']}): "
+                               f"{verdict} absorbed the changed facts in {dv['update_s']:.0f} s and then answered "
+                               f"{_fmt(dv['accuracy'])} of questions on them vs {runner} {dr['update_s']:.0f} s and "
+                               f"{_fmt(dr['accuracy'])}.")
             elif c == "freshness":
                 reasons.append(f"Freshness: the knowledge changes {facts['knowledge_change']}; {runner} would need "
                                f"retraining (freshness score {scores[runner][c]:.2f} vs {scores[verdict][c]:.2f}).")
+            elif c == "citations" and not (facts["citations_required"] and runner == "fine-tune"):
+                reasons.append(f"Data privacy: {runner} trains the private data into its weights, where it cannot "
+                               f"be deleted or access-controlled without retraining (score {scores[runner][c]:.2f} "
+                               f"vs {scores[verdict][c]:.2f}).")
             elif c == "citations":
                 reasons.append(f"Citations are required; {runner} cannot cite its sources.")
             elif c == "style":
@@ -254,6 +315,8 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
 
 
 def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
+    """The advice on evidence `ev` (recommendation.json, DESIGN.md contract): verdict, utilities, reasons,
+    scores, weights, facts, evidence and sensitivity. Bad weights or facts raise AdvisorError."""
     w = resolve_weights(preset, weights or {})
     f = validate_facts(facts or {})
     scores = criterion_scores(ev, f)
@@ -273,7 +336,10 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
         "evidence": {
             "accuracy": ev.accuracy, "hallucination_rate": ev.hallucination, "forgetting": ev.forgetting,
             "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
+            **({"drill": ev.drill} if ev.drill else {}),
         },
+        "freshness_source": "knowledge-update drill (drill/drill.json)" if measured_freshness(ev, f)
+        else "stated knowledge_change fact (no drill in this run)",
         "sensitivity": {
             "flip_points": flip_points(scores, w, verdict, eq),
             "win_share": win_shares(scores, eq),
@@ -283,18 +349,32 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
     }
 
 
-def load_evidence(run_dir: Path) -> Evidence:
-    """Read metrics.json, eval/<arm>.jsonl and the manifest's stage times from a run directory."""
-    run_dir = Path(run_dir)
-    mpath = run_dir / "eval" / "metrics.json"
-    if not mpath.exists():
-        raise AdvisorError(f"{run_dir} has no eval/metrics.json; run the evaluation first (advisor run)")
+def _read_json(path: Path, what_to_do: str):
     try:
-        metrics = json.loads(mpath.read_text())
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AdvisorError(f"{path} is missing; {what_to_do}") from None
     except json.JSONDecodeError:
-        raise AdvisorError(f"{mpath} is not valid JSON; re-run the evaluation to rewrite it") from None
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+        raise AdvisorError(f"{path} is not valid JSON; {what_to_do}") from None
+
+
+def load_evidence(run_dir: Path) -> Evidence:
+    """Read metrics.json, eval/<arm>.jsonl, the manifest's stage times and (when present) the drill
+    from a run directory. A missing directory, stage or file raises AdvisorError naming it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run` (advisor dashboard lists them)")
+    resume = f"finish the run first: advisor run --out {run_dir} (finished stages are kept)"
+    manifest = _read_json(run_dir / "manifest.json", f"{run_dir} is not a complete run directory; {resume}")
     stages = manifest.get("stages", {})
+    missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
+    metrics = _read_json(run_dir / "eval" / "metrics.json", f"the evaluation has not finished; {resume}")
+    evaluated = [arm for arm in OPTIONS.values() if arm in metrics.get("arms", {})]
+    missing += [f"eval_{arm}" for arm in evaluated if stages.get(f"eval_{arm}", {}).get("status") != "done"]
+    needed = {"index": any(a in evaluated for a in ("rag", "tuned_rag")), "tune": any(a in evaluated for a in ("tuned", "tuned_rag"))}
+    missing = [s for s in missing if needed.get(s, True)]
+    if missing:
+        raise AdvisorError(f"{run_dir}: stage(s) {', '.join(missing)} not finished (manifest.json); {resume}")
     index_s = stages.get("index", {}).get("wall_s", 0.0)
     tune_s = stages.get("tune", {}).get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
     build = {"rag": index_s, "fine-tune": tune_s, "both": index_s + tune_s}
@@ -303,18 +383,32 @@ def load_evidence(run_dir: Path) -> Evidence:
         m = metrics["arms"].get(arm)
         if not m:
             continue
+        lacking = [k for k in ("accuracy", "hallucination_rate", "latency_p50_s") if k not in m]
+        if lacking:
+            raise AdvisorError(f"{run_dir}/eval/metrics.json: arm '{arm}' lacks {', '.join(lacking)}; "
+                               f"re-run the evaluation: advisor run --out {run_dir}")
         ev.accuracy[opt] = m["accuracy"]
         ev.hallucination[opt] = m["hallucination_rate"]
         ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
         ev.build_s[opt] = build[opt]
         ev.latency_s[opt] = m["latency_p50_s"]["value"]
-        rows = read_jsonl(run_dir / "eval" / f"{arm}.jsonl")
+        path = run_dir / "eval" / f"{arm}.jsonl"
+        if not path.exists():
+            raise AdvisorError(f"{path} is missing (metrics.json names arm '{arm}'); {resume}")
+        rows = read_jsonl(path)
         ev.per_question[opt] = {k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]}
                                 for k in ("accuracy", "hallucination_rate")}
     if len(ev.accuracy) < 2:
-        raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare options")
+        raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare "
+                           f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run")
+    drill_path = run_dir / "drill" / "drill.json"
+    if drill_path.exists():
+        drill = _read_json(drill_path, f"re-run the drill: advisor drill {run_dir}")
+        ev.drill = {o: {"update_s": d["update_s"], "accuracy": d["accuracy"]}
+                    for o, d in drill["options"].items() if o in ev.accuracy}
     return ev
 
 
 def recommend_run(run_dir: Path, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
+    """recommend() on the evidence of a run directory."""
     return recommend(load_evidence(run_dir), preset, weights, facts)

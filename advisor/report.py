@@ -1,17 +1,32 @@
-"""report.md: the verdict, the evidence with CIs, the flip points, costs and stage times of one run.
+"""report.md and a self-contained report.html: the verdict, the evidence with CIs, the flip points, the
+knowledge-update drill, costs, stage times, plots and example answers of one run.
 
-    write_report(Path("runs/x"))     # reads the run directory only
+    write_report(Path("runs/x"))     # reads the run directory only; writes report.md, report_files/*.png, report.html
+    advisor recommend RUN_DIR        # recomputes recommendation.json and rewrites the report
+
+The report shows what exists in the run directory. Every artifact it would draw from and does not find
+gets a visible line 'not measured in this run: ...' (never a silent gap), so a report on a run made
+before a stage existed still says what is missing and how to get it. Plots are PNGs drawn with
+matplotlib from the data files; report.html inlines them as base64, so the one file can be mailed.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
+import re
 from pathlib import Path
 
-from advisor.core.artifacts import atomic_write_text, read_jsonl
+from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 
 ARM_LABEL = {"base": "base (closed book)", "rag": "RAG", "tuned": "tuned (QLoRA)", "tuned_rag": "tuned + RAG"}
+ARM_COLOR = {"base": "#9e9e9e", "rag": "#1f77b4", "tuned": "#ff7f0e", "tuned_rag": "#2ca02c"}
+OPTION_ARM = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
+FIG_DIR = "report_files"
+MISSING = "not measured in this run:"
 
 
 def _ci(m: dict | None, pct: bool = True) -> str:
@@ -23,24 +38,271 @@ def _ci(m: dict | None, pct: bool = True) -> str:
 
 
 def _read(p: Path):
-    return json.loads(p.read_text()) if p.exists() else None
+    """The JSON at p, or None when it is missing or unreadable (the report then says it is missing)."""
+    try:
+        return json.loads(p.read_text()) if p.exists() else None
+    except json.JSONDecodeError:
+        return None
 
 
-def build_report(run_dir: Path) -> str:
+# ---------------------------------------------------------------- plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _err(m: dict, scale: float = 100.0) -> tuple[float, list[float]]:
+    v = m["value"] * scale
+    return v, [max(0.0, v - m["ci95"][0] * scale), max(0.0, m["ci95"][1] * scale - v)]
+
+
+def _plain_log(axis, set_scale) -> None:
+    """A log axis labelled 10, 100, 1000 rather than 10^1 or 2x10^1."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    set_scale("log")
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def plot_arm_bars(metrics: dict, arms: list[str]) -> bytes:
+    """Accuracy and hallucination rate per arm, 95% CI whiskers."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, title in [(axes[0], "accuracy", "Accuracy (answerable), %"),
+                           (axes[1], "hallucination_rate", "Hallucination rate, % (lower is better)")]:
+        xs = [a for a in arms if key in metrics["arms"][a]]
+        vals = [_err(metrics["arms"][a][key]) for a in xs]
+        ax.bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOR[a] for a in xs],
+               yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+        ax.set_xticks(range(len(xs)), [ARM_LABEL[a] for a in xs], rotation=15)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 100)
+        n = metrics["arms"][xs[0]][key]["n"] if xs else 0
+        ax.text(0.99, 0.97, f"n={n}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    return _png(fig)
+
+
+def plot_forgetting(metrics: dict, arms: list[str]) -> bytes:
+    """Probe accuracy per arm and the paired change tuned − base, 95% CI."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    xs = [a for a in arms if "probe_accuracy" in metrics["arms"][a]]
+    vals = [_err(metrics["arms"][a]["probe_accuracy"]) for a in xs]
+    axes[0].bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOR[a] for a in xs],
+                yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+    axes[0].set_xticks(range(len(xs)), [ARM_LABEL[a] for a in xs], rotation=15)
+    axes[0].set_title("General-knowledge probe accuracy, %", fontsize=10)
+    axes[0].set_ylim(0, 100)
+    fx = [a for a in arms if "forgetting" in metrics["arms"][a]]
+    for i, a in enumerate(fx):
+        m = metrics["arms"][a]["forgetting"]
+        v = 100 * m["value"]
+        axes[1].errorbar([v], [i], xerr=[[v - 100 * m["ci95"][0]], [100 * m["ci95"][1] - v]], fmt="o",
+                         color=ARM_COLOR[a], capsize=5)
+    axes[1].axvline(0, color="k", lw=0.8)
+    axes[1].set_yticks(range(len(fx)), [ARM_LABEL[a] for a in fx])
+    axes[1].set_ylim(-0.7, len(fx) - 0.3)
+    axes[1].set_title("Forgetting: probe accuracy, tuned − base (pts)", fontsize=10)
+    return _png(fig)
+
+
+def plot_cost_accuracy(rec: dict) -> bytes:
+    """Accuracy (95% CI) against build time and against p50 latency, one point per option."""
+    plt = _plt()
+    ev = rec["evidence"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, label in [(axes[0], "build_s", "build time, s (log)"),
+                           (axes[1], "latency_p50_s", "latency p50 per question, s")]:
+        for i, (o, acc) in enumerate(ev["accuracy"].items()):
+            v, e = _err(acc)
+            x = max(ev[key][o], 1e-3)
+            ax.errorbar([x], [v], yerr=[[e[0]], [e[1]]], fmt="o", capsize=5, color=ARM_COLOR[OPTION_ARM[o]])
+            # labels stacked by option so options at the same point stay readable
+            ax.annotate(o, (x, v), textcoords="offset points", xytext=(6, 4 + 12 * i), fontsize=9,
+                        color=ARM_COLOR[OPTION_ARM[o]])
+        if key == "build_s":
+            _plain_log(ax.xaxis, ax.set_xscale)
+            lo, hi = min(ev[key].values()), max(ev[key].values())
+            ax.set_xlim(max(lo, 1e-3) / 2, max(hi, 1e-3) * 2)
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy, %")
+        ax.set_ylim(0, 100)
+    fig.suptitle("Cost vs accuracy (up and to the left is better)", fontsize=10)
+    return _png(fig)
+
+
+def val_loss_history(training: dict) -> tuple[list, list, list, list]:
+    """(train steps, train losses, val steps, val losses) from training.json: its 'history' (per step
+    'loss', some steps 'val_loss') and, when the tuning stage writes one, a separate 'val_history'."""
+    hist = training.get("history") or []
+    ts = [h["step"] for h in hist if h.get("loss") is not None]
+    tl = [h["loss"] for h in hist if h.get("loss") is not None]
+    vh = training.get("val_history") or [h for h in hist if h.get("val_loss") is not None]
+    vs = [h["step"] for h in vh if h.get("val_loss") is not None]
+    vl = [h["val_loss"] for h in vh if h.get("val_loss") is not None]
+    return ts, tl, vs, vl
+
+
+def plot_loss(training: dict) -> bytes:
+    plt = _plt()
+    ts, tl, vs, vl = val_loss_history(training)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    ax.plot(ts, tl, color="#bbbbbb", lw=1, label="train loss (per step)")
+    if len(tl) >= 5:  # a running mean shows the trend through the per-batch noise
+        k = max(2, len(tl) // 10)
+        sm = [sum(tl[max(0, i - k + 1): i + 1]) / len(tl[max(0, i - k + 1): i + 1]) for i in range(len(tl))]
+        ax.plot(ts, sm, color="#555555", lw=1.5, label=f"train loss (mean of {k})")
+    ax.plot(vs, vl, "o-", color="#d62728", lw=2, label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title("Training and validation loss of the adapter", fontsize=10)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_sensitivity(rec: dict) -> bytes:
+    """Win share under random weights, and for each criterion its weight now and where the verdict flips."""
+    plt = _plt()
+    sens = rec["sensitivity"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.6]})
+    opts = list(sens["win_share"])
+    axes[0].bar(range(len(opts)), [100 * sens["win_share"][o] for o in opts],
+                color=[ARM_COLOR[OPTION_ARM[o]] for o in opts])
+    axes[0].set_xticks(range(len(opts)), opts)
+    axes[0].set_ylim(0, 100)
+    axes[0].set_title(f"Win share, % of {sens['draws']:,} random weightings", fontsize=10)
+    crit = list(rec["weights"])
+    ax = axes[1]
+    for i, c in enumerate(crit):
+        now = rec["weights"][c]
+        f = sens["flip_points"].get(c)
+        ax.plot([now], [i], "o", color="k")
+        if f:
+            ax.annotate("", xy=(f["flips_at"], i), xytext=(now, i),
+                        arrowprops=dict(arrowstyle="->", color=ARM_COLOR[OPTION_ARM[f["new_verdict"]]], lw=2))
+            ax.text(f["flips_at"], i + 0.2, f["new_verdict"], fontsize=8, ha="center")
+    ax.set_yticks(range(len(crit)), crit)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("weight (others rescaled); arrow = where the verdict flips")
+    ax.set_title(f"Flip points (verdict now: {rec['verdict']})", fontsize=10)
+    return _png(fig)
+
+
+def plot_drill(drill: dict) -> bytes:
+    plt = _plt()
+    opts = [o for o in ("rag", "fine-tune", "both") if o in drill["options"]]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    d = [drill["options"][o] for o in opts]
+    colors = [ARM_COLOR[OPTION_ARM[o]] for o in opts]
+    bars = axes[0].bar(range(len(opts)), [x["update_s"] for x in d], color=colors)
+    axes[0].bar_label(bars, [f"{x['update_s']:.1f} s" for x in d], fontsize=8)
+    _plain_log(axes[0].yaxis, axes[0].set_yscale)
+    axes[0].set_ylim(top=max(x["update_s"] for x in d) * 3)
+    axes[0].set_xticks(range(len(opts)), opts)
+    axes[0].set_title("Time to absorb the changed facts, s (log)", fontsize=10)
+    vals = [_err(x["accuracy"]) for x in d]
+    bars = axes[1].bar(range(len(opts)), [v for v, _ in vals], color=colors,
+                       yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+    axes[1].bar_label(bars, [f"{v:.0f}%" for v, _ in vals], fontsize=8, padding=2)
+    if drill.get("before"):
+        before = 100 * drill["before"]["accuracy"]["value"]
+        axes[1].axhline(before, color="k", ls="--", lw=1.5, label=f"RAG before the update: {before:.0f}%")
+        axes[1].legend(fontsize=8)
+    axes[1].set_xticks(range(len(opts)), opts)
+    axes[1].set_ylim(0, 100)
+    axes[1].set_title(f"Accuracy on the changed facts, % (n={d[0]['accuracy']['n']})", fontsize=10)
+    return _png(fig)
+
+
+def plot_paired(paired: dict) -> bytes:
+    plt = _plt()
+    rows = [(f"{pair}: {m}", d) for pair, diffs in paired.items() for m, d in diffs.items()
+            if m in ("accuracy", "hallucination_rate")]
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.2))
+    for i, (_, d) in enumerate(rows):
+        v = 100 * d["value"]
+        ax.errorbar([v], [i], xerr=[[v - 100 * d["ci95"][0]], [100 * d["ci95"][1] - v]], fmt="o", capsize=4,
+                    color="#d62728" if d.get("p_value", 1) < 0.05 else "#555555")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [r for r, _ in rows], fontsize=8)
+    ax.set_xlabel("paired difference, points (95% CI; red: p < 0.05)")
+    return _png(fig)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def how_sure(rec: dict) -> str:
+    """One line: the utility margin, the win share under random weights, and the nearest flip point."""
+    u = sorted(rec["utilities"].items(), key=lambda kv: -kv[1])
+    sens = rec["sensitivity"]
+    line = (f"**How sure:** {rec['verdict']} wins under {100 * sens['win_share'][rec['verdict']]:.1f}% of "
+            f"{sens['draws']:,} random weightings")
+    nsd = rec.get("no_significant_difference") or {}
+    if nsd.get("applied"):
+        best = nsd["best_by_utility"]
+        line += (f"; by utility {best} leads {rec['verdict']} by {rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, "
+                 f"but not significantly, so the cheaper {rec['verdict']} is advised")
+    elif len(u) > 1:
+        line += f"; utility margin over {u[1][0]}: {u[0][1] - u[1][1]:.3f}"
+    flips = [(c, f) for c, f in sens["flip_points"].items() if f]
+    if flips:
+        c, f = min(flips, key=lambda cf: abs(cf[1]["change"]))
+        line += (f"; the nearest flip: weight of {c} {f['weight_now']:.2f} → {f['flips_at']:.2f} gives "
+                 f"{f['new_verdict']}")
+    else:
+        line += "; no single weight change flips it"
+    return line + "."
+
+
+
+def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
+    """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>."""
     run_dir = Path(run_dir)
-    metrics = _read(run_dir / "eval" / "metrics.json") or {"arms": {}, "paired": {}}
+    metrics = _read(run_dir / "eval" / "metrics.json")
     rec = _read(run_dir / "recommendation.json")
     manifest = _read(run_dir / "manifest.json") or {}
     leak = _read(run_dir / "sft" / "leakage.json")
     training = _read(run_dir / "adapter" / "training.json")
     index_cfg = _read(run_dir / "index" / "index_config.json")
-    arms = [a for a in ARMS if a in metrics["arms"]]
+    ingest = _read(run_dir / "ingest_report.json")
+    drill = _read(run_dir / "drill" / "drill.json")
+    figs: dict[str, bytes] = {}
+    arms = [a for a in ARMS if metrics and a in metrics.get("arms", {})]
     L: list[str] = [f"# RAG vs fine-tune report: `{run_dir.name}`", ""]
+
+    def fig(name: str, title: str, draw, *args) -> None:
+        try:
+            figs[name] = draw(*args)
+        except ImportError:
+            L.extend([f"- {MISSING} plot '{title}' (matplotlib is not installed; make setup installs it)", ""])
+            return
+        L.extend([f"![{title}]({FIG_DIR}/{name})", ""])
 
     if rec:
         L += [f"## Verdict: **{rec['verdict']}**", ""]
         L += [f"Weights preset `{rec['preset']}`; facts: " + ", ".join(f"{k}={v}" for k, v in rec["facts"].items()), ""]
+        if (rec.get("no_significant_difference") or {}).get("applied"):
+            nsd = rec["no_significant_difference"]
+            L += [f"**No significant difference**: {nsd['best_by_utility']} had the higher utility but is not "
+                  f"significantly better than the cheaper {nsd['cheaper']}, so {nsd['cheaper']} is advised.", ""]
         L += ["Why:", ""] + [f"- {r}" for r in rec["reasons"]] + [""]
+        L += [how_sure(rec), ""]
         L += ["| option | utility | " + " | ".join(rec["weights"]) + " |",
               "|---|---|" + "---|" * len(rec["weights"])]
         for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
@@ -60,54 +322,119 @@ def build_report(run_dir: Path) -> str:
             L.append("- no single weight change flips the verdict")
         L += ["", f"Win share under {sens['draws']:,} random weight vectors ({sens['weight_distribution']}): "
               + ", ".join(f"{o} {100 * s:.1f}%" for o, s in sens["win_share"].items()), ""]
+        fig("sensitivity.png", "Sensitivity: win shares and flip points", plot_sensitivity, rec)
+    else:
+        L += [f"- {MISSING} recommendation (no recommendation.json; `advisor recommend {run_dir}` computes it "
+              "once eval/metrics.json exists)", ""]
 
     L += ["## Evidence (95% bootstrap CI, n questions)", ""]
-    rows = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True), ("token F1 %", "f1", True), ("answer contained %", "containment", True),
-            ("hallucination rate %", "hallucination_rate", True), ("abstention on unanswerable %", "abstention_rate", True),
-            ("false abstention %", "false_abstention_rate", True), ("recall@k %", "recall_at_k", True),
-            ("MRR", "mrr", False), ("probe accuracy %", "probe_accuracy", True), ("forgetting (pts)", "forgetting", True),
-            ("latency p50 s", "latency_p50_s", False), ("latency p95 s", "latency_p95_s", False),
-            ("prompt tokens", "prompt_tokens", False)]
-    L += ["| metric | " + " | ".join(ARM_LABEL[a] for a in arms) + " |", "|---|" + "---|" * len(arms)]
-    for label, key, pct in rows:
-        if any(key in metrics["arms"][a] for a in arms):
-            L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct) for a in arms) + " |")
-    ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
-    nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
-    L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0)}.", ""]
-    if metrics.get("paired"):
-        L += ["### Paired differences (same questions)", "", "| comparison | metric | difference (pts) | 95% CI | p |",
-              "|---|---|---|---|---|"]
-        for pair, diffs in metrics["paired"].items():
-            for m, d in diffs.items():
-                L.append(f"| {pair} | {m} | {100 * d['value']:+.1f} | [{100 * d['ci95'][0]:+.1f}, "
-                         f"{100 * d['ci95'][1]:+.1f}] | {d['p_value']:.3f} |")
+    if not arms:
+        L += [f"- {MISSING} evaluation (no readable eval/metrics.json; run `advisor run` to finish the eval stage)", ""]
+    else:
+        rows = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True),
+                ("token F1 %", "f1", True), ("answer contained %", "containment", True),
+                ("hallucination rate %", "hallucination_rate", True), ("abstention on unanswerable %", "abstention_rate", True),
+                ("false abstention %", "false_abstention_rate", True), ("recall@k %", "recall_at_k", True),
+                ("MRR", "mrr", False), ("faithfulness %", "faithfulness", True),
+                ("semantic similarity", "semantic_similarity", False), ("probe accuracy %", "probe_accuracy", True),
+                ("forgetting (pts)", "forgetting", True), ("latency p50 s", "latency_p50_s", False),
+                ("latency p95 s", "latency_p95_s", False), ("prompt tokens", "prompt_tokens", False)]
+        L += ["| metric | " + " | ".join(ARM_LABEL[a] for a in arms) + " |", "|---|" + "---|" * len(arms)]
+        for label, key, pct in rows:
+            if any(key in metrics["arms"][a] for a in arms):
+                L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct) for a in arms) + " |")
+        ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
+        nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
+        L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.", ""]
+        if any("accuracy" in metrics["arms"][a] for a in arms):
+            fig("arms.png", "Accuracy and hallucination per arm (95% CI)", plot_arm_bars, metrics, arms)
+        L += ["### Forgetting", ""]
+        if any("forgetting" in metrics["arms"][a] for a in arms):
+            fig("forgetting.png", "Forgetting: probe accuracy and tuned − base", plot_forgetting, metrics, arms)
+        else:
+            L += [f"- {MISSING} forgetting (no probe results: set eval.probes, e.g. eval.probes=arc_easy, and "
+                  "evaluate a tuned arm)", ""]
+        if metrics.get("paired"):
+            L += ["### Paired differences (same questions)", "", "| comparison | metric | difference (pts) | 95% CI | p |",
+                  "|---|---|---|---|---|"]
+            for pair, diffs in metrics["paired"].items():
+                for m, d in diffs.items():
+                    p = f"{d['p_value']:.3f}" if d.get("p_value") is not None else "–"
+                    L.append(f"| {pair} | {m} | {100 * d['value']:+.1f} | [{100 * d['ci95'][0]:+.1f}, "
+                             f"{100 * d['ci95'][1]:+.1f}] | {p} |")
+            L.append("")
+            if any(m in ("accuracy", "hallucination_rate") for diffs in metrics["paired"].values() for m in diffs):
+                fig("paired.png", "Paired differences in accuracy and hallucination", plot_paired, metrics["paired"])
+        else:
+            L += [f"- {MISSING} paired differences between arms (metrics.json has no 'paired' section)", ""]
+
+    L += ["## Knowledge-update drill", ""]
+    if drill:
+        L += [f"{drill['n_changed_documents']} documents changed or added, {drill['n_questions']} questions on the "
+              f"changed facts (`{drill['source']}`).", "",
+              "| option | how it absorbs the change | time, s | accuracy on changed facts % |", "|---|---|---|---|"]
+        for o, d in drill["options"].items():
+            L.append(f"| {o} | {d['how']} | {d['update_s']:.1f} | {_ci(d['accuracy'])} |")
+        if drill.get("before"):
+            L += ["", f"Before the update, RAG answered {_ci(drill['before']['accuracy'])} % of these questions "
+                  "with the old index (the facts had changed under it)."]
+        if drill.get("note"):
+            L += ["", drill["note"]]
         L.append("")
+        fig("drill.png", "Knowledge-update drill: time to absorb and accuracy on the changed facts", plot_drill, drill)
+    else:
+        L += [f"- {MISSING} knowledge-update drill (run `advisor drill {run_dir}`; until then the freshness "
+              "criterion uses the stated knowledge_change fact only)", ""]
 
     L += ["## Build and cost", ""]
+    if rec and rec.get("evidence"):
+        fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
     stages = manifest.get("stages", {})
-    L += ["| stage | status | wall s | peak RSS MB |", "|---|---|---|---|"]
-    for name, st in stages.items():
-        L.append(f"| {name} | {st.get('status')} | {st.get('wall_s', '–')} | {st.get('peak_rss_mb', '–')} |")
+    if stages:
+        L += ["| stage | status | wall s | peak RSS MB |", "|---|---|---|---|"]
+        for name, st in stages.items():
+            L.append(f"| {name} | {st.get('status')} | {st.get('wall_s', '–')} | {st.get('peak_rss_mb', '–')} |")
+    else:
+        L.append(f"- {MISSING} stage times (no manifest.json)")
     if manifest.get("wall_s") is not None:
         L.append(f"\nTotal wall time of the last `advisor run`: {manifest['wall_s']:.0f} s.")
     L.append("")
+    if ingest:
+        skipped = ingest.get("skipped") or []
+        L.append(f"- Ingest: {ingest.get('n_documents')} documents → {ingest.get('n_chunks')} chunks"
+                 + (f", {len(skipped)} files skipped (" + "; ".join(f"{x.get('path')}: {x.get('why')}" for x in skipped[:3]) + ")"
+                    if skipped else ", no file skipped") + ".")
+    else:
+        L.append(f"- {MISSING} ingestion report (no ingest_report.json)")
     if index_cfg:
-        L.append(f"- Index: FAISS {index_cfg['kind']}, {index_cfg['n_vectors']} chunks, embedder `{index_cfg['embedder']}`, "
-                 f"{index_cfg['size_bytes'] / 1e6:.2f} MB, built in {index_cfg['build_s']:.1f} s.")
+        L.append(f"- Index: FAISS {index_cfg.get('kind')}, {index_cfg.get('n_vectors')} chunks, embedder "
+                 f"`{index_cfg.get('embedder')}`, {index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
+                 f"{index_cfg.get('build_s', 0):.1f} s.")
+    else:
+        L.append(f"- {MISSING} index (no index/index_config.json)")
     if training:
         L.append(f"- Adapter: {training['method']} on `{training['base_model']}` ({training['quantization']}), "
                  f"r={training['lora']['r']}, {training['steps']} steps, {training['tokens_seen']:,} tokens at "
                  f"{training['tokens_per_s']:.0f} tokens/s, final train loss {training['final_train_loss']}, "
                  f"val loss {training['final_val_loss']}, {training['trainable_params']:,} trainable parameters.")
+    else:
+        L.append(f"- {MISSING} adapter training (no adapter/training.json)")
     if leak:
         L.append(f"- Leakage: no eval question is trained on; highest word-4-gram overlap of an eval question with a "
                  f"training question {100 * leak['max_overlap_with_training_questions']:.0f}% (with corpus text, "
                  f"expected since the facts are there: {100 * leak['max_overlap_with_corpus_text']:.0f}%).")
+    else:
+        L.append(f"- {MISSING} leakage check (no sft/leakage.json)")
     L.append("")
+    L += ["### Validation loss", ""]
+    if training and val_loss_history(training)[2]:
+        fig("val_loss.png", "Training and validation loss", plot_loss, training)
+    else:
+        L += [f"- {MISSING} validation-loss curve (adapter/training.json has no validation losses"
+              + ("; set tuning.val_fraction > 0" if training else "") + ")", ""]
 
     L += ["## Example answers", ""]
-    examples = {a: read_jsonl(run_dir / "eval" / f"{a}.jsonl") for a in arms if (run_dir / "eval" / f"{a}.jsonl").exists()}
+    examples = {a: read_jsonl(run_dir / "eval" / f"{a}.jsonl") for a in ARMS if (run_dir / "eval" / f"{a}.jsonl").exists()}
     if examples:
         first = next(iter(examples.values()))
         picks = [r for r in first if not r["unanswerable"]][:3] + [r for r in first if r["unanswerable"]][:1]
@@ -119,10 +446,76 @@ def build_report(run_dir: Path) -> str:
                 if r:
                     L.append(f"- {ARM_LABEL[a]}: {r['answer'] or '(empty)'}")
             L.append("")
-    return "\n".join(L) + "\n"
+    else:
+        L += [f"- {MISSING} example answers (no eval/<arm>.jsonl)", ""]
+    return "\n".join(L) + "\n", figs
+
+
+# ---------------------------------------------------------------- markdown -> self-contained HTML
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f3f3f3;padding:0 .2em}
+li.missing{color:#a33}"""
+
+
+def _inline(s: str) -> str:
+    s = html.escape(s, quote=False)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+
+
+def to_html(md: str, figs: dict[str, bytes], title: str) -> str:
+    """The report's own markdown subset (headings, lists, tables, images, bold, code) as one HTML page
+    with every figure inlined as a base64 PNG."""
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{CSS}</style></head><body>"]
+    lines = md.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("!["):
+            m = re.match(r"!\[(.*)\]\((.*)\)", line)
+            name = m.group(2).split("/")[-1]
+            data = base64.b64encode(figs[name]).decode()
+            out.append(f"<figure><img alt='{html.escape(m.group(1))}' src='data:image/png;base64,{data}'>"
+                       f"<figcaption>{html.escape(m.group(1))}</figcaption></figure>")
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip("|").split("|")])
+                i += 1
+            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in rows[0]) + "</tr>")
+            for r in rows[2:]:
+                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>")
+            out.append("</table>")
+            continue
+        elif line.startswith("- "):
+            out.append("<ul>")
+            while i < len(lines) and lines[i].startswith("- "):
+                item = lines[i][2:]
+                cls = " class='missing'" if item.startswith(MISSING) else ""
+                out.append(f"<li{cls}>{_inline(item)}</li>")
+                i += 1
+            out.append("</ul>")
+            continue
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    out.append("</body></html>")
+    return "\n".join(out)
 
 
 def write_report(run_dir: Path) -> Path:
-    out = Path(run_dir) / "report.md"
-    atomic_write_text(out, build_report(run_dir))
+    """Write report.md (+ report_files/*.png) and the self-contained report.html; returns report.md's path."""
+    run_dir = Path(run_dir)
+    md, figs = build_report(run_dir)
+    for name, data in figs.items():
+        atomic_write_bytes(run_dir / FIG_DIR / name, data)
+    atomic_write_text(run_dir / "report.html", to_html(md, figs, f"RAG vs fine-tune report: {run_dir.name}"))
+    out = run_dir / "report.md"
+    atomic_write_text(out, md)
     return out

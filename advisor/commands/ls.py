@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
 def cmd_ls(args) -> int:
     from advisor.core.config import ARMS, PRESETS_DIR, preset_names
     from advisor.core.models import BUNDLED, _package_dir
-    from advisor.recommend import CRITERIA, PRESETS
+    from advisor.recommend import BUDGETS, CHANGE_RATES, CRITERIA, PRESETS
     from evalsuite.metrics import METRICS
     from evalsuite.probes import probe_names
 
@@ -25,6 +25,9 @@ def cmd_ls(args) -> int:
     for name, w in PRESETS.items():
         print(f"  {name:<16} " + ", ".join(f"{k} {v:.2f}" for k, v in w.items()))
     print(f"criteria: {', '.join(CRITERIA)}")
+    print("situation facts (recommend.facts / advisor recommend --facts):")
+    print(f"  knowledge_change={'|'.join(CHANGE_RATES)}, budget={'|'.join(BUDGETS)}, latency_target_s=SECONDS (0 = none),")
+    print("  citations_required=true|false, style_learning=true|false, data_privacy=true|false")
     print("bundled models (--model / --embedder):")
     for b in BUNDLED.values():
         state = "installed" if _package_dir(b.module) else f"not installed: {b.install}"

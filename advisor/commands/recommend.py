@@ -1,0 +1,84 @@
+"""advisor recommend: recompute the advice of a finished run from its saved evidence, without re-running
+anything, with other weights or situation facts; rewrites recommendation.json and the report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from advisor.core.errors import AdvisorError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "recommend", help="recompute the advice of a finished run with other weights or facts (nothing re-runs)",
+        description="Recompute recommendation.json, report.md and report.html of a finished run from its saved "
+        "evaluation (and knowledge-update drill, when present). Weights and facts start from the run's config "
+        "(recommend section) and are overridden here. 'advisor ls' lists the weight presets and criteria.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="facts: knowledge_change=static|yearly|monthly|weekly|daily, citations_required=true|false,\n"
+        "       style_learning=true|false, budget=low|medium|high, latency_target_s=SECONDS (0 = none),\n"
+        "       data_privacy=true|false\n"
+        "examples:\n"
+        "  advisor recommend runs/x --preset compliance\n"
+        "  advisor recommend runs/x --weights accuracy=0.5 build_cost=0.05 --facts knowledge_change=daily",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory made by advisor run")
+    p.add_argument("--preset", metavar="P", help="weight preset (default: the run's recommend.preset)")
+    p.add_argument("--weights", nargs="+", default=[], metavar="k=v", help="criterion weights overriding the preset")
+    p.add_argument("--facts", nargs="+", default=[], metavar="k=v", help="situation facts (see below)")
+    p.add_argument("--dry-run", action="store_true", help="print the advice only; do not rewrite recommendation.json or the report")
+    p.set_defaults(func=cmd_recommend)
+
+
+def parse_pairs(items: list[str], what: str) -> dict[str, str]:
+    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'}; anything else is a one-line AdvisorError."""
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip() or not v.strip():
+            raise AdvisorError(f"--{what} '{item}' must look like name=value (e.g. --{what} "
+                               + ("accuracy=0.4" if what == "weights" else "knowledge_change=weekly") + ")")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def refresh_advice(run_dir: Path, preset: str | None = None, weights: dict | None = None, facts: dict | None = None,
+                   write: bool = True) -> dict:
+    """The run's advice with its config's recommend settings overridden by the arguments; written to
+    recommendation.json with the report rewritten when `write`."""
+    from advisor.core.artifacts import atomic_write_json
+    from advisor.core.config import load_run_config
+    from advisor.recommend import recommend_run
+    from advisor.report import write_report
+
+    if not Path(run_dir).is_dir():
+        raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run`")
+    rc = load_run_config(run_dir).recommend
+    w = dict(weights or {}) if preset else {**rc.weights, **(weights or {})}
+    rec = recommend_run(run_dir, preset or rc.preset, w, {**rc.facts, **(facts or {})})
+    if write:
+        atomic_write_json(Path(run_dir) / "recommendation.json", rec)
+        write_report(run_dir)
+    return rec
+
+
+def print_advice(rec: dict) -> None:
+    print(f"verdict: {rec['verdict']}  (preset {rec['preset']}; utilities: "
+          + ", ".join(f"{o} {u:.3f}" for o, u in rec["utilities"].items()) + ")")
+    for r in rec["reasons"]:
+        print(f"  - {r}")
+    flips = [(c, f) for c, f in rec["sensitivity"]["flip_points"].items() if f]
+    for c, f in sorted(flips, key=lambda cf: abs(cf[1]["change"]))[:3]:
+        print(f"  flips to {f['new_verdict']} if the weight of {c} goes from {f['weight_now']:.2f} to {f['flips_at']:.2f}")
+    print("  win share under random weights: " + ", ".join(f"{o} {100 * s:.1f}%" for o, s in rec["sensitivity"]["win_share"].items()))
+
+
+def cmd_recommend(args) -> int:
+    weights = parse_pairs(args.weights, "weights")
+    facts = parse_pairs(args.facts, "facts")
+    rec = refresh_advice(args.run_dir, args.preset, weights, facts, write=not args.dry_run)
+    print_advice(rec)
+    if not args.dry_run:
+        print(f"report: {args.run_dir / 'report.html'}")
+    return 0

@@ -1,0 +1,175 @@
+"""The knowledge-update drill: change or add facts in a finished run's corpus, then measure how each
+option absorbs them — RAG by re-indexing the updated corpus, the tuned model by training an adapter on
+the changed documents — and how well each answers questions on exactly those facts. Its figures feed
+the recommendation's freshness criterion and the report.
+
+    advisor drill RUN_DIR                       # the bundled sample's drill (advisor/sample/drill/)
+    advisor drill RUN_DIR --changes DIR --steps 20
+
+A changes folder holds `corpus/` (files that replace same-named corpus files, or are added) and
+`qa.jsonl` (questions on the changed facts; never trained on). Writes RUN_DIR/drill/:
+corpus/ (the updated corpus), chunks.jsonl, index/, adapter/, <option>.jsonl answers, and drill.json:
+
+    {"source", "n_changed_documents", "n_questions", "steps",
+     "before": {"accuracy"},                        # RAG with the old index, before the update
+     "options": {"rag" | "fine-tune" | "both": {"how", "update_s", "accuracy": {"value", "ci95", "n"}}}}
+
+What each option does to absorb the change (its update_s is the measured wall time of exactly that):
+- rag: re-chunk and re-embed the updated corpus into a new FAISS index;
+- both: the same re-index; the run's adapter is kept (retrieval carries the new facts);
+- fine-tune: a fresh LoRA adapter trained for `steps` optimizer steps on the changed documents only (the
+  cheapest update a tuned model can get; the report also shows the run's full training time).
+Then recommendation.json and the report are recomputed with the run's recommend settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+from advisor.core.artifacts import RunDir, atomic_write_json, combine_hashes, sha256_file, write_jsonl
+from advisor.core.config import load_run_config
+from advisor.core.errors import AdvisorError
+from advisor.pipeline import SAMPLE_CORPUS, SAMPLE_DIR, say
+
+SAMPLE_CHANGES = SAMPLE_DIR / "drill"
+
+
+def _changes_hash(changes: Path) -> str:
+    files = sorted(p for p in changes.rglob("*") if p.is_file())
+    return combine_hashes(*(f"{p.relative_to(changes)}:{sha256_file(p)}" for p in files))
+
+
+def resolve_changes(run_dir: Path, changes: Path | None) -> Path:
+    """The changes folder: the one given, else the bundled sample drill for runs on the sample corpus."""
+    cfg = load_run_config(run_dir)
+    if changes is None:
+        if Path(cfg.corpus.path) != SAMPLE_CORPUS:
+            raise AdvisorError(f"{run_dir} was not made on the bundled sample corpus: pass --changes DIR, a folder with "
+                               "corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts)")
+        changes = SAMPLE_CHANGES
+    changes = Path(changes)
+    if not (changes / "corpus").is_dir() or not any((changes / "corpus").iterdir()):
+        raise AdvisorError(f"changes folder {changes} has no corpus/ with documents; put the changed or new files there")
+    if not (changes / "qa.jsonl").is_file():
+        raise AdvisorError(f"changes folder {changes} has no qa.jsonl with questions on the changed facts")
+    return changes
+
+
+def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20) -> dict:
+    """Run (or reuse, when nothing changed) the drill on a finished run; returns drill.json's content."""
+    from advisor.core.qa import load_qa
+
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise AdvisorError(f"run directory {run.path} does not exist; pass a folder made by `advisor run`")
+    if steps < 1:
+        raise AdvisorError(f"--steps {steps}: the fine-tune update needs at least 1 optimizer step")
+    cfg = load_run_config(run.path)
+    for rel, stage in [("index/index.faiss", "index"), ("adapter/adapter_model.safetensors", "tune"),
+                       ("chunks.jsonl", "ingest")]:
+        if not (run / rel).exists():
+            raise AdvisorError(f"{run.path} has no {rel} (stage '{stage}' not finished); finish the run first: "
+                               f"advisor run --out {run.path}")
+    changes = resolve_changes(run.path, changes)
+    items = load_qa(changes / "qa.jsonl")
+    h = combine_hashes(_changes_hash(changes), str(steps), cfg.section_hash("model", "retrieval", "chunking", "tuning"),
+                       sha256_file(run / "index" / "index.faiss"), sha256_file(run / "adapter" / "adapter_model.safetensors"))
+    with run.stage("drill", h, ["drill/drill.json"]) as st:
+        if not st.skipped:
+            atomic_write_json(run / "drill" / "drill.json", _measure(run, cfg, changes, items, steps))
+    return json.loads((run / "drill" / "drill.json").read_text())
+
+
+def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
+    from advisor.arms import make_arm
+    from advisor.core.corpus import chunk_documents, read_corpus
+    from advisor.core.lm import LM
+    from advisor.core.models import load_tokenizer
+    from evalsuite.evaluate import answer_and_score
+    from evalsuite.stats import summarize
+    from retrieval.embedders import chunk_offsets_fn
+    from retrieval.index import Retriever, build_index
+    from tuning.data import build_sft
+    from tuning.train import tokenize_examples, train_adapter
+
+    out = run / "drill"
+    changed = sorted(p for p in (changes / "corpus").iterdir() if p.is_file())
+
+    def accuracy(rows: list[dict]) -> dict:
+        return summarize([r["scores"]["accuracy"] for r in rows if "accuracy" in r["scores"]], cfg.eval.bootstrap, cfg.seed)
+
+    def answer(name: str, arm: str, lm, retriever=None) -> dict:
+        rows = answer_and_score(make_arm(arm, cfg, lm, retriever), items)
+        write_jsonl(out / f"{name}.jsonl", rows)
+        return accuracy(rows)
+
+    say(f"  drill: {len(changed)} changed documents, {len(items)} questions on the changed facts")
+    lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(run / "adapter"))
+    before = answer("before_rag", "rag", lm, Retriever(run / "index"))
+
+    # RAG (and both): the updated corpus, re-chunked and re-embedded; the timer covers exactly that work.
+    corpus = out / "corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    src = Path(cfg.corpus.path)
+    if src.is_dir():
+        shutil.copytree(src, corpus)
+    else:  # a one-file corpus
+        corpus.mkdir(parents=True)
+        shutil.copy2(src, corpus / src.name)
+    for p in changed:
+        shutil.copy2(p, corpus / p.name)
+    t0 = time.perf_counter()
+    docs, _ = read_corpus(corpus, cfg.corpus.text_field)
+    chunks = chunk_documents(docs, chunk_offsets_fn(cfg.retrieval.embedder), cfg.chunking.size, cfg.chunking.overlap)
+    write_jsonl(out / "chunks.jsonl", (c.to_dict() for c in chunks))
+    build_index(out / "chunks.jsonl", out / "index", cfg.retrieval.embedder, cfg.retrieval.batch_size, progress=False)
+    reindex_s = time.perf_counter() - t0
+    say(f"  drill: re-indexed {len(chunks)} chunks in {reindex_s:.1f} s")
+    new_index = Retriever(out / "index")
+    rag = answer("rag", "rag", lm, new_index)
+    both = answer("both", "tuned_rag", lm, new_index)
+    del lm
+
+    # Fine-tune: a fresh adapter on the changed documents only, `steps` steps; timed from model load to save.
+    tok = load_tokenizer(cfg.model.spec, "causal")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    chat = bool(getattr(tok, "chat_template", None))
+    names = {p.name for p in changed}
+    changed_chunks = [c.to_dict() for c in chunks if Path(c.source).name in names]
+    train, val, _ = build_sft(changed_chunks, [], items, tok, cfg.tuning.max_seq_len, True, False,
+                              cfg.tuning.val_fraction, cfg.seed)
+    train_rows, _ = tokenize_examples(train, tok, cfg.tuning.max_seq_len, chat)
+    val_rows, _ = tokenize_examples(val, tok, cfg.tuning.max_seq_len, chat)
+    tcfg = copy.deepcopy(cfg)
+    tcfg.tuning.max_steps = steps
+    t0 = time.perf_counter()
+    info = train_adapter(tcfg, train_rows, val_rows, tok, out / "adapter", "drill")
+    retrain_s = time.perf_counter() - t0
+    say(f"  drill: trained an adapter on the changed documents, {steps} steps in {retrain_s:.1f} s")
+    tuned_lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(out / "adapter"))
+    tuned = answer("fine-tune", "tuned", tuned_lm)
+
+    stages = run.read_manifest().get("stages", {})
+    full_tune_s = stages.get("tune", {}).get("wall_s")
+    return {
+        "source": str(changes),
+        "changed_documents": sorted(names),
+        "n_changed_documents": len(changed),
+        "n_questions": len(items),
+        "steps": steps,
+        "before": {"accuracy": before, "how": "RAG with the run's index, before the update"},
+        "options": {
+            "rag": {"how": f"re-index the updated corpus ({len(chunks)} chunks)", "update_s": round(reindex_s, 2),
+                    "accuracy": rag},
+            "fine-tune": {"how": f"train a LoRA adapter on the {len(changed)} changed documents, {steps} steps "
+                                 f"({info['tokens_seen']:,} tokens)", "update_s": round(retrain_s, 2), "accuracy": tuned},
+            "both": {"how": "re-index; the run's adapter is kept", "update_s": round(reindex_s, 2), "accuracy": both},
+        },
+        "note": f"The run's own full adapter training took {full_tune_s:.0f} s; the fine-tune update above is the "
+                f"cheapest one (changed documents only, {steps} steps)." if full_tune_s else "",
+    }

@@ -1,0 +1,139 @@
+"""advisor recommend on the fixture run: recomputes without re-running; bad input is one line, exit 2.
+Also known-answer scenarios for the facts budget, latency_target_s, data_privacy and the drill."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from advisor.cli import main
+from advisor.recommend import recommend
+from tests.test_recommend import evidence
+
+FIXTURE = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
+
+
+@pytest.fixture
+def run(tmp_path) -> Path:
+    d = tmp_path / "run"
+    shutil.copytree(FIXTURE, d)
+    return d
+
+
+def test_recommend_recomputes_with_another_preset_weights_and_facts(run, capsys):
+    before = (run / "eval" / "metrics.json").read_text()
+    assert main(["recommend", str(run), "--preset", "cost-first", "--weights", "serve_cost=0.6",
+                 "--facts", "knowledge_change=static", "budget=high"]) == 0
+    rec = json.loads((run / "recommendation.json").read_text())
+    assert rec["preset"] == "cost-first" and rec["facts"]["knowledge_change"] == "static" and rec["facts"]["budget"] == "high"
+    # serve_cost raised to 0.6 before normalizing; fine-tune has the lowest latency in the fixture
+    assert rec["weights"]["serve_cost"] == pytest.approx(0.6 / 1.375, abs=1e-3) and rec["verdict"] == "fine-tune"
+    assert (run / "eval" / "metrics.json").read_text() == before  # nothing re-ran
+    out = capsys.readouterr().out
+    assert out.startswith("verdict: fine-tune") and "win share" in out
+    assert "Verdict: **fine-tune**" in (run / "report.md").read_text()
+    assert (run / "report.html").exists()
+
+
+def test_dry_run_writes_nothing(run, capsys):
+    before = (run / "recommendation.json").read_text()
+    assert main(["recommend", str(run), "--preset", "compliance", "--dry-run"]) == 0
+    assert (run / "recommendation.json").read_text() == before
+    assert "preset compliance" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--preset", "fastest"], "unknown weight preset 'fastest'"),
+    (["--weights", "acuracy=0.3"], "did you mean 'accuracy'"),
+    (["--weights", "accuracy"], "must look like name=value"),
+    (["--weights", "accuracy=lots"], "is not a number"),
+    (["--weights", "accuracy=-0.5"], "must be a finite number >= 0"),
+    (["--preset", "balanced", "--weights"] + [f"{c}=0" for c in ("accuracy", "hallucination", "forgetting", "build_cost",
+                                                                 "serve_cost", "freshness", "citations", "style")],
+     "all weights are zero"),
+    (["--facts", "knowledge_rate=daily"], "unknown fact 'knowledge_rate'"),
+    (["--facts", "budget=huge"], "fact budget='huge' must be one of"),
+    (["--facts", "latency_target_s=fast"], "must be a number of seconds"),
+    (["--facts", "citations_required=maybe"], "must be true or false"),
+])
+def test_bad_input_is_one_line_exit_2(run, capsys, args, msg):
+    before = (run / "recommendation.json").read_text()
+    assert main(["recommend", str(run), *args]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+    assert (run / "recommendation.json").read_text() == before  # nothing already built is lost
+
+
+def _unfinish(run: Path, stage: str) -> None:
+    m = json.loads((run / "manifest.json").read_text())
+    m["stages"][stage]["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("breakage, msg", [
+    (lambda r: (r / "eval" / "metrics.json").unlink(), "the evaluation has not finished"),
+    (lambda r: _unfinish(r, "tune"), "stage(s) tune not finished"),
+    (lambda r: _unfinish(r, "eval_rag"), "stage(s) eval_rag not finished"),
+    (lambda r: (r / "manifest.json").unlink(), "is not a complete run directory"),
+    (lambda r: (r / "eval" / "rag.jsonl").unlink(), "rag.jsonl is missing"),
+    (lambda r: (r / "eval" / "metrics.json").write_text("{"), "is not valid JSON"),
+    (lambda r: shutil.rmtree(r), "does not exist"),
+])
+def test_a_run_directory_with_missing_stages_exits_2_naming_what_to_finish(run, capsys, breakage, msg):
+    breakage(run)
+    assert main(["recommend", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and ("advisor run" in err or "does not exist" in err)
+
+
+# ---------------------------------------------------------------- known answers for the newer facts
+
+def test_a_latency_target_only_one_option_meets_decides():
+    ev = evidence({"rag": 0.60, "fine-tune": 0.55, "both": 0.62}, {"rag": 0.2, "fine-tune": 0.22, "both": 0.2},
+                  lat={"rag": 1.5, "fine-tune": 0.3, "both": 1.6})
+    free = recommend(ev, preset="cost-first", facts={"knowledge_change": "static"})
+    tight = recommend(ev, preset="cost-first", facts={"knowledge_change": "static", "latency_target_s": 0.5})
+    assert tight["scores"]["rag"]["serve_cost"] == 0 and tight["scores"]["fine-tune"]["serve_cost"] == 1
+    assert tight["verdict"] == "fine-tune"
+    assert tight["utilities"]["rag"] < free["utilities"]["rag"]
+
+
+def test_private_data_moves_the_advice_away_from_training_it_into_weights():
+    ev = evidence({"rag": 0.50, "fine-tune": 0.53, "both": 0.40}, {"rag": 0.2, "fine-tune": 0.2, "both": 0.25},
+                  build={"rag": 50, "fine-tune": 60, "both": 110}, lat={"rag": 1, "fine-tune": 1, "both": 1})
+    open_data = recommend(ev, preset="compliance", facts={"knowledge_change": "static"})
+    private = recommend(ev, preset="compliance", facts={"knowledge_change": "static", "data_privacy": True})
+    assert open_data["verdict"] == "fine-tune" and private["verdict"] == "rag"
+    assert any("Data privacy" in r for r in private["reasons"])
+
+
+def test_a_low_budget_makes_a_long_build_cost_more():
+    ev = evidence({"rag": 0.5, "fine-tune": 0.5}, {"rag": 0.2, "fine-tune": 0.2},
+                  build={"rag": 10, "fine-tune": 1000}, lat={"rag": 1, "fine-tune": 1})
+    low = recommend(ev, facts={"budget": "low"})["scores"]["fine-tune"]["build_cost"]
+    high = recommend(ev, facts={"budget": "high"})["scores"]["fine-tune"]["build_cost"]
+    assert low == 0.0 and high == pytest.approx(1 - 2 / 6, abs=1e-3)  # 100x: 2 decades
+
+
+def test_a_measured_drill_decides_freshness_ovadia_style():
+    # RAG re-indexes in 20 s and then answers the new facts; a retrained adapter took 10 min and still misses them.
+    ev = evidence({"rag": 0.55, "fine-tune": 0.58}, {"rag": 0.2, "fine-tune": 0.2},
+                  build={"rag": 20, "fine-tune": 30}, lat={"rag": 1, "fine-tune": 1})
+    m = lambda v: {"value": v, "ci95": [max(0, v - .1), min(1, v + .1)], "n": 8}  # noqa: E731
+    without = recommend(ev, preset="balanced", facts={"knowledge_change": "daily"})
+    ev.drill = {"rag": {"update_s": 20, "accuracy": m(0.75)}, "fine-tune": {"update_s": 600, "accuracy": m(0.125)}}
+    rec = recommend(ev, preset="balanced", facts={"knowledge_change": "daily"})
+    assert rec["freshness_source"].startswith("knowledge-update drill")
+    assert rec["scores"]["fine-tune"]["freshness"] < 0.3 < 0.6 < rec["scores"]["rag"]["freshness"]
+    assert rec["verdict"] == "rag" and without["freshness_source"].startswith("stated")
+    assert any("knowledge-update drill" in r and "12.5%" in r for r in rec["reasons"])
+
+
+@pytest.mark.parametrize("override, msg", [("recommend.preset=fastest", "unknown weight preset 'fastest'"),
+                                           ("recommend.facts.knowledge_change=hourly", "must be one of")])
+def test_bad_advice_settings_fail_advisor_run_before_anything_is_built(tmp_path, capsys, override, msg):
+    assert main(["run", "--config", "smoke", "--out", str(tmp_path / "r"), override]) == 2
+    err = capsys.readouterr().err
+    assert "config section recommend" in err and msg in err
+    assert not (tmp_path / "r").exists()
