@@ -1,3 +1,4 @@
+import contextlib
 import json
 import re
 import shutil
@@ -5,16 +6,17 @@ import shutil
 import numpy as np
 import pytest
 
-from advisor.core.answer import Context
+from advisor.core.answer import Context, context_block
 from advisor.core.artifacts import write_jsonl
 from advisor.core.config import load_config
 from advisor.core.corpus import chunk_documents, ingest_corpus, read_corpus, whitespace_offsets
 from advisor.core.errors import AdvisorError
+from advisor.core.lm import Generation
 from advisor.core.qa import QAItem
 from retrieval.embedders import HashingEmbedder, load_embedder
 from retrieval.evaluate import retrieval_scores
 from retrieval.index import Retriever, build_index, resolve_kind, rrf_fuse
-from retrieval.rag import fit_budget
+from retrieval.rag import RagAnswerer, fit_budget
 
 
 def _index(tiny_corpus, tmp_path):
@@ -192,3 +194,39 @@ def test_cli_index_and_search(tiny_corpus, tmp_path, capsys):
     assert sum(line.startswith(("1. ", "2. ")) for line in printed) == 2
     assert main(["search", str(tmp_path), "anything"]) == 2
     assert "no FAISS index" in capsys.readouterr().err
+
+
+class ScriptedLM:
+    """Counts words as tokens, records every generate call, answers by citing passage [1]."""
+
+    tokenizer = None  # render_prompt then uses the plain instruction + few-shot format
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    @contextlib.contextmanager
+    def adapter(self, enabled):
+        yield
+
+    def generate(self, prompts, max_new_tokens, batch_size, desc=""):
+        self.calls.append(list(prompts))
+        return [Generation(f"answer {i} [1]", len(p.split()), 3, 0.01) for i, p in enumerate(prompts)]
+
+
+def test_rag_arm_numbers_contexts_within_the_budget_in_one_batch(tiny_corpus, tmp_path):
+    chunks, _ = _index(tiny_corpus, tmp_path)
+    lm = ScriptedLM()
+    arm = RagAnswerer(lm, Retriever(tmp_path / "index"), "rag", use_adapter=False, top_k=5, context_tokens=60)
+    qs = ["How many bicycles can one Ormsby ferry crossing carry?", "Who is the senior captain of the Ormsby Ferry Company?"]
+    answers = arm.answer(qs)
+    assert len(lm.calls) == 1 and len(lm.calls[0]) == 2  # one batched generation for all questions
+    for q, prompt, a in zip(qs, lm.calls[0], answers):
+        assert 1 <= len(a.contexts) < 5 and [c.rank for c in a.contexts] == list(range(1, len(a.contexts) + 1))
+        assert sum(len(context_block([c]).split()) for c in a.contexts) <= 60  # the numbered block fits the budget
+        for c in a.contexts:
+            assert f"[{c.rank}] ({c.source})\n{c.text.strip()}" in prompt
+        assert q in prompt and "cite" in prompt and a.text.endswith("[1]")
+    assert answers[0].contexts[0].source == "bicycle-policy.md" and answers[1].contexts[0].source == "captain.md"
