@@ -2,6 +2,7 @@
 
     flock /tmp/advisor-cpu.lock .venv/bin/python benchmarks/bench_retrieval.py          # ~7 min on 2 cores
     .venv/bin/python benchmarks/bench_retrieval.py --n-real 100000                     # every vector a real text
+    flock /tmp/advisor-cpu.lock .venv/bin/python benchmarks/bench_retrieval.py --sample-sweep   # chunking vs recall@5
 
 Prints one table, each measured figure beside its target (issue 3):
 1. embedding throughput of the indexer (retrieval.index.build_index: read chunks, embed, FAISS, write) vs raw
@@ -193,6 +194,31 @@ def bench_latency(emb, passages, questions, sizes, n_real, n_queries, ef_search,
     return rows
 
 
+def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -> None:
+    """recall@k and MRR of the bundled sample domain's eval questions (gold `source`) per chunking setting,
+    dense and hybrid (BM25 + dense, RRF)."""
+    from advisor.core.qa import load_qa
+    from retrieval.embedders import chunk_offsets_fn
+    from retrieval.evaluate import retrieval_scores
+    from retrieval.index import Retriever
+
+    items = load_qa(SAMPLE / "qa" / "eval.jsonl")
+    offsets = chunk_offsets_fn(emb.spec)
+    print(f"\nsample domain: {sum(1 for it in items if it.source and not it.unanswerable)} questions with a gold source, "
+          f"embedder {emb.spec}")
+    print(f"| chunk size / overlap (tokens) | chunks | dense recall@{k} | dense MRR | hybrid recall@{k} | hybrid MRR |")
+    print("|---|---|---|---|---|---|")
+    for size, overlap in settings:
+        out = work / f"sample-{size}-{overlap}"
+        rep = ingest_corpus(SAMPLE / "corpus", out, offsets, size, overlap)
+        say(f"sample sweep: size {size}, overlap {overlap}: {rep['n_chunks']} chunks")
+        build_index(out / "chunks.jsonl", out / "index", emb, kind="flat", progress=False, hybrid=True)
+        dense = retrieval_scores(Retriever(out, embedder=emb, hybrid=False), items, k)
+        hybrid = retrieval_scores(Retriever(out, embedder=emb, hybrid=True), items, k)
+        print(f"| {size} / {overlap} | {rep['n_chunks']} | {dense[f'recall_at_{k}']:.3f} | {dense['mrr']:.3f} | "
+              f"{hybrid[f'recall_at_{k}']:.3f} | {hybrid['mrr']:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--embedder", default="all-minilm-l6-v2")
@@ -204,8 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throughput-chunks", type=int, default=384)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--skip", default="", help="comma list of sections to skip: throughput,latency,incremental")
+    p.add_argument("--sample-sweep", action="store_true",
+                   help="instead: recall@5 / MRR on the sample domain per chunking setting, dense and hybrid")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    if args.sample_sweep:
+        with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
+            sample_sweep(load_embedder(args.embedder), Path(tmp),
+                         [(200, 40), (256, 48), (128, 32), (96, 24), (64, 16), (128, 0)])
+        return 0
 
     import faiss
     import torch
