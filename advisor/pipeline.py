@@ -112,7 +112,8 @@ def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
         if st.skipped:
             return
         rep = ingest_corpus(Path(cfg.corpus.path), run.path, chunk_offsets_fn(cfg.retrieval.embedder),
-                            cfg.chunking.size, cfg.chunking.overlap, cfg.corpus.text_field, cfg.retrieval.embedder)
+                            cfg.chunking.size, cfg.chunking.overlap, cfg.corpus.text_field, cfg.retrieval.embedder,
+                            progress=True)
         say(f"  ingest: {rep['n_documents']} documents -> {rep['n_chunks']} chunks"
             + (f" ({len(rep['skipped'])} files skipped, see ingest_report.json)" if rep["skipped"] else ""))
 

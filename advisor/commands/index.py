@@ -52,7 +52,7 @@ def cmd_index(args) -> int:
     cfg = load_config(args.config, args.overrides, extra)
     r, out = cfg.retrieval, args.out
     rep = ingest_corpus(Path(args.corpus), out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
-                        cfg.corpus.text_field, r.embedder)
+                        cfg.corpus.text_field, r.embedder, progress=True)
     say(f"ingest: {len(rep['read'])} files read -> {rep['n_chunks']} chunks; {len(rep['skipped'])} skipped"
         + (" (see ingest_report.json)" if rep["skipped"] else ""))
     for s in rep["skipped"][:10]:

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from advisor.core.artifacts import atomic_write_json, sha256_bytes
 from advisor.core.errors import AdvisorError
 
@@ -390,7 +392,7 @@ def chunk_documents(docs: Iterable[Document], offsets_fn: OffsetsFn, size: int, 
 
 
 def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, overlap: int,
-                  text_field: str = "text", tokenizer: str = "") -> dict:
+                  text_field: str = "text", tokenizer: str = "", progress: bool = False) -> dict:
     """Read, chunk and write out_dir/chunks.jsonl and out_dir/ingest_report.json, streaming (bounded
     memory for any corpus size). Raises AdvisorError when nothing is readable; then, as on any error,
     the chunks and report already in out_dir are left as they were. Returns the report."""
@@ -403,7 +405,8 @@ def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, o
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             docs = iter_documents(root, text_field, report)
-            for chunk in iter_chunks(docs, offsets_fn, size, overlap):
+            for chunk in tqdm(iter_chunks(docs, offsets_fn, size, overlap), desc="ingest", unit=" chunks",
+                              disable=not progress, mininterval=1.0):
                 f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
                 n_chunks += 1
                 if chunk.source not in sources:
