@@ -9,6 +9,10 @@ by reciprocal rank).
       vectors.npy         the embeddings in index order (float32), reused by the next incremental build
       bm25/               the bm25s index over the same chunks (only with hybrid)
 
+Incremental means embedding: vectors of unchanged chunk ids are read back from vectors.npy and the FAISS
+structure is rebuilt from all vectors (instant for flat; HNSW over 100k vectors takes a minute or two on 2 cores,
+still far less than embedding them; HNSW cannot delete vectors, so it is never patched in place).
+
 Run the stage alone:  python -m retrieval.index RUN_DIR   (after ingest wrote RUN_DIR/chunks.jsonl)
 """
 
