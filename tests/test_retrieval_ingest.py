@@ -152,11 +152,13 @@ def test_a_100_mb_text_file_is_ingested_in_bounded_memory(tmp_path):
     """Peak memory of a process ingesting a 100 MB file stays far below what holding it would cost."""
     big = tmp_path / "corpus" / "big.txt"
     big.parent.mkdir()
-    para = ("The ferry leaves the north pier at dawn and returns before noon; bicycles ride free on "
-            "weekdays and dogs travel on a lead. ") * 3 + "\n\n"
+    para = ("Crossing {i} leaves the north pier at dawn and returns before noon; bicycles ride free on "
+            "weekdays and dogs travel on a lead. ") * 3 + "\n\n"  # numbered: identical chunks would be deduplicated
     with open(big, "w") as f:
-        for _ in range(100 * 2**20 // len(para) + 1):
-            f.write(para)
+        i = 0
+        while f.tell() < 100 * 2**20:
+            f.writelines(para.format(i=i + j) for j in range(1000))
+            i += 1000
     assert big.stat().st_size >= 100 * 2**20
     code = (
         "import resource, sys; from pathlib import Path\n"

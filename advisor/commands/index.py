@@ -28,7 +28,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", type=Path, required=True, help="folder for chunks, report and index/")
     p.add_argument("--embedder", metavar="SPEC", help="sentence embedder: bundled name (all-minilm-l6-v2), folder or Hub id")
     p.add_argument("--kind", choices=["auto", "flat", "hnsw", "ivfpq"], help="FAISS index kind (default: auto, by size)")
-    p.add_argument("--hybrid", action="store_true", help="also build a BM25 index; search fuses both (RRF)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--hybrid", dest="hybrid", action="store_true", default=None,
+                      help="also build a BM25 index; search fuses both by reciprocal rank (the default)")
+    mode.add_argument("--dense", dest="hybrid", action="store_false", help="dense index only, no BM25")
     p.add_argument("--config", metavar="FILE", help="a preset name or YAML file (its corpus/chunking/retrieval sections)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted config overrides, right after CORPUS, e.g. chunking.size=128 retrieval.hnsw_m=48")
@@ -47,8 +50,8 @@ def cmd_index(args) -> int:
         extra.setdefault("retrieval", {})["embedder"] = args.embedder
     if args.kind:
         extra.setdefault("retrieval", {})["index_kind"] = args.kind
-    if args.hybrid:
-        extra.setdefault("retrieval", {})["hybrid"] = True
+    if args.hybrid is not None:
+        extra.setdefault("retrieval", {})["hybrid"] = args.hybrid
     cfg = load_config(args.config, args.overrides, extra)
     r, out = cfg.retrieval, args.out
     rep = ingest_corpus(Path(args.corpus), out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
