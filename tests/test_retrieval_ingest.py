@@ -100,12 +100,14 @@ def test_symlink_loops_and_escapes_are_not_followed(tmp_path):
     (root / "escape.txt").symlink_to(tmp_path / "secret.txt")
     (root / "escape-dir").symlink_to(tmp_path)
     (root / "inside-link.md").symlink_to(root / "a" / "doc.md")  # stays inside: followed
+    os.mkfifo(root / "pipe.txt")  # reading it would block forever
     docs, report = read_corpus(root)
     assert sorted(d.doc_id for d in docs) == ["a/doc.md", "inside-link.md"]
     assert all("Outside" not in d.text for d in docs)
     why = dict(report.skipped)
     assert why["self"] == "symlink loop" and why["a/up"].startswith("symlink loop")
     assert "outside the corpus root" in why["escape.txt"] and "outside the corpus root" in why["escape-dir"]
+    assert why["pipe.txt"] == "not a regular file"
 
 
 def test_nothing_readable_exits_2_and_keeps_what_was_built(tmp_path):

@@ -126,9 +126,12 @@ def _iter_files(root: Path, report: CorpusReport) -> Iterator[tuple[Path, str]]:
                     report.skip(rel, f"symlink leads outside the corpus root (to {real}); copy the file in instead")
                     continue
             try:
-                is_dir = entry.is_dir()
+                is_dir, is_file = entry.is_dir(), entry.is_file()
             except OSError as e:
                 report.skip(rel, f"unreadable: {e.strerror}")
+                continue
+            if not (is_dir or is_file):  # a FIFO or device would block or never end
+                report.skip(rel, "not a regular file")
                 continue
             if is_dir:
                 if real in visited:
