@@ -68,8 +68,10 @@ def default_run_dir(cfg: Config, runs_root: Path = Path("runs")) -> Path:
 
 
 def _corpus_hash(root: Path) -> str:
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return combine_hashes(*(f"{p.relative_to(root if root.is_dir() else root.parent)}:{sha256_file(p)}" for p in files))
+    from advisor.core.corpus import corpus_files
+
+    # The files ingestion reads (links out of the root or in loops are never followed, so never hashed).
+    return combine_hashes(*(f"{rel}:{sha256_file(p)}" for p, rel in corpus_files(root)))
 
 
 def preflight(cfg: Config) -> dict:
@@ -81,7 +83,7 @@ def preflight(cfg: Config) -> dict:
     if not root.exists():
         raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
     if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
-        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
+        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt, .html, .pdf, .jsonl or .csv documents in it")
     from advisor.recommend import resolve_weights, validate_facts
 
     try:  # a typo in the advice settings fails here, not after the tracks are built
@@ -109,22 +111,18 @@ def preflight(cfg: Config) -> dict:
 
 
 def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
-    from advisor.core.corpus import chunk_documents, read_corpus
+    from advisor.core.corpus import ingest_corpus
     from retrieval.embedders import chunk_offsets_fn
 
     h = combine_hashes(corpus_hash, cfg.section_hash("chunking"), cfg.retrieval.embedder, cfg.corpus.text_field)
     with run.stage("ingest", h, ["chunks.jsonl", "ingest_report.json"]) as st:
         if st.skipped:
             return
-        docs, report = read_corpus(Path(cfg.corpus.path), cfg.corpus.text_field)
-        chunks = chunk_documents(docs, chunk_offsets_fn(cfg.retrieval.embedder), cfg.chunking.size, cfg.chunking.overlap)
-        write_jsonl(run / "chunks.jsonl", (c.to_dict() for c in chunks))
-        atomic_write_json(run / "ingest_report.json", {
-            "read": report.read, "skipped": [{"path": p, "why": w} for p, w in report.skipped],
-            "n_documents": len(docs), "n_chunks": len(chunks),
-            "chunking": {"size": cfg.chunking.size, "overlap": cfg.chunking.overlap, "tokenizer": cfg.retrieval.embedder},
-        })
-        say(f"  ingest: {len(docs)} documents -> {len(chunks)} chunks")
+        rep = ingest_corpus(Path(cfg.corpus.path), run.path, chunk_offsets_fn(cfg.retrieval.embedder),
+                            cfg.chunking.size, cfg.chunking.overlap, cfg.corpus.text_field, cfg.retrieval.embedder,
+                            progress=True)
+        say(f"  ingest: {rep['n_documents']} documents -> {rep['n_chunks']} chunks"
+            + (f" ({len(rep['skipped'])} files skipped, see ingest_report.json)" if rep["skipped"] else ""))
 
 
 def run_tracks(run: RunDir, cfg: Config) -> None:

@@ -6,21 +6,22 @@
 
 from __future__ import annotations
 
-from advisor.core.answer import Answer, Context, render_prompt
+from advisor.core.answer import Answer, Context, context_block, render_prompt
 from retrieval.index import Retriever
 
 
 def fit_budget(contexts: list[Context], count_tokens, budget: int) -> list[Context]:
-    """Keep chunks in rank order while their generator-token total fits `budget`; the first chunk is
-    always kept, cut to the budget if it alone is longer."""
+    """Keep chunks in rank order while the generator tokens of their numbered block ('[n] (source)' line
+    plus text, as the prompt shows it) fit `budget`; the first chunk is always kept, cut to fit if it
+    alone is longer."""
     kept: list[Context] = []
     used = 0
     for c in contexts:
-        n = count_tokens(c.text)
+        n = count_tokens(context_block([c]))
         if used + n > budget:
             if not kept:
                 words = c.text.split()
-                while words and count_tokens(" ".join(words)) > budget:
+                while words and count_tokens(context_block([Context(c.chunk_id, c.source, " ".join(words), 0, c.rank)])) > budget:
                     words = words[: int(len(words) * 0.9)]
                 kept.append(Context(c.chunk_id, c.source, " ".join(words), c.score, c.rank))
             break
@@ -30,6 +31,9 @@ def fit_budget(contexts: list[Context], count_tokens, budget: int) -> list[Conte
 
 
 class RagAnswerer:
+    """A retrieval arm: one batched search for all questions, numbered contexts within the token budget,
+    one batched generation; each Answer carries its contexts (chunk ids, sources, scores, ranks)."""
+
     def __init__(self, lm, retriever: Retriever, name: str, use_adapter: bool, top_k: int = 3,
                  context_tokens: int = 600, max_new_tokens: int = 32, batch_size: int = 16):
         self.lm = lm

@@ -1,29 +1,52 @@
 """Corpus reading and token-based chunking with overlap.
 
+Reads a folder or a file: .txt/.md/.markdown/.rst, .html/.htm (text only; scripts and styles dropped,
+BeautifulSoup), .pdf (pypdf), .jsonl and .csv (one document per record, text in a configurable field).
+Encodings are detected (UTF-8, else charset-normalizer). Binary, empty, corrupt and unreadable files,
+symlink loops and links that lead outside the corpus root are skipped with a warning and listed in the
+ingestion report (read / skipped / why). Plain-text files are streamed in segments of at most
+SEGMENT_CHARS characters, so a 100 MB file is chunked in bounded memory.
+
 A chunk id is a hash of its source and text (STYLE.md 5), so re-chunking an unchanged document
 gives the same ids and later stages can embed only what changed.
 
-    docs = read_corpus(Path("advisor/sample/corpus"))
+    docs, report = read_corpus(Path("advisor/sample/corpus"))
     chunks = chunk_documents(docs, whitespace_offsets, size=200, overlap=40)
+    report = ingest_corpus(Path("docs/"), Path("out/"), whitespace_offsets, 200, 40)   # streams to out/chunks.jsonl
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import csv
+import errno
 import json
 import logging
+import os
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from advisor.core.artifacts import sha256_bytes
+from tqdm import tqdm
+
+from advisor.core.artifacts import atomic_write_json, sha256_bytes
 from advisor.core.errors import AdvisorError
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
+HTML_SUFFIXES = {".html", ".htm"}
+PDF_SUFFIXES = {".pdf"}
 JSONL_SUFFIXES = {".jsonl"}
-SUPPORTED = TEXT_SUFFIXES | JSONL_SUFFIXES
+CSV_SUFFIXES = {".csv"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES
+
+SEGMENT_CHARS = 1_000_000  # plain text is read and chunked in segments of at most this many characters
+HEAD_BYTES = 64 * 1024  # bytes sniffed for binary content and encoding
 
 # A function from text to the (start, end) character offsets of its tokens.
 OffsetsFn = Callable[[str], list[tuple[int, int]]]
@@ -31,8 +54,9 @@ OffsetsFn = Callable[[str], list[tuple[int, int]]]
 
 @dataclass
 class Document:
-    doc_id: str  # path relative to the corpus root (plus '#n' for the n-th record of a JSONL file)
+    doc_id: str  # path relative to the corpus root (plus '#n' for the n-th record of a JSONL/CSV file)
     text: str
+    offset: int = 0  # character offset of `text` in the source (non-zero for later segments of a streamed file)
 
 
 @dataclass
@@ -49,77 +73,270 @@ class Chunk:
 
 @dataclass
 class CorpusReport:
-    read: list[str]
-    skipped: list[tuple[str, str]]  # (path, why)
+    read: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+    quiet: bool = False  # collect without logging warnings
+
+    def skip(self, rel: str, why: str) -> None:
+        if not self.quiet:
+            log.warning("skipped %s: %s", rel, why)
+        self.skipped.append((rel, why))
 
 
-def _iter_files(root: Path) -> Iterable[Path]:
+# ---------------------------------------------------------------- walking the corpus safely
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def corpus_files(root: Path) -> list[tuple[Path, str]]:
+    """(path, relative path) of the files ingestion would look at (for hashing the corpus)."""
+    return list(_iter_files(Path(root), CorpusReport(quiet=True)))
+
+
+def _iter_files(root: Path, report: CorpusReport) -> Iterator[tuple[Path, str]]:
+    """(path, path relative to the corpus root) of every non-hidden file in name order, depth first.
+    Symlinks are followed only while they stay inside the root; loops and escapes are reported."""
     if root.is_file():
-        yield root
+        yield root, root.name
         return
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
-            yield p
+    root_real = os.path.realpath(root)
+    visited = {root_real: "."}
 
-
-def read_corpus(root: Path, text_field: str = "text") -> tuple[list[Document], CorpusReport]:
-    """Read every supported file under `root`; unsupported or unreadable files are skipped and reported."""
-    root = Path(root)
-    if not root.exists():
-        raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
-    docs: list[Document] = []
-    report = CorpusReport(read=[], skipped=[])
-    base = root if root.is_dir() else root.parent
-    for path in _iter_files(root):
-        rel = path.relative_to(base).as_posix()
-        suffix = path.suffix.lower()
-        if suffix not in SUPPORTED:
-            report.skipped.append((rel, f"unsupported file type '{suffix or 'none'}'"))
-            continue
+    def walk(folder: str, prefix: str) -> Iterator[tuple[Path, str]]:
         try:
-            raw = path.read_bytes()
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
-            report.skipped.append((rel, f"unreadable: {e.strerror}"))
-            continue
-        if "\x00" in text:
-            report.skipped.append((rel, "binary content"))
-            continue
+            report.skip(prefix or ".", f"unreadable folder: {e.strerror}")
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = prefix + entry.name
+            real = os.path.realpath(entry.path)
+            if entry.is_symlink():
+                try:
+                    os.stat(entry.path)
+                except OSError as e:
+                    report.skip(rel, "symlink loop" if e.errno == errno.ELOOP else "broken symlink")
+                    continue
+                if not _within(real, root_real):
+                    report.skip(rel, f"symlink leads outside the corpus root (to {real}); copy the file in instead")
+                    continue
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError as e:
+                report.skip(rel, f"unreadable: {e.strerror}")
+                continue
+            if not (is_dir or is_file):  # a FIFO or device would block or never end
+                report.skip(rel, "not a regular file")
+                continue
+            if is_dir:
+                if real in visited:
+                    report.skip(rel, f"symlink loop (folder already read as '{visited[real]}')")
+                    continue
+                visited[real] = rel
+                yield from walk(entry.path, rel + "/")
+            else:
+                yield Path(entry.path), rel
+
+    yield from walk(str(root), "")
+
+
+# ---------------------------------------------------------------- decoding and parsing
+
+
+def _detect_encoding(head: bytes) -> str | None:
+    """The encoding of a file from its first bytes; None for binary content."""
+    for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if head.startswith(bom):
+            return enc
+    if b"\x00" in head:
+        return None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut multi-byte tail is fine
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    results = list(from_bytes(head))
+    if not results:
+        return None
+    # Ties are common on short samples (cp1250 vs cp1252 read 'û' as 'ű'): prefer Windows-1252, the usual
+    # legacy encoding of Western European text, when the detector rates it as good as its first choice.
+    tied = [r.encoding for r in results if (r.chaos, r.coherence) == (results[0].chaos, results[0].coherence)]
+    return "cp1252" if "cp1252" in tied else results[0].encoding
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(HEAD_BYTES)
+
+
+def _text_segments(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """(character offset, text) segments of at most SEGMENT_CHARS, cut after a paragraph or line end
+    when there is one in the second half, so memory stays bounded for any file size."""
+    offset = 0
+    carry = ""
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        while True:
+            block = f.read(SEGMENT_CHARS - len(carry))
+            buf = carry + block
+            if not block:
+                if buf:
+                    yield offset, buf
+                return
+            if len(buf) < SEGMENT_CHARS:
+                carry = buf
+                continue
+            cut = buf.rfind("\n\n", SEGMENT_CHARS // 2)
+            cut = cut + 2 if cut >= 0 else buf.rfind("\n", SEGMENT_CHARS // 2) + 1 or len(buf)
+            yield offset, buf[:cut]
+            offset += cut
+            carry = buf[cut:]
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page: scripts, styles and other non-content elements dropped."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "svg", "head"]):
+        tag.decompose()
+    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def pdf_to_text(path: Path) -> str:
+    """Text of every page of a PDF (pypdf), pages separated by a blank line. Raises ValueError with the
+    reason when the file cannot be read."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(str(path), strict=False)
+        if reader.is_encrypted:
+            raise ValueError("encrypted PDF; decrypt it first")
+        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages).strip()
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001  a damaged file can fail anywhere inside the parser; skip it, never crash
+        raise ValueError(f"corrupt or unreadable PDF ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _records(path: Path, suffix: str, encoding: str, text_field: str) -> Iterator[tuple[str, str]]:
+    """(record id, text) of each JSONL line or CSV row; a record without the text field is an error."""
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
         if suffix in JSONL_SUFFIXES:
-            n_before = len(docs)
-            for lineno, line in enumerate(text.splitlines(), 1):
+            for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise AdvisorError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                    raise AdvisorError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove the line") from None
                 if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
                     raise AdvisorError(
                         f"{path}:{lineno}: record has no string field '{text_field}' (set corpus.text_field)"
                     )
-                if rec[text_field].strip():
-                    docs.append(Document(f"{rel}#{rec.get('id', lineno)}", rec[text_field]))
-            if len(docs) > n_before:
+                yield str(rec.get("id", lineno)), rec[text_field]
+            return
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or text_field not in reader.fieldnames:
+            cols = ", ".join(reader.fieldnames or [])
+            raise AdvisorError(f"{path}:1: no column '{text_field}' (columns: {cols or 'none'}); set corpus.text_field")
+        for row in reader:
+            yield str(row.get("id") or reader.line_num), row[text_field] or ""
+
+
+# ---------------------------------------------------------------- reading
+
+
+def iter_documents(root: Path, text_field: str = "text", report: CorpusReport | None = None) -> Iterator[Document]:
+    """Documents of every readable file under `root`, streamed; what is skipped goes to `report`."""
+    root = Path(root)
+    if not root.exists():
+        raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
+    report = report if report is not None else CorpusReport()
+    for path, rel in _iter_files(root, report):
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED:
+            report.skip(rel, f"unsupported file type '{suffix or 'none'}'")
+            continue
+        try:
+            if path.stat().st_size == 0:
+                report.skip(rel, "empty file")
+                continue
+            if suffix in PDF_SUFFIXES:
+                try:
+                    text = pdf_to_text(path)
+                except ValueError as e:
+                    report.skip(rel, str(e))
+                    continue
+                if not text:
+                    report.skip(rel, "no extractable text (a scanned PDF? run OCR first)")
+                    continue
                 report.read.append(rel)
+                yield Document(rel, text)
+                continue
+            encoding = _detect_encoding(_read_head(path))
+            if encoding is None:
+                report.skip(rel, "binary content")
+                continue
+            if suffix in HTML_SUFFIXES:
+                text = html_to_text(path.read_text(encoding=encoding, errors="replace"))
+                if not text:
+                    report.skip(rel, "no visible text")
+                    continue
+                report.read.append(rel)
+                yield Document(rel, text)
+            elif suffix in TEXT_SUFFIXES:
+                n = 0
+                for offset, text in _text_segments(path, encoding):
+                    if text.strip():
+                        n += 1
+                        yield Document(rel, text, offset)
+                if n:
+                    report.read.append(rel)
+                else:
+                    report.skip(rel, "empty file")
             else:
-                report.skipped.append((rel, "no non-empty records"))
-            continue
-        if not text.strip():
-            report.skipped.append((rel, "empty file"))
-            continue
-        docs.append(Document(rel, text))
-        report.read.append(rel)
-    for rel, why in report.skipped:
-        log.warning("skipped %s: %s", rel, why)
+                n = 0
+                for rid, text in _records(path, suffix, encoding, text_field):
+                    if text.strip():
+                        n += 1
+                        yield Document(f"{rel}#{rid}", text)
+                if n:
+                    report.read.append(rel)
+                else:
+                    report.skip(rel, "no non-empty records")
+        except OSError as e:
+            report.skip(rel, f"unreadable: {e.strerror or e}")
+
+
+def _nothing_readable(root: Path, report: CorpusReport) -> AdvisorError:
+    what = f"{len(report.skipped)} file(s) skipped" if report.skipped else "no files"
+    first = "; ".join(f"{p}: {w}" for p, w in report.skipped[:3])
+    return AdvisorError(
+        f"corpus {root} has no readable documents ({what}{': ' + first if first else ''}); "
+        f"supported: {', '.join(sorted(SUPPORTED))}"
+    )
+
+
+def read_corpus(root: Path, text_field: str = "text") -> tuple[list[Document], CorpusReport]:
+    """Read every supported file under `root` into memory; what is skipped is reported.
+    Raises AdvisorError when nothing is readable. (ingest_corpus streams instead.)"""
+    report = CorpusReport()
+    docs = list(iter_documents(root, text_field, report))
     if not docs:
-        what = f"{len(report.skipped)} file(s) skipped" if report.skipped else "no files"
-        raise AdvisorError(
-            f"corpus {root} has no readable documents ({what}); supported: {', '.join(sorted(SUPPORTED))}"
-        )
+        raise _nothing_readable(root, report)
     return docs, report
+
+
+# ---------------------------------------------------------------- chunking
 
 
 def whitespace_offsets(text: str) -> list[tuple[int, int]]:
@@ -160,8 +377,8 @@ def chunk_text(text: str, offsets: list[tuple[int, int]], size: int, overlap: in
     return spans
 
 
-def chunk_documents(docs: Iterable[Document], offsets_fn: OffsetsFn, size: int, overlap: int) -> list[Chunk]:
-    chunks: list[Chunk] = []
+def iter_chunks(docs: Iterable[Document], offsets_fn: OffsetsFn, size: int, overlap: int) -> Iterator[Chunk]:
+    """Chunks of each document in order; offsets are in the source text (segment offset added)."""
     seen: set[str] = set()
     for doc in docs:
         for start, end in chunk_text(doc.text, offsets_fn(doc.text), size, overlap):
@@ -170,5 +387,46 @@ def chunk_documents(docs: Iterable[Document], offsets_fn: OffsetsFn, size: int, 
             if cid in seen:  # identical text twice in one document: keep the first
                 continue
             seen.add(cid)
-            chunks.append(Chunk(cid, doc.doc_id, text, start, end))
-    return chunks
+            yield Chunk(cid, doc.doc_id, text, doc.offset + start, doc.offset + end)
+
+
+def chunk_documents(docs: Iterable[Document], offsets_fn: OffsetsFn, size: int, overlap: int) -> list[Chunk]:
+    return list(iter_chunks(docs, offsets_fn, size, overlap))
+
+
+def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, overlap: int,
+                  text_field: str = "text", tokenizer: str = "", progress: bool = False) -> dict:
+    """Read, chunk and write out_dir/chunks.jsonl and out_dir/ingest_report.json, streaming (bounded
+    memory for any corpus size). Raises AdvisorError when nothing is readable; then, as on any error,
+    the chunks and report already in out_dir are left as they were. Returns the report."""
+    root, out_dir = Path(root), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = CorpusReport()
+    n_docs = n_chunks = 0
+    sources: set[str] = set()
+    fd, tmp = tempfile.mkstemp(prefix=".chunks.jsonl.", suffix=".tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            docs = iter_documents(root, text_field, report)
+            for chunk in tqdm(iter_chunks(docs, offsets_fn, size, overlap), desc="ingest", unit=" chunks",
+                              disable=not progress, mininterval=1.0):
+                f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+                n_chunks += 1
+                if chunk.source not in sources:
+                    sources.add(chunk.source)
+                    n_docs += 1
+            f.flush()
+            os.fsync(f.fileno())
+        if not n_chunks:
+            raise _nothing_readable(root, report)
+        os.replace(tmp, out_dir / "chunks.jsonl")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    result = {
+        "read": report.read, "skipped": [{"path": p, "why": w} for p, w in report.skipped],
+        "n_documents": n_docs, "n_chunks": n_chunks,
+        "chunking": {"size": size, "overlap": overlap, "tokenizer": tokenizer},
+    }
+    atomic_write_json(out_dir / "ingest_report.json", result)
+    return result
