@@ -22,6 +22,7 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     latency_s: float  # wall time of the batch this prompt was in, divided by the batch size
+    confidence: float | None = None  # geometric-mean probability of the generated tokens (0..1)
 
 
 class LM:
@@ -74,8 +75,10 @@ class LM:
         batch_size: int = 16,
         stop: tuple[str, ...] = ("\n",),
         desc: str | None = None,
+        **generate_kwargs,
     ) -> list[Generation]:
-        """Greedy answers for rendered prompts, in input order; batches are length-sorted, left-padded."""
+        """Greedy answers for rendered prompts, in input order; batches are length-sorted, left-padded.
+        `generate_kwargs` go to `model.generate` (e.g. min_new_tokens for fixed-length benchmarks)."""
         import torch
 
         tok = self.tokenizer
@@ -90,22 +93,30 @@ class LM:
             batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(self.device)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                gen = self.model.generate(
+                res = self.model.generate(
                     **batch,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     num_beams=1,
                     pad_token_id=tok.pad_token_id,
                     stopping_criteria=stopping,
+                    output_scores=True,
+                    return_dict_in_generate=True,
+                    **generate_kwargs,
                 )
             dt = time.perf_counter() - t0
-            new = gen[:, batch["input_ids"].shape[1] :]
+            new = res.sequences[:, batch["input_ids"].shape[1] :]
+            # Log-probability of each chosen token (greedy: the step's max); finished rows are padded.
+            step_lp = torch.stack([torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1)
+                                   for k, sc in enumerate(res.scores)], 1) if res.scores else None
             for row, i in enumerate(idx):
-                n_new = int((new[row] != tok.pad_token_id).sum())
+                live = new[row] != tok.pad_token_id
+                n_new = int(live.sum())
                 text = tok.decode(new[row], skip_special_tokens=True)
                 for s in stop:
                     text = text.split(s, 1)[0] if s in text else text
-                out[i] = Generation(text.strip(), len(ids[i]), n_new, dt / len(idx))
+                conf = float(step_lp[row][live].mean().exp()) if step_lp is not None and n_new else None
+                out[i] = Generation(text.strip(), len(ids[i]), n_new, dt / len(idx), conf)
             bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
@@ -139,9 +150,6 @@ class LM:
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
         """Sum of log-probabilities of each continuation given its context (the lm-evaluation-harness
         method: a trailing space of the context moves to the continuation)."""
-        import torch
-
-        tok = self.tokenizer
         rows: list[tuple[list[int], int]] = []  # (full ids, number of continuation tokens)
         for ctx, cont in requests:
             n_sp = len(ctx) - len(ctx.rstrip(" "))
@@ -151,12 +159,38 @@ class LM:
             ctx_ids = self.encode(ctx)
             n_cont = max(1, len(whole) - len(ctx_ids))
             rows.append((whole, n_cont))
+        return self._score_tail(rows, batch_size, desc)
+
+    def perplexity(self, texts: list[str], max_tokens: int = 256, batch_size: int = 8,
+                   desc: str | None = None) -> list[float]:
+        """Per-text perplexity exp(mean negative log-likelihood per token) of the first `max_tokens`
+        tokens of each text; the first token is context only (general-text forgetting probe)."""
+        import math
+
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        rows = []
+        for t in texts:
+            ids = (bos + self.tokenizer(t, add_special_tokens=False)["input_ids"])[:max_tokens]
+            rows.append((ids, len(ids) - 1))
+        sums = self._score_tail(rows, batch_size, desc)
+        return [math.exp(-s / n) if n else float("nan") for s, (_, n) in zip(sums, rows)]
+
+    def _score_tail(self, rows: list[tuple[list[int], int]], batch_size: int, desc: str | None) -> list[float]:
+        """Sum of log-probabilities of the last n tokens of each (ids, n) row. Batches are length-sorted
+        and right-padded; the vocabulary projection runs only from the first scored position on
+        (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits."""
+        import torch
+
+        tok = self.tokenizer
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out = [0.0] * len(rows)
-        pad = tok.pad_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         for b in tqdm(range(0, len(order), batch_size), desc=desc or "score", leave=False, disable=desc is None):
-            idx = order[b : b + batch_size]
+            idx = [i for i in order[b : b + batch_size] if rows[i][1] > 0]
+            if not idx:
+                continue
             width = max(len(rows[i][0]) for i in idx)
+            first = min(len(rows[i][0]) - rows[i][1] - 1 for i in idx)  # first position whose logits are needed
             inp = torch.full((len(idx), width), pad, dtype=torch.long)
             att = torch.zeros((len(idx), width), dtype=torch.long)
             for r, i in enumerate(idx):
@@ -164,11 +198,19 @@ class LM:
                 inp[r, : len(seq)] = torch.tensor(seq)
                 att[r, : len(seq)] = 1
             with torch.inference_mode():
-                logits = self.model(input_ids=inp.to(self.device), attention_mask=att.to(self.device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+                logits = self._forward_tail(inp.to(self.device), att.to(self.device), width - first)
             for r, i in enumerate(idx):
-                seq, n_cont = rows[i]
-                pos = torch.arange(len(seq) - n_cont, len(seq))
-                target = torch.tensor(seq[len(seq) - n_cont :])
-                out[i] = float(logp[r, pos - 1, target].sum())
+                seq, n = rows[i]
+                pos = torch.arange(len(seq) - n, len(seq))
+                lp = torch.log_softmax(logits[r, pos - 1 - first].float(), dim=-1).cpu()
+                out[i] = float(lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])].sum())
         return out
+
+    def _forward_tail(self, inp, att, keep: int):
+        """Logits of the last `keep` positions; models without `logits_to_keep` return all of them."""
+        if getattr(self, "_keep_ok", True):
+            try:
+                return self.model(input_ids=inp, attention_mask=att, logits_to_keep=keep).logits
+            except TypeError:
+                self._keep_ok = False
+        return self.model(input_ids=inp, attention_mask=att).logits[:, -keep:]
