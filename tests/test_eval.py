@@ -204,3 +204,21 @@ def test_eval_bad_input_arm_artifact_missing(tmp_path, tiny_model_dir, tiny_qa, 
 def test_eval_bad_input_not_a_run_directory(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_evicting_greedy_decoder_matches_model_generate(tiny_lm):
+    """The decoder that drops finished rows gives the same tokens as transformers' generate, with stop
+    strings, end tokens and min_new_tokens, for prompts of different lengths in one batch."""
+    prompts = ["Question: who?\nAnswer:", "Q", "Question: what is the fee for a late return of a bike?\nAnswer:",
+               "tell me", "a b c d e f g h"]
+    lengths = set()
+    for stop, min_new in [(("\n",), 0), ((), 0), ((), 6), (("e",), 0), (("a", "i", "o"), 0)]:
+        ours = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=5, stop=stop, min_new_tokens=min_new)
+        lengths |= {g.new_tokens for g in ours}
+        ref = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=5, stop=stop, min_new_tokens=min_new, evict=False)
+        assert [g.text for g in ours] == [g.text for g in ref], stop
+        assert [g.new_tokens for g in ours] == [g.new_tokens for g in ref], stop
+        for a, b in zip(ours, ref):
+            assert (a.confidence is None) == (b.confidence is None)
+            assert a.confidence is None or a.confidence == pytest.approx(b.confidence, abs=1e-4)
+    assert len(lengths) > 1  # some rows finished early and were evicted while others went on

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
         description="Answer the run's QA set again with the chosen arms (reusing its index and adapter), score "
         "every answer (EM, F1, containment, semantic similarity, abstention, hallucination, wrong-and-confident, "
         "faithfulness, recall@k, MRR, latency, prompt tokens, peak memory), rerun the forgetting probes when their "
-        "inputs changed, and rewrite eval/<arm>.jsonl and eval/metrics.json with 95%% bootstrap CIs and paired "
+        "inputs changed, and rewrite eval/<arm>.jsonl and eval/metrics.json with 95% bootstrap CIs and paired "
         "differences between arms.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  advisor eval runs/my-run\n  advisor eval runs/my-run --arms base rag --limit 20\n"

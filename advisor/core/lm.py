@@ -9,6 +9,7 @@ log-likelihood of continuations (multiple-choice probes), plus switching a LoRA 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,16 +76,19 @@ class LM:
         batch_size: int = 16,
         stop: tuple[str, ...] = ("\n",),
         desc: str | None = None,
-        **generate_kwargs,
+        min_new_tokens: int = 0,
+        evict: bool = True,
     ) -> list[Generation]:
         """Greedy answers for rendered prompts, in input order; batches are length-sorted, left-padded.
-        `generate_kwargs` go to `model.generate` (e.g. min_new_tokens for fixed-length benchmarks)."""
+
+        With `evict` (default) a batch is decoded by `_greedy`, which drops every finished sequence from
+        the batch and its KV cache, so a batch costs what its live rows cost; `evict=False` runs
+        `model.generate` instead (same tokens, every row computed until the longest finishes)."""
         import torch
 
         tok = self.tokenizer
         tok.padding_side = "left"
         ids = [self.encode(p) for p in prompts]
-        stopping = self._stop_criteria(stop)
         order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
         out: list[Generation | None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or "generate", unit="q", leave=False, disable=desc is None)
@@ -93,33 +97,89 @@ class LM:
             batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(self.device)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                res = self.model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    pad_token_id=tok.pad_token_id,
-                    stopping_criteria=stopping,
-                    output_scores=True,
-                    return_dict_in_generate=True,
-                    **generate_kwargs,
-                )
+                if evict:
+                    rows = self._greedy(batch["input_ids"], batch["attention_mask"], max_new_tokens, stop, min_new_tokens)
+                else:
+                    rows = self._hf_generate(batch, max_new_tokens, stop, min_new_tokens)
             dt = time.perf_counter() - t0
-            new = res.sequences[:, batch["input_ids"].shape[1] :]
-            # Log-probability of each chosen token (greedy: the step's max); finished rows are padded.
-            step_lp = torch.stack([torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1)
-                                   for k, sc in enumerate(res.scores)], 1) if res.scores else None
-            for row, i in enumerate(idx):
-                live = new[row] != tok.pad_token_id
-                n_new = int(live.sum())
-                text = tok.decode(new[row], skip_special_tokens=True)
+            for (new, lps), i in zip(rows, idx):
+                live = [k for k, t in enumerate(new) if t != tok.pad_token_id]
+                text = tok.decode(new, skip_special_tokens=True)
                 for s in stop:
                     text = text.split(s, 1)[0] if s in text else text
-                conf = float(step_lp[row][live].mean().exp()) if step_lp is not None and n_new else None
-                out[i] = Generation(text.strip(), len(ids[i]), n_new, dt / len(idx), conf)
+                conf = math.exp(sum(lps[k] for k in live) / len(live)) if live else None
+                out[i] = Generation(text.strip(), len(ids[i]), len(live), dt / len(idx), conf)
             bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
+
+    def _hf_generate(self, batch, max_new_tokens: int, stop: tuple[str, ...], min_new_tokens: int):
+        """(new token ids, their log-probabilities) per row from `model.generate`."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        res = self.model.generate(**batch, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                                  do_sample=False, num_beams=1, pad_token_id=pad,
+                                  stopping_criteria=self._stop_criteria(stop), output_scores=True,
+                                  return_dict_in_generate=True)
+        new = res.sequences[:, batch["input_ids"].shape[1] :]
+        lp = torch.stack([torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1)
+                          for k, sc in enumerate(res.scores)], 1)
+        rows = []
+        for r in range(new.shape[0]):
+            toks = new[r].tolist()
+            # Rows that finished early are padded by generate; cut at the first stop or end token.
+            end = next((k + 1 for k, t in enumerate(toks) if t in self._end_ids(stop)), len(toks))
+            rows.append((toks[:end], lp[r, :end].tolist()))
+        return rows
+
+    def _end_ids(self, stop: tuple[str, ...]) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        self._stop_criteria(stop)
+        return set(eos) | set(getattr(self, "_stop_ids", []).tolist() if stop else [])
+
+    def _greedy(self, input_ids, attention_mask, max_new_tokens: int, stop: tuple[str, ...], min_new_tokens: int = 0):
+        """Greedy decoding of a left-padded batch that evicts finished rows: after each step the rows that
+        emitted an end-of-sequence or stop token leave the batch, the KV cache (`reorder_cache`), the mask and
+        the positions. Returns (new token ids, their log-probabilities) per row."""
+        import torch
+
+        end = torch.tensor(sorted(self._end_ids(stop)), dtype=torch.long, device=input_ids.device)
+        n = input_ids.shape[0]
+        toks: list[list[int]] = [[] for _ in range(n)]
+        lps: list[list[float]] = [[] for _ in range(n)]
+        alive = torch.arange(n)
+        pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=1)
+        cache = out.past_key_values
+        eos = self.model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if step < min_new_tokens and eos:  # as transformers' MinNewTokensLengthLogitsProcessor
+                logits[:, eos] = -float("inf")
+            logp = torch.log_softmax(logits, -1)
+            nxt = logp.argmax(-1)
+            chosen = logp.gather(1, nxt[:, None]).squeeze(1)
+            for r, t, v in zip(alive.tolist(), nxt.tolist(), chosen.tolist()):
+                toks[r].append(t)
+                lps[r].append(v)
+            if step + 1 == max_new_tokens:
+                break
+            done = torch.isin(nxt, end) if step + 1 >= min_new_tokens else torch.zeros_like(nxt, dtype=torch.bool)
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(1)
+                cache.reorder_cache(keep)
+                alive, nxt, attention_mask, pos = alive[keep.cpu()], nxt[keep], attention_mask[keep], pos[keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(nxt), 1))], 1)
+            pos = pos[:, -1:] + 1
+            out = self.model(input_ids=nxt[:, None], attention_mask=attention_mask, position_ids=pos,
+                             past_key_values=cache, use_cache=True)
+        return list(zip(toks, lps))
 
     def _stop_criteria(self, stop: tuple[str, ...]):
         """A sequence is done once it emits a token whose text contains a stop string. The token set is
