@@ -217,7 +217,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     probes = None
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         weights = sorted({"base"} | ({"tuned"} if needs_adapter else set()))
-        h = combine_hashes(cfg.section_hash("model", "eval"), *(
+        # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
+        what = f"{cfg.eval.probes}|{cfg.eval.probe_limit}|{cfg.eval.perplexity_texts}"
+        h = combine_hashes(cfg.section_hash("model"), what, *(
             [sha256_file(run / "adapter" / "adapter_model.safetensors")] if needs_adapter else []))
         with run.stage("probes", h, ["eval/probes.json"]) as st:
             if not st.skipped:

@@ -76,7 +76,9 @@ def bench_mc(lm, n_items: int, batch_size: int, skip_lm_eval: bool) -> tuple[lis
     except ImportError:
         print("lm-eval is not installed: .venv/bin/pip install -c constraints.txt '.[bench]'  (or --skip-lm-eval)")
         return rows, verdict
-    hf = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size, device=lm.device)
+    # Same special-token choice as LM.encode (no BOS when the model has a chat template).
+    hf = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size, device=lm.device,
+              add_bos_token=not lm.has_chat_template)
     reqs = [Instance("loglikelihood", {}, (it.context, ch), k) for it in items for k, ch in enumerate(it.choices)]
     hf.loglikelihood(reqs[:8], disable_tqdm=True)  # warm-up
     t0 = time.perf_counter()

@@ -209,10 +209,10 @@ class LM:
     # ---------------------------------------------------------------- scoring
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
         """Sum of log-probabilities of each continuation given its context (the lm-evaluation-harness
-        method: a trailing space of the context moves to the continuation)."""
+        method: trailing whitespace of the context moves to the continuation)."""
         rows: list[tuple[list[int], int]] = []  # (full ids, number of continuation tokens)
         for ctx, cont in requests:
-            n_sp = len(ctx) - len(ctx.rstrip(" "))
+            n_sp = len(ctx) - len(ctx.rstrip())
             if n_sp:
                 ctx, cont = ctx[:-n_sp], ctx[-n_sp:] + cont
             whole = self.encode(ctx + cont)
