@@ -150,6 +150,7 @@ def test_advisor_eval_reanswers_a_run_and_writes_per_question_rows(tmp_path, tin
                  "latency_p95_s", "peak_memory_mb", "judge_kappa"):
         assert base[name]["n"] > 0, name
     assert json.loads((run / "manifest.json").read_text())["stages"]["eval_base"]["status"] == "done"
+    assert (run / "report.md").exists()
 
 
 def _bad(tmp_path, lines):

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
         "every answer (EM, F1, containment, semantic similarity, abstention, hallucination, wrong-and-confident, "
         "faithfulness, recall@k, MRR, latency, prompt tokens, peak memory), rerun the forgetting probes when their "
         "inputs changed, and rewrite eval/<arm>.jsonl and eval/metrics.json with 95% bootstrap CIs and paired "
-        "differences between arms.",
+        "differences between arms; then refresh recommendation.json and report.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  advisor eval runs/my-run\n  advisor eval runs/my-run --arms base rag --limit 20\n"
         "  advisor eval runs/my-run --judge smollm2-135m-instruct",
@@ -36,7 +36,8 @@ def cmd_eval(args) -> int:
     from advisor.core.config import Config, _deep_merge, from_dict, load_run_config, parse_override
     from advisor.core.errors import AdvisorError
     from advisor.core.qa import load_qa
-    from advisor.pipeline import evaluate, say
+    from advisor.pipeline import advise, evaluate, say
+    from advisor.report import write_report
 
     run_dir = args.run_dir
     if not run_dir.is_dir():
@@ -62,6 +63,9 @@ def cmd_eval(args) -> int:
     report_arms = [a for a in ("base", "rag", "tuned", "tuned_rag")
                    if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())]
     evaluate(run, cfg, sha256_file(qa), force=True, report_arms=report_arms)
-    say(f"metrics: {run_dir / 'eval' / 'metrics.json'}")
+    cfg.eval.arms = report_arms  # the recommendation and report cover every arm metrics.json holds
+    advise(run, cfg)
+    write_report(run.path)
+    say(f"metrics: {run_dir / 'eval' / 'metrics.json'}; report: {run_dir / 'report.md'}")
     print(run_dir / "eval" / "metrics.json")
     return 0
