@@ -138,7 +138,7 @@ class TuningConfig:
 class EvalConfig:
     arms: list[str] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
     limit: int = 0  # evaluate at most this many questions (answerable and unanswerable kept in proportion); 0 = all
-    batch_size: int = 16  # questions per generation batch
+    batch_size: int = 48  # questions per generation batch (48: 7.5x a one-at-a-time loop, benchmarks/bench_eval.py)
     probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
     probe_limit: int = 60  # items per probe set
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
