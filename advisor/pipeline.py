@@ -182,7 +182,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     items = stratified_limit(load_qa(Path(cfg.corpus.qa)), cfg.eval.limit)
     if not any(not it.unanswerable for it in items):
         raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
-    needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
+    adapter_file = run / "adapter" / "adapter_model.safetensors"
+    needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
     state: dict = {}
     emb_spec = cfg.eval.embedder or cfg.retrieval.embedder
     embedder = None

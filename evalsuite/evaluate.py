@@ -123,18 +123,18 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
             m["judge_accuracy"] = summarize([r["judge_correct"] for r in judged], n_boot, seed)
             pairs = [(r["judge_correct"], r["scores"]["accuracy"]) for r in judged if "accuracy" in r["scores"]]
             m["judge_kappa"] = cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs], n_boot, seed)
-        if probes:
-            w = WEIGHTS_OF[arm]
+        w = WEIGHTS_OF[arm]
+        if probes and probes["sets"] and all(w in s for s in probes["sets"].values()):
             m["probe_accuracy"] = summarize(_probe_values(probes, w), n_boot, seed)
             m["probe_accuracy_norm"] = summarize(_probe_values(probes, w, "acc_norm"), n_boot, seed)
-            ppl = probes.get("perplexity", {})
-            if w in ppl:
-                m["perplexity"] = summarize(ppl[w], n_boot, seed)
             if w == "tuned":
                 d = paired_difference(_probe_values(probes, "tuned"), _probe_values(probes, "base"), n_boot, seed)
                 m["forgetting"] = {k: d[k] for k in ("value", "ci95", "n", "p_value")}
-                if "base" in ppl and "tuned" in ppl:
-                    m["perplexity_change"] = paired_difference(ppl["tuned"], ppl["base"], n_boot, seed)
+        ppl = (probes or {}).get("perplexity") or {}
+        if w in ppl:
+            m["perplexity"] = summarize(ppl[w], n_boot, seed)
+            if w == "tuned" and "base" in ppl:
+                m["perplexity_change"] = paired_difference(ppl["tuned"], ppl["base"], n_boot, seed)
         out["arms"][arm] = m
     for a, b in PAIRS:
         if a in per_arm and b in per_arm:

@@ -223,3 +223,14 @@ def test_evicting_greedy_decoder_matches_model_generate(tiny_lm):
             assert (a.confidence is None) == (b.confidence is None)
             assert a.confidence is None or a.confidence == pytest.approx(b.confidence, abs=1e-4)
     assert len(lengths) > 1  # some rows finished early and were evicted while others went on
+
+
+def test_aggregate_leaves_out_probe_metrics_for_weights_that_were_not_probed(tmp_path):
+    from evalsuite.evaluate import aggregate, score_rows
+
+    for arm in ("base", "tuned"):
+        write_jsonl(tmp_path / f"{arm}.jsonl", score_rows(_rows(4, 1, 2)))
+    probes = {"sets": {"arc_easy": {"base": {"acc": [1, 0], "acc_norm": [1, 1]}}}, "perplexity": {"base": [5.0, 6.0]}}
+    m = aggregate(tmp_path, ["base", "tuned"], probes, 200, 0)["arms"]
+    assert m["base"]["probe_accuracy"]["value"] == 0.5 and m["base"]["perplexity"]["n"] == 2
+    assert not {"probe_accuracy", "forgetting", "perplexity", "perplexity_change"} & set(m["tuned"])
