@@ -95,6 +95,10 @@ def _metric_values(rows: list[dict], name: str) -> dict[str, float]:
     return {r["id"]: r["scores"][name] for r in rows if name in r["scores"]}
 
 
+def _has_confidence(rows: list[dict]) -> bool:
+    return all(r.get("confidence") is not None for r in rows if not r["unanswerable"] and r["new_tokens"])
+
+
 def _probe_values(probes: dict, weights: str, key: str = "acc") -> list[float]:
     return [v for s in probes["sets"].values() for v in s[weights][key]]
 
@@ -140,6 +144,8 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
         if a in per_arm and b in per_arm:
             diffs = {}
             for name in PAIRED_METRICS:
+                if name == "wrong_and_confident_rate" and not (_has_confidence(per_arm[a]) == _has_confidence(per_arm[b])):
+                    continue  # token probability on one side, hedge words on the other: not the same measurement
                 va, vb = _metric_values(per_arm[a], name), _metric_values(per_arm[b], name)
                 ids = [i for i in va if i in vb]
                 if ids:

@@ -234,3 +234,14 @@ def test_aggregate_leaves_out_probe_metrics_for_weights_that_were_not_probed(tmp
     m = aggregate(tmp_path, ["base", "tuned"], probes, 200, 0)["arms"]
     assert m["base"]["probe_accuracy"]["value"] == 0.5 and m["base"]["perplexity"]["n"] == 2
     assert not {"probe_accuracy", "forgetting", "perplexity", "perplexity_change"} & set(m["tuned"])
+
+
+def test_wrong_and_confident_is_compared_only_between_like_measurements(tmp_path):
+    from evalsuite.evaluate import aggregate, score_rows
+
+    write_jsonl(tmp_path / "base.jsonl", score_rows(_rows(6, 1, 2, arm_conf=0.9)))
+    write_jsonl(tmp_path / "rag.jsonl", score_rows(_rows(6, 1, 3, arm_conf=None)))  # an arm without token probabilities
+    write_jsonl(tmp_path / "tuned.jsonl", score_rows(_rows(6, 1, 4, arm_conf=0.2)))
+    paired = aggregate(tmp_path, ["base", "rag", "tuned"], None, 200, 0)["paired"]
+    assert "wrong_and_confident_rate" not in paired["rag - base"] and "accuracy" in paired["rag - base"]
+    assert paired["tuned - base"]["wrong_and_confident_rate"]["value"] == pytest.approx(-4 / 6, abs=1e-6)
