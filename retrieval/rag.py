@@ -51,4 +51,4 @@ class RagAnswerer:
         prompts = [render_prompt(self.lm.tokenizer, q, c) for q, c in zip(questions, ctxs)]
         with self.lm.adapter(self.use_adapter):
             gens = self.lm.generate(prompts, self.max_new_tokens, self.batch_size, desc=f"arm {self.name}")
-        return [Answer(g.text, c, g.prompt_tokens, g.new_tokens, g.latency_s) for g, c in zip(gens, ctxs)]
+        return [Answer(g.text, c, g.prompt_tokens, g.new_tokens, g.latency_s, g.confidence) for g, c in zip(gens, ctxs)]
