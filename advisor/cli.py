@@ -11,13 +11,15 @@ import sys
 
 from advisor import __version__
 from advisor.commands import dashboard as dashboard_cmd
+from advisor.commands import export as export_cmd
 from advisor.commands import ls as ls_cmd
 from advisor.commands import run as run_cmd
 from advisor.commands import serve as serve_cmd
+from advisor.commands import tune as tune_cmd
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import quiet_libraries
 
-COMMANDS = [run_cmd, ls_cmd, dashboard_cmd, serve_cmd]
+COMMANDS = [run_cmd, ls_cmd, dashboard_cmd, serve_cmd, tune_cmd, export_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
