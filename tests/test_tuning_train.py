@@ -152,3 +152,17 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, tiny_model_dir
     rc = cli(["tune", *flags, "--config", "smoke", "--out", str(tmp_path / "run"), *base, *overrides])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert rc == 2 and len(errors) == 1 and errors[0].startswith("advisor: error: ") and message in errors[0], errors
+
+
+@pytest.mark.slow
+def test_the_tune_stage_runs_unchanged_under_accelerate_launch(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa,
+                                                               tiny_train_qa):
+    run = make_run(tmp_path / "run", tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=3")
+    launcher = Path(sys.executable).parent / "accelerate"
+    p = subprocess.run([str(launcher), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tuning.train", str(run)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "ADVISOR_QUIET": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    info = training(run)
+    assert info["steps"] == 3 and info["processes"] == 1 and (run / "adapter" / "adapter_model.safetensors").exists()
