@@ -62,6 +62,29 @@ def test_label_only_loss_equals_the_models_own_loss(tiny_model_dir):
     assert torch.allclose(s / n, ref, atol=1e-5)
 
 
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir):
+    import torch
+
+    from tuning.train import build_trainable_model, collate, label_only_loss_module
+
+    batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
+    out = []
+    for ckpt in (False, True):
+        cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", "tuning.lora.dropout=0",
+                                 f"tuning.gradient_checkpointing={ckpt}"])
+        torch.manual_seed(0)
+        model, params = build_trainable_model(cfg, "cpu")
+        with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.02)
+        s, n = label_only_loss_module(model)(**batch)
+        (s / n).backward()
+        out.append((float(s / n), torch.cat([p.grad.flatten() for p in params])))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-6)
+    assert torch.allclose(out[0][1], out[1][1], atol=1e-6) and out[0][1].abs().max() > 1e-4
+
+
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(
         tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
     from tuning.train import run_tune_stage

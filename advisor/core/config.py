@@ -124,6 +124,7 @@ class TuningConfig:
     raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (only distractors)
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
+    gradient_checkpointing: bool = False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
 
     def __post_init__(self):
