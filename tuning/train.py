@@ -298,6 +298,21 @@ def plot_history(history: list[dict], path: Path) -> bool:
 # ---------------------------------------------------------------- training
 
 
+def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
+    """Make glibc serve allocations >= threshold_bytes with mmap, returned to the OS on free.
+
+    By default glibc raises its mmap threshold dynamically (up to 32 MB) and keeps freed blocks below it in
+    the heap. Length-grouped batches have a different width every step, so activation tensors of ever-new
+    sizes are freed and allocated, the heap fragments and RSS ratchets up: SmolLM2-135M LoRA at 8 x 256
+    tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB, at the same step time. False off glibc."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold_bytes))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok, out_dir: Path,
                   data_hash: str) -> dict:
     """Train (and resume) on train_rows; save the adapter (or full model) and training.json into out_dir."""
@@ -312,6 +327,7 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     device = str(acc.device) if world > 1 else default_device()
     t_start = time.perf_counter()
+    large_allocations_via_mmap()
     torch.manual_seed(cfg.seed)
     model, params = build_trainable_model(cfg, device)
     loss_mod = label_only_loss_module(model)
