@@ -1,8 +1,13 @@
 """Training data from the corpus, with no evaluation question ever trained on.
 
-Two kinds of examples (DESIGN.md 'Data'):
+Kinds of examples (DESIGN.md 'Data'):
   - text: the corpus itself in segments of at most max_seq_len generator tokens (continued pre-training);
-  - qa:   the user's training questions -> short answers, rendered with the same prompt as evaluation.
+  - qa:   the user's training questions -> short answers, rendered with the same prompt as evaluation;
+          without training questions, template fill-in-the-blank pairs made from the chunks
+          (`synthetic: true` on each; tuning.synthetic_qa);
+  - raft: optional (tuning.raft) RAFT-style pairs: question + oracle chunk + distractor chunks, the
+          oracle removed for a share tuning.raft_no_oracle of them, so the tuned+RAG arm learns to use
+          (and to distrust) retrieved passages.
 Training questions that duplicate an evaluation question (after normalisation) are dropped. The
 leakage report gives the highest word 4-gram overlap between any eval question and any training example.
 
@@ -17,7 +22,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from advisor.core.answer import render_target
+from advisor.core.answer import Context, render_target
 from advisor.core.artifacts import atomic_write_json, write_jsonl
 from advisor.core.errors import AdvisorError
 from advisor.core.qa import QAItem
@@ -109,9 +114,65 @@ def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_seg
     }
 
 
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]")
+_FACT = re.compile(r"\d[\d.,:]*(?:\s?(?:%|am|pm|[A-Za-z]+))?")
+
+
+def _title(source: str) -> str:
+    return Path(source).stem.replace("-", " ").replace("_", " ").strip().capitalize() or source
+
+
+def synthetic_pairs(chunks: list[dict], per_chunk: int, seed: int) -> list[QAItem]:
+    """Template fill-in-the-blank pairs from the chunks: a sentence holding a number (a time, a price, a
+    count) with that fact blanked out is the question, the fact the answer. Deterministic for a seed."""
+    rng = random.Random(seed)
+    out: list[QAItem] = []
+    seen: set[str] = set()
+    for c in chunks:
+        cands = []
+        for s in _SENTENCE.findall(c["text"]):
+            s = " ".join(s.split())
+            m = _FACT.search(s)
+            if m and len(s.split()) >= 5 and s not in seen:
+                cands.append((s, m))
+        rng.shuffle(cands)
+        for s, m in cands[:per_chunk]:
+            seen.add(s)
+            blanked = s[:m.start()] + "___" + s[m.end():]
+            q = f"According to '{_title(c['source'])}', what fills the blank: {blanked}"
+            out.append(QAItem(f"syn-{len(out):05d}", q, [m.group(0).strip()], source=c["source"]))
+    return out
+
+
+def raft_example(tokenizer, item: QAItem, chunks: list[dict], n_distractors: int, drop_oracle: bool,
+                 rng: random.Random) -> dict | None:
+    """One RAFT pair (Zhang et al. 2024): the oracle chunk (same source, holding the answer) among
+    distractors from other documents, in the evaluation's context format. None without an oracle."""
+    ans = item.answers[0]
+    oracle = [c for c in chunks if c["source"] == item.source and ans.lower() in c["text"].lower()]
+    others = [c for c in chunks if c["source"] != item.source]
+    if not oracle or not others:
+        return None
+    picked = rng.sample(others, min(n_distractors, len(others))) + ([] if drop_oracle else [rng.choice(oracle)])
+    rng.shuffle(picked)
+    ctx = [Context(c["id"], c["source"], c["text"], 0.0, i + 1) for i, c in enumerate(picked)]
+    answer = ans
+    if not drop_oracle:
+        rank = next(x.rank for x in ctx if x.source == item.source and ans.lower() in x.text.lower())
+        answer = f"{ans} [{rank}]"
+    prompt, completion = render_target(tokenizer, item.question, answer, ctx)
+    return {"kind": "raft", "id": item.id, "source": item.source, "question": item.question, "oracle": not drop_oracle,
+            "prompt": prompt, "completion": completion}
+
+
 def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem], tokenizer, max_seq_len: int,
-              use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int) -> tuple[list, list, dict]:
-    """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion."""
+              use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int,
+              synthetic_qa: bool = False, synthetic_per_chunk: int = 1, raft: bool = False,
+              raft_distractors: int = 2, raft_no_oracle: float = 0.2) -> tuple[list, list, dict]:
+    """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
+
+    Without training questions and with synthetic_qa, template pairs from the chunks stand in for
+    them (each marked `synthetic`). With raft, every usable pair also yields a RAFT example."""
     eval_norm = {_norm(q.question) for q in eval_qa}
     examples: list[dict] = []
     segments: list[str] = []
@@ -122,6 +183,10 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
                 examples.append({"kind": "text", "source": src, "text": seg})
     dropped = []
     kept_q: list[str] = []
+    synthetic = use_train_qa and synthetic_qa and not train_qa
+    if synthetic:
+        train_qa = synthetic_pairs(chunks, synthetic_per_chunk, seed)
+    rng_raft = random.Random(seed + 1)
     if use_train_qa:
         for item in train_qa:
             if item.unanswerable or not item.answers:
@@ -132,9 +197,14 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
             prompt, completion = render_target(tokenizer, item.question, item.answers[0])
             kept_q.append(item.question)
             examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
-                             "prompt": prompt, "completion": completion})
+                             "prompt": prompt, "completion": completion, "synthetic": synthetic})
+            if raft and item.source:
+                ex = raft_example(tokenizer, item, chunks, raft_distractors, rng_raft.random() < raft_no_oracle, rng_raft)
+                if ex is not None:
+                    examples.append({**ex, "synthetic": synthetic})
     if not examples:
-        raise AdvisorError("the training set is empty: the corpus gave no text and no training questions were usable")
+        raise AdvisorError("the training set is empty: the corpus gave no text and no training question was usable; "
+                          "set tuning.use_corpus_text=true, pass training questions (--train-qa) or tuning.synthetic_qa=true")
     rng = random.Random(seed)
     rng.shuffle(examples)
     n_val = int(round(len(examples) * val_fraction)) if len(examples) >= 10 else 0
@@ -143,6 +213,8 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     report["dropped_training_questions_equal_to_eval"] = dropped
     report["n_train"], report["n_val"] = len(train), len(val)
     report["n_text_segments"], report["n_qa_pairs"] = len(segments), len(kept_q)
+    report["qa_pairs_synthetic"] = synthetic
+    report["n_raft"] = sum(e["kind"] == "raft" for e in examples)
     return train, val, report
 
 

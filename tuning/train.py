@@ -1,14 +1,24 @@
 """The tune stage: build leak-free training data, then train a (Q)LoRA adapter and save it in PEFT format.
 
     python -m tuning.train RUN_DIR      # reads RUN_DIR/config.yaml and chunks.jsonl (advisor run does this)
+    advisor tune RUN_DIR                # the same, alone, from the CLI (advisor/commands/tune.py)
+    accelerate launch -m tuning.train RUN_DIR   # unchanged under accelerate (DDP over the processes)
 
 Reads: config.yaml, chunks.jsonl, the eval QA set (for the leakage check) and the training QA set.
 Writes: sft/{train,val}.jsonl, sft/leakage.json, adapter/ (adapter_model.safetensors, adapter_config.json,
-training.json with losses, steps, tokens, wall time and peak memory).
+training.json = the manifest: base model, quantization, data hash, steps, losses, history, wall time, peak
+memory, tokens seen; val_loss.png) and, while training, adapter/checkpoints/step-N/ (deleted when done).
+
+Speed: the vocabulary projection (49k x 576 for SmolLM2, the largest matmul of a small model) runs only
+at positions whose next token carries a label; padding is avoided by length-grouped batches.
+Crash safety: a checkpoint (trainable weights, optimizer, scheduler, RNG, step, data order, history) is
+written atomically every tuning.save_every steps; a rerun resumes from the newest one and ends at the
+same step as an uninterrupted run. A checkpoint written under another config is refused (exit 2) and kept.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -26,6 +36,7 @@ from advisor.core.qa import load_qa
 from tuning.data import build_sft, write_sft
 
 IGNORE = -100
+CHECKPOINTS = "checkpoints"
 
 
 def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
@@ -65,6 +76,17 @@ def length_grouped_batches(rows: list[dict], batch_size: int, rng: random.Random
     return batches
 
 
+def batch_plan(rows: list[dict], batch_size: int, n_micro: int, seed: int) -> list[list[int]]:
+    """The whole run's micro-batches (row indices) in order: epoch e is length-grouped with its own
+    seeded RNG, so the order is fixed by the seed alone and a resumed run sees the same batches."""
+    plan: list[list[int]] = []
+    epoch = 0
+    while len(plan) < n_micro:
+        plan += length_grouped_batches(rows, batch_size, random.Random(seed * 1_000_003 + epoch))
+        epoch += 1
+    return plan[:n_micro]
+
+
 def collate(rows: list[dict], pad_id: int):
     import torch
 
@@ -80,120 +102,400 @@ def collate(rows: list[dict], pad_id: int):
     return {"input_ids": ids, "attention_mask": att, "labels": labels}
 
 
-def evaluate_loss(model, rows: list[dict], batch_size: int, pad_id: int, device: str) -> float | None:
+def label_only_loss_module(model):
+    """A module whose forward(input_ids, attention_mask, labels) returns (summed token NLL, n tokens),
+    computing the vocabulary projection only where a label is taken (labels != -100 after the shift).
+
+    Standard causal-LM heads project every position onto the vocabulary: for SmolLM2 at batch 8 x 256 that
+    is a 8x256x49152 fp32 logits tensor (400 MB, plus as much again for its gradient and log-softmax) and
+    most of the step's FLOPs, though prompt and padding positions carry no loss. Being an nn.Module,
+    the wrapper can be handed to accelerate/DDP, which then syncs gradients as usual."""
+    import torch
+    import torch.nn.functional as F
+
+    class LabelOnlyLoss(torch.nn.Module):
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, input_ids, attention_mask, labels):
+            base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+            hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+                                        use_cache=False).last_hidden_state
+            target = labels[:, 1:]
+            keep = target != IGNORE
+            logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+            cap = getattr(base.config, "final_logit_softcapping", None)
+            if cap:  # Gemma-style soft-capping, as the model's own forward does
+                logits = torch.tanh(logits / cap) * cap
+            return F.cross_entropy(logits, target[keep], reduction="sum"), int(keep.sum())
+
+    return LabelOnlyLoss(model)
+
+
+def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, device) -> float | None:
+    """Mean token NLL over rows (labelled positions only), batches sorted by length."""
     import torch
 
     if not rows:
         return None
-    model.eval()
+    loss_mod.eval()
     total, n_tok = 0.0, 0
     rows = sorted(rows, key=lambda r: len(r["input_ids"]))  # similar lengths per batch: little padding
     with torch.inference_mode():
         for b in range(0, len(rows), batch_size):
             batch = {k: v.to(device) for k, v in collate(rows[b:b + batch_size], pad_id).items()}
-            n = int((batch["labels"][:, 1:] != IGNORE).sum())
-            total += float(model(**batch).loss) * n
+            s, n = loss_mod(**batch)
+            total += float(s)
             n_tok += n
-    model.train()
+    loss_mod.train()
     return total / max(n_tok, 1)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def fingerprint(cfg: Config, data_hash: str) -> dict:
+    """What a checkpoint must agree with to be resumed: everything that changes the trained weights.
+    (threads and save_every do not change them and may differ between the runs.)"""
+    tuning = cfg.to_dict()["tuning"]
+    tuning.pop("save_every", None)
+    return {"seed": cfg.seed, "model": {"spec": cfg.model.spec, "quantization": cfg.model.quantization},
+            "tuning": tuning, "data_sha256": data_hash}
+
+
+def _flat(d: dict, pre: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{pre}{k}."))
+        else:
+            out[f"{pre}{k}"] = v
+    return out
+
+
+def latest_checkpoint(ck_root: Path) -> Path | None:
+    """The newest complete checkpoint (a step-N folder appears only by an atomic rename)."""
+    if not ck_root.is_dir():
+        return None
+    done = [p for p in ck_root.glob("step-*") if (p / "checkpoint.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
+
+
+def check_resumable(ck: Path, want: dict) -> dict:
+    """The checkpoint's metadata, or AdvisorError naming the settings that differ (the checkpoint is kept)."""
+    meta = json.loads((ck / "checkpoint.json").read_text())
+    have, new = _flat(meta["fingerprint"]), _flat(want)
+    diffs = [f"{k}: {have.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(have) | set(new)) if have.get(k) != new.get(k)]
+    if diffs:
+        raise AdvisorError(
+            f"refusing to resume from {ck}: it was written with another config or data ({'; '.join(diffs[:4])}"
+            f"{' ...' if len(diffs) > 4 else ''}); restore those settings to resume, or delete {ck.parent} to start over"
+        )
+    return meta
+
+
+def save_checkpoint(ck_root: Path, step: int, meta: dict, trainable: dict, extra: dict) -> Path:
+    """Write step-N atomically (temp folder + rename), then drop older checkpoints."""
+    import torch
+
+    final = ck_root / f"step-{step:07d}"
+    tmp = ck_root / f".tmp-step-{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save({k: v.detach().cpu() for k, v in trainable.items()}, tmp / "trainable.pt")
+    torch.save(extra, tmp / "state.pt")
+    (tmp / "checkpoint.json").write_text(json.dumps({**meta, "step": step}))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in ck_root.glob("step-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------- model
+
+
+def build_trainable_model(cfg: Config, device: str):
+    """(model, trainable params) for tuning.method lora (PEFT on the base, quantized per
+    model.quantization: QLoRA with nf4) or full (every weight, fp32/bf16 base)."""
+    import torch
+
+    from advisor.core.models import load_causal_model
+
+    tc = cfg.tuning
+    if tc.method == "full" and cfg.model.quantization != "none":
+        raise AdvisorError(f"tuning.method=full trains every weight and needs model.quantization=none "
+                           f"(got '{cfg.model.quantization}'); set model.quantization=none or tuning.method=lora")
+    model, _ = load_causal_model(cfg.model.spec, cfg.model.quantization, device)
+    if tc.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if cfg.model.quantization != "none":
+            # Casts norms to fp32 and enables input grads; gradient checkpointing costs time on small CPU models.
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        targets = tc.lora.target_modules
+        target_modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+        if targets != "all-linear":
+            # PEFT only complains when no name matches; a typo next to a valid name would silently train less.
+            from advisor.core.errors import did_you_mean
+
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+            unknown = [t for t in target_modules if t not in linear]
+            if unknown:
+                raise AdvisorError(f"tuning.lora.target_modules: '{unknown[0]}'{did_you_mean(unknown[0], linear)} is not a "
+                                   f"linear layer of model '{cfg.model.spec}' and does not fit it; its linear layers: "
+                                   f"{', '.join(linear)} (or use 'all-linear')")
+        lora = LoraConfig(r=tc.lora.r, lora_alpha=tc.lora.alpha, lora_dropout=tc.lora.dropout,
+                          target_modules=target_modules, task_type="CAUSAL_LM", bias="none")
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as e:
+            first = str(e).splitlines()[0][:200]
+            raise AdvisorError(f"tuning.lora.target_modules='{targets}' does not fit model '{cfg.model.spec}' ({first}); "
+                               f"use 'all-linear' or names of its linear layers, e.g. q_proj,v_proj") from None
+    if tc.gradient_checkpointing:
+        # Activations dominate memory at long sequences (SmolLM2-135M, 8 x 256 tokens: ~5 GB over 30 layers).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if tc.method == "lora":
+            model.enable_input_require_grads()
+    model.train()
+    torch.manual_seed(cfg.seed)
+    return model, [p for p in model.parameters() if p.requires_grad]
+
+
+def plot_history(history: list[dict], path: Path) -> bool:
+    """Training and validation loss against step as a PNG; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history], lw=1, alpha=0.6, label="train loss (batch)")
+    vals = [(h["step"], h["val_loss"]) for h in history if h.get("val_loss") is not None]
+    if vals:
+        ax.plot(*zip(*vals), "o-", color="C3", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("token NLL (nats)")
+    ax.set_title("Tuning: loss on answer/text tokens")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+# ---------------------------------------------------------------- training
+
+
+def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
+    """Make glibc serve allocations >= threshold_bytes with mmap, returned to the OS on free.
+
+    By default glibc raises its mmap threshold dynamically (up to 32 MB) and keeps freed blocks below it in
+    the heap. Length-grouped batches have a different width every step, so activation tensors of ever-new
+    sizes are freed and allocated, the heap fragments and RSS ratchets up: SmolLM2-135M LoRA at 8 x 256
+    tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB, at the same step time. False off glibc."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold_bytes))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok, out_dir: Path,
                   data_hash: str) -> dict:
-    """Train LoRA on the (quantized) base and save the adapter atomically into out_dir."""
+    """Train (and resume) on train_rows; save the adapter (or full model) and training.json into out_dir."""
     import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
-    from advisor.core.models import default_device, load_causal_model
+    from advisor.core.models import default_device
 
     tc = cfg.tuning
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    device = default_device()
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
+    device = str(acc.device) if world > 1 else default_device()
     t_start = time.perf_counter()
-    model, _ = load_causal_model(cfg.model.spec, cfg.model.quantization, device)
-    if cfg.model.quantization != "none":
-        # Casts norms to fp32 and enables input grads; gradient checkpointing costs time on small CPU models.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    targets = tc.lora.target_modules
-    target_modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
-    lora = LoraConfig(r=tc.lora.r, lora_alpha=tc.lora.alpha, lora_dropout=tc.lora.dropout,
-                      target_modules=target_modules, task_type="CAUSAL_LM", bias="none")
-    try:
-        model = get_peft_model(model, lora)
-    except ValueError as e:
-        raise AdvisorError(f"tuning.lora.target_modules='{targets}' does not fit model '{cfg.model.spec}': {e}") from None
-    model.train()
+    large_allocations_via_mmap()
+    torch.manual_seed(cfg.seed)
+    model, params = build_trainable_model(cfg, device)
+    loss_mod = label_only_loss_module(model)
+    if world > 1:  # DDP over the launched processes; single-process runs keep the plain module
+        loss_mod = acc.prepare_model(loss_mod)
+    load_s = time.perf_counter() - t_start
+    rss_after_load = peak_rss_mb()
 
-    steps_per_epoch = math.ceil(math.ceil(len(train_rows) / tc.batch_size) / tc.grad_accum)
+    steps_per_epoch = math.ceil(math.ceil(len(train_rows) / (tc.batch_size * world)) / tc.grad_accum)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    warmup = int(total_steps * tc.warmup_ratio)
     sched_fn = get_cosine_schedule_with_warmup if tc.schedule == "cosine" else get_linear_schedule_with_warmup
-    sched = sched_fn(opt, warmup, total_steps)
-    val_every = max(10, total_steps // 4)  # about four validation points, the last at the end
+    sched = sched_fn(opt, int(total_steps * tc.warmup_ratio), total_steps)
+    val_every = tc.eval_every or max(1, total_steps // 4)  # default: about four validations, the last at the end
 
-    history: list[dict] = []
-    tokens_seen, step, micro = 0, 0, 0
-    batches: list[list[int]] = []
-    bar = tqdm(total=total_steps, desc="tune", unit="step", dynamic_ncols=True)
-    t_train = time.perf_counter()
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    ck_root = out_dir / CHECKPOINTS
+    fp = fingerprint(cfg, data_hash)
+    step, tokens_seen, label_tokens, history = 0, 0, 0, []
+    best, bad_evals, best_state, best_step, resumed_from = math.inf, 0, None, None, None
+    plan = None
+    ck = latest_checkpoint(ck_root)
+    if ck is not None:
+        meta = check_resumable(ck, fp)
+        state = torch.load(ck / "trainable.pt", map_location=device)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in state:
+                    p.copy_(state[n])
+        extra = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
+        opt.load_state_dict(extra["optimizer"])
+        sched.load_state_dict(extra["scheduler"])
+        torch.set_rng_state(extra["rng_torch"])
+        if torch.cuda.is_available() and extra.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state_all(extra["rng_cuda"])
+        best_state = extra.get("best_state")
+        step, tokens_seen, label_tokens = meta["step"], meta["tokens_seen"], meta["label_tokens"]
+        history, plan = meta["history"], meta["data_order"]
+        best, bad_evals, best_step = meta["best_val"], meta["bad_evals"], meta["best_step"]
+        resumed_from = step
+        if main:
+            print(f"tune: resuming from {ck} (step {step} of {total_steps})", file=sys.stderr)
+    if plan is None:
+        plan = batch_plan(train_rows, tc.batch_size, total_steps * tc.grad_accum * world, cfg.seed)
+
+    def checkpoint() -> None:
+        trainable = dict(zip(names, params))
+        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_torch": torch.get_rng_state(),
+                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                 "best_state": best_state}
+        meta = {"fingerprint": fp, "tokens_seen": tokens_seen, "label_tokens": label_tokens, "history": history,
+                "data_order": plan, "best_val": best, "bad_evals": bad_evals, "best_step": best_step,
+                "total_steps": total_steps}
+        if main:
+            save_checkpoint(ck_root, step, meta, trainable, extra)
+        acc.wait_for_everyone()
+
+    stopped_early = bool(history and history[-1].get("early_stop"))
+    bar = tqdm(total=total_steps, initial=step, desc="tune", unit="step", dynamic_ncols=True, disable=not main)
+    t_train, session_tokens = time.perf_counter(), 0
     running = None
-    while step < total_steps:
-        if not batches:
-            batches = length_grouped_batches(train_rows, tc.batch_size, rng)
-        batch = {k: v.to(device) for k, v in collate([train_rows[i] for i in batches.pop()], tok.pad_token_id).items()}
-        loss = model(**batch).loss / tc.grad_accum
-        loss.backward()
-        tokens_seen += int(batch["attention_mask"].sum())
-        micro += 1
-        if micro % tc.grad_accum:
-            continue
+    loss_mod.train()
+    while step < total_steps and not stopped_early:
+        t_step = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for a in range(tc.grad_accum):
+            idx = plan[(step * tc.grad_accum + a) * world + rank]
+            batch = {k: v.to(device) for k, v in collate([train_rows[i] for i in idx], tok.pad_token_id).items()}
+            s, n = loss_mod(**batch)
+            loss = s / max(n, 1)
+            (loss / tc.grad_accum).backward()
+            step_loss += float(loss.detach()) / tc.grad_accum
+            ntok = int(batch["attention_mask"].sum())
+            tokens_seen += ntok * world
+            session_tokens += ntok * world
+            label_tokens += n * world
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        opt.zero_grad(set_to_none=True)
         step += 1
-        lv = float(loss.detach()) * tc.grad_accum
-        running = lv if running is None else 0.9 * running + 0.1 * lv
-        rec = {"step": step, "loss": round(lv, 4), "lr": sched.get_last_lr()[0]}
+        running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
+        rec = {"step": step, "loss": round(step_loss, 4), "lr": sched.get_last_lr()[0], "tokens_seen": tokens_seen,
+               "step_s": round(time.perf_counter() - t_step, 4)}
         if step % val_every == 0 or step == total_steps:
-            rec["val_loss"] = evaluate_loss(model, val_rows, tc.batch_size, tok.pad_token_id, device)
+            v = evaluate_loss(loss_mod, val_rows, tc.batch_size, tok.pad_token_id, device)
+            rec["val_loss"] = v
+            if v is not None and tc.early_stopping_patience:
+                if v < best - 1e-4:
+                    best, bad_evals, best_step = v, 0, step
+                    best_state = {n: p.detach().clone().cpu() for n, p in zip(names, params)}
+                else:
+                    bad_evals += 1
+                    if bad_evals >= tc.early_stopping_patience:
+                        rec["early_stop"] = stopped_early = True
         history.append(rec)
         el = time.perf_counter() - t_train
-        bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{tokens_seen / el:.0f}")
+        bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{session_tokens / max(el, 1e-9):.0f}",
+                        **({"val": f"{rec['val_loss']:.3f}"} if rec.get("val_loss") is not None else {}))
         bar.update(1)
+        if (tc.save_every and step % tc.save_every == 0) or stopped_early:
+            checkpoint()
     bar.close()
+    train_s = time.perf_counter() - t_train
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    if stopped_early and best_state is not None:  # keep the weights of the best validation, not the last
+        with torch.no_grad():
+            for n, p in zip(names, params):
+                p.copy_(best_state[n].to(p.device))
     vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
+    peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     info = {
         "base_model": cfg.model.spec,
         "quantization": cfg.model.quantization,
-        "method": "qlora" if cfg.model.quantization in ("nf4", "int8") else "lora",
-        "lora": {"r": tc.lora.r, "alpha": tc.lora.alpha, "dropout": tc.lora.dropout, "target_modules": targets},
+        "method": "full" if tc.method == "full" else ("qlora" if cfg.model.quantization in ("nf4", "int8") else "lora"),
+        "lora": {"r": tc.lora.r, "alpha": tc.lora.alpha, "dropout": tc.lora.dropout,
+                 "target_modules": tc.lora.target_modules} if tc.method == "lora" else None,
         "data_sha256": data_hash,
+        "config_fingerprint": fp,
         "n_train": len(train_rows),
         "n_val": len(val_rows),
         "steps": step,
+        "planned_steps": total_steps,
+        "resumed_from_step": resumed_from,
+        "stopped_early": stopped_early,
+        "best_step": best_step if stopped_early else None,
         "tokens_seen": tokens_seen,
-        "tokens_per_s": round(tokens_seen / max(time.perf_counter() - t_train, 1e-9), 1),
+        "label_tokens": label_tokens,
+        "tokens_per_s": round(session_tokens / max(train_s, 1e-9), 1),
         "final_train_loss": history[-1]["loss"] if history else None,
         "final_val_loss": vals[-1] if vals else None,
+        "best_val_loss": min(vals) if vals else None,
         "wall_s": round(time.perf_counter() - t_start, 2),
+        "load_s": round(load_s, 2),
+        "train_s": round(train_s, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "history": history,
+        "peak_rss_after_load_mb": round(rss_after_load, 1),
+        "peak_gpu_mb": round(peak_gpu, 1) if peak_gpu is not None else None,
+        "weights_mb": round(model.get_memory_footprint() / 2**20, 1),
         "trainable_params": sum(p.numel() for p in params),
         "device": device,
+        "processes": world,
+        "history": history,
+        "plot": "val_loss.png",
     }
-    atomic_write_json(tmp / "training.json", info)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    if main:
+        save_final(model, info, out_dir)
+    acc.wait_for_everyone()
     return info
+
+
+def save_final(model, info: dict, out_dir: Path) -> None:
+    """Write the adapter (PEFT format) or full model, its plot and training.json into out_dir, file by file
+    atomically, training.json last; then drop the checkpoints (a crash before that just resumes at the end)."""
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if not plot_history(info["history"], tmp / "val_loss.png"):
+        info["plot"] = None
+    atomic_write_json(tmp / "training.json", info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.iterdir():
+        if old.name != CHECKPOINTS:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for f in sorted(tmp.iterdir(), key=lambda p: p.name == "training.json"):
+        os.replace(f, out_dir / f.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
 
 
 def run_tune_stage(run_dir: Path) -> None:
@@ -217,21 +519,24 @@ def run_tune_stage(run_dir: Path) -> None:
             chunks = read_jsonl(run / "chunks.jsonl")
             eval_qa = load_qa(Path(cfg.corpus.qa))
             train_qa = load_qa(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else []
-            train, val, report = build_sft(chunks, train_qa, eval_qa, tok, cfg.tuning.max_seq_len,
-                                           cfg.tuning.use_corpus_text, cfg.tuning.use_train_qa,
-                                           cfg.tuning.val_fraction, cfg.seed)
+            tc = cfg.tuning
+            train, val, report = build_sft(chunks, train_qa, eval_qa, tok, tc.max_seq_len, tc.use_corpus_text,
+                                           tc.use_train_qa, tc.val_fraction, cfg.seed, synthetic_qa=tc.synthetic_qa,
+                                           synthetic_per_chunk=tc.synthetic_per_chunk, raft=tc.raft,
+                                           raft_distractors=tc.raft_distractors, raft_no_oracle=tc.raft_no_oracle)
             write_sft(run / "sft", train, val, report)
 
     data_hash = combine_hashes(sha256_file(run / "sft/train.jsonl"), sha256_file(run / "sft/val.jsonl"))
     h_tune = combine_hashes(h_sft, data_hash)
-    with run.stage("tune", h_tune, ["adapter/adapter_config.json", "adapter/training.json"]) as st:
+    with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
         if st.skipped:
             return
         train_rows, skipped = tokenize_examples(read_jsonl(run / "sft/train.jsonl"), tok, cfg.tuning.max_seq_len, chat)
         val_rows, _ = tokenize_examples(read_jsonl(run / "sft/val.jsonl"), tok, cfg.tuning.max_seq_len, chat)
         if not train_rows:
             raise AdvisorError(
-                f"tuning.max_seq_len={cfg.tuning.max_seq_len} is too small for any training example ({skipped} skipped); raise it"
+                f"tuning.max_seq_len={cfg.tuning.max_seq_len} is too small for any training example "
+                f"({skipped} of {skipped} skipped as too long); raise tuning.max_seq_len"
             )
         train_adapter(cfg, train_rows, val_rows, tok, run / "adapter", data_hash)
 

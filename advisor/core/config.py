@@ -116,6 +116,8 @@ class LoraConfig:
             raise AdvisorError(f"tuning.lora.alpha={self.alpha} must be positive")
         if not 0 <= self.dropout < 1:
             raise AdvisorError(f"tuning.lora.dropout={self.dropout} must be in [0, 1)")
+        if self.target_modules != "all-linear" and not [t for t in self.target_modules.split(",") if t.strip()]:
+            raise AdvisorError("tuning.lora.target_modules must be 'all-linear' or module names like q_proj,v_proj")
 
 
 @dataclass
@@ -133,6 +135,16 @@ class TuningConfig:
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
+    method: str = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
+    synthetic_qa: bool = True  # without training questions, make template question/answer pairs from the chunks (marked synthetic)
+    synthetic_per_chunk: int = 1  # synthetic pairs made per chunk (at most)
+    raft: bool = False  # add RAFT-style pairs: question + oracle chunk + distractor chunks (for the tuned_rag arm)
+    raft_distractors: int = 2  # distractor chunks per RAFT example
+    raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (only distractors)
+    eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
+    early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
+    gradient_checkpointing: bool = False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
+    save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "linear"):
@@ -151,6 +163,12 @@ class TuningConfig:
             raise AdvisorError("tuning.val_fraction must be in [0, 0.5)")
         if not (self.use_corpus_text or self.use_train_qa):
             raise AdvisorError("tuning: enable use_corpus_text or use_train_qa, or there is nothing to train on")
+        if self.method not in ("lora", "full"):
+            raise AdvisorError(f"tuning.method='{self.method}' must be lora or full{did_you_mean(self.method, ('lora', 'full'))}")
+        if self.raft_distractors < 0 or not 0 <= self.raft_no_oracle <= 1 or self.synthetic_per_chunk < 0:
+            raise AdvisorError("tuning.raft_distractors and tuning.synthetic_per_chunk must be >= 0 and tuning.raft_no_oracle in [0, 1]")
+        if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0:
+            raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience and tuning.save_every must be >= 0")
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""advisor tune: the tuning track alone (sft data + QLoRA adapter), resumable after a crash.
+
+    advisor tune RUN_DIR                          # a run directory that has config.yaml and chunks.jsonl
+    advisor tune --corpus docs/ --qa qa.jsonl [--out RUN_DIR] [key=value ...]   # ingest, then tune
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="run the tuning track alone: leak-free training data, then the QLoRA adapter (resumes after a crash)",
+        description="Build the training data (corpus text, training or synthetic question pairs, optional RAFT "
+        "examples; eval questions never trained on; leakage report in sft/leakage.json) and train the adapter "
+        "into RUN_DIR/adapter (PEFT format, training.json manifest, val_loss.png). Checkpoints every "
+        "tuning.save_every steps; rerunning the same command resumes from the last one. Given an existing run "
+        "directory and no other options, it uses that run's config.yaml; otherwise it ingests the corpus "
+        "like 'advisor run' and writes the config first.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  advisor tune runs/sample-smollm2-xxxx\n"
+        "  advisor tune --corpus docs/ --qa qa.jsonl --out runs/docs tuning.max_steps=200 tuning.lora.r=8\n"
+        "  accelerate launch -m tuning.train RUN_DIR     (several GPUs: DDP, see README)",
+    )
+    p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="existing run directory to tune in")
+    p.add_argument("--corpus", metavar="PATH", help="folder or file of documents; default: the bundled sample")
+    p.add_argument("--qa", metavar="FILE", help="evaluation questions (JSONL), only to keep them out of training")
+    p.add_argument("--train-qa", metavar="FILE", help="training questions about the same facts (JSONL)")
+    p.add_argument("--model", metavar="SPEC", help="base causal LM: bundled name, local folder or Hub id")
+    p.add_argument("--config", metavar="FILE", default="quickstart", help="a preset name or YAML file of overrides")
+    p.add_argument("--out", metavar="RUN_DIR", type=Path, help="run directory to create or reuse")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. tuning.lora.r=8")
+    p.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args) -> int:
+    import json
+
+    from advisor.core.errors import AdvisorError
+    from advisor.pipeline import say
+    from tuning.train import run_tune_stage
+
+    # argparse puts a lone key=value into run_dir when no RUN_DIR is given
+    if args.run_dir is not None and "=" in str(args.run_dir) and not args.run_dir.exists():
+        args.overrides, args.run_dir = [str(args.run_dir), *args.overrides], None
+    fresh = any([args.corpus, args.qa, args.train_qa, args.model, args.overrides, args.out, args.config != "quickstart"])
+    if args.run_dir is not None and not fresh:
+        if not (args.run_dir / "config.yaml").is_file() or not (args.run_dir / "chunks.jsonl").is_file():
+            raise AdvisorError(f"{args.run_dir} is not an ingested run directory (needs config.yaml and chunks.jsonl); "
+                               "pass --corpus/--qa to make one, or run 'advisor run' first")
+        run_dir = args.run_dir
+    else:
+        from advisor.core.artifacts import RunDir
+        from advisor.core.config import dump_config, load_config
+        from advisor.pipeline import default_run_dir, ingest, preflight, resolve_inputs
+
+        extra: dict = {}
+        for flag, sec, key in (("corpus", "corpus", "path"), ("qa", "corpus", "qa"), ("train_qa", "corpus", "train_qa"),
+                               ("model", "model", "spec")):
+            if getattr(args, flag):
+                extra.setdefault(sec, {})[key] = getattr(args, flag)
+        cfg = resolve_inputs(load_config(args.config, args.overrides, extra))
+        inputs = preflight(cfg)
+        run = RunDir(args.out or args.run_dir or default_run_dir(cfg))
+        say(f"run directory: {run.path}")
+        run.init_manifest(dump_config(cfg), inputs)
+        ingest(run, cfg, inputs["corpus"])
+        run_dir = run.path
+    run_tune_stage(run_dir)
+    info = json.loads((run_dir / "adapter" / "training.json").read_text())
+    say(f"adapter: {run_dir / 'adapter'}  ({info['steps']} steps, train loss {info['final_train_loss']}, "
+        f"val loss {info['final_val_loss']}, {info['tokens_per_s']} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB)")
+    print(run_dir)
+    return 0

@@ -1,0 +1,191 @@
+"""The tune stage on the tiny random Llama: label-only loss, checkpoints that survive kill -9, refusal to
+resume under another config, early stopping, the manifest and plot, bad input (exit 2), export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from advisor.cli import main as cli
+from advisor.core.artifacts import RunDir
+from advisor.core.config import dump_config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_run(path: Path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *overrides: str) -> Path:
+    """An ingested run directory (config.yaml + chunks.jsonl) on the tiny model, ready for the tune stage."""
+    from advisor.pipeline import ingest, preflight, resolve_inputs
+
+    cfg = resolve_inputs(load_config("smoke", [
+        f"corpus.path={tiny_corpus}", f"corpus.qa={tiny_qa}", f"corpus.train_qa={tiny_train_qa}",
+        f"model.spec={tiny_model_dir}", "model.quantization=none", "retrieval.embedder=hashing",
+        "chunking.size=40", "chunking.overlap=8", "tuning.max_steps=4", "tuning.batch_size=4", *overrides,
+    ]))
+    inputs = preflight(cfg)
+    run = RunDir(path)
+    run.init_manifest(dump_config(cfg), inputs)
+    ingest(run, cfg, inputs["corpus"])
+    return run.path
+
+
+def training(run: Path) -> dict:
+    return json.loads((run / "adapter" / "training.json").read_text())
+
+
+def tune_process(run: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVISOR_QUIET": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tuning.train", str(run)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_label_only_loss_equals_the_models_own_loss(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tuning.train import IGNORE, collate, label_only_loss_module
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = [{"input_ids": list(range(5, 25)), "labels": [IGNORE] * 12 + list(range(17, 25))},
+            {"input_ids": list(range(30, 41)), "labels": list(range(30, 41))}]
+    batch = collate(rows, pad_id=0)
+    s, n = label_only_loss_module(model)(**batch)
+    assert n == 8 + 10  # a label at position 0 has no predicting position
+    ref = model(**batch).loss
+    assert torch.allclose(s / n, ref, atol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir):
+    import torch
+
+    from tuning.train import build_trainable_model, collate, label_only_loss_module
+
+    batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
+    out = []
+    for ckpt in (False, True):
+        cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", "tuning.lora.dropout=0",
+                                 f"tuning.gradient_checkpointing={ckpt}"])
+        torch.manual_seed(0)
+        model, params = build_trainable_model(cfg, "cpu")
+        with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.02)
+        s, n = label_only_loss_module(model)(**batch)
+        (s / n).backward()
+        out.append((float(s / n), torch.cat([p.grad.flatten() for p in params])))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-6)
+    assert torch.allclose(out[0][1], out[1][1], atol=1e-6) and out[0][1].abs().max() > 1e-4
+
+
+def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(
+        tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    from tuning.train import run_tune_stage
+
+    args = (tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=30", "tuning.save_every=2",
+            "tuning.batch_size=2", "tuning.max_seq_len=128")
+    ref = make_run(tmp_path / "ref", *args)
+    run_tune_stage(ref)
+    uninterrupted = training(ref)
+
+    run = make_run(tmp_path / "crash", *args)
+    ck_root = run / "adapter" / "checkpoints"
+    p = tune_process(run)  # only the killed run needs its own process; the others run in this one
+    deadline = time.time() + 240
+    while not list(ck_root.glob("step-*")) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    killed_at = max(int(c.name.split("-")[1]) for c in ck_root.glob("step-*"))
+    assert 0 < killed_at < 30 and not (run / "adapter" / "training.json").exists()
+
+    # A rerun under another config refuses to resume, says why, exits 2 and keeps the checkpoint.
+    cfg_path = run / "config.yaml"
+    good = cfg_path.read_text()
+    cfg_path.write_text(good.replace("  lr: 0.0002", "  lr: 0.001"))
+    assert cli(["tune", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "tuning.lr: 0.0002 -> 0.001" in err
+    assert list(ck_root.glob("step-*")), "the checkpoint was lost"
+
+    cfg_path.write_text(good)
+    run_tune_stage(run)
+    resumed = training(run)
+    assert resumed["resumed_from_step"] >= killed_at
+    assert resumed["steps"] == uninterrupted["steps"] == 30
+    assert [h["step"] for h in resumed["history"]] == list(range(1, 31))
+    # Same data order, RNG and optimizer state: the resumed run reproduces the uninterrupted one.
+    assert resumed["final_train_loss"] == pytest.approx(uninterrupted["final_train_loss"], rel=1e-3)
+    assert resumed["tokens_seen"] == uninterrupted["tokens_seen"]
+    assert not ck_root.exists()  # checkpoints are dropped once the adapter is saved
+
+
+def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    # lr far too high: validation loss rises after the first evaluations, patience 2 stops the run
+    run = make_run(tmp_path / "run", tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=30",
+                   "tuning.lr=0.05", "tuning.eval_every=1", "tuning.early_stopping_patience=2", "tuning.warmup_ratio=0")
+    assert cli(["tune", str(run)]) == 0
+    info = training(run)
+    for key in ("base_model", "quantization", "data_sha256", "steps", "final_train_loss", "final_val_loss",
+                "wall_s", "peak_rss_mb", "tokens_seen", "history"):
+        assert info[key] is not None, key
+    assert info["stopped_early"] and info["steps"] < 30
+    vals = [h["val_loss"] for h in info["history"]]
+    assert min(vals[-2:]) >= min(vals) and info["best_step"] == vals.index(min(vals)) + 1
+    png = run / "adapter" / "val_loss.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert cli(["export", str(run), "--out", str(tmp_path / "merged")]) == 0
+    assert cli(["export", str(run), "--out", str(tmp_path / "merged")]) == 2  # no silent overwrite
+    ids = torch.tensor([[5, 17, 42, 99, 123, 7]])
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        base_logits = base(ids).logits
+        on = PeftModel.from_pretrained(base, run / "adapter")(ids).logits
+        out = merged(ids).logits
+    assert (on - base_logits).abs().max() > 1e-3  # the adapter does something
+    assert torch.allclose(out, on, atol=1e-4)
+
+
+@pytest.mark.parametrize("with_train_qa, overrides, message", [
+    (False, ["tuning.use_corpus_text=false", "tuning.synthetic_qa=false"], "training set is empty"),
+    (True, ["tuning.use_corpus_text=false", "tuning.max_seq_len=32"], "too small for any training example"),
+    (True, ["tuning.lora.r=0"], "tuning.lora.r=0 must be a positive integer"),
+    (True, ["tuning.lora.target_modules=qproj,v_proj"], "is not a linear layer of model"),
+    (True, ["model.quantization=nf4", "tuning.method=full"], "needs model.quantization=none"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa,
+                                                 tiny_train_qa, with_train_qa, overrides, message):
+    flags = [f"--corpus={tiny_corpus}", f"--qa={tiny_qa}"] + ([f"--train-qa={tiny_train_qa}"] if with_train_qa else [])
+    base = [f"model.spec={tiny_model_dir}", "model.quantization=none", "retrieval.embedder=hashing",
+            "chunking.size=40", "chunking.overlap=8", "tuning.max_steps=2"]
+    rc = cli(["tune", *flags, "--config", "smoke", "--out", str(tmp_path / "run"), *base, *overrides])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith("advisor: error: ") and message in errors[0], errors
+
+
+@pytest.mark.slow
+def test_the_tune_stage_runs_unchanged_under_accelerate_launch(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa,
+                                                               tiny_train_qa):
+    run = make_run(tmp_path / "run", tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=3")
+    launcher = Path(sys.executable).parent / "accelerate"
+    p = subprocess.run([str(launcher), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tuning.train", str(run)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "ADVISOR_QUIET": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    info = training(run)
+    assert info["steps"] == 3 and info["processes"] == 1 and (run / "adapter" / "adapter_model.safetensors").exists()
