@@ -294,6 +294,10 @@ def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
 
     t0 = time.perf_counter()
     cfg = resolve_inputs(cfg)
+    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
+    if cfg.tuning.method == "full" and tuned_arms:
+        raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
+                           "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
     inputs = preflight(cfg)
     run = RunDir(out or default_run_dir(cfg))
     say(f"run directory: {run.path}")

@@ -41,7 +41,7 @@ class Limits:
     max_tokens: int = 256  # the largest max_tokens a request may ask for
     default_max_tokens: int = 0  # 0 = the run's model.max_new_tokens
     timeout_s: float = 120.0  # a request waiting longer gets 504
-    max_batch: int = 16  # requests per generation call; 1 = no micro-batching
+    max_batch: int = 32  # requests per generation call; 1 = no micro-batching
     max_wait_ms: float = 20.0  # how long an open batch waits for more requests
 
 

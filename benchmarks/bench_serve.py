@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py [--run RUN_DIR] [--arms tuned,rag] [--requests-per-client 2]
 
-Starts `advisor serve` twice per arm (--max-batch 16 by default, then --max-batch 1 = one request per generation
+Starts `advisor serve` twice per arm (--max-batch 32 by default, then --max-batch 1 = one request per generation
 call), sends the sample's eval questions from N concurrent clients to /v1/query, and prints requests/s,
 p50/p95 latency and the on/off throughput ratio measured in the same run. RUN_DIR defaults to the newest
 folder under runs/ that has both an index and an adapter (make demo creates one).
@@ -83,10 +83,10 @@ async def load(url: str, concurrency: int, n_requests: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path)
-    ap.add_argument("--arms", default="tuned,rag")
+    ap.add_argument("--arms", default="base,rag,tuned,tuned_rag")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--requests-per-client", type=int, default=2)
-    ap.add_argument("--max-batch", type=int, default=16, help="micro-batch bound when batching is on")
+    ap.add_argument("--max-batch", type=int, default=32, help="micro-batch bound when batching is on")
     ap.add_argument("--max-wait-ms", type=float, default=20.0, help="how long an open batch waits")
     args = ap.parse_args()
     run = args.run or newest_run()

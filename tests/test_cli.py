@@ -54,6 +54,8 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, tiny_qa, tiny_corpus):
                            "unknown causal model 'smollm3'")
     _assert_one_line_error(run_cli("run", "tuning.lora.r=0"), "tuning.lora.r=0")
     _assert_one_line_error(run_cli("run", "--config", "nosuchpreset"), "unknown preset 'nosuchpreset'")
+    _assert_one_line_error(run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(tiny_qa), "tuning.method=full",
+                                   "model.quantization=none"), "tuning.method=full", "advisor tune")
 
 
 def test_nothing_is_built_when_input_is_bad(tmp_path, tiny_corpus):

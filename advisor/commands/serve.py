@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--api-key", default=os.environ.get("ADVISOR_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1/* (default: $ADVISOR_API_KEY, else none)")
-    p.add_argument("--max-batch", type=int, default=16, help="requests per generation call; 1 turns micro-batching off")
+    p.add_argument("--max-batch", type=int, default=32, help="requests per generation call; 1 turns micro-batching off")
     p.add_argument("--max-wait-ms", type=float, default=20.0, help="how long an open batch waits for more requests")
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask for")
     p.add_argument("--max-prompt-tokens", type=int, default=512, help="largest question, in tokens")
