@@ -18,6 +18,8 @@ def quiet_libraries() -> None:
     os.environ.setdefault("ADVISOR_QUIET", "1")
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # bm25s sets its own logger to DEBUG when imported
+        handler.setLevel(logging.WARNING)
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.ERROR)
 
