@@ -83,3 +83,31 @@ def test_adapter_switches_on_and_off(tiny_model_dir, tmp_path):
     on = tuned.loglikelihood(req)[0]
     assert off == pytest.approx(plain.loglikelihood(req)[0], abs=1e-5)
     assert on != pytest.approx(off, abs=1e-3)
+
+
+def test_nf4_training_gradients_survive_an_inference_pass(tiny_model_dir):
+    """bitsandbytes repacks 4-bit weights for a bf16 kernel without autograd on the first no-grad eval
+    forward (AVX512-BF16 CPUs); a validation pass mid-training must not change the gradients after it."""
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = models.load_causal_model(str(tiny_model_dir), "nf4", "cpu")
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    x = torch.randint(5, 1000, (2, 24))
+
+    def grads():
+        model.train()
+        model.zero_grad()
+        model(input_ids=x, labels=x).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    before = grads()
+    model.eval()
+    with torch.inference_mode():
+        model(input_ids=x)
+    after = grads()
+    assert before.keys() == after.keys() and any("layers.0." in n for n in before)
+    for n in before:
+        torch.testing.assert_close(after[n], before[n], msg=n)
+    quantized = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    assert quantized and not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in quantized)
