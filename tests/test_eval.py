@@ -207,22 +207,34 @@ def test_eval_bad_input_not_a_run_directory(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_evicting_greedy_decoder_matches_model_generate(tiny_lm):
+SHARED = "Context: the ferry to the north island leaves the harbour at six and returns at nine. "
+
+
+@pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
+def test_evicting_greedy_decoder_matches_model_generate(tiny_lm, monkeypatch, rowwise):
     """The decoder that drops finished rows gives the same tokens as transformers' generate, with stop
-    strings, end tokens and min_new_tokens, for prompts of different lengths in one batch."""
+    strings, end tokens and min_new_tokens, for prompts of different lengths in one batch; also when the
+    prompts are prefilled one at a time, reusing the keys and values of shared prefixes."""
+    monkeypatch.setattr(tiny_lm, "ROWWISE_PREFILL_TOKENS", 0 if rowwise else 10**9)
     prompts = ["Question: who?\nAnswer:", "Q", "Question: what is the fee for a late return of a bike?\nAnswer:",
-               "tell me", "a b c d e f g h"]
+               "tell me", "a b c d e f g h", SHARED + "When does it leave?", SHARED + "When does it return?",
+               SHARED + "When"]
     lengths = set()
+    tiny_lm.prefill_tokens = 0
     for stop, min_new in [(("\n",), 0), ((), 0), ((), 6), (("e",), 0), (("a", "i", "o"), 0)]:
-        ours = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=5, stop=stop, min_new_tokens=min_new)
+        ours = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=8, stop=stop, min_new_tokens=min_new)
         lengths |= {g.new_tokens for g in ours}
-        ref = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=5, stop=stop, min_new_tokens=min_new, evict=False)
+        ref = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=8, stop=stop, min_new_tokens=min_new, evict=False)
         assert [g.text for g in ours] == [g.text for g in ref], stop
         assert [g.new_tokens for g in ours] == [g.new_tokens for g in ref], stop
         for a, b in zip(ours, ref):
             assert (a.confidence is None) == (b.confidence is None)
             assert a.confidence is None or a.confidence == pytest.approx(b.confidence, abs=1e-4)
     assert len(lengths) > 1  # some rows finished early and were evicted while others went on
+    if rowwise:  # the three prompts with the shared context computed it once (5 generate calls)
+        total = sum(g.prompt_tokens for g in ours)
+        shared = len(tiny_lm.encode(SHARED.strip())) - 1
+        assert 0 < tiny_lm.prefill_tokens <= 5 * (total - 2 * shared)
 
 
 def test_aggregate_leaves_out_probe_metrics_for_weights_that_were_not_probed(tmp_path):
