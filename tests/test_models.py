@@ -111,3 +111,17 @@ def test_nf4_training_gradients_survive_an_inference_pass(tiny_model_dir):
         torch.testing.assert_close(after[n], before[n], msg=n)
     quantized = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
     assert quantized and not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in quantized)
+
+
+def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers(tiny_model_dir):
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+    x = torch.randint(5, 1000, (2, 16))
+    with torch.inference_mode():
+        ref = lm.model(input_ids=x).logits
+        with lm.dequantized_once():
+            patched = [m for m in lm.model.modules() if "forward" in vars(m)]
+            once = lm.model(input_ids=x).logits
+        assert not any("forward" in vars(m) for m in lm.model.modules())
+        again = lm.model(input_ids=x).logits
+    assert patched and all(type(m).__name__ == "Linear4bit" for m in patched)
+    assert torch.equal(once, ref) and torch.equal(again, ref)

@@ -148,6 +148,9 @@ class LM:
     # per prompt (0.86 vs 0.67 s, SmolLM2-135M, 2 cores); shorter prompts gain from one batched forward.
     ROWWISE_PREFILL_TOKENS = 256
     MIN_SHARED_PREFIX = 8  # shorter common prefixes are recomputed rather than copied
+    # A row-by-row prefill multiplies by one fp32 copy of each 4-bit weight, made once per batch, when all the
+    # copies fit in this many bytes (430 MB for SmolLM2-135M); otherwise each forward dequantizes as usual.
+    DEQUANT_ONCE_BYTES = 2 << 30
 
     def _prefill(self, rows: list[list[int]], max_new_tokens: int):
         """Run the prompts of one batch through the model. Returns (logits at each prompt's last position,
@@ -174,8 +177,29 @@ class LM:
         n, width = len(rows), max(map(len, rows))
         logits: list = [None] * n
         kv: list = [None] * n  # per row: [(keys, values) per layer], each [1, heads, len, dim]
+        with self.dequantized_once() if n > 1 else contextlib.nullcontext():
+            self._prefill_rows(rows, logits, kv)
+        layers, growing = [], _growing_layer_class()
+        for li in range(len(kv[0])):
+            layers.append(growing([kv[i][li] for i in range(n)], width, max_new_tokens))
+            for i in range(n):
+                kv[i][li] = None  # free each row's copy as soon as it is in the batch cache
+        mask = torch.zeros((n, width), dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):
+            mask[i, width - len(r):] = 1
+        last = torch.tensor([[len(r) - 1] for r in rows], device=self.device)
+        cache = DynamicCache()
+        cache.layers = layers
+        return torch.stack(logits), cache, mask, last
+
+    def _prefill_rows(self, rows: list[list[int]], logits: list, kv: list) -> None:
+        """Fill logits[i] and kv[i] for every prompt, one forward each, in lexicographic order so that a
+        prompt's longest shared prefix is with its predecessor, whose keys and values it starts from."""
+        import torch
+        from transformers import DynamicCache
+
         prev = None
-        for i in sorted(range(n), key=lambda i: rows[i]):  # a prompt's longest shared prefix is with its predecessor
+        for i in sorted(range(len(rows)), key=lambda i: rows[i]):
             r = rows[i]
             shared = 0 if prev is None else min(_common_prefix(rows[prev], r), len(r) - 1)
             if shared < self.MIN_SHARED_PREFIX:
@@ -189,18 +213,30 @@ class LM:
             kv[i] = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
             self.prefill_tokens += len(r) - shared
             prev = i
-        layers, growing = [], _growing_layer_class()
-        for li in range(len(kv[0])):
-            layers.append(growing([kv[i][li] for i in range(n)], width, max_new_tokens))
-            for i in range(n):
-                kv[i][li] = None  # free each row's copy as soon as it is in the batch cache
-        mask = torch.zeros((n, width), dtype=torch.long, device=self.device)
-        for i, r in enumerate(rows):
-            mask[i, width - len(r):] = 1
-        last = torch.tensor([[len(r) - 1] for r in rows], device=self.device)
-        cache = DynamicCache()
-        cache.layers = layers
-        return torch.stack(logits), cache, mask, last
+
+    @contextlib.contextmanager
+    def dequantized_once(self) -> Iterator[None]:
+        """Within the block every bitsandbytes 4-bit layer multiplies by one fp32 dequantized copy of its weight,
+        made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
+        only the repeated dequantization goes. A no-op off CPU, without 4-bit layers, or when the copies
+        would exceed DEQUANT_ONCE_BYTES."""
+        import torch
+
+        layers = [m for m in self.model.modules() if type(m).__name__ == "Linear4bit"]
+        size = sum(m.weight.quant_state.shape.numel() * 4 for m in layers)
+        if not layers or self.device != "cpu" or size > self.DEQUANT_ONCE_BYTES:
+            yield
+            return
+        import bitsandbytes.functional as bnbf
+
+        for m in layers:
+            w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
+            m.forward = functools.partial(_linear_with, m, w)  # an instance attribute shadows the class's forward
+        try:
+            yield
+        finally:
+            for m in layers:
+                del m.forward
 
     def _plain_cache(self) -> bool:
         """True when the model's KV cache is a plain growing tensor per layer (no sliding windows,
@@ -391,6 +427,14 @@ def _growing_layer_class():
             self.reorder_cache(indices)
 
     return GrowingLayer
+
+
+def _linear_with(module, weight, x):
+    """A bitsandbytes Linear4bit's forward with its weight already dequantized (compute dtype in, input dtype out)."""
+    import torch
+
+    bias = None if module.bias is None else module.bias.to(weight.dtype)
+    return torch.nn.functional.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
