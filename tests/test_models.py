@@ -113,8 +113,19 @@ def test_nf4_training_gradients_survive_an_inference_pass(tiny_model_dir):
     assert quantized and not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in quantized)
 
 
-def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers(tiny_model_dir):
-    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers(tiny_model_dir, tmp_path,
+                                                                                 with_adapter):
+    adapter = None
+    if with_adapter:  # the LoRA wrapper around each 4-bit layer must keep adding its update
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                    LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+        peft_model.save_pretrained(tmp_path / "adapter")
+        adapter = str(tmp_path / "adapter")
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", adapter=adapter, device="cpu")
     x = torch.randint(5, 1000, (2, 16))
     with torch.inference_mode():
         ref = lm.model(input_ids=x).logits
@@ -123,5 +134,8 @@ def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers
             once = lm.model(input_ids=x).logits
         assert not any("forward" in vars(m) for m in lm.model.modules())
         again = lm.model(input_ids=x).logits
-    assert patched and all(type(m).__name__ == "Linear4bit" for m in patched)
+        if with_adapter:
+            with lm.adapter(False):
+                assert not torch.allclose(lm.model(input_ids=x).logits, ref, atol=1e-3)
+    assert patched and all(type(m).__module__.startswith("bitsandbytes") for m in patched)
     assert torch.equal(once, ref) and torch.equal(again, ref)

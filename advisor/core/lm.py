@@ -222,12 +222,17 @@ class LM:
         would exceed DEQUANT_ONCE_BYTES."""
         import torch
 
-        layers = [m for m in self.model.modules() if type(m).__name__ == "Linear4bit"]
-        size = sum(m.weight.quant_state.shape.numel() * 4 for m in layers)
-        if not layers or self.device != "cpu" or size > self.DEQUANT_ONCE_BYTES:
+        if self.device != "cpu" or not any("4bit" in type(m).__name__ for m in self.model.modules()):
             yield
             return
+        import bitsandbytes as bnb
         import bitsandbytes.functional as bnbf
+
+        # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
+        layers = [m for m in self.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+        if not layers or sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > self.DEQUANT_ONCE_BYTES:
+            yield
+            return
 
         for m in layers:
             w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
