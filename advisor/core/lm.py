@@ -220,16 +220,12 @@ class LM:
         made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
         only the repeated dequantization goes. A no-op off CPU, without 4-bit layers, or when the copies
         would exceed DEQUANT_ONCE_BYTES."""
-        import torch
-
-        if self.device != "cpu" or not any("4bit" in type(m).__name__ for m in self.model.modules()):
-            yield
-            return
         import bitsandbytes as bnb
         import bitsandbytes.functional as bnbf
+        import torch
 
         # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
-        layers = [m for m in self.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+        layers = [m for m in self.model.modules() if isinstance(m, bnb.nn.Linear4bit)] if self.device == "cpu" else []
         if not layers or sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > self.DEQUANT_ONCE_BYTES:
             yield
             return

@@ -252,8 +252,8 @@ def _own_unquantized_weights(model) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _keep_cpu_4bit_layout(model) -> int:
-    """Stop bitsandbytes from repacking 4-bit weights for its CPU bf16 kernel; returns how many layers.
+def _keep_cpu_4bit_layout(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU bf16 kernel.
 
     On CPUs with AVX512-BF16, bitsandbytes (0.50) repacks a Linear4bit's weight on its first forward in
     eval mode without grad and from then on sends *every* forward through `gemv_4bit`, which (a) casts
@@ -263,12 +263,9 @@ def _keep_cpu_4bit_layout(model) -> int:
     stopped propagating gradients through the frozen base layers to the LoRA weights below them.
     Keeping the standard layout gives the configured fp32 compute in training, evaluation and serving
     alike, on every CPU."""
-    n = 0
     for m in model.modules():
         if hasattr(m, "support_avx512bf16_for_cpu"):
             m.support_avx512bf16_for_cpu = False
-            n += 1
-    return n
 
 
 def load_tokenizer(spec: str, kind: str = "causal"):
