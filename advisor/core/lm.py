@@ -257,7 +257,8 @@ class LM:
                 min_new_tokens: int = 0):
         """Greedy decoding of a prefilled, left-padded batch that evicts finished rows: after each step the
         rows that emitted an end-of-sequence or stop token leave the batch, the KV cache (`reorder_cache`),
-        the mask and the positions. Returns (new token ids, their log-probabilities) per row."""
+        the mask and the positions; rows from the end of the batch move into their slots (`_fill_holes`),
+        so the batch cache copies only the moved rows. Returns (new token ids, their log-probabilities) per row."""
         import torch
 
         end = torch.tensor(sorted(self._end_ids(stop)), dtype=torch.long, device=attention_mask.device)
@@ -283,7 +284,7 @@ class LM:
             if bool(done.all()):
                 break
             if bool(done.any()):
-                keep = (~done).nonzero().squeeze(1)
+                keep = _fill_holes(~done)
                 cache.reorder_cache(keep)
                 alive, nxt, attention_mask, pos = alive[keep.cpu()], nxt[keep], attention_mask[keep], pos[keep]
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(nxt), 1))], 1)
@@ -404,24 +405,35 @@ def _growing_layer_class():
             for i, (k, v) in enumerate(rows):
                 self._k[i, :, width - k.shape[2] : width] = k[0]
                 self._v[i, :, width - v.shape[2] : width] = v[0]
-            self._len = width
+            self._rows, self._len = len(rows), width
             self.dtype, self.device, self.is_initialized = k0.dtype, k0.device, True
             self._views()
 
         def _views(self) -> None:
-            self.keys, self.values = self._k[:, :, : self._len], self._v[:, :, : self._len]
+            self.keys = self._k[: self._rows, :, : self._len]
+            self.values = self._v[: self._rows, :, : self._len]
 
         def update(self, key_states, value_states, *args, **kwargs):
             t = key_states.shape[-2]  # `_decode` adds one position per step, at most `room` in all
-            self._k[:, :, self._len : self._len + t] = key_states
-            self._v[:, :, self._len : self._len + t] = value_states
+            self._k[: self._rows, :, self._len : self._len + t] = key_states
+            self._v[: self._rows, :, self._len : self._len + t] = value_states
             self._len += t
             self._views()
             return self.keys, self.values
 
         def reorder_cache(self, beam_idx) -> None:
-            self._k = self._k.index_select(0, beam_idx.to(self._k.device))
-            self._v = self._v.index_select(0, beam_idx.to(self._v.device))
+            """Row i becomes old row beam_idx[i]. Only rows whose index changes are copied (the right side of
+            the assignment is gathered first, so any index list is safe); after `_fill_holes` those are
+            the few rows that moved into finished rows' slots, where index_select would copy the whole
+            cache (0.7 s of a 7 s decode for 32 RAG prompts)."""
+            import torch
+
+            idx = beam_idx.to(self._k.device)
+            moved = (idx != torch.arange(len(idx), device=idx.device)).nonzero().squeeze(1)
+            if len(moved):
+                self._k[moved] = self._k[idx[moved]]
+                self._v[moved] = self._v[idx[moved]]
+            self._rows = len(idx)
             self._views()
 
         def batch_select_indices(self, indices) -> None:
@@ -436,6 +448,21 @@ def _linear_with(module, weight, x):
 
     bias = None if module.bias is None else module.bias.to(weight.dtype)
     return torch.nn.functional.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+
+
+def _fill_holes(keep):
+    """Row indices for the batch after eviction, given a bool mask of the rows that stay: kept rows in
+    the first `keep.sum()` slots stay where they are, and the kept rows beyond fill the freed slots.
+
+    >>> import torch; _fill_holes(torch.tensor([True, False, True, False, True, True])).tolist()
+    [0, 4, 2, 5]
+    """
+    import torch
+
+    n = int(keep.sum())
+    idx = torch.arange(n, device=keep.device)
+    idx[(~keep[:n]).nonzero().squeeze(1)] = keep[n:].nonzero().squeeze(1) + n
+    return idx
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
