@@ -4,7 +4,8 @@
 
 Starts `advisor serve` twice per arm (--max-batch 32 by default, then --max-batch 1 = one request per generation
 call), sends the sample's eval questions from N concurrent clients to /v1/query, and prints requests/s,
-p50/p95 latency and the on/off throughput ratio measured in the same run. RUN_DIR defaults to the newest
+p50/p95 latency, the mean number of requests per generation call (from /healthz) and the on/off throughput
+ratio measured in the same run. RUN_DIR defaults to the newest
 folder under runs/ that has both an index and an adapter (make demo creates one).
 """
 
@@ -72,12 +73,15 @@ async def load(url: str, concurrency: int, n_requests: int) -> dict:
             errors += r.status_code != 200
 
     async with httpx.AsyncClient(timeout=900) as c:
+        before = (await c.get(url + "/healthz")).json()
         t0 = time.perf_counter()
         await asyncio.gather(*(client(c) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
+        after = (await c.get(url + "/healthz")).json()
     lat.sort()
+    batches = after["batches"] - before["batches"]
     return {"rps": n_requests / wall, "p50": statistics.median(lat), "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
-            "errors": errors, "n": n_requests}
+            "errors": errors, "n": n_requests, "batch": (after["requests"] - before["requests"]) / max(1, batches)}
 
 
 def main() -> None:
@@ -103,7 +107,7 @@ def main() -> None:
                     res[(mode, c)] = asyncio.run(load(url, c, max(8, c * args.requests_per_client)))
                     r = res[(mode, c)]
                     print(f"  {arm} batching {mode:<3} c={c:<3} {r['rps']:.2f} req/s  p50 {r['p50']:.2f}s  "
-                          f"p95 {r['p95']:.2f}s  errors {r['errors']}", flush=True)
+                          f"p95 {r['p95']:.2f}s  mean batch {r['batch']:.1f}  errors {r['errors']}", flush=True)
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -111,11 +115,12 @@ def main() -> None:
             on, off = res[("on", c)], res[("off", c)]
             rows.append((arm, c, on, off, on["rps"] / off["rps"]))
     print()
-    print("| arm | concurrency | batching on req/s | p50 s | p95 s | batching off req/s | p50 s | p95 s | on/off |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| arm | concurrency | batching on req/s | p50 s | p95 s | mean batch | batching off req/s | p50 s | p95 s "
+          "| on/off |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arm, c, on, off, ratio in rows:
-        print(f"| {arm} | {c} | {on['rps']:.2f} | {on['p50']:.2f} | {on['p95']:.2f} | {off['rps']:.2f} | "
-              f"{off['p50']:.2f} | {off['p95']:.2f} | {ratio:.2f}x |")
+        print(f"| {arm} | {c} | {on['rps']:.2f} | {on['p50']:.2f} | {on['p95']:.2f} | {on['batch']:.1f} | "
+              f"{off['rps']:.2f} | {off['p50']:.2f} | {off['p95']:.2f} | {ratio:.2f}x |")
     errs = sum(on["errors"] + off["errors"] for _, _, on, off, _ in rows)
     print(f"\nerrors (non-200): {errs}")
 

@@ -196,3 +196,37 @@ def test_start_up_errors_exit_2_with_one_line(served_run, tmp_path):
     assert "needs the adapter" in _start_error(str(partial), "--arm", "tuned")
     assert "needs the FAISS index" in _start_error(str(partial), "--arm", "rag")
     assert "no recommendation.json" in _start_error(str(partial))
+
+
+def _batch_sizes(max_wait_s: float, max_delay_s: float, gaps: list[float]) -> list[int]:
+    """Submit one request after each gap (seconds) to a MicroBatcher; the sizes of the batches it formed."""
+    from advisor.serve import MicroBatcher
+
+    sizes: list[int] = []
+
+    def fn(questions, max_tokens):
+        sizes.append(len(questions))
+        return questions
+
+    async def go():
+        batcher = MicroBatcher(fn, 32, max_wait_s, max_delay_s=max_delay_s)
+        task = asyncio.create_task(batcher.run())
+        waiting = []
+        for i, gap in enumerate(gaps):
+            await asyncio.sleep(gap)
+            waiting.append(asyncio.create_task(batcher.submit(f"q{i}", 8)))
+        assert await asyncio.gather(*waiting) == [f"q{i}" for i in range(len(gaps))]
+        task.cancel()
+
+    asyncio.run(go())
+    return sizes
+
+
+def test_a_batch_stays_open_while_requests_keep_coming_until_its_delay_bound():
+    # Five requests 0.1 s apart span 0.4 s, longer than the 0.3 s quiet gap: one batch, not two.
+    assert _batch_sizes(0.3, 5.0, [0, 0.1, 0.1, 0.1, 0.1]) == [5]
+    # A pause longer than the quiet gap closes the batch.
+    assert _batch_sizes(0.3, 5.0, [0, 0.1, 1.0, 0.1]) == [2, 2]
+    # A steady stream is cut at the delay bound (0.45 s after the batch opened).
+    sizes = _batch_sizes(0.3, 0.45, [0] + [0.1] * 11)
+    assert sum(sizes) == 12 and len(sizes) >= 2 and max(sizes) <= 7, sizes

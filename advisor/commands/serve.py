@@ -26,7 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key", default=os.environ.get("ADVISOR_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1/* (default: $ADVISOR_API_KEY, else none)")
     p.add_argument("--max-batch", type=int, default=32, help="requests per generation call; 1 turns micro-batching off")
-    p.add_argument("--max-wait-ms", type=float, default=20.0, help="how long an open batch waits for more requests")
+    p.add_argument("--max-wait-ms", type=float, default=20.0,
+                   help="an open batch closes when no request has arrived for this long (default: 20)")
+    p.add_argument("--max-delay-ms", type=float, default=200.0,
+                   help="... or this long after it opened (default: 200)")
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask for")
     p.add_argument("--max-prompt-tokens", type=int, default=512, help="largest question, in tokens")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body")
@@ -42,8 +45,10 @@ def cmd_serve(args) -> int:
         raise AdvisorError(f"--port {args.port} is not a TCP port (1-65535)")
     if args.max_batch < 1 or args.max_tokens < 1 or args.max_prompt_tokens < 1 or args.timeout_s <= 0:
         raise AdvisorError("--max-batch, --max-tokens, --max-prompt-tokens and --timeout-s must be positive")
+    if args.max_wait_ms < 0 or args.max_delay_ms < 0:
+        raise AdvisorError("--max-wait-ms and --max-delay-ms must not be negative")
     limits = Limits(max_body_bytes=args.max_body_bytes, max_prompt_tokens=args.max_prompt_tokens,
                     max_tokens=args.max_tokens, timeout_s=args.timeout_s, max_batch=args.max_batch,
-                    max_wait_ms=args.max_wait_ms)
+                    max_wait_ms=args.max_wait_ms, max_delay_ms=args.max_delay_ms)
     serve(args.run_dir, args.arm, args.host, args.port, args.api_key, limits)
     return 0
