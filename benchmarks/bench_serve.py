@@ -41,10 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(run: Path, arm: str, max_batch: int, max_wait_ms: float) -> tuple[subprocess.Popen, str]:
+def start(run: Path, arm: str, max_batch: int, max_wait_ms: float | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    wait = [] if max_wait_ms is None else ["--max-wait-ms", str(max_wait_ms)]
     proc = subprocess.Popen([sys.executable, "-m", "advisor", "serve", str(run), "--arm", arm, "--port", str(port),
-                             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--timeout-s", "600"],
+                             "--max-batch", str(max_batch), *wait, "--timeout-s", "600"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -91,7 +92,7 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--requests-per-client", type=int, default=2)
     ap.add_argument("--max-batch", type=int, default=32, help="micro-batch bound when batching is on")
-    ap.add_argument("--max-wait-ms", type=float, default=20.0, help="how long an open batch waits")
+    ap.add_argument("--max-wait-ms", type=float, help="the server's quiet gap that closes a batch (default: its own)")
     args = ap.parse_args()
     run = args.run or newest_run()
     levels = [int(x) for x in args.concurrency.split(",")]

@@ -26,10 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key", default=os.environ.get("ADVISOR_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1/* (default: $ADVISOR_API_KEY, else none)")
     p.add_argument("--max-batch", type=int, default=32, help="requests per generation call; 1 turns micro-batching off")
-    p.add_argument("--max-wait-ms", type=float, default=20.0,
-                   help="an open batch closes when no request has arrived for this long (default: 20)")
-    p.add_argument("--max-delay-ms", type=float, default=200.0,
-                   help="... or this long after it opened (default: 200)")
+    p.add_argument("--max-wait-ms", type=float, default=50.0,
+                   help="an open batch closes when no request has arrived for this long (default: 50)")
+    p.add_argument("--max-delay-ms", type=float, default=500.0,
+                   help="... or this long after it opened (default: 500)")
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask for")
     p.add_argument("--max-prompt-tokens", type=int, default=512, help="largest question, in tokens")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body")
