@@ -12,9 +12,9 @@ Endpoints
 
 Concurrent requests are micro-batched: the first waiting request opens a batch, which closes once no
 request has arrived for `max_wait_ms`, at `max_batch` requests, or `max_delay_ms` after it opened, and
-the whole batch is one generation call; requests that arrive while a batch generates form the next one. Safe defaults: loopback bind, bearer-token check
-when an API key is set, bounded body, prompt tokens, max_tokens and request time, JSON errors with
-4xx for bad input and no stack traces in responses.
+the whole batch is one generation call; requests that arrive while a batch generates form the next one.
+Safe defaults: loopback bind, bearer-token check when an API key is set, bounded body, prompt tokens,
+max_tokens and request time, JSON errors with 4xx for bad input and no stack traces in responses.
 """
 
 # No `from __future__ import annotations` here: FastAPI and pydantic resolve the annotations of the

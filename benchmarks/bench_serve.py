@@ -5,8 +5,8 @@
 Starts `advisor serve` twice per arm (--max-batch 32 by default, then --max-batch 1 = one request per generation
 call), sends the sample's eval questions from N concurrent clients to /v1/query, and prints requests/s,
 p50/p95 latency, the mean number of requests per generation call (from /healthz) and the on/off throughput
-ratio measured in the same run. RUN_DIR defaults to the newest
-folder under runs/ that has both an index and an adapter (make demo creates one).
+ratio measured in the same run. RUN_DIR defaults to the newest folder under runs/ that has both an index and
+an adapter (make demo creates one).
 """
 
 from __future__ import annotations
