@@ -122,12 +122,11 @@ def main() -> None:
                 res: dict = {"on": [], "off": []}
                 for k in range(args.rounds):
                     for mode in (("on", "off") if k % 2 == 0 else ("off", "on")):
-                        r = asyncio.run(load(servers[mode][1], c, n, first=k * n))
-                        res[mode].append(r)
-                        print(f"  {arm} c={c:<3} round {k + 1} batching {mode:<3} {n / r['wall']:.2f} req/s  "
-                              f"mean batch {r['requests'] / max(1, r['batches']):.1f}  errors {r['errors']}",
-                              flush=True)
-                spread = [(on["n"] / on["wall"]) / (off["n"] / off["wall"]) for on, off in zip(res["on"], res["off"])]
+                        res[mode].append(asyncio.run(load(servers[mode][1], c, n, first=k * n)))
+                        r = pooled(res[mode][-1:])
+                        print(f"  {arm} c={c:<3} round {k + 1} batching {mode:<3} {r['rps']:.2f} req/s  "
+                              f"mean batch {r['batch']:.1f}  errors {r['errors']}", flush=True)
+                spread = [pooled([on])["rps"] / pooled([off])["rps"] for on, off in zip(res["on"], res["off"])]
                 on, off = pooled(res["on"]), pooled(res["off"])
                 rows.append((arm, c, on, off, on["rps"] / off["rps"], min(spread), max(spread)))
         finally:
