@@ -273,3 +273,34 @@ def test_a_hand_edited_reviewed_file_with_a_bad_line_is_named_and_nothing_is_los
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{bad}:2" in err[0]
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == snapshot
+
+
+# ---------------------------------------------------------------- the pipeline stage
+
+
+def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_so(tmp_path, tiny_model_dir, tiny_corpus):
+    from advisor.core.config import load_config
+    from advisor.pipeline import run_pipeline
+
+    overrides = [f"corpus.path={tiny_corpus}", f"model.spec={tiny_model_dir}", "model.quantization=none",
+                 "model.max_new_tokens=4", "retrieval.embedder=hashing", "chunking.size=40", "chunking.overlap=8",
+                 "retrieval.context_tokens=200", "tuning.max_steps=2", "eval.limit=0", "eval.probe_limit=3",
+                 "eval.batch_size=8", "qa.n=16", "qa.min_answerable=10", "qa.unanswerable=0.25"]
+    run = run_pipeline(load_config("smoke", overrides), tmp_path / "run")
+    items = read_jsonl(run / "qa" / "eval.jsonl")
+    assert (run / "qa" / "train.jsonl").is_file() and (run / "qa" / "qa_report.json").is_file()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["qa"]["status"] == "done" and manifest["inputs"]["qa"]
+    assert str(run / "qa" / "eval.jsonl") in (run / "config.yaml").read_text()
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    es = metrics["eval_set"]
+    assert es["synthetic"] and es["generator"] == "extractive" and es["n"] == len(items) and not es["reviewed"]
+    rec = json.loads((run / "recommendation.json").read_text())
+    assert rec["reasons"][0].startswith(f"Evidence: measured on {len(items)} generated questions, not reviewed by a person")
+    report = (run / "report.md").read_text()
+    assert "## Evaluation set" in report and "not reviewed by a person" in report and "qa_set.png" in report
+    leak = json.loads((run / "sft" / "leakage.json").read_text())
+    assert leak["n_qa_pairs"] > 0 and not leak["dropped_training_questions_equal_to_eval"]
+    ended = manifest["stages"]["qa"]["ended"]
+    run_pipeline(load_config("smoke", overrides), run)  # a rerun keeps the generated set
+    assert json.loads((run / "manifest.json").read_text())["stages"]["qa"]["ended"] == ended

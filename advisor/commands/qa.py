@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     g.add_argument("--model", metavar="SPEC", default="smollm2-135m-instruct", help="llm generator: model run in process")
     g.add_argument("--base-url", metavar="URL", default="", help="llm generator: an OpenAI-compatible endpoint (…/v1)")
     g.add_argument("--api-model", metavar="NAME", default="", help="llm generator: the served model name at --base-url")
+    g.add_argument("--max-passages", type=int, default=200, metavar="N", help="llm generator: passages sent at most (default 200)")
+    g.add_argument("--min-answerable", type=int, default=30, metavar="N",
+                   help="fewer answerable questions than this is an error (default 30)")
     g.add_argument("--split", choices=("by_fact", "by_document"), default="by_fact")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--embedder", metavar="SPEC", default="all-minilm-l6-v2",
@@ -58,7 +61,8 @@ def cmd_generate(args) -> int:
     if args.generator == "extractive" and (args.base_url or args.api_model):
         raise AdvisorError("--base-url and --api-model apply to --generator llm only")
     qc = QAConfig(n=args.n, unanswerable=args.unanswerable, generator=args.generator, model=args.model,
-                  base_url=args.base_url, api_model=args.api_model, split=args.split)
+                  base_url=args.base_url, api_model=args.api_model, split=args.split, max_passages=args.max_passages,
+                  min_answerable=args.min_answerable)
     if args.generator == "llm" and not args.base_url:
         from advisor.core.models import resolve_model
 

@@ -62,6 +62,21 @@ def corpus_view(path: Path, text_field: str = "text") -> CorpusView:
     return CorpusView(read_documents(path, text_field), chunks, str(path))
 
 
+def run_documents(run_dir: Path) -> dict[str, str]:
+    """The documents of a run's corpus ({} when neither the corpus nor the chunks can be read any more)."""
+    from advisor.core.config import load_run_config
+    from advisor.core.corpus import documents_from_chunks
+
+    try:
+        corpus = Path(load_run_config(run_dir).corpus.path)
+        if corpus.exists():
+            return read_documents(corpus)
+    except AdvisorError:
+        pass
+    chunks = Path(run_dir) / "chunks.jsonl"
+    return documents_from_chunks(read_jsonl(chunks)) if chunks.is_file() else {}
+
+
 def settings(qc: QAConfig, seed: int) -> GenSettings:
     return GenSettings(n=qc.n, unanswerable=qc.unanswerable, split=qc.split, seed=seed,
                        max_per_document=qc.max_per_document, min_answerable=qc.min_answerable,
