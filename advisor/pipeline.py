@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, now_iso, read_jsonl, sha256_bytes,
-                                    sha256_file, write_jsonl)
+from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, crash_window, now_iso, read_jsonl,
+                                    sha256_bytes, sha256_file, write_jsonl)
 from advisor.core.config import Config, dump_config
 from advisor.core.errors import AdvisorError
 
@@ -39,6 +39,14 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _absolute(path: str, what: str) -> str:
+    """An absolute path; a symlink loop is one line, not a RuntimeError."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (RuntimeError, OSError) as e:
+        raise AdvisorError(f"{what} {path} cannot be resolved ({e}); a symlink loop? pass the real path") from None
+
+
 def resolve_inputs(cfg: Config) -> Config:
     """Fill in the bundled sample where paths are empty and make every path absolute."""
     c = cfg.corpus
@@ -48,10 +56,10 @@ def resolve_inputs(cfg: Config) -> Config:
         c.train_qa = c.train_qa or str(SAMPLE_TRAIN)
     if not c.qa:
         raise AdvisorError("no QA file: pass --qa FILE (JSONL with question, answers[, source, unanswerable])")
-    c.path = str(Path(c.path).expanduser().resolve())
-    c.qa = str(Path(c.qa).expanduser().resolve())
+    c.path = _absolute(c.path, "corpus path")
+    c.qa = _absolute(c.qa, "QA file")
     if c.train_qa:
-        c.train_qa = str(Path(c.train_qa).expanduser().resolve())
+        c.train_qa = _absolute(c.train_qa, "training QA file")
     return cfg
 
 
@@ -74,38 +82,64 @@ def _corpus_hash(root: Path) -> str:
     return combine_hashes(*(f"{rel}:{sha256_file(p)}" for p, rel in corpus_files(root)))
 
 
-def preflight(cfg: Config) -> dict:
-    """Fail early, before anything is built: paths, QA files, model specs. Returns input hashes."""
-    from advisor.core.models import resolve_model
-    from advisor.core.qa import load_qa
+def check_model_specs(cfg: Config) -> None:
+    """Every model any stage of this config will load: generator, retrieval embedder, eval embedder, judge."""
+    from advisor.core.models import check_model
+
+    specs = [("model.spec", cfg.model.spec, "causal"), ("retrieval.embedder", cfg.retrieval.embedder, "embedder")]
+    if cfg.eval.embedder not in ("", "none"):
+        specs.append(("eval.embedder", cfg.eval.embedder, "embedder"))
+    if cfg.eval.judge:
+        specs.append(("eval.judge", cfg.eval.judge, "causal"))
+    for field, spec, kind in specs:
+        if field == "retrieval.embedder" and re.fullmatch(r"hashing(:[1-9][0-9]*)?", spec):
+            continue  # the test embedder: no model ('hashing' or 'hashing:DIM')
+        if field == "eval.embedder" and spec == "hashing":
+            continue
+        try:
+            check_model(spec, kind)
+        except AdvisorError as e:
+            err = AdvisorError(f"{field}: {e}")
+            err.exit_code = e.exit_code
+            raise err from None
+
+
+def check_qa_files(cfg: Config, doc_files: list[str]) -> None:
+    """The QA files parse, the eval set has an answerable question, and every `source` is a corpus file."""
+    from advisor.core.qa import check_sources, load_qa
 
     root = Path(cfg.corpus.path)
-    if not root.exists():
-        raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
-    if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
-        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt, .html, .pdf, .jsonl or .csv documents in it")
+    if cfg.corpus.qa:
+        items = load_qa(Path(cfg.corpus.qa))
+        if not any(not it.unanswerable for it in items):
+            raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+        check_sources(items, Path(cfg.corpus.qa), root, doc_files)
+    if cfg.corpus.train_qa:
+        check_sources(load_qa(Path(cfg.corpus.train_qa)), Path(cfg.corpus.train_qa), root, doc_files)
+
+
+def preflight(cfg: Config) -> dict:
+    """Fail early, before anything is written or built: the corpus, the QA files and their sources, the
+    advice settings, every model spec and probe set. Returns input hashes."""
+    from advisor.core.corpus import check_corpus
     from advisor.recommend import resolve_weights, validate_facts
 
+    root = Path(cfg.corpus.path)
+    doc_files = check_corpus(root, cfg.corpus.text_field)
     try:  # a typo in the advice settings fails here, not after the tracks are built
         resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
         validate_facts(cfg.recommend.facts)
     except AdvisorError as e:
         raise AdvisorError(f"config section recommend: {e}") from None
-    items = load_qa(Path(cfg.corpus.qa))
-    if not any(not it.unanswerable for it in items):
-        raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
-    if cfg.corpus.train_qa:
-        load_qa(Path(cfg.corpus.train_qa))
-    if cfg.retrieval.embedder.split(":")[0] != "hashing":
-        resolve_model(cfg.retrieval.embedder, "embedder")
-    resolve_model(cfg.model.spec, "causal")  # converts a bundled GGUF once, here, not in both tracks
+    check_qa_files(cfg, doc_files)
+    check_model_specs(cfg)  # converts a bundled GGUF once, here, not in both tracks
     for name in cfg.eval.probes:
         from evalsuite.probes import load_probe
 
         load_probe(name, limit=1)
     return {
         "corpus": _corpus_hash(root),
-        "qa": sha256_file(Path(cfg.corpus.qa)),
+        "qa": sha256_file(Path(cfg.corpus.qa)) if cfg.corpus.qa else None,
         "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
     }
 
@@ -288,9 +322,14 @@ def advise(run: RunDir, cfg: Config) -> dict | None:
     return json.loads((run / "recommendation.json").read_text())
 
 
-def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
-    """Run (or resume) every stage for `cfg`; returns the run directory."""
-    from advisor.report import write_report
+def command_line() -> str:
+    return " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
+
+
+def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> Path:
+    """Run (or resume) every stage for `cfg`; returns the run directory. Every input is checked before the
+    run directory is touched; a finished run is rebuilt in a copy that replaces it only on success."""
+    from advisor.core.rundirs import attempt, check_out, run_lock
 
     t0 = time.perf_counter()
     cfg = resolve_inputs(cfg)
@@ -299,9 +338,21 @@ def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
         raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
                            "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
     inputs = preflight(cfg)
-    run = RunDir(out or default_run_dir(cfg))
-    say(f"run directory: {run.path}")
-    run.init_manifest(dump_config(cfg), inputs)
+    path = Path(out or default_run_dir(cfg))
+    check_out(path, force)
+    say(f"run directory: {path}")
+    with run_lock(path, command_line()), attempt(path, command_line()) as work:
+        run = RunDir(work)
+        run.init_manifest(dump_config(cfg), inputs)
+        build_run(run, cfg, inputs)
+        run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
+    return path
+
+
+def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
+    """The stages in order: ingest, the two tracks, evaluation, advice, report."""
+    from advisor.report import write_report
+
     ingest(run, cfg, inputs["corpus"])
     needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)
     needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
@@ -319,6 +370,5 @@ def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
             run_tune_stage(run.path)
     evaluate(run, cfg, inputs["qa"])
     advise(run, cfg)
-    run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
-    write_report(run.path)
-    return run.path
+    with crash_window("report"):  # before 'finished' is recorded, so a crash here reruns the report
+        write_report(run.path)
