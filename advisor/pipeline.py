@@ -39,7 +39,7 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _absolute(path: str, what: str) -> str:
+def absolute_path(path: str, what: str) -> str:
     """An absolute path; a symlink loop is one line, not a RuntimeError."""
     try:
         return str(Path(path).expanduser().resolve())
@@ -56,10 +56,10 @@ def resolve_inputs(cfg: Config) -> Config:
         c.train_qa = c.train_qa or str(SAMPLE_TRAIN)
     if not c.qa:
         raise AdvisorError("no QA file: pass --qa FILE (JSONL with question, answers[, source, unanswerable])")
-    c.path = _absolute(c.path, "corpus path")
-    c.qa = _absolute(c.qa, "QA file")
+    c.path = absolute_path(c.path, "corpus path")
+    c.qa = absolute_path(c.qa, "QA file")
     if c.train_qa:
-        c.train_qa = _absolute(c.train_qa, "training QA file")
+        c.train_qa = absolute_path(c.train_qa, "training QA file")
     return cfg
 
 
@@ -82,26 +82,31 @@ def _corpus_hash(root: Path) -> str:
     return combine_hashes(*(f"{rel}:{sha256_file(p)}" for p, rel in corpus_files(root)))
 
 
-def check_model_specs(cfg: Config) -> None:
-    """Every model any stage of this config will load: generator, retrieval embedder, eval embedder, judge."""
+HASHING_SPEC = re.compile(r"hashing(:[1-9][0-9]*)?")  # the test embedder, no model: 'hashing' or 'hashing:DIM'
+
+
+def check_spec(field: str, spec: str, kind: str) -> None:
+    """One model spec, checked without loading it; the error names the config field."""
     from advisor.core.models import check_model
 
-    specs = [("model.spec", cfg.model.spec, "causal"), ("retrieval.embedder", cfg.retrieval.embedder, "embedder")]
+    if kind == "embedder" and HASHING_SPEC.fullmatch(spec) and (field != "eval.embedder" or spec == "hashing"):
+        return
+    try:
+        check_model(spec, kind)
+    except AdvisorError as e:
+        err = AdvisorError(f"{field}: {e}")
+        err.exit_code = e.exit_code
+        raise err from None
+
+
+def check_model_specs(cfg: Config) -> None:
+    """Every model any stage of this config will load: generator, retrieval embedder, eval embedder, judge."""
+    check_spec("model.spec", cfg.model.spec, "causal")
+    check_spec("retrieval.embedder", cfg.retrieval.embedder, "embedder")
     if cfg.eval.embedder not in ("", "none"):
-        specs.append(("eval.embedder", cfg.eval.embedder, "embedder"))
+        check_spec("eval.embedder", cfg.eval.embedder, "embedder")
     if cfg.eval.judge:
-        specs.append(("eval.judge", cfg.eval.judge, "causal"))
-    for field, spec, kind in specs:
-        if field == "retrieval.embedder" and re.fullmatch(r"hashing(:[1-9][0-9]*)?", spec):
-            continue  # the test embedder: no model ('hashing' or 'hashing:DIM')
-        if field == "eval.embedder" and spec == "hashing":
-            continue
-        try:
-            check_model(spec, kind)
-        except AdvisorError as e:
-            err = AdvisorError(f"{field}: {e}")
-            err.exit_code = e.exit_code
-            raise err from None
+        check_spec("eval.judge", cfg.eval.judge, "causal")
 
 
 def check_qa_files(cfg: Config, doc_files: list[str]) -> None:
@@ -121,6 +126,25 @@ def check_qa_files(cfg: Config, doc_files: list[str]) -> None:
 def preflight(cfg: Config) -> dict:
     """Fail early, before anything is written or built: the corpus, the QA files and their sources, the
     advice settings, every model spec and probe set. Returns input hashes."""
+    validate_inputs(cfg)
+    root = Path(cfg.corpus.path)
+    return {
+        "corpus": _corpus_hash(root),
+        "qa": sha256_file(Path(cfg.corpus.qa)) if cfg.corpus.qa else None,
+        "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
+    }
+
+
+def check_run_settings(cfg: Config) -> None:
+    """Settings `advisor run` cannot combine (advisor tune can)."""
+    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
+    if cfg.tuning.method == "full" and tuned_arms:
+        raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
+                           "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
+
+
+def validate_inputs(cfg: Config) -> None:
+    """Every input of a resolved config, checked without writing anything (see preflight)."""
     from advisor.core.corpus import check_corpus
     from advisor.recommend import resolve_weights, validate_facts
 
@@ -137,11 +161,6 @@ def preflight(cfg: Config) -> dict:
         from evalsuite.probes import load_probe
 
         load_probe(name, limit=1)
-    return {
-        "corpus": _corpus_hash(root),
-        "qa": sha256_file(Path(cfg.corpus.qa)) if cfg.corpus.qa else None,
-        "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
-    }
 
 
 def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
@@ -333,10 +352,7 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> P
 
     t0 = time.perf_counter()
     cfg = resolve_inputs(cfg)
-    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
-    if cfg.tuning.method == "full" and tuned_arms:
-        raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
-                           "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
+    check_run_settings(cfg)
     inputs = preflight(cfg)
     path = Path(out or default_run_dir(cfg))
     check_out(path, force)

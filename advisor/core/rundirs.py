@@ -82,7 +82,7 @@ def check_out(path: Path, force: bool = False, kind: str = "run", flag: str = "-
     if not force:
         raise AdvisorError(f"{flag} {path} is not {what} and holds {len(theirs)} file(s) (e.g. '{theirs[0]}'); "
                            f"pass a new or empty folder, or --force to write into it (your files are kept)")
-    clash = [n for n in theirs if n in (RUN_NAMES if kind == "run" else INDEX_NAMES)]
+    clash = [n for n in theirs if n in {"run": RUN_NAMES, "index": INDEX_NAMES}.get(kind, ())]
     if clash:
         raise AdvisorError(f"{flag} {path} holds your '{clash[0]}', which this command would overwrite, even with "
                            f"--force; move it away or pass another folder")
