@@ -356,8 +356,8 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> P
     inputs = preflight(cfg)
     path = Path(out or default_run_dir(cfg))
     check_out(path, force)
-    say(f"run directory: {path}")
     with run_lock(path, command_line()), attempt(path, command_line()) as work:
+        say(f"run directory: {path}")
         run = RunDir(work)
         run.init_manifest(dump_config(cfg), inputs)
         build_run(run, cfg, inputs)

@@ -73,8 +73,8 @@ def cmd_tune(args) -> int:
         inputs = preflight(cfg)
         run_dir = Path(args.out or args.run_dir or default_run_dir(cfg))
         check_out(run_dir, args.force)
-        say(f"run directory: {run_dir}")
         with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
+            say(f"run directory: {run_dir}")
             run = RunDir(work)
             run.init_manifest(dump_config(cfg), inputs)
             ingest(run, cfg, inputs["corpus"])
