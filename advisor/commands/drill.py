@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from advisor.core.errors import AdvisorError
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -24,14 +26,20 @@ def add_parser(sub) -> None:
 
 def cmd_drill(args) -> int:
     from advisor.commands.recommend import print_advice, refresh_advice
+    from advisor.core.rundirs import run_lock
     from advisor.drill import run_drill
+    from advisor.pipeline import command_line
     from advisor.report import _ci
 
-    drill = run_drill(args.run_dir, args.changes, args.steps)
+    if not args.run_dir.is_dir():  # checked before the lock, which would create the folder
+        raise AdvisorError(f"run directory {args.run_dir} does not exist; pass a folder made by `advisor run`")
+    with run_lock(args.run_dir, command_line()):
+        drill = run_drill(args.run_dir, args.changes, args.steps)
+        advice = refresh_advice(args.run_dir)
     print(f"knowledge-update drill: {drill['n_changed_documents']} documents, {drill['n_questions']} questions")
     print(f"  before the update, rag: {_ci(drill['before']['accuracy'])} % correct")
     for o, d in drill["options"].items():
         print(f"  {o:<10} {d['update_s']:8.1f} s  {_ci(d['accuracy'])} % correct  ({d['how']})")
-    print_advice(refresh_advice(args.run_dir))
+    print_advice(advice)
     print(f"report: {args.run_dir / 'report.html'}")
     return 0

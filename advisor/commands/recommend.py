@@ -77,7 +77,14 @@ def print_advice(rec: dict) -> None:
 def cmd_recommend(args) -> int:
     weights = parse_pairs(args.weights, "weights")
     facts = parse_pairs(args.facts, "facts")
-    rec = refresh_advice(args.run_dir, args.preset, weights, facts, write=not args.dry_run)
+    if args.dry_run or not Path(args.run_dir).is_dir():  # a missing folder is reported by refresh_advice
+        rec = refresh_advice(args.run_dir, args.preset, weights, facts, write=False)
+    else:
+        from advisor.core.rundirs import run_lock
+        from advisor.pipeline import command_line
+
+        with run_lock(args.run_dir, command_line()):
+            rec = refresh_advice(args.run_dir, args.preset, weights, facts, write=True)
     print_advice(rec)
     if not args.dry_run:
         print(f"report: {args.run_dir / 'report.html'}")
