@@ -140,6 +140,20 @@ def test_a_write_that_fails_midway_leaves_the_previous_artifact_intact(tmp_path,
     assert tree(tmp_path) == before  # the old bytes, and no temp file left behind
 
 
+def test_a_full_disk_in_a_command_is_one_line_and_keeps_the_old_index(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ix"
+    assert main(["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "--out", str(out)]) == 0
+    before = tree(out, (".run.lock",))
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullDisk(real(fd, *a, **k), 100))
+    capsys.readouterr()
+    assert main(["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "chunking.size=30", "chunking.overlap=5", "--out", str(out)]) == 2
+    monkeypatch.undo()
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("advisor")]
+    assert err == [err[0]] and "No space left on device" in err[0] and "Traceback" not in err[0], err
+    assert tree(out, (".run.lock",)) == before
+
+
 HOLDER = textwrap.dedent("""
     import sys, time
     from advisor.core.rundirs import run_lock

@@ -137,7 +137,7 @@ def finish_swap(path: Path) -> None:
         return
     work = staging / path.name
     if work.is_dir():
-        names = sorted((e.name for e in os.scandir(work)), key=lambda n: n == MANIFEST)
+        names = sorted((e.name for e in os.scandir(work) if e.name not in BOOKKEEPING), key=lambda n: n == MANIFEST)
         for name in names:
             _replace(work / name, path / name, staging / f"old-{name}")
     shutil.rmtree(staging, ignore_errors=True)
