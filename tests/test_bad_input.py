@@ -481,3 +481,15 @@ def test_a_manifest_that_is_not_a_run_is_not_mistaken_for_one(tmp_path):
     assert not is_run_dir(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"stages": {}}))
     assert is_run_dir(tmp_path)
+
+
+def test_the_corpus_preflight_reads_heads_only_yet_judges_long_first_records_right(tmp_path):
+    from advisor.core.corpus import check_corpus, read_corpus
+
+    (tmp_path / "big.jsonl").write_text(json.dumps({"text": "word " * 40_000}) + "\n")  # a 200 KB first record
+    (tmp_path / "blank.jsonl").write_text("\n  \n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.md").write_text("A document.")
+    assert check_corpus(tmp_path) == ["big.jsonl", "blank.jsonl", "sub/a.md"]
+    docs, report = read_corpus(tmp_path)  # ingestion agrees: two documents, the blank file skipped
+    assert len(docs) == 2 and [p for p, _ in report.skipped] == ["blank.jsonl"]

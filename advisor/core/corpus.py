@@ -303,6 +303,19 @@ def _nothing_readable(root: Path, report: CorpusReport) -> AdvisorError:
     )
 
 
+def _first_line(path: Path, encoding: str, limit: int = 8 << 20) -> str | None:
+    """The first non-blank line (at most `limit` characters; None when it is longer)."""
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        while True:
+            line = f.readline(limit)
+            if not line:
+                return ""
+            if len(line) >= limit and not line.endswith("\n"):
+                return None
+            if line.strip():
+                return line
+
+
 def _looks_readable(path: Path, suffix: str, text_field: str) -> str | None:
     """Why a file cannot be read (from its first bytes only), or None when it looks readable."""
     if suffix not in SUPPORTED:
@@ -316,8 +329,11 @@ def _looks_readable(path: Path, suffix: str, text_field: str) -> str | None:
     if encoding is None:
         return "binary content"
     if suffix in JSONL_SUFFIXES | CSV_SUFFIXES:
-        text = head.decode(encoding, errors="replace")
-        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        first = _first_line(path, encoding)
+        if first is None:
+            return None  # a first record too long to sniff: ingestion checks it
+        if not first.strip():
+            return "no non-empty records"
         if suffix in JSONL_SUFFIXES:
             try:
                 rec = json.loads(first)
@@ -325,8 +341,11 @@ def _looks_readable(path: Path, suffix: str, text_field: str) -> str | None:
                 raise AdvisorError(f"{path}:1: not valid JSON ({e.msg}); fix or remove the line") from None
             if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
                 raise AdvisorError(f"{path}:1: record has no string field '{text_field}' (set corpus.text_field)")
-        elif text_field not in next(csv.reader([first]), []):
-            raise AdvisorError(f"{path}:1: no column '{text_field}' (columns: {first[:80]}); set corpus.text_field")
+        else:
+            columns = next(csv.reader([first.rstrip("\r\n")]), [])
+            if text_field not in columns:
+                raise AdvisorError(f"{path}:1: no column '{text_field}' (columns: {', '.join(columns)[:80]}); "
+                                   "set corpus.text_field")
     return None
 
 
