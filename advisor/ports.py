@@ -16,7 +16,7 @@ def bind_port(address: str, port: int, flag: str = "--port") -> socket.socket:
     """A bound socket on address:port (SO_REUSEADDR, as servers set it: TIME_WAIT is no conflict).
     A port out of range, in use, or an address this machine does not have is an AdvisorError."""
     if not 1 <= port <= 65535:
-        raise AdvisorError(f"{flag} {port} is not a TCP port (1-65535)")
+        raise AdvisorError(f"{flag} {port} is not a port number (1-65535)")
     try:
         infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:

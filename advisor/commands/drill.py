@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.core.errors import AdvisorError
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -27,12 +25,11 @@ def add_parser(sub) -> None:
 def cmd_drill(args) -> int:
     from advisor.commands.recommend import print_advice, refresh_advice
     from advisor.core.rundirs import run_lock
-    from advisor.drill import run_drill
+    from advisor.drill import check_drill_inputs, run_drill
     from advisor.pipeline import command_line
     from advisor.report import _ci
 
-    if not args.run_dir.is_dir():  # checked before the lock, which would create the folder
-        raise AdvisorError(f"run directory {args.run_dir} does not exist; pass a folder made by `advisor run`")
+    check_drill_inputs(args.run_dir, args.changes, args.steps)  # before the lock, which creates a file
     with run_lock(args.run_dir, command_line()):
         drill = run_drill(args.run_dir, args.changes, args.steps)
         advice = refresh_advice(args.run_dir)
