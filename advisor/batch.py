@@ -69,11 +69,12 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()[:40] or "x"
 
 
-def _list(spec: dict, key: str, path: Path, default=None) -> list:
-    v = spec.get(key, default)
-    if v is None:
-        return []
-    if not isinstance(v, list) or not v:
+def _list(spec: dict, key: str, path: Path, default=None, allow_empty: bool = False) -> list:
+    """spec[key] as a list; absent gives `default`."""
+    if key not in spec or spec[key] is None:
+        return list(default or [])
+    v = spec[key]
+    if not isinstance(v, list) or (not v and not allow_empty):
         raise AdvisorError(f"{path}: '{key}' must be a non-empty list")
     return v
 
@@ -85,18 +86,20 @@ def load_batch(path: Path) -> BatchSpec:
     path = Path(path)
     if not path.is_file():
         raise AdvisorError(f"batch file {path} does not exist")
-    spec = read_yaml(path)
+    spec = read_yaml(path, "batch file")
     for k in spec:
         if k not in KEYS:
             raise AdvisorError(f"{path}: unknown key '{k}'{did_you_mean(str(k), KEYS)}; keys: {', '.join(KEYS)}")
     base = path.parent
+    if spec.get("out") is not None and not isinstance(spec["out"], str):
+        raise AdvisorError(f"{path}: out must be a folder path")
     out = Path(spec.get("out") or f"runs/batch-{_slug(path.stem)}")
     corpora = _list(spec, "corpora", path)
     if not corpora:
         raise AdvisorError(f"{path}: 'corpora' is missing; list at least one corpus (- {{name: sample}} is the bundled one)")
     models = _list(spec, "models", path, [None])
     settings = _list(spec, "settings", path, [{"name": "quickstart", "config": "quickstart"}])
-    common = [str(o) for o in _list(spec, "overrides", path, [])]
+    common = [str(o) for o in _list(spec, "overrides", path, [], allow_empty=True)]
     presets = [str(p) for p in _list(spec, "recommend_presets", path, ["balanced"])]
     for p in presets:
         if p not in PRESETS:
@@ -116,9 +119,20 @@ def load_batch(path: Path) -> BatchSpec:
         bad = [k for k in c if k not in ("name", "path", "qa", "train_qa")]
         if bad:
             raise AdvisorError(f"{path}: corpora[{i}]: unknown key '{bad[0]}'; keys: name, path, qa, train_qa")
+        wrong = [k for k, v in c.items() if v is not None and not isinstance(v, str)]
+        if wrong:
+            raise AdvisorError(f"{path}: corpora[{i}].{wrong[0]} must be a string (a path or a name)")
     for i, s in enumerate(settings):
         if not isinstance(s, dict) or not s.get("name"):
             raise AdvisorError(f"{path}: settings[{i}] must be a mapping with a name (and config, overrides)")
+        bad = [k for k in s if k not in ("name", "config", "overrides")]
+        if bad:
+            raise AdvisorError(f"{path}: settings[{i}]: unknown key '{bad[0]}'; keys: name, config, overrides")
+        if s.get("overrides") is not None and not isinstance(s["overrides"], list):
+            raise AdvisorError(f"{path}: settings[{i}].overrides must be a list of key=value strings")
+    for i, m in enumerate(models):
+        if m is not None and (not isinstance(m, str) or not m.strip()):
+            raise AdvisorError(f"{path}: models[{i}] must be a model spec (a bundled name, folder or Hub id)")
     for c in corpora:
         cname = c.get("name") or (Path(c["path"]).name if c.get("path") else "sample")
         for m in models:
@@ -139,6 +153,25 @@ def load_batch(path: Path) -> BatchSpec:
     if dup:
         raise AdvisorError(f"{path}: two cells are both named '{dup}'; give the corpora/settings distinct names")
     return BatchSpec(out, cells, presets, mlflow, path)
+
+
+def preflight_batch(spec: BatchSpec) -> None:
+    """Every cell's inputs (corpus, QA files and sources, models, probes) and run folder, checked before
+    the first cell builds anything: a typo in the last cell fails in seconds, not after the first run."""
+    from advisor.core.rundirs import check_out
+    from advisor.pipeline import check_run_settings, resolve_inputs, validate_inputs
+
+    check_out(spec.out, force=True, kind="batch", flag=f"{spec.source}: out")
+    for cell in spec.cells:
+        try:
+            cfg = resolve_inputs(cell.config)
+            check_run_settings(cfg)
+            validate_inputs(cfg)
+            check_out(cell.run_dir, flag="run folder")
+        except AdvisorError as e:
+            err = AdvisorError(f"{spec.source}: cell {cell.id}: {e}")
+            err.exit_code = e.exit_code
+            raise err from None
 
 
 def summary_rows(cell: Cell, presets: list[str]) -> list[dict]:
@@ -206,6 +239,7 @@ def run_batch(path: Path) -> dict:
     from advisor.pipeline import run_pipeline
 
     spec = load_batch(path)
+    preflight_batch(spec)
     has_mlflow = importlib.util.find_spec("mlflow") is not None
     if spec.mlflow == "true" and not has_mlflow:
         raise AdvisorError(f"{path}: mlflow: true but MLflow is not installed; pip install mlflow, or set mlflow: auto")

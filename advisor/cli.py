@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     except AdvisorError as e:
         print(f"advisor: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the disk or the file system said no (full disk, permissions): one line, not a traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"advisor: error: {e.strerror or e}{where}; free space or fix the permissions, then rerun the same "
+              "command (finished stages are kept)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("advisor: interrupted; finished stages are kept, rerun the same command to resume", file=sys.stderr)
         return 130

@@ -59,8 +59,8 @@ def resolve_changes(run_dir: Path, changes: Path | None) -> Path:
     return changes
 
 
-def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20) -> dict:
-    """Run (or reuse, when nothing changed) the drill on a finished run; returns drill.json's content."""
+def check_drill_inputs(run_dir: Path, changes: Path | None, steps: int):
+    """(run config, changes folder, questions), or AdvisorError before anything is written."""
     from advisor.core.qa import load_qa
 
     run = RunDir(run_dir)
@@ -75,7 +75,13 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20) -> di
             raise AdvisorError(f"{run.path} has no {rel} (stage '{stage}' not finished); finish the run first: "
                                f"advisor run --out {run.path}")
     changes = resolve_changes(run.path, changes)
-    items = load_qa(changes / "qa.jsonl")
+    return cfg, changes, load_qa(changes / "qa.jsonl")
+
+
+def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20) -> dict:
+    """Run (or reuse, when nothing changed) the drill on a finished run; returns drill.json's content."""
+    run = RunDir(run_dir)
+    cfg, changes, items = check_drill_inputs(run_dir, changes, steps)
     h = combine_hashes(_changes_hash(changes), str(steps), cfg.section_hash("model", "retrieval", "chunking", "tuning"),
                        sha256_file(run / "index" / "index.faiss"), sha256_file(run / "adapter" / "adapter_model.safetensors"))
     with run.stage("drill", h, ["drill/drill.json"]) as st:

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, now_iso, read_jsonl, sha256_bytes,
-                                    sha256_file, write_jsonl)
+from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, crash_window, now_iso, read_jsonl,
+                                    sha256_bytes, sha256_file, write_jsonl)
 from advisor.core.config import Config, dump_config
 from advisor.core.errors import AdvisorError
 
@@ -39,6 +39,14 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def absolute_path(path: str, what: str) -> str:
+    """An absolute path; a symlink loop is one line, not a RuntimeError."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (RuntimeError, OSError) as e:
+        raise AdvisorError(f"{what} {path} cannot be resolved ({e}); a symlink loop? pass the real path") from None
+
+
 def resolve_inputs(cfg: Config) -> Config:
     """Fill in the bundled sample where paths are empty and make every path absolute."""
     c = cfg.corpus
@@ -46,12 +54,11 @@ def resolve_inputs(cfg: Config) -> Config:
         c.path = str(SAMPLE_CORPUS)
         c.qa = c.qa or str(SAMPLE_EVAL)
         c.train_qa = c.train_qa or str(SAMPLE_TRAIN)
-    # Without a QA file the evaluation set is generated from the corpus (stage qa, into RUN_DIR/qa/).
-    c.path = str(Path(c.path).expanduser().resolve())
-    if c.qa:
-        c.qa = str(Path(c.qa).expanduser().resolve())
+    c.path = absolute_path(c.path, "corpus path")
+    if c.qa:  # without a QA file the evaluation set is generated from the corpus (stage qa, into RUN_DIR/qa/)
+        c.qa = absolute_path(c.qa, "QA file")
     if c.train_qa:
-        c.train_qa = str(Path(c.train_qa).expanduser().resolve())
+        c.train_qa = absolute_path(c.train_qa, "training QA file")
     return cfg
 
 
@@ -74,43 +81,87 @@ def _corpus_hash(root: Path) -> str:
     return combine_hashes(*(f"{rel}:{sha256_file(p)}" for p, rel in corpus_files(root)))
 
 
-def preflight(cfg: Config) -> dict:
-    """Fail early, before anything is built: paths, QA files, model specs. Returns input hashes."""
-    from advisor.core.models import resolve_model
-    from advisor.core.qa import load_qa
+HASHING_SPEC = re.compile(r"hashing(:[1-9][0-9]*)?")  # the test embedder, no model: 'hashing' or 'hashing:DIM'
+
+
+def check_spec(field: str, spec: str, kind: str) -> None:
+    """One model spec, checked without loading it; the error names the config field."""
+    from advisor.core.models import check_model
+
+    if kind == "embedder" and HASHING_SPEC.fullmatch(spec) and (field != "eval.embedder" or spec == "hashing"):
+        return
+    try:
+        check_model(spec, kind)
+    except AdvisorError as e:
+        err = AdvisorError(f"{field}: {e}")
+        err.exit_code = e.exit_code
+        raise err from None
+
+
+def check_model_specs(cfg: Config) -> None:
+    """Every model any stage of this config will load: generator, retrieval embedder, eval embedder, judge."""
+    check_spec("model.spec", cfg.model.spec, "causal")
+    check_spec("retrieval.embedder", cfg.retrieval.embedder, "embedder")
+    if cfg.eval.embedder not in ("", "none"):
+        check_spec("eval.embedder", cfg.eval.embedder, "embedder")
+    if cfg.eval.judge:
+        check_spec("eval.judge", cfg.eval.judge, "causal")
+    if cfg.corpus.generated and cfg.qa.generator == "llm" and not cfg.qa.base_url:
+        check_spec("qa.model", cfg.qa.model or cfg.model.spec, "causal")
+
+
+def check_qa_files(cfg: Config, doc_files: list[str]) -> None:
+    """The QA files parse, the eval set has an answerable question, and every `source` is a corpus file."""
+    from advisor.core.qa import check_sources, load_qa
 
     root = Path(cfg.corpus.path)
-    if not root.exists():
-        raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
-    if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
-        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt, .html, .pdf, .jsonl or .csv documents in it")
-    from advisor.recommend import resolve_weights, validate_facts
-
-    try:  # a typo in the advice settings fails here, not after the tracks are built
-        resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
-        validate_facts(cfg.recommend.facts)
-    except AdvisorError as e:
-        raise AdvisorError(f"config section recommend: {e}") from None
     if cfg.corpus.qa:
         items = load_qa(Path(cfg.corpus.qa))
         if not any(not it.unanswerable for it in items):
             raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
-    elif cfg.qa.generator == "llm" and not cfg.qa.base_url:
-        resolve_model(cfg.qa.model or cfg.model.spec, "causal")
+        check_sources(items, Path(cfg.corpus.qa), root, doc_files)
     if cfg.corpus.train_qa:
-        load_qa(Path(cfg.corpus.train_qa))
-    if cfg.retrieval.embedder.split(":")[0] != "hashing":
-        resolve_model(cfg.retrieval.embedder, "embedder")
-    resolve_model(cfg.model.spec, "causal")  # converts a bundled GGUF once, here, not in both tracks
-    for name in cfg.eval.probes:
-        from evalsuite.probes import load_probe
+        check_sources(load_qa(Path(cfg.corpus.train_qa)), Path(cfg.corpus.train_qa), root, doc_files)
 
-        load_probe(name, limit=1)
+
+def preflight(cfg: Config) -> dict:
+    """Fail early, before anything is written or built: the corpus, the QA files and their sources, the
+    advice settings, every model spec and probe set. Returns input hashes."""
+    validate_inputs(cfg)
+    root = Path(cfg.corpus.path)
     return {
         "corpus": _corpus_hash(root),
         "qa": sha256_file(Path(cfg.corpus.qa)) if cfg.corpus.qa else None,
         "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
     }
+
+
+def check_run_settings(cfg: Config) -> None:
+    """Settings `advisor run` cannot combine (advisor tune can)."""
+    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
+    if cfg.tuning.method == "full" and tuned_arms:
+        raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
+                           "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
+
+
+def validate_inputs(cfg: Config) -> None:
+    """Every input of a resolved config, checked without writing anything (see preflight)."""
+    from advisor.core.corpus import check_corpus
+    from advisor.recommend import resolve_weights, validate_facts
+
+    root = Path(cfg.corpus.path)
+    doc_files = check_corpus(root, cfg.corpus.text_field)
+    try:  # a typo in the advice settings fails here, not after the tracks are built
+        resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
+        validate_facts(cfg.recommend.facts)
+    except AdvisorError as e:
+        raise AdvisorError(f"config section recommend: {e}") from None
+    check_qa_files(cfg, doc_files)
+    check_model_specs(cfg)  # converts a bundled GGUF once, here, not in both tracks
+    for name in cfg.eval.probes:
+        from evalsuite.probes import load_probe
+
+        load_probe(name, limit=1)
 
 
 def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
@@ -313,20 +364,34 @@ def advise(run: RunDir, cfg: Config) -> dict | None:
     return json.loads((run / "recommendation.json").read_text())
 
 
-def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
-    """Run (or resume) every stage for `cfg`; returns the run directory."""
-    from advisor.report import write_report
+def command_line() -> str:
+    return " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
+
+
+def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> Path:
+    """Run (or resume) every stage for `cfg`; returns the run directory. Every input is checked before the
+    run directory is touched; a finished run is rebuilt in a copy that replaces it only on success."""
+    from advisor.core.rundirs import attempt, check_out, run_lock
 
     t0 = time.perf_counter()
     cfg = resolve_inputs(cfg)
-    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
-    if cfg.tuning.method == "full" and tuned_arms:
-        raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
-                           "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
+    check_run_settings(cfg)
     inputs = preflight(cfg)
-    run = RunDir(out or default_run_dir(cfg))
-    say(f"run directory: {run.path}")
-    run.init_manifest(dump_config(cfg), inputs)
+    path = Path(out or default_run_dir(cfg))
+    check_out(path, force)
+    with run_lock(path, command_line()), attempt(path, command_line()) as work:
+        say(f"run directory: {path}")
+        run = RunDir(work)
+        run.init_manifest(dump_config(cfg), inputs)
+        build_run(run, cfg, inputs)
+        run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
+    return path
+
+
+def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
+    """The stages in order: ingest, the two tracks, evaluation, advice, report."""
+    from advisor.report import write_report
+
     ingest(run, cfg, inputs["corpus"])
     if cfg.corpus.generated:  # config.yaml keeps corpus.qa "": every stage reads RUN_DIR/qa/ (CorpusConfig.eval_file)
         inputs["qa"] = generate_qa(run, cfg, inputs["corpus"])
@@ -347,6 +412,5 @@ def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
             run_tune_stage(run.path)
     evaluate(run, cfg, inputs["qa"])
     advise(run, cfg)
-    run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
-    write_report(run.path)
-    return run.path
+    with crash_window("report"):  # before 'finished' is recorded, so a crash here reruns the report
+        write_report(run.path)

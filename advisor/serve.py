@@ -353,8 +353,9 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
 
 
 def serve(run_dir: Path, arm: str = "auto", host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: Limits | None = None) -> None:
-    """Load the arm, then serve until interrupted (start-up problems raise AdvisorError: exit 2)."""
+          limits: Limits | None = None, sock=None) -> None:
+    """Load the arm, then serve until interrupted (start-up problems raise AdvisorError: exit 2).
+    `sock`: a socket already bound to host:port (advisor serve binds it before loading anything)."""
     import sys
 
     import uvicorn
@@ -363,4 +364,8 @@ def serve(run_dir: Path, arm: str = "auto", host: str = "127.0.0.1", port: int =
     app = create_app(served, limits, api_key)
     auth = "bearer token required" if api_key else "no API key (loopback use only)"
     print(f"serving arm '{served.arm}' of {run_dir} at http://{host}:{port}/v1 ({auth})", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+    if sock is None:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+        return
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=5))
+    server.run(sockets=[sock])

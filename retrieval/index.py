@@ -208,14 +208,26 @@ class Retriever:
             index_dir = index_dir / "index"
         if not (index_dir / "index.faiss").exists() or not (index_dir / "index_config.json").exists():
             raise AdvisorError(f"no FAISS index in {index_dir}; build it first (advisor index CORPUS --out DIR)")
-        self.config = json.loads((index_dir / "index_config.json").read_text())
-        self.index = faiss.read_index(str(index_dir / "index.faiss"))
+        from advisor.core.textio import iter_jsonl, read_json
+
+        rebuild = "rebuild it (advisor index CORPUS --out DIR, or rerun the run)"
+        self.config = read_json(index_dir / "index_config.json", "index config")
+        if not isinstance(self.config, dict) or not isinstance(self.config.get("embedder"), str):
+            raise AdvisorError(f"{index_dir / 'index_config.json'} is not an index config (no embedder); {rebuild}")
+        try:
+            self.index = faiss.read_index(str(index_dir / "index.faiss"))
+        except RuntimeError as e:  # a truncated or foreign file: faiss reports a C++ read error
+            why = str(e).strip().splitlines()[-1][:120] if str(e).strip() else "unreadable"
+            raise AdvisorError(f"{index_dir / 'index.faiss'} is damaged ({why}); {rebuild}") from None
         params = self.config.get("params", {})
         if "efSearch" in params:  # search-time settings are applied on load, whatever the file kept
             self.index.hnsw.efSearch = params["efSearch"]
         if "nprobe" in params:
             faiss.extract_index_ivf(self.index).nprobe = params["nprobe"]
-        self.meta = read_jsonl(index_dir / "meta.jsonl")
+        self.meta = [rec for _, rec in iter_jsonl(index_dir / "meta.jsonl", "index chunk list")]
+        if len(self.meta) != self.index.ntotal:
+            raise AdvisorError(f"{index_dir} is inconsistent: {self.index.ntotal} vectors but {len(self.meta)} chunks in "
+                               f"meta.jsonl; {rebuild}")
         self.embedder = embedder or load_embedder(self.config["embedder"])
         if self.embedder.dim != self.index.d:
             raise AdvisorError(

@@ -7,10 +7,8 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib.util
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -56,16 +54,10 @@ def streamlit_command(port: int, address: str) -> list[str]:
 
 
 def _check_port(address: str, port: int) -> None:
-    if not 1 <= port <= 65535:
-        raise AdvisorError(f"--port {port} is not a port number (1-65535)")
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
-        try:
-            s.bind((address, port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise AdvisorError(f"port {port} on {address} is already in use; pass --port with a free one") from None
-            raise AdvisorError(f"cannot listen on {address}:{port} ({e.strerror}); check --address and --port") from None
+    """Fail before Streamlit starts when the port is taken (Streamlit binds it itself right after)."""
+    from advisor.ports import bind_port
+
+    bind_port(address, port).close()
 
 
 def cmd_dashboard(args) -> int:

@@ -24,14 +24,19 @@ def add_parser(sub) -> None:
 
 def cmd_drill(args) -> int:
     from advisor.commands.recommend import print_advice, refresh_advice
-    from advisor.drill import run_drill
+    from advisor.core.rundirs import run_lock
+    from advisor.drill import check_drill_inputs, run_drill
+    from advisor.pipeline import command_line
     from advisor.report import _ci
 
-    drill = run_drill(args.run_dir, args.changes, args.steps)
+    check_drill_inputs(args.run_dir, args.changes, args.steps)  # before the lock, which creates a file
+    with run_lock(args.run_dir, command_line()):
+        drill = run_drill(args.run_dir, args.changes, args.steps)
+        advice = refresh_advice(args.run_dir)
     print(f"knowledge-update drill: {drill['n_changed_documents']} documents, {drill['n_questions']} questions")
     print(f"  before the update, rag: {_ci(drill['before']['accuracy'])} % correct")
     for o, d in drill["options"].items():
         print(f"  {o:<10} {d['update_s']:8.1f} s  {_ci(d['accuracy'])} % correct  ({d['how']})")
-    print_advice(refresh_advice(args.run_dir))
+    print_advice(advice)
     print(f"report: {args.run_dir / 'report.html'}")
     return 0

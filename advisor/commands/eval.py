@@ -39,7 +39,8 @@ def cmd_eval(args) -> int:
     from advisor.core.config import Config, _deep_merge, from_dict, load_run_config, parse_override
     from advisor.core.errors import AdvisorError
     from advisor.core.qa import load_qa
-    from advisor.pipeline import advise, evaluate, say
+    from advisor.core.rundirs import attempt, run_lock
+    from advisor.pipeline import advise, check_eval_inputs, check_model_specs, command_line, evaluate, say
     from advisor.report import write_report
 
     run_dir = args.run_dir
@@ -51,7 +52,9 @@ def cmd_eval(args) -> int:
         over["eval"]["arms"] = args.arms
     if args.limit is not None:
         over["eval"]["limit"] = args.limit
-    if args.judge:
+    if args.judge is not None:
+        if not args.judge.strip():
+            raise AdvisorError("--judge is empty; pass a model spec (e.g. smollm2-135m-instruct), or leave it out")
         over["eval"]["judge"] = args.judge
     data = _deep_merge(base.to_dict(), over)
     for item in args.overrides:
@@ -63,14 +66,18 @@ def cmd_eval(args) -> int:
     items = load_qa(qa)
     if not any(not it.unanswerable for it in items):
         raise AdvisorError(f"QA file {qa} has no answerable questions; accuracy cannot be measured")
+    check_model_specs(cfg)  # the judge and the embedders too: a typo fails now, not after answering
     run = RunDir(run_dir)
+    check_eval_inputs(run, cfg)
     # metrics.json keeps covering the run's own arms plus the re-answered ones.
     report_arms = [a for a in ("base", "rag", "tuned", "tuned_rag")
                    if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())]
-    evaluate(run, cfg, sha256_file(qa), force=True, report_arms=report_arms)
-    cfg.eval.arms = report_arms  # the recommendation and report cover every arm metrics.json holds
-    advise(run, cfg)
-    write_report(run.path)
+    with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
+        run = RunDir(work)
+        evaluate(run, cfg, sha256_file(qa), force=True, report_arms=report_arms)
+        cfg.eval.arms = report_arms  # the recommendation and report cover every arm metrics.json holds
+        advise(run, cfg)
+        write_report(run.path)
     say(f"metrics: {run_dir / 'eval' / 'metrics.json'}; report: {run_dir / 'report.md'}")
     print(run_dir / "eval" / "metrics.json")
     return 0

@@ -28,6 +28,24 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def check_export_out(run_dir: Path, out: Path, force: bool) -> None:
+    """--out is a new folder, an empty one, or (with --force, which replaces it) a folder of files that is
+    neither the run nor a folder holding it."""
+    from advisor.core.errors import AdvisorError
+    from advisor.core.rundirs import check_out, is_index_dir, is_run_dir
+
+    if not str(out).strip() or str(out) == ".":
+        raise AdvisorError("--out must name a folder for the merged model (not empty, not '.')")
+    check_out(out, force=True, kind="export")  # a file, or a path under a file, is an error
+    o, r = out.resolve(), run_dir.resolve()
+    if o == r or o in r.parents or r in o.parents:
+        raise AdvisorError(f"--out {out} is the run directory {run_dir}, inside it or above it; pass a separate folder")
+    if is_run_dir(out) or is_index_dir(out):
+        raise AdvisorError(f"--out {out} is a run or index folder; --force would delete it, so pass a separate folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise AdvisorError(f"{out} already holds files; choose another --out or pass --force to replace it")
+
+
 def export_merged(run_dir: Path, out: Path, force: bool = False) -> dict:
     """Merge RUN_DIR/adapter into its fp32 base and save it to out atomically; returns the export manifest."""
     import json
@@ -42,8 +60,7 @@ def export_merged(run_dir: Path, out: Path, force: bool = False) -> dict:
     info_path = adapter / "training.json"
     if not info_path.is_file():
         raise AdvisorError(f"{run_dir} has no trained adapter ({info_path} missing); run 'advisor tune {run_dir}' first")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise AdvisorError(f"{out} already holds files; choose another --out or pass --force to replace it")
+    check_export_out(run_dir, out, force)
     info = json.loads(info_path.read_text())
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,9 @@ def add_parser(sub) -> None:
         "  advisor search my-index \"how many bicycles fit on the ferry?\" -k 5",
     )
     p.add_argument("corpus", metavar="CORPUS", help="folder or file of documents")
-    p.add_argument("--out", metavar="DIR", type=Path, required=True, help="folder for chunks, report and index/")
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="folder for chunks, report and index/ (new, empty, or one made by advisor index or run)")
+    p.add_argument("--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)")
     p.add_argument("--embedder", metavar="SPEC", help="sentence embedder: bundled name (all-minilm-l6-v2), folder or Hub id")
     p.add_argument("--kind", choices=["auto", "flat", "hnsw", "ivfpq"], help="FAISS index kind (default: auto, by size)")
     mode = p.add_mutually_exclusive_group()
@@ -40,10 +42,10 @@ def add_parser(sub) -> None:
 
 def cmd_index(args) -> int:
     from advisor.core.config import load_config
-    from advisor.core.corpus import ingest_corpus
-    from advisor.pipeline import say
-    from retrieval.embedders import chunk_offsets_fn
-    from retrieval.index import build_index
+    from advisor.core.corpus import check_corpus
+    from advisor.core.errors import AdvisorError
+    from advisor.core.rundirs import check_out, run_lock
+    from advisor.pipeline import absolute_path, check_spec, command_line
 
     extra: dict = {}
     if args.embedder:
@@ -52,9 +54,27 @@ def cmd_index(args) -> int:
         extra.setdefault("retrieval", {})["index_kind"] = args.kind
     if args.hybrid is not None:
         extra.setdefault("retrieval", {})["hybrid"] = args.hybrid
+    if not args.corpus.strip() or not args.out.strip():
+        raise AdvisorError("CORPUS and --out must not be empty; pass a folder or file of documents and an output folder")
     cfg = load_config(args.config, args.overrides, extra)
-    r, out = cfg.retrieval, args.out
-    rep = ingest_corpus(Path(args.corpus), out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
+    r, out = cfg.retrieval, Path(args.out)
+    # Preflight: every input before anything is written.
+    corpus = Path(absolute_path(args.corpus, "corpus path"))
+    check_corpus(corpus, cfg.corpus.text_field)
+    check_spec("retrieval.embedder", r.embedder, "embedder")
+    check_out(out, args.force, kind="index")
+    with run_lock(out, command_line()):
+        return _build(corpus, out, cfg)
+
+
+def _build(corpus: Path, out: Path, cfg) -> int:
+    from advisor.core.corpus import ingest_corpus
+    from advisor.pipeline import say
+    from retrieval.embedders import chunk_offsets_fn
+    from retrieval.index import build_index
+
+    r = cfg.retrieval
+    rep = ingest_corpus(corpus, out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
                         cfg.corpus.text_field, r.embedder, progress=True)
     say(f"ingest: {len(rep['read'])} files read -> {rep['n_chunks']} chunks; {len(rep['skipped'])} skipped"
         + (" (see ingest_report.json)" if rep["skipped"] else ""))

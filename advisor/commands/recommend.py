@@ -47,10 +47,8 @@ def refresh_advice(run_dir: Path, preset: str | None = None, weights: dict | Non
                    write: bool = True) -> dict:
     """The run's advice with its config's recommend settings overridden by the arguments; written to
     recommendation.json with the report rewritten when `write`."""
-    from advisor.core.artifacts import atomic_write_json
     from advisor.core.config import load_run_config
     from advisor.recommend import recommend_run
-    from advisor.report import write_report
 
     if not Path(run_dir).is_dir():
         raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run`")
@@ -58,9 +56,17 @@ def refresh_advice(run_dir: Path, preset: str | None = None, weights: dict | Non
     w = dict(weights or {}) if preset else {**rc.weights, **(weights or {})}
     rec = recommend_run(run_dir, preset or rc.preset, w, {**rc.facts, **(facts or {})})
     if write:
-        atomic_write_json(Path(run_dir) / "recommendation.json", rec)
-        write_report(run_dir)
+        write_advice(run_dir, rec)
     return rec
+
+
+def write_advice(run_dir: Path, rec: dict) -> None:
+    """recommendation.json, then the report that shows it."""
+    from advisor.core.artifacts import atomic_write_json
+    from advisor.report import write_report
+
+    atomic_write_json(Path(run_dir) / "recommendation.json", rec)
+    write_report(run_dir)
 
 
 def print_advice(rec: dict) -> None:
@@ -77,7 +83,13 @@ def print_advice(rec: dict) -> None:
 def cmd_recommend(args) -> int:
     weights = parse_pairs(args.weights, "weights")
     facts = parse_pairs(args.facts, "facts")
-    rec = refresh_advice(args.run_dir, args.preset, weights, facts, write=not args.dry_run)
+    rec = refresh_advice(args.run_dir, args.preset, weights, facts, write=False)  # every input checked first
+    if not args.dry_run:
+        from advisor.core.rundirs import run_lock
+        from advisor.pipeline import command_line
+
+        with run_lock(args.run_dir, command_line()):
+            write_advice(args.run_dir, rec)
     print_advice(rec)
     if not args.dry_run:
         print(f"report: {args.run_dir / 'report.html'}")

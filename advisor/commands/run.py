@@ -31,30 +31,44 @@ def add_parser(sub) -> None:
     p.add_argument("--embedder", metavar="SPEC", help="sentence embedder: bundled name (all-minilm-l6-v2), local folder or Hub id")
     p.add_argument("--config", metavar="FILE", default="quickstart",
                    help="a preset name or YAML file of overrides (default: quickstart; see advisor ls)")
-    p.add_argument("--out", metavar="RUN_DIR", type=Path,
-                   help="run directory (default: runs/<corpus>-<model>-<config hash>, reused and resumed by the same config)")
+    p.add_argument("--out", metavar="RUN_DIR",
+                   help="run directory (default: runs/<corpus>-<model>-<config hash>, reused and resumed by the same config); "
+                   "a new or empty folder or an existing run directory")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder that holds other files (never overwriting any of them)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted config overrides, e.g. tuning.lora.r=16 eval.limit=40 model.quantization=none")
     p.set_defaults(func=cmd_run)
+
+
+def path_flags(args, flags: list[tuple[str, str, str]]) -> dict:
+    """{section: {key: value}} for the flags given; a flag given as an empty string is an error (an empty
+    --corpus must not quietly mean the bundled sample)."""
+    from advisor.core.errors import AdvisorError
+
+    extra: dict = {}
+    for flag, section, key in flags:
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if not str(value).strip():
+            raise AdvisorError(f"--{flag.replace('_', '-')} is empty; pass a value, or leave the option out")
+        extra.setdefault(section, {})[key] = value
+    if getattr(args, "out", None) is not None and not str(args.out).strip():
+        raise AdvisorError("--out is empty; pass a folder, or leave the option out")
+    if getattr(args, "config", None) is not None and not str(args.config).strip():
+        raise AdvisorError("--config is empty; pass a preset name or a YAML file, or leave the option out")
+    return extra
 
 
 def cmd_run(args) -> int:
     from advisor.core.config import load_config
     from advisor.pipeline import run_pipeline, say
 
-    extra: dict = {}
-    if args.corpus:
-        extra.setdefault("corpus", {})["path"] = args.corpus
-    if args.qa:
-        extra.setdefault("corpus", {})["qa"] = args.qa
-    if args.train_qa:
-        extra.setdefault("corpus", {})["train_qa"] = args.train_qa
-    if args.model:
-        extra.setdefault("model", {})["spec"] = args.model
-    if args.embedder:
-        extra.setdefault("retrieval", {})["embedder"] = args.embedder
+    extra = path_flags(args, [("corpus", "corpus", "path"), ("qa", "corpus", "qa"), ("train_qa", "corpus", "train_qa"),
+                              ("model", "model", "spec"), ("embedder", "retrieval", "embedder")])
     cfg = load_config(args.config, args.overrides, extra)
-    run_dir = run_pipeline(cfg, args.out)
+    run_dir = run_pipeline(cfg, Path(args.out) if args.out else None, force=args.force)
     rec_path = run_dir / "recommendation.json"
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())

@@ -39,10 +39,10 @@ def add_parser(sub) -> None:
 
 def cmd_serve(args) -> int:
     from advisor.core.errors import AdvisorError
-    from advisor.serve import Limits, serve
+    from advisor.core.config import load_run_config
+    from advisor.ports import bind_port
+    from advisor.serve import Limits, resolve_arm, serve
 
-    if not 1 <= args.port <= 65535:
-        raise AdvisorError(f"--port {args.port} is not a TCP port (1-65535)")
     if args.max_batch < 1 or args.max_tokens < 1 or args.max_prompt_tokens < 1 or args.timeout_s <= 0:
         raise AdvisorError("--max-batch, --max-tokens, --max-prompt-tokens and --timeout-s must be positive")
     if args.max_wait_ms < 0 or args.max_delay_ms < 0:
@@ -50,5 +50,14 @@ def cmd_serve(args) -> int:
     limits = Limits(max_body_bytes=args.max_body_bytes, max_prompt_tokens=args.max_prompt_tokens,
                     max_tokens=args.max_tokens, timeout_s=args.timeout_s, max_batch=args.max_batch,
                     max_wait_ms=args.max_wait_ms, max_delay_ms=args.max_delay_ms)
-    serve(args.run_dir, args.arm, args.host, args.port, args.api_key, limits)
+    if args.max_body_bytes < 1:
+        raise AdvisorError("--max-body-bytes must be positive")
+    resolve_arm(args.run_dir, args.arm)  # the run and the arm's artifacts, before the port and the model
+    load_run_config(args.run_dir)
+    # Claim the port before loading the model: a busy port fails in a second, and nobody can take it meanwhile.
+    sock = bind_port(args.host, args.port)
+    try:
+        serve(args.run_dir, args.arm, args.host, args.port, args.api_key, limits, sock=sock)
+    finally:
+        sock.close()
     return 0

@@ -26,13 +26,14 @@ def add_parser(sub) -> None:
         "  advisor tune --corpus docs/ --qa qa.jsonl --out runs/docs tuning.max_steps=200 tuning.lora.r=8\n"
         "  accelerate launch -m tuning.train RUN_DIR     (several GPUs: DDP, see README)",
     )
-    p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="existing run directory to tune in")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="existing run directory to tune in")
     p.add_argument("--corpus", metavar="PATH", help="folder or file of documents; default: the bundled sample")
     p.add_argument("--qa", metavar="FILE", help="evaluation questions (JSONL), only to keep them out of training")
     p.add_argument("--train-qa", metavar="FILE", help="training questions about the same facts (JSONL)")
     p.add_argument("--model", metavar="SPEC", help="base causal LM: bundled name, local folder or Hub id")
     p.add_argument("--config", metavar="FILE", default="quickstart", help="a preset name or YAML file of overrides")
-    p.add_argument("--out", metavar="RUN_DIR", type=Path, help="run directory to create or reuse")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create or reuse (new, empty, or a run directory)")
+    p.add_argument("--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. tuning.lora.r=8")
     p.set_defaults(func=cmd_tune)
 
@@ -40,39 +41,46 @@ def add_parser(sub) -> None:
 def cmd_tune(args) -> int:
     import json
 
+    from advisor.commands.run import path_flags
     from advisor.core.errors import AdvisorError
-    from advisor.pipeline import say
+    from advisor.core.rundirs import attempt, check_out, run_lock
+    from advisor.pipeline import command_line, say
     from tuning.train import run_tune_stage
 
     # argparse puts a lone key=value into run_dir when no RUN_DIR is given
-    if args.run_dir is not None and "=" in str(args.run_dir) and not args.run_dir.exists():
+    if args.run_dir is not None and "=" in str(args.run_dir) and not Path(args.run_dir).exists():
         args.overrides, args.run_dir = [str(args.run_dir), *args.overrides], None
-    fresh = any([args.corpus, args.qa, args.train_qa, args.model, args.overrides, args.out, args.config != "quickstart"])
+    extra = path_flags(args, [("corpus", "corpus", "path"), ("qa", "corpus", "qa"), ("train_qa", "corpus", "train_qa"),
+                              ("model", "model", "spec")])
+    fresh = any([extra, args.overrides, args.out, args.config != "quickstart"])
     if args.run_dir is not None and not fresh:
-        if not (args.run_dir / "config.yaml").is_file() or not (args.run_dir / "chunks.jsonl").is_file():
-            raise AdvisorError(f"{args.run_dir} is not an ingested run directory (needs config.yaml and chunks.jsonl); "
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "config.yaml").is_file() or not (run_dir / "chunks.jsonl").is_file():
+            raise AdvisorError(f"{run_dir} is not an ingested run directory (needs config.yaml and chunks.jsonl); "
                                "pass --corpus/--qa to make one, or run 'advisor run' first")
-        run_dir = args.run_dir
+        from advisor.core.config import load_run_config
+        from advisor.pipeline import check_model_specs
+
+        check_model_specs(load_run_config(run_dir))
+        with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
+            run_tune_stage(work)
     else:
         from advisor.core.artifacts import RunDir
         from advisor.core.config import dump_config, load_config
         from advisor.pipeline import default_run_dir, generate_qa, ingest, preflight, resolve_inputs
 
-        extra: dict = {}
-        for flag, sec, key in (("corpus", "corpus", "path"), ("qa", "corpus", "qa"), ("train_qa", "corpus", "train_qa"),
-                               ("model", "model", "spec")):
-            if getattr(args, flag):
-                extra.setdefault(sec, {})[key] = getattr(args, flag)
         cfg = resolve_inputs(load_config(args.config, args.overrides, extra))
         inputs = preflight(cfg)
-        run = RunDir(args.out or args.run_dir or default_run_dir(cfg))
-        say(f"run directory: {run.path}")
-        run.init_manifest(dump_config(cfg), inputs)
-        ingest(run, cfg, inputs["corpus"])
-        if cfg.corpus.generated:  # no --qa: the generated sets keep eval questions out of training, as in a run
-            generate_qa(run, cfg, inputs["corpus"])
-        run_dir = run.path
-    run_tune_stage(run_dir)
+        run_dir = Path(args.out or args.run_dir or default_run_dir(cfg))
+        check_out(run_dir, args.force)
+        with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
+            say(f"run directory: {run_dir}")
+            run = RunDir(work)
+            run.init_manifest(dump_config(cfg), inputs)
+            ingest(run, cfg, inputs["corpus"])
+            if cfg.corpus.generated:  # no --qa: the generated sets keep eval questions out of training, as in a run
+                generate_qa(run, cfg, inputs["corpus"])
+            run_tune_stage(work)
     info = json.loads((run_dir / "adapter" / "training.json").read_text())
     say(f"adapter: {run_dir / 'adapter'}  ({info['steps']} steps, train loss {info['final_train_loss']}, "
         f"val loss {info['final_val_loss']}, {info['tokens_per_s']} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB)")

@@ -114,6 +114,29 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@contextlib.contextmanager
+def crash_window(name: str) -> Iterator[None]:
+    """A crash-safety test hook (off unless set): with ADVISOR_TEST_KILL=NAME:SECONDS, this process group
+    gets SIGKILL that many seconds into stage NAME, or as the stage body ends if it is quicker, before its
+    success is recorded. The tests kill every stage this way and check that a rerun ends as an
+    uninterrupted run does."""
+    target, _, delay = os.environ.get("ADVISOR_TEST_KILL", "").partition(":")
+    if target != name:
+        yield
+        return
+    import signal
+    import threading
+
+    def kill() -> None:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    timer = threading.Timer(float(delay or 0), kill)
+    timer.daemon = True
+    timer.start()
+    yield
+    kill()
+
+
 @dataclass
 class StageHandle:
     name: str
@@ -192,7 +215,8 @@ class RunDir:
             m.setdefault("stages", {})[name] = {"status": "running", "started": now_iso(), "inputs_hash": inputs_hash,
                                                "pid": os.getpid()}
         try:
-            yield StageHandle(name, skipped=False)
+            with crash_window(name):
+                yield StageHandle(name, skipped=False)
         except BaseException as e:
             with self._locked_manifest() as m:
                 st = m["stages"][name]

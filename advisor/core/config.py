@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.textio import read_text
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 ARMS = ("base", "rag", "tuned", "tuned_rag")
@@ -167,12 +168,18 @@ class TuningConfig:
     def __post_init__(self):
         if self.schedule not in ("cosine", "linear"):
             raise AdvisorError(f"tuning.schedule='{self.schedule}' must be cosine or linear")
+        if self.max_steps < 0:
+            raise AdvisorError(f"tuning.max_steps={self.max_steps} must be >= 0 (0 = derived from tuning.epochs)")
+        if self.epochs < 0:
+            raise AdvisorError(f"tuning.epochs={self.epochs} must be >= 0")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise AdvisorError("tuning.epochs or tuning.max_steps must be positive")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise AdvisorError("tuning.batch_size and tuning.grad_accum must be at least 1")
         if self.lr <= 0:
             raise AdvisorError(f"tuning.lr={self.lr} must be positive")
+        if self.weight_decay < 0:
+            raise AdvisorError(f"tuning.weight_decay={self.weight_decay} must be >= 0")
         if not 0 <= self.warmup_ratio < 1:
             raise AdvisorError("tuning.warmup_ratio must be in [0, 1)")
         if self.max_seq_len < 32:
@@ -282,6 +289,12 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise AdvisorError(f"threads={self.threads} must be >= 0 (0 = all cores)")
+        if self.seed < 0:
+            raise AdvisorError(f"seed={self.seed} must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -396,15 +409,15 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML mapping from a user's file, decoded like corpus files (BOM, detected encoding)."""
+    text = read_text(path, what)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise AdvisorError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    except OSError as e:
-        raise AdvisorError(f"cannot read config file {path}: {e.strerror}") from None
     if not isinstance(data, dict):
         raise AdvisorError(f"{path}: a config file must hold a mapping of sections")
     return data

@@ -17,8 +17,6 @@ gives the same ids and later stages can embed only what changed.
 
 from __future__ import annotations
 
-import codecs
-from collections import defaultdict
 import contextlib
 import csv
 import errno
@@ -28,6 +26,7 @@ import os
 import re
 import sys
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,8 @@ from tqdm import tqdm
 
 from advisor.core.artifacts import atomic_write_json, sha256_bytes
 from advisor.core.errors import AdvisorError
+from advisor.core.textio import HEAD_BYTES
+from advisor.core.textio import detect_encoding as _detect_encoding  # one decoder for corpus and user files
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ CSV_SUFFIXES = {".csv"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES
 
 SEGMENT_CHARS = 1_000_000  # plain text is read and chunked in segments of at most this many characters
-HEAD_BYTES = 64 * 1024  # bytes sniffed for binary content and encoding
 
 # A function from text to the (start, end) character offsets of its tokens.
 OffsetsFn = Callable[[str], list[tuple[int, int]]]
@@ -147,29 +147,6 @@ def _iter_files(root: Path, report: CorpusReport) -> Iterator[tuple[Path, str]]:
 
 
 # ---------------------------------------------------------------- decoding and parsing
-
-
-def _detect_encoding(head: bytes) -> str | None:
-    """The encoding of a file from its first bytes; None for binary content."""
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if head.startswith(bom):
-            return enc
-    if b"\x00" in head:
-        return None
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut multi-byte tail is fine
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    results = list(from_bytes(head))
-    if not results:
-        return None
-    # Ties are common on short samples (cp1250 vs cp1252 read 'û' as 'ű'): prefer Windows-1252, the usual
-    # legacy encoding of Western European text, when the detector rates it as good as its first choice.
-    tied = [r.encoding for r in results if (r.chaos, r.coherence) == (results[0].chaos, results[0].coherence)]
-    return "cp1252" if "cp1252" in tied else results[0].encoding
 
 
 def _read_head(path: Path) -> bytes:
@@ -325,6 +302,78 @@ def _nothing_readable(root: Path, report: CorpusReport) -> AdvisorError:
         f"corpus {root} has no readable documents ({what}{': ' + first if first else ''}); "
         f"supported: {', '.join(sorted(SUPPORTED))}"
     )
+
+
+def _first_line(path: Path, encoding: str, limit: int = 8 << 20) -> str | None:
+    """The first non-blank line (at most `limit` characters; None when it is longer)."""
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        while True:
+            line = f.readline(limit)
+            if not line:
+                return ""
+            if len(line) >= limit and not line.endswith("\n"):
+                return None
+            if line.strip():
+                return line
+
+
+def _looks_readable(path: Path, suffix: str, text_field: str) -> str | None:
+    """Why a file cannot be read (from its first bytes only), or None when it looks readable."""
+    if suffix not in SUPPORTED:
+        return f"unsupported file type '{suffix or 'none'}'"
+    if path.stat().st_size == 0:
+        return "empty file"
+    if suffix in PDF_SUFFIXES:
+        return None  # parsing is the only test; ingestion skips a corrupt PDF and says why
+    head = _read_head(path)
+    encoding = _detect_encoding(head)
+    if encoding is None:
+        return "binary content"
+    if suffix in JSONL_SUFFIXES | CSV_SUFFIXES:
+        first = _first_line(path, encoding)
+        if first is None:
+            return None  # a first record too long to sniff: ingestion checks it
+        if not first.strip():
+            return "no non-empty records"
+        if suffix in JSONL_SUFFIXES:
+            try:
+                rec = json.loads(first)
+            except json.JSONDecodeError as e:
+                raise AdvisorError(f"{path}:1: not valid JSON ({e.msg}); fix or remove the line") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
+                raise AdvisorError(f"{path}:1: record has no string field '{text_field}' (set corpus.text_field)")
+        else:
+            columns = next(csv.reader([first.rstrip("\r\n")]), [])
+            if text_field not in columns:
+                raise AdvisorError(f"{path}:1: no column '{text_field}' (columns: {', '.join(columns)[:80]}); "
+                                   "set corpus.text_field")
+    return None
+
+
+def check_corpus(root: Path, text_field: str = "text") -> list[str]:
+    """Preflight of a corpus, before anything is written: it exists and at least one file looks readable
+    (supported type, not empty, not binary; a JSONL/CSV file's first record has the text field). Reads
+    only file heads. Returns the relative paths of its files (QA sources are checked against them)."""
+    root = Path(root)
+    if not root.exists():
+        raise AdvisorError(f"corpus path {root} does not exist; pass --corpus with a folder or file of documents")
+    report = CorpusReport(quiet=True)
+    files = list(_iter_files(root, report))
+    readable = False
+    for path, rel in files:
+        try:
+            why = _looks_readable(path, path.suffix.lower(), text_field)
+        except OSError as e:
+            why = f"unreadable: {e.strerror or e}"
+        if why is None:
+            readable = True
+        else:
+            report.skip(rel, why)
+    if not files and not report.skipped:
+        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt, .html, .pdf, .jsonl or .csv documents in it")
+    if not readable:
+        raise _nothing_readable(root, report)
+    return [rel for _, rel in files]
 
 
 def read_corpus(root: Path, text_field: str = "text") -> tuple[list[Document], CorpusReport]:

@@ -142,6 +142,20 @@ def resolve_model(spec: str, kind: str) -> ResolvedModel:
     )
 
 
+def check_model(spec: str, kind: str) -> ResolvedModel:
+    """Resolve a spec the way loading it later will, without loading weights: a typo, a folder that is no
+    model, a bundled package that is missing or (offline) a Hub id not in the local cache fails here, in
+    the preflight, not after hours of work. A bundled GGUF is converted once, here."""
+    r = resolve_model(spec, kind)
+    offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+    if r.origin == "hub" and offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not any(isinstance(try_to_load_from_cache(spec, f), str) for f in ("config.json", "modules.json")):
+            raise _hub_failure(spec, kind, FileNotFoundError("not in the local Hugging Face cache"))
+    return r
+
+
 def _hub_failure(spec: str, kind: str, err: Exception) -> ModelUnavailable:
     offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
     names = ", ".join(n for n, m in BUNDLED.items() if m.kind == kind)

@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError
+from advisor.core.textio import get_bool, get_str, get_str_list, iter_jsonl
 
 
 @dataclass
@@ -19,51 +19,61 @@ class QAItem:
     answers: list[str] = field(default_factory=list)
     source: str | None = None  # gold document id (path relative to the corpus root)
     unanswerable: bool = False
+    line: int = field(default=0, compare=False)  # line in the QA file (for error messages), 0 = made here
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("line")
+        return d
 
 
 def load_qa(path: Path, require_answers: bool = True) -> list[QAItem]:
-    """Read and validate a QA JSONL file; errors name the file and line."""
+    """Read and validate a QA JSONL file (decoded like corpus files: BOM, detected encoding); errors name
+    the file, line and field. `unanswerable` must be JSON true or false: a quoted "false" is an error,
+    never read as true."""
     path = Path(path)
     if not path.is_file():
-        raise AdvisorError(f"QA file {path} does not exist; pass --qa with a JSONL file of questions")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise AdvisorError(f"QA file {path} {what}; pass --qa with a JSONL file of questions")
     items: list[QAItem] = []
     ids: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AdvisorError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(rec, dict):
-                raise AdvisorError(f"{where}: each line must be a JSON object")
-            q = rec.get("question")
-            if not isinstance(q, str) or not q.strip():
-                raise AdvisorError(f"{where}: field 'question' must be a non-empty string")
-            answers = rec.get("answers", [])
-            if isinstance(answers, str):
-                answers = [answers]
-            if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-                raise AdvisorError(f"{where}: field 'answers' must be a list of strings")
-            unanswerable = bool(rec.get("unanswerable", False))
-            if require_answers and not unanswerable and not any(a.strip() for a in answers):
-                raise AdvisorError(f"{where}: answerable question has no answers (or mark it \"unanswerable\": true)")
-            source = rec.get("source")
-            if source is not None and not isinstance(source, str):
-                raise AdvisorError(f"{where}: field 'source' must be a string (a document path)")
-            qid = str(rec.get("id", f"{path.stem}-{lineno}"))
-            if qid in ids:
-                raise AdvisorError(f"{where}: duplicate id '{qid}'")
-            ids.add(qid)
-            items.append(QAItem(qid, q.strip(), [a for a in answers if a.strip()], source, unanswerable))
+    for where, rec in iter_jsonl(path, "QA file"):
+        q = get_str(rec, "question", where, required=True)
+        answers = get_str_list(rec, "answers", where)
+        unanswerable = get_bool(rec, "unanswerable", where, default=False)
+        if require_answers and not unanswerable and not any(a.strip() for a in answers):
+            raise AdvisorError(f"{where}: answerable question has no answers (or mark it \"unanswerable\": true)")
+        source = rec.get("source")
+        if source is not None and not isinstance(source, str):
+            raise AdvisorError(f"{where}: field 'source' must be a string (a document path)")
+        lineno = int(where.rsplit(":", 1)[1])
+        qid = rec.get("id", f"{path.stem}-{lineno}")
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool):
+            raise AdvisorError(f"{where}: field 'id' must be a string or a number")
+        qid = str(qid)
+        if qid in ids:
+            raise AdvisorError(f"{where}: duplicate id '{qid}'")
+        ids.add(qid)
+        items.append(QAItem(qid, q.strip(), [a for a in answers if a.strip()], source, unanswerable, line=lineno))
     if not items:
         raise AdvisorError(f"QA file {path} holds no questions")
     return items
+
+
+def check_sources(items: list[QAItem], qa_path: Path, corpus_root: Path, doc_files: list[str]) -> None:
+    """Every `source` must name a corpus file (path relative to the corpus root; 'file#record' for a
+    JSONL/CSV corpus): a typo would silently score recall@k as a miss. The error names the line and the
+    nearest file name."""
+    import difflib
+
+    known = set(doc_files)
+    for it in items:
+        if not it.source or it.source in known or it.source.split("#", 1)[0] in known:
+            continue
+        close = difflib.get_close_matches(it.source, doc_files, n=1, cutoff=0.0)
+        hint = f" (nearest: '{close[0]}')" if close else ""
+        raise AdvisorError(f"{qa_path}:{it.line}: source '{it.source}' is not a file of the corpus {corpus_root}{hint}; "
+                           "give the path relative to the corpus root, or drop the field")
 
 
 def stratified_limit(items: list[QAItem], limit: int) -> list[QAItem]:
