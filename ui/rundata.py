@@ -148,7 +148,8 @@ def expected_stages(cfg: dict) -> list[str]:
     ev = cfg.get("eval") or {}
     arms = [a for a in (ev.get("arms") or list(ARMS)) if a in ARMS]
     out = ["ingest"]
-    if str((cfg.get("corpus") or {}).get("qa", "")).endswith("/qa/eval.jsonl"):  # a generated evaluation set
+    corpus = cfg.get("corpus") or {}
+    if corpus.get("path") and not corpus.get("qa"):  # no QA file: the run generates its set (CorpusConfig.generated)
         out.append("qa")
     if any(a in ("rag", "tuned_rag") for a in arms):
         out.append("index")

@@ -30,7 +30,7 @@ if run.status != "done":
 verdict_card(rec)
 eval_set = rec.get("eval_set") or {}
 if eval_set.get("synthetic") and not eval_set.get("reviewed"):
-    from evalsuite.qagen.review import plain_words
+    from advisor.qa_review import plain_words
 
     st.warning(f"**{plain_words(eval_set).capitalize()}.** The questions were generated from the corpus; check "
                "them on the **Review** page, then re-evaluate on the reviewed set, before relying on this advice.")

@@ -10,8 +10,7 @@ import streamlit as st
 
 from advisor.core.artifacts import read_jsonl
 from advisor.core.errors import AdvisorError
-from evalsuite.qagen.review import load_decisions, save_decision
-from evalsuite.qagen.stage import run_documents
+from advisor.qa_review import load_decisions, run_documents, save_decision
 from ui.common import require_run, run_header
 from ui.launcher import is_active, start_run
 
