@@ -137,9 +137,9 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
     procs = {
         # Indexing is short: one thread leaves the cores to training.
         "index": subprocess.Popen([sys.executable, "-m", "retrieval.index", str(run.path)],
-                                  env={**env, "OMP_NUM_THREADS": "1"}),
+                                  env={**env, "OMP_NUM_THREADS": "1"}, preexec_fn=_die_with_parent),
         "tune": subprocess.Popen([sys.executable, "-m", "tuning.train", str(run.path)],
-                                 env={**env, "OMP_NUM_THREADS": str(tune_threads)}),
+                                 env={**env, "OMP_NUM_THREADS": str(tune_threads)}, preexec_fn=_die_with_parent),
     }
     failed = {name: p.wait() for name, p in procs.items()}
     failed = {n: rc for n, rc in failed.items() if rc != 0}
@@ -149,6 +149,16 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
         if any(rc != 2 for rc in failed.values()):
             err.exit_code = 1
         raise err
+
+
+def _die_with_parent() -> None:
+    """In a track's process, before it starts: end it when this process dies, so that a killed run (a cancelled
+    Ray task, kill -9) leaves no orphan writing into the run directory while a rerun resumes it (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
 
 
 def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
