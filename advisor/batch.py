@@ -316,9 +316,9 @@ def run_batch(path: Path, backend: str = "sequential", address: str | None = Non
             say(f"[{i}/{n}] {cell.id}: done")
         _save(spec.out, state)
 
-    def started(i: int, cell: Cell) -> None:
-        say(f"[{i}/{n}] {cell.id}: running in {cell.run_dir}")
-        state["cells"][cell.id].update(status="running", run_dir=str(cell.run_dir))
+    def started(i: int, cell: Cell, status: str = "running") -> None:
+        say(f"[{i}/{n}] {cell.id}: {status} in {cell.run_dir}")
+        state["cells"][cell.id].update(status=status, run_dir=str(cell.run_dir))
         atomic_write_json(state_path, state)
 
     if ray is not None:
@@ -388,7 +388,7 @@ def _run_on_ray(ray, address: str | None, spec: BatchSpec, todo: list, started, 
             cell = Cell(cell.id, cell.corpus, cell.model, cell.setting, cell.config, cell.run_dir.resolve(), res)
             ref = task.options(**opts).remote(cell, spec.presets, str((spec.out / "logs" / f"{cell.id}.log").resolve()))
             refs[ref] = (i, cell)
-            started(i, cell)
+            started(i, cell, "submitted")  # the cluster runs it when its resources are free
         waiting = list(refs)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
@@ -405,7 +405,7 @@ def _run_on_ray(ray, address: str | None, spec: BatchSpec, todo: list, started, 
                 ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - a task that already finished needs no cancelling
                 pass
-            if state["cells"][cell.id]["status"] == "running":
+            if state["cells"][cell.id]["status"] == "submitted":
                 state["cells"][cell.id]["status"] = "interrupted"
         _save(spec.out, state)
         raise

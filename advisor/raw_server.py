@@ -15,6 +15,8 @@ README's "Scaling out" section has their commands. Concurrent requests are micro
 
 # No `from __future__ import annotations`: FastAPI and pydantic resolve the request models' annotations at run time.
 import asyncio
+import functools
+import hmac
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -95,64 +97,34 @@ class RawModel:
         return self.lm.adapter(False)
 
 
-def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, max_wait_ms: float = 20.0,
-                   api_key: str | None = None):
-    """The FastAPI app over a RawModel (or anything with name, names, lm, run, executor)."""
-    from fastapi import Depends, FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
+class APIError(Exception):
+    """An OpenAI-style error answer: {"error": {"message", "type", "param", "code"}} with this HTTP status."""
+
+    def __init__(self, status: int, message: str, param: str | None = None):
+        self.status, self.message, self.param = status, message, param
+
+
+def _error(status: int, message: str, param=None):
     from fastapi.responses import JSONResponse
+
+    type_ = {404: "NotFoundError", 401: "AuthenticationError"}.get(status, "BadRequestError")
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": status}}, status)
+
+
+@functools.cache
+def _request_models():
+    """(ChatRequest, CompletionRequest): the OpenAI request fields this server reads (others are ignored)."""
     from pydantic import BaseModel, ConfigDict, Field
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from advisor.core.answer import chat_prompt
-
-    batcher = MicroBatcher(raw.run, max_batch, max_wait_ms / 1000, raw.executor, max_wait_ms * 10 / 1000)
-    tok = raw.lm.tokenizer
-    context = int(getattr(raw.lm.model.config, "max_position_embeddings", 2048) or 2048)
-
-    class APIError(Exception):
-        def __init__(self, status: int, message: str, param: str | None = None):
-            self.status, self.message, self.param = status, message, param
-
-    def error(status: int, message: str, param=None):
-        type_ = {404: "NotFoundError", 401: "AuthenticationError"}.get(status, "BadRequestError")
-        return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": status}}, status)
-
-    @asynccontextmanager
-    async def lifespan(app):
-        task = asyncio.create_task(batcher.run())
-        yield
-        task.cancel()
-
-    app = FastAPI(title="advisor raw model server", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
-
-    @app.exception_handler(APIError)
-    async def _api(request, exc: APIError):
-        return error(exc.status, exc.message, exc.param)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request, exc: RequestValidationError):
-        err = exc.errors()[0] if exc.errors() else {}
-        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-        return error(400, f"{loc}: {err.get('msg', 'invalid value')}" if loc else "invalid request", loc or None)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def _internal(request, exc: Exception):
-        return error(500, "internal error; see the server log")
-
-    def check_auth(request: Request) -> None:
-        if api_key and request.headers.get("authorization", "") != f"Bearer {api_key}":
-            raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)")
 
     class Message(BaseModel):
         model_config = ConfigDict(extra="ignore")
         role: str
         content: str | list[dict] | None = None
+
+        def text(self) -> str:
+            if isinstance(self.content, list):
+                return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+            return self.content or ""
 
     class Common(BaseModel):
         model_config = ConfigDict(extra="ignore")
@@ -173,9 +145,21 @@ def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, ma
         echo: bool = False
         logprobs: int | None = Field(default=None, ge=0, le=5)
 
-    def check(req: Common, asked: int | None, default: int) -> tuple[int, tuple[str, ...]]:
-        if req.model not in raw.names:
-            raise APIError(404, f"The model `{req.model}` does not exist. Served: {', '.join(raw.names)}", "model")
+    return ChatRequest, CompletionRequest
+
+
+class RawAPI:
+    """What the endpoints do, over a RawModel and the micro-batcher that feeds it."""
+
+    def __init__(self, raw: RawModel, batcher: MicroBatcher, max_tokens: int):
+        self.raw, self.batcher, self.max_tokens = raw, batcher, max_tokens
+        self.tok = raw.lm.tokenizer
+        self.context = int(getattr(raw.lm.model.config, "max_position_embeddings", 2048) or 2048)
+
+    def check(self, req, asked: int | None, default: int) -> tuple[int, tuple[str, ...]]:
+        """(max_tokens, stop) of a request this server can answer, else an APIError saying why not."""
+        if req.model not in self.raw.names:
+            raise APIError(404, f"The model `{req.model}` does not exist. Served: {', '.join(self.raw.names)}", "model")
         if req.stream:
             raise APIError(400, "stream is not supported by advisor serve --raw; send stream: false", "stream")
         if req.n != 1:
@@ -183,16 +167,111 @@ def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, ma
         if req.temperature not in (None, 0, 0.0):
             raise APIError(400, "advisor serve --raw decodes greedily only; send temperature 0", "temperature")
         mt = default if asked is None else asked
-        if mt > max_tokens:
-            raise APIError(400, f"max_tokens={mt} is over this server's bound of {max_tokens}", "max_tokens")
-        stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
-        return mt, stop
+        if mt > self.max_tokens:
+            raise APIError(400, f"max_tokens={mt} is over this server's bound of {self.max_tokens}", "max_tokens")
+        return mt, (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
 
-    def check_length(n: int) -> None:
+    def check_length(self, n: int) -> None:
         if n == 0:
             raise APIError(400, "the prompt is empty", "prompt")
-        if n >= context:
-            raise APIError(400, f"the prompt has {n} tokens; this model's context is {context}", "prompt")
+        if n >= self.context:
+            raise APIError(400, f"the prompt has {n} tokens; this model's context is {self.context}", "prompt")
+
+    async def chat(self, req) -> dict:
+        from advisor.core.answer import chat_prompt
+
+        asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        mt, stop = self.check(req, asked, 256)
+        if not getattr(self.tok, "chat_template", None):
+            raise APIError(400, f"model {self.raw.name} has no chat template; use /v1/completions", "messages")
+        prompt = chat_prompt(self.tok, [{"role": m.role, "content": m.text()} for m in req.messages])
+        self.check_length(len(self.tok(prompt, add_special_tokens=False)["input_ids"]))
+        g = await self.batcher.submit(("gen", req.model, prompt, max(1, mt), stop), 0)
+        choice = {"index": 0, "message": {"role": "assistant", "content": g.text},
+                  "finish_reason": "length" if g.new_tokens >= mt else "stop", "logprobs": None}
+        if req.logprobs:
+            choice["logprobs"] = {"content": self.token_entries(g)}
+        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+                "model": req.model, "choices": [choice], "usage": usage(g.prompt_tokens, g.new_tokens)}
+
+    async def completions(self, req) -> dict:
+        mt, stop = self.check(req, req.max_tokens, 16)
+        ids, text = self.prompt_ids(req.prompt)
+        self.check_length(len(ids))
+        if mt == 0 and not req.echo:
+            raise APIError(400, "max_tokens=0 needs echo: true (prompt scoring)", "max_tokens")
+        gen = self.batcher.submit(("gen", req.model, text, mt, stop), 0) if mt else _none()
+        score = self.batcher.submit(("score", req.model, ids), 0) if req.echo and req.logprobs is not None else _none()
+        g, lps = await asyncio.gather(gen, score)
+        logprobs = None
+        if req.logprobs is not None:
+            toks, vals = [], []
+            if req.echo:  # the first prompt token has no context, hence no log-probability (null, as in vLLM)
+                toks, vals = [self.tok.decode([i]) for i in ids], [None, *lps]
+            if g:
+                toks += [e["token"] for e in self.token_entries(g)]
+                vals += list(g.token_logprobs or [])
+            offsets = [sum(len(t) for t in toks[:k]) for k in range(len(toks))]
+            logprobs = {"tokens": toks, "token_logprobs": vals, "top_logprobs": None, "text_offset": offsets}
+        n_new = g.new_tokens if g else 0
+        return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
+                "model": req.model, "usage": usage(len(ids), n_new),
+                "choices": [{"index": 0, "text": (text if req.echo else "") + (g.text if g else ""),
+                             "logprobs": logprobs, "finish_reason": "length" if g is None or n_new >= mt else "stop"}]}
+
+    def token_entries(self, g) -> list[dict]:
+        """Chat-style logprobs entries for a Generation's tokens (the end token, when counted, has empty text)."""
+        ids = self.tok(g.text, add_special_tokens=False)["input_ids"]
+        toks = [self.tok.decode([i]) for i in ids] + [""] * max(0, len(g.token_logprobs or []) - len(ids))
+        return [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
+                for t, lp in zip(toks, g.token_logprobs or [])]
+
+    def prompt_ids(self, prompt) -> tuple[list[int], str]:
+        """(token ids, text) of a completions prompt given as text or as token ids (a batch of one is unwrapped)."""
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+            prompt = prompt[0]
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
+            raise APIError(400, "send one prompt per request", "prompt")
+        if isinstance(prompt, list):
+            if any(not 0 <= i < len(self.tok) for i in prompt):
+                raise APIError(400, f"token ids must be in [0, {len(self.tok)})", "prompt")
+            return list(prompt), self.tok.decode(prompt)
+        return self.raw.lm.encode(prompt), prompt
+
+
+def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, max_wait_ms: float = 20.0,
+                   api_key: str | None = None):
+    """The FastAPI app over a RawModel: /v1/models, /v1/chat/completions, /v1/completions, /health."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    batcher = MicroBatcher(raw.run, max_batch, max_wait_ms / 1000, raw.executor, max_wait_ms * 10 / 1000)
+    api = RawAPI(raw, batcher, max_tokens)
+    ChatRequest, CompletionRequest = _request_models()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="advisor raw model server", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.add_exception_handler(APIError, lambda request, exc: _error(exc.status, exc.message, exc.param))
+    app.add_exception_handler(StarletteHTTPException, lambda request, exc: _error(exc.status_code, str(exc.detail)))
+    app.add_exception_handler(Exception, lambda request, exc: _error(500, "internal error; see the server log"))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, exc: RequestValidationError):
+        err = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        return _error(400, f"{loc}: {err.get('msg', 'invalid value')}" if loc else "invalid request", loc or None)
+
+    def check_auth(request: Request) -> None:
+        if api_key and not hmac.compare_digest(request.headers.get("authorization", "").encode(),
+                                               f"Bearer {api_key}".encode()):
+            raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)")
 
     @app.get("/health")
     async def health():
@@ -205,70 +284,11 @@ def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, ma
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_auth)])
     async def chat(req: ChatRequest):
-        mt, stop = check(req, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens,
-                         256)
-        if not getattr(tok, "chat_template", None):
-            raise APIError(400, f"model {raw.name} has no chat template; use /v1/completions", "messages")
-        msgs = [{"role": m.role, "content": m.content if isinstance(m.content, str) else
-                 " ".join(str(p.get("text", "")) for p in (m.content or []) if p.get("type") == "text")}
-                for m in req.messages]
-        prompt = chat_prompt(tok, msgs)
-        check_length(len(tok(prompt, add_special_tokens=False)["input_ids"]))
-        g = await batcher.submit(("gen", req.model, prompt, max(1, mt), stop), 0)
-        choice = {"index": 0, "message": {"role": "assistant", "content": g.text},
-                  "finish_reason": "length" if g.new_tokens >= mt else "stop", "logprobs": None}
-        if req.logprobs:
-            choice["logprobs"] = {"content": token_entries(g)}
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                "model": req.model, "choices": [choice], "usage": usage(g.prompt_tokens, g.new_tokens)}
-
-    def token_entries(g) -> list[dict]:
-        ids = tok(g.text, add_special_tokens=False)["input_ids"]
-        toks = [tok.decode([i]) for i in ids] + [""] * max(0, len(g.token_logprobs or []) - len(ids))
-        return [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
-                for t, lp in zip(toks, g.token_logprobs or [])]
+        return await api.chat(req)
 
     @app.post("/v1/completions", dependencies=[Depends(check_auth)])
     async def completions(req: CompletionRequest):
-        mt, stop = check(req, req.max_tokens, 16)
-        ids, text = prompt_ids(req.prompt)
-        check_length(len(ids))
-        if mt == 0 and not req.echo:
-            raise APIError(400, "max_tokens=0 needs echo: true (prompt scoring)", "max_tokens")
-        gen = batcher.submit(("gen", req.model, text, mt, stop), 0) if mt else None
-        score = batcher.submit(("score", req.model, ids), 0) if req.echo and req.logprobs is not None else None
-        g, lps = await asyncio.gather(gen or _none(), score or _none())
-        out_text = (text if req.echo else "") + (g.text if g else "")
-        logprobs = None
-        if req.logprobs is not None:
-            toks, vals = [], []
-            if req.echo:
-                toks += [tok.decode([i]) for i in ids]
-                vals += [None, *lps]
-            if g:
-                toks += [e["token"] for e in token_entries(g)]
-                vals += list(g.token_logprobs or [])
-            offsets, at = [], 0
-            for t in toks:
-                offsets.append(at)
-                at += len(t)
-            logprobs = {"tokens": toks, "token_logprobs": vals, "top_logprobs": None, "text_offset": offsets}
-        n_new = g.new_tokens if g else 0
-        return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
-                "model": req.model, "choices": [{"index": 0, "text": out_text, "logprobs": logprobs,
-                                                  "finish_reason": "length" if g is None or n_new >= mt else "stop"}],
-                "usage": usage(len(ids), n_new)}
-
-    def prompt_ids(prompt) -> tuple[list[int], str]:
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
-            prompt = prompt[0]  # a batch of one
-        if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
-            raise APIError(400, "send one prompt per request", "prompt")
-        if isinstance(prompt, list):
-            if any(not 0 <= i < len(tok) for i in prompt):
-                raise APIError(400, f"token ids must be in [0, {len(tok)})", "prompt")
-            return list(prompt), tok.decode(prompt)
-        return raw.lm.encode(prompt), prompt
+        return await api.completions(req)
 
     return app
 

@@ -187,32 +187,44 @@ def test_unreachable_url_and_wrong_served_name_fail_with_one_line_and_exit_2(eva
     assert "generation.base_url" in line
 
 
-def test_run_server_generates_on_the_engine_with_sources_survives_its_outage_and_recovers(
-        served_run, tiny_model_dir, raw):
+def test_run_server_on_the_engine_answers_the_openai_client_with_sources_and_bad_input_still_gets_4xx(
+        served_run, raw):
     from openai import OpenAI
 
-    engine = RawServer(tiny_model_dir, served_run / "adapter")
-    srv = Server(served_run, "--arm", "rag", "--backend", "openai", "--base-url", engine.url,
+    srv = Server(served_run, "--arm", "rag", "--backend", "openai", "--base-url", raw.url,
                  "--served-adapter", ADAPTER_NAME)
     try:
         client = OpenAI(base_url=srv.url + "/v1", api_key="unused")
         resp = client.chat.completions.create(model="rag", messages=[
             {"role": "user", "content": "How many bicycles can one Ormsby ferry crossing carry?"}], max_tokens=3)
         assert resp.model_dump()["sources"][0]["source"] == "bicycle-policy.md"
+        assert isinstance(resp.choices[0].message.content, str) and resp.usage.prompt_tokens > 0
         for payload, status, needle in BAD_INPUTS:
             kw = {"content": payload, "headers": {"content-type": "application/json"}} \
                 if isinstance(payload, bytes) else {"json": payload}
             r = httpx.post(srv.url + "/v1/chat/completions", timeout=60, **kw)
             assert r.status_code == status and needle.lower() in r.json()["error"]["message"].lower(), r.text
+    finally:
+        srv.stop()
 
+
+@pytest.mark.slow
+def test_run_server_gives_503_json_while_the_engine_is_down_and_recovers_when_it_returns(served_run, tiny_model_dir):
+    engine = RawServer(tiny_model_dir, served_run / "adapter")
+    srv = Server(served_run, "--arm", "rag", "--backend", "openai", "--base-url", engine.url,
+                 "--served-adapter", ADAPTER_NAME)
+    try:
+        ask = {"json": {"question": "When is the drill?"}, "timeout": 60}
+        assert httpx.post(srv.url + "/v1/query", **ask).status_code == 200
         port = engine.port
         engine.stop()
-        t0 = time.perf_counter()
-        r = httpx.post(srv.url + "/v1/query", json={"question": "When is the drill?"}, timeout=60)
-        assert r.status_code == 503 and r.json()["error"]["code"] == "engine_unavailable"
-        assert time.perf_counter() - t0 < 15 and "127.0.0.1" not in r.text  # no hang; the engine's URL stays inside
+        for _ in range(2):  # every request while it is down, not just the first
+            t0 = time.perf_counter()
+            r = httpx.post(srv.url + "/v1/query", **ask)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "engine_unavailable"
+            assert time.perf_counter() - t0 < 15 and "127.0.0.1" not in r.text  # no hang; the engine URL stays inside
         engine = RawServer(tiny_model_dir, served_run / "adapter", port)
-        r = httpx.post(srv.url + "/v1/query", json={"question": "When is the drill?"}, timeout=60)
+        r = httpx.post(srv.url + "/v1/query", **ask)
         assert r.status_code == 200 and r.json()["sources"]
     finally:
         srv.stop()
@@ -231,3 +243,47 @@ def test_the_raw_server_refuses_what_it_cannot_do_with_openai_style_errors(raw):
     out = client.completions.create(model=ADAPTER_NAME, prompt=[5, 6, 7], max_tokens=1, echo=True, logprobs=1)
     lp = out.choices[0].logprobs.token_logprobs
     assert lp[0] is None and all(v < 0 for v in lp[1:3])
+
+
+@pytest.mark.slow
+def test_arc_easy_by_log_likelihood_through_completions_equals_in_process_on_the_bundled_model(tmp_path):
+    """50 ARC-Easy items, SmolLM2-135M (NF4), scored by the raw server (completions, echo, logprobs) and in process."""
+    from advisor.core.config import load_config
+    from advisor.core.lm import LM
+    from advisor.core.remote_lm import load_lm
+    from evalsuite.probes import load_probe, mc_accuracy
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "advisor", "serve", "--raw", "smollm2-135m-instruct", "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while True:
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-2000:] if proc.poll() else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        cfg = load_config(None, ["generation.backend=openai", f"generation.base_url=http://127.0.0.1:{port}/v1"])
+        items = load_probe("arc_easy", 50)
+        reqs = [(it.context, ch) for it in items for ch in it.choices]
+        remote = load_lm(cfg).loglikelihood(reqs)
+        local = LM.load("smollm2-135m-instruct", "nf4").loglikelihood(reqs)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    def choices(lls: list[float]) -> list[int]:
+        out, k = [], 0
+        for it in items:
+            ll = lls[k:k + len(it.choices)]
+            k += len(it.choices)
+            out.append(max(range(len(ll)), key=ll.__getitem__))
+        return out
+
+    diff = max(abs(a - b) for a, b in zip(remote, local))
+    print(f"ARC-Easy x50: {len(reqs)} continuations, largest |remote - local| = {diff:.2e}; "
+          f"accuracy {mc_accuracy(items, local)['acc'].count(1.0)}/50")
+    assert choices(remote) == choices(local) and mc_accuracy(items, remote) == mc_accuracy(items, local)
+    assert diff < 1e-3

@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
                    help="folder with corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts); "
                    "default: the bundled sample's drill, for runs on the sample corpus")
     p.add_argument("--steps", type=int, default=20, help="optimizer steps of the fine-tune update (default 20)")
+    from advisor.commands.eval import add_backend_args
+
+    add_backend_args(p)
     p.set_defaults(func=cmd_drill)
 
 
@@ -27,7 +30,9 @@ def cmd_drill(args) -> int:
     from advisor.drill import run_drill
     from advisor.report import _ci
 
-    drill = run_drill(args.run_dir, args.changes, args.steps)
+    from advisor.commands.eval import backend_overrides
+
+    drill = run_drill(args.run_dir, args.changes, args.steps, backend_overrides(args))
     print(f"knowledge-update drill: {drill['n_changed_documents']} documents, {drill['n_questions']} questions")
     print(f"  before the update, rag: {_ci(drill['before']['accuracy'])} % correct")
     for o, d in drill["options"].items():
