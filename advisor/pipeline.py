@@ -47,10 +47,10 @@ def resolve_inputs(cfg: Config) -> Config:
         c.path = str(SAMPLE_CORPUS)
         c.qa = c.qa or str(SAMPLE_EVAL)
         c.train_qa = c.train_qa or str(SAMPLE_TRAIN)
-    if not c.qa:
-        raise AdvisorError("no QA file: pass --qa FILE (JSONL with question, answers[, source, unanswerable])")
+    # Without a QA file the evaluation set is generated from the corpus (stage qa, into RUN_DIR/qa/).
     c.path = str(Path(c.path).expanduser().resolve())
-    c.qa = str(Path(c.qa).expanduser().resolve())
+    if c.qa:
+        c.qa = str(Path(c.qa).expanduser().resolve())
     if c.train_qa:
         c.train_qa = str(Path(c.train_qa).expanduser().resolve())
     return cfg
@@ -92,9 +92,12 @@ def preflight(cfg: Config) -> dict:
         validate_facts(cfg.recommend.facts)
     except AdvisorError as e:
         raise AdvisorError(f"config section recommend: {e}") from None
-    items = load_qa(Path(cfg.corpus.qa))
-    if not any(not it.unanswerable for it in items):
-        raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+    if cfg.corpus.qa:
+        items = load_qa(Path(cfg.corpus.qa))
+        if not any(not it.unanswerable for it in items):
+            raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+    elif cfg.qa.generator == "llm" and not cfg.qa.base_url:
+        resolve_model(cfg.qa.model or cfg.model.spec, "causal")
     if cfg.corpus.train_qa:
         load_qa(Path(cfg.corpus.train_qa))
     if cfg.retrieval.embedder.split(":")[0] != "hashing":
@@ -109,7 +112,7 @@ def preflight(cfg: Config) -> dict:
         load_probe(name, limit=1)
     return {
         "corpus": _corpus_hash(root),
-        "qa": sha256_file(Path(cfg.corpus.qa)),
+        "qa": sha256_file(Path(cfg.corpus.qa)) if cfg.corpus.qa else None,
         "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
     }
 
@@ -127,6 +130,23 @@ def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
                             progress=True)
         say(f"  ingest: {rep['n_documents']} documents -> {rep['n_chunks']} chunks"
             + (f" ({len(rep['skipped'])} files skipped, see ingest_report.json)" if rep["skipped"] else ""))
+
+
+def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
+    """Stage qa: the eval and training sets from the corpus (no QA file given); returns the eval set's hash."""
+    from evalsuite.qagen.stage import corpus_view, make_sets, summary, write_sets
+
+    spec = cfg.qa.base_url + cfg.qa.api_model if cfg.qa.base_url else (cfg.qa.model or cfg.model.spec)
+    h = combine_hashes(corpus_hash, cfg.section_hash("qa", "chunking"), str(cfg.seed), cfg.retrieval.embedder,
+                       spec if cfg.qa.generator == "llm" else "")
+    out = run / "qa"
+    with run.stage("qa", h, ["qa/eval.jsonl", "qa/train.jsonl", "qa/qa_report.json"]) as st:
+        if not st.skipped:
+            qaset = make_sets(corpus_view(run.path, cfg.corpus.text_field), cfg.qa, cfg.seed,
+                              cfg.eval.embedder or cfg.retrieval.embedder, cfg.model.spec, cfg.model.quantization)
+            write_sets(out, qaset)
+            say(summary(qaset, out))
+    return sha256_file(out / "eval.jsonl")
 
 
 def run_tracks(run: RunDir, cfg: Config) -> None:
@@ -288,7 +308,11 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         for a in arms:
             path = run / "eval" / f"{a}.jsonl"
             write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
-        atomic_write_json(run / "eval" / "metrics.json", aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed))
+        from evalsuite.qagen.review import eval_set_info
+
+        metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed)
+        metrics["eval_set"] = eval_set_info(Path(cfg.corpus.qa), [it.id for it in items])  # generated? reviewed?
+        atomic_write_json(run / "eval" / "metrics.json", metrics)
 
 
 def advise(run: RunDir, cfg: Config) -> dict | None:
@@ -320,8 +344,16 @@ def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
     inputs = preflight(cfg)
     run = RunDir(out or default_run_dir(cfg))
     say(f"run directory: {run.path}")
+    generated = not cfg.corpus.qa
+    if generated:  # the run's own generated sets; config.yaml names them so every later stage reads them
+        cfg.corpus.qa = str((run.path / "qa" / "eval.jsonl").resolve())
+        if not cfg.corpus.train_qa and cfg.tuning.use_train_qa:
+            cfg.corpus.train_qa = str((run.path / "qa" / "train.jsonl").resolve())
     run.init_manifest(dump_config(cfg), inputs)
     ingest(run, cfg, inputs["corpus"])
+    if generated:
+        inputs["qa"] = generate_qa(run, cfg, inputs["corpus"])
+        run.update_manifest(inputs=inputs)
     needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)
     needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
     if needs_index and needs_adapter:

@@ -80,6 +80,7 @@ class Evidence:
     per_question: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # option -> metric -> id -> v
     # knowledge-update drill, option -> {"update_s": seconds to absorb the change, "accuracy": {"value", "ci95", "n"}}
     drill: dict[str, dict] = field(default_factory=dict)
+    eval_set: dict | None = None  # metrics.json's eval_set: generated (synthetic) or not, reviewed share
 
 
 def validate_facts(facts: dict) -> dict:
@@ -314,6 +315,17 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
     return reasons
 
 
+def _eval_set_reason(ev: Evidence) -> list[str]:
+    """First reason when the questions were generated: how much a person has checked them."""
+    from evalsuite.qagen.review import plain_words
+
+    words = plain_words(ev.eval_set)
+    if not words:
+        return []
+    todo = "" if ev.eval_set.get("reviewed") else "; review them (advisor dashboard, Review page) before relying on it"
+    return [f"Evidence: {words}{todo}."]
+
+
 def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
     """The advice on evidence `ev` (recommendation.json, DESIGN.md contract): verdict, utilities, reasons,
     scores, weights, facts, evidence and sensitivity. Bad weights or facts raise AdvisorError."""
@@ -327,7 +339,7 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
         "verdict": verdict,
         "utilities": {o: round(v, 4) for o, v in u.items()},
         "margin": round(ranked[0] - ranked[1], 4) if len(ranked) > 1 else None,
-        "reasons": explain(ev, scores, w, u, verdict, equiv, f),
+        "reasons": _eval_set_reason(ev) + explain(ev, scores, w, u, verdict, equiv, f),
         "no_significant_difference": equiv,
         "scores": {o: {c: round(v, 4) for c, v in s.items()} for o, s in scores.items()},
         "weights": {k: round(v, 4) for k, v in w.items()},
@@ -338,6 +350,7 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
             "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
             **({"drill": ev.drill} if ev.drill else {}),
         },
+        **({"eval_set": ev.eval_set} if ev.eval_set else {}),
         "freshness_source": "knowledge-update drill (drill/drill.json)" if measured_freshness(ev, f)
         else "stated knowledge_change fact (no drill in this run)",
         "sensitivity": {
@@ -401,6 +414,7 @@ def load_evidence(run_dir: Path) -> Evidence:
     if len(ev.accuracy) < 2:
         raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare "
                            f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run")
+    ev.eval_set = metrics.get("eval_set")
     drill_path = run_dir / "drill" / "drill.json"
     if drill_path.exists():
         drill = _read_json(drill_path, f"re-run the drill: advisor drill {run_dir}")

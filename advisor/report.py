@@ -247,6 +247,60 @@ def plot_paired(paired: dict) -> bytes:
 # ---------------------------------------------------------------- the report
 
 
+def plot_qa_set(qa_report: dict) -> bytes:
+    """A generated evaluation set: eval questions per document, answer types, and rejections by reason."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    per_doc = qa_report["documents"]["per_document"]
+    counts = sorted((c["eval"] for c in per_doc.values()), reverse=True)
+    axes[0].bar(range(len(counts)), counts, color="#4c78a8")
+    axes[0].set_title(f"Eval questions per document ({qa_report['documents']['covered']} of "
+                      f"{qa_report['documents']['total']} covered)", fontsize=9)
+    axes[0].set_xlabel("documents, most questions first", fontsize=8)
+    for ax, data, title in [(axes[1], qa_report["answer_types"]["eval"], "Eval questions by answer type"),
+                            (axes[2], qa_report["rejections"], "Candidates rejected, by reason")]:
+        items = sorted(data.items(), key=lambda kv: kv[1])
+        ax.barh([k.replace("_", " ") for k, _ in items], [v for _, v in items], color="#9c755f")
+        for i, (_, v) in enumerate(items):
+            ax.text(v, i, f" {v}", va="center", fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
+    """What the numbers were measured on: a hand-written set, or a generated one (how, how many, reviewed)."""
+    from evalsuite.qagen.review import plain_words
+
+    info = (metrics or {}).get("eval_set")
+    qa_report = _read(run_dir / "qa" / "qa_report.json")
+    L = ["## Evaluation set", ""]
+    if not info or not info.get("synthetic"):
+        n = info["n"] if info else "?"
+        return L + [f"{n} questions from a QA file given to the run (written or checked by people).", ""]
+    L += [f"**{plain_words(info).capitalize()}.** Generator: `{info['generator']}`; {info['n_unanswerable']} of "
+          f"the {info['n']} questions are unanswerable (their key name swapped for one the corpus never mentions, "
+          "verified against the whole corpus). " + ("" if info["reviewed"] else
+          "Until a person reviews them (`advisor dashboard`, Review page; then `advisor eval RUN_DIR --qa "
+          "RUN_DIR/qa/reviewed.jsonl`), treat the numbers as indicative."), ""]
+    if qa_report:
+        m, c = qa_report["made"], qa_report["checks"]
+        L += [f"- made: {m['eval']} eval questions ({m['eval_answerable']} answerable, {m['eval_unanswerable']} "
+              f"unanswerable) and {m['train']} training questions about the same facts (split {qa_report['split']}: "
+              f"no eval question is trained on; {c.get('eval_questions_equal_to_training', 0)} equal a training question)",
+              f"- checks: answer verbatim in its evidence {100 * c['answer_in_evidence']:.0f}%, evidence verbatim "
+              f"in its source {100 * c['evidence_in_source']:.0f}% ({c['answerable_items']} answerable items)",
+              f"- documents covered: {qa_report['documents']['covered']} of {qa_report['documents']['total']}"
+              + ("; without questions: " + ", ".join(f"{d} ({why})" for d, why in
+                                                     list(qa_report["documents"]["without_eval_questions"].items())[:5])
+                 if qa_report["documents"]["without_eval_questions"] else ""),
+              f"- generated in {qa_report['seconds']:.1f} s" + (f"; {qa_report['shortfall']}" if qa_report["shortfall"] else ""),
+              ""]
+        fig("qa_set.png", "Generated evaluation set: coverage, answer types, rejections", plot_qa_set, qa_report)
+    return L
+
+
 def how_sure(rec: dict) -> str:
     """One line: the utility margin, the win share under random weights, and the nearest flip point."""
     u = sorted(rec["utilities"].items(), key=lambda kv: -kv[1])
@@ -327,6 +381,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         L += [f"- {MISSING} recommendation (no recommendation.json; `advisor recommend {run_dir}` computes it "
               "once eval/metrics.json exists)", ""]
 
+    L += eval_set_section(run_dir, metrics, fig)
     L += ["## Evidence (95% bootstrap CI, n questions)", ""]
     if not arms:
         L += [f"- {MISSING} evaluation (no readable eval/metrics.json; run `advisor run` to finish the eval stage)", ""]

@@ -25,7 +25,7 @@ from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "ui" / "app.py"
 FIXTURE = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
-PAGES = ["overview", "runs", "evidence", "questions", "whatif", "cost", "new_run"]
+PAGES = ["overview", "runs", "evidence", "questions", "review", "whatif", "cost", "new_run"]
 
 
 @pytest.fixture
@@ -220,6 +220,7 @@ def test_cost_page_projects_monthly_cost_from_measured_latency_and_build_time(ru
 def test_new_run_page_rejects_bad_input_with_a_message(runs_dir, monkeypatch, tmp_path):
     at = open_app(runs_dir, monkeypatch, "new_run")
     at.toggle(key="nr_sample").set_value(False).run()
+    at.radio(key="nr_qa_how").set_value("a file on the server").run()
     at.text_input(key="nr_corpus_path").input(str(tmp_path / "nowhere")).run()
     at.text_input(key="nr_qa_path").input(str(ROOT / "tests" / "data" / "qa.jsonl")).run()
     at.button(key="nr_start").click().run()
@@ -239,6 +240,39 @@ def test_new_run_page_rejects_bad_input_with_a_message(runs_dir, monkeypatch, tm
 
     assert not at.exception
     assert not any((d / LAUNCH).exists() for d in runs_dir.iterdir()), "nothing may start on bad input"
+
+
+def test_a_run_without_a_qa_file_is_planned_to_generate_its_questions(tmp_path):
+    from ui.launcher import plan_run
+
+    cmd, run_dir = plan_run(tmp_path / "runs", str(ROOT / "tests" / "data" / "corpus"), "", preset="smoke")
+    assert "--qa" not in cmd and cmd[cmd.index("--corpus") + 1] == str(ROOT / "tests" / "data" / "corpus")
+
+
+def test_the_review_page_shows_the_evidence_and_records_accept_reject_and_edit(runs_dir, monkeypatch):
+    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
+    from advisor.core.config import QAConfig
+
+    run = runs_dir / FIXTURE.name
+    qs = make_sets(corpus_view(ROOT / "advisor" / "sample" / "corpus"), QAConfig(n=40), 0, "hashing")
+    write_sets(run / "qa", qs)
+    generated = (run / "qa" / "eval.jsonl").read_bytes()
+    at = open_app(runs_dir, monkeypatch, "review")
+    first = qs.eval[0]
+    assert first["question"] in text(at) and "Evidence in its source passage" in text(at)
+    at.button(key=f"rv_ok_{first['id']}").click().run()
+    second = at.selectbox(key="rv_pick").value
+    at.button(key=f"rv_no_{second}").click().run()
+    rows = {r["id"]: r for r in read_jsonl(run / "qa" / "reviewed.jsonl")}
+    assert rows[first["id"]]["review"] == "accepted" and second not in rows
+    assert "2 of 40 reviewed: 1 accepted, 0 edited, 1 rejected" in at.get("progress")[0].proto.text
+    assert (run / "qa" / "eval.jsonl").read_bytes() == generated
+    assert not at.exception
+
+
+def test_the_review_page_of_a_run_with_its_own_qa_file_says_there_is_nothing_to_review(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch, "review")
+    assert any("nothing to review" in i.value for i in at.info)
 
 
 def test_uploaded_corpus_and_questions_become_a_planned_run(tmp_path):
@@ -323,7 +357,7 @@ def test_half_finished_run_explains_what_is_missing_on_every_page(tmp_path, monk
     assert run_info(d / "half").status == "incomplete"
     for page in PAGES:
         at = open_app(d, monkeypatch, page)
-        if page in ("runs", "new_run"):
+        if page in ("runs", "new_run", "review"):
             continue
         msgs = [w.value for w in at.warning]
         assert any("not finished" in m and "stages done: ingest, index, sft, tune" in m and "advisor run --out" in m

@@ -19,34 +19,15 @@ from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
 from pathlib import Path
 
 from advisor.core.answer import Context, render_target
 from advisor.core.artifacts import atomic_write_json, write_jsonl
+from advisor.core.corpus import documents_from_chunks
 from advisor.core.errors import AdvisorError
 from advisor.core.qa import QAItem
 
 NGRAM = 4
-
-
-def documents_from_chunks(chunks: list[dict]) -> dict[str, str]:
-    """Rebuild each document's text from its overlapping chunks (by character offsets)."""
-    by_src: dict[str, list[dict]] = defaultdict(list)
-    for c in chunks:
-        by_src[c["source"]].append(c)
-    docs = {}
-    for src, cs in by_src.items():
-        cs.sort(key=lambda c: c["start"])
-        parts, end = [], None
-        for c in cs:
-            if end is None or c["start"] >= end:
-                parts.append(("\n" if parts else "") + c["text"])
-            elif c["end"] > end:
-                parts.append(c["text"][end - c["start"]:])
-            end = max(end or 0, c["end"])
-        docs[src] = "".join(parts)
-    return docs
 
 
 def text_segments(text: str, tokenizer, max_tokens: int) -> list[str]:

@@ -27,6 +27,7 @@ pages = st.navigation([
     st.Page(VIEWS / "runs.py", title="Runs", icon=":material/folder_open:", url_path="runs"),
     st.Page(VIEWS / "evidence.py", title="Evidence", icon=":material/bar_chart:", url_path="evidence"),
     st.Page(VIEWS / "questions.py", title="Questions", icon=":material/quiz:", url_path="questions"),
+    st.Page(VIEWS / "review.py", title="Review", icon=":material/fact_check:", url_path="review"),
     st.Page(VIEWS / "whatif.py", title="What-if", icon=":material/tune:", url_path="what-if"),
     st.Page(VIEWS / "cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
     st.Page(VIEWS / "new_run.py", title="New run", icon=":material/play_circle:", url_path="new-run"),

@@ -76,9 +76,8 @@ def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: s
         raise AdvisorError(f"corpus path {root} does not exist")
     if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
         raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
-    if not qa:
-        raise AdvisorError("choose a QA file (JSONL: question, answers[, id, source, unanswerable]) or upload one")
-    load_qa(Path(qa).expanduser())
+    if qa:  # without one, the run generates its evaluation set from the corpus (stage qa)
+        load_qa(Path(qa).expanduser())
     if train_qa:
         load_qa(Path(train_qa).expanduser())
     overrides = list(overrides or [])
@@ -87,7 +86,7 @@ def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: s
         extra["model"] = {"spec": model}
     cfg = resolve_inputs(load_config(preset, overrides, extra))
     run_dir = default_run_dir(cfg, Path(runs_dir).expanduser().resolve())
-    cmd = [sys.executable, "-m", "advisor", "run", "--corpus", cfg.corpus.path, "--qa", cfg.corpus.qa]
+    cmd = [sys.executable, "-m", "advisor", "run", "--corpus", cfg.corpus.path] + (["--qa", cfg.corpus.qa] if qa else [])
     if cfg.corpus.train_qa:
         cmd += ["--train-qa", cfg.corpus.train_qa]
     cmd += ["--config", preset, "--model", cfg.model.spec, "--out", str(run_dir), *overrides]

@@ -148,6 +148,8 @@ def expected_stages(cfg: dict) -> list[str]:
     ev = cfg.get("eval") or {}
     arms = [a for a in (ev.get("arms") or list(ARMS)) if a in ARMS]
     out = ["ingest"]
+    if str((cfg.get("corpus") or {}).get("qa", "")).endswith("/qa/eval.jsonl"):  # a generated evaluation set
+        out.append("qa")
     if any(a in ("rag", "tuned_rag") for a in arms):
         out.append("index")
     if any(a in ("tuned", "tuned_rag") for a in arms):

@@ -21,11 +21,14 @@ def add_parser(sub) -> None:
         "differences between arms; then refresh recommendation.json and report.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  advisor eval runs/my-run\n  advisor eval runs/my-run --arms base rag --limit 20\n"
+        "  advisor eval runs/my-run --qa runs/my-run/qa/reviewed.jsonl   (after reviewing a generated set)\n"
         "  advisor eval runs/my-run --judge smollm2-135m-instruct",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory made by 'advisor run'")
     p.add_argument("--arms", nargs="+", metavar="ARM", help="arms to re-answer (default: the run's eval.arms)")
     p.add_argument("--limit", type=int, metavar="N", help="answer at most N questions (answerable/unanswerable in proportion)")
+    p.add_argument("--qa", metavar="FILE", type=Path,
+                   help="evaluate on this QA file instead of the run's (e.g. RUN_DIR/qa/reviewed.jsonl after a review)")
     p.add_argument("--judge", metavar="SPEC", help="also grade answers with this local model as LLM judge (off by default)")
     add_backend_args(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted eval overrides, e.g. eval.batch_size=32")
@@ -78,6 +81,8 @@ def cmd_eval(args) -> int:
     for item in args.overrides:
         data = _deep_merge(data, parse_override(item))
     cfg: Config = from_dict(Config, data)
+    if args.qa:
+        cfg.corpus.qa = str(args.qa.resolve())
     qa = Path(cfg.corpus.qa)
     items = load_qa(qa)
     if not any(not it.unanswerable for it in items):

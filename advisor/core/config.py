@@ -30,7 +30,7 @@ QUANTIZATIONS = ("nf4", "int8", "none")
 @dataclass
 class CorpusConfig:
     path: str = ""  # corpus folder or file; "" = the bundled sample domain
-    qa: str = ""  # evaluation QA JSONL; "" = the bundled sample's eval set (only with the sample corpus)
+    qa: str = ""  # evaluation QA JSONL; "" = generated from the corpus (stage qa; the bundled sample's own set when path is "")
     train_qa: str = ""  # training questions JSONL (other questions about the same facts); optional
     text_field: str = "text"  # field (JSONL) or column (CSV) holding the text of each record
 
@@ -232,6 +232,47 @@ class GenerationConfig:
                                "generation.max_retries and generation.backoff_s >= 0")
 
 
+QA_GENERATORS = ("extractive", "llm")
+QA_SPLITS = ("by_fact", "by_document")
+
+
+@dataclass
+class QAConfig:
+    """The evaluation set generated from the corpus when no QA file is given (stage `qa`, RUN_DIR/qa/)."""
+
+    n: int = 150  # eval questions in all, answerable + unanswerable
+    unanswerable: float = 0.2  # share of eval questions the corpus does not answer (verified on the whole corpus)
+    generator: str = "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
+    model: str = ""  # llm generator: model spec run in process; "" = model.spec
+    base_url: str = ""  # llm generator: an OpenAI-compatible endpoint instead (key from $ADVISOR_QA_API_KEY)
+    api_model: str = ""  # llm generator: the served model name at base_url
+    split: str = "by_fact"  # by_fact: an eval fact's other phrasings may be trained on | by_document: eval documents' facts never are
+    max_per_document: int = 0  # answerable eval questions per document; 0 = twice an even share (at least 3)
+    min_answerable: int = 30  # fewer answerable eval questions than this is an error
+    train_per_fact: int = 2  # training phrasings per fact (paraphrase augmentation)
+    max_train: int = 300  # answerable training questions in all
+    max_passages: int = 200  # llm generator: passages (chunks) sent to the model at most
+    retries: int = 2  # llm generator: new attempts for a malformed reply before it counts as rejected
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise AdvisorError(f"qa.n={self.n} must be at least 1")
+        if not 0 <= self.unanswerable < 1:
+            raise AdvisorError(f"qa.unanswerable={self.unanswerable} must be in [0, 1)")
+        if self.generator not in QA_GENERATORS:
+            raise AdvisorError(f"qa.generator='{self.generator}' is not one of {', '.join(QA_GENERATORS)}"
+                               + did_you_mean(self.generator, QA_GENERATORS))
+        if self.split not in QA_SPLITS:
+            raise AdvisorError(f"qa.split='{self.split}' is not one of {', '.join(QA_SPLITS)}"
+                               + did_you_mean(self.split, QA_SPLITS))
+        if min(self.max_per_document, self.train_per_fact, self.max_train, self.retries) < 0:
+            raise AdvisorError("qa.max_per_document, qa.train_per_fact, qa.max_train and qa.retries must be >= 0")
+        if self.min_answerable < 1 or self.max_passages < 1:
+            raise AdvisorError("qa.min_answerable and qa.max_passages must be at least 1")
+        if bool(self.base_url) != bool(self.api_model):
+            raise AdvisorError("qa.base_url and qa.api_model go together: the endpoint and the served model's name")
+
+
 @dataclass
 class RecommendConfig:
     preset: str = "balanced"  # weight preset (advisor ls shows them)
@@ -250,6 +291,7 @@ class Config:
     tuning: TuningConfig = field(default_factory=TuningConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    qa: QAConfig = field(default_factory=QAConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
     def to_dict(self) -> dict[str, Any]:

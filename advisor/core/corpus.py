@@ -18,6 +18,7 @@ gives the same ids and later stages can embed only what changed.
 from __future__ import annotations
 
 import codecs
+from collections import defaultdict
 import contextlib
 import csv
 import errno
@@ -430,3 +431,22 @@ def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, o
     }
     atomic_write_json(out_dir / "ingest_report.json", result)
     return result
+
+
+def documents_from_chunks(chunks: list[dict]) -> dict[str, str]:
+    """Rebuild each document's text from its overlapping chunks (by character offsets)."""
+    by_src: dict[str, list[dict]] = defaultdict(list)
+    for c in chunks:
+        by_src[c["source"]].append(c)
+    docs = {}
+    for src, cs in by_src.items():
+        cs.sort(key=lambda c: c["start"])
+        parts, end = [], None
+        for c in cs:
+            if end is None or c["start"] >= end:
+                parts.append(("\n" if parts else "") + c["text"])
+            elif c["end"] > end:
+                parts.append(c["text"][end - c["start"]:])
+            end = max(end or 0, c["end"])
+        docs[src] = "".join(parts)
+    return docs

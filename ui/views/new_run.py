@@ -85,8 +85,11 @@ else:
             corpus = st.text_input("Corpus folder or file", key="nr_corpus_path", placeholder="/path/to/docs")
     with c2:
         st.markdown("**Questions**")
-        how = st.radio("Questions from", ["a file on the server", "an uploaded file"], key="nr_qa_how",
-                       horizontal=True, label_visibility="collapsed")
+        how = st.radio("Questions from", ["generated from the corpus", "a file on the server", "an uploaded file"],
+                       key="nr_qa_how", horizontal=True, label_visibility="collapsed",
+                       help="Without a QA file the run generates evaluation questions (with verified unanswerable "
+                       "ones) and training questions about the same facts from the corpus; review them on the "
+                       "Review page before trusting the numbers.")
         if how == "an uploaded file":
             up = st.file_uploader("Evaluation questions (JSONL)", type=["jsonl"], key="nr_qa_file")
             if up:
@@ -94,10 +97,13 @@ else:
             up = st.file_uploader("Training questions (JSONL, optional)", type=["jsonl"], key="nr_train_file")
             if up:
                 train_qa = str(save_uploads(runs_dir(), up.name, [(up.name, up.getvalue())], "train_qa"))
-        else:
+        elif how == "a file on the server":
             qa = st.text_input("Evaluation questions (JSONL)", key="nr_qa_path", placeholder="/path/to/qa.jsonl")
             train_qa = st.text_input("Training questions (JSONL, optional)", key="nr_train_path",
                                      help="Other questions about the same facts; never the evaluation questions.")
+        else:
+            st.caption("150 questions (a fifth unanswerable) are generated from the corpus by rules, each with its "
+                       "evidence; set qa.n=..., qa.generator=llm in the extra settings below to change that.")
         st.caption("One JSON object a line: question, answers (list)[, id, source, unanswerable].")
 
 c1, c2, c3 = st.columns(3)

@@ -28,6 +28,12 @@ if run.status != "done":
     st.warning(f"This run's status is **{run.status}** ({run.detail}); the recommendation below is from its last "
                "finished recommend stage.")
 verdict_card(rec)
+eval_set = rec.get("eval_set") or {}
+if eval_set.get("synthetic") and not eval_set.get("reviewed"):
+    from evalsuite.qagen.review import plain_words
+
+    st.warning(f"**{plain_words(eval_set).capitalize()}.** The questions were generated from the corpus; check "
+               "them on the **Review** page, then re-evaluate on the reviewed set, before relying on this advice.")
 left, right = st.columns([3, 2])
 with left:
     reasons_block(rec)
