@@ -13,6 +13,9 @@ Endpoints
 Concurrent requests are micro-batched: the first waiting request opens a batch, which closes once no
 request has arrived for `max_wait_ms`, at `max_batch` requests, or `max_delay_ms` after it opened, and
 the whole batch is one generation call; requests that arrive while a batch generates form the next one.
+With `--backend openai --base-url URL` generation (and its batching) runs on that OpenAI-compatible engine while
+retrieval, the prompt and the sources stay here; while the engine is down, requests get 503 JSON errors (502 when
+it answers with an error) after the bounded retries, and answers resume when it is back.
 Safe defaults: loopback bind, bearer-token check when an API key is set, bounded body, prompt tokens,
 max_tokens and request time, JSON errors with 4xx for bad input and no stack traces in responses.
 """
