@@ -221,9 +221,10 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     from evalsuite.probes import general_text, load_probe, score_probe
 
     check_eval_inputs(run, cfg)
-    items = stratified_limit(load_qa(Path(cfg.corpus.qa)), cfg.eval.limit)
+    qa_file = cfg.corpus.eval_file(run.path)
+    items = stratified_limit(load_qa(qa_file), cfg.eval.limit)
     if not any(not it.unanswerable for it in items):
-        raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+        raise AdvisorError(f"QA file {qa_file} has no answerable questions; accuracy cannot be measured")
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
     adapter_file = run / "adapter" / "adapter_model.safetensors"
     needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
@@ -311,7 +312,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         from evalsuite.qagen.review import eval_set_info
 
         metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed)
-        metrics["eval_set"] = eval_set_info(Path(cfg.corpus.qa), [it.id for it in items])  # generated? reviewed?
+        metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
         atomic_write_json(run / "eval" / "metrics.json", metrics)
 
 
@@ -344,14 +345,9 @@ def run_pipeline(cfg: Config, out: Path | None = None) -> Path:
     inputs = preflight(cfg)
     run = RunDir(out or default_run_dir(cfg))
     say(f"run directory: {run.path}")
-    generated = not cfg.corpus.qa
-    if generated:  # the run's own generated sets; config.yaml names them so every later stage reads them
-        cfg.corpus.qa = str((run.path / "qa" / "eval.jsonl").resolve())
-        if not cfg.corpus.train_qa and cfg.tuning.use_train_qa:
-            cfg.corpus.train_qa = str((run.path / "qa" / "train.jsonl").resolve())
     run.init_manifest(dump_config(cfg), inputs)
     ingest(run, cfg, inputs["corpus"])
-    if generated:
+    if cfg.corpus.generated:  # config.yaml keeps corpus.qa "": every stage reads RUN_DIR/qa/ (CorpusConfig.eval_file)
         inputs["qa"] = generate_qa(run, cfg, inputs["corpus"])
         run.update_manifest(inputs=inputs)
     needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)

@@ -291,7 +291,9 @@ def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_s
     assert (run / "qa" / "train.jsonl").is_file() and (run / "qa" / "qa_report.json").is_file()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["stages"]["qa"]["status"] == "done" and manifest["inputs"]["qa"]
-    assert str(run / "qa" / "eval.jsonl") in (run / "config.yaml").read_text()
+    from advisor.core.config import load_run_config
+
+    assert load_run_config(run).corpus.eval_file(run) == run / "qa" / "eval.jsonl"  # read from the run, not a path
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     es = metrics["eval_set"]
     assert es["synthetic"] and es["generator"] == "extractive" and es["n"] == len(items) and not es["reviewed"]

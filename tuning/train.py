@@ -40,7 +40,8 @@ CHECKPOINTS = "checkpoints"
 
 
 def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
-    files = [run / "chunks.jsonl", Path(cfg.corpus.qa)] + ([Path(cfg.corpus.train_qa)] if cfg.corpus.train_qa else [])
+    train_file = cfg.corpus.train_file(run.path, cfg.tuning.use_train_qa)
+    files = [run / "chunks.jsonl", cfg.corpus.eval_file(run.path)] + ([train_file] if train_file else [])
     return combine_hashes(cfg.section_hash("seed", "model", "tuning"), *(sha256_file(f) for f in files))
 
 
@@ -520,8 +521,9 @@ def run_tune_stage(run_dir: Path) -> None:
     with run.stage("sft", h_sft, ["sft/train.jsonl", "sft/val.jsonl", "sft/leakage.json"]) as st:
         if not st.skipped:
             chunks = read_jsonl(run / "chunks.jsonl")
-            eval_qa = load_qa(Path(cfg.corpus.qa))
-            train_qa = load_qa(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else []
+            eval_qa = load_qa(cfg.corpus.eval_file(run.path))
+            train_file = cfg.corpus.train_file(run.path, cfg.tuning.use_train_qa)
+            train_qa = load_qa(train_file) if train_file else []
             tc = cfg.tuning
             train, val, report = build_sft(chunks, train_qa, eval_qa, tok, tc.max_seq_len, tc.use_corpus_text,
                                            tc.use_train_qa, tc.val_fraction, cfg.seed, synthetic_qa=tc.synthetic_qa,

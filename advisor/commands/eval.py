@@ -83,7 +83,7 @@ def cmd_eval(args) -> int:
     cfg: Config = from_dict(Config, data)
     if args.qa:
         cfg.corpus.qa = str(args.qa.resolve())
-    qa = Path(cfg.corpus.qa)
+    qa = cfg.corpus.eval_file(run_dir)
     items = load_qa(qa)
     if not any(not it.unanswerable for it in items):
         raise AdvisorError(f"QA file {qa} has no answerable questions; accuracy cannot be measured")

@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
         "  advisor ls      (presets, bundled models, metrics, probe sets)",
     )
     p.add_argument("--corpus", metavar="PATH", help="folder or file of documents (.md, .txt, .jsonl); default: the bundled sample")
-    p.add_argument("--qa", metavar="FILE", help="evaluation questions, JSONL: question, answers[, id, source, unanswerable]")
+    p.add_argument("--qa", metavar="FILE", help="evaluation questions, JSONL: question, answers[, id, source, unanswerable]; "
+                   "default: generated from the corpus (stage qa, RUN_DIR/qa/; the bundled sample keeps its own)")
     p.add_argument("--train-qa", metavar="FILE", help="training questions about the same facts (never the eval questions), JSONL")
     p.add_argument("--model", metavar="SPEC", help="base causal LM: bundled name (smollm2-135m-instruct, gemma3-270m), local folder or Hub id")
     p.add_argument("--embedder", metavar="SPEC", help="sentence embedder: bundled name (all-minilm-l6-v2), local folder or Hub id")

@@ -56,7 +56,7 @@ def cmd_tune(args) -> int:
     else:
         from advisor.core.artifacts import RunDir
         from advisor.core.config import dump_config, load_config
-        from advisor.pipeline import default_run_dir, ingest, preflight, resolve_inputs
+        from advisor.pipeline import default_run_dir, generate_qa, ingest, preflight, resolve_inputs
 
         extra: dict = {}
         for flag, sec, key in (("corpus", "corpus", "path"), ("qa", "corpus", "qa"), ("train_qa", "corpus", "train_qa"),
@@ -69,6 +69,8 @@ def cmd_tune(args) -> int:
         say(f"run directory: {run.path}")
         run.init_manifest(dump_config(cfg), inputs)
         ingest(run, cfg, inputs["corpus"])
+        if cfg.corpus.generated:  # no --qa: the generated sets keep eval questions out of training, as in a run
+            generate_qa(run, cfg, inputs["corpus"])
         run_dir = run.path
     run_tune_stage(run_dir)
     info = json.loads((run_dir / "adapter" / "training.json").read_text())

@@ -38,6 +38,23 @@ class CorpusConfig:
         if not self.text_field:
             raise AdvisorError("corpus.text_field must not be empty")
 
+    @property
+    def generated(self) -> bool:
+        """No QA file given: the run generates its sets into RUN_DIR/qa/ (stage qa)."""
+        return not self.qa
+
+    def eval_file(self, run_dir: Path) -> Path:
+        """The evaluation set a run reads: the given QA file, else the run's generated qa/eval.jsonl."""
+        return Path(self.qa) if self.qa else Path(run_dir) / "qa" / "eval.jsonl"
+
+    def train_file(self, run_dir: Path, use_train_qa: bool = True) -> Path | None:
+        """The training questions: the given file, else the generated qa/train.jsonl (only with a generated eval
+        set and tuning.use_train_qa), else None. Paths stay relative to the run directory, so a run directory
+        that is moved or rebuilt in a copy keeps reading its own sets."""
+        if self.train_qa:
+            return Path(self.train_qa)
+        return Path(run_dir) / "qa" / "train.jsonl" if self.generated and use_train_qa else None
+
 
 @dataclass
 class ChunkingConfig:
