@@ -15,8 +15,15 @@ FILE.yaml (every key but corpora optional):
       - {name: r4, config: smoke, overrides: [tuning.lora.r=4]}
     overrides: [eval.limit=6]             # applied to every cell (before the setting's own)
     recommend_presets: [balanced, cost-first]   # each run's advice under each weight preset (no re-run)
-    mlflow: auto                          # auto: log to a local file store (out/mlruns) when mlflow is importable;
+    mlflow: auto                          # auto: log to a local store (out/mlflow.db, artifacts in out/mlruns) when mlflow is importable;
                                           # true: require it; false: never
+    resources: {cpus: 1, gpus: 0, memory_gb: 0}   # what one cell asks of a Ray cluster (--backend ray); a setting
+                                          # may carry its own; default cpus: the config's threads, else 1
+
+With `advisor batch FILE --backend ray [--address ADDR]` every pending cell is one Ray task with its resources,
+scheduled by the cluster (a local one without --address); each cell's output goes to out/logs/<cell>.log, and
+results and the summary are gathered in `out` as they finish. The run directories must be on storage that the
+driver and the workers share (one machine, or a shared file system).
 
 A cell is done when its run finished and its summary rows are in batch.json; a rerun skips done cells
 and resumes an interrupted one at its first unfinished stage (the pipeline is idempotent). Every cell's
@@ -39,7 +46,8 @@ from advisor.core.config import Config, load_config, read_yaml
 from advisor.core.errors import AdvisorError, did_you_mean
 from advisor.pipeline import say
 
-KEYS = ("out", "corpora", "models", "settings", "overrides", "recommend_presets", "mlflow")
+KEYS = ("out", "corpora", "models", "settings", "overrides", "recommend_presets", "mlflow", "resources")
+RESOURCE_KEYS = ("cpus", "gpus", "memory_gb")
 COLUMNS = ["cell", "corpus", "model", "setting", "preset", "verdict", "margin", "win_share", "no_significant_difference",
            "acc_rag", "acc_tuned", "acc_tuned_rag", "acc_base", "halluc_rag", "halluc_tuned", "halluc_tuned_rag",
            "forgetting_tuned", "index_s", "tune_s", "run_wall_s", "run_dir"]
@@ -53,6 +61,7 @@ class Cell:
     setting: str
     config: Config
     run_dir: Path
+    resources: dict = field(default_factory=dict)  # cpus, gpus, memory_gb asked of a Ray cluster
 
 
 @dataclass
@@ -147,7 +156,9 @@ def load_batch(path: Path) -> BatchSpec:
                 except AdvisorError as e:
                     raise AdvisorError(f"{where}: {e}") from None
                 cid = "-".join(_slug(x) for x in (cname, Path(m).name if m else "default", s["name"]))
-                cells.append(Cell(cid, cname, m or cfg.model.spec, s["name"], cfg, out / "runs" / cid))
+                res = _resources({"cpus": cfg.threads or 1, **_mapping(spec.get("resources"), f"{path}: resources"),
+                                  **_mapping(s.get("resources"), f"{where}: resources")}, where)
+                cells.append(Cell(cid, cname, m or cfg.model.spec, s["name"], cfg, out / "runs" / cid, res))
     ids = [c.id for c in cells]
     dup = next((i for i in ids if ids.count(i) > 1), None)
     if dup:
@@ -172,6 +183,24 @@ def preflight_batch(spec: BatchSpec) -> None:
             err = AdvisorError(f"{spec.source}: cell {cell.id}: {e}")
             err.exit_code = e.exit_code
             raise err from None
+
+
+def _mapping(v, where: str) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise AdvisorError(f"{where} must be a mapping like {{cpus: 1, gpus: 0, memory_gb: 4}}")
+    return v
+
+
+def _resources(res: dict, where: str) -> dict:
+    for k, v in res.items():
+        if k not in RESOURCE_KEYS:
+            raise AdvisorError(f"{where}: resources: unknown key '{k}'{did_you_mean(str(k), RESOURCE_KEYS)}; "
+                               f"keys: {', '.join(RESOURCE_KEYS)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise AdvisorError(f"{where}: resources.{k}={v!r} must be a number >= 0")
+    return res
 
 
 def summary_rows(cell: Cell, presets: list[str]) -> list[dict]:
@@ -218,15 +247,21 @@ def write_summary(out: Path, rows: list[dict], pending: list[str]) -> tuple[Path
 
 
 def mlflow_log(out: Path, cell: Cell, rows: list[dict]) -> None:
-    """Log one cell as an MLflow run in a local file store (out/mlruns)."""
+    """Log one finished cell as an MLflow run in a local store (out/mlflow.db, artifacts under out/mlruns; MLflow 3
+    refuses the plain folder store without an opt-in, and SQLite is its suggested local store): params = the resolved config
+    (dotted keys), metrics = every arm's headline metrics with their 95% CI bounds, artifacts = report.html,
+    recommendation.json and eval/metrics.json; the verdict under each weight preset as tags."""
     import mlflow
 
-    mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
+    mlflow.set_tracking_uri(mlflow_uri(out))
+    if mlflow.get_experiment_by_name("advisor-batch") is None:  # artifacts beside the database, not in the cwd
+        mlflow.create_experiment("advisor-batch", artifact_location=(out / "mlruns").resolve().as_uri())
     mlflow.set_experiment("advisor-batch")
     with mlflow.start_run(run_name=cell.id):
-        mlflow.log_params({"corpus": cell.corpus, "model": cell.model, "setting": cell.setting})
-        r = rows[0]
-        mlflow.log_metrics({k: float(r[k]) for k in COLUMNS if k.startswith(("acc_", "halluc_", "forgetting")) and r[k] != ""})
+        params = {"cell.corpus": cell.corpus, "cell.model": cell.model, "cell.setting": cell.setting,
+                  **_flatten(cell.config.to_dict())}
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(headline_metrics(cell.run_dir))
         for row in rows:
             mlflow.set_tag(f"verdict_{row['preset']}", row["verdict"])
         for f in ("recommendation.json", "report.html", "eval/metrics.json"):
@@ -234,45 +269,179 @@ def mlflow_log(out: Path, cell: Cell, rows: list[dict]) -> None:
                 mlflow.log_artifact(str(cell.run_dir / f))
 
 
-def run_batch(path: Path) -> dict:
-    """Run every cell not yet done; returns batch.json's content (cells with status and rows)."""
+def mlflow_uri(out: Path) -> str:
+    """The tracking URI of a batch's MLflow store (`mlflow ui --backend-store-uri URI` shows it)."""
+    return f"sqlite:///{(out / 'mlflow.db').resolve()}"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v and k not in ("weights", "facts"):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def headline_metrics(run_dir: Path) -> dict[str, float]:
+    """'<arm>.<metric>' -> value, with '<arm>.<metric>.ci_lo' / '.ci_hi' (95% bootstrap CI), from metrics.json."""
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())["arms"]
+    out = {}
+    for arm, ms in metrics.items():
+        for name, m in ms.items():
+            if not isinstance(m, dict) or not isinstance(m.get("value"), (int, float)):
+                continue
+            out[f"{arm}.{name}"] = float(m["value"])
+            ci = m.get("ci95")
+            if isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+                out[f"{arm}.{name}.ci_lo"], out[f"{arm}.{name}.ci_hi"] = float(ci[0]), float(ci[1])
+    return out
+
+
+def run_cell(cell: Cell, presets: list[str]) -> dict:
+    """Run (or resume) one cell's pipeline: {"status": "done", "rows", "wall_s"} or {"status": "failed", "error"}."""
     from advisor.pipeline import run_pipeline
 
+    t0 = time.perf_counter()
+    try:
+        run_pipeline(cell.config, cell.run_dir)
+        rows = summary_rows(cell, presets)
+    except AdvisorError as e:
+        return {"status": "failed", "error": str(e)}
+    return {"status": "done", "rows": rows, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def run_batch(path: Path, backend: str = "sequential", address: str | None = None) -> dict:
+    """Run every cell not yet done, one after another or as Ray tasks; returns batch.json's content (cells with
+    status and rows). A failed cell is recorded and the others go on."""
     spec = load_batch(path)
     preflight_batch(spec)
     has_mlflow = importlib.util.find_spec("mlflow") is not None
     if spec.mlflow == "true" and not has_mlflow:
         raise AdvisorError(f"{path}: mlflow: true but MLflow is not installed; pip install mlflow, or set mlflow: auto")
     use_mlflow = has_mlflow and spec.mlflow != "false"
+    ray = _import_ray() if backend == "ray" else None
     spec.out.mkdir(parents=True, exist_ok=True)
     state_path = spec.out / "batch.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     state = {"source": str(spec.source), "presets": spec.presets, "mlflow": use_mlflow,
              "cells": {c.id: state.get("cells", {}).get(c.id, {"status": "pending"}) for c in spec.cells}}
     atomic_write_json(state_path, state)
+    n = len(spec.cells)
+    todo = []
     for i, cell in enumerate(spec.cells, 1):
         st = state["cells"][cell.id]
         if st["status"] == "done" and st.get("presets") == spec.presets and (cell.run_dir / "recommendation.json").exists():
-            say(f"[{i}/{len(spec.cells)}] {cell.id}: done, skipped")
-            continue
-        say(f"[{i}/{len(spec.cells)}] {cell.id}: running in {cell.run_dir}")
-        t0 = time.perf_counter()
-        st.update(status="running", run_dir=str(cell.run_dir))
+            say(f"[{i}/{n}] {cell.id}: done, skipped")
+        else:
+            todo.append((i, cell))
+
+    def record(i: int, cell: Cell, result: dict) -> None:
+        st = state["cells"][cell.id]
+        st.pop("error", None)
+        if result["status"] == "failed":
+            st.update(status="failed", error=result["error"])
+            say(f"[{i}/{n}] {cell.id}: failed: {result['error']}")
+        else:
+            if use_mlflow:
+                mlflow_log(spec.out, cell, result["rows"])
+            st.update(status="done", rows=result["rows"], presets=spec.presets, wall_s=result["wall_s"])
+            say(f"[{i}/{n}] {cell.id}: done")
+        _save(spec.out, state)
+
+    def started(i: int, cell: Cell, status: str = "running") -> None:
+        say(f"[{i}/{n}] {cell.id}: {status} in {cell.run_dir}")
+        state["cells"][cell.id].update(status=status, run_dir=str(cell.run_dir))
         atomic_write_json(state_path, state)
-        try:
-            run_pipeline(cell.config, cell.run_dir)
-            rows = summary_rows(cell, spec.presets)
-        except AdvisorError as e:
-            st.update(status="failed", error=str(e))
-            atomic_write_json(state_path, state)
-            say(f"[{i}/{len(spec.cells)}] {cell.id}: failed: {e}")
-            continue
-        if use_mlflow:
-            mlflow_log(spec.out, cell, rows)
-        st.update(status="done", rows=rows, presets=spec.presets, wall_s=round(time.perf_counter() - t0, 1))
-        atomic_write_json(state_path, state)
-        write_summary(spec.out, [r for c in state["cells"].values() if c["status"] == "done" for r in c["rows"]],
-                      [cid for cid, c in state["cells"].items() if c["status"] != "done"])
-    rows = [r for c in state["cells"].values() if c["status"] == "done" for r in c["rows"]]
-    write_summary(spec.out, rows, [cid for cid, c in state["cells"].items() if c["status"] != "done"])
+
+    if ray is not None:
+        _run_on_ray(ray, address, spec, todo, started, record, state)
+    else:
+        for i, cell in todo:
+            started(i, cell)
+            record(i, cell, run_cell(cell, spec.presets))
+    _save(spec.out, state)
     return state
+
+
+def _save(out: Path, state: dict) -> None:
+    atomic_write_json(out / "batch.json", state)
+    write_summary(out, [r for c in state["cells"].values() if c["status"] == "done" for r in c["rows"]],
+                  [cid for cid, c in state["cells"].items() if c["status"] != "done"])
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise AdvisorError("--backend ray needs Ray, which is not installed here; pip install 'rag-ft-advisor[ray]' "
+                           "(or pip install ray), or run the batch without --backend ray") from None
+    return ray
+
+
+def _ray_cell(cell: Cell, presets: list[str], log: str) -> dict:
+    """A Ray task: one cell, its stdout and stderr (and its tracks' processes') in `log`."""
+    import os
+    import sys
+
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            return run_cell(cell, presets)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _run_on_ray(ray, address: str | None, spec: BatchSpec, todo: list, started, record, state: dict) -> None:
+    """Submit every pending cell as a Ray task and record each as it finishes; Ctrl-C cancels the rest."""
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"at {address}" if address else "locally"
+        raise AdvisorError(f"cannot start or reach a Ray cluster {where}: {str(e).splitlines()[0][:200]}; "
+                           f"check --address (ray start --head prints it)") from None
+    task = ray.remote(_ray_cell)
+    refs = {}
+    try:
+        for i, cell in todo:
+            res = cell.resources
+            opts = {"num_cpus": res.get("cpus", 1), "num_gpus": res.get("gpus", 0), "max_retries": 0}
+            if res.get("memory_gb"):
+                opts["memory"] = int(res["memory_gb"] * 2**30)
+            cell = Cell(cell.id, cell.corpus, cell.model, cell.setting, cell.config, cell.run_dir.resolve(), res)
+            ref = task.options(**opts).remote(cell, spec.presets, str((spec.out / "logs" / f"{cell.id}.log").resolve()))
+            refs[ref] = (i, cell)
+            started(i, cell, "submitted")  # the cluster runs it when its resources are free
+        waiting = list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            i, cell = refs[ready[0]]
+            try:
+                result = ray.get(ready[0])
+            except Exception as e:  # noqa: BLE001 - a crashed task is one failed cell; the others go on
+                result = {"status": "failed", "error": f"Ray task failed: {str(e).strip().splitlines()[-1][:300]}; "
+                                                       f"see {spec.out / 'logs' / (cell.id + '.log')}"}
+            record(i, cell, result)
+    except KeyboardInterrupt:
+        for ref, (_, cell) in refs.items():
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task that already finished needs no cancelling
+                pass
+            if state["cells"][cell.id]["status"] == "submitted":
+                state["cells"][cell.id]["status"] = "interrupted"
+        _save(spec.out, state)
+        raise
+    finally:
+        ray.shutdown()

@@ -59,8 +59,9 @@ def resolve_changes(run_dir: Path, changes: Path | None) -> Path:
     return changes
 
 
-def check_drill_inputs(run_dir: Path, changes: Path | None, steps: int):
-    """(run config, changes folder, questions), or AdvisorError before anything is written."""
+def check_drill_inputs(run_dir: Path, changes: Path | None, steps: int, generation: dict | None = None):
+    """(run config, changes folder, questions), or AdvisorError before anything is written. `generation`
+    overrides the run's generation settings (--backend/--base-url: answer on a server)."""
     from advisor.core.qa import load_qa
 
     run = RunDir(run_dir)
@@ -69,6 +70,12 @@ def check_drill_inputs(run_dir: Path, changes: Path | None, steps: int):
     if steps < 1:
         raise AdvisorError(f"--steps {steps}: the fine-tune update needs at least 1 optimizer step")
     cfg = load_run_config(run.path)
+    if generation:
+        from advisor.core.config import GenerationConfig, _deep_merge, from_dict
+        from advisor.core.remote_lm import check_generation_server
+
+        cfg.generation = from_dict(GenerationConfig, _deep_merge(cfg.to_dict()["generation"], generation), "generation")
+        check_generation_server(cfg, str(run.path / "adapter"))
     for rel, stage in [("index/index.faiss", "index"), ("adapter/adapter_model.safetensors", "tune"),
                        ("chunks.jsonl", "ingest")]:
         if not (run / rel).exists():
@@ -78,10 +85,10 @@ def check_drill_inputs(run_dir: Path, changes: Path | None, steps: int):
     return cfg, changes, load_qa(changes / "qa.jsonl")
 
 
-def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20) -> dict:
+def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20, generation: dict | None = None) -> dict:
     """Run (or reuse, when nothing changed) the drill on a finished run; returns drill.json's content."""
     run = RunDir(run_dir)
-    cfg, changes, items = check_drill_inputs(run_dir, changes, steps)
+    cfg, changes, items = check_drill_inputs(run_dir, changes, steps, generation)
     h = combine_hashes(_changes_hash(changes), str(steps), cfg.section_hash("model", "retrieval", "chunking", "tuning"),
                        sha256_file(run / "index" / "index.faiss"), sha256_file(run / "adapter" / "adapter_model.safetensors"))
     with run.stage("drill", h, ["drill/drill.json"]) as st:
@@ -95,6 +102,7 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     from advisor.core.corpus import ingest_corpus
     from advisor.core.lm import LM
     from advisor.core.models import load_tokenizer
+    from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import answer_and_score
     from evalsuite.stats import summarize
     from retrieval.embedders import chunk_offsets_fn
@@ -114,7 +122,7 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
         return accuracy(rows)
 
     say(f"  drill: {len(changed)} changed documents, {len(items)} questions on the changed facts")
-    lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(run / "adapter"))
+    lm = load_lm(cfg, adapter=str(run / "adapter"))  # in process, or on generation.base_url
     before = answer("before_rag", "rag", lm, Retriever(run / "index"))
 
     # RAG (and both): the updated corpus, re-chunked and re-embedded; the timer covers exactly that work.
@@ -163,6 +171,8 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     info = train_adapter(tcfg, train_rows, val_rows, tok, out / "adapter", "drill")
     retrain_s = time.perf_counter() - t0
     say(f"  drill: trained an adapter on the changed documents, {steps} steps in {retrain_s:.1f} s")
+    if cfg.generation.backend != "hf":  # a server cannot know an adapter trained a moment ago
+        say("  drill: the fresh adapter is answered in process (the generation server does not serve it)")
     tuned_lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(out / "adapter"))
     tuned = answer("fine-tune", "tuned", tuned_lm)
 

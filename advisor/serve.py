@@ -13,6 +13,9 @@ Endpoints
 Concurrent requests are micro-batched: the first waiting request opens a batch, which closes once no
 request has arrived for `max_wait_ms`, at `max_batch` requests, or `max_delay_ms` after it opened, and
 the whole batch is one generation call; requests that arrive while a batch generates form the next one.
+With `--backend openai --base-url URL` generation (and its batching) runs on that OpenAI-compatible engine while
+retrieval, the prompt and the sources stay here; while the engine is down, requests get 503 JSON errors (502 when
+it answers with an error) after the bounded retries, and answers resume when it is back.
 Safe defaults: loopback bind, bearer-token check when an API key is set, bounded body, prompt tokens,
 max_tokens and request time, JSON errors with 4xx for bad input and no stack traces in responses.
 """
@@ -22,17 +25,19 @@ max_tokens and request time, JSON errors with 4xx for bad input and no stack tra
 import asyncio
 import hmac
 import json
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from advisor.arms import ARM_OF_OPTION, USES_ADAPTER, USES_INDEX, make_arm
 from advisor.core.config import ARMS, load_run_config
 from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.openai_client import EngineError
 
 
 @dataclass
@@ -72,10 +77,15 @@ def resolve_arm(run_dir: Path, arm: str) -> str:
 class ServedArm:
     """The model (with the adapter when the arm needs it), the retriever, and the arm's Answerer."""
 
-    def __init__(self, run_dir: Path, arm: str):
+    def __init__(self, run_dir: Path, arm: str, generation: dict | None = None):
         self.run_dir = Path(run_dir)
         self.arm = resolve_arm(self.run_dir, arm)
         self.cfg = load_run_config(self.run_dir)
+        if generation:  # --backend/--base-url: generation on a server, retrieval and prompts here
+            from advisor.core.config import GenerationConfig, _deep_merge, from_dict
+
+            self.cfg.generation = from_dict(GenerationConfig, _deep_merge(asdict(self.cfg.generation), generation),
+                                            "generation")
         # Every torch call (loading, each generation) runs on this one thread. Once a second OS thread has run
         # torch ops, each has its own OpenMP team and they contend for the cores: a 32-token RAG answer took
         # 11.4 s from asyncio's worker threads vs 3.6 s on one thread (SmolLM2-135M, 2 cores).
@@ -83,10 +93,10 @@ class ServedArm:
         self.executor.submit(self._load).result()
 
     def _load(self) -> None:
-        from advisor.core.lm import LM
+        from advisor.core.remote_lm import load_lm
 
         adapter = str(self.run_dir / "adapter") if USES_ADAPTER[self.arm] else None
-        self.lm = LM.load(self.cfg.model.spec, self.cfg.model.quantization, adapter=adapter)
+        self.lm = load_lm(self.cfg, adapter=adapter)
         retriever = None
         if USES_INDEX[self.arm]:
             from retrieval.index import Retriever
@@ -221,6 +231,15 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
     async def _http(request, exc: StarletteHTTPException):
         return error_response(exc.status_code, str(exc.detail), "invalid_request_error")
 
+    @app.exception_handler(EngineError)
+    async def _engine(request, exc: EngineError):
+        # The engine's URL stays in the server log, not in answers to clients.
+        print(f"advisor serve: {exc}", file=sys.stderr, flush=True)
+        what = "is unavailable" if exc.status == 503 else "failed"
+        return error_response(exc.status, f"the generation engine {what}; try again later", "engine_error",
+                              "engine_unavailable" if exc.status == 503 else "engine_error",
+                              headers={"Retry-After": "5"} if exc.status == 503 else None)
+
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):
         return error_response(500, "internal error while answering; see the server log", "server_error")
@@ -353,14 +372,15 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
 
 
 def serve(run_dir: Path, arm: str = "auto", host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: Limits | None = None, sock=None) -> None:
+          limits: Limits | None = None, generation: dict | None = None, sock=None) -> None:
     """Load the arm, then serve until interrupted (start-up problems raise AdvisorError: exit 2).
-    `sock`: a socket already bound to host:port (advisor serve binds it before loading anything)."""
+    `generation` overrides the run's generation settings (--backend/--base-url); `sock`: a socket already
+    bound to host:port (advisor serve binds it before loading anything)."""
     import sys
 
     import uvicorn
 
-    served = ServedArm(run_dir, arm)
+    served = ServedArm(run_dir, arm, generation)
     app = create_app(served, limits, api_key)
     auth = "bearer token required" if api_key else "no API key (loopback use only)"
     print(f"serving arm '{served.arm}' of {run_dir} at http://{host}:{port}/v1 ({auth})", file=sys.stderr, flush=True)

@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
                    help="folder with corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts); "
                    "default: the bundled sample's drill, for runs on the sample corpus")
     p.add_argument("--steps", type=int, default=20, help="optimizer steps of the fine-tune update (default 20)")
+    from advisor.commands.eval import add_backend_args
+
+    add_backend_args(p)
     p.set_defaults(func=cmd_drill)
 
 
@@ -27,11 +30,12 @@ def cmd_drill(args) -> int:
     from advisor.core.rundirs import run_lock
     from advisor.drill import check_drill_inputs, run_drill
     from advisor.pipeline import command_line
+    from advisor.commands.eval import backend_overrides
     from advisor.report import _ci
 
-    check_drill_inputs(args.run_dir, args.changes, args.steps)  # before the lock, which creates a file
+    check_drill_inputs(args.run_dir, args.changes, args.steps, backend_overrides(args))  # before the lock (a file)
     with run_lock(args.run_dir, command_line()):
-        drill = run_drill(args.run_dir, args.changes, args.steps)
+        drill = run_drill(args.run_dir, args.changes, args.steps, backend_overrides(args))
         advice = refresh_advice(args.run_dir)
     print(f"knowledge-update drill: {drill['n_changed_documents']} documents, {drill['n_questions']} questions")
     print(f"  before the update, rag: {_ci(drill['before']['accuracy'])} % correct")

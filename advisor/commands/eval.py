@@ -30,8 +30,31 @@ def add_parser(sub) -> None:
     p.add_argument("--qa", metavar="FILE", type=Path,
                    help="evaluate on this QA file instead of the run's (e.g. RUN_DIR/qa/reviewed.jsonl after a review)")
     p.add_argument("--judge", metavar="SPEC", help="also grade answers with this local model as LLM judge (off by default)")
+    add_backend_args(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted eval overrides, e.g. eval.batch_size=32")
     p.set_defaults(func=cmd_eval)
+
+
+def add_backend_args(p) -> None:
+    """--backend/--base-url/--served-model/--served-adapter: the generation section from the command line."""
+    p.add_argument("--backend", choices=["hf", "openai"], help="generate in this process (hf) or on an "
+                   "OpenAI-compatible server (openai; default: the run's generation.backend)")
+    p.add_argument("--base-url", metavar="URL", help="the server's API root, e.g. http://127.0.0.1:8001/v1")
+    p.add_argument("--served-model", metavar="NAME", help="served name of the base model (default: model.spec)")
+    p.add_argument("--served-adapter", metavar="NAME",
+                   help="served name of the run's adapter (vLLM --lora-modules NAME=PATH; default: the run folder's name)")
+
+
+def backend_overrides(args) -> dict:
+    """The generation settings given on the command line (an empty dict keeps the run's)."""
+    out = {}
+    for flag, key in (("backend", "backend"), ("base_url", "base_url"), ("served_model", "model"),
+                      ("served_adapter", "adapter_model")):
+        if getattr(args, flag, None):
+            out[key] = getattr(args, flag)
+    if out.get("base_url") and "backend" not in out:
+        out["backend"] = "openai"  # a base URL alone means: generate there
+    return out
 
 
 def cmd_eval(args) -> int:
@@ -56,6 +79,7 @@ def cmd_eval(args) -> int:
         if not args.judge.strip():
             raise AdvisorError("--judge is empty; pass a model spec (e.g. smollm2-135m-instruct), or leave it out")
         over["eval"]["judge"] = args.judge
+    over["generation"] = backend_overrides(args)
     data = _deep_merge(base.to_dict(), over)
     for item in args.overrides:
         data = _deep_merge(data, parse_override(item))
@@ -69,6 +93,10 @@ def cmd_eval(args) -> int:
     check_model_specs(cfg)  # the judge and the embedders too: a typo fails now, not after answering
     run = RunDir(run_dir)
     check_eval_inputs(run, cfg)
+    from advisor.core.remote_lm import check_generation_server
+
+    tuned = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    check_generation_server(cfg, str(run_dir / "adapter") if tuned else None)
     # metrics.json keeps covering the run's own arms plus the re-answered ones.
     report_arms = [a for a in ("base", "rag", "tuned", "tuned_rag")
                    if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())]

@@ -61,13 +61,30 @@ def context_block(contexts: list[Context]) -> str:
     return "\n\n".join(f"[{c.rank}] ({c.source})\n{c.text.strip()}" for c in contexts)
 
 
-def render_prompt(tokenizer, question: str, contexts: list[Context] | None = None) -> str:
+class Prompt(str):
+    """A rendered prompt that also carries the chat messages it was rendered from (None for plain prompts).
+    In-process generation reads the text; an OpenAI-compatible server gets the messages and applies the
+    same chat template itself, so both backends answer the same prompt."""
+
+    messages: list[dict] | None
+
+    def __new__(cls, text: str, messages: list[dict] | None = None):
+        obj = super().__new__(cls, text)
+        obj.messages = messages
+        return obj
+
+
+def chat_prompt(tokenizer, messages: list[dict]) -> Prompt:
+    """`messages` rendered by the tokenizer's chat template up to where the assistant's reply starts."""
+    return Prompt(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), messages)
+
+
+def render_prompt(tokenizer, question: str, contexts: list[Context] | None = None) -> Prompt:
     """The full prompt text up to where the answer starts (chat template when the model has one)."""
     user = _user_message(question, contexts)
     if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": user}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return f"{INSTRUCTION}\n\n{FEW_SHOT}{user}\nAnswer:"
+        return chat_prompt(tokenizer, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": user}])
+    return Prompt(f"{INSTRUCTION}\n\n{FEW_SHOT}{user}\nAnswer:")
 
 
 def _user_message(question: str, contexts: list[Context] | None) -> str:

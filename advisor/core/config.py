@@ -229,6 +229,33 @@ class EvalConfig:
             raise AdvisorError(f"eval.confidence={self.confidence} must be a probability between 0 and 1")
 
 
+BACKENDS = ("hf", "openai")
+
+
+@dataclass
+class GenerationConfig:
+    backend: str = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
+    base_url: str = ""  # the server's API root, e.g. http://127.0.0.1:8001/v1 (backend openai)
+    model: str = ""  # served name of the base model; "" = model.spec
+    adapter_model: str = ""  # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the server's API key ("" or unset = none)
+    concurrency: int = 8  # requests in flight at once (the server batches them)
+    timeout_s: float = 120.0  # seconds one request may take
+    max_retries: int = 2  # retries of a request that failed to connect, timed out or got 429/5xx
+    backoff_s: float = 1.0  # wait before the first retry, doubled for each further one
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise AdvisorError(f"generation.backend='{self.backend}' is not one of {', '.join(BACKENDS)}"
+                               + did_you_mean(self.backend, BACKENDS))
+        if self.backend == "openai" and not self.base_url:
+            raise AdvisorError("generation.backend=openai needs generation.base_url (--base-url), "
+                               "e.g. http://127.0.0.1:8001/v1")
+        if self.concurrency < 1 or self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_s < 0:
+            raise AdvisorError("generation.concurrency and generation.timeout_s must be positive, "
+                               "generation.max_retries and generation.backoff_s >= 0")
+
+
 QA_GENERATORS = ("extractive", "llm")
 QA_SPLITS = ("by_fact", "by_document")
 
@@ -287,6 +314,7 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
 

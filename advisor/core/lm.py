@@ -25,6 +25,9 @@ class Generation:
     new_tokens: int
     latency_s: float  # wall time of the batch this prompt was in, divided by the batch size
     confidence: float | None = None  # geometric-mean probability of the generated tokens (0..1)
+    # log-probability of each generated token up to and including the end or stop token (what `confidence`
+    # averages); the raw server returns them as chat logprobs
+    token_logprobs: list[float] | None = None
 
 
 class LM:
@@ -112,7 +115,8 @@ class LM:
                 for s in stop:
                     text = text.split(s, 1)[0] if s in text else text
                 conf = math.exp(sum(lps[k] for k in live) / len(live)) if live else None
-                out[i] = Generation(text.strip(), len(ids[i]), len(live), dt / len(idx), conf)
+                out[i] = Generation(text.strip(), len(ids[i]), len(live), dt / len(idx), conf,
+                                    [lps[k] for k in live])
             bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
@@ -322,40 +326,35 @@ class LM:
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
         """Sum of log-probabilities of each continuation given its context (the lm-evaluation-harness
         method: trailing whitespace of the context moves to the continuation)."""
-        rows: list[tuple[list[int], int]] = []  # (full ids, number of continuation tokens)
-        for ctx, cont in requests:
-            n_sp = len(ctx) - len(ctx.rstrip())
-            if n_sp:
-                ctx, cont = ctx[:-n_sp], ctx[-n_sp:] + cont
-            whole = self.encode(ctx + cont)
-            ctx_ids = self.encode(ctx)
-            n_cont = max(1, len(whole) - len(ctx_ids))
-            rows.append((whole, n_cont))
-        return self._score_tail(rows, batch_size, desc)
+        return self._score_tail(loglikelihood_rows(self.encode, requests), batch_size, desc)
 
     def perplexity(self, texts: list[str], max_tokens: int = 256, batch_size: int = 8,
                    desc: str | None = None) -> list[float]:
         """Per-text perplexity exp(mean negative log-likelihood per token) of the first `max_tokens`
         tokens of each text; the first token is context only (general-text forgetting probe)."""
-        import math
-
-        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        rows = []
-        for t in texts:
-            ids = (bos + self.tokenizer(t, add_special_tokens=False)["input_ids"])[:max_tokens]
-            rows.append((ids, len(ids) - 1))
-        sums = self._score_tail(rows, batch_size, desc)
-        return [math.exp(-s / n) if n else float("nan") for s, (_, n) in zip(sums, rows)]
+        rows = perplexity_rows(self.tokenizer, texts, max_tokens)
+        return perplexities(self._score_tail(rows, batch_size, desc), rows)
 
     def _score_tail(self, rows: list[tuple[list[int], int]], batch_size: int, desc: str | None) -> list[float]:
-        """Sum of log-probabilities of the last n tokens of each (ids, n) row. Batches are length-sorted
-        and right-padded; the vocabulary projection runs only from the first scored position on
-        (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits."""
+        """Sum of log-probabilities of the last n tokens of each (ids, n) row."""
+        return self._tail_logprobs(rows, batch_size, desc)[0]
+
+    def token_logprobs(self, rows: list[list[int]], batch_size: int = 16) -> list[list[float]]:
+        """The log-probability of every token of each row given the tokens before it (len(row) - 1 values:
+        the first token has no context); what `advisor serve --raw` returns for completions with echo."""
+        return self._tail_logprobs([(r, len(r) - 1) for r in rows], batch_size, None)[1]
+
+    def _tail_logprobs(self, rows: list[tuple[list[int], int]], batch_size: int,
+                       desc: str | None) -> tuple[list[float], list[list[float]]]:
+        """(sum, per-token list) of the log-probabilities of the last n tokens of each (ids, n) row. Batches
+        are length-sorted and right-padded; the vocabulary projection runs only from the first scored position
+        on (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits."""
         import torch
 
         tok = self.tokenizer
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out = [0.0] * len(rows)
+        per_token: list[list[float]] = [[] for _ in rows]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         for b in tqdm(range(0, len(order), batch_size), desc=desc or "score", leave=False, disable=desc is None):
             idx = [i for i in order[b : b + batch_size] if rows[i][1] > 0]
@@ -375,8 +374,10 @@ class LM:
                 seq, n = rows[i]
                 pos = torch.arange(len(seq) - n, len(seq))
                 lp = torch.log_softmax(logits[r, pos - 1 - first].float(), dim=-1).cpu()
-                out[i] = float(lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])].sum())
-        return out
+                chosen = lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])]
+                out[i] = float(chosen.sum())
+                per_token[i] = chosen.tolist()
+        return out, per_token
 
     def _forward_tail(self, inp, att, keep: int):
         """Logits of the last `keep` positions; models without `logits_to_keep` return all of them."""
@@ -386,6 +387,35 @@ class LM:
             except TypeError:
                 self._keep_ok = False
         return self.model(input_ids=inp, attention_mask=att).logits[:, -keep:]
+
+
+def loglikelihood_rows(encode, requests: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+    """(token ids of context + continuation, number of continuation tokens) per request, the tokenization every
+    backend scores (the lm-evaluation-harness rule: trailing whitespace of the context moves to the continuation)."""
+    rows: list[tuple[list[int], int]] = []
+    for ctx, cont in requests:
+        n_sp = len(ctx) - len(ctx.rstrip())
+        if n_sp:
+            ctx, cont = ctx[:-n_sp], ctx[-n_sp:] + cont
+        whole = encode(ctx + cont)
+        n_cont = max(1, len(whole) - len(encode(ctx)))
+        rows.append((whole, n_cont))
+    return rows
+
+
+def perplexity_rows(tokenizer, texts: list[str], max_tokens: int) -> list[tuple[list[int], int]]:
+    """(BOS + the first tokens of the text, number of scored tokens) per text: every token but the first."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    rows = []
+    for t in texts:
+        ids = (bos + tokenizer(t, add_special_tokens=False)["input_ids"])[:max_tokens]
+        rows.append((ids, len(ids) - 1))
+    return rows
+
+
+def perplexities(sums: list[float], rows: list[tuple[list[int], int]]) -> list[float]:
+    """exp(mean negative log-likelihood per scored token) from each row's summed log-probability."""
+    return [math.exp(-s / n) if n else float("nan") for s, (_, n) in zip(sums, rows)]
 
 
 @functools.cache
