@@ -45,13 +45,13 @@ def cmd_serve(args) -> int:
 
     if args.max_batch < 1 or args.max_tokens < 1 or args.max_prompt_tokens < 1 or args.timeout_s <= 0:
         raise AdvisorError("--max-batch, --max-tokens, --max-prompt-tokens and --timeout-s must be positive")
+    if args.max_body_bytes < 1:
+        raise AdvisorError("--max-body-bytes must be positive")
     if args.max_wait_ms < 0 or args.max_delay_ms < 0:
         raise AdvisorError("--max-wait-ms and --max-delay-ms must not be negative")
     limits = Limits(max_body_bytes=args.max_body_bytes, max_prompt_tokens=args.max_prompt_tokens,
                     max_tokens=args.max_tokens, timeout_s=args.timeout_s, max_batch=args.max_batch,
                     max_wait_ms=args.max_wait_ms, max_delay_ms=args.max_delay_ms)
-    if args.max_body_bytes < 1:
-        raise AdvisorError("--max-body-bytes must be positive")
     resolve_arm(args.run_dir, args.arm)  # the run and the arm's artifacts, before the port and the model
     load_run_config(args.run_dir)
     # Claim the port before loading the model: a busy port fails in a second, and nobody can take it meanwhile.
