@@ -64,3 +64,20 @@ def tiny_qa() -> Path:
 @pytest.fixture
 def tiny_train_qa() -> Path:
     return DATA / "train.jsonl"
+
+
+# The settings of one finished run on the tiny fakes (about 25 s), shared by the tests that need a finished run
+# to re-run into, break or read; tests copy it before changing anything.
+TINY_RUN = ["model.quantization=none", "model.max_new_tokens=4", "retrieval.embedder=hashing", "chunking.size=40",
+            "chunking.overlap=8", "retrieval.context_tokens=200", "tuning.max_steps=2", "eval.limit=8",
+            "eval.probe_limit=3", "eval.batch_size=8", "eval.perplexity_texts=0"]
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory, tiny_model_dir) -> Path:
+    from advisor.core.config import load_config
+    from advisor.pipeline import run_pipeline
+
+    cfg = load_config("smoke", [f"corpus.path={DATA / 'corpus'}", f"corpus.qa={DATA / 'qa.jsonl'}",
+                                f"corpus.train_qa={DATA / 'train.jsonl'}", f"model.spec={tiny_model_dir}", *TINY_RUN])
+    return run_pipeline(cfg, tmp_path_factory.mktemp("finished-tiny") / "run")

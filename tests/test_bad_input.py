@@ -26,18 +26,9 @@ DATA = Path(__file__).parent / "data"
 QA_LINE = '{"question": "When does the first ferry leave?", "answers": ["06:40"], "source": "ferry-timetable.md"}\n'
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_model_dir) -> Path:
-    """One finished run on the tiny fakes (about 25 s), copied per case."""
-    from advisor.core.config import load_config
-    from advisor.pipeline import run_pipeline
-
-    cfg = load_config("smoke", [
-        f"corpus.path={DATA / 'corpus'}", f"corpus.qa={DATA / 'qa.jsonl'}", f"corpus.train_qa={DATA / 'train.jsonl'}",
-        f"model.spec={tiny_model_dir}", "model.quantization=none", "model.max_new_tokens=4",
-        "retrieval.embedder=hashing", "chunking.size=40", "chunking.overlap=8", "retrieval.context_tokens=200",
-        "tuning.max_steps=2", "eval.limit=8", "eval.probe_limit=3", "eval.batch_size=8", "eval.perplexity_texts=0"])
-    return run_pipeline(cfg, tmp_path_factory.mktemp("finished") / "run")
+@pytest.fixture
+def finished(finished_tiny_run) -> Path:
+    return finished_tiny_run
 
 
 @dataclass

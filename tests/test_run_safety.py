@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from advisor.cli import main
+from conftest import TINY_RUN as TINY  # the settings of the shared finished run
 
 DATA = Path(__file__).parent / "data"
-TINY = ["model.quantization=none", "model.max_new_tokens=4", "retrieval.embedder=hashing", "chunking.size=40",
-        "chunking.overlap=8", "retrieval.context_tokens=200", "tuning.max_steps=2", "eval.limit=8",
-        "eval.probe_limit=3", "eval.batch_size=8", "eval.perplexity_texts=0"]
 
 
 def run_argv(model: Path, out: Path, corpus: Path = DATA / "corpus", *over: str) -> list[str]:
@@ -31,11 +29,9 @@ def run_argv(model: Path, out: Path, corpus: Path = DATA / "corpus", *over: str)
             "--model", str(model), "--config", "smoke", "--out", str(out), *TINY, *over]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_model_dir) -> Path:
-    out = tmp_path_factory.mktemp("safety") / "run"
-    assert main(run_argv(tiny_model_dir, out)) == 0
-    return out
+@pytest.fixture
+def finished(finished_tiny_run) -> Path:
+    return finished_tiny_run
 
 
 def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
@@ -47,16 +43,22 @@ def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
 BOOKKEEPING = ("attempts", ".attempt", ".run.lock", ".manifest.lock")
 
 
-def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(finished, tiny_model_dir, tmp_path, capsys):
-    run = tmp_path / "run"
+def fail_a_rerun(finished: Path, model: Path, tmp: Path, capsys) -> tuple[Path, Path, dict]:
+    """Re-run a copy of the finished run on a corpus whose JSONL file breaks on line 2 (the preflight reads
+    heads only; ingestion finds it). Returns the run, the corpus and the run's files before."""
+    run = tmp / "run"
     shutil.copytree(finished, run)
     before = tree(run, BOOKKEEPING)
-    # A corpus whose JSONL file breaks on line 2: the preflight reads heads only, ingestion finds it.
-    docs = tmp_path / "docs"
+    docs = tmp / "docs"
     shutil.copytree(DATA / "corpus", docs)
     (docs / "notes.jsonl").write_text('{"text": "The ferry cafe opens at nine."}\n{"text": broken\n')
     capsys.readouterr()
-    assert main(run_argv(tiny_model_dir, run, docs)) == 2
+    assert main(run_argv(model, run, docs)) == 2
+    return run, docs, before
+
+
+def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(finished, tiny_model_dir, tmp_path, capsys):
+    run, docs, before = fail_a_rerun(finished, tiny_model_dir, tmp_path, capsys)
     err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("advisor: error:")]
     assert len(err) == 1 and "notes.jsonl:2" in err[0] and "is unchanged" in err[0] and "attempts/" in err[0], err
     assert tree(run, BOOKKEEPING) == before  # config.yaml, manifest (still finished), every artifact
@@ -64,7 +66,11 @@ def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(fi
     [record] = list((run / "attempts").glob("*.json"))
     rec = json.loads(record.read_text())
     assert "notes.jsonl:2" in rec["error"] and str(docs) in rec["config_yaml"] and rec["stages"]["ingest"]["status"] == "failed"
-    # The same command once the file is fixed: the attempt's copy is resumed and swapped in.
+
+
+@pytest.mark.slow
+def test_the_next_try_after_a_failed_rerun_resumes_its_copy_and_swaps_it_in(finished, tiny_model_dir, tmp_path, capsys):
+    run, docs, _ = fail_a_rerun(finished, tiny_model_dir, tmp_path, capsys)
     (docs / "notes.jsonl").write_text('{"text": "The ferry cafe opens at nine."}\n')
     assert main(run_argv(tiny_model_dir, run, docs)) == 0
     m = json.loads((run / "manifest.json").read_text())
@@ -72,6 +78,7 @@ def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(fi
     assert "notes.jsonl" in json.loads((run / "ingest_report.json").read_text())["read"]
 
 
+@pytest.mark.slow
 def test_a_successful_rerun_replaces_the_run_and_leaves_no_copy(finished, tiny_model_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished, run)

@@ -57,6 +57,8 @@ def cmd_serve(args) -> int:
 
     if args.max_batch < 1 or args.max_tokens < 1 or args.max_prompt_tokens < 1 or args.timeout_s <= 0:
         raise AdvisorError("--max-batch, --max-tokens, --max-prompt-tokens and --timeout-s must be positive")
+    if args.max_body_bytes < 1:
+        raise AdvisorError("--max-body-bytes must be positive")
     if args.max_wait_ms < 0 or args.max_delay_ms < 0:
         raise AdvisorError("--max-wait-ms and --max-delay-ms must not be negative")
     if args.raw:
@@ -76,8 +78,6 @@ def cmd_serve(args) -> int:
                     max_wait_ms=args.max_wait_ms, max_delay_ms=args.max_delay_ms)
     from advisor.commands.eval import backend_overrides
 
-    if args.max_body_bytes < 1:
-        raise AdvisorError("--max-body-bytes must be positive")
     resolve_arm(args.run_dir, args.arm)  # the run and the arm's artifacts, before the port and the model
     load_run_config(args.run_dir)
     # Claim the port before loading the model: a busy port fails in a second, and nobody can take it meanwhile.

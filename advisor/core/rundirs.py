@@ -170,7 +170,8 @@ def attempt(path: Path, command: str) -> Iterator[Path]:
     work = path / STAGING / path.name if staged else path
     if staged and not (work / MANIFEST).is_file():  # a copy a killed attempt left behind is resumed
         shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(path, work, ignore=lambda d, names: [n for n in names if n in BOOKKEEPING] if d == str(path) else [])
+        top = str(path)
+        shutil.copytree(path, work, ignore=lambda d, names: [n for n in names if n in BOOKKEEPING] if d == top else [])
     try:
         yield work
     except BaseException as e:

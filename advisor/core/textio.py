@@ -106,7 +106,8 @@ def get_bool(rec: dict, key: str, where: str, default: bool = False) -> bool:
     v = rec[key]
     if isinstance(v, bool):
         return v
-    hint = f" (write {v.strip().lower()} without quotes)" if isinstance(v, str) and v.strip().lower() in ("true", "false") else ""
+    quoted = isinstance(v, str) and v.strip().lower() in ("true", "false")
+    hint = f" (write {v.strip().lower()} without quotes)" if quoted else ""
     raise AdvisorError(f"{where}: field '{key}' must be true or false, got {json.dumps(v)}{hint}")
 
 
