@@ -145,8 +145,9 @@ def _good_reply(prompt):
     m = re.search(r"([^.\n]*?(\d+) [a-z]+[^.\n]*\.)", passage)
     if not m:
         return "no idea"
-    return json.dumps({"question": "How many is it, according to the handbook?", "answer": m.group(2),
-                       "evidence": m.group(1).strip()})
+    evidence = m.group(1).strip()
+    question = evidence.replace(m.group(2), "how many", 1).rstrip(".") + "?"
+    return json.dumps({"question": question, "answer": m.group(2), "evidence": evidence})
 
 
 def test_the_llm_generator_keeps_only_verified_items_and_retries_malformed_replies(tiny_corpus):
@@ -211,16 +212,21 @@ def test_the_llm_generator_runs_against_a_real_openai_compatible_http_server(tmp
     try:
         out = tmp_path / "qa"
         rc = main(["qa", "generate", str(tiny_corpus), "--out", str(out), "--generator", "llm", "--base-url",
-                   server.url, "--api-model", "scripted-qa", "--n", "12", "--embedder", "hashing"])
+                   server.url, "--api-model", "scripted-qa", "--n", "12", "--min-answerable", "5",
+                   "--unanswerable", "0", "--embedder", "hashing"])
         err = capsys.readouterr().err
-        if rc != 0:  # the tiny corpus may give fewer than the minimum: the error must say so plainly
-            assert "answerable questions" in err
-            return
+        assert rc == 0, err
         assert "passages" in err and "prompt tokens" in err and server.requests > 0
         items = read_jsonl(out / "eval.jsonl")
         assert all(x["generator"].startswith("llm:scripted-qa") for x in items)
         rep = json.loads((out / "qa_report.json").read_text())
-        assert rep["llm"]["verified_facts"] > 0
+        assert rep["llm"]["verified_facts"] > 0 and rep["llm"]["sample_replies"]
+        assert all(x["answers"][0] in x["evidence"]["text"] for x in items)
+        # too few verified items is one clear line naming the generator and the rejections
+        rc = main(["qa", "generate", str(tiny_corpus), "--out", str(tmp_path / "q2"), "--generator", "llm",
+                   "--base-url", server.url, "--api-model", "scripted-qa", "--embedder", "hashing"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and "verified items" in err[-1] and "malformed_after_retries" in err[-1]
     finally:
         server.shutdown()
 

@@ -74,6 +74,7 @@ class LLMGenerator:
     def __init__(self, complete: Callable[[list[list[dict]]], list[str]], count_tokens: Callable[[str], int],
                  name: str, retries: int = 2):
         self.complete, self.count_tokens, self.name, self.retries = complete, count_tokens, name, retries
+        self.samples: list[dict] = []  # a few replies with what became of them, for the report
 
     @classmethod
     def in_process(cls, lm, retries: int = 2, batch_size: int = 8) -> LLMGenerator:
@@ -114,6 +115,7 @@ class LLMGenerator:
         rejected: Counter = Counter()
         todo = list(passages)
         replies: dict[int, dict] = {}
+        last: dict[int, str] = {}
         for attempt in range(self.retries + 1):
             if not todo:
                 break
@@ -121,17 +123,23 @@ class LLMGenerator:
             again = []
             for c, t in zip(todo, texts):
                 rec = parse_reply(t)
+                last[id(c)] = t
                 if rec is None:
                     again.append(c)
                 else:
                     replies[id(c)] = rec
             todo = again
         rejected["malformed_after_retries"] += len(todo)
+        self.samples = [{"source": c["source"], "reply": last[id(c)][:300], "kept": False,
+                         "why": "malformed_after_retries"} for c in todo[:5]]
         out = []
         for c in passages:
             if id(c) not in replies:
                 continue
             fact, why = verify(replies[id(c)], c)
+            if len(self.samples) < 10:
+                self.samples.append({"source": c["source"], "reply": last[id(c)][:300], "kept": fact is not None,
+                                     "why": why or "verified"})
             if fact is None:
                 rejected[why] += 1
                 continue

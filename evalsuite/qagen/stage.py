@@ -122,10 +122,16 @@ def make_sets(view: CorpusView, qc: QAConfig, seed: int, embedder_spec: str = "a
             f"{plan['calls']} calls (up to {qc.retries} retries each for a malformed reply)")
         facts, llm_rejected = gen.facts(passages, view.documents)
         generator = f"llm:{gen.name}"
+        if len(facts) < qc.min_answerable:
+            why = ", ".join(f"{k} {v}" for k, v in llm_rejected.most_common()) or "none"
+            raise AdvisorError(f"the llm generator ({gen.name}) wrote {len(facts)} verified items from "
+                               f"{len(passages)} passages, fewer than qa.min_answerable={qc.min_answerable} "
+                               f"(rejected: {why}); use a stronger model, --generator extractive, or a QA file")
     s = settings(qc, seed)
     qaset = generate_qa_set(view.documents, view.chunks, s, generator, facts, embedder)
     if llm_rejected is not None:
-        qaset.report["llm"] = {**plan, "verified_facts": len(facts), "rejected": dict(llm_rejected.most_common())}
+        qaset.report["llm"] = {**plan, "verified_facts": len(facts), "rejected": dict(llm_rejected.most_common()),
+                               "sample_replies": gen.samples}
     return qaset
 
 
