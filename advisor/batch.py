@@ -133,10 +133,10 @@ def load_batch(path: Path) -> BatchSpec:
             raise AdvisorError(f"{path}: corpora[{i}].{wrong[0]} must be a string (a path or a name)")
     for i, s in enumerate(settings):
         if not isinstance(s, dict) or not s.get("name"):
-            raise AdvisorError(f"{path}: settings[{i}] must be a mapping with a name (and config, overrides)")
-        bad = [k for k in s if k not in ("name", "config", "overrides")]
+            raise AdvisorError(f"{path}: settings[{i}] must be a mapping with a name (and config, overrides, resources)")
+        bad = [k for k in s if k not in ("name", "config", "overrides", "resources")]
         if bad:
-            raise AdvisorError(f"{path}: settings[{i}]: unknown key '{bad[0]}'; keys: name, config, overrides")
+            raise AdvisorError(f"{path}: settings[{i}]: unknown key '{bad[0]}'; keys: name, config, overrides, resources")
         if s.get("overrides") is not None and not isinstance(s["overrides"], list):
             raise AdvisorError(f"{path}: settings[{i}].overrides must be a list of key=value strings")
     for i, m in enumerate(models):
