@@ -184,20 +184,69 @@ def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
 
 
 def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
-    """Stage qa: the eval and training sets from the corpus (no QA file given); returns the eval set's hash."""
-    from evalsuite.qagen.stage import corpus_view, make_sets, summary, write_sets
+    """Stage qa: the eval and training sets from the corpus; returns the eval set's hash. With a given QA
+    file the stage writes training material only (qa/train.jsonl: the tuning track's questions when no
+    training questions are given, and its verified unanswerable questions for abstention training); a
+    corpus the generator finds too little in then leaves an empty training set, said in one line."""
+    from evalsuite.qagen.stage import (corpus_view, make_sets, summary, training_only, training_summary,
+                                       write_sets, write_training_only)
 
     spec = cfg.qa.base_url + cfg.qa.api_model if cfg.qa.base_url else (cfg.qa.model or cfg.model.spec)
+    given = None if cfg.corpus.generated else Path(cfg.corpus.qa)
     h = combine_hashes(corpus_hash, cfg.section_hash("qa", "chunking"), str(cfg.seed), cfg.retrieval.embedder,
-                       spec if cfg.qa.generator == "llm" else "")
+                       spec if cfg.qa.generator == "llm" else "", sha256_file(given) if given else "")
     out = run / "qa"
-    with run.stage("qa", h, ["qa/eval.jsonl", "qa/train.jsonl", "qa/qa_report.json"]) as st:
+    outputs = ["qa/train.jsonl", "qa/qa_report.json"] + ([] if given else ["qa/eval.jsonl"])
+    with run.stage("qa", h, outputs) as st:
         if not st.skipped:
-            qaset = make_sets(corpus_view(run.path, cfg.corpus.text_field), cfg.qa, cfg.seed,
-                              cfg.eval.embedder or cfg.retrieval.embedder, cfg.model.spec, cfg.model.quantization)
-            write_sets(out, qaset)
-            say(summary(qaset, out))
-    return sha256_file(out / "eval.jsonl")
+            view = corpus_view(run.path, cfg.corpus.text_field)
+            emb = cfg.eval.embedder or cfg.retrieval.embedder
+            if given is None:
+                qaset = make_sets(view, cfg.qa, cfg.seed, emb, cfg.model.spec, cfg.model.quantization)
+                write_sets(out, qaset)
+                say(summary(qaset, out))
+            else:
+                from advisor.core.qa import load_qa
+                from evalsuite.qagen.build import QASet
+
+                try:
+                    qaset = make_sets(view, cfg.qa, cfg.seed, emb, cfg.model.spec, cfg.model.quantization)
+                    qaset = training_only(qaset, [it.question for it in load_qa(given)])
+                except AdvisorError as e:
+                    qaset = QASet([], [], {"purpose": "training only", "error": str(e)})
+                    say(f"  qa: no generated training questions ({e}); the tuning track trains on the given "
+                        "training questions and the corpus text only")
+                write_training_only(out, qaset)
+                if qaset.train:
+                    say(training_summary(qaset, out))
+    return sha256_file(cfg.corpus.eval_file(run.path))
+
+
+def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:
+    """Stage qa runs when no QA file is given (config.yaml keeps corpus.qa "" and every stage reads RUN_DIR/qa/,
+    CorpusConfig.eval_file), and when the tuning track needs generated training material: questions (no
+    --train-qa) or verified unanswerable questions for abstention training."""
+    if tuning is None:
+        tuning = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    material = cfg.tuning.use_train_qa and (not cfg.corpus.train_qa or cfg.tuning.abstain)
+    return cfg.corpus.generated or (tuning and material)
+
+
+def planned_stages(cfg: Config) -> list[str]:
+    """The stages a run with this config goes through, in order (the dashboard's progress reads this list)."""
+    arms = cfg.eval.arms
+    out = ["ingest"] + (["qa"] if wants_qa_stage(cfg) else [])
+    if any(a in ("rag", "tuned_rag") for a in arms):
+        out.append("index")
+    if any(a in ("tuned", "tuned_rag") for a in arms):
+        out += ["sft", "tune"]
+    out += [f"eval_{a}" for a in arms]
+    if cfg.eval.probes or cfg.eval.perplexity_texts:
+        out.append("probes")
+    out.append("metrics")
+    if sum(a in arms for a in ("rag", "tuned", "tuned_rag")) >= 2:
+        out.append("recommend")
+    return out
 
 
 def run_tracks(run: RunDir, cfg: Config) -> None:
@@ -412,9 +461,11 @@ def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
     from advisor.report import write_report
 
     ingest(run, cfg, inputs["corpus"])
-    if cfg.corpus.generated:  # config.yaml keeps corpus.qa "": every stage reads RUN_DIR/qa/ (CorpusConfig.eval_file)
-        inputs["qa"] = generate_qa(run, cfg, inputs["corpus"])
-        run.update_manifest(inputs=inputs)
+    if wants_qa_stage(cfg):
+        qa_hash = generate_qa(run, cfg, inputs["corpus"])
+        if cfg.corpus.generated:
+            inputs["qa"] = qa_hash
+            run.update_manifest(inputs=inputs)
     needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)
     needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
     if needs_index and needs_adapter:

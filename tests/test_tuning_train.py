@@ -161,8 +161,8 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
 
 
 @pytest.mark.parametrize("with_train_qa, overrides, message", [
-    (False, ["tuning.use_corpus_text=false", "tuning.synthetic_qa=false"], "training set is empty"),
-    (True, ["tuning.use_corpus_text=false", "tuning.max_seq_len=32"], "too small for any training example"),
+    (False, ["tuning.synthetic_qa=false"], "synthetic_qa"),  # removed in favour of generated training questions
+    (True, ["tuning.use_corpus_text=false", "tuning.max_seq_len=32", "tuning.raft=false"], "too small for any training example"),
     (True, ["tuning.lora.r=0"], "tuning.lora.r=0 must be a positive integer"),
     (True, ["tuning.lora.target_modules=qproj,v_proj"], "is not a linear layer of model"),
     (True, ["model.quantization=nf4", "tuning.method=full"], "needs model.quantization=none"),

@@ -1,13 +1,16 @@
 """Training data from the corpus, with no evaluation question ever trained on.
 
-Kinds of examples (DESIGN.md 'Data'):
-  - text: the corpus itself in segments of at most max_seq_len generator tokens (continued pre-training);
-  - qa:   the user's training questions -> short answers, rendered with the same prompt as evaluation;
-          without training questions, template fill-in-the-blank pairs made from the chunks
-          (`synthetic: true` on each; tuning.synthetic_qa);
-  - raft: optional (tuning.raft) RAFT-style pairs: question + oracle chunk + distractor chunks, the
-          oracle removed for a share tuning.raft_no_oracle of them, so the tuned+RAG arm learns to use
-          (and to distrust) retrieved passages.
+Kinds of examples (docs/architecture.md, 'Training data'):
+  - text:    the corpus itself in segments of at most max_seq_len generator tokens (continued pre-training);
+  - qa:      training questions -> short answers, rendered with the same prompt as evaluation: the user's
+             training questions, or without them the fact-level phrasings the evaluation-set generator
+             writes to RUN_DIR/qa/train.jsonl (never an evaluation item);
+  - abstain: questions the corpus does not answer (verified like the generated unanswerable eval
+             questions, never the eval ones) -> the fixed abstention answer;
+  - raft:    (tuning.raft, on by default) RAFT-style pairs for a share of the training questions:
+             question + oracle chunk + hard distractors, the oracle removed for tuning.raft_no_oracle of
+             them (target: the abstention answer), so the adapter the tuned+RAG arm uses learns to read,
+             cite and distrust retrieved passages.
 Training questions that duplicate an evaluation question (after normalisation) are dropped. The
 leakage report gives the highest word 4-gram overlap between any eval question and any training example.
 
@@ -21,7 +24,7 @@ import random
 import re
 from pathlib import Path
 
-from advisor.core.answer import Context, render_target
+from advisor.core.answer import ABSTAIN, Context, cite, context_block, render_target
 from advisor.core.artifacts import atomic_write_json, write_jsonl
 from advisor.core.corpus import documents_from_chunks
 from advisor.core.errors import AdvisorError
@@ -95,65 +98,80 @@ def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_seg
     }
 
 
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]")
-_FACT = re.compile(r"\d[\d.,:]*(?:\s?(?:%|am|pm|[A-Za-z]+))?")
+class Distractors:
+    """Hard distractor chunks for RAFT examples: the chunks that BM25 ranks highest for the question, from
+    other documents than the oracle's. BM25 is the lexical half of the run's hybrid retriever; it is rebuilt
+    here from the run's chunks (milliseconds) so the tuning track need not wait for the index track."""
+
+    def __init__(self, chunks: list[dict]):
+        import bm25s
+
+        self.chunks = chunks
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(bm25s.tokenize([c["text"] for c in chunks], stopwords="en", show_progress=False),
+                        show_progress=False)
+
+    def for_question(self, question: str, not_source: str | None, n: int) -> list[dict]:
+        import bm25s
+
+        if n <= 0:
+            return []
+        depth = min(len(self.chunks), 4 * n + 8)
+        ids, _ = self.bm25.retrieve(bm25s.tokenize([question], stopwords="en", show_progress=False), k=depth,
+                                    show_progress=False, n_threads=1)
+        out = [self.chunks[int(i)] for i in ids[0] if self.chunks[int(i)]["source"] != not_source]
+        return out[:n]
 
 
-def _title(source: str) -> str:
-    return Path(source).stem.replace("-", " ").replace("_", " ").strip().capitalize() or source
+def oracle_chunks(item: QAItem, chunks: list[dict]) -> list[dict]:
+    """The chunks of the item's source document that hold its answer."""
+    ans = item.answers[0].lower()
+    return [c for c in chunks if c["source"] == item.source and ans in c["text"].lower()]
 
 
-def synthetic_pairs(chunks: list[dict], per_chunk: int, seed: int) -> list[QAItem]:
-    """Template fill-in-the-blank pairs from the chunks: a sentence holding a number (a time, a price, a
-    count) with that fact blanked out is the question, the fact the answer. Deterministic for a seed."""
-    rng = random.Random(seed)
-    out: list[QAItem] = []
-    seen: set[str] = set()
-    for c in chunks:
-        cands = []
-        for s in _SENTENCE.findall(c["text"]):
-            s = " ".join(s.split())
-            m = _FACT.search(s)
-            if m and len(s.split()) >= 5 and s not in seen:
-                cands.append((s, m))
-        rng.shuffle(cands)
-        for s, m in cands[:per_chunk]:
-            seen.add(s)
-            blanked = s[:m.start()] + "___" + s[m.end():]
-            q = f"According to '{_title(c['source'])}', what fills the blank: {blanked}"
-            out.append(QAItem(f"syn-{len(out):05d}", q, [m.group(0).strip()], source=c["source"]))
-    return out
+def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list[dict], rng: random.Random,
+                 context_tokens: int = 0) -> dict:
+    """One RAFT pair (Zhang et al. 2024) in the evaluation's context format: the oracle chunk among hard
+    distractors, target "answer [n]" (the answer with its passage number); without an oracle the target
+    is the abstention answer, so the tuned+RAG arm learns to distrust passages that lack the answer.
+    Distractors are dropped from the end while the passages exceed `context_tokens` generator tokens
+    (the evaluation prompt's budget; 0 = no limit)."""
+    distractors = list(distractors)
 
+    def size(cs: list[dict]) -> int:
+        return len(tokenizer(context_block([Context(c["id"], c["source"], c["text"], 0.0, 1) for c in cs]),
+                             add_special_tokens=False)["input_ids"])
 
-def raft_example(tokenizer, item: QAItem, chunks: list[dict], n_distractors: int, drop_oracle: bool,
-                 rng: random.Random) -> dict | None:
-    """One RAFT pair (Zhang et al. 2024): the oracle chunk (same source, holding the answer) among
-    distractors from other documents, in the evaluation's context format. None without an oracle."""
-    ans = item.answers[0]
-    oracle = [c for c in chunks if c["source"] == item.source and ans.lower() in c["text"].lower()]
-    others = [c for c in chunks if c["source"] != item.source]
-    if not oracle or not others:
-        return None
-    picked = rng.sample(others, min(n_distractors, len(others))) + ([] if drop_oracle else [rng.choice(oracle)])
+    while context_tokens and len(distractors) > (0 if oracle else 1) and \
+            size(distractors + ([oracle] if oracle else [])) > context_tokens:
+        distractors.pop()
+    picked = distractors + ([oracle] if oracle else [])
     rng.shuffle(picked)
     ctx = [Context(c["id"], c["source"], c["text"], 0.0, i + 1) for i, c in enumerate(picked)]
-    answer = ans
-    if not drop_oracle:
-        rank = next(x.rank for x in ctx if x.source == item.source and ans.lower() in x.text.lower())
-        answer = f"{ans} [{rank}]"
+    if oracle:
+        rank = next(x.rank for x in ctx if x.chunk_id == oracle["id"])
+        answer = cite(item.answers[0], rank)
+    else:
+        answer = ABSTAIN
     prompt, completion = render_target(tokenizer, item.question, answer, ctx)
-    return {"kind": "raft", "id": item.id, "source": item.source, "question": item.question, "oracle": not drop_oracle,
+    return {"kind": "raft", "id": item.id, "source": item.source, "question": item.question, "oracle": oracle is not None,
             "prompt": prompt, "completion": completion}
 
 
 def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem], tokenizer, max_seq_len: int,
-              use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int,
-              synthetic_qa: bool = False, synthetic_per_chunk: int = 1, raft: bool = False,
-              raft_distractors: int = 2, raft_no_oracle: float = 0.2) -> tuple[list, list, dict]:
+              use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int, abstain_qa: list[QAItem] = (),
+              raft: bool = True, raft_share: float = 0.5, raft_distractors: int = 2, raft_no_oracle: float = 0.2,
+              context_tokens: int = 0, abstain_share: float = 0.2) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
-    Without training questions and with synthetic_qa, template pairs from the chunks stand in for
-    them (each marked `synthetic`). With raft, every usable pair also yields a RAFT example."""
+    Kinds: `text` (corpus segments), `qa` (training question -> short answer, closed book), `abstain`
+    (a question the corpus does not answer -> the fixed abstention answer, closed book; from `abstain_qa`
+    and the unanswerable items of `train_qa`) and, with `raft`, `raft` examples for a share `raft_share` of
+    the training questions (question + oracle chunk + hard distractors; `raft_no_oracle` of them without
+    the oracle, target the abstention answer). Abstention questions are capped at `abstain_share` of the
+    answerable training questions (a random sample, seeded). One adapter learns all of them and serves
+    both tuned arms.
+    Any training question equal to an evaluation question (after normalisation) is dropped."""
     eval_norm = {_norm(q.question) for q in eval_qa}
     examples: list[dict] = []
     segments: list[str] = []
@@ -162,30 +180,51 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
             for seg in text_segments(text, tokenizer, max_seq_len - 2):
                 segments.append(seg)
                 examples.append({"kind": "text", "source": src, "text": seg})
-    dropped = []
+    dropped: list[str] = []
     kept_q: list[str] = []
-    synthetic = use_train_qa and synthetic_qa and not train_qa
-    if synthetic:
-        train_qa = synthetic_pairs(chunks, synthetic_per_chunk, seed)
-    rng_raft = random.Random(seed + 1)
+    rng = random.Random(seed + 1)
+    distractors = Distractors(chunks) if (raft and use_train_qa and chunks) else None
+    n_abstain = n_raft_oracle = n_raft_none = 0
+    seen_abstain: set[str] = set()
     if use_train_qa:
-        for item in train_qa:
-            if item.unanswerable or not item.answers:
-                continue
+        answerable = [it for it in train_qa if not it.unanswerable and it.answers]
+        unanswerable = [it for it in list(train_qa) + list(abstain_qa) if it.unanswerable or not it.answers]
+        cap = round(abstain_share * len(answerable))
+        if len(unanswerable) > cap:
+            unanswerable = random.Random(seed + 2).sample(unanswerable, cap)
+        for item in answerable + unanswerable:
             if _norm(item.question) in eval_norm:
                 dropped.append(item.id)
+                continue
+            if item.unanswerable or not item.answers:
+                if _norm(item.question) in seen_abstain:
+                    continue
+                seen_abstain.add(_norm(item.question))
+                prompt, completion = render_target(tokenizer, item.question, ABSTAIN)
+                kept_q.append(item.question)
+                examples.append({"kind": "abstain", "id": item.id, "question": item.question, "prompt": prompt,
+                                 "completion": completion})
+                n_abstain += 1
                 continue
             prompt, completion = render_target(tokenizer, item.question, item.answers[0])
             kept_q.append(item.question)
             examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
-                             "prompt": prompt, "completion": completion, "synthetic": synthetic})
-            if raft and item.source:
-                ex = raft_example(tokenizer, item, chunks, raft_distractors, rng_raft.random() < raft_no_oracle, rng_raft)
-                if ex is not None:
-                    examples.append({**ex, "synthetic": synthetic})
+                             "prompt": prompt, "completion": completion})
+            if distractors is not None and item.source and rng.random() < raft_share:
+                oracles = oracle_chunks(item, chunks)
+                if not oracles:
+                    continue
+                no_oracle = rng.random() < raft_no_oracle
+                oracle = None if no_oracle else rng.choice(oracles)
+                others = distractors.for_question(item.question, item.source, raft_distractors + (1 if no_oracle else 0))
+                if not others:
+                    continue
+                examples.append(raft_example(tokenizer, item, oracle, others, rng, context_tokens))
+                n_raft_oracle += not no_oracle
+                n_raft_none += no_oracle
     if not examples:
         raise AdvisorError("the training set is empty: the corpus gave no text and no training question was usable; "
-                          "set tuning.use_corpus_text=true, pass training questions (--train-qa) or tuning.synthetic_qa=true")
+                           "set tuning.use_corpus_text=true or pass training questions (--train-qa)")
     rng = random.Random(seed)
     rng.shuffle(examples)
     n_val = int(round(len(examples) * val_fraction)) if len(examples) >= 10 else 0
@@ -193,9 +232,10 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     report = leakage_report(eval_qa, kept_q, segments)
     report["dropped_training_questions_equal_to_eval"] = dropped
     report["n_train"], report["n_val"] = len(train), len(val)
-    report["n_text_segments"], report["n_qa_pairs"] = len(segments), len(kept_q)
-    report["qa_pairs_synthetic"] = synthetic
-    report["n_raft"] = sum(e["kind"] == "raft" for e in examples)
+    report["n_text_segments"], report["n_qa_pairs"] = len(segments), len(kept_q) - n_abstain
+    report["n_abstain"] = n_abstain
+    report["n_raft"] = n_raft_oracle + n_raft_none
+    report["n_raft_without_oracle"] = n_raft_none
     return train, val, report
 
 

@@ -41,12 +41,15 @@ CHECKPOINTS = "checkpoints"
 
 def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
     train_file = cfg.corpus.train_file(run.path, cfg.tuning.use_train_qa)
-    files = [run / "chunks.jsonl", cfg.corpus.eval_file(run.path)] + ([train_file] if train_file else [])
+    generated = run / "qa" / "train.jsonl"  # the abstention questions come from here when the training file has none
+    files = [run / "chunks.jsonl", cfg.corpus.eval_file(run.path)] + [
+        f for f in dict.fromkeys([train_file, generated]) if f and Path(f).is_file()]
     return combine_hashes(cfg.section_hash("seed", "model", "tuning"), *(sha256_file(f) for f in files))
 
 
-def tokenize_examples(examples: list[dict], tok, max_seq_len: int, chat: bool) -> tuple[list[dict], int]:
-    """input_ids + labels per example; loss only on completion tokens for qa pairs. Returns (rows, n_skipped)."""
+def tokenize_examples(examples: list[dict], tok, max_seq_len: int, chat: bool, raft_len: int = 0) -> tuple[list[dict], int]:
+    """input_ids + labels per example; loss only on completion tokens for prompt/completion pairs; a RAFT
+    example may be up to raft_len tokens (its passages), the others max_seq_len. Returns (rows, n_skipped)."""
     rows, skipped = [], 0
     for ex in examples:
         if ex["kind"] == "text":
@@ -55,7 +58,7 @@ def tokenize_examples(examples: list[dict], tok, max_seq_len: int, chat: bool) -
         else:
             p = tok(ex["prompt"], add_special_tokens=not chat)["input_ids"]
             c = tok(ex["completion"], add_special_tokens=False)["input_ids"]
-            if len(p) + len(c) > max_seq_len:
+            if len(p) + len(c) > (max(raft_len, max_seq_len) if ex["kind"] == "raft" else max_seq_len):
                 skipped += 1
                 continue
             ids, labels = p + c, [IGNORE] * len(p) + c
@@ -317,7 +320,7 @@ def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
 
 
 def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok, out_dir: Path,
-                  data_hash: str) -> dict:
+                  data_hash: str, both_adapter: str = "") -> dict:
     """Train (and resume) on train_rows; save the adapter (or full model) and training.json into out_dir."""
     import torch
     from accelerate import Accelerator
@@ -476,6 +479,7 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         "processes": world,
         "history": history,
         "plot": "val_loss.png",
+        "both_adapter": both_adapter,
     }
     if main:
         save_final(model, info, out_dir)
@@ -520,30 +524,71 @@ def run_tune_stage(run_dir: Path) -> None:
     h_sft = sft_inputs_hash(run, cfg)
     with run.stage("sft", h_sft, ["sft/train.jsonl", "sft/val.jsonl", "sft/leakage.json"]) as st:
         if not st.skipped:
-            chunks = read_jsonl(run / "chunks.jsonl")
-            eval_qa = load_qa(cfg.corpus.eval_file(run.path))
-            train_file = cfg.corpus.train_file(run.path, cfg.tuning.use_train_qa)
-            train_qa = load_qa(train_file) if train_file else []
-            tc = cfg.tuning
-            train, val, report = build_sft(chunks, train_qa, eval_qa, tok, tc.max_seq_len, tc.use_corpus_text,
-                                           tc.use_train_qa, tc.val_fraction, cfg.seed, synthetic_qa=tc.synthetic_qa,
-                                           synthetic_per_chunk=tc.synthetic_per_chunk, raft=tc.raft,
-                                           raft_distractors=tc.raft_distractors, raft_no_oracle=tc.raft_no_oracle)
-            write_sft(run / "sft", train, val, report)
+            write_sft(run / "sft", *training_set(run, cfg, tok))
 
     data_hash = combine_hashes(sha256_file(run / "sft/train.jsonl"), sha256_file(run / "sft/val.jsonl"))
     h_tune = combine_hashes(h_sft, data_hash)
     with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
         if st.skipped:
             return
-        train_rows, skipped = tokenize_examples(read_jsonl(run / "sft/train.jsonl"), tok, cfg.tuning.max_seq_len, chat)
-        val_rows, _ = tokenize_examples(read_jsonl(run / "sft/val.jsonl"), tok, cfg.tuning.max_seq_len, chat)
+        long_ok = cfg.tuning.max_seq_len + cfg.retrieval.context_tokens  # a RAFT example also carries its passages
+        train_rows, skipped = tokenize_examples(read_jsonl(run / "sft/train.jsonl"), tok, cfg.tuning.max_seq_len, chat,
+                                                long_ok)
+        val_rows, _ = tokenize_examples(read_jsonl(run / "sft/val.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
         if not train_rows:
             raise AdvisorError(
                 f"tuning.max_seq_len={cfg.tuning.max_seq_len} is too small for any training example "
                 f"({skipped} of {skipped} skipped as too long); raise tuning.max_seq_len"
             )
-        train_adapter(cfg, train_rows, val_rows, tok, run / "adapter", data_hash)
+        leak = json.loads((run / "sft" / "leakage.json").read_text())
+        train_adapter(cfg, train_rows, val_rows, tok, run / "adapter", data_hash, both_adapter_note(leak, cfg))
+
+
+def training_set(run: RunDir, cfg: Config, tok) -> tuple[list, list, dict]:
+    """The sft examples of a run: corpus text, training questions (the given file, else the generated
+    qa/train.jsonl), abstention questions (the training file's unanswerable ones, else the generated
+    verified ones) and RAFT examples (tuning/data.py)."""
+    tc = cfg.tuning
+    chunks = read_jsonl(run / "chunks.jsonl")
+    eval_qa = load_qa(cfg.corpus.eval_file(run.path))
+    train_file = cfg.corpus.train_file(run.path, tc.use_train_qa)
+    generated = run / "qa" / "train.jsonl"  # may be empty: the generator found nothing to ask in this corpus
+
+    def read(path) -> list:
+        return load_qa(path) if path and Path(path).is_file() and (Path(path) != generated or has_lines(path)) else []
+
+    train_qa = read(train_file)
+    abstain_qa: list = []
+    if not tc.abstain:
+        train_qa = [it for it in train_qa if not it.unanswerable]
+    elif not any(it.unanswerable for it in train_qa) and Path(train_file or "") != generated:
+        abstain_qa = [it for it in read(generated) if it.unanswerable]
+    train, val, report = build_sft(chunks, train_qa, eval_qa, tok, tc.max_seq_len, tc.use_corpus_text, tc.use_train_qa,
+                                   tc.val_fraction, cfg.seed, abstain_qa=abstain_qa, raft=tc.raft,
+                                   raft_share=tc.raft_share, raft_distractors=tc.raft_distractors,
+                                   raft_no_oracle=tc.raft_no_oracle, context_tokens=cfg.retrieval.context_tokens,
+                                   abstain_share=tc.abstain_share)
+    report["training_questions_from"] = str(train_file) if train_qa else None
+    report["abstention_questions_from"] = (str(generated) if abstain_qa else str(train_file) if report["n_abstain"]
+                                           else None)
+    return train, val, report
+
+
+def has_lines(path) -> bool:
+    with open(path, encoding="utf-8") as f:
+        return any(line.strip() for line in f)
+
+
+def both_adapter_note(leak: dict, cfg: Config) -> str:
+    """How the adapter behind the tuned arms was trained, in one sentence (report.md, training.json)."""
+    parts = [f"{leak.get('n_text_segments', 0)} corpus-text segments", f"{leak.get('n_qa_pairs', 0)} closed-book questions",
+             f"{leak.get('n_abstain', 0)} unanswerable questions answered with the abstention answer"]
+    if leak.get("n_raft"):
+        parts.append(f"{leak['n_raft']} RAFT examples (question + its passage among {cfg.tuning.raft_distractors} BM25 "
+                     f"distractors; {leak.get('n_raft_without_oracle', 0)} of them without the passage, answered with "
+                     "the abstention answer)")
+    return ("One adapter, trained on " + ", ".join(parts) + ", serves both tuned arms (fine-tune closed book, "
+            "both with retrieved passages).")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,24 +144,16 @@ def pid_alive(pid: object) -> bool:
 
 
 def expected_stages(cfg: dict) -> list[str]:
-    """The stages a run with this config goes through, in order (advisor/pipeline.py)."""
-    ev = cfg.get("eval") or {}
-    arms = [a for a in (ev.get("arms") or list(ARMS)) if a in ARMS]
-    out = ["ingest"]
-    corpus = cfg.get("corpus") or {}
-    if corpus.get("path") and not corpus.get("qa"):  # no QA file: the run generates its set (CorpusConfig.generated)
-        out.append("qa")
-    if any(a in ("rag", "tuned_rag") for a in arms):
-        out.append("index")
-    if any(a in ("tuned", "tuned_rag") for a in arms):
-        out += ["sft", "tune"]
-    out += [f"eval_{a}" for a in arms]
-    if ev.get("probes", ["arc_easy"]):
-        out.append("probes")
-    out.append("metrics")
-    if sum(a in arms for a in ("rag", "tuned", "tuned_rag")) >= 2:
-        out.append("recommend")
-    return out
+    """The stages a run with this config goes through, in order: the pipeline's own list
+    (advisor.pipeline.planned_stages), so the two cannot drift apart."""
+    from advisor.core.config import Config, from_dict
+    from advisor.core.errors import AdvisorError
+    from advisor.pipeline import planned_stages
+
+    try:
+        return planned_stages(from_dict(Config, cfg or {}))
+    except AdvisorError:  # a config written by another version: the stages every run has
+        return ["ingest", "metrics"]
 
 
 def corpus_label(path: str) -> str:

@@ -14,8 +14,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "tune",
         help="run the tuning track alone: leak-free training data, then the QLoRA adapter (resumes after a crash)",
-        description="Build the training data (corpus text, training or synthetic question pairs, optional RAFT "
-        "examples; eval questions never trained on; leakage report in sft/leakage.json) and train the adapter "
+        description="Build the training data (corpus text, training questions (given, else generated from the "
+        "corpus), verified unanswerable questions for abstention, RAFT examples; eval questions never trained on; leakage report in sft/leakage.json) and train the adapter "
         "into RUN_DIR/adapter (PEFT format, training.json manifest, val_loss.png). Checkpoints every "
         "tuning.save_every steps; rerunning the same command resumes from the last one. Given an existing run "
         "directory and no other options, it uses that run's config.yaml; otherwise it ingests the corpus "
@@ -67,7 +67,7 @@ def cmd_tune(args) -> int:
     else:
         from advisor.core.artifacts import RunDir
         from advisor.core.config import dump_config, load_config
-        from advisor.pipeline import default_run_dir, generate_qa, ingest, preflight, resolve_inputs
+        from advisor.pipeline import default_run_dir, generate_qa, ingest, preflight, resolve_inputs, wants_qa_stage
 
         cfg = resolve_inputs(load_config(args.config, args.overrides, extra))
         inputs = preflight(cfg)
@@ -78,7 +78,7 @@ def cmd_tune(args) -> int:
             run = RunDir(work)
             run.init_manifest(dump_config(cfg), inputs)
             ingest(run, cfg, inputs["corpus"])
-            if cfg.corpus.generated:  # no --qa: the generated sets keep eval questions out of training, as in a run
+            if wants_qa_stage(cfg, tuning=True):  # generated sets: eval kept out of training, as in a run
                 generate_qa(run, cfg, inputs["corpus"])
             run_tune_stage(work)
     info = json.loads((run_dir / "adapter" / "training.json").read_text())

@@ -110,6 +110,11 @@ def render_target(tokenizer, question: str, answer: str, contexts: list[Context]
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
+def cite(answer: str, rank: int) -> str:
+    """An answer with its passage number beside it, the form the retrieval arms are asked for: '14 days [2]'."""
+    return f"{answer} [{rank}]"
+
+
 def strip_citations(text: str) -> str:
     """'Paris [1].' -> 'Paris.': citation markers are kept in the record but not scored as answer text."""
     return _CITATION.sub("", text).strip()

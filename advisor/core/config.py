@@ -49,12 +49,13 @@ class CorpusConfig:
         return Path(self.qa) if self.qa else Path(run_dir) / "qa" / "eval.jsonl"
 
     def train_file(self, run_dir: Path, use_train_qa: bool = True) -> Path | None:
-        """The training questions: the given file, else the generated qa/train.jsonl (only with a generated eval
-        set and tuning.use_train_qa), else None. Paths stay relative to the run directory, so a run directory
-        that is moved or rebuilt in a copy keeps reading its own sets."""
-        if self.train_qa:
-            return Path(self.train_qa)
-        return Path(run_dir) / "qa" / "train.jsonl" if self.generated and use_train_qa else None
+        """The training questions: the given file, else the generated qa/train.jsonl (stage qa writes it for
+        every run: with a given eval set it holds training phrasings only), else None (tuning.use_train_qa
+        off). Paths stay relative to the run directory, so a run directory that is moved or rebuilt in a copy
+        keeps reading its own sets."""
+        if not use_train_qa:
+            return None
+        return Path(self.train_qa) if self.train_qa else Path(run_dir) / "qa" / "train.jsonl"
 
 
 @dataclass
@@ -154,11 +155,12 @@ class TuningConfig:
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
     method: str = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
-    synthetic_qa: bool = True  # without training questions, make template question/answer pairs from the chunks (marked synthetic)
-    synthetic_per_chunk: int = 1  # synthetic pairs made per chunk (at most)
-    raft: bool = False  # add RAFT-style pairs: question + oracle chunk + distractor chunks (for the tuned_rag arm)
-    raft_distractors: int = 2  # distractor chunks per RAFT example
-    raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (only distractors)
+    abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
+    abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
+    raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
+    raft_share: float = 0.5  # share of training questions that also get a RAFT example
+    raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
+    raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (target: the abstention answer)
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     gradient_checkpointing: bool = False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
@@ -190,8 +192,9 @@ class TuningConfig:
             raise AdvisorError("tuning: enable use_corpus_text or use_train_qa, or there is nothing to train on")
         if self.method not in ("lora", "full"):
             raise AdvisorError(f"tuning.method='{self.method}' must be lora or full{did_you_mean(self.method, ('lora', 'full'))}")
-        if self.raft_distractors < 0 or not 0 <= self.raft_no_oracle <= 1 or self.synthetic_per_chunk < 0:
-            raise AdvisorError("tuning.raft_distractors and tuning.synthetic_per_chunk must be >= 0 and tuning.raft_no_oracle in [0, 1]")
+        if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
+            raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
+                               "tuning.abstain_share in [0, 1]")
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0:
             raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience and tuning.save_every must be >= 0")
 

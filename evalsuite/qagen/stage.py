@@ -143,6 +143,32 @@ def write_sets(out: Path, qaset: QASet) -> None:
     atomic_write_json(out / "qa_report.json", qaset.report)
 
 
+def training_only(qaset: QASet, eval_questions: list[str]) -> QASet:
+    """With a given evaluation set, every generated item is training material: the generator's eval and
+    training phrasings and its verified unanswerable questions, minus any question equal (after
+    normalisation) to a given evaluation question. The given set stays the only evaluation set."""
+    from evalsuite.qagen.build import _norm
+
+    banned = {_norm(q) for q in eval_questions}
+    items = [x for x in qaset.eval + qaset.train if _norm(x["question"]) not in banned]
+    for i, x in enumerate(items):
+        x["id"] = f"t{i + 1:04d}"
+    report = {**qaset.report, "purpose": "training only: the evaluation set was given, so every generated item "
+              "is a training question", "dropped_equal_to_eval": len(qaset.eval) + len(qaset.train) - len(items)}
+    return QASet([], items, report)
+
+
+def write_training_only(out: Path, qaset: QASet) -> None:
+    write_jsonl(Path(out) / "train.jsonl", qaset.train)
+    atomic_write_json(Path(out) / "qa_report.json", qaset.report)
+
+
+def training_summary(qaset: QASet, out: Path) -> str:
+    n_una = sum(bool(x.get("unanswerable")) for x in qaset.train)
+    return (f"  qa: {len(qaset.train) - n_una} generated training questions and {n_una} verified unanswerable ones "
+            f"for the tuning track ({Path(out) / 'train.jsonl'})")
+
+
 def summary(qaset: QASet, out: Path) -> str:
     r = qaset.report
     m, d = r["made"], r["documents"]
