@@ -10,7 +10,10 @@ and each option's win share under 10,000 random weight vectors (Dirichlet(1, ...
 | criterion     | score per option                                                                 |
 |---------------|----------------------------------------------------------------------------------|
 | accuracy      | share of answerable questions answered correctly (gold answer contained or F1>=.5)|
-| hallucination | 1 - hallucination rate                                                           |
+| hallucination | 1 - hallucination rate - false-abstention rate, clipped to [0, 1]: an option      |
+|               | that buys abstention on unanswerable questions by refusing answerable ones is     |
+|               | not rewarded (false abstention: "I don't know" to a question the corpus answers;  |
+|               | 0 when the run did not measure it)                                                |
 | forgetting    | 1 + 5 x (probe-accuracy drop, tuned - base), clipped to [0, 1]; rag scores 1      |
 | build_cost    | 1 - log10(build time / cheapest build time) / 3, clipped: each 10x costs 1/3      |
 | serve_cost    | lowest p50 latency / this option's p50 latency                                   |
@@ -28,19 +31,35 @@ accuracy on the changed facts after the update (relative to the best option), ha
 compute spent on updates (updates per year from `knowledge_change` x measured update time; each 10x
 more hours per year costs 1/3, from 1 hour per year).
 
+Fit for purpose comes before the utility: each option's accuracy and hallucination rate are checked
+against the quality targets (`recommend.targets`) by their 95% CI: meets / misses / cannot tell
+(`fit_for_purpose`). When no option meets every target, the first reason says so and names what the
+measurements point to (`evidence_points_to`: the retrieval recall against the retrieval options'
+accuracy, fine-tuning's gain over the base model and on facts the base model does not know, a collapsed
+arm, bare citations, abstention), never a fixed list.
+
+How sure, in two separate senses: `stability` (stable under other priorities: the win share under random
+weights and the nearest flip point) and `separation` (separated by the data: the paired accuracy CI of
+the verdict against the runner-up, and the smallest difference this many questions can detect).
+An option whose arm collapsed (metrics.json `collapse`: one answer string or empty answers for more than
+a fifth of the questions) is named in `collapsed`, and the reasons say its scores measure a failed run.
+
     rec = recommend_run(Path("runs/x"), preset="balanced", weights={"accuracy": 0.5})
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
 from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
 from advisor.core.artifacts import read_jsonl
+from advisor.core.config import validate_targets
 from advisor.core.errors import AdvisorError, did_you_mean
 
 CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
@@ -66,6 +85,16 @@ DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "st
                  "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
 BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
 UPDATES_PER_YEAR = {"static": 0, "yearly": 1, "monthly": 12, "weekly": 52, "daily": 365}
+# Thresholds of the advice's measurement-driven lines (stated here so a reader can check each line's rule).
+RECALL_HIGH = 0.8  # retrieval finds the gold source this often or more: a low accuracy is the generator's
+TUNED_GAIN_LOW = 0.10  # fine-tune within 10 points of the base model: it added little knowledge
+UNKNOWN_MAJORITY = 0.5  # the base model does not know at least half the facts asked
+GROUP_MIN_N = 5  # a known/maybe_known/unknown group smaller than this is too small to talk about
+GROUP_GAP = 0.10  # 10 points between groups or options within a group is worth a reason
+FALSE_ABSTENTION_NOTABLE = 0.10  # refusing 10% of answerable questions or more is worth a reason
+BARE_CITATION_NOTABLE = 0.10  # a tenth of the answers a bare citation marker: the prompt needs fixing
+ABSTAINS_RARELY = 0.10  # every option abstains on fewer unanswerable questions than this
+Z_ALPHA, Z_POWER = NormalDist().inv_cdf(0.975), NormalDist().inv_cdf(0.80)  # two-sided 5%, 80% power
 
 
 @dataclass
@@ -81,6 +110,16 @@ class Evidence:
     # knowledge-update drill, option -> {"update_s": seconds to absorb the change, "accuracy": {"value", "ci95", "n"}}
     drill: dict[str, dict] = field(default_factory=dict)
     eval_set: dict | None = None  # metrics.json's eval_set: generated (synthetic) or not, reviewed share
+    # Optional measurements (empty for runs made before they existed, which still load):
+    base_accuracy: dict | None = None  # the base arm (closed book, no adapter): {"value", "ci95", "n"}
+    abstention: dict[str, dict] = field(default_factory=dict)  # option -> abstention_rate (unanswerable)
+    false_abstention: dict[str, dict] = field(default_factory=dict)  # option -> false_abstention_rate (answerable)
+    bare_citation: dict[str, dict] = field(default_factory=dict)  # option -> bare_citation_rate
+    retrieval: dict[str, dict] = field(default_factory=dict)  # option -> {"recall_at_k": m, "mrr": m}
+    retrieval_k: int | None = None  # chunks in the prompt (retrieval.top_k), the k of recall@k
+    by_knowledge: dict[str, dict] = field(default_factory=dict)  # option or "base" -> {group: {"n", "accuracy", ...}}
+    knowledge: dict | None = None  # metrics.json knowledge: counts per group and how they were decided
+    collapse: dict[str, dict] = field(default_factory=dict)  # option -> metrics.json collapse.<arm>
 
 
 def validate_facts(facts: dict) -> dict:
@@ -146,6 +185,11 @@ def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
     return out
 
 
+def _value(m: dict | None, default: float = 0.0) -> float:
+    """The value of a {"value", "ci95", "n"} measurement, or `default` when it is absent."""
+    return default if not m or m.get("value") is None else float(m["value"])
+
+
 def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
     """Each option's score in [0, 1] on every criterion (table in the module doc)."""
     opts = list(ev.accuracy)
@@ -159,7 +203,8 @@ def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
         citations = 0.0 if (facts["citations_required"] and o == "fine-tune") else 1.0
         out[o] = {
             "accuracy": ev.accuracy[o]["value"],
-            "hallucination": 1 - ev.hallucination[o]["value"],
+            "hallucination": float(np.clip(1 - ev.hallucination[o]["value"] - _value(ev.false_abstention.get(o)),
+                                           0, 1)),
             "forgetting": float(np.clip(1 + 5 * min(0.0, ev.forgetting.get(o, 0.0)), 0, 1)),
             # A build is paid once: log scale, so 10x the build time costs `slope` of the score.
             "build_cost": float(np.clip(1 - slope * np.log10(max(ev.build_s[o], 1e-3) / max(min_build, 1e-3)), 0, 1)),
@@ -253,6 +298,231 @@ def win_shares(scores: dict, equiv: dict[str, dict], draws: int = 10_000, seed: 
     return {o: round(verdicts.count(o) / draws, 4) for o in opts}
 
 
+# ---------------------------------------------------------------- fit for purpose
+
+
+def _status(m: dict, target: float, at_least: bool) -> str:
+    """meets / misses / cannot tell, by the 95% CI: a target met only by the point estimate is not met."""
+    if not m or m.get("value") is None or None in (m.get("ci95") or [None]):
+        return "cannot tell"
+    lo, hi = m["ci95"]
+    if at_least:
+        return "meets" if lo >= target else "misses" if hi < target else "cannot tell"
+    return "meets" if hi <= target else "misses" if lo > target else "cannot tell"
+
+
+def collapsed_options(ev: Evidence) -> list[str]:
+    """Options whose arm collapsed (metrics.json `collapse`), in option order."""
+    return [o for o in ev.accuracy if (ev.collapse.get(o) or {}).get("collapsed")]
+
+
+def fit_options(ev: Evidence, targets: dict[str, float]) -> dict[str, dict]:
+    """Per option: each target's value, CI, target and status, and the option's fit (meets when every
+    target is met, misses when any is missed, else cannot tell)."""
+    out = {}
+    for o in ev.accuracy:
+        row = {}
+        for name, m, at_least in (("accuracy", ev.accuracy[o], True),
+                                  ("hallucination_rate", ev.hallucination[o], False)):
+            row[name] = {"value": m.get("value"), "ci95": m.get("ci95"), "target": targets[name],
+                         "status": _status(m, targets[name], at_least)}
+        statuses = [row[t]["status"] for t in targets]
+        row["fit"] = ("meets" if all(x == "meets" for x in statuses)
+                      else "misses" if "misses" in statuses else "cannot tell")
+        out[o] = row
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pct_ci(m: dict) -> str:
+    return f"{_pct(m['value'])} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}]"
+
+
+def _target(x: float) -> str:
+    return f"{100 * x:g}%"
+
+
+def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
+    """What the measurements point to when an option falls short, each line from a rule on this run's
+    numbers (thresholds at the top of the module); a rule whose measurement the run lacks says nothing:
+
+    - an option whose arm collapsed: fix its training data (or prompt) before judging it;
+    - a retrieval option answering with bare citation markers for >= BARE_CITATION_NOTABLE: fix the prompt;
+    - retrieval recall@k >= RECALL_HIGH while a retrieval option misses the accuracy target: the generator
+      is the bottleneck (a larger base model); recall below it: better retrieval first;
+    - fine-tune within TUNED_GAIN_LOW of the base model, or answering under GROUP_GAP of the facts the base
+      model does not know when those are at least UNKNOWN_MAJORITY of the facts: fine-tuning does not add
+      knowledge the base model lacks (more or better training data, or a larger model);
+    - every option abstaining on fewer than ABSTAINS_RARELY of the unanswerable questions while one misses
+      the hallucination target: abstention has to be taught;
+    - an option that cannot be told from its targets: more evaluation questions.
+    """
+    out: list[str] = []
+    collapsed = collapsed_options(ev)
+    tuned = [o for o in collapsed if o != "rag"]
+    if tuned:
+        said = "; ".join(f"{o}: {ev.collapse[o].get('reason') or 'degenerate answers'}" for o in tuned)
+        out.append(f"the fine-tuning run collapsed ({said}); fix the training data before judging fine-tuning")
+    if "rag" in collapsed:
+        said = ev.collapse["rag"].get("reason") or "degenerate answers"
+        out.append(f"rag's answers are degenerate ({said}); fix the retrieval prompt before judging retrieval")
+    for o, m in ev.bare_citation.items():
+        if o in ev.accuracy and _value(m) >= BARE_CITATION_NOTABLE:
+            out.append(f"{o} answers {_pct(m['value'])} of questions with a bare citation marker instead of an answer: "
+                       "the retrieval prompt needs fixing")
+    short = {o for o, r in options.items() if r["accuracy"]["status"] != "meets"}
+    rec_opt = next((o for o in ("rag", "both") if (ev.retrieval.get(o) or {}).get("recall_at_k")), None)
+    if rec_opt:
+        recall = ev.retrieval[rec_opt]["recall_at_k"]
+        k = f"top {ev.retrieval_k}" if ev.retrieval_k else "retrieved chunks"
+        ropts = [o for o in ("rag", "both") if o in short and o not in collapsed]
+        if ropts and recall["value"] >= RECALL_HIGH:
+            o = max(ropts, key=lambda x: ev.accuracy[x]["value"])
+            out.append(f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet {o} "
+                       f"answers only {_pct(ev.accuracy[o]['value'])} correctly, so the generator is the bottleneck: "
+                       "a larger base model")
+        elif ropts:
+            out.append(f"retrieval puts the right source in the {k} for only {_pct(recall['value'])} of questions: "
+                       "better retrieval (chunking, embedder, hybrid search) comes first")
+    if "fine-tune" in short and "fine-tune" not in collapsed:
+        ft = ev.accuracy["fine-tune"]["value"]
+        counts = (ev.knowledge or {}).get("counts") or {}
+        total = sum(counts.values())
+        unknown_share = counts.get("unknown", 0) / total if total else None
+        unk = ((ev.by_knowledge.get("fine-tune") or {}).get("unknown") or {})
+        why = []
+        if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
+            why.append(f"fine-tune answers {_pct(ft)}, the base model closed book {_pct(ev.base_accuracy['value'])}: "
+                       f"{100 * (ft - ev.base_accuracy['value']):+.1f} pts")
+        if (unknown_share is not None and unknown_share >= UNKNOWN_MAJORITY and unk.get("n", 0) >= GROUP_MIN_N
+                and _value(unk.get("accuracy"), 1.0) < GROUP_GAP):
+            why.append(f"the base model does not know {_pct(unknown_share)} of the facts asked and fine-tune answers "
+                       f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})")
+        if why:
+            out.append("fine-tuning does not add knowledge the base model lacks (" + "; ".join(why)
+                       + "): more or better training data, or a larger base model")
+    if ev.abstention and any(r["hallucination_rate"]["status"] != "meets" for r in options.values()):
+        most = max(_value(m) for m in ev.abstention.values())
+        if most < ABSTAINS_RARELY:
+            out.append(f"no option abstains on unanswerable questions (at most {_pct(most)}), so a wrong answer stands "
+                       "in for \"I don't know\": teach abstention (training data and prompts with unanswerable "
+                       "questions)")
+    if not out and any(r["fit"] == "cannot tell" for r in options.values()):
+        n = next(iter(ev.accuracy.values()))["n"]
+        out.append(f"the 95% CIs are too wide to tell with {n} questions: more evaluation questions")
+    return out
+
+
+def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
+    """The fit_for_purpose block of recommendation.json: targets, per-option statuses, whether any option
+    meets every target, a one-line statement and what the measurements point to (evidence_points_to)."""
+    options = fit_options(ev, targets)
+    fit = [o for o, r in options.items() if r["fit"] == "meets"]
+    acc_t, hal_t = targets["accuracy"], targets["hallucination_rate"]
+    goal = f"accuracy at least {_target(acc_t)}, hallucination at most {_target(hal_t)}"
+    points = [] if fit else evidence_points_to(ev, options)
+    if fit:
+        statement = (f"Fit for purpose: {', '.join(fit)} {'meets' if len(fit) == 1 else 'meet'} the targets "
+                     f"({goal}) by the 95% CI.")
+    else:
+        # the option nearest the targets: the most accurate whose arm did not collapse
+        pool = [o for o in ev.accuracy if o not in collapsed_options(ev)] or list(ev.accuracy)
+        best = max(pool, key=lambda o: (ev.accuracy[o]["value"], -ev.hallucination[o]["value"]))
+        r = options[best]
+        lead = ("No option is fit for purpose" if all(x["fit"] == "misses" for x in options.values())
+                else "No option is shown to be fit for purpose")
+        statement = (f"{lead}: the most accurate, {best}, answers {_pct_ci(ev.accuracy[best])} of questions correctly "
+                     f"against a target of {_target(acc_t)} ({r['accuracy']['status']}), and hallucinates on "
+                     f"{_pct_ci(ev.hallucination[best])} against at most {_target(hal_t)} "
+                     f"({r['hallucination_rate']['status']}).")
+        if points:
+            statement += " What the evidence points to: " + "; ".join(points) + "."
+    return {"targets": dict(targets), "options": options, "any_fit": bool(fit), "statement": statement,
+            "points_to": points}
+
+
+# ---------------------------------------------------------------- how sure: stability and separation
+
+
+def detectable_difference(a: list[float], b: list[float]) -> tuple[float, float, bool]:
+    """(smallest detectable accuracy difference as a share, discordant share, floored) for paired binary
+    outcomes a, b over the same questions: a McNemar-style approximation at two-sided alpha 0.05 and 80%
+    power, MDE = (z_0.975 + z_0.80) * sqrt(p_disc / n), where p_disc is the share of questions exactly one
+    of the two answers correctly (scores >= 0.5 count as correct). When no question is discordant,
+    p_disc = 1/n stands in as a floor (floored = True), since 0 would claim any difference is detectable.
+
+    >>> mde, disc, floored = detectable_difference([1, 0] * 50, [0, 0] * 50)
+    >>> round(mde, 3), disc, floored
+    (0.198, 0.5, False)
+    >>> round(detectable_difference([1] * 40, [1] * 40)[0], 3)
+    0.07
+    """
+    n = len(a)
+    disc = sum((x >= 0.5) != (y >= 0.5) for x, y in zip(a, b)) / n
+    p = disc if disc > 0 else 1 / n
+    return (Z_ALPHA + Z_POWER) * math.sqrt(p / n), disc, disc == 0
+
+
+def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
+    """'Separated by the data': the paired accuracy difference verdict − runner-up with its bootstrap CI,
+    separated when the CI excludes 0; the smallest difference these questions can detect
+    (detectable_difference); below_detectable when |difference| is smaller than that."""
+    if runner is None:
+        return {"separated": False, "why": "only one option was evaluated", "detectable_difference_pts": None,
+                "difference_pts": None, "below_detectable": False, "runner_up": None}
+    collapsed = [o for o in (verdict, runner) if o in collapsed_options(ev)]
+    failed = f"; {' and '.join(collapsed)} collapsed, so this compares against a failed run" if collapsed else ""
+    qa = ev.per_question.get(verdict, {}).get("accuracy") or {}
+    qb = ev.per_question.get(runner, {}).get("accuracy") or {}
+    ids = [i for i in qa if i in qb]
+    if not ids:
+        d = 100 * (ev.accuracy[verdict]["value"] - ev.accuracy[runner]["value"])
+        return {"separated": False, "difference_pts": round(d, 1), "detectable_difference_pts": None,
+                "below_detectable": False, "runner_up": runner,
+                "why": f"no per-question scores, so the paired difference of {verdict} and {runner} cannot be "
+                       f"tested{failed}"}
+    from evalsuite.stats import paired_difference
+
+    a, b = [qa[i] for i in ids], [qb[i] for i in ids]
+    d = paired_difference(a, b, n_boot=2000, seed=0)
+    mde, disc, floored = detectable_difference(a, b)
+    lo, hi = d["ci95"]
+    separated = not (lo <= 0 <= hi)
+    diff_pts, mde_pts = 100 * d["value"], 100 * mde
+    why = (f"accuracy {verdict} − {runner}: {diff_pts:+.1f} pts (95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}], paired, "
+           f"n={len(ids)}); the CI " + ("excludes 0" if separated else "includes 0, so the data do not separate them")
+           + f"; {len(ids)} questions can detect a difference of {mde_pts:.1f} pts (80% power, two-sided 5%), "
+           + ("with no question answered correctly by only one of them (1/n stands in for the discordant share)"
+              if floored else f"given that {_pct(disc)} of them are answered correctly by only one of the two"))
+    return {"separated": separated, "why": why + failed, "detectable_difference_pts": round(mde_pts, 1),
+            "difference_pts": round(diff_pts, 1), "below_detectable": abs(diff_pts) < mde_pts, "runner_up": runner}
+
+
+def stability_of(rec: dict) -> dict:
+    """'Stable under other priorities': {"level": high | medium | low | unknown, "why"} from a recommendation's
+    win share under random weights and nearest flip point. Win share >= 75% high, >= 50% medium, else low;
+    a flip within 0.05 of a weight, or advice made on 'no significant difference', lowers it by one."""
+    sens = rec.get("sensitivity") or {}
+    share = (sens.get("win_share") or {}).get(rec["verdict"])
+    flips = [abs(f["change"]) for f in (sens.get("flip_points") or {}).values() if f]
+    if share is None:
+        return {"level": "unknown", "why": "the recommendation has no sensitivity analysis"}
+    level = 2 if share >= 0.75 else 1 if share >= 0.5 else 0
+    closest = min(flips) if flips else None
+    equivalent = bool((rec.get("no_significant_difference") or {}).get("applied"))
+    if (closest is not None and closest <= 0.05) or equivalent:
+        level = max(0, level - 1)
+    why = f"wins under {100 * share:.0f}% of {sens.get('draws', 10_000):,} random weightings"
+    why += (f"; the smallest single weight change that flips it is {closest:.2f}" if closest is not None
+            else "; no single weight change flips it")
+    if equivalent:
+        why += "; the measured differences are not significant, so the cheaper option is advised"
+    return {"level": ["low", "medium", "high"][level], "why": why}
+
+
 def _fmt(m: dict, pct: bool = True) -> str:
     f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:.3f}")
     return f"{f(m['value'])} [{f(m['ci95'][0])}, {f(m['ci95'][1])}] (n={m['n']})"
@@ -272,6 +542,11 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
     others = [o for o in u if o != verdict]
     if others:
         runner = max(others, key=u.get)
+        # a collapsed arm's scores measure a failed run: a comparison with them says so
+        failed = [o for o in (verdict, runner) if o in collapsed_options(ev)]
+        measure = "these scores measure" if len(failed) > 1 else "its score measures"
+        mark = (f" ({' and '.join(failed)} collapsed: {measure} a failed run, not what the option can do)"
+                if failed else "")
         contrib = sorted(CRITERIA, key=lambda c: -w[c] * (scores[verdict][c] - scores[runner][c]))
         for c in contrib[:3]:
             gain = w[c] * (scores[verdict][c] - scores[runner][c])
@@ -279,10 +554,10 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
                 continue
             if c == "accuracy":
                 reasons.append(f"Accuracy: {verdict} answers {_fmt(ev.accuracy[verdict])} of questions correctly vs "
-                               f"{runner} {_fmt(ev.accuracy[runner])}.")
+                               f"{runner} {_fmt(ev.accuracy[runner])}{mark}.")
             elif c == "hallucination":
                 reasons.append(f"Hallucination: {verdict} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
-                               f"confident vs {runner} {_fmt(ev.hallucination[runner])}.")
+                               f"confident vs {runner} {_fmt(ev.hallucination[runner])}{mark}.")
             elif c == "forgetting":
                 reasons.append(f"Forgetting: general-knowledge probe accuracy changes by "
                                f"{100 * ev.forgetting.get(runner, 0):+.1f} points with {runner} vs "
@@ -326,20 +601,103 @@ def _eval_set_reason(ev: Evidence) -> list[str]:
     return [f"Evidence: {words}{todo}."]
 
 
-def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
+# What a collapsed arm's scores mean, per option (the reasons say it in these words).
+COLLAPSE_WHAT = {
+    "rag": "the arm's answers are degenerate, so its scores measure a broken setup, not what retrieval can do",
+    "fine-tune": "the training run collapsed, so its scores measure a failed run, not what fine-tuning can do",
+    "both": "the training run collapsed, so its scores measure a failed run, not what fine-tuning with retrieval "
+            "can do",
+}
+
+
+def _collapse_reasons(ev: Evidence) -> list[str]:
+    """One plain line per option whose arm collapsed."""
+    return [f"{o}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {COLLAPSE_WHAT[o]}."
+            for o in collapsed_options(ev)]
+
+
+def _abstention_reason(ev: Evidence, scores: dict) -> list[str]:
+    """A line when an option refuses FALSE_ABSTENTION_NOTABLE or more of the answerable questions: the
+    hallucination criterion counts that against it (module doc)."""
+    notable = [o for o in ev.accuracy if _value(ev.false_abstention.get(o)) >= FALSE_ABSTENTION_NOTABLE]
+    if not notable:
+        return []
+    parts = []
+    for o in notable:
+        ab = ev.abstention.get(o)
+        parts.append((f"{o} abstains on {_pct_ci(ab)} of unanswerable questions but also " if ab else f"{o} ")
+                     + f"refuses {_pct_ci(ev.false_abstention[o])} of answerable ones")
+    return ["Abstention: " + "; ".join(parts) + ". The hallucination score counts both (1 − hallucination rate − "
+            "false-abstention rate: " + ", ".join(f"{o} {scores[o]['hallucination']:.2f}" for o in notable)
+            + "), so refusing answerable questions is not rewarded as honesty."]
+
+
+def _knowledge_reasons(ev: Evidence) -> list[str]:
+    """Known vs unknown facts (metrics.json by_knowledge), when it matters. Two rules, groups of at least
+    GROUP_MIN_N questions only:
+    - fine-tune's gain over the base model is at least GROUP_GAP on maybe_known facts and under half of
+      GROUP_GAP on unknown ones: fine-tuning helped only on facts the base model already partly knew;
+    - on unknown facts rag and fine-tune differ by GROUP_GAP or more: the better one brings the knowledge."""
+    def group(who: str, g: str) -> dict | None:
+        x = (ev.by_knowledge.get(who) or {}).get(g)
+        return x if x and x.get("n", 0) >= GROUP_MIN_N and x.get("accuracy") else None
+
+    out = []
+    mk, unk = group("fine-tune", "maybe_known"), group("fine-tune", "unknown")
+    bmk, bunk = group("base", "maybe_known"), group("base", "unknown")
+    if mk and unk and bmk and bunk and "fine-tune" not in collapsed_options(ev):
+        g_mk = mk["accuracy"]["value"] - bmk["accuracy"]["value"]
+        g_unk = unk["accuracy"]["value"] - bunk["accuracy"]["value"]
+        if g_mk >= GROUP_GAP and g_unk < GROUP_GAP / 2:
+            out.append(f"Known vs unknown facts: fine-tuning helped only on facts the base model already partly knew "
+                       f"(maybe_known {100 * g_mk:+.1f} pts over the base model, n={mk['n']}; unknown "
+                       f"{100 * g_unk:+.1f} pts, n={unk['n']}): it did not teach the facts the base model lacks.")
+    r_unk = group("rag", "unknown")
+    if r_unk and unk and not {"rag", "fine-tune"} & set(collapsed_options(ev)):
+        gap = r_unk["accuracy"]["value"] - unk["accuracy"]["value"]
+        if abs(gap) >= GROUP_GAP:
+            hi, lo = (("rag", r_unk), ("fine-tune", unk)) if gap > 0 else (("fine-tune", unk), ("rag", r_unk))
+            how = ("retrieval supplies what the model does not know" if gap > 0
+                   else "training taught facts the base model lacked")
+            out.append(f"On the {unk['n']} facts the base model does not know, {hi[0]} answers "
+                       f"{_pct_ci(hi[1]['accuracy'])} correctly vs {lo[0]} {_pct_ci(lo[1]['accuracy'])}: {how}.")
+    return out
+
+
+def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None,
+              targets: dict | None = None) -> dict:
     """The advice on evidence `ev` (recommendation.json, DESIGN.md contract): verdict, utilities, reasons,
-    scores, weights, facts, evidence and sensitivity. Bad weights or facts raise AdvisorError."""
+    fit for purpose against the quality `targets` (defaults: advisor.core.config.QUALITY_TARGETS),
+    stability, separation, collapsed options, scores, weights, facts, evidence and sensitivity. Bad
+    weights, facts or targets raise AdvisorError."""
     w = resolve_weights(preset, weights or {})
     f = validate_facts(facts or {})
+    t = validate_targets(targets or {})
     scores = criterion_scores(ev, f)
     eq = equivalences(ev)
     verdict, u, equiv = decide(scores, w, eq)
     ranked = sorted(u.values(), reverse=True)
+    fit = fit_for_purpose(ev, t)
+    others = [o for o in u if o != verdict]
+    runner = max(others, key=u.get) if others else None
+    sensitivity = {
+        "flip_points": flip_points(scores, w, verdict, eq),
+        "win_share": win_shares(scores, eq),
+        "draws": 10_000,
+        "weight_distribution": "Dirichlet(1, ..., 1) over the criteria",
+    }
+    optional = {"abstention_rate": ev.abstention, "false_abstention_rate": ev.false_abstention,
+                "bare_citation_rate": ev.bare_citation}
     return {
         "verdict": verdict,
         "utilities": {o: round(v, 4) for o, v in u.items()},
         "margin": round(ranked[0] - ranked[1], 4) if len(ranked) > 1 else None,
-        "reasons": _eval_set_reason(ev) + explain(ev, scores, w, u, verdict, equiv, f),
+        "reasons": ([] if fit["any_fit"] else [fit["statement"]]) + _eval_set_reason(ev) + _collapse_reasons(ev)
+        + explain(ev, scores, w, u, verdict, equiv, f) + _abstention_reason(ev, scores) + _knowledge_reasons(ev),
+        "fit_for_purpose": fit,
+        "stability": stability_of({"verdict": verdict, "sensitivity": sensitivity, "no_significant_difference": equiv}),
+        "separation": separation(ev, verdict, runner),
+        "collapsed": collapsed_options(ev),
         "no_significant_difference": equiv,
         "scores": {o: {c: round(v, 4) for c, v in s.items()} for o, s in scores.items()},
         "weights": {k: round(v, 4) for k, v in w.items()},
@@ -349,16 +707,12 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
             "accuracy": ev.accuracy, "hallucination_rate": ev.hallucination, "forgetting": ev.forgetting,
             "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
             **({"drill": ev.drill} if ev.drill else {}),
+            **{k: v for k, v in optional.items() if v},
         },
         **({"eval_set": ev.eval_set} if ev.eval_set else {}),
         "freshness_source": "knowledge-update drill (drill/drill.json)" if measured_freshness(ev, f)
         else "stated knowledge_change fact (no drill in this run)",
-        "sensitivity": {
-            "flip_points": flip_points(scores, w, verdict, eq),
-            "win_share": win_shares(scores, eq),
-            "draws": 10_000,
-            "weight_distribution": "Dirichlet(1, ..., 1) over the criteria",
-        },
+        "sensitivity": sensitivity,
     }
 
 
@@ -411,10 +765,21 @@ def load_evidence(run_dir: Path) -> Evidence:
         rows = read_jsonl(path)
         ev.per_question[opt] = {k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]}
                                 for k in ("accuracy", "hallucination_rate")}
+        _optional_measurements(ev, opt, arm, m, metrics)
     if len(ev.accuracy) < 2:
         raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare "
                            f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run")
     ev.eval_set = metrics.get("eval_set")
+    base = metrics["arms"].get("base") or {}
+    ev.base_accuracy = base.get("accuracy")
+    if base.get("by_knowledge"):
+        ev.by_knowledge["base"] = base["by_knowledge"]
+    ev.knowledge = metrics.get("knowledge")
+    if (run_dir / "config.yaml").is_file():
+        from advisor.core.config import read_yaml
+
+        ev.retrieval_k = ((read_yaml(run_dir / "config.yaml").get("retrieval") or {}).get("top_k")
+                          or None) if ev.retrieval else None
     drill_path = run_dir / "drill" / "drill.json"
     if drill_path.exists():
         drill = _read_json(drill_path, f"re-run the drill: advisor drill {run_dir}")
@@ -423,6 +788,27 @@ def load_evidence(run_dir: Path) -> Evidence:
     return ev
 
 
-def recommend_run(run_dir: Path, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None) -> dict:
-    """recommend() on the evidence of a run directory."""
-    return recommend(load_evidence(run_dir), preset, weights, facts)
+def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: dict) -> None:
+    """The measurements newer runs add to metrics.json (absent ones stay empty)."""
+    for key, into in (("abstention_rate", ev.abstention), ("false_abstention_rate", ev.false_abstention),
+                      ("bare_citation_rate", ev.bare_citation)):
+        if (m.get(key) or {}).get("value") is not None:
+            into[opt] = m[key]
+    retrieval = {k: m[k] for k in ("recall_at_k", "mrr") if (m.get(k) or {}).get("value") is not None}
+    if retrieval:
+        ev.retrieval[opt] = retrieval
+    if m.get("by_knowledge"):
+        ev.by_knowledge[opt] = m["by_knowledge"]
+    if (metrics.get("collapse") or {}).get(arm):
+        ev.collapse[opt] = metrics["collapse"][arm]
+
+
+def recommend_run(run_dir: Path, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None,
+                  targets: dict | None = None) -> dict:
+    """recommend() on the evidence of a run directory. targets None: the run's own recommend.targets
+    (config.yaml; the defaults when the run has none)."""
+    if targets is None and (Path(run_dir) / "config.yaml").is_file():
+        from advisor.core.config import load_run_config
+
+        targets = load_run_config(run_dir).recommend.targets
+    return recommend(load_evidence(run_dir), preset, weights, facts, targets)

@@ -1,5 +1,7 @@
-"""report.md and a self-contained report.html: the verdict, the evidence with CIs, the flip points, the
-knowledge-update drill, costs, stage times, plots and example answers of one run.
+"""report.md and a self-contained report.html: fit for purpose against the quality targets, collapsed arms,
+the verdict and how sure it is (stable under other priorities; separated by the data), the evidence with
+CIs (abstention beside false abstention, known vs unknown facts), the flip points, the knowledge-update
+drill, costs, stage times, plots and example answers of one run.
 
     write_report(Path("runs/x"))     # reads the run directory only; writes report.md, report_files/*.png, report.html
     advisor recommend RUN_DIR        # recomputes recommendation.json and rewrites the report
@@ -303,9 +305,14 @@ def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
 
 def how_sure(rec: dict) -> str:
     """One line: the utility margin, the win share under random weights, and the nearest flip point."""
+    return "**How sure:** " + stability_detail(rec)
+
+
+def stability_detail(rec: dict) -> str:
+    """The win share under random weights, the utility margin and the nearest flip point, as one sentence."""
     u = sorted(rec["utilities"].items(), key=lambda kv: -kv[1])
     sens = rec["sensitivity"]
-    line = (f"**How sure:** {rec['verdict']} wins under {100 * sens['win_share'][rec['verdict']]:.1f}% of "
+    line = (f"{rec['verdict']} wins under {100 * sens['win_share'][rec['verdict']]:.1f}% of "
             f"{sens['draws']:,} random weightings")
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
@@ -322,6 +329,108 @@ def how_sure(rec: dict) -> str:
     else:
         line += "; no single weight change flips it"
     return line + "."
+
+
+def how_sure_lines(rec: dict) -> list[str]:
+    """How sure, in two senses: stable under other priorities, and separated by the data (with the smallest
+    difference the questions can detect, and a line when the verdict rests on a smaller one). A
+    recommendation made before the split gets the one older line."""
+    if not rec.get("stability") or not rec.get("separation"):
+        return [how_sure(rec), ""]
+    st, sep = rec["stability"], rec["separation"]
+    L = [f"**How sure — stable under other priorities: {st['level']}.** {stability_detail(rec)}", "",
+         f"**How sure — separated by the data: {'yes' if sep['separated'] else 'no'}.** {sep['why']}.", ""]
+    if sep.get("detectable_difference_pts") is not None:
+        L += [f"Smallest accuracy difference these questions can detect: {sep['detectable_difference_pts']:.1f} points "
+              "(paired, two-sided 5%, 80% power, from the observed share of questions only one option answers "
+              "correctly).", ""]
+    if sep.get("below_detectable"):
+        pair = f"{rec['verdict']} − {sep['runner_up']}" if sep.get("runner_up") else "verdict − runner-up"
+        then = ("it passed the test here, but this many questions find a true difference that small less than 80% "
+                "of the time, so a rerun on new questions may well not" if sep["separated"]
+                else "so on accuracy these questions cannot tell the two apart")
+        L += [f"**The verdict rests on a difference smaller than the detectable one:** accuracy {pair} is "
+              f"{sep['difference_pts']:+.1f} points against {sep['detectable_difference_pts']:.1f} detectable; "
+              f"{then}.", ""]
+    return L
+
+
+def fit_section(rec: dict | None) -> list[str]:
+    """Fit for purpose, first: each option against the quality targets by its 95% CI, the statement, and
+    what the evidence points to."""
+    L = ["## Fit for purpose", ""]
+    fit = (rec or {}).get("fit_for_purpose")
+    if not fit:
+        why = "no recommendation.json" if not rec else "the recommendation predates quality targets"
+        return L + [f"- {MISSING} fit for purpose ({why}; `advisor recommend RUN_DIR` computes it against "
+                    "recommend.targets)", ""]
+    t = fit["targets"]
+    L += [f"Targets: accuracy at least {100 * t['accuracy']:g}%, hallucination rate at most "
+          f"{100 * t['hallucination_rate']:g}% (an option meets a target when its whole 95% CI does; "
+          "`advisor recommend RUN_DIR --targets accuracy=0.6` changes them).", "",
+          "| option | accuracy % [95% CI] | accuracy | hallucination % [95% CI] | hallucination | fit for purpose |",
+          "|---|---|---|---|---|---|"]
+    for o, r in fit["options"].items():
+        L.append(f"| {o} | {_ci(r['accuracy'])} | {r['accuracy']['status']} | {_ci(r['hallucination_rate'])} | "
+                 f"{r['hallucination_rate']['status']} | **{r['fit']}** |")
+    L += ["", f"**{fit['statement'].split(' What the evidence points to:')[0]}**", ""]
+    if fit.get("points_to"):
+        L += ["What the evidence points to:", ""] + [f"- {p}" for p in fit["points_to"]] + [""]
+    return L
+
+
+def collapse_section(metrics: dict | None) -> list[str]:
+    """A warning for every arm whose answers collapsed to one string or to empty answers."""
+    bad = {a: c for a, c in ((metrics or {}).get("collapse") or {}).items() if c.get("collapsed")}
+    if not bad:
+        return []
+    L = ["## Collapsed arms", "",
+         "**Warning:** these arms gave degenerate answers, so their scores measure a failed run, not what the "
+         "option can do:", ""]
+    for a, c in bad.items():
+        L.append(f"- **{ARM_LABEL.get(a, a)}**: {c.get('reason') or 'degenerate answers'} "
+                 f"(top answer '{c.get('top_answer', '')}' {100 * c.get('top_share', 0):.0f}%, empty "
+                 f"{100 * c.get('empty_share', 0):.0f}%, n={c.get('n', '?')})")
+    return L + [""]
+
+
+def abstention_section(metrics: dict, arms: list[str]) -> list[str]:
+    """Abstention on unanswerable questions beside false abstention on answerable ones, per arm."""
+    if not any(k in metrics["arms"][a] for a in arms for k in ("abstention_rate", "false_abstention_rate")):
+        return []
+    L = ["### Abstention", "", "| arm | abstains on unanswerable % | false abstention on answerable % | "
+         "hallucination rate % |", "|---|---|---|---|"]
+    for a in arms:
+        m = metrics["arms"][a]
+        L.append(f"| {ARM_LABEL[a]} | {_ci(m.get('abstention_rate'))} | {_ci(m.get('false_abstention_rate'))} | "
+                 f"{_ci(m.get('hallucination_rate'))} |")
+    return L + ["", "An arm that abstains more must not buy it with refusing answerable questions: the advice scores "
+                "hallucination as 1 − hallucination rate − false-abstention rate.", ""]
+
+
+KNOWLEDGE_GROUPS = ("known", "maybe_known", "unknown")
+
+
+def knowledge_section(metrics: dict, arms: list[str]) -> list[str]:
+    """Known vs unknown facts: per arm and group (what the base model already knows), n and CIs."""
+    L = ["### Known vs unknown facts", ""]
+    if not any(metrics["arms"][a].get("by_knowledge") for a in arms):
+        return L + [f"- {MISSING} known vs unknown facts (eval/metrics.json has no by_knowledge; set "
+                    "eval.known_samples > 0 and re-run the evaluation)", ""]
+    k = metrics.get("knowledge") or {}
+    if k:
+        counts = k.get("counts") or {}
+        L += [f"How a fact was classed: {k.get('method', '?')} ({k.get('samples', '?')} samples at temperature "
+              f"{k.get('temperature', '?')}). Answerable questions: " + ", ".join(f"{g} {counts.get(g, 0)}"
+                                                                                 for g in KNOWLEDGE_GROUPS) + ".", ""]
+    L += ["| arm | facts | n | accuracy % | hallucination rate % | token F1 % |", "|---|---|---|---|---|---|"]
+    for a in arms:
+        for g in KNOWLEDGE_GROUPS:
+            x = (metrics["arms"][a].get("by_knowledge") or {}).get(g)
+            if x:
+                L.append(f"| {ARM_LABEL[a]} | {g} | {x.get('n', '–')} | {_ci(x.get('accuracy'))} | "
+                         f"{_ci(x.get('hallucination_rate'))} | {_ci(x.get('f1'))} |")
+    return L + [""]
 
 
 
@@ -348,6 +457,8 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
             return
         L.extend([f"![{title}]({FIG_DIR}/{name})", ""])
 
+    L += fit_section(rec)
+    L += collapse_section(metrics)
     if rec:
         L += [f"## Verdict: **{rec['verdict']}**", ""]
         L += [f"Weights preset `{rec['preset']}`; facts: " + ", ".join(f"{k}={v}" for k, v in rec["facts"].items()), ""]
@@ -355,15 +466,18 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
             nsd = rec["no_significant_difference"]
             L += [f"**No significant difference**: {nsd['best_by_utility']} had the higher utility but is not "
                   f"significantly better than the cheaper {nsd['cheaper']}, so {nsd['cheaper']} is advised.", ""]
-        L += ["Why:", ""] + [f"- {r}" for r in rec["reasons"]] + [""]
-        L += [how_sure(rec), ""]
+        fit = rec.get("fit_for_purpose") or {}
+        # the fit-for-purpose statement is the first reason when no option fits; its section above shows it
+        reasons = [r for r in rec["reasons"] if r != fit.get("statement")]
+        L += ["Why:", ""] + [f"- {r}" for r in reasons or ["the options tie on every weighted criterion"]] + [""]
+        L += how_sure_lines(rec)
         L += ["| option | utility | " + " | ".join(rec["weights"]) + " |",
               "|---|---|" + "---|" * len(rec["weights"])]
         for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
             L.append(f"| {o} | {u:.3f} | " + " | ".join(f"{rec['scores'][o][c]:.2f}" for c in rec["weights"]) + " |")
         L += ["", "Criterion scores are in [0, 1], higher is better: accuracy = share correct, hallucination = "
-              "1 − hallucination rate, forgetting = 1 + 5 × probe-accuracy change (capped), costs relative to the "
-              "cheapest option; see advisor/recommend.py.", "",
+              "1 − hallucination rate − false-abstention rate, forgetting = 1 + 5 × probe-accuracy change (capped), "
+              "costs relative to the cheapest option; see advisor/recommend.py.", "",
               "Weights: " + ", ".join(f"{k} {v:.2f}" for k, v in rec["weights"].items()), ""]
         sens = rec["sensitivity"]
         L += ["### What would flip the advice", ""]
@@ -389,12 +503,15 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         rows = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True),
                 ("token F1 %", "f1", True), ("answer contained %", "containment", True),
                 ("hallucination rate %", "hallucination_rate", True), ("abstention on unanswerable %", "abstention_rate", True),
-                ("false abstention %", "false_abstention_rate", True), ("recall@k %", "recall_at_k", True),
+                ("false abstention %", "false_abstention_rate", True),
+                ("bare citation answers %", "bare_citation_rate", True), ("recall@k %", "recall_at_k", True),
                 ("MRR", "mrr", False), ("faithfulness %", "faithfulness", True),
                 ("semantic similarity", "semantic_similarity", False), ("probe accuracy %", "probe_accuracy", True),
                 ("forgetting (pts)", "forgetting", True), ("latency p50 s", "latency_p50_s", False),
                 ("latency p95 s", "latency_p95_s", False), ("prompt tokens", "prompt_tokens", False)]
-        L += ["| metric | " + " | ".join(ARM_LABEL[a] for a in arms) + " |", "|---|" + "---|" * len(arms)]
+        failed = {a for a, c in (metrics.get("collapse") or {}).items() if c.get("collapsed")}
+        L += ["| metric | " + " | ".join(ARM_LABEL[a] + (" (collapsed)" if a in failed else "") for a in arms) + " |",
+              "|---|" + "---|" * len(arms)]
         for label, key, pct in rows:
             if any(key in metrics["arms"][a] for a in arms):
                 L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct) for a in arms) + " |")
@@ -403,6 +520,8 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.", ""]
         if any("accuracy" in metrics["arms"][a] for a in arms):
             fig("arms.png", "Accuracy and hallucination per arm (95% CI)", plot_arm_bars, metrics, arms)
+        L += abstention_section(metrics, arms)
+        L += knowledge_section(metrics, arms)
         L += ["### Forgetting", ""]
         if any("forgetting" in metrics["arms"][a] for a in arms):
             fig("forgetting.png", "Forgetting: probe accuracy and tuned − base", plot_forgetting, metrics, arms)
@@ -472,6 +591,8 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
                  f"r={training['lora']['r']}, {training['steps']} steps, {training['tokens_seen']:,} tokens at "
                  f"{training['tokens_per_s']:.0f} tokens/s, final train loss {training['final_train_loss']}, "
                  f"val loss {training['final_val_loss']}, {training['trainable_params']:,} trainable parameters.")
+        if training.get("both_adapter"):
+            L.append(f"- How the \"both\" adapter (tuned + RAG) was trained: {training['both_adapter']}")
     else:
         L.append(f"- {MISSING} adapter training (no adapter/training.json)")
     if leak:

@@ -304,7 +304,10 @@ def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_s
     es = metrics["eval_set"]
     assert es["synthetic"] and es["generator"] == "extractive" and es["n"] == len(items) and not es["reviewed"]
     rec = json.loads((run / "recommendation.json").read_text())
-    assert rec["reasons"][0].startswith(f"Evidence: measured on {len(items)} generated questions, not reviewed by a person")
+    # first after the fit-for-purpose line (there when no option meets the targets, as on a tiny random model)
+    first = 0 if rec["fit_for_purpose"]["any_fit"] else 1
+    assert rec["reasons"][first].startswith(
+        f"Evidence: measured on {len(items)} generated questions, not reviewed by a person")
     report = (run / "report.md").read_text()
     assert "## Evaluation set" in report and "not reviewed by a person" in report and "qa_set.png" in report
     leak = json.loads((run / "sft" / "leakage.json").read_text())

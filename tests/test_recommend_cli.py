@@ -56,6 +56,10 @@ def test_dry_run_writes_nothing(run, capsys):
     (["--facts", "budget=huge"], "fact budget='huge' must be one of"),
     (["--facts", "latency_target_s=fast"], "must be a number of seconds"),
     (["--facts", "citations_required=maybe"], "must be true or false"),
+    (["--targets", "acuracy=0.5"], "unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
+    (["--targets", "accuracy=80"], "quality target accuracy=80 must be a share between 0 and 1"),
+    (["--targets", "hallucination_rate=none"], "must be a share between 0 and 1"),
+    (["--targets", "accuracy"], "--targets 'accuracy' must look like name=value (e.g. --targets accuracy=0.8)"),
 ])
 def test_bad_input_is_one_line_exit_2(run, capsys, args, msg):
     before = (run / "recommendation.json").read_text()
@@ -63,6 +67,59 @@ def test_bad_input_is_one_line_exit_2(run, capsys, args, msg):
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
     assert (run / "recommendation.json").read_text() == before  # nothing already built is lost
+
+
+def test_targets_recompute_fit_for_purpose_without_re_running_anything(run, capsys):
+    before = {p: p.read_bytes() for p in (run / "eval").iterdir()}
+    assert main(["recommend", str(run)]) == 0  # the defaults: 80% accuracy, 10% hallucination
+    rec = json.loads((run / "recommendation.json").read_text())
+    assert rec["fit_for_purpose"]["targets"] == {"accuracy": 0.8, "hallucination_rate": 0.1}
+    assert rec["reasons"][0].startswith("No option is fit for purpose: the most accurate, rag, answers 40.0%")
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--targets", "accuracy=0.1", "hallucination_rate=0.9"]) == 0
+    rec = json.loads((run / "recommendation.json").read_text())
+    fit = rec["fit_for_purpose"]
+    assert fit["targets"] == {"accuracy": 0.1, "hallucination_rate": 0.9}
+    assert fit["any_fit"] and fit["options"]["rag"]["fit"] == "meets"  # 40% [20, 60] >= 10%; 68% [52, 84] <= 90%
+    assert not rec["reasons"][0].startswith("No option")
+    assert "Fit for purpose: rag meets the targets" in capsys.readouterr().out
+    assert "Targets: accuracy at least 10%, hallucination rate at most 90%" in (run / "report.md").read_text()
+    assert {p: p.read_bytes() for p in (run / "eval").iterdir()} == before  # nothing re-ran
+
+
+def test_the_run_config_targets_are_the_starting_point_and_flags_override_one_of_them(run):
+    cfg = (run / "config.yaml").read_text()
+    assert "  facts: {}\n" in cfg
+    (run / "config.yaml").write_text(cfg.replace("  facts: {}\n", "  facts: {}\n  targets:\n    accuracy: 0.3\n"))
+    assert main(["recommend", str(run), "--targets", "hallucination_rate=0.5", "--dry-run"]) == 0
+    from advisor.commands.recommend import refresh_advice
+
+    rec = refresh_advice(run, targets={"hallucination_rate": 0.5}, write=False)
+    assert rec["fit_for_purpose"]["targets"] == {"accuracy": 0.3, "hallucination_rate": 0.5}
+    from advisor.recommend import recommend_run
+
+    # what the pipeline's recommend stage calls: the run's own targets, the default for the one not set
+    assert recommend_run(run)["fit_for_purpose"]["targets"] == {"accuracy": 0.3, "hallucination_rate": 0.1}
+
+
+def test_targets_are_a_config_setting_with_dotted_overrides():
+    from advisor.core.config import load_config
+
+    cfg = load_config("smoke", ["recommend.targets.accuracy=0.5"])
+    assert cfg.recommend.targets == {"accuracy": 0.5, "hallucination_rate": 0.1}
+    assert load_config("smoke").recommend.targets == {"accuracy": 0.8, "hallucination_rate": 0.1}
+
+
+@pytest.mark.parametrize("override, msg", [
+    ("recommend.targets.acuracy=0.5", "recommend.targets: unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
+    ("recommend.targets.hallucination_rate=2",
+     "recommend.targets: quality target hallucination_rate=2 must be a share"),
+])
+def test_bad_targets_in_the_config_fail_advisor_run_before_anything_is_built(tmp_path, capsys, override, msg):
+    assert main(["run", "--config", "smoke", "--out", str(tmp_path / "r"), override]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
 
 
 def _unfinish(run: Path, stage: str) -> None:

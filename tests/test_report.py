@@ -89,3 +89,97 @@ def test_optional_metrics_and_a_separate_validation_history_are_used_when_presen
     assert "1 files skipped (scan.pdf: no text layer)" in md
     assert "| faithfulness % |" in md and "80.0 [70.0, 90.0]" in md
     assert "report_files/val_loss.png" in md
+
+
+# ---------------------------------------------------------------- fit for purpose, how sure, abstention, collapse
+
+def _advise(run: Path, **kw) -> dict:
+    from advisor.commands.recommend import refresh_advice
+
+    return refresh_advice(run, **kw)  # recommendation.json and the report, from the saved evaluation
+
+
+def test_the_report_opens_with_fit_for_purpose_and_splits_how_sure_in_two(run):
+    rec = _advise(run)
+    md = (run / "report.md").read_text()
+    assert md.index("## Fit for purpose") < md.index("## Verdict")
+    assert "Targets: accuracy at least 80%, hallucination rate at most 10%" in md
+    assert "| rag | 40.0 [20.0, 60.0] | misses | 68.0 [52.0, 84.1] | misses | **misses** |" in md
+    assert f"**{rec['fit_for_purpose']['statement'].split(' What the evidence points to:')[0]}**" in md
+    assert "What the evidence points to:" in md
+    for p in rec["fit_for_purpose"]["points_to"]:
+        assert f"- {p}" in md
+    assert md.count(rec["fit_for_purpose"]["statement"]) == 0  # shown once, in its section, not again under Why
+    assert "**How sure — stable under other priorities: high.** rag wins under" in md
+    assert "**How sure — separated by the data: yes.** accuracy rag − fine-tune: +30.0 pts" in md
+    assert "Smallest accuracy difference these questions can detect: 39.6 points" in md
+    # 30 points is significant on these 20 questions but below the 39.6 they detect with 80% power
+    assert ("**The verdict rests on a difference smaller than the detectable one:** accuracy rag − fine-tune is "
+            "+30.0 points against 39.6 detectable; it passed the test here") in md
+    html = (run / "report.html").read_text()
+    assert "<h2>Fit for purpose</h2>" in html and "<td><b>misses</b></td>" in html
+
+
+def test_a_recommendation_made_before_targets_says_fit_for_purpose_was_not_measured(run):
+    write_report(run)  # the fixture's recommendation.json predates fit for purpose and the split of how sure
+    md = (run / "report.md").read_text()
+    assert f"- {MISSING} fit for purpose (the recommendation predates quality targets" in md
+    assert "**How sure:** rag wins under" in md and "separated by the data" not in md
+
+
+def test_no_separation_below_the_detectable_difference_says_the_questions_cannot_tell(run):
+    from advisor.report import how_sure_lines
+
+    rec = json.loads((run / "recommendation.json").read_text())
+    rec["stability"] = {"level": "medium", "why": "x"}
+    rec["separation"] = {"separated": False, "why": "the CI includes 0", "detectable_difference_pts": 12.1,
+                         "difference_pts": -7.5, "below_detectable": True, "runner_up": "both"}
+    lines = "\n".join(how_sure_lines(rec))
+    assert "**How sure — separated by the data: no.** the CI includes 0." in lines
+    assert ("accuracy rag − both is -7.5 points against 12.1 detectable; so on accuracy these questions cannot tell "
+            "the two apart.") in lines
+
+
+def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapter_are_reported(run):
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    m = lambda v, n=20: {"value": v, "ci95": [max(0, v - .1), min(1, v + .1)], "n": n}  # noqa: E731
+    metrics["collapse"] = {"tuned": {"collapsed": True, "top_answer": "1.", "top_share": 0.45, "empty_share": 0.0,
+                                     "n": 25, "reason": "45% of its answers are the same string '1.'"},
+                           "rag": {"collapsed": False, "top_answer": "x", "top_share": 0.04, "empty_share": 0.0,
+                                   "n": 25, "reason": ""}}
+    metrics["knowledge"] = {"samples": 4, "temperature": 0.7, "counts": {"known": 2, "maybe_known": 6, "unknown": 12},
+                            "method": "base model, closed book: greedy correct = known; any of k samples correct = "
+                                      "maybe_known; else unknown"}
+    for arm, a in metrics["arms"].items():
+        a["bare_citation_rate"] = m(0.38 if arm == "rag" else 0.0, 25)
+        a["by_knowledge"] = {"maybe_known": {"n": 6, "accuracy": m(0.5, 6), "hallucination_rate": m(0.4, 6),
+                                             "f1": m(0.45, 6)},
+                             "unknown": {"n": 12, "accuracy": m(0.25, 12), "hallucination_rate": m(0.7, 12),
+                                         "f1": m(0.3, 12)}}
+    (run / "eval/metrics.json").write_text(json.dumps(metrics))
+    training = json.loads((run / "adapter/training.json").read_text())
+    training["both_adapter"] = "one adapter on a mixture of closed-book and in-context (RAFT) examples"
+    (run / "adapter/training.json").write_text(json.dumps(training))
+    rec = _advise(run)
+    assert rec["collapsed"] == ["fine-tune"]
+    md = (run / "report.md").read_text()
+    assert md.index("## Collapsed arms") < md.index("## Verdict")
+    assert ("- **tuned (QLoRA)**: 45% of its answers are the same string '1.' (top answer '1.' 45%, empty 0%, n=25)"
+            in md)
+    assert "| tuned (QLoRA) (collapsed) |" in md  # the evidence table marks the column
+    assert "| bare citation answers % | 0.0 [0.0, 10.0] | 38.0 [28.0, 48.0] |" in md
+    assert "### Abstention" in md and "| RAG | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 68.0 [52.0, 84.1] |" in md
+    assert "### Known vs unknown facts" in md and "Answerable questions: known 2, maybe_known 6, unknown 12." in md
+    assert "| RAG | unknown | 12 | 25.0 [15.0, 35.0] | 70.0 [60.0, 80.0] | 30.0 [20.0, 40.0] |" in md
+    assert ('- How the "both" adapter (tuned + RAG) was trained: one adapter on a mixture of closed-book and '
+            "in-context (RAFT) examples") in md
+    assert "rag answers 38.0% of questions with a bare citation marker" in md
+    html = (run / "report.html").read_text()
+    assert "<h2>Collapsed arms</h2>" in html and "<h3>Known vs unknown facts</h3>" in html
+
+
+def test_a_run_without_the_newer_measurements_says_which_are_missing(run):
+    _advise(run)
+    md = (run / "report.md").read_text()
+    assert f"- {MISSING} known vs unknown facts" in md
+    assert "## Collapsed arms" not in md and "bare citation" not in md and "both\" adapter" not in md

@@ -82,6 +82,18 @@ def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir,
     assert not at.error and not at.warning
 
 
+def test_confidence_is_the_recorded_stability_and_is_recomputed_for_older_runs():
+    from ui.common import confidence
+
+    old = json.loads((FIXTURE / "recommendation.json").read_text())
+    assert "stability" not in old  # the fixture predates it: computed from its sensitivity analysis
+    assert confidence(old) == ("high", "wins under 80% of 10,000 random weightings; the smallest single weight "
+                                       "change that flips it is 0.14")
+    new = recommend(load_evidence(FIXTURE), "balanced")
+    assert confidence(new) == (new["stability"]["level"], new["stability"]["why"]) == confidence(old)
+    assert confidence({**new, "stability": {"level": "low", "why": "recorded"}}) == ("low", "recorded")
+
+
 def test_runs_page_lists_every_run_and_compares_two(runs_dir, monkeypatch):
     other = runs_dir / "sample-copy"
     shutil.copytree(FIXTURE, other)

@@ -81,25 +81,13 @@ def show_data_error(e: RunDataError) -> None:
 
 
 def confidence(rec: dict) -> tuple[str, str]:
-    """(high | medium | low, why) from what the recommendation recorded: the verdict's win share under random
-    weights and how small a weight change flips it. Thresholds: win share >= 75% high, >= 50% medium;
-    a flip within 0.05 of a weight, or advice made on 'no significant difference', lowers the level by one."""
-    sens = rec.get("sensitivity") or {}
-    share = (sens.get("win_share") or {}).get(rec["verdict"])
-    flips = [abs(f["change"]) for f in (sens.get("flip_points") or {}).values() if f]
-    if share is None:
-        return "unknown", "the recommendation has no sensitivity analysis"
-    level = 2 if share >= 0.75 else 1 if share >= 0.5 else 0
-    closest = min(flips) if flips else None
-    equivalent = bool((rec.get("no_significant_difference") or {}).get("applied"))
-    if (closest is not None and closest <= 0.05) or equivalent:
-        level = max(0, level - 1)
-    why = f"wins under {100 * share:.0f}% of {sens.get('draws', 10_000):,} random weightings"
-    why += (f"; the smallest single weight change that flips it is {closest:.2f}" if closest is not None
-            else "; no single weight change flips it")
-    if equivalent:
-        why += "; the measured differences are not significant, so the cheaper option is advised"
-    return ["low", "medium", "high"][level], why
+    """(high | medium | low | unknown, why): how stable the verdict is under other priorities. Newer
+    recommendations record it (rec["stability"]); for older ones it is computed the same way from their
+    sensitivity analysis (advisor.recommend.stability_of)."""
+    from advisor.recommend import stability_of
+
+    s = rec.get("stability") or stability_of(rec)
+    return s["level"], s["why"]
 
 
 def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:

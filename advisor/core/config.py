@@ -300,11 +300,43 @@ class QAConfig:
             raise AdvisorError("qa.base_url and qa.api_model go together: the endpoint and the served model's name")
 
 
+# Quality targets an option must meet to be fit for purpose, as shares in [0, 1]: accuracy at least,
+# hallucination rate at most. The advice checks them by each option's 95% CI (advisor/recommend.py).
+QUALITY_TARGETS = {"accuracy": 0.8, "hallucination_rate": 0.1}
+
+
+def validate_targets(targets: dict) -> dict[str, float]:
+    """The quality targets with defaults filled in; an unknown name or a value outside [0, 1] raises
+    AdvisorError naming it."""
+    out = dict(QUALITY_TARGETS)
+    for k, v in targets.items():
+        if k not in QUALITY_TARGETS:
+            raise AdvisorError(f"unknown quality target '{k}'{did_you_mean(str(k), QUALITY_TARGETS)}; "
+                               f"targets: {', '.join(QUALITY_TARGETS)}")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = float("nan")
+        if isinstance(v, bool) or not 0 <= f <= 1:
+            raise AdvisorError(f"quality target {k}={v} must be a share between 0 and 1 (e.g. {k}="
+                               f"{QUALITY_TARGETS[k]} for {100 * QUALITY_TARGETS[k]:.0f}%)")
+        out[k] = f
+    return out
+
+
 @dataclass
 class RecommendConfig:
     preset: str = "balanced"  # weight preset (advisor ls shows them)
     weights: dict[str, float] = field(default_factory=dict)  # per-criterion weights overriding the preset
     facts: dict[str, Any] = field(default_factory=dict)  # situation facts (knowledge_change, citations_required ...)
+    # quality targets (shares): accuracy at least, hallucination_rate at most; unnamed ones keep their default
+    targets: dict[str, float] = field(default_factory=lambda: dict(QUALITY_TARGETS))
+
+    def __post_init__(self):
+        try:
+            self.targets = validate_targets(self.targets)
+        except AdvisorError as e:
+            raise AdvisorError(f"recommend.targets: {e}") from None
 
 
 @dataclass
