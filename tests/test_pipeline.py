@@ -45,8 +45,8 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     assert set(rec["utilities"]) == {"rag", "fine-tune", "both"} and rec["reasons"] and "flip_points" in rec["sensitivity"]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["wall_s"] > 0 and manifest["versions"]["torch"]
-    for name in ("ingest", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag",
-                 "probes", "metrics", "recommend"):
+    for name in ("ingest", "qa", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag",
+                 "probes", "curve", "metrics", "recommend"):
         st = manifest["stages"][name]
         assert st["status"] == "done" and st["wall_s"] >= 0 and st["peak_rss_mb"] > 0, name
     report = (run / "report.md").read_text()
@@ -69,6 +69,40 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
     assert again["tune"]["ended"] == before["tune"]["ended"]  # tuning does not depend on retrieval
     assert again["eval_base"]["ended"] == before["eval_base"]["ended"]
     assert again["eval_rag"]["ended"] != before["eval_rag"]["ended"]
+
+
+def test_the_learning_curve_has_the_base_model_each_snapshot_and_the_final_adapter(finished_run):
+    run, cfg = finished_run
+    training = json.loads((run / "adapter/training.json").read_text())
+    curve = json.loads((run / "eval/curve.json").read_text())
+    assert training["curve_snapshots"] == [1] and (run / "adapter/curve/step-1/adapter_model.safetensors").is_file()
+    assert [p["step"] for p in curve["points"]] == [0, 1, training["steps"]]
+    assert all(0 <= p["domain_accuracy"] <= 1 and 0 <= p["probe_accuracy"] <= 1 for p in curve["points"])
+    assert curve["points"][0]["n_questions"] == 7 and curve["points"][0]["n_probe"] == 3  # 7 answerable of eval.limit=8
+    assert curve["used"]["step"] == training["steps"] and "fixed before any evaluation" in curve["used"]["why"]
+    # the base and final points are the base and tuned arms' own answers, not answered again
+    base = [json.loads(x) for x in (run / "eval/base.jsonl").read_text().splitlines()]
+    ids = [r["id"] for r in base if not r["unanswerable"]][:7]
+    by_id = {r["id"]: r for r in base}
+    assert curve["points"][0]["domain_accuracy"] == round(sum(by_id[i]["scores"]["accuracy"] for i in ids) / 7, 4)
+
+
+def test_adapter_weights_are_swapped_in_and_restored(finished_run):
+    import torch
+
+    from advisor.core.lm import LM
+    from advisor.curve import adapter_weights, snapshots
+
+    run, cfg = finished_run
+    lm = LM.load(cfg.model.spec, "none", adapter=str(run / "adapter"))
+    ids = torch.tensor([[5, 17, 42, 99]])
+    with torch.no_grad():
+        final = lm.model(ids).logits
+        [(step, folder)] = snapshots(run / "adapter")
+        with adapter_weights(lm, folder):
+            mid = lm.model(ids).logits
+        again = lm.model(ids).logits
+    assert not torch.allclose(final, mid) and torch.equal(final, again)
 
 
 def test_the_adapter_loads_with_peft(finished_run, tiny_model_dir):

@@ -7,7 +7,8 @@
 Reads: config.yaml, chunks.jsonl, the eval QA set (for the leakage check) and the training QA set.
 Writes: sft/{train,val}.jsonl, sft/leakage.json, adapter/ (adapter_model.safetensors, adapter_config.json,
 training.json = the manifest: base model, quantization, data hash, steps, losses, history, wall time, peak
-memory, tokens seen; val_loss.png) and, while training, adapter/checkpoints/step-N/ (deleted when done).
+memory, tokens seen; val_loss.png), adapter/curve/step-N/ (adapter snapshots part-way through, for the
+learning-vs-forgetting curve) and, while training, adapter/checkpoints/step-N/ (deleted when done).
 
 Speed: the vocabulary projection (49k x 576 for SmolLM2, the largest matmul of a small model) runs only
 at positions whose next token carries a label; padding is avoided by length-grouped batches.
@@ -37,6 +38,7 @@ from tuning.data import build_sft, write_sft
 
 IGNORE = -100
 CHECKPOINTS = "checkpoints"
+CURVE = "curve"  # adapter snapshots part-way through training (tuning.curve_points), kept for the learning-vs-forgetting curve
 
 
 def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
@@ -164,6 +166,7 @@ def fingerprint(cfg: Config, data_hash: str) -> dict:
     (threads and save_every do not change them and may differ between the runs.)"""
     tuning = cfg.to_dict()["tuning"]
     tuning.pop("save_every", None)
+    tuning.pop("curve_points", None)
     return {"seed": cfg.seed, "model": {"spec": cfg.model.spec, "quantization": cfg.model.quantization},
             "tuning": tuning, "data_sha256": data_hash}
 
@@ -377,6 +380,8 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         resumed_from = step
         if main:
             print(f"tune: resuming from {ck} (step {step} of {total_steps})", file=sys.stderr)
+    if ck is None and main:  # a fresh start: snapshots of an earlier training do not belong to this one
+        shutil.rmtree(out_dir / CURVE, ignore_errors=True)
     if plan is None:
         plan = batch_plan(train_rows, tc.batch_size, total_steps * tc.grad_accum * world, cfg.seed)
 
@@ -391,6 +396,18 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         if main:
             save_checkpoint(ck_root, step, meta, trainable, extra)
         acc.wait_for_everyone()
+
+    # Steps after which the adapter is also saved for the learning-vs-forgetting curve (the final one is the adapter).
+    curve_at = [] if tc.method != "lora" else sorted(
+        {round(total_steps * i / (tc.curve_points + 1)) for i in range(1, tc.curve_points + 1)} - {0, total_steps})
+
+    def snapshot() -> None:
+        dest = out_dir / CURVE / f"step-{step}"
+        if main and not dest.exists():
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(tmp)
+            os.replace(tmp, dest)
 
     stopped_early = bool(history and history[-1].get("early_stop"))
     bar = tqdm(total=total_steps, initial=step, desc="tune", unit="step", dynamic_ncols=True, disable=not main)
@@ -435,6 +452,8 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{session_tokens / max(el, 1e-9):.0f}",
                         **({"val": f"{rec['val_loss']:.3f}"} if rec.get("val_loss") is not None else {}))
         bar.update(1)
+        if step in curve_at:
+            snapshot()
         if (tc.save_every and step % tc.save_every == 0) or stopped_early:
             checkpoint()
     bar.close()
@@ -480,6 +499,7 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         "history": history,
         "plot": "val_loss.png",
         "both_adapter": both_adapter,
+        "curve_snapshots": [s for s in curve_at if s <= step],
     }
     if main:
         save_final(model, info, out_dir)
@@ -498,7 +518,7 @@ def save_final(model, info: dict, out_dir: Path) -> None:
     atomic_write_json(tmp / "training.json", info)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.iterdir():
-        if old.name != CHECKPOINTS:
+        if old.name not in (CHECKPOINTS, CURVE):
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     for f in sorted(tmp.iterdir(), key=lambda p: p.name == "training.json"):
         os.replace(f, out_dir / f.name)

@@ -166,6 +166,7 @@ class TuningConfig:
     gradient_checkpointing: bool = False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     low_memory_heap: bool = False  # glibc returns freed activations to the OS at once (1 MB mmap threshold): ~30% lower peak RSS, ~20% slower on CPU
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
+    curve_points: int = 2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "linear"):
@@ -195,8 +196,9 @@ class TuningConfig:
         if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
             raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
                                "tuning.abstain_share in [0, 1]")
-        if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0:
-            raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience and tuning.save_every must be >= 0")
+        if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
+            raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
+                               "tuning.curve_points must be >= 0")
 
 
 @dataclass
@@ -206,6 +208,8 @@ class EvalConfig:
     batch_size: int = 48  # questions per generation batch (48: 7.5x a one-at-a-time loop, benchmarks/bench_eval.py)
     probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
     probe_limit: int = 60  # items per probe set
+    curve_questions: int = 40  # learning-vs-forgetting curve: answerable eval questions answered per adapter snapshot
+    curve_probe_items: int = 30  # learning-vs-forgetting curve: probe items scored per adapter snapshot
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
     embedder: str = ""  # sentence embedder for semantic similarity; "" = retrieval.embedder, "none" = off
     perplexity_texts: int = 20  # general-text passages (SQuAD's Wikipedia) for tuned-vs-base perplexity; 0 = off

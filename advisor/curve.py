@@ -1,0 +1,100 @@
+"""Stage `curve`: learning vs forgetting along the training run (Biderman et al. 2024 report LoRA this way).
+
+    advisor run ...            # runs it after the probes when the adapter kept snapshots (tuning.curve_points)
+
+For the base model (step 0), each adapter snapshot in adapter/curve/step-N/ and the final adapter, it
+measures domain accuracy (the tuned arm, closed book, on a fixed slice of the answerable eval questions)
+and general-knowledge probe accuracy (the first items of the first probe set). Step 0 and the final point
+are read from the base and tuned arms' own answers and probe scores (nothing is answered twice); only the
+snapshots are answered here, with their LoRA weights loaded into the evaluation model in place.
+Writes eval/curve.json:
+    {"points": [{"step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe"}], "probe_set",
+     "used": {"step", "why"}}
+The tuned arms use the final adapter, chosen before any evaluation (picking the best point on the eval
+questions would tune on the test set); the curve shows whether an earlier one would have served better.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from advisor.core.artifacts import read_jsonl
+
+
+def snapshots(adapter_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the adapter snapshots kept part-way through training, in step order."""
+    root = Path(adapter_dir) / "curve"
+    found = [(int(p.name.split("-")[1]), p) for p in root.glob("step-*")
+             if p.name.split("-")[1].isdigit() and (p / "adapter_model.safetensors").is_file()]
+    return sorted(found)
+
+
+@contextmanager
+def adapter_weights(lm, folder: Path) -> Iterator[None]:
+    """Inside the block the evaluation model's adapter carries the LoRA weights saved in `folder`; the
+    weights it had before are put back afterwards."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    before = {k: v.detach().clone() for k, v in get_peft_model_state_dict(lm.model).items()}
+    set_peft_model_state_dict(lm.model, load_file(str(Path(folder) / "adapter_model.safetensors")))
+    try:
+        yield
+    finally:
+        set_peft_model_state_dict(lm.model, before)
+
+
+def curve_slice(items: list, n: int) -> list:
+    """The first n answerable eval questions (the eval set is already spread over the documents)."""
+    return [it for it in items if not it.unanswerable][:n]
+
+
+def _accuracy(rows: list[dict], ids: list[str]) -> float:
+    by_id = {r["id"]: r for r in rows}
+    vals = [by_id[i]["scores"]["accuracy"] for i in ids if i in by_id and "accuracy" in by_id[i]["scores"]]
+    return sum(vals) / max(1, len(vals))
+
+
+def measure_curve(run_dir: Path, lm, items: list, probes: dict, probe_items: list, probe_set: str,
+                  answer_slice, score_probes, steps_total: int) -> dict:
+    """The curve's points. `answer_slice(questions) -> rows with scores` answers the slice with the tuned
+    arm as it is now; `score_probes(probe_items) -> {'acc': [...]}` scores the probe slice."""
+    run_dir = Path(run_dir)
+    ids = [it.id for it in items]
+    n_probe = len(probe_items)
+    base_rows, tuned_rows = read_jsonl(run_dir / "eval" / "base.jsonl"), read_jsonl(run_dir / "eval" / "tuned.jsonl")
+    probe_scores = probes["sets"][probe_set]
+
+    def probe_acc(weights: str) -> float:
+        acc = probe_scores[weights]["acc"][:n_probe]
+        return sum(acc) / max(1, len(acc))
+
+    points = [{"step": 0, "domain_accuracy": _accuracy(base_rows, ids), "probe_accuracy": probe_acc("base")}]
+    for step, folder in snapshots(run_dir / "adapter"):
+        with adapter_weights(lm, folder):
+            rows = answer_slice(items)
+            acc = score_probes(probe_items)["acc"]
+        points.append({"step": step, "domain_accuracy": _accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))})
+    points.append({"step": steps_total, "domain_accuracy": _accuracy(tuned_rows, ids), "probe_accuracy": probe_acc("tuned")})
+    for p in points:
+        p.update(n_questions=len(ids), n_probe=n_probe)
+        p["domain_accuracy"], p["probe_accuracy"] = round(p["domain_accuracy"], 4), round(p["probe_accuracy"], 4)
+    final = points[-1]
+    better = [p for p in points[1:-1] if p["domain_accuracy"] > final["domain_accuracy"]
+              and p["probe_accuracy"] >= final["probe_accuracy"]]
+    why = ("the final adapter, fixed before any evaluation (choosing the best point on the eval questions would "
+           "tune on the test set)")
+    if better:
+        b = max(better, key=lambda p: p["domain_accuracy"])
+        why += (f"; on this slice the snapshot at step {b['step']} did better on both axes "
+                f"({100 * b['domain_accuracy']:.0f}% vs {100 * final['domain_accuracy']:.0f}% domain accuracy), "
+                "so shorter training (tuning.epochs or tuning.max_steps) is worth a try")
+    return {"points": points, "probe_set": probe_set, "used": {"step": final["step"], "why": why}}
+
+
+def read_curve(run_dir: Path) -> dict | None:
+    p = Path(run_dir) / "eval" / "curve.json"
+    return json.loads(p.read_text()) if p.is_file() else None
