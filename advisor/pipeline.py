@@ -239,8 +239,10 @@ def planned_stages(cfg: Config) -> list[str]:
     if any(a in ("rag", "tuned_rag") for a in arms):
         out.append("index")
     if any(a in ("tuned", "tuned_rag") for a in arms):
-        out += ["sft", "tune"]
+        out += ["sft", "tune"] + [f"tune_seed{i}" for i in range(1, cfg.tuning.seeds)]
     out += [f"eval_{a}" for a in arms]
+    if cfg.generation.backend == "hf":
+        out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in ("tuned", "tuned_rag") if a in arms]
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         out.append("probes")
     if "tuned" in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
@@ -362,6 +364,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
 
+    if cfg.tuning.seeds > 1 and needs_adapter and cfg.generation.backend == "hf":
+        other_seeds(run, cfg, lm, items, embedder, qa_hash)
+
     probes = None
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         weights = sorted({"base"} | ({"tuned"} if needs_adapter else set()))
@@ -418,8 +423,43 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         from evalsuite.qagen.review import eval_set_info
 
         metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed)
+        from advisor.seeds import seed_spread
+
+        for a in arms:
+            spread = seed_spread(run.path, a, cfg.seed) if a in ("tuned", "tuned_rag") else None
+            if spread:
+                metrics["arms"][a]["seed_spread"] = spread
         metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
         atomic_write_json(run / "eval" / "metrics.json", metrics)
+
+
+def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: str) -> None:
+    """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter."""
+    from advisor.arms import USES_INDEX, make_arm
+    from advisor.curve import adapter_weights
+    from advisor.seeds import answers_path, seed_adapters
+    from evalsuite.evaluate import answer_and_score
+
+    for i, folder in seed_adapters(run.path):
+        for arm in ("tuned", "tuned_rag"):
+            if arm not in cfg.eval.arms:
+                continue
+            out = answers_path(run.path, arm, i)
+            h = combine_hashes(_arm_hash(run, cfg, arm, qa_hash), sha256_file(folder / "adapter_model.safetensors"))
+            with run.stage(f"eval_{arm}_seed{i}", h, [str(out.relative_to(run.path))]) as st:
+                if st.skipped:
+                    continue
+                retriever = None
+                if USES_INDEX[arm]:
+                    from retrieval.index import Retriever
+
+                    retriever = Retriever(run / "index")
+                with adapter_weights(lm(), folder):
+                    rows = answer_and_score(make_arm(arm, cfg, lm(), retriever), items, embedder, cfg.eval.confidence)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                write_jsonl(out, rows)
+                acc = sum(r["scores"].get("accuracy", 0) for r in rows if not r["unanswerable"])
+                say(f"  eval {arm} (seed {cfg.seed + i}): {acc:.0f} of {sum(not r['unanswerable'] for r in rows)} correct")
 
 
 def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embedder) -> None:

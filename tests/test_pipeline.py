@@ -71,37 +71,48 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
     assert again["eval_rag"]["ended"] != before["eval_rag"]["ended"]
 
 
-def test_the_learning_curve_has_the_base_model_each_snapshot_and_the_final_adapter(finished_run):
-    run, cfg = finished_run
-    training = json.loads((run / "adapter/training.json").read_text())
-    curve = json.loads((run / "eval/curve.json").read_text())
-    assert training["curve_snapshots"] == [1] and (run / "adapter/curve/step-1/adapter_model.safetensors").is_file()
-    assert [p["step"] for p in curve["points"]] == [0, 1, training["steps"]]
-    assert all(0 <= p["domain_accuracy"] <= 1 and 0 <= p["probe_accuracy"] <= 1 for p in curve["points"])
-    assert curve["points"][0]["n_questions"] == 7 and curve["points"][0]["n_probe"] == 3  # 7 answerable of eval.limit=8
-    assert curve["used"]["step"] == training["steps"] and "fixed before any evaluation" in curve["used"]["why"]
-    # the base and final points are the base and tuned arms' own answers, not answered again
-    base = [json.loads(x) for x in (run / "eval/base.jsonl").read_text().splitlines()]
-    ids = [r["id"] for r in base if not r["unanswerable"]][:7]
-    by_id = {r["id"]: r for r in base}
-    assert curve["points"][0]["domain_accuracy"] == round(sum(by_id[i]["scores"]["accuracy"] for i in ids) / 7, 4)
-
-
-def test_adapter_weights_are_swapped_in_and_restored(finished_run):
+def test_a_second_seed_and_the_learning_curve_are_measured(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa,
+                                                            tiny_train_qa):
     import torch
 
     from advisor.core.lm import LM
     from advisor.curve import adapter_weights, snapshots
 
-    run, cfg = finished_run
+    cfg = tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.seeds=2")
+    run = run_pipeline(cfg, tmp_path / "run")
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    for name in ("tune_seed1", "eval_tuned_seed1", "eval_tuned_rag_seed1", "curve"):
+        assert stages[name]["status"] == "done", name
+    # the second seed: its own adapter, every eval question answered again, the spread next to the CI
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    for arm in ("tuned", "tuned_rag"):
+        spread = metrics["arms"][arm]["seed_spread"]
+        assert spread["seeds"] == [0, 1] and len(spread["accuracy"]) == 2
+        assert spread["accuracy"][0] == round(metrics["arms"][arm]["accuracy"]["value"], 4)
+        assert abs(spread["mean"] - sum(spread["accuracy"]) / 2) < 1e-4
+        assert len((run / f"eval/seeds/{arm}.seed-1.jsonl").read_text().splitlines()) == 8
+    a0 = (run / "adapter/adapter_model.safetensors").read_bytes()
+    assert a0 != (run / "adapter_seeds/seed-1/adapter_model.safetensors").read_bytes()
+    # the curve: base model (step 0), the snapshot at step 1, the final adapter (the tuned arm's own answers)
+    training = json.loads((run / "adapter/training.json").read_text())
+    curve = json.loads((run / "eval/curve.json").read_text())
+    assert training["curve_snapshots"] == [1] and [p["step"] for p in curve["points"]] == [0, 1, training["steps"]]
+    assert all(0 <= p["domain_accuracy"] <= 1 and 0 <= p["probe_accuracy"] <= 1 for p in curve["points"])
+    assert curve["points"][0]["n_questions"] == 7 and curve["points"][0]["n_probe"] == 3  # 7 answerable of eval.limit=8
+    assert curve["used"]["step"] == training["steps"] and "fixed before any evaluation" in curve["used"]["why"]
+    base = [json.loads(x) for x in (run / "eval/base.jsonl").read_text().splitlines()]
+    ids = [r["id"] for r in base if not r["unanswerable"]][:7]
+    by_id = {r["id"]: r for r in base}
+    assert curve["points"][0]["domain_accuracy"] == round(sum(by_id[i]["scores"]["accuracy"] for i in ids) / 7, 4)
+    # a snapshot's weights are swapped into the evaluation model and the final ones put back
     lm = LM.load(cfg.model.spec, "none", adapter=str(run / "adapter"))
-    ids = torch.tensor([[5, 17, 42, 99]])
+    x = torch.tensor([[5, 17, 42, 99]])
     with torch.no_grad():
-        final = lm.model(ids).logits
+        final = lm.model(x).logits
         [(step, folder)] = snapshots(run / "adapter")
         with adapter_weights(lm, folder):
-            mid = lm.model(ids).logits
-        again = lm.model(ids).logits
+            mid = lm.model(x).logits
+        again = lm.model(x).logits
     assert not torch.allclose(final, mid) and torch.equal(final, again)
 
 

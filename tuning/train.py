@@ -19,6 +19,7 @@ same step as an uninterrupted run. A checkpoint written under another config is 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -30,7 +31,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from advisor.core.artifacts import RunDir, atomic_write_json, combine_hashes, peak_rss_mb, read_jsonl, sha256_file
+from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, peak_rss_mb, read_jsonl, sha256_bytes,
+                                    sha256_file)
 from advisor.core.config import Config, load_run_config
 from advisor.core.errors import AdvisorError
 from advisor.core.qa import load_qa
@@ -38,6 +40,7 @@ from tuning.data import build_sft, write_sft
 
 IGNORE = -100
 CHECKPOINTS = "checkpoints"
+SEEDS = "adapter_seeds"  # RUN_DIR/adapter_seeds/seed-i/: the adapters of tuning.seeds > 1 (seed = seed + i)
 CURVE = "curve"  # adapter snapshots part-way through training (tuning.curve_points), kept for the learning-vs-forgetting curve
 
 
@@ -46,7 +49,19 @@ def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
     generated = run / "qa" / "train.jsonl"  # the abstention questions come from here when the training file has none
     files = [run / "chunks.jsonl", cfg.corpus.eval_file(run.path)] + [
         f for f in dict.fromkeys([train_file, generated]) if f and Path(f).is_file()]
-    return combine_hashes(cfg.section_hash("seed", "model", "tuning"), *(sha256_file(f) for f in files))
+    return combine_hashes(weights_settings_hash(cfg), *(sha256_file(f) for f in files))
+
+
+# Settings that do not change the main adapter's weights: how many extra seeds, snapshots, checkpoint cadence.
+NOT_WEIGHTS = ("seeds", "curve_points", "save_every")
+
+
+def weights_settings_hash(cfg: Config) -> str:
+    d = cfg.to_dict()
+    tuning = {k: v for k, v in d["tuning"].items() if k not in NOT_WEIGHTS}
+    blob = json.dumps({"seed": d["seed"], "model": d["model"], "tuning": tuning, "context": d["retrieval"]["context_tokens"]},
+                      sort_keys=True)
+    return sha256_bytes(blob.encode())
 
 
 def tokenize_examples(examples: list[dict], tok, max_seq_len: int, chat: bool, raft_len: int = 0) -> tuple[list[dict], int]:
@@ -164,9 +179,7 @@ def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, devi
 def fingerprint(cfg: Config, data_hash: str) -> dict:
     """What a checkpoint must agree with to be resumed: everything that changes the trained weights.
     (threads and save_every do not change them and may differ between the runs.)"""
-    tuning = cfg.to_dict()["tuning"]
-    tuning.pop("save_every", None)
-    tuning.pop("curve_points", None)
+    tuning = {k: v for k, v in cfg.to_dict()["tuning"].items() if k not in NOT_WEIGHTS}
     return {"seed": cfg.seed, "model": {"spec": cfg.model.spec, "quantization": cfg.model.quantization},
             "tuning": tuning, "data_sha256": data_hash}
 
@@ -548,20 +561,32 @@ def run_tune_stage(run_dir: Path) -> None:
 
     data_hash = combine_hashes(sha256_file(run / "sft/train.jsonl"), sha256_file(run / "sft/val.jsonl"))
     h_tune = combine_hashes(h_sft, data_hash)
+    rows: dict = {}
+
+    def tokenized() -> tuple[list, list]:  # once, for the first stage that trains
+        if not rows:
+            long_ok = cfg.tuning.max_seq_len + cfg.retrieval.context_tokens  # a RAFT example also carries its passages
+            rows["train"], skipped = tokenize_examples(read_jsonl(run / "sft/train.jsonl"), tok, cfg.tuning.max_seq_len,
+                                                       chat, long_ok)
+            rows["val"], _ = tokenize_examples(read_jsonl(run / "sft/val.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
+            if not rows["train"]:
+                raise AdvisorError(
+                    f"tuning.max_seq_len={cfg.tuning.max_seq_len} is too small for any training example "
+                    f"({skipped} of {skipped} skipped as too long); raise tuning.max_seq_len"
+                )
+        return rows["train"], rows["val"]
+
+    note = both_adapter_note(json.loads((run / "sft" / "leakage.json").read_text()), cfg)
     with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
-        if st.skipped:
-            return
-        long_ok = cfg.tuning.max_seq_len + cfg.retrieval.context_tokens  # a RAFT example also carries its passages
-        train_rows, skipped = tokenize_examples(read_jsonl(run / "sft/train.jsonl"), tok, cfg.tuning.max_seq_len, chat,
-                                                long_ok)
-        val_rows, _ = tokenize_examples(read_jsonl(run / "sft/val.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
-        if not train_rows:
-            raise AdvisorError(
-                f"tuning.max_seq_len={cfg.tuning.max_seq_len} is too small for any training example "
-                f"({skipped} of {skipped} skipped as too long); raise tuning.max_seq_len"
-            )
-        leak = json.loads((run / "sft" / "leakage.json").read_text())
-        train_adapter(cfg, train_rows, val_rows, tok, run / "adapter", data_hash, both_adapter_note(leak, cfg))
+        if not st.skipped:
+            train_adapter(cfg, *tokenized(), tok, run / "adapter", data_hash, note)
+    # tuning.seeds > 1: the same data, other seeds (LoRA initialisation and data order), for the spread across seeds
+    for i in range(1, cfg.tuning.seeds):
+        with run.stage(f"tune_seed{i}", combine_hashes(h_tune, f"seed+{i}"), [f"{SEEDS}/seed-{i}/training.json"]) as st:
+            if not st.skipped:
+                cfg_i = copy.deepcopy(cfg)
+                cfg_i.seed, cfg_i.tuning.curve_points = cfg.seed + i, 0
+                train_adapter(cfg_i, *tokenized(), tok, run / SEEDS / f"seed-{i}", data_hash, note)
 
 
 def training_set(run: RunDir, cfg: Config, tok) -> tuple[list, list, dict]:

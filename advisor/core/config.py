@@ -166,6 +166,7 @@ class TuningConfig:
     gradient_checkpointing: bool = False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     low_memory_heap: bool = False  # glibc returns freed activations to the OS at once (1 MB mmap threshold): ~30% lower peak RSS, ~20% slower on CPU
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
+    seeds: int = 1  # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
     curve_points: int = 2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
 
     def __post_init__(self):
@@ -196,6 +197,8 @@ class TuningConfig:
         if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
             raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
                                "tuning.abstain_share in [0, 1]")
+        if self.seeds < 1:
+            raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
             raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
                                "tuning.curve_points must be >= 0")

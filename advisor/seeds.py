@@ -1,0 +1,50 @@
+"""Stage `seeds`: the tuned arms answered again with the adapters of the other seeds (tuning.seeds > 1).
+
+    advisor run ... tuning.seeds=3      # trains adapter/ (seed) and adapter_seeds/seed-1, seed-2 (seed+1, seed+2)
+
+Each extra adapter's LoRA weights are loaded into the evaluation model in place (advisor/curve.py
+`adapter_weights`), the tuned arms answer every eval question, and the answers go to
+eval/seeds/<arm>.seed-<i>.jsonl. metrics.json then carries, per tuned arm,
+    "seed_spread": {"seeds": [0, 1, 2], "accuracy": [...], "mean": float, "sd": float}
+next to the question-level CI: the CI says how sure the number is for THIS adapter; the spread says how much
+another training run with another seed would move it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from advisor.core.artifacts import read_jsonl
+
+TUNED = ("tuned", "tuned_rag")
+
+
+def seed_adapters(run_dir: Path) -> list[tuple[int, Path]]:
+    """(i, folder) of the finished extra-seed adapters, in order."""
+    root = Path(run_dir) / "adapter_seeds"
+    found = [(int(p.name.split("-")[1]), p) for p in root.glob("seed-*")
+             if p.name.split("-")[1].isdigit() and (p / "training.json").is_file()]
+    return sorted(found)
+
+
+def answers_path(run_dir: Path, arm: str, i: int) -> Path:
+    return Path(run_dir) / "eval" / "seeds" / f"{arm}.seed-{i}.jsonl"
+
+
+def _accuracy(rows: list[dict]) -> float:
+    vals = [r["scores"]["accuracy"] for r in rows if "accuracy" in r.get("scores", {})]
+    return sum(vals) / max(1, len(vals))
+
+
+def seed_spread(run_dir: Path, arm: str, seed: int) -> dict | None:
+    """The arm's accuracy per seed (the main adapter first) with mean and standard deviation; None with one seed."""
+    run_dir = Path(run_dir)
+    extra = [(i, answers_path(run_dir, arm, i)) for i, _ in seed_adapters(run_dir)]
+    extra = [(i, p) for i, p in extra if p.is_file()]
+    main = run_dir / "eval" / f"{arm}.jsonl"
+    if not extra or not main.is_file():
+        return None
+    accs = [_accuracy(read_jsonl(main))] + [_accuracy(read_jsonl(p)) for _, p in extra]
+    return {"seeds": [seed] + [seed + i for i, _ in extra], "accuracy": [round(a, 4) for a in accs],
+            "mean": round(statistics.fmean(accs), 4), "sd": round(statistics.stdev(accs), 4)}
