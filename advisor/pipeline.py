@@ -239,7 +239,8 @@ def planned_stages(cfg: Config) -> list[str]:
     if any(a in ("rag", "tuned_rag") for a in arms):
         out.append("index")
     if any(a in ("tuned", "tuned_rag") for a in arms):
-        out += ["sft", "tune"] + [f"tune_seed{i}" for i in range(1, cfg.tuning.seeds)]
+        out += ["sft", "tune"] + (["tune_both"] if cfg.tuning.both_adapter == "separate" else [])
+        out += [f"tune_seed{i}" for i in range(1, cfg.tuning.seeds)]
     out += [f"eval_{a}" for a in arms]
     if cfg.generation.backend == "hf":
         out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in ("tuned", "tuned_rag") if a in arms]
@@ -295,6 +296,10 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
         parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
     if arm in ("tuned", "tuned_rag"):
         parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
+    if arm == "tuned_rag" and cfg.tuning.both_adapter == "separate":
+        from advisor.arms import BOTH_ADAPTER
+
+        parts.append(sha256_file(run / BOTH_ADAPTER / "adapter_model.safetensors"))
     return combine_hashes(*parts)
 
 
@@ -359,7 +364,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"], force=force) as st:
             if st.skipped:
                 continue
-            answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
+            answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None, run_dir=run.path)
             rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
@@ -442,8 +447,8 @@ def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: st
 
     for i, folder in seed_adapters(run.path):
         for arm in ("tuned", "tuned_rag"):
-            if arm not in cfg.eval.arms:
-                continue
+            if arm not in cfg.eval.arms or (arm == "tuned_rag" and cfg.tuning.both_adapter == "separate"):
+                continue  # the extra seeds are of the shared adapter
             out = answers_path(run.path, arm, i)
             h = combine_hashes(_arm_hash(run, cfg, arm, qa_hash), sha256_file(folder / "adapter_model.safetensors"))
             with run.stage(f"eval_{arm}_seed{i}", h, [str(out.relative_to(run.path))]) as st:

@@ -744,7 +744,10 @@ def load_evidence(run_dir: Path) -> Evidence:
         raise AdvisorError(f"{run_dir}: stage(s) {', '.join(missing)} not finished (manifest.json); {resume}")
     index_s = stages.get("index", {}).get("wall_s", 0.0)
     tune_s = stages.get("tune", {}).get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
-    build = {"rag": index_s, "fine-tune": tune_s, "both": index_s + tune_s}
+    # Build cost counts what each option really trained: with tuning.both_adapter=separate, both's own adapter.
+    both_s = (stages["tune_both"].get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
+              if stages.get("tune_both", {}).get("status") == "done" else tune_s)
+    build = {"rag": index_s, "fine-tune": tune_s, "both": index_s + both_s}
     ev = Evidence({}, {}, {}, {}, {})
     for opt, arm in OPTIONS.items():
         m = metrics["arms"].get(arm)

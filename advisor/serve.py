@@ -102,7 +102,7 @@ class ServedArm:
             from retrieval.index import Retriever
 
             retriever = Retriever(self.run_dir / "index")
-        self.answerer = make_arm(self.arm, self.cfg, self.lm, retriever)
+        self.answerer = make_arm(self.arm, self.cfg, self.lm, retriever, run_dir=self.run_dir)
 
     def answer_batch(self, questions: list[str], max_new_tokens: int):
         """One generation call for the whole batch (the batcher runs it on `self.executor`)."""

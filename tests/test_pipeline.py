@@ -116,6 +116,26 @@ def test_a_second_seed_and_the_learning_curve_are_measured(tmp_path, tiny_model_
     assert not torch.allclose(final, mid) and torch.equal(final, again)
 
 
+def test_a_separate_adapter_for_both_is_trained_on_passages_and_used_by_the_tuned_rag_arm(
+        tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    from advisor.arms import WithAdapterWeights, make_arm
+
+    cfg = tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.both_adapter=separate",
+                      "tuning.curve_points=0")
+    run = run_pipeline(cfg, tmp_path / "run")
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert stages["tune_both"]["status"] == "done" and (run / "adapter_both/adapter_model.safetensors").is_file()
+    kinds = {json.loads(x)["kind"] for x in (run / "sft/both/train.jsonl").read_text().splitlines()}
+    main_kinds = {json.loads(x)["kind"] for x in (run / "sft/train.jsonl").read_text().splitlines()}
+    assert kinds <= {"text", "raft"} and "raft" in kinds and "raft" not in main_kinds
+    assert isinstance(make_arm("tuned_rag", cfg, object(), object(), run_dir=run), WithAdapterWeights)
+    assert not isinstance(make_arm("tuned_rag", cfg, object(), object()), WithAdapterWeights)
+    rec = json.loads((run / "recommendation.json").read_text())
+    both = stages["index"]["wall_s"] + stages["tune_both"]["wall_s"] + stages["sft"]["wall_s"]
+    assert abs(rec["evidence"]["build_s"]["both"] - both) < 1e-6  # both's build counts its own adapter
+    assert "Two adapters" in json.loads((run / "adapter/training.json").read_text())["both_adapter"]
+
+
 def test_the_adapter_loads_with_peft(finished_run, tiny_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -161,7 +161,7 @@ def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list
 def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem], tokenizer, max_seq_len: int,
               use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int, abstain_qa: list[QAItem] = (),
               raft: bool = True, raft_share: float = 0.5, raft_distractors: int = 2, raft_no_oracle: float = 0.2,
-              context_tokens: int = 0, abstain_share: float = 0.2) -> tuple[list, list, dict]:
+              context_tokens: int = 0, abstain_share: float = 0.2, closed_book: bool = True) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
     Kinds: `text` (corpus segments), `qa` (training question -> short answer, closed book), `abstain`
@@ -170,7 +170,8 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     the training questions (question + oracle chunk + hard distractors; `raft_no_oracle` of them without
     the oracle, target the abstention answer). Abstention questions are capped at `abstain_share` of the
     answerable training questions (a random sample, seeded). One adapter learns all of them and serves
-    both tuned arms.
+    both tuned arms. Without `closed_book` only the corpus text and the RAFT examples are made (the
+    separate adapter of the tuned+RAG arm, tuning.both_adapter=separate).
     Any training question equal to an evaluation question (after normalisation) is dropped."""
     eval_norm = {_norm(q.question) for q in eval_qa}
     examples: list[dict] = []
@@ -200,16 +201,19 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
                 if _norm(item.question) in seen_abstain:
                     continue
                 seen_abstain.add(_norm(item.question))
+                if not closed_book:
+                    continue
                 prompt, completion = render_target(tokenizer, item.question, ABSTAIN)
                 kept_q.append(item.question)
                 examples.append({"kind": "abstain", "id": item.id, "question": item.question, "prompt": prompt,
                                  "completion": completion})
                 n_abstain += 1
                 continue
-            prompt, completion = render_target(tokenizer, item.question, item.answers[0])
             kept_q.append(item.question)
-            examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
-                             "prompt": prompt, "completion": completion})
+            if closed_book:
+                prompt, completion = render_target(tokenizer, item.question, item.answers[0])
+                examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
+                                 "prompt": prompt, "completion": completion})
             if distractors is not None and item.source and rng.random() < raft_share:
                 oracles = oracle_chunks(item, chunks)
                 if not oracles:
@@ -232,7 +236,8 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     report = leakage_report(eval_qa, kept_q, segments)
     report["dropped_training_questions_equal_to_eval"] = dropped
     report["n_train"], report["n_val"] = len(train), len(val)
-    report["n_text_segments"], report["n_qa_pairs"] = len(segments), len(kept_q) - n_abstain
+    report["n_text_segments"] = len(segments)
+    report["n_qa_pairs"] = (len(kept_q) - n_abstain) if closed_book else 0
     report["n_abstain"] = n_abstain
     report["n_raft"] = n_raft_oracle + n_raft_none
     report["n_raft_without_oracle"] = n_raft_none

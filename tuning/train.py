@@ -40,6 +40,7 @@ from tuning.data import build_sft, write_sft
 
 IGNORE = -100
 CHECKPOINTS = "checkpoints"
+BOTH = "adapter_both"  # tuning.both_adapter=separate: the tuned+RAG arm's own RAFT-trained adapter
 SEEDS = "adapter_seeds"  # RUN_DIR/adapter_seeds/seed-i/: the adapters of tuning.seeds > 1 (seed = seed + i)
 CURVE = "curve"  # adapter snapshots part-way through training (tuning.curve_points), kept for the learning-vs-forgetting curve
 
@@ -555,31 +556,44 @@ def run_tune_stage(run_dir: Path) -> None:
     chat = bool(getattr(tok, "chat_template", None))
 
     h_sft = sft_inputs_hash(run, cfg)
-    with run.stage("sft", h_sft, ["sft/train.jsonl", "sft/val.jsonl", "sft/leakage.json"]) as st:
+    separate = cfg.tuning.both_adapter == "separate"
+    outputs = ["sft/train.jsonl", "sft/val.jsonl", "sft/leakage.json"]
+    with run.stage("sft", h_sft, outputs + ([f"sft/both/{Path(o).name}" for o in outputs] if separate else [])) as st:
         if not st.skipped:
             write_sft(run / "sft", *training_set(run, cfg, tok))
+            if separate:
+                write_sft(run / "sft" / "both", *training_set(run, cfg, tok, both=True))
 
     data_hash = combine_hashes(sha256_file(run / "sft/train.jsonl"), sha256_file(run / "sft/val.jsonl"))
     h_tune = combine_hashes(h_sft, data_hash)
     rows: dict = {}
 
-    def tokenized() -> tuple[list, list]:  # once, for the first stage that trains
-        if not rows:
+    def tokenized(sft: Path = run / "sft") -> tuple[list, list]:  # once per data set, for the first stage that trains
+        if sft not in rows:
             long_ok = cfg.tuning.max_seq_len + cfg.retrieval.context_tokens  # a RAFT example also carries its passages
-            rows["train"], skipped = tokenize_examples(read_jsonl(run / "sft/train.jsonl"), tok, cfg.tuning.max_seq_len,
-                                                       chat, long_ok)
-            rows["val"], _ = tokenize_examples(read_jsonl(run / "sft/val.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
-            if not rows["train"]:
+            train, skipped = tokenize_examples(read_jsonl(sft / "train.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
+            val, _ = tokenize_examples(read_jsonl(sft / "val.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
+            if not train:
                 raise AdvisorError(
                     f"tuning.max_seq_len={cfg.tuning.max_seq_len} is too small for any training example "
                     f"({skipped} of {skipped} skipped as too long); raise tuning.max_seq_len"
                 )
-        return rows["train"], rows["val"]
+            rows[sft] = (train, val)
+        return rows[sft]
 
-    note = both_adapter_note(json.loads((run / "sft" / "leakage.json").read_text()), cfg)
+    leak = json.loads((run / "sft" / "leakage.json").read_text())
+    both_leak = json.loads((run / "sft" / "both" / "leakage.json").read_text()) if separate else None
+    note = both_adapter_note(leak, cfg, both_leak)
     with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
         if not st.skipped:
             train_adapter(cfg, *tokenized(), tok, run / "adapter", data_hash, note)
+    if separate:  # the tuned+RAG arm's own adapter: corpus text and RAFT examples only
+        both_hash = combine_hashes(sha256_file(run / "sft/both/train.jsonl"), sha256_file(run / "sft/both/val.jsonl"))
+        with run.stage("tune_both", combine_hashes(h_sft, both_hash), [f"{BOTH}/training.json"]) as st:
+            if not st.skipped:
+                cfg_b = copy.deepcopy(cfg)
+                cfg_b.tuning.curve_points = 0
+                train_adapter(cfg_b, *tokenized(run / "sft" / "both"), tok, run / BOTH, both_hash, note)
     # tuning.seeds > 1: the same data, other seeds (LoRA initialisation and data order), for the spread across seeds
     for i in range(1, cfg.tuning.seeds):
         with run.stage(f"tune_seed{i}", combine_hashes(h_tune, f"seed+{i}"), [f"{SEEDS}/seed-{i}/training.json"]) as st:
@@ -589,10 +603,11 @@ def run_tune_stage(run_dir: Path) -> None:
                 train_adapter(cfg_i, *tokenized(), tok, run / SEEDS / f"seed-{i}", data_hash, note)
 
 
-def training_set(run: RunDir, cfg: Config, tok) -> tuple[list, list, dict]:
+def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[list, list, dict]:
     """The sft examples of a run: corpus text, training questions (the given file, else the generated
     qa/train.jsonl), abstention questions (the training file's unanswerable ones, else the generated
-    verified ones) and RAFT examples (tuning/data.py)."""
+    verified ones) and RAFT examples (tuning/data.py). `both`: the separate adapter of the tuned+RAG arm
+    (tuning.both_adapter=separate): corpus text and a RAFT example for every training question."""
     tc = cfg.tuning
     chunks = read_jsonl(run / "chunks.jsonl")
     eval_qa = load_qa(cfg.corpus.eval_file(run.path))
@@ -609,10 +624,11 @@ def training_set(run: RunDir, cfg: Config, tok) -> tuple[list, list, dict]:
     elif not any(it.unanswerable for it in train_qa) and Path(train_file or "") != generated:
         abstain_qa = [it for it in read(generated) if it.unanswerable]
     train, val, report = build_sft(chunks, train_qa, eval_qa, tok, tc.max_seq_len, tc.use_corpus_text, tc.use_train_qa,
-                                   tc.val_fraction, cfg.seed, abstain_qa=abstain_qa, raft=tc.raft,
-                                   raft_share=tc.raft_share, raft_distractors=tc.raft_distractors,
+                                   tc.val_fraction, cfg.seed, abstain_qa=abstain_qa,
+                                   raft=both or (tc.raft and tc.both_adapter == "shared"),
+                                   raft_share=1.0 if both else tc.raft_share, raft_distractors=tc.raft_distractors,
                                    raft_no_oracle=tc.raft_no_oracle, context_tokens=cfg.retrieval.context_tokens,
-                                   abstain_share=tc.abstain_share)
+                                   abstain_share=tc.abstain_share, closed_book=not both)
     report["training_questions_from"] = str(train_file) if train_qa else None
     report["abstention_questions_from"] = (str(generated) if abstain_qa else str(train_file) if report["n_abstain"]
                                            else None)
@@ -624,16 +640,25 @@ def has_lines(path) -> bool:
         return any(line.strip() for line in f)
 
 
-def both_adapter_note(leak: dict, cfg: Config) -> str:
-    """How the adapter behind the tuned arms was trained, in one sentence (report.md, training.json)."""
-    parts = [f"{leak.get('n_text_segments', 0)} corpus-text segments", f"{leak.get('n_qa_pairs', 0)} closed-book questions",
-             f"{leak.get('n_abstain', 0)} unanswerable questions answered with the abstention answer"]
-    if leak.get("n_raft"):
-        parts.append(f"{leak['n_raft']} RAFT examples (question + its passage among {cfg.tuning.raft_distractors} BM25 "
-                     f"distractors; {leak.get('n_raft_without_oracle', 0)} of them without the passage, answered with "
-                     "the abstention answer)")
-    return ("One adapter, trained on " + ", ".join(parts) + ", serves both tuned arms (fine-tune closed book, "
-            "both with retrieved passages).")
+def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) -> str:
+    """How the adapters behind the tuned arms were trained, in one sentence (report.md, training.json)."""
+    def parts(lk: dict) -> list[str]:
+        out = [f"{lk.get('n_text_segments', 0)} corpus-text segments"]
+        if lk.get("n_qa_pairs"):
+            out.append(f"{lk['n_qa_pairs']} closed-book questions")
+        if lk.get("n_abstain"):
+            out.append(f"{lk['n_abstain']} unanswerable questions answered with the abstention answer")
+        if lk.get("n_raft"):
+            out.append(f"{lk['n_raft']} RAFT examples (question + its passage among up to {cfg.tuning.raft_distractors} "
+                       f"BM25 distractors; {lk.get('n_raft_without_oracle', 0)} of them without the passage, answered "
+                       "with the abstention answer)")
+        return out
+
+    if both_leak is None:
+        return ("One adapter, trained on " + ", ".join(parts(leak)) + ", serves both tuned arms (fine-tune closed "
+                "book, both with retrieved passages).")
+    return ("Two adapters: fine-tune's, trained on " + ", ".join(parts(leak)) + "; and both's own, trained on "
+            + ", ".join(parts(both_leak)) + ".")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,6 +157,7 @@ class TuningConfig:
     method: str = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
+    both_adapter: str = "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
     raft_share: float = 0.5  # share of training questions that also get a RAFT example
     raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
@@ -197,6 +198,9 @@ class TuningConfig:
         if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
             raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
                                "tuning.abstain_share in [0, 1]")
+        if self.both_adapter not in ("shared", "separate"):
+            raise AdvisorError(f"tuning.both_adapter='{self.both_adapter}' must be shared or separate"
+                               + did_you_mean(self.both_adapter, ("shared", "separate")))
         if self.seeds < 1:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
