@@ -160,7 +160,7 @@ def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list
 
 def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem], tokenizer, max_seq_len: int,
               use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int, abstain_qa: list[QAItem] = (),
-              raft: bool = True, raft_share: float = 0.5, raft_distractors: int = 2, raft_no_oracle: float = 0.2,
+              raft: bool = True, raft_share: float = 0.3, raft_distractors: int = 2, raft_no_oracle: float = 0.2,
               context_tokens: int = 0, abstain_share: float = 0.2, closed_book: bool = True) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
