@@ -271,6 +271,49 @@ def plot_qa_set(qa_report: dict) -> bytes:
     return _png(fig)
 
 
+def plot_curve(curve: dict) -> bytes:
+    """Learning vs forgetting: domain accuracy against probe accuracy at each training step measured."""
+    plt = _plt()
+    pts = curve["points"]
+    fig, ax = plt.subplots(figsize=(5.6, 4))
+    x = [100 * p["probe_accuracy"] for p in pts]
+    y = [100 * p["domain_accuracy"] for p in pts]
+    ax.plot(x, y, "-o", color="#4c72b0")
+    for p, xi, yi in zip(pts, x, y):
+        label = "base" if p["step"] == 0 else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel(f"general-knowledge probe accuracy % ({curve['probe_set']}, {pts[0]['n_probe']} items)")
+    ax.set_ylabel(f"domain accuracy % ({pts[0]['n_questions']} eval questions)")
+    ax.set_title("Learning vs forgetting along the training run")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def curve_section(curve: dict | None, fig) -> list[str]:
+    L = ["### Learning vs forgetting", ""]
+    if not curve:
+        return L + [f"- {MISSING} learning-vs-forgetting curve (needs a tuned arm, probes and tuning.curve_points > 0)", ""]
+    L += ["| step | domain accuracy % | probe accuracy % |", "|---|---|---|"]
+    L += [f"| {'base model' if p['step'] == 0 else p['step']} | {100 * p['domain_accuracy']:.1f} | "
+          f"{100 * p['probe_accuracy']:.1f} |" for p in curve["points"]]
+    L += ["", f"The tuned arms use step {curve['used']['step']}: {curve['used']['why']}. Domain accuracy is measured on "
+          f"the first {curve['points'][0]['n_questions']} answerable eval questions, closed book; a small slice, so "
+          "read the shape, not single points.", ""]
+    fig("curve.png", "Learning vs forgetting: domain accuracy against probe accuracy per training step", plot_curve, curve)
+    return L
+
+
+def seeds_lines(metrics: dict, arms: list[str]) -> list[str]:
+    out = []
+    for a in arms:
+        sp = metrics["arms"][a].get("seed_spread")
+        if sp:
+            out.append(f"- {ARM_LABEL[a]} across {len(sp['seeds'])} training seeds: accuracy "
+                       + ", ".join(f"{100 * v:.1f}%" for v in sp["accuracy"])
+                       + f" (mean {100 * sp['mean']:.1f}%, sd {100 * sp['sd']:.1f} pts); the CI above is for the first seed.")
+    return out + ([""] if out else [])
+
+
 def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
     """What the numbers were measured on: a hand-written set, or a generated one (how, how many, reviewed)."""
     from evalsuite.qagen.review import plain_words
@@ -520,6 +563,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.", ""]
         if any("accuracy" in metrics["arms"][a] for a in arms):
             fig("arms.png", "Accuracy and hallucination per arm (95% CI)", plot_arm_bars, metrics, arms)
+        L += seeds_lines(metrics, arms)
         L += abstention_section(metrics, arms)
         L += knowledge_section(metrics, arms)
         L += ["### Forgetting", ""]
@@ -528,6 +572,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         else:
             L += [f"- {MISSING} forgetting (no probe results: set eval.probes, e.g. eval.probes=arc_easy, and "
                   "evaluate a tuned arm)", ""]
+        L += curve_section(_read(run_dir / "eval" / "curve.json"), fig)
         if metrics.get("paired"):
             L += ["### Paired differences (same questions)", "", "| comparison | metric | difference (pts) | 95% CI | p |",
                   "|---|---|---|---|---|"]

@@ -183,3 +183,24 @@ def test_a_run_without_the_newer_measurements_says_which_are_missing(run):
     md = (run / "report.md").read_text()
     assert f"- {MISSING} known vs unknown facts" in md
     assert "## Collapsed arms" not in md and "bare citation" not in md and "both\" adapter" not in md
+
+
+def test_learning_curve_and_seed_spread_are_shown_when_the_run_measured_them(run):
+    curve = {"points": [{"step": 0, "domain_accuracy": 0.05, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30},
+                        {"step": 30, "domain_accuracy": 0.2, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30},
+                        {"step": 92, "domain_accuracy": 0.15, "probe_accuracy": 0.33, "n_questions": 40, "n_probe": 30}],
+             "probe_set": "arc_easy", "used": {"step": 92, "why": "the final adapter, fixed before any evaluation"}}
+    (run / "eval" / "curve.json").write_text(json.dumps(curve))
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    metrics["arms"]["tuned"]["seed_spread"] = {"seeds": [0, 1], "accuracy": [0.125, 0.1], "mean": 0.1125, "sd": 0.0177}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    write_report(run)
+    md = (run / "report.md").read_text()
+    assert "### Learning vs forgetting" in md and "| 30 | 20.0 | 40.0 |" in md and "use step 92" in md
+    assert (run / "report_files" / "curve.png").exists()
+    assert "across 2 training seeds: accuracy 12.5%, 10.0% (mean 11.2%, sd 1.8 pts)" in md
+
+
+def test_a_run_without_a_curve_says_so(run):
+    write_report(run)
+    assert f"{MISSING} learning-vs-forgetting curve" in (run / "report.md").read_text()
