@@ -1,4 +1,4 @@
-"""The whole pipeline of one run directory (DESIGN.md 'Pipeline and artifacts'):
+"""The whole pipeline of one run directory (docs/architecture.md, 'The pipeline and the run directory'):
 
     ingest -> chunks.jsonl
            -> [process A] index/            (retrieval track)

@@ -666,7 +666,7 @@ def _knowledge_reasons(ev: Evidence) -> list[str]:
 
 def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None,
               targets: dict | None = None) -> dict:
-    """The advice on evidence `ev` (recommendation.json, DESIGN.md contract): verdict, utilities, reasons,
+    """The advice on evidence `ev` (recommendation.json, docs/architecture.md 'Contracts'): verdict, utilities, reasons,
     fit for purpose against the quality `targets` (defaults: advisor.core.config.QUALITY_TARGETS),
     stability, separation, collapsed options, scores, weights, facts, evidence and sensitivity. Bad
     weights, facts or targets raise AdvisorError."""

@@ -4,7 +4,7 @@
     write_jsonl(run / "eval" / f"{arm.name}.jsonl", rows)
     metrics = aggregate(run / "eval", ["base", "rag"], probes, n_boot=1000, seed=0)
 
-metrics.json (DESIGN.md contract):
+metrics.json (docs/architecture.md, 'Contracts'):
     {"arms": {"<arm>": {"<metric>": {"value": float, "ci95": [lo, hi], "n": int}}},
      "paired": {"rag - base": {"<metric>": {"value", "ci95", "n", "p_value"}}},
      "probes": {...}, "judge": {...}, "bootstrap": {"resamples", "seed", "method"}, "seeds": {...}}

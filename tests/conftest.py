@@ -1,4 +1,4 @@
-"""Tiny deterministic fakes (STYLE.md 9): a 20-document corpus and QA set under tests/data, a tiny
+"""Tiny deterministic fakes (docs/architecture.md, 'Style'): a 20-document corpus and QA set under tests/data, a tiny
 random Llama saved as a local model folder (real transformers/PEFT/bitsandbytes code paths, no
 download), and the hashing embedder (real FAISS index, no model)."""
 

@@ -74,7 +74,7 @@ def test_a_right_answer_wrapped_in_a_sentence_is_correct_not_a_hallucination():
 @pytest.mark.parametrize("module", ["evalsuite.metrics.base", "evalsuite.metrics.accuracy", "evalsuite.metrics.hallucination",
                                     "evalsuite.metrics.retrieval", "evalsuite.stats"])
 def test_docstring_examples_run(module):
-    """Every metric documents itself with a runnable >>> example (STYLE.md 8); they must stay true."""
+    """Every metric documents itself with a runnable >>> example (docs/architecture.md, 'Extension points'); they must stay true."""
     import doctest
     import importlib
 

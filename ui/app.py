@@ -3,7 +3,7 @@
     advisor dashboard [--runs-dir runs] [--port 8501]
     ADVISOR_RUNS_DIR=runs streamlit run ui/app.py        (the same, by hand)
 
-Every page reads the run directories under the runs folder (DESIGN.md 'Pipeline and artifacts') and
+Every page reads the run directories under the runs folder (docs/architecture.md, 'The pipeline and the run directory') and
 recomputes nothing a run already wrote; the what-if page calls advisor.recommend, the engine the CLI uses.
 The selected run lives in the URL (?run=NAME), so a browser refresh keeps it.
 """

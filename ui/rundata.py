@@ -68,7 +68,7 @@ def _check_ci(m: object, where: str) -> None:
 
 
 def load_metrics(run_dir: Path) -> dict:
-    """eval/metrics.json, checked against the DESIGN.md contract (arms -> metric -> value, ci95, n)."""
+    """eval/metrics.json, checked against its contract (docs/architecture.md) (arms -> metric -> value, ci95, n)."""
     path = Path(run_dir) / "eval" / "metrics.json"
     m = read_json(path, "evaluation metrics")
     arms = m.get("arms")

@@ -2,7 +2,7 @@
 
     advisor export RUN_DIR --out merged/        # loads with AutoModelForCausalLM.from_pretrained("merged/")
 
-The merge is done the right way (OFFLINE.md): into the base loaded WITHOUT quantization (fp32), never
+The merge is done the right way (docs/architecture.md, 'Models offline'): into the base loaded WITHOUT quantization (fp32), never
 into the 4-bit model (merging into NF4 weights shifts logits by up to 0.33).
 """
 

@@ -1,6 +1,6 @@
 """The one answering interface every arm implements, and the prompt every arm shares.
 
-Evaluation sees arms only through `Answerer.answer(questions) -> list[Answer]` (STYLE.md 7).
+Evaluation sees arms only through `Answerer.answer(questions) -> list[Answer]` (docs/architecture.md, 'The four arms and the prompts').
 All arms use the same instruction; retrieval arms add a numbered context block. The tuning
 track renders its training prompts with the same `render_prompt`, so the adapter learns the
 format it is evaluated in.

@@ -144,7 +144,7 @@ class StageHandle:
 
 
 class RunDir:
-    """One run's folder (DESIGN.md 'runs/<run-id>/') and its manifest."""
+    """One run's folder (docs/architecture.md, 'The pipeline and the run directory') and its manifest."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

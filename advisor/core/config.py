@@ -1,7 +1,7 @@
 """The run config: one validated dataclass per track, loaded from presets/YAML plus dotted overrides.
 
 Every field has a typed default and one line of doc. Unknown keys are errors with "did you mean",
-bad combinations are rejected at construction (STYLE.md 2). Presets are YAML files holding only
+bad combinations are rejected at construction (docs/architecture.md, 'Style'). Presets are YAML files holding only
 overrides (advisor/presets/*.yaml).
 
     cfg = load_config(preset="quickstart", overrides=["tuning.lora.r=16", "eval.limit=20"])

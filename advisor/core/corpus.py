@@ -7,7 +7,7 @@ symlink loops and links that lead outside the corpus root are skipped with a war
 ingestion report (read / skipped / why). Plain-text files are streamed in segments of at most
 SEGMENT_CHARS characters, so a 100 MB file is chunked in bounded memory.
 
-A chunk id is a hash of its source and text (STYLE.md 5), so re-chunking an unchanged document
+A chunk id is a hash of its source and text (docs/architecture.md), so re-chunking an unchanged document
 gives the same ids and later stages can embed only what changed.
 
     docs, report = read_corpus(Path("advisor/sample/corpus"))

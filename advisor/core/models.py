@@ -219,7 +219,7 @@ def default_device() -> str:
 
 
 def compute_dtype(device: str):
-    """bf16 on CUDA; fp32 on CPU (bf16 matmul is ~250x slower on AVX2 CPUs, see OFFLINE.md)."""
+    """bf16 on CUDA; fp32 on CPU (bf16 matmul is ~250x slower on AVX2 CPUs, see docs/architecture.md, 'Models offline')."""
     import torch
 
     return torch.bfloat16 if device.startswith("cuda") else torch.float32

@@ -1,4 +1,4 @@
-"""Judge-free metrics as small classes with one scoring method (STYLE.md 8); see base.py for the API.
+"""Judge-free metrics as small classes with one scoring method (docs/architecture.md, 'Extension points'); see base.py for the API.
 
     from evalsuite.metrics import METRICS, Sample
     METRICS.get("f1")().score(Sample("q", ["Paris"], prediction="Paris, France"))

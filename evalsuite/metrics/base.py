@@ -1,4 +1,4 @@
-"""The one metric API (STYLE.md 8): a metric scores one `Sample` and returns `Score(value, reason)`.
+"""The one metric API (docs/architecture.md, 'Extension points'): a metric scores one `Sample` and returns `Score(value, reason)`.
 
 `value` is None when the metric does not apply to the sample (abstention on an answerable question,
 faithfulness of a closed-book answer ...). A metric declares `higher_is_better`, which questions it
