@@ -85,6 +85,36 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir
     assert torch.allclose(out[0][1], out[1][1], atol=1e-6) and out[0][1].abs().max() > 1e-4
 
 
+def test_a_micro_batch_split_by_max_batch_tokens_gives_the_same_gradients(tiny_model_dir):
+    import torch
+
+    from tuning.train import build_trainable_model, collate, label_only_loss_module, n_labels, token_pieces
+
+    rows = [{"input_ids": list(range(5, 5 + n)), "labels": [-100] * (n // 2) + list(range(5 + n // 2, 5 + n))}
+            for n in (12, 20, 61, 64)]
+    cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", "tuning.lora.dropout=0"])
+    torch.manual_seed(0)
+    model, params = build_trainable_model(cfg, "cpu")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    loss_mod = label_only_loss_module(model)
+    grads = []
+    for max_tokens in (0, 128):
+        for p in params:
+            p.grad = None
+        pieces = token_pieces([len(r["input_ids"]) for r in rows], max_tokens)
+        n = sum(n_labels(r) for r in rows)
+        for piece in pieces:
+            s, _ = loss_mod(**collate([rows[j] for j in piece], 0))
+            (s / n).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    assert token_pieces([12, 20, 61, 64], 128) == [[0, 1], [2, 3]] and token_pieces([12, 20], 0) == [[0, 1]]
+    assert token_pieces([300, 10], 128) == [[0], [1]]  # a row longer than the cap runs alone
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().max() > 1e-4
+
+
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(
         tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
     from tuning.train import run_tune_stage

@@ -53,8 +53,9 @@ def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
     return combine_hashes(weights_settings_hash(cfg), *(sha256_file(f) for f in files))
 
 
-# Settings that do not change the main adapter's weights: how many extra seeds, snapshots, checkpoint cadence.
-NOT_WEIGHTS = ("seeds", "curve_points", "save_every")
+# Settings that do not change the main adapter's weights: extra seeds, snapshots, checkpoint cadence, how a
+# micro-batch is split into forward passes (the gradients add up to the same).
+NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens")
 
 
 def weights_settings_hash(cfg: Config) -> str:
@@ -124,6 +125,32 @@ def collate(rows: list[dict], pad_id: int):
     return {"input_ids": ids, "attention_mask": att, "labels": labels}
 
 
+def n_labels(row: dict) -> int:
+    """Positions that carry a loss (the label of the next token is not ignored)."""
+    return sum(1 for t in row["labels"][1:] if t != IGNORE)
+
+
+def token_pieces(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Consecutive pieces of a micro-batch (positions into `lengths`) whose padded size, rows x longest row,
+    stays within max_tokens (a row longer than that runs alone); 0 = one piece. Attention memory grows with
+    the square of the length, so a batch of long RAFT examples is what this bounds.
+
+    >>> token_pieces([100, 120, 600, 650], 1400)
+    [[0, 1], [2, 3]]
+    """
+    if not max_tokens:
+        return [list(range(len(lengths)))]
+    pieces, cur, width = [], [], 0
+    for j, n in enumerate(lengths):
+        w = max(width, n)
+        if cur and w * (len(cur) + 1) > max_tokens:
+            pieces.append(cur)
+            cur, w = [], n
+        cur.append(j)
+        width = w
+    return pieces + ([cur] if cur else [])
+
+
 def label_only_loss_module(model):
     """A module whose forward(input_ids, attention_mask, labels) returns (summed token NLL, n tokens),
     computing the vocabulary projection only where a label is taken (labels != -100 after the shift).
@@ -155,8 +182,8 @@ def label_only_loss_module(model):
     return LabelOnlyLoss(model)
 
 
-def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, device) -> float | None:
-    """Mean token NLL over rows (labelled positions only), batches sorted by length."""
+def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, device, max_tokens: int = 0) -> float | None:
+    """Mean token NLL over rows (labelled positions only), batches sorted by length (and within max_tokens)."""
     import torch
 
     if not rows:
@@ -166,10 +193,12 @@ def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, devi
     rows = sorted(rows, key=lambda r: len(r["input_ids"]))  # similar lengths per batch: little padding
     with torch.inference_mode():
         for b in range(0, len(rows), batch_size):
-            batch = {k: v.to(device) for k, v in collate(rows[b:b + batch_size], pad_id).items()}
-            s, n = loss_mod(**batch)
-            total += float(s)
-            n_tok += n
+            chunk = rows[b:b + batch_size]
+            for piece in token_pieces([len(r["input_ids"]) for r in chunk], max_tokens):
+                batch = {k: v.to(device) for k, v in collate([chunk[j] for j in piece], pad_id).items()}
+                s, n = loss_mod(**batch)
+                total += float(s)
+                n_tok += n
     loss_mod.train()
     return total / max(n_tok, 1)
 
@@ -434,14 +463,19 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         step_loss = 0.0
         for a in range(tc.grad_accum):
             idx = plan[(step * tc.grad_accum + a) * world + rank]
-            batch = {k: v.to(device) for k, v in collate([train_rows[i] for i in idx], tok.pad_token_id).items()}
-            s, n = loss_mod(**batch)
-            loss = s / max(n, 1)
-            (loss / tc.grad_accum).backward()
-            step_loss += float(loss.detach()) / tc.grad_accum
-            ntok = int(batch["attention_mask"].sum())
-            tokens_seen += ntok * world
-            session_tokens += ntok * world
+            n = sum(n_labels(train_rows[i]) for i in idx)
+            # A micro-batch wider than tuning.max_batch_tokens runs as several forward/backward passes whose
+            # gradients add up to the same as one pass (each is normalised by the whole micro-batch's labels).
+            for piece in token_pieces([len(train_rows[i]["input_ids"]) for i in idx], tc.max_batch_tokens):
+                rows = [train_rows[idx[j]] for j in piece]
+                batch = {k: v.to(device) for k, v in collate(rows, tok.pad_token_id).items()}
+                s, _ = loss_mod(**batch)
+                loss = s / max(n, 1)
+                (loss / tc.grad_accum).backward()
+                step_loss += float(loss.detach()) / tc.grad_accum
+                ntok = int(batch["attention_mask"].sum())
+                tokens_seen += ntok * world
+                session_tokens += ntok * world
             label_tokens += n * world
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -451,7 +485,7 @@ def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok
         rec = {"step": step, "loss": round(step_loss, 4), "lr": sched.get_last_lr()[0], "tokens_seen": tokens_seen,
                "step_s": round(time.perf_counter() - t_step, 4)}
         if step % val_every == 0 or step == total_steps:
-            v = evaluate_loss(loss_mod, val_rows, tc.batch_size, tok.pad_token_id, device)
+            v = evaluate_loss(loss_mod, val_rows, tc.batch_size, tok.pad_token_id, device, tc.max_batch_tokens)
             rec["val_loss"] = v
             if v is not None and tc.early_stopping_patience:
                 if v < best - 1e-4:

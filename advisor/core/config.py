@@ -151,6 +151,7 @@ class TuningConfig:
     warmup_ratio: float = 0.1  # share of steps spent warming up linearly from 0
     weight_decay: float = 0.0  # AdamW weight decay
     max_seq_len: int = 256  # tokens per training sequence (longer corpus text is split)
+    max_batch_tokens: int = 2048  # padded tokens per forward pass: a wider micro-batch (long RAFT examples) is split, gradients accumulated; 0 = off
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
@@ -201,6 +202,8 @@ class TuningConfig:
         if self.both_adapter not in ("shared", "separate"):
             raise AdvisorError(f"tuning.both_adapter='{self.both_adapter}' must be shared or separate"
                                + did_you_mean(self.both_adapter, ("shared", "separate")))
+        if self.max_batch_tokens < 0:
+            raise AdvisorError(f"tuning.max_batch_tokens={self.max_batch_tokens} must be >= 0 (0 = no limit)")
         if self.seeds < 1:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
