@@ -27,6 +27,7 @@ from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, c
                                     sha256_bytes, sha256_file, write_jsonl)
 from advisor.core.config import Config, dump_config
 from advisor.core.errors import AdvisorError
+from advisor.core.logs import say
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SAMPLE_CORPUS = SAMPLE_DIR / "corpus"
 SAMPLE_EVAL = SAMPLE_DIR / "qa" / "eval.jsonl"
 SAMPLE_TRAIN = SAMPLE_DIR / "qa" / "train.jsonl"
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def absolute_path(path: str, what: str) -> str:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 NOISY = ("transformers", "bitsandbytes", "peft", "sentence_transformers", "datasets", "accelerate", "torch", "faiss")
+
+
+def say(msg: str) -> None:
+    """One line of progress for a person, on stderr (stdout stays for results a script reads)."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def quiet_libraries() -> None:

@@ -104,9 +104,3 @@ def plain_words(info: dict | None) -> str | None:
         return (f"measured on {n} generated questions, {info['reviewed_share']:.0%} of them reviewed by a person "
                 "(the rest not reviewed)")
     return f"measured on {n} generated questions, not reviewed by a person"
-
-
-def write_reviewed_from_edits(qa_dir: Path) -> None:
-    """Rebuild reviewed.jsonl from review.json (after eval.jsonl was regenerated, for instance)."""
-    qa_dir = Path(qa_dir)
-    write_jsonl(qa_dir / "reviewed.jsonl", reviewed_items(read_jsonl(qa_dir / "eval.jsonl"), load_decisions(qa_dir)))

@@ -11,18 +11,14 @@ here is reviewed by a person until the dashboard's review page writes DIR/review
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from advisor.core.artifacts import atomic_write_json, read_jsonl, write_jsonl
 from advisor.core.config import QAConfig
 from advisor.core.errors import AdvisorError
+from advisor.core.logs import say
 from evalsuite.qagen.build import GenSettings, QASet, generate_qa_set
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
