@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError
+from advisor.core.openai_client import message_text
 from advisor.serve import MicroBatcher
 
 
@@ -122,9 +123,7 @@ def _request_models():
         content: str | list[dict] | None = None
 
         def text(self) -> str:
-            if isinstance(self.content, list):
-                return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
-            return self.content or ""
+            return message_text(self.content)
 
     class Common(BaseModel):
         model_config = ConfigDict(extra="ignore")

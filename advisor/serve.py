@@ -37,7 +37,7 @@ from typing import Literal
 from advisor.arms import ARM_OF_OPTION, USES_ADAPTER, USES_INDEX, make_arm
 from advisor.core.config import ARMS, load_run_config
 from advisor.core.errors import AdvisorError, did_you_mean
-from advisor.core.openai_client import EngineError
+from advisor.core.openai_client import EngineError, message_text
 
 
 @dataclass
@@ -275,9 +275,7 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
         content: str | list[dict] | None = None
 
         def text(self) -> str:
-            if isinstance(self.content, list):
-                return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
-            return self.content or ""
+            return message_text(self.content)
 
     class ChatRequest(BaseModel):
         model_config = ConfigDict(extra="ignore")

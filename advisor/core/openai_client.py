@@ -181,3 +181,10 @@ def chat_text(resp: dict) -> str:
 def api_key_from_env(var: str) -> str | None:
     """The key in environment variable `var` ('' = no key; an unset variable is no key too)."""
     return os.environ.get(var) or None if var else None
+
+
+def message_text(content: str | list[dict] | None) -> str:
+    """The text of an OpenAI chat message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return content or ""
