@@ -3,7 +3,8 @@
     ingest -> chunks.jsonl
            -> [process A] index/            (retrieval track)
            -> [process B] sft/ -> adapter/  (tuning track)
-    eval/<arm>.jsonl (4 arms) + eval/probes.json -> eval/metrics.json -> recommendation.json -> report.md + report.html
+    eval/<arm>.jsonl (4 arms) + eval/knowledge.jsonl + eval/probes.json -> eval/metrics.json
+           -> recommendation.json -> report.md + report.html
 
 Every stage is skipped when its outputs exist and the hash of its inputs is unchanged, so a rerun
 after a crash resumes at the first unfinished stage.
@@ -241,6 +242,8 @@ def planned_stages(cfg: Config) -> list[str]:
     out += [f"eval_{a}" for a in arms]
     if cfg.generation.backend == "hf":
         out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in ("tuned", "tuned_rag") if a in arms]
+    if cfg.eval.known_samples:
+        out.append("known")
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         out.append("probes")
     if "tuned" in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
@@ -284,8 +287,22 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
 
 
+# Settings of the known stage only: changing them re-samples the known facts, not the arms' answers.
+KNOWN_SETTINGS = ("known_samples", "known_temperature")
+
+
+def _answers_hash(cfg: Config) -> str:
+    """The model and eval sections as the arms' answers depend on them (Config.section_hash's formula without
+    the known stage's settings, so runs made before those settings existed keep their arm hashes)."""
+    import hashlib
+
+    d = cfg.to_dict()
+    ev = {k: v for k, v in d["eval"].items() if k not in KNOWN_SETTINGS}
+    return hashlib.sha256(json.dumps({"model": d["model"], "eval": ev}, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
-    parts = [cfg.section_hash("model", "eval"), qa_hash]
+    parts = [_answers_hash(cfg), qa_hash]
     if cfg.generation.backend != "hf":  # answers from a server are new answers; in-process runs keep their hashes
         g = cfg.generation
         parts.append(f"{g.backend}|{g.base_url}|{g.model}|{g.adapter_model}")
@@ -368,6 +385,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
 
     if cfg.tuning.seeds > 1 and needs_adapter and cfg.generation.backend == "hf":
         other_seeds(run, cfg, lm, items, embedder, qa_hash)
+    knowledge = known_facts(run, cfg, items, qa_hash, lm)
 
     probes = None
     if cfg.eval.probes or cfg.eval.perplexity_texts:
@@ -424,7 +442,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
             write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
         from evalsuite.qagen.review import eval_set_info
 
-        metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed)
+        metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed, knowledge)
         from advisor.seeds import seed_spread
 
         for a in arms:
@@ -433,6 +451,59 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
                 metrics["arms"][a]["seed_spread"] = spread
         metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
         atomic_write_json(run / "eval" / "metrics.json", metrics)
+        for a, c in metrics["collapse"].items():
+            if c["collapsed"]:
+                say(f"  warning: arm {a} collapsed: {c['reason']}; its scores do not measure the option")
+
+
+# Tokens per sampled answer in the known stage (at most model.max_new_tokens). Gold answers are short phrases (the
+# quickstart's 80 answerable questions: 4.2 tokens on average, at most 12, in SmolLM2's tokenizer) and a sample is
+# correct when it contains one, so 16 tokens hold a correct answer with a few words before it; samples at T=0.7
+# ramble (70% reach 16 tokens), and the cost grows with the cap: 16, 24 and 32 tokens found the same questions with
+# a correct sample on the sample set. Sampling 80 x 4 answers at 16 tokens costs about one base arm (109-131 s
+# against 89-123 s for its 80 greedy answers at 32 tokens, SmolLM2-135M nf4 on 2 shared cores).
+KNOWN_MAX_NEW_TOKENS = 16
+
+
+def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict | None:
+    """Stage known: sort the answerable eval questions into known / maybe_known / unknown facts of the base model
+    (evalsuite.knowledge) from its closed-book greedy answer — the base arm's own when eval/base.jsonl holds
+    this config's answers, else generated here — and eval.known_samples answers sampled at
+    eval.known_temperature, seeded by cfg.seed. Writes eval/knowledge.jsonl; returns what `aggregate` needs
+    (None when eval.known_samples is 0). `lm` is a callable returning the loaded LM."""
+    from advisor.core.answer import ClosedBook, render_prompt
+    from evalsuite.knowledge import knowledge_rows
+
+    ev = cfg.eval
+    if not ev.known_samples:
+        return None
+    path = run / "eval" / "knowledge.jsonl"
+    answerable = [it for it in items if not it.unanswerable]
+    base_hash = _arm_hash(run, cfg, "base", qa_hash)
+    max_new = min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens)  # never longer than the arms' answers
+    h = combine_hashes(base_hash, f"{ev.known_samples}|{ev.known_temperature}|{cfg.seed}|{max_new}")
+    with run.stage("known", h, ["eval/knowledge.jsonl"]) as st:
+        if not st.skipped:
+            greedy = {}
+            if run.stage_done("eval_base", base_hash, ["eval/base.jsonl"]):  # same model, questions and settings
+                greedy = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / "base.jsonl")}
+            todo = [it for it in answerable if it.id not in greedy]
+            if todo:
+                arm = ClosedBook(lm(), "base", False, cfg.model.max_new_tokens, ev.batch_size)
+                greedy.update({it.id: a.text for it, a in zip(todo, arm.answer([it.question for it in todo]))})
+            model = lm()
+            prompts = [render_prompt(model.tokenizer, it.question) for it in answerable]
+            with model.adapter(False):
+                gens = model.sample(prompts, ev.known_samples, ev.known_temperature, seed=cfg.seed,
+                                    max_new_tokens=max_new, batch_size=ev.batch_size, desc="known facts")
+            samples = {it.id: [g.text for g in gs] for it, gs in zip(answerable, gens)}
+            rows = knowledge_rows([(it.id, it.answers) for it in answerable], greedy, samples)
+            write_jsonl(path, rows)
+            counts = {g: sum(r["group"] == g for r in rows) for g in ("known", "maybe_known", "unknown")}
+            say(f"  known facts: {counts['known']} known, {counts['maybe_known']} maybe known, {counts['unknown']} "
+                f"unknown to the base model ({len(rows)} answerable questions, {ev.known_samples} samples each)")
+    return {"samples": ev.known_samples, "temperature": ev.known_temperature, "seed": cfg.seed,
+            "rows": read_jsonl(path)}
 
 
 def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: str) -> None:

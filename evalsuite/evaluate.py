@@ -5,8 +5,11 @@
     metrics = aggregate(run / "eval", ["base", "rag"], probes, n_boot=1000, seed=0)
 
 metrics.json (docs/architecture.md, 'Contracts'):
-    {"arms": {"<arm>": {"<metric>": {"value": float, "ci95": [lo, hi], "n": int}}},
+    {"arms": {"<arm>": {"<metric>": {"value": float, "ci95": [lo, hi], "n": int},
+                        "by_knowledge": {"known" | "maybe_known" | "unknown": {"n", "accuracy", ...}}}},
      "paired": {"rag - base": {"<metric>": {"value", "ci95", "n", "p_value"}}},
+     "collapse": {"<arm>": {"collapsed", "top_answer", "top_share", "empty_share", "n", "reason"}},
+     "knowledge": {"samples", "temperature", "counts", "method"},
      "probes": {...}, "judge": {...}, "bootstrap": {"resamples", "seed", "method"}, "seeds": {...}}
 """
 
@@ -18,6 +21,8 @@ from pathlib import Path
 from advisor.core.answer import Answerer, cited_ranks, strip_citations
 from advisor.core.artifacts import peak_rss_mb, read_jsonl
 from advisor.core.qa import QAItem
+from evalsuite.collapse import detect_collapse
+from evalsuite.knowledge import by_knowledge, knowledge_summary
 from evalsuite.metrics import ANSWER_METRICS, EMBEDDING_METRICS, METRICS, RETRIEVAL_METRICS, Sample
 from evalsuite.stats import cohen_kappa, paired_difference, summarize
 
@@ -80,7 +85,7 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
     for r in rows:
         sample = Sample(r["question"], r["answers"], strip_citations(r["answer"]), r["unanswerable"], r["source"],
                         [c["source"] for c in r["contexts"]], [c["text"] for c in r["contexts"]],
-                        r.get("confidence"))
+                        r.get("confidence"), r["answer"])
         r["answer_scored"] = sample.prediction
         r["scores"], r["reasons"] = {}, {}
         for name, m in metrics.items():
@@ -103,11 +108,18 @@ def _probe_values(probes: dict, weights: str, key: str = "acc") -> list[float]:
     return [v for s in probes["sets"].values() for v in s[weights][key]]
 
 
-def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int, seed: int) -> dict:
-    """metrics.json from eval/<arm>.jsonl, the probe results and the judge's verdicts (when present)."""
+def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int, seed: int,
+              knowledge: dict | None = None) -> dict:
+    """metrics.json from eval/<arm>.jsonl, the probe results and the judge's verdicts (when present).
+    `knowledge` ({"samples", "temperature", "seed", "rows"}: the rows of eval/knowledge.jsonl and how they were
+    sampled) adds the known / maybe_known / unknown breakdown of every arm."""
     per_arm = {a: read_jsonl(eval_dir / f"{a}.jsonl") for a in arms}
     out: dict = {"arms": {}, "paired": {}, "bootstrap": {"resamples": n_boot, "seed": seed, "method": "percentile"},
                  "seeds": {"bootstrap": seed, "generation": "greedy decoding (deterministic, no sampling seed)"}}
+    out["collapse"] = {arm: detect_collapse([r["answer"] for r in rows]) for arm, rows in per_arm.items()}
+    if knowledge:
+        out["knowledge"] = knowledge_summary(knowledge["rows"], knowledge["samples"], knowledge["temperature"])
+        out["seeds"]["known_samples"] = knowledge["seed"]
     names = ANSWER_METRICS + EMBEDDING_METRICS + RETRIEVAL_METRICS
     for arm, rows in per_arm.items():
         m = {}
@@ -139,6 +151,8 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
             m["perplexity"] = summarize(ppl[w], n_boot, seed)
             if w == "tuned" and "base" in ppl:
                 m["perplexity_change"] = paired_difference(ppl["tuned"], ppl["base"], n_boot, seed)
+        if knowledge:
+            m["by_knowledge"] = by_knowledge(rows, knowledge["rows"], n_boot, seed)
         out["arms"][arm] = m
     for a, b in PAIRS:
         if a in per_arm and b in per_arm:

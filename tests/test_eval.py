@@ -153,6 +153,23 @@ def test_advisor_eval_reanswers_a_run_and_writes_per_question_rows(tmp_path, tin
     assert (run / "report.md").exists()
 
 
+def test_a_collapsed_arm_is_one_warning_line_and_the_evaluation_still_finishes(tmp_path, tiny_model_dir, tiny_qa,
+                                                                               capsys, monkeypatch):
+    import evalsuite.evaluate
+
+    def every_answer_the_same(answers):
+        return {"collapsed": True, "top_answer": "1.", "top_share": 0.9, "empty_share": 0.0, "n": len(answers),
+                "reason": "90% of its answers are the same string '1.'"}
+
+    monkeypatch.setattr(evalsuite.evaluate, "detect_collapse", every_answer_the_same)
+    run = _run_dir(tmp_path, tiny_model_dir, tiny_qa, "eval.probes=[]", "eval.perplexity_texts=0")
+    assert main(["eval", str(run), "--limit", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: arm base collapsed: 90% of its answers are the same string '1.'" in err
+    m = json.loads((run / "eval/metrics.json").read_text())
+    assert m["collapse"]["base"]["collapsed"] and m["knowledge"]["samples"] == 4  # the known stage ran too
+
+
 def _bad(tmp_path, lines):
     qa = tmp_path / "qa.jsonl"
     qa.write_text("\n".join(lines) + "\n")
@@ -281,3 +298,54 @@ def test_wrong_and_confident_is_compared_only_between_like_measurements(tmp_path
     paired = aggregate(tmp_path, ["base", "rag", "tuned"], None, 200, 0)["paired"]
     assert "wrong_and_confident_rate" not in paired["rag - base"] and "accuracy" in paired["rag - base"]
     assert paired["tuned - base"]["wrong_and_confident_rate"]["value"] == pytest.approx(-4 / 6, abs=1e-6)
+
+
+@pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
+def test_sampling_gives_k_seeded_answers_per_prompt_and_leaves_greedy_decoding_unchanged(tiny_lm, monkeypatch, rowwise):
+    """k rows per prompt share one prefill; the same seed gives the same samples whatever the batch size or the
+    order of the prompts, another seed other samples; near temperature 0 every sample is the greedy answer."""
+    monkeypatch.setattr(tiny_lm, "ROWWISE_PREFILL_TOKENS", 0 if rowwise else 10**9)
+    prompts = ["Question: who?\nAnswer:", "Q", "Question: what is the fee for a late return of a bike?\nAnswer:",
+               SHARED + "When does it leave?", SHARED + "When does it return?"]
+
+    def texts(out):
+        return [[g.text for g in r] for r in out]
+
+    greedy = [g.text for g in tiny_lm.generate(prompts, max_new_tokens=6, batch_size=8)]
+    s = tiny_lm.sample(prompts, 3, 1.0, seed=0, max_new_tokens=6, batch_size=2)
+    assert [len(r) for r in s] == [3] * len(prompts)
+    assert all(0 < g.new_tokens <= 6 and 0 < g.confidence <= 1 for r in s for g in r)
+    assert any(len(set(r)) > 1 for r in texts(s))  # k different answers, not k copies
+    assert texts(tiny_lm.sample(prompts[::-1], 3, 1.0, seed=0, max_new_tokens=6, batch_size=5))[::-1] == texts(s)
+    assert texts(tiny_lm.sample(prompts, 3, 1.0, seed=1, max_new_tokens=6, batch_size=6)) != texts(s)
+    assert texts(tiny_lm.sample(prompts, 2, 1e-3, seed=0, max_new_tokens=6, batch_size=4)) == [[t, t] for t in greedy]
+    assert [g.text for g in tiny_lm.generate(prompts, max_new_tokens=6, batch_size=8)] == greedy
+    with pytest.raises(ValueError, match="temperature > 0"):
+        tiny_lm.sample(prompts, 2, 0.0)
+
+
+def test_aggregate_reports_collapse_and_the_known_facts_breakdown(tmp_path):
+    from evalsuite.evaluate import aggregate, score_rows
+    from evalsuite.knowledge import METHOD, knowledge_rows
+
+    for arm, right in (("base", 2), ("rag", 9)):  # wrong answers are all "something else"
+        write_jsonl(tmp_path / f"{arm}.jsonl", score_rows(_rows(12, 3, right)))
+    qs = [(f"q{i}", [f"answer {i}"]) for i in range(12)]
+    greedy = {q: (g[0] if i < 2 else "no idea") for i, (q, g) in enumerate(qs)}
+    samples = {q: ["x", g[0] if 2 <= i < 6 else "y"] for i, (q, g) in enumerate(qs)}
+    rows = knowledge_rows(qs, greedy, samples)
+    m = aggregate(tmp_path, ["base", "rag"], None, 200, 0, {"samples": 2, "temperature": 0.7, "seed": 3, "rows": rows})
+    base, rag = m["collapse"]["base"], m["collapse"]["rag"]
+    assert base["collapsed"] and base["top_answer"] == "something else" and base["top_share"] == pytest.approx(10 / 15)
+    assert base["reason"] == "67% of its answers are the same string 'something else'"
+    assert not rag["collapsed"] and rag["top_share"] == pytest.approx(3 / 15) and rag["n"] == 15
+    assert m["knowledge"] == {"samples": 2, "temperature": 0.7, "method": METHOD,
+                              "counts": {"known": 2, "maybe_known": 4, "unknown": 6}}
+    assert m["seeds"]["known_samples"] == 3
+    bk = m["arms"]["rag"]["by_knowledge"]  # rag is right on q0..q8: all known and maybe_known, 3 of 6 unknown
+    assert {g: v["n"] for g, v in bk.items()} == {"known": 2, "maybe_known": 4, "unknown": 6}
+    assert bk["known"]["accuracy"]["value"] == 1.0 and bk["unknown"]["accuracy"]["value"] == 0.5
+    assert set(bk["unknown"]) == {"n", "accuracy", "hallucination_rate", "f1"}
+    assert bk["unknown"]["hallucination_rate"] == {"value": 0.5, "ci95": bk["unknown"]["hallucination_rate"]["ci95"], "n": 6}
+    plain = aggregate(tmp_path, ["base"], None, 200, 0)
+    assert "knowledge" not in plain and "by_knowledge" not in plain["arms"]["base"] and "base" in plain["collapse"]

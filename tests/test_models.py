@@ -139,3 +139,16 @@ def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers
                 assert not torch.allclose(lm.model(input_ids=x).logits, ref, atol=1e-3)
     assert patched and all(type(m).__module__.startswith("bitsandbytes") for m in patched)
     assert torch.equal(once, ref) and torch.equal(again, ref)
+
+
+@pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
+def test_sampling_a_4bit_model_near_temperature_0_gives_the_greedy_answers(tiny_model_dir, rowwise):
+    """Sampling decodes with one dequantized copy of the 4-bit weights, also after a row-by-row prefill that
+    makes (and drops) its own; the layers' forwards are restored after."""
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+    lm.ROWWISE_PREFILL_TOKENS = 0 if rowwise else 10**9
+    prompts = ["Question: who?\nAnswer:", "Q", "the ferry to the north island leaves at six. When?"]
+    greedy = [g.text for g in lm.generate(prompts, max_new_tokens=5, batch_size=3)]
+    cold = lm.sample(prompts, 2, 1e-3, seed=0, max_new_tokens=5, batch_size=3)
+    assert [[g.text for g in r] for r in cold] == [[t, t] for t in greedy]
+    assert not any("forward" in vars(m) for m in lm.model.modules())

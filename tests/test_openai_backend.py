@@ -287,3 +287,37 @@ def test_arc_easy_by_log_likelihood_through_completions_equals_in_process_on_the
           f"accuracy {mc_accuracy(items, local)['acc'].count(1.0)}/50")
     assert choices(remote) == choices(local) and mc_accuracy(items, remote) == mc_accuracy(items, local)
     assert diff < 1e-3
+
+
+class _SamplingServer:
+    """A stand-in OpenAIClient that records what each completions request asked for; `refuse` answers 400 as a
+    greedy-only server does."""
+
+    base_url = "http://127.0.0.1:9/v1"
+
+    def __init__(self, refuse: bool = False):
+        self.refuse, self.requests = refuse, []
+
+    def complete(self, model, prompt, **kw):
+        from advisor.core.openai_client import EngineError
+
+        self.requests.append(kw)
+        if self.refuse:
+            raise EngineError("HTTP 400: this server decodes greedily only", server_status=400)
+        return {"choices": [{"text": f"{prompt}-{kw['seed']}\nnext line"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+
+    def map(self, fn, items):
+        return [fn(x) for x in items]
+
+
+def test_remote_sampling_sends_temperature_and_a_seed_per_sample_and_a_refusal_says_what_to_do():
+    from advisor.core.errors import AdvisorError
+    from advisor.core.remote_lm import RemoteLM
+
+    server = _SamplingServer()
+    out = RemoteLM(server, None, "spec", "base").sample(["a", "b"], 3, 0.7, seed=2, max_new_tokens=16)
+    assert [[g.text for g in r] for r in out] == [["a-2000", "a-2001", "a-2002"], ["b-2000", "b-2001", "b-2002"]]
+    assert all(r["temperature"] == 0.7 and r["max_tokens"] == 16 and r["logprobs"] is None for r in server.requests)
+    with pytest.raises(AdvisorError, match=r"refused a sampled answer.*not available here.*eval\.known_samples=0"):
+        RemoteLM(_SamplingServer(refuse=True), None, "spec", "base").sample(["a"], 2, 0.7)

@@ -46,13 +46,46 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["wall_s"] > 0 and manifest["versions"]["torch"]
     for name in ("ingest", "qa", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag",
-                 "probes", "curve", "metrics", "recommend"):
+                 "known", "probes", "curve", "metrics", "recommend"):
         st = manifest["stages"][name]
         assert st["status"] == "done" and st["wall_s"] >= 0 and st["peak_rss_mb"] > 0, name
     report = (run / "report.md").read_text()
     assert f"Verdict: **{rec['verdict']}**" in report and "What would flip the advice" in report
     rows = [json.loads(x) for x in (run / "eval/rag.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(r["contexts"] for r in rows) and all("latency_s" in r for r in rows)
+    for arm in ("base", "rag", "tuned", "tuned_rag"):
+        c = metrics["collapse"][arm]
+        assert c["n"] == 8 and isinstance(c["collapsed"], bool) and c["reason"]
+        assert metrics["arms"][arm]["bare_citation_rate"]["n"] == 8
+
+
+def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(finished_run, tiny_model_dir,
+                                                                            tiny_corpus, tiny_qa, tiny_train_qa):
+    """eval/knowledge.jsonl: one row per answerable question, greedy = the base arm's saved answer, 4 samples;
+    metrics.json splits every arm by it. Its own settings rerun only it, never the arms."""
+    run, _ = finished_run
+    base = {r["id"]: r for r in map(json.loads, (run / "eval/base.jsonl").read_text().splitlines())}
+    rows = [json.loads(x) for x in (run / "eval/knowledge.jsonl").read_text().splitlines()]
+    assert len(rows) == 7 and {r["id"] for r in rows} == {i for i, r in base.items() if not r["unanswerable"]}
+    for r in rows:
+        assert set(r) == {"id", "group", "greedy_correct", "samples", "samples_correct"} and len(r["samples"]) == 4
+        assert r["greedy_correct"] == (base[r["id"]]["scores"]["accuracy"] == 1.0)  # the base arm's answer, reused
+        assert r["group"] == ("known" if r["greedy_correct"] else "maybe_known" if r["samples_correct"] else "unknown")
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    k = metrics["knowledge"]
+    assert (k["samples"], k["temperature"]) == (4, 0.7) and sum(k["counts"].values()) == 7 and k["method"]
+    for arm in ("base", "rag", "tuned", "tuned_rag"):
+        bk = metrics["arms"][arm]["by_knowledge"]
+        assert sum(g["n"] for g in bk.values()) == 7 and all(g["accuracy"]["n"] == g["n"] for g in bk.values())
+    before = json.loads((run / "manifest.json").read_text())["stages"]
+    run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "eval.known_samples=2"), run)
+    after = json.loads((run / "manifest.json").read_text())["stages"]
+    assert after["known"]["ended"] != before["known"]["ended"]
+    assert all(after[f"eval_{a}"]["ended"] == before[f"eval_{a}"]["ended"] for a in ("base", "rag", "tuned", "tuned_rag"))
+    assert all(len(json.loads(x)["samples"]) == 2 for x in (run / "eval/knowledge.jsonl").read_text().splitlines())
+    run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "eval.known_samples=0"), run)
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    assert "knowledge" not in metrics and "by_knowledge" not in metrics["arms"]["base"]
 
 
 def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depends_on_it(
@@ -61,13 +94,14 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
     before = json.loads((run / "manifest.json").read_text())["stages"]
     run_pipeline(cfg, run)
     after = json.loads((run / "manifest.json").read_text())["stages"]
-    for name in ("ingest", "index", "tune", "eval_base", "eval_rag", "probes"):
+    for name in ("ingest", "index", "tune", "eval_base", "eval_rag", "known", "probes"):
         assert after[name]["ended"] == before[name]["ended"], f"{name} ran again"
     cfg2 = tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "retrieval.top_k=2")
     run_pipeline(cfg2, run)
     again = json.loads((run / "manifest.json").read_text())["stages"]
     assert again["tune"]["ended"] == before["tune"]["ended"]  # tuning does not depend on retrieval
     assert again["eval_base"]["ended"] == before["eval_base"]["ended"]
+    assert again["known"]["ended"] == before["known"]["ended"]  # the base model's knowledge needs no index
     assert again["eval_rag"]["ended"] != before["eval_rag"]["ended"]
 
 

@@ -225,6 +225,8 @@ class EvalConfig:
     perplexity_texts: int = 20  # general-text passages (SQuAD's Wikipedia) for tuned-vs-base perplexity; 0 = off
     confidence: float = 0.5  # token probability from which a wrong answer counts as wrong-and-confident
     judge: str = ""  # model spec of an optional LLM judge (bundled name, folder or Hub id); "" = off
+    known_samples: int = 4  # answers the base model samples per question to sort facts into known/maybe/unknown; 0 = off
+    known_temperature: float = 0.7  # sampling temperature of those answers
 
     def __post_init__(self):
         unknown = [a for a in self.arms if a not in ARMS]
@@ -244,6 +246,11 @@ class EvalConfig:
             raise AdvisorError("eval.perplexity_texts must be >= 0 (0 turns the perplexity probe off)")
         if not 0 < self.confidence < 1:
             raise AdvisorError(f"eval.confidence={self.confidence} must be a probability between 0 and 1")
+        if self.known_samples < 0:
+            raise AdvisorError(f"eval.known_samples={self.known_samples} must be >= 0 (0 turns the known-facts split off)")
+        if self.known_samples and not 0 < self.known_temperature <= 2:
+            raise AdvisorError(f"eval.known_temperature={self.known_temperature} must be above 0 and at most 2 "
+                               "(sampling; the greedy answer is the base arm's)")
 
 
 BACKENDS = ("hf", "openai")

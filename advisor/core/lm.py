@@ -1,9 +1,11 @@
 """A loaded causal LM with the two operations evaluation needs: batched greedy generation and
-log-likelihood of continuations (multiple-choice probes), plus switching a LoRA adapter on/off.
+log-likelihood of continuations (multiple-choice probes), plus switching a LoRA adapter on/off; and
+seeded sampling of several answers per prompt (the known-facts stage).
 
     lm = LM.load("smollm2-135m-instruct", quantization="nf4", adapter="runs/x/adapter")
     with lm.adapter(False):          # the base arms reuse the same weights with the adapter off
         outs = lm.generate([prompt], max_new_tokens=32)
+        samples = lm.sample([prompt], k=4, temperature=0.7, seed=0)   # [[Generation x 4]]
 """
 
 from __future__ import annotations
@@ -110,16 +112,60 @@ class LM:
                     rows = self._hf_generate(batch, max_new_tokens, stop, min_new_tokens)
             dt = time.perf_counter() - t0
             for (new, lps), i in zip(rows, idx):
-                live = [k for k, t in enumerate(new) if t != tok.pad_token_id]
-                text = tok.decode(new, skip_special_tokens=True)
-                for s in stop:
-                    text = text.split(s, 1)[0] if s in text else text
-                conf = math.exp(sum(lps[k] for k in live) / len(live)) if live else None
-                out[i] = Generation(text.strip(), len(ids[i]), len(live), dt / len(idx), conf,
-                                    [lps[k] for k in live])
+                out[i] = self._generation(new, lps, len(ids[i]), dt / len(idx), stop)
             bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
+
+    def _generation(self, new: list[int], lps: list[float], prompt_tokens: int, latency_s: float,
+                    stop: tuple[str, ...]) -> Generation:
+        """One decoded row as a Generation: text cut at the first stop string, confidence over the live tokens."""
+        tok = self.tokenizer
+        live = [k for k, t in enumerate(new) if t != tok.pad_token_id]
+        text = tok.decode(new, skip_special_tokens=True)
+        for s in stop:
+            text = text.split(s, 1)[0] if s in text else text
+        conf = math.exp(sum(lps[k] for k in live) / len(live)) if live else None
+        return Generation(text.strip(), prompt_tokens, len(live), latency_s, conf, [lps[k] for k in live])
+
+    def sample(self, prompts: list[str], k: int, temperature: float, seed: int = 0, max_new_tokens: int = 16,
+               batch_size: int = 16, stop: tuple[str, ...] = ("\n",), desc: str | None = None) -> list[list[Generation]]:
+        """`k` answers per prompt sampled at `temperature` (softmax of logits / temperature, no top-k or top-p),
+        in input order. Each prompt is prefilled once and its keys and values copied into k rows that `_decode`
+        samples and evicts like greedy rows; `batch_size` counts prompts, so a batch decodes batch_size * k rows
+        (80 prompts x 4 samples of SmolLM2-135M, nf4, 2 cores: 192 rows per batch took half the time of 48).
+
+        Sample j of a prompt draws its random numbers from its own generator, seeded by (seed, j, prompt
+        text): the same seed gives the same samples whatever the batch size, the order of the prompts or the
+        other prompts in the batch (up to the float rounding of a differently padded batch)."""
+        import torch
+
+        if k < 1 or temperature <= 0:
+            raise ValueError(f"sample needs k >= 1 and temperature > 0 (got k={k}, temperature={temperature})")
+        self.tokenizer.padding_side = "left"
+        ids = [self.encode(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+        out: list[list[Generation]] = [[] for _ in prompts]
+        bar = tqdm(total=len(prompts), desc=desc or "sample", unit="q", leave=False, disable=desc is None)
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            uniforms = torch.stack([_uniforms(seed, j, prompts[i], max_new_tokens) for i in idx for j in range(k)])
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                logits, cache, mask, pos = self._prefill([ids[i] for i in idx], max_new_tokens)
+                cache.batch_repeat_interleave(k)
+                # One dequantized copy of the 4-bit weights for all decoding steps: ~10% faster on CPU (108-116 vs
+                # 120-131 s for 80 x 4 samples of SmolLM2-135M), same tokens. Not around `_prefill`, which makes its own.
+                with self.dequantized_once():
+                    rows = self._decode(logits.repeat_interleave(k, 0), cache, mask.repeat_interleave(k, 0),
+                                        pos.repeat_interleave(k, 0), max_new_tokens, stop,
+                                        temperature=temperature, uniforms=uniforms.to(logits.device))
+            dt = time.perf_counter() - t0
+            for n, i in enumerate(idx):
+                out[i] = [self._generation(*rows[n * k + j], len(ids[i]), dt / (len(idx) * k), stop) for j in range(k)]
+            bar.update(len(idx))
+        bar.close()
+        return out
 
     def _hf_generate(self, batch, max_new_tokens: int, stop: tuple[str, ...], min_new_tokens: int):
         """(new token ids, their log-probabilities) per row from `model.generate`."""
@@ -258,11 +304,15 @@ class LM:
         return self._plain
 
     def _decode(self, logits, cache, attention_mask, pos, max_new_tokens: int, stop: tuple[str, ...],
-                min_new_tokens: int = 0):
+                min_new_tokens: int = 0, temperature: float = 0.0, uniforms=None):
         """Greedy decoding of a prefilled, left-padded batch that evicts finished rows: after each step the
         rows that emitted an end-of-sequence or stop token leave the batch, the KV cache (`reorder_cache`),
         the mask and the positions; rows from the end of the batch move into their slots (`_fill_holes`),
-        so the batch cache copies only the moved rows. Returns (new token ids, their log-probabilities) per row."""
+        so the batch cache copies only the moved rows. Returns (new token ids, their log-probabilities) per row.
+
+        With `uniforms` ([rows, max_new_tokens] numbers in [0, 1)) the token of row r at step s is sampled
+        from softmax(logits / temperature) by inverse CDF with uniforms[r, s]; the log-probability recorded
+        is still the model's own (temperature 1)."""
         import torch
 
         end = torch.tensor(sorted(self._end_ids(stop)), dtype=torch.long, device=attention_mask.device)
@@ -277,7 +327,10 @@ class LM:
             if step < min_new_tokens and eos:  # as transformers' MinNewTokensLengthLogitsProcessor
                 logits[:, eos] = -float("inf")
             logp = torch.log_softmax(logits, -1)
-            nxt = logp.argmax(-1)
+            if uniforms is None:
+                nxt = logp.argmax(-1)
+            else:
+                nxt = _inverse_cdf(torch.softmax(logits / temperature, -1), uniforms[alive.to(uniforms.device), step])
             chosen = logp.gather(1, nxt[:, None]).squeeze(1)
             for r, t, v in zip(alive.tolist(), nxt.tolist(), chosen.tolist()):
                 toks[r].append(t)
@@ -469,6 +522,13 @@ def _growing_layer_class():
         def batch_select_indices(self, indices) -> None:
             self.reorder_cache(indices)
 
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            """Each row becomes `repeats` consecutive rows (k samples of one prefilled prompt), room included."""
+            self._k = self._k[: self._rows].repeat_interleave(repeats, 0)
+            self._v = self._v[: self._rows].repeat_interleave(repeats, 0)
+            self._rows *= repeats
+            self._views()
+
     return GrowingLayer
 
 
@@ -493,6 +553,30 @@ def _fill_holes(keep):
     idx = torch.arange(n, device=keep.device)
     idx[(~keep[:n]).nonzero().squeeze(1)] = keep[n:].nonzero().squeeze(1) + n
     return idx
+
+
+def _uniforms(seed: int, j: int, prompt: str, n: int):
+    """n numbers in [0, 1) from a generator of its own for sample j of `prompt` (seeded by a hash of all three)."""
+    import hashlib
+
+    import torch
+
+    key = hashlib.sha256(f"{seed}|{j}|{prompt}".encode()).digest()
+    return torch.rand(n, generator=torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1))
+
+
+def _inverse_cdf(probs, u):
+    """For each row, the first token whose cumulative probability exceeds u * the row's total (so a token of
+    probability 0, such as an end token masked by min_new_tokens, is never drawn).
+
+    >>> import torch; _inverse_cdf(torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.0, 0.8]]), torch.tensor([0.0, 0.3])).tolist()
+    [1, 2]
+    """
+    import torch
+
+    cdf = probs.cumsum(-1)
+    nxt = torch.searchsorted(cdf, (u.to(cdf.dtype)[:, None] * cdf[:, -1:]).contiguous(), right=True).squeeze(1)
+    return nxt.clamp_(max=probs.shape[-1] - 1)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

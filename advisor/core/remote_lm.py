@@ -7,7 +7,8 @@ methods as the in-process `LM`, so the arms, probes, judge, drill and server use
 
 The prompt is built here by the same code as in process; a chat prompt goes to /chat/completions as its
 messages (the server applies the model's chat template), a plain prompt to /completions as text. Greedy
-(temperature 0), the same stop sequences and max tokens. Log-likelihoods (probes, judge, perplexity) go to
+(temperature 0), the same stop sequences and max tokens; `sample` sends one request per sample with a
+temperature and a seed (vLLM and OpenAI honour `seed`; a server that ignores it gives unseeded samples). Log-likelihoods (probes, judge, perplexity) go to
 /completions as token ids with `echo` and `logprobs` (the lm-evaluation-harness `local-completions` way),
 so the scored tokens are exactly those scored in process. Answer confidence comes from chat `logprobs`.
 A server that gives no log-probabilities gets one note per metric, and the metric is computed in process
@@ -121,25 +122,66 @@ class RemoteLM:
             self._confidence_fallback(prompts, out, use_adapter)
         return out
 
-    def _generate_one(self, prompt: str, model: str, max_new_tokens: int, stop: tuple[str, ...]) -> Generation:
+    def sample(self, prompts: list[str], k: int, temperature: float, seed: int = 0, max_new_tokens: int = 16,
+               batch_size: int = 16, stop: tuple[str, ...] = ("\n",), desc: str | None = None) -> list[list[Generation]]:
+        """`k` answers per prompt sampled at `temperature`, in input order: one request per sample (servers that
+        ignore `n` still give k answers), sample j of a prompt sent with seed `seed * 1000 + j`. A server that
+        refuses to sample (advisor serve --raw decodes greedily only) gets one note, and the answers are sampled
+        in process when the model is here, else the error says what to do."""
+        from tqdm.auto import tqdm
+
+        if k < 1 or temperature <= 0:
+            raise ValueError(f"sample needs k >= 1 and temperature > 0 (got k={k}, temperature={temperature})")
+        model, use_adapter = self.served_model, self._adapter_on
+        bar = tqdm(total=len(prompts) * k, desc=desc or "sample", unit="answer", leave=False, disable=desc is None)
+
+        def one(job: tuple[str, int]) -> Generation:
+            g = self._generate_one(job[0], model, max_new_tokens, stop, temperature=temperature, seed=seed * 1000 + job[1])
+            bar.update(1)
+            return g
+
+        try:
+            flat = self.client.map(one, [(p, j) for p in prompts for j in range(k)])
+        except EngineError as e:
+            bar.close()
+            if e.server_status not in UNSUPPORTED_STATUS:
+                raise
+            why = f"refused a sampled answer at temperature {temperature} ({e})"
+            if self._local_factory is None:
+                raise AdvisorError(f"sampled answers (eval.known_samples) are needed, but the server at "
+                                   f"{self.client.base_url} {why} and model.spec={self.spec} is not available here; "
+                                   "use a server that samples (vLLM does), generation.backend=hf, or turn the "
+                                   "known-facts split off: eval.known_samples=0") from None
+            local = self._local_lm("sampled answers (eval.known_samples)", why)
+            with local.adapter(use_adapter):
+                return local.sample(prompts, k, temperature, seed, max_new_tokens, batch_size, stop, desc)
+        bar.close()
+        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+    def _generate_one(self, prompt: str, model: str, max_new_tokens: int, stop: tuple[str, ...],
+                      temperature: float = 0.0, seed: int | None = None) -> Generation:
         t0 = time.perf_counter()
         messages = getattr(prompt, "messages", None)
+        # A sample (seeded) needs no log-probabilities; asking for none keeps a refusal of the temperature from
+        # being taken for a refusal of logprobs.
+        extra, want_lp = ({}, self._chat_logprobs) if seed is None else ({"seed": seed}, False)
         if messages is not None:
             try:
-                resp = self.client.chat(model, messages, max_tokens=max_new_tokens, stop=list(stop) or None,
-                                        logprobs=self._chat_logprobs)
+                resp = self.client.chat(model, messages, max_tokens=max_new_tokens, temperature=temperature,
+                                        stop=list(stop) or None, logprobs=want_lp, **extra)
             except EngineError as e:
-                if not (self._chat_logprobs and e.server_status in UNSUPPORTED_STATUS):
+                if not (want_lp and e.server_status in UNSUPPORTED_STATUS):
                     raise
                 self._chat_logprobs = False  # a server that refuses chat logprobs answers without them
-                resp = self.client.chat(model, messages, max_tokens=max_new_tokens, stop=list(stop) or None)
+                resp = self.client.chat(model, messages, max_tokens=max_new_tokens, temperature=temperature,
+                                        stop=list(stop) or None, **extra)
             choice = _first_choice(resp, self.client.base_url)
             text = (choice.get("message") or {}).get("content") or ""
             content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
             lps = [float(t["logprob"]) for t in content] if content else None
         else:
-            resp = self.client.complete(model, str(prompt), max_tokens=max_new_tokens, stop=list(stop) or None,
-                                        logprobs=1)
+            resp = self.client.complete(model, str(prompt), max_tokens=max_new_tokens, temperature=temperature,
+                                        stop=list(stop) or None, logprobs=None if extra else 1, **extra)
             choice = _first_choice(resp, self.client.base_url)
             text = choice.get("text") or ""
             raw = (choice.get("logprobs") or {}).get("token_logprobs") if isinstance(choice.get("logprobs"), dict) else None

@@ -11,13 +11,14 @@ from pathlib import Path
 from evalsuite.metrics.accuracy import (Accuracy, Containment, ExactMatch, SemanticSimilarity, TokenF1, contains_answer,
                                         f1_score, is_correct, normalize_answer)
 from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.citation import BareCitation, is_bare_citation
 from evalsuite.metrics.hallucination import (Abstention, Fabrication, FalseAbstention, Faithfulness, Hallucination,
                                              WrongAndConfident, is_abstention)
 from evalsuite.metrics.retrieval import MRR, RecallAtK
 
 # The order metrics.json and the per-question rows list them in.
 ANSWER_METRICS = ["accuracy", "exact_match", "f1", "containment", "abstention_rate", "false_abstention_rate",
-                  "hallucination_rate", "fabrication_rate", "wrong_and_confident_rate"]
+                  "hallucination_rate", "fabrication_rate", "wrong_and_confident_rate", "bare_citation_rate"]
 EMBEDDING_METRICS = ["semantic_similarity"]  # need a sentence embedder
 RETRIEVAL_METRICS = ["recall_at_k", "mrr", "faithfulness"]
 # `evaluate` metric modules kept in the project: evaluate.load(str(HF_METRICS_DIR / "advisor_qa")).
@@ -25,7 +26,8 @@ HF_METRICS_DIR = Path(__file__).resolve().parent.parent / "hf_metrics"
 
 __all__ = [
     "ANSWER_METRICS", "EMBEDDING_METRICS", "HF_METRICS_DIR", "METRICS", "MRR", "RETRIEVAL_METRICS", "Abstention", "Accuracy",
+    "BareCitation",
     "Containment", "ExactMatch", "Fabrication", "Faithfulness", "FalseAbstention", "Hallucination", "Metric",
     "RecallAtK", "Sample", "Score", "SemanticSimilarity", "TokenF1", "WrongAndConfident", "contains_answer",
-    "f1_score", "is_abstention", "is_correct", "normalize_answer",
+    "f1_score", "is_abstention", "is_bare_citation", "is_correct", "normalize_answer",
 ]

@@ -34,6 +34,7 @@ class Sample:
     context_sources: list[str] = field(default_factory=list)  # sources of retrieved chunks, in rank order
     contexts: list[str] = field(default_factory=list)  # texts of the retrieved chunks (retrieval arms only)
     confidence: float | None = None  # geometric-mean probability of the answer's tokens under the model, 0..1
+    raw_prediction: str | None = None  # the answer as the arm gave it, citation markers kept (None: `prediction`)
 
 
 @dataclass

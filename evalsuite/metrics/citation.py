@@ -1,0 +1,64 @@
+"""Bare citations: an answer that is only a citation marker ('[4] (tk.txt)', '[1].') where the retrieval arms'
+prompt asks for the answer with its citation beside it. Such an answer scores as wrong on every accuracy
+metric, but the failure is the prompt's, not the knowledge's, so it is counted on its own.
+
+>>> m = BareCitation()
+>>> m.score(Sample("q", ["8.6.12"], raw_prediction="[4] (tk.txt)")).value
+1.0
+>>> m.score(Sample("q", ["8.6.12"], raw_prediction="[1].")).value
+1.0
+>>> m.score(Sample("q", ["8.6.12"], raw_prediction="8.6.12 [4]")).value
+0.0
+>>> m.score(Sample("q", ["8.6.12"], raw_prediction="8.6.12")).value   # closed book: no marker, never bare
+0.0
+"""
+
+from __future__ import annotations
+
+import re
+
+from advisor.core.answer import cited_ranks, strip_citations
+from evalsuite.metrics.accuracy import normalize_answer
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+
+# A document name as the context block shows it, '(tk.txt)' or 'docs/a.md#3': the corpus' file types only, so
+# that an answer such as 'Node.js [2]' is not taken for a file name.
+_FILE_NAME = re.compile(r"[\w./-]*\w\.(?:txt|md|markdown|html?|pdf|jsonl?|rst|csv)(?:#\S*)?\b", re.IGNORECASE)
+# Words that point at a passage instead of answering: 'See source [2].', 'According to the passage [1].'
+_POINTER_WORDS = frozenset(["source", "sources", "passage", "passages", "document", "documents", "doc", "context",
+                            "see", "cited", "citation", "reference", "references", "ref", "according", "to", "in",
+                            "from", "answer"])
+
+
+def is_bare_citation(raw: str, sources: list[str] | tuple[str, ...] = ()) -> bool:
+    """True when `raw` holds a citation marker like [4] and nothing else but document names (`sources`, or
+    anything named like a corpus file), pointer words ('source', 'see', 'according to') and punctuation.
+
+    >>> is_bare_citation("See [2] (refunds.md)."), is_bare_citation("Within 14 days [2] (refunds.md).")
+    (True, False)
+    >>> is_bare_citation("[3] (pkg-17)", sources=["pkg-17"])
+    True
+    """
+    if not cited_ranks(raw):
+        return False
+    text = strip_citations(raw)
+    for s in sorted({s for s in sources if s}, key=len, reverse=True):  # longest first: 'a.md#1' before 'a.md'
+        text = re.sub(re.escape(s), " ", text, flags=re.IGNORECASE)
+    text = _FILE_NAME.sub(" ", text)
+    return not [w for w in normalize_answer(text).split() if w not in _POINTER_WORDS]
+
+
+@METRICS.register("bare_citation_rate")
+class BareCitation(Metric):
+    """Over all questions of every arm: 1 when the answer is a bare citation marker (`is_bare_citation`) instead
+    of the answer with its citation beside it; closed-book answers carry no marker and score 0."""
+
+    name = "bare_citation_rate"
+    higher_is_better = False
+    applies_to = "all"
+
+    def score(self, sample: Sample) -> Score:
+        raw = sample.prediction if sample.raw_prediction is None else sample.raw_prediction
+        if is_bare_citation(raw, sample.context_sources):
+            return Score(1.0, f"only a citation, no answer: {raw.strip()[:60]!r}")
+        return Score(0.0, "answers beside its citation" if cited_ranks(raw) else "no citation marker")
