@@ -24,10 +24,11 @@ from evalsuite.metrics.base import METRICS, Metric, Sample, Score
 # A document name as the context block shows it, '(tk.txt)' or 'docs/a.md#3': the corpus' file types only, so
 # that an answer such as 'Node.js [2]' is not taken for a file name.
 _FILE_NAME = re.compile(r"[\w./-]*\w\.(?:txt|md|markdown|html?|pdf|jsonl?|rst|csv)(?:#\S*)?\b", re.IGNORECASE)
-# Words that point at a passage instead of answering: 'See source [2].', 'According to the passage [1].'
+# Words that point at a passage instead of answering: 'See source [2].', 'According to the passage [1].',
+# 'The answer to the question is: [1]'.
 _POINTER_WORDS = frozenset(["source", "sources", "passage", "passages", "document", "documents", "doc", "context",
                             "see", "cited", "citation", "reference", "references", "ref", "according", "to", "in",
-                            "from", "answer"])
+                            "from", "answer", "question", "this", "is", "here", "it", "of"])
 
 
 def is_bare_citation(raw: str, sources: list[str] | tuple[str, ...] = ()) -> bool:
@@ -37,6 +38,8 @@ def is_bare_citation(raw: str, sources: list[str] | tuple[str, ...] = ()) -> boo
     >>> is_bare_citation("See [2] (refunds.md)."), is_bare_citation("Within 14 days [2] (refunds.md).")
     (True, False)
     >>> is_bare_citation("[3] (pkg-17)", sources=["pkg-17"])
+    True
+    >>> is_bare_citation("The answer to the question is: [1] (packages.jsonl#86)")  # seen on a records corpus
     True
     """
     if not cited_ranks(raw):
