@@ -458,10 +458,10 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
 
 # Tokens per sampled answer in the known stage (at most model.max_new_tokens). Gold answers are short phrases (the
 # quickstart's 80 answerable questions: 4.2 tokens on average, at most 12, in SmolLM2's tokenizer) and a sample is
-# correct when it contains one, so 16 tokens hold a correct answer with a few words before it; samples at T=0.7
-# ramble (70% reach 16 tokens), and the cost grows with the cap: 16, 24 and 32 tokens found the same questions with
-# a correct sample on the sample set. Sampling 80 x 4 answers at 16 tokens costs about one base arm (109-131 s
-# against 89-123 s for its 80 greedy answers at 32 tokens, SmolLM2-135M nf4 on 2 shared cores).
+# correct when it contains one, so 16 tokens hold a correct answer with a few words before it. Samples at T=0.7
+# ramble (70% reach 16 tokens) and the cost grows with the cap: on those 80 questions x 4 samples (SmolLM2-135M nf4,
+# 2 cores shared with other jobs) 16 tokens took 75-131 s, 24 tokens 105-147 s, against 89-139 s for the base
+# arm's 80 greedy answers at 32 tokens, and 16, 24 and 32 tokens found the same questions with a correct sample.
 KNOWN_MAX_NEW_TOKENS = 16
 
 
