@@ -453,3 +453,22 @@ def test_ui_imports_only_advisor_and_itself():
                 top = mod.split(".")[0]
                 if top in {"advisor", "retrieval", "tuning", "evalsuite", "ui"}:
                     assert top in allowed, f"{f.relative_to(ROOT)} imports {mod}: ui talks to advisor only"
+
+
+def test_run_data_accepts_the_knowledge_breakdown_and_seed_spread_and_checks_their_cis(tmp_path):
+    import shutil
+
+    from ui.rundata import RunDataError, load_metrics
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture", run)
+    path = run / "eval" / "metrics.json"
+    m = json.loads(path.read_text())
+    m["arms"]["tuned"]["by_knowledge"] = {"unknown": {"n": 5, "accuracy": {"value": 0.2, "ci95": [0.0, 0.6], "n": 5}}}
+    m["arms"]["tuned"]["seed_spread"] = {"seeds": [0, 1], "accuracy": [0.1, 0.2], "mean": 0.15, "sd": 0.07}
+    path.write_text(json.dumps(m))
+    assert load_metrics(run)["arms"]["tuned"]["seed_spread"]["mean"] == 0.15
+    m["arms"]["tuned"]["by_knowledge"]["unknown"]["accuracy"] = {"value": 0.2}
+    path.write_text(json.dumps(m))
+    with pytest.raises(RunDataError, match="by_knowledge.unknown.accuracy"):
+        load_metrics(run)
