@@ -21,7 +21,7 @@ from advisor.core.answer import cited_ranks, strip_citations
 from evalsuite.metrics.accuracy import normalize_answer
 from evalsuite.metrics.base import METRICS, Metric, Sample, Score
 
-# A document name as the context block shows it, '(tk.txt)' or 'docs/a.md#3': the corpus' file types only, so
+# A document name as the context block shows it, '(tk.txt)' or 'guides/a.md#3': the corpus' file types only, so
 # that an answer such as 'Node.js [2]' is not taken for a file name.
 _FILE_NAME = re.compile(r"[\w./-]*\w\.(?:txt|md|markdown|html?|pdf|jsonl?|rst|csv)(?:#\S*)?\b", re.IGNORECASE)
 # Words that point at a passage instead of answering: 'See source [2].', 'According to the passage [1].',
