@@ -1,6 +1,6 @@
 """Regenerate packages.jsonl and eval.jsonl: 150 short, fictional software-package records (one JSON line
 each, field `text`) and 125 questions about them (100 answerable, 25 about packages that are not installed),
-the "corpus of short records" on which the retrieval arms' prompt is measured (docs/evaluation-results.md).
+the "corpus of short records" on which the retrieval arms' prompt is measured (docs/fine-tuning-measured.md).
 
     python tests/data/records/make_records.py      # deterministic: the same files every time
     advisor run --corpus tests/data/records/packages.jsonl --qa tests/data/records/eval.jsonl
