@@ -555,6 +555,8 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
                                work.sft_s, None, "tune")
     tune_mb = model_mb + cal["train_rss_mb"]
     secs, steps, tokens, per_step = _train_estimate(cfg, work.train, cal)
+    if "tune" not in stages:  # no tuned arm: nothing is trained, so a budget has no steps to cut
+        steps = tokens = 0
     sizes.update(steps=steps, train_tokens=tokens, train_set_tokens=sum(work.train))
     how = f"{tc.max_steps} steps" if tc.max_steps else f"{tc.epochs:g} epochs = {steps} steps"
     est["tune"] = StageEstimate("tune", f"{how} of ~{per_step:,.0f} tokens; {tokens:,} training tokens",
@@ -574,7 +576,7 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
         if rag:
             s += n_q * 16 * cal["embed_s_per_token"]  # embedding the questions (~16 tokens each) for the search
         if first_eval:
-            s += cal["load_s"] + cal["embed_load_s"]  # the model (and the eval embedder) load once
+            s += cal["import_s"] + cal["load_s"] + cal["embed_load_s"]  # the model (and the eval embedder) load once
             first_eval = False
         mean_len = ptoks / max(1, n_q)
         kv = cal["gen_rss_mb"] * batch_ratio * mean_len / max(1.0, cal["prefill_tokens"] / cal["prefill_batch"])
@@ -643,10 +645,14 @@ def _min_limit(cfg: Config, work: Work) -> int:
     items = [QAItem(i, "q", [] if u else ["a"], unanswerable=u) for i, (u, _, _) in zip(work.question_ids, work.questions)]
     planned = eval_questions(cfg, work)
     want = min(MIN_ANSWERABLE, sum(1 for u, _, _ in planned if not u))
-    for n in range(1, len(planned) + 1):
-        if sum(1 for it in stratified_limit(items, n) if not it.unanswerable) >= want:
-            return n
-    return len(planned)
+    lo, hi = 1, len(planned)  # the answerable count grows with the limit: bisect for the smallest that holds
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sum(1 for it in stratified_limit(items, mid) if not it.unanswerable) >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: str = "") -> tuple[Config, dict]:
