@@ -693,11 +693,15 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
     if total(base) <= budget_s:
         best = base
     else:
-        if total(at(0.0)) > budget_s:
+        least = at(0.0)
+        need = total(least)
+        if need > budget_s:
+            n_ans = sum(1 for u, _, _ in eval_questions(least, work) if not u)
+            floors = ([f"{least.tuning.max_steps} training steps"] if s0["steps"] else []) + \
+                [f"{n_ans} answerable questions"] + ([f"{least.eval.probe_limit} probe items"] if s0["probe_items"] else [])
             raise AdvisorError(f"the time budget {rec['time_budget']} is too small for this run: even its minimum "
-                               f"({MIN_STEPS} training steps, {MIN_ANSWERABLE} answerable questions, {MIN_PROBE_ITEMS} "
-                               f"probe items, every arm) needs about {fmt_s(total(at(0.0)))} on this machine; "
-                               f"give at least --time-budget {math.ceil(total(at(0.0)) / 60)}m")
+                               f"({', '.join(floors)}, every arm) needs about {fmt_s(need)} on this machine; "
+                               f"give at least --time-budget {math.ceil(need / 60)}m")
         lo, hi = 0.0, 1.0
         for _ in range(25):
             mid = (lo + hi) / 2
