@@ -165,7 +165,7 @@ def cap_text_segments(sources: list[str], tokens: list[int], budget: int, seed: 
     order while they fit. All of them when they fit. Returned in their original order.
 
     >>> cap_text_segments(["a", "a", "a", "b"], [10, 10, 10, 10], 30, 0)
-    [0, 2, 3]
+    [0, 1, 3]
     """
     if sum(tokens) <= budget:
         return list(range(len(tokens)))
