@@ -280,7 +280,16 @@ def calibrate(cfg: Config, refresh: bool = False, progress: bool = True) -> dict
                 return {**cal, "cached": True}
         except (OSError, ValueError):
             pass  # a damaged cache file is measured again
-    cal = measure_costs(cfg, progress)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    if not progress:  # the weight-loading bar too: a log or a captured stderr gets no progress lines
+        hf_logging.disable_progress_bar()
+    try:
+        cal = measure_costs(cfg, progress)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     cal.update(key=key, measured=now_iso())
     atomic_write_json(path, cal)
     return {**cal, "cached": False}
