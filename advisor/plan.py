@@ -368,24 +368,24 @@ def measure_costs(cfg: Config, progress: bool = True) -> dict:
     lm = LM(model, tok, cfg.model.spec, device)
     done("load model")
 
-    # prefill: 8 retrieval-sized prompts, one new token
+    # prefill: 4 retrieval-sized prompts, one new token (after a one-prompt warm-up)
     chunk_texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, whitespace_offsets)
     questions = [it.question for it in load_qa(SAMPLE_EVAL) if not it.unanswerable]
     k = cfg.retrieval.top_k
     rag = [render_prompt(tok, q, [Context("x", "doc.md", chunk_texts[(i * k + j) % len(chunk_texts)], 0.0, j + 1)
-                                  for j in range(k)]) for i, q in enumerate(questions[:8])]
+                                  for j in range(k)]) for i, q in enumerate(questions[:4])]
     with PeakRSS() as gen_mem:
         with lm.adapter(False):
-            lm.generate(rag[:2], max_new_tokens=1, batch_size=2)  # warm-up
+            lm.generate(rag[:1], max_new_tokens=1, batch_size=1)  # warm-up
             t0 = time.perf_counter()
-            gens = lm.generate(rag, max_new_tokens=1, batch_size=8)
+            gens = lm.generate(rag, max_new_tokens=1, batch_size=len(rag))
             prefill_s = time.perf_counter() - t0
         prefill_tokens = sum(g.prompt_tokens for g in gens)
         prefill_rate = prefill_s / max(1, prefill_tokens)
         done("prefill")
 
-        # decode: 16 closed-book sample questions, greedy, adapter off and on
-        batch = min(16, cfg.eval.batch_size)
+        # decode: 8 closed-book sample questions, greedy, adapter off and on
+        batch = min(8, cfg.eval.batch_size)
         closed = [render_prompt(tok, q) for q in questions[:batch]]
         timed = {}
         for on in (False, True):
@@ -444,7 +444,7 @@ def measure_costs(cfg: Config, progress: bool = True) -> dict:
         "embed_load_s": round(embed_load_s, 2), "embed_s_per_token": embed_s / max(1, embed_tokens),
         "embed_rss_mb": round(embed_rss, 1),
         "load_s": round(load_s, 2), "load_rss_mb": round(load_rss, 1), "load_peak_mb": round(load_peak.added_mb, 1),
-        "prefill_s_per_token": prefill_rate, "prefill_batch": 8, "prefill_tokens": prefill_tokens,
+        "prefill_s_per_token": prefill_rate, "prefill_batch": len(rag), "prefill_tokens": prefill_tokens,
         "decode_s_per_token": decode_rate, "decode_batch": batch,
         "new_tokens_per_answer": new_tokens / max(1, len(closed)), "adapter_factor": round(adapter_factor, 3),
         "gen_rss_mb": round(gen_rss, 1),

@@ -22,7 +22,7 @@ DATA = Path(__file__).parent / "data"
 FAKE_CAL = {
     "device": "cpu", "calibration_s": 1.0, "import_s": 2.0, "base_rss_mb": 300.0, "embed_load_s": 1.0,
     "embed_s_per_token": 1e-4, "embed_rss_mb": 100.0, "load_s": 3.0, "load_rss_mb": 500.0, "load_peak_mb": 600.0,
-    "prefill_s_per_token": 1e-3, "prefill_batch": 8, "prefill_tokens": 2400, "decode_s_per_token": 0.02,
+    "prefill_s_per_token": 1e-3, "prefill_batch": 4, "prefill_tokens": 1200, "decode_s_per_token": 0.02,
     "decode_batch": 16, "new_tokens_per_answer": 4.0, "adapter_factor": 1.2, "gen_rss_mb": 200.0,
     "train_s_per_token": 0.01, "train_tokens_per_step": 512.0, "train_rss_mb": 1000.0,
     "key": {"machine": {"cores": 2, "gpu": None}}, "measured": "2026-12-01T00:00:00Z", "cached": True,
