@@ -72,15 +72,6 @@ class Work:
     notes: list[str] = field(default_factory=list)  # what was estimated rather than counted
 
 
-def _documents(cfg: Config) -> dict[str, str]:
-    from advisor.core.corpus import iter_documents
-
-    docs: dict[str, str] = {}
-    for d in iter_documents(Path(cfg.corpus.path), cfg.corpus.text_field):
-        docs[d.doc_id] = docs.get(d.doc_id, "") + d.text
-    return docs
-
-
 def measure_work(cfg: Config) -> Work:
     """Count each stage's work for a resolved, validated config (pipeline.resolve_inputs, validate_inputs)."""
     from advisor.core.answer import Context, context_block, render_prompt, render_target
@@ -95,12 +86,17 @@ def measure_work(cfg: Config) -> Work:
     t0 = time.perf_counter()
     offsets = chunk_offsets_fn(cfg.retrieval.embedder)
     chunks: list[tuple[str, str, int]] = []  # (source, text, embedder tokens)
-    for d in iter_documents(Path(cfg.corpus.path), cfg.corpus.text_field):
-        offs = offsets(d.text)
-        starts, ends = [a for a, _ in offs], [b for _, b in offs]
-        for s, e in chunk_text(d.text, offs, cfg.chunking.size, cfg.chunking.overlap):
-            n = bisect.bisect_right(ends, e) - bisect.bisect_left(starts, s)  # the tokens inside the chunk
-            chunks.append((d.doc_id, d.text[s:e], max(0, n)))
+    docs: dict[str, str] = {}
+    try:
+        for d in iter_documents(Path(cfg.corpus.path), cfg.corpus.text_field):
+            docs[d.doc_id] = docs.get(d.doc_id, "") + d.text
+            offs = offsets(d.text)
+            starts, ends = [a for a, _ in offs], [b for _, b in offs]
+            for s, e in chunk_text(d.text, offs, cfg.chunking.size, cfg.chunking.overlap):
+                n = bisect.bisect_right(ends, e) - bisect.bisect_left(starts, s)  # the tokens inside the chunk
+                chunks.append((d.doc_id, d.text[s:e], max(0, n)))
+    except AdvisorError as e:  # the checks read file heads only; ingestion will stop here and say so
+        notes.append(f"the corpus could be read only up to an error, which the ingest stage will report ({e})")
     ingest_s = time.perf_counter() - t0
     n_docs = len({c[0] for c in chunks})
 
@@ -119,7 +115,7 @@ def measure_work(cfg: Config) -> Work:
     tc = cfg.tuning
     text: list[tuple[str, int]] = []
     if tc.use_corpus_text:
-        for src, body in sorted(_documents(cfg).items()):
+        for src, body in sorted(docs.items()):
             text += [(src, ntok(seg) + 1) for seg in text_segments(body, tok, tc.max_seq_len - 2)]
     given = Path(cfg.corpus.train_qa) if cfg.corpus.train_qa else None
     pairs: dict[str, list[int]] = {"qa": [], "abstain": [], "raft": []}
@@ -933,7 +929,8 @@ def prepare_run(cfg: Config, out: Path | None, force: bool, yes: bool, interacti
     stderr when the run goes ahead, on stdout when it does not (stderr then holds the one error line).
     Returns the config to run and the manifest's record of the plan."""
     from advisor.core.logs import say
-    from advisor.core.rundirs import check_out
+    from advisor.core.rundirs import check_out, check_unlocked
+    from advisor.pipeline import default_run_dir
 
     speed = device_speedup(device, speedup)
     _price(price_per_hour)
@@ -941,6 +938,7 @@ def prepare_run(cfg: Config, out: Path | None, force: bool, yes: bool, interacti
     if out is not None:
         check_out(out, force)
     cfg, plan, work, sizing, _ = _sized(cfg, refresh, budget_label)
+    check_unlocked(out or default_run_dir(cfg))  # a run directory in use refuses before any plan is printed
     text = render(plan, cfg, work, speed, price_per_hour, sizing)
     needs_yes = not (cfg.run.time_budget or yes) and plan.total_s > cfg.run.confirm_over_s
     if needs_yes and not interactive:
