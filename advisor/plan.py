@@ -303,150 +303,154 @@ def _sample_texts(size: int, overlap: int, offsets) -> list[str]:
 
 
 def measure_costs(cfg: Config, progress: bool = True) -> dict:
-    """A short measurement on the real model (about a minute for SmolLM2-135M on 2 cores): see calibrate."""
+    """A short measurement on the real model (well under a minute of work for SmolLM2-135M on 2 idle cores):
+    imports, the embedder, loading the generator, generation, training. See calibrate."""
     from tqdm.auto import tqdm
 
     t_all = time.perf_counter()
-    bar = tqdm(total=6, desc="calibrate", unit="step", disable=not progress, leave=False)
-
-    def done(what: str) -> None:
-        bar.set_postfix_str(what)
+    bar = tqdm(total=5, desc="calibrate", unit="step", disable=not progress, leave=False)
+    out: dict = {}
+    for name, step in (("imports", _measure_imports), ("embedder", _measure_embedder), ("load model", _load_generator),
+                       ("generate", _measure_generation), ("train", _measure_training)):
+        bar.set_postfix_str(name)
+        out.update(step(cfg, out))
         bar.update(1)
+    bar.close()
+    for k in ("lm", "params", "chunk_texts"):  # the loaded model goes with this function's frame
+        out.pop(k)
+    out["calibration_s"] = round(time.perf_counter() - t_all, 1)
+    return out
 
+
+def _measure_imports(cfg: Config, _: dict) -> dict:
     t0 = time.perf_counter()
     import torch  # noqa: F401  (timed: a fresh process of each track pays these imports)
     import transformers  # noqa: F401
+
     if cfg.tuning.method == "lora":
         import peft  # noqa: F401
-    import_s = time.perf_counter() - t0
-    base_rss = _rss_mb()
-    done("imports")
+    return {"import_s": round(time.perf_counter() - t0, 2), "base_rss_mb": round(_rss_mb(), 1)}
 
-    # embedder: load, then chunk-sized texts at the configured batch size
-    from advisor.core.corpus import whitespace_offsets
+
+def _measure_embedder(cfg: Config, _: dict) -> dict:
+    """Load the embedder, then embed up to 128 chunk-sized sample texts at the configured batch size."""
     from retrieval.embedders import chunk_offsets_fn, load_embedder
 
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         emb = load_embedder(cfg.retrieval.embedder)
         offsets = chunk_offsets_fn(cfg.retrieval.embedder)
-        embed_load_s = time.perf_counter() - t0
+        load_s = time.perf_counter() - t0
         texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, offsets)[:128]
         emb.encode(texts[:8], batch_size=8)  # warm-up
         t0 = time.perf_counter()
         emb.encode(texts, batch_size=cfg.retrieval.batch_size)
         embed_s = time.perf_counter() - t0
-    embed_tokens = sum(len(offsets(t)) for t in texts)
-    embed_rss = mem.added_mb
-    del emb
-    done("embedder")
+    tokens = sum(len(offsets(t)) for t in texts)
+    return {"embed_load_s": round(load_s, 2), "embed_s_per_token": embed_s / max(1, tokens),
+            "embed_rss_mb": round(mem.added_mb, 1)}
 
-    # the generator with a fresh LoRA adapter (zero-initialised: it answers like the base model, at its own cost)
-    from advisor.core.answer import Context, render_prompt
+
+def _load_generator(cfg: Config, _: dict) -> dict:
+    """The generator as the tune stage builds it: quantized, with a fresh LoRA adapter (zero-initialised, so it
+    answers like the base model, at the adapter's cost)."""
+    from advisor.core.corpus import whitespace_offsets
     from advisor.core.lm import LM
     from advisor.core.models import default_device, load_tokenizer
-    from advisor.core.qa import load_qa
-    from advisor.pipeline import SAMPLE_EVAL
     from tuning.train import build_trainable_model
 
     device = default_device()
     rss0 = _rss_mb()
     t0 = time.perf_counter()
-    with PeakRSS() as load_peak:
+    with PeakRSS() as peak:
         model, params = build_trainable_model(cfg, device)
         tok = load_tokenizer(cfg.model.spec, "causal")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    tok.model_max_length = 10**9  # the training text below is segmented, never fed whole
+    tok.model_max_length = 10**9  # the training text is segmented, never fed whole
     load_s = time.perf_counter() - t0
-    load_rss = max(0.0, _rss_mb() - rss0)  # what stays resident (the load's transient peak is load_peak_mb)
     model.eval()
-    lm = LM(model, tok, cfg.model.spec, device)
-    done("load model")
+    return {"lm": LM(model, tok, cfg.model.spec, device), "params": params, "device": device,
+            "chunk_texts": _sample_texts(cfg.chunking.size, cfg.chunking.overlap, whitespace_offsets),
+            "load_s": round(load_s, 2), "load_rss_mb": round(max(0.0, _rss_mb() - rss0), 1),  # what stays resident
+            "load_peak_mb": round(peak.added_mb, 1)}
 
-    # prefill: 4 retrieval-sized prompts, one new token (after a one-prompt warm-up)
-    chunk_texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, whitespace_offsets)
+
+def _measure_generation(cfg: Config, got: dict) -> dict:
+    """Prefill: 4 retrieval-sized prompts, one new token each (after a one-prompt warm-up). Decode: 8
+    closed-book sample questions, greedy, with the adapter off and on."""
+    from advisor.core.answer import Context, render_prompt
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import SAMPLE_EVAL
+
+    lm, chunks, k = got["lm"], got["chunk_texts"], cfg.retrieval.top_k
+    tok = lm.tokenizer
     questions = [it.question for it in load_qa(SAMPLE_EVAL) if not it.unanswerable]
-    k = cfg.retrieval.top_k
-    rag = [render_prompt(tok, q, [Context("x", "doc.md", chunk_texts[(i * k + j) % len(chunk_texts)], 0.0, j + 1)
+    rag = [render_prompt(tok, q, [Context("x", "doc.md", chunks[(i * k + j) % len(chunks)], 0.0, j + 1)
                                   for j in range(k)]) for i, q in enumerate(questions[:4])]
-    with PeakRSS() as gen_mem:
+    batch = min(8, cfg.eval.batch_size)
+    closed = [render_prompt(tok, q) for q in questions[:batch]]
+    timed = {}
+    with PeakRSS() as mem:
         with lm.adapter(False):
             lm.generate(rag[:1], max_new_tokens=1, batch_size=1)  # warm-up
             t0 = time.perf_counter()
             gens = lm.generate(rag, max_new_tokens=1, batch_size=len(rag))
             prefill_s = time.perf_counter() - t0
         prefill_tokens = sum(g.prompt_tokens for g in gens)
-        prefill_rate = prefill_s / max(1, prefill_tokens)
-        done("prefill")
-
-        # decode: 8 closed-book sample questions, greedy, adapter off and on
-        batch = min(8, cfg.eval.batch_size)
-        closed = [render_prompt(tok, q) for q in questions[:batch]]
-        timed = {}
         for on in (False, True):
             with lm.adapter(on):
                 t0 = time.perf_counter()
                 gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)
                 timed[on] = time.perf_counter() - t0
+    prefill_rate = prefill_s / max(1, prefill_tokens)
     new_tokens = sum(g.new_tokens for g in gens)
     prompt_tokens = sum(g.prompt_tokens for g in gens)
     # the decode share of a greedy batch: what its prompts' prefill does not explain (at least a quarter of it)
     decode_rate = max(timed[False] - prompt_tokens * prefill_rate, 0.25 * timed[False]) / max(1, new_tokens)
-    adapter_factor = timed[True] / max(timed[False], 1e-9) if lm.has_adapter else 1.0
-    gen_rss = gen_mem.added_mb
-    done("decode")
+    return {"prefill_s_per_token": prefill_rate, "prefill_batch": len(rag), "prefill_tokens": prefill_tokens,
+            "decode_s_per_token": decode_rate, "decode_batch": batch,
+            "new_tokens_per_answer": new_tokens / max(1, len(closed)),
+            "adapter_factor": round(timed[True] / max(timed[False], 1e-9), 3) if lm.has_adapter else 1.0,
+            "gen_rss_mb": round(mem.added_mb, 1)}
 
-    # training: one warm-up step, then two at the configured micro-batch of full-length text rows
+
+def _measure_training(cfg: Config, got: dict) -> dict:
+    """A warm-up step, then two at the configured micro-batch of full-length text rows, split by
+    tuning.max_batch_tokens as the tune stage splits it."""
     import torch
 
     from tuning.data import text_segments
     from tuning.train import collate, label_only_loss_module, token_pieces
 
-    tc = cfg.tuning
-    long_text = "\n".join(chunk_texts)
+    tc, lm = cfg.tuning, got["lm"]
+    tok, model, device = lm.tokenizer, lm.model, got["device"]
     rows = []
-    for seg in text_segments(long_text, tok, tc.max_seq_len - 2)[:tc.batch_size]:
+    for seg in text_segments("\n".join(got["chunk_texts"]), tok, tc.max_seq_len - 2)[:tc.batch_size]:
         ids = tok(seg, add_special_tokens=False)["input_ids"][: tc.max_seq_len - 1] + [tok.eos_token_id]
         rows.append({"input_ids": ids, "labels": list(ids)})
     model.train()
     loss_mod = label_only_loss_module(model)
-    opt = torch.optim.AdamW(params, lr=1e-5)
+    opt = torch.optim.AdamW(got["params"], lr=1e-5)
 
     def train_step(batch_rows: list[dict]) -> int:
         opt.zero_grad(set_to_none=True)
         n = 0
         for piece in token_pieces([len(r["input_ids"]) for r in batch_rows], tc.max_batch_tokens):
-            b = {k_: v.to(device) for k_, v in collate([batch_rows[j] for j in piece], tok.pad_token_id).items()}
+            b = {k: v.to(device) for k, v in collate([batch_rows[j] for j in piece], tok.pad_token_id).items()}
             s, m = loss_mod(**b)
             (s / max(m, 1)).backward()
             n += int(b["attention_mask"].sum())
         opt.step()
         return n
 
-    short = [{"input_ids": r["input_ids"][:64], "labels": r["labels"][:64]} for r in rows[:2]]
-    with PeakRSS() as train_mem:
-        train_step(short)
+    with PeakRSS() as mem:
+        train_step([{"input_ids": r["input_ids"][:64], "labels": r["labels"][:64]} for r in rows[:2]])
         t0 = time.perf_counter()
-        train_tokens = train_step(rows) + train_step(rows)
+        tokens = train_step(rows) + train_step(rows)
         train_s = time.perf_counter() - t0
-    train_rss = train_mem.added_mb
-    done("train")
-    bar.close()
-    del model, lm, opt, loss_mod
-    return {
-        "device": device, "calibration_s": round(time.perf_counter() - t_all, 1), "import_s": round(import_s, 2),
-        "base_rss_mb": round(base_rss, 1),
-        "embed_load_s": round(embed_load_s, 2), "embed_s_per_token": embed_s / max(1, embed_tokens),
-        "embed_rss_mb": round(embed_rss, 1),
-        "load_s": round(load_s, 2), "load_rss_mb": round(load_rss, 1), "load_peak_mb": round(load_peak.added_mb, 1),
-        "prefill_s_per_token": prefill_rate, "prefill_batch": len(rag), "prefill_tokens": prefill_tokens,
-        "decode_s_per_token": decode_rate, "decode_batch": batch,
-        "new_tokens_per_answer": new_tokens / max(1, len(closed)), "adapter_factor": round(adapter_factor, 3),
-        "gen_rss_mb": round(gen_rss, 1),
-        "train_s_per_token": train_s / max(1, train_tokens), "train_tokens_per_step": train_tokens / 2,
-        "train_rss_mb": round(train_rss, 1),
-    }
+    return {"train_s_per_token": train_s / max(1, tokens), "train_tokens_per_step": tokens / 2,
+            "train_rss_mb": round(mem.added_mb, 1)}
 
 
 # ---------------------------------------------------------------- step 3: the estimate
