@@ -17,7 +17,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from advisor.cli import main
+from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
+from advisor.core.config import ARMS
 from advisor.recommend import CRITERIA, PRESETS, load_evidence, recommend
 from ui.costs import DAYS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
@@ -67,11 +69,16 @@ def rows(run_dir: Path, arm: str) -> list[dict]:
 # ---------------------------------------------------------------- the pages on a finished run
 
 
+def verdict_heading(option: str) -> str:
+    """The verdict card's heading: the option's label in its colour from the arm table."""
+    return f'## :color[{OPTION_LABEL[option]}]{{foreground="{OPTION_COLOUR[option]}"}}'
+
+
 def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir, monkeypatch):
     rec = json.loads((FIXTURE / "recommendation.json").read_text())
     at = open_app(runs_dir, monkeypatch)
     t = text(at)
-    assert "## :green[RAG]" in t and "retrieval index" in t
+    assert verdict_heading("rag") in t and "retrieval index" in t
     assert "Confidence: :green-badge[high]" in t  # the fixture's RAG wins 80% of random weightings
     assert "80% of 10,000 random weightings" in t
     for reason in rec["reasons"][:3]:
@@ -80,6 +87,25 @@ def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir,
     assert "the advice would become **Fine-tune**" in t
     assert "RAG utility 0.627" in t and "Fine-tune utility 0.473" in t
     assert not at.error and not at.warning
+
+
+def test_the_arm_table_names_and_colours_every_arm_once_for_every_page_and_the_report(runs_dir, monkeypatch):
+    assert [a.name for a in ARM_TABLE] == list(ARMS)
+    assert {a.option for a in ARM_TABLE} - {None} == {"rag", "fine-tune", "both"}
+    assert len({a.label for a in ARM_TABLE}) == len({a.colour for a in ARM_TABLE}) == len(ARM_TABLE)
+    # No page, chart module or the report keeps a label or colour map of its own.
+    for f in [*(ROOT / "ui").rglob("*.py"), ROOT / "advisor" / "report.py"]:
+        src = f.read_text()
+        for a in ARM_TABLE:
+            assert a.colour not in src, f"{f.relative_to(ROOT)} spells {a.name}'s colour; read advisor.core.arms"
+        for old in ("tuned + RAG", "base (closed book)", "tuned (QLoRA)", '"Both"'):
+            assert old not in src, f"{f.relative_to(ROOT)} names an arm its own way: {old}"
+    # The charts draw each arm in its table colour, whatever the page.
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    scales = [e["scale"] for spec in charts(at) for layer in spec.get("layer", [spec])
+              for e in [layer.get("encoding", {}).get("color", {})] if e.get("field") == "arm"]
+    assert scales and all(sc["range"] == [a.colour for a in ARM_TABLE] for sc in scales)
+    assert all(sc["domain"] == [a.label for a in ARM_TABLE] for sc in scales)
 
 
 def test_confidence_is_the_recorded_stability_and_is_recomputed_for_older_runs():
@@ -169,29 +195,29 @@ def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
     assert len(labels) == len(contexts)
     for c, label in zip(contexts, labels):
         assert c["source"] in label and f"{c['score']:.3f}" in label
-    assert "tuned + RAG was given the same chunks." in t
+    assert "Fine-tune + RAG was given the same chunks." in t
     assert any(c["text"][:40] in e.value for c in contexts for e in at.text)
 
 
 def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "whatif")
-    assert "## :green[RAG]" in text(at)
+    assert verdict_heading("rag") in text(at)
     assert at.slider(key="w_serve_cost").value == pytest.approx(0.1)
 
     at.slider(key="w_serve_cost").set_value(0.5).run()
     t = text(at)
-    assert "## :green[Fine-tune]" in t
+    assert verdict_heading("fine-tune") in t
     assert "Changed: the run's own settings gave RAG." in t
     # The page shows what advisor.recommend computes for the same weights: no second implementation.
     weights = {c: PRESETS["balanced"][c] for c in CRITERIA} | {"serve_cost": 0.5}
     expected = recommend(load_evidence(runs_dir / "sample-fixture"), "balanced", weights)
     assert expected["verdict"] == "fine-tune"
-    for opt, label in (("rag", "RAG"), ("fine-tune", "Fine-tune"), ("both", "Both")):
+    for opt, label in (("rag", "RAG"), ("fine-tune", "Fine-tune"), ("both", "Fine-tune + RAG")):
         assert f"{label} utility {expected['utilities'][opt]:.3f}" in t
 
     # Situation facts recompute too; a preset resets every slider; all-zero weights give a message.
     at.button[0].click().run()  # reset to the run's settings
-    assert "## :green[RAG]" in text(at)
+    assert verdict_heading("rag") in text(at)
     at.toggle(key="f_style").set_value(True).run()
     styled = recommend(load_evidence(runs_dir / "sample-fixture"), "balanced", PRESETS["balanced"],
                        {"style_learning": True})
@@ -216,8 +242,8 @@ def test_cost_page_projects_monthly_cost_from_measured_latency_and_build_time(ru
     metrics = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["arms"]
     stages = json.loads((FIXTURE / "manifest.json").read_text())["stages"]
     build = {"RAG": stages["index"]["wall_s"], "Fine-tune": stages["sft"]["wall_s"] + stages["tune"]["wall_s"]}
-    build["Both"] = build["RAG"] + build["Fine-tune"]
-    for label, arm in (("RAG", "rag"), ("Fine-tune", "tuned"), ("Both", "tuned_rag")):
+    build["Fine-tune + RAG"] = build["RAG"] + build["Fine-tune"]
+    for label, arm in (("RAG", "rag"), ("Fine-tune", "tuned"), ("Fine-tune + RAG", "tuned_rag")):
         p50 = metrics[arm]["latency_p50_s"]["value"]
         expected = 2.5 * (5000 * DAYS_PER_MONTH * p50 + 4.0 * build[label]) / 3600
         assert table.loc[label, "total per month"] == pytest.approx(expected)
@@ -409,7 +435,7 @@ def test_finished_run_without_a_recommendation_says_so(runs_dir, monkeypatch):
     assert any("The recommendation is not available for this run: finished without a recommendation" in i.value
                for i in at.info)
     at = open_app(runs_dir, monkeypatch, "whatif")  # what-if recomputes it from the evidence the run wrote
-    assert "## :green[RAG]" in text(at)
+    assert verdict_heading("rag") in text(at)
 
 
 def test_corrupt_manifest_marks_the_run_unreadable(runs_dir, monkeypatch):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.rundata import CRITERION_LABEL, OPTION_LABEL, RunDataError, RunInfo, list_runs, log_tail
+from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
+from ui.rundata import CRITERION_LABEL, RunDataError, RunInfo, list_runs, log_tail
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
 # Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
@@ -23,6 +24,13 @@ VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base
                 "both": "Fine-tune the model and retrieve from the index too."}
 CONFIDENCE_BADGE = {"high": ":green-badge[high]", "medium": ":orange-badge[medium]", "low": ":red-badge[low]",
                     "unknown": ":gray-badge[unknown]"}
+
+
+def coloured(option: str) -> str:
+    """An option's label in its colour from the arm table, as Streamlit markdown."""
+    colour = OPTION_COLOUR.get(option)
+    label = OPTION_LABEL.get(option, option)
+    return f':color[{label}]{{foreground="{colour}"}}' if colour else label
 
 
 def runs_dir() -> Path:
@@ -114,7 +122,7 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False) -> None:
         left, right = (st.container(), st.container()) if compact else st.columns([2, 3])
         with left:
             st.markdown("Recommendation")
-            st.markdown(f"## :green[{OPTION_LABEL.get(verdict, verdict)}]")
+            st.markdown(f"## {coloured(verdict)}")
             st.markdown(VERDICT_LINE.get(verdict, ""))
             st.markdown(f"Confidence: {CONFIDENCE_BADGE[level]}")
             st.caption(why)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ui.rundata import OPTION_LABEL
+from advisor.core.arms import OPTION_LABEL
 
 DAYS_PER_MONTH = 30.4
 HOURS_PER_MONTH = 24 * DAYS_PER_MONTH

@@ -21,9 +21,6 @@ import yaml
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
 
-ARM_LABEL = {"base": "base (closed book)", "rag": "RAG", "tuned": "tuned (QLoRA)", "tuned_rag": "tuned + RAG"}
-OPTION_LABEL = {"rag": "RAG", "fine-tune": "Fine-tune", "both": "Both"}  # both = fine-tune + RAG
-OPTION_ARM = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
 CRITERION_LABEL = {
     "accuracy": "accuracy", "hallucination": "avoiding hallucination", "forgetting": "keeping general knowledge",
     "build_cost": "build cost", "serve_cost": "serving cost (latency)", "freshness": "keeping knowledge fresh",

@@ -4,11 +4,12 @@ through advisor.recommend — the same engine `advisor run` used to write recomm
 import pandas as pd
 import streamlit as st
 
+from advisor.core.arms import OPTION_LABEL
 from advisor.core.errors import AdvisorError
 from advisor.recommend import CHANGE_RATES, CRITERIA, DEFAULT_FACTS, PRESETS, load_evidence, recommend
 from ui import charts
 from ui.common import flips_block, not_finished_message, reasons_block, require_run, run_header, verdict_card
-from ui.rundata import CRITERION_LABEL, OPTION_LABEL, RunDataError, load_recommendation
+from ui.rundata import CRITERION_LABEL, RunDataError, load_recommendation
 
 STEP = 0.005
 
