@@ -21,7 +21,7 @@ from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import ARMS
 from advisor.recommend import CRITERIA, PRESETS, load_evidence, recommend
-from ui.costs import DAYS_PER_MONTH
+from ui.costs import DAYS_PER_MONTH, HOURS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,9 +233,11 @@ def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_
     assert not at.exception
 
 
-def test_cost_page_projects_monthly_cost_from_measured_latency_and_build_time(runs_dir, monkeypatch):
+def test_cost_page_projects_monthly_cost_in_money_from_measured_latency_and_build_time(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "cost")
-    at.number_input(key="cost_price").set_value(2.5).run()
+    at.selectbox(key="cost_currency").set_value("EUR").run()
+    at.number_input(key="cost_build_price").set_value(4.0).run()
+    at.number_input(key="cost_serve_price").set_value(2.5).run()
     at.number_input(key="cost_qpd").set_value(5000).run()
     at.number_input(key="cost_rebuilds").set_value(4.0).run()
     table = at.dataframe[0].value.set_index("option")
@@ -245,11 +247,55 @@ def test_cost_page_projects_monthly_cost_from_measured_latency_and_build_time(ru
     build["Fine-tune + RAG"] = build["RAG"] + build["Fine-tune"]
     for label, arm in (("RAG", "rag"), ("Fine-tune", "tuned"), ("Fine-tune + RAG", "tuned_rag")):
         p50 = metrics[arm]["latency_p50_s"]["value"]
-        expected = 2.5 * (5000 * DAYS_PER_MONTH * p50 + 4.0 * build[label]) / 3600
-        assert table.loc[label, "total per month"] == pytest.approx(expected)
-        assert table.loc[label, "per 1,000 queries"] == pytest.approx(2.5 * 1000 * p50 / 3600)
+        expected = (2.5 * 5000 * DAYS_PER_MONTH * p50 + 4.0 * 4.0 * build[label]) / 3600
+        assert table.loc[label, "total per month (EUR)"] == pytest.approx(expected)
+        assert table.loc[label, "first build (EUR)"] == pytest.approx(4.0 * build[label] / 3600)
+        assert table.loc[label, "per 1,000 queries (EUR)"] == pytest.approx(2.5 * 1000 * p50 / 3600)
     assert "Cheapest at these inputs: **Fine-tune**" in text(at)
     assert "measured on a machine with 2 CPU cores" in text(at)
+    assert any(m.label == "RAG per month" and m.value.endswith(" EUR") for m in at.metric)
+
+    # An always-on serving machine is paid for every hour of the month, busy or not.
+    at.toggle(key="cost_always_on").set_value(True).run()
+    table = at.dataframe[0].value.set_index("option")
+    for label in ("RAG", "Fine-tune", "Fine-tune + RAG"):
+        assert table.loc[label, "serving per month (EUR)"] == pytest.approx(2.5 * HOURS_PER_MONTH)
+    assert not at.exception
+
+
+def test_cost_and_overview_give_the_same_figure_for_the_same_option_and_settings(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch, "cost")
+    at.selectbox(key="cost_currency").set_value("GBP").run()
+    at.number_input(key="cost_build_price").set_value(3.0).run()
+    at.number_input(key="cost_serve_price").set_value(1.5).run()
+    at.number_input(key="cost_qpd").set_value(20000).run()
+    at.toggle(key="cost_always_on").set_value(True).run()
+    on_cost = {m.label: m.value for m in at.metric}
+    at.switch_page("views/overview.py").run()
+    assert not at.exception
+    on_overview = {m.label: m.value for m in at.metric if m.label.endswith(" per month")}
+    assert on_overview == on_cost and len(on_cost) == 3
+    assert on_overview["RAG per month"].endswith(" GBP")
+    assert f"RAG costs **{on_cost['RAG per month']} a month**" in text(at)  # the advised option's cost, said
+    assert "serving machine 1.50 GBP/h" in text(at) and "an always-on serving machine" in text(at)
+
+
+def test_money_per_month_follows_the_prices_for_building_and_serving_and_the_always_on_option():
+    from ui.costs import CostSettings, monthly_costs
+
+    build, latency = {"rag": 36.0, "fine-tune": 7200.0}, {"rag": 2.0, "fine-tune": 0.5}
+    s = CostSettings(currency="EUR", build_price_per_hour=10.0, serve_price_per_hour=2.0, queries_per_day=100,
+                     rebuilds_per_month=2.0)
+    t = monthly_costs(build, latency, s).set_index("option")
+    assert t.loc["RAG", "build per month"] == pytest.approx(2 * 36 / 3600 * 10)
+    assert t.loc["Fine-tune", "serving per month"] == pytest.approx(100 * DAYS_PER_MONTH * 0.5 / 3600 * 2)
+    busy = CostSettings(**{**s.__dict__, "always_on": True, "queries_per_day": 100_000})
+    t = monthly_costs(build, latency, busy).set_index("option")
+    assert t.loc["RAG", "machines paid for"] == 3  # 100,000 x 2 s a day needs 2.3 machines: pay for 3
+    assert t.loc["RAG", "serving per month"] == pytest.approx(3 * HOURS_PER_MONTH * 2.0)
+    assert s.money(1234.5) == "1,234.50 EUR"
+    with pytest.raises(ValueError, match="must not be negative"):
+        monthly_costs(build, latency, CostSettings(serve_price_per_hour=-1))
 
 
 # ---------------------------------------------------------------- launching runs

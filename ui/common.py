@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
-from ui.rundata import CRITERION_LABEL, RunDataError, RunInfo, list_runs, log_tail
+from ui.rundata import CRITERION_LABEL, RunDataError, RunInfo, list_runs, load_config_dict, log_tail, read_json
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
 # Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
@@ -166,6 +166,33 @@ def facts_line(rec: dict) -> str:
     return f"Weights preset **{rec.get('preset', '?')}**; situation: " + ", ".join(parts) + "."
 
 
+# ---------------------------------------------------------------- money (Cost page and Overview)
+
+COST_STATE = "cost_settings"  # this session's money settings (a plain dict; the Cost page writes it)
+COST_REBUILDS = "cost_rebuilds_by_run"  # run name -> rebuilds per month chosen on the Cost page
+
+
+def knowledge_change_of(run: RunInfo) -> str:
+    """How often the run's knowledge changes: its recommendation's fact, else its config's, else monthly."""
+    try:
+        facts = read_json(run.path / "recommendation.json", "recommendation").get("facts") or {}
+    except RunDataError:
+        facts = (load_config_dict(run.path).get("recommend") or {}).get("facts") or {}
+    return facts.get("knowledge_change", "monthly")
+
+
+def cost_settings(run: RunInfo):
+    """The money settings in force for `run`: what the Cost page set in this session, else the defaults, with
+    the rebuild rate the run's knowledge_change implies unless one was chosen for this run."""
+    from ui.costs import settings_for
+
+    given = dict(st.session_state.get(COST_STATE) or {})
+    rebuilds = (st.session_state.get(COST_REBUILDS) or {}).get(run.name)
+    if rebuilds is not None:
+        given["rebuilds_per_month"] = rebuilds
+    return settings_for(knowledge_change_of(run), **given)
+
+
 def stage_progress(run: RunInfo, log_lines: int = 8) -> None:
     """Per-stage status from the manifest, a progress bar, and the end of the run's log."""
     done, total = run.progress()
@@ -182,3 +209,13 @@ def stage_progress(run: RunInfo, log_lines: int = 8) -> None:
     tail = log_tail(run.path, log_lines)
     if tail:
         st.code("\n".join(tail), language=None)
+
+def cost_table(run: RunInfo, s):
+    """Monthly cost per option of `run` with settings `s`: the one computation behind the Cost page and the
+    Overview's cost (ui/costs.monthly_costs on the measured build times and p50 latencies the recommendation
+    engine reads, advisor.recommend.load_evidence). Raises AdvisorError when the run's evidence is unreadable."""
+    from advisor.recommend import load_evidence
+    from ui.costs import monthly_costs
+
+    ev = load_evidence(run.path)
+    return monthly_costs(ev.build_s, ev.latency_s, s)

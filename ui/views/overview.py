@@ -1,11 +1,14 @@
 """Overview: the verdict card (RAG / fine-tune / both), its confidence, the reasons that decided it, and the
-flip points in plain language — all read from the run's recommendation.json."""
+flip points in plain language — all read from the run's recommendation.json — and the cost the verdict
+weighed, in money."""
 
 import streamlit as st
 
+from advisor.core.arms import OPTION_LABEL
+from advisor.core.errors import AdvisorError
 from ui import charts
-from ui.common import (facts_line, flips_block, not_finished_message, reasons_block, require_run, run_header,
-                       show_data_error, stage_progress, verdict_card)
+from ui.common import (cost_settings, cost_table, facts_line, flips_block, not_finished_message, reasons_block,
+                       require_run, run_header, show_data_error, stage_progress, verdict_card)
 from ui.rundata import RunDataError, load_recommendation
 
 st.title("Should the knowledge go in RAG, fine-tuning, or both?")
@@ -42,3 +45,24 @@ with right:
     st.markdown("**Utility of each option**")
     st.altair_chart(charts.utility_bars(rec["utilities"], rec["verdict"]), width="stretch")
     st.caption(facts_line(rec) + " Try other priorities on the **What-if** page.")
+
+# The cost the verdict weighed (measured build time and latency), in money with this session's Cost settings,
+# through the Cost page's own function (ui/common.cost_table), so the two pages agree.
+st.subheader("Cost")
+s = cost_settings(run)
+try:
+    table = cost_table(run, s).set_index("option")
+except (AdvisorError, ValueError) as e:
+    st.info(f"**No cost projection for this run:** {e}")
+else:
+    cols = st.columns(len(table))
+    for col, (label, row) in zip(cols, table.iterrows()):
+        col.metric(f"{label} per month", s.money(row["total per month"]),
+                   help=f"building {s.money(row['build per month'])} + serving {s.money(row['serving per month'])}")
+        col.caption(f"build {row['build time (s)']:,.0f} s · median latency {1000 * row['latency p50 (s)']:,.0f} ms")
+    advised = OPTION_LABEL.get(rec["verdict"], rec["verdict"])
+    share = sum((rec.get("weights") or {}).get(c, 0.0) for c in ("build_cost", "serve_cost"))
+    st.caption(f"The verdict weighed these measured build times and latencies against each other (the criteria "
+               f"*build cost* and *serving cost*, {100 * share:.0f}% of the decision). In money, {advised} costs "
+               f"**{s.money(table.loc[advised, 'total per month'])} a month** at {s.describe()}; change these on "
+               "the **Cost** page.")
