@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 from advisor.cli import main
 from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
-from advisor.core.config import ARMS
-from advisor.recommend import CRITERIA, PRESETS, load_evidence, recommend
+from advisor.core.config import ARMS, QUALITY_TARGETS
+from advisor.recommend import CRITERIA, PRESETS, fit_for_purpose, load_evidence, recommend, separation
 from ui.costs import DAYS_PER_MONTH, HOURS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 
@@ -74,12 +74,13 @@ def verdict_heading(option: str) -> str:
     return f'## :color[{OPTION_LABEL[option]}]{{foreground="{OPTION_COLOUR[option]}"}}'
 
 
-def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir, monkeypatch):
+def test_overview_shows_the_verdict_how_sure_reasons_and_flip_points(runs_dir, monkeypatch):
     rec = json.loads((FIXTURE / "recommendation.json").read_text())
     at = open_app(runs_dir, monkeypatch)
     t = text(at)
     assert verdict_heading("rag") in t and "retrieval index" in t
-    assert "Confidence: :green-badge[high]" in t  # the fixture's RAG wins 80% of random weightings
+    assert ":green-badge[stable under other priorities]" in t  # the fixture's RAG wins 80% of random weightings
+    assert "Confidence" not in t  # a manager reads "confidence" as "this works"; the badges say what they measure
     assert "80% of 10,000 random weightings" in t
     for reason in rec["reasons"][:3]:
         assert f"- {reason}" in t
@@ -87,6 +88,63 @@ def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir,
     assert "the advice would become **Fine-tune**" in t
     assert "RAG utility 0.627" in t and "Fine-tune utility 0.473" in t
     assert not at.error and not at.warning
+
+
+def test_overview_leads_with_fit_for_purpose_computed_for_a_run_that_predates_it(runs_dir, monkeypatch):
+    assert "fit_for_purpose" not in json.loads((FIXTURE / "recommendation.json").read_text())
+    at = open_app(runs_dir, monkeypatch)
+    t = text(at)
+    line = ("No option is good enough yet: the best, RAG, answers 40% of questions correctly (target: at least 80%) "
+            "and hallucinates on 68% (target: at most 10%).")
+    assert line in t
+    assert t.index(line) < t.index(verdict_heading("rag")), "fit for purpose comes before the verdict"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["RAG accuracy"] == "40%" and metrics["RAG hallucination rate"] == "68%"
+    assert "target at least 80% :red-badge[misses]" in t and "target at most 10% :red-badge[misses]" in t
+    # the same block advisor.recommend computes for a new run: its statement's pointers are shown
+    ev = load_evidence(FIXTURE)
+    fit = fit_for_purpose(ev, QUALITY_TARGETS)
+    for p in fit["points_to"]:
+        assert f"- {p}" in t
+    # two separate badges: stable under other priorities, separated by the data
+    utilities = json.loads((FIXTURE / "recommendation.json").read_text())["utilities"]
+    sep = separation(ev, "rag", max((o for o in utilities if o != "rag"), key=utilities.get))
+    badge = ":green-badge[separated by the data]" if sep["separated"] else ":orange-badge[not separated by the data]"
+    assert ":green-badge[stable under other priorities] " + badge in t
+    assert f"Separated by the data: {sep['why']}." in t
+    # utility explained in a line, linked to the criteria table under its anchor
+    assert "**Utility** is each option's weighted average score" in t and "(#criteria)" in t
+    assert any(h.proto.anchor == "criteria" for h in at.subheader)
+
+
+def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_run(runs_dir, monkeypatch):
+    run = runs_dir / FIXTURE.name
+    # RAG's accuracy CI is [20, 60]%: it meets "at least 20%" by the whole interval
+    rec = recommend(load_evidence(run), "balanced", targets={"accuracy": 0.2, "hallucination_rate": 0.9})
+    rec["separation"]["why"] = "recorded why"
+    (run / "recommendation.json").write_text(json.dumps(rec))
+    at = open_app(runs_dir, monkeypatch)
+    t = text(at)
+    assert ("Good enough: RAG answers 40% of questions correctly (target: at least 20%) and hallucinates on 68% "
+            "(target: at most 90%), both shown by the 95% confidence intervals.") in t
+    assert "target at least 20% :green-badge[meets]" in t
+    assert "Separated by the data: recorded why." in t
+
+
+def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():
+    from ui.advice import fit_line
+
+    ev = load_evidence(FIXTURE)
+    # RAG: accuracy 40% [20, 60], hallucination 68% [52, 84]; the other options 10% and 92%
+    unclear = fit_for_purpose(ev, {"accuracy": 0.3, "hallucination_rate": 0.9})
+    assert fit_line(unclear, {"verdict": "rag"}) == ("rag", (
+        "No option is shown to be good enough yet: the best, RAG, answers 40% of questions correctly (target: at "
+        "least 30%) and hallucinates on 68% (target: at most 90%); the 95% confidence intervals are too wide to "
+        "tell."))
+    met = fit_for_purpose(ev, {"accuracy": 0.2, "hallucination_rate": 0.9})
+    best, line = fit_line(met, {"verdict": "fine-tune"})  # the advice is not the option that meets the targets
+    assert best == "rag" and line.startswith("RAG meets the targets: it answers 40%")
+    assert "The advice, Fine-tune, does not meet them" in line
 
 
 def test_the_arm_table_names_and_colours_every_arm_once_for_every_page_and_the_report(runs_dir, monkeypatch):

@@ -9,7 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
-from ui.rundata import CRITERION_LABEL, RunDataError, RunInfo, list_runs, load_config_dict, log_tail, read_json
+from ui.rundata import (CRITERION_LABEL, RunDataError, RunInfo, list_runs, load_config_dict, log_tail,
+                        read_json)
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
 # Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
@@ -22,8 +23,9 @@ STAGE_ICON = {"done": ":green[:material/check:]", "running": ":blue[:material/pr
 VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base model.",
                 "fine-tune": "Train the knowledge into the model (QLoRA adapter), no retrieval.",
                 "both": "Fine-tune the model and retrieve from the index too."}
-CONFIDENCE_BADGE = {"high": ":green-badge[high]", "medium": ":orange-badge[medium]", "low": ":red-badge[low]",
-                    "unknown": ":gray-badge[unknown]"}
+UTILITY_LINE = ("**Utility** is each option's weighted average score (0–1, higher is better) over the criteria, "
+                "with the weights of the priorities in use: it ranks the options, it does not say whether any is "
+                "good enough (fit for purpose does). [The criteria and their weights](#criteria)")
 
 
 def coloured(option: str) -> str:
@@ -114,23 +116,30 @@ def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
     return said, steady
 
 
-def verdict_card(rec: dict, note: str = "", compact: bool = False) -> None:
-    """The verdict, what it means, its confidence, and each option's utility (compact: stacked, for a narrow column)."""
+def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | None = None) -> None:
+    """The verdict, what it means, how sure in two separate senses (stable under other priorities; separated by
+    the data, when `sep` or the recommendation has it), and each option's utility (compact: stacked, for a
+    narrow column)."""
+    from ui.advice import STABILITY_BADGE, separation_badge
+
     verdict = rec["verdict"]
     level, why = confidence(rec)
+    sep = sep or rec.get("separation")
     with st.container(border=True):
         left, right = (st.container(), st.container()) if compact else st.columns([2, 3])
         with left:
             st.markdown("Recommendation")
             st.markdown(f"## {coloured(verdict)}")
             st.markdown(VERDICT_LINE.get(verdict, ""))
-            st.markdown(f"Confidence: {CONFIDENCE_BADGE[level]}")
-            st.caption(why)
+            st.markdown(STABILITY_BADGE[level] + (f" {separation_badge(sep)}" if sep else ""))
+            st.caption(f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep
+                                                                   else ""))
         with right:
             cols = st.columns(len(rec["utilities"]))
             for col, (opt, u) in zip(cols, sorted(rec["utilities"].items(), key=lambda kv: -kv[1])):
                 col.metric(f"{OPTION_LABEL.get(opt, opt)} utility", f"{u:.3f}",
                            delta=None if opt == verdict else f"{u - rec['utilities'][verdict]:+.3f}")
+            st.caption(UTILITY_LINE)
             if note:
                 st.caption(note)
 
@@ -164,6 +173,46 @@ def facts_line(rec: dict) -> str:
              "citations **required**" if f.get("citations_required") else "citations not required",
              "a style/format **must be learned**" if f.get("style_learning") else "no special style to learn"]
     return f"Weights preset **{rec.get('preset', '?')}**; situation: " + ", ".join(parts) + "."
+
+
+def fit_block(fit: dict, rec: dict, hint: str = "") -> None:
+    """Fit for purpose first: one plain sentence, the best option's accuracy and hallucination against the
+    targets with their status, and what the evidence points to when nothing is good enough."""
+    from ui.advice import STATUS_BADGE, fit_line
+
+    best, line = fit_line(fit, rec)
+    r = fit["options"][best]
+    with st.container(border=True):
+        st.markdown("**Is any option good enough?**")
+        st.markdown(line)
+        cols = st.columns(2)
+        for col, key, what, bound in ((cols[0], "accuracy", "accuracy", "at least"),
+                                      (cols[1], "hallucination_rate", "hallucination rate", "at most")):
+            m = r[key]
+            col.metric(f"{OPTION_LABEL.get(best, best)} {what}", f"{100 * m['value']:.0f}%",
+                       help=f"95% CI {100 * m['ci95'][0]:.0f}–{100 * m['ci95'][1]:.0f}%")
+            col.markdown(f"target {bound} {100 * m['target']:g}% {STATUS_BADGE[m['status']]}")
+        if fit.get("points_to"):
+            st.markdown("What the evidence points to:\n" + "\n".join(f"- {p}" for p in fit["points_to"]))
+        st.caption(f"An option meets a target only when its whole 95% confidence interval does. {hint}")
+
+
+def criteria_table(rec: dict):
+    """Each option's score per criterion (0–1) and the weights in use, with plain names."""
+    import pandas as pd
+
+    from advisor.recommend import CRITERIA
+
+    table = pd.DataFrame(rec["scores"]).T.rename(index=OPTION_LABEL)[CRITERIA]
+    table.loc["weight in use"] = [rec["weights"][c] for c in CRITERIA]
+    return table.rename(columns=CRITERION_LABEL)
+
+
+def criteria_section(rec: dict) -> None:
+    """The criteria table under an anchor (#criteria) the utility line links to."""
+    st.subheader("The criteria behind the utility", anchor="criteria")
+    st.markdown("**Score of each option per criterion** (0–1, higher is better) and the weights in use")
+    st.dataframe(criteria_table(rec).style.format("{:.3f}"), width="stretch")
 
 
 # ---------------------------------------------------------------- money (Cost page and Overview)
@@ -209,6 +258,7 @@ def stage_progress(run: RunInfo, log_lines: int = 8) -> None:
     tail = log_tail(run.path, log_lines)
     if tail:
         st.code("\n".join(tail), language=None)
+
 
 def cost_table(run: RunInfo, s):
     """Monthly cost per option of `run` with settings `s`: the one computation behind the Cost page and the

@@ -1,14 +1,17 @@
-"""Overview: the verdict card (RAG / fine-tune / both), its confidence, the reasons that decided it, and the
-flip points in plain language — all read from the run's recommendation.json — and the cost the verdict
-weighed, in money."""
+"""Overview: fit for purpose first (is any option good enough against the targets?), then the verdict card
+(RAG / fine-tune / both) with how sure it is in two separate senses, the reasons that decided it, the flip
+points, the cost the verdict weighed in money, and the criteria table — all read from the run's
+recommendation.json (blocks an older run lacks are computed the same way by advisor.recommend)."""
 
 import streamlit as st
 
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.errors import AdvisorError
 from ui import charts
-from ui.common import (cost_settings, cost_table, facts_line, flips_block, not_finished_message, reasons_block,
-                       require_run, run_header, show_data_error, stage_progress, verdict_card)
+from ui.advice import fit_of, separation_of
+from ui.common import (cost_settings, cost_table, criteria_section, facts_line, fit_block, flips_block,
+                       not_finished_message, reasons_block, require_run, run_header, show_data_error, stage_progress,
+                       verdict_card)
 from ui.rundata import RunDataError, load_recommendation
 
 st.title("Should the knowledge go in RAG, fine-tuning, or both?")
@@ -30,7 +33,14 @@ except RunDataError as e:
 if run.status != "done":
     st.warning(f"This run's status is **{run.status}** ({run.detail}); the recommendation below is from its last "
                "finished recommend stage.")
-verdict_card(rec)
+try:
+    fit, sep = fit_of(rec, run.path), separation_of(rec, run.path)
+except AdvisorError as e:  # an older recommendation whose evidence cannot be read: say so, show the rest
+    fit = sep = None
+    st.info(f"**Fit for purpose cannot be computed for this run:** {e}")
+if fit:
+    fit_block(fit, rec)
+verdict_card(rec, sep=sep)
 eval_set = rec.get("eval_set") or {}
 if eval_set.get("synthetic") and not eval_set.get("reviewed"):
     from advisor.qa_review import plain_words
@@ -66,3 +76,5 @@ else:
                f"*build cost* and *serving cost*, {100 * share:.0f}% of the decision). In money, {advised} costs "
                f"**{s.money(table.loc[advised, 'total per month'])} a month** at {s.describe()}; change these on "
                "the **Cost** page.")
+if rec.get("scores") and rec.get("weights"):
+    criteria_section(rec)

@@ -49,7 +49,7 @@ def column(run) -> tuple[dict, pd.DataFrame]:
     try:
         rec = load_recommendation(run.path)
         col["verdict"] = OPTION_LABEL.get(rec["verdict"], rec["verdict"])
-        col["confidence"] = confidence(rec)[0]
+        col["stable under other priorities"] = confidence(rec)[0]
         for o, u in rec["utilities"].items():
             col[f"utility: {OPTION_LABEL.get(o, o)}"] = f"{u:.3f}"
     except RunDataError as e:

@@ -1,14 +1,14 @@
 """What-if: move the weights and the situation facts and watch the verdict and the utilities recompute,
 through advisor.recommend — the same engine `advisor run` used to write recommendation.json."""
 
-import pandas as pd
 import streamlit as st
 
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.errors import AdvisorError
 from advisor.recommend import CHANGE_RATES, CRITERIA, DEFAULT_FACTS, PRESETS, load_evidence, recommend
 from ui import charts
-from ui.common import flips_block, not_finished_message, reasons_block, require_run, run_header, verdict_card
+from ui.common import (criteria_section, flips_block, not_finished_message, reasons_block, require_run, run_header,
+                       verdict_card)
 from ui.rundata import CRITERION_LABEL, RunDataError, load_recommendation
 
 STEP = 0.005
@@ -87,7 +87,4 @@ with right:
     st.altair_chart(charts.utility_bars(rec["utilities"], rec["verdict"]), width="stretch")
     reasons_block(rec)
     flips_block(rec)
-    st.markdown("**Score of each option per criterion** (0–1, higher is better) and the weights in use")
-    table = pd.DataFrame(rec["scores"]).T.rename(index=OPTION_LABEL)[CRITERIA]
-    table.loc["weight in use"] = [rec["weights"][c] for c in CRITERIA]
-    st.dataframe(table.rename(columns=CRITERION_LABEL).style.format("{:.3f}"), width="stretch")
+    criteria_section(rec)
