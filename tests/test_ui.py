@@ -20,7 +20,8 @@ from advisor.cli import main
 from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import ARMS, QUALITY_TARGETS
-from advisor.recommend import CRITERIA, PRESETS, fit_for_purpose, load_evidence, recommend, separation
+from advisor.recommend import (CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS, fit_for_purpose, load_evidence,
+                               recommend, separation)
 from ui.costs import DAYS_PER_MONTH, HOURS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 
@@ -115,6 +116,7 @@ def test_overview_leads_with_fit_for_purpose_computed_for_a_run_that_predates_it
     # utility explained in a line, linked to the criteria table under its anchor
     assert "**Utility** is each option's weighted average score" in t and "(#criteria)" in t
     assert any(h.proto.anchor == "criteria" for h in at.subheader)
+    assert "Budget for building: **medium**" in t  # every fact the engine takes, defaults for the older run
 
 
 def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_run(runs_dir, monkeypatch):
@@ -274,9 +276,9 @@ def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_
         assert f"{label} utility {expected['utilities'][opt]:.3f}" in t
 
     # Situation facts recompute too; a preset resets every slider; all-zero weights give a message.
-    at.button[0].click().run()  # reset to the run's settings
+    at.button(key="wi_reset").click().run()  # reset to the run's settings
     assert verdict_heading("rag") in text(at)
-    at.toggle(key="f_style").set_value(True).run()
+    at.toggle(key="f_style_learning").set_value(True).run()
     styled = recommend(load_evidence(runs_dir / "sample-fixture"), "balanced", PRESETS["balanced"],
                        {"style_learning": True})
     assert f"RAG utility {styled['utilities']['rag']:.3f}" in text(at)
@@ -288,6 +290,71 @@ def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_
         at.slider(key=f"w_{c}").set_value(0.0)
     at.run()
     assert any("all weights are zero" in w.value for w in at.warning)
+    assert not at.exception
+
+
+def test_whatif_offers_every_situation_fact_the_engine_takes_and_every_target(runs_dir, monkeypatch):
+    from ui.rundata import FACT_LABEL, TARGET_LABEL
+
+    at = open_app(runs_dir, monkeypatch, "whatif")
+    widgets = {w.key: w for kind in ("select_slider", "toggle", "number_input") for w in getattr(at, kind)}
+    for k, default in DEFAULT_FACTS.items():  # the engine's own list: a fact it gains and the page lacks fails here
+        assert f"f_{k}" in widgets, f"What-if offers no control for the fact {k}"
+        assert k in FACT_LABEL and widgets[f"f_{k}"].label == FACT_LABEL[k], f"fact {k} has no plain label"
+        if k in FACT_CHOICES:
+            assert list(widgets[f"f_{k}"].options) == [str(c) for c in FACT_CHOICES[k]]
+    for k in QUALITY_TARGETS:
+        assert f"t_{k}" in widgets and widgets[f"t_{k}"].label == TARGET_LABEL[k]
+        assert widgets[f"t_{k}"].value == pytest.approx(100 * QUALITY_TARGETS[k])
+
+
+def _utilities_on_page(at) -> dict[str, str]:
+    return {m.label.removesuffix(" utility"): m.value for m in at.metric if m.label.endswith(" utility")}
+
+
+def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_recommend(runs_dir, monkeypatch,
+                                                                                       capsys):
+    run = runs_dir / FIXTURE.name
+    ev = load_evidence(run)
+    at = open_app(runs_dir, monkeypatch, "whatif")
+    weights = {c: PRESETS["balanced"][c] for c in CRITERIA}
+    facts = dict(DEFAULT_FACTS) | json.loads((FIXTURE / "recommendation.json").read_text())["facts"]
+    moved = {"knowledge_change": "daily", "budget": "low", "latency_target_s": 0.5}  # non-default values
+    for k in DEFAULT_FACTS:
+        facts[k] = moved[k] if k in moved else not facts[k]
+        widget = at.select_slider(key=f"f_{k}") if k in FACT_CHOICES else \
+            at.toggle(key=f"f_{k}") if isinstance(DEFAULT_FACTS[k], bool) else at.number_input(key=f"f_{k}")
+        widget.set_value(facts[k]).run()
+        want = recommend(ev, "balanced", weights, facts)
+        assert _utilities_on_page(at) == {OPTION_LABEL[o]: f"{u:.3f}" for o, u in want["utilities"].items()}, k
+    at.number_input(key="t_accuracy").set_value(30.0).run()
+    at.number_input(key="t_hallucination_rate").set_value(90.0).run()
+    targets = {"accuracy": 0.3, "hallucination_rate": 0.9}
+    want = recommend(ev, "balanced", weights, facts, targets)
+    assert want["fit_for_purpose"]["options"]["rag"]["hallucination_rate"]["status"] == "meets"
+    assert "target at most 90% :green-badge[meets]" in text(at)
+
+    # advisor recommend with the same settings prints the same verdict and utilities
+    pairs = lambda d: [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in d.items()]  # noqa: E731
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--dry-run", "--preset", "balanced", "--weights", *pairs(weights),
+                 "--facts", *pairs(facts), "--targets", *pairs(targets)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    page = _utilities_on_page(at)
+    assert first.startswith(f"verdict: {want['verdict']}  (preset balanced; utilities: ")
+    assert first.endswith(", ".join(f"{o} {page[OPTION_LABEL[o]]}" for o in want["utilities"]) + ")")
+
+    # Reset restores the run's own weights, every fact and the targets.
+    at.slider(key="w_accuracy").set_value(0.9).run()
+    at.button(key="wi_reset").click().run()
+    own = dict(DEFAULT_FACTS) | json.loads((FIXTURE / "recommendation.json").read_text())["facts"]
+    for k, v in own.items():
+        assert at.session_state[f"f_{k}"] == v, k
+    assert at.session_state["t_accuracy"] == 80.0 and at.session_state["t_hallucination_rate"] == 10.0
+    assert at.slider(key="w_accuracy").value == pytest.approx(0.25)
+    saved = json.loads((FIXTURE / "recommendation.json").read_text())
+    again = recommend(ev, saved["preset"], saved["weights"], own, QUALITY_TARGETS)
+    assert _utilities_on_page(at) == {OPTION_LABEL[o]: f"{u:.3f}" for o, u in again["utilities"].items()}
     assert not at.exception
 
 

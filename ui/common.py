@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
-from ui.rundata import (CRITERION_LABEL, RunDataError, RunInfo, list_runs, load_config_dict, log_tail,
+from ui.rundata import (CRITERION_LABEL, FACT_LABEL, RunDataError, RunInfo, list_runs, load_config_dict, log_tail,
                         read_json)
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
@@ -167,15 +167,20 @@ def flips_block(rec: dict) -> None:
                    + ", ".join(f"{OPTION_LABEL.get(o, o)} {100 * s:.0f}%" for o, s in share.items()))
 
 
+def fact_value(v) -> str:
+    return ("yes" if v else "no") if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def facts_line(rec: dict) -> str:
-    f = rec.get("facts") or {}
-    parts = [f"knowledge changes **{f.get('knowledge_change', '?')}**",
-             "citations **required**" if f.get("citations_required") else "citations not required",
-             "a style/format **must be learned**" if f.get("style_learning") else "no special style to learn"]
-    return f"Weights preset **{rec.get('preset', '?')}**; situation: " + ", ".join(parts) + "."
+    """The preset and every situation fact the engine takes (those a recommendation predates: their defaults)."""
+    from advisor.recommend import DEFAULT_FACTS
+
+    f = {**DEFAULT_FACTS, **(rec.get("facts") or {})}
+    parts = [f"{FACT_LABEL.get(k, k)}: **{fact_value(v)}**" for k, v in f.items()]
+    return f"Weights preset **{rec.get('preset', '?')}**; situation — " + "; ".join(parts) + "."
 
 
-def fit_block(fit: dict, rec: dict, hint: str = "") -> None:
+def fit_block(fit: dict, rec: dict, hint: str = "Change the targets on the **What-if** page.") -> None:
     """Fit for purpose first: one plain sentence, the best option's accuracy and hallucination against the
     targets with their status, and what the evidence points to when nothing is good enough."""
     from ui.advice import STATUS_BADGE, fit_line

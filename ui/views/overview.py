@@ -54,7 +54,7 @@ with left:
 with right:
     st.markdown("**Utility of each option**")
     st.altair_chart(charts.utility_bars(rec["utilities"], rec["verdict"]), width="stretch")
-    st.caption(facts_line(rec) + " Try other priorities on the **What-if** page.")
+    st.caption(facts_line(rec) + " Try other priorities, facts and targets on the **What-if** page.")
 
 # The cost the verdict weighed (measured build time and latency), in money with this session's Cost settings,
 # through the Cost page's own function (ui/common.cost_table), so the two pages agree.
