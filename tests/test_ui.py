@@ -117,6 +117,8 @@ def test_overview_leads_with_fit_for_purpose_computed_for_a_run_that_predates_it
     assert "**Utility** is each option's weighted average score" in t and "(#criteria)" in t
     assert any(h.proto.anchor == "criteria" for h in at.subheader)
     assert "Budget for building: **medium**" in t  # every fact the engine takes, defaults for the older run
+    # the cost the verdict weighed, in money, reconciled with the cheapest option at the default prices
+    assert "In money, RAG costs **" in t and "At these settings Fine-tune costs least (" in t
 
 
 def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_run(runs_dir, monkeypatch):

@@ -65,7 +65,8 @@ for col, (_, row) in zip(cols, table.iterrows()):
                help=f"building {s.money(row['build per month'])} + serving {s.money(row['serving per month'])}")
 st.altair_chart(charts.cost_bars(table, s.currency), width="stretch")
 money = ("first build", "build per month", "serving per month", "total per month", "per 1,000 queries")
-st.dataframe(table.rename(columns={c: f"{c} ({s.currency})" for c in money}), hide_index=True, width="stretch",
+shown = table if s.always_on else table.drop(columns=["machines paid for"])  # else it repeats the busy share
+st.dataframe(shown.rename(columns={c: f"{c} ({s.currency})" for c in money}), hide_index=True, width="stretch",
              column_config={"busy machine share": st.column_config.NumberColumn(format="percent"),
                             "machines paid for": st.column_config.NumberColumn(format="%.3g"),
                             **{f"{c} ({s.currency})": st.column_config.NumberColumn(format="%.2f") for c in money}})
@@ -79,6 +80,7 @@ serving = ("an always-on serving machine: every hour of the month for each machi
 st.caption(
     f"Cheapest at these inputs: **{cheapest}**. Serving: queries per day × {DAYS_PER_MONTH} days × the measured "
     f"median (p50) latency per question = busy machine-hours{host}; paid as {serving}. Building: rebuilds per month × "
-    "the measured build time (RAG: the index; fine-tune: training data + QLoRA training; both: both) × the build "
+    "the measured build time (RAG: the index; Fine-tune: training data + QLoRA training; Fine-tune + RAG: both) × "
+    "the build "
     "price; the first build is a one-off. One query at a time per machine; batching and faster hardware lower "
     "both. The **Overview** shows the advised option's cost with these settings.")

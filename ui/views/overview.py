@@ -71,10 +71,15 @@ else:
                    help=f"building {s.money(row['build per month'])} + serving {s.money(row['serving per month'])}")
         col.caption(f"build {row['build time (s)']:,.0f} s · median latency {1000 * row['latency p50 (s)']:,.0f} ms")
     advised = OPTION_LABEL.get(rec["verdict"], rec["verdict"])
+    cheapest = table["total per month"].idxmin()
     share = sum((rec.get("weights") or {}).get(c, 0.0) for c in ("build_cost", "serve_cost"))
+    other = ("" if cheapest == advised else
+             f" At these settings {cheapest} costs least ({s.money(table.loc[cheapest, 'total per month'])} a "
+             "month): the verdict's cost criteria compare build times and latencies in relative terms (each 10x "
+             "longer build loses a share of the build-cost score), not money at your prices.")
     st.caption(f"The verdict weighed these measured build times and latencies against each other (the criteria "
                f"*build cost* and *serving cost*, {100 * share:.0f}% of the decision). In money, {advised} costs "
                f"**{s.money(table.loc[advised, 'total per month'])} a month** at {s.describe()}; change these on "
-               "the **Cost** page.")
+               f"the **Cost** page.{other}")
 if rec.get("scores") and rec.get("weights"):
     criteria_section(rec)
