@@ -133,6 +133,11 @@ def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_r
             "(target: at most 90%), both shown by the 95% confidence intervals.") in t
     assert "target at least 20% :green-badge[meets]" in t
     assert "Separated by the data: recorded why." in t
+    unfit = recommend(load_evidence(run), "balanced")  # nothing fits: the engine's first reason is the fit statement
+    (run / "recommendation.json").write_text(json.dumps(unfit))
+    t = text(open_app(runs_dir, monkeypatch))
+    assert unfit["reasons"][0] == unfit["fit_for_purpose"]["statement"] and f"- {unfit['reasons'][0]}" not in t
+    assert f"- {unfit['reasons'][1]}" in t  # said once, in the fit block, not again among the reasons
 
 
 def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():

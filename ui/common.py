@@ -146,9 +146,11 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | N
 
 def reasons_block(rec: dict) -> None:
     """The recommendation's reasons: up to three deciding criteria (largest weighted lead over the runner-up
-    first), plus the note on equivalence when it applies."""
+    first), plus the note on equivalence when it applies. The fit-for-purpose statement the engine puts first
+    is left out: the fit block above says it."""
+    fit = (rec.get("fit_for_purpose") or {}).get("statement")
     st.markdown("**Why** — what separated it from the runner-up:")
-    for r in rec.get("reasons") or ["The options are tied on every weighted criterion."]:
+    for r in [r for r in rec.get("reasons") or [] if r != fit] or ["The options are tied on every weighted criterion."]:
         st.markdown(f"- {r}")
 
 
