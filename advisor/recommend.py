@@ -84,6 +84,9 @@ FRESHNESS = {
 DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False,
                  "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
 BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
+# The facts that take one of a fixed set of values (the others are true/false, and latency_target_s seconds);
+# validate_facts checks them and the dashboard's What-if page offers them from here.
+FACT_CHOICES = {"knowledge_change": CHANGE_RATES, "budget": tuple(BUDGETS)}
 UPDATES_PER_YEAR = {"static": 0, "yearly": 1, "monthly": 12, "weekly": 52, "daily": 365}
 # Thresholds of the advice's measurement-driven lines (stated here so a reader can check each line's rule).
 RECALL_HIGH = 0.8  # retrieval finds the gold source this often or more: a low accuracy is the generator's
@@ -128,12 +131,9 @@ def validate_facts(facts: dict) -> dict:
     for k, v in facts.items():
         if k not in DEFAULT_FACTS:
             raise AdvisorError(f"unknown fact '{k}'{did_you_mean(k, DEFAULT_FACTS)}; facts: {', '.join(DEFAULT_FACTS)}")
-        if k == "knowledge_change":
-            if v not in CHANGE_RATES:
-                raise AdvisorError(f"fact knowledge_change='{v}' must be one of {', '.join(CHANGE_RATES)}")
-        elif k == "budget":
-            if v not in BUDGETS:
-                raise AdvisorError(f"fact budget='{v}' must be one of {', '.join(BUDGETS)}")
+        if k in FACT_CHOICES:
+            if v not in FACT_CHOICES[k]:
+                raise AdvisorError(f"fact {k}='{v}' must be one of {', '.join(FACT_CHOICES[k])}")
         elif k == "latency_target_s":
             try:
                 v = float(v)
