@@ -105,7 +105,7 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import answer_and_score
     from evalsuite.stats import summarize
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
     from retrieval.index import Retriever, build_index
     from tuning.data import build_sft
     from tuning.train import tokenize_examples, train_adapter

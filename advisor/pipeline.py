@@ -168,7 +168,7 @@ def validate_inputs(cfg: Config) -> None:
 
 def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
     from advisor.core.corpus import ingest_corpus
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
 
     h = combine_hashes(corpus_hash, cfg.section_hash("chunking"), cfg.retrieval.embedder, cfg.corpus.text_field)
     with run.stage("ingest", h, ["chunks.jsonl", "ingest_report.json"]) as st:

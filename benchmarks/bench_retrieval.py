@@ -40,7 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from advisor.core.corpus import ingest_corpus  # noqa: E402
-from retrieval.embedders import load_embedder  # noqa: E402
+from advisor.core.embedders import load_embedder  # noqa: E402
 from retrieval.index import build_index, make_faiss_index  # noqa: E402
 
 SAMPLE = ROOT / "advisor" / "sample"
@@ -101,7 +101,7 @@ def timed(fn):
 
 
 def bench_incremental(emb, passages: list[str], work: Path, n_docs: int) -> tuple[list[tuple], Path]:
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
 
     offsets = chunk_offsets_fn(emb.spec)
     corpus = work / "corpus"
@@ -198,7 +198,7 @@ def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -
     """recall@3, recall@k and MRR@k of the bundled sample domain's eval questions (gold `source`) per chunking setting,
     dense and hybrid (BM25 + dense, RRF)."""
     from advisor.core.qa import load_qa
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
     from retrieval.evaluate import retrieval_scores
     from retrieval.index import Retriever
 

@@ -32,7 +32,7 @@ import numpy as np
 from advisor.core.answer import Context
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from advisor.core.errors import AdvisorError
-from retrieval.embedders import Embedder, load_embedder
+from advisor.core.embedders import Embedder, load_embedder
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from advisor.core.corpus import chunk_documents, ingest_corpus, read_corpus, whi
 from advisor.core.errors import AdvisorError
 from advisor.core.lm import Generation
 from advisor.core.qa import QAItem
-from retrieval.embedders import HashingEmbedder, load_embedder
+from advisor.core.embedders import HashingEmbedder, load_embedder
 from retrieval.evaluate import retrieval_scores
 from retrieval.index import Retriever, build_index, resolve_kind, rrf_fuse
 from retrieval.rag import RagAnswerer, fit_budget
