@@ -49,7 +49,6 @@ a fifth of the questions) is named in `collapsed`, and the reasons say its score
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that impl
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import validate_targets
 from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.textio import read_json
 
 CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
 PRESETS: dict[str, dict[str, float]] = {
@@ -716,15 +716,6 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
     }
 
 
-def _read_json(path: Path, what_to_do: str):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AdvisorError(f"{path} is missing; {what_to_do}") from None
-    except json.JSONDecodeError:
-        raise AdvisorError(f"{path} is not valid JSON; {what_to_do}") from None
-
-
 def load_evidence(run_dir: Path) -> Evidence:
     """Read metrics.json, eval/<arm>.jsonl, the manifest's stage times and (when present) the drill
     from a run directory. A missing directory, stage or file raises AdvisorError naming it."""
@@ -732,10 +723,10 @@ def load_evidence(run_dir: Path) -> Evidence:
     if not run_dir.is_dir():
         raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run` (advisor dashboard lists them)")
     resume = f"finish the run first: advisor run --out {run_dir} (finished stages are kept)"
-    manifest = _read_json(run_dir / "manifest.json", f"{run_dir} is not a complete run directory; {resume}")
+    manifest = read_json(run_dir / "manifest.json", "run bookkeeping", f"{run_dir} is not a complete run directory; {resume}")
     stages = manifest.get("stages", {})
     missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
-    metrics = _read_json(run_dir / "eval" / "metrics.json", f"the evaluation has not finished; {resume}")
+    metrics = read_json(run_dir / "eval" / "metrics.json", "evaluation metrics", f"the evaluation has not finished; {resume}")
     evaluated = [arm for arm in OPTIONS.values() if arm in metrics.get("arms", {})]
     missing += [f"eval_{arm}" for arm in evaluated if stages.get(f"eval_{arm}", {}).get("status") != "done"]
     needed = {"index": any(a in evaluated for a in ("rag", "tuned_rag")), "tune": any(a in evaluated for a in ("tuned", "tuned_rag"))}
@@ -785,7 +776,7 @@ def load_evidence(run_dir: Path) -> Evidence:
                           or None) if ev.retrieval else None
     drill_path = run_dir / "drill" / "drill.json"
     if drill_path.exists():
-        drill = _read_json(drill_path, f"re-run the drill: advisor drill {run_dir}")
+        drill = read_json(drill_path, "drill result", f"re-run the drill: advisor drill {run_dir}")
         ev.drill = {o: {"update_s": d["update_s"], "accuracy": d["accuracy"]}
                     for o, d in drill["options"].items() if o in ev.accuracy}
     return ev
