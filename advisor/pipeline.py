@@ -111,13 +111,12 @@ def check_model_specs(cfg: Config) -> None:
 
 def check_qa_files(cfg: Config, doc_files: list[str]) -> None:
     """The QA files parse, the eval set has an answerable question, and every `source` is a corpus file."""
-    from advisor.core.qa import check_sources, load_qa
+    from advisor.core.qa import check_sources, load_qa, require_answerable
 
     root = Path(cfg.corpus.path)
     if cfg.corpus.qa:
         items = load_qa(Path(cfg.corpus.qa))
-        if not any(not it.unanswerable for it in items):
-            raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+        require_answerable(items, cfg.corpus.qa)
         check_sources(items, Path(cfg.corpus.qa), root, doc_files)
     if cfg.corpus.train_qa:
         check_sources(load_qa(Path(cfg.corpus.train_qa)), Path(cfg.corpus.train_qa), root, doc_files)
@@ -339,7 +338,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
     from advisor.arms import USES_INDEX, make_arm
-    from advisor.core.qa import load_qa, stratified_limit
+    from advisor.core.qa import load_qa, require_answerable, stratified_limit
     from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
     from evalsuite.probes import general_text, load_probe, score_probe
@@ -347,8 +346,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     check_eval_inputs(run, cfg)
     qa_file = cfg.corpus.eval_file(run.path)
     items = stratified_limit(load_qa(qa_file), cfg.eval.limit)
-    if not any(not it.unanswerable for it in items):
-        raise AdvisorError(f"QA file {qa_file} has no answerable questions; accuracy cannot be measured")
+    require_answerable(items, qa_file)
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
     adapter_file = run / "adapter" / "adapter_model.safetensors"
     needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
