@@ -578,15 +578,13 @@ def run_tune_stage(run_dir: Path) -> None:
     """The tuning track of one run directory: sft data, then the adapter (each skipped when up to date)."""
     import torch
 
-    from advisor.core.models import load_tokenizer
+    from advisor.core.models import causal_tokenizer
 
     run = RunDir(run_dir)
     cfg = load_run_config(run.path)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    tok = load_tokenizer(cfg.model.spec, "causal")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = causal_tokenizer(cfg.model.spec)
     chat = bool(getattr(tok, "chat_template", None))
 
     h_sft = sft_inputs_hash(run, cfg)
