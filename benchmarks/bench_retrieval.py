@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from advisor.core.config import RetrievalConfig  # noqa: E402
 from advisor.core.corpus import ingest_corpus  # noqa: E402
 from advisor.core.embedders import load_embedder  # noqa: E402
 from retrieval.index import build_index, make_faiss_index  # noqa: E402
@@ -112,7 +113,8 @@ def bench_incremental(emb, passages: list[str], work: Path, n_docs: int) -> tupl
 
     def full(out: Path):
         ingest_corpus(corpus, out, offsets, 200, 40)
-        return build_index(out / "chunks.jsonl", out / "index", emb, kind="flat", progress=False)
+        flat = RetrievalConfig(embedder=emb.spec, index_kind="flat", hybrid=False)
+        return build_index(out / "chunks.jsonl", out / "index", flat, emb, progress=False)
 
     say(f"incremental: full build of {len(docs)} documents")
     t_full, c_full = timed(lambda: full(work / "full"))
@@ -143,7 +145,8 @@ def bench_throughput(emb, chunks_path: Path, work: Path, n: int, repeats: int) -
         raw.append(timed(lambda: emb.model.encode(texts, batch_size=64, normalize_embeddings=True,
                                                   convert_to_numpy=True))[0])
         out = work / f"tp-index-{r}"
-        idx.append(timed(lambda: build_index(sub, out, emb, kind="flat", batch_size=64, progress=False))[0])
+        idx.append(timed(lambda: build_index(sub, out, RetrievalConfig(embedder=emb.spec, index_kind="flat", batch_size=64, hybrid=False), emb,
+                                              progress=False))[0])
     raw_tp, idx_tp = len(texts) / min(raw), len(texts) / min(idx)
     return [
         ("embedding: raw SentenceTransformer.encode", f"{raw_tp:.1f} chunks/s", "", ""),
@@ -213,7 +216,8 @@ def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -
         out = work / f"sample-{size}-{overlap}"
         rep = ingest_corpus(SAMPLE / "corpus", out, offsets, size, overlap)
         say(f"sample sweep: size {size}, overlap {overlap}: {rep['n_chunks']} chunks")
-        build_index(out / "chunks.jsonl", out / "index", emb, kind="flat", progress=False, hybrid=True)
+        build_index(out / "chunks.jsonl", out / "index", RetrievalConfig(embedder=emb.spec, index_kind="flat", hybrid=True), emb,
+                    progress=False)
         cells = []
         for hybrid in (False, True):
             r = Retriever(out, embedder=emb, hybrid=hybrid)

@@ -80,9 +80,7 @@ def _build(corpus: Path, out: Path, cfg) -> int:
         + (" (see ingest_report.json)" if rep["skipped"] else ""))
     for s in rep["skipped"][:10]:
         say(f"  skipped {s['path']}: {s['why']}")
-    c = build_index(out / "chunks.jsonl", out / "index", r.embedder, r.index_kind, r.batch_size, hybrid=r.hybrid,
-                    hnsw_m=r.hnsw_m, hnsw_ef_construction=r.hnsw_ef_construction, hnsw_ef_search=r.hnsw_ef_search,
-                    ivf_nprobe=r.ivf_nprobe)
+    c = build_index(out / "chunks.jsonl", out / "index", r)
     say(f"index: {c['kind']}{' + bm25' if c['hybrid'] else ''} over {c['n_vectors']} chunks; {c['embedded']} embedded, "
         f"{c['reused']} reused, {c['removed']} removed, {c['build_s']} s")
     print(out)
