@@ -21,11 +21,25 @@ from typing import Any
 import yaml
 
 from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.logs import say
 from advisor.core.textio import read_text
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 ARMS = ("base", "rag", "tuned", "tuned_rag")
 QUANTIZATIONS = ("nf4", "int8", "none")
+
+
+def ignored(section: Any, prefix: str, names: tuple[str, ...], why: str) -> list[str]:
+    """'prefix.name=value is ignored: why' for each named field of a config section set away from its default:
+    a setting that has no effect in this combination is worth a line, never an error."""
+    out = []
+    for f in dataclasses.fields(section):
+        if f.name in names:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            value = getattr(section, f.name)
+            if value != default:
+                out.append(f"{prefix}.{f.name}={value} is ignored: {why}")
+    return out
 
 
 @dataclass
@@ -120,6 +134,17 @@ class RetrievalConfig:
         if self.rrf_k < 1:
             raise AdvisorError(f"retrieval.rrf_k={self.rrf_k} must be at least 1")
 
+    def ignored_settings(self) -> list[str]:
+        hnsw, kind = ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search"), self.index_kind
+        out = []
+        if kind in ("flat", "ivfpq"):
+            out += ignored(self, "retrieval", hnsw, f"retrieval.index_kind={kind} builds no HNSW graph")
+        if kind in ("flat", "hnsw"):
+            out += ignored(self, "retrieval", ("ivf_nprobe",), f"retrieval.index_kind={kind} has no IVF lists")
+        if not self.hybrid:
+            out += ignored(self, "retrieval", ("rrf_k",), "retrieval.hybrid is off (no rank fusion)")
+        return out
+
 
 @dataclass
 class LoraConfig:
@@ -210,6 +235,19 @@ class TuningConfig:
             raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
                                "tuning.curve_points must be >= 0")
 
+    def ignored_settings(self) -> list[str]:
+        out = []
+        if not self.raft:
+            out += ignored(self, "tuning", ("raft_share", "raft_distractors", "raft_no_oracle"), "tuning.raft is off")
+        if not self.abstain:
+            out += ignored(self, "tuning", ("abstain_share",), "tuning.abstain is off")
+        if self.max_steps > 0:
+            out += ignored(self, "tuning", ("epochs",), "tuning.max_steps is set")
+        if self.method == "full":
+            out += ignored(self.lora, "tuning.lora", ("r", "alpha", "dropout", "target_modules"),
+                           "tuning.method=full trains every weight")
+        return out
+
 
 @dataclass
 class EvalConfig:
@@ -252,6 +290,11 @@ class EvalConfig:
             raise AdvisorError(f"eval.known_temperature={self.known_temperature} must be above 0 and at most 2 "
                                "(sampling; the greedy answer is the base arm's)")
 
+    def ignored_settings(self) -> list[str]:
+        if self.known_samples:
+            return []
+        return ignored(self, "eval", ("known_temperature",), "eval.known_samples=0 turns the known-facts split off")
+
 
 BACKENDS = ("hf", "openai")
 
@@ -278,6 +321,12 @@ class GenerationConfig:
         if self.concurrency < 1 or self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_s < 0:
             raise AdvisorError("generation.concurrency and generation.timeout_s must be positive, "
                                "generation.max_retries and generation.backoff_s >= 0")
+
+    def ignored_settings(self) -> list[str]:
+        if self.backend != "hf":
+            return []
+        return ignored(self, "generation", ("base_url", "model", "adapter_model", "concurrency", "timeout_s",
+                                            "max_retries", "backoff_s"), "generation.backend=hf answers in this process")
 
 
 QA_GENERATORS = ("extractive", "llm")
@@ -319,6 +368,12 @@ class QAConfig:
             raise AdvisorError("qa.min_answerable and qa.max_passages must be at least 1")
         if bool(self.base_url) != bool(self.api_model):
             raise AdvisorError("qa.base_url and qa.api_model go together: the endpoint and the served model's name")
+
+    def ignored_settings(self) -> list[str]:
+        if self.generator != "extractive":
+            return []
+        return ignored(self, "qa", ("model", "base_url", "api_model", "max_passages", "retries"),
+                       "qa.generator=extractive uses no model")
 
 
 # Quality targets an option must meet to be fit for purpose, as shares in [0, 1]: accuracy at least,
@@ -379,6 +434,11 @@ class Config:
             raise AdvisorError(f"threads={self.threads} must be >= 0 (0 = all cores)")
         if self.seed < 0:
             raise AdvisorError(f"seed={self.seed} must be >= 0")
+
+    def ignored_settings(self) -> list[str]:
+        """Settings that have no effect in this config (docs/architecture.md, 'Style'): each a line for a warning."""
+        sections = (self.retrieval, self.tuning, self.eval, self.generation, self.qa)
+        return [line for sec in sections for line in sec.ignored_settings()]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -532,7 +592,10 @@ def load_config(config: str | None = None, overrides: list[str] | None = None, e
         data = _deep_merge(data, extra)
     for item in overrides or []:
         data = _deep_merge(data, parse_override(item))
-    return from_dict(Config, data)
+    cfg = from_dict(Config, data)
+    for line in cfg.ignored_settings():
+        say(f"advisor: warning: {line}")
+    return cfg
 
 
 def dump_config(cfg: Config) -> str:
