@@ -145,15 +145,9 @@ def check_run_settings(cfg: Config) -> None:
 def validate_inputs(cfg: Config) -> None:
     """Every input of a resolved config, checked without writing anything (see preflight)."""
     from advisor.core.corpus import check_corpus
-    from advisor.recommend import resolve_weights, validate_facts
 
     root = Path(cfg.corpus.path)
-    doc_files = check_corpus(root, cfg.corpus.text_field)
-    try:  # a typo in the advice settings fails here, not after the tracks are built
-        resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
-        validate_facts(cfg.recommend.facts)
-    except AdvisorError as e:
-        raise AdvisorError(f"config section recommend: {e}") from None
+    doc_files = check_corpus(root, cfg.corpus.text_field)  # the config's own sections validated themselves
     check_qa_files(cfg, doc_files)
     check_model_specs(cfg)  # converts a bundled GGUF once, here, not in both tracks
     from advisor.core.remote_lm import check_generation_server

@@ -31,15 +31,14 @@ import numpy as np
 
 from advisor.core.answer import Context
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_file, write_jsonl
-from advisor.core.config import RetrievalConfig
+from advisor.core.config import INDEX_KINDS, RetrievalConfig
 from advisor.core.embedders import Embedder, load_embedder
 from advisor.core.errors import AdvisorError
 
 log = logging.getLogger(__name__)
 
-INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
-# 'auto': exact search while it is fast enough (flat: ~30 single queries/s at 100k x 384 on 2 cores),
-# HNSW beyond that, IVF-PQ when raw vectors no longer fit comfortably in memory (~1.5 GB at 1M x 384).
+# INDEX_KINDS: retrieval.index_kind's choices (checked by RetrievalConfig). 'auto': exact search while it is fast
+# enough (flat: ~30 single queries/s at 100k x 384 on 2 cores), HNSW beyond that, IVF-PQ when raw vectors no longer fit comfortably in memory (~1.5 GB at 1M x 384).
 AUTO_HNSW_FROM = 20_000
 AUTO_IVFPQ_FROM = 1_000_000
 IVFPQ_MIN = 1_000  # PQ training needs enough vectors (256 centroids per sub-quantizer)
@@ -48,8 +47,6 @@ RRF_K = 60  # reciprocal rank fusion constant of an index whose index_config.jso
 
 def resolve_kind(kind: str, n: int) -> str:
     """The index kind to build for `n` vectors ('auto' picks by size)."""
-    if kind not in INDEX_KINDS:
-        raise AdvisorError(f"retrieval.index_kind='{kind}' is not one of {', '.join(INDEX_KINDS)}")
     if kind != "auto":
         return kind
     return "flat" if n < AUTO_HNSW_FROM else "hnsw" if n < AUTO_IVFPQ_FROM else "ivfpq"

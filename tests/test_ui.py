@@ -18,7 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from advisor.cli import main
 from advisor.core.artifacts import read_jsonl
-from advisor.recommend import CRITERIA, PRESETS, load_evidence, recommend
+from advisor.core.advice import CRITERIA, PRESETS
+from advisor.recommend import load_evidence, recommend
 from ui.costs import DAYS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 

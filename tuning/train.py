@@ -274,10 +274,7 @@ def build_trainable_model(cfg: Config, device: str):
 
     from advisor.core.models import load_causal_model
 
-    tc = cfg.tuning
-    if tc.method == "full" and cfg.model.quantization != "none":
-        raise AdvisorError(f"tuning.method=full trains every weight and needs model.quantization=none "
-                           f"(got '{cfg.model.quantization}'); set model.quantization=none or tuning.method=lora")
+    tc = cfg.tuning  # tuning.method=full with a quantized base is refused by the Config itself
     model, _ = load_causal_model(cfg.model.spec, cfg.model.quantization, device)
     if tc.method == "full":
         for p in model.parameters():

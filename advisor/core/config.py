@@ -16,17 +16,47 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from advisor.core.advice import resolve_weights, validate_facts
 from advisor.core.errors import AdvisorError, did_you_mean
 from advisor.core.logs import say
 from advisor.core.textio import read_text
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-ARMS = ("base", "rag", "tuned", "tuned_rag")
-QUANTIZATIONS = ("nf4", "int8", "none")
+# The choices of the config's Literal fields; check_choices checks them all (the tuples are for messages and docs).
+Arm = Literal["base", "rag", "tuned", "tuned_rag"]
+Quantization = Literal["nf4", "int8", "none"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+Backend = Literal["hf", "openai"]
+QAGenerator = Literal["extractive", "llm"]
+QASplit = Literal["by_fact", "by_document"]
+ARMS = typing.get_args(Arm)
+QUANTIZATIONS = typing.get_args(Quantization)
+INDEX_KINDS = typing.get_args(IndexKind)
+
+
+def check_choices(section: Any, prefix: str) -> None:
+    """Every field of a config section typed Literal[...] (or list[Literal[...]]) holds one of its choices; the
+    error names the field, the choices and the nearest one. Each section's __post_init__ calls it first (peft's
+    LoraConfig checks its Literal fields the same way)."""
+    for name, tp in typing.get_type_hints(type(section)).items():
+        value = getattr(section, name)
+        many = typing.get_origin(tp) is list
+        if many:
+            (tp,) = typing.get_args(tp)
+        if typing.get_origin(tp) is not Literal:
+            continue
+        choices = typing.get_args(tp)
+        for v in value if many else [value]:
+            if v in choices:
+                continue
+            if many:  # eval.arms: unknown arm 'x'; arms are ...
+                raise AdvisorError(f"{prefix}.{name}: unknown {name.rstrip('s')} '{v}'{did_you_mean(str(v), choices)}; "
+                                   f"{name} are {', '.join(choices)}")
+            raise AdvisorError(f"{prefix}.{name}='{v}' is not one of {', '.join(choices)}{did_you_mean(str(v), choices)}")
 
 
 def ignored(section: Any, prefix: str, names: tuple[str, ...], why: str) -> list[str]:
@@ -89,15 +119,11 @@ class ChunkingConfig:
 @dataclass
 class ModelConfig:
     spec: str = "smollm2-135m-instruct"  # bundled name, Hub id or local path of the base causal LM
-    quantization: str = "nf4"  # nf4 | int8 | none: how the base weights are loaded, for every arm
+    quantization: Quantization = "nf4"  # how the base weights are loaded, for every arm
     max_new_tokens: int = 32  # answer length bound in generated tokens
 
     def __post_init__(self):
-        if self.quantization not in QUANTIZATIONS:
-            raise AdvisorError(
-                f"model.quantization='{self.quantization}' is not one of {', '.join(QUANTIZATIONS)}"
-                + did_you_mean(self.quantization, QUANTIZATIONS)
-            )
+        check_choices(self, "model")
         if self.max_new_tokens < 1:
             raise AdvisorError("model.max_new_tokens must be at least 1")
 
@@ -108,7 +134,7 @@ class RetrievalConfig:
     top_k: int = 3  # chunks placed in the prompt of the retrieval arms
     context_tokens: int = 600  # budget of generator tokens for the retrieved chunks in one prompt
     batch_size: int = 64  # texts per embedding batch
-    index_kind: str = "auto"  # auto | flat | hnsw | ivfpq (auto: flat below 20k chunks, hnsw below 1M, else ivfpq)
+    index_kind: IndexKind = "auto"  # auto: flat below 20k chunks, hnsw below 1M, else ivfpq
     hnsw_m: int = 32  # HNSW graph degree (links per vector)
     hnsw_ef_construction: int = 80  # HNSW candidate list size while building (higher: better graph, slower build)
     hnsw_ef_search: int = 128  # HNSW candidate list size per query (higher: better recall, slower query)
@@ -117,16 +143,11 @@ class RetrievalConfig:
     rrf_k: int = 60  # reciprocal rank fusion constant: score = sum of 1 / (rrf_k + rank)
 
     def __post_init__(self):
+        check_choices(self, "retrieval")
         if self.top_k < 1:
             raise AdvisorError(f"retrieval.top_k={self.top_k} must be at least 1")
         if self.context_tokens < 32:
             raise AdvisorError("retrieval.context_tokens must be at least 32")
-        kinds = ("auto", "flat", "hnsw", "ivfpq")
-        if self.index_kind not in kinds:
-            raise AdvisorError(
-                f"retrieval.index_kind='{self.index_kind}' is not one of {', '.join(kinds)}"
-                + did_you_mean(self.index_kind, kinds)
-            )
         if self.batch_size < 1:
             raise AdvisorError(f"retrieval.batch_size={self.batch_size} must be at least 1")
         if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1 or self.ivf_nprobe < 1:
@@ -172,7 +193,7 @@ class TuningConfig:
     batch_size: int = 8  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 2e-4  # peak learning rate
-    schedule: str = "cosine"  # cosine | linear decay after warm-up
+    schedule: Literal["cosine", "linear"] = "cosine"  # decay after warm-up
     warmup_ratio: float = 0.1  # share of steps spent warming up linearly from 0
     weight_decay: float = 0.0  # AdamW weight decay
     max_seq_len: int = 256  # tokens per training sequence (longer corpus text is split)
@@ -180,10 +201,10 @@ class TuningConfig:
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
-    method: str = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
+    method: Literal["lora", "full"] = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
-    both_adapter: str = "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
+    both_adapter: Literal["shared", "separate"] = "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
     raft_share: float = 0.3  # share of training questions that also get a RAFT example (each ~540 tokens on the sample: the main training cost)
     raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
@@ -197,8 +218,7 @@ class TuningConfig:
     curve_points: int = 2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
 
     def __post_init__(self):
-        if self.schedule not in ("cosine", "linear"):
-            raise AdvisorError(f"tuning.schedule='{self.schedule}' must be cosine or linear")
+        check_choices(self, "tuning")
         if self.max_steps < 0:
             raise AdvisorError(f"tuning.max_steps={self.max_steps} must be >= 0 (0 = derived from tuning.epochs)")
         if self.epochs < 0:
@@ -219,14 +239,9 @@ class TuningConfig:
             raise AdvisorError("tuning.val_fraction must be in [0, 0.5)")
         if not (self.use_corpus_text or self.use_train_qa):
             raise AdvisorError("tuning: enable use_corpus_text or use_train_qa, or there is nothing to train on")
-        if self.method not in ("lora", "full"):
-            raise AdvisorError(f"tuning.method='{self.method}' must be lora or full{did_you_mean(self.method, ('lora', 'full'))}")
         if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
             raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
                                "tuning.abstain_share in [0, 1]")
-        if self.both_adapter not in ("shared", "separate"):
-            raise AdvisorError(f"tuning.both_adapter='{self.both_adapter}' must be shared or separate"
-                               + did_you_mean(self.both_adapter, ("shared", "separate")))
         if self.max_batch_tokens < 0:
             raise AdvisorError(f"tuning.max_batch_tokens={self.max_batch_tokens} must be >= 0 (0 = no limit)")
         if self.seeds < 1:
@@ -251,7 +266,7 @@ class TuningConfig:
 
 @dataclass
 class EvalConfig:
-    arms: list[str] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
+    arms: list[Arm] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
     limit: int = 0  # evaluate at most this many questions (answerable and unanswerable kept in proportion); 0 = all
     batch_size: int = 48  # questions per generation batch (48: 7.5x a one-at-a-time loop, benchmarks/bench_eval.py)
     probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
@@ -267,11 +282,7 @@ class EvalConfig:
     known_temperature: float = 0.7  # sampling temperature of those answers
 
     def __post_init__(self):
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown:
-            raise AdvisorError(
-                f"eval.arms: unknown arm '{unknown[0]}'{did_you_mean(unknown[0], ARMS)}; arms are {', '.join(ARMS)}"
-            )
+        check_choices(self, "eval")
         if not self.arms:
             raise AdvisorError("eval.arms must name at least one arm")
         if self.limit < 0 or self.probe_limit < 0:
@@ -296,12 +307,12 @@ class EvalConfig:
         return ignored(self, "eval", ("known_temperature",), "eval.known_samples=0 turns the known-facts split off")
 
 
-BACKENDS = ("hf", "openai")
+BACKENDS = typing.get_args(Backend)
 
 
 @dataclass
 class GenerationConfig:
-    backend: str = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
+    backend: Backend = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
     base_url: str = ""  # the server's API root, e.g. http://127.0.0.1:8001/v1 (backend openai)
     model: str = ""  # served name of the base model; "" = model.spec
     adapter_model: str = ""  # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
@@ -312,9 +323,7 @@ class GenerationConfig:
     backoff_s: float = 1.0  # wait before the first retry, doubled for each further one
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise AdvisorError(f"generation.backend='{self.backend}' is not one of {', '.join(BACKENDS)}"
-                               + did_you_mean(self.backend, BACKENDS))
+        check_choices(self, "generation")
         if self.backend == "openai" and not self.base_url:
             raise AdvisorError("generation.backend=openai needs generation.base_url (--base-url), "
                                "e.g. http://127.0.0.1:8001/v1")
@@ -329,8 +338,8 @@ class GenerationConfig:
                                             "max_retries", "backoff_s"), "generation.backend=hf answers in this process")
 
 
-QA_GENERATORS = ("extractive", "llm")
-QA_SPLITS = ("by_fact", "by_document")
+QA_GENERATORS = typing.get_args(QAGenerator)
+QA_SPLITS = typing.get_args(QASplit)
 
 
 @dataclass
@@ -339,11 +348,11 @@ class QAConfig:
 
     n: int = 150  # eval questions in all, answerable + unanswerable
     unanswerable: float = 0.2  # share of eval questions the corpus does not answer (verified on the whole corpus)
-    generator: str = "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
+    generator: QAGenerator = "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
     model: str = ""  # llm generator: model spec run in process; "" = model.spec
     base_url: str = ""  # llm generator: an OpenAI-compatible endpoint instead (key from $ADVISOR_QA_API_KEY)
     api_model: str = ""  # llm generator: the served model name at base_url
-    split: str = "by_fact"  # by_fact: an eval fact's other phrasings may be trained on | by_document: eval documents' facts never are
+    split: QASplit = "by_fact"  # by_fact: an eval fact's other phrasings may be trained on | by_document: eval documents' facts never are
     max_per_document: int = 0  # answerable eval questions per document; 0 = twice an even share (at least 3)
     min_answerable: int = 30  # fewer answerable eval questions than this is an error
     train_per_fact: int = 2  # training phrasings per fact (paraphrase augmentation)
@@ -352,16 +361,11 @@ class QAConfig:
     retries: int = 2  # llm generator: new attempts for a malformed reply before it counts as rejected
 
     def __post_init__(self):
+        check_choices(self, "qa")
         if self.n < 1:
             raise AdvisorError(f"qa.n={self.n} must be at least 1")
         if not 0 <= self.unanswerable < 1:
             raise AdvisorError(f"qa.unanswerable={self.unanswerable} must be in [0, 1)")
-        if self.generator not in QA_GENERATORS:
-            raise AdvisorError(f"qa.generator='{self.generator}' is not one of {', '.join(QA_GENERATORS)}"
-                               + did_you_mean(self.generator, QA_GENERATORS))
-        if self.split not in QA_SPLITS:
-            raise AdvisorError(f"qa.split='{self.split}' is not one of {', '.join(QA_SPLITS)}"
-                               + did_you_mean(self.split, QA_SPLITS))
         if min(self.max_per_document, self.train_per_fact, self.max_train, self.retries) < 0:
             raise AdvisorError("qa.max_per_document, qa.train_per_fact, qa.max_train and qa.retries must be >= 0")
         if self.min_answerable < 1 or self.max_passages < 1:
@@ -409,6 +413,11 @@ class RecommendConfig:
     targets: dict[str, float] = field(default_factory=lambda: dict(QUALITY_TARGETS))
 
     def __post_init__(self):
+        try:  # a typo in the advice settings fails when the config is read, not after the tracks are built
+            resolve_weights(self.preset, self.weights)
+            validate_facts(self.facts)
+        except AdvisorError as e:
+            raise AdvisorError(f"config section recommend: {e}") from None
         try:
             self.targets = validate_targets(self.targets)
         except AdvisorError as e:
@@ -434,6 +443,9 @@ class Config:
             raise AdvisorError(f"threads={self.threads} must be >= 0 (0 = all cores)")
         if self.seed < 0:
             raise AdvisorError(f"seed={self.seed} must be >= 0")
+        if self.tuning.method == "full" and self.model.quantization != "none":  # the one check across sections
+            raise AdvisorError(f"tuning.method=full trains every weight and needs model.quantization=none "
+                               f"(got '{self.model.quantization}'); set model.quantization=none or tuning.method=lora")
 
     def ignored_settings(self) -> list[str]:
         """Settings that have no effect in this config (docs/architecture.md, 'Style'): each a line for a warning."""
@@ -470,6 +482,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise AdvisorError(f"{where} must be a mapping, got {value!r}")
         return dict(value)
+    if origin is Literal:  # the value's type; check_choices checks the choice itself
+        return _coerce(value, type(typing.get_args(tp)[0]), where)
     if origin in (typing.Union, types.UnionType) or tp is Any:
         return value
     if tp is bool:

@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from advisor.core.errors import AdvisorError
-from advisor.recommend import CHANGE_RATES, CRITERIA, DEFAULT_FACTS, PRESETS, load_evidence, recommend
+from advisor.core.advice import CHANGE_RATES, CRITERIA, DEFAULT_FACTS, PRESETS
+from advisor.recommend import load_evidence, recommend
 from ui import charts
 from ui.common import flips_block, not_finished_message, reasons_block, require_run, run_header, verdict_card
 from ui.rundata import CRITERION_LABEL, OPTION_LABEL, RunDataError, load_recommendation
