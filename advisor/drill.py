@@ -100,12 +100,12 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20, gener
 def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     from advisor.arms import make_arm
     from advisor.core.corpus import ingest_corpus
+    from advisor.core.embedders import chunk_offsets_fn
     from advisor.core.lm import LM
     from advisor.core.models import causal_tokenizer
     from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import answer_and_score
     from evalsuite.stats import summarize
-    from advisor.core.embedders import chunk_offsets_fn
     from retrieval.index import Retriever, build_index
     from tuning.data import build_sft
     from tuning.train import tokenize_examples, train_adapter

@@ -24,8 +24,17 @@ import sys
 import time
 from pathlib import Path
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, crash_window, now_iso, read_jsonl,
-                                    sha256_bytes, sha256_file, write_jsonl)
+from advisor.core.artifacts import (
+    RunDir,
+    atomic_write_json,
+    combine_hashes,
+    crash_window,
+    now_iso,
+    read_jsonl,
+    sha256_bytes,
+    sha256_file,
+    write_jsonl,
+)
 from advisor.core.config import Config, dump_config
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import say
@@ -179,8 +188,15 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
     file the stage writes training material only (qa/train.jsonl: the tuning track's questions when no
     training questions are given, and its verified unanswerable questions for abstention training); a
     corpus the generator finds too little in then leaves an empty training set, said in one line."""
-    from evalsuite.qagen.stage import (corpus_view, make_sets, summary, training_only, training_summary,
-                                       write_sets, write_training_only)
+    from evalsuite.qagen.stage import (
+        corpus_view,
+        make_sets,
+        summary,
+        training_only,
+        training_summary,
+        write_sets,
+        write_training_only,
+    )
 
     spec = cfg.qa.base_url + cfg.qa.api_model if cfg.qa.base_url else (cfg.qa.model or cfg.model.spec)
     given = None if cfg.corpus.generated else Path(cfg.corpus.qa)

@@ -57,8 +57,8 @@ from statistics import NormalDist
 import numpy as np
 
 from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
-from advisor.core.artifacts import read_jsonl
 from advisor.core.advice import BUDGETS, CRITERIA, resolve_weights, validate_facts
+from advisor.core.artifacts import read_jsonl
 from advisor.core.config import validate_targets
 from advisor.core.errors import AdvisorError
 from advisor.core.textio import read_json

@@ -145,8 +145,8 @@ def bench_throughput(emb, chunks_path: Path, work: Path, n: int, repeats: int) -
         raw.append(timed(lambda: emb.model.encode(texts, batch_size=64, normalize_embeddings=True,
                                                   convert_to_numpy=True))[0])
         out = work / f"tp-index-{r}"
-        idx.append(timed(lambda: build_index(sub, out, RetrievalConfig(embedder=emb.spec, index_kind="flat", batch_size=64, hybrid=False), emb,
-                                              progress=False))[0])
+        flat = RetrievalConfig(embedder=emb.spec, index_kind="flat", batch_size=64, hybrid=False)
+        idx.append(timed(lambda: build_index(sub, out, flat, emb, progress=False))[0])  # noqa: B023 - timed() calls it now
     raw_tp, idx_tp = len(texts) / min(raw), len(texts) / min(idx)
     return [
         ("embedding: raw SentenceTransformer.encode", f"{raw_tp:.1f} chunks/s", "", ""),
@@ -175,7 +175,7 @@ def bench_latency(emb, passages, questions, sizes, n_real, n_queries, ef_search,
         results = {}
         for kind in ("flat", "hnsw"):
             say(f"latency: building {kind} over {size} vectors")
-            t_build, (index, params) = timed(lambda: make_faiss_index(vecs, kind, hnsw_ef_search=ef_search))
+            t_build, (index, params) = timed(lambda: make_faiss_index(vecs, kind, hnsw_ef_search=ef_search))  # noqa: B023
             index.search(q[:5], 10)  # warm-up
             lat, ids = [], []
             for v in q:
@@ -200,8 +200,8 @@ def bench_latency(emb, passages, questions, sizes, n_real, n_queries, ef_search,
 def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -> None:
     """recall@3, recall@k and MRR@k of the bundled sample domain's eval questions (gold `source`) per chunking setting,
     dense and hybrid (BM25 + dense, RRF)."""
-    from advisor.core.qa import load_qa
     from advisor.core.embedders import chunk_offsets_fn
+    from advisor.core.qa import load_qa
     from retrieval.evaluate import retrieval_scores
     from retrieval.index import Retriever
 

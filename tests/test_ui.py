@@ -17,8 +17,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from advisor.cli import main
-from advisor.core.artifacts import read_jsonl
 from advisor.core.advice import CRITERIA, PRESETS
+from advisor.core.artifacts import read_jsonl
 from advisor.recommend import load_evidence, recommend
 from ui.costs import DAYS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
@@ -263,8 +263,8 @@ def test_a_run_without_a_qa_file_is_planned_to_generate_its_questions(tmp_path):
 
 
 def test_the_review_page_shows_the_evidence_and_records_accept_reject_and_edit(runs_dir, monkeypatch):
-    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
     from advisor.core.config import QAConfig
+    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
 
     run = runs_dir / FIXTURE.name
     qs = make_sets(corpus_view(ROOT / "advisor" / "sample" / "corpus"), QAConfig(n=40), 0, "hashing")

@@ -31,8 +31,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, peak_rss_mb, read_jsonl, sha256_bytes,
-                                    sha256_file)
+from advisor.core.artifacts import (
+    RunDir,
+    atomic_write_json,
+    combine_hashes,
+    peak_rss_mb,
+    read_jsonl,
+    sha256_bytes,
+    sha256_file,
+)
 from advisor.core.config import Config, load_run_config
 from advisor.core.errors import AdvisorError
 from advisor.core.qa import load_qa

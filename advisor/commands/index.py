@@ -69,8 +69,8 @@ def cmd_index(args) -> int:
 
 def _build(corpus: Path, out: Path, cfg) -> int:
     from advisor.core.corpus import ingest_corpus
-    from advisor.pipeline import say
     from advisor.core.embedders import chunk_offsets_fn
+    from advisor.pipeline import say
     from retrieval.index import build_index
 
     r = cfg.retrieval

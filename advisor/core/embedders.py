@@ -19,7 +19,7 @@ from advisor.core.corpus import OffsetsFn, whitespace_offsets
 from advisor.core.errors import ModelUnavailable
 from advisor.core.registry import Registry
 
-EMBEDDERS: Registry[Callable[[str], "Embedder"]] = Registry("embedder")
+EMBEDDERS: Registry[Callable[[str], Embedder]] = Registry("embedder")
 
 
 class Embedder:

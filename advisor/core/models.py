@@ -258,7 +258,7 @@ def _own_unquantized_weights(model) -> None:
     with torch.no_grad():
         for m in model.modules():
             for bag in (m._parameters, m._buffers):
-                for name, t in bag.items():
+                for t in bag.values():
                     if t is not None and t.device.type == "cpu" and t.dtype.is_floating_point:
                         t.data = t.data.clone()
     gc.collect()

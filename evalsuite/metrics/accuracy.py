@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 from evalsuite.embed import TextEmbedder
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
 from evalsuite.normalize import normalize_answer
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from evalsuite.metrics.accuracy import is_correct
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
 from evalsuite.normalize import normalize_answer
 
 _ABSTAIN = re.compile(

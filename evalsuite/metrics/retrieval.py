@@ -9,7 +9,7 @@ shared with the retrieval track).
 from __future__ import annotations
 
 from advisor.core.ranking import gold_rank, recall_hit
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
 
 
 @METRICS.register("recall_at_k")

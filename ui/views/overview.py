@@ -4,8 +4,17 @@ flip points in plain language — all read from the run's recommendation.json.""
 import streamlit as st
 
 from ui import charts
-from ui.common import (facts_line, flips_block, not_finished_message, reasons_block, require_run, run_header,
-                       show_data_error, stage_progress, verdict_card)
+from ui.common import (
+    facts_line,
+    flips_block,
+    not_finished_message,
+    reasons_block,
+    require_run,
+    run_header,
+    show_data_error,
+    stage_progress,
+    verdict_card,
+)
 from ui.rundata import RunDataError, load_recommendation
 
 st.title("Should the knowledge go in RAG, fine-tuning, or both?")

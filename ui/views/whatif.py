@@ -4,8 +4,8 @@ through advisor.recommend — the same engine `advisor run` used to write recomm
 import pandas as pd
 import streamlit as st
 
-from advisor.core.errors import AdvisorError
 from advisor.core.advice import CHANGE_RATES, CRITERIA, DEFAULT_FACTS, PRESETS
+from advisor.core.errors import AdvisorError
 from advisor.recommend import load_evidence, recommend
 from ui import charts
 from ui.common import flips_block, not_finished_message, reasons_block, require_run, run_header, verdict_card
