@@ -35,7 +35,7 @@ from advisor.core.artifacts import (
     sha256_file,
     write_jsonl,
 )
-from advisor.core.config import Config, dump_config
+from advisor.core.config import Config, dump_config, warn_ignored_settings
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import say
 
@@ -610,6 +610,7 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> P
     check_out(path, force)
     with run_lock(path, command_line()), attempt(path, command_line()) as work:
         say(f"run directory: {path}")
+        warn_ignored_settings(cfg)
         run = RunDir(work)
         run.init_manifest(dump_config(cfg), inputs)
         build_run(run, cfg, inputs)

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_index(args) -> int:
-    from advisor.core.config import load_config
+    from advisor.core.config import load_config, warn_ignored_settings
     from advisor.core.corpus import check_corpus
     from advisor.core.errors import AdvisorError
     from advisor.core.rundirs import check_out, run_lock
@@ -64,6 +64,7 @@ def cmd_index(args) -> int:
     check_spec("retrieval.embedder", r.embedder, "embedder")
     check_out(out, args.force, kind="index")
     with run_lock(out, command_line()):
+        warn_ignored_settings(cfg)
         return _build(corpus, out, cfg)
 
 

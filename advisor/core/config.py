@@ -56,7 +56,8 @@ def check_choices(section: Any, prefix: str) -> None:
             if many:  # eval.arms: unknown arm 'x'; arms are ...
                 raise AdvisorError(f"{prefix}.{name}: unknown {name.rstrip('s')} '{v}'{did_you_mean(str(v), choices)}; "
                                    f"{name} are {', '.join(choices)}")
-            raise AdvisorError(f"{prefix}.{name}='{v}' is not one of {', '.join(choices)}{did_you_mean(str(v), choices)}")
+            listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+            raise AdvisorError(f"{prefix}.{name}='{v}' is not one of {listed}{did_you_mean(str(v), choices)}")
 
 
 def ignored(section: Any, prefix: str, names: tuple[str, ...], why: str) -> list[str]:
@@ -606,10 +607,14 @@ def load_config(config: str | None = None, overrides: list[str] | None = None, e
         data = _deep_merge(data, extra)
     for item in overrides or []:
         data = _deep_merge(data, parse_override(item))
-    cfg = from_dict(Config, data)
+    return from_dict(Config, data)
+
+
+def warn_ignored_settings(cfg: Config) -> None:
+    """One warning line per setting this config ignores. Said once a command has checked its inputs and starts
+    its work, so that a command that fails prints its one error line only."""
     for line in cfg.ignored_settings():
         say(f"advisor: warning: {line}")
-    return cfg
 
 
 def dump_config(cfg: Config) -> str:
