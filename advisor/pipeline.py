@@ -392,7 +392,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
             say(f"  eval {arm}: {len(rows)} questions")
 
     if cfg.tuning.seeds > 1 and needs_adapter and cfg.generation.backend == "hf":
-        other_seeds(run, cfg, lm, items, embedder, qa_hash)
+        other_seeds(run, cfg, lm, retriever, items, embedder, qa_hash)
     knowledge = known_facts(run, cfg, items, qa_hash, lm)
 
     probes = None
@@ -514,8 +514,9 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
             "rows": read_jsonl(path)}
 
 
-def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: str) -> None:
-    """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter."""
+def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
+    """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter. `lm` and
+    `retriever` are evaluate()'s loaders: the model and the index are loaded once for every arm and seed."""
     from advisor.arms import USES_INDEX, make_arm
     from advisor.curve import adapter_weights
     from advisor.seeds import answers_path, seed_adapters
@@ -530,13 +531,9 @@ def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: st
             with run.stage(f"eval_{arm}_seed{i}", h, [str(out.relative_to(run.path))]) as st:
                 if st.skipped:
                     continue
-                retriever = None
-                if USES_INDEX[arm]:
-                    from retrieval.index import Retriever
-
-                    retriever = Retriever(run / "index")
                 with adapter_weights(lm(), folder):
-                    rows = answer_and_score(make_arm(arm, cfg, lm(), retriever), items, embedder, cfg.eval.confidence)
+                    answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
+                    rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_jsonl(out, rows)
                 acc = sum(r["scores"].get("accuracy", 0) for r in rows if not r["unanswerable"])

@@ -25,6 +25,9 @@ CHANGE_RATES = ("static", "yearly", "monthly", "weekly", "daily")
 DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False,
                  "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
 BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
+# The facts that take one of a fixed set of values (the others are true/false, and latency_target_s seconds);
+# validate_facts checks them and the dashboard's What-if page offers them from here.
+FACT_CHOICES = {"knowledge_change": CHANGE_RATES, "budget": tuple(BUDGETS)}
 
 
 def validate_facts(facts: dict) -> dict:
@@ -33,12 +36,9 @@ def validate_facts(facts: dict) -> dict:
     for k, v in facts.items():
         if k not in DEFAULT_FACTS:
             raise AdvisorError(f"unknown fact '{k}'{did_you_mean(k, DEFAULT_FACTS)}; facts: {', '.join(DEFAULT_FACTS)}")
-        if k == "knowledge_change":
-            if v not in CHANGE_RATES:
-                raise AdvisorError(f"fact knowledge_change='{v}' must be one of {', '.join(CHANGE_RATES)}")
-        elif k == "budget":
-            if v not in BUDGETS:
-                raise AdvisorError(f"fact budget='{v}' must be one of {', '.join(BUDGETS)}")
+        if k in FACT_CHOICES:
+            if v not in FACT_CHOICES[k]:
+                raise AdvisorError(f"fact {k}='{v}' must be one of {', '.join(FACT_CHOICES[k])}")
         elif k == "latency_target_s":
             try:
                 v = float(v)

@@ -63,6 +63,28 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def numbered_dirs(root: Path, prefix: str, marker: str) -> list[tuple[int, Path]]:
+    """(n, folder) for the folders `<prefix>-<n>` under root that hold `marker` (a file written last, so a
+    half-written folder is left out), in order of n. Adapter snapshots (adapter/curve/step-N) and extra-seed
+    adapters (adapter_seeds/seed-i) are kept this way."""
+    found = []
+    for p in Path(root).glob(f"{prefix}-*"):
+        n = p.name[len(prefix) + 1:]
+        if n.isdigit() and (p / marker).is_file():
+            found.append((int(n), p))
+    return sorted(found)
+
+
+def mean_accuracy(rows: list[dict], ids: list[str] | None = None) -> float:
+    """Mean of the rows' `scores.accuracy` (eval/<arm>.jsonl rows), over the rows with `ids` when given;
+    rows without an accuracy (unanswerable questions) do not count; 0.0 when none does."""
+    if ids is not None:
+        by_id = {r["id"]: r for r in rows}
+        rows = [by_id[i] for i in ids if i in by_id]
+    vals = [r["scores"]["accuracy"] for r in rows if "accuracy" in r.get("scores", {})]
+    return sum(vals) / max(1, len(vals))
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
