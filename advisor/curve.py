@@ -17,9 +17,9 @@ questions would tune on the test set); the curve shows whether an earlier one wo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from advisor.core.artifacts import mean_accuracy, numbered_dirs, read_jsonl
 

@@ -21,8 +21,8 @@ import json
 import re
 from pathlib import Path
 
-from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.arms import ARM_COLOUR, ARM_LABEL, OPTION_COLOUR, OPTION_LABEL  # docs/architecture.md
+from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 
 NEUTRAL = "#9c755f"  # bars that are not an arm (question counts): a brown no arm uses

@@ -17,11 +17,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from advisor.cli import main
+from advisor.core.advice import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS
 from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import ARMS, QUALITY_TARGETS
-from advisor.recommend import (CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS, fit_for_purpose, load_evidence,
-                               recommend, separation)
+from advisor.recommend import fit_for_purpose, load_evidence, recommend, separation
 from ui.costs import DAYS_PER_MONTH, HOURS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 
@@ -305,7 +305,7 @@ def test_whatif_offers_every_situation_fact_the_engine_takes_and_every_target(ru
 
     at = open_app(runs_dir, monkeypatch, "whatif")
     widgets = {w.key: w for kind in ("select_slider", "toggle", "number_input") for w in getattr(at, kind)}
-    for k, default in DEFAULT_FACTS.items():  # the engine's own list: a fact it gains and the page lacks fails here
+    for k in DEFAULT_FACTS:  # the engine's own list: a fact it gains and the page lacks fails here
         assert f"f_{k}" in widgets, f"What-if offers no control for the fact {k}"
         assert k in FACT_LABEL and widgets[f"f_{k}"].label == FACT_LABEL[k], f"fact {k} has no plain label"
         if k in FACT_CHOICES:
@@ -466,8 +466,8 @@ def test_a_run_without_a_qa_file_is_planned_to_generate_its_questions(tmp_path):
 
 
 def test_the_review_page_shows_the_evidence_and_records_accept_reject_and_edit(runs_dir, monkeypatch):
-    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
     from advisor.core.config import QAConfig
+    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
 
     run = runs_dir / FIXTURE.name
     qs = make_sets(corpus_view(ROOT / "advisor" / "sample" / "corpus"), QAConfig(n=40), 0, "hashing")

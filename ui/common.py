@@ -9,8 +9,16 @@ from pathlib import Path
 import streamlit as st
 
 from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
-from ui.rundata import (CRITERION_LABEL, FACT_LABEL, RunDataError, RunInfo, list_runs, load_config_dict, log_tail,
-                        read_json)
+from ui.rundata import (
+    CRITERION_LABEL,
+    FACT_LABEL,
+    RunDataError,
+    RunInfo,
+    list_runs,
+    load_config_dict,
+    log_tail,
+    read_json,
+)
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
 # Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
@@ -175,7 +183,7 @@ def fact_value(v) -> str:
 
 def facts_line(rec: dict) -> str:
     """The preset and every situation fact the engine takes (those a recommendation predates: their defaults)."""
-    from advisor.recommend import DEFAULT_FACTS
+    from advisor.core.advice import DEFAULT_FACTS
 
     f = {**DEFAULT_FACTS, **(rec.get("facts") or {})}
     parts = [f"{FACT_LABEL.get(k, k)}: **{fact_value(v)}**" for k, v in f.items()]
@@ -208,7 +216,7 @@ def criteria_table(rec: dict):
     """Each option's score per criterion (0–1) and the weights in use, with plain names."""
     import pandas as pd
 
-    from advisor.recommend import CRITERIA
+    from advisor.core.advice import CRITERIA
 
     table = pd.DataFrame(rec["scores"]).T.rename(index=OPTION_LABEL)[CRITERIA]
     table.loc["weight in use"] = [rec["weights"][c] for c in CRITERIA]

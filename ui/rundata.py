@@ -10,7 +10,6 @@ No Streamlit in this module: the pages call it, and tests call it directly.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from advisor.core import textio
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
 
@@ -50,6 +50,7 @@ TARGET_LABEL = {"accuracy": "Accuracy at least (%)", "hallucination_rate": "Hall
 LAUNCH = "launch.json"  # written by the dashboard when it starts a run (ui/launcher.py)
 LAUNCH_EXIT = "launch.exit"  # the exit code of that run, written when it ends
 LOG = "run.log"
+RERUN = "re-run the stage that writes it (advisor run --out <this run dir> resumes)"
 
 
 class RunDataError(AdvisorError):
@@ -58,15 +59,10 @@ class RunDataError(AdvisorError):
 
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from `path`, or RunDataError naming the file (`what` says what it is for)."""
-    if not path.is_file():
-        raise RunDataError(f"{what}: {path.name} is missing ({path})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunDataError(f"{what}: {path} is not valid JSON ({getattr(e, 'msg', e)}); "
-                           "re-run the stage that writes it (advisor run --out <this run dir> resumes)") from None
-    except OSError as e:
-        raise RunDataError(f"{what}: cannot read {path} ({e.strerror})") from None
+        data = textio.read_json(path, what, RERUN)
+    except AdvisorError as e:
+        raise RunDataError(str(e)) from None
     if not isinstance(data, dict):
         raise RunDataError(f"{what}: {path} must hold a JSON object")
     return data
@@ -122,16 +118,10 @@ def load_rows(run_dir: Path) -> dict[str, list[dict]]:
         path = Path(run_dir) / "eval" / f"{arm}.jsonl"
         if not path.exists():
             continue
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise RunDataError(f"{path}:{lineno} is not valid JSON ({e.msg}); "
-                                       f"re-run the eval_{arm} stage to rewrite it") from None
+        try:
+            rows = textio.read_jsonl(path, "answers", f"re-run the eval_{arm} stage to rewrite it")
+        except AdvisorError as e:
+            raise RunDataError(str(e)) from None
         out[arm] = rows
     return out
 

@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from advisor.core.textio import read_json
+from advisor.core.textio import read_jsonl as read_jsonl  # re-exported: the stages read their artifacts from here
 
 MANIFEST = "manifest.json"
 
@@ -59,11 +61,6 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def numbered_dirs(root: Path, prefix: str, marker: str) -> list[tuple[int, Path]]:
@@ -191,13 +188,8 @@ class RunDir:
         p = self.path / MANIFEST
         if not p.exists():
             return {"stages": {}}
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            # A manifest is rewritten atomically, so this is a hand-edited or foreign file.
-            from advisor.core.errors import AdvisorError
-
-            raise AdvisorError(f"{p} is not valid JSON; fix or delete it to rebuild the run's bookkeeping") from None
+        # A manifest is rewritten atomically, so a broken one is a hand-edited or foreign file.
+        return read_json(p, "run bookkeeping", "fix or delete it to rebuild the run's bookkeeping")
 
     def update_manifest(self, **fields: Any) -> None:
         with self._locked_manifest() as m:

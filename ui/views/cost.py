@@ -7,8 +7,16 @@ import streamlit as st
 
 from advisor.core.errors import AdvisorError
 from ui import charts
-from ui.common import (COST_REBUILDS, COST_STATE, cost_settings, cost_table, knowledge_change_of, not_finished_message,
-                       require_run, run_header)
+from ui.common import (
+    COST_REBUILDS,
+    COST_STATE,
+    cost_settings,
+    cost_table,
+    knowledge_change_of,
+    not_finished_message,
+    require_run,
+    run_header,
+)
 from ui.costs import CURRENCIES, DAYS_PER_MONTH, REBUILDS_PER_MONTH
 from ui.rundata import RunDataError, read_json
 

@@ -9,9 +9,21 @@ from advisor.core.arms import OPTION_LABEL
 from advisor.core.errors import AdvisorError
 from ui import charts
 from ui.advice import fit_of, separation_of
-from ui.common import (cost_settings, cost_table, criteria_section, facts_line, fit_block, flips_block,
-                       not_finished_message, reasons_block, require_run, run_header, show_data_error, stage_progress,
-                       verdict_card)
+from ui.common import (
+    cost_settings,
+    cost_table,
+    criteria_section,
+    facts_line,
+    fit_block,
+    flips_block,
+    not_finished_message,
+    reasons_block,
+    require_run,
+    run_header,
+    show_data_error,
+    stage_progress,
+    verdict_card,
+)
 from ui.rundata import RunDataError, load_recommendation
 
 st.title("Should the knowledge go in RAG, fine-tuning, or both?")

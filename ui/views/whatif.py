@@ -1,20 +1,36 @@
 """What-if: move the weights, every situation fact and the quality targets, and watch fit for purpose, the
 verdict and the utilities recompute through advisor.recommend — the same engine `advisor run` and
-`advisor recommend` use. The facts offered are the engine's own (advisor.recommend.DEFAULT_FACTS and
+`advisor recommend` use. The facts offered are the engine's own (advisor.core.advice.DEFAULT_FACTS and
 FACT_CHOICES), the targets advisor.core.config.QUALITY_TARGETS: a fact the engine gains appears here."""
 
 import streamlit as st
 
+from advisor.core.advice import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.config import QUALITY_TARGETS
 from advisor.core.errors import AdvisorError
-from advisor.recommend import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS, load_evidence, recommend
+from advisor.recommend import load_evidence, recommend
 from ui import charts
 from ui.advice import run_targets
-from ui.common import (criteria_section, fit_block, flips_block, not_finished_message, reasons_block, require_run,
-                       run_header, verdict_card)
-from ui.rundata import (CRITERION_LABEL, FACT_HELP, FACT_LABEL, TARGET_LABEL, RunDataError, load_config_dict,
-                        load_recommendation)
+from ui.common import (
+    criteria_section,
+    fit_block,
+    flips_block,
+    not_finished_message,
+    reasons_block,
+    require_run,
+    run_header,
+    verdict_card,
+)
+from ui.rundata import (
+    CRITERION_LABEL,
+    FACT_HELP,
+    FACT_LABEL,
+    TARGET_LABEL,
+    RunDataError,
+    load_config_dict,
+    load_recommendation,
+)
 
 STEP = 0.005
 
