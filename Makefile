@@ -1,11 +1,12 @@
 # make demo   set up .venv when needed, run the quickstart on the bundled sample, print the run directory
 # make test   set up .venv when needed, run the fast tests and the slow end-to-end test
+# make lint   set up .venv when needed, run ruff's lint rules (pyproject.toml [tool.ruff])
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast chromium gemma clean
+.PHONY: setup demo test test-fast lint chromium gemma clean
 
 setup: $(STAMP)
 
@@ -25,6 +26,9 @@ demo: $(STAMP)
 test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.core.answer import Answer, Answerer, ClosedBook
+from advisor.core.arms import ARM_OF_OPTION  # noqa: F401  (the recommendation's options and their arms: the arm table)
 from advisor.core.config import Config
 
 USES_ADAPTER = {"base": False, "rag": False, "tuned": True, "tuned_rag": True}
 USES_INDEX = {"base": False, "rag": True, "tuned": False, "tuned_rag": True}
-# The recommendation's options and the arm that implements each.
-ARM_OF_OPTION = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
 
 
 # tuning.both_adapter=separate: the tuned_rag arm answers with its own RAFT-trained adapter, kept here.

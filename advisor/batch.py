@@ -90,7 +90,7 @@ def _list(spec: dict, key: str, path: Path, default=None, allow_empty: bool = Fa
 
 def load_batch(path: Path) -> BatchSpec:
     """Read and validate FILE.yaml; every cell's config is built (and so validated) here."""
-    from advisor.recommend import PRESETS
+    from advisor.core.advice import PRESETS
 
     path = Path(path)
     if not path.is_file():

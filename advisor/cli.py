@@ -13,9 +13,9 @@ from advisor import __version__
 from advisor.commands import batch as batch_cmd
 from advisor.commands import dashboard as dashboard_cmd
 from advisor.commands import drill as drill_cmd
-from advisor.commands import index as index_cmd
 from advisor.commands import eval as eval_cmd
 from advisor.commands import export as export_cmd
+from advisor.commands import index as index_cmd
 from advisor.commands import ls as ls_cmd
 from advisor.commands import plan as plan_cmd
 from advisor.commands import qa as qa_cmd

@@ -17,19 +17,16 @@ questions would tune on the test set); the curve shows whether an earlier one wo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from advisor.core.artifacts import read_jsonl
+from advisor.core.artifacts import mean_accuracy, numbered_dirs, read_jsonl
 
 
 def snapshots(adapter_dir: Path) -> list[tuple[int, Path]]:
     """(step, folder) of the adapter snapshots kept part-way through training, in step order."""
-    root = Path(adapter_dir) / "curve"
-    found = [(int(p.name.split("-")[1]), p) for p in root.glob("step-*")
-             if p.name.split("-")[1].isdigit() and (p / "adapter_model.safetensors").is_file()]
-    return sorted(found)
+    return numbered_dirs(Path(adapter_dir) / "curve", "step", "adapter_model.safetensors")
 
 
 @contextmanager
@@ -52,12 +49,6 @@ def curve_slice(items: list, n: int) -> list:
     return [it for it in items if not it.unanswerable][:n]
 
 
-def _accuracy(rows: list[dict], ids: list[str]) -> float:
-    by_id = {r["id"]: r for r in rows}
-    vals = [by_id[i]["scores"]["accuracy"] for i in ids if i in by_id and "accuracy" in by_id[i]["scores"]]
-    return sum(vals) / max(1, len(vals))
-
-
 def measure_curve(run_dir: Path, lm, items: list, probes: dict, probe_items: list, probe_set: str,
                   answer_slice, score_probes, steps_total: int) -> dict:
     """The curve's points. `answer_slice(questions) -> rows with scores` answers the slice with the tuned
@@ -72,13 +63,13 @@ def measure_curve(run_dir: Path, lm, items: list, probes: dict, probe_items: lis
         acc = probe_scores[weights]["acc"][:n_probe]
         return sum(acc) / max(1, len(acc))
 
-    points = [{"step": 0, "domain_accuracy": _accuracy(base_rows, ids), "probe_accuracy": probe_acc("base")}]
+    points = [{"step": 0, "domain_accuracy": mean_accuracy(base_rows, ids), "probe_accuracy": probe_acc("base")}]
     for step, folder in snapshots(run_dir / "adapter"):
         with adapter_weights(lm, folder):
             rows = answer_slice(items)
             acc = score_probes(probe_items)["acc"]
-        points.append({"step": step, "domain_accuracy": _accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))})
-    points.append({"step": steps_total, "domain_accuracy": _accuracy(tuned_rows, ids), "probe_accuracy": probe_acc("tuned")})
+        points.append({"step": step, "domain_accuracy": mean_accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))})
+    points.append({"step": steps_total, "domain_accuracy": mean_accuracy(tuned_rows, ids), "probe_accuracy": probe_acc("tuned")})
     for p in points:
         p.update(n_questions=len(ids), n_probe=n_probe)
         p["domain_accuracy"], p["probe_accuracy"] = round(p["domain_accuracy"], 4), round(p["probe_accuracy"], 4)

@@ -100,12 +100,12 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20, gener
 def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     from advisor.arms import make_arm
     from advisor.core.corpus import ingest_corpus
+    from advisor.core.embedders import chunk_offsets_fn
     from advisor.core.lm import LM
-    from advisor.core.models import load_tokenizer
+    from advisor.core.models import causal_tokenizer
     from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import answer_and_score
     from evalsuite.stats import summarize
-    from retrieval.embedders import chunk_offsets_fn
     from retrieval.index import Retriever, build_index
     from tuning.data import build_sft
     from tuning.train import tokenize_examples, train_adapter
@@ -143,9 +143,7 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     t0 = time.perf_counter()
     ingest_corpus(corpus, out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
                         cfg.corpus.text_field, r.embedder)
-    built = build_index(out / "chunks.jsonl", out / "index", r.embedder, r.index_kind, r.batch_size, progress=False,
-                        hybrid=r.hybrid, hnsw_m=r.hnsw_m, hnsw_ef_construction=r.hnsw_ef_construction,
-                        hnsw_ef_search=r.hnsw_ef_search, ivf_nprobe=r.ivf_nprobe)
+    built = build_index(out / "chunks.jsonl", out / "index", r, progress=False)
     reindex_s = time.perf_counter() - t0
     chunks = read_jsonl(out / "chunks.jsonl")
     say(f"  drill: re-indexed {len(chunks)} chunks ({built['embedded']} embedded) in {reindex_s:.1f} s")
@@ -155,9 +153,7 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     del lm
 
     # Fine-tune: a fresh adapter on the changed documents only, `steps` steps; timed from model load to save.
-    tok = load_tokenizer(cfg.model.spec, "causal")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = causal_tokenizer(cfg.model.spec)
     chat = bool(getattr(tok, "chat_template", None))
     names = {p.name for p in changed}
     changed_chunks = [c for c in chunks if Path(c["source"]).name in names]

@@ -26,9 +26,18 @@ from pathlib import Path
 
 import yaml
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, crash_window, now_iso, read_jsonl,
-                                    sha256_bytes, sha256_file, write_jsonl)
-from advisor.core.config import Config, dump_config
+from advisor.core.artifacts import (
+    RunDir,
+    atomic_write_json,
+    combine_hashes,
+    crash_window,
+    now_iso,
+    read_jsonl,
+    sha256_bytes,
+    sha256_file,
+    write_jsonl,
+)
+from advisor.core.config import Config, dump_config, warn_ignored_settings
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import say
 
@@ -114,13 +123,12 @@ def check_model_specs(cfg: Config) -> None:
 
 def check_qa_files(cfg: Config, doc_files: list[str]) -> None:
     """The QA files parse, the eval set has an answerable question, and every `source` is a corpus file."""
-    from advisor.core.qa import check_sources, load_qa
+    from advisor.core.qa import check_sources, load_qa, require_answerable
 
     root = Path(cfg.corpus.path)
     if cfg.corpus.qa:
         items = load_qa(Path(cfg.corpus.qa))
-        if not any(not it.unanswerable for it in items):
-            raise AdvisorError(f"QA file {cfg.corpus.qa} has no answerable questions; accuracy cannot be measured")
+        require_answerable(items, cfg.corpus.qa)
         check_sources(items, Path(cfg.corpus.qa), root, doc_files)
     if cfg.corpus.train_qa:
         check_sources(load_qa(Path(cfg.corpus.train_qa)), Path(cfg.corpus.train_qa), root, doc_files)
@@ -149,15 +157,9 @@ def check_run_settings(cfg: Config) -> None:
 def validate_inputs(cfg: Config) -> None:
     """Every input of a resolved config, checked without writing anything (see preflight)."""
     from advisor.core.corpus import check_corpus
-    from advisor.recommend import resolve_weights, validate_facts
 
     root = Path(cfg.corpus.path)
-    doc_files = check_corpus(root, cfg.corpus.text_field)
-    try:  # a typo in the advice settings fails here, not after the tracks are built
-        resolve_weights(cfg.recommend.preset, cfg.recommend.weights)
-        validate_facts(cfg.recommend.facts)
-    except AdvisorError as e:
-        raise AdvisorError(f"config section recommend: {e}") from None
+    doc_files = check_corpus(root, cfg.corpus.text_field)  # the config's own sections validated themselves
     check_qa_files(cfg, doc_files)
     check_model_specs(cfg)  # converts a bundled GGUF once, here, not in both tracks
     from advisor.core.remote_lm import check_generation_server
@@ -171,7 +173,7 @@ def validate_inputs(cfg: Config) -> None:
 
 def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
     from advisor.core.corpus import ingest_corpus
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
 
     h = combine_hashes(corpus_hash, cfg.section_hash("chunking"), cfg.retrieval.embedder, cfg.corpus.text_field)
     with run.stage("ingest", h, ["chunks.jsonl", "ingest_report.json"]) as st:
@@ -189,8 +191,15 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
     file the stage writes training material only (qa/train.jsonl: the tuning track's questions when no
     training questions are given, and its verified unanswerable questions for abstention training); a
     corpus the generator finds too little in then leaves an empty training set, said in one line."""
-    from evalsuite.qagen.stage import (corpus_view, make_sets, summary, training_only, training_summary,
-                                       write_sets, write_training_only)
+    from evalsuite.qagen.stage import (
+        corpus_view,
+        make_sets,
+        summary,
+        training_only,
+        training_summary,
+        write_sets,
+        write_training_only,
+    )
 
     spec = cfg.qa.base_url + cfg.qa.api_model if cfg.qa.base_url else (cfg.qa.model or cfg.model.spec)
     given = None if cfg.corpus.generated else Path(cfg.corpus.qa)
@@ -342,7 +351,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
     from advisor.arms import USES_INDEX, make_arm
-    from advisor.core.qa import load_qa, stratified_limit
+    from advisor.core.qa import load_qa, require_answerable, stratified_limit
     from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
     from evalsuite.probes import general_text, load_probe, score_probe
@@ -350,8 +359,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     check_eval_inputs(run, cfg)
     qa_file = cfg.corpus.eval_file(run.path)
     items = stratified_limit(load_qa(qa_file), cfg.eval.limit)
-    if not any(not it.unanswerable for it in items):
-        raise AdvisorError(f"QA file {qa_file} has no answerable questions; accuracy cannot be measured")
+    require_answerable(items, qa_file)
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
     adapter_file = run / "adapter" / "adapter_model.safetensors"
     needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
@@ -387,7 +395,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
             say(f"  eval {arm}: {len(rows)} questions")
 
     if cfg.tuning.seeds > 1 and needs_adapter and cfg.generation.backend == "hf":
-        other_seeds(run, cfg, lm, items, embedder, qa_hash)
+        other_seeds(run, cfg, lm, retriever, items, embedder, qa_hash)
     knowledge = known_facts(run, cfg, items, qa_hash, lm)
 
     probes = None
@@ -509,8 +517,9 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
             "rows": read_jsonl(path)}
 
 
-def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: str) -> None:
-    """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter."""
+def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
+    """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter. `lm` and
+    `retriever` are evaluate()'s loaders: the model and the index are loaded once for every arm and seed."""
     from advisor.arms import USES_INDEX, make_arm
     from advisor.curve import adapter_weights
     from advisor.seeds import answers_path, seed_adapters
@@ -525,13 +534,9 @@ def other_seeds(run: RunDir, cfg: Config, lm, items: list, embedder, qa_hash: st
             with run.stage(f"eval_{arm}_seed{i}", h, [str(out.relative_to(run.path))]) as st:
                 if st.skipped:
                     continue
-                retriever = None
-                if USES_INDEX[arm]:
-                    from retrieval.index import Retriever
-
-                    retriever = Retriever(run / "index")
                 with adapter_weights(lm(), folder):
-                    rows = answer_and_score(make_arm(arm, cfg, lm(), retriever), items, embedder, cfg.eval.confidence)
+                    answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
+                    rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_jsonl(out, rows)
                 acc = sum(r["scores"].get("accuracy", 0) for r in rows if not r["unanswerable"])
@@ -606,6 +611,7 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False, plan
     check_out(path, force)
     with run_lock(path, command_line()), attempt(path, command_line()) as work:
         say(f"run directory: {path}")
+        warn_ignored_settings(cfg)
         run = RunDir(work)
         run.init_manifest(dump_config(cfg), inputs)
         if plan is not None:

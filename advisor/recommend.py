@@ -49,7 +49,6 @@ a fifth of the questions) is named in `collapsed`, and the reasons say its score
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,22 +57,12 @@ from statistics import NormalDist
 import numpy as np
 
 from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
+from advisor.core.advice import BUDGETS, CRITERIA, resolve_weights, validate_facts
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import validate_targets
-from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.errors import AdvisorError
+from advisor.core.textio import read_json
 
-CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
-PRESETS: dict[str, dict[str, float]] = {
-    "balanced": dict(accuracy=.25, hallucination=.20, forgetting=.10, build_cost=.10, serve_cost=.10,
-                     freshness=.10, citations=.075, style=.075),
-    "accuracy-first": dict(accuracy=.45, hallucination=.25, forgetting=.05, build_cost=.05, serve_cost=.05,
-                           freshness=.05, citations=.05, style=.05),
-    "cost-first": dict(accuracy=.20, hallucination=.10, forgetting=.05, build_cost=.225, serve_cost=.225,
-                       freshness=.10, citations=.05, style=.05),
-    "compliance": dict(accuracy=.20, hallucination=.35, forgetting=.10, build_cost=.05, serve_cost=.05,
-                       freshness=.10, citations=.10, style=.05),
-}
-CHANGE_RATES = ("static", "yearly", "monthly", "weekly", "daily")
 # Freshness score per knowledge-change rate: RAG re-indexes in seconds; a tuned model must be retrained
 # for every change; 'both' keeps new facts reachable through retrieval while the adapter ages.
 FRESHNESS = {
@@ -81,9 +70,6 @@ FRESHNESS = {
     "fine-tune": dict(static=1.0, yearly=0.8, monthly=0.4, weekly=0.15, daily=0.05),
     "both": dict(static=1.0, yearly=0.95, monthly=0.8, weekly=0.7, daily=0.65),
 }
-DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False,
-                 "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
-BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
 UPDATES_PER_YEAR = {"static": 0, "yearly": 1, "monthly": 12, "weekly": 52, "daily": 365}
 # Thresholds of the advice's measurement-driven lines (stated here so a reader can check each line's rule).
 RECALL_HIGH = 0.8  # retrieval finds the gold source this often or more: a low accuracy is the generator's
@@ -120,54 +106,6 @@ class Evidence:
     by_knowledge: dict[str, dict] = field(default_factory=dict)  # option or "base" -> {group: {"n", "accuracy", ...}}
     knowledge: dict | None = None  # metrics.json knowledge: counts per group and how they were decided
     collapse: dict[str, dict] = field(default_factory=dict)  # option -> metrics.json collapse.<arm>
-
-
-def validate_facts(facts: dict) -> dict:
-    """The situation facts with defaults filled in; unknown keys and bad values raise AdvisorError."""
-    out = dict(DEFAULT_FACTS)
-    for k, v in facts.items():
-        if k not in DEFAULT_FACTS:
-            raise AdvisorError(f"unknown fact '{k}'{did_you_mean(k, DEFAULT_FACTS)}; facts: {', '.join(DEFAULT_FACTS)}")
-        if k == "knowledge_change":
-            if v not in CHANGE_RATES:
-                raise AdvisorError(f"fact knowledge_change='{v}' must be one of {', '.join(CHANGE_RATES)}")
-        elif k == "budget":
-            if v not in BUDGETS:
-                raise AdvisorError(f"fact budget='{v}' must be one of {', '.join(BUDGETS)}")
-        elif k == "latency_target_s":
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise AdvisorError(f"fact latency_target_s={v!r} must be a number of seconds (0 = no target)") from None
-            if not 0 <= v < float("inf"):
-                raise AdvisorError(f"fact latency_target_s={v} must be >= 0 seconds (0 = no target)")
-        elif not isinstance(v, bool):
-            if str(v).lower() not in ("true", "false"):
-                raise AdvisorError(f"fact {k}={v!r} must be true or false")
-            v = str(v).lower() == "true"
-        out[k] = v
-    return out
-
-
-def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
-    """The preset's weights with the user's overrides, normalized to sum to 1."""
-    if preset not in PRESETS:
-        raise AdvisorError(f"unknown weight preset '{preset}'{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
-    w = dict(PRESETS[preset])
-    for k, v in weights.items():
-        if k not in CRITERIA:
-            raise AdvisorError(f"unknown weight '{k}'{did_you_mean(k, CRITERIA)}; criteria: {', '.join(CRITERIA)}")
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            raise AdvisorError(f"weight {k}={v!r} is not a number") from None
-        if not v >= 0 or v == float("inf"):
-            raise AdvisorError(f"weight {k}={v} must be a finite number >= 0")
-        w[k] = v
-    total = sum(w.values())
-    if total <= 1e-9:
-        raise AdvisorError("all weights are zero (they must sum to more than 0): give at least one criterion a positive weight, e.g. accuracy=1")
-    return {k: v / total for k, v in w.items()}
 
 
 def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
@@ -716,15 +654,6 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
     }
 
 
-def _read_json(path: Path, what_to_do: str):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AdvisorError(f"{path} is missing; {what_to_do}") from None
-    except json.JSONDecodeError:
-        raise AdvisorError(f"{path} is not valid JSON; {what_to_do}") from None
-
-
 def load_evidence(run_dir: Path) -> Evidence:
     """Read metrics.json, eval/<arm>.jsonl, the manifest's stage times and (when present) the drill
     from a run directory. A missing directory, stage or file raises AdvisorError naming it."""
@@ -732,10 +661,10 @@ def load_evidence(run_dir: Path) -> Evidence:
     if not run_dir.is_dir():
         raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run` (advisor dashboard lists them)")
     resume = f"finish the run first: advisor run --out {run_dir} (finished stages are kept)"
-    manifest = _read_json(run_dir / "manifest.json", f"{run_dir} is not a complete run directory; {resume}")
+    manifest = read_json(run_dir / "manifest.json", "run bookkeeping", f"{run_dir} is not a complete run directory; {resume}")
     stages = manifest.get("stages", {})
     missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
-    metrics = _read_json(run_dir / "eval" / "metrics.json", f"the evaluation has not finished; {resume}")
+    metrics = read_json(run_dir / "eval" / "metrics.json", "evaluation metrics", f"the evaluation has not finished; {resume}")
     evaluated = [arm for arm in OPTIONS.values() if arm in metrics.get("arms", {})]
     missing += [f"eval_{arm}" for arm in evaluated if stages.get(f"eval_{arm}", {}).get("status") != "done"]
     needed = {"index": any(a in evaluated for a in ("rag", "tuned_rag")), "tune": any(a in evaluated for a in ("tuned", "tuned_rag"))}
@@ -785,7 +714,7 @@ def load_evidence(run_dir: Path) -> Evidence:
                           or None) if ev.retrieval else None
     drill_path = run_dir / "drill" / "drill.json"
     if drill_path.exists():
-        drill = _read_json(drill_path, f"re-run the drill: advisor drill {run_dir}")
+        drill = read_json(drill_path, "drill result", f"re-run the drill: advisor drill {run_dir}")
         ev.drill = {o: {"update_s": d["update_s"], "accuracy": d["accuracy"]}
                     for o, d in drill["options"].items() if o in ev.accuracy}
     return ev

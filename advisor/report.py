@@ -21,12 +21,11 @@ import json
 import re
 from pathlib import Path
 
+from advisor.core.arms import ARM_COLOUR, ARM_LABEL, OPTION_COLOUR, OPTION_LABEL  # docs/architecture.md
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 
-ARM_LABEL = {"base": "base (closed book)", "rag": "RAG", "tuned": "tuned (QLoRA)", "tuned_rag": "tuned + RAG"}
-ARM_COLOR = {"base": "#9e9e9e", "rag": "#1f77b4", "tuned": "#ff7f0e", "tuned_rag": "#2ca02c"}
-OPTION_ARM = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
+NEUTRAL = "#9c755f"  # bars that are not an arm (question counts): a brown no arm uses
 FIG_DIR = "report_files"
 MISSING = "not measured in this run:"
 
@@ -89,7 +88,7 @@ def plot_arm_bars(metrics: dict, arms: list[str]) -> bytes:
                            (axes[1], "hallucination_rate", "Hallucination rate, % (lower is better)")]:
         xs = [a for a in arms if key in metrics["arms"][a]]
         vals = [_err(metrics["arms"][a][key]) for a in xs]
-        ax.bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOR[a] for a in xs],
+        ax.bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOUR[a] for a in xs],
                yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
         ax.set_xticks(range(len(xs)), [ARM_LABEL[a] for a in xs], rotation=15)
         ax.set_title(title, fontsize=10)
@@ -105,7 +104,7 @@ def plot_forgetting(metrics: dict, arms: list[str]) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     xs = [a for a in arms if "probe_accuracy" in metrics["arms"][a]]
     vals = [_err(metrics["arms"][a]["probe_accuracy"]) for a in xs]
-    axes[0].bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOR[a] for a in xs],
+    axes[0].bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOUR[a] for a in xs],
                 yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
     axes[0].set_xticks(range(len(xs)), [ARM_LABEL[a] for a in xs], rotation=15)
     axes[0].set_title("General-knowledge probe accuracy, %", fontsize=10)
@@ -115,7 +114,7 @@ def plot_forgetting(metrics: dict, arms: list[str]) -> bytes:
         m = metrics["arms"][a]["forgetting"]
         v = 100 * m["value"]
         axes[1].errorbar([v], [i], xerr=[[v - 100 * m["ci95"][0]], [100 * m["ci95"][1] - v]], fmt="o",
-                         color=ARM_COLOR[a], capsize=5)
+                         color=ARM_COLOUR[a], capsize=5)
     axes[1].axvline(0, color="k", lw=0.8)
     axes[1].set_yticks(range(len(fx)), [ARM_LABEL[a] for a in fx])
     axes[1].set_ylim(-0.7, len(fx) - 0.3)
@@ -133,10 +132,10 @@ def plot_cost_accuracy(rec: dict) -> bytes:
         for i, (o, acc) in enumerate(ev["accuracy"].items()):
             v, e = _err(acc)
             x = max(ev[key][o], 1e-3)
-            ax.errorbar([x], [v], yerr=[[e[0]], [e[1]]], fmt="o", capsize=5, color=ARM_COLOR[OPTION_ARM[o]])
+            ax.errorbar([x], [v], yerr=[[e[0]], [e[1]]], fmt="o", capsize=5, color=OPTION_COLOUR[o])
             # labels stacked by option so options at the same point stay readable
-            ax.annotate(o, (x, v), textcoords="offset points", xytext=(6, 4 + 12 * i), fontsize=9,
-                        color=ARM_COLOR[OPTION_ARM[o]])
+            ax.annotate(OPTION_LABEL[o], (x, v), textcoords="offset points", xytext=(6, 4 + 12 * i), fontsize=9,
+                        color=OPTION_COLOUR[o])
         if key == "build_s":
             _plain_log(ax.xaxis, ax.set_xscale)
             lo, hi = min(ev[key].values()), max(ev[key].values())
@@ -184,8 +183,8 @@ def plot_sensitivity(rec: dict) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.6]})
     opts = list(sens["win_share"])
     axes[0].bar(range(len(opts)), [100 * sens["win_share"][o] for o in opts],
-                color=[ARM_COLOR[OPTION_ARM[o]] for o in opts])
-    axes[0].set_xticks(range(len(opts)), opts)
+                color=[OPTION_COLOUR[o] for o in opts])
+    axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o] for o in opts])
     axes[0].set_ylim(0, 100)
     axes[0].set_title(f"Win share, % of {sens['draws']:,} random weightings", fontsize=10)
     crit = list(rec["weights"])
@@ -196,12 +195,12 @@ def plot_sensitivity(rec: dict) -> bytes:
         ax.plot([now], [i], "o", color="k")
         if f:
             ax.annotate("", xy=(f["flips_at"], i), xytext=(now, i),
-                        arrowprops=dict(arrowstyle="->", color=ARM_COLOR[OPTION_ARM[f["new_verdict"]]], lw=2))
-            ax.text(f["flips_at"], i + 0.2, f["new_verdict"], fontsize=8, ha="center")
+                        arrowprops=dict(arrowstyle="->", color=OPTION_COLOUR[f["new_verdict"]], lw=2))
+            ax.text(f["flips_at"], i + 0.2, OPTION_LABEL[f["new_verdict"]], fontsize=8, ha="center")
     ax.set_yticks(range(len(crit)), crit)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("weight (others rescaled); arrow = where the verdict flips")
-    ax.set_title(f"Flip points (verdict now: {rec['verdict']})", fontsize=10)
+    ax.set_title(f"Flip points (verdict now: {OPTION_LABEL[rec['verdict']]})", fontsize=10)
     return _png(fig)
 
 
@@ -210,12 +209,12 @@ def plot_drill(drill: dict) -> bytes:
     opts = [o for o in ("rag", "fine-tune", "both") if o in drill["options"]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     d = [drill["options"][o] for o in opts]
-    colors = [ARM_COLOR[OPTION_ARM[o]] for o in opts]
+    colors = [OPTION_COLOUR[o] for o in opts]
     bars = axes[0].bar(range(len(opts)), [x["update_s"] for x in d], color=colors)
     axes[0].bar_label(bars, [f"{x['update_s']:.1f} s" for x in d], fontsize=8)
     _plain_log(axes[0].yaxis, axes[0].set_yscale)
     axes[0].set_ylim(top=max(x["update_s"] for x in d) * 3)
-    axes[0].set_xticks(range(len(opts)), opts)
+    axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o] for o in opts])
     axes[0].set_title("Time to absorb the changed facts, s (log)", fontsize=10)
     vals = [_err(x["accuracy"]) for x in d]
     bars = axes[1].bar(range(len(opts)), [v for v, _ in vals], color=colors,
@@ -225,7 +224,7 @@ def plot_drill(drill: dict) -> bytes:
         before = 100 * drill["before"]["accuracy"]["value"]
         axes[1].axhline(before, color="k", ls="--", lw=1.5, label=f"RAG before the update: {before:.0f}%")
         axes[1].legend(fontsize=8)
-    axes[1].set_xticks(range(len(opts)), opts)
+    axes[1].set_xticks(range(len(opts)), [OPTION_LABEL[o] for o in opts])
     axes[1].set_ylim(0, 100)
     axes[1].set_title(f"Accuracy on the changed facts, % (n={d[0]['accuracy']['n']})", fontsize=10)
     return _png(fig)
@@ -255,14 +254,14 @@ def plot_qa_set(qa_report: dict) -> bytes:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     per_doc = qa_report["documents"]["per_document"]
     counts = sorted((c["eval"] for c in per_doc.values()), reverse=True)
-    axes[0].bar(range(len(counts)), counts, color="#4c78a8")
+    axes[0].bar(range(len(counts)), counts, color=NEUTRAL)
     axes[0].set_title(f"Eval questions per document ({qa_report['documents']['covered']} of "
                       f"{qa_report['documents']['total']} covered)", fontsize=9)
     axes[0].set_xlabel("documents, most questions first", fontsize=8)
     for ax, data, title in [(axes[1], qa_report["answer_types"]["eval"], "Eval questions by answer type"),
                             (axes[2], qa_report["rejections"], "Candidates rejected, by reason")]:
         items = sorted(data.items(), key=lambda kv: kv[1])
-        ax.barh([k.replace("_", " ") for k, _ in items], [v for _, v in items], color="#9c755f")
+        ax.barh([k.replace("_", " ") for k, _ in items], [v for _, v in items], color=NEUTRAL)
         for i, (_, v) in enumerate(items):
             ax.text(v, i, f" {v}", va="center", fontsize=7)
         ax.set_title(title, fontsize=9)
@@ -278,7 +277,7 @@ def plot_curve(curve: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(5.6, 4))
     x = [100 * p["probe_accuracy"] for p in pts]
     y = [100 * p["domain_accuracy"] for p in pts]
-    ax.plot(x, y, "-o", color="#4c72b0")
+    ax.plot(x, y, "-o", color=ARM_COLOUR["tuned"])  # the adapter along its training: the tuned arm
     for p, xi, yi in zip(pts, x, y):
         label = "base" if p["step"] == 0 else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
         ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
@@ -656,7 +655,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
                  f"{training['tokens_per_s']:.0f} tokens/s, final train loss {training['final_train_loss']}, "
                  f"val loss {training['final_val_loss']}, {training['trainable_params']:,} trainable parameters.")
         if training.get("both_adapter"):
-            L.append(f"- How the \"both\" adapter (tuned + RAG) was trained: {training['both_adapter']}")
+            L.append(f"- How the {ARM_LABEL['tuned_rag']} adapter was trained: {training['both_adapter']}")
     else:
         L.append(f"- {MISSING} adapter training (no adapter/training.json)")
     cap = (leak or {}).get("token_cap") or {}

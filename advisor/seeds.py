@@ -15,26 +15,18 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from advisor.core.artifacts import read_jsonl
+from advisor.core.artifacts import mean_accuracy, numbered_dirs, read_jsonl
 
 TUNED = ("tuned", "tuned_rag")
 
 
 def seed_adapters(run_dir: Path) -> list[tuple[int, Path]]:
     """(i, folder) of the finished extra-seed adapters, in order."""
-    root = Path(run_dir) / "adapter_seeds"
-    found = [(int(p.name.split("-")[1]), p) for p in root.glob("seed-*")
-             if p.name.split("-")[1].isdigit() and (p / "training.json").is_file()]
-    return sorted(found)
+    return numbered_dirs(Path(run_dir) / "adapter_seeds", "seed", "training.json")
 
 
 def answers_path(run_dir: Path, arm: str, i: int) -> Path:
     return Path(run_dir) / "eval" / "seeds" / f"{arm}.seed-{i}.jsonl"
-
-
-def _accuracy(rows: list[dict]) -> float:
-    vals = [r["scores"]["accuracy"] for r in rows if "accuracy" in r.get("scores", {})]
-    return sum(vals) / max(1, len(vals))
 
 
 def seed_spread(run_dir: Path, arm: str, seed: int) -> dict | None:
@@ -45,6 +37,6 @@ def seed_spread(run_dir: Path, arm: str, seed: int) -> dict | None:
     main = run_dir / "eval" / f"{arm}.jsonl"
     if not extra or not main.is_file():
         return None
-    accs = [_accuracy(read_jsonl(main))] + [_accuracy(read_jsonl(p)) for _, p in extra]
+    accs = [mean_accuracy(read_jsonl(main))] + [mean_accuracy(read_jsonl(p)) for _, p in extra]
     return {"seeds": [seed] + [seed + i for i, _ in extra], "accuracy": [round(a, 4) for a in accs],
             "mean": round(statistics.fmean(accs), 4), "sd": round(statistics.stdev(accs), 4)}

@@ -41,8 +41,9 @@ def scaled_corpus(out: Path, copies: int, seed: int = 0) -> Path:
         shift = k
         for name, body in docs.items():
             if sub:
-                body = re.sub(r"\b[A-Z][a-z]{2,}\b", lambda m: sub.get(m.group(0), m.group(0)), body)
-                body = re.sub(r"(?<![\d.,])(\d{2,3})(?![\d.,:])", lambda m: str(int(m.group(1)) + shift), body)
+                # The lambdas run inside re.sub, within this iteration: the loop variables are the current ones.
+                body = re.sub(r"\b[A-Z][a-z]{2,}\b", lambda m: sub.get(m.group(0), m.group(0)), body)  # noqa: B023
+                body = re.sub(r"(?<![\d.,])(\d{2,3})(?![\d.,:])", lambda m: str(int(m.group(1)) + shift), body)  # noqa: B023
             (out / f"copy{k:02d}-{name}").write_text(body, encoding="utf-8")
     return out
 

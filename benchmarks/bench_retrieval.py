@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from advisor.core.config import RetrievalConfig  # noqa: E402
 from advisor.core.corpus import ingest_corpus  # noqa: E402
-from retrieval.embedders import load_embedder  # noqa: E402
+from advisor.core.embedders import load_embedder  # noqa: E402
 from retrieval.index import build_index, make_faiss_index  # noqa: E402
 
 SAMPLE = ROOT / "advisor" / "sample"
@@ -101,7 +102,7 @@ def timed(fn):
 
 
 def bench_incremental(emb, passages: list[str], work: Path, n_docs: int) -> tuple[list[tuple], Path]:
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
 
     offsets = chunk_offsets_fn(emb.spec)
     corpus = work / "corpus"
@@ -112,7 +113,8 @@ def bench_incremental(emb, passages: list[str], work: Path, n_docs: int) -> tupl
 
     def full(out: Path):
         ingest_corpus(corpus, out, offsets, 200, 40)
-        return build_index(out / "chunks.jsonl", out / "index", emb, kind="flat", progress=False)
+        flat = RetrievalConfig(embedder=emb.spec, index_kind="flat", hybrid=False)
+        return build_index(out / "chunks.jsonl", out / "index", flat, emb, progress=False)
 
     say(f"incremental: full build of {len(docs)} documents")
     t_full, c_full = timed(lambda: full(work / "full"))
@@ -143,7 +145,8 @@ def bench_throughput(emb, chunks_path: Path, work: Path, n: int, repeats: int) -
         raw.append(timed(lambda: emb.model.encode(texts, batch_size=64, normalize_embeddings=True,
                                                   convert_to_numpy=True))[0])
         out = work / f"tp-index-{r}"
-        idx.append(timed(lambda: build_index(sub, out, emb, kind="flat", batch_size=64, progress=False))[0])
+        flat = RetrievalConfig(embedder=emb.spec, index_kind="flat", batch_size=64, hybrid=False)
+        idx.append(timed(lambda: build_index(sub, out, flat, emb, progress=False))[0])  # noqa: B023 - timed() calls it now
     raw_tp, idx_tp = len(texts) / min(raw), len(texts) / min(idx)
     return [
         ("embedding: raw SentenceTransformer.encode", f"{raw_tp:.1f} chunks/s", "", ""),
@@ -172,7 +175,7 @@ def bench_latency(emb, passages, questions, sizes, n_real, n_queries, ef_search,
         results = {}
         for kind in ("flat", "hnsw"):
             say(f"latency: building {kind} over {size} vectors")
-            t_build, (index, params) = timed(lambda: make_faiss_index(vecs, kind, hnsw_ef_search=ef_search))
+            t_build, (index, params) = timed(lambda: make_faiss_index(vecs, kind, hnsw_ef_search=ef_search))  # noqa: B023
             index.search(q[:5], 10)  # warm-up
             lat, ids = [], []
             for v in q:
@@ -197,8 +200,8 @@ def bench_latency(emb, passages, questions, sizes, n_real, n_queries, ef_search,
 def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -> None:
     """recall@3, recall@k and MRR@k of the bundled sample domain's eval questions (gold `source`) per chunking setting,
     dense and hybrid (BM25 + dense, RRF)."""
+    from advisor.core.embedders import chunk_offsets_fn
     from advisor.core.qa import load_qa
-    from retrieval.embedders import chunk_offsets_fn
     from retrieval.evaluate import retrieval_scores
     from retrieval.index import Retriever
 
@@ -213,7 +216,8 @@ def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -
         out = work / f"sample-{size}-{overlap}"
         rep = ingest_corpus(SAMPLE / "corpus", out, offsets, size, overlap)
         say(f"sample sweep: size {size}, overlap {overlap}: {rep['n_chunks']} chunks")
-        build_index(out / "chunks.jsonl", out / "index", emb, kind="flat", progress=False, hybrid=True)
+        build_index(out / "chunks.jsonl", out / "index", RetrievalConfig(embedder=emb.spec, index_kind="flat", hybrid=True), emb,
+                    progress=False)
         cells = []
         for hybrid in (False, True):
             r = Retriever(out, embedder=emb, hybrid=hybrid)

@@ -55,13 +55,11 @@ def bench_rows(tok, max_seq_len: int, n: int) -> list[dict]:
 def worker_ours(mode: str, args) -> dict:
     from advisor.core.artifacts import peak_rss_mb
     from advisor.core.config import load_config
-    from advisor.core.models import load_tokenizer
+    from advisor.core.models import causal_tokenizer
     from tuning.train import train_adapter
 
     method, quant = MODES[mode]
-    tok = load_tokenizer(args.model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = causal_tokenizer(args.model)
     rows = bench_rows(tok, args.seq_len, args.batch * args.steps)
     cfg = load_config(None, [f"model.spec={args.model}", f"model.quantization={quant}", f"tuning.method={method}",
                              f"tuning.max_steps={args.steps}", f"tuning.batch_size={args.batch}",
@@ -85,12 +83,10 @@ def worker_trl(args) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from advisor.core.artifacts import peak_rss_mb
-    from advisor.core.models import load_tokenizer, resolve_model
+    from advisor.core.models import causal_tokenizer, resolve_model
     from tuning.train import IGNORE
 
-    tok = load_tokenizer(args.model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = causal_tokenizer(args.model)
     rows = bench_rows(tok, args.seq_len, args.batch * args.steps)
     ds = Dataset.from_list([{"input_ids": r["input_ids"],
                              "completion_mask": [int(x != IGNORE) for x in r["labels"]]} for r in rows])

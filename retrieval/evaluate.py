@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from advisor.core.qa import QAItem
+from advisor.core.ranking import gold_rank, recall_hit, reciprocal_rank
 
 
 def retrieval_scores(retriever, items: list[QAItem], k: int = 5) -> dict:
@@ -24,14 +25,14 @@ def retrieval_scores(retriever, items: list[QAItem], k: int = 5) -> dict:
     hits = retriever.search([it.question for it in scored], k) if scored else []
     rows = []
     for it, row in zip(scored, hits):
-        rank = next((h.rank for h in row if h.source == it.source), None)
-        rows.append({"id": it.id, "source": it.source, "rank": rank, "retrieved": [h.source for h in row]})
+        retrieved = [h.source for h in row]
+        rows.append({"id": it.id, "source": it.source, "rank": gold_rank(retrieved, it.source), "retrieved": retrieved})
     n = len(rows)
     return {
         "k": k,
         "n": n,
-        f"recall_at_{k}": sum(r["rank"] is not None for r in rows) / n if n else 0.0,
-        "mrr": sum(1.0 / r["rank"] for r in rows if r["rank"]) / n if n else 0.0,
+        f"recall_at_{k}": sum(recall_hit(r["retrieved"], r["source"]) for r in rows) / n if n else 0.0,
+        "mrr": sum(reciprocal_rank(r["retrieved"], r["source"]) for r in rows) / n if n else 0.0,
         "rows": rows,
     }
 

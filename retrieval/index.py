@@ -31,23 +31,22 @@ import numpy as np
 
 from advisor.core.answer import Context
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_file, write_jsonl
+from advisor.core.config import INDEX_KINDS, RetrievalConfig
+from advisor.core.embedders import Embedder, load_embedder
 from advisor.core.errors import AdvisorError
-from retrieval.embedders import Embedder, load_embedder
 
 log = logging.getLogger(__name__)
 
-INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
-# 'auto': exact search while it is fast enough (flat: ~30 single queries/s at 100k x 384 on 2 cores),
-# HNSW beyond that, IVF-PQ when raw vectors no longer fit comfortably in memory (~1.5 GB at 1M x 384).
+# INDEX_KINDS: retrieval.index_kind's choices (checked by RetrievalConfig). 'auto': exact search while it is fast
+# enough (flat: ~30 single queries/s at 100k x 384 on 2 cores), HNSW beyond that, IVF-PQ when raw vectors no longer fit comfortably in memory (~1.5 GB at 1M x 384).
 AUTO_HNSW_FROM = 20_000
 AUTO_IVFPQ_FROM = 1_000_000
 IVFPQ_MIN = 1_000  # PQ training needs enough vectors (256 centroids per sub-quantizer)
+RRF_K = 60  # reciprocal rank fusion constant of an index whose index_config.json names none (Cormack et al. 2009)
 
 
 def resolve_kind(kind: str, n: int) -> str:
     """The index kind to build for `n` vectors ('auto' picks by size)."""
-    if kind not in INDEX_KINDS:
-        raise AdvisorError(f"retrieval.index_kind='{kind}' is not one of {', '.join(INDEX_KINDS)}")
     if kind != "auto":
         return kind
     return "flat" if n < AUTO_HNSW_FROM else "hnsw" if n < AUTO_IVFPQ_FROM else "ivfpq"
@@ -102,7 +101,7 @@ def _previous_vectors(out_dir: Path, embedder_spec: str, dim: int) -> dict[str, 
         cfg = json.loads(cfg_path.read_text())
         ids = [m["id"] for m in read_jsonl(meta_path)]
         vecs = np.load(vec_path, mmap_mode="r")
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, AdvisorError) as e:
         log.warning("previous index in %s unreadable (%s); embedding everything", out_dir, e)
         return {}
     if (cfg.get("embedder") != embedder_spec or cfg.get("dim") != dim or vecs.shape != (len(ids), dim)
@@ -111,19 +110,20 @@ def _previous_vectors(out_dir: Path, embedder_spec: str, dim: int) -> dict[str, 
     return {cid: vecs[i] for i, cid in enumerate(ids)}
 
 
-def build_index(chunks_path: Path, out_dir: Path, embedder: str | Embedder, kind: str = "auto",
-                batch_size: int = 64, progress: bool = True, hybrid: bool = False, hnsw_m: int = 32,
-                hnsw_ef_construction: int = 80, hnsw_ef_search: int = 128, ivf_nprobe: int = 16) -> dict:
+def build_index(chunks_path: Path, out_dir: Path, r: RetrievalConfig, embedder: Embedder | None = None,
+                progress: bool = True) -> dict:
     """Embed the chunks not already in out_dir's index (by chunk id), drop removed ones, and write
-    index/ (see module doc). `embedder` is a spec or a loaded Embedder. Returns index_config."""
+    index/ (see module doc) as the retrieval settings `r` say: embedder, index kind and its parameters,
+    hybrid, fusion constant. `embedder` is one already loaded (default: load r.embedder). Returns index_config."""
     import faiss
 
     chunks_path, out_dir = Path(chunks_path), Path(out_dir)
-    chunks = read_jsonl(chunks_path)
+    chunks = read_jsonl(chunks_path, "chunk list")
     if not chunks:
         raise AdvisorError(f"{chunks_path} holds no chunks; nothing to index")
     t0 = time.perf_counter()
-    emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
+    emb = embedder or load_embedder(r.embedder)
+    kind, hybrid = r.index_kind, r.hybrid
     kind_built = resolve_kind(kind, len(chunks))
     old = _previous_vectors(out_dir, emb.spec, emb.dim)
     vecs = np.empty((len(chunks), emb.dim), dtype=np.float32)
@@ -132,10 +132,10 @@ def build_index(chunks_path: Path, out_dir: Path, embedder: str | Embedder, kind
         if c["id"] in old:
             vecs[i] = old[c["id"]]
     if todo:
-        vecs[todo] = emb.encode([chunks[i]["text"] for i in todo], batch_size=batch_size, progress=progress)
+        vecs[todo] = emb.encode([chunks[i]["text"] for i in todo], batch_size=r.batch_size, progress=progress)
     n_removed = len(set(old) - {c["id"] for c in chunks})
     t_embed = time.perf_counter() - t0
-    index, params = make_faiss_index(vecs, kind_built, hnsw_m, hnsw_ef_construction, hnsw_ef_search, ivf_nprobe)
+    index, params = make_faiss_index(vecs, kind_built, r.hnsw_m, r.hnsw_ef_construction, r.hnsw_ef_search, r.ivf_nprobe)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -155,6 +155,7 @@ def build_index(chunks_path: Path, out_dir: Path, embedder: str | Embedder, kind
         "kind_requested": kind,
         "params": params,
         "hybrid": hybrid,
+        "rrf_k": r.rrf_k,
         "metric": "inner_product (cosine on normalized vectors)",
         "n_vectors": int(index.ntotal),
         "ids_sha256": _ids_hash([c["id"] for c in chunks]),
@@ -182,7 +183,7 @@ def _build_bm25(texts: list[str], out: Path) -> None:
     tmp.rename(out)
 
 
-def rrf_fuse(rankings: list[list[int]], k: int, rrf_k: int = 60) -> list[tuple[int, float]]:
+def rrf_fuse(rankings: list[list[int]], k: int, rrf_k: int = RRF_K) -> list[tuple[int, float]]:
     """Reciprocal rank fusion (Cormack et al. 2009): score(d) = sum over rankings of 1 / (rrf_k + rank).
 
     >>> rrf_fuse([[1, 2, 3], [3, 1]], k=2)
@@ -200,7 +201,7 @@ class Retriever:
     index was built with BM25 and `hybrid` is not turned off)."""
 
     def __init__(self, index_dir: Path, embedder: Embedder | None = None, hybrid: bool | None = None,
-                 rrf_k: int = 60):
+                 rrf_k: int | None = None):
         import faiss
 
         index_dir = Path(index_dir)
@@ -208,10 +209,10 @@ class Retriever:
             index_dir = index_dir / "index"
         if not (index_dir / "index.faiss").exists() or not (index_dir / "index_config.json").exists():
             raise AdvisorError(f"no FAISS index in {index_dir}; build it first (advisor index CORPUS --out DIR)")
-        from advisor.core.textio import iter_jsonl, read_json
+        from advisor.core.textio import read_json
 
         rebuild = "rebuild it (advisor index CORPUS --out DIR, or rerun the run)"
-        self.config = read_json(index_dir / "index_config.json", "index config")
+        self.config = read_json(index_dir / "index_config.json", "index config", rebuild)
         if not isinstance(self.config, dict) or not isinstance(self.config.get("embedder"), str):
             raise AdvisorError(f"{index_dir / 'index_config.json'} is not an index config (no embedder); {rebuild}")
         try:
@@ -224,7 +225,7 @@ class Retriever:
             self.index.hnsw.efSearch = params["efSearch"]
         if "nprobe" in params:
             faiss.extract_index_ivf(self.index).nprobe = params["nprobe"]
-        self.meta = [rec for _, rec in iter_jsonl(index_dir / "meta.jsonl", "index chunk list")]
+        self.meta = read_jsonl(index_dir / "meta.jsonl", "index chunk list", rebuild)
         if len(self.meta) != self.index.ntotal:
             raise AdvisorError(f"{index_dir} is inconsistent: {self.index.ntotal} vectors but {len(self.meta)} chunks in "
                                f"meta.jsonl; {rebuild}")
@@ -236,7 +237,7 @@ class Retriever:
         self.hybrid = self.config.get("hybrid", False) if hybrid is None else hybrid
         if self.hybrid and not (index_dir / "bm25").is_dir():
             raise AdvisorError(f"{index_dir} was built without BM25; rebuild with retrieval.hybrid=true for hybrid search")
-        self.rrf_k = rrf_k
+        self.rrf_k = rrf_k or self.config.get("rrf_k", RRF_K)  # retrieval.rrf_k of the build
         self.bm25 = None
         if self.hybrid:
             import bm25s
@@ -290,9 +291,7 @@ def run_index_stage(run_dir: Path) -> None:
     h = combine_hashes(cfg.section_hash("retrieval"), sha256_file(run / "chunks.jsonl"))
     with run.stage("index", h, ["index/index.faiss", "index/index_config.json", "index/meta.jsonl"]) as st:
         if not st.skipped:
-            c = build_index(run / "chunks.jsonl", run / "index", r.embedder, r.index_kind, r.batch_size,
-                            hybrid=r.hybrid, hnsw_m=r.hnsw_m, hnsw_ef_construction=r.hnsw_ef_construction,
-                            hnsw_ef_search=r.hnsw_ef_search, ivf_nprobe=r.ivf_nprobe)
+            c = build_index(run / "chunks.jsonl", run / "index", r)
             print(f"  index: {c['kind']} over {c['n_vectors']} chunks ({c['embedded']} embedded, "
                   f"{c['reused']} reused, {c['removed']} removed)", file=sys.stderr, flush=True)
 

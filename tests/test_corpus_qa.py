@@ -20,7 +20,7 @@ def test_chunks_respect_size_and_overlap_and_cover_the_text():
     words = [len(whitespace_offsets(text[a:b])) for a, b in spans]
     assert max(words) <= 50
     assert spans[0][0] == 0 and spans[-1][1] == len(text)
-    for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+    for (_, b0), (a1, _) in zip(spans, spans[1:]):
         assert a1 < b0, "consecutive chunks overlap"
         shared = len(whitespace_offsets(text[a1:b0]))
         assert 1 <= shared <= 10

@@ -3,7 +3,6 @@ test corpus with tests/data/drill: one edited document, one new one, 3 questions
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest

@@ -116,10 +116,11 @@ def test_evaluate_metric_module_loads_by_path():
     from evalsuite.metrics import HF_METRICS_DIR
 
     m = evaluate.load(str(HF_METRICS_DIR / "advisor_qa"))
-    out = m.compute(predictions=["Paris", "the Oslo", "42", "I don't know."],
-                    references=[["Paris"], ["Oslo"], ["41"], []])
-    assert out["exact_match"] == pytest.approx(2 / 3) and out["accuracy"] == pytest.approx(2 / 3)
-    assert out["abstention_rate"] == 1.0 and out["hallucination_rate"] == pytest.approx(1 / 4) and out["n"] == 4
+    out = m.compute(predictions=["Paris", "the Oslo [2]", "42", "I don't know.", "[1] (a.md)"],
+                    references=[["Paris"], ["Oslo"], ["41"], [], ["Rome"]])
+    assert out["exact_match"] == pytest.approx(2 / 4) and out["accuracy"] == pytest.approx(2 / 4)  # '[2]' stripped
+    assert out["abstention_rate"] == 1.0 and out["hallucination_rate"] == pytest.approx(2 / 5) and out["n"] == 5
+    assert out["bare_citation_rate"] == pytest.approx(1 / 5)  # '[1] (a.md)' cites and answers nothing
 
 
 # ---------------------------------------------------------------- advisor eval

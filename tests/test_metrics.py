@@ -1,8 +1,18 @@
 import numpy as np
 import pytest
 
-from evalsuite.metrics import (MRR, Abstention, Containment, ExactMatch, Hallucination, RecallAtK, Sample, TokenF1,
-                               is_abstention, normalize_answer)
+from evalsuite.metrics import (
+    MRR,
+    Abstention,
+    Containment,
+    ExactMatch,
+    Hallucination,
+    RecallAtK,
+    Sample,
+    TokenF1,
+    is_abstention,
+    normalize_answer,
+)
 from evalsuite.stats import paired_difference, summarize
 
 

@@ -164,14 +164,14 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
     assert rec["collapsed"] == ["fine-tune"]
     md = (run / "report.md").read_text()
     assert md.index("## Collapsed arms") < md.index("## Verdict")
-    assert ("- **tuned (QLoRA)**: 45% of its answers are the same string '1.' (top answer '1.' 45%, empty 0%, n=25)"
+    assert ("- **Fine-tune**: 45% of its answers are the same string '1.' (top answer '1.' 45%, empty 0%, n=25)"
             in md)
-    assert "| tuned (QLoRA) (collapsed) |" in md  # the evidence table marks the column
+    assert "| Fine-tune (collapsed) |" in md  # the evidence table marks the column
     assert "| bare citation answers % | 0.0 [0.0, 10.0] | 38.0 [28.0, 48.0] |" in md
     assert "### Abstention" in md and "| RAG | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 68.0 [52.0, 84.1] |" in md
     assert "### Known vs unknown facts" in md and "Answerable questions: known 2, maybe_known 6, unknown 12." in md
     assert "| RAG | unknown | 12 | 25.0 [15.0, 35.0] | 70.0 [60.0, 80.0] | 30.0 [20.0, 40.0] |" in md
-    assert ('- How the "both" adapter (tuned + RAG) was trained: one adapter on a mixture of closed-book and '
+    assert ('- How the Fine-tune + RAG adapter was trained: one adapter on a mixture of closed-book and '
             "in-context (RAFT) examples") in md
     assert "rag answers 38.0% of questions with a bare citation marker" in md
     html = (run / "report.html").read_text()

@@ -8,22 +8,27 @@ import pytest
 
 from advisor.core.answer import Context, context_block
 from advisor.core.artifacts import write_jsonl
-from advisor.core.config import load_config
+from advisor.core.config import RetrievalConfig, load_config
 from advisor.core.corpus import chunk_documents, ingest_corpus, read_corpus, whitespace_offsets
+from advisor.core.embedders import HashingEmbedder, load_embedder
 from advisor.core.errors import AdvisorError
 from advisor.core.lm import Generation
 from advisor.core.qa import QAItem
-from retrieval.embedders import HashingEmbedder, load_embedder
 from retrieval.evaluate import retrieval_scores
 from retrieval.index import Retriever, build_index, resolve_kind, rrf_fuse
 from retrieval.rag import RagAnswerer, fit_budget
+
+
+def settings(embedder: str, **over) -> RetrievalConfig:
+    """Retrieval settings for a test index: dense only unless `hybrid=True` is passed."""
+    return RetrievalConfig(embedder=embedder, **{"hybrid": False, **over})
 
 
 def _index(tiny_corpus, tmp_path):
     docs, _ = read_corpus(tiny_corpus)
     chunks = chunk_documents(docs, whitespace_offsets, 40, 8)
     write_jsonl(tmp_path / "chunks.jsonl", (c.to_dict() for c in chunks))
-    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", "hashing", progress=False)
+    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing"), progress=False)
     return chunks, cfg
 
 
@@ -71,7 +76,7 @@ def test_reindexing_a_changed_corpus_embeds_only_new_and_changed_chunks(tiny_cor
     def reindex():
         ingest_corpus(corpus, out, whitespace_offsets, 40, 8)
         emb = CountingEmbedder()
-        cfg = build_index(out / "chunks.jsonl", out / "index", emb, progress=False)
+        cfg = build_index(out / "chunks.jsonl", out / "index", settings(emb.spec), emb, progress=False)
         return emb.seen, cfg, [json.loads(x) for x in (out / "chunks.jsonl").read_text().splitlines()]
 
     seen, cfg, chunks = reindex()
@@ -89,7 +94,7 @@ def test_reindexing_a_changed_corpus_embeds_only_new_and_changed_chunks(tiny_cor
     assert cfg["embedded"] == len(changed) and cfg["removed"] == len(old_ids - new_ids) > 0
     assert cfg["reused"] == len(new_ids & old_ids)
     # the index equals a full rebuild: same ids in the same order, same vectors
-    full = build_index(out / "chunks.jsonl", tmp_path / "full", "hashing", progress=False)
+    full = build_index(out / "chunks.jsonl", tmp_path / "full", settings("hashing"), progress=False)
     assert full["ids_sha256"] == cfg["ids_sha256"]
     np.testing.assert_allclose(np.load(out / "index" / "vectors.npy"), np.load(tmp_path / "full" / "vectors.npy"))
     hits = Retriever(out).search(["Which vehicles ride on Sundays?", "bicycles ferry crossing"], 3)
@@ -101,7 +106,7 @@ def test_a_mismatched_previous_index_is_re_embedded_not_trusted(tiny_corpus, tmp
     meta = (tmp_path / "index" / "meta.jsonl").read_text().splitlines()
     (tmp_path / "index" / "meta.jsonl").write_text("\n".join(meta[1:]) + "\n")  # as if a write was interrupted
     emb = CountingEmbedder()
-    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", emb, progress=False)
+    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings(emb.spec), emb, progress=False)
     assert cfg["embedded"] == len(chunks) == len(emb.seen)
 
 
@@ -112,8 +117,8 @@ def test_index_kinds_save_their_config_and_search_alike(kind, tmp_path):
     docs = [" ".join(rng.choice(words, 12)) for _ in range(1200)]
     write_jsonl(tmp_path / "chunks.jsonl", ({"id": f"c{i}", "source": f"d{i}.md", "text": t, "start": 0, "end": len(t)}
                                            for i, t in enumerate(docs)))
-    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", "hashing:64", kind=kind, progress=False,
-                      hnsw_ef_search=64, ivf_nprobe=64)
+    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index",
+                      settings("hashing:64", index_kind=kind, hnsw_ef_search=64, ivf_nprobe=64), progress=False)
     saved = json.loads((tmp_path / "index" / "index_config.json").read_text())
     assert saved == cfg and cfg["kind"] == kind and cfg["n_vectors"] == 1200
     assert {"flat": {}, "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64}}.get(kind, cfg["params"]) == cfg["params"]
@@ -129,7 +134,7 @@ def test_auto_kind_picks_by_size_and_ivfpq_refuses_tiny_corpora(tiny_corpus, tmp
     assert [resolve_kind("auto", n) for n in (10, 19_999, 20_000, 2_000_000)] == ["flat", "flat", "hnsw", "ivfpq"]
     _index(tiny_corpus, tmp_path)
     with pytest.raises(AdvisorError, match="ivfpq needs at least 1000 chunks"):
-        build_index(tmp_path / "chunks.jsonl", tmp_path / "index2", "hashing", kind="ivfpq", progress=False)
+        build_index(tmp_path / "chunks.jsonl", tmp_path / "index2", settings("hashing", index_kind="ivfpq"), progress=False)
     with pytest.raises(AdvisorError, match="index_kind='hnws' is not one of .*did you mean 'hnsw'"):
         load_config(overrides=["retrieval.index_kind=hnws"])
 
@@ -143,7 +148,7 @@ def test_hybrid_search_brings_exact_keyword_matches(tiny_corpus, tmp_path):
     docs, _ = read_corpus(tiny_corpus)
     chunks = chunk_documents(docs, whitespace_offsets, 40, 8)
     write_jsonl(tmp_path / "chunks.jsonl", (c.to_dict() for c in chunks))
-    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", "hashing:16", progress=False, hybrid=True)
+    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing:16", hybrid=True), progress=False)
     assert cfg["hybrid"] and (tmp_path / "index" / "bm25").is_dir()
     # A 16-bucket hashing embedder is nearly blind; BM25 still finds the one chunk holding a rare word.
     holders: dict[str, set[str]] = {}
@@ -160,7 +165,7 @@ def test_hybrid_search_brings_exact_keyword_matches(tiny_corpus, tmp_path):
     assert found(hybrid) == 12 and found(dense) < 12
     [row] = hybrid.search([rare[0]], 5)
     assert [h.rank for h in row] == list(range(1, len(row) + 1)) and row[0].score >= row[-1].score
-    build_index(tmp_path / "chunks.jsonl", tmp_path / "index", "hashing:16", progress=False)  # hybrid off again
+    build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing:16"), progress=False)  # hybrid off again
     with pytest.raises(AdvisorError, match="built without BM25"):
         Retriever(tmp_path / "index", hybrid=True)
 

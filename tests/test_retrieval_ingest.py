@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from advisor.core import corpus as corpus_mod
+from advisor.core.config import RetrievalConfig
 from advisor.core.corpus import ingest_corpus, read_corpus, whitespace_offsets
 from advisor.core.errors import AdvisorError
 from retrieval.index import Retriever, build_index
@@ -116,7 +117,7 @@ def test_nothing_readable_exits_2_and_keeps_what_was_built(tmp_path):
     bad.mkdir()
     (good / "a.md").write_text("The ferry carries twelve bicycles. Dogs travel free.")
     ingest_corpus(good, out, whitespace_offsets, 32, 4)
-    build_index(out / "chunks.jsonl", out / "index", "hashing", progress=False)
+    build_index(out / "chunks.jsonl", out / "index", RetrievalConfig(embedder="hashing", hybrid=False), progress=False)
     before = {p.name: p.read_bytes() for p in [out / "chunks.jsonl", out / "ingest_report.json",
                                                   out / "index" / "index.faiss", out / "index" / "meta.jsonl"]}
     (bad / "x.bin").write_bytes(b"\x00\x01")

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY_RUN as TINY  # the settings of the shared finished run
 
 from advisor.cli import main
-from conftest import TINY_RUN as TINY  # the settings of the shared finished run
 
 DATA = Path(__file__).parent / "data"
 

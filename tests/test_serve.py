@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from advisor.core.artifacts import atomic_write_json, write_jsonl
-from advisor.core.config import dump_config, load_config
+from advisor.core.config import RetrievalConfig, dump_config, load_config
 from advisor.core.corpus import chunk_documents, read_corpus, whitespace_offsets
 from retrieval.index import build_index
 
@@ -31,7 +31,7 @@ def served_run(tmp_path_factory, tiny_model_dir) -> Path:
     (run / "config.yaml").write_text(dump_config(cfg))
     docs, _ = read_corpus(DATA / "corpus")
     write_jsonl(run / "chunks.jsonl", (c.to_dict() for c in chunk_documents(docs, whitespace_offsets, 40, 8)))
-    build_index(run / "chunks.jsonl", run / "index", "hashing", progress=False)
+    build_index(run / "chunks.jsonl", run / "index", RetrievalConfig(embedder="hashing", hybrid=False), progress=False)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
                            LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
     model.save_pretrained(run / "adapter")

@@ -3,8 +3,8 @@ import re
 import pytest
 
 from advisor.core.answer import ABSTAIN, render_prompt, render_target
-from advisor.core.errors import AdvisorError
 from advisor.core.corpus import chunk_documents, read_corpus, whitespace_offsets
+from advisor.core.errors import AdvisorError
 from advisor.core.qa import QAItem, load_qa
 from tuning.data import build_sft, documents_from_chunks
 from tuning.train import IGNORE, tokenize_examples

@@ -17,9 +17,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from advisor.cli import main
+from advisor.core.advice import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS
+from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
-from advisor.recommend import CRITERIA, PRESETS, load_evidence, recommend
-from ui.costs import DAYS_PER_MONTH
+from advisor.core.config import ARMS, QUALITY_TARGETS
+from advisor.recommend import fit_for_purpose, load_evidence, recommend, separation
+from ui.costs import DAYS_PER_MONTH, HOURS_PER_MONTH
 from ui.rundata import LAUNCH, LAUNCH_EXIT, is_right, list_runs, run_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,12 +70,18 @@ def rows(run_dir: Path, arm: str) -> list[dict]:
 # ---------------------------------------------------------------- the pages on a finished run
 
 
-def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir, monkeypatch):
+def verdict_heading(option: str) -> str:
+    """The verdict card's heading: the option's label in its colour from the arm table."""
+    return f'## :color[{OPTION_LABEL[option]}]{{foreground="{OPTION_COLOUR[option]}"}}'
+
+
+def test_overview_shows_the_verdict_how_sure_reasons_and_flip_points(runs_dir, monkeypatch):
     rec = json.loads((FIXTURE / "recommendation.json").read_text())
     at = open_app(runs_dir, monkeypatch)
     t = text(at)
-    assert "## :green[RAG]" in t and "retrieval index" in t
-    assert "Confidence: :green-badge[high]" in t  # the fixture's RAG wins 80% of random weightings
+    assert verdict_heading("rag") in t and "retrieval index" in t
+    assert ":green-badge[stable under other priorities]" in t  # the fixture's RAG wins 80% of random weightings
+    assert "Confidence" not in t  # a manager reads "confidence" as "this works"; the badges say what they measure
     assert "80% of 10,000 random weightings" in t
     for reason in rec["reasons"][:3]:
         assert f"- {reason}" in t
@@ -80,6 +89,90 @@ def test_overview_shows_the_verdict_confidence_reasons_and_flip_points(runs_dir,
     assert "the advice would become **Fine-tune**" in t
     assert "RAG utility 0.627" in t and "Fine-tune utility 0.473" in t
     assert not at.error and not at.warning
+
+
+def test_overview_leads_with_fit_for_purpose_computed_for_a_run_that_predates_it(runs_dir, monkeypatch):
+    assert "fit_for_purpose" not in json.loads((FIXTURE / "recommendation.json").read_text())
+    at = open_app(runs_dir, monkeypatch)
+    t = text(at)
+    line = ("No option is good enough yet: the best, RAG, answers 40% of questions correctly (target: at least 80%) "
+            "and hallucinates on 68% (target: at most 10%).")
+    assert line in t
+    assert t.index(line) < t.index(verdict_heading("rag")), "fit for purpose comes before the verdict"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["RAG accuracy"] == "40%" and metrics["RAG hallucination rate"] == "68%"
+    assert "target at least 80% :red-badge[misses]" in t and "target at most 10% :red-badge[misses]" in t
+    # the same block advisor.recommend computes for a new run: its statement's pointers are shown
+    ev = load_evidence(FIXTURE)
+    fit = fit_for_purpose(ev, QUALITY_TARGETS)
+    for p in fit["points_to"]:
+        assert f"- {p}" in t
+    # two separate badges: stable under other priorities, separated by the data
+    utilities = json.loads((FIXTURE / "recommendation.json").read_text())["utilities"]
+    sep = separation(ev, "rag", max((o for o in utilities if o != "rag"), key=utilities.get))
+    badge = ":green-badge[separated by the data]" if sep["separated"] else ":orange-badge[not separated by the data]"
+    assert ":green-badge[stable under other priorities] " + badge in t
+    assert f"Separated by the data: {sep['why']}." in t
+    # utility explained in a line, linked to the criteria table under its anchor
+    assert "**Utility** is each option's weighted average score" in t and "(#criteria)" in t
+    assert any(h.proto.anchor == "criteria" for h in at.subheader)
+    assert "Budget for building: **medium**" in t  # every fact the engine takes, defaults for the older run
+    # the cost the verdict weighed, in money, reconciled with the cheapest option at the default prices
+    assert "In money, RAG costs **" in t and "At these settings Fine-tune costs least (" in t
+
+
+def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_run(runs_dir, monkeypatch):
+    run = runs_dir / FIXTURE.name
+    # RAG's accuracy CI is [20, 60]%: it meets "at least 20%" by the whole interval
+    rec = recommend(load_evidence(run), "balanced", targets={"accuracy": 0.2, "hallucination_rate": 0.9})
+    rec["separation"]["why"] = "recorded why"
+    (run / "recommendation.json").write_text(json.dumps(rec))
+    at = open_app(runs_dir, monkeypatch)
+    t = text(at)
+    assert ("Good enough: RAG answers 40% of questions correctly (target: at least 20%) and hallucinates on 68% "
+            "(target: at most 90%), both shown by the 95% confidence intervals.") in t
+    assert "target at least 20% :green-badge[meets]" in t
+    assert "Separated by the data: recorded why." in t
+    unfit = recommend(load_evidence(run), "balanced")  # nothing fits: the engine's first reason is the fit statement
+    (run / "recommendation.json").write_text(json.dumps(unfit))
+    t = text(open_app(runs_dir, monkeypatch))
+    assert unfit["reasons"][0] == unfit["fit_for_purpose"]["statement"] and f"- {unfit['reasons'][0]}" not in t
+    assert f"- {unfit['reasons'][1]}" in t  # said once, in the fit block, not again among the reasons
+
+
+def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():
+    from ui.advice import fit_line
+
+    ev = load_evidence(FIXTURE)
+    # RAG: accuracy 40% [20, 60], hallucination 68% [52, 84]; the other options 10% and 92%
+    unclear = fit_for_purpose(ev, {"accuracy": 0.3, "hallucination_rate": 0.9})
+    assert fit_line(unclear, {"verdict": "rag"}) == ("rag", (
+        "No option is shown to be good enough yet: the best, RAG, answers 40% of questions correctly (target: at "
+        "least 30%) and hallucinates on 68% (target: at most 90%); the 95% confidence intervals are too wide to "
+        "tell."))
+    met = fit_for_purpose(ev, {"accuracy": 0.2, "hallucination_rate": 0.9})
+    best, line = fit_line(met, {"verdict": "fine-tune"})  # the advice is not the option that meets the targets
+    assert best == "rag" and line.startswith("RAG meets the targets: it answers 40%")
+    assert "The advice, Fine-tune, does not meet them" in line
+
+
+def test_the_arm_table_names_and_colours_every_arm_once_for_every_page_and_the_report(runs_dir, monkeypatch):
+    assert [a.name for a in ARM_TABLE] == list(ARMS)
+    assert {a.option for a in ARM_TABLE} - {None} == {"rag", "fine-tune", "both"}
+    assert len({a.label for a in ARM_TABLE}) == len({a.colour for a in ARM_TABLE}) == len(ARM_TABLE)
+    # No page, chart module or the report keeps a label or colour map of its own.
+    for f in [*(ROOT / "ui").rglob("*.py"), ROOT / "advisor" / "report.py"]:
+        src = f.read_text()
+        for a in ARM_TABLE:
+            assert a.colour not in src, f"{f.relative_to(ROOT)} spells {a.name}'s colour; read advisor.core.arms"
+        for old in ("tuned + RAG", "base (closed book)", "tuned (QLoRA)", '"Both"'):
+            assert old not in src, f"{f.relative_to(ROOT)} names an arm its own way: {old}"
+    # The charts draw each arm in its table colour, whatever the page.
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    scales = [e["scale"] for spec in charts(at) for layer in spec.get("layer", [spec])
+              for e in [layer.get("encoding", {}).get("color", {})] if e.get("field") == "arm"]
+    assert scales and all(sc["range"] == [a.colour for a in ARM_TABLE] for sc in scales)
+    assert all(sc["domain"] == [a.label for a in ARM_TABLE] for sc in scales)
 
 
 def test_confidence_is_the_recorded_stability_and_is_recomputed_for_older_runs():
@@ -169,30 +262,30 @@ def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
     assert len(labels) == len(contexts)
     for c, label in zip(contexts, labels):
         assert c["source"] in label and f"{c['score']:.3f}" in label
-    assert "tuned + RAG was given the same chunks." in t
+    assert "Fine-tune + RAG was given the same chunks." in t
     assert any(c["text"][:40] in e.value for c in contexts for e in at.text)
 
 
 def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "whatif")
-    assert "## :green[RAG]" in text(at)
+    assert verdict_heading("rag") in text(at)
     assert at.slider(key="w_serve_cost").value == pytest.approx(0.1)
 
     at.slider(key="w_serve_cost").set_value(0.5).run()
     t = text(at)
-    assert "## :green[Fine-tune]" in t
+    assert verdict_heading("fine-tune") in t
     assert "Changed: the run's own settings gave RAG." in t
     # The page shows what advisor.recommend computes for the same weights: no second implementation.
     weights = {c: PRESETS["balanced"][c] for c in CRITERIA} | {"serve_cost": 0.5}
     expected = recommend(load_evidence(runs_dir / "sample-fixture"), "balanced", weights)
     assert expected["verdict"] == "fine-tune"
-    for opt, label in (("rag", "RAG"), ("fine-tune", "Fine-tune"), ("both", "Both")):
+    for opt, label in (("rag", "RAG"), ("fine-tune", "Fine-tune"), ("both", "Fine-tune + RAG")):
         assert f"{label} utility {expected['utilities'][opt]:.3f}" in t
 
     # Situation facts recompute too; a preset resets every slider; all-zero weights give a message.
-    at.button[0].click().run()  # reset to the run's settings
-    assert "## :green[RAG]" in text(at)
-    at.toggle(key="f_style").set_value(True).run()
+    at.button(key="wi_reset").click().run()  # reset to the run's settings
+    assert verdict_heading("rag") in text(at)
+    at.toggle(key="f_style_learning").set_value(True).run()
     styled = recommend(load_evidence(runs_dir / "sample-fixture"), "balanced", PRESETS["balanced"],
                        {"style_learning": True})
     assert f"RAG utility {styled['utilities']['rag']:.3f}" in text(at)
@@ -207,23 +300,134 @@ def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_
     assert not at.exception
 
 
-def test_cost_page_projects_monthly_cost_from_measured_latency_and_build_time(runs_dir, monkeypatch):
+def test_whatif_offers_every_situation_fact_the_engine_takes_and_every_target(runs_dir, monkeypatch):
+    from ui.rundata import FACT_LABEL, TARGET_LABEL
+
+    at = open_app(runs_dir, monkeypatch, "whatif")
+    widgets = {w.key: w for kind in ("select_slider", "toggle", "number_input") for w in getattr(at, kind)}
+    for k in DEFAULT_FACTS:  # the engine's own list: a fact it gains and the page lacks fails here
+        assert f"f_{k}" in widgets, f"What-if offers no control for the fact {k}"
+        assert k in FACT_LABEL and widgets[f"f_{k}"].label == FACT_LABEL[k], f"fact {k} has no plain label"
+        if k in FACT_CHOICES:
+            assert list(widgets[f"f_{k}"].options) == [str(c) for c in FACT_CHOICES[k]]
+    for k in QUALITY_TARGETS:
+        assert f"t_{k}" in widgets and widgets[f"t_{k}"].label == TARGET_LABEL[k]
+        assert widgets[f"t_{k}"].value == pytest.approx(100 * QUALITY_TARGETS[k])
+
+
+def _utilities_on_page(at) -> dict[str, str]:
+    return {m.label.removesuffix(" utility"): m.value for m in at.metric if m.label.endswith(" utility")}
+
+
+def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_recommend(runs_dir, monkeypatch,
+                                                                                       capsys):
+    run = runs_dir / FIXTURE.name
+    ev = load_evidence(run)
+    at = open_app(runs_dir, monkeypatch, "whatif")
+    weights = {c: PRESETS["balanced"][c] for c in CRITERIA}
+    facts = dict(DEFAULT_FACTS) | json.loads((FIXTURE / "recommendation.json").read_text())["facts"]
+    moved = {"knowledge_change": "daily", "budget": "low", "latency_target_s": 0.5}  # non-default values
+    for k in DEFAULT_FACTS:
+        facts[k] = moved[k] if k in moved else not facts[k]
+        widget = at.select_slider(key=f"f_{k}") if k in FACT_CHOICES else \
+            at.toggle(key=f"f_{k}") if isinstance(DEFAULT_FACTS[k], bool) else at.number_input(key=f"f_{k}")
+        widget.set_value(facts[k]).run()
+        want = recommend(ev, "balanced", weights, facts)
+        assert _utilities_on_page(at) == {OPTION_LABEL[o]: f"{u:.3f}" for o, u in want["utilities"].items()}, k
+    at.number_input(key="t_accuracy").set_value(30.0).run()
+    at.number_input(key="t_hallucination_rate").set_value(90.0).run()
+    targets = {"accuracy": 0.3, "hallucination_rate": 0.9}
+    want = recommend(ev, "balanced", weights, facts, targets)
+    assert want["fit_for_purpose"]["options"]["rag"]["hallucination_rate"]["status"] == "meets"
+    assert "target at most 90% :green-badge[meets]" in text(at)
+
+    # advisor recommend with the same settings prints the same verdict and utilities
+    pairs = lambda d: [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in d.items()]  # noqa: E731
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--dry-run", "--preset", "balanced", "--weights", *pairs(weights),
+                 "--facts", *pairs(facts), "--targets", *pairs(targets)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    page = _utilities_on_page(at)
+    assert first.startswith(f"verdict: {want['verdict']}  (preset balanced; utilities: ")
+    assert first.endswith(", ".join(f"{o} {page[OPTION_LABEL[o]]}" for o in want["utilities"]) + ")")
+
+    # Reset restores the run's own weights, every fact and the targets.
+    at.slider(key="w_accuracy").set_value(0.9).run()
+    at.button(key="wi_reset").click().run()
+    own = dict(DEFAULT_FACTS) | json.loads((FIXTURE / "recommendation.json").read_text())["facts"]
+    for k, v in own.items():
+        assert at.session_state[f"f_{k}"] == v, k
+    assert at.session_state["t_accuracy"] == 80.0 and at.session_state["t_hallucination_rate"] == 10.0
+    assert at.slider(key="w_accuracy").value == pytest.approx(0.25)
+    saved = json.loads((FIXTURE / "recommendation.json").read_text())
+    again = recommend(ev, saved["preset"], saved["weights"], own, QUALITY_TARGETS)
+    assert _utilities_on_page(at) == {OPTION_LABEL[o]: f"{u:.3f}" for o, u in again["utilities"].items()}
+    assert not at.exception
+
+
+def test_cost_page_projects_monthly_cost_in_money_from_measured_latency_and_build_time(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "cost")
-    at.number_input(key="cost_price").set_value(2.5).run()
+    at.selectbox(key="cost_currency").set_value("EUR").run()
+    at.number_input(key="cost_build_price").set_value(4.0).run()
+    at.number_input(key="cost_serve_price").set_value(2.5).run()
     at.number_input(key="cost_qpd").set_value(5000).run()
     at.number_input(key="cost_rebuilds").set_value(4.0).run()
     table = at.dataframe[0].value.set_index("option")
     metrics = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["arms"]
     stages = json.loads((FIXTURE / "manifest.json").read_text())["stages"]
     build = {"RAG": stages["index"]["wall_s"], "Fine-tune": stages["sft"]["wall_s"] + stages["tune"]["wall_s"]}
-    build["Both"] = build["RAG"] + build["Fine-tune"]
-    for label, arm in (("RAG", "rag"), ("Fine-tune", "tuned"), ("Both", "tuned_rag")):
+    build["Fine-tune + RAG"] = build["RAG"] + build["Fine-tune"]
+    for label, arm in (("RAG", "rag"), ("Fine-tune", "tuned"), ("Fine-tune + RAG", "tuned_rag")):
         p50 = metrics[arm]["latency_p50_s"]["value"]
-        expected = 2.5 * (5000 * DAYS_PER_MONTH * p50 + 4.0 * build[label]) / 3600
-        assert table.loc[label, "total per month"] == pytest.approx(expected)
-        assert table.loc[label, "per 1,000 queries"] == pytest.approx(2.5 * 1000 * p50 / 3600)
+        expected = (2.5 * 5000 * DAYS_PER_MONTH * p50 + 4.0 * 4.0 * build[label]) / 3600
+        assert table.loc[label, "total per month (EUR)"] == pytest.approx(expected)
+        assert table.loc[label, "first build (EUR)"] == pytest.approx(4.0 * build[label] / 3600)
+        assert table.loc[label, "per 1,000 queries (EUR)"] == pytest.approx(2.5 * 1000 * p50 / 3600)
     assert "Cheapest at these inputs: **Fine-tune**" in text(at)
     assert "measured on a machine with 2 CPU cores" in text(at)
+    assert any(m.label == "RAG per month" and m.value.endswith(" EUR") for m in at.metric)
+
+    # An always-on serving machine is paid for every hour of the month, busy or not.
+    at.toggle(key="cost_always_on").set_value(True).run()
+    table = at.dataframe[0].value.set_index("option")
+    for label in ("RAG", "Fine-tune", "Fine-tune + RAG"):
+        assert table.loc[label, "serving per month (EUR)"] == pytest.approx(2.5 * HOURS_PER_MONTH)
+    assert not at.exception
+
+
+def test_cost_and_overview_give_the_same_figure_for_the_same_option_and_settings(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch, "cost")
+    at.selectbox(key="cost_currency").set_value("GBP").run()
+    at.number_input(key="cost_build_price").set_value(3.0).run()
+    at.number_input(key="cost_serve_price").set_value(1.5).run()
+    at.number_input(key="cost_qpd").set_value(20000).run()
+    at.toggle(key="cost_always_on").set_value(True).run()
+    on_cost = {m.label: m.value for m in at.metric}
+    at.switch_page("views/overview.py").run()
+    assert not at.exception
+    on_overview = {m.label: m.value for m in at.metric if m.label.endswith(" per month")}
+    assert on_overview == on_cost and len(on_cost) == 3
+    assert on_overview["RAG per month"].endswith(" GBP")
+    assert f"RAG costs **{on_cost['RAG per month']} a month**" in text(at)  # the advised option's cost, said
+    assert "serving machine 1.50 GBP/h" in text(at) and "an always-on serving machine" in text(at)
+
+
+def test_money_per_month_follows_the_prices_for_building_and_serving_and_the_always_on_option():
+    from ui.costs import CostSettings, monthly_costs
+
+    build, latency = {"rag": 36.0, "fine-tune": 7200.0}, {"rag": 2.0, "fine-tune": 0.5}
+    s = CostSettings(currency="EUR", build_price_per_hour=10.0, serve_price_per_hour=2.0, queries_per_day=100,
+                     rebuilds_per_month=2.0)
+    t = monthly_costs(build, latency, s).set_index("option")
+    assert t.loc["RAG", "build per month"] == pytest.approx(2 * 36 / 3600 * 10)
+    assert t.loc["Fine-tune", "serving per month"] == pytest.approx(100 * DAYS_PER_MONTH * 0.5 / 3600 * 2)
+    busy = CostSettings(**{**s.__dict__, "always_on": True, "queries_per_day": 100_000})
+    t = monthly_costs(build, latency, busy).set_index("option")
+    assert t.loc["RAG", "machines paid for"] == 3  # 100,000 x 2 s a day needs 2.3 machines: pay for 3
+    assert t.loc["RAG", "serving per month"] == pytest.approx(3 * HOURS_PER_MONTH * 2.0)
+    assert s.money(1234.5) == "1,234.50 EUR"
+    with pytest.raises(ValueError, match="must not be negative"):
+        monthly_costs(build, latency, CostSettings(serve_price_per_hour=-1))
 
 
 # ---------------------------------------------------------------- launching runs
@@ -262,8 +466,8 @@ def test_a_run_without_a_qa_file_is_planned_to_generate_its_questions(tmp_path):
 
 
 def test_the_review_page_shows_the_evidence_and_records_accept_reject_and_edit(runs_dir, monkeypatch):
-    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
     from advisor.core.config import QAConfig
+    from evalsuite.qagen.stage import corpus_view, make_sets, write_sets
 
     run = runs_dir / FIXTURE.name
     qs = make_sets(corpus_view(ROOT / "advisor" / "sample" / "corpus"), QAConfig(n=40), 0, "hashing")
@@ -409,7 +613,7 @@ def test_finished_run_without_a_recommendation_says_so(runs_dir, monkeypatch):
     assert any("The recommendation is not available for this run: finished without a recommendation" in i.value
                for i in at.info)
     at = open_app(runs_dir, monkeypatch, "whatif")  # what-if recomputes it from the evidence the run wrote
-    assert "## :green[RAG]" in text(at)
+    assert verdict_heading("rag") in text(at)
 
 
 def test_corrupt_manifest_marks_the_run_unreadable(runs_dir, monkeypatch):

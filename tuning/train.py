@@ -31,8 +31,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from advisor.core.artifacts import (RunDir, atomic_write_json, combine_hashes, peak_rss_mb, read_jsonl, sha256_bytes,
-                                    sha256_file)
+from advisor.core.artifacts import (
+    RunDir,
+    atomic_write_json,
+    combine_hashes,
+    peak_rss_mb,
+    read_jsonl,
+    sha256_bytes,
+    sha256_file,
+)
 from advisor.core.config import Config, load_run_config
 from advisor.core.errors import AdvisorError
 from advisor.core.qa import load_qa
@@ -274,10 +281,7 @@ def build_trainable_model(cfg: Config, device: str):
 
     from advisor.core.models import load_causal_model
 
-    tc = cfg.tuning
-    if tc.method == "full" and cfg.model.quantization != "none":
-        raise AdvisorError(f"tuning.method=full trains every weight and needs model.quantization=none "
-                           f"(got '{cfg.model.quantization}'); set model.quantization=none or tuning.method=lora")
+    tc = cfg.tuning  # tuning.method=full with a quantized base is refused by the Config itself
     model, _ = load_causal_model(cfg.model.spec, cfg.model.quantization, device)
     if tc.method == "full":
         for p in model.parameters():
@@ -578,15 +582,13 @@ def run_tune_stage(run_dir: Path) -> None:
     """The tuning track of one run directory: sft data, then the adapter (each skipped when up to date)."""
     import torch
 
-    from advisor.core.models import load_tokenizer
+    from advisor.core.models import causal_tokenizer
 
     run = RunDir(run_dir)
     cfg = load_run_config(run.path)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    tok = load_tokenizer(cfg.model.spec, "causal")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = causal_tokenizer(cfg.model.spec)
     chat = bool(getattr(tok, "chat_template", None))
 
     h_sft = sft_inputs_hash(run, cfg)

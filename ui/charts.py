@@ -9,11 +9,15 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from advisor.core.arms import ARM_LABEL, ARM_TABLE, OPTION_LABEL
 from advisor.core.config import ARMS
-from ui.rundata import ARM_LABEL, OPTION_LABEL
 
-ARM_ORDER = [ARM_LABEL[a] for a in ARMS]
-ARM_COLOR = alt.Scale(domain=ARM_ORDER, range=["#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"])
+# Every arm and option in the colour of the arm table (docs/architecture.md, 'The arm table'), on every page.
+ARM_ORDER = [a.label for a in ARM_TABLE]
+ARM_COLOR = alt.Scale(domain=ARM_ORDER, range=[a.colour for a in ARM_TABLE])
+OPTION_ORDER = [a.label for a in ARM_TABLE if a.option]
+OPTION_COLOR = alt.Scale(domain=OPTION_ORDER, range=[a.colour for a in ARM_TABLE if a.option])
+SHADES = [1.0, 0.55, 0.3, 0.15]  # opacity of the 1st, 2nd, ... metric (or cost part) drawn in one arm's colour
 METRIC_LABEL = {
     "accuracy": "accuracy (correct)", "exact_match": "exact match", "f1": "token F1", "containment": "answer contained",
     "hallucination_rate": "hallucination rate", "abstention_rate": "abstains on unanswerable",
@@ -43,13 +47,15 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260)
     enc = {"x": alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=0)),
            "tooltip": ["arm", "metric", alt.Tooltip("value:Q", format=fmt), alt.Tooltip("lo:Q", format=fmt, title="CI low"),
                        alt.Tooltip("hi:Q", format=fmt, title="CI high"), "n"]}
-    if len(order) > 1:
+    color = alt.Color("arm:N", scale=ARM_COLOR, legend=None)  # the arm's own colour, whatever the metric
+    shade = {}
+    if len(order) > 1:  # metrics side by side within an arm, told apart by shade (colour means arm everywhere)
         enc["xOffset"] = alt.XOffset("metric:N", sort=order)
-        color = alt.Color("metric:N", sort=order, legend=alt.Legend(orient="top", title=None))
-    else:
-        color = alt.Color("arm:N", scale=ARM_COLOR, legend=None)
+        shade = {"opacity": alt.Opacity("metric:N", sort=order, scale=alt.Scale(range=SHADES[:len(order)]),
+                                        legend=alt.Legend(orient="top", title=None))}
     base = alt.Chart(df).encode(**enc)
-    bars = base.mark_bar().encode(y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt)), color=color)
+    bars = base.mark_bar().encode(y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt)), color=color,
+                                  **shade)
     ci = base.mark_rule(color="black", strokeWidth=1.5).encode(y="lo:Q", y2="hi:Q")
     caps = [base.mark_tick(color="black", thickness=1.5, size=8, orient="horizontal").encode(y=f"{end}:Q")
             for end in ("lo", "hi")]
@@ -88,24 +94,29 @@ def loss_curve(training: dict) -> alt.Chart:
 
 
 def utility_bars(utilities: dict[str, float], verdict: str) -> alt.Chart:
+    """One bar per option in its own colour; the advised option solid, the others faded."""
     df = pd.DataFrame([{"option": OPTION_LABEL.get(o, o), "utility": u, "advised": o == verdict}
                        for o, u in utilities.items()])
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("utility:Q", title="weighted utility (0–1, higher is better)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("option:N", title=None, sort="-x"),
-        color=alt.Color("advised:N", scale=alt.Scale(domain=[True, False], range=["#2ca02c", "#9e9e9e"]), legend=None),
-        tooltip=["option", alt.Tooltip("utility:Q", format=".3f")],
+        color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
+        opacity=alt.Opacity("advised:N", scale=alt.Scale(domain=[True, False], range=[1.0, 0.45]), legend=None),
+        tooltip=["option", alt.Tooltip("utility:Q", format=".3f"), "advised"],
     ).properties(height=40 + 35 * len(df))
 
 
-def cost_bars(df: pd.DataFrame) -> alt.Chart:
-    """Stacked monthly cost per option: building (re-indexing / retraining) and serving."""
-    long = df.melt(id_vars=["option"], value_vars=["build per month", "serving per month"], var_name="part",
-                   value_name="cost")
+def cost_bars(df: pd.DataFrame, currency: str = "") -> alt.Chart:
+    """Stacked monthly cost per option in its own colour: building (re-indexing / retraining) solid, serving
+    shaded."""
+    parts = ["build per month", "serving per month"]
+    long = df.melt(id_vars=["option"], value_vars=parts, var_name="part", value_name="cost")
+    unit = f" ({currency})" if currency else ""
     return alt.Chart(long).mark_bar().encode(
-        x=alt.X("cost:Q", title="projected cost per month", axis=alt.Axis(format=",.2f")),
+        x=alt.X("cost:Q", title=f"projected cost per month{unit}", axis=alt.Axis(format=",.2f")),
         y=alt.Y("option:N", title=None, sort=list(df["option"])),
-        color=alt.Color("part:N", scale=alt.Scale(domain=["build per month", "serving per month"],
-                                                  range=["#ff7f0e", "#1f77b4"]), legend=alt.Legend(orient="top", title=None)),
-        tooltip=["option", "part", alt.Tooltip("cost:Q", format=",.2f")],
+        color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
+        opacity=alt.Opacity("part:N", sort=parts, scale=alt.Scale(domain=parts, range=SHADES[:2]),
+                            legend=alt.Legend(orient="top", title=None)),
+        tooltip=["option", "part", alt.Tooltip("cost:Q", format=",.2f", title=f"cost{unit}")],
     ).properties(height=110 + 40 * df["option"].nunique())  # Streamlit fits axes and legend inside the height

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.rundata import CRITERION_LABEL, OPTION_LABEL, RunDataError, RunInfo, list_runs, log_tail
+from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
+from ui.rundata import (
+    CRITERION_LABEL,
+    FACT_LABEL,
+    RunDataError,
+    RunInfo,
+    list_runs,
+    load_config_dict,
+    log_tail,
+    read_json,
+)
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
 # Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
@@ -21,8 +31,16 @@ STAGE_ICON = {"done": ":green[:material/check:]", "running": ":blue[:material/pr
 VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base model.",
                 "fine-tune": "Train the knowledge into the model (QLoRA adapter), no retrieval.",
                 "both": "Fine-tune the model and retrieve from the index too."}
-CONFIDENCE_BADGE = {"high": ":green-badge[high]", "medium": ":orange-badge[medium]", "low": ":red-badge[low]",
-                    "unknown": ":gray-badge[unknown]"}
+UTILITY_LINE = ("**Utility** is each option's weighted average score (0–1, higher is better) over the criteria, "
+                "with the weights of the priorities in use: it ranks the options, it does not say whether any is "
+                "good enough (fit for purpose does). [The criteria and their weights](#criteria)")
+
+
+def coloured(option: str) -> str:
+    """An option's label in its colour from the arm table, as Streamlit markdown."""
+    colour = OPTION_COLOUR.get(option)
+    label = OPTION_LABEL.get(option, option)
+    return f':color[{label}]{{foreground="{colour}"}}' if colour else label
 
 
 def runs_dir() -> Path:
@@ -106,32 +124,41 @@ def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
     return said, steady
 
 
-def verdict_card(rec: dict, note: str = "", compact: bool = False) -> None:
-    """The verdict, what it means, its confidence, and each option's utility (compact: stacked, for a narrow column)."""
+def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | None = None) -> None:
+    """The verdict, what it means, how sure in two separate senses (stable under other priorities; separated by
+    the data, when `sep` or the recommendation has it), and each option's utility (compact: stacked, for a
+    narrow column)."""
+    from ui.advice import STABILITY_BADGE, separation_badge
+
     verdict = rec["verdict"]
     level, why = confidence(rec)
+    sep = sep or rec.get("separation")
     with st.container(border=True):
         left, right = (st.container(), st.container()) if compact else st.columns([2, 3])
         with left:
             st.markdown("Recommendation")
-            st.markdown(f"## :green[{OPTION_LABEL.get(verdict, verdict)}]")
+            st.markdown(f"## {coloured(verdict)}")
             st.markdown(VERDICT_LINE.get(verdict, ""))
-            st.markdown(f"Confidence: {CONFIDENCE_BADGE[level]}")
-            st.caption(why)
+            st.markdown(STABILITY_BADGE[level] + (f" {separation_badge(sep)}" if sep else ""))
+            st.caption(f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep
+                                                                   else ""))
         with right:
             cols = st.columns(len(rec["utilities"]))
             for col, (opt, u) in zip(cols, sorted(rec["utilities"].items(), key=lambda kv: -kv[1])):
                 col.metric(f"{OPTION_LABEL.get(opt, opt)} utility", f"{u:.3f}",
                            delta=None if opt == verdict else f"{u - rec['utilities'][verdict]:+.3f}")
+            st.caption(UTILITY_LINE)
             if note:
                 st.caption(note)
 
 
 def reasons_block(rec: dict) -> None:
     """The recommendation's reasons: up to three deciding criteria (largest weighted lead over the runner-up
-    first), plus the note on equivalence when it applies."""
+    first), plus the note on equivalence when it applies. The fit-for-purpose statement the engine puts first
+    is left out: the fit block above says it."""
+    fit = (rec.get("fit_for_purpose") or {}).get("statement")
     st.markdown("**Why** — what separated it from the runner-up:")
-    for r in rec.get("reasons") or ["The options are tied on every weighted criterion."]:
+    for r in [r for r in rec.get("reasons") or [] if r != fit] or ["The options are tied on every weighted criterion."]:
         st.markdown(f"- {r}")
 
 
@@ -150,12 +177,84 @@ def flips_block(rec: dict) -> None:
                    + ", ".join(f"{OPTION_LABEL.get(o, o)} {100 * s:.0f}%" for o, s in share.items()))
 
 
+def fact_value(v) -> str:
+    return ("yes" if v else "no") if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def facts_line(rec: dict) -> str:
-    f = rec.get("facts") or {}
-    parts = [f"knowledge changes **{f.get('knowledge_change', '?')}**",
-             "citations **required**" if f.get("citations_required") else "citations not required",
-             "a style/format **must be learned**" if f.get("style_learning") else "no special style to learn"]
-    return f"Weights preset **{rec.get('preset', '?')}**; situation: " + ", ".join(parts) + "."
+    """The preset and every situation fact the engine takes (those a recommendation predates: their defaults)."""
+    from advisor.core.advice import DEFAULT_FACTS
+
+    f = {**DEFAULT_FACTS, **(rec.get("facts") or {})}
+    parts = [f"{FACT_LABEL.get(k, k)}: **{fact_value(v)}**" for k, v in f.items()]
+    return f"Weights preset **{rec.get('preset', '?')}**; situation — " + "; ".join(parts) + "."
+
+
+def fit_block(fit: dict, rec: dict, hint: str = "Change the targets on the **What-if** page.") -> None:
+    """Fit for purpose first: one plain sentence, the best option's accuracy and hallucination against the
+    targets with their status, and what the evidence points to when nothing is good enough."""
+    from ui.advice import STATUS_BADGE, fit_line
+
+    best, line = fit_line(fit, rec)
+    r = fit["options"][best]
+    with st.container(border=True):
+        st.markdown("**Is any option good enough?**")
+        st.markdown(line)
+        cols = st.columns(2)
+        for col, key, what, bound in ((cols[0], "accuracy", "accuracy", "at least"),
+                                      (cols[1], "hallucination_rate", "hallucination rate", "at most")):
+            m = r[key]
+            col.metric(f"{OPTION_LABEL.get(best, best)} {what}", f"{100 * m['value']:.0f}%",
+                       help=f"95% CI {100 * m['ci95'][0]:.0f}–{100 * m['ci95'][1]:.0f}%")
+            col.markdown(f"target {bound} {100 * m['target']:g}% {STATUS_BADGE[m['status']]}")
+        if fit.get("points_to"):
+            st.markdown("What the evidence points to:\n" + "\n".join(f"- {p}" for p in fit["points_to"]))
+        st.caption(f"An option meets a target only when its whole 95% confidence interval does. {hint}")
+
+
+def criteria_table(rec: dict):
+    """Each option's score per criterion (0–1) and the weights in use, with plain names."""
+    import pandas as pd
+
+    from advisor.core.advice import CRITERIA
+
+    table = pd.DataFrame(rec["scores"]).T.rename(index=OPTION_LABEL)[CRITERIA]
+    table.loc["weight in use"] = [rec["weights"][c] for c in CRITERIA]
+    return table.rename(columns=CRITERION_LABEL)
+
+
+def criteria_section(rec: dict) -> None:
+    """The criteria table under an anchor (#criteria) the utility line links to."""
+    st.subheader("The criteria behind the utility", anchor="criteria")
+    st.markdown("**Score of each option per criterion** (0–1, higher is better) and the weights in use")
+    st.dataframe(criteria_table(rec).style.format("{:.3f}"), width="stretch")
+
+
+# ---------------------------------------------------------------- money (Cost page and Overview)
+
+COST_STATE = "cost_settings"  # this session's money settings (a plain dict; the Cost page writes it)
+COST_REBUILDS = "cost_rebuilds_by_run"  # run name -> rebuilds per month chosen on the Cost page
+
+
+def knowledge_change_of(run: RunInfo) -> str:
+    """How often the run's knowledge changes: its recommendation's fact, else its config's, else monthly."""
+    try:
+        facts = read_json(run.path / "recommendation.json", "recommendation").get("facts") or {}
+    except RunDataError:
+        facts = (load_config_dict(run.path).get("recommend") or {}).get("facts") or {}
+    return facts.get("knowledge_change", "monthly")
+
+
+def cost_settings(run: RunInfo):
+    """The money settings in force for `run`: what the Cost page set in this session, else the defaults, with
+    the rebuild rate the run's knowledge_change implies unless one was chosen for this run."""
+    from ui.costs import settings_for
+
+    given = dict(st.session_state.get(COST_STATE) or {})
+    rebuilds = (st.session_state.get(COST_REBUILDS) or {}).get(run.name)
+    if rebuilds is not None:
+        given["rebuilds_per_month"] = rebuilds
+    return settings_for(knowledge_change_of(run), **given)
 
 
 def stage_progress(run: RunInfo, log_lines: int = 8) -> None:
@@ -174,3 +273,14 @@ def stage_progress(run: RunInfo, log_lines: int = 8) -> None:
     tail = log_tail(run.path, log_lines)
     if tail:
         st.code("\n".join(tail), language=None)
+
+
+def cost_table(run: RunInfo, s):
+    """Monthly cost per option of `run` with settings `s`: the one computation behind the Cost page and the
+    Overview's cost (ui/costs.monthly_costs on the measured build times and p50 latencies the recommendation
+    engine reads, advisor.recommend.load_evidence). Raises AdvisorError when the run's evidence is unreadable."""
+    from advisor.recommend import load_evidence
+    from ui.costs import monthly_costs
+
+    ev = load_evidence(run.path)
+    return monthly_costs(ev.build_s, ev.latency_s, s)

@@ -10,7 +10,6 @@ No Streamlit in this module: the pages call it, and tests call it directly.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,20 +17,40 @@ from pathlib import Path
 
 import yaml
 
+from advisor.core import textio
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
 
-ARM_LABEL = {"base": "base (closed book)", "rag": "RAG", "tuned": "tuned (QLoRA)", "tuned_rag": "tuned + RAG"}
-OPTION_LABEL = {"rag": "RAG", "fine-tune": "Fine-tune", "both": "Both"}  # both = fine-tune + RAG
-OPTION_ARM = {"rag": "rag", "fine-tune": "tuned", "both": "tuned_rag"}
 CRITERION_LABEL = {
     "accuracy": "accuracy", "hallucination": "avoiding hallucination", "forgetting": "keeping general knowledge",
     "build_cost": "build cost", "serve_cost": "serving cost (latency)", "freshness": "keeping knowledge fresh",
     "citations": "citing sources", "style": "learning a style or format",
 }
+# Plain words for the recommendation engine's situation facts (advisor.recommend.DEFAULT_FACTS) and quality
+# targets (advisor.core.config.QUALITY_TARGETS); the What-if page offers every one (a test holds it to that).
+FACT_LABEL = {
+    "knowledge_change": "How often the knowledge changes",
+    "citations_required": "Answers must cite their sources",
+    "style_learning": "A style or format must be learned",
+    "budget": "Budget for building",
+    "latency_target_s": "Latency target per question, seconds (0 = none)",
+    "data_privacy": "The data is private (it must stay deletable and access-controlled)",
+}
+FACT_HELP = {
+    "knowledge_change": "Every change means re-indexing (seconds) or retraining (hours) the fine-tuned options.",
+    "citations_required": "A fine-tuned model alone cannot point to its sources.",
+    "style_learning": "A format or tone only training teaches; retrieval alone cannot.",
+    "budget": "How hard a 10x longer build counts against an option: low budget 1/2 of the build-cost score, "
+              "medium 1/3, high 1/6.",
+    "latency_target_s": "An option whose measured median latency misses the target scores 0 on serving cost.",
+    "data_privacy": "Data trained into the weights cannot be deleted or access-controlled without retraining; an "
+                    "index document can.",
+}
+TARGET_LABEL = {"accuracy": "Accuracy at least (%)", "hallucination_rate": "Hallucination rate at most (%)"}
 LAUNCH = "launch.json"  # written by the dashboard when it starts a run (ui/launcher.py)
 LAUNCH_EXIT = "launch.exit"  # the exit code of that run, written when it ends
 LOG = "run.log"
+RERUN = "re-run the stage that writes it (advisor run --out <this run dir> resumes)"
 
 
 class RunDataError(AdvisorError):
@@ -40,15 +59,10 @@ class RunDataError(AdvisorError):
 
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from `path`, or RunDataError naming the file (`what` says what it is for)."""
-    if not path.is_file():
-        raise RunDataError(f"{what}: {path.name} is missing ({path})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunDataError(f"{what}: {path} is not valid JSON ({getattr(e, 'msg', e)}); "
-                           "re-run the stage that writes it (advisor run --out <this run dir> resumes)") from None
-    except OSError as e:
-        raise RunDataError(f"{what}: cannot read {path} ({e.strerror})") from None
+        data = textio.read_json(path, what, RERUN)
+    except AdvisorError as e:
+        raise RunDataError(str(e)) from None
     if not isinstance(data, dict):
         raise RunDataError(f"{what}: {path} must hold a JSON object")
     return data
@@ -104,16 +118,10 @@ def load_rows(run_dir: Path) -> dict[str, list[dict]]:
         path = Path(run_dir) / "eval" / f"{arm}.jsonl"
         if not path.exists():
             continue
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise RunDataError(f"{path}:{lineno} is not valid JSON ({e.msg}); "
-                                       f"re-run the eval_{arm} stage to rewrite it") from None
+        try:
+            rows = textio.read_jsonl(path, "answers", f"re-run the eval_{arm} stage to rewrite it")
+        except AdvisorError as e:
+            raise RunDataError(str(e)) from None
         out[arm] = rows
     return out
 

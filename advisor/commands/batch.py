@@ -27,7 +27,6 @@ def add_parser(sub) -> None:
 
 def cmd_batch(args) -> int:
     from advisor.batch import load_batch, mlflow_uri, run_batch
-
     from advisor.core.errors import AdvisorError
 
     if args.address and args.backend != "ray":

@@ -26,11 +26,11 @@ def add_parser(sub) -> None:
 
 
 def cmd_drill(args) -> int:
+    from advisor.commands.eval import backend_overrides
     from advisor.commands.recommend import print_advice, refresh_advice
     from advisor.core.rundirs import run_lock
     from advisor.drill import check_drill_inputs, run_drill
     from advisor.pipeline import command_line
-    from advisor.commands.eval import backend_overrides
     from advisor.report import _ci
 
     check_drill_inputs(args.run_dir, args.changes, args.steps, backend_overrides(args))  # before the lock (a file)

@@ -61,7 +61,7 @@ def cmd_eval(args) -> int:
     from advisor.core.artifacts import RunDir, sha256_file
     from advisor.core.config import Config, _deep_merge, from_dict, load_run_config, parse_override
     from advisor.core.errors import AdvisorError
-    from advisor.core.qa import load_qa
+    from advisor.core.qa import load_qa, require_answerable
     from advisor.core.rundirs import attempt, run_lock
     from advisor.pipeline import advise, check_eval_inputs, check_model_specs, command_line, evaluate, say
     from advisor.report import write_report
@@ -87,9 +87,7 @@ def cmd_eval(args) -> int:
     if args.qa:
         cfg.corpus.qa = str(args.qa.resolve())
     qa = cfg.corpus.eval_file(run_dir)
-    items = load_qa(qa)
-    if not any(not it.unanswerable for it in items):
-        raise AdvisorError(f"QA file {qa} has no answerable questions; accuracy cannot be measured")
+    require_answerable(load_qa(qa), qa)
     check_model_specs(cfg)  # the judge and the embedders too: a typo fails now, not after answering
     run = RunDir(run_dir)
     check_eval_inputs(run, cfg)

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_index(args) -> int:
-    from advisor.core.config import load_config
+    from advisor.core.config import load_config, warn_ignored_settings
     from advisor.core.corpus import check_corpus
     from advisor.core.errors import AdvisorError
     from advisor.core.rundirs import check_out, run_lock
@@ -64,13 +64,14 @@ def cmd_index(args) -> int:
     check_spec("retrieval.embedder", r.embedder, "embedder")
     check_out(out, args.force, kind="index")
     with run_lock(out, command_line()):
+        warn_ignored_settings(cfg)
         return _build(corpus, out, cfg)
 
 
 def _build(corpus: Path, out: Path, cfg) -> int:
     from advisor.core.corpus import ingest_corpus
+    from advisor.core.embedders import chunk_offsets_fn
     from advisor.pipeline import say
-    from retrieval.embedders import chunk_offsets_fn
     from retrieval.index import build_index
 
     r = cfg.retrieval
@@ -80,9 +81,7 @@ def _build(corpus: Path, out: Path, cfg) -> int:
         + (" (see ingest_report.json)" if rep["skipped"] else ""))
     for s in rep["skipped"][:10]:
         say(f"  skipped {s['path']}: {s['why']}")
-    c = build_index(out / "chunks.jsonl", out / "index", r.embedder, r.index_kind, r.batch_size, hybrid=r.hybrid,
-                    hnsw_m=r.hnsw_m, hnsw_ef_construction=r.hnsw_ef_construction, hnsw_ef_search=r.hnsw_ef_search,
-                    ivf_nprobe=r.ivf_nprobe)
+    c = build_index(out / "chunks.jsonl", out / "index", r)
     say(f"index: {c['kind']}{' + bm25' if c['hybrid'] else ''} over {c['n_vectors']} chunks; {c['embedded']} embedded, "
         f"{c['reused']} reused, {c['removed']} removed, {c['build_s']} s")
     print(out)

@@ -10,9 +10,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_ls(args) -> int:
+    from advisor.core.advice import BUDGETS, CHANGE_RATES, CRITERIA, PRESETS
     from advisor.core.config import ARMS, PRESETS_DIR, preset_names
     from advisor.core.models import BUNDLED, _package_dir
-    from advisor.recommend import BUDGETS, CHANGE_RATES, CRITERIA, PRESETS
     from evalsuite.metrics import METRICS
     from evalsuite.probes import probe_names
 

@@ -50,8 +50,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from advisor.core.errors import AdvisorError
     from advisor.core.config import load_run_config
+    from advisor.core.errors import AdvisorError
     from advisor.ports import bind_port
     from advisor.serve import Limits, resolve_arm, serve
 

@@ -66,7 +66,7 @@ def cmd_tune(args) -> int:
             run_tune_stage(work)
     else:
         from advisor.core.artifacts import RunDir
-        from advisor.core.config import dump_config, load_config
+        from advisor.core.config import dump_config, load_config, warn_ignored_settings
         from advisor.pipeline import default_run_dir, generate_qa, ingest, preflight, resolve_inputs, wants_qa_stage
 
         cfg = resolve_inputs(load_config(args.config, args.overrides, extra))
@@ -75,6 +75,7 @@ def cmd_tune(args) -> int:
         check_out(run_dir, args.force)
         with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
             say(f"run directory: {run_dir}")
+            warn_ignored_settings(cfg)
             run = RunDir(work)
             run.init_manifest(dump_config(cfg), inputs)
             ingest(run, cfg, inputs["corpus"])

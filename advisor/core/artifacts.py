@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from advisor.core.textio import read_json
+from advisor.core.textio import read_jsonl as read_jsonl  # re-exported: the stages read their artifacts from here
 
 MANIFEST = "manifest.json"
 
@@ -61,9 +63,26 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def numbered_dirs(root: Path, prefix: str, marker: str) -> list[tuple[int, Path]]:
+    """(n, folder) for the folders `<prefix>-<n>` under root that hold `marker` (a file written last, so a
+    half-written folder is left out), in order of n. Adapter snapshots (adapter/curve/step-N) and extra-seed
+    adapters (adapter_seeds/seed-i) are kept this way."""
+    found = []
+    for p in Path(root).glob(f"{prefix}-*"):
+        n = p.name[len(prefix) + 1:]
+        if n.isdigit() and (p / marker).is_file():
+            found.append((int(n), p))
+    return sorted(found)
+
+
+def mean_accuracy(rows: list[dict], ids: list[str] | None = None) -> float:
+    """Mean of the rows' `scores.accuracy` (eval/<arm>.jsonl rows), over the rows with `ids` when given;
+    rows without an accuracy (unanswerable questions) do not count; 0.0 when none does."""
+    if ids is not None:
+        by_id = {r["id"]: r for r in rows}
+        rows = [by_id[i] for i in ids if i in by_id]
+    vals = [r["scores"]["accuracy"] for r in rows if "accuracy" in r.get("scores", {})]
+    return sum(vals) / max(1, len(vals))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -169,13 +188,8 @@ class RunDir:
         p = self.path / MANIFEST
         if not p.exists():
             return {"stages": {}}
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            # A manifest is rewritten atomically, so this is a hand-edited or foreign file.
-            from advisor.core.errors import AdvisorError
-
-            raise AdvisorError(f"{p} is not valid JSON; fix or delete it to rebuild the run's bookkeeping") from None
+        # A manifest is rewritten atomically, so a broken one is a hand-edited or foreign file.
+        return read_json(p, "run bookkeeping", "fix or delete it to rebuild the run's bookkeeping")
 
     def update_manifest(self, **fields: Any) -> None:
         with self._locked_manifest() as m:

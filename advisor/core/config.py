@@ -17,16 +17,61 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from advisor.core.advice import resolve_weights, validate_facts
 from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.logs import say
 from advisor.core.textio import read_text
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-ARMS = ("base", "rag", "tuned", "tuned_rag")
-QUANTIZATIONS = ("nf4", "int8", "none")
+# The choices of the config's Literal fields; check_choices checks them all (the tuples are for messages and docs).
+Arm = Literal["base", "rag", "tuned", "tuned_rag"]
+Quantization = Literal["nf4", "int8", "none"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+Backend = Literal["hf", "openai"]
+QAGenerator = Literal["extractive", "llm"]
+QASplit = Literal["by_fact", "by_document"]
+ARMS = typing.get_args(Arm)
+QUANTIZATIONS = typing.get_args(Quantization)
+INDEX_KINDS = typing.get_args(IndexKind)
+
+
+def check_choices(section: Any, prefix: str) -> None:
+    """Every field of a config section typed Literal[...] (or list[Literal[...]]) holds one of its choices; the
+    error names the field, the choices and the nearest one. Each section's __post_init__ calls it first (peft's
+    LoraConfig checks its Literal fields the same way)."""
+    for name, tp in typing.get_type_hints(type(section)).items():
+        value = getattr(section, name)
+        many = typing.get_origin(tp) is list
+        if many:
+            (tp,) = typing.get_args(tp)
+        if typing.get_origin(tp) is not Literal:
+            continue
+        choices = typing.get_args(tp)
+        for v in value if many else [value]:
+            if v in choices:
+                continue
+            if many:  # eval.arms: unknown arm 'x'; arms are ...
+                raise AdvisorError(f"{prefix}.{name}: unknown {name.rstrip('s')} '{v}'{did_you_mean(str(v), choices)}; "
+                                   f"{name} are {', '.join(choices)}")
+            listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+            raise AdvisorError(f"{prefix}.{name}='{v}' is not one of {listed}{did_you_mean(str(v), choices)}")
+
+
+def ignored(section: Any, prefix: str, names: tuple[str, ...], why: str) -> list[str]:
+    """'prefix.name=value is ignored: why' for each named field of a config section set away from its default:
+    a setting that has no effect in this combination is worth a line, never an error."""
+    out = []
+    for f in dataclasses.fields(section):
+        if f.name in names:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            value = getattr(section, f.name)
+            if value != default:
+                out.append(f"{prefix}.{f.name}={value} is ignored: {why}")
+    return out
 
 
 @dataclass
@@ -76,15 +121,11 @@ class ChunkingConfig:
 @dataclass
 class ModelConfig:
     spec: str = "smollm2-135m-instruct"  # bundled name, Hub id or local path of the base causal LM
-    quantization: str = "nf4"  # nf4 | int8 | none: how the base weights are loaded, for every arm
+    quantization: Quantization = "nf4"  # how the base weights are loaded, for every arm
     max_new_tokens: int = 32  # answer length bound in generated tokens
 
     def __post_init__(self):
-        if self.quantization not in QUANTIZATIONS:
-            raise AdvisorError(
-                f"model.quantization='{self.quantization}' is not one of {', '.join(QUANTIZATIONS)}"
-                + did_you_mean(self.quantization, QUANTIZATIONS)
-            )
+        check_choices(self, "model")
         if self.max_new_tokens < 1:
             raise AdvisorError("model.max_new_tokens must be at least 1")
 
@@ -95,7 +136,7 @@ class RetrievalConfig:
     top_k: int = 3  # chunks placed in the prompt of the retrieval arms
     context_tokens: int = 600  # budget of generator tokens for the retrieved chunks in one prompt
     batch_size: int = 64  # texts per embedding batch
-    index_kind: str = "auto"  # auto | flat | hnsw | ivfpq (auto: flat below 20k chunks, hnsw below 1M, else ivfpq)
+    index_kind: IndexKind = "auto"  # auto: flat below 20k chunks, hnsw below 1M, else ivfpq
     hnsw_m: int = 32  # HNSW graph degree (links per vector)
     hnsw_ef_construction: int = 80  # HNSW candidate list size while building (higher: better graph, slower build)
     hnsw_ef_search: int = 128  # HNSW candidate list size per query (higher: better recall, slower query)
@@ -104,22 +145,28 @@ class RetrievalConfig:
     rrf_k: int = 60  # reciprocal rank fusion constant: score = sum of 1 / (rrf_k + rank)
 
     def __post_init__(self):
+        check_choices(self, "retrieval")
         if self.top_k < 1:
             raise AdvisorError(f"retrieval.top_k={self.top_k} must be at least 1")
         if self.context_tokens < 32:
             raise AdvisorError("retrieval.context_tokens must be at least 32")
-        kinds = ("auto", "flat", "hnsw", "ivfpq")
-        if self.index_kind not in kinds:
-            raise AdvisorError(
-                f"retrieval.index_kind='{self.index_kind}' is not one of {', '.join(kinds)}"
-                + did_you_mean(self.index_kind, kinds)
-            )
         if self.batch_size < 1:
             raise AdvisorError(f"retrieval.batch_size={self.batch_size} must be at least 1")
         if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1 or self.ivf_nprobe < 1:
             raise AdvisorError("retrieval.hnsw_m must be >= 2 and hnsw_ef_construction, hnsw_ef_search, ivf_nprobe >= 1")
         if self.rrf_k < 1:
             raise AdvisorError(f"retrieval.rrf_k={self.rrf_k} must be at least 1")
+
+    def ignored_settings(self) -> list[str]:
+        hnsw, kind = ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search"), self.index_kind
+        out = []
+        if kind in ("flat", "ivfpq"):
+            out += ignored(self, "retrieval", hnsw, f"retrieval.index_kind={kind} builds no HNSW graph")
+        if kind in ("flat", "hnsw"):
+            out += ignored(self, "retrieval", ("ivf_nprobe",), f"retrieval.index_kind={kind} has no IVF lists")
+        if not self.hybrid:
+            out += ignored(self, "retrieval", ("rrf_k",), "retrieval.hybrid is off (no rank fusion)")
+        return out
 
 
 @dataclass
@@ -155,7 +202,7 @@ class TuningConfig:
     batch_size: int = 8  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 2e-4  # peak learning rate
-    schedule: str = "cosine"  # cosine | linear decay after warm-up
+    schedule: Literal["cosine", "linear"] = "cosine"  # decay after warm-up
     warmup_ratio: float = 0.1  # share of steps spent warming up linearly from 0
     weight_decay: float = 0.0  # AdamW weight decay
     max_seq_len: int = 256  # tokens per training sequence (longer corpus text is split)
@@ -163,10 +210,10 @@ class TuningConfig:
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
-    method: str = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
+    method: Literal["lora", "full"] = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
-    both_adapter: str = "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
+    both_adapter: Literal["shared", "separate"] = "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
     raft_share: float = 0.3  # share of training questions that also get a RAFT example (each ~540 tokens on the sample: the main training cost)
     raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
@@ -181,8 +228,7 @@ class TuningConfig:
     max_train_tokens: int = MAX_TRAIN_TOKENS  # cap on one pass over the training set, in generator tokens: all instruction pairs, a sample of corpus text that covers every document; 0 = no cap
 
     def __post_init__(self):
-        if self.schedule not in ("cosine", "linear"):
-            raise AdvisorError(f"tuning.schedule='{self.schedule}' must be cosine or linear")
+        check_choices(self, "tuning")
         if self.max_steps < 0:
             raise AdvisorError(f"tuning.max_steps={self.max_steps} must be >= 0 (0 = derived from tuning.epochs)")
         if self.epochs < 0:
@@ -203,14 +249,9 @@ class TuningConfig:
             raise AdvisorError("tuning.val_fraction must be in [0, 0.5)")
         if not (self.use_corpus_text or self.use_train_qa):
             raise AdvisorError("tuning: enable use_corpus_text or use_train_qa, or there is nothing to train on")
-        if self.method not in ("lora", "full"):
-            raise AdvisorError(f"tuning.method='{self.method}' must be lora or full{did_you_mean(self.method, ('lora', 'full'))}")
         if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
             raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
                                "tuning.abstain_share in [0, 1]")
-        if self.both_adapter not in ("shared", "separate"):
-            raise AdvisorError(f"tuning.both_adapter='{self.both_adapter}' must be shared or separate"
-                               + did_you_mean(self.both_adapter, ("shared", "separate")))
         if self.max_batch_tokens < 0:
             raise AdvisorError(f"tuning.max_batch_tokens={self.max_batch_tokens} must be >= 0 (0 = no limit)")
         if self.seeds < 1:
@@ -221,10 +262,23 @@ class TuningConfig:
             raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
                                "tuning.curve_points must be >= 0")
 
+    def ignored_settings(self) -> list[str]:
+        out = []
+        if not self.raft:
+            out += ignored(self, "tuning", ("raft_share", "raft_distractors", "raft_no_oracle"), "tuning.raft is off")
+        if not self.abstain:
+            out += ignored(self, "tuning", ("abstain_share",), "tuning.abstain is off")
+        if self.max_steps > 0:
+            out += ignored(self, "tuning", ("epochs",), "tuning.max_steps is set")
+        if self.method == "full":
+            out += ignored(self.lora, "tuning.lora", ("r", "alpha", "dropout", "target_modules"),
+                           "tuning.method=full trains every weight")
+        return out
+
 
 @dataclass
 class EvalConfig:
-    arms: list[str] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
+    arms: list[Arm] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
     limit: int = 0  # evaluate at most this many questions (answerable and unanswerable kept in proportion); 0 = all
     batch_size: int = 48  # questions per generation batch (48: 7.5x a one-at-a-time loop, benchmarks/bench_eval.py)
     probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
@@ -240,11 +294,7 @@ class EvalConfig:
     known_temperature: float = 0.7  # sampling temperature of those answers
 
     def __post_init__(self):
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown:
-            raise AdvisorError(
-                f"eval.arms: unknown arm '{unknown[0]}'{did_you_mean(unknown[0], ARMS)}; arms are {', '.join(ARMS)}"
-            )
+        check_choices(self, "eval")
         if not self.arms:
             raise AdvisorError("eval.arms must name at least one arm")
         if self.limit < 0 or self.probe_limit < 0:
@@ -263,13 +313,18 @@ class EvalConfig:
             raise AdvisorError(f"eval.known_temperature={self.known_temperature} must be above 0 and at most 2 "
                                "(sampling; the greedy answer is the base arm's)")
 
+    def ignored_settings(self) -> list[str]:
+        if self.known_samples:
+            return []
+        return ignored(self, "eval", ("known_temperature",), "eval.known_samples=0 turns the known-facts split off")
 
-BACKENDS = ("hf", "openai")
+
+BACKENDS = typing.get_args(Backend)
 
 
 @dataclass
 class GenerationConfig:
-    backend: str = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
+    backend: Backend = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
     base_url: str = ""  # the server's API root, e.g. http://127.0.0.1:8001/v1 (backend openai)
     model: str = ""  # served name of the base model; "" = model.spec
     adapter_model: str = ""  # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
@@ -280,9 +335,7 @@ class GenerationConfig:
     backoff_s: float = 1.0  # wait before the first retry, doubled for each further one
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise AdvisorError(f"generation.backend='{self.backend}' is not one of {', '.join(BACKENDS)}"
-                               + did_you_mean(self.backend, BACKENDS))
+        check_choices(self, "generation")
         if self.backend == "openai" and not self.base_url:
             raise AdvisorError("generation.backend=openai needs generation.base_url (--base-url), "
                                "e.g. http://127.0.0.1:8001/v1")
@@ -290,9 +343,15 @@ class GenerationConfig:
             raise AdvisorError("generation.concurrency and generation.timeout_s must be positive, "
                                "generation.max_retries and generation.backoff_s >= 0")
 
+    def ignored_settings(self) -> list[str]:
+        if self.backend != "hf":
+            return []
+        return ignored(self, "generation", ("base_url", "model", "adapter_model", "concurrency", "timeout_s",
+                                            "max_retries", "backoff_s"), "generation.backend=hf answers in this process")
 
-QA_GENERATORS = ("extractive", "llm")
-QA_SPLITS = ("by_fact", "by_document")
+
+QA_GENERATORS = typing.get_args(QAGenerator)
+QA_SPLITS = typing.get_args(QASplit)
 
 
 @dataclass
@@ -301,11 +360,11 @@ class QAConfig:
 
     n: int = 150  # eval questions in all, answerable + unanswerable
     unanswerable: float = 0.2  # share of eval questions the corpus does not answer (verified on the whole corpus)
-    generator: str = "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
+    generator: QAGenerator = "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
     model: str = ""  # llm generator: model spec run in process; "" = model.spec
     base_url: str = ""  # llm generator: an OpenAI-compatible endpoint instead (key from $ADVISOR_QA_API_KEY)
     api_model: str = ""  # llm generator: the served model name at base_url
-    split: str = "by_fact"  # by_fact: an eval fact's other phrasings may be trained on | by_document: eval documents' facts never are
+    split: QASplit = "by_fact"  # by_fact: an eval fact's other phrasings may be trained on | by_document: eval documents' facts never are
     max_per_document: int = 0  # answerable eval questions per document; 0 = twice an even share (at least 3)
     min_answerable: int = 30  # fewer answerable eval questions than this is an error
     train_per_fact: int = 2  # training phrasings per fact (paraphrase augmentation)
@@ -314,22 +373,23 @@ class QAConfig:
     retries: int = 2  # llm generator: new attempts for a malformed reply before it counts as rejected
 
     def __post_init__(self):
+        check_choices(self, "qa")
         if self.n < 1:
             raise AdvisorError(f"qa.n={self.n} must be at least 1")
         if not 0 <= self.unanswerable < 1:
             raise AdvisorError(f"qa.unanswerable={self.unanswerable} must be in [0, 1)")
-        if self.generator not in QA_GENERATORS:
-            raise AdvisorError(f"qa.generator='{self.generator}' is not one of {', '.join(QA_GENERATORS)}"
-                               + did_you_mean(self.generator, QA_GENERATORS))
-        if self.split not in QA_SPLITS:
-            raise AdvisorError(f"qa.split='{self.split}' is not one of {', '.join(QA_SPLITS)}"
-                               + did_you_mean(self.split, QA_SPLITS))
         if min(self.max_per_document, self.train_per_fact, self.max_train, self.retries) < 0:
             raise AdvisorError("qa.max_per_document, qa.train_per_fact, qa.max_train and qa.retries must be >= 0")
         if self.min_answerable < 1 or self.max_passages < 1:
             raise AdvisorError("qa.min_answerable and qa.max_passages must be at least 1")
         if bool(self.base_url) != bool(self.api_model):
             raise AdvisorError("qa.base_url and qa.api_model go together: the endpoint and the served model's name")
+
+    def ignored_settings(self) -> list[str]:
+        if self.generator != "extractive":
+            return []
+        return ignored(self, "qa", ("model", "base_url", "api_model", "max_passages", "retries"),
+                       "qa.generator=extractive uses no model")
 
 
 # Quality targets an option must meet to be fit for purpose, as shares in [0, 1]: accuracy at least,
@@ -365,6 +425,11 @@ class RecommendConfig:
     targets: dict[str, float] = field(default_factory=lambda: dict(QUALITY_TARGETS))
 
     def __post_init__(self):
+        try:  # a typo in the advice settings fails when the config is read, not after the tracks are built
+            resolve_weights(self.preset, self.weights)
+            validate_facts(self.facts)
+        except AdvisorError as e:
+            raise AdvisorError(f"config section recommend: {e}") from None
         try:
             self.targets = validate_targets(self.targets)
         except AdvisorError as e:
@@ -434,6 +499,14 @@ class Config:
             raise AdvisorError(f"threads={self.threads} must be >= 0 (0 = all cores)")
         if self.seed < 0:
             raise AdvisorError(f"seed={self.seed} must be >= 0")
+        if self.tuning.method == "full" and self.model.quantization != "none":  # the one check across sections
+            raise AdvisorError(f"tuning.method=full trains every weight and needs model.quantization=none "
+                               f"(got '{self.model.quantization}'); set model.quantization=none or tuning.method=lora")
+
+    def ignored_settings(self) -> list[str]:
+        """Settings that have no effect in this config (docs/architecture.md, 'Style'): each a line for a warning."""
+        sections = (self.retrieval, self.tuning, self.eval, self.generation, self.qa)
+        return [line for sec in sections for line in sec.ignored_settings()]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -475,6 +548,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise AdvisorError(f"{where} must be a mapping, got {value!r}")
         return dict(value)
+    if origin is Literal:  # the value's type; check_choices checks the choice itself
+        return _coerce(value, type(typing.get_args(tp)[0]), where)
     if origin in (typing.Union, types.UnionType) or tp is Any:
         return value
     if tp is bool:
@@ -598,6 +673,13 @@ def load_config(config: str | None = None, overrides: list[str] | None = None, e
     for item in overrides or []:
         data = _deep_merge(data, parse_override(item))
     return from_dict(Config, data)
+
+
+def warn_ignored_settings(cfg: Config) -> None:
+    """One warning line per setting this config ignores. Said once a command has checked its inputs and starts
+    its work, so that a command that fails prints its one error line only."""
+    for line in cfg.ignored_settings():
+        say(f"advisor: warning: {line}")
 
 
 def dump_config(cfg: Config) -> str:

@@ -258,7 +258,7 @@ def _own_unquantized_weights(model) -> None:
     with torch.no_grad():
         for m in model.modules():
             for bag in (m._parameters, m._buffers):
-                for name, t in bag.items():
+                for t in bag.values():
                     if t is not None and t.device.type == "cpu" and t.dtype.is_floating_point:
                         t.data = t.data.clone()
     gc.collect()
@@ -283,6 +283,7 @@ def _keep_cpu_4bit_layout(model) -> None:
 
 
 def load_tokenizer(spec: str, kind: str = "causal"):
+    """The tokenizer of a model spec as it ships (export saves it unchanged); see causal_tokenizer for generation."""
     from transformers import AutoTokenizer
 
     r = resolve_model(spec, kind)
@@ -295,13 +296,22 @@ def load_tokenizer(spec: str, kind: str = "causal"):
     return tok
 
 
+def causal_tokenizer(spec: str):
+    """The tokenizer every stage that generates, scores or trains with a causal LM uses: batches are padded, so
+    a model without a pad token (SmolLM2 ships none) pads with its end-of-sequence token."""
+    tok = load_tokenizer(spec, "causal")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def load_causal_model(spec: str, quantization: str = "nf4", device: str | None = None):
     """(model, tokenizer) for a causal LM, quantized as asked, eval mode, trust_remote_code off."""
     from transformers import AutoModelForCausalLM
 
     device = device or default_device()
     r = resolve_model(spec, "causal")
-    tok = load_tokenizer(spec, "causal")
+    tok = causal_tokenizer(spec)
     qcfg = quantization_config(quantization, device)
     kwargs = {"dtype": compute_dtype(device), "trust_remote_code": False}
     if qcfg is not None:
@@ -317,7 +327,5 @@ def load_causal_model(spec: str, quantization: str = "nf4", device: str | None =
     else:
         _own_unquantized_weights(model)
         _keep_cpu_4bit_layout(model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     model.eval()
     return model, tok

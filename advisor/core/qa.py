@@ -60,6 +60,12 @@ def load_qa(path: Path, require_answers: bool = True) -> list[QAItem]:
     return items
 
 
+def require_answerable(items: list[QAItem], path: Path) -> None:
+    """An evaluation set needs an answerable question: accuracy is measured on those."""
+    if not any(not it.unanswerable for it in items):
+        raise AdvisorError(f"QA file {path} has no answerable questions; accuracy cannot be measured")
+
+
 def check_sources(items: list[QAItem], qa_path: Path, corpus_root: Path, doc_files: list[str]) -> None:
     """Every `source` must name a corpus file (path relative to the corpus root; 'file#record' for a
     JSONL/CSV corpus): a typo would silently score recall@k as a miss. The error names the line and the

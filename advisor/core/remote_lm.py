@@ -330,11 +330,9 @@ def load_lm(cfg, adapter: str | None = None, adapter_name: str | None = None):
     g = cfg.generation
     if g.backend == "hf":
         return LM.load(cfg.model.spec, cfg.model.quantization, adapter=adapter)
-    from advisor.core.models import load_tokenizer
+    from advisor.core.models import causal_tokenizer
 
-    tok = load_tokenizer(cfg.model.spec, "causal")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = causal_tokenizer(cfg.model.spec)
     client = OpenAIClient(g.base_url, api_key_from_env(g.api_key_env), g.timeout_s, g.max_retries, g.backoff_s,
                           g.concurrency)
     name = adapter_name or _adapter_name(cfg, adapter) if adapter else None

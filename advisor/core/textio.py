@@ -1,8 +1,9 @@
-"""One reader per format for the files a user hands in (QA sets, YAML configs, batch files, JSON).
+"""One reader per format for the files a user hands in (QA sets, YAML configs, batch files, JSON) and for the
+JSON and JSONL artifacts of a run directory (advisor.core.artifacts re-exports read_jsonl).
 
 Text is decoded the way corpus files are: a byte-order mark wins, then UTF-8, then charset detection
 (a cp1252 config or QA file reads, it does not crash). Every failure is an AdvisorError naming the file
-(and the line and field for JSONL), so the CLI prints one line and exits 2.
+(and the line, and the field for JSONL) and what to do, so the CLI prints one line and exits 2.
 
     text = read_text(Path("my.yaml"), "config file")
     for where, rec in iter_jsonl(Path("qa.jsonl"), "QA file"):
@@ -75,27 +76,38 @@ def read_text(path: Path, what: str) -> str:
             raise AdvisorError(f"{what} {path} is not readable text in any known encoding; save it as UTF-8") from None
 
 
-def iter_jsonl(path: Path, what: str) -> Iterator[tuple[str, dict]]:
-    """('file:line', record) for each non-blank line; a line that is not a JSON object is an error."""
-    for lineno, line in enumerate(read_text(path, what).splitlines(), 1):
+def iter_jsonl(path: Path, what: str, fix: str = "fix or remove the line") -> Iterator[tuple[str, dict]]:
+    """('file:line', record) for each non-blank line; a line that is not a JSON object is an error naming the
+    file and line, ending with `fix` (what to do)."""
+    # Lines end at "\n" only: str.splitlines() would also cut at U+2028 or U+0085, which JSON written with
+    # ensure_ascii=False keeps raw inside strings.
+    for lineno, line in enumerate(read_text(path, what).split("\n"), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
-            raise AdvisorError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); fix or remove the line") from None
+            raise AdvisorError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); {fix}") from None
         if not isinstance(rec, dict):
-            raise AdvisorError(f"{where}: each line must be a JSON object, got {type(rec).__name__}")
+            raise AdvisorError(f"{where}: each line must be a JSON object, got {type(rec).__name__}; {fix}")
         yield where, rec
 
 
-def read_json(path: Path, what: str) -> Any:
-    """A JSON document; a broken one is an error naming the file and line."""
+def read_jsonl(path: Path, what: str = "JSONL file", fix: str = "fix or remove the line") -> list[dict]:
+    """Every record of a JSONL file (see iter_jsonl: a bad line is an error naming file:line and `fix`)."""
+    return [rec for _, rec in iter_jsonl(path, what, fix)]
+
+
+def read_json(path: Path, what: str, fix: str = "fix or delete it") -> Any:
+    """A JSON document; a missing or broken one is an error naming `what`, the file (and line) and `fix`."""
+    path = Path(path)
+    if not path.exists():
+        raise AdvisorError(f"{what} {path} is missing; {fix}")
     try:
         return json.loads(read_text(path, what))
     except json.JSONDecodeError as e:
-        raise AdvisorError(f"{what} {path}:{e.lineno}: not valid JSON ({e.msg}); fix or delete it") from None
+        raise AdvisorError(f"{what} {path} is not valid JSON (line {e.lineno}: {e.msg}); {fix}") from None
 
 
 def get_bool(rec: dict, key: str, where: str, default: bool = False) -> bool:

@@ -8,13 +8,29 @@ The same metrics ship as `evaluate` modules under evalsuite/hf_metrics/ (loaded 
 
 from pathlib import Path
 
-from evalsuite.metrics.accuracy import (Accuracy, Containment, ExactMatch, SemanticSimilarity, TokenF1, contains_answer,
-                                        f1_score, is_correct, normalize_answer)
+from evalsuite.metrics.accuracy import (
+    Accuracy,
+    Containment,
+    ExactMatch,
+    SemanticSimilarity,
+    TokenF1,
+    contains_answer,
+    f1_score,
+    is_correct,
+)
 from evalsuite.metrics.base import METRICS, Metric, Sample, Score
 from evalsuite.metrics.citation import BareCitation, is_bare_citation
-from evalsuite.metrics.hallucination import (Abstention, Fabrication, FalseAbstention, Faithfulness, Hallucination,
-                                             WrongAndConfident, is_abstention)
+from evalsuite.metrics.hallucination import (
+    Abstention,
+    Fabrication,
+    Faithfulness,
+    FalseAbstention,
+    Hallucination,
+    WrongAndConfident,
+    is_abstention,
+)
 from evalsuite.metrics.retrieval import MRR, RecallAtK
+from evalsuite.normalize import normalize_answer
 
 # The order metrics.json and the per-question rows list them in.
 ANSWER_METRICS = ["accuracy", "exact_match", "f1", "containment", "abstention_rate", "false_abstention_rate",

@@ -13,20 +13,11 @@ tests/test_metrics_parity.py checks them against an independent reference on SQu
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
-
-_PUNCT = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(s: str) -> str:
-    """SQuAD v1.1 normalisation: lower, remove punctuation, articles and extra whitespace."""
-    s = "".join(ch for ch in s.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", s).split())
+from evalsuite.embed import TextEmbedder
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
+from evalsuite.normalize import normalize_answer
 
 
 def f1_score(prediction: str, ground_truth: str) -> float:
@@ -123,12 +114,8 @@ class SemanticSimilarity(Metric):
 
     name = "semantic_similarity"
 
-    def __init__(self, embedder=None):
-        if embedder is None:
-            from evalsuite.embed import TextEmbedder
-
-            embedder = TextEmbedder()
-        self.embedder = embedder
+    def __init__(self, embedder: TextEmbedder | None = None):
+        self.embedder = embedder or TextEmbedder()
 
     def score(self, sample):
         if sample.unanswerable:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 
 from advisor.core.answer import cited_ranks, strip_citations
-from evalsuite.metrics.accuracy import normalize_answer
 from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.normalize import normalize_answer
 
 # A document name as the context block shows it, '(tk.txt)' or 'guides/a.md#3': the corpus' file types only, so
 # that an answer such as 'Node.js [2]' is not taken for a file name.

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 
-from evalsuite.metrics.accuracy import is_correct, normalize_answer
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.accuracy import is_correct
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
+from evalsuite.normalize import normalize_answer
 
 _ABSTAIN = re.compile(
     r"\b(i\s*(do\s*not|don'?t|dont)\s*know|not\s+sure|no\s+information|cannot\s+(answer|find|determine|say)"

@@ -1,4 +1,5 @@
-"""Retrieval metrics against the gold source document: recall@k and MRR (shared with the retrieval track).
+"""Retrieval metrics against the gold source document: recall@k and MRR (their definitions: advisor/core/ranking.py,
+shared with the retrieval track).
 
 >>> s = Sample("q", ["x"], source="b.md", context_sources=["a.md", "b.md"])
 >>> RecallAtK().score(s).value, MRR().score(s).value
@@ -7,7 +8,8 @@
 
 from __future__ import annotations
 
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from advisor.core.ranking import gold_rank, recall_hit
+from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
 
 
 @METRICS.register("recall_at_k")
@@ -20,8 +22,8 @@ class RecallAtK(Metric):
     def score(self, sample):
         if sample.unanswerable or not sample.source or not sample.context_sources:
             return Score(None)
-        hit = sample.source in sample.context_sources
-        return Score(float(hit), "gold source retrieved" if hit else "gold source missing")
+        hit = recall_hit(sample.context_sources, sample.source)
+        return Score(hit, "gold source retrieved" if hit else "gold source missing")
 
 
 @METRICS.register("mrr")
@@ -34,7 +36,5 @@ class MRR(Metric):
     def score(self, sample):
         if sample.unanswerable or not sample.source or not sample.context_sources:
             return Score(None)
-        for rank, s in enumerate(sample.context_sources, 1):
-            if s == sample.source:
-                return Score(1.0 / rank, f"gold source at rank {rank}")
-        return Score(0.0, "gold source missing")
+        rank = gold_rank(sample.context_sources, sample.source)
+        return Score(1.0 / rank, f"gold source at rank {rank}") if rank else Score(0.0, "gold source missing")

@@ -293,7 +293,7 @@ def _term_fact(line: str, title: str | None) -> tuple[str, str, str] | None:
     if not m or _ACRONYM_FIRST.search(m.group(1)):
         return None
     term, definition = m.group(1).strip(), _clean(m.group(2))
-    first = re.split(r"(?<=[.!?])\s", definition, 1)[0].rstrip(".")
+    first = re.split(r"(?<=[.!?])\s", definition, maxsplit=1)[0].rstrip(".")
     if len(first.split()) < 4 or term.lower() in first.lower():
         return None
     first = first[:1].lower() + first[1:] if not first[:2].isupper() else first

@@ -11,12 +11,12 @@ rejected ones, edits applied, each with `reviewed: true|false` and `review: acce
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 from advisor.core.artifacts import atomic_write_json, read_jsonl, write_jsonl
 from advisor.core.errors import AdvisorError
+from advisor.core.textio import read_json
 
 DECISIONS = ("accept", "reject", "edit")
 
@@ -25,11 +25,7 @@ def load_decisions(qa_dir: Path) -> dict[str, dict]:
     p = Path(qa_dir) / "review.json"
     if not p.is_file():
         return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise AdvisorError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}); restore it or delete it to start "
-                           "the review again") from None
+    return read_json(p, "review decisions", "restore it or delete it to start the review again")
 
 
 def reviewed_items(generated: list[dict], decisions: dict[str, dict]) -> list[dict]:
@@ -74,7 +70,7 @@ def save_decision(qa_dir: Path, item_id: str, decision: str, question: str | Non
 def eval_set_info(qa_path: Path, evaluated_ids: list[str] | None = None) -> dict:
     """What a report says about the questions behind its numbers: generated or not, by what, how many, and how
     much of it a person reviewed (a hand-written set is reviewed by definition)."""
-    rows = [json.loads(line) for line in Path(qa_path).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    rows = read_jsonl(Path(qa_path), "QA file")
     if evaluated_ids is not None:
         keep = set(evaluated_ids)
         rows = [r for r in rows if str(r.get("id")) in keep] or rows

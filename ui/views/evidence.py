@@ -4,9 +4,10 @@ validation-loss curve (adapter/training.json) and the leakage report (sft/leakag
 import pandas as pd
 import streamlit as st
 
+from advisor.core.arms import ARM_LABEL
 from ui import charts
 from ui.common import not_finished_message, require_run, run_header, show_data_error
-from ui.rundata import ARM_LABEL, RunDataError, load_metrics, read_json
+from ui.rundata import RunDataError, load_metrics, read_json
 
 st.title("Evidence")
 run = require_run()

@@ -4,9 +4,10 @@ chunks its retrieval arms were given."""
 
 import streamlit as st
 
+from advisor.core.arms import ARM_LABEL
 from advisor.core.config import ARMS
 from ui.common import not_finished_message, require_run, run_header, show_data_error
-from ui.rundata import ARM_LABEL, RunDataError, filter_questions, is_right, load_rows, question_table
+from ui.rundata import RunDataError, filter_questions, is_right, load_rows, question_table
 
 SCORE_LABEL = {"f1": "token F1", "exact_match": "exact match", "recall_at_k": "recall@k", "mrr": "MRR"}
 
@@ -28,6 +29,7 @@ table = question_table(rows)
 
 c1, c2 = st.columns(2)
 wrong = c1.selectbox("Wrong answers", ["all questions", "wrong in any arm", *(f"wrong in {a}" for a in arms)],
+                     format_func=lambda o: f"wrong in {ARM_LABEL[o[9:]]}" if o[9:] in ARM_LABEL else o,
                      key="q_wrong", help="Wrong = not counted correct on an answerable question, or not abstaining "
                      "on an unanswerable one.")
 shown_arms = c2.multiselect("Arms shown", arms, default=arms, format_func=ARM_LABEL.get, key="q_arms")

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from advisor.core.arms import ARM_LABEL, OPTION_LABEL
 from advisor.core.config import ARMS
 from ui import charts
 from ui.common import confidence, no_runs_message, runs, selected_run
-from ui.rundata import ARM_LABEL, OPTION_LABEL, RunDataError, load_metrics, load_recommendation
+from ui.rundata import RunDataError, load_metrics, load_recommendation
 
 st.title("Runs")
 all_runs = runs()
@@ -48,7 +49,7 @@ def column(run) -> tuple[dict, pd.DataFrame]:
     try:
         rec = load_recommendation(run.path)
         col["verdict"] = OPTION_LABEL.get(rec["verdict"], rec["verdict"])
-        col["confidence"] = confidence(rec)[0]
+        col["stable under other priorities"] = confidence(rec)[0]
         for o, u in rec["utilities"].items():
             col[f"utility: {OPTION_LABEL.get(o, o)}"] = f"{u:.3f}"
     except RunDataError as e:

@@ -1,14 +1,36 @@
-"""What-if: move the weights and the situation facts and watch the verdict and the utilities recompute,
-through advisor.recommend — the same engine `advisor run` used to write recommendation.json."""
+"""What-if: move the weights, every situation fact and the quality targets, and watch fit for purpose, the
+verdict and the utilities recompute through advisor.recommend — the same engine `advisor run` and
+`advisor recommend` use. The facts offered are the engine's own (advisor.core.advice.DEFAULT_FACTS and
+FACT_CHOICES), the targets advisor.core.config.QUALITY_TARGETS: a fact the engine gains appears here."""
 
-import pandas as pd
 import streamlit as st
 
+from advisor.core.advice import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS
+from advisor.core.arms import OPTION_LABEL
+from advisor.core.config import QUALITY_TARGETS
 from advisor.core.errors import AdvisorError
-from advisor.recommend import CHANGE_RATES, CRITERIA, DEFAULT_FACTS, PRESETS, load_evidence, recommend
+from advisor.recommend import load_evidence, recommend
 from ui import charts
-from ui.common import flips_block, not_finished_message, reasons_block, require_run, run_header, verdict_card
-from ui.rundata import CRITERION_LABEL, OPTION_LABEL, RunDataError, load_recommendation
+from ui.advice import run_targets
+from ui.common import (
+    criteria_section,
+    fit_block,
+    flips_block,
+    not_finished_message,
+    reasons_block,
+    require_run,
+    run_header,
+    verdict_card,
+)
+from ui.rundata import (
+    CRITERION_LABEL,
+    FACT_HELP,
+    FACT_LABEL,
+    TARGET_LABEL,
+    RunDataError,
+    load_config_dict,
+    load_recommendation,
+)
 
 STEP = 0.005
 
@@ -28,10 +50,15 @@ try:
     saved = load_recommendation(run.path)
 except RunDataError:
     saved = None
+# The run's own settings: what its recommendation was made with, else its config's recommend section.
+own = load_config_dict(run.path).get("recommend") or {}
+preset = (saved or own).get("preset")
+preset = preset if preset in PRESETS else "balanced"
 start = {
-    "preset": saved["preset"] if saved and saved.get("preset") in PRESETS else "balanced",
-    "weights": saved["weights"] if saved else PRESETS["balanced"],
-    "facts": {**DEFAULT_FACTS, **(saved.get("facts") or {})} if saved else dict(DEFAULT_FACTS),
+    "preset": preset,
+    "weights": saved["weights"] if saved else {**PRESETS[preset], **(own.get("weights") or {})},
+    "facts": {**DEFAULT_FACTS, **(own.get("facts") or {}), **((saved or {}).get("facts") or {})},
+    "targets": ((saved or {}).get("fit_for_purpose") or {}).get("targets") or run_targets(run.path),
 }
 
 
@@ -41,17 +68,34 @@ def set_weights(w: dict) -> None:
 
 
 def reset() -> None:
-    """Back to the settings this run's recommendation was made with."""
+    """Back to the settings this run's recommendation was made with: weights, every fact, the targets."""
     st.session_state["wi_preset"] = start["preset"]
     set_weights(start["weights"])
-    st.session_state["f_change"] = start["facts"]["knowledge_change"]
-    st.session_state["f_citations"] = bool(start["facts"]["citations_required"])
-    st.session_state["f_style"] = bool(start["facts"]["style_learning"])
+    for k in DEFAULT_FACTS:
+        v = start["facts"][k]
+        st.session_state[f"f_{k}"] = float(v) if isinstance(DEFAULT_FACTS[k], float) else v
+    for k in QUALITY_TARGETS:
+        st.session_state[f"t_{k}"] = round(100 * float(start["targets"][k]), 1)
     st.session_state["wi_run"] = run.name
 
 
 if st.session_state.get("wi_run") != run.name or "w_accuracy" not in st.session_state:
     reset()
+
+
+def fact_widget(k: str) -> None:
+    """The control for fact `k`, chosen by the kind of value the engine takes: one of FACT_CHOICES, true/false,
+    or a number (seconds)."""
+    label, key, help_ = FACT_LABEL.get(k, k.replace("_", " ")), f"f_{k}", FACT_HELP.get(k)
+    if k in FACT_CHOICES:
+        st.select_slider(label, FACT_CHOICES[k], key=key, help=help_)
+    elif isinstance(DEFAULT_FACTS[k], bool):
+        st.toggle(label, key=key, help=help_)
+    elif isinstance(DEFAULT_FACTS[k], (int, float)):
+        st.number_input(label, min_value=0.0, step=0.1, format="%.2f", key=key, help=help_)
+    else:
+        st.text_input(label, key=key, help=help_)
+
 
 left, right = st.columns([2, 3], gap="large")
 with left:
@@ -63,17 +107,20 @@ with left:
         st.slider(CRITERION_LABEL[c], 0.0, 1.0, step=STEP, key=f"w_{c}", format="%.3f")
     st.caption("Weights are relative: they are divided by their sum before use.")
     st.markdown("**The situation**")
-    st.select_slider("How often the knowledge changes", CHANGE_RATES, key="f_change")
-    st.toggle("Answers must cite their sources", key="f_citations")
-    st.toggle("A style or format must be learned", key="f_style")
-    st.button("Reset to this run's settings", on_click=reset)
+    for k in DEFAULT_FACTS:
+        fact_widget(k)
+    st.markdown("**Good enough means**")
+    for k in QUALITY_TARGETS:
+        st.number_input(TARGET_LABEL.get(k, k.replace("_", " ")), min_value=0.0, max_value=100.0, step=5.0,
+                        format="%.1f", key=f"t_{k}")
+    st.button("Reset to this run's settings", on_click=reset, key="wi_reset")
 
 weights = {c: st.session_state[f"w_{c}"] for c in CRITERIA}
-facts = {"knowledge_change": st.session_state["f_change"], "citations_required": st.session_state["f_citations"],
-         "style_learning": st.session_state["f_style"]}
+facts = {k: st.session_state[f"f_{k}"] for k in DEFAULT_FACTS}
+targets = {k: st.session_state[f"t_{k}"] / 100 for k in QUALITY_TARGETS}
 with right:
     try:
-        rec = recommend(evidence, st.session_state["wi_preset"], weights, facts)
+        rec = recommend(evidence, st.session_state["wi_preset"], weights, facts, targets)
     except AdvisorError as e:
         st.warning(f"**No verdict with these settings:** {e}")
         st.stop()
@@ -82,11 +129,9 @@ with right:
         same = rec["verdict"] == saved["verdict"]
         note = (f"Same as the run's own verdict ({OPTION_LABEL.get(saved['verdict'])})." if same else
                 f"Changed: the run's own settings gave {OPTION_LABEL.get(saved['verdict'], saved['verdict'])}.")
+    fit_block(rec["fit_for_purpose"], rec, hint="")
     verdict_card(rec, note, compact=True)
     st.altair_chart(charts.utility_bars(rec["utilities"], rec["verdict"]), width="stretch")
     reasons_block(rec)
     flips_block(rec)
-    st.markdown("**Score of each option per criterion** (0–1, higher is better) and the weights in use")
-    table = pd.DataFrame(rec["scores"]).T.rename(index=OPTION_LABEL)[CRITERIA]
-    table.loc["weight in use"] = [rec["weights"][c] for c in CRITERIA]
-    st.dataframe(table.rename(columns=CRITERION_LABEL).style.format("{:.3f}"), width="stretch")
+    criteria_section(rec)

@@ -3,22 +3,25 @@
     import evaluate
     m = evaluate.load("/path/to/evalsuite/hf_metrics/advisor_qa")
     m.compute(predictions=["Paris"], references=[["Paris", "the city of Paris"]])
-    # {'exact_match': 1.0, 'f1': 1.0, 'containment': 1.0, 'accuracy': 1.0, 'hallucination_rate': 0.0, 'n': 1}
+    # {'exact_match': 1.0, 'f1': 1.0, 'containment': 1.0, 'accuracy': 1.0, 'bare_citation_rate': 0.0, 'n': 1}
 
 Each value is the mean over the examples (0..1, not the SQuAD script's 0..100) of the metric class of
 the same name in evalsuite.metrics; an empty reference list marks an unanswerable question, which counts
-towards `abstention_rate` and `hallucination_rate` only. (One import per line: evaluate's import check
+towards `abstention_rate` and `hallucination_rate` only. A prediction is scored as the evaluation scores an
+arm's answer: citation markers ('[2]') are removed for the accuracy metrics and kept for
+`bare_citation_rate` (an answer that is only a citation). (One import per line: evaluate's import check
 reads this file line by line.)
 """
 
 import datasets
 import evaluate
 
+from advisor.core.answer import strip_citations
 from evalsuite.metrics import METRICS
 from evalsuite.metrics import Sample
 
 NAMES = ["exact_match", "f1", "containment", "accuracy", "abstention_rate", "hallucination_rate",
-         "wrong_and_confident_rate"]
+         "wrong_and_confident_rate", "bare_citation_rate"]
 
 
 class AdvisorQA(evaluate.Metric):
@@ -39,7 +42,7 @@ class AdvisorQA(evaluate.Metric):
         metrics = {name: METRICS.get(name)() for name in NAMES}
         values = {name: [] for name in NAMES}
         for pred, refs in zip(predictions, references):
-            sample = Sample("", list(refs), pred, unanswerable=not refs)
+            sample = Sample("", list(refs), strip_citations(pred), unanswerable=not refs, raw_prediction=pred)
             for name, m in metrics.items():
                 v = m.score(sample).value
                 if v is not None:

@@ -1,5 +1,7 @@
-"""Embedders through a small registry: sentence-transformers models (bundled MiniLM default, any
-ST folder or Hub id) and a deterministic hashing embedder that keeps unit tests fast.
+"""Sentence embedders through a small registry: sentence-transformers models (bundled MiniLM default, any
+ST folder or Hub id) and a deterministic hashing embedder that keeps unit tests fast. The one embedder of the
+project: the retrieval track indexes with it and the evaluation's semantic similarity (evalsuite/embed.py) scores
+with it, so it lives below both (docs/architecture.md, 'Layers').
 
     emb = load_embedder("all-minilm-l6-v2")
     vecs = emb.encode(["a text"])            # float32, L2-normalized, shape (n, emb.dim)
@@ -17,7 +19,7 @@ from advisor.core.corpus import OffsetsFn, whitespace_offsets
 from advisor.core.errors import ModelUnavailable
 from advisor.core.registry import Registry
 
-EMBEDDERS: Registry[Callable[[str], "Embedder"]] = Registry("embedder")
+EMBEDDERS: Registry[Callable[[str], Embedder]] = Registry("embedder")
 
 
 class Embedder:
@@ -32,18 +34,27 @@ class Embedder:
         raise NotImplementedError
 
 
+def lower_words(text: str) -> list[str]:
+    """The hashing embedder's default words: lower-cased runs of word characters."""
+    return re.findall(r"\w+", text.lower())
+
+
 @EMBEDDERS.register("hashing")
 class HashingEmbedder(Embedder):
-    """Words and word bigrams hashed into `dim` buckets, L2-normalized. Deterministic; no model."""
+    """Words (and, with `bigrams`, word bigrams) hashed into `dim` signed buckets, L2-normalized (zero for a text
+    without words). Deterministic; no model. `words` splits a text into the words hashed."""
 
-    def __init__(self, spec: str = "hashing", dim: int = 256):
+    def __init__(self, spec: str = "hashing", dim: int = 256, words: Callable[[str], list[str]] = lower_words,
+                 bigrams: bool = True):
         self.spec = spec
         self.dim = dim
+        self.words = words
+        self.bigrams = bigrams
 
     def _vec(self, text: str) -> np.ndarray:
-        words = re.findall(r"\w+", text.lower())
+        words = self.words(text)
         v = np.zeros(self.dim, dtype=np.float32)
-        for tok in words + [a + " " + b for a, b in zip(words, words[1:])]:
+        for tok in words + ([a + " " + b for a, b in zip(words, words[1:])] if self.bigrams else []):
             h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
             v[h % self.dim] += 1.0 if (h >> 63) == 0 else -1.0
         n = np.linalg.norm(v)
@@ -85,7 +96,12 @@ class SentenceTransformerEmbedder(Embedder):
         return np.asarray(v, dtype=np.float32).reshape(len(texts), self.dim)
 
     def offsets(self, text):
-        return [tuple(o) for o in self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+        return tokenizer_offsets(self.tokenizer, text)
+
+
+def tokenizer_offsets(tok, text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of `text`'s tokens in a Hugging Face tokenizer, special tokens left out."""
+    return [tuple(o) for o in tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
 
 
 def load_embedder(spec: str) -> Embedder:
@@ -106,6 +122,6 @@ def chunk_offsets_fn(spec: str) -> OffsetsFn:
     tok.model_max_length = 10**9
 
     def offsets(text: str) -> list[tuple[int, int]]:
-        return [tuple(o) for o in tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+        return tokenizer_offsets(tok, text)
 
     return offsets

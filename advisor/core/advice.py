@@ -1,0 +1,75 @@
+"""What the advice weighs, and the situation facts it takes: the criteria, the weight presets and the facts with
+their allowed values. Config-level facts, so the recommend section of the config validates itself
+(advisor/core/config.py, RecommendConfig) and the engine (advisor/recommend.py) scores with the same names.
+
+>>> sorted(resolve_weights("balanced", {"accuracy": 0})) == sorted(CRITERIA)
+True
+"""
+
+from __future__ import annotations
+
+from advisor.core.errors import AdvisorError, did_you_mean
+
+CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
+PRESETS: dict[str, dict[str, float]] = {
+    "balanced": dict(accuracy=.25, hallucination=.20, forgetting=.10, build_cost=.10, serve_cost=.10,
+                     freshness=.10, citations=.075, style=.075),
+    "accuracy-first": dict(accuracy=.45, hallucination=.25, forgetting=.05, build_cost=.05, serve_cost=.05,
+                           freshness=.05, citations=.05, style=.05),
+    "cost-first": dict(accuracy=.20, hallucination=.10, forgetting=.05, build_cost=.225, serve_cost=.225,
+                       freshness=.10, citations=.05, style=.05),
+    "compliance": dict(accuracy=.20, hallucination=.35, forgetting=.10, build_cost=.05, serve_cost=.05,
+                       freshness=.10, citations=.10, style=.05),
+}
+CHANGE_RATES = ("static", "yearly", "monthly", "weekly", "daily")
+DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False,
+                 "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
+BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
+# The facts that take one of a fixed set of values (the others are true/false, and latency_target_s seconds);
+# validate_facts checks them and the dashboard's What-if page offers them from here.
+FACT_CHOICES = {"knowledge_change": CHANGE_RATES, "budget": tuple(BUDGETS)}
+
+
+def validate_facts(facts: dict) -> dict:
+    """The situation facts with defaults filled in; unknown keys and bad values raise AdvisorError."""
+    out = dict(DEFAULT_FACTS)
+    for k, v in facts.items():
+        if k not in DEFAULT_FACTS:
+            raise AdvisorError(f"unknown fact '{k}'{did_you_mean(k, DEFAULT_FACTS)}; facts: {', '.join(DEFAULT_FACTS)}")
+        if k in FACT_CHOICES:
+            if v not in FACT_CHOICES[k]:
+                raise AdvisorError(f"fact {k}='{v}' must be one of {', '.join(FACT_CHOICES[k])}")
+        elif k == "latency_target_s":
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise AdvisorError(f"fact latency_target_s={v!r} must be a number of seconds (0 = no target)") from None
+            if not 0 <= v < float("inf"):
+                raise AdvisorError(f"fact latency_target_s={v} must be >= 0 seconds (0 = no target)")
+        elif not isinstance(v, bool):
+            if str(v).lower() not in ("true", "false"):
+                raise AdvisorError(f"fact {k}={v!r} must be true or false")
+            v = str(v).lower() == "true"
+        out[k] = v
+    return out
+
+
+def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
+    """The preset's weights with the user's overrides, normalized to sum to 1."""
+    if preset not in PRESETS:
+        raise AdvisorError(f"unknown weight preset '{preset}'{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
+    w = dict(PRESETS[preset])
+    for k, v in weights.items():
+        if k not in CRITERIA:
+            raise AdvisorError(f"unknown weight '{k}'{did_you_mean(k, CRITERIA)}; criteria: {', '.join(CRITERIA)}")
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise AdvisorError(f"weight {k}={v!r} is not a number") from None
+        if not v >= 0 or v == float("inf"):
+            raise AdvisorError(f"weight {k}={v} must be a finite number >= 0")
+        w[k] = v
+    total = sum(w.values())
+    if total <= 1e-9:
+        raise AdvisorError("all weights are zero (they must sum to more than 0): give at least one criterion a positive weight, e.g. accuracy=1")
+    return {k: v / total for k, v in w.items()}
