@@ -9,12 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import TINY_RUN
 
 from advisor.cli import main
 from advisor.core.config import MAX_TRAIN_TOKENS, load_config
 from advisor.core.errors import AdvisorError
 from advisor.pipeline import SAMPLE_CORPUS, SAMPLE_EVAL, SAMPLE_TRAIN, planned_stages, resolve_inputs
-from conftest import TINY_RUN
 
 DATA = Path(__file__).parent / "data"
 
