@@ -79,7 +79,7 @@ def measure_work(cfg: Config) -> Work:
     from advisor.core.models import load_tokenizer
     from advisor.core.qa import load_qa
     from advisor.pipeline import SAMPLE_EVAL, SAMPLE_TRAIN
-    from retrieval.embedders import chunk_offsets_fn
+    from advisor.core.embedders import chunk_offsets_fn
     from tuning.data import cap_text_segments, text_segments
 
     notes: list[str] = []
@@ -334,7 +334,7 @@ def _measure_imports(cfg: Config, _: dict) -> dict:
 
 def _measure_embedder(cfg: Config, _: dict) -> dict:
     """Load the embedder, then embed up to 128 chunk-sized sample texts at the configured batch size."""
-    from retrieval.embedders import chunk_offsets_fn, load_embedder
+    from advisor.core.embedders import chunk_offsets_fn, load_embedder
 
     with PeakRSS() as mem:
         t0 = time.perf_counter()
