@@ -73,19 +73,42 @@ class Work:
 
 
 def measure_work(cfg: Config) -> Work:
-    """Count each stage's work for a resolved, validated config (pipeline.resolve_inputs, validate_inputs)."""
-    from advisor.core.answer import Context, context_block, render_prompt, render_target
-    from advisor.core.corpus import chunk_text, iter_documents
+    """Count each stage's work for a resolved, validated config (pipeline.resolve_inputs, validate_inputs):
+    the chunks, the training set, the eval questions and the probe items, in that order."""
     from advisor.core.models import load_tokenizer
-    from advisor.core.qa import load_qa
-    from advisor.pipeline import SAMPLE_EVAL, SAMPLE_TRAIN
-    from advisor.core.embedders import chunk_offsets_fn
-    from tuning.data import cap_text_segments, text_segments
 
     notes: list[str] = []
     t0 = time.perf_counter()
+    chunks, docs = _count_chunks(cfg, notes)
+    ingest_s = time.perf_counter() - t0
+
+    tok = load_tokenizer(cfg.model.spec, "causal")
+    tok.model_max_length = 10**9
+
+    def ntok(text: str) -> int:
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    from advisor.core.answer import Context, context_block
+
+    step = max(1, len(chunks) // 200)  # the mean of a spread of 200 chunks
+    blocks = [ntok(context_block([Context("x", src, text, 0.0, 1)])) for src, text, _ in chunks[::step]]
+    chunk_block = sum(blocks) / max(1, len(blocks))
+    t0 = time.perf_counter()
+    train, kinds, cap, both = _count_training(cfg, docs, bool(chunks), chunk_block, tok, ntok, notes)
+    sft_s = time.perf_counter() - t0
+    questions, ids = _count_eval(cfg, chunks, chunk_block, tok, ntok, notes)
+    probes, ppl = _count_probes(cfg, ntok)
+    return Work(len({c[0] for c in chunks}), len(chunks), sum(c[2] for c in chunks), chunk_block, ingest_s, sft_s,
+                train, kinds, cap, both, questions, ids, probes, ppl, notes)
+
+
+def _count_chunks(cfg: Config, notes: list[str]) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
+    """The chunks the ingest stage will make, as (source, text, embedder tokens), and each document's text."""
+    from advisor.core.corpus import chunk_text, iter_documents
+    from advisor.core.embedders import chunk_offsets_fn
+
     offsets = chunk_offsets_fn(cfg.retrieval.embedder)
-    chunks: list[tuple[str, str, int]] = []  # (source, text, embedder tokens)
+    chunks: list[tuple[str, str, int]] = []
     docs: dict[str, str] = {}
     try:
         for d in iter_documents(Path(cfg.corpus.path), cfg.corpus.text_field):
@@ -97,21 +120,18 @@ def measure_work(cfg: Config) -> Work:
                 chunks.append((d.doc_id, d.text[s:e], max(0, n)))
     except AdvisorError as e:  # the checks read file heads only; ingestion will stop here and say so
         notes.append(f"the corpus could be read only up to an error, which the ingest stage will report ({e})")
-    ingest_s = time.perf_counter() - t0
-    n_docs = len({c[0] for c in chunks})
+    return chunks, docs
 
-    tok = load_tokenizer(cfg.model.spec, "causal")
-    tok.model_max_length = 10**9
 
-    def ntok(text: str) -> int:
-        return len(tok(text, add_special_tokens=False)["input_ids"])
+def _count_training(cfg: Config, docs: dict[str, str], has_chunks: bool, chunk_block: float, tok, ntok,
+                    notes: list[str]) -> tuple[list[int], dict[str, int], dict, list[int] | None]:
+    """The training set as tuning/data.py build_sft makes it: tokens per example (after tuning.max_train_tokens),
+    examples per kind, what the cap did, and the separate tuned+RAG adapter's examples (or None)."""
+    from advisor.core.answer import render_target
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import SAMPLE_TRAIN
+    from tuning.data import cap_text_segments, text_segments
 
-    step = max(1, len(chunks) // 200)  # the mean of a spread of 200 chunks
-    blocks = [ntok(context_block([Context("x", src, text, 0.0, 1)])) for src, text, _ in chunks[::step]]
-    chunk_block = sum(blocks) / max(1, len(blocks))
-
-    # the training set, as tuning/data.py build_sft makes it
-    t0 = time.perf_counter()
     tc = cfg.tuning
     text: list[tuple[str, int]] = []
     if tc.use_corpus_text:
@@ -135,7 +155,7 @@ def measure_work(cfg: Config) -> Work:
         pairs["qa"] = closed
         abstain_len = ntok("".join(render_target(tok, answerable[0].question, "I don't know."))) if answerable else 0
         pairs["abstain"] = [abstain_len] * n_abstain
-        if tc.raft and tc.both_adapter == "shared" and chunks:
+        if tc.raft and tc.both_adapter == "shared" and has_chunks:
             passages = min(cfg.retrieval.context_tokens, (1 + tc.raft_distractors) * chunk_block)
             with_source = [c for it, c in zip(answerable, closed) if it.source or not given]
             n_raft = round(tc.raft_share * len(with_source))
@@ -157,9 +177,18 @@ def measure_work(cfg: Config) -> Work:
     if tc.both_adapter == "separate" and tc.use_train_qa:
         passages = min(cfg.retrieval.context_tokens, (1 + tc.raft_distractors) * chunk_block)
         both = kept_text + [round(c + passages + 4) for c in pairs["qa"]]
-    sft_s = time.perf_counter() - t0
+    kinds = {"text": len(kept_text), **{k: len(v) for k, v in pairs.items()}}
+    return kept_text + instr, kinds, cap, both
 
-    # the eval questions, every one (eval.limit is applied by estimate, so a budget can size it)
+
+def _count_eval(cfg: Config, chunks: list[tuple[str, str, int]], chunk_block: float, tok, ntok,
+                notes: list[str]) -> tuple[list[tuple[bool, int, int]], list[str]]:
+    """Every eval question as (unanswerable, closed-book prompt tokens, retrieval prompt tokens), and the ids
+    (eval.limit is applied by estimate, so a budget can size it)."""
+    from advisor.core.answer import Context, context_block, render_prompt
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import SAMPLE_EVAL
+
     eval_items = load_qa(Path(cfg.corpus.qa)) if cfg.corpus.qa else None
     if eval_items is None:
         sample = load_qa(SAMPLE_EVAL)
@@ -180,17 +209,20 @@ def measure_work(cfg: Config) -> Work:
     for it in eval_items:
         closed_n = ntok(render_prompt(tok, it.question))
         questions.append((it.unanswerable, closed_n, round(closed_n + extra)))
+    return questions, [it.id for it in eval_items]
 
-    probes: dict[str, list[int]] = {}
+
+def _count_probes(cfg: Config, ntok) -> tuple[dict[str, list[int]], list[int]]:
+    """Tokens of each probe item's requests (context + choice, all choices) per probe set, and of each
+    general-text perplexity passage."""
     from evalsuite.probes import general_text, load_probe
 
+    probes: dict[str, list[int]] = {}
     for name in cfg.eval.probes:
         items = load_probe(name, cfg.eval.probe_limit)
         probes[name] = [sum(ntok(it.context + ch) for ch in it.choices) for it in items]
     ppl = [min(256, ntok(t)) for t in general_text(cfg.eval.perplexity_texts)] if cfg.eval.perplexity_texts else []
-    kinds = {"text": len(kept_text), **{k: len(v) for k, v in pairs.items()}}
-    return Work(n_docs, len(chunks), sum(c[2] for c in chunks), chunk_block, ingest_s, sft_s, kept_text + instr,
-                kinds, cap, both, questions, [it.id for it in eval_items], probes, ppl, notes)
+    return probes, ppl
 
 
 # ---------------------------------------------------------------- step 2: calibration
@@ -532,22 +564,33 @@ def fmt_s(s: float) -> str:
 
 
 def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
-    """Per stage of planned_stages(cfg): its work, wall time and peak memory on the calibrated machine."""
-    from advisor.pipeline import KNOWN_MAX_NEW_TOKENS, planned_stages
+    """Per stage of planned_stages(cfg): its work, wall time and peak memory on the calibrated machine. The
+    build stages, the eval stages and the rest are estimated in turn, then added up by track."""
+    from advisor.pipeline import planned_stages
 
     stages = planned_stages(cfg)
-    tc, ev = cfg.tuning, cfg.eval
-    arms = ev.arms
-    adapter = any(a in ("tuned", "tuned_rag") for a in arms)
     qs = eval_questions(cfg, work)
-    n_q, n_una = len(qs), sum(1 for u, _, _ in qs if u)
-    n_ans = n_q - n_una
-    new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
+    n_una = sum(1 for u, _, _ in qs if u)
+    sizes = {"questions": len(qs), "answerable": len(qs) - n_una, "unanswerable": n_una}
     model_mb = cal["base_rss_mb"] + cal["load_rss_mb"]
-    batch_ratio = ev.batch_size / max(1, cal["decode_batch"])
-    est: dict[str, StageEstimate] = {}
-    sizes = {"questions": n_q, "answerable": n_ans, "unanswerable": n_una}
+    est = _estimate_build(cfg, work, cal, stages, sizes, model_mb)
+    est.update(_estimate_eval(cfg, cal, qs, model_mb))
+    est.update(_estimate_after_eval(cfg, work, cal, stages, qs, sizes, model_mb))
+    missing = [s for s in stages if s not in est]
+    if missing:  # a stage the pipeline gained without an estimator here
+        raise AdvisorError(f"advisor plan has no estimate for the stage(s) {', '.join(missing)}; "
+                           "this is a bug in advisor/plan.py")
+    out = [est[s] for s in stages]
+    total, peak = _add_up(out, "index" in stages and "tune" in stages)
+    return Plan(out, total, peak, sizes, list(work.notes), cal)
 
+
+def _estimate_build(cfg: Config, work: Work, cal: dict, stages: list[str], sizes: dict,
+                    model_mb: float) -> dict[str, StageEstimate]:
+    """ingest, qa, index, sft and the training stages (tune, tune_both, tune_seed<i>); fills sizes' training
+    figures."""
+    tc = cfg.tuning
+    est: dict[str, StageEstimate] = {}
     est["ingest"] = StageEstimate("ingest", f"{work.n_documents} documents -> {work.n_chunks} chunks", work.ingest_s)
     if "qa" in stages:
         est["qa"] = StageEstimate("qa", f"generate {cfg.qa.n} eval questions + training phrasings ({cfg.qa.generator}); "
@@ -577,25 +620,51 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
                                          b_secs, tune_mb, "tune")
     for i in range(1, tc.seeds):
         est[f"tune_seed{i}"] = StageEstimate(f"tune_seed{i}", f"{steps} steps, seed {cfg.seed + i}", secs, tune_mb, "tune")
+    return est
 
-    first_eval = True
-    for a in arms:
-        rag = a in ("rag", "tuned_rag")
+
+def _estimate_eval(cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], model_mb: float) -> dict[str, StageEstimate]:
+    """eval_<arm> (and eval_<arm>_seed<i> for the tuned arms): every question's prompt prefilled and its answer
+    decoded; the first eval stage also loads the model and the eval embedder."""
+    from advisor.core.arms import ADAPTER_ARMS, INDEX_ARMS
+
+    tc, ev = cfg.tuning, cfg.eval
+    n_q = len(qs)
+    n_una = sum(1 for u, _, _ in qs if u)
+    new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
+    batch_ratio = ev.batch_size / max(1, cal["decode_batch"])
+    est: dict[str, StageEstimate] = {}
+    for i_arm, a in enumerate(ev.arms):
+        rag = a in INDEX_ARMS
         ptoks = sum(r if rag else c for _, c, r in qs)
-        s = _generate_s(cal, ptoks, n_q, new, a in ("tuned", "tuned_rag"))
+        s = _generate_s(cal, ptoks, n_q, new, a in ADAPTER_ARMS)
         if rag:
             s += n_q * 16 * cal["embed_s_per_token"]  # embedding the questions (~16 tokens each) for the search
-        if first_eval:
+        if i_arm == 0:
             s += cal["import_s"] + cal["load_s"] + cal["embed_load_s"]  # the model (and the eval embedder) load once
-            first_eval = False
         mean_len = ptoks / max(1, n_q)
         kv = cal["gen_rss_mb"] * batch_ratio * mean_len / max(1.0, cal["prefill_tokens"] / cal["prefill_batch"])
-        est[f"eval_{a}"] = StageEstimate(f"eval_{a}", f"{n_q} prompts ({n_ans} answerable + {n_una} unanswerable), "
+        est[f"eval_{a}"] = StageEstimate(f"eval_{a}", f"{n_q} prompts ({n_q - n_una} answerable + {n_una} unanswerable), "
                                          f"{ptoks:,} prompt tokens, ~{new:.0f} new tokens each", s, model_mb + kv)
         for i in range(1, tc.seeds):
-            if a in ("tuned", "tuned_rag"):
+            if a in ADAPTER_ARMS:
                 est[f"eval_{a}_seed{i}"] = StageEstimate(f"eval_{a}_seed{i}", f"{n_q} prompts, seed {cfg.seed + i}",
                                                          s, model_mb + kv)
+    return est
+
+
+def _estimate_after_eval(cfg: Config, work: Work, cal: dict, stages: list[str], qs: list[tuple[bool, int, int]],
+                         sizes: dict, model_mb: float) -> dict[str, StageEstimate]:
+    """known, probes, curve, metrics and recommend; fills sizes' probe_items."""
+    from advisor.core.arms import ADAPTER_ARMS
+    from advisor.pipeline import KNOWN_MAX_NEW_TOKENS
+
+    tc, ev = cfg.tuning, cfg.eval
+    n_q = len(qs)
+    n_ans = sum(1 for u, _, _ in qs if not u)
+    new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
+    adapter = any(a in ADAPTER_ARMS for a in ev.arms)
+    est: dict[str, StageEstimate] = {}
     if ev.known_samples:
         ans_tokens = sum(c for u, c, _ in qs if not u)
         rows = n_ans * ev.known_samples
@@ -603,11 +672,10 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
             * cal["decode_s_per_token"]
         est["known"] = StageEstimate("known", f"{n_ans} answerable questions x {ev.known_samples} samples", s, model_mb)
     weights = 2 if adapter else 1
-    probe_items = {name: items for name, items in work.probes.items()}
-    sizes["probe_items"] = max((len(v) for v in probe_items.values()), default=0)
-    ptok = sum(sum(v) for v in probe_items.values()) + sum(work.perplexity)
+    sizes["probe_items"] = max((len(v) for v in work.probes.values()), default=0)
+    ptok = sum(sum(v) for v in work.probes.values()) + sum(work.perplexity)
     if "probes" in stages:
-        what = ", ".join(f"{name} {len(v)} items" for name, v in probe_items.items())
+        what = ", ".join(f"{name} {len(v)} items" for name, v in work.probes.items())
         if work.perplexity:
             what += f"{', ' if what else ''}{len(work.perplexity)} perplexity passages"
         est["probes"] = StageEstimate("probes", f"{what}; {ptok:,} tokens x {weights} weights",
@@ -615,34 +683,29 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
                                       model_mb)
     if "curve" in stages:
         cq = [c for u, c, _ in qs if not u][:ev.curve_questions]
-        first = next(iter(probe_items.values()), [])[:ev.curve_probe_items]
+        first = next(iter(work.probes.values()), [])[:ev.curve_probe_items]
         per_point = _generate_s(cal, sum(cq), len(cq), new, True) + sum(first) * cal["prefill_s_per_token"]
         est["curve"] = StageEstimate("curve", f"{tc.curve_points} snapshots x ({len(cq)} questions + {len(first)} "
                                      "probe items)", tc.curve_points * per_point, model_mb)
-    answered = n_q * (len(arms) + sum(1 for a in arms if a in ("tuned", "tuned_rag")) * (tc.seeds - 1))
+    answered = n_q * (len(ev.arms) + sum(1 for a in ev.arms if a in ADAPTER_ARMS) * (tc.seeds - 1))
     est["metrics"] = StageEstimate("metrics", f"score {answered:,} answers, {ev.bootstrap} bootstrap resamples",
                                    answered * 2 * 12 * cal["embed_s_per_token"] + 1.0)
     est["recommend"] = StageEstimate("recommend", "utilities, sensitivity, report (not calibrated: a few seconds)", 3.0)
+    return est
 
-    missing = [s for s in stages if s not in est]
-    if missing:  # a stage the pipeline gained without an estimator here
-        raise AdvisorError(f"advisor plan has no estimate for the stage(s) {', '.join(missing)}; "
-                           "this is a bug in advisor/plan.py")
-    out = [est[s] for s in stages]
-    parallel = "index" in stages and "tune" in stages
-    total = 0.0
+
+def _add_up(out: list[StageEstimate], parallel: bool) -> tuple[float, float]:
+    """(total seconds, peak MB): the index and tune tracks run side by side when both are planned."""
     if parallel:
         total = max(sum(e.seconds for e in out if e.track == "index"), sum(e.seconds for e in out if e.track == "tune"))
         total += sum(e.seconds for e in out if not e.track)
         peak = max([sum(e.peak_mb or 0 for e in out if e.track == "index") +
                     max((e.peak_mb or 0 for e in out if e.track == "tune"), default=0)] +
                    [e.peak_mb or 0 for e in out if not e.track])
-    else:
-        for e in out:
-            e.track = ""
-        total = sum(e.seconds for e in out)
-        peak = max((e.peak_mb or 0 for e in out), default=0)
-    return Plan(out, total, peak, sizes, list(work.notes), cal)
+        return total, peak
+    for e in out:
+        e.track = ""
+    return sum(e.seconds for e in out), max((e.peak_mb or 0 for e in out), default=0)
 
 
 # ---------------------------------------------------------------- a time budget
