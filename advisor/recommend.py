@@ -362,13 +362,14 @@ def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
     acc_t, hal_t = targets["accuracy"], targets["hallucination_rate"]
     goal = f"accuracy at least {_target(acc_t)}, hallucination at most {_target(hal_t)}"
     points = [] if fit else evidence_points_to(ev, options)
+    # "best": the option held against the targets (the dashboard shows it): the most accurate of those that
+    # meet them, else the most accurate whose arm did not collapse
+    pool = fit or [o for o in ev.accuracy if o not in collapsed_options(ev)] or list(ev.accuracy)
+    best = max(pool, key=lambda o: (ev.accuracy[o]["value"], -ev.hallucination[o]["value"]))
     if fit:
         statement = (f"Fit for purpose: {', '.join(fit)} {'meets' if len(fit) == 1 else 'meet'} the targets "
                      f"({goal}) by the 95% CI.")
     else:
-        # the option nearest the targets: the most accurate whose arm did not collapse
-        pool = [o for o in ev.accuracy if o not in collapsed_options(ev)] or list(ev.accuracy)
-        best = max(pool, key=lambda o: (ev.accuracy[o]["value"], -ev.hallucination[o]["value"]))
         r = options[best]
         lead = ("No option is fit for purpose" if all(x["fit"] == "misses" for x in options.values())
                 else "No option is shown to be fit for purpose")
@@ -378,8 +379,8 @@ def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
                      f"({r['hallucination_rate']['status']}).")
         if points:
             statement += " What the evidence points to: " + "; ".join(points) + "."
-    return {"targets": dict(targets), "options": options, "any_fit": bool(fit), "statement": statement,
-            "points_to": points}
+    return {"targets": dict(targets), "options": options, "any_fit": bool(fit), "best": best,
+            "statement": statement, "points_to": points}
 
 
 # ---------------------------------------------------------------- how sure: stability and separation

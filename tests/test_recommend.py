@@ -118,6 +118,7 @@ def test_fit_for_purpose_reads_each_target_by_its_ci_as_meets_misses_or_cannot_t
     assert both["accuracy"]["status"] == "cannot tell" and both["fit"] == "cannot tell"
     assert fit["any_fit"] is True and fit["statement"].startswith("Fit for purpose: rag meets the targets")
     assert fit["points_to"] == []
+    assert fit["best"] == "rag"  # the option the dashboard holds against the targets
 
 
 def test_hallucination_target_is_met_only_when_the_whole_ci_is_below_it():
@@ -136,7 +137,7 @@ def test_when_no_option_is_fit_the_first_reason_says_so_with_the_numbers_and_the
     assert fit["statement"].startswith(
         "No option is fit for purpose: the most accurate, rag, answers 20.0% [15.0, 25.0] of questions correctly "
         "against a target of 80% (misses), and hallucinates on 83.0% [78.0, 88.0] against at most 10% (misses).")
-    assert rec["verdict"] == "rag"
+    assert rec["verdict"] == "rag" and fit["best"] == "rag"
 
 
 def test_an_option_that_may_meet_the_targets_is_not_called_unfit():

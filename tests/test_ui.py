@@ -365,13 +365,23 @@ def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_rec
     assert not at.exception
 
 
+def set_cost(at, currency: str, build_price: float, serve_price: float, qpd: int, rebuilds: float | None = None,
+             always_on: bool = False):
+    """The Cost page's settings, set one widget at a time as a user would."""
+    at.selectbox(key="cost_currency").set_value(currency).run()
+    at.number_input(key="cost_build_price").set_value(build_price).run()
+    at.number_input(key="cost_serve_price").set_value(serve_price).run()
+    at.number_input(key="cost_qpd").set_value(qpd).run()
+    if rebuilds is not None:
+        at.number_input(key="cost_rebuilds").set_value(rebuilds).run()
+    if always_on:
+        at.toggle(key="cost_always_on").set_value(True).run()
+    return at
+
+
 def test_cost_page_projects_monthly_cost_in_money_from_measured_latency_and_build_time(runs_dir, monkeypatch):
-    at = open_app(runs_dir, monkeypatch, "cost")
-    at.selectbox(key="cost_currency").set_value("EUR").run()
-    at.number_input(key="cost_build_price").set_value(4.0).run()
-    at.number_input(key="cost_serve_price").set_value(2.5).run()
-    at.number_input(key="cost_qpd").set_value(5000).run()
-    at.number_input(key="cost_rebuilds").set_value(4.0).run()
+    at = set_cost(open_app(runs_dir, monkeypatch, "cost"), currency="EUR", build_price=4.0, serve_price=2.5,
+                  qpd=5000, rebuilds=4.0)
     table = at.dataframe[0].value.set_index("option")
     metrics = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["arms"]
     stages = json.loads((FIXTURE / "manifest.json").read_text())["stages"]
@@ -396,12 +406,8 @@ def test_cost_page_projects_monthly_cost_in_money_from_measured_latency_and_buil
 
 
 def test_cost_and_overview_give_the_same_figure_for_the_same_option_and_settings(runs_dir, monkeypatch):
-    at = open_app(runs_dir, monkeypatch, "cost")
-    at.selectbox(key="cost_currency").set_value("GBP").run()
-    at.number_input(key="cost_build_price").set_value(3.0).run()
-    at.number_input(key="cost_serve_price").set_value(1.5).run()
-    at.number_input(key="cost_qpd").set_value(20000).run()
-    at.toggle(key="cost_always_on").set_value(True).run()
+    at = set_cost(open_app(runs_dir, monkeypatch, "cost"), currency="GBP", build_price=3.0, serve_price=1.5,
+                  qpd=20000, always_on=True)
     on_cost = {m.label: m.value for m in at.metric}
     at.switch_page("views/overview.py").run()
     assert not at.exception

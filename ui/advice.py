@@ -10,10 +10,11 @@ No Streamlit in this module: the pages call it, and tests call it directly.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from advisor.core.arms import OPTION_LABEL
-from advisor.core.config import QUALITY_TARGETS
+from advisor.core.config import validate_targets
 from ui.rundata import load_config_dict
 
 STABILITY_BADGE = {  # level -> badge; "confidence" reads as "this works", so the badge says what it measures
@@ -27,19 +28,36 @@ STATUS_BADGE = {"meets": ":green-badge[meets]", "misses": ":red-badge[misses]",
 
 
 def run_targets(run_dir: Path) -> dict[str, float]:
-    """The quality targets the run was advised against: its config's recommend.targets, else the defaults."""
-    given = (load_config_dict(run_dir).get("recommend") or {}).get("targets") or {}
-    return {**QUALITY_TARGETS, **{k: float(v) for k, v in given.items() if k in QUALITY_TARGETS}}
+    """The quality targets the run was advised against: its config's recommend.targets, else the defaults
+    (advisor.core.config.validate_targets, which raises AdvisorError on a bad name or value)."""
+    return validate_targets((load_config_dict(run_dir).get("recommend") or {}).get("targets") or {})
+
+
+def evidence_of(run_dir: Path):
+    """advisor.recommend.load_evidence(run_dir), read once per version of the run's metrics: the Overview needs
+    it for the cost, and for fit and separation on runs made before recommendation.json recorded them."""
+    metrics = Path(run_dir) / "eval" / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns if metrics.is_file() else 0
+    return _evidence(str(run_dir), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _evidence(run_dir: str, stamp: int):
+    from advisor.recommend import load_evidence
+
+    return load_evidence(Path(run_dir))
 
 
 def fit_of(rec: dict, run_dir: Path) -> dict:
     """The fit_for_purpose block: the recorded one, else advisor.recommend.fit_for_purpose on the run's
-    evidence and targets (raises AdvisorError when the evidence cannot be read)."""
-    if rec.get("fit_for_purpose"):
-        return rec["fit_for_purpose"]
-    from advisor.recommend import fit_for_purpose, load_evidence
+    evidence and targets (raises AdvisorError when the evidence cannot be read). A block recorded before it
+    named its "best" option is computed again with its own targets."""
+    fit = rec.get("fit_for_purpose")
+    if fit and fit.get("best"):
+        return fit
+    from advisor.recommend import fit_for_purpose
 
-    return fit_for_purpose(load_evidence(run_dir), run_targets(run_dir))
+    return fit_for_purpose(evidence_of(run_dir), fit["targets"] if fit else run_targets(run_dir))
 
 
 def separation_of(rec: dict, run_dir: Path) -> dict:
@@ -47,10 +65,10 @@ def separation_of(rec: dict, run_dir: Path) -> dict:
     against the runner-up by utility (raises AdvisorError when the evidence cannot be read)."""
     if rec.get("separation"):
         return rec["separation"]
-    from advisor.recommend import load_evidence, separation
+    from advisor.recommend import separation
 
     others = {o: u for o, u in rec["utilities"].items() if o != rec["verdict"]}
-    return separation(load_evidence(run_dir), rec["verdict"], max(others, key=others.get) if others else None)
+    return separation(evidence_of(run_dir), rec["verdict"], max(others, key=others.get) if others else None)
 
 
 def separation_badge(sep: dict) -> str:
@@ -64,16 +82,10 @@ def _pct(x: float) -> str:
 
 
 def best_option(fit: dict, rec: dict) -> str:
-    """The option to hold against the targets: the advised one when it meets them, else the most accurate
-    option that meets them, else (none does) the most accurate one whose arm did not collapse, the same
-    choice as fit_for_purpose's statement."""
-    opts = fit["options"]
+    """The option to hold against the targets: the advised one when it meets them, else fit_for_purpose's
+    choice (the most accurate option that meets them, else the most accurate whose arm did not collapse)."""
     verdict = rec["verdict"]
-    if opts.get(verdict, {}).get("fit") == "meets":
-        return verdict
-    fitting = [o for o, r in opts.items() if r["fit"] == "meets"]
-    pool = fitting or [o for o in opts if o not in (rec.get("collapsed") or [])] or list(opts)
-    return max(pool, key=lambda o: (opts[o]["accuracy"]["value"] or 0, -(opts[o]["hallucination_rate"]["value"] or 0)))
+    return verdict if fit["options"].get(verdict, {}).get("fit") == "meets" else fit["best"]
 
 
 def fit_line(fit: dict, rec: dict) -> tuple[str, str]:

@@ -279,8 +279,8 @@ def cost_table(run: RunInfo, s):
     """Monthly cost per option of `run` with settings `s`: the one computation behind the Cost page and the
     Overview's cost (ui/costs.monthly_costs on the measured build times and p50 latencies the recommendation
     engine reads, advisor.recommend.load_evidence). Raises AdvisorError when the run's evidence is unreadable."""
-    from advisor.recommend import load_evidence
+    from ui.advice import evidence_of
     from ui.costs import monthly_costs
 
-    ev = load_evidence(run.path)
+    ev = evidence_of(run.path)
     return monthly_costs(ev.build_s, ev.latency_s, s)
