@@ -305,7 +305,12 @@ def run_cell(cell: Cell, presets: list[str]) -> dict:
 
     t0 = time.perf_counter()
     try:
-        run_pipeline(cell.config, cell.run_dir)
+        cfg, plan = cell.config, None
+        if cfg.run.time_budget:  # sized to fit like advisor run --time-budget (a batch never stops to ask)
+            from advisor.plan import prepare_run
+
+            cfg, plan = prepare_run(cfg, cell.run_dir, False, yes=True, interactive=False)
+        run_pipeline(cfg, cell.run_dir, plan=plan)
         rows = summary_rows(cell, presets)
     except AdvisorError as e:
         return {"status": "failed", "error": str(e)}

@@ -17,6 +17,7 @@ from advisor.commands import eval as eval_cmd
 from advisor.commands import export as export_cmd
 from advisor.commands import index as index_cmd
 from advisor.commands import ls as ls_cmd
+from advisor.commands import plan as plan_cmd
 from advisor.commands import qa as qa_cmd
 from advisor.commands import recommend as recommend_cmd
 from advisor.commands import run as run_cmd
@@ -26,7 +27,7 @@ from advisor.commands import tune as tune_cmd
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import quiet_libraries
 
-COMMANDS = [run_cmd, qa_cmd, index_cmd, search_cmd, tune_cmd, export_cmd, eval_cmd, recommend_cmd, drill_cmd, batch_cmd,
+COMMANDS = [run_cmd, plan_cmd, qa_cmd, index_cmd, search_cmd, tune_cmd, export_cmd, eval_cmd, recommend_cmd, drill_cmd, batch_cmd,
             ls_cmd, dashboard_cmd, serve_cmd]
 
 

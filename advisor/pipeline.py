@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from advisor.core.artifacts import (
     RunDir,
     atomic_write_json,
@@ -78,7 +80,8 @@ def default_run_dir(cfg: Config, runs_root: Path = Path("runs")) -> Path:
     def slug(s: str) -> str:
         return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()[:40]
 
-    h = sha256_bytes(dump_config(cfg).encode())[:8]
+    # Settings added after runs existed are left out at their defaults, so those runs keep their folder.
+    h = sha256_bytes(yaml.safe_dump(cfg.stable_dict(), sort_keys=False).encode())[:8]
     return runs_root / f"{slug(corpus)}-{slug(model)}-{h}"
 
 
@@ -594,9 +597,10 @@ def command_line() -> str:
     return " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
 
 
-def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> Path:
+def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False, plan: dict | None = None) -> Path:
     """Run (or resume) every stage for `cfg`; returns the run directory. Every input is checked before the
-    run directory is touched; a finished run is rebuilt in a copy that replaces it only on success."""
+    run directory is touched; a finished run is rebuilt in a copy that replaces it only on success. `plan` is
+    advisor/plan.py's record of the run's estimate and of what a time budget cut (manifest.json 'plan')."""
     from advisor.core.rundirs import attempt, check_out, run_lock
 
     t0 = time.perf_counter()
@@ -610,6 +614,8 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False) -> P
         warn_ignored_settings(cfg)
         run = RunDir(work)
         run.init_manifest(dump_config(cfg), inputs)
+        if plan is not None:
+            run.update_manifest(plan=plan)
         build_run(run, cfg, inputs)
         run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
     return path

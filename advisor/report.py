@@ -476,6 +476,20 @@ def knowledge_section(metrics: dict, arms: list[str]) -> list[str]:
 
 
 
+def budget_section(budget: dict | None) -> list[str]:
+    """What `advisor run --time-budget` cut to fit (manifest.json 'plan' -> 'budget'), and how it widens the CIs."""
+    if not budget:
+        return []
+    from advisor.plan import cut_lines
+
+    head = (f"Time budget {budget['time_budget']}: planned at {budget['estimate_before_s']:.0f} s, "
+            f"sized to {budget['estimate_after_s']:.0f} s.")
+    if not budget.get("cuts"):
+        return ["### Time budget", "", head + " The plan fitted; nothing was cut.", ""]
+    return (["### What the time budget cut", "", head + f" Rule: {budget['rule']}.", ""]
+            + [f"- {line}" for line in cut_lines(budget)] + [""])
+
+
 def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>."""
     run_dir = Path(run_dir)
@@ -608,15 +622,20 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     if rec and rec.get("evidence"):
         fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
     stages = manifest.get("stages", {})
+    plan = manifest.get("plan") or {}
+    planned = (plan.get("estimate") or {}).get("stages", {})
     if stages:
-        L += ["| stage | status | wall s | peak RSS MB |", "|---|---|---|---|"]
+        L += ["| stage | status | wall s | planned s | peak RSS MB |", "|---|---|---|---|---|"]
         for name, st in stages.items():
-            L.append(f"| {name} | {st.get('status')} | {st.get('wall_s', '–')} | {st.get('peak_rss_mb', '–')} |")
+            est = planned.get(name, {}).get("seconds", "–")
+            L.append(f"| {name} | {st.get('status')} | {st.get('wall_s', '–')} | {est} | {st.get('peak_rss_mb', '–')} |")
     else:
         L.append(f"- {MISSING} stage times (no manifest.json)")
     if manifest.get("wall_s") is not None:
-        L.append(f"\nTotal wall time of the last `advisor run`: {manifest['wall_s']:.0f} s.")
+        L.append(f"\nTotal wall time of the last `advisor run`: {manifest['wall_s']:.0f} s"
+                 + (f" (planned: {plan['estimate']['total_s']:.0f} s)." if plan.get("estimate") else "."))
     L.append("")
+    L += budget_section(plan.get("budget"))
     if ingest:
         skipped = ingest.get("skipped") or []
         L.append(f"- Ingest: {ingest.get('n_documents')} documents → {ingest.get('n_chunks')} chunks"
@@ -639,6 +658,16 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
             L.append(f"- How the {ARM_LABEL['tuned_rag']} adapter was trained: {training['both_adapter']}")
     else:
         L.append(f"- {MISSING} adapter training (no adapter/training.json)")
+    cap = (leak or {}).get("token_cap") or {}
+    if cap.get("capped"):
+        L.append(f"- Training data capped by tuning.max_train_tokens={cap['max_train_tokens']:,}: every instruction pair "
+                 f"and {cap['n_text_segments_kept']:,} of {cap['n_text_segments_all']:,} corpus-text segments "
+                 f"({cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens, at least one from every document). "
+                 "Facts only in the segments left out reach the adapter through the training questions alone, "
+                 "which counts against the fine-tuned arms.")
+    elif cap.get("max_train_tokens"):
+        L.append(f"- Training data: {cap['train_tokens']:,} tokens per pass, within tuning.max_train_tokens="
+                 f"{cap['max_train_tokens']:,} (nothing left out).")
     if leak:
         L.append(f"- Leakage: no eval question is trained on; highest word-4-gram overlap of an eval question with a "
                  f"training question {100 * leak['max_overlap_with_training_questions']:.0f}% (with corpus text, "

@@ -44,6 +44,10 @@ def test_unknown_key_suggests_the_closest():
     ("tuning.lr=-1", "tuning.lr"),
     ("retrieval.top_k=abc", "must be an integer"),
     ("tuning.schedule=constant", "cosine or linear"),
+    ("run.time_budget=soon", "run.time_budget='soon' is not a duration"),
+    ("run.time_budget=-10m", "not a duration"),
+    ("run.confirm_over=0", "must be a positive duration"),
+    ("tuning.max_train_tokens=-5", "tuning.max_train_tokens=-5"),
 ])
 def test_bad_values_are_rejected_with_the_field_named(override, message):
     with pytest.raises(AdvisorError, match=message):
@@ -72,3 +76,19 @@ def test_unknown_preset_and_missing_file(tmp_path):
     bad.write_text("tuning: [1, 2\n")
     with pytest.raises(AdvisorError, match=r"bad.yaml:\d+: not valid YAML"):
         load_config(str(bad))
+
+
+@pytest.mark.parametrize("text, seconds", [("10m", 600), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), ("600", 600),
+                                           ("2H 5M", 7500)])
+def test_durations_read_as_people_write_them(text, seconds):
+    from advisor.core.config import parse_duration
+
+    assert parse_duration(text, "run.time_budget") == seconds
+
+
+def test_settings_added_later_keep_the_run_folder_and_tuning_hashes_of_older_runs():
+    cfg = load_config("quickstart")
+    d = cfg.stable_dict()
+    assert "run" not in d and "max_train_tokens" not in d["tuning"]
+    changed = load_config("quickstart", ["tuning.max_train_tokens=1000", "run.time_budget=10m"]).stable_dict()
+    assert changed["tuning"]["max_train_tokens"] == 1000 and changed["run"]["time_budget"] == "10m"

@@ -158,10 +158,66 @@ def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list
             "prompt": prompt, "completion": completion}
 
 
+def cap_text_segments(sources: list[str], tokens: list[int], budget: int, seed: int) -> list[int]:
+    """Positions of the corpus-text segments kept within `budget` tokens (tuning.max_train_tokens less the
+    instruction pairs, which are all kept): first one segment of every document, picked at random (seeded),
+    so every document is still trained on, even past the budget; then the other segments in a seeded random
+    order while they fit. All of them when they fit. Returned in their original order.
+
+    >>> cap_text_segments(["a", "a", "a", "b"], [10, 10, 10, 10], 30, 0)
+    [0, 1, 3]
+    """
+    if sum(tokens) <= budget:
+        return list(range(len(tokens)))
+    rng = random.Random(seed + 3)
+    by_doc: dict[str, list[int]] = {}
+    for i, src in enumerate(sources):
+        by_doc.setdefault(src, []).append(i)
+    keep = {rng.choice(ix) for _, ix in sorted(by_doc.items())}
+    used = sum(tokens[i] for i in keep)
+    rest = [i for i in range(len(tokens)) if i not in keep]
+    rng.shuffle(rest)
+    for i in rest:
+        if used + tokens[i] <= budget:
+            keep.add(i)
+            used += tokens[i]
+    return sorted(keep)
+
+
+def example_tokens(tokenizer, ex: dict) -> int:
+    """Generator tokens of one training example (its text, or prompt + completion), as training counts them."""
+    text = ex["text"] if ex["kind"] == "text" else ex["prompt"] + ex["completion"]
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + (1 if ex["kind"] == "text" else 0)
+
+
+def cap_training_set(examples: list[dict], tokenizer, max_tokens: int, seed: int) -> tuple[list[dict], dict]:
+    """(examples within `max_tokens` tokens, what the cap did): every instruction pair (qa, abstain, raft) and
+    the corpus text that cap_text_segments keeps; 0 = no cap."""
+    counts = [example_tokens(tokenizer, ex) for ex in examples]
+    text = [i for i, ex in enumerate(examples) if ex["kind"] == "text"]
+    pairs = [i for i, ex in enumerate(examples) if ex["kind"] != "text"]
+    pair_tokens = sum(counts[i] for i in pairs)
+    text_tokens = sum(counts[i] for i in text)
+    info = {"max_train_tokens": max_tokens, "capped": False, "text_tokens_all": text_tokens,
+            "n_text_segments_all": len(text), "instruction_tokens": pair_tokens}
+    if not max_tokens or pair_tokens + text_tokens <= max_tokens:
+        info["train_tokens"] = pair_tokens + text_tokens
+        return examples, info
+    kept = cap_text_segments([examples[i]["source"] for i in text], [counts[i] for i in text],
+                             max(0, max_tokens - pair_tokens), seed)
+    kept_ix = {text[k] for k in kept}
+    out = [ex for i, ex in enumerate(examples) if ex["kind"] != "text" or i in kept_ix]
+    kept_tokens = sum(counts[i] for i in kept_ix)
+    info.update(capped=True, text_tokens_kept=kept_tokens, n_text_segments_kept=len(kept_ix),
+                train_tokens=pair_tokens + kept_tokens)
+    return out, info
+
+
 def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem], tokenizer, max_seq_len: int,
               use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int, abstain_qa: list[QAItem] = (),
               raft: bool = True, raft_share: float = 0.3, raft_distractors: int = 2, raft_no_oracle: float = 0.2,
-              context_tokens: int = 0, abstain_share: float = 0.2, closed_book: bool = True) -> tuple[list, list, dict]:
+              context_tokens: int = 0, abstain_share: float = 0.2, closed_book: bool = True,
+              max_train_tokens: int = 0) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
     Kinds: `text` (corpus segments), `qa` (training question -> short answer, closed book), `abstain`
@@ -171,7 +227,9 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     the oracle, target the abstention answer). Abstention questions are capped at `abstain_share` of the
     answerable training questions (a random sample, seeded). One adapter learns all of them and serves
     both tuned arms. Without `closed_book` only the corpus text and the RAFT examples are made (the
-    separate adapter of the tuned+RAG arm, tuning.both_adapter=separate).
+    separate adapter of the tuned+RAG arm, tuning.both_adapter=separate). With `max_train_tokens` the
+    examples (train and validation together) are capped by cap_training_set: every instruction pair, a
+    sample of the corpus text that still covers every document.
     Any training question equal to an evaluation question (after normalisation) is dropped."""
     eval_norm = {_norm(q.question) for q in eval_qa}
     examples: list[dict] = []
@@ -229,6 +287,10 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     if not examples:
         raise AdvisorError("the training set is empty: the corpus gave no text and no training question was usable; "
                            "set tuning.use_corpus_text=true or pass training questions (--train-qa)")
+    examples, cap = cap_training_set(examples, tokenizer, max_train_tokens, seed)
+    if cap["capped"]:
+        kept = {ex["text"] for ex in examples if ex["kind"] == "text"}
+        segments = [seg for seg in segments if seg in kept]
     rng = random.Random(seed)
     rng.shuffle(examples)
     n_val = int(round(len(examples) * val_fraction)) if len(examples) >= 10 else 0
@@ -241,6 +303,7 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     report["n_abstain"] = n_abstain
     report["n_raft"] = n_raft_oracle + n_raft_none
     report["n_raft_without_oracle"] = n_raft_none
+    report["token_cap"] = cap
     return train, val, report
 
 

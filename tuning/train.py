@@ -66,7 +66,7 @@ NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens")
 
 
 def weights_settings_hash(cfg: Config) -> str:
-    d = cfg.to_dict()
+    d = cfg.stable_dict()  # a setting added later, at its default, keeps the hashes of runs made before it
     tuning = {k: v for k, v in d["tuning"].items() if k not in NOT_WEIGHTS}
     blob = json.dumps({"seed": d["seed"], "model": d["model"], "tuning": tuning, "context": d["retrieval"]["context_tokens"]},
                       sort_keys=True)
@@ -216,7 +216,7 @@ def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, devi
 def fingerprint(cfg: Config, data_hash: str) -> dict:
     """What a checkpoint must agree with to be resumed: everything that changes the trained weights.
     (threads and save_every do not change them and may differ between the runs.)"""
-    tuning = {k: v for k, v in cfg.to_dict()["tuning"].items() if k not in NOT_WEIGHTS}
+    tuning = {k: v for k, v in cfg.stable_dict()["tuning"].items() if k not in NOT_WEIGHTS}
     return {"seed": cfg.seed, "model": {"spec": cfg.model.spec, "quantization": cfg.model.quantization},
             "tuning": tuning, "data_sha256": data_hash}
 
@@ -664,7 +664,8 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
                                    raft=both or (tc.raft and tc.both_adapter == "shared"),
                                    raft_share=1.0 if both else tc.raft_share, raft_distractors=tc.raft_distractors,
                                    raft_no_oracle=tc.raft_no_oracle, context_tokens=cfg.retrieval.context_tokens,
-                                   abstain_share=tc.abstain_share, closed_book=not both)
+                                   abstain_share=tc.abstain_share, closed_book=not both,
+                                   max_train_tokens=tc.max_train_tokens)
     report["training_questions_from"] = str(train_file) if train_qa else None
     report["abstention_questions_from"] = (str(generated) if abstain_qa else str(train_file) if report["n_abstain"]
                                            else None)
@@ -679,7 +680,13 @@ def has_lines(path) -> bool:
 def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) -> str:
     """How the adapters behind the tuned arms were trained, in one sentence (report.md, training.json)."""
     def parts(lk: dict) -> list[str]:
-        out = [f"{lk.get('n_text_segments', 0)} corpus-text segments"]
+        cap = lk.get("token_cap") or {}
+        if cap.get("capped"):
+            out = [f"{lk.get('n_text_segments', 0)} of {cap['n_text_segments_all']} corpus-text segments (a sample "
+                   f"covering every document, {cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens: "
+                   f"tuning.max_train_tokens={cap['max_train_tokens']:,})"]
+        else:
+            out = [f"{lk.get('n_text_segments', 0)} corpus-text segments"]
         if lk.get("n_qa_pairs"):
             out.append(f"{lk['n_qa_pairs']} closed-book questions")
         if lk.get("n_abstain"):

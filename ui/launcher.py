@@ -89,7 +89,8 @@ def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: s
     cmd = [sys.executable, "-m", "advisor", "run", "--corpus", cfg.corpus.path] + (["--qa", cfg.corpus.qa] if qa else [])
     if cfg.corpus.train_qa:
         cmd += ["--train-qa", cfg.corpus.train_qa]
-    cmd += ["--config", preset, "--model", cfg.model.spec, "--out", str(run_dir), *overrides]
+    # --yes: the person pressed Launch, and the detached run has no terminal to ask a long plan's question on
+    cmd += ["--yes", "--config", preset, "--model", cfg.model.spec, "--out", str(run_dir), *overrides]
     return cmd, run_dir
 
 

@@ -18,15 +18,17 @@ class ArmSpec:
     option: str | None  # the recommendation's option it implements (rag | fine-tune | both); None for the baseline
     label: str  # the plain name a person reads, the same for the arm and its option
     colour: str  # hex; green and red are kept free for meets / misses
+    needs_index: bool  # answers with retrieved passages in its prompt
+    needs_adapter: bool  # answers with the trained adapter (or fully tuned weights)
 
 
 # Colours: matplotlib's tab10 grey, blue, orange and purple, which stay apart for the common colour-vision
 # deficiencies better than a green/orange pair, and leave green and red to mean good and bad.
 ARM_TABLE: tuple[ArmSpec, ...] = (
-    ArmSpec("base", None, "Base model", "#7f7f7f"),
-    ArmSpec("rag", "rag", "RAG", "#1f77b4"),
-    ArmSpec("tuned", "fine-tune", "Fine-tune", "#ff7f0e"),
-    ArmSpec("tuned_rag", "both", "Fine-tune + RAG", "#9467bd"),
+    ArmSpec("base", None, "Base model", "#7f7f7f", needs_index=False, needs_adapter=False),
+    ArmSpec("rag", "rag", "RAG", "#1f77b4", needs_index=True, needs_adapter=False),
+    ArmSpec("tuned", "fine-tune", "Fine-tune", "#ff7f0e", needs_index=False, needs_adapter=True),
+    ArmSpec("tuned_rag", "both", "Fine-tune + RAG", "#9467bd", needs_index=True, needs_adapter=True),
 )
 
 ARM = {a.name: a for a in ARM_TABLE}
@@ -35,6 +37,8 @@ ARM_COLOUR = {a.name: a.colour for a in ARM_TABLE}
 ARM_OF_OPTION = {a.option: a.name for a in ARM_TABLE if a.option}  # option -> the arm that implements it
 OPTION_LABEL = {a.option: a.label for a in ARM_TABLE if a.option}
 OPTION_COLOUR = {a.option: a.colour for a in ARM_TABLE if a.option}
+ADAPTER_ARMS = frozenset(a.name for a in ARM_TABLE if a.needs_adapter)
+INDEX_ARMS = frozenset(a.name for a in ARM_TABLE if a.needs_index)
 
 
 def option_label(option: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -186,6 +187,13 @@ class LoraConfig:
             raise AdvisorError("tuning.lora.target_modules must be 'all-linear' or module names like q_proj,v_proj")
 
 
+# The default cap on one pass over the training set (tuning.max_train_tokens). The quickstart's training set is
+# about 62k tokens (124,704 seen in 2 epochs, docs/fine-tuning-measured.md), so the cap leaves it whole; a 1 MB
+# corpus (~250k tokens of text alone) is sampled down to it, which bounds a CPU run's tune stage to ~25 min at
+# the ~280 tokens/s measured on 2 cores (2 epochs).
+MAX_TRAIN_TOKENS = 200_000
+
+
 @dataclass
 class TuningConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -217,6 +225,7 @@ class TuningConfig:
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
     seeds: int = 1  # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
     curve_points: int = 2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
+    max_train_tokens: int = MAX_TRAIN_TOKENS  # cap on one pass over the training set, in generator tokens: all instruction pairs, a sample of corpus text that covers every document; 0 = no cap
 
     def __post_init__(self):
         check_choices(self, "tuning")
@@ -247,6 +256,8 @@ class TuningConfig:
             raise AdvisorError(f"tuning.max_batch_tokens={self.max_batch_tokens} must be >= 0 (0 = no limit)")
         if self.seeds < 1:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
+        if self.max_train_tokens < 0:
+            raise AdvisorError(f"tuning.max_train_tokens={self.max_train_tokens} must be >= 0 (0 = no cap)")
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
             raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
                                "tuning.curve_points must be >= 0")
@@ -425,6 +436,49 @@ class RecommendConfig:
             raise AdvisorError(f"recommend.targets: {e}") from None
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)", re.I)
+
+
+def parse_duration(text: str, where: str) -> float:
+    """Seconds in '10m', '1h30m', '90s', '1.5h' or a bare number of seconds; AdvisorError naming `where` otherwise.
+
+    >>> parse_duration("1h30m", "run.time_budget")
+    5400.0
+    """
+    t = str(text).strip().lower().replace(" ", "")
+    try:
+        seconds = float(t)
+    except ValueError:
+        parts = _DURATION.findall(t)
+        if not t or not parts or "".join(n + u for n, u in parts) != t:
+            raise AdvisorError(f"{where}='{text}' is not a duration; write it like 10m, 1h30m, 90s or 600 (seconds)") from None
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise AdvisorError(f"{where}='{text}' must be a positive duration, e.g. 10m")
+    return seconds
+
+
+@dataclass
+class RunConfig:
+    """How `advisor run` sizes itself (advisor/plan.py): a wall-time budget, and when to ask before a long run."""
+
+    time_budget: str = ""  # wall time the whole run must fit, e.g. 10m or 1h30m: training steps, eval questions and probe items are cut to fit; "" = none
+    confirm_over: str = "1h"  # without a budget, a plan longer than this asks for confirmation (non-interactively: needs --yes)
+
+    def __post_init__(self):
+        if self.time_budget:
+            parse_duration(self.time_budget, "run.time_budget")
+        parse_duration(self.confirm_over, "run.confirm_over")
+
+    @property
+    def budget_s(self) -> float | None:
+        return parse_duration(self.time_budget, "run.time_budget") if self.time_budget else None
+
+    @property
+    def confirm_over_s(self) -> float:
+        return parse_duration(self.confirm_over, "run.confirm_over")
+
+
 @dataclass
 class Config:
     seed: int = 0  # seed for data splits, training and bootstrap
@@ -438,6 +492,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
         if self.threads < 0:
@@ -456,9 +511,19 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def stable_dict(self) -> dict[str, Any]:
+        """to_dict() without settings added after runs existed while they hold their defaults, so that
+        the run directory name and the tuning hashes of those runs stay what they were."""
+        d = self.to_dict()
+        if d["run"] == asdict(RunConfig()):
+            del d["run"]
+        if d["tuning"]["max_train_tokens"] == MAX_TRAIN_TOKENS:
+            del d["tuning"]["max_train_tokens"]
+        return d
+
     def section_hash(self, *sections: str) -> str:
         """Hash of the named top-level sections; a stage reruns when its sections change."""
-        d = self.to_dict()
+        d = self.stable_dict()
         blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -111,6 +111,20 @@ def run_lock(path: Path, command: str) -> Iterator[None]:
         f.close()  # closing the file releases the lock
 
 
+def check_unlocked(path: Path) -> None:
+    """Refuse, as run_lock would, when another command holds the run directory; writes nothing (for the checks
+    a command makes before it starts, such as advisor run's plan)."""
+    lock = Path(path) / LOCK
+    if not lock.is_file():
+        return
+    with open(lock) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = f.read().strip() or "another process"
+            raise AdvisorError(f"{path} is in use by {holder}; wait for it to finish, or pass another --out") from None
+
+
 def _finished(path: Path) -> bool:
     with contextlib.suppress(OSError, ValueError):
         return bool(json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("finished"))

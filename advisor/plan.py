@@ -1,0 +1,1016 @@
+"""Know the cost before spending it: a run's plan, and a run sized to a time budget (docs/architecture.md,
+'Cost before spending').
+
+    advisor plan [the arguments of advisor run] [--device a100 --price-per-hour 2.5]
+    advisor run --dry-run ...              # the same plan, nothing built
+    advisor run --time-budget 10m ...      # sized to fit (size_to_budget), then run
+
+Three steps, none of which trains or generates an answer to an eval question:
+  1. measure_work(cfg): read the corpus and the QA set and tokenize what each stage will process: chunks to
+     embed, the training set (capped by tuning.max_train_tokens as the tune stage caps it), eval prompts per
+     arm, probe items;
+  2. calibrate(cfg): a short measurement of the real model on this machine (loading it, a batched prefill, a
+     batched greedy decode with the LoRA adapter off and on, a few training steps at the configured micro-batch,
+     the embedder's throughput), cached per machine and model in $ADVISOR_HOME/calibration/;
+  3. estimate(cfg, work, cal): per stage of pipeline.planned_stages(cfg) (the list the pipeline runs) its work,
+     wall time and peak memory, and the total.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from advisor.core.config import Config
+from advisor.core.errors import AdvisorError
+
+# ---------------------------------------------------------------- the budget rule
+
+# What a time budget may cut, and the least it keeps (size_to_budget). Below 20 answerable questions an accuracy
+# CI is wider than +-20 points; below 10 steps an adapter has barely moved; 20 probe items still show a collapse.
+MIN_ANSWERABLE = 20
+MIN_STEPS = 10
+MIN_PROBE_ITEMS = 20
+BUDGET_RULE = ("every arm is kept; the extra-seed adapters and the learning curve go first; then training steps, "
+               "eval questions (answerable and unanswerable in proportion) and probe items are cut by one common "
+               f"fraction, each down to its floor ({MIN_STEPS} steps, {MIN_ANSWERABLE} answerable questions, "
+               f"{MIN_PROBE_ITEMS} probe items)")
+
+# Assumed speed-ups over this machine for --device (models under 1B parameters, where per-step overheads rather than
+# FLOPs bound an accelerator). Rough figures, printed as the assumption they are; --speedup replaces them.
+DEVICES = {"cpu-16": 6.0, "t4": 10.0, "l4": 20.0, "a10g": 20.0, "a100": 40.0, "h100": 60.0}
+
+
+# ---------------------------------------------------------------- step 1: the work
+
+
+@dataclass
+class Work:
+    """What a run with this config will process, counted (not estimated) where the inputs allow."""
+
+    n_documents: int
+    n_chunks: int
+    embed_tokens: int  # embedder tokens of all chunks (what the index stage embeds)
+    chunk_block_tokens: float  # generator tokens of one chunk as the retrieval prompt shows it (mean)
+    ingest_s: float  # measured here: reading and chunking the corpus
+    sft_s: float  # measured here: segmenting and tokenizing the training text
+    train: list[int]  # tokens of each training example (train + validation), after tuning.max_train_tokens
+    train_kinds: dict[str, int]  # examples per kind
+    train_cap: dict  # what the cap did (tuning/data.py cap_training_set)
+    both: list[int] | None  # the separate tuned+RAG adapter's examples (tuning.both_adapter=separate)
+    questions: list[tuple[bool, int, int]]  # every eval question: (unanswerable, closed-book prompt tokens, rag prompt tokens)
+    question_ids: list[str]
+    probes: dict[str, list[int]]  # per probe set: tokens of each item's requests (context + choice, all choices)
+    perplexity: list[int]  # tokens of each general-text passage
+    notes: list[str] = field(default_factory=list)  # what was estimated rather than counted
+
+
+def measure_work(cfg: Config) -> Work:
+    """Count each stage's work for a resolved, validated config (pipeline.resolve_inputs, validate_inputs):
+    the chunks, the training set, the eval questions and the probe items, in that order."""
+    from advisor.core.models import load_tokenizer
+
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    chunks, docs = _count_chunks(cfg, notes)
+    ingest_s = time.perf_counter() - t0
+
+    tok = load_tokenizer(cfg.model.spec, "causal")
+    tok.model_max_length = 10**9
+
+    def ntok(text: str) -> int:
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    from advisor.core.answer import Context, context_block
+
+    step = max(1, len(chunks) // 200)  # the mean of a spread of 200 chunks
+    blocks = [ntok(context_block([Context("x", src, text, 0.0, 1)])) for src, text, _ in chunks[::step]]
+    chunk_block = sum(blocks) / max(1, len(blocks))
+    t0 = time.perf_counter()
+    train, kinds, cap, both = _count_training(cfg, docs, bool(chunks), chunk_block, tok, ntok, notes)
+    sft_s = time.perf_counter() - t0
+    questions, ids = _count_eval(cfg, chunks, chunk_block, tok, ntok, notes)
+    probes, ppl = _count_probes(cfg, ntok)
+    return Work(len({c[0] for c in chunks}), len(chunks), sum(c[2] for c in chunks), chunk_block, ingest_s, sft_s,
+                train, kinds, cap, both, questions, ids, probes, ppl, notes)
+
+
+def _count_chunks(cfg: Config, notes: list[str]) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
+    """The chunks the ingest stage will make, as (source, text, embedder tokens), and each document's text."""
+    from advisor.core.corpus import chunk_text, iter_documents
+    from advisor.core.embedders import chunk_offsets_fn
+
+    offsets = chunk_offsets_fn(cfg.retrieval.embedder)
+    chunks: list[tuple[str, str, int]] = []
+    docs: dict[str, str] = {}
+    try:
+        for d in iter_documents(Path(cfg.corpus.path), cfg.corpus.text_field):
+            docs[d.doc_id] = docs.get(d.doc_id, "") + d.text
+            offs = offsets(d.text)
+            starts, ends = [a for a, _ in offs], [b for _, b in offs]
+            for s, e in chunk_text(d.text, offs, cfg.chunking.size, cfg.chunking.overlap):
+                n = bisect.bisect_right(ends, e) - bisect.bisect_left(starts, s)  # the tokens inside the chunk
+                chunks.append((d.doc_id, d.text[s:e], max(0, n)))
+    except AdvisorError as e:  # the checks read file heads only; ingestion will stop here and say so
+        notes.append(f"the corpus could be read only up to an error, which the ingest stage will report ({e})")
+    return chunks, docs
+
+
+def _count_training(cfg: Config, docs: dict[str, str], has_chunks: bool, chunk_block: float, tok, ntok,
+                    notes: list[str]) -> tuple[list[int], dict[str, int], dict, list[int] | None]:
+    """The training set as tuning/data.py build_sft makes it: tokens per example (after tuning.max_train_tokens),
+    examples per kind, what the cap did, and the separate tuned+RAG adapter's examples (or None)."""
+    from advisor.core.answer import render_target
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import SAMPLE_TRAIN
+    from tuning.data import cap_text_segments, text_segments
+
+    tc = cfg.tuning
+    text: list[tuple[str, int]] = []
+    if tc.use_corpus_text:
+        for src, body in sorted(docs.items()):
+            text += [(src, ntok(seg) + 1) for seg in text_segments(body, tok, tc.max_seq_len - 2)]
+    given = Path(cfg.corpus.train_qa) if cfg.corpus.train_qa else None
+    pairs: dict[str, list[int]] = {"qa": [], "abstain": [], "raft": []}
+    if tc.use_train_qa:
+        if given:
+            items = load_qa(given)
+        else:  # generated by the qa stage, which has not run yet: the bundled sample's phrasings stand in
+            sample = [it for it in load_qa(SAMPLE_TRAIN) if not it.unanswerable]
+            items = [sample[i % len(sample)] for i in range(cfg.qa.max_train)]
+            notes.append(f"training questions: up to qa.max_train={cfg.qa.max_train} generated ones (counted as that "
+                         "many, sized like the bundled sample's)")
+        answerable = [it for it in items if not it.unanswerable and it.answers]
+        n_abstain = min(round(tc.abstain_share * len(answerable)),
+                        sum(1 for it in items if it.unanswerable) if given and any(it.unanswerable for it in items)
+                        else len(answerable)) if tc.abstain else 0
+        closed = [ntok("".join(render_target(tok, it.question, it.answers[0]))) for it in answerable]
+        pairs["qa"] = closed
+        abstain_len = ntok("".join(render_target(tok, answerable[0].question, "I don't know."))) if answerable else 0
+        pairs["abstain"] = [abstain_len] * n_abstain
+        if tc.raft and tc.both_adapter == "shared" and has_chunks:
+            passages = min(cfg.retrieval.context_tokens, (1 + tc.raft_distractors) * chunk_block)
+            with_source = [c for it, c in zip(answerable, closed) if it.source or not given]
+            n_raft = round(tc.raft_share * len(with_source))
+            mean_closed = sum(with_source) / max(1, len(with_source))
+            pairs["raft"] = [round(mean_closed + passages + 4)] * n_raft
+            if n_raft:
+                notes.append(f"RAFT examples: about {n_raft} (tuning.raft_share={tc.raft_share} of the training "
+                             "questions), each sized as a question plus its passages")
+    instr = [n for v in pairs.values() for n in v]
+    cap = {"max_train_tokens": tc.max_train_tokens, "capped": False, "text_tokens_all": sum(n for _, n in text),
+           "n_text_segments_all": len(text), "instruction_tokens": sum(instr)}
+    kept_text = [n for _, n in text]
+    if tc.max_train_tokens and sum(instr) + sum(kept_text) > tc.max_train_tokens:
+        keep = cap_text_segments([s for s, _ in text], kept_text, max(0, tc.max_train_tokens - sum(instr)), cfg.seed)
+        kept_text = [kept_text[i] for i in keep]
+        cap.update(capped=True, text_tokens_kept=sum(kept_text), n_text_segments_kept=len(kept_text))
+    cap["train_tokens"] = sum(instr) + sum(kept_text)
+    both = None
+    if tc.both_adapter == "separate" and tc.use_train_qa:
+        passages = min(cfg.retrieval.context_tokens, (1 + tc.raft_distractors) * chunk_block)
+        both = kept_text + [round(c + passages + 4) for c in pairs["qa"]]
+    kinds = {"text": len(kept_text), **{k: len(v) for k, v in pairs.items()}}
+    return kept_text + instr, kinds, cap, both
+
+
+def _count_eval(cfg: Config, chunks: list[tuple[str, str, int]], chunk_block: float, tok, ntok,
+                notes: list[str]) -> tuple[list[tuple[bool, int, int]], list[str]]:
+    """Every eval question as (unanswerable, closed-book prompt tokens, retrieval prompt tokens), and the ids
+    (eval.limit is applied by estimate, so a budget can size it)."""
+    from advisor.core.answer import Context, context_block, render_prompt
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import SAMPLE_EVAL
+
+    eval_items = load_qa(Path(cfg.corpus.qa)) if cfg.corpus.qa else None
+    if eval_items is None:
+        sample = load_qa(SAMPLE_EVAL)
+        n_una = round(cfg.qa.n * cfg.qa.unanswerable)
+        ans = [it for it in sample if not it.unanswerable]
+        una = [it for it in sample if it.unanswerable] or ans
+        eval_items = [replace(ans[i % len(ans)], id=f"a{i}") for i in range(cfg.qa.n - n_una)] + \
+                     [replace(una[i % len(una)], id=f"u{i}", unanswerable=True) for i in range(n_una)]
+        notes.append(f"eval questions: qa.n={cfg.qa.n} generated by the qa stage ({n_una} unanswerable), sized like "
+                     "the bundled sample's")
+    demo = [Context("x", src, text_, 0.0, i + 1) for i, (src, text_, _) in enumerate(chunks[:cfg.retrieval.top_k])]
+    ctx_tokens = min(cfg.retrieval.context_tokens, cfg.retrieval.top_k * chunk_block)
+    # a retrieval prompt: the closed-book prompt, the context instruction and top_k chunks of the mean size
+    q0 = eval_items[0].question
+    extra = (ntok(render_prompt(tok, q0, demo)) - ntok(context_block(demo)) - ntok(render_prompt(tok, q0)) + ctx_tokens
+             if demo else 0)
+    questions = []
+    for it in eval_items:
+        closed_n = ntok(render_prompt(tok, it.question))
+        questions.append((it.unanswerable, closed_n, round(closed_n + extra)))
+    return questions, [it.id for it in eval_items]
+
+
+def _count_probes(cfg: Config, ntok) -> tuple[dict[str, list[int]], list[int]]:
+    """Tokens of each probe item's requests (context + choice, all choices) per probe set, and of each
+    general-text perplexity passage."""
+    from evalsuite.probes import general_text, load_probe
+
+    probes: dict[str, list[int]] = {}
+    for name in cfg.eval.probes:
+        items = load_probe(name, cfg.eval.probe_limit)
+        probes[name] = [sum(ntok(it.context + ch) for ch in it.choices) for it in items]
+    ppl = [min(256, ntok(t)) for t in general_text(cfg.eval.perplexity_texts)] if cfg.eval.perplexity_texts else []
+    return probes, ppl
+
+
+# ---------------------------------------------------------------- step 2: calibration
+
+
+def machine() -> dict:
+    """What the measurements belong to: this machine's processor, cores and accelerator."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu}
+
+
+def calibration_key(cfg: Config) -> dict:
+    """Everything a calibration's figures depend on: the machine, the models and the shapes they run at."""
+    tc = cfg.tuning
+    return {"machine": machine(), "model": cfg.model.spec, "quantization": cfg.model.quantization,
+            "embedder": cfg.retrieval.embedder, "method": tc.method, "lora_r": tc.lora.r,
+            "batch_size": tc.batch_size, "max_seq_len": tc.max_seq_len, "max_batch_tokens": tc.max_batch_tokens,
+            "gradient_checkpointing": tc.gradient_checkpointing, "max_new_tokens": cfg.model.max_new_tokens}
+
+
+def calibration_path(key: dict) -> Path:
+    from advisor.core.artifacts import sha256_bytes
+    from advisor.core.models import advisor_home
+
+    return advisor_home() / "calibration" / f"{sha256_bytes(json.dumps(key, sort_keys=True).encode())[:16]}.json"
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class PeakRSS:
+    """The highest resident memory (MB) while the block runs, above what it was when it began, sampled every
+    10 ms by a thread (ru_maxrss would hold an earlier phase's peak)."""
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        self.start = self.peak = _rss_mb()
+        self._stop = threading.Event()
+
+        def poll() -> None:
+            while not self._stop.wait(0.01):
+                self.peak = max(self.peak, _rss_mb())
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+    @property
+    def added_mb(self) -> float:
+        return max(0.0, self.peak - self.start)
+
+
+def calibrate(cfg: Config, refresh: bool = False, progress: bool = True) -> dict:
+    """The per-token costs of this machine with this config's models, measured once and cached
+    ($ADVISOR_HOME/calibration/<hash of calibration_key>.json); `refresh` measures again."""
+    from advisor.core.artifacts import atomic_write_json, now_iso
+
+    key = calibration_key(cfg)
+    path = calibration_path(key)
+    if path.is_file() and not refresh:
+        try:
+            cal = json.loads(path.read_text())
+            if cal.get("key") == key:
+                return {**cal, "cached": True}
+        except (OSError, ValueError):
+            pass  # a damaged cache file is measured again
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    if not progress:  # the weight-loading bar too: a log or a captured stderr gets no progress lines
+        hf_logging.disable_progress_bar()
+    try:
+        cal = measure_costs(cfg, progress)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    cal.update(key=key, measured=now_iso())
+    atomic_write_json(path, cal)
+    return {**cal, "cached": False}
+
+
+def _sample_texts(size: int, overlap: int, offsets) -> list[str]:
+    """Chunk-sized texts from the bundled sample documents: realistic prose, the same on every machine."""
+    from advisor.core.corpus import chunk_text, iter_documents
+    from advisor.pipeline import SAMPLE_CORPUS
+
+    out = []
+    for d in iter_documents(SAMPLE_CORPUS):
+        out += [d.text[s:e] for s, e in chunk_text(d.text, offsets(d.text), size, overlap)]
+    return out
+
+
+def measure_costs(cfg: Config, progress: bool = True) -> dict:
+    """A short measurement on the real model (well under a minute of work for SmolLM2-135M on 2 idle cores):
+    imports, the embedder, loading the generator, generation, training. See calibrate."""
+    from tqdm.auto import tqdm
+
+    t_all = time.perf_counter()
+    bar = tqdm(total=5, desc="calibrate", unit="step", disable=not progress, leave=False)
+    out: dict = {}
+    for name, step in (("imports", _measure_imports), ("embedder", _measure_embedder), ("load model", _load_generator),
+                       ("generate", _measure_generation), ("train", _measure_training)):
+        bar.set_postfix_str(name)
+        out.update(step(cfg, out))
+        bar.update(1)
+    bar.close()
+    for k in ("lm", "params", "chunk_texts"):  # the loaded model goes with this function's frame
+        out.pop(k)
+    out["calibration_s"] = round(time.perf_counter() - t_all, 1)
+    return out
+
+
+def _measure_imports(cfg: Config, _: dict) -> dict:
+    t0 = time.perf_counter()
+    import torch  # noqa: F401  (timed: a fresh process of each track pays these imports)
+    import transformers  # noqa: F401
+
+    if cfg.tuning.method == "lora":
+        import peft  # noqa: F401
+    return {"import_s": round(time.perf_counter() - t0, 2), "base_rss_mb": round(_rss_mb(), 1)}
+
+
+def _measure_embedder(cfg: Config, _: dict) -> dict:
+    """Load the embedder, then embed up to 128 chunk-sized sample texts at the configured batch size."""
+    from advisor.core.embedders import chunk_offsets_fn, load_embedder
+
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        emb = load_embedder(cfg.retrieval.embedder)
+        offsets = chunk_offsets_fn(cfg.retrieval.embedder)
+        load_s = time.perf_counter() - t0
+        texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, offsets)[:128]
+        emb.encode(texts[:8], batch_size=8)  # warm-up
+        t0 = time.perf_counter()
+        emb.encode(texts, batch_size=cfg.retrieval.batch_size)
+        embed_s = time.perf_counter() - t0
+    tokens = sum(len(offsets(t)) for t in texts)
+    return {"embed_load_s": round(load_s, 2), "embed_s_per_token": embed_s / max(1, tokens),
+            "embed_rss_mb": round(mem.added_mb, 1)}
+
+
+def _load_generator(cfg: Config, _: dict) -> dict:
+    """The generator as the tune stage builds it: quantized, with a fresh LoRA adapter (zero-initialised, so it
+    answers like the base model, at the adapter's cost)."""
+    from advisor.core.corpus import whitespace_offsets
+    from advisor.core.lm import LM
+    from advisor.core.models import default_device, load_tokenizer
+    from tuning.train import build_trainable_model
+
+    device = default_device()
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    with PeakRSS() as peak:
+        model, params = build_trainable_model(cfg, device)
+        tok = load_tokenizer(cfg.model.spec, "causal")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.model_max_length = 10**9  # the training text is segmented, never fed whole
+    load_s = time.perf_counter() - t0
+    model.eval()
+    return {"lm": LM(model, tok, cfg.model.spec, device), "params": params, "device": device,
+            "chunk_texts": _sample_texts(cfg.chunking.size, cfg.chunking.overlap, whitespace_offsets),
+            "load_s": round(load_s, 2), "load_rss_mb": round(max(0.0, _rss_mb() - rss0), 1),  # what stays resident
+            "load_peak_mb": round(peak.added_mb, 1)}
+
+
+def _measure_generation(cfg: Config, got: dict) -> dict:
+    """Prefill: 4 retrieval-sized prompts, one new token each (after a one-prompt warm-up). Decode: 8
+    closed-book sample questions, greedy, with the adapter off and on."""
+    from advisor.core.answer import Context, render_prompt
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import SAMPLE_EVAL
+
+    lm, chunks, k = got["lm"], got["chunk_texts"], cfg.retrieval.top_k
+    tok = lm.tokenizer
+    questions = [it.question for it in load_qa(SAMPLE_EVAL) if not it.unanswerable]
+    rag = [render_prompt(tok, q, [Context("x", "doc.md", chunks[(i * k + j) % len(chunks)], 0.0, j + 1)
+                                  for j in range(k)]) for i, q in enumerate(questions[:4])]
+    batch = min(8, cfg.eval.batch_size)
+    closed = [render_prompt(tok, q) for q in questions[:batch]]
+    timed = {}
+    with PeakRSS() as mem:
+        with lm.adapter(False):
+            lm.generate(rag[:1], max_new_tokens=1, batch_size=1)  # warm-up
+            t0 = time.perf_counter()
+            gens = lm.generate(rag, max_new_tokens=1, batch_size=len(rag))
+            prefill_s = time.perf_counter() - t0
+        prefill_tokens = sum(g.prompt_tokens for g in gens)
+        for on in (False, True):
+            with lm.adapter(on):
+                t0 = time.perf_counter()
+                gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)
+                timed[on] = time.perf_counter() - t0
+    prefill_rate = prefill_s / max(1, prefill_tokens)
+    new_tokens = sum(g.new_tokens for g in gens)
+    prompt_tokens = sum(g.prompt_tokens for g in gens)
+    # the decode share of a greedy batch: what its prompts' prefill does not explain (at least a quarter of it)
+    decode_rate = max(timed[False] - prompt_tokens * prefill_rate, 0.25 * timed[False]) / max(1, new_tokens)
+    return {"prefill_s_per_token": prefill_rate, "prefill_batch": len(rag), "prefill_tokens": prefill_tokens,
+            "decode_s_per_token": decode_rate, "decode_batch": batch,
+            "new_tokens_per_answer": new_tokens / max(1, len(closed)),
+            "adapter_factor": round(timed[True] / max(timed[False], 1e-9), 3) if lm.has_adapter else 1.0,
+            "gen_rss_mb": round(mem.added_mb, 1)}
+
+
+def _measure_training(cfg: Config, got: dict) -> dict:
+    """A warm-up step, then one at the configured micro-batch of full-length text rows, split by
+    tuning.max_batch_tokens as the tune stage splits it."""
+    import torch
+
+    from tuning.data import text_segments
+    from tuning.train import collate, label_only_loss_module, token_pieces
+
+    tc, lm = cfg.tuning, got["lm"]
+    tok, model, device = lm.tokenizer, lm.model, got["device"]
+    rows = []
+    for seg in text_segments("\n".join(got["chunk_texts"]), tok, tc.max_seq_len - 2)[:tc.batch_size]:
+        ids = tok(seg, add_special_tokens=False)["input_ids"][: tc.max_seq_len - 1] + [tok.eos_token_id]
+        rows.append({"input_ids": ids, "labels": list(ids)})
+    model.train()
+    loss_mod = label_only_loss_module(model)
+    opt = torch.optim.AdamW(got["params"], lr=1e-5)
+
+    def train_step(batch_rows: list[dict]) -> int:
+        opt.zero_grad(set_to_none=True)
+        n = 0
+        for piece in token_pieces([len(r["input_ids"]) for r in batch_rows], tc.max_batch_tokens):
+            b = {k: v.to(device) for k, v in collate([batch_rows[j] for j in piece], tok.pad_token_id).items()}
+            s, m = loss_mod(**b)
+            (s / max(m, 1)).backward()
+            n += int(b["attention_mask"].sum())
+        opt.step()
+        return n
+
+    with PeakRSS() as mem:
+        train_step([{"input_ids": r["input_ids"][:64], "labels": r["labels"][:64]} for r in rows[:2]])
+        t0 = time.perf_counter()
+        tokens = train_step(rows)  # one full step after the warm-up (a second one doubled the calibration's training cost)
+        train_s = time.perf_counter() - t0
+    return {"train_s_per_token": train_s / max(1, tokens), "train_tokens_per_step": tokens,
+            "train_rss_mb": round(mem.added_mb, 1)}
+
+
+# ---------------------------------------------------------------- step 3: the estimate
+
+
+@dataclass
+class StageEstimate:
+    name: str
+    work: str
+    seconds: float
+    peak_mb: float | None = None
+    track: str = ""  # 'index' or 'tune' when the two tracks run in parallel
+
+
+@dataclass
+class Plan:
+    stages: list[StageEstimate]
+    total_s: float
+    peak_mb: float
+    sizes: dict  # the sizes a budget may cut: steps, questions (answerable, unanswerable), probe items
+    notes: list[str]
+    calibration: dict
+
+    def to_dict(self) -> dict:
+        return {"total_s": round(self.total_s, 1), "peak_mb": round(self.peak_mb), "sizes": self.sizes,
+                "stages": {s.name: {"seconds": round(s.seconds, 1), "peak_mb": None if s.peak_mb is None
+                                    else round(s.peak_mb), "work": s.work} for s in self.stages},
+                "notes": self.notes}
+
+
+def eval_questions(cfg: Config, work: Work) -> list[tuple[bool, int, int]]:
+    """The questions eval.limit keeps (advisor.core.qa.stratified_limit, as the eval stages choose them)."""
+    from advisor.core.qa import QAItem, stratified_limit
+
+    items = [QAItem(i, "q", [] if u else ["a"], unanswerable=u) for i, (u, _, _) in zip(work.question_ids, work.questions)]
+    keep = {it.id for it in stratified_limit(items, cfg.eval.limit)}
+    return [q for i, q in zip(work.question_ids, work.questions) if i in keep]
+
+
+def training_steps(cfg: Config, n_examples: int) -> int:
+    """Optimizer steps the tune stage will take for n examples (tuning/train.py train_adapter's rule)."""
+    tc = cfg.tuning
+    n_val = int(round(n_examples * tc.val_fraction)) if n_examples >= 10 else 0
+    per_epoch = math.ceil(math.ceil((n_examples - n_val) / tc.batch_size) / tc.grad_accum)
+    return tc.max_steps or max(1, math.ceil(tc.epochs * per_epoch))
+
+
+def _train_estimate(cfg: Config, examples: list[int], cal: dict) -> tuple[float, int, int, float]:
+    """(seconds, steps, tokens seen, tokens per step) of one adapter's training, its validations included."""
+    tc = cfg.tuning
+    n = len(examples)
+    if not n:
+        return 0.0, 0, 0, 0.0
+    steps = training_steps(cfg, n)
+    n_val = int(round(n * tc.val_fraction)) if n >= 10 else 0
+    mean = sum(examples) / n
+    per_step = mean * min(tc.batch_size, n - n_val) * tc.grad_accum
+    tokens = round(steps * per_step)
+    val_passes = min(steps, 4 if not tc.eval_every else max(1, steps // tc.eval_every))
+    seconds = tokens * cal["train_s_per_token"] + val_passes * n_val * mean * cal["prefill_s_per_token"]
+    return seconds, steps, tokens, per_step
+
+
+def _generate_s(cal: dict, prompt_tokens: float, answers: float, new_tokens: float, adapter: bool) -> float:
+    s = prompt_tokens * cal["prefill_s_per_token"] + answers * new_tokens * cal["decode_s_per_token"]
+    return s * (cal["adapter_factor"] if adapter else 1.0)
+
+
+def fmt_s(s: float) -> str:
+    """'45 s', '3 min 20 s', '2 h 05 min'."""
+    s = max(0.0, s)
+    if s < 1:
+        return "<1 s"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
+    """Per stage of planned_stages(cfg): its work, wall time and peak memory on the calibrated machine. The
+    build stages, the eval stages and the rest are estimated in turn, then added up by track."""
+    from advisor.pipeline import planned_stages
+
+    stages = planned_stages(cfg)
+    qs = eval_questions(cfg, work)
+    n_una = sum(1 for u, _, _ in qs if u)
+    sizes = {"questions": len(qs), "answerable": len(qs) - n_una, "unanswerable": n_una}
+    model_mb = cal["base_rss_mb"] + cal["load_rss_mb"]
+    est = _estimate_build(cfg, work, cal, stages, sizes, model_mb)
+    est.update(_estimate_eval(cfg, cal, qs, model_mb))
+    est.update(_estimate_after_eval(cfg, work, cal, stages, qs, sizes, model_mb))
+    missing = [s for s in stages if s not in est]
+    if missing:  # a stage the pipeline gained without an estimator here
+        raise AdvisorError(f"advisor plan has no estimate for the stage(s) {', '.join(missing)}; "
+                           "this is a bug in advisor/plan.py")
+    out = [est[s] for s in stages]
+    total, peak = _add_up(out, "index" in stages and "tune" in stages)
+    return Plan(out, total, peak, sizes, list(work.notes), cal)
+
+
+def _estimate_build(cfg: Config, work: Work, cal: dict, stages: list[str], sizes: dict,
+                    model_mb: float) -> dict[str, StageEstimate]:
+    """ingest, qa, index, sft and the training stages (tune, tune_both, tune_seed<i>); fills sizes' training
+    figures."""
+    tc = cfg.tuning
+    est: dict[str, StageEstimate] = {}
+    est["ingest"] = StageEstimate("ingest", f"{work.n_documents} documents -> {work.n_chunks} chunks", work.ingest_s)
+    if "qa" in stages:
+        est["qa"] = StageEstimate("qa", f"generate {cfg.qa.n} eval questions + training phrasings ({cfg.qa.generator}); "
+                                  "rough: one embedding pass over the corpus",
+                                  cal["embed_load_s"] + work.embed_tokens * cal["embed_s_per_token"])
+    est["index"] = StageEstimate("index", f"{work.n_chunks:,} chunks to embed ({work.embed_tokens:,} embedder tokens)"
+                                 + (" + BM25" if cfg.retrieval.hybrid else ""),
+                                 cal["import_s"] + cal["embed_load_s"] + work.embed_tokens * cal["embed_s_per_token"],
+                                 cal["base_rss_mb"] + cal["embed_rss_mb"], "index")
+    est["sft"] = StageEstimate("sft", ", ".join(f"{n:,} {k}" for k, n in work.train_kinds.items() if n) +
+                               f" examples, {sum(work.train):,} tokens"
+                               + (f" (capped at tuning.max_train_tokens={tc.max_train_tokens:,}: "
+                                  f"{work.train_cap['n_text_segments_kept']:,} of {work.train_cap['n_text_segments_all']:,} "
+                                  "corpus-text segments, every document kept)" if work.train_cap.get("capped") else ""),
+                               work.sft_s, None, "tune")
+    tune_mb = model_mb + cal["train_rss_mb"]
+    secs, steps, tokens, per_step = _train_estimate(cfg, work.train, cal)
+    if "tune" not in stages:  # no tuned arm: nothing is trained, so a budget has no steps to cut
+        steps = tokens = 0
+    sizes.update(steps=steps, train_tokens=tokens, train_set_tokens=sum(work.train))
+    how = f"{tc.max_steps} steps" if tc.max_steps else f"{tc.epochs:g} epochs = {steps} steps"
+    est["tune"] = StageEstimate("tune", f"{how} of ~{per_step:,.0f} tokens; {tokens:,} training tokens",
+                                cal["import_s"] + cal["load_s"] + secs, tune_mb, "tune")
+    if work.both is not None:
+        b_secs, b_steps, b_tokens, _ = _train_estimate(cfg, work.both, cal)
+        est["tune_both"] = StageEstimate("tune_both", f"{b_steps} steps, {b_tokens:,} tokens (RAFT adapter)",
+                                         b_secs, tune_mb, "tune")
+    for i in range(1, tc.seeds):
+        est[f"tune_seed{i}"] = StageEstimate(f"tune_seed{i}", f"{steps} steps, seed {cfg.seed + i}", secs, tune_mb, "tune")
+    return est
+
+
+def _estimate_eval(cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], model_mb: float) -> dict[str, StageEstimate]:
+    """eval_<arm> (and eval_<arm>_seed<i> for the tuned arms): every question's prompt prefilled and its answer
+    decoded; the first eval stage also loads the model and the eval embedder."""
+    from advisor.core.arms import ADAPTER_ARMS, INDEX_ARMS
+
+    tc, ev = cfg.tuning, cfg.eval
+    n_q = len(qs)
+    n_una = sum(1 for u, _, _ in qs if u)
+    new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
+    batch_ratio = ev.batch_size / max(1, cal["decode_batch"])
+    est: dict[str, StageEstimate] = {}
+    for i_arm, a in enumerate(ev.arms):
+        rag = a in INDEX_ARMS
+        ptoks = sum(r if rag else c for _, c, r in qs)
+        s = _generate_s(cal, ptoks, n_q, new, a in ADAPTER_ARMS)
+        if rag:
+            s += n_q * 16 * cal["embed_s_per_token"]  # embedding the questions (~16 tokens each) for the search
+        if i_arm == 0:
+            s += cal["import_s"] + cal["load_s"] + cal["embed_load_s"]  # the model (and the eval embedder) load once
+        mean_len = ptoks / max(1, n_q)
+        kv = cal["gen_rss_mb"] * batch_ratio * mean_len / max(1.0, cal["prefill_tokens"] / cal["prefill_batch"])
+        est[f"eval_{a}"] = StageEstimate(f"eval_{a}", f"{n_q} prompts ({n_q - n_una} answerable + {n_una} unanswerable), "
+                                         f"{ptoks:,} prompt tokens, ~{new:.0f} new tokens each", s, model_mb + kv)
+        for i in range(1, tc.seeds):
+            if a in ADAPTER_ARMS:
+                est[f"eval_{a}_seed{i}"] = StageEstimate(f"eval_{a}_seed{i}", f"{n_q} prompts, seed {cfg.seed + i}",
+                                                         s, model_mb + kv)
+    return est
+
+
+def _estimate_after_eval(cfg: Config, work: Work, cal: dict, stages: list[str], qs: list[tuple[bool, int, int]],
+                         sizes: dict, model_mb: float) -> dict[str, StageEstimate]:
+    """known, probes, curve, metrics and recommend; fills sizes' probe_items."""
+    from advisor.core.arms import ADAPTER_ARMS
+    from advisor.pipeline import KNOWN_MAX_NEW_TOKENS
+
+    tc, ev = cfg.tuning, cfg.eval
+    n_q = len(qs)
+    n_ans = sum(1 for u, _, _ in qs if not u)
+    new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
+    adapter = any(a in ADAPTER_ARMS for a in ev.arms)
+    est: dict[str, StageEstimate] = {}
+    if ev.known_samples:
+        ans_tokens = sum(c for u, c, _ in qs if not u)
+        rows = n_ans * ev.known_samples
+        s = ans_tokens * cal["prefill_s_per_token"] + rows * min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens) \
+            * cal["decode_s_per_token"]
+        est["known"] = StageEstimate("known", f"{n_ans} answerable questions x {ev.known_samples} samples", s, model_mb)
+    weights = 2 if adapter else 1
+    sizes["probe_items"] = max((len(v) for v in work.probes.values()), default=0)
+    ptok = sum(sum(v) for v in work.probes.values()) + sum(work.perplexity)
+    if "probes" in stages:
+        what = ", ".join(f"{name} {len(v)} items" for name, v in work.probes.items())
+        if work.perplexity:
+            what += f"{', ' if what else ''}{len(work.perplexity)} perplexity passages"
+        est["probes"] = StageEstimate("probes", f"{what}; {ptok:,} tokens x {weights} weights",
+                                      weights * ptok * cal["prefill_s_per_token"] * (cal["adapter_factor"] if adapter else 1),
+                                      model_mb)
+    if "curve" in stages:
+        cq = [c for u, c, _ in qs if not u][:ev.curve_questions]
+        first = next(iter(work.probes.values()), [])[:ev.curve_probe_items]
+        per_point = _generate_s(cal, sum(cq), len(cq), new, True) + sum(first) * cal["prefill_s_per_token"]
+        est["curve"] = StageEstimate("curve", f"{tc.curve_points} snapshots x ({len(cq)} questions + {len(first)} "
+                                     "probe items)", tc.curve_points * per_point, model_mb)
+    answered = n_q * (len(ev.arms) + sum(1 for a in ev.arms if a in ADAPTER_ARMS) * (tc.seeds - 1))
+    est["metrics"] = StageEstimate("metrics", f"score {answered:,} answers, {ev.bootstrap} bootstrap resamples",
+                                   answered * 2 * 12 * cal["embed_s_per_token"] + 1.0)
+    est["recommend"] = StageEstimate("recommend", "utilities, sensitivity, report (not calibrated: a few seconds)", 3.0)
+    return est
+
+
+def _add_up(out: list[StageEstimate], parallel: bool) -> tuple[float, float]:
+    """(total seconds, peak MB): the index and tune tracks run side by side when both are planned."""
+    if parallel:
+        total = max(sum(e.seconds for e in out if e.track == "index"), sum(e.seconds for e in out if e.track == "tune"))
+        total += sum(e.seconds for e in out if not e.track)
+        peak = max([sum(e.peak_mb or 0 for e in out if e.track == "index") +
+                    max((e.peak_mb or 0 for e in out if e.track == "tune"), default=0)] +
+                   [e.peak_mb or 0 for e in out if not e.track])
+        return total, peak
+    for e in out:
+        e.track = ""
+    return sum(e.seconds for e in out), max((e.peak_mb or 0 for e in out), default=0)
+
+
+# ---------------------------------------------------------------- a time budget
+
+
+def _min_limit(cfg: Config, work: Work) -> int:
+    """The smallest eval.limit that keeps MIN_ANSWERABLE answerable questions (all of them when fewer)."""
+    from advisor.core.qa import QAItem, stratified_limit
+
+    items = [QAItem(i, "q", [] if u else ["a"], unanswerable=u) for i, (u, _, _) in zip(work.question_ids, work.questions)]
+    planned = eval_questions(cfg, work)
+    want = min(MIN_ANSWERABLE, sum(1 for u, _, _ in planned if not u))
+    lo, hi = 1, len(planned)  # the answerable count grows with the limit: bisect for the smallest that holds
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sum(1 for it in stratified_limit(items, mid) if not it.unanswerable) >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: str = "") -> tuple[Config, dict]:
+    """(a config that fits `budget_s` by BUDGET_RULE, the record of what was cut). AdvisorError when even the
+    floors do not fit, naming the least budget that does."""
+    plan0 = estimate(cfg, work, cal)
+    rec = {"time_budget": label or fmt_s(budget_s), "budget_s": budget_s, "estimate_before_s": round(plan0.total_s, 1),
+           "rule": BUDGET_RULE, "cuts": [], "ci_widening": {}}
+    if plan0.total_s <= budget_s:
+        rec["estimate_after_s"] = rec["estimate_before_s"]
+        return cfg, rec
+    base = copy.deepcopy(cfg)
+    dropped = []
+    if base.tuning.seeds > 1:
+        dropped.append({"what": "extra-seed adapters", "setting": "tuning.seeds", "from": base.tuning.seeds, "to": 1})
+        base.tuning.seeds = 1
+    if base.tuning.curve_points:
+        dropped.append({"what": "learning-vs-forgetting curve snapshots", "setting": "tuning.curve_points",
+                        "from": base.tuning.curve_points, "to": 0})
+        base.tuning.curve_points = 0
+    s0 = plan0.sizes
+    q_floor = _min_limit(base, work)
+    step_floor = min(s0["steps"], MIN_STEPS)
+    probe_floor = min(s0["probe_items"], MIN_PROBE_ITEMS)
+
+    def at(f: float) -> Config:
+        c = copy.deepcopy(base)
+        if s0["steps"]:
+            c.tuning.max_steps = max(step_floor, round(s0["steps"] * f))
+        c.eval.limit = max(q_floor, round(s0["questions"] * f))
+        if s0["probe_items"]:
+            c.eval.probe_limit = max(probe_floor, round(s0["probe_items"] * f))
+        return c
+
+    def total(c: Config) -> float:
+        return estimate(c, _with_probe_limit(work, c.eval.probe_limit), cal).total_s
+
+    if total(base) <= budget_s:
+        best = base
+    else:
+        least = at(0.0)
+        need = total(least)
+        if need > budget_s:
+            n_ans = sum(1 for u, _, _ in eval_questions(least, work) if not u)
+            floors = ([f"{least.tuning.max_steps} training steps"] if s0["steps"] else []) + \
+                [f"{n_ans} answerable questions"] + ([f"{least.eval.probe_limit} probe items"] if s0["probe_items"] else [])
+            raise AdvisorError(f"the time budget {rec['time_budget']} is too small for this run: even its minimum "
+                               f"({', '.join(floors)}, every arm) needs about {fmt_s(need)} on this machine; "
+                               f"give at least --time-budget {math.ceil(need / 60)}m")
+        lo, hi = 0.0, 1.0
+        for _ in range(25):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if total(at(mid)) <= budget_s else (lo, mid)
+        best = at(lo)
+    plan1 = estimate(best, _with_probe_limit(work, best.eval.probe_limit), cal)
+    s1 = plan1.sizes
+    cuts = list(dropped)
+    if s1["steps"] < s0["steps"]:
+        cuts.append({"what": "training steps", "setting": "tuning.max_steps", "from": s0["steps"], "to": s1["steps"]})
+        best.tuning.max_steps = s1["steps"]
+    if s1["questions"] < s0["questions"]:
+        cuts.append({"what": "eval questions", "setting": "eval.limit", "from": s0["questions"], "to": s1["questions"],
+                     "answerable": [s0["answerable"], s1["answerable"]],
+                     "unanswerable": [s0["unanswerable"], s1["unanswerable"]]})
+        rec["ci_widening"]["accuracy"] = round(math.sqrt(s0["answerable"] / max(1, s1["answerable"])), 2)
+        if s1["unanswerable"]:
+            rec["ci_widening"]["abstention"] = round(math.sqrt(s0["unanswerable"] / s1["unanswerable"]), 2)
+    if s1["probe_items"] < s0["probe_items"]:
+        cuts.append({"what": "probe items per set", "setting": "eval.probe_limit", "from": s0["probe_items"],
+                     "to": s1["probe_items"]})
+        rec["ci_widening"]["forgetting"] = round(math.sqrt(s0["probe_items"] / max(1, s1["probe_items"])), 2)
+    rec["cuts"] = cuts
+    rec["estimate_after_s"] = round(plan1.total_s, 1)
+    return best, rec
+
+
+def _with_probe_limit(work: Work, limit: int) -> Work:
+    if not limit:
+        return work
+    w = copy.copy(work)
+    w.probes = {k: v[:limit] for k, v in work.probes.items()}
+    return w
+
+
+def cut_lines(rec: dict) -> list[str]:
+    """What a time budget cut, one sentence per cut (the plan, the manifest's reader and report.md use them)."""
+    if not rec or not rec.get("cuts"):
+        return []
+    out = []
+    for c in rec["cuts"]:
+        line = f"{c['what']}: {c['from']} -> {c['to']} ({c['setting']}={c['to']})"
+        if c["setting"] == "eval.limit":
+            a, u = c["answerable"], c["unanswerable"]
+            line += f"; answerable {a[0]} -> {a[1]}, unanswerable {u[0]} -> {u[1]}"
+            w = rec["ci_widening"]
+            line += f"; accuracy CIs about {w['accuracy']:.2f}x wider" + (
+                f", abstention CIs {w['abstention']:.2f}x" if "abstention" in w else "")
+        elif c["setting"] == "eval.probe_limit":
+            line += f"; forgetting CIs about {rec['ci_widening']['forgetting']:.2f}x wider"
+        elif c["setting"] == "tuning.max_steps":
+            line += "; the adapter sees fewer passes over its training set, so the tuned arms are likely weaker"
+        out.append(line)
+    return out
+
+
+# ---------------------------------------------------------------- the whole plan, printed
+
+
+def make_plan(cfg: Config, refresh: bool = False, progress: bool = True) -> tuple[Plan, Work]:
+    """(plan, work) for a resolved, validated config."""
+    cal = calibrate(cfg, refresh=refresh, progress=progress)
+    work = measure_work(cfg)
+    return estimate(cfg, work, cal), work
+
+
+def device_speedup(device: str | None, speedup: float | None) -> tuple[float, str] | None:
+    """(factor, the assumption in words) for --device / --speedup, None for this machine."""
+    if speedup is not None and not speedup > 0:
+        raise AdvisorError(f"--speedup {speedup:g} must be positive (how many times faster than this machine)")
+    if not device and speedup is None:
+        return None
+    if speedup is None:
+        if device not in DEVICES:
+            from advisor.core.errors import did_you_mean
+
+            raise AdvisorError(f"unknown --device '{device}'{did_you_mean(str(device), DEVICES)}; known: "
+                               f"{', '.join(DEVICES)}, or give your own factor with --speedup")
+        speedup = DEVICES[device]
+        why = (f"assumed: {device} runs every stage {speedup:g}x faster than this machine (a rough figure for models "
+               "under 1B parameters; measure yours and pass --speedup)")
+    else:
+        why = f"assumed: {device or 'the other machine'} runs every stage {speedup:g}x faster than this machine (--speedup)"
+    return speedup, why
+
+
+def render(plan: Plan, cfg: Config, work: Work, speed: tuple[float, str] | None = None,
+           price_per_hour: float | None = None, sizing: dict | None = None) -> str:
+    """The plan as a table a person reads: per stage the work, time and peak memory; the total; the cost."""
+    cal = plan.calibration
+    m = cal.get("key", {}).get("machine", {})
+    where = f"{m.get('cores')} cores{', ' + m['gpu'] if m.get('gpu') else ''}, {cal.get('device')}"
+    L = [f"plan: {work.n_documents} documents, {work.n_chunks:,} chunks; model {cfg.model.spec} "
+         f"({cfg.model.quantization}); embedder {cfg.retrieval.embedder}; this machine: {where}"]
+    width = max(len(s.name) for s in plan.stages)
+    L.append(f"  {'stage':<{width}}  {'time':>11}  {'peak RSS':>8}  work")
+    for s in plan.stages:
+        mem = f"{s.peak_mb / 1024:.1f} GB" if s.peak_mb else "–"
+        par = "  [parallel]" if s.track else ""
+        L.append(f"  {s.name:<{width}}  {fmt_s(s.seconds):>11}  {mem:>8}  {s.work}{par}")
+    L.append(f"  {'total':<{width}}  {fmt_s(plan.total_s):>11}  {plan.peak_mb / 1024:>5.1f} GB"
+             + ("  (index and tuning tracks in parallel)" if any(s.track for s in plan.stages) else ""))
+    cap = work.train_cap
+    if cap.get("capped"):
+        L.append(f"training data capped by tuning.max_train_tokens={cap['max_train_tokens']:,}: all instruction pairs, "
+                 f"{cap['n_text_segments_kept']:,} of {cap['n_text_segments_all']:,} corpus-text segments "
+                 f"({cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens), every document kept")
+    elif cap.get("max_train_tokens"):
+        L.append(f"training data: {cap['train_tokens']:,} tokens per pass, under tuning.max_train_tokens="
+                 f"{cap['max_train_tokens']:,} (nothing cut)")
+    for n in plan.notes:
+        L.append(f"estimated, not counted: {n}")
+    if sizing and sizing.get("cuts"):
+        L.append(f"time budget {sizing['time_budget']}: planned {fmt_s(sizing['estimate_before_s'])}, sized to "
+                 f"{fmt_s(sizing['estimate_after_s'])} ({sizing['rule']}):")
+        L += [f"  - {c}" for c in cut_lines(sizing)]
+    elif sizing:
+        L.append(f"time budget {sizing['time_budget']}: the plan fits, nothing cut")
+    tps = 1 / cal["train_s_per_token"]
+    L.append(f"calibration ({'cached, measured ' + cal.get('measured', '') if cal.get('cached') else 'measured now'} "
+             f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s, prefill "
+             f"{1 / cal['prefill_s_per_token']:,.0f} tokens/s, decode {1 / cal['decode_s_per_token']:,.0f} tokens/s "
+             f"(batch {cal['decode_batch']}), embed {1 / cal['embed_s_per_token']:,.0f} tokens/s; model load "
+             f"{cal['load_s']:.1f} s")
+    L.append("memory: peak RSS from the calibration's load and training steps; long runs also fragment the heap "
+             "(tuning.low_memory_heap)")
+    if speed:
+        factor, why = speed
+        L.append(f"on the other machine: about {fmt_s(plan.total_s / factor)} ({why})")
+    if price_per_hour is not None:
+        hours = plan.total_s / (speed[0] if speed else 1) / 3600
+        L.append(f"cost: {hours:.2f} h x {price_per_hour:g} per hour = {hours * price_per_hour:.2f} "
+                 f"({'the other machine' if speed else 'this machine'}, at the price given)")
+    return "\n".join(L)
+
+
+def gate(plan: Plan, cfg: Config, yes: bool, interactive: bool, ask=input) -> None:
+    """Without a budget, a plan over run.confirm_over needs a yes: asked on a terminal, --yes otherwise."""
+    limit = cfg.run.confirm_over_s
+    if cfg.run.time_budget or yes or plan.total_s <= limit:
+        return
+    over = f"this run is planned at {fmt_s(plan.total_s)} on this machine, over run.confirm_over={cfg.run.confirm_over}"
+    if not interactive:
+        raise AdvisorError(f"{over}; nothing was started: rerun with --yes to start it anyway, or with "
+                           f"--time-budget {cfg.run.confirm_over} to size it to fit")
+    answer = ask(f"{over}. Start it? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        err = AdvisorError(f"not started ({over}); --time-budget {cfg.run.confirm_over} sizes it to fit")
+        err.exit_code = 1
+        raise err
+
+
+def manifest_record(plan: Plan, sizing: dict | None) -> dict:
+    """What the run's manifest keeps of its plan: the estimate per stage and what a budget cut."""
+    return {"estimate": plan.to_dict(), "budget": sizing, "calibration": {
+        k: plan.calibration.get(k) for k in ("measured", "calibration_s", "device")}}
+
+
+
+def _ask(prompt: str) -> str:
+    """A yes/no question on the terminal (the prompt on stderr: stdout stays for results)."""
+    import sys
+
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline()
+
+
+def _checked(cfg: Config) -> Config:
+    """The config resolved and every input checked, as `advisor run` checks them before touching anything."""
+    from advisor.pipeline import check_run_settings, resolve_inputs, validate_inputs
+
+    cfg = resolve_inputs(cfg)
+    check_run_settings(cfg)
+    validate_inputs(cfg)
+    return cfg
+
+
+def _progress() -> bool:
+    import sys
+
+    return sys.stderr.isatty()  # no progress bars into a log or a test's captured output
+
+
+def _sized(cfg: Config, refresh: bool, budget_label: str | None) -> tuple[Config, Plan, Work, dict | None, Plan]:
+    """(config to run, its plan, the work, what a budget cut, the plan before sizing)."""
+    plan, work = make_plan(cfg, refresh=refresh, progress=_progress())
+    if not cfg.run.time_budget:
+        return cfg, plan, work, None, plan
+    try:
+        sized, rec = size_to_budget(cfg, work, plan.calibration, cfg.run.budget_s, budget_label or cfg.run.time_budget)
+    except AdvisorError:
+        print(render(plan, cfg, work))  # the unsized plan for reference (stdout); the error is the one line on stderr
+        raise
+    if not rec["cuts"]:
+        return sized, plan, work, rec, plan
+    sized_work = _with_probe_limit(work, sized.eval.probe_limit)
+    return sized, estimate(sized, sized_work, plan.calibration), sized_work, rec, plan
+
+
+def plan_only(cfg: Config, refresh: bool = False, device: str | None = None, speedup: float | None = None,
+              price_per_hour: float | None = None, budget_label: str | None = None) -> str:
+    """advisor plan: the rendered plan of a config (sized to run.time_budget when it has one); builds nothing."""
+    speed = device_speedup(device, speedup)
+    _price(price_per_hour)
+    cfg, plan, work, sizing, _ = _sized(_checked(cfg), refresh, budget_label)
+    return render(plan, cfg, work, speed, price_per_hour, sizing)
+
+
+def _price(price: float | None) -> None:
+    if price is not None and not price >= 0:
+        raise AdvisorError(f"--price-per-hour {price:g} must be a price >= 0")
+
+
+def prepare_run(cfg: Config, out: Path | None, force: bool, yes: bool, interactive: bool, refresh: bool = False,
+                budget_label: str | None = None, device: str | None = None, speedup: float | None = None,
+                price_per_hour: float | None = None, ask=_ask) -> tuple[Config, dict]:
+    """Before `advisor run` touches anything: check every input, plan the run, size it to run.time_budget, and
+    without a budget ask before a run longer than run.confirm_over (gate). The plan is printed either way: on
+    stderr when the run goes ahead, on stdout when it does not (stderr then holds the one error line).
+    Returns the config to run and the manifest's record of the plan."""
+    from advisor.core.logs import say
+    from advisor.core.rundirs import check_out, check_unlocked
+    from advisor.pipeline import default_run_dir
+
+    speed = device_speedup(device, speedup)
+    _price(price_per_hour)
+    cfg = _checked(cfg)
+    if out is not None:
+        check_out(out, force)
+    cfg, plan, work, sizing, _ = _sized(cfg, refresh, budget_label)
+    check_unlocked(out or default_run_dir(cfg))  # a run directory in use refuses before any plan is printed
+    text = render(plan, cfg, work, speed, price_per_hour, sizing)
+    needs_yes = not (cfg.run.time_budget or yes) and plan.total_s > cfg.run.confirm_over_s
+    if needs_yes and not interactive:
+        print(text)  # stdout: stderr holds the one error line gate raises
+    else:
+        say(text)
+    gate(plan, cfg, yes, interactive, ask)
+    return cfg, manifest_record(plan, sizing)

@@ -1,0 +1,209 @@
+"""advisor plan and --time-budget (advisor/plan.py): the plan follows the pipeline's own stage list, the calibration
+is measured once per machine and model, a budget cuts by its stated rule, a long plan needs a yes, and the
+training-token cap keeps every instruction pair and every document."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import TINY_RUN
+
+from advisor.cli import main
+from advisor.core.config import MAX_TRAIN_TOKENS, load_config
+from advisor.core.errors import AdvisorError
+from advisor.pipeline import SAMPLE_CORPUS, SAMPLE_EVAL, SAMPLE_TRAIN, planned_stages, resolve_inputs
+
+DATA = Path(__file__).parent / "data"
+
+# A slow made-up machine, so that budgets bite on the tiny fakes: seconds per token of each kind of work.
+FAKE_CAL = {
+    "device": "cpu", "calibration_s": 1.0, "import_s": 2.0, "base_rss_mb": 300.0, "embed_load_s": 1.0,
+    "embed_s_per_token": 1e-4, "embed_rss_mb": 100.0, "load_s": 3.0, "load_rss_mb": 500.0, "load_peak_mb": 600.0,
+    "prefill_s_per_token": 1e-3, "prefill_batch": 4, "prefill_tokens": 1200, "decode_s_per_token": 0.02,
+    "decode_batch": 16, "new_tokens_per_answer": 4.0, "adapter_factor": 1.2, "gen_rss_mb": 200.0,
+    "train_s_per_token": 0.01, "train_tokens_per_step": 512.0, "train_rss_mb": 1000.0,
+    "key": {"machine": {"cores": 2, "gpu": None}}, "measured": "2026-12-01T00:00:00Z", "cached": True,
+}
+
+
+def tiny_cfg(model_dir, *over: str):
+    return resolve_inputs(load_config("smoke", [f"corpus.path={DATA / 'corpus'}", f"corpus.qa={DATA / 'qa.jsonl'}",
+                                                f"corpus.train_qa={DATA / 'train.jsonl'}", f"model.spec={model_dir}",
+                                                *TINY_RUN, *over]))
+
+
+def tiny_args(model_dir, *extra: str) -> list[str]:
+    return ["--corpus", str(DATA / "corpus"), "--qa", str(DATA / "qa.jsonl"), "--train-qa", str(DATA / "train.jsonl"),
+            "--model", str(model_dir), "--embedder", "hashing", "--config", "smoke",
+            *[o for o in TINY_RUN if not o.startswith("retrieval.embedder")], *extra]
+
+
+@pytest.mark.parametrize("over", [(), ("tuning.both_adapter=separate", "tuning.seeds=2"), ("eval.arms=base,rag",)])
+def test_the_plan_has_one_row_per_stage_the_pipeline_plans(tiny_model_dir, over):
+    from advisor.plan import estimate, measure_work
+
+    cfg = tiny_cfg(tiny_model_dir, *over)
+    plan = estimate(cfg, measure_work(cfg), FAKE_CAL)
+    assert [s.name for s in plan.stages] == planned_stages(cfg)
+    assert all(s.seconds >= 0 for s in plan.stages) and plan.total_s > 0
+    parallel = [s for s in plan.stages if s.track]
+    if "index" in planned_stages(cfg) and "tune" in planned_stages(cfg):  # the two tracks overlap in time
+        assert plan.total_s < sum(s.seconds for s in plan.stages)
+        assert {s.track for s in parallel} == {"index", "tune"}
+    else:
+        assert not parallel and math.isclose(plan.total_s, sum(s.seconds for s in plan.stages))
+
+
+def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
+    from advisor.core.qa import load_qa, stratified_limit
+    from advisor.plan import eval_questions, measure_work
+
+    cfg = tiny_cfg(tiny_model_dir)
+    work = measure_work(cfg)
+    items = load_qa(DATA / "qa.jsonl")
+    assert len(work.questions) == len(items)
+    kept = eval_questions(cfg, work)
+    assert len(kept) == len(stratified_limit(items, cfg.eval.limit))
+    assert all(rag > closed for _, closed, rag in kept)  # retrieval prompts carry their passages
+    assert work.n_documents == len(list((DATA / "corpus").iterdir())) and work.n_chunks >= work.n_documents
+    assert work.train_kinds["qa"] == sum(1 for it in load_qa(DATA / "train.jsonl") if not it.unanswerable)
+    assert len(work.probes["arc_easy"]) == cfg.eval.probe_limit
+
+
+def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache(tiny_model_dir):
+    from advisor.plan import calibrate, calibration_key, calibration_path
+
+    cfg = tiny_cfg(tiny_model_dir)
+    first = calibrate(cfg, progress=False)
+    path = calibration_path(calibration_key(cfg))
+    assert path.is_file() and path.parent.name == "calibration"
+    for k in ("train_s_per_token", "prefill_s_per_token", "decode_s_per_token", "embed_s_per_token", "load_s"):
+        assert first[k] > 0, k
+    again = calibrate(cfg, progress=False)
+    assert again["cached"] and again["measured"] == first["measured"]
+    other = calibration_key(tiny_cfg(tiny_model_dir, "tuning.batch_size=2"))  # another shape is measured anew
+    assert calibration_path(other) != path and not calibration_path(other).exists()
+
+
+def test_advisor_plan_prints_every_stage_and_builds_nothing(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", *tiny_args(tiny_model_dir), "--device", "a100", "--price-per-hour", "2"]) == 0
+    out = capsys.readouterr().out
+    cfg = tiny_cfg(tiny_model_dir)
+    for stage in planned_stages(cfg):
+        assert f"  {stage} " in out, stage
+    assert "total" in out and "calibration" in out and "assumed: a100 runs every stage 40x faster" in out
+    assert "cost:" in out and list(tmp_path.iterdir()) == []  # no run directory, no runs/ folder
+    assert main(["run", "--dry-run", *tiny_args(tiny_model_dir)]) == 0
+    assert "total" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
+
+
+def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_every_arm(tiny_model_dir):
+    from advisor.plan import cut_lines, estimate, measure_work, size_to_budget
+
+    # the sample's 150 questions (the tiny set's 24 are all needed for 20 answerable ones)
+    cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200", "eval.limit=0", "eval.probe_limit=60", "tuning.curve_points=2",
+                   f"corpus.qa={SAMPLE_EVAL}")
+    work = measure_work(cfg)
+    before = estimate(cfg, work, FAKE_CAL)
+    sized, rec = size_to_budget(cfg, work, FAKE_CAL, before.total_s / 2, "half")
+    assert sized.eval.arms == cfg.eval.arms
+    assert rec["estimate_after_s"] <= before.total_s / 2 < rec["estimate_before_s"]
+    cut = {c["setting"]: c for c in rec["cuts"]}
+    assert cut["tuning.curve_points"]["to"] == 0  # the extras go first
+    assert cut["tuning.max_steps"]["to"] == sized.tuning.max_steps < 200
+    q = cut["eval.limit"]
+    (a0, a1), (u0, u1) = q["answerable"], q["unanswerable"]
+    assert a1 < a0 and abs(u1 / (a1 + u1) - u0 / (a0 + u0)) < 0.1  # answerable : unanswerable kept in proportion
+    assert rec["ci_widening"]["accuracy"] == pytest.approx(math.sqrt(a0 / a1), abs=0.01)
+    assert rec["ci_widening"]["accuracy"] > 1
+    # the steps, questions and probe items are cut by about the same fraction
+    fractions = [c["to"] / c["from"] for s, c in cut.items() if s in ("tuning.max_steps", "eval.limit", "eval.probe_limit")]
+    assert max(fractions) - min(fractions) < 0.25
+    assert any("CIs about" in line for line in cut_lines(rec))
+    fits, rec2 = size_to_budget(cfg, work, FAKE_CAL, before.total_s * 2)
+    assert fits is cfg and rec2["cuts"] == []
+
+
+def test_a_budget_below_the_minimum_is_refused_with_the_minimum_it_needs(tiny_model_dir):
+    from advisor.plan import estimate, measure_work, size_to_budget
+
+    cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200")
+    work = measure_work(cfg)
+    with pytest.raises(AdvisorError, match=r"too small for this run: .* needs about .*give at least --time-budget \d+m"):
+        size_to_budget(cfg, work, FAKE_CAL, 1.0, "1s")
+    assert estimate(cfg, work, FAKE_CAL).total_s > 1.0
+
+
+def test_a_long_plan_needs_yes_off_a_terminal_and_is_asked_about_on_one(tiny_model_dir):
+    from advisor.plan import Plan, gate
+
+    cfg = tiny_cfg(tiny_model_dir)
+    long = Plan([], 2 * 3600.0, 0.0, {}, [], FAKE_CAL)
+    with pytest.raises(AdvisorError, match="over run.confirm_over=1h; nothing was started: rerun with --yes"):
+        gate(long, cfg, yes=False, interactive=False)
+    gate(long, cfg, yes=True, interactive=False)
+    gate(long, cfg, yes=False, interactive=True, ask=lambda prompt: "y\n")
+    with pytest.raises(AdvisorError) as no:
+        gate(long, cfg, yes=False, interactive=True, ask=lambda prompt: "\n")
+    assert no.value.exit_code == 1 and "not started" in str(no.value)
+    gate(Plan([], 60.0, 0.0, {}, [], FAKE_CAL), cfg, yes=False, interactive=False)  # short: never asked
+    budgeted = tiny_cfg(tiny_model_dir, "run.time_budget=10m")
+    gate(long, budgeted, yes=False, interactive=False)  # a budget was given: the run is sized, not asked about
+
+
+def test_a_sized_run_records_its_cuts_in_the_manifest_and_the_report(tiny_model_dir, finished_tiny_run, tmp_path,
+                                                                     monkeypatch):
+    import shutil
+
+    from advisor import plan as plan_mod
+    from advisor.report import build_report
+
+    monkeypatch.setattr(plan_mod, "calibrate", lambda cfg, refresh=False, progress=True: dict(FAKE_CAL))
+    cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200", "eval.limit=0", "eval.probe_limit=60")
+    full = plan_mod.make_plan(cfg)[0].total_s
+    budgeted = tiny_cfg(tiny_model_dir, "tuning.max_steps=200", "eval.limit=0", "eval.probe_limit=60",
+                        f"run.time_budget={int(full / 2)}s")
+    sized, record = plan_mod.prepare_run(budgeted, None, False, yes=False, interactive=False)
+    assert record["budget"]["cuts"] and sized.tuning.max_steps < 200 and sized.eval.limit > 0
+    assert record["estimate"]["total_s"] <= full / 2
+    run = tmp_path / "run"
+    shutil.copytree(finished_tiny_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "plan": record}))
+    md, _ = build_report(run)
+    assert "### What the time budget cut" in md and "training steps: 200 ->" in md and "CIs about" in md
+    assert "| planned s |" in md
+
+
+def test_the_training_cap_keeps_every_instruction_pair_and_a_segment_of_every_document():
+    from tuning.data import cap_training_set
+
+    class Words:  # one token per word
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    text = [{"kind": "text", "source": f"doc{d}.md", "text": "w " * 99} for d in range(5) for _ in range(4)]
+    pairs = [{"kind": "qa", "prompt": "q " * 20, "completion": "a"} for _ in range(10)]
+    kept, info = cap_training_set(text + pairs, Words(), 1000, seed=0)
+    assert info["capped"] and sum(ex["kind"] == "qa" for ex in kept) == 10
+    assert {ex["source"] for ex in kept if ex["kind"] == "text"} == {f"doc{d}.md" for d in range(5)}
+    assert info["train_tokens"] <= 1000 and info["n_text_segments_kept"] == 7  # 210 + 7 x 100 tokens
+    whole, info = cap_training_set(text + pairs, Words(), 10**6, seed=0)
+    assert whole == text + pairs and not info["capped"]
+    tight, info = cap_training_set(text + pairs, Words(), 10, seed=0)  # every document still seen, past the cap
+    assert {ex["source"] for ex in tight if ex["kind"] == "text"} == {f"doc{d}.md" for d in range(5)}
+
+
+def test_the_default_cap_leaves_the_sample_training_set_whole(tiny_model_dir):
+    """Counted with the tiny model's WordPiece tokenizer (SmolLM2's BPE gives a similar count for English prose)."""
+    from advisor.plan import measure_work
+
+    cfg = resolve_inputs(load_config("quickstart", [f"model.spec={tiny_model_dir}", "retrieval.embedder=hashing"]))
+    work = measure_work(cfg)
+    assert Path(cfg.corpus.path) == SAMPLE_CORPUS and Path(cfg.corpus.train_qa) == SAMPLE_TRAIN
+    assert cfg.tuning.max_train_tokens == MAX_TRAIN_TOKENS
+    assert not work.train_cap["capped"] and work.train_cap["train_tokens"] < MAX_TRAIN_TOKENS / 2
