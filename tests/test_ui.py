@@ -63,6 +63,14 @@ def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
 
 
+def chart_data(at: AppTest) -> str:
+    """The data every chart draws (Streamlit sends it beside the spec), as one string of its records."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    frames = [convert_arrow_bytes_to_pandas_df(d.data.data) for c in at.get("vega_lite_chart") for d in c.proto.datasets]
+    return json.dumps([f.to_dict("records") for f in frames], ensure_ascii=False, default=str)
+
+
 def rows(run_dir: Path, arm: str) -> list[dict]:
     return read_jsonl(run_dir / "eval" / f"{arm}.jsonl")
 
@@ -235,13 +243,109 @@ def test_evidence_page_charts_carry_ci_error_bars(runs_dir, monkeypatch):
         assert label in blob, label
     t = text(at)
     recall = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["arms"]["rag"]["recall_at_k"]["value"]
-    assert f"RAG recall@k {100 * recall:.0f}%" in t
+    assert f"RAG recall@3 {100 * recall:.0f}%" in t and "recall@3" in blob  # the k is the run's retrieval.top_k
+    assert "among the 3 chunks put in the prompt" in t
     assert "max overlap with training questions 20%" in t and "max overlap with corpus text 38%" in t
     assert "20 answerable, 5 unanswerable" in t
     assert "final validation loss 3.249" in t
-    paired = at.dataframe[-1].value
-    assert {"rag - base", "tuned - base", "tuned_rag - rag", "tuned_rag - tuned"} <= set(paired["comparison"])
     assert not at.error
+
+
+def walk(node):
+    """Every element under `node`, in page order, with the list of its siblings and its place among them."""
+    kids = list(getattr(node, "children", {}).values())
+    for i, child in enumerate(kids):
+        yield child, kids, i
+        yield from walk(child)
+
+
+def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and_plain_words(runs_dir, monkeypatch):
+    paired = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["paired"]
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    assert at.subheader[0].value == "RAG vs fine-tune vs both, question by question"  # first, before any arm bars
+    table = at.dataframe[0].value
+    first, second = table.iloc[0], table.iloc[1]
+    assert (first["comparison"], first["metric"]) == ("Fine-tune + RAG vs RAG", "accuracy (correct)")
+    assert first["difference (pts)"] == pytest.approx(100 * paired["tuned_rag - rag"]["accuracy"]["value"]) == 20.0
+    assert (first["95% CI (pts)"], first["p"], first["the data favour"]) == ("[-5.0, +45.0]", "p = 0.160",
+                                                                           "neither (CI includes 0)")
+    assert first["what it shows"] == "what fine-tuning adds to RAG"
+    # p 0 in metrics.json is below what 1,000 resamples resolve; a lower hallucination rate is the better one
+    assert paired["tuned_rag - rag"]["hallucination_rate"]["p_value"] == 0
+    assert (second["metric"], second["difference (pts)"], second["p"], second["the data favour"]) == (
+        "hallucination rate", pytest.approx(-36.0), "p < 0.001", "Fine-tune + RAG")
+    assert list(dict.fromkeys(table["comparison"])) == ["Fine-tune + RAG vs RAG", "Fine-tune + RAG vs Fine-tune",
+                                                        "RAG vs Base model", "Fine-tune vs Base model"]
+    # no raw names anywhere a person reads: arm keys, metric keys, a bare "p 0"
+    shown = json.dumps(table.to_dict("records"), ensure_ascii=False) + text(at) + json.dumps(charts(at)) + chart_data(at)
+    for raw in ("tuned_rag", "tuned - base", "wrong_and_confident_rate", "semantic_similarity", "hallucination_rate",
+                "p = 0.000", "p 0"):
+        assert raw not in shown, raw
+    assert set(table["p"].str[:4]) <= {"p = ", "p < "}
+    # the first chart: accuracy differences per comparison, in percentage points
+    first_chart = charts(at)[0]
+    bars = first_chart["layer"][0]["encoding"]
+    assert bars["y"]["field"] == "comparison" and "percentage points" in bars["x"]["title"]
+    assert "RAG and Fine-tune are not paired directly in this run's metrics.json" in text(at)
+
+
+def test_a_bar_of_zero_gets_a_visible_marker_and_label(runs_dir, monkeypatch):
+    metrics = json.loads((FIXTURE / "eval" / "metrics.json").read_text())
+    assert metrics["arms"]["base"]["exact_match"]["value"] == 0  # a bar of no height in the accuracy chart
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    accuracy = next(s for s in charts(at) if s["layer"][0]["encoding"].get("y", {}).get("title") == "share correct")
+    marks = {layer["mark"]["type"]: layer for layer in accuracy["layer"] if "datum.value === 0" in json.dumps(
+        layer.get("transform", []))}
+    assert marks["point"]["mark"]["shape"] == "diamond" and marks["point"]["encoding"]["y"]["field"] == "value"
+    assert marks["text"]["encoding"]["text"] == {"value": "0%"}
+    assert marks["point"]["encoding"]["xOffset"]["field"] == "metric"  # on the zero bar's own place in the group
+    # the paired chart's zero difference (Fine-tune vs Base model, accuracy) is marked the same way, in points
+    paired = charts(at)[0]
+    assert any(layer["mark"]["type"] == "text" and layer["encoding"]["text"] == {"value": "0 pts"}
+               for layer in paired["layer"])
+    assert "a ◆ marks a value of exactly 0" in text(at)
+
+
+def test_every_evidence_chart_has_a_caption_and_the_newer_measurements_are_shown(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    n_charts = 0
+    for element, siblings, i in walk(at.main):
+        if element.type == "vega_lite_chart":
+            n_charts += 1
+            after = siblings[i + 1] if i + 1 < len(siblings) else None
+            assert after is not None and after.type == "caption" and len(after.value) > 40, "a chart lacks its caption"
+    assert n_charts == len(charts(at)) >= 11
+    blob = chart_data(at)
+    for label in ("semantic similarity", "faithfulness to the passages", "median latency (s)",
+                  "95th-percentile latency (s)", "known to the base model (n=1)", "maybe known (n=1)",
+                  "unknown to it (n=18)"):
+        assert label in blob, label
+    t = text(at)
+    for heading in ("Meaning of the answers", "Faithfulness to the retrieved passages", "Known vs unknown facts",
+                    "Latency", "Knowledge-update drill"):
+        assert heading in t, heading
+
+
+def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_dir, monkeypatch):
+    run = (runs_dir / FIXTURE.name).resolve()
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    assert f"Not measured — run `advisor drill {run}`" in text(at)
+    m = lambda v, n=8: {"value": v, "ci95": [max(0, v - .2), min(1, v + .2)], "n": n}  # noqa: E731
+    (run / "drill").mkdir()
+    (run / "drill" / "drill.json").write_text(json.dumps({
+        "source": "advisor/sample/drill", "n_changed_documents": 2, "n_questions": 8, "steps": 20,
+        "before": {"accuracy": m(0.125)},
+        "options": {"rag": {"how": "re-index", "update_s": 21.5, "accuracy": m(0.75)},
+                    "fine-tune": {"how": "train", "update_s": 640.0, "accuracy": m(0.0)},
+                    "both": {"how": "re-index", "update_s": 21.5, "accuracy": m(0.625)}},
+        "note": "The run's own full adapter training took 761 s."}))
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    t = text(at)
+    assert "Not measured — run `advisor drill" not in t
+    assert "2 changed or new documents" in t and "before it, RAG answered 12% with the old index" in t
+    assert "seconds to absorb the change" in json.dumps(charts(at)) and "accuracy on the changed facts" in chart_data(at)
+    assert '"arm": "Fine-tune", "value": 640.0' in chart_data(at)
+    assert "The run's own full adapter training took 761 s." in t
 
 
 def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
@@ -274,9 +378,43 @@ def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
     contexts = by_arm["rag"]["e043"]["contexts"]
     assert len(labels) == len(contexts)
     for c, label in zip(contexts, labels):
-        assert c["source"] in label and f"{c['score']:.3f}" in label
+        assert c["source"] in label and f"{c['score']:.4f}" in label
     assert "Fine-tune + RAG was given the same chunks." in t
     assert any(c["text"][:40] in e.value for c in contexts for e in at.text)
+
+
+def test_questions_table_shows_the_four_arms_side_by_side_in_a_1400_px_window(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch, "questions")
+    frame = at.dataframe[0]
+    columns = list(frame.value.columns)
+    arms = [a.label for a in ARM_TABLE]
+    assert columns[:7] == ["id", "question", "gold", *arms]  # every answer before any sources column
+    assert columns[7:] == ["RAG sources", "Fine-tune + RAG sources"]
+    # At 1400 px with the sidebar open the table is 940 px wide (Chromium, wide layout): the id, question, gold and
+    # the four answers must fit in it with room for the scroll bar, and long answers wrap instead of being cut.
+    widths = json.loads(frame.proto.columns)
+    assert sum(widths[c]["width"] for c in columns[:7]) <= 920
+    assert frame.proto.row_height > 64  # Streamlit wraps cell text only in rows taller than 64 px
+
+
+def test_a_retrieved_chunk_shows_its_rank_and_a_rank_score_not_a_similarity(runs_dir, monkeypatch):
+    run = runs_dir / FIXTURE.name
+    assert json.loads((run / "index" / "index_config.json").read_text())["hybrid"]  # fused dense + BM25 ranks
+    at = open_app(runs_dir, monkeypatch, "questions")
+    at.selectbox(key="q_open").set_value("e043").run()
+    contexts = {r["id"]: r for r in rows(run, "rag")}["e043"]["contexts"]
+    labels = [e.label for e in at.expander]
+    for c, label in zip(contexts, labels):
+        assert label.startswith(f"rank {c['rank']} of 3 · {c['source']} · rank score {c['score']:.4f}"), label
+        assert "similarity" not in label
+    assert ("Rank score: reciprocal rank fusion of the embedding and BM25 rankings, the sum of 1 / (60 + rank) over "
+            "both (at most 0.0328, when both rank a chunk first). It orders the chunks; it is not a similarity") in text(at)
+    # a dense-only index scores by cosine similarity, and says so
+    cfg = json.loads((run / "index" / "index_config.json").read_text())
+    (run / "index" / "index_config.json").write_text(json.dumps(cfg | {"hybrid": False}))
+    at = open_app(runs_dir, monkeypatch, "questions")
+    at.selectbox(key="q_open").set_value("e043").run()
+    assert all("· cosine similarity " in e.label for e in at.expander) and "rank score" not in text(at)
 
 
 def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_dir, monkeypatch):
