@@ -381,6 +381,7 @@ def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
         assert c["source"] in label and f"{c['score']:.4f}" in label
     assert "Fine-tune + RAG was given the same chunks." in t
     assert any(c["text"][:40] in e.value for c in contexts for e in at.text)
+    assert "recall@3 1.00" in t and "recall@k" not in t  # the run's retrieval.top_k
 
 
 def test_questions_table_shows_the_four_arms_side_by_side_in_a_1400_px_window(runs_dir, monkeypatch):

@@ -100,6 +100,8 @@ st.markdown(f"**{first['question']}**")
 gold = "unanswerable (the corpus does not say)" if first.get("unanswerable") else " / ".join(first.get("answers") or [])
 st.markdown(f"Gold answer: **{gold}**" + (f" · gold source: `{first['source']}`" if first.get("source") else ""))
 
+top_k = (load_config_dict(run.path).get("retrieval") or {}).get("top_k")
+score_names = SCORE_LABEL | ({"recall_at_k": f"recall@{top_k}"} if top_k else {})  # the run's k, not a bare k
 cols = st.columns(len(arms))
 for col, a in zip(cols, arms):
     r = next((x for x in rows[a] if x["id"] == qid), None)
@@ -111,7 +113,7 @@ for col, a in zip(cols, arms):
             continue
         st.write(r.get("answer") or "(empty answer)")
         scores = r.get("scores") or {}
-        st.caption(" · ".join(f"{SCORE_LABEL[k]} {scores[k]:.2f}" for k in SCORE_LABEL if k in scores)
+        st.caption(" · ".join(f"{score_names[k]} {scores[k]:.2f}" for k in score_names if k in scores)
                    + f" · {1000 * r.get('latency_s', 0):.0f} ms")
 
 shown_chunks: list[str] = []
