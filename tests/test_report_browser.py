@@ -45,8 +45,8 @@ def test_report_html_renders_its_plots_in_chromium(tmp_path):
     with Browser(width=1100, height=900) as b:
         state = b.shot(alone.as_uri(), png, wait_for="What would flip the advice", max_height=20000)
         images = json.loads(b.call("Runtime.evaluate", expression=IMAGES_JS, returnByValue=True)["result"]["value"])
-    assert "Verdict: rag" in state["text"] and "not measured in this run: knowledge-update drill" in state["text"]
-    assert len(images) == 6
+    assert "Verdict: both" in state["text"] and "not measured in this run: knowledge-update drill" in state["text"]
+    assert len(images) == 7  # the learning curve too
     shot = Image.open(png).convert("RGB")
     assert shot.height > 3000  # the whole page, not only the first screen
     for im in images:

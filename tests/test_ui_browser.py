@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
 # page path -> text that must be on it once drawn
-PAGES = {"": "What would change the advice", "runs": "Compare two runs", "evidence": "Paired differences",
+PAGES = {"": "What would change the advice", "runs": "Compare two runs", "evidence": "RAG vs fine-tune vs both",
          "questions": "One question in detail", "what-if": "Score of each option", "cost": "Cheapest at these inputs",
          "new-run": "Start one"}
 

@@ -18,30 +18,109 @@ ARM_COLOR = alt.Scale(domain=ARM_ORDER, range=[a.colour for a in ARM_TABLE])
 OPTION_ORDER = [a.label for a in ARM_TABLE if a.option]
 OPTION_COLOR = alt.Scale(domain=OPTION_ORDER, range=[a.colour for a in ARM_TABLE if a.option])
 SHADES = [1.0, 0.55, 0.3, 0.15]  # opacity of the 1st, 2nd, ... metric (or cost part) drawn in one arm's colour
-METRIC_LABEL = {
+METRIC_LABEL = {  # a person reads these, never the metrics.json keys
     "accuracy": "accuracy (correct)", "exact_match": "exact match", "f1": "token F1", "containment": "answer contained",
     "hallucination_rate": "hallucination rate", "abstention_rate": "abstains on unanswerable",
     "false_abstention_rate": "declines answerable", "recall_at_k": "recall@k", "mrr": "MRR",
     "probe_accuracy": "probe accuracy", "forgetting": "forgetting (tuned − base)",
-    "latency_p50_s": "latency p50 (s)", "latency_p95_s": "latency p95 (s)",
+    "latency_p50_s": "median latency (s)", "latency_p95_s": "95th-percentile latency (s)",
+    "semantic_similarity": "semantic similarity", "wrong_and_confident_rate": "wrong and confident",
+    "faithfulness": "faithfulness to the passages", "bare_citation_rate": "bare citation only",
+    "fabrication_rate": "fabricated answer",
 }
+ZERO_MARK = "#222222"  # the marker of a bar whose value is 0, which draws no bar at all
 
 
-def metric_frame(metrics: dict, names: list[str], arms: list[str] | None = None) -> pd.DataFrame:
-    """Long table: arm, metric, value, lo, hi, n for the named metrics of every arm that has them."""
+def metric_frame(metrics: dict, names: list[str], arms: list[str] | None = None,
+                 labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Long table: arm, metric, value, lo, hi, n for the named metrics of every arm that has them (`labels`
+    overrides METRIC_LABEL, e.g. recall@k with the run's k)."""
+    labels = {**METRIC_LABEL, **(labels or {})}
     rows = []
     for arm in arms or ARMS:
         for name in names:
             m = metrics["arms"].get(arm, {}).get(name)
             if m is None:
                 continue
-            rows.append({"arm": ARM_LABEL[arm], "metric": METRIC_LABEL.get(name, name), "value": m["value"],
+            rows.append({"arm": ARM_LABEL[arm], "metric": labels.get(name, name), "value": m["value"],
                          "lo": m["ci95"][0], "hi": m["ci95"][1], "n": m["n"]})
     return pd.DataFrame(rows, columns=["arm", "metric", "value", "lo", "hi", "n"])
 
 
-def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260) -> alt.Chart:
-    """Bars per arm (grouped by metric when there are several) with 95% CI error bars (rule from lo to hi)."""
+# The paired differences metrics.json holds, the comparisons between options first: what each option adds to
+# the one it builds on, then what each adds to the base model. A pair a run has and this list lacks goes last.
+PAIR_ORDER = [("tuned_rag", "rag"), ("tuned_rag", "tuned"), ("rag", "tuned"), ("tuned", "rag"), ("rag", "base"),
+              ("tuned", "base"), ("tuned_rag", "base")]
+PAIR_MEANING = {("tuned_rag", "rag"): "what fine-tuning adds to RAG",
+                ("tuned_rag", "tuned"): "what retrieval adds to the fine-tuned model",
+                ("rag", "tuned"): "RAG against fine-tuning", ("tuned", "rag"): "fine-tuning against RAG",
+                ("rag", "base"): "what retrieval adds to the base model",
+                ("tuned", "base"): "what fine-tuning adds to the base model",
+                ("tuned_rag", "base"): "what both add to the base model"}
+# The decision's metrics first; lower is better for the ones in LOWER_IS_BETTER.
+PAIRED_METRIC_ORDER = ["accuracy", "hallucination_rate", "abstention_rate", "wrong_and_confident_rate", "f1",
+                       "exact_match", "containment", "semantic_similarity"]
+LOWER_IS_BETTER = {"hallucination_rate", "wrong_and_confident_rate", "false_abstention_rate", "bare_citation_rate",
+                   "fabrication_rate", "latency_p50_s", "latency_p95_s"}
+
+
+def p_text(p: float | None, resamples: int | None) -> str:
+    """A bootstrap p-value as a person reads it: 'p = 0.160', or 'p < 0.001' when no resample crossed zero
+    (the bootstrap cannot resolve a smaller p than 1 / resamples)."""
+    if p is None:
+        return "–"
+    floor = 1 / resamples if resamples else 0.001
+    return f"p < {floor:g}" if p < floor else f"p = {p:.3f}"
+
+
+def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
+    """One row per comparison and metric, in PAIR_ORDER and PAIRED_METRIC_ORDER, with plain labels: the
+    difference and its 95% CI in percentage points (x 100; for token F1 and semantic similarity, points on their
+    0–100 scale), p, n and which option the data favour. Columns lo, hi (the CI in points), arm (the first
+    option's label, its colour in charts) and key (the metric's name) are for charts, not for reading."""
+    def pair_of(key: str) -> tuple[str, str]:
+        a, _, b = key.partition(" - ")
+        return a.strip(), b.strip()
+
+    keys = sorted(paired, key=lambda k: PAIR_ORDER.index(pair_of(k)) if pair_of(k) in PAIR_ORDER else 99)
+    rows = []
+    for key in keys:
+        a, b = pair_of(key)
+        la, lb = ARM_LABEL.get(a, a), ARM_LABEL.get(b, b)
+        metrics = sorted(paired[key], key=lambda m: PAIRED_METRIC_ORDER.index(m) if m in PAIRED_METRIC_ORDER else 99)
+        for m in metrics:
+            d = paired[key][m]
+            if d.get("value") is None:
+                continue
+            lo, hi = 100 * d["ci95"][0], 100 * d["ci95"][1]
+            better = la if (d["value"] > 0) != (m in LOWER_IS_BETTER) else lb
+            rows.append({"comparison": f"{la} vs {lb}", "metric": METRIC_LABEL.get(m, m.replace("_", " ")),
+                         "difference (pts)": 100 * d["value"], "95% CI (pts)": f"[{lo:+.1f}, {hi:+.1f}]",
+                         "p": p_text(d.get("p_value"), resamples), "n": d["n"],
+                         "the data favour": better if not lo <= 0 <= hi else "neither (CI includes 0)",
+                         "what it shows": PAIR_MEANING.get((a, b), f"{la} against {lb}"),
+                         "lo": lo, "hi": hi, "arm": la, "key": m})
+    cols = ["comparison", "metric", "difference (pts)", "95% CI (pts)", "p", "n", "the data favour", "what it shows",
+            "lo", "hi", "arm", "key"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def zero_marks(base: alt.Chart, text: str, vertical: bool = True) -> list[alt.Chart]:
+    """A bar of value 0 has no length, so it would look like a measurement that is missing: a diamond on the
+    zero line and the label `text` beside it. `base` carries the encodings that place a bar (x, xOffset or y)."""
+    zero = base.transform_filter(alt.datum.value == 0)
+    at = {"y": "value:Q"} if vertical else {"x": "value:Q"}
+    point = zero.mark_point(shape="diamond", filled=True, size=70, color=ZERO_MARK, opacity=1).encode(**at)
+    label = zero.mark_text(fontSize=11, fontWeight="bold", color=ZERO_MARK,
+                           **({"dy": -11} if vertical else {"dx": 9, "align": "left"})).encode(
+        **at, text=alt.value(text))
+    return [point, label]
+
+
+def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260, by_metric: bool = False) -> alt.Chart:
+    """Bars per arm (grouped by metric when there are several) with 95% CI error bars (rule from lo to hi);
+    a value of 0 gets a marker and a label (zero_marks). `by_metric`: the metric (e.g. a group of questions)
+    on the x axis, the arms side by side within it."""
     fmt = ".0%" if pct else ".2f"
     order = list(dict.fromkeys(df["metric"]))
     enc = {"x": alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=0)),
@@ -49,7 +128,11 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260)
                        alt.Tooltip("hi:Q", format=fmt, title="CI high"), "n"]}
     color = alt.Color("arm:N", scale=ARM_COLOR, legend=None)  # the arm's own colour, whatever the metric
     shade = {}
-    if len(order) > 1:  # metrics side by side within an arm, told apart by shade (colour means arm everywhere)
+    if by_metric:
+        enc["x"] = alt.X("metric:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelLimit=200))
+        enc["xOffset"] = alt.XOffset("arm:N", sort=ARM_ORDER)
+        color = alt.Color("arm:N", scale=ARM_COLOR, legend=alt.Legend(orient="top", title=None))
+    elif len(order) > 1:  # metrics side by side within an arm, told apart by shade (colour means arm everywhere)
         enc["xOffset"] = alt.XOffset("metric:N", sort=order)
         shade = {"opacity": alt.Opacity("metric:N", sort=order, scale=alt.Scale(range=SHADES[:len(order)]),
                                         legend=alt.Legend(orient="top", title=None))}
@@ -59,22 +142,44 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260)
     ci = base.mark_rule(color="black", strokeWidth=1.5).encode(y="lo:Q", y2="hi:Q")
     caps = [base.mark_tick(color="black", thickness=1.5, size=8, orient="horizontal").encode(y=f"{end}:Q")
             for end in ("lo", "hi")]
-    return alt.layer(bars, ci, *caps).properties(height=height)
+    return alt.layer(bars, ci, *caps, *zero_marks(base, "0%" if pct else "0")).properties(height=height)
 
 
-def diverging_ci(df: pd.DataFrame, x_title: str) -> alt.Chart:
-    """Horizontal bars around zero with CI (for differences such as forgetting = tuned − base)."""
-    base = alt.Chart(df).encode(y=alt.Y("arm:N", sort=ARM_ORDER, title=None))
+def diverging_ci(df: pd.DataFrame, x_title: str, y: str = "arm", fmt: str = "+.0%", unit: str = "",
+                 labels: bool = False) -> alt.Chart:
+    """Horizontal bars around zero with CI (for differences such as forgetting = tuned − base, or the paired
+    differences between options), coloured by the `arm` column; `y` names the rows (in the frame's order
+    unless it is the arm). `labels`: each bar's value written past its CI; a 0 always gets a marker and label."""
+    sort = ARM_ORDER if y == "arm" else list(dict.fromkeys(df[y]))
+    tip = fmt.replace(".0", ".1")
+    base = alt.Chart(df).encode(y=alt.Y(f"{y}:N", sort=sort, title=None, axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar().encode(
-        x=alt.X("value:Q", title=x_title, axis=alt.Axis(format="+.0%")),
+        x=alt.X("value:Q", title=x_title, axis=alt.Axis(format=fmt)),
         color=alt.Color("arm:N", scale=ARM_COLOR, legend=None),
-        tooltip=["arm", alt.Tooltip("value:Q", format="+.1%"), alt.Tooltip("lo:Q", format="+.1%"),
-                 alt.Tooltip("hi:Q", format="+.1%"), "n"])
+        tooltip=[y, alt.Tooltip("value:Q", format=tip), alt.Tooltip("lo:Q", format=tip, title="CI low"),
+                 alt.Tooltip("hi:Q", format=tip, title="CI high"), "n"])
     errors = base.mark_rule(color="black", strokeWidth=1.5).encode(x="lo:Q", x2="hi:Q")
     caps = [base.mark_tick(color="black", thickness=1.5, size=10, orient="vertical").encode(x=f"{end}:Q")
             for end in ("lo", "hi")]
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
-    return alt.layer(bars, errors, *caps, zero).properties(height=70 + 35 * len(df))
+    layers = [bars, errors, *caps, zero, *zero_marks(base, f"0{unit}", vertical=False)]
+    if labels:  # past the CI's upper end, where no bar or whisker is drawn
+        layers.append(base.transform_filter(alt.datum.value != 0).mark_text(align="left", dx=6, fontSize=11).encode(
+            x="hi:Q", text=alt.Text("value:Q", format=tip)))
+    return alt.layer(*layers).properties(height=70 + 35 * len(df))
+
+
+def value_bars(df: pd.DataFrame, x_title: str, unit: str = "", fmt: str = ",.1f") -> alt.Chart:
+    """Horizontal bars per arm for a single measurement without a CI (a drill's update time), each labelled
+    with its value; a 0 gets a marker and a label."""
+    df = df.assign(label=[f"{v:{fmt}}{unit}" for v in df["value"]])
+    base = alt.Chart(df).encode(y=alt.Y("arm:N", sort=ARM_ORDER, title=None))
+    bars = base.mark_bar().encode(x=alt.X("value:Q", title=x_title),
+                                  color=alt.Color("arm:N", scale=ARM_COLOR, legend=None),
+                                  tooltip=["arm", alt.Tooltip("value:Q", format=fmt)])
+    text = base.transform_filter(alt.datum.value != 0).mark_text(align="left", dx=4, fontSize=11).encode(
+        x="value:Q", text=alt.Text("label:N"))
+    return alt.layer(bars, text, *zero_marks(base, f"0{unit}", vertical=False)).properties(height=40 + 35 * len(df))
 
 
 def loss_curve(training: dict) -> alt.Chart:

@@ -1,15 +1,42 @@
 """Questions: every eval question with its gold answer and each arm's answer, verdict and sources; filters
 for wrong answers, unanswerable questions and disagreement between arms; one question opened shows the
-chunks its retrieval arms were given."""
+chunks its retrieval arms were given, with what their retrieval score means in this run.
+
+The table is sized so the four arms' answers fit side by side in a 1400 px window with the sidebar open
+(the answers wrap over four lines; a click on a cell shows all of it); the sources come after them."""
 
 import streamlit as st
 
 from advisor.core.arms import ARM_LABEL
 from advisor.core.config import ARMS
 from ui.common import not_finished_message, require_run, run_header, show_data_error
-from ui.rundata import RunDataError, filter_questions, is_right, load_rows, question_table
+from ui.rundata import RunDataError, filter_questions, is_right, load_config_dict, load_rows, question_table, read_json
 
 SCORE_LABEL = {"f1": "token F1", "exact_match": "exact match", "recall_at_k": "recall@k", "mrr": "MRR"}
+# Column widths in px: id, question, gold and four arms add up to 920 px. In a 1400 px window with the sidebar open
+# the table is 940 px wide (measured in Chromium, Streamlit 1.67, wide layout), less its vertical scroll bar.
+# Streamlit wraps cell text only in rows taller than 64 px: 96 px shows four lines.
+COLUMN_PX = {"id": 46, "question": 196, "gold": 94, "arm": 146, "sources": 180}
+TABLE_PX = 920
+ROW_PX = 96
+
+
+def score_meaning(run_dir) -> tuple[str, str]:
+    """(label, explanation) of a retrieved chunk's score in this run: the fused rank score of reciprocal rank
+    fusion when the index is hybrid (dense + BM25), else the cosine similarity of the dense search."""
+    try:
+        hybrid = read_json(run_dir / "index" / "index_config.json", "index settings").get("hybrid")
+    except RunDataError:
+        hybrid = None
+    if hybrid:
+        k = (load_config_dict(run_dir).get("retrieval") or {}).get("rrf_k") or 60
+        return "rank score", (
+            f"Rank score: reciprocal rank fusion of the embedding and BM25 rankings, the sum of 1 / ({k} + rank) "
+            f"over both (at most {2 / (k + 1):.4f}, when both rank a chunk first). It orders the chunks; it is not "
+            "a similarity, so compare ranks, not scores.")
+    if hybrid is False:
+        return "cosine similarity", "Cosine similarity of the question's and the chunk's embeddings (dense search)."
+    return "retrieval score", "The retriever's score (this run's index settings are missing, so its kind is unknown)."
 
 st.title("Questions")
 run = require_run()
@@ -50,14 +77,16 @@ def mark(v) -> str:
 
 
 shown = view[["id", "question", "gold"]].copy()
-config = {"id": st.column_config.TextColumn(width="small"), "question": st.column_config.TextColumn(width="medium"),
-          "gold": st.column_config.TextColumn(width="small")}
-for a in shown_arms:
+config = {c: st.column_config.TextColumn(width=COLUMN_PX[c]) for c in ("id", "question", "gold")}
+for a in shown_arms:  # every arm's answer first, side by side; the sources after them
     shown[ARM_LABEL[a]] = view[f"{a} right"].map(mark) + " " + view[f"{a} answer"].fillna("")
-    config[ARM_LABEL[a]] = st.column_config.TextColumn(width="medium")
+    config[ARM_LABEL[a]] = st.column_config.TextColumn(width=COLUMN_PX["arm"])
+for a in shown_arms:
     if f"{a} sources" in view:
         shown[f"{ARM_LABEL[a]} sources"] = view[f"{a} sources"]
-st.dataframe(shown, hide_index=True, column_config=config, height=min(600, 38 + 35 * max(1, len(view))))
+        config[f"{ARM_LABEL[a]} sources"] = st.column_config.TextColumn(width=COLUMN_PX["sources"])
+st.dataframe(shown, hide_index=True, column_config=config, row_height=ROW_PX,
+             height=min(38 + 4 * ROW_PX + ROW_PX // 2, 38 + ROW_PX * max(1, len(view))))
 
 if view.empty:
     st.info("No question matches these filters.")
@@ -71,6 +100,8 @@ st.markdown(f"**{first['question']}**")
 gold = "unanswerable (the corpus does not say)" if first.get("unanswerable") else " / ".join(first.get("answers") or [])
 st.markdown(f"Gold answer: **{gold}**" + (f" · gold source: `{first['source']}`" if first.get("source") else ""))
 
+top_k = (load_config_dict(run.path).get("retrieval") or {}).get("top_k")
+score_names = SCORE_LABEL | ({"recall_at_k": f"recall@{top_k}"} if top_k else {})  # the run's k, not a bare k
 cols = st.columns(len(arms))
 for col, a in zip(cols, arms):
     r = next((x for x in rows[a] if x["id"] == qid), None)
@@ -82,10 +113,11 @@ for col, a in zip(cols, arms):
             continue
         st.write(r.get("answer") or "(empty answer)")
         scores = r.get("scores") or {}
-        st.caption(" · ".join(f"{SCORE_LABEL[k]} {scores[k]:.2f}" for k in SCORE_LABEL if k in scores)
+        st.caption(" · ".join(f"{score_names[k]} {scores[k]:.2f}" for k in score_names if k in scores)
                    + f" · {1000 * r.get('latency_s', 0):.0f} ms")
 
 shown_chunks: list[str] = []
+score_label, score_help = score_meaning(run.path)
 for a in ("rag", "tuned_rag"):
     r = next((x for x in rows.get(a, []) if x["id"] == qid), None)
     if not r or not r.get("contexts"):
@@ -95,8 +127,11 @@ for a in ("rag", "tuned_rag"):
         st.caption(f"{ARM_LABEL[a]} was given the same chunks.")
         continue
     shown_chunks = ids
-    st.markdown(f"**Chunks retrieved for {ARM_LABEL[a]}**" + (f" (cited: {r['cited']})" if r.get("cited") else ""))
-    for c in r["contexts"]:
+    st.markdown(f"**Chunks retrieved for {ARM_LABEL[a]}**, best first" + (f" (cited: {r['cited']})" if r.get("cited")
+                                                                           else ""))
+    for i, c in enumerate(r["contexts"], 1):
         gold_mark = " · :material/star: gold source" if first.get("source") and c.get("source") == first["source"] else ""
-        with st.expander(f"#{c.get('rank', '?')} {c.get('source', '?')} · similarity {c.get('score', 0):.3f}{gold_mark}"):
+        with st.expander(f"rank {c.get('rank', i)} of {len(r['contexts'])} · {c.get('source', '?')} · "
+                         f"{score_label} {c.get('score', 0):.4f}{gold_mark}"):
             st.text(c.get("text", ""))
+    st.caption(score_help)
