@@ -141,7 +141,7 @@ def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_r
 
 
 def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():
-    from ui.advice import fit_line
+    from advisor.plain import fit_line
 
     ev = load_evidence(FIXTURE)
     # RAG: accuracy 40% [20, 60], hallucination 68% [52, 84]; the other options 10% and 92%

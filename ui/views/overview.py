@@ -7,13 +7,13 @@ import streamlit as st
 
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.errors import AdvisorError
+from advisor.plain import facts_line
 from ui import charts
 from ui.advice import fit_of, separation_of
 from ui.common import (
     cost_settings,
     cost_table,
     criteria_section,
-    facts_line,
     fit_block,
     flips_block,
     not_finished_message,
