@@ -35,6 +35,8 @@ def pct(x: float) -> str:
 
 def duration(s: float) -> str:
     """Seconds as a person says them: '18 s', '9 min', '2.5 h'."""
+    if s < 0.5:
+        return "under 1 s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -115,16 +117,47 @@ def fit_line(fit: dict, rec: dict) -> tuple[str, str]:
 # ---------------------------------------------------------------- why, and what would change it
 
 
+def runner_up(rec: dict) -> str | None:
+    """The option with the highest utility after the verdict's (None when only one was evaluated)."""
+    u = rec.get("utilities") or {}
+    others = [o for o in u if o != rec["verdict"]]
+    return max(others, key=u.get) if others else None
+
+
+STABILITY_WORDS = {"high": "stable under other priorities", "medium": "fairly stable under other priorities",
+                   "low": "not stable under other priorities", "unknown": "of unknown stability under other priorities"}
+
+
+def how_sure(rec: dict) -> str:
+    """How sure, in two plain sentences: stable under other priorities (the recorded stability, else
+    advisor.recommend.stability_of), and separated by the data when the recommendation records it."""
+    from advisor.recommend import stability_of
+
+    st = rec.get("stability") or stability_of(rec)
+    sens = rec.get("sensitivity") or {}
+    share = (sens.get("win_share") or {}).get(rec["verdict"])
+    line = f"The advice is {STABILITY_WORDS.get(st['level'], st['level'])}"
+    if share is not None:
+        line += (f": {option_label(rec['verdict'])} wins under {pct(share)} of {sens.get('draws', 10_000):,} "
+                 "random weightings of the criteria")
+    sep = rec.get("separation") or {}
+    if sep.get("runner_up"):
+        other, d = option_label(sep["runner_up"]), sep.get("difference_pts")
+        lead = f" ({d:+.0f} points of accuracy)" if d is not None else ""
+        line += (f". The measurements separate it from {other}{lead}" if sep["separated"] else
+                 f". The measurements do not separate it from {other}{lead}: the difference could be chance")
+    return line + "."
+
+
+
 def main_reasons(rec: dict, n: int = 3) -> list[str]:
     """Up to `n` plain sentences on why the verdict beat the runner-up: the criteria with the largest weighted
     lead, in the order advisor.recommend.explain gives its reasons, each said with rounded measurements. When
     the engine advised the cheaper of two options the data cannot tell apart, that comes first."""
-    verdict, u = rec["verdict"], rec.get("utilities") or {}
+    verdict, runner = rec["verdict"], runner_up(rec)
     scores, w = rec.get("scores") or {}, rec.get("weights") or {}
-    others = [o for o in u if o != verdict]
-    if not others or verdict not in scores:
+    if runner is None or verdict not in scores or runner not in scores:
         return []
-    runner = max(others, key=u.get)
     out = []
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
@@ -181,7 +214,8 @@ def _reason(c: str, v: str, r: str, rec: dict) -> str | None:
         return (f"The data is private: {R} trains it into the model's weights, where it cannot be deleted or "
                 "access-controlled without retraining.")
     if c == "style":
-        return f"A style or format must be learned, and {R} cannot teach it: retrieval does not change how the model writes."
+        return (f"A style or format must be learned, and {R} cannot teach it: retrieval does not change how the model "
+                "writes.")
     return None
 
 
