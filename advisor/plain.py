@@ -144,8 +144,12 @@ def how_sure(rec: dict) -> str:
     if sep.get("runner_up"):
         other, d = option_label(sep["runner_up"]), sep.get("difference_pts")
         lead = f" ({d:+.0f} points of accuracy)" if d is not None else ""
-        line += (f". The measurements separate it from {other}{lead}" if sep["separated"] else
-                 f". The measurements do not separate it from {other}{lead}: the difference could be chance")
+        if not sep["separated"]:
+            line += f". The measurements do not separate it from {other}{lead}: the difference could be chance"
+        else:
+            line += f". The measurements separate it from {other}{lead}" + (
+                ", but only just: these few questions often miss a difference this small, so a rerun on new "
+                "questions may not" if sep.get("below_detectable") else "")
     return line + "."
 
 

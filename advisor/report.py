@@ -191,7 +191,8 @@ def plot_sensitivity(rec: dict) -> bytes:
     opts = list(sens["win_share"])
     axes[0].bar(range(len(opts)), [100 * sens["win_share"][o] for o in opts],
                 color=[OPTION_COLOUR[o] for o in opts])
-    axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o] for o in opts])
+    # 'Fine-tune + RAG' on two lines, so the labels of three narrow bars do not run into each other
+    axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o].replace(" + ", "\n+ ") for o in opts])
     axes[0].set_ylim(0, 100)
     axes[0].set_title(f"Win share, % of {sens['draws']:,} random weightings", fontsize=10)
     crit = list(rec["weights"])
@@ -681,6 +682,21 @@ def drill_section(run_dir: Path, drill: dict | None, fig) -> list[str]:
 
 
 TUNING_METHOD = {"qlora": "QLoRA", "lora": "LoRA", "full": "full fine-tuning"}
+STAGE_WORDS = {"ingest": "read and chunk the corpus", "qa": "generate questions", "index": "build the index",
+               "sft": "build the training data", "tune": "train the adapter",
+               "tune_both": f"train the {ARM_LABEL['tuned_rag']} adapter", "probes": "general-knowledge probes",
+               "known": "class the facts the base model knows", "curve": "learning vs forgetting curve",
+               "metrics": "score the answers", "recommend": "advise"}
+
+
+def stage_words(name: str) -> str:
+    """A pipeline stage (advisor.pipeline.planned_stages) as a person reads it: 'eval_tuned_rag' -> 'answer
+    with Fine-tune + RAG', 'tune_seed1' -> 'train the adapter (seed 1)'."""
+    m = re.fullmatch(r"(eval_(\w+?)|tune)(?:_seed(\d+))?", name)
+    if m and (m.group(2) is None or m.group(2) in ARM_LABEL):
+        what = f"answer with {ARM_LABEL[m.group(2)]}" if m.group(2) else STAGE_WORDS["tune"]
+        return what + (f" (seed {m.group(3)})" if m.group(3) else "")
+    return STAGE_WORDS.get(name, name.replace("_", " "))
 
 
 def _number(x, fmt: str = ".2f") -> str:
@@ -698,7 +714,7 @@ def build_lines(manifest: dict, ingest: dict | None, index_cfg: dict | None, tra
         for name, st in stages.items():
             wall = duration(st["wall_s"]) if isinstance(st.get("wall_s"), (int, float)) else "–"
             rss = f"{st['peak_rss_mb'] / 1024:.1f} GB" if isinstance(st.get("peak_rss_mb"), (int, float)) else "–"
-            L.append(f"| {name} | {st.get('status', '–')} | {wall} | {rss} |")
+            L.append(f"| {stage_words(name)} | {st.get('status', '–')} | {wall} | {rss} |")
     else:
         L.append(f"- {MISSING} stage times (the run has no manifest)")
     if manifest.get("wall_s") is not None:
@@ -808,7 +824,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f3f3f3;padding:0 .2em}
-li.missing{color:#a33}h1{margin-bottom:.2em}h1+p{color:#555;margin-top:0}
+li.missing{color:#a33}h1{margin-bottom:.2em}h1+p{color:#555;margin-top:0}td:first-child{white-space:nowrap}
 section.summary{background:#f6f8fa;border:1px solid #d0d7de;border-radius:8px;padding:.1em 1.4em .6em;margin:1em 0 2em}
 section.summary h2{font-size:1em;letter-spacing:.03em;color:#555}
 section.summary h3{font-size:1.7em;margin:.2em 0}section.summary p,section.summary li{font-size:1.05em}"""

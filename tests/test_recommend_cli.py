@@ -32,7 +32,7 @@ def test_recommend_recomputes_with_another_preset_weights_and_facts(run, capsys)
     assert (run / "eval" / "metrics.json").read_text() == before  # nothing re-ran
     out = capsys.readouterr().out
     assert out.startswith("verdict: fine-tune") and "win share" in out
-    assert "Verdict: **fine-tune**" in (run / "report.md").read_text()
+    assert "Verdict: **Fine-tune**" in (run / "report.md").read_text()
     assert (run / "report.html").exists()
 
 

@@ -274,6 +274,7 @@ def test_the_report_says_settings_and_facts_as_sentences_not_python_values(run):
     assert "Weights in use: accuracy 25.0%, avoiding hallucination 20.0%" in body
     assert f"| {OPTION_LABEL[rec['verdict']]} | {rec['utilities'][rec['verdict']]:.3f} |" in body
     assert "| RAG − Base model | accuracy (correct answers) |" in body  # paired differences by label
+    assert "| answer with Fine-tune + RAG | done |" in body and "eval_tuned_rag" not in body  # stages in words
     training = json.loads((run / "adapter" / "training.json").read_text())
     assert f"final training loss {training['final_train_loss']:.2f}" in body
     assert str(training["final_val_loss"]) not in body  # 3.3704440982286736 is said as 3.37
