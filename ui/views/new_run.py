@@ -155,7 +155,7 @@ def advice_settings(preset: str) -> list[str]:
         reset_advice(preset)
     st.markdown("**Your situation and what good enough means** — the advice weighs the options with these; "
                 "you can change them after the run on the **What-if** page without re-running anything.")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.columns([3, 3, 2])  # the facts' labels are long sentences: give them the room
     with c1:
         for k in list(DEFAULT_FACTS)[: (len(DEFAULT_FACTS) + 1) // 2]:
             fact_widget(k, f"nr_f_{k}")
