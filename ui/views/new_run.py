@@ -155,14 +155,17 @@ def advice_settings(preset: str) -> list[str]:
         reset_advice(preset)
     st.markdown("**Your situation and what good enough means** — the advice weighs the options with these; "
                 "you can change them after the run on the **What-if** page without re-running anything.")
-    c1, c2, c3 = st.columns([3, 3, 2])  # the facts' labels are long sentences: give them the room
-    with c1:
-        for k in list(DEFAULT_FACTS)[: (len(DEFAULT_FACTS) + 1) // 2]:
-            fact_widget(k, f"nr_f_{k}")
-    with c2:
-        for k in list(DEFAULT_FACTS)[(len(DEFAULT_FACTS) + 1) // 2:]:
-            fact_widget(k, f"nr_f_{k}")
-    with c3:
+    left, right = st.columns([3, 1])
+    with left:  # values two abreast, then the yes/no facts one a line: their labels are long sentences
+        values = [k for k in DEFAULT_FACTS if not isinstance(DEFAULT_FACTS[k], bool)]
+        cols = st.columns(2)
+        for i, k in enumerate(values):
+            with cols[i % 2]:
+                fact_widget(k, f"nr_f_{k}")
+        for k in DEFAULT_FACTS:
+            if k not in values:
+                fact_widget(k, f"nr_f_{k}")
+    with right:
         st.selectbox("Priorities (weight preset)", list(PRESETS), key="nr_weights",
                      help="How much each criterion counts: " + "; ".join(
                          f"{name}: accuracy {100 * w['accuracy']:.0f}%, hallucination {100 * w['hallucination']:.0f}%"
