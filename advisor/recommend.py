@@ -58,6 +58,7 @@ import numpy as np
 
 from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
 from advisor.core.advice import BUDGETS, CRITERIA, resolve_weights, validate_facts
+from advisor.core.arms import option_label as _name  # sentences name options as the arm table does
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import validate_targets
 from advisor.core.errors import AdvisorError
@@ -302,14 +303,16 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
     collapsed = collapsed_options(ev)
     tuned = [o for o in collapsed if o != "rag"]
     if tuned:
-        said = "; ".join(f"{o}: {ev.collapse[o].get('reason') or 'degenerate answers'}" for o in tuned)
+        said = "; ".join(f"{_name(o)}: {ev.collapse[o].get('reason') or 'degenerate answers'}" for o in tuned)
         out.append(f"the fine-tuning run collapsed ({said}); fix the training data before judging fine-tuning")
     if "rag" in collapsed:
         said = ev.collapse["rag"].get("reason") or "degenerate answers"
-        out.append(f"rag's answers are degenerate ({said}); fix the retrieval prompt before judging retrieval")
+        out.append(f"{_name('rag')}'s answers are degenerate ({said}); fix the retrieval prompt before judging "
+                   "retrieval")
     for o, m in ev.bare_citation.items():
         if o in ev.accuracy and _value(m) >= BARE_CITATION_NOTABLE:
-            out.append(f"{o} answers {_pct(m['value'])} of questions with a bare citation marker instead of an answer: "
+            out.append(f"{_name(o)} answers {_pct(m['value'])} of questions with a bare citation marker instead of an "
+                       "answer: "
                        "the retrieval prompt needs fixing")
     short = {o for o, r in options.items() if r["accuracy"]["status"] != "meets"}
     rec_opt = next((o for o in ("rag", "both") if (ev.retrieval.get(o) or {}).get("recall_at_k")), None)
@@ -319,7 +322,8 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
         ropts = [o for o in ("rag", "both") if o in short and o not in collapsed]
         if ropts and recall["value"] >= RECALL_HIGH:
             o = max(ropts, key=lambda x: ev.accuracy[x]["value"])
-            out.append(f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet {o} "
+            out.append(f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet "
+                       f"{_name(o)} "
                        f"answers only {_pct(ev.accuracy[o]['value'])} correctly, so the generator is the bottleneck: "
                        "a larger base model")
         elif ropts:
@@ -333,11 +337,12 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
         unk = ((ev.by_knowledge.get("fine-tune") or {}).get("unknown") or {})
         why = []
         if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
-            why.append(f"fine-tune answers {_pct(ft)}, the base model closed book {_pct(ev.base_accuracy['value'])}: "
-                       f"{100 * (ft - ev.base_accuracy['value']):+.1f} pts")
+            why.append(f"{_name('fine-tune')} answers {_pct(ft)}, the base model closed book "
+                       f"{_pct(ev.base_accuracy['value'])}: {100 * (ft - ev.base_accuracy['value']):+.1f} pts")
         if (unknown_share is not None and unknown_share >= UNKNOWN_MAJORITY and unk.get("n", 0) >= GROUP_MIN_N
                 and _value(unk.get("accuracy"), 1.0) < GROUP_GAP):
-            why.append(f"the base model does not know {_pct(unknown_share)} of the facts asked and fine-tune answers "
+            why.append(f"the base model does not know {_pct(unknown_share)} of the facts asked and "
+                       f"{_name('fine-tune')} answers "
                        f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})")
         if why:
             out.append("fine-tuning does not add knowledge the base model lacks (" + "; ".join(why)
@@ -367,14 +372,14 @@ def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
     pool = fit or [o for o in ev.accuracy if o not in collapsed_options(ev)] or list(ev.accuracy)
     best = max(pool, key=lambda o: (ev.accuracy[o]["value"], -ev.hallucination[o]["value"]))
     if fit:
-        statement = (f"Fit for purpose: {', '.join(fit)} {'meets' if len(fit) == 1 else 'meet'} the targets "
-                     f"({goal}) by the 95% CI.")
+        statement = (f"Fit for purpose: {', '.join(map(_name, fit))} {'meets' if len(fit) == 1 else 'meet'} the "
+                     f"targets ({goal}) by the 95% CI.")
     else:
         r = options[best]
         lead = ("No option is fit for purpose" if all(x["fit"] == "misses" for x in options.values())
                 else "No option is shown to be fit for purpose")
-        statement = (f"{lead}: the most accurate, {best}, answers {_pct_ci(ev.accuracy[best])} of questions correctly "
-                     f"against a target of {_target(acc_t)} ({r['accuracy']['status']}), and hallucinates on "
+        statement = (f"{lead}: the most accurate, {_name(best)}, answers {_pct_ci(ev.accuracy[best])} of questions "
+                     f"correctly against a target of {_target(acc_t)} ({r['accuracy']['status']}), and hallucinates on "
                      f"{_pct_ci(ev.hallucination[best])} against at most {_target(hal_t)} "
                      f"({r['hallucination_rate']['status']}).")
         if points:
@@ -413,7 +418,8 @@ def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
         return {"separated": False, "why": "only one option was evaluated", "detectable_difference_pts": None,
                 "difference_pts": None, "below_detectable": False, "runner_up": None}
     collapsed = [o for o in (verdict, runner) if o in collapsed_options(ev)]
-    failed = f"; {' and '.join(collapsed)} collapsed, so this compares against a failed run" if collapsed else ""
+    failed = (f"; {' and '.join(map(_name, collapsed))} collapsed, so this compares against a failed run" if collapsed
+              else "")
     qa = ev.per_question.get(verdict, {}).get("accuracy") or {}
     qb = ev.per_question.get(runner, {}).get("accuracy") or {}
     ids = [i for i in qa if i in qb]
@@ -421,7 +427,8 @@ def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
         d = 100 * (ev.accuracy[verdict]["value"] - ev.accuracy[runner]["value"])
         return {"separated": False, "difference_pts": round(d, 1), "detectable_difference_pts": None,
                 "below_detectable": False, "runner_up": runner,
-                "why": f"no per-question scores, so the paired difference of {verdict} and {runner} cannot be "
+                "why": f"no per-question scores, so the paired difference of {_name(verdict)} and {_name(runner)} "
+                       "cannot be "
                        f"tested{failed}"}
     from evalsuite.stats import paired_difference
 
@@ -431,8 +438,9 @@ def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
     lo, hi = d["ci95"]
     separated = not (lo <= 0 <= hi)
     diff_pts, mde_pts = 100 * d["value"], 100 * mde
-    why = (f"accuracy {verdict} − {runner}: {diff_pts:+.1f} pts (95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}], paired, "
-           f"n={len(ids)}); the CI " + ("excludes 0" if separated else "includes 0, so the data do not separate them")
+    why = (f"accuracy {_name(verdict)} − {_name(runner)}: {diff_pts:+.1f} pts (95% CI [{100 * lo:+.1f}, "
+           f"{100 * hi:+.1f}], paired, n={len(ids)}); the CI "
+           + ("excludes 0" if separated else "includes 0, so the data do not separate them")
            + f"; {len(ids)} questions can detect a difference of {mde_pts:.1f} pts (80% power, two-sided 5%), "
            + ("with no question answered correctly by only one of them (1/n stands in for the discordant share)"
               if floored else f"given that {_pct(disc)} of them are answered correctly by only one of the two"))
@@ -470,21 +478,23 @@ def _fmt(m: dict, pct: bool = True) -> str:
 def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: dict, facts: dict) -> list[str]:
     """Plain-language reasons, each tied to a number."""
     reasons = []
+    V = _name(verdict)
     if equiv.get("applied"):
         d = equiv["accuracy_difference"]
         reasons.append(
-            f"No significant difference: {equiv['best_by_utility']} scored the higher utility, but its accuracy "
-            f"differs from {verdict}'s by {100 * d['value']:+.1f} points (95% CI [{100 * d['ci95'][0]:+.1f}, "
+            f"No significant difference: {_name(equiv['best_by_utility'])} scored the higher utility, but its accuracy "
+            f"differs from {V}'s by {100 * d['value']:+.1f} points (95% CI [{100 * d['ci95'][0]:+.1f}, "
             f"{100 * d['ci95'][1]:+.1f}], n={d['n']}) and hallucination does not differ significantly either, "
-            f"so the cheaper option, {verdict}, is advised."
+            f"so the cheaper option, {V}, is advised."
         )
     others = [o for o in u if o != verdict]
     if others:
         runner = max(others, key=u.get)
+        R = _name(runner)
         # a collapsed arm's scores measure a failed run: a comparison with them says so
         failed = [o for o in (verdict, runner) if o in collapsed_options(ev)]
         measure = "these scores measure" if len(failed) > 1 else "its score measures"
-        mark = (f" ({' and '.join(failed)} collapsed: {measure} a failed run, not what the option can do)"
+        mark = (f" ({' and '.join(map(_name, failed))} collapsed: {measure} a failed run, not what the option can do)"
                 if failed else "")
         contrib = sorted(CRITERIA, key=lambda c: -w[c] * (scores[verdict][c] - scores[runner][c]))
         for c in contrib[:3]:
@@ -492,40 +502,40 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
             if gain <= 0:
                 continue
             if c == "accuracy":
-                reasons.append(f"Accuracy: {verdict} answers {_fmt(ev.accuracy[verdict])} of questions correctly vs "
-                               f"{runner} {_fmt(ev.accuracy[runner])}{mark}.")
+                reasons.append(f"Accuracy: {V} answers {_fmt(ev.accuracy[verdict])} of questions correctly vs "
+                               f"{R} {_fmt(ev.accuracy[runner])}{mark}.")
             elif c == "hallucination":
-                reasons.append(f"Hallucination: {verdict} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
-                               f"confident vs {runner} {_fmt(ev.hallucination[runner])}{mark}.")
+                reasons.append(f"Hallucination: {V} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
+                               f"confident vs {R} {_fmt(ev.hallucination[runner])}{mark}.")
             elif c == "forgetting":
                 reasons.append(f"Forgetting: general-knowledge probe accuracy changes by "
-                               f"{100 * ev.forgetting.get(runner, 0):+.1f} points with {runner} vs "
-                               f"{100 * ev.forgetting.get(verdict, 0):+.1f} with {verdict}.")
+                               f"{100 * ev.forgetting.get(runner, 0):+.1f} points with {R} vs "
+                               f"{100 * ev.forgetting.get(verdict, 0):+.1f} with {V}.")
             elif c == "build_cost":
-                reasons.append(f"Build cost: {verdict} takes {ev.build_s[verdict]:.0f} s to build vs "
-                               f"{ev.build_s[runner]:.0f} s for {runner}.")
+                reasons.append(f"Build cost: {V} takes {ev.build_s[verdict]:.0f} s to build vs "
+                               f"{ev.build_s[runner]:.0f} s for {R}.")
             elif c == "serve_cost":
                 target = facts["latency_target_s"]
                 miss = f" (target {1000 * target:.0f} ms)" if target and ev.latency_s[runner] > target else ""
                 reasons.append(f"Serving: p50 latency {1000 * ev.latency_s[verdict]:.0f} ms per question for "
-                               f"{verdict} vs {1000 * ev.latency_s[runner]:.0f} ms for {runner}{miss}.")
+                               f"{V} vs {1000 * ev.latency_s[runner]:.0f} ms for {R}{miss}.")
             elif c == "freshness" and ev.drill.get(verdict) and ev.drill.get(runner):
                 dv, dr = ev.drill[verdict], ev.drill[runner]
                 reasons.append(f"Freshness (knowledge-update drill, knowledge changes {facts['knowledge_change']}): "
-                               f"{verdict} absorbed the changed facts in {dv['update_s']:.0f} s and then answered "
-                               f"{_fmt(dv['accuracy'])} of questions on them vs {runner} {dr['update_s']:.0f} s and "
+                               f"{V} absorbed the changed facts in {dv['update_s']:.0f} s and then answered "
+                               f"{_fmt(dv['accuracy'])} of questions on them vs {R} {dr['update_s']:.0f} s and "
                                f"{_fmt(dr['accuracy'])}.")
             elif c == "freshness":
-                reasons.append(f"Freshness: the knowledge changes {facts['knowledge_change']}; {runner} would need "
+                reasons.append(f"Freshness: the knowledge changes {facts['knowledge_change']}; {R} would need "
                                f"retraining (freshness score {scores[runner][c]:.2f} vs {scores[verdict][c]:.2f}).")
             elif c == "citations" and not (facts["citations_required"] and runner == "fine-tune"):
-                reasons.append(f"Data privacy: {runner} trains the private data into its weights, where it cannot "
+                reasons.append(f"Data privacy: {R} trains the private data into its weights, where it cannot "
                                f"be deleted or access-controlled without retraining (score {scores[runner][c]:.2f} "
                                f"vs {scores[verdict][c]:.2f}).")
             elif c == "citations":
-                reasons.append(f"Citations are required; {runner} cannot cite its sources.")
+                reasons.append(f"Citations are required; {R} cannot cite its sources.")
             elif c == "style":
-                reasons.append(f"A style or format must be learned, which {runner} cannot teach the model.")
+                reasons.append(f"A style or format must be learned, which {R} cannot teach the model.")
     return reasons
 
 
@@ -551,7 +561,7 @@ COLLAPSE_WHAT = {
 
 def _collapse_reasons(ev: Evidence) -> list[str]:
     """One plain line per option whose arm collapsed."""
-    return [f"{o}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {COLLAPSE_WHAT[o]}."
+    return [f"{_name(o)}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {COLLAPSE_WHAT[o]}."
             for o in collapsed_options(ev)]
 
 
@@ -564,10 +574,11 @@ def _abstention_reason(ev: Evidence, scores: dict) -> list[str]:
     parts = []
     for o in notable:
         ab = ev.abstention.get(o)
-        parts.append((f"{o} abstains on {_pct_ci(ab)} of unanswerable questions but also " if ab else f"{o} ")
+        parts.append((f"{_name(o)} abstains on {_pct_ci(ab)} of unanswerable questions but also " if ab
+                      else f"{_name(o)} ")
                      + f"refuses {_pct_ci(ev.false_abstention[o])} of answerable ones")
     return ["Abstention: " + "; ".join(parts) + ". The hallucination score counts both (1 − hallucination rate − "
-            "false-abstention rate: " + ", ".join(f"{o} {scores[o]['hallucination']:.2f}" for o in notable)
+            "false-abstention rate: " + ", ".join(f"{_name(o)} {scores[o]['hallucination']:.2f}" for o in notable)
             + "), so refusing answerable questions is not rewarded as honesty."]
 
 
@@ -598,8 +609,8 @@ def _knowledge_reasons(ev: Evidence) -> list[str]:
             hi, lo = (("rag", r_unk), ("fine-tune", unk)) if gap > 0 else (("fine-tune", unk), ("rag", r_unk))
             how = ("retrieval supplies what the model does not know" if gap > 0
                    else "training taught facts the base model lacked")
-            out.append(f"On the {unk['n']} facts the base model does not know, {hi[0]} answers "
-                       f"{_pct_ci(hi[1]['accuracy'])} correctly vs {lo[0]} {_pct_ci(lo[1]['accuracy'])}: {how}.")
+            out.append(f"On the {unk['n']} facts the base model does not know, {_name(hi[0])} answers "
+                       f"{_pct_ci(hi[1]['accuracy'])} correctly vs {_name(lo[0])} {_pct_ci(lo[1]['accuracy'])}: {how}.")
     return out
 
 

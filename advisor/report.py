@@ -1,7 +1,9 @@
-"""report.md and a self-contained report.html: fit for purpose against the quality targets, collapsed arms,
-the verdict and how sure it is (stable under other priorities; separated by the data), the evidence with
-CIs (abstention beside false abstention, known vs unknown facts), the flip points, the knowledge-update
-drill, costs, stage times, plots and example answers of one run.
+"""report.md and a self-contained report.html. First, "In short": the verdict, whether any option is good enough
+and the three main reasons, in plain words and rounded numbers (advisor/plain.py, the dashboard's words), so the
+first screen is what a decision-maker acts on. Then the evidence: fit for purpose against the quality targets,
+collapsed arms, the verdict and how sure it is (stable under other priorities; separated by the data), the
+evidence with CIs (abstention beside false abstention, known vs unknown facts), the flip points, the
+knowledge-update drill, costs, stage times, plots and example answers of one run.
 
     write_report(Path("runs/x"))     # reads the run directory only; writes report.md, report_files/*.png, report.html
     advisor recommend RUN_DIR        # recomputes recommendation.json and rewrites the report
@@ -21,21 +23,26 @@ import json
 import re
 from pathlib import Path
 
-from advisor.core.arms import ARM_COLOUR, ARM_LABEL, OPTION_COLOUR, OPTION_LABEL  # docs/architecture.md
+from advisor import plain
+from advisor.core.advice import CRITERION_LABEL
+from advisor.core.arms import ARM_COLOUR, ARM_LABEL, OPTION_COLOUR, OPTION_LABEL, arm_label, option_label
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
+from advisor.core.errors import AdvisorError
+from advisor.plain import duration
 
 NEUTRAL = "#9c755f"  # bars that are not an arm (question counts): a brown no arm uses
 FIG_DIR = "report_files"
 MISSING = "not measured in this run:"
 
 
-def _ci(m: dict | None, pct: bool = True) -> str:
+def _ci(m: dict | None, pct: bool = True, fmt: str = ".3f") -> str:
+    """A measurement with its 95% CI: as percentages with one decimal, else numbers in `fmt`."""
     if not m or m.get("value") is None:
         return "–"
     if pct:
         return f"{100 * m['value']:.1f} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}]"
-    return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+    return f"{m['value']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
 
 
 def _read(p: Path):
@@ -184,7 +191,8 @@ def plot_sensitivity(rec: dict) -> bytes:
     opts = list(sens["win_share"])
     axes[0].bar(range(len(opts)), [100 * sens["win_share"][o] for o in opts],
                 color=[OPTION_COLOUR[o] for o in opts])
-    axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o] for o in opts])
+    # 'Fine-tune + RAG' on two lines, so the labels of three narrow bars do not run into each other
+    axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o].replace(" + ", "\n+ ") for o in opts])
     axes[0].set_ylim(0, 100)
     axes[0].set_title(f"Win share, % of {sens['draws']:,} random weightings", fontsize=10)
     crit = list(rec["weights"])
@@ -197,7 +205,7 @@ def plot_sensitivity(rec: dict) -> bytes:
             ax.annotate("", xy=(f["flips_at"], i), xytext=(now, i),
                         arrowprops=dict(arrowstyle="->", color=OPTION_COLOUR[f["new_verdict"]], lw=2))
             ax.text(f["flips_at"], i + 0.2, OPTION_LABEL[f["new_verdict"]], fontsize=8, ha="center")
-    ax.set_yticks(range(len(crit)), crit)
+    ax.set_yticks(range(len(crit)), [CRITERION_LABEL.get(c, c) for c in crit])
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("weight (others rescaled); arrow = where the verdict flips")
     ax.set_title(f"Flip points (verdict now: {OPTION_LABEL[rec['verdict']]})", fontsize=10)
@@ -232,8 +240,8 @@ def plot_drill(drill: dict) -> bytes:
 
 def plot_paired(paired: dict) -> bytes:
     plt = _plt()
-    rows = [(f"{pair}: {m}", d) for pair, diffs in paired.items() for m, d in diffs.items()
-            if m in ("accuracy", "hallucination_rate")]
+    rows = [(f"{pair_label(pair)}: {METRIC_LABEL.get(m, m)}", d) for pair, diffs in paired.items()
+            for m, d in diffs.items() if m in ("accuracy", "hallucination_rate")]
     fig, ax = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.2))
     for i, (_, d) in enumerate(rows):
         v = 100 * d["value"]
@@ -298,7 +306,8 @@ def curve_section(curve: dict | None, fig) -> list[str]:
     L += ["", f"The tuned arms use step {curve['used']['step']}: {curve['used']['why']}. Domain accuracy is measured on "
           f"the first {curve['points'][0]['n_questions']} answerable eval questions, closed book; a small slice, so "
           "read the shape, not single points.", ""]
-    fig("curve.png", "Learning vs forgetting: domain accuracy against probe accuracy per training step", plot_curve, curve)
+    L += fig("curve.png", "Learning vs forgetting: domain accuracy against probe accuracy per training step",
+             plot_curve, curve)
     return L
 
 
@@ -313,6 +322,10 @@ def seeds_lines(metrics: dict, arms: list[str]) -> list[str]:
     return out + ([""] if out else [])
 
 
+GENERATOR_WORDS = {"extractive": "by rules from sentences of the corpus (no language model)",
+                   "llm": "by a language model from passages of the corpus"}
+
+
 def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
     """What the numbers were measured on: a hand-written set, or a generated one (how, how many, reviewed)."""
     from evalsuite.qagen.review import plain_words
@@ -321,27 +334,73 @@ def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
     qa_report = _read(run_dir / "qa" / "qa_report.json")
     L = ["## Evaluation set", ""]
     if not info or not info.get("synthetic"):
-        n = info["n"] if info else "?"
-        return L + [f"{n} questions from a QA file given to the run (written or checked by people).", ""]
-    L += [f"**{plain_words(info).capitalize()}.** Generator: `{info['generator']}`; {info['n_unanswerable']} of "
-          f"the {info['n']} questions are unanswerable (their key name swapped for one the corpus never mentions, "
+        n = f"{info['n']} " if info else ""
+        return L + [f"The {n}questions came from a QA file given to the run (written or checked by people).", ""]
+    how = GENERATOR_WORDS.get(info["generator"], f"by the {info['generator']} generator")
+    L += [f"**{plain_words(info).capitalize()}.** The questions were generated {how}; {info['n_unanswerable']} of "
+          f"the {info['n']} are unanswerable (their key name swapped for one the corpus never mentions, "
           "verified against the whole corpus). " + ("" if info["reviewed"] else
           "Until a person reviews them (`advisor dashboard`, Review page; then `advisor eval RUN_DIR --qa "
           "RUN_DIR/qa/reviewed.jsonl`), treat the numbers as indicative."), ""]
     if qa_report:
         m, c = qa_report["made"], qa_report["checks"]
+        without = qa_report["documents"]["without_eval_questions"]
         L += [f"- made: {m['eval']} eval questions ({m['eval_answerable']} answerable, {m['eval_unanswerable']} "
-              f"unanswerable) and {m['train']} training questions about the same facts (split {qa_report['split']}: "
-              f"no eval question is trained on; {c.get('eval_questions_equal_to_training', 0)} equal a training question)",
+              f"unanswerable) and {m['train']} training questions about the same facts (split "
+              f"{str(qa_report['split']).replace('_', ' ')}: no eval question is trained on; "
+              f"{c.get('eval_questions_equal_to_training', 0)} equal a training question)",
               f"- checks: answer verbatim in its evidence {100 * c['answer_in_evidence']:.0f}%, evidence verbatim "
               f"in its source {100 * c['evidence_in_source']:.0f}% ({c['answerable_items']} answerable items)",
               f"- documents covered: {qa_report['documents']['covered']} of {qa_report['documents']['total']}"
-              + ("; without questions: " + ", ".join(f"{d} ({why})" for d, why in
-                                                     list(qa_report["documents"]["without_eval_questions"].items())[:5])
-                 if qa_report["documents"]["without_eval_questions"] else ""),
-              f"- generated in {qa_report['seconds']:.1f} s" + (f"; {qa_report['shortfall']}" if qa_report["shortfall"] else ""),
+              + ("; without questions: " + ", ".join(f"{d} ({why})" for d, why in list(without.items())[:5])
+                 if without else ""),
+              f"- generated in {duration(qa_report['seconds'])}"
+              + (f"; {qa_report['shortfall']}" if qa_report["shortfall"] else ""),
               ""]
-        fig("qa_set.png", "Generated evaluation set: coverage, answer types, rejections", plot_qa_set, qa_report)
+        L += fig("qa_set.png", "Generated evaluation set: coverage, answer types, rejections", plot_qa_set, qa_report)
+    return L
+
+
+# ---------------------------------------------------------------- the first screen: the advice in plain words
+
+SUMMARY = "In short"  # the heading of the report's first section; report.html draws it as a panel
+
+
+def header_lines(run_dir: Path, manifest: dict) -> list[str]:
+    """The title and one line naming the run: its corpus, model and when it finished."""
+    from advisor.core.config import read_yaml
+
+    try:
+        cfg = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    except AdvisorError:
+        cfg = {}
+    path = Path(str((cfg.get("corpus") or {}).get("path") or ""))
+    corpus = "the bundled sample" if path.parts[-3:] == ("advisor", "sample", "corpus") else path.name
+    model = Path(str((cfg.get("model") or {}).get("spec") or "")).name
+    when = str(manifest.get("finished") or manifest.get("updated") or "")[:10]
+    about = [f"run `{run_dir.name}`"] + [x for x in (corpus and f"corpus {corpus}", model and f"model {model}",
+                                                     when and f"finished {when}") if x]
+    return ["# Should the knowledge go in RAG, fine-tuning, or both?", "", "Report on " + ", ".join(about) + ".", ""]
+
+
+def summary_section(rec: dict | None, fit: dict | None) -> list[str]:
+    """The report's first screen: the verdict, whether any option is good enough, the three main reasons and how
+    sure, in plain words and rounded numbers (advisor/plain.py, as the dashboard's Overview says them)."""
+    L = [f"## {SUMMARY}", ""]
+    if not rec:
+        return L + ["There is no advice yet: the run has not finished its evaluation and recommendation. "
+                    "What it has measured so far is below.", ""]
+    v = rec["verdict"]
+    L += [f"### Advice: {option_label(v)}", "", plain.VERDICT_LINE.get(v, ""), ""]
+    if fit:
+        L += [f"**Good enough?** {plain.fit_line(fit, rec)[1]}", ""]
+    runner = plain.runner_up(rec)
+    reasons = plain.main_reasons(rec) or ["The options tie on every weighted criterion."]
+    L += [f"**Why {option_label(v)}**" + (f" rather than {option_label(runner)}:" if runner else ":"), ""]
+    L += [f"- {r}" for r in reasons] + [""]
+    L += [f"**How sure:** {plain.how_sure(rec)}", ""]
+    for c in plain.cautions(rec):
+        L += [f"**Before acting on it:** {c}", ""]
     return L
 
 
@@ -354,20 +413,22 @@ def stability_detail(rec: dict) -> str:
     """The win share under random weights, the utility margin and the nearest flip point, as one sentence."""
     u = sorted(rec["utilities"].items(), key=lambda kv: -kv[1])
     sens = rec["sensitivity"]
-    line = (f"{rec['verdict']} wins under {100 * sens['win_share'][rec['verdict']]:.1f}% of "
-            f"{sens['draws']:,} random weightings")
+    v = option_label(rec["verdict"])
+    line = f"{v} wins under {100 * sens['win_share'][rec['verdict']]:.0f}% of {sens['draws']:,} random weightings"
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
         best = nsd["best_by_utility"]
-        line += (f"; by utility {best} leads {rec['verdict']} by {rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, "
-                 f"but not significantly, so the cheaper {rec['verdict']} is advised")
+        line += (f"; by utility {option_label(best)} leads {v} by "
+                 f"{rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, but not significantly, so the "
+                 f"cheaper {v} is advised")
     elif len(u) > 1:
-        line += f"; utility margin over {u[1][0]}: {u[0][1] - u[1][1]:.3f}"
+        line += f"; it leads {option_label(u[1][0])} by {u[0][1] - u[1][1]:.3f} in utility"
     flips = [(c, f) for c, f in sens["flip_points"].items() if f]
     if flips:
         c, f = min(flips, key=lambda cf: abs(cf[1]["change"]))
-        line += (f"; the nearest flip: weight of {c} {f['weight_now']:.2f} → {f['flips_at']:.2f} gives "
-                 f"{f['new_verdict']}")
+        line += (f"; the nearest flip: if {CRITERION_LABEL.get(c, c)} weighed {100 * f['flips_at']:.0f}% of the "
+                 f"decision instead of {100 * f['weight_now']:.0f}%, the advice would be "
+                 f"{option_label(f['new_verdict'])}")
     else:
         line += "; no single weight change flips it"
     return line + "."
@@ -387,7 +448,8 @@ def how_sure_lines(rec: dict) -> list[str]:
               "(paired, two-sided 5%, 80% power, from the observed share of questions only one option answers "
               "correctly).", ""]
     if sep.get("below_detectable"):
-        pair = f"{rec['verdict']} − {sep['runner_up']}" if sep.get("runner_up") else "verdict − runner-up"
+        runner = sep.get("runner_up")
+        pair = (f"{option_label(rec['verdict'])} − {option_label(runner)}" if runner else "verdict − runner-up")
         then = ("it passed the test here, but this many questions find a true difference that small less than 80% "
                 "of the time, so a rerun on new questions may well not" if sep["separated"]
                 else "so on accuracy these questions cannot tell the two apart")
@@ -397,24 +459,36 @@ def how_sure_lines(rec: dict) -> list[str]:
     return L
 
 
-def fit_section(rec: dict | None) -> list[str]:
-    """Fit for purpose, first: each option against the quality targets by its 95% CI, the statement, and
-    what the evidence points to."""
+def report_fit(rec: dict | None, run_dir: Path) -> tuple[dict | None, str]:
+    """(the fit_for_purpose block, why it is missing): the recorded one, else computed from the run's measurements
+    and its config's targets (advisor/plain.py, as the dashboard does) for a recommendation that predates it."""
+    if not rec:
+        return None, "the run has not been advised yet"
+    try:
+        return plain.fit_of(rec, run_dir), ""
+    except AdvisorError as e:
+        return None, f"the recommendation predates quality targets and the run's measurements cannot be read: {e}"
+
+
+def fit_section(rec: dict | None, fit: dict | None, missing: str = "") -> list[str]:
+    """Fit for purpose: each option against the quality targets by its 95% CI, the statement, and what the
+    evidence points to."""
     L = ["## Fit for purpose", ""]
-    fit = (rec or {}).get("fit_for_purpose")
     if not fit:
-        why = "no recommendation.json" if not rec else "the recommendation predates quality targets"
-        return L + [f"- {MISSING} fit for purpose ({why}; `advisor recommend RUN_DIR` computes it against "
-                    "recommend.targets)", ""]
+        return L + [f"- {MISSING} fit for purpose ({missing or 'no recommendation'}; `advisor recommend RUN_DIR` "
+                    "computes it against recommend.targets)", ""]
     t = fit["targets"]
+    recorded = bool((rec or {}).get("fit_for_purpose"))
     L += [f"Targets: accuracy at least {100 * t['accuracy']:g}%, hallucination rate at most "
-          f"{100 * t['hallucination_rate']:g}% (an option meets a target when its whole 95% CI does; "
-          "`advisor recommend RUN_DIR --targets accuracy=0.6` changes them).", "",
+          f"{100 * t['hallucination_rate']:g}%. An option meets a target when its whole 95% confidence interval "
+          "does. To hold the options to other targets, use the dashboard's What-if page or `advisor recommend "
+          "RUN_DIR --targets accuracy=0.6`." + ("" if recorded else " (Computed now from the run's measurements: "
+                                                "its recommendation predates quality targets.)"), "",
           "| option | accuracy % [95% CI] | accuracy | hallucination % [95% CI] | hallucination | fit for purpose |",
           "|---|---|---|---|---|---|"]
     for o, r in fit["options"].items():
-        L.append(f"| {o} | {_ci(r['accuracy'])} | {r['accuracy']['status']} | {_ci(r['hallucination_rate'])} | "
-                 f"{r['hallucination_rate']['status']} | **{r['fit']}** |")
+        L.append(f"| {option_label(o)} | {_ci(r['accuracy'])} | {r['accuracy']['status']} | "
+                 f"{_ci(r['hallucination_rate'])} | {r['hallucination_rate']['status']} | **{r['fit']}** |")
     L += ["", f"**{fit['statement'].split(' What the evidence points to:')[0]}**", ""]
     if fit.get("points_to"):
         L += ["What the evidence points to:", ""] + [f"- {p}" for p in fit["points_to"]] + [""]
@@ -457,23 +531,177 @@ def knowledge_section(metrics: dict, arms: list[str]) -> list[str]:
     """Known vs unknown facts: per arm and group (what the base model already knows), n and CIs."""
     L = ["### Known vs unknown facts", ""]
     if not any(metrics["arms"][a].get("by_knowledge") for a in arms):
-        return L + [f"- {MISSING} known vs unknown facts (eval/metrics.json has no by_knowledge; set "
-                    "eval.known_samples > 0 and re-run the evaluation)", ""]
+        return L + [f"- {MISSING} known vs unknown facts (the evaluation did not class the facts by what the base "
+                    "model knows; set eval.known_samples > 0 and re-run it)", ""]
     k = metrics.get("knowledge") or {}
     if k:
         counts = k.get("counts") or {}
         L += [f"How a fact was classed: {k.get('method', '?')} ({k.get('samples', '?')} samples at temperature "
-              f"{k.get('temperature', '?')}). Answerable questions: " + ", ".join(f"{g} {counts.get(g, 0)}"
-                                                                                 for g in KNOWLEDGE_GROUPS) + ".", ""]
+              f"{k.get('temperature', '?')}). Answerable questions: "
+              + ", ".join(f"{g.replace('_', ' ')} {counts.get(g, 0)}" for g in KNOWLEDGE_GROUPS) + ".", ""]
     L += ["| arm | facts | n | accuracy % | hallucination rate % | token F1 % |", "|---|---|---|---|---|---|"]
     for a in arms:
         for g in KNOWLEDGE_GROUPS:
             x = (metrics["arms"][a].get("by_knowledge") or {}).get(g)
             if x:
-                L.append(f"| {ARM_LABEL[a]} | {g} | {x.get('n', '–')} | {_ci(x.get('accuracy'))} | "
+                L.append(f"| {ARM_LABEL[a]} | {g.replace('_', ' ')} | {x.get('n', '–')} | {_ci(x.get('accuracy'))} | "
                          f"{_ci(x.get('hallucination_rate'))} | {_ci(x.get('f1'))} |")
     return L + [""]
 
+
+def verdict_section(rec: dict, fig) -> list[str]:
+    """The verdict in detail: the situation it assumed, every reason with its measurements, how sure, the
+    criteria table, the weights and what would flip it."""
+    v = option_label(rec["verdict"])
+    L = [f"## Verdict: **{v}**", "", plain.facts_line(rec), ""]
+    nsd = rec.get("no_significant_difference") or {}
+    if nsd.get("applied"):
+        L += [f"**No significant difference**: {option_label(nsd['best_by_utility'])} had the higher utility but is "
+              f"not significantly better than the cheaper {option_label(nsd['cheaper'])}, so "
+              f"{option_label(nsd['cheaper'])} is advised.", ""]
+    fit = rec.get("fit_for_purpose") or {}
+    # the fit-for-purpose statement is the first reason when no option fits; its section above shows it
+    reasons = [r for r in rec["reasons"] if r != fit.get("statement")]
+    L += ["Every reason, with its measurements (95% confidence intervals, n questions):", ""]
+    L += [f"- {r}" for r in reasons or ["the options tie on every weighted criterion"]] + [""]
+    L += how_sure_lines(rec)
+    crit = list(rec["weights"])
+    L += ["| option | utility | " + " | ".join(CRITERION_LABEL.get(c, c) for c in crit) + " |",
+          "|---|---|" + "---|" * len(crit)]
+    for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
+        L.append(f"| {option_label(o)} | {u:.3f} | " + " | ".join(f"{rec['scores'][o][c]:.2f}" for c in crit) + " |")
+    L += ["", "Each criterion is scored from 0 to 1, higher is better: accuracy is the share answered correctly; "
+          "avoiding hallucination is 1 − hallucination rate − false-abstention rate; keeping general knowledge is "
+          "1 + 5 × the change in probe accuracy (capped); the costs are relative to the cheapest option. The "
+          "utility is their weighted sum.", "",
+          "Weights in use: " + ", ".join(f"{CRITERION_LABEL.get(k, k)} {100 * w:.1f}%" for k, w in
+                                         rec["weights"].items()) + ".", ""]
+    sens = rec["sensitivity"]
+    said, steady = plain.flip_sentences(rec)
+    L += ["### What would flip the advice", ""]
+    L += [f"- {s}" for s in said] or ["- No change to a single weight flips the advice."]
+    if said and steady:
+        L.append(f"- No change to the weight of {', '.join(steady)} alone flips it.")
+    L += ["", f"Share of {sens['draws']:,} random weightings of the criteria under which each option wins: "
+          + ", ".join(f"{option_label(o)} {100 * s:.0f}%" for o, s in sens["win_share"].items()) + ".", ""]
+    L += fig("sensitivity.png", "Sensitivity: win shares and flip points", plot_sensitivity, rec)
+    return L
+
+
+# The evidence table's rows: (label, metrics.json key, shown as a percentage; else as a number with 3 decimals,
+# or whole for token counts).
+EVIDENCE_ROWS = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True),
+                 ("token F1 %", "f1", True), ("answer contained %", "containment", True),
+                 ("hallucination rate %", "hallucination_rate", True),
+                 ("abstention on unanswerable %", "abstention_rate", True),
+                 ("false abstention %", "false_abstention_rate", True),
+                 ("bare citation answers %", "bare_citation_rate", True), ("recall@k %", "recall_at_k", True),
+                 ("MRR", "mrr", False), ("faithfulness %", "faithfulness", True),
+                 ("semantic similarity", "semantic_similarity", False), ("probe accuracy %", "probe_accuracy", True),
+                 ("forgetting (pts)", "forgetting", True), ("latency p50 s", "latency_p50_s", False),
+                 ("latency p95 s", "latency_p95_s", False), ("prompt tokens", "prompt_tokens", False)]
+WHOLE = {"prompt_tokens"}
+METRIC_LABEL = {key: label.removesuffix(" %").removesuffix(" (pts)") for label, key, _ in EVIDENCE_ROWS}
+
+
+def pair_label(pair: str) -> str:
+    """'rag - base' (metrics.json's paired key) as 'RAG − Base model'."""
+    return " − ".join(arm_label(a.strip()) for a in pair.split(" - "))
+
+
+def paired_section(metrics: dict, fig) -> list[str]:
+    """Paired differences between arms on the same questions, with CIs and p-values."""
+    if not metrics.get("paired"):
+        return [f"- {MISSING} paired differences between arms (the evaluation did not compare the arms question "
+                "by question)", ""]
+    L = ["### Paired differences (same questions)", "", "| comparison | metric | difference (pts) | 95% CI | p |",
+         "|---|---|---|---|---|"]
+    for pair, diffs in metrics["paired"].items():
+        for m, d in diffs.items():
+            p = f"{d['p_value']:.3f}" if d.get("p_value") is not None else "–"
+            L.append(f"| {pair_label(pair)} | {METRIC_LABEL.get(m, m.replace('_', ' '))} | {100 * d['value']:+.1f} | "
+                     f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | {p} |")
+    L.append("")
+    if any(m in ("accuracy", "hallucination_rate") for diffs in metrics["paired"].values() for m in diffs):
+        L += fig("paired.png", "Paired differences in accuracy and hallucination", plot_paired, metrics["paired"])
+    return L
+
+
+def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) -> list[str]:
+    """Every metric per arm with its CI, then abstention, known vs unknown facts, forgetting, the learning curve
+    and the paired differences."""
+    L = ["## Evidence (95% bootstrap CI, n questions)", ""]
+    if not arms:
+        return L + [f"- {MISSING} evaluation (the run has no readable evaluation results; run `advisor run` to "
+                    "finish the eval stage)", ""]
+    failed = {a for a, c in (metrics.get("collapse") or {}).items() if c.get("collapsed")}
+    L += ["| metric | " + " | ".join(ARM_LABEL[a] + (" (collapsed)" if a in failed else "") for a in arms) + " |",
+          "|---|" + "---|" * len(arms)]
+    for label, key, pct in EVIDENCE_ROWS:
+        if any(key in metrics["arms"][a] for a in arms):
+            fmt = ".0f" if key in WHOLE else ".3f"
+            L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct, fmt) for a in arms) + " |")
+    ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
+    nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
+    L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.", ""]
+    if any("accuracy" in metrics["arms"][a] for a in arms):
+        L += fig("arms.png", "Accuracy and hallucination per arm (95% CI)", plot_arm_bars, metrics, arms)
+    L += seeds_lines(metrics, arms)
+    L += abstention_section(metrics, arms)
+    L += knowledge_section(metrics, arms)
+    L += ["### Forgetting", ""]
+    if any("forgetting" in metrics["arms"][a] for a in arms):
+        L += fig("forgetting.png", "Forgetting: probe accuracy and tuned − base", plot_forgetting, metrics, arms)
+    else:
+        L += [f"- {MISSING} forgetting (no probe results: set eval.probes, e.g. eval.probes=arc_easy, and "
+              "evaluate a tuned arm)", ""]
+    L += curve_section(_read(run_dir / "eval" / "curve.json"), fig)
+    return L + paired_section(metrics, fig)
+
+
+def drill_section(run_dir: Path, drill: dict | None, fig) -> list[str]:
+    """The knowledge-update drill: how long each option took to absorb changed facts, and its accuracy on them."""
+    L = ["## Knowledge-update drill", ""]
+    if not drill:
+        return L + [f"- {MISSING} knowledge-update drill (run `advisor drill {run_dir}`; until then the freshness "
+                    "criterion uses the stated knowledge_change fact only)", ""]
+    L += [f"{drill['n_changed_documents']} documents changed or added, {drill['n_questions']} questions on the "
+          f"changed facts (from {Path(str(drill['source'])).name}).", "",
+          "| option | how it absorbs the change | time | accuracy on changed facts % |", "|---|---|---|---|"]
+    for o, d in drill["options"].items():
+        L.append(f"| {option_label(o)} | {d['how']} | {duration(d['update_s'])} | {_ci(d['accuracy'])} |")
+    if drill.get("before"):
+        L += ["", f"Before the update, RAG answered {_ci(drill['before']['accuracy'])} % of these questions "
+              "with the old index (the facts had changed under it)."]
+    if drill.get("note"):
+        L += ["", drill["note"]]
+    L.append("")
+    L += fig("drill.png", "Knowledge-update drill: time to absorb and accuracy on the changed facts", plot_drill,
+             drill)
+    return L
+
+
+TUNING_METHOD = {"qlora": "QLoRA", "lora": "LoRA", "full": "full fine-tuning"}
+STAGE_WORDS = {"ingest": "read and chunk the corpus", "qa": "generate questions", "index": "build the index",
+               "sft": "build the training data", "tune": "train the adapter",
+               "tune_both": f"train the {ARM_LABEL['tuned_rag']} adapter", "probes": "general-knowledge probes",
+               "known": "class the facts the base model knows", "curve": "learning vs forgetting curve",
+               "metrics": "score the answers", "recommend": "advise"}
+
+
+def stage_words(name: str) -> str:
+    """A pipeline stage (advisor.pipeline.planned_stages) as a person reads it: 'eval_tuned_rag' -> 'answer
+    with Fine-tune + RAG', 'tune_seed1' -> 'train the adapter (seed 1)'."""
+    m = re.fullmatch(r"(eval_(\w+?)|tune)(?:_seed(\d+))?", name)
+    if m and (m.group(2) is None or m.group(2) in ARM_LABEL):
+        what = f"answer with {ARM_LABEL[m.group(2)]}" if m.group(2) else STAGE_WORDS["tune"]
+        return what + (f" (seed {m.group(3)})" if m.group(3) else "")
+    return STAGE_WORDS.get(name, name.replace("_", " "))
+
+
+def _number(x, fmt: str = ".2f") -> str:
+    """A recorded number, rounded; '–' when it was not recorded."""
+    return format(x, fmt) if isinstance(x, (int, float)) else "–"
 
 
 def budget_section(budget: dict | None) -> list[str]:
@@ -482,158 +710,34 @@ def budget_section(budget: dict | None) -> list[str]:
         return []
     from advisor.plan import cut_lines
 
-    head = (f"Time budget {budget['time_budget']}: planned at {budget['estimate_before_s']:.0f} s, "
-            f"sized to {budget['estimate_after_s']:.0f} s.")
+    head = (f"Time budget {budget['time_budget']}: planned at {duration(budget['estimate_before_s'])}, "
+            f"sized to {duration(budget['estimate_after_s'])}.")
     if not budget.get("cuts"):
         return ["### Time budget", "", head + " The plan fitted; nothing was cut.", ""]
     return (["### What the time budget cut", "", head + f" Rule: {budget['rule']}.", ""]
             + [f"- {line}" for line in cut_lines(budget)] + [""])
 
 
-def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
-    """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>."""
-    run_dir = Path(run_dir)
-    metrics = _read(run_dir / "eval" / "metrics.json")
-    rec = _read(run_dir / "recommendation.json")
-    manifest = _read(run_dir / "manifest.json") or {}
-    leak = _read(run_dir / "sft" / "leakage.json")
-    training = _read(run_dir / "adapter" / "training.json")
-    index_cfg = _read(run_dir / "index" / "index_config.json")
-    ingest = _read(run_dir / "ingest_report.json")
-    drill = _read(run_dir / "drill" / "drill.json")
-    figs: dict[str, bytes] = {}
-    arms = [a for a in ARMS if metrics and a in metrics.get("arms", {})]
-    L: list[str] = [f"# RAG vs fine-tune report: `{run_dir.name}`", ""]
-
-    def fig(name: str, title: str, draw, *args) -> None:
-        try:
-            figs[name] = draw(*args)
-        except ImportError:
-            L.extend([f"- {MISSING} plot '{title}' (matplotlib is not installed; make setup installs it)", ""])
-            return
-        L.extend([f"![{title}]({FIG_DIR}/{name})", ""])
-
-    L += fit_section(rec)
-    L += collapse_section(metrics)
-    if rec:
-        L += [f"## Verdict: **{rec['verdict']}**", ""]
-        L += [f"Weights preset `{rec['preset']}`; facts: " + ", ".join(f"{k}={v}" for k, v in rec["facts"].items()), ""]
-        if (rec.get("no_significant_difference") or {}).get("applied"):
-            nsd = rec["no_significant_difference"]
-            L += [f"**No significant difference**: {nsd['best_by_utility']} had the higher utility but is not "
-                  f"significantly better than the cheaper {nsd['cheaper']}, so {nsd['cheaper']} is advised.", ""]
-        fit = rec.get("fit_for_purpose") or {}
-        # the fit-for-purpose statement is the first reason when no option fits; its section above shows it
-        reasons = [r for r in rec["reasons"] if r != fit.get("statement")]
-        L += ["Why:", ""] + [f"- {r}" for r in reasons or ["the options tie on every weighted criterion"]] + [""]
-        L += how_sure_lines(rec)
-        L += ["| option | utility | " + " | ".join(rec["weights"]) + " |",
-              "|---|---|" + "---|" * len(rec["weights"])]
-        for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
-            L.append(f"| {o} | {u:.3f} | " + " | ".join(f"{rec['scores'][o][c]:.2f}" for c in rec["weights"]) + " |")
-        L += ["", "Criterion scores are in [0, 1], higher is better: accuracy = share correct, hallucination = "
-              "1 − hallucination rate − false-abstention rate, forgetting = 1 + 5 × probe-accuracy change (capped), "
-              "costs relative to the cheapest option; see advisor/recommend.py.", "",
-              "Weights: " + ", ".join(f"{k} {v:.2f}" for k, v in rec["weights"].items()), ""]
-        sens = rec["sensitivity"]
-        L += ["### What would flip the advice", ""]
-        flips = [(c, f) for c, f in sens["flip_points"].items() if f]
-        if flips:
-            for c, f in sorted(flips, key=lambda cf: abs(cf[1]["change"])):
-                L.append(f"- weight of **{c}** from {f['weight_now']:.2f} to {f['flips_at']:.2f} "
-                         f"(others rescaled) → **{f['new_verdict']}**")
-        else:
-            L.append("- no single weight change flips the verdict")
-        L += ["", f"Win share under {sens['draws']:,} random weight vectors ({sens['weight_distribution']}): "
-              + ", ".join(f"{o} {100 * s:.1f}%" for o, s in sens["win_share"].items()), ""]
-        fig("sensitivity.png", "Sensitivity: win shares and flip points", plot_sensitivity, rec)
-    else:
-        L += [f"- {MISSING} recommendation (no recommendation.json; `advisor recommend {run_dir}` computes it "
-              "once eval/metrics.json exists)", ""]
-
-    L += eval_set_section(run_dir, metrics, fig)
-    L += ["## Evidence (95% bootstrap CI, n questions)", ""]
-    if not arms:
-        L += [f"- {MISSING} evaluation (no readable eval/metrics.json; run `advisor run` to finish the eval stage)", ""]
-    else:
-        rows = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True),
-                ("token F1 %", "f1", True), ("answer contained %", "containment", True),
-                ("hallucination rate %", "hallucination_rate", True), ("abstention on unanswerable %", "abstention_rate", True),
-                ("false abstention %", "false_abstention_rate", True),
-                ("bare citation answers %", "bare_citation_rate", True), ("recall@k %", "recall_at_k", True),
-                ("MRR", "mrr", False), ("faithfulness %", "faithfulness", True),
-                ("semantic similarity", "semantic_similarity", False), ("probe accuracy %", "probe_accuracy", True),
-                ("forgetting (pts)", "forgetting", True), ("latency p50 s", "latency_p50_s", False),
-                ("latency p95 s", "latency_p95_s", False), ("prompt tokens", "prompt_tokens", False)]
-        failed = {a for a, c in (metrics.get("collapse") or {}).items() if c.get("collapsed")}
-        L += ["| metric | " + " | ".join(ARM_LABEL[a] + (" (collapsed)" if a in failed else "") for a in arms) + " |",
-              "|---|" + "---|" * len(arms)]
-        for label, key, pct in rows:
-            if any(key in metrics["arms"][a] for a in arms):
-                L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct) for a in arms) + " |")
-        ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
-        nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
-        L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.", ""]
-        if any("accuracy" in metrics["arms"][a] for a in arms):
-            fig("arms.png", "Accuracy and hallucination per arm (95% CI)", plot_arm_bars, metrics, arms)
-        L += seeds_lines(metrics, arms)
-        L += abstention_section(metrics, arms)
-        L += knowledge_section(metrics, arms)
-        L += ["### Forgetting", ""]
-        if any("forgetting" in metrics["arms"][a] for a in arms):
-            fig("forgetting.png", "Forgetting: probe accuracy and tuned − base", plot_forgetting, metrics, arms)
-        else:
-            L += [f"- {MISSING} forgetting (no probe results: set eval.probes, e.g. eval.probes=arc_easy, and "
-                  "evaluate a tuned arm)", ""]
-        L += curve_section(_read(run_dir / "eval" / "curve.json"), fig)
-        if metrics.get("paired"):
-            L += ["### Paired differences (same questions)", "", "| comparison | metric | difference (pts) | 95% CI | p |",
-                  "|---|---|---|---|---|"]
-            for pair, diffs in metrics["paired"].items():
-                for m, d in diffs.items():
-                    p = f"{d['p_value']:.3f}" if d.get("p_value") is not None else "–"
-                    L.append(f"| {pair} | {m} | {100 * d['value']:+.1f} | [{100 * d['ci95'][0]:+.1f}, "
-                             f"{100 * d['ci95'][1]:+.1f}] | {p} |")
-            L.append("")
-            if any(m in ("accuracy", "hallucination_rate") for diffs in metrics["paired"].values() for m in diffs):
-                fig("paired.png", "Paired differences in accuracy and hallucination", plot_paired, metrics["paired"])
-        else:
-            L += [f"- {MISSING} paired differences between arms (metrics.json has no 'paired' section)", ""]
-
-    L += ["## Knowledge-update drill", ""]
-    if drill:
-        L += [f"{drill['n_changed_documents']} documents changed or added, {drill['n_questions']} questions on the "
-              f"changed facts (`{drill['source']}`).", "",
-              "| option | how it absorbs the change | time, s | accuracy on changed facts % |", "|---|---|---|---|"]
-        for o, d in drill["options"].items():
-            L.append(f"| {o} | {d['how']} | {d['update_s']:.1f} | {_ci(d['accuracy'])} |")
-        if drill.get("before"):
-            L += ["", f"Before the update, RAG answered {_ci(drill['before']['accuracy'])} % of these questions "
-                  "with the old index (the facts had changed under it)."]
-        if drill.get("note"):
-            L += ["", drill["note"]]
-        L.append("")
-        fig("drill.png", "Knowledge-update drill: time to absorb and accuracy on the changed facts", plot_drill, drill)
-    else:
-        L += [f"- {MISSING} knowledge-update drill (run `advisor drill {run_dir}`; until then the freshness "
-              "criterion uses the stated knowledge_change fact only)", ""]
-
-    L += ["## Build and cost", ""]
-    if rec and rec.get("evidence"):
-        fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
+def build_lines(manifest: dict, ingest: dict | None, index_cfg: dict | None, training: dict | None,
+                leak: dict | None) -> list[str]:
+    """Stage times, ingestion, the index, the adapter's training and the leakage check, in sentences."""
     stages = manifest.get("stages", {})
-    plan = manifest.get("plan") or {}
+    plan = manifest.get("plan") or {}  # advisor plan's estimate, recorded by advisor run
     planned = (plan.get("estimate") or {}).get("stages", {})
+    L = []
     if stages:
-        L += ["| stage | status | wall s | planned s | peak RSS MB |", "|---|---|---|---|---|"]
+        L += ["| stage | status | wall time | planned | peak memory |", "|---|---|---|---|---|"]
         for name, st in stages.items():
-            est = planned.get(name, {}).get("seconds", "–")
-            L.append(f"| {name} | {st.get('status')} | {st.get('wall_s', '–')} | {est} | {st.get('peak_rss_mb', '–')} |")
+            wall = duration(st["wall_s"]) if isinstance(st.get("wall_s"), (int, float)) else "–"
+            est = planned.get(name, {}).get("seconds")
+            est = duration(est) if isinstance(est, (int, float)) else "–"
+            rss = f"{st['peak_rss_mb'] / 1024:.1f} GB" if isinstance(st.get("peak_rss_mb"), (int, float)) else "–"
+            L.append(f"| {stage_words(name)} | {st.get('status', '–')} | {wall} | {est} | {rss} |")
     else:
-        L.append(f"- {MISSING} stage times (no manifest.json)")
+        L.append(f"- {MISSING} stage times (the run has no manifest)")
     if manifest.get("wall_s") is not None:
-        L.append(f"\nTotal wall time of the last `advisor run`: {manifest['wall_s']:.0f} s"
-                 + (f" (planned: {plan['estimate']['total_s']:.0f} s)." if plan.get("estimate") else "."))
+        L.append(f"\nTotal wall time of the last `advisor run`: {duration(manifest['wall_s'])}"
+                 + (f" (planned: {duration(plan['estimate']['total_s'])})." if plan.get("estimate") else "."))
     L.append("")
     L += budget_section(plan.get("budget"))
     if ingest:
@@ -642,61 +746,106 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
                  + (f", {len(skipped)} files skipped (" + "; ".join(f"{x.get('path')}: {x.get('why')}" for x in skipped[:3]) + ")"
                     if skipped else ", no file skipped") + ".")
     else:
-        L.append(f"- {MISSING} ingestion report (no ingest_report.json)")
+        L.append(f"- {MISSING} ingestion report (the ingest stage left no report)")
     if index_cfg:
         L.append(f"- Index: FAISS {index_cfg.get('kind')}, {index_cfg.get('n_vectors')} chunks, embedder "
                  f"`{index_cfg.get('embedder')}`, {index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
-                 f"{index_cfg.get('build_s', 0):.1f} s.")
+                 f"{duration(index_cfg.get('build_s', 0))}.")
     else:
-        L.append(f"- {MISSING} index (no index/index_config.json)")
+        L.append(f"- {MISSING} index (the run has no index)")
     if training:
-        L.append(f"- Adapter: {training['method']} on `{training['base_model']}` ({training['quantization']}), "
-                 f"r={training['lora']['r']}, {training['steps']} steps, {training['tokens_seen']:,} tokens at "
-                 f"{training['tokens_per_s']:.0f} tokens/s, final train loss {training['final_train_loss']}, "
-                 f"val loss {training['final_val_loss']}, {training['trainable_params']:,} trainable parameters.")
+        method = TUNING_METHOD.get(training["method"], training["method"])
+        L.append(f"- Adapter: {method} on `{training['base_model']}` "
+                 f"({training['quantization']} weights), LoRA rank {training['lora']['r']}, {training['steps']} steps "
+                 f"over {training['tokens_seen']:,} tokens at {training['tokens_per_s']:.0f} tokens/s; final training "
+                 f"loss {_number(training.get('final_train_loss'))}, validation loss "
+                 f"{_number(training.get('final_val_loss'))}; {training['trainable_params']:,} trainable parameters.")
         if training.get("both_adapter"):
             L.append(f"- How the {ARM_LABEL['tuned_rag']} adapter was trained: {training['both_adapter']}")
     else:
-        L.append(f"- {MISSING} adapter training (no adapter/training.json)")
-    cap = (leak or {}).get("token_cap") or {}
-    if cap.get("capped"):
-        L.append(f"- Training data capped by tuning.max_train_tokens={cap['max_train_tokens']:,}: every instruction pair "
-                 f"and {cap['n_text_segments_kept']:,} of {cap['n_text_segments_all']:,} corpus-text segments "
-                 f"({cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens, at least one from every document). "
-                 "Facts only in the segments left out reach the adapter through the training questions alone, "
-                 "which counts against the fine-tuned arms.")
-    elif cap.get("max_train_tokens"):
-        L.append(f"- Training data: {cap['train_tokens']:,} tokens per pass, within tuning.max_train_tokens="
-                 f"{cap['max_train_tokens']:,} (nothing left out).")
+        L.append(f"- {MISSING} adapter training (the run has no trained adapter)")
     if leak:
         L.append(f"- Leakage: no eval question is trained on; highest word-4-gram overlap of an eval question with a "
                  f"training question {100 * leak['max_overlap_with_training_questions']:.0f}% (with corpus text, "
                  f"expected since the facts are there: {100 * leak['max_overlap_with_corpus_text']:.0f}%).")
     else:
-        L.append(f"- {MISSING} leakage check (no sft/leakage.json)")
-    L.append("")
+        L.append(f"- {MISSING} leakage check (the run did not check its training data for evaluation questions)")
+    cap = (leak or {}).get("token_cap") or {}
+    if cap.get("capped"):
+        L.append(f"- Training data capped at {cap['max_train_tokens']:,} tokens per pass (tuning.max_train_tokens): "
+                 f"every training question and {cap['n_text_segments_kept']:,} of {cap['n_text_segments_all']:,} "
+                 f"corpus-text segments ({cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens, at least one "
+                 "from every document). Facts only in the segments left out reach the adapter through the training "
+                 "questions alone, which counts against the fine-tuned options.")
+    elif cap.get("max_train_tokens"):
+        L.append(f"- Training data: {cap['train_tokens']:,} tokens per pass, within the cap of "
+                 f"{cap['max_train_tokens']:,} (nothing left out).")
+    return L + [""]
+
+
+def examples_section(run_dir: Path) -> list[str]:
+    """Three answerable questions and one unanswerable one, with every arm's answer."""
+    L = ["## Example answers", ""]
+    examples = {a: read_jsonl(run_dir / "eval" / f"{a}.jsonl") for a in ARMS if (run_dir / "eval" / f"{a}.jsonl").exists()}
+    if not examples:
+        return L + [f"- {MISSING} example answers (the run has no answers per arm)", ""]
+    first = next(iter(examples.values()))
+    picks = [r for r in first if not r["unanswerable"]][:3] + [r for r in first if r["unanswerable"]][:1]
+    for p in picks:
+        gold = "(unanswerable)" if p["unanswerable"] else " / ".join(p["answers"])
+        L += [f"**{p['question']}** — gold: {gold}", ""]
+        for a, rs in examples.items():
+            r = next((x for x in rs if x["id"] == p["id"]), None)
+            if r:
+                L.append(f"- {ARM_LABEL[a]}: {r['answer'] or '(empty)'}")
+        L.append("")
+    return L
+
+
+def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
+    """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>.
+    The first section says the advice in plain words; the evidence behind it follows."""
+    run_dir = Path(run_dir)
+    metrics = _read(run_dir / "eval" / "metrics.json")
+    rec = _read(run_dir / "recommendation.json")
+    manifest = _read(run_dir / "manifest.json") or {}
+    training = _read(run_dir / "adapter" / "training.json")
+    figs: dict[str, bytes] = {}
+    arms = [a for a in ARMS if metrics and a in metrics.get("arms", {})]
+    L: list[str] = header_lines(run_dir, manifest)
+
+    def fig(name: str, title: str, draw, *args) -> list[str]:
+        """Draw a figure into `figs`; the lines that show it where the section puts them."""
+        try:
+            figs[name] = draw(*args)
+        except ImportError:
+            return [f"- {MISSING} plot '{title}' (matplotlib is not installed; make setup installs it)", ""]
+        return [f"![{title}]({FIG_DIR}/{name})", ""]
+
+    fit, why_no_fit = report_fit(rec, run_dir)
+    L += summary_section(rec, fit)
+    L += fit_section(rec, fit, why_no_fit)
+    L += collapse_section(metrics)
+    if rec:
+        L += verdict_section(rec, fig)
+    else:
+        L += [f"- {MISSING} recommendation (the run has not been advised yet; `advisor recommend {run_dir}` "
+              "advises it once the evaluation has finished)", ""]
+    L += eval_set_section(run_dir, metrics, fig)
+    L += evidence_section(run_dir, metrics, arms, fig)
+    L += drill_section(run_dir, _read(run_dir / "drill" / "drill.json"), fig)
+    L += ["## Build and cost", ""]
+    if rec and rec.get("evidence"):
+        L += fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
+    L += build_lines(manifest, _read(run_dir / "ingest_report.json"), _read(run_dir / "index" / "index_config.json"),
+                     training, _read(run_dir / "sft" / "leakage.json"))
     L += ["### Validation loss", ""]
     if training and val_loss_history(training)[2]:
-        fig("val_loss.png", "Training and validation loss", plot_loss, training)
+        L += fig("val_loss.png", "Training and validation loss", plot_loss, training)
     else:
-        L += [f"- {MISSING} validation-loss curve (adapter/training.json has no validation losses"
+        L += [f"- {MISSING} validation-loss curve (training recorded no validation loss"
               + ("; set tuning.val_fraction > 0" if training else "") + ")", ""]
-
-    L += ["## Example answers", ""]
-    examples = {a: read_jsonl(run_dir / "eval" / f"{a}.jsonl") for a in ARMS if (run_dir / "eval" / f"{a}.jsonl").exists()}
-    if examples:
-        first = next(iter(examples.values()))
-        picks = [r for r in first if not r["unanswerable"]][:3] + [r for r in first if r["unanswerable"]][:1]
-        for p in picks:
-            gold = "(unanswerable)" if p["unanswerable"] else " / ".join(p["answers"])
-            L += [f"**{p['question']}** — gold: {gold}", ""]
-            for a, rs in examples.items():
-                r = next((x for x in rs if x["id"] == p["id"]), None)
-                if r:
-                    L.append(f"- {ARM_LABEL[a]}: {r['answer'] or '(empty)'}")
-            L.append("")
-    else:
-        L += [f"- {MISSING} example answers (no eval/<arm>.jsonl)", ""]
+    L += examples_section(run_dir)
     return "\n".join(L) + "\n", figs
 
 
@@ -705,7 +854,13 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f3f3f3;padding:0 .2em}
-li.missing{color:#a33}"""
+li.missing{color:#a33}h1{margin-bottom:.2em}h1+p{color:#555;margin-top:0}td:first-child{white-space:nowrap}
+section.summary{background:#f6f8fa;border:1px solid #d0d7de;border-radius:8px;padding:.1em 1.4em .6em;margin:1em 0 2em}
+section.summary h2{font-size:1em;letter-spacing:.03em;color:#555}
+section.summary h3{font-size:1.7em;margin:.2em 0}section.summary p,section.summary li{font-size:1.05em}"""
+
+
+ADVICE_COLOUR = {f"Advice: {OPTION_LABEL[o]}": c for o, c in OPTION_COLOUR.items()}  # summary_section's heading
 
 
 def _inline(s: str) -> str:
@@ -720,12 +875,21 @@ def to_html(md: str, figs: dict[str, bytes], title: str) -> str:
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     lines = md.splitlines()
-    i = 0
+    i, in_summary = 0, False
     while i < len(lines):
         line = lines[i]
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            text = line[level:].strip()
+            if level <= 2 and in_summary:
+                out.append("</section>")
+                in_summary = False
+            if level == 2 and text == SUMMARY:  # the first screen: a panel that reads apart from the evidence
+                out.append("<section class='summary'>")
+                in_summary = True
+            colour = ADVICE_COLOUR.get(text) if in_summary else None  # the verdict in its arm-table colour
+            style = f" style='color:{colour}'" if colour else ""
+            out.append(f"<h{level}{style}>{_inline(text)}</h{level}>")
         elif line.startswith("!["):
             m = re.match(r"!\[(.*)\]\((.*)\)", line)
             name = m.group(2).split("/")[-1]
@@ -754,7 +918,7 @@ def to_html(md: str, figs: dict[str, bytes], title: str) -> str:
         elif line.strip():
             out.append(f"<p>{_inline(line)}</p>")
         i += 1
-    out.append("</body></html>")
+    out.append(("</section>" if in_summary else "") + "</body></html>")
     return "\n".join(out)
 
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from advisor.core.arms import OPTION_LABEL
 from advisor.core.config import load_config
 from advisor.pipeline import run_pipeline
 
@@ -50,7 +51,7 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
         st = manifest["stages"][name]
         assert st["status"] == "done" and st["wall_s"] >= 0 and st["peak_rss_mb"] > 0, name
     report = (run / "report.md").read_text()
-    assert f"Verdict: **{rec['verdict']}**" in report and "What would flip the advice" in report
+    assert f"Verdict: **{OPTION_LABEL[rec['verdict']]}**" in report and "What would flip the advice" in report
     rows = [json.loads(x) for x in (run / "eval/rag.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(r["contexts"] for r in rows) and all("latency_s" in r for r in rows)
     for arm in ("base", "rag", "tuned", "tuned_rag"):

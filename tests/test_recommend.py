@@ -116,7 +116,7 @@ def test_fit_for_purpose_reads_each_target_by_its_ci_as_meets_misses_or_cannot_t
     assert ft["accuracy"]["status"] == "misses" and ft["fit"] == "misses"
     # both: 62% [57, 67] straddles 60%; hallucination 12% [7, 17] is below 20%
     assert both["accuracy"]["status"] == "cannot tell" and both["fit"] == "cannot tell"
-    assert fit["any_fit"] is True and fit["statement"].startswith("Fit for purpose: rag meets the targets")
+    assert fit["any_fit"] is True and fit["statement"].startswith("Fit for purpose: RAG meets the targets")
     assert fit["points_to"] == []
     assert fit["best"] == "rag"  # the option the dashboard holds against the targets
 
@@ -135,7 +135,7 @@ def test_when_no_option_is_fit_the_first_reason_says_so_with_the_numbers_and_the
     assert fit["any_fit"] is False and fit["options"]["rag"]["fit"] == "misses"
     assert rec["reasons"][0] == fit["statement"]
     assert fit["statement"].startswith(
-        "No option is fit for purpose: the most accurate, rag, answers 20.0% [15.0, 25.0] of questions correctly "
+        "No option is fit for purpose: the most accurate, RAG, answers 20.0% [15.0, 25.0] of questions correctly "
         "against a target of 80% (misses), and hallucinates on 83.0% [78.0, 88.0] against at most 10% (misses).")
     assert rec["verdict"] == "rag" and fit["best"] == "rag"
 
@@ -150,7 +150,7 @@ def test_an_option_that_may_meet_the_targets_is_not_called_unfit():
 
 
 @pytest.mark.parametrize("recall, said, not_said", [
-    (1.0, "retrieval puts the right source in the top 3 for 100.0% of questions, yet rag answers only 20.0% "
+    (1.0, "retrieval puts the right source in the top 3 for 100.0% of questions, yet RAG answers only 20.0% "
           "correctly, so the generator is the bottleneck: a larger base model", "better retrieval"),
     (0.4, "retrieval puts the right source in the top 3 for only 40.0% of questions: better retrieval (chunking, "
           "embedder, hybrid search) comes first", "generator is the bottleneck"),
@@ -169,7 +169,7 @@ def test_fine_tuning_barely_above_the_base_model_points_to_data_or_a_larger_mode
     ev = _rag_ahead()
     ev.base_accuracy = _m(0.05)
     points = recommend(ev)["fit_for_purpose"]["points_to"]
-    assert ("fine-tuning does not add knowledge the base model lacks (fine-tune answers 10.0%, the base model closed "
+    assert ("fine-tuning does not add knowledge the base model lacks (Fine-tune answers 10.0%, the base model closed "
             "book 5.0%: +5.0 pts): more or better training data, or a larger base model") in points
     ev.base_accuracy = _m(0.0)
     ev.accuracy["fine-tune"] = _m(0.45)  # a real gain of 45 points: that line would be false
@@ -184,7 +184,7 @@ def test_facts_unknown_to_the_base_model_that_fine_tuning_does_not_learn_point_t
     ev.by_knowledge = {"fine-tune": {"unknown": {"n": 70, "accuracy": _m(0.03)}}}
     points = recommend(ev)["fit_for_purpose"]["points_to"]
     assert any(p.startswith("fine-tuning does not add knowledge the base model lacks (the base model does not know "
-                            "70.0% of the facts asked and fine-tune answers 3.0% of those (n=70))") for p in points)
+                            "70.0% of the facts asked and Fine-tune answers 3.0% of those (n=70))") for p in points)
 
 
 def test_no_abstention_anywhere_points_to_teaching_it_and_bare_citations_point_to_the_prompt():
@@ -192,9 +192,9 @@ def test_no_abstention_anywhere_points_to_teaching_it_and_bare_citations_point_t
     ev.abstention = {o: _m(0.0) for o in ev.accuracy}
     ev.bare_citation = {"rag": _m(0.38), "both": _m(0.01)}
     points = recommend(ev)["fit_for_purpose"]["points_to"]
-    assert ("rag answers 38.0% of questions with a bare citation marker instead of an answer: the retrieval prompt "
+    assert ("RAG answers 38.0% of questions with a bare citation marker instead of an answer: the retrieval prompt "
             "needs fixing") in points
-    assert not any(p.startswith("both answers") for p in points)
+    assert not any(p.startswith("Fine-tune + RAG answers") for p in points)
     assert any(p.startswith("no option abstains on unanswerable questions (at most 0.0%)") for p in points)
     ev.abstention["fine-tune"] = _m(0.4)
     assert not any("no option abstains" in p for p in recommend(ev)["fit_for_purpose"]["points_to"])
@@ -230,20 +230,20 @@ def test_a_collapsed_arm_is_named_in_plain_words_and_its_scores_are_not_its_capa
     rec = recommend(ev, preset="accuracy-first", facts={"knowledge_change": "static"},
                     weights={"build_cost": 0, "serve_cost": 0})
     assert rec["collapsed"] == ["fine-tune"] and rec["verdict"] == "rag"
-    assert ("fine-tune: 45% of its answers are the same string '1.' — the training run collapsed, so its scores "
+    assert ("Fine-tune: 45% of its answers are the same string '1.' — the training run collapsed, so its scores "
             "measure a failed run, not what fine-tuning can do.") in rec["reasons"]
     assert rec["fit_for_purpose"]["points_to"][0] == (
-        "the fine-tuning run collapsed (fine-tune: 45% of its answers are the same string '1.'); fix the training "
+        "the fine-tuning run collapsed (Fine-tune: 45% of its answers are the same string '1.'); fix the training "
         "data before judging fine-tuning")
     # every reason that quotes fine-tune's accuracy or hallucination says it measures a failed run
-    quoted = [r for r in rec["reasons"] if "fine-tune 5.0%" in r or "fine-tune 90.0%" in r]
-    assert quoted and all("fine-tune collapsed: its score measures a failed run" in r for r in quoted)
+    quoted = [r for r in rec["reasons"] if "Fine-tune 5.0%" in r or "Fine-tune 90.0%" in r]
+    assert quoted and all("Fine-tune collapsed: its score measures a failed run" in r for r in quoted)
     assert "collapsed" in rec["separation"]["why"]
 
 
 def test_the_option_held_against_the_targets_is_the_most_accurate_that_did_not_collapse():
     fit = recommend(_collapsed_fine_tune(accuracy=0.55))["fit_for_purpose"]
-    assert "the most accurate, rag, answers 40.0%" in fit["statement"]
+    assert "the most accurate, RAG, answers 40.0%" in fit["statement"]
 
 
 def test_a_run_without_collapse_data_names_no_collapsed_option():
@@ -262,9 +262,9 @@ def test_buying_abstention_with_false_abstention_is_not_rewarded():
     assert rec["scores"]["rag"]["hallucination"] == pytest.approx(1 - 0.5 - 0.02)
     assert rec["scores"]["fine-tune"]["hallucination"] < rec["scores"]["rag"]["hallucination"]
     said = [r for r in rec["reasons"] if r.startswith("Abstention:")]
-    assert len(said) == 1 and "fine-tune abstains on 60.0% [55.0, 65.0] of unanswerable questions but also refuses " \
+    assert len(said) == 1 and "Fine-tune abstains on 60.0% [55.0, 65.0] of unanswerable questions but also refuses " \
                                "40.0% [35.0, 45.0] of answerable ones" in said[0]
-    assert "rag abstains" not in said[0] and "rag refuses" not in said[0]  # 2% false abstention is not worth a line
+    assert "RAG abstains" not in said[0] and "RAG refuses" not in said[0]  # 2% false abstention is not worth a line
     ev.false_abstention = {}
     assert not any(r.startswith("Abstention:") for r in recommend(ev)["reasons"])
 
@@ -300,7 +300,7 @@ def test_rag_answering_the_facts_the_base_model_does_not_know_is_said_so():
     ev.by_knowledge = {"rag": _by_knowledge({"unknown": 0.5}, N_GROUPS),
                        "fine-tune": _by_knowledge({"unknown": 0.05}, N_GROUPS)}
     said = [r for r in recommend(ev)["reasons"] if r.startswith("On the 40 facts the base model does not know")]
-    assert said and "rag answers 50.0% [45.0, 55.0] correctly vs fine-tune 5.0%" in said[0]
+    assert said and "RAG answers 50.0% [45.0, 55.0] correctly vs Fine-tune 5.0%" in said[0]
     assert said[0].endswith("retrieval supplies what the model does not know.")
 
 

@@ -36,7 +36,7 @@ def test_recommend_recomputes_with_another_preset_weights_and_facts(run, capsys)
     assert (run / "eval" / "metrics.json").read_text() == before  # nothing re-ran
     out = capsys.readouterr().out
     assert out.startswith("verdict: rag") and "win share" in out
-    assert "Verdict: **rag**" in (run / "report.md").read_text()
+    assert "Verdict: **RAG**" in (run / "report.md").read_text()
     assert (run / "report.html").exists()
 
 
@@ -78,7 +78,7 @@ def test_targets_recompute_fit_for_purpose_without_re_running_anything(run, caps
     assert main(["recommend", str(run)]) == 0  # the defaults: 80% accuracy, 10% hallucination
     rec = json.loads((run / "recommendation.json").read_text())
     assert rec["fit_for_purpose"]["targets"] == {"accuracy": 0.8, "hallucination_rate": 0.1}
-    assert rec["reasons"][0].startswith("No option is fit for purpose: the most accurate, both, answers 40.0%")
+    assert rec["reasons"][0].startswith("No option is fit for purpose: the most accurate, Fine-tune + RAG, answers 40.0%")
     capsys.readouterr()
     assert main(["recommend", str(run), "--targets", "accuracy=0.1", "hallucination_rate=0.9"]) == 0
     rec = json.loads((run / "recommendation.json").read_text())
@@ -86,7 +86,7 @@ def test_targets_recompute_fit_for_purpose_without_re_running_anything(run, caps
     assert fit["targets"] == {"accuracy": 0.1, "hallucination_rate": 0.9}
     assert fit["any_fit"] and fit["options"]["both"]["fit"] == "meets"  # 40% [20, 60] >= 10%; 48% [28, 68] <= 90%
     assert not rec["reasons"][0].startswith("No option")
-    assert "Fit for purpose: both meets the targets" in capsys.readouterr().out
+    assert "Fit for purpose: Fine-tune + RAG meets the targets" in capsys.readouterr().out
     assert "Targets: accuracy at least 10%, hallucination rate at most 90%" in (run / "report.md").read_text()
     assert {p: p.read_bytes() for p in (run / "eval").iterdir()} == before  # nothing re-ran
 

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from advisor.core.arms import ARM_OF_OPTION, OPTION_COLOUR, OPTION_LABEL
+from advisor.core.config import QUALITY_TARGETS
+from advisor.plain import best_option, fit_line
+from advisor.recommend import fit_for_purpose, load_evidence
 from advisor.report import MISSING, write_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
@@ -59,7 +63,7 @@ def test_full_run_report_has_every_plot_inlined_and_no_external_reference(run):
         assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 20
     assert "src='http" not in html and 'src="http' not in html and "<script" not in html
     rec = json.loads((run / "recommendation.json").read_text())
-    assert f"<h2>Verdict: <b>{rec['verdict']}</b></h2>" in html
+    assert f"<h2>Verdict: <b>{OPTION_LABEL[rec['verdict']]}</b></h2>" in html
     # the fixture run predates the drill: the report says so instead of leaving a gap
     assert f"- {MISSING} knowledge-update drill (run `advisor drill" in md
     assert "<li class='missing'>not measured in this run: knowledge-update drill" in html
@@ -121,30 +125,39 @@ def _advise(run: Path, **kw) -> dict:
 def test_the_report_opens_with_fit_for_purpose_and_splits_how_sure_in_two(run):
     rec = _advise(run)
     md = (run / "report.md").read_text()
-    assert md.index("## Fit for purpose") < md.index("## Verdict")
+    assert md.index("## In short") < md.index("## Fit for purpose") < md.index("## Verdict")
     assert "Targets: accuracy at least 80%, hallucination rate at most 10%" in md
-    assert "| both | 40.0 [20.0, 60.0] | misses | 48.0 [28.0, 68.0] | misses | **misses** |" in md
+    assert "| Fine-tune + RAG | 40.0 [20.0, 60.0] | misses | 48.0 [28.0, 68.0] | misses | **misses** |" in md
     assert f"**{rec['fit_for_purpose']['statement'].split(' What the evidence points to:')[0]}**" in md
     assert "What the evidence points to:" in md
     for p in rec["fit_for_purpose"]["points_to"]:
         assert f"- {p}" in md
     assert md.count(rec["fit_for_purpose"]["statement"]) == 0  # shown once, in its section, not again under Why
-    assert "**How sure — stable under other priorities: low.** both wins under" in md
-    assert "**How sure — separated by the data: no.** accuracy both − rag: +20.0 pts" in md
+    assert "**How sure — stable under other priorities: low.** Fine-tune + RAG wins under" in md
+    assert "**How sure — separated by the data: no.** accuracy Fine-tune + RAG − RAG: +20.0 pts" in md
     assert "Smallest accuracy difference these questions can detect: 39.6 points" in md
     # 20 points is not significant on these 20 questions, and below the 39.6 they detect with 80% power
-    assert ("**The verdict rests on a difference smaller than the detectable one:** accuracy both − rag is "
-            "+20.0 points against 39.6 detectable; so on accuracy these questions cannot tell the two apart") in md
+    assert ("**The verdict rests on a difference smaller than the detectable one:** accuracy Fine-tune + RAG − RAG "
+            "is +20.0 points against 39.6 detectable; so on accuracy these questions cannot tell the two apart") in md
     html = (run / "report.html").read_text()
     assert "<h2>Fit for purpose</h2>" in html and "<td><b>misses</b></td>" in html
 
 
-def test_a_recommendation_made_before_targets_says_fit_for_purpose_was_not_measured(run):
+def test_a_recommendation_made_before_targets_gets_fit_for_purpose_computed_from_its_measurements(run):
     as_older_run(run)  # a recommendation.json that predates fit for purpose and the split of how sure
+    rec = json.loads((run / "recommendation.json").read_text())
     write_report(run)
     md = (run / "report.md").read_text()
-    assert f"- {MISSING} fit for purpose (the recommendation predates quality targets" in md
-    assert "**How sure:** both wins under" in md and "separated by the data" not in md
+    fit = fit_for_purpose(load_evidence(run), QUALITY_TARGETS)  # what the dashboard computes for such a run
+    assert "(Computed now from the run's measurements: its recommendation predates quality targets.)" in md
+    assert f"**{fit['statement'].split(' What the evidence points to:')[0]}**" in md
+    assert f"**Good enough?** {fit_line(fit, rec)[1]}" in md
+    assert f"**How sure:** {OPTION_LABEL[rec['verdict']]} wins under" in md and "separated by the data" not in md
+    (run / "eval" / "rag.jsonl").unlink()  # ... and when its measurements cannot be read, the report says so
+    write_report(run)
+    md = (run / "report.md").read_text()
+    assert (f"- {MISSING} fit for purpose (the recommendation predates quality targets and the run's measurements "
+            "cannot be read: ") in md and "**Good enough?**" not in md
 
 
 def test_no_separation_below_the_detectable_difference_says_the_questions_cannot_tell(run):
@@ -157,13 +170,14 @@ def test_no_separation_below_the_detectable_difference_says_the_questions_cannot
                          "difference_pts": -7.5, "below_detectable": True, "runner_up": "both"}
     lines = "\n".join(how_sure_lines(rec))
     assert "**How sure — separated by the data: no.** the CI includes 0." in lines
-    assert ("accuracy rag − both is -7.5 points against 12.1 detectable; so on accuracy these questions cannot tell "
+    assert ("accuracy RAG − Fine-tune + RAG is -7.5 points against 12.1 detectable; so on accuracy these questions "
+            "cannot tell "
             "the two apart.") in lines
     # significant on these questions, yet smaller than what they detect with 80% power
     rec["separation"] |= {"separated": True, "why": "the CI excludes 0", "difference_pts": 10.0}
     lines = "\n".join(how_sure_lines(rec))
     assert "**How sure — separated by the data: yes.** the CI excludes 0." in lines
-    assert "accuracy rag − both is +10.0 points against 12.1 detectable; it passed the test here" in lines
+    assert "accuracy RAG − Fine-tune + RAG is +10.0 points against 12.1 detectable; it passed the test here" in lines
 
 
 def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapter_are_reported(run):
@@ -195,11 +209,11 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
     assert "| Fine-tune (collapsed) |" in md  # the evidence table marks the column
     assert "| bare citation answers % | 0.0 [0.0, 10.0] | 38.0 [28.0, 48.0] |" in md
     assert "### Abstention" in md and "| RAG | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 84.0 [68.0, 96.0] |" in md
-    assert "### Known vs unknown facts" in md and "Answerable questions: known 2, maybe_known 6, unknown 12." in md
+    assert "### Known vs unknown facts" in md and "Answerable questions: known 2, maybe known 6, unknown 12." in md
     assert "| RAG | unknown | 12 | 25.0 [15.0, 35.0] | 70.0 [60.0, 80.0] | 30.0 [20.0, 40.0] |" in md
     assert ('- How the Fine-tune + RAG adapter was trained: one adapter on a mixture of closed-book and '
             "in-context (RAFT) examples") in md
-    assert "rag answers 38.0% of questions with a bare citation marker" in md
+    assert "RAG answers 38.0% of questions with a bare citation marker" in md
     html = (run / "report.html").read_text()
     assert "<h2>Collapsed arms</h2>" in html and "<h3>Known vs unknown facts</h3>" in html
 
@@ -232,3 +246,87 @@ def test_a_run_without_a_curve_says_so(run):
     (run / "eval" / "curve.json").unlink()
     write_report(run)
     assert f"{MISSING} learning-vs-forgetting curve" in (run / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- the first screen speaks to people
+
+REPRS = ("=True", "=False", "{'", "['", "None", "': ")
+
+
+def section(md: str, heading: str) -> str:
+    """The markdown from `## heading` to the next `## ` heading."""
+    start = md.index(f"## {heading}\n")
+    end = md.find("\n## ", start + 1)
+    return md[start: end if end > 0 else len(md)]
+
+
+def test_the_report_opens_with_the_verdict_fit_and_three_main_reasons_in_plain_words(run):
+    from advisor.plain import VERDICT_LINE, main_reasons
+
+    rec = _advise(run)
+    md = (run / "report.md").read_text()
+    first = section(md, "In short")
+    assert md.index("## In short") < md.index("## Fit for purpose"), "the summary is the first section"
+    assert f"### Advice: {OPTION_LABEL[rec['verdict']]}" in first and VERDICT_LINE[rec["verdict"]] in first
+    assert f"**Good enough?** {fit_line(rec['fit_for_purpose'], rec)[1]}" in first
+    bullets = [line[2:] for line in first.splitlines() if line.startswith("- ")]
+    assert len(bullets) == 3 and bullets == main_reasons(rec)
+    # the numbers a person reads are the run's own, rounded: the accuracy of the option held against the targets,
+    # from metrics.json, in whole percent
+    best = best_option(rec["fit_for_purpose"], rec)
+    acc = json.loads((run / "eval" / "metrics.json").read_text())["arms"][ARM_OF_OPTION[best]]["accuracy"]["value"]
+    assert f"answers {100 * acc:.0f}% of questions correctly (target: at least " in first
+    assert not re.search(r"\d\.\d\d", first), "no number with more than one decimal on the first screen"
+    assert not re.search(r"(?<![\w-])(rag|fine-tune)(?![\w-])", first), "options are named by their labels"
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", first), "no config keys on the first screen"
+    assert not any(r in first for r in REPRS), first
+    assert "How sure:" in first and rec["separation"]["runner_up"] and "The measurements" in first
+    html = (run / "report.html").read_text()
+    panel = html[html.index("<section class='summary'>"): html.index("</section>")]
+    assert html.index("<section class='summary'>") < html.index("<h2>Fit for purpose</h2>")
+    assert f"color:{OPTION_COLOUR[rec['verdict']]}" in panel and "Good enough?" in panel
+    assert panel.count("<li>") == 3
+
+
+def test_the_report_says_settings_and_facts_as_sentences_not_python_values(run):
+    rec = _advise(run, facts={"citations_required": True, "latency_target_s": 0.5})
+    md = (run / "report.md").read_text()
+    body = md[: md.index("## Example answers")]  # the model's answers are quoted as they are
+    for r in REPRS:
+        assert r not in body, r
+    assert "citations_required" not in body and "Answers must cite their sources: **yes**" in body
+    assert "Latency target per question, seconds (0 = none): **0.5**" in body
+    assert "see advisor/recommend.py" not in body and "(no manifest.json)" not in body
+    assert "Weights in use: accuracy 25.0%, avoiding hallucination 20.0%" in body
+    assert f"| {OPTION_LABEL[rec['verdict']]} | {rec['utilities'][rec['verdict']]:.3f} |" in body
+    assert "| RAG − Base model | accuracy (correct answers) |" in body  # paired differences by label
+    assert "| answer with Fine-tune + RAG | done |" in body and "eval_tuned_rag" not in body  # stages in words
+    training = json.loads((run / "adapter" / "training.json").read_text())
+    assert f"final training loss {training['final_train_loss']:.2f}" in body
+    assert str(training["final_val_loss"]) not in body  # 3.3704440982286736 is said as 3.37
+
+
+def test_plain_reasons_name_each_criterion_in_words():
+    from advisor.plain import main_reasons
+
+    ev = {"accuracy": {"rag": {"value": .5}, "fine-tune": {"value": .5}},
+          "hallucination_rate": {"rag": {"value": .3}, "fine-tune": {"value": .3}},
+          "latency_p50_s": {"rag": 2.0, "fine-tune": 0.25}, "build_s": {"rag": 20, "fine-tune": 7200}}
+    scores = {"rag": {"serve_cost": .1, "style": 0.0, "build_cost": 1.0},
+              "fine-tune": {"serve_cost": 1.0, "style": 1.0, "build_cost": .4}}
+    rec = {"verdict": "fine-tune", "utilities": {"fine-tune": .7, "rag": .5}, "scores": scores, "evidence": ev,
+           "weights": {"serve_cost": .5, "style": .3, "build_cost": .2},
+           "facts": {"style_learning": True, "latency_target_s": 1.0}}
+    assert main_reasons(rec) == [
+        "Fine-tune answers faster: 250 ms a question, against 2.0 s for RAG, which misses the 1.0 s target.",
+        "A style or format must be learned, and RAG cannot teach it: retrieval does not change how the model writes.",
+    ]  # build cost favours RAG, so it is no reason for Fine-tune
+
+
+def test_plain_words_examples_run():
+    import doctest
+
+    import advisor.plain
+
+    res = doctest.testmod(advisor.plain)
+    assert res.attempted > 0 and res.failed == 0

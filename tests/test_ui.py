@@ -161,7 +161,7 @@ def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_r
 
 
 def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():
-    from ui.advice import fit_line
+    from advisor.plain import fit_line
 
     ev = load_evidence(FIXTURE)
     # Fine-tune + RAG: accuracy 40% [20, 60], hallucination 48% [28, 68]; RAG 20% and 84%, Fine-tune 5% and 88%
@@ -174,6 +174,31 @@ def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():
     best, line = fit_line(met, {"verdict": "fine-tune"})  # the advice is not the option that meets the targets
     assert best == "both" and line.startswith("Fine-tune + RAG meets the targets: it answers 40%")
     assert "The advice, Fine-tune, does not meet them" in line
+
+
+def test_overview_downloads_the_runs_own_report_html(runs_dir, monkeypatch):
+    import streamlit
+
+    run = runs_dir / FIXTURE.name
+    (run / "report.html").write_bytes(b"<!doctype html><title>the run's own report</title>\xc3\xa9")
+    offered = []
+    real = streamlit.download_button
+    monkeypatch.setattr(streamlit, "download_button", lambda *a, **k: offered.append((a, k)) or real(*a, **k))
+    at = open_app(runs_dir, monkeypatch)
+    (label, data), kw = offered[0][0][:2], offered[0][1]
+    assert label == "Download report" and data == (run / "report.html").read_bytes()
+    assert kw["file_name"] == f"{run.name}-report.html" and kw["mime"] == "text/html"
+    assert at.get("download_button")[0].proto.label == "Download report"
+    assert "no report to download" not in text(at)
+
+
+def test_overview_says_how_to_make_the_report_when_a_run_has_none(runs_dir, monkeypatch):
+    run = runs_dir / FIXTURE.name
+    (run / "report.html").unlink(missing_ok=True)
+    at = open_app(runs_dir, monkeypatch)
+    assert not at.get("download_button")
+    assert f"This run has no report to download yet: `advisor recommend {run}` writes it" in text(at)
+    assert not at.exception
 
 
 def test_the_arm_table_names_and_colours_every_arm_once_for_every_page_and_the_report(runs_dir, monkeypatch):
@@ -663,8 +688,100 @@ def test_uploaded_corpus_and_questions_become_a_planned_run(tmp_path):
     assert run_dir.parent == runs.resolve() and run_dir.name.startswith("policies-2024-smollm2-135m-instruct-")
     assert cmd[1:4] == ["-m", "advisor", "run"] and cmd[-3:] == ["--out", str(run_dir), "eval.limit=4"]
     assert list_runs(runs) == [], "uploads live in a hidden folder, not among the runs"
-    with pytest.raises(Exception, match="not .md, .txt or .jsonl"):
-        save_uploads(runs, "bad", [("notes.pdf", b"%PDF")], "corpus")
+    with pytest.raises(Exception, match=r"notes.docx is not a format the corpus reader takes \(.csv, .htm, "):
+        save_uploads(runs, "bad", [("notes.docx", b"PK")], "corpus")
+
+
+def test_every_format_the_corpus_reader_takes_can_be_uploaded(runs_dir, monkeypatch, tmp_path):
+    from advisor.core.corpus import SUPPORTED
+    from ui.launcher import save_uploads
+
+    at = open_app(runs_dir, monkeypatch, "new_run")
+    at.toggle(key="nr_sample").set_value(False).run()
+    at.radio(key="nr_corpus_how").set_value("uploaded files").run()
+    uploader = next(u for u in at.get("file_uploader") if u.proto.id.endswith("nr_corpus_files"))
+    assert sorted(t.lstrip(".") for t in uploader.proto.type) == sorted(x.lstrip(".") for x in SUPPORTED)
+    assert all(x in uploader.proto.label for x in SUPPORTED)
+    folder = save_uploads(tmp_path, "mixed", [(f"doc{x}", b"some text") for x in sorted(SUPPORTED)], "corpus")
+    assert sorted(p.suffix for p in folder.iterdir()) == sorted(SUPPORTED)
+
+
+def fact_widgets(at: AppTest, prefix: str) -> dict:
+    return {w.key.removeprefix(prefix): w for kind in ("select_slider", "toggle", "number_input")
+            for w in getattr(at, kind) if w.key and w.key.startswith(prefix)}
+
+
+def test_new_run_offers_every_situation_fact_the_weight_preset_and_the_targets(runs_dir, monkeypatch):
+    from ui.rundata import FACT_LABEL, TARGET_LABEL
+
+    at = open_app(runs_dir, monkeypatch, "new_run")
+    facts = fact_widgets(at, "nr_f_")
+    assert sorted(facts) == sorted(DEFAULT_FACTS), "New run offers a control for every fact the engine takes"
+    for k, w in facts.items():
+        assert w.label == FACT_LABEL[k] and w.value == DEFAULT_FACTS[k], k
+        if k in FACT_CHOICES:
+            assert list(w.options) == [str(c) for c in FACT_CHOICES[k]]
+    assert at.selectbox(key="nr_weights").options == list(PRESETS) and at.selectbox(key="nr_weights").value == "balanced"
+    targets = fact_widgets(at, "nr_t_")
+    assert sorted(targets) == sorted(QUALITY_TARGETS)
+    for k, w in targets.items():
+        assert w.label == TARGET_LABEL[k] and w.value == pytest.approx(100 * QUALITY_TARGETS[k])
+
+
+def test_a_fact_the_engine_gains_is_offered_on_new_run_and_what_if(runs_dir, monkeypatch):
+    monkeypatch.setitem(DEFAULT_FACTS, "regulated_industry", False)  # a fact the engine gains tomorrow
+    at = open_app(runs_dir, monkeypatch, "new_run")
+    assert "regulated_industry" in fact_widgets(at, "nr_f_")
+    assert any("recommend.facts.regulated_industry=false" in c.value for c in at.caption)  # and the run gets it
+    at = open_app(runs_dir, monkeypatch, "whatif")
+    assert "regulated_industry" in fact_widgets(at, "f_")
+
+
+def test_new_run_passes_the_situation_weight_preset_and_targets_to_advisor_run(runs_dir, monkeypatch):
+    import ui.launcher
+    from advisor.cli import build_parser
+    from advisor.commands.run import path_flags
+    from advisor.core.config import load_config
+
+    started = []
+    monkeypatch.setattr(ui.launcher, "start_run", lambda cmd, run_dir, about=None: started.append((cmd, run_dir)))
+    at = open_app(runs_dir, monkeypatch, "new_run")
+    chosen = {k: (FACT_CHOICES[k][-1] if FACT_CHOICES[k][-1] != v else FACT_CHOICES[k][0]) if k in FACT_CHOICES
+              else (not v) if isinstance(v, bool) else 0.5 for k, v in DEFAULT_FACTS.items()}  # none a default
+    widgets = fact_widgets(at, "nr_f_")
+    for k, v in chosen.items():
+        widgets[k].set_value(v)
+    at.selectbox(key="nr_weights").set_value("compliance")
+    at.number_input(key="nr_t_accuracy").set_value(60.0)
+    at.number_input(key="nr_t_hallucination_rate").set_value(20.0).run()
+    at.text_input(key="nr_overrides").input("eval.limit=8").run()
+    at.button(key="nr_start").click().run()
+    assert not at.error and len(started) == 1, [e.value for e in at.error]
+    cmd, run_dir = started[0]
+    assert cmd[cmd.index("--out") + 1] == str(run_dir) and cmd[-1] == "eval.limit=8"
+    assert "recommend.preset=compliance" in cmd and "recommend.targets.accuracy=0.6" in cmd
+    # advisor run reads the command back into the config the page chose
+    args = build_parser().parse_args(cmd[3:])
+    cfg = load_config(args.config, args.overrides, path_flags(args, [("corpus", "corpus", "path")]))
+    assert cfg.recommend.preset == "compliance" and cfg.eval.limit == 8
+    assert {k: cfg.recommend.facts[k] for k in DEFAULT_FACTS} == chosen
+    assert cfg.recommend.targets == {"accuracy": 0.6, "hallucination_rate": 0.2}
+    assert any(f"`advisor {' '.join(cmd[3:])}`" in c.value for c in at.caption), "the command is shown before it runs"
+
+    at.text_input(key="nr_overrides").input("recommend.facts.budget=high").run()  # set twice: which one wins?
+    at.button(key="nr_start").click().run()
+    assert any("recommend.facts.budget=high in the extra settings is also set by the choices above" in e.value
+               for e in at.error) and len(started) == 1
+
+
+def test_the_plans_time_estimate_shows_before_launching_once_there_is_one(runs_dir, monkeypatch):
+    import ui.launcher
+
+    at = open_app(runs_dir, monkeypatch, "new_run")
+    assert not any("Estimated time" in i.value for i in at.info)  # no `advisor plan` yet: no estimate shown
+    monkeypatch.setattr(ui.launcher, "plan_estimate", lambda cmd, run_dir: f"about 19 min for {run_dir.name}")
+    at = open_app(runs_dir, monkeypatch, "new_run")
+    assert any(i.value.startswith("**Estimated time:** about 19 min for sample-") for i in at.info)
 
 
 def test_run_progress_comes_from_the_run_directory_and_survives_a_refresh(runs_dir, monkeypatch):

@@ -3,7 +3,9 @@ recommendation.json when it has them (fit_for_purpose, stability, separation), e
 by advisor.recommend from the evidence the run wrote (runs made before those blocks existed).
 
     fit = fit_of(rec, run_dir)            # the fit_for_purpose block
-    best, line = fit_line(fit, rec)       # the option to show against the targets, and one plain sentence
+    sep = separation_of(rec, run_dir)     # 'separated by the data'
+
+The sentences (fit_line, the reasons) are advisor/plain.py's, shared with the report.
 
 No Streamlit in this module: the pages call it, and tests call it directly.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from advisor.core.arms import OPTION_LABEL
+from advisor import plain
 from advisor.core.config import validate_targets
 from ui.rundata import load_config_dict
 
@@ -49,15 +51,9 @@ def _evidence(run_dir: str, stamp: int):
 
 
 def fit_of(rec: dict, run_dir: Path) -> dict:
-    """The fit_for_purpose block: the recorded one, else advisor.recommend.fit_for_purpose on the run's
-    evidence and targets (raises AdvisorError when the evidence cannot be read). A block recorded before it
-    named its "best" option is computed again with its own targets."""
-    fit = rec.get("fit_for_purpose")
-    if fit and fit.get("best"):
-        return fit
-    from advisor.recommend import fit_for_purpose
-
-    return fit_for_purpose(evidence_of(run_dir), fit["targets"] if fit else run_targets(run_dir))
+    """advisor.plain.fit_of with the evidence read once per version of the run's metrics (raises AdvisorError
+    when the evidence cannot be read)."""
+    return plain.fit_of(rec, run_dir, evidence_of, run_targets)
 
 
 def separation_of(rec: dict, run_dir: Path) -> dict:
@@ -75,34 +71,3 @@ def separation_badge(sep: dict) -> str:
     if sep.get("runner_up") is None:
         return ":gray-badge[only one option evaluated]"
     return ":green-badge[separated by the data]" if sep["separated"] else ":orange-badge[not separated by the data]"
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
-def best_option(fit: dict, rec: dict) -> str:
-    """The option to hold against the targets: the advised one when it meets them, else fit_for_purpose's
-    choice (the most accurate option that meets them, else the most accurate whose arm did not collapse)."""
-    verdict = rec["verdict"]
-    return verdict if fit["options"].get(verdict, {}).get("fit") == "meets" else fit["best"]
-
-
-def fit_line(fit: dict, rec: dict) -> tuple[str, str]:
-    """(the option held against the targets, one plain sentence on whether anything is good enough)."""
-    best = best_option(fit, rec)
-    r = fit["options"][best]
-    acc, hal = r["accuracy"], r["hallucination_rate"]
-    name = OPTION_LABEL.get(best, best)
-    numbers = (f"answers {_pct(acc['value'])} of questions correctly (target: at least {_pct(acc['target'])}) "
-               f"and hallucinates on {_pct(hal['value'])} (target: at most {_pct(hal['target'])})")
-    if fit["any_fit"]:
-        if best == rec["verdict"]:
-            return best, f"Good enough: {name} {numbers}, both shown by the 95% confidence intervals."
-        return best, (f"{name} meets the targets: it {numbers}. The advice, "
-                      f"{OPTION_LABEL.get(rec['verdict'], rec['verdict'])}, does not meet them: other priorities "
-                      "outweighed them.")
-    if all(x["fit"] == "misses" for x in fit["options"].values()):
-        return best, f"No option is good enough yet: the best, {name}, {numbers}."
-    return best, (f"No option is shown to be good enough yet: the best, {name}, {numbers}; the 95% confidence "
-                  "intervals are too wide to tell.")

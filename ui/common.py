@@ -9,8 +9,10 @@ from pathlib import Path
 import streamlit as st
 
 from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
+from advisor.plain import VERDICT_LINE, fit_line, flip_sentences
 from ui.rundata import (
     CRITERION_LABEL,
+    FACT_HELP,
     FACT_LABEL,
     RunDataError,
     RunInfo,
@@ -28,9 +30,6 @@ STATUS_ICON = {"done": ":green[:material/check_circle:]", "running": ":blue[:mat
                "unreadable": ":red[:material/warning:]"}
 STAGE_ICON = {"done": ":green[:material/check:]", "running": ":blue[:material/progress_activity:]",
               "failed": ":red[:material/close:]", "pending": ":gray[:material/radio_button_unchecked:]"}
-VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base model.",
-                "fine-tune": "Train the knowledge into the model (QLoRA adapter), no retrieval.",
-                "both": "Fine-tune the model and retrieve from the index too."}
 UTILITY_LINE = ("**Utility** is each option's weighted average score (0–1, higher is better) over the criteria, "
                 "with the weights of the priorities in use: it ranks the options, it does not say whether any is "
                 "good enough (fit for purpose does). [The criteria and their weights](#criteria)")
@@ -108,22 +107,6 @@ def confidence(rec: dict) -> tuple[str, str]:
     return s["level"], s["why"]
 
 
-def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
-    """(sentences for weights whose change flips the verdict, closest first; criteria that cannot flip it)."""
-    flips = (rec.get("sensitivity") or {}).get("flip_points") or {}
-    said, steady = [], []
-    for c, f in sorted(flips.items(), key=lambda cf: abs(cf[1]["change"]) if cf[1] else 9):
-        label = CRITERION_LABEL.get(c, c)
-        if not f:
-            steady.append(label)
-            continue
-        more = "more" if f["change"] > 0 else "less"
-        said.append(f"If **{label}** mattered {more} — {100 * f['flips_at']:.1f}% of the decision instead of "
-                    f"{100 * f['weight_now']:.1f}% (other weights scaled to fit) — the advice would become "
-                    f"**{OPTION_LABEL.get(f['new_verdict'], f['new_verdict'])}**.")
-    return said, steady
-
-
 def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | None = None) -> None:
     """The verdict, what it means, how sure in two separate senses (stable under other priorities; separated by
     the data, when `sep` or the recommendation has it), and each option's utility (compact: stacked, for a
@@ -177,23 +160,27 @@ def flips_block(rec: dict) -> None:
                    + ", ".join(f"{OPTION_LABEL.get(o, o)} {100 * s:.0f}%" for o, s in share.items()))
 
 
-def fact_value(v) -> str:
-    return ("yes" if v else "no") if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)
+def fact_widget(k: str, key: str) -> None:
+    """The control for situation fact `k` (session-state key `key`), chosen by the kind of value the engine takes
+    (advisor.core.advice): one of FACT_CHOICES, true/false, or a number (seconds). The What-if and New run pages
+    both offer every fact through it, so a fact the engine gains appears on both."""
+    from advisor.core.advice import DEFAULT_FACTS, FACT_CHOICES
 
-
-def facts_line(rec: dict) -> str:
-    """The preset and every situation fact the engine takes (those a recommendation predates: their defaults)."""
-    from advisor.core.advice import DEFAULT_FACTS
-
-    f = {**DEFAULT_FACTS, **(rec.get("facts") or {})}
-    parts = [f"{FACT_LABEL.get(k, k)}: **{fact_value(v)}**" for k, v in f.items()]
-    return f"Weights preset **{rec.get('preset', '?')}**; situation — " + "; ".join(parts) + "."
+    label, help_ = FACT_LABEL.get(k, k.replace("_", " ")), FACT_HELP.get(k)
+    if k in FACT_CHOICES:
+        st.select_slider(label, FACT_CHOICES[k], key=key, help=help_)
+    elif isinstance(DEFAULT_FACTS[k], bool):
+        st.toggle(label, key=key, help=help_)
+    elif isinstance(DEFAULT_FACTS[k], (int, float)):
+        st.number_input(label, min_value=0.0, step=0.1, format="%.2f", key=key, help=help_)
+    else:
+        st.text_input(label, key=key, help=help_)
 
 
 def fit_block(fit: dict, rec: dict, hint: str = "Change the targets on the **What-if** page.") -> None:
     """Fit for purpose first: one plain sentence, the best option's accuracy and hallucination against the
     targets with their status, and what the evidence points to when nothing is good enough."""
-    from ui.advice import STATUS_BADGE, fit_line
+    from ui.advice import STATUS_BADGE
 
     best, line = fit_line(fit, rec)
     r = fit["options"][best]

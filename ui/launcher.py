@@ -1,6 +1,8 @@
 """Start `advisor run` in the background from the dashboard, detached from the page.
 
-    cmd, run_dir = plan_run(Path("runs"), corpus, qa, train_qa="", preset="smoke", model="smollm2-135m-instruct")
+    overrides = advice_overrides("compliance", {"knowledge_change": "daily"}, {"accuracy": 0.7})
+    cmd, run_dir = plan_run(Path("runs"), corpus, qa, train_qa="", preset="smoke", model="smollm2-135m-instruct",
+                            overrides=overrides)
     start_run(cmd, run_dir)
 
 The run is a detached process (its own session, so it outlives the page and the server) writing
@@ -19,12 +21,19 @@ import sys
 import threading
 from pathlib import Path
 
+import yaml
+
+from advisor.core.advice import DEFAULT_FACTS, resolve_weights, validate_facts
 from advisor.core.artifacts import atomic_write_json, now_iso
+from advisor.core.config import validate_targets
+from advisor.core.corpus import SUPPORTED
 from advisor.core.errors import AdvisorError
 from ui.rundata import LAUNCH, LAUNCH_EXIT, LOG, RunDataError, pid_alive, read_json
 
 UPLOADS = ".uploads"  # under the runs folder; hidden, so the runs list skips it
-UPLOAD_SUFFIXES = (".md", ".txt", ".jsonl")
+# Every format the corpus reader ingests (advisor/core/corpus.py), so an upload takes what `advisor run` reads.
+UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED))
+FORMATS = ", ".join(UPLOAD_SUFFIXES)
 
 
 def _slug(s: str) -> str:
@@ -46,7 +55,8 @@ def save_uploads(runs_dir: Path, name: str, files: list[tuple[str, bytes]], kind
         for fname, data in files:
             base = Path(fname).name
             if not base.lower().endswith(UPLOAD_SUFFIXES):
-                raise AdvisorError(f"uploaded file {base} is not .md, .txt or .jsonl; only those are read")
+                raise AdvisorError(f"uploaded file {base} is not a format the corpus reader takes ({FORMATS}); "
+                                   "convert it to one of them, or leave it out")
             (target / base).write_bytes(data)
         return target
     if len(files) != 1:
@@ -56,6 +66,46 @@ def save_uploads(runs_dir: Path, name: str, files: list[tuple[str, bytes]], kind
     target = folder / f"{kind}.jsonl"
     target.write_bytes(data)
     return target
+
+
+def _scalar(v) -> str:
+    """A value as the text of a dotted override that reads back as the same value (config overrides are YAML
+    scalars): true / false, 0.8, monthly; a string YAML would read as something else is quoted."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    text = f"{v:g}" if isinstance(v, float) else str(v)
+    return text if yaml.safe_load(text) == v else repr(text)
+
+
+def advice_overrides(preset: str, facts: dict, targets: dict) -> list[str]:
+    """The recommend section of a run as dotted overrides for `advisor run`: the weight preset, every situation
+    fact the engine takes (advisor.core.advice.DEFAULT_FACTS, defaults filled in) and the quality targets
+    (shares). Bad values raise AdvisorError here, before anything starts.
+
+    >>> advice_overrides("compliance", {"citations_required": True}, {"accuracy": 0.7})[2:4]
+    ['recommend.facts.citations_required=true', 'recommend.facts.style_learning=false']
+    """
+    resolve_weights(preset, {})
+    facts, targets = validate_facts(facts), validate_targets(targets)
+    return ([f"recommend.preset={preset}"] + [f"recommend.facts.{k}={_scalar(facts[k])}" for k in DEFAULT_FACTS]
+            + [f"recommend.targets.{k}={_scalar(round(v, 4))}" for k, v in targets.items()])
+
+
+def merge_overrides(chosen: list[str], extra: list[str]) -> list[str]:
+    """The page's chosen settings, then the extra ones typed in; a key set in both is an error (which would
+    win is not obvious to the person who set it twice)."""
+    keys = {o.split("=", 1)[0].strip() for o in chosen}
+    twice = [o for o in extra if o.split("=", 1)[0].strip() in keys]
+    if twice:
+        raise AdvisorError(f"{', '.join(twice)} in the extra settings is also set by the choices above; change it "
+                           "there and remove it from the extra settings")
+    return list(chosen) + list(extra)
+
+
+def plan_estimate(cmd: list[str], run_dir: Path) -> str | None:
+    """The plan's time estimate before launching: how long the planned run will take, in one sentence. `advisor
+    plan` will provide it; until then there is no estimate (None) and the New run page shows none."""
+    return None
 
 
 def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: str = "quickstart",
@@ -70,12 +120,12 @@ def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: s
 
     corpus, qa, train_qa, model = (x.strip() for x in (corpus, qa, train_qa, model))
     if not corpus:
-        raise AdvisorError("choose a corpus: a folder or file of .md, .txt or .jsonl documents, or upload files")
+        raise AdvisorError(f"choose a corpus: a folder or file of documents ({FORMATS}), or upload files")
     root = Path(corpus).expanduser()
     if not root.exists():
         raise AdvisorError(f"corpus path {root} does not exist")
     if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
-        raise AdvisorError(f"corpus folder {root} is empty; put .md, .txt or .jsonl documents in it")
+        raise AdvisorError(f"corpus folder {root} is empty; put documents in it ({FORMATS})")
     if qa:  # without one, the run generates its evaluation set from the corpus (stage qa)
         load_qa(Path(qa).expanduser())
     if train_qa:

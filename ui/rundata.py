@@ -18,34 +18,12 @@ from pathlib import Path
 import yaml
 
 from advisor.core import textio
+from advisor.core.advice import CRITERION_LABEL, FACT_HELP, FACT_LABEL  # noqa: F401  (the pages' names for them)
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
 
-CRITERION_LABEL = {
-    "accuracy": "accuracy", "hallucination": "avoiding hallucination", "forgetting": "keeping general knowledge",
-    "build_cost": "build cost", "serve_cost": "serving cost (latency)", "freshness": "keeping knowledge fresh",
-    "citations": "citing sources", "style": "learning a style or format",
-}
-# Plain words for the recommendation engine's situation facts (advisor.recommend.DEFAULT_FACTS) and quality
-# targets (advisor.core.config.QUALITY_TARGETS); the What-if page offers every one (a test holds it to that).
-FACT_LABEL = {
-    "knowledge_change": "How often the knowledge changes",
-    "citations_required": "Answers must cite their sources",
-    "style_learning": "A style or format must be learned",
-    "budget": "Budget for building",
-    "latency_target_s": "Latency target per question, seconds (0 = none)",
-    "data_privacy": "The data is private (it must stay deletable and access-controlled)",
-}
-FACT_HELP = {
-    "knowledge_change": "Every change means re-indexing (seconds) or retraining (hours) the fine-tuned options.",
-    "citations_required": "A fine-tuned model alone cannot point to its sources.",
-    "style_learning": "A format or tone only training teaches; retrieval alone cannot.",
-    "budget": "How hard a 10x longer build counts against an option: low budget 1/2 of the build-cost score, "
-              "medium 1/3, high 1/6.",
-    "latency_target_s": "An option whose measured median latency misses the target scores 0 on serving cost.",
-    "data_privacy": "Data trained into the weights cannot be deleted or access-controlled without retraining; an "
-                    "index document can.",
-}
+# Plain words for the quality targets (advisor.core.config.QUALITY_TARGETS); the What-if and New run pages
+# offer every one. The criteria's and facts' words live with them in advisor/core/advice.py.
 TARGET_LABEL = {"accuracy": "Accuracy at least (%)", "hallucination_rate": "Hallucination rate at most (%)"}
 LAUNCH = "launch.json"  # written by the dashboard when it starts a run (ui/launcher.py)
 LAUNCH_EXIT = "launch.exit"  # the exit code of that run, written when it ends

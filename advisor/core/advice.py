@@ -26,8 +26,35 @@ DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "st
                  "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
 BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
 # The facts that take one of a fixed set of values (the others are true/false, and latency_target_s seconds);
-# validate_facts checks them and the dashboard's What-if page offers them from here.
+# validate_facts checks them and the dashboard's What-if and New run pages offer them from here.
 FACT_CHOICES = {"knowledge_change": CHANGE_RATES, "budget": tuple(BUDGETS)}
+
+
+# Plain words for the criteria and the facts, next to them so the report and every dashboard page name them
+# the same; a fact without a label fails a test (tests/test_ui.py).
+CRITERION_LABEL = {
+    "accuracy": "accuracy", "hallucination": "avoiding hallucination", "forgetting": "keeping general knowledge",
+    "build_cost": "build cost", "serve_cost": "serving cost (latency)", "freshness": "keeping knowledge fresh",
+    "citations": "citing sources", "style": "learning a style or format",
+}
+FACT_LABEL = {
+    "knowledge_change": "How often the knowledge changes",
+    "citations_required": "Answers must cite their sources",
+    "style_learning": "A style or format must be learned",
+    "budget": "Budget for building",
+    "latency_target_s": "Latency target per question, seconds (0 = none)",
+    "data_privacy": "The data is private (it must stay deletable and access-controlled)",
+}
+FACT_HELP = {
+    "knowledge_change": "Every change means re-indexing (seconds) or retraining (hours) the fine-tuned options.",
+    "citations_required": "A fine-tuned model alone cannot point to its sources.",
+    "style_learning": "A format or tone only training teaches; retrieval alone cannot.",
+    "budget": "How hard a 10x longer build counts against an option: low budget 1/2 of the build-cost score, "
+              "medium 1/3, high 1/6.",
+    "latency_target_s": "An option whose measured median latency misses the target scores 0 on serving cost.",
+    "data_privacy": "Data trained into the weights cannot be deleted or access-controlled without retraining; an "
+                    "index document can.",
+}
 
 
 def validate_facts(facts: dict) -> dict:

@@ -1,18 +1,33 @@
-"""New run: pick a corpus and a QA file (or upload them), a preset and a model, and start `advisor run` in
-the background. Progress comes from the run directories (manifest stages and run.log), so it survives a
-browser refresh and even a restart of the dashboard."""
+"""New run: pick a corpus and a QA file (or upload them, in any format the corpus reader takes), a preset and a
+model, say the situation (every fact the advice engine takes), the weight preset and the quality targets, and
+start `advisor run` in the background with them as dotted overrides (recommend.*). Progress comes from the run
+directories (manifest stages and run.log), so it survives a browser refresh and even a restart of the
+dashboard."""
 
 import shlex
+from pathlib import Path
 
 import streamlit as st
 
-from advisor.core.config import PRESETS_DIR, preset_names
+from advisor.core.advice import DEFAULT_FACTS, PRESETS
+from advisor.core.config import PRESETS_DIR, QUALITY_TARGETS, load_config, preset_names
 from advisor.core.errors import AdvisorError
 from advisor.core.models import BUNDLED
 from advisor.pipeline import SAMPLE_CORPUS, SAMPLE_EVAL, SAMPLE_TRAIN
-from ui.common import STATUS_ICON, runs, runs_dir, stage_progress
-from ui.launcher import is_active, plan_run, save_uploads, start_run, stop_run
-from ui.rundata import LAUNCH
+from ui.common import STATUS_ICON, fact_widget, runs, runs_dir, stage_progress
+from ui.launcher import (
+    FORMATS,
+    UPLOAD_SUFFIXES,
+    advice_overrides,
+    is_active,
+    merge_overrides,
+    plan_estimate,
+    plan_run,
+    save_uploads,
+    start_run,
+    stop_run,
+)
+from ui.rundata import LAUNCH, TARGET_LABEL
 
 OTHER = "other (Hub id or local folder)"
 
@@ -74,8 +89,10 @@ else:
                        horizontal=True, label_visibility="collapsed")
         if how == "uploaded files":
             name = st.text_input("Corpus name", value="uploaded", key="nr_corpus_name")
-            files = st.file_uploader("Documents (.md, .txt, .jsonl)", type=["md", "txt", "jsonl"],
-                                     accept_multiple_files=True, key="nr_corpus_files")
+            files = st.file_uploader(f"Documents ({FORMATS})", type=[x.lstrip(".") for x in UPLOAD_SUFFIXES],
+                                     accept_multiple_files=True, key="nr_corpus_files",
+                                     help="JSONL and CSV files hold one document per record, its text in the field "
+                                          "corpus.text_field names (default: text; set it in the extra settings).")
             if files:
                 try:
                     corpus = str(save_uploads(runs_dir(), name, [(f.name, f.getvalue()) for f in files], "corpus"))
@@ -118,11 +135,81 @@ if model == OTHER:
 overrides = c3.text_input("Extra settings (optional)", key="nr_overrides", placeholder="eval.limit=40 tuning.lora.r=8",
                           help="Dotted config overrides separated by spaces, as on the command line.")
 
+
+def reset_advice(preset: str) -> None:
+    """The situation, weight preset and targets as config preset `preset` sets them (its recommend section,
+    defaults filled in): the page starts from them and returns to them when another preset is chosen."""
+    rc = load_config(preset).recommend
+    st.session_state["nr_weights"] = rc.preset
+    for k, v in {**DEFAULT_FACTS, **rc.facts}.items():
+        st.session_state[f"nr_f_{k}"] = float(v) if isinstance(DEFAULT_FACTS[k], float) else v
+    for k, v in rc.targets.items():
+        st.session_state[f"nr_t_{k}"] = round(100 * v, 1)
+    st.session_state["nr_advice_from"] = preset
+
+
+def advice_settings(preset: str) -> list[str]:
+    """Every situation fact the advice engine takes, the weight preset and the quality targets, as the dotted
+    overrides the run gets (ui.launcher.advice_overrides)."""
+    if st.session_state.get("nr_advice_from") != preset:
+        reset_advice(preset)
+    st.markdown("**Your situation and what good enough means** — the advice weighs the options with these; "
+                "you can change them after the run on the **What-if** page without re-running anything.")
+    left, right = st.columns([3, 1])
+    with left:  # values two abreast, then the yes/no facts one a line: their labels are long sentences
+        values = [k for k in DEFAULT_FACTS if not isinstance(DEFAULT_FACTS[k], bool)]
+        cols = st.columns(2)
+        for i, k in enumerate(values):
+            with cols[i % 2]:
+                fact_widget(k, f"nr_f_{k}")
+        for k in DEFAULT_FACTS:
+            if k not in values:
+                fact_widget(k, f"nr_f_{k}")
+    with right:
+        st.selectbox("Priorities (weight preset)", list(PRESETS), key="nr_weights",
+                     help="How much each criterion counts: " + "; ".join(
+                         f"{name}: accuracy {100 * w['accuracy']:.0f}%, hallucination {100 * w['hallucination']:.0f}%"
+                         for name, w in PRESETS.items()) + ". advisor ls lists every weight.")
+        for k in QUALITY_TARGETS:
+            st.number_input(TARGET_LABEL.get(k, k.replace("_", " ")), min_value=0.0, max_value=100.0, step=5.0,
+                            format="%.1f", key=f"nr_t_{k}")
+    facts = {k: st.session_state[f"nr_f_{k}"] for k in DEFAULT_FACTS}
+    targets = {k: st.session_state[f"nr_t_{k}"] / 100 for k in QUALITY_TARGETS}
+    return advice_overrides(st.session_state["nr_weights"], facts, targets)
+
+
+def plan(chosen: list[str]) -> tuple[list[str], Path]:
+    """The command and run directory for the page's choices (`chosen`: the advice settings as overrides, then the
+    extra settings typed in); AdvisorError or ValueError on bad input."""
+    if upload_error:
+        raise AdvisorError(upload_error)
+    return plan_run(runs_dir(), corpus, qa, train_qa, preset, model, merge_overrides(chosen, shlex.split(overrides)))
+
+
+chosen: list[str] = []
+advice_error = None
+with st.container(border=True):
+    try:
+        chosen = advice_settings(preset)
+    except AdvisorError as e:  # said here, and again when Start is pressed
+        advice_error = str(e)
+        st.warning(f"**These settings cannot be used:** {e}")
+
+# Before launching: where the run goes, the command, and the plan's time estimate (ui.launcher.plan_estimate).
+try:
+    planned = None if advice_error else plan(chosen)
+except (AdvisorError, ValueError):
+    planned = None  # the reason is shown when Start is pressed
+if planned:
+    st.caption(f"Goes into **{planned[1].name}**; the command: `advisor {' '.join(planned[0][3:])}`")
+    if estimate := plan_estimate(*planned):
+        st.info(f"**Estimated time:** {estimate}")
+
 if st.button("Start the run", type="primary", key="nr_start"):
     try:
-        if upload_error:
-            raise AdvisorError(upload_error)
-        cmd, run_dir = plan_run(runs_dir(), corpus, qa, train_qa, preset, model, shlex.split(overrides))
+        if advice_error:
+            raise AdvisorError(advice_error)
+        cmd, run_dir = plan(chosen)
         start_run(cmd, run_dir, {"corpus": "sample" if sample else corpus, "model": model, "preset": preset})
     except (AdvisorError, ValueError) as e:
         st.error(f"**Cannot start the run:** {e}")

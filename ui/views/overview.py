@@ -1,19 +1,20 @@
 """Overview: fit for purpose first (is any option good enough against the targets?), then the verdict card
 (RAG / fine-tune / both) with how sure it is in two separate senses, the reasons that decided it, the flip
 points, the cost the verdict weighed in money, and the criteria table — all read from the run's
-recommendation.json (blocks an older run lacks are computed the same way by advisor.recommend)."""
+recommendation.json (blocks an older run lacks are computed the same way by advisor.recommend). The report
+(report.html) can be downloaded from the top of the page to share."""
 
 import streamlit as st
 
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.errors import AdvisorError
+from advisor.plain import facts_line
 from ui import charts
 from ui.advice import fit_of, separation_of
 from ui.common import (
     cost_settings,
     cost_table,
     criteria_section,
-    facts_line,
     fit_block,
     flips_block,
     not_finished_message,
@@ -42,6 +43,29 @@ except RunDataError as e:
     show_data_error(e)
     st.stop()
 
+
+
+def share_row(run) -> None:
+    """Download report.html (self-contained: its plots are inlined, so the one file can be mailed), or how to make
+    it when the run has none, or a note when it is older than the recommendation."""
+    report = run.path / "report.html"
+    make = f"`advisor recommend {run.path}` writes it from the finished evaluation in seconds"
+    if not report.is_file():
+        st.caption(f":material/description: This run has no report to download yet: {make} (and rewrites the "
+                   "recommendation with the run's own settings).")
+        return
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    with left:
+        st.download_button("Download report", report.read_bytes(), file_name=f"{run.name}-report.html",
+                           mime="text/html", icon=":material/download:", key="ov_download",
+                           help="report.html: one self-contained page (plots included) to mail or archive; its "
+                                "first screen says the advice, whether it is good enough and why.")
+    rec_file = run.path / "recommendation.json"
+    if rec_file.is_file() and rec_file.stat().st_mtime > report.stat().st_mtime + 1:
+        right.caption(f"The report is older than the recommendation shown here; {make.replace('writes', 'rewrites')}.")
+
+
+share_row(run)
 if run.status != "done":
     st.warning(f"This run's status is **{run.status}** ({run.detail}); the recommendation below is from its last "
                "finished recommend stage.")

@@ -1,11 +1,12 @@
 """What-if: move the weights, every situation fact and the quality targets, and watch fit for purpose, the
 verdict and the utilities recompute through advisor.recommend — the same engine `advisor run` and
 `advisor recommend` use. The facts offered are the engine's own (advisor.core.advice.DEFAULT_FACTS and
-FACT_CHOICES), the targets advisor.core.config.QUALITY_TARGETS: a fact the engine gains appears here."""
+FACT_CHOICES, through ui.common.fact_widget), the targets advisor.core.config.QUALITY_TARGETS: a fact the engine
+gains appears here."""
 
 import streamlit as st
 
-from advisor.core.advice import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS
+from advisor.core.advice import CRITERIA, DEFAULT_FACTS, PRESETS
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.config import QUALITY_TARGETS
 from advisor.core.errors import AdvisorError
@@ -14,6 +15,7 @@ from ui import charts
 from ui.advice import run_targets
 from ui.common import (
     criteria_section,
+    fact_widget,
     fit_block,
     flips_block,
     not_finished_message,
@@ -22,15 +24,7 @@ from ui.common import (
     run_header,
     verdict_card,
 )
-from ui.rundata import (
-    CRITERION_LABEL,
-    FACT_HELP,
-    FACT_LABEL,
-    TARGET_LABEL,
-    RunDataError,
-    load_config_dict,
-    load_recommendation,
-)
+from ui.rundata import CRITERION_LABEL, TARGET_LABEL, RunDataError, load_config_dict, load_recommendation
 
 STEP = 0.005
 
@@ -83,20 +77,6 @@ if st.session_state.get("wi_run") != run.name or "w_accuracy" not in st.session_
     reset()
 
 
-def fact_widget(k: str) -> None:
-    """The control for fact `k`, chosen by the kind of value the engine takes: one of FACT_CHOICES, true/false,
-    or a number (seconds)."""
-    label, key, help_ = FACT_LABEL.get(k, k.replace("_", " ")), f"f_{k}", FACT_HELP.get(k)
-    if k in FACT_CHOICES:
-        st.select_slider(label, FACT_CHOICES[k], key=key, help=help_)
-    elif isinstance(DEFAULT_FACTS[k], bool):
-        st.toggle(label, key=key, help=help_)
-    elif isinstance(DEFAULT_FACTS[k], (int, float)):
-        st.number_input(label, min_value=0.0, step=0.1, format="%.2f", key=key, help=help_)
-    else:
-        st.text_input(label, key=key, help=help_)
-
-
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.markdown("**How much each criterion matters**")
@@ -108,7 +88,7 @@ with left:
     st.caption("Weights are relative: they are divided by their sum before use.")
     st.markdown("**The situation**")
     for k in DEFAULT_FACTS:
-        fact_widget(k)
+        fact_widget(k, f"f_{k}")
     st.markdown("**Good enough means**")
     for k in QUALITY_TARGETS:
         st.number_input(TARGET_LABEL.get(k, k.replace("_", " ")), min_value=0.0, max_value=100.0, step=5.0,
