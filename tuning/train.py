@@ -48,6 +48,7 @@ from tuning.data import build_sft, write_sft
 IGNORE = -100
 CHECKPOINTS = "checkpoints"
 BOTH = "adapter_both"  # tuning.both_adapter=separate: the tuned+RAG arm's own RAFT-trained adapter
+SFT_BOTH = "sft/both"  # ... and its training data
 SEEDS = "adapter_seeds"  # RUN_DIR/adapter_seeds/seed-i/: the adapters of tuning.seeds > 1 (seed = seed + i)
 CURVE = "curve"  # adapter snapshots part-way through training (tuning.curve_points), kept for the learning-vs-forgetting curve
 
@@ -598,7 +599,7 @@ def run_tune_stage(run_dir: Path) -> None:
         if not st.skipped:
             write_sft(run / "sft", *training_set(run, cfg, tok))
             if separate:
-                write_sft(run / "sft" / "both", *training_set(run, cfg, tok, both=True))
+                write_sft(run / SFT_BOTH, *training_set(run, cfg, tok, both=True))
 
     data_hash = combine_hashes(sha256_file(run / "sft/train.jsonl"), sha256_file(run / "sft/val.jsonl"))
     h_tune = combine_hashes(h_sft, data_hash)
@@ -618,7 +619,7 @@ def run_tune_stage(run_dir: Path) -> None:
         return rows[sft]
 
     leak = json.loads((run / "sft" / "leakage.json").read_text())
-    both_leak = json.loads((run / "sft" / "both" / "leakage.json").read_text()) if separate else None
+    both_leak = json.loads((run / SFT_BOTH / "leakage.json").read_text()) if separate else None
     note = both_adapter_note(leak, cfg, both_leak)
     with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
         if not st.skipped:
@@ -629,7 +630,7 @@ def run_tune_stage(run_dir: Path) -> None:
             if not st.skipped:
                 cfg_b = copy.deepcopy(cfg)
                 cfg_b.tuning.curve_points = 0
-                train_adapter(cfg_b, *tokenized(run / "sft" / "both"), tok, run / BOTH, both_hash, note)
+                train_adapter(cfg_b, *tokenized(run / SFT_BOTH), tok, run / BOTH, both_hash, note)
     # tuning.seeds > 1: the same data, other seeds (LoRA initialisation and data order), for the spread across seeds
     for i in range(1, cfg.tuning.seeds):
         with run.stage(f"tune_seed{i}", combine_hashes(h_tune, f"seed+{i}"), [f"{SEEDS}/seed-{i}/training.json"]) as st:

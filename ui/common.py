@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
+from advisor.core.arms import OPTION, OPTION_COLOUR, OPTION_LABEL
 from ui.rundata import (
     CRITERION_LABEL,
     FACT_LABEL,
@@ -28,9 +28,6 @@ STATUS_ICON = {"done": ":green[:material/check_circle:]", "running": ":blue[:mat
                "unreadable": ":red[:material/warning:]"}
 STAGE_ICON = {"done": ":green[:material/check:]", "running": ":blue[:material/progress_activity:]",
               "failed": ":red[:material/close:]", "pending": ":gray[:material/radio_button_unchecked:]"}
-VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base model.",
-                "fine-tune": "Train the knowledge into the model (QLoRA adapter), no retrieval.",
-                "both": "Fine-tune the model and retrieve from the index too."}
 UTILITY_LINE = ("**Utility** is each option's weighted average score (0–1, higher is better) over the criteria, "
                 "with the weights of the priorities in use: it ranks the options, it does not say whether any is "
                 "good enough (fit for purpose does). [The criteria and their weights](#criteria)")
@@ -138,7 +135,7 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | N
         with left:
             st.markdown("Recommendation")
             st.markdown(f"## {coloured(verdict)}")
-            st.markdown(VERDICT_LINE.get(verdict, ""))
+            st.markdown(OPTION[verdict].advice if verdict in OPTION else "")
             st.markdown(STABILITY_BADGE[level] + (f" {separation_badge(sep)}" if sep else ""))
             st.caption(f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep
                                                                    else ""))

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from advisor.core import textio
-from advisor.core.config import ARMS
+from advisor.core.arms import ARMS, INDEX_ARMS
 from advisor.core.errors import AdvisorError
 
 CRITERION_LABEL = {
@@ -338,7 +338,7 @@ def question_table(rows_by_arm: dict[str, list[dict]]):
             q[f"{arm} answer"] = r.get("answer", "")
             q[f"{arm} right"] = is_right(r)
             q[f"{arm} F1"] = (r.get("scores") or {}).get("f1")
-            if arm in ("rag", "tuned_rag"):
+            if arm in INDEX_ARMS:  # an arm that answers with retrieved passages shows them
                 q[f"{arm} sources"] = sources_of(r)
     df = pd.DataFrame(list(by_id.values()))
     if df.empty:
