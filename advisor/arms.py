@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.core.answer import Answer, Answerer, ClosedBook
-from advisor.core.arms import ARM, ARM_OF_OPTION  # noqa: F401  (the recommendation's options and their arms: the arm table)
+from advisor.core.arms import ARM
 from advisor.core.config import Config
 from advisor.core.errors import AdvisorError
 

@@ -28,6 +28,7 @@ import yaml
 
 from advisor.core.arms import (
     ADAPTER_ARMS,
+    ARM,
     ARMS,
     BASE,
     BASE_WEIGHTS,
@@ -332,7 +333,7 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
     if cfg.generation.backend != "hf":  # answers from a server are new answers; in-process runs keep their hashes
         g = cfg.generation
         parts.append(f"{g.backend}|{g.base_url}|{g.model}|{g.adapter_model}")
-    from advisor.arms import ARM, BOTH_ADAPTER, own_adapter
+    from advisor.arms import BOTH_ADAPTER, own_adapter
 
     if ARM[arm].needs_index:
         parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
@@ -434,7 +435,7 @@ def eval_embedder(cfg: Config):
 def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: EvalModels, embedder,
                 force: bool) -> None:
     """Stages eval_<arm>: each arm of cfg.eval.arms answers the questions; eval/<arm>.jsonl, scored."""
-    from advisor.arms import ARM, make_arm
+    from advisor.arms import make_arm
     from evalsuite.evaluate import answer_and_score
 
     for arm in cfg.eval.arms:
@@ -573,7 +574,7 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
 def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
     """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter. `lm` and
     `retriever` are evaluate()'s loaders: the model and the index are loaded once for every arm and seed."""
-    from advisor.arms import ARM, make_arm, seed_arms
+    from advisor.arms import make_arm, seed_arms
     from advisor.curve import adapter_weights
     from advisor.seeds import answers_path, seed_adapters
     from evalsuite.evaluate import answer_and_score
