@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from advisor.core.arms import ARMS, TUNED, option_arms
 from advisor.core.artifacts import atomic_write_json, atomic_write_text
 from advisor.core.config import Config, load_config, read_yaml
 from advisor.core.errors import AdvisorError, did_you_mean
@@ -48,9 +49,21 @@ from advisor.pipeline import say
 
 KEYS = ("out", "corpora", "models", "settings", "overrides", "recommend_presets", "mlflow", "resources")
 RESOURCE_KEYS = ("cpus", "gpus", "memory_gb")
-COLUMNS = ["cell", "corpus", "model", "setting", "preset", "verdict", "margin", "win_share", "no_significant_difference",
-           "acc_rag", "acc_tuned", "acc_tuned_rag", "acc_base", "halluc_rag", "halluc_tuned", "halluc_tuned_rag",
-           "forgetting_tuned", "index_s", "tune_s", "run_wall_s", "run_dir"]
+
+
+def headline_columns() -> list[tuple[str, str, str]]:
+    """(column, arm, metric) of the per-arm columns, from the arm table: every arm's accuracy (the options' arms
+    first), the options' arms' hallucination rates, and the tuned arm's forgetting."""
+    opts = option_arms(ARMS)
+    return ([(f"acc_{a}", a, "accuracy") for a in opts + [a for a in ARMS if a not in opts]]
+            + [(f"halluc_{a}", a, "hallucination_rate") for a in opts] + [(f"forgetting_{TUNED}", TUNED, "forgetting")])
+
+
+def columns() -> list[str]:
+    """The summary's columns (summary.csv, summary.md)."""
+    return (["cell", "corpus", "model", "setting", "preset", "verdict", "margin", "win_share",
+             "no_significant_difference"] + [c for c, _, _ in headline_columns()]
+            + ["index_s", "tune_s", "run_wall_s", "run_dir"])
 
 
 @dataclass
@@ -222,10 +235,8 @@ def summary_rows(cell: Cell, presets: list[str]) -> list[dict]:
             "cell": cell.id, "corpus": cell.corpus, "model": cell.model, "setting": cell.setting, "preset": p,
             "verdict": rec["verdict"], "margin": rec["margin"], "win_share": rec["sensitivity"]["win_share"][rec["verdict"]],
             "no_significant_difference": rec["no_significant_difference"].get("applied", False),
-            "acc_rag": v("rag", "accuracy"), "acc_tuned": v("tuned", "accuracy"), "acc_tuned_rag": v("tuned_rag", "accuracy"),
-            "acc_base": v("base", "accuracy"), "halluc_rag": v("rag", "hallucination_rate"),
-            "halluc_tuned": v("tuned", "hallucination_rate"), "halluc_tuned_rag": v("tuned_rag", "hallucination_rate"),
-            "forgetting_tuned": v("tuned", "forgetting"), "index_s": stages.get("index", {}).get("wall_s", ""),
+            **{col: v(arm, metric) for col, arm, metric in headline_columns()},
+            "index_s": stages.get("index", {}).get("wall_s", ""),
             "tune_s": stages.get("tune", {}).get("wall_s", ""), "run_wall_s": manifest.get("wall_s", ""),
             "run_dir": str(cell.run_dir),
         })
@@ -234,14 +245,15 @@ def summary_rows(cell: Cell, presets: list[str]) -> list[dict]:
 
 def write_summary(out: Path, rows: list[dict], pending: list[str]) -> tuple[Path, Path]:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS)
+    cols = columns()
+    w = csv.DictWriter(buf, cols)
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "summary.csv", buf.getvalue())
     md = ["# Batch summary", "", f"{len(rows)} rows from {len({r['cell'] for r in rows})} finished runs"
           + (f"; not finished: {', '.join(pending)}" if pending else "") + ".", "",
-          "| " + " | ".join(COLUMNS[:-1]) + " |", "|" + "---|" * (len(COLUMNS) - 1)]
-    md += ["| " + " | ".join(str(r[c]) for c in COLUMNS[:-1]) + " |" for r in rows]
+          "| " + " | ".join(cols[:-1]) + " |", "|" + "---|" * (len(cols) - 1)]
+    md += ["| " + " | ".join(str(r[c]) for c in cols[:-1]) + " |" for r in rows]
     atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
     return out / "summary.csv", out / "summary.md"
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from advisor.core.arms import BASE, BASE_WEIGHTS, TUNED, TUNED_WEIGHTS
 from advisor.core.artifacts import mean_accuracy, numbered_dirs, read_jsonl
 
 
@@ -56,20 +57,20 @@ def measure_curve(run_dir: Path, lm, items: list, probes: dict, probe_items: lis
     run_dir = Path(run_dir)
     ids = [it.id for it in items]
     n_probe = len(probe_items)
-    base_rows, tuned_rows = read_jsonl(run_dir / "eval" / "base.jsonl"), read_jsonl(run_dir / "eval" / "tuned.jsonl")
+    base_rows, tuned_rows = read_jsonl(run_dir / "eval" / f"{BASE}.jsonl"), read_jsonl(run_dir / "eval" / f"{TUNED}.jsonl")
     probe_scores = probes["sets"][probe_set]
 
     def probe_acc(weights: str) -> float:
         acc = probe_scores[weights]["acc"][:n_probe]
         return sum(acc) / max(1, len(acc))
 
-    points = [{"step": 0, "domain_accuracy": mean_accuracy(base_rows, ids), "probe_accuracy": probe_acc("base")}]
+    points = [{"step": 0, "domain_accuracy": mean_accuracy(base_rows, ids), "probe_accuracy": probe_acc(BASE_WEIGHTS)}]
     for step, folder in snapshots(run_dir / "adapter"):
         with adapter_weights(lm, folder):
             rows = answer_slice(items)
             acc = score_probes(probe_items)["acc"]
         points.append({"step": step, "domain_accuracy": mean_accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))})
-    points.append({"step": steps_total, "domain_accuracy": mean_accuracy(tuned_rows, ids), "probe_accuracy": probe_acc("tuned")})
+    points.append({"step": steps_total, "domain_accuracy": mean_accuracy(tuned_rows, ids), "probe_accuracy": probe_acc(TUNED_WEIGHTS)})
     for p in points:
         p.update(n_questions=len(ids), n_probe=n_probe)
         p["domain_accuracy"], p["probe_accuracy"] = round(p["domain_accuracy"], 4), round(p["probe_accuracy"], 4)

@@ -12,7 +12,7 @@ corpus/ (the updated corpus), chunks.jsonl, index/, adapter/, <option>.jsonl ans
 
     {"source", "n_changed_documents", "n_questions", "steps",
      "before": {"accuracy"},                        # RAG with the old index, before the update
-     "options": {"rag" | "fine-tune" | "both": {"how", "update_s", "accuracy": {"value", "ci95", "n"}}}}
+     "options": {<option>: {"how", "update_s", "accuracy": {"value", "ci95", "n"}}}}     # the arm table's options
 
 What each option does to absorb the change (its update_s is the measured wall time of exactly that):
 - rag: re-chunk and re-embed the updated corpus into a new FAISS index;
@@ -30,6 +30,7 @@ import shutil
 import time
 from pathlib import Path
 
+from advisor.core.arms import OPTION, OPTIONS, RAG
 from advisor.core.artifacts import RunDir, atomic_write_json, combine_hashes, read_jsonl, sha256_file, write_jsonl
 from advisor.core.config import load_run_config
 from advisor.core.errors import AdvisorError
@@ -98,34 +99,57 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20, gener
 
 
 def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
-    from advisor.arms import make_arm
-    from advisor.core.corpus import ingest_corpus
-    from advisor.core.embedders import chunk_offsets_fn
-    from advisor.core.lm import LM
-    from advisor.core.models import causal_tokenizer
+    """drill.json's content: each option of the arm table answers the changed facts after absorbing the change
+    the way it can (re-indexing when it answers with the index, else a fresh adapter on the changed documents)."""
     from advisor.core.remote_lm import load_lm
-    from evalsuite.evaluate import answer_and_score
-    from evalsuite.stats import summarize
-    from retrieval.index import Retriever, build_index
-    from tuning.data import build_sft
-    from tuning.train import tokenize_examples, train_adapter
+    from retrieval.index import Retriever
 
     out = run / "drill"
     changed = sorted(p for p in (changes / "corpus").iterdir() if p.is_file())
-
-    def accuracy(rows: list[dict]) -> dict:
-        return summarize([r["scores"]["accuracy"] for r in rows if "accuracy" in r["scores"]], cfg.eval.bootstrap, cfg.seed)
-
-    def answer(name: str, arm: str, lm, retriever=None) -> dict:
-        rows = answer_and_score(make_arm(arm, cfg, lm, retriever), items)
-        write_jsonl(out / f"{name}.jsonl", rows)
-        return accuracy(rows)
-
     say(f"  drill: {len(changed)} changed documents, {len(items)} questions on the changed facts")
     lm = load_lm(cfg, adapter=str(run / "adapter"))  # in process, or on generation.base_url
-    before = answer("before_rag", "rag", lm, Retriever(run / "index"))
+    before = _answer(out, cfg, items, f"before_{RAG}", RAG, lm, Retriever(run / "index"))
+    reindex = _reindex(run, cfg, changed)
+    new_index = Retriever(out / "index")
+    acc = {o: _answer(out, cfg, items, o, s.name, lm, new_index) for o, s in OPTION.items() if s.needs_index}
+    del lm
+    retrain = _retrain(run, cfg, changed, reindex["chunks"], items, steps)
+    acc.update({o: _answer(out, cfg, items, o, s.name, retrain["lm"]) for o, s in OPTION.items()
+                if s.needs_adapter and not s.needs_index})
+    full_tune_s = run.read_manifest().get("stages", {}).get("tune", {}).get("wall_s")
+    return {
+        "source": str(changes),
+        "changed_documents": sorted(p.name for p in changed),
+        "n_changed_documents": len(changed),
+        "n_questions": len(items),
+        "steps": steps,
+        "before": {"accuracy": before, "how": "RAG with the run's index, before the update"},
+        "options": {o: _option_record(OPTION[o], acc[o], reindex, retrain, len(changed), steps) for o in OPTIONS if o in acc},
+        "note": f"The run's own full adapter training took {full_tune_s:.0f} s; the fine-tune update above is the "
+                f"cheapest one (changed documents only, {steps} steps)." if full_tune_s else "",
+    }
 
-    # RAG (and both): the updated corpus, re-chunked and re-embedded; the timer covers exactly that work.
+
+def _answer(out: Path, cfg, items, name: str, arm: str, lm, retriever=None) -> dict:
+    """The arm's answers to the drill's questions (drill/<name>.jsonl) and their accuracy with its CI."""
+    from advisor.arms import make_arm
+    from evalsuite.evaluate import answer_and_score
+    from evalsuite.stats import summarize
+
+    rows = answer_and_score(make_arm(arm, cfg, lm, retriever), items)
+    write_jsonl(out / f"{name}.jsonl", rows)
+    return summarize([r["scores"]["accuracy"] for r in rows if "accuracy" in r["scores"]], cfg.eval.bootstrap, cfg.seed)
+
+
+def _reindex(run: RunDir, cfg, changed: list[Path]) -> dict:
+    """The update the index takes: the corpus with the changed documents, re-chunked and re-embedded into a copy
+    of the run's index (only new or changed chunks are embedded, as a real update would); the timer covers exactly
+    that work. Returns {"s", "chunks", "embedded"}."""
+    from advisor.core.corpus import ingest_corpus
+    from advisor.core.embedders import chunk_offsets_fn
+    from retrieval.index import build_index
+
+    out = run / "drill"
     corpus = out / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     src = Path(cfg.corpus.path)
@@ -136,23 +160,28 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
         shutil.copy2(src, corpus / src.name)
     for p in changed:
         shutil.copy2(p, corpus / p.name)
-    # Start from the run's index, as a real update would: only new or changed chunks are embedded.
     shutil.rmtree(out / "index", ignore_errors=True)
     shutil.copytree(run / "index", out / "index")
     r = cfg.retrieval
     t0 = time.perf_counter()
     ingest_corpus(corpus, out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
-                        cfg.corpus.text_field, r.embedder)
+                  cfg.corpus.text_field, r.embedder)
     built = build_index(out / "chunks.jsonl", out / "index", r, progress=False)
-    reindex_s = time.perf_counter() - t0
+    s = time.perf_counter() - t0
     chunks = read_jsonl(out / "chunks.jsonl")
-    say(f"  drill: re-indexed {len(chunks)} chunks ({built['embedded']} embedded) in {reindex_s:.1f} s")
-    new_index = Retriever(out / "index")
-    rag = answer("rag", "rag", lm, new_index)
-    both = answer("both", "tuned_rag", lm, new_index)
-    del lm
+    say(f"  drill: re-indexed {len(chunks)} chunks ({built['embedded']} embedded) in {s:.1f} s")
+    return {"s": s, "chunks": chunks, "embedded": built["embedded"]}
 
-    # Fine-tune: a fresh adapter on the changed documents only, `steps` steps; timed from model load to save.
+
+def _retrain(run: RunDir, cfg, changed: list[Path], chunks: list[dict], items, steps: int) -> dict:
+    """The update a tuned model takes: a fresh adapter trained for `steps` steps on the changed documents only,
+    timed from model load to save. Returns {"s", "tokens_seen", "lm"} (lm: the model with that adapter, in
+    process: a generation server cannot know an adapter trained a moment ago)."""
+    from advisor.core.lm import LM
+    from advisor.core.models import causal_tokenizer
+    from tuning.data import build_sft
+    from tuning.train import tokenize_examples, train_adapter
+
     tok = causal_tokenizer(cfg.model.spec)
     chat = bool(getattr(tok, "chat_template", None))
     names = {p.name for p in changed}
@@ -164,30 +193,23 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     tcfg = copy.deepcopy(cfg)
     tcfg.tuning.max_steps = steps
     t0 = time.perf_counter()
-    info = train_adapter(tcfg, train_rows, val_rows, tok, out / "adapter", "drill")
-    retrain_s = time.perf_counter() - t0
-    say(f"  drill: trained an adapter on the changed documents, {steps} steps in {retrain_s:.1f} s")
-    if cfg.generation.backend != "hf":  # a server cannot know an adapter trained a moment ago
+    info = train_adapter(tcfg, train_rows, val_rows, tok, run / "drill" / "adapter", "drill")
+    s = time.perf_counter() - t0
+    say(f"  drill: trained an adapter on the changed documents, {steps} steps in {s:.1f} s")
+    if cfg.generation.backend != "hf":
         say("  drill: the fresh adapter is answered in process (the generation server does not serve it)")
-    tuned_lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(out / "adapter"))
-    tuned = answer("fine-tune", "tuned", tuned_lm)
+    lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(run / "drill" / "adapter"))
+    return {"s": s, "tokens_seen": info["tokens_seen"], "lm": lm}
 
-    stages = run.read_manifest().get("stages", {})
-    full_tune_s = stages.get("tune", {}).get("wall_s")
-    return {
-        "source": str(changes),
-        "changed_documents": sorted(names),
-        "n_changed_documents": len(changed),
-        "n_questions": len(items),
-        "steps": steps,
-        "before": {"accuracy": before, "how": "RAG with the run's index, before the update"},
-        "options": {
-            "rag": {"how": f"re-index the updated corpus incrementally ({len(chunks)} chunks, {built['embedded']} embedded)", "update_s": round(reindex_s, 2),
-                    "accuracy": rag},
-            "fine-tune": {"how": f"train a LoRA adapter on the {len(changed)} changed documents, {steps} steps "
-                                 f"({info['tokens_seen']:,} tokens)", "update_s": round(retrain_s, 2), "accuracy": tuned},
-            "both": {"how": "re-index; the run's adapter is kept", "update_s": round(reindex_s, 2), "accuracy": both},
-        },
-        "note": f"The run's own full adapter training took {full_tune_s:.0f} s; the fine-tune update above is the "
-                f"cheapest one (changed documents only, {steps} steps)." if full_tune_s else "",
-    }
+
+def _option_record(spec, accuracy: dict, reindex: dict, retrain: dict, n_changed: int, steps: int) -> dict:
+    """drill.json's entry of one option: how it absorbed the change, how long that took, its accuracy after."""
+    if spec.needs_index and not spec.needs_adapter:
+        how = f"re-index the updated corpus incrementally ({len(reindex['chunks'])} chunks, {reindex['embedded']} embedded)"
+    elif spec.needs_index:
+        how = "re-index; the run's adapter is kept"
+    else:
+        how = (f"train a LoRA adapter on the {n_changed} changed documents, {steps} steps "
+               f"({retrain['tokens_seen']:,} tokens)")
+    update_s = reindex["s"] if spec.needs_index else retrain["s"]
+    return {"how": how, "update_s": round(update_s, 2), "accuracy": accuracy}

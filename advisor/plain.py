@@ -17,15 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from advisor.core.advice import CRITERION_LABEL, DEFAULT_FACTS, FACT_LABEL
-from advisor.core.arms import option_label
+from advisor.core.arms import OPTION, option_label
 
-VERDICT_LINE = {"rag": "Put the knowledge in a retrieval index and keep the base model.",
-                "fine-tune": "Train the knowledge into the model (QLoRA adapter), no retrieval.",
-                "both": "Fine-tune the model and retrieve from the index too."}
-# How each option takes in a change to the knowledge (the freshness criterion, when no drill measured it).
-HOW_IT_UPDATES = {"rag": "takes in a change by re-indexing (seconds to minutes)",
-                  "fine-tune": "needs retraining for every change (hours)",
-                  "both": "re-indexes for a change but its adapter needs retraining now and then"}
+
+def verdict_line(option: str) -> str:
+    """What choosing the option means, one sentence (the arm table's advice)."""
+    return OPTION[option].advice if option in OPTION else ""
 
 
 def pct(x: float) -> str:
@@ -210,10 +207,10 @@ def _reason(c: str, v: str, r: str, rec: dict) -> str | None:
             return (f"{V} took in changed facts in {duration(d[0]['update_s'])} and then answered "
                     f"{pct(d[0]['accuracy']['value'])} of questions on them; {R} took {duration(d[1]['update_s'])} "
                     f"and answered {pct(d[1]['accuracy']['value'])}.")
-        return (f"The knowledge changes {facts['knowledge_change']}: {V} {HOW_IT_UPDATES.get(v, '')}, {R} "
-                f"{HOW_IT_UPDATES.get(r, '')}.")
+        how = {o: OPTION[o].updates if o in OPTION else "" for o in (v, r)}
+        return f"The knowledge changes {facts['knowledge_change']}: {V} {how[v]}, {R} {how[r]}."
     if c == "citations":
-        if facts.get("citations_required") and r == "fine-tune":
+        if facts.get("citations_required") and r in OPTION and not OPTION[r].needs_index:
             return f"Answers must cite their sources, and {R} alone cannot point to them."
         return (f"The data is private: {R} trains it into the model's weights, where it cannot be deleted or "
                 "access-controlled without retraining.")
@@ -246,7 +243,7 @@ def cautions(rec: dict) -> list[str]:
 
     out = []
     for o in rec.get("collapsed") or []:
-        what = "answers are degenerate" if o == "rag" else "training run collapsed"
+        what = "training run collapsed" if o in OPTION and OPTION[o].needs_adapter else "answers are degenerate"
         out.append(f"{option_label(o)}'s {what}: its numbers measure a failed run, not what the option can do.")
     info = rec.get("eval_set")
     if (words := plain_words(info)) and not info.get("reviewed"):

@@ -626,9 +626,11 @@ def _estimate_build(cfg: Config, work: Work, cal: dict, stages: list[str], sizes
 def _estimate_eval(cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], model_mb: float) -> dict[str, StageEstimate]:
     """eval_<arm> (and eval_<arm>_seed<i> for the tuned arms): every question's prompt prefilled and its answer
     decoded; the first eval stage also loads the model and the eval embedder."""
+    from advisor.arms import seed_arms
     from advisor.core.arms import ADAPTER_ARMS, INDEX_ARMS
 
     tc, ev = cfg.tuning, cfg.eval
+    seeded = seed_arms(cfg)
     n_q = len(qs)
     n_una = sum(1 for u, _, _ in qs if u)
     new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
@@ -647,7 +649,7 @@ def _estimate_eval(cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], mode
         est[f"eval_{a}"] = StageEstimate(f"eval_{a}", f"{n_q} prompts ({n_q - n_una} answerable + {n_una} unanswerable), "
                                          f"{ptoks:,} prompt tokens, ~{new:.0f} new tokens each", s, model_mb + kv)
         for i in range(1, tc.seeds):
-            if a in ADAPTER_ARMS:
+            if a in seeded:
                 est[f"eval_{a}_seed{i}"] = StageEstimate(f"eval_{a}_seed{i}", f"{n_q} prompts, seed {cfg.seed + i}",
                                                          s, model_mb + kv)
     return est
@@ -656,6 +658,7 @@ def _estimate_eval(cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], mode
 def _estimate_after_eval(cfg: Config, work: Work, cal: dict, stages: list[str], qs: list[tuple[bool, int, int]],
                          sizes: dict, model_mb: float) -> dict[str, StageEstimate]:
     """known, probes, curve, metrics and recommend; fills sizes' probe_items."""
+    from advisor.arms import seed_arms
     from advisor.core.arms import ADAPTER_ARMS
     from advisor.pipeline import KNOWN_MAX_NEW_TOKENS
 
@@ -687,7 +690,7 @@ def _estimate_after_eval(cfg: Config, work: Work, cal: dict, stages: list[str], 
         per_point = _generate_s(cal, sum(cq), len(cq), new, True) + sum(first) * cal["prefill_s_per_token"]
         est["curve"] = StageEstimate("curve", f"{tc.curve_points} snapshots x ({len(cq)} questions + {len(first)} "
                                      "probe items)", tc.curve_points * per_point, model_mb)
-    answered = n_q * (len(ev.arms) + sum(1 for a in ev.arms if a in ADAPTER_ARMS) * (tc.seeds - 1))
+    answered = n_q * (len(ev.arms) + len(seed_arms(cfg)) * (tc.seeds - 1))
     est["metrics"] = StageEstimate("metrics", f"score {answered:,} answers, {ev.bootstrap} bootstrap resamples",
                                    answered * 2 * 12 * cal["embed_s_per_token"] + 1.0)
     est["recommend"] = StageEstimate("recommend", "utilities, sensitivity, report (not calibrated: a few seconds)", 3.0)

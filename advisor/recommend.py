@@ -56,21 +56,19 @@ from statistics import NormalDist
 
 import numpy as np
 
-from advisor.arms import ARM_OF_OPTION as OPTIONS  # option -> the arm that implements it
-from advisor.core.advice import BUDGETS, CRITERIA, resolve_weights, validate_facts
+from advisor.core.advice import BUDGETS, CHANGE_RATES, CRITERIA, resolve_weights, validate_facts
+from advisor.core.arms import ARM, ARM_OF_OPTION, BASE, OPTION, OPTIONS, RAG, TUNED, uses_adapter, uses_index
 from advisor.core.arms import option_label as _name  # sentences name options as the arm table does
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import validate_targets
 from advisor.core.errors import AdvisorError
 from advisor.core.textio import read_json
 
-# Freshness score per knowledge-change rate: RAG re-indexes in seconds; a tuned model must be retrained
-# for every change; 'both' keeps new facts reachable through retrieval while the adapter ages.
-FRESHNESS = {
-    "rag": dict(static=1.0, yearly=1.0, monthly=1.0, weekly=1.0, daily=1.0),
-    "fine-tune": dict(static=1.0, yearly=0.8, monthly=0.4, weekly=0.15, daily=0.05),
-    "both": dict(static=1.0, yearly=0.95, monthly=0.8, weekly=0.7, daily=0.65),
-}
+# What an option can do follows from its arm (the arm table, advisor/core/arms.py): it cites its sources when it
+# answers with retrieved passages, it learns a style and holds trained-in data when it answers with the adapter;
+# its stated freshness per knowledge-change rate is there too.
+RETRIEVAL_ONLY = ARM[RAG].option  # the option without training ('retrieval vs training' on unknown facts)
+FINE_TUNE = ARM[TUNED].option  # the option without retrieval (what training alone added to the base model)
 UPDATES_PER_YEAR = {"static": 0, "yearly": 1, "monthly": 12, "weekly": 52, "daily": 365}
 # Thresholds of the advice's measurement-driven lines (stated here so a reader can check each line's rule).
 RECALL_HIGH = 0.8  # retrieval finds the gold source this often or more: a low accuracy is the generator's
@@ -104,7 +102,7 @@ class Evidence:
     bare_citation: dict[str, dict] = field(default_factory=dict)  # option -> bare_citation_rate
     retrieval: dict[str, dict] = field(default_factory=dict)  # option -> {"recall_at_k": m, "mrr": m}
     retrieval_k: int | None = None  # chunks in the prompt (retrieval.top_k), the k of recall@k
-    by_knowledge: dict[str, dict] = field(default_factory=dict)  # option or "base" -> {group: {"n", "accuracy", ...}}
+    by_knowledge: dict[str, dict] = field(default_factory=dict)  # option or BASE -> {group: {"n", "accuracy", ...}}
     knowledge: dict | None = None  # metrics.json knowledge: counts per group and how they were decided
     collapse: dict[str, dict] = field(default_factory=dict)  # option -> metrics.json collapse.<arm>
 
@@ -139,7 +137,8 @@ def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
     target = facts["latency_target_s"]
     out = {}
     for o in opts:
-        citations = 0.0 if (facts["citations_required"] and o == "fine-tune") else 1.0
+        spec = OPTION[o]
+        citations = 0.0 if (facts["citations_required"] and not spec.needs_index) else 1.0
         out[o] = {
             "accuracy": ev.accuracy[o]["value"],
             "hallucination": float(np.clip(1 - ev.hallucination[o]["value"] - _value(ev.false_abstention.get(o)),
@@ -148,9 +147,9 @@ def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
             # A build is paid once: log scale, so 10x the build time costs `slope` of the score.
             "build_cost": float(np.clip(1 - slope * np.log10(max(ev.build_s[o], 1e-3) / max(min_build, 1e-3)), 0, 1)),
             "serve_cost": 0.0 if (target and ev.latency_s[o] > target) else min_lat / max(ev.latency_s[o], 1e-9),
-            "freshness": fresh[o] if fresh else FRESHNESS[o][facts["knowledge_change"]],
-            "citations": citations * (0.5 if facts["data_privacy"] and o != "rag" else 1.0),
-            "style": 0.0 if (facts["style_learning"] and o == "rag") else 1.0,
+            "freshness": fresh[o] if fresh else dict(zip(CHANGE_RATES, spec.freshness))[facts["knowledge_change"]],
+            "citations": citations * (0.5 if facts["data_privacy"] and spec.needs_adapter else 1.0),
+            "style": 0.0 if (facts["style_learning"] and not spec.needs_adapter) else 1.0,
         }
     return out
 
@@ -301,25 +300,25 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
     """
     out: list[str] = []
     collapsed = collapsed_options(ev)
-    tuned = [o for o in collapsed if o != "rag"]
+    tuned = [o for o in collapsed if OPTION[o].needs_adapter]
     if tuned:
         said = "; ".join(f"{_name(o)}: {ev.collapse[o].get('reason') or 'degenerate answers'}" for o in tuned)
         out.append(f"the fine-tuning run collapsed ({said}); fix the training data before judging fine-tuning")
-    if "rag" in collapsed:
-        said = ev.collapse["rag"].get("reason") or "degenerate answers"
-        out.append(f"{_name('rag')}'s answers are degenerate ({said}); fix the retrieval prompt before judging "
-                   "retrieval")
+    for o in (o for o in collapsed if not OPTION[o].needs_adapter):
+        said = ev.collapse[o].get("reason") or "degenerate answers"
+        out.append(f"{_name(o)}'s answers are degenerate ({said}); fix the retrieval prompt before judging retrieval")
     for o, m in ev.bare_citation.items():
         if o in ev.accuracy and _value(m) >= BARE_CITATION_NOTABLE:
             out.append(f"{_name(o)} answers {_pct(m['value'])} of questions with a bare citation marker instead of an "
                        "answer: "
                        "the retrieval prompt needs fixing")
     short = {o for o, r in options.items() if r["accuracy"]["status"] != "meets"}
-    rec_opt = next((o for o in ("rag", "both") if (ev.retrieval.get(o) or {}).get("recall_at_k")), None)
+    retrieving = [o for o in OPTIONS if OPTION[o].needs_index]
+    rec_opt = next((o for o in retrieving if (ev.retrieval.get(o) or {}).get("recall_at_k")), None)
     if rec_opt:
         recall = ev.retrieval[rec_opt]["recall_at_k"]
         k = f"top {ev.retrieval_k}" if ev.retrieval_k else "retrieved chunks"
-        ropts = [o for o in ("rag", "both") if o in short and o not in collapsed]
+        ropts = [o for o in retrieving if o in short and o not in collapsed]
         if ropts and recall["value"] >= RECALL_HIGH:
             o = max(ropts, key=lambda x: ev.accuracy[x]["value"])
             out.append(f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet "
@@ -329,12 +328,12 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
         elif ropts:
             out.append(f"retrieval puts the right source in the {k} for only {_pct(recall['value'])} of questions: "
                        "better retrieval (chunking, embedder, hybrid search) comes first")
-    if "fine-tune" in short and "fine-tune" not in collapsed:
-        ft = ev.accuracy["fine-tune"]["value"]
+    if FINE_TUNE in short and FINE_TUNE not in collapsed:
+        ft = ev.accuracy[FINE_TUNE]["value"]
         counts = (ev.knowledge or {}).get("counts") or {}
         total = sum(counts.values())
         unknown_share = counts.get("unknown", 0) / total if total else None
-        unk = ((ev.by_knowledge.get("fine-tune") or {}).get("unknown") or {})
+        unk = ((ev.by_knowledge.get(FINE_TUNE) or {}).get("unknown") or {})
         why = []
         if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
             why.append(f"{_name('fine-tune')} answers {_pct(ft)}, the base model closed book "
@@ -528,7 +527,7 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
             elif c == "freshness":
                 reasons.append(f"Freshness: the knowledge changes {facts['knowledge_change']}; {R} would need "
                                f"retraining (freshness score {scores[runner][c]:.2f} vs {scores[verdict][c]:.2f}).")
-            elif c == "citations" and not (facts["citations_required"] and runner == "fine-tune"):
+            elif c == "citations" and not (facts["citations_required"] and not OPTION[runner].needs_index):
                 reasons.append(f"Data privacy: {R} trains the private data into its weights, where it cannot "
                                f"be deleted or access-controlled without retraining (score {scores[runner][c]:.2f} "
                                f"vs {scores[verdict][c]:.2f}).")
@@ -550,18 +549,17 @@ def _eval_set_reason(ev: Evidence) -> list[str]:
     return [f"Evidence: {words}{todo}."]
 
 
-# What a collapsed arm's scores mean, per option (the reasons say it in these words).
-COLLAPSE_WHAT = {
-    "rag": "the arm's answers are degenerate, so its scores measure a broken setup, not what retrieval can do",
-    "fine-tune": "the training run collapsed, so its scores measure a failed run, not what fine-tuning can do",
-    "both": "the training run collapsed, so its scores measure a failed run, not what fine-tuning with retrieval "
-            "can do",
-}
+def collapse_what(option: str) -> str:
+    """What a collapsed arm's scores mean for its option (the reasons say it in these words)."""
+    spec = OPTION[option]
+    if spec.needs_adapter:
+        return f"the training run collapsed, so its scores measure a failed run, not what {spec.does} can do"
+    return f"the arm's answers are degenerate, so its scores measure a broken setup, not what {spec.does} can do"
 
 
 def _collapse_reasons(ev: Evidence) -> list[str]:
     """One plain line per option whose arm collapsed."""
-    return [f"{_name(o)}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {COLLAPSE_WHAT[o]}."
+    return [f"{_name(o)}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {collapse_what(o)}."
             for o in collapsed_options(ev)]
 
 
@@ -593,20 +591,21 @@ def _knowledge_reasons(ev: Evidence) -> list[str]:
         return x if x and x.get("n", 0) >= GROUP_MIN_N and x.get("accuracy") else None
 
     out = []
-    mk, unk = group("fine-tune", "maybe_known"), group("fine-tune", "unknown")
-    bmk, bunk = group("base", "maybe_known"), group("base", "unknown")
-    if mk and unk and bmk and bunk and "fine-tune" not in collapsed_options(ev):
+    mk, unk = group(FINE_TUNE, "maybe_known"), group(FINE_TUNE, "unknown")
+    bmk, bunk = group(BASE, "maybe_known"), group(BASE, "unknown")
+    if mk and unk and bmk and bunk and FINE_TUNE not in collapsed_options(ev):
         g_mk = mk["accuracy"]["value"] - bmk["accuracy"]["value"]
         g_unk = unk["accuracy"]["value"] - bunk["accuracy"]["value"]
         if g_mk >= GROUP_GAP and g_unk < GROUP_GAP / 2:
             out.append(f"Known vs unknown facts: fine-tuning helped only on facts the base model already partly knew "
                        f"(maybe_known {100 * g_mk:+.1f} pts over the base model, n={mk['n']}; unknown "
                        f"{100 * g_unk:+.1f} pts, n={unk['n']}): it did not teach the facts the base model lacks.")
-    r_unk = group("rag", "unknown")
-    if r_unk and unk and not {"rag", "fine-tune"} & set(collapsed_options(ev)):
+    r_unk = group(RETRIEVAL_ONLY, "unknown")
+    if r_unk and unk and not {RETRIEVAL_ONLY, FINE_TUNE} & set(collapsed_options(ev)):
         gap = r_unk["accuracy"]["value"] - unk["accuracy"]["value"]
         if abs(gap) >= GROUP_GAP:
-            hi, lo = (("rag", r_unk), ("fine-tune", unk)) if gap > 0 else (("fine-tune", unk), ("rag", r_unk))
+            r, f = (RETRIEVAL_ONLY, r_unk), (FINE_TUNE, unk)
+            hi, lo = (r, f) if gap > 0 else (f, r)
             how = ("retrieval supplies what the model does not know" if gap > 0
                    else "training taught facts the base model lacked")
             out.append(f"On the {unk['n']} facts the base model does not know, {_name(hi[0])} answers "
@@ -677,9 +676,9 @@ def load_evidence(run_dir: Path) -> Evidence:
     stages = manifest.get("stages", {})
     missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
     metrics = read_json(run_dir / "eval" / "metrics.json", "evaluation metrics", f"the evaluation has not finished; {resume}")
-    evaluated = [arm for arm in OPTIONS.values() if arm in metrics.get("arms", {})]
+    evaluated = [arm for arm in ARM_OF_OPTION.values() if arm in metrics.get("arms", {})]
     missing += [f"eval_{arm}" for arm in evaluated if stages.get(f"eval_{arm}", {}).get("status") != "done"]
-    needed = {"index": any(a in evaluated for a in ("rag", "tuned_rag")), "tune": any(a in evaluated for a in ("tuned", "tuned_rag"))}
+    needed = {"index": uses_index(evaluated), "tune": uses_adapter(evaluated)}
     missing = [s for s in missing if needed.get(s, True)]
     if missing:
         raise AdvisorError(f"{run_dir}: stage(s) {', '.join(missing)} not finished (manifest.json); {resume}")
@@ -688,9 +687,8 @@ def load_evidence(run_dir: Path) -> Evidence:
     # Build cost counts what each option really trained: with tuning.both_adapter=separate, both's own adapter.
     both_s = (stages["tune_both"].get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
               if stages.get("tune_both", {}).get("status") == "done" else tune_s)
-    build = {"rag": index_s, "fine-tune": tune_s, "both": index_s + both_s}
     ev = Evidence({}, {}, {}, {}, {})
-    for opt, arm in OPTIONS.items():
+    for opt, arm in ARM_OF_OPTION.items():
         m = metrics["arms"].get(arm)
         if not m:
             continue
@@ -701,7 +699,9 @@ def load_evidence(run_dir: Path) -> Evidence:
         ev.accuracy[opt] = m["accuracy"]
         ev.hallucination[opt] = m["hallucination_rate"]
         ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
-        ev.build_s[opt] = build[opt]
+        spec = ARM[arm]  # what the option builds: the index, an adapter (its own with tuning.both_adapter=separate)
+        ev.build_s[opt] = sum(([index_s] if spec.needs_index else [])
+                              + ([both_s if spec.own_adapter else tune_s] if spec.needs_adapter else []))
         ev.latency_s[opt] = m["latency_p50_s"]["value"]
         path = run_dir / "eval" / f"{arm}.jsonl"
         if not path.exists():
@@ -711,13 +711,13 @@ def load_evidence(run_dir: Path) -> Evidence:
                                 for k in ("accuracy", "hallucination_rate")}
         _optional_measurements(ev, opt, arm, m, metrics)
     if len(ev.accuracy) < 2:
-        raise AdvisorError(f"{run_dir}: at least two of the arms rag, tuned, tuned_rag must be evaluated to compare "
+        raise AdvisorError(f"{run_dir}: at least two of the arms {', '.join(ARM_OF_OPTION.values())} must be evaluated to compare "
                            f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run")
     ev.eval_set = metrics.get("eval_set")
-    base = metrics["arms"].get("base") or {}
+    base = metrics["arms"].get(BASE) or {}
     ev.base_accuracy = base.get("accuracy")
     if base.get("by_knowledge"):
-        ev.by_knowledge["base"] = base["by_knowledge"]
+        ev.by_knowledge[BASE] = base["by_knowledge"]
     ev.knowledge = metrics.get("knowledge")
     if (run_dir / "config.yaml").is_file():
         from advisor.core.config import read_yaml

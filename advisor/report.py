@@ -391,7 +391,7 @@ def summary_section(rec: dict | None, fit: dict | None) -> list[str]:
         return L + ["There is no advice yet: the run has not finished its evaluation and recommendation. "
                     "What it has measured so far is below.", ""]
     v = rec["verdict"]
-    L += [f"### Advice: {option_label(v)}", "", plain.VERDICT_LINE.get(v, ""), ""]
+    L += [f"### Advice: {option_label(v)}", "", plain.verdict_line(v), ""]
     if fit:
         L += [f"**Good enough?** {plain.fit_line(fit, rec)[1]}", ""]
     runner = plain.runner_up(rec)

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from advisor.core.artifacts import mean_accuracy, numbered_dirs, read_jsonl
 
-TUNED = ("tuned", "tuned_rag")
-
 
 def seed_adapters(run_dir: Path) -> list[tuple[int, Path]]:
     """(i, folder) of the finished extra-seed adapters, in order."""

@@ -1,6 +1,6 @@
 """Serve one arm of a run directory behind an OpenAI-compatible HTTP API, with sources.
 
-    advisor serve runs/<run-id> [--arm auto|base|rag|tuned|tuned_rag] [--port 8000] [--api-key KEY]
+    advisor serve runs/<run-id> [--arm auto|ARM] [--port 8000] [--api-key KEY]     # ARM: advisor.core.arms.ARMS
 
 Endpoints
   POST /v1/chat/completions  OpenAI chat format; the model name is the arm; the answer to the last user
@@ -21,7 +21,7 @@ max_tokens and request time, JSON errors with 4xx for bad input and no stack tra
 """
 
 # No `from __future__ import annotations` here: FastAPI and pydantic resolve the annotations of the
-# handlers and request models defined inside create_app at run time.
+# handlers and request models defined inside add_routes and request_models at run time.
 import asyncio
 import hmac
 import json
@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from advisor.arms import ARM_OF_OPTION, USES_ADAPTER, USES_INDEX, make_arm
-from advisor.core.config import ARMS, load_run_config
+from advisor.arms import check_artifacts, make_arm
+from advisor.core.arms import ARM, ARM_OF_OPTION, ARMS
+from advisor.core.config import load_run_config
 from advisor.core.errors import AdvisorError, did_you_mean
 from advisor.core.openai_client import EngineError, message_text
 
@@ -63,14 +64,12 @@ def resolve_arm(run_dir: Path, arm: str) -> str:
     if arm == "auto":
         rec = run_dir / "recommendation.json"
         if not rec.is_file():
-            raise AdvisorError(f"{run_dir} has no recommendation.json to pick the arm from; pass --arm rag|tuned|...")
+            raise AdvisorError(f"{run_dir} has no recommendation.json to pick the arm from; pass --arm "
+                               f"{'|'.join(ARMS)}")
         arm = ARM_OF_OPTION[json.loads(rec.read_text())["verdict"]]
     if arm not in ARMS:
         raise AdvisorError(f"unknown arm '{arm}'{did_you_mean(arm, ARMS)}; arms: auto, {', '.join(ARMS)}")
-    if USES_INDEX[arm] and not (run_dir / "index" / "index.faiss").is_file():
-        raise AdvisorError(f"arm '{arm}' needs the FAISS index, but {run_dir / 'index'} has none; run the pipeline first")
-    if USES_ADAPTER[arm] and not (run_dir / "adapter" / "adapter_config.json").is_file():
-        raise AdvisorError(f"arm '{arm}' needs the adapter, but {run_dir / 'adapter'} has none; run the pipeline first")
+    check_artifacts(run_dir, arm, "run the pipeline first (advisor run), or serve another arm (--arm)")
     return arm
 
 
@@ -95,10 +94,10 @@ class ServedArm:
     def _load(self) -> None:
         from advisor.core.remote_lm import load_lm
 
-        adapter = str(self.run_dir / "adapter") if USES_ADAPTER[self.arm] else None
-        self.lm = load_lm(self.cfg, adapter=adapter)
+        spec = ARM[self.arm]
+        self.lm = load_lm(self.cfg, adapter=str(self.run_dir / "adapter") if spec.needs_adapter else None)
         retriever = None
-        if USES_INDEX[self.arm]:
+        if spec.needs_index:
             from retrieval.index import Retriever
 
             retriever = Retriever(self.run_dir / "index")
@@ -182,27 +181,29 @@ class MicroBatcher:
 # ---------------------------------------------------------------- the HTTP app
 
 
+class APIError(Exception):
+    """An error answered as OpenAI-style JSON with this status (no stack trace reaches a client)."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None):
+        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+
+
+def error_response(status: int, message: str, type_: str, code=None, param=None, headers=None):
+    from fastapi.responses import JSONResponse
+
+    body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def create_app(served, limits: Limits | None = None, api_key: str | None = None):
-    """The FastAPI app around a ServedArm (or anything with arm, cfg, answer_batch, count_tokens, truncate)."""
-    from fastapi import Depends, FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
-    from pydantic import BaseModel, ConfigDict, Field
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    """The FastAPI app around a ServedArm (or anything with arm, cfg, answer_batch, count_tokens, truncate):
+    the micro-batcher, the JSON error handlers, the bound on the body, and the routes."""
+    from fastapi import FastAPI
 
     limits = limits or Limits()
-    default_max = limits.default_max_tokens or served.cfg.model.max_new_tokens
     batcher = MicroBatcher(served.answer_batch, limits.max_batch, limits.max_wait_ms / 1000,
                            getattr(served, "executor", None), limits.max_delay_ms / 1000)
-
-    class APIError(Exception):
-        def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                     param: str | None = None):
-            self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
-
-    def error_response(status: int, message: str, type_: str, code=None, param=None, headers=None):
-        body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
-        return JSONResponse(body, status_code=status, headers=headers)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -212,6 +213,17 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
 
     app = FastAPI(title="rag-ft-advisor", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
+    add_error_handlers(app)
+    add_body_bound(app, limits.max_body_bytes)
+    add_routes(app, Answering(served, limits, batcher), api_key)
+    return app
+
+
+def add_error_handlers(app) -> None:
+    """Every error becomes one JSON body: APIError as raised, request validation as 400, HTTP errors as they are,
+    the generation engine's as 503/502 with the URL kept in the server log, anything else as 500."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(APIError)
     async def _api_error(request, exc: APIError):
@@ -244,30 +256,77 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
     async def _internal(request, exc: Exception):
         return error_response(500, "internal error while answering; see the server log", "server_error")
 
+
+def add_body_bound(app, max_body_bytes: int) -> None:
+    """Requests over `max_body_bytes` get 413: by their content-length, or read in parts when they send none."""
+    from fastapi import Request
+
+    def too_large():
+        return error_response(413, f"request body over {max_body_bytes} bytes", "invalid_request_error",
+                              "body_too_large")
+
     @app.middleware("http")
     async def bound_body(request: Request, call_next):
         cl = request.headers.get("content-length")
-        if cl is not None and (not cl.isdigit() or int(cl) > limits.max_body_bytes):
-            return error_response(413, f"request body over {limits.max_body_bytes} bytes", "invalid_request_error",
-                                  "body_too_large")
+        if cl is not None and (not cl.isdigit() or int(cl) > max_body_bytes):
+            return too_large()
         if cl is None and request.method in ("POST", "PUT", "PATCH"):
             body = b""
             async for part in request.stream():
                 body += part
-                if len(body) > limits.max_body_bytes:
-                    return error_response(413, f"request body over {limits.max_body_bytes} bytes",
-                                          "invalid_request_error", "body_too_large")
+                if len(body) > max_body_bytes:
+                    return too_large()
             request._body = body  # starlette reads the cached body later
         return await call_next(request)
 
-    def check_auth(request: Request) -> None:
-        if not api_key:
-            return
-        header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        if not hmac.compare_digest(token.encode(), api_key.encode()):
-            raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error",
-                           "invalid_api_key")
+
+class Answering:
+    """What every endpoint shares: the checks of a request and its answer through the micro-batcher."""
+
+    def __init__(self, served, limits: Limits, batcher: MicroBatcher):
+        self.served, self.limits, self.batcher = served, limits, batcher
+        self.default_max = limits.default_max_tokens or served.cfg.model.max_new_tokens
+
+    def check_model(self, name: str | None) -> None:
+        if name not in (None, "", self.served.arm):
+            raise APIError(404, f"model '{name}' is not served here; this server serves '{self.served.arm}'",
+                           "invalid_request_error", "model_not_found", "model")
+
+    def check_question(self, q: str, max_tokens: int | None) -> int:
+        """The request's max_tokens, once the question and max_tokens are within the bounds."""
+        limits = self.limits
+        if not q.strip():
+            raise APIError(400, "the question (last user message) is empty", param="messages")
+        n = self.served.count_tokens(q)
+        if n > limits.max_prompt_tokens:
+            raise APIError(400, f"the question has {n} tokens, over the bound of {limits.max_prompt_tokens}",
+                           code="prompt_too_long", param="messages")
+        mt = self.default_max if max_tokens is None else max_tokens
+        if not 1 <= mt <= limits.max_tokens:
+            raise APIError(400, f"max_tokens={mt} must be between 1 and {limits.max_tokens}", param="max_tokens")
+        return mt
+
+    async def answer(self, q: str, max_tokens: int):
+        """(Answer, its text cut to max_tokens, finish reason, seconds) once the batch holding `q` is answered."""
+        t0 = time.perf_counter()
+        try:
+            a = await asyncio.wait_for(self.batcher.submit(q, max_tokens), self.limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise APIError(504, f"no answer within {self.limits.timeout_s:.0f} s; try again later", "timeout_error",
+                           "timeout") from None
+        text = self.served.truncate(a.text, max_tokens)
+        finish = "length" if a.new_tokens >= max_tokens else "stop"
+        return a, text, finish, time.perf_counter() - t0
+
+    @staticmethod
+    def sources(a) -> list[dict]:
+        return [{"rank": c.rank, "source": c.source, "chunk_id": c.chunk_id, "score": round(c.score, 4),
+                 "text": c.text} for c in a.contexts]
+
+
+def request_models():
+    """The pydantic models of the request bodies (built on first use: pydantic is imported lazily)."""
+    from pydantic import BaseModel, ConfigDict, Field
 
     class Message(BaseModel):
         model_config = ConfigDict(extra="ignore")
@@ -290,37 +349,25 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
         question: str
         max_tokens: int | None = None
 
-    def check_model(name: str | None) -> None:
-        if name not in (None, "", served.arm):
-            raise APIError(404, f"model '{name}' is not served here; this server serves '{served.arm}'",
-                           "invalid_request_error", "model_not_found", "model")
+    return ChatRequest, QueryRequest
 
-    def check_question(q: str, max_tokens: int | None) -> int:
-        if not q.strip():
-            raise APIError(400, "the question (last user message) is empty", param="messages")
-        n = served.count_tokens(q)
-        if n > limits.max_prompt_tokens:
-            raise APIError(400, f"the question has {n} tokens, over the bound of {limits.max_prompt_tokens}",
-                           code="prompt_too_long", param="messages")
-        mt = default_max if max_tokens is None else max_tokens
-        if not 1 <= mt <= limits.max_tokens:
-            raise APIError(400, f"max_tokens={mt} must be between 1 and {limits.max_tokens}", param="max_tokens")
-        return mt
 
-    async def answer(q: str, max_tokens: int):
-        t0 = time.perf_counter()
-        try:
-            a = await asyncio.wait_for(batcher.submit(q, max_tokens), limits.timeout_s)
-        except asyncio.TimeoutError:
-            raise APIError(504, f"no answer within {limits.timeout_s:.0f} s; try again later", "timeout_error",
-                           "timeout") from None
-        text = served.truncate(a.text, max_tokens)
-        finish = "length" if a.new_tokens >= max_tokens else "stop"
-        return a, text, finish, time.perf_counter() - t0
+def add_routes(app, ans: Answering, api_key: str | None) -> None:
+    """/healthz, /v1/models, /v1/query and /v1/chat/completions (the last three behind the API key, if set)."""
+    from fastapi import Depends, Request
+    from fastapi.responses import StreamingResponse
 
-    def sources(a) -> list[dict]:
-        return [{"rank": c.rank, "source": c.source, "chunk_id": c.chunk_id, "score": round(c.score, 4),
-                 "text": c.text} for c in a.contexts]
+    ChatRequest, QueryRequest = request_models()
+    served, batcher = ans.served, ans.batcher
+
+    def check_auth(request: Request) -> None:
+        if not api_key:
+            return
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(token.encode(), api_key.encode()):
+            raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error",
+                           "invalid_api_key")
 
     @app.get("/healthz")
     async def healthz():
@@ -333,40 +380,50 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
 
     @app.post("/v1/query", dependencies=[Depends(check_auth)])
     async def query(req: QueryRequest):
-        mt = check_question(req.question, req.max_tokens)
-        a, text, finish, dt = await answer(req.question, mt)
-        return {"answer": text, "sources": sources(a), "arm": served.arm, "latency_s": round(dt, 4),
+        mt = ans.check_question(req.question, req.max_tokens)
+        a, text, finish, dt = await ans.answer(req.question, mt)
+        return {"answer": text, "sources": ans.sources(a), "arm": served.arm, "latency_s": round(dt, 4),
                 "finish_reason": finish}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_auth)])
     async def chat(req: ChatRequest):
-        check_model(req.model)
+        ans.check_model(req.model)
         last = req.messages[-1]
         if last.role != "user":
             raise APIError(400, f"the last message must have role 'user', not '{last.role}'", param="messages")
         q = last.text()
-        mt = check_question(q, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens)
-        a, text, finish, _ = await answer(q, mt)
-        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        usage = {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.new_tokens,
-                 "total_tokens": a.prompt_tokens + a.new_tokens}
+        mt = ans.check_question(q, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens)
+        a, text, finish, _ = await ans.answer(q, mt)
+        reply = ChatReply(served.arm, a, text, finish, ans.sources(a))
         if req.stream:
-            def events():
-                base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": served.arm}
-                first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
-                                              "finish_reason": None}]}
-                last_chunk = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
-                              "usage": usage, "sources": sources(a)}
-                yield f"data: {json.dumps(first)}\n\n"
-                yield f"data: {json.dumps(last_chunk)}\n\n"
-                yield "data: [DONE]\n\n"
+            return StreamingResponse(reply.events(), media_type="text/event-stream")
+        return reply.body()
 
-            return StreamingResponse(events(), media_type="text/event-stream")
-        return {"id": cid, "object": "chat.completion", "created": created, "model": served.arm,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": usage, "sources": sources(a)}
 
-    return app
+class ChatReply:
+    """One chat completion in the OpenAI format, whole or as server-sent events (the answer in one chunk)."""
+
+    def __init__(self, arm: str, a, text: str, finish: str, sources: list[dict]):
+        self.arm, self.text, self.finish, self.sources = arm, text, finish, sources
+        self.id, self.created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        self.usage = {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.new_tokens,
+                      "total_tokens": a.prompt_tokens + a.new_tokens}
+
+    def body(self) -> dict:
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.arm,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.text},
+                             "finish_reason": self.finish}],
+                "usage": self.usage, "sources": self.sources}
+
+    def events(self):
+        base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.arm}
+        first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.text},
+                                      "finish_reason": None}]}
+        last_chunk = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish}],
+                      "usage": self.usage, "sources": self.sources}
+        yield f"data: {json.dumps(first)}\n\n"
+        yield f"data: {json.dumps(last_chunk)}\n\n"
+        yield "data: [DONE]\n\n"
 
 
 def serve(run_dir: Path, arm: str = "auto", host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,

@@ -2,7 +2,7 @@
 
     rows = answer_and_score(arm, items)              # one dict per question
     write_jsonl(run / "eval" / f"{arm.name}.jsonl", rows)
-    metrics = aggregate(run / "eval", ["base", "rag"], probes, n_boot=1000, seed=0)
+    metrics = aggregate(run / "eval", cfg.eval.arms, probes, n_boot=1000, seed=0)
 
 metrics.json (docs/architecture.md, 'Contracts'):
     {"arms": {"<arm>": {"<metric>": {"value": float, "ci95": [lo, hi], "n": int},
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from advisor.core.answer import Answerer, cited_ranks, strip_citations
+from advisor.core.arms import ARM, BASE_WEIGHTS, PAIRS, TUNED_WEIGHTS
 from advisor.core.artifacts import peak_rss_mb, read_jsonl
 from advisor.core.qa import QAItem
 from evalsuite.collapse import detect_collapse
@@ -26,11 +27,10 @@ from evalsuite.knowledge import by_knowledge, knowledge_summary
 from evalsuite.metrics import ANSWER_METRICS, EMBEDDING_METRICS, METRICS, RETRIEVAL_METRICS, Sample
 from evalsuite.stats import cohen_kappa, paired_difference, summarize
 
-# Differences reported with paired tests: what retrieval adds, what tuning adds, what tuning adds to RAG.
-PAIRS = [("rag", "base"), ("tuned", "base"), ("tuned_rag", "rag"), ("tuned_rag", "tuned")]
+# Differences reported with paired tests: the arm table's PAIRS (each arm against the arms in its compared_with:
+# what retrieval adds, what tuning adds, what tuning adds to RAG, what retrieval adds to the tuned model).
 PAIRED_METRICS = ["accuracy", "exact_match", "f1", "containment", "semantic_similarity", "hallucination_rate",
                   "abstention_rate", "wrong_and_confident_rate"]
-WEIGHTS_OF = {"base": "base", "rag": "base", "tuned": "tuned", "tuned_rag": "tuned"}
 
 
 def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confidence: float = 0.5) -> list[dict]:
@@ -139,18 +139,19 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
             m["judge_accuracy"] = summarize([r["judge_correct"] for r in judged], n_boot, seed)
             pairs = [(r["judge_correct"], r["scores"]["accuracy"]) for r in judged if "accuracy" in r["scores"]]
             m["judge_kappa"] = cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs], n_boot, seed)
-        w = WEIGHTS_OF[arm]
+        w = ARM[arm].weights  # the probes scored the weights it answers with
         if probes and probes["sets"] and all(w in s for s in probes["sets"].values()):
             m["probe_accuracy"] = summarize(_probe_values(probes, w), n_boot, seed)
             m["probe_accuracy_norm"] = summarize(_probe_values(probes, w, "acc_norm"), n_boot, seed)
-            if w == "tuned":
-                d = paired_difference(_probe_values(probes, "tuned"), _probe_values(probes, "base"), n_boot, seed)
+            if w == TUNED_WEIGHTS:
+                d = paired_difference(_probe_values(probes, TUNED_WEIGHTS), _probe_values(probes, BASE_WEIGHTS),
+                                      n_boot, seed)
                 m["forgetting"] = {k: d[k] for k in ("value", "ci95", "n", "p_value")}
         ppl = (probes or {}).get("perplexity") or {}
         if w in ppl:
             m["perplexity"] = summarize(ppl[w], n_boot, seed)
-            if w == "tuned" and "base" in ppl:
-                m["perplexity_change"] = paired_difference(ppl["tuned"], ppl["base"], n_boot, seed)
+            if w == TUNED_WEIGHTS and BASE_WEIGHTS in ppl:
+                m["perplexity_change"] = paired_difference(ppl[TUNED_WEIGHTS], ppl[BASE_WEIGHTS], n_boot, seed)
         if knowledge:
             m["by_knowledge"] = by_knowledge(rows, knowledge["rows"], n_boot, seed)
         out["arms"][arm] = m

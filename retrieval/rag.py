@@ -1,6 +1,6 @@
 """The retrieval arms: top-k chunks placed in the prompt within a token budget, numbered, cited.
 
-    arm = RagAnswerer(lm, retriever, name="rag", use_adapter=False, top_k=3, context_tokens=600)
+    arm = RagAnswerer(lm, retriever, name=RAG, use_adapter=False, top_k=3, context_tokens=600)   # advisor.core.arms.RAG
     [a] = arm.answer(["Who chairs the board?"])      # a.contexts holds the chunks and sources
 """
 

@@ -260,13 +260,13 @@ def test_eviction_moves_only_rows_into_freed_slots_and_keeps_every_live_row():
     would), written in place: rows from the end fill the freed slots, the others are not copied."""
     import torch
 
-    from advisor.core.lm import _fill_holes, _growing_layer_class
+    from advisor.core.decoding import fill_holes, growing_layer_class
 
     rows = [(torch.full((1, 2, 3 + i % 2, 4), float(i)), torch.full((1, 2, 3 + i % 2, 4), -float(i))) for i in range(6)]
-    layer = _growing_layer_class()(rows, width=4, room=2)
+    layer = growing_layer_class()(rows, width=4, room=2)
     buffer = layer._k
     keep = torch.tensor([True, False, True, False, True, True])
-    idx = _fill_holes(keep)
+    idx = fill_holes(keep)
     assert idx.tolist() == [0, 4, 2, 5]
     before = layer.keys.clone()
     layer.reorder_cache(idx)
@@ -275,8 +275,8 @@ def test_eviction_moves_only_rows_into_freed_slots_and_keeps_every_live_row():
     assert sorted(layer.keys[:, 0, -1, 0].tolist()) == [0.0, 2.0, 4.0, 5.0]  # the live rows, each once
     layer.update(torch.ones(4, 2, 1, 4), torch.ones(4, 2, 1, 4))  # decoding goes on in the compacted batch
     assert layer.keys.shape == (4, 2, 5, 4) and layer.values[:, :, -1].eq(1).all()
-    assert _fill_holes(torch.tensor([False, False, True])).tolist() == [2]
-    assert _fill_holes(torch.tensor([True, True, False])).tolist() == [0, 1]
+    assert fill_holes(torch.tensor([False, False, True])).tolist() == [2]
+    assert fill_holes(torch.tensor([True, True, False])).tolist() == [0, 1]
 
 
 def test_aggregate_leaves_out_probe_metrics_for_weights_that_were_not_probed(tmp_path):

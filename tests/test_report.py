@@ -261,13 +261,13 @@ def section(md: str, heading: str) -> str:
 
 
 def test_the_report_opens_with_the_verdict_fit_and_three_main_reasons_in_plain_words(run):
-    from advisor.plain import VERDICT_LINE, main_reasons
+    from advisor.plain import main_reasons, verdict_line
 
     rec = _advise(run)
     md = (run / "report.md").read_text()
     first = section(md, "In short")
     assert md.index("## In short") < md.index("## Fit for purpose"), "the summary is the first section"
-    assert f"### Advice: {OPTION_LABEL[rec['verdict']]}" in first and VERDICT_LINE[rec["verdict"]] in first
+    assert f"### Advice: {OPTION_LABEL[rec['verdict']]}" in first and verdict_line(rec["verdict"]) in first
     assert f"**Good enough?** {fit_line(rec['fit_for_purpose'], rec)[1]}" in first
     bullets = [line[2:] for line in first.splitlines() if line.startswith("- ")]
     assert len(bullets) == 3 and bullets == main_reasons(rec)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from advisor.core.answer import ABSTAIN, Context, cite, context_block, render_target
@@ -231,59 +232,14 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     examples (train and validation together) are capped by cap_training_set: every instruction pair, a
     sample of the corpus text that still covers every document.
     Any training question equal to an evaluation question (after normalisation) is dropped."""
-    eval_norm = {_norm(q.question) for q in eval_qa}
-    examples: list[dict] = []
-    segments: list[str] = []
-    if use_corpus_text:
-        for src, text in sorted(documents_from_chunks(chunks).items()):
-            for seg in text_segments(text, tokenizer, max_seq_len - 2):
-                segments.append(seg)
-                examples.append({"kind": "text", "source": src, "text": seg})
-    dropped: list[str] = []
-    kept_q: list[str] = []
-    rng = random.Random(seed + 1)
-    distractors = Distractors(chunks) if (raft and use_train_qa and chunks) else None
-    n_abstain = n_raft_oracle = n_raft_none = 0
-    seen_abstain: set[str] = set()
+    examples, segments = corpus_text_examples(chunks, tokenizer, max_seq_len) if use_corpus_text else ([], [])
+    asked = Asked()
     if use_train_qa:
-        answerable = [it for it in train_qa if not it.unanswerable and it.answers]
-        unanswerable = [it for it in list(train_qa) + list(abstain_qa) if it.unanswerable or not it.answers]
-        cap = round(abstain_share * len(answerable))
-        if len(unanswerable) > cap:
-            unanswerable = random.Random(seed + 2).sample(unanswerable, cap)
-        for item in answerable + unanswerable:
-            if _norm(item.question) in eval_norm:
-                dropped.append(item.id)
-                continue
-            if item.unanswerable or not item.answers:
-                if _norm(item.question) in seen_abstain:
-                    continue
-                seen_abstain.add(_norm(item.question))
-                if not closed_book:
-                    continue
-                prompt, completion = render_target(tokenizer, item.question, ABSTAIN)
-                kept_q.append(item.question)
-                examples.append({"kind": "abstain", "id": item.id, "question": item.question, "prompt": prompt,
-                                 "completion": completion})
-                n_abstain += 1
-                continue
-            kept_q.append(item.question)
-            if closed_book:
-                prompt, completion = render_target(tokenizer, item.question, item.answers[0])
-                examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
-                                 "prompt": prompt, "completion": completion})
-            if distractors is not None and item.source and rng.random() < raft_share:
-                oracles = oracle_chunks(item, chunks)
-                if not oracles:
-                    continue
-                no_oracle = rng.random() < raft_no_oracle
-                oracle = None if no_oracle else rng.choice(oracles)
-                others = distractors.for_question(item.question, item.source, raft_distractors + (1 if no_oracle else 0))
-                if not others:
-                    continue
-                examples.append(raft_example(tokenizer, item, oracle, others, rng, context_tokens))
-                n_raft_oracle += not no_oracle
-                n_raft_none += no_oracle
+        raft_with = RaftSettings(Distractors(chunks), raft_share, raft_distractors, raft_no_oracle, context_tokens) \
+            if (raft and chunks) else None
+        asked = question_examples(train_qa, abstain_qa, eval_qa, chunks, tokenizer, seed, raft_with, abstain_share,
+                                  closed_book)
+    examples += asked.examples
     if not examples:
         raise AdvisorError("the training set is empty: the corpus gave no text and no training question was usable; "
                            "set tuning.use_corpus_text=true or pass training questions (--train-qa)")
@@ -295,16 +251,104 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     rng.shuffle(examples)
     n_val = int(round(len(examples) * val_fraction)) if len(examples) >= 10 else 0
     val, train = examples[:n_val], examples[n_val:]
-    report = leakage_report(eval_qa, kept_q, segments)
-    report["dropped_training_questions_equal_to_eval"] = dropped
+    report = leakage_report(eval_qa, asked.kept_q, segments)
+    report["dropped_training_questions_equal_to_eval"] = asked.dropped
     report["n_train"], report["n_val"] = len(train), len(val)
     report["n_text_segments"] = len(segments)
-    report["n_qa_pairs"] = (len(kept_q) - n_abstain) if closed_book else 0
-    report["n_abstain"] = n_abstain
-    report["n_raft"] = n_raft_oracle + n_raft_none
-    report["n_raft_without_oracle"] = n_raft_none
+    report["n_qa_pairs"] = (len(asked.kept_q) - asked.n_abstain) if closed_book else 0
+    report["n_abstain"] = asked.n_abstain
+    report["n_raft"] = asked.n_raft_oracle + asked.n_raft_none
+    report["n_raft_without_oracle"] = asked.n_raft_none
     report["token_cap"] = cap
     return train, val, report
+
+
+def corpus_text_examples(chunks: list[dict], tokenizer, max_seq_len: int) -> tuple[list[dict], list[str]]:
+    """(`text` examples, their segments): every document's text in segments that fit max_seq_len."""
+    examples: list[dict] = []
+    segments: list[str] = []
+    for src, text in sorted(documents_from_chunks(chunks).items()):
+        for seg in text_segments(text, tokenizer, max_seq_len - 2):
+            segments.append(seg)
+            examples.append({"kind": "text", "source": src, "text": seg})
+    return examples, segments
+
+
+@dataclass
+class RaftSettings:
+    distractors: Distractors
+    share: float  # of the training questions that also get a RAFT example
+    n_distractors: int
+    no_oracle: float  # of the RAFT examples without the passage that answers (target: the abstention answer)
+    context_tokens: int
+
+
+@dataclass
+class Asked:
+    """The examples made from training questions, and what the leakage report counts of them."""
+
+    examples: list[dict] = field(default_factory=list)
+    kept_q: list[str] = field(default_factory=list)  # the questions trained on
+    dropped: list[str] = field(default_factory=list)  # ids of training questions equal to an evaluation question
+    n_abstain: int = 0
+    n_raft_oracle: int = 0
+    n_raft_none: int = 0
+
+
+def question_examples(train_qa: list[QAItem], abstain_qa: list[QAItem], eval_qa: list[QAItem], chunks: list[dict],
+                      tokenizer, seed: int, raft: RaftSettings | None, abstain_share: float,
+                      closed_book: bool) -> Asked:
+    """`qa`, `abstain` and `raft` examples from the training questions (build_sft's rules), in question order:
+    answerable ones first, then the (capped, seeded sample of) unanswerable ones."""
+    eval_norm = {_norm(q.question) for q in eval_qa}
+    out = Asked()
+    rng = random.Random(seed + 1)
+    seen_abstain: set[str] = set()
+    answerable = [it for it in train_qa if not it.unanswerable and it.answers]
+    unanswerable = [it for it in list(train_qa) + list(abstain_qa) if it.unanswerable or not it.answers]
+    cap = round(abstain_share * len(answerable))
+    if len(unanswerable) > cap:
+        unanswerable = random.Random(seed + 2).sample(unanswerable, cap)
+    for item in answerable + unanswerable:
+        if _norm(item.question) in eval_norm:
+            out.dropped.append(item.id)
+            continue
+        if item.unanswerable or not item.answers:
+            if _norm(item.question) in seen_abstain:
+                continue
+            seen_abstain.add(_norm(item.question))
+            if not closed_book:
+                continue
+            prompt, completion = render_target(tokenizer, item.question, ABSTAIN)
+            out.kept_q.append(item.question)
+            out.examples.append({"kind": "abstain", "id": item.id, "question": item.question, "prompt": prompt,
+                                 "completion": completion})
+            out.n_abstain += 1
+            continue
+        out.kept_q.append(item.question)
+        if closed_book:
+            prompt, completion = render_target(tokenizer, item.question, item.answers[0])
+            out.examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
+                                 "prompt": prompt, "completion": completion})
+        if raft is not None and item.source and rng.random() < raft.share:
+            _add_raft(out, item, chunks, tokenizer, rng, raft)
+    return out
+
+
+def _add_raft(out: Asked, item: QAItem, chunks: list[dict], tokenizer, rng: random.Random, raft: RaftSettings) -> None:
+    """A RAFT example for `item` (with its passage, or without it at share raft.no_oracle), when the corpus has
+    its passage and distractors from other documents."""
+    oracles = oracle_chunks(item, chunks)
+    if not oracles:
+        return
+    no_oracle = rng.random() < raft.no_oracle
+    oracle = None if no_oracle else rng.choice(oracles)
+    others = raft.distractors.for_question(item.question, item.source, raft.n_distractors + (1 if no_oracle else 0))
+    if not others:
+        return
+    out.examples.append(raft_example(tokenizer, item, oracle, others, rng, raft.context_tokens))
+    out.n_raft_oracle += not no_oracle
+    out.n_raft_none += no_oracle
 
 
 def write_sft(out_dir: Path, train: list, val: list, report: dict) -> None:

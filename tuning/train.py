@@ -27,6 +27,7 @@ import random
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -48,6 +49,7 @@ from tuning.data import build_sft, write_sft
 IGNORE = -100
 CHECKPOINTS = "checkpoints"
 BOTH = "adapter_both"  # tuning.both_adapter=separate: the tuned+RAG arm's own RAFT-trained adapter
+SFT_BOTH = "sft/both"  # ... and its training data
 SEEDS = "adapter_seeds"  # RUN_DIR/adapter_seeds/seed-i/: the adapters of tuning.seeds > 1 (seed = seed + i)
 CURVE = "curve"  # adapter snapshots part-way through training (tuning.curve_points), kept for the learning-vs-forgetting curve
 
@@ -371,192 +373,270 @@ def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
 
 def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok, out_dir: Path,
                   data_hash: str, both_adapter: str = "") -> dict:
-    """Train (and resume) on train_rows; save the adapter (or full model) and training.json into out_dir."""
-    import torch
-    from accelerate import Accelerator
-    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+    """Train (and resume) on train_rows; save the adapter (or full model) and training.json into out_dir.
+    Three named steps, the torchtune recipe's shape: set up (model, optimizer, schedule, the state to resume
+    from), the training loop, the write-out."""
+    run = AdapterTraining(cfg, train_rows, val_rows, tok, out_dir, data_hash)
+    run.train()
+    info = run.record(both_adapter)
+    if run.main:
+        save_final(run.model, info, out_dir)
+    run.acc.wait_for_everyone()
+    return info
 
-    from advisor.core.models import default_device
 
-    tc = cfg.tuning
-    acc = Accelerator(cpu=not torch.cuda.is_available())
-    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
-    device = str(acc.device) if world > 1 else default_device()
-    t_start = time.perf_counter()
-    if tc.low_memory_heap:
-        large_allocations_via_mmap()
-    torch.manual_seed(cfg.seed)
-    model, params = build_trainable_model(cfg, device)
-    loss_mod = label_only_loss_module(model)
-    if world > 1:  # DDP over the launched processes; single-process runs keep the plain module
-        loss_mod = acc.prepare_model(loss_mod)
-    load_s = time.perf_counter() - t_start
-    rss_after_load = peak_rss_mb()
+@dataclass
+class TrainState:
+    """Where training stands: what a checkpoint saves and a rerun resumes from (plus this session's counters)."""
 
-    steps_per_epoch = math.ceil(math.ceil(len(train_rows) / (tc.batch_size * world)) / tc.grad_accum)
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    sched_fn = get_cosine_schedule_with_warmup if tc.schedule == "cosine" else get_linear_schedule_with_warmup
-    sched = sched_fn(opt, int(total_steps * tc.warmup_ratio), total_steps)
-    val_every = tc.eval_every or max(1, total_steps // 4)  # default: about four validations, the last at the end
+    step: int = 0
+    tokens_seen: int = 0
+    label_tokens: int = 0
+    history: list = field(default_factory=list)
+    best: float = math.inf  # the best validation loss so far (early stopping)
+    bad_evals: int = 0  # validations since it last improved
+    best_state: dict | None = None  # the trainable weights at the best validation
+    best_step: int | None = None
+    resumed_from: int | None = None
+    plan: list | None = None  # the data order: micro-batches of row indices, one per (step, accumulation, rank)
+    stopped_early: bool = False
+    session_tokens: int = 0  # tokens trained on in this process (the tokens/s figure)
 
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    ck_root = out_dir / CHECKPOINTS
-    fp = fingerprint(cfg, data_hash)
-    step, tokens_seen, label_tokens, history = 0, 0, 0, []
-    best, bad_evals, best_state, best_step, resumed_from = math.inf, 0, None, None, None
-    plan = None
-    ck = latest_checkpoint(ck_root)
-    if ck is not None:
-        meta = check_resumable(ck, fp)
-        state = torch.load(ck / "trainable.pt", map_location=device)
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in state:
-                    p.copy_(state[n])
-        extra = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
-        opt.load_state_dict(extra["optimizer"])
-        sched.load_state_dict(extra["scheduler"])
-        torch.set_rng_state(extra["rng_torch"])
-        if torch.cuda.is_available() and extra.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state_all(extra["rng_cuda"])
-        best_state = extra.get("best_state")
-        step, tokens_seen, label_tokens = meta["step"], meta["tokens_seen"], meta["label_tokens"]
-        history, plan = meta["history"], meta["data_order"]
-        best, bad_evals, best_step = meta["best_val"], meta["bad_evals"], meta["best_step"]
-        resumed_from = step
-        if main:
-            print(f"tune: resuming from {ck} (step {step} of {total_steps})", file=sys.stderr)
-    if ck is None and main:  # a fresh start: snapshots of an earlier training do not belong to this one
-        shutil.rmtree(out_dir / CURVE, ignore_errors=True)
-    if plan is None:
-        plan = batch_plan(train_rows, tc.batch_size, total_steps * tc.grad_accum * world, cfg.seed)
 
-    def checkpoint() -> None:
-        trainable = dict(zip(names, params))
-        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_torch": torch.get_rng_state(),
-                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                 "best_state": best_state}
-        meta = {"fingerprint": fp, "tokens_seen": tokens_seen, "label_tokens": label_tokens, "history": history,
-                "data_order": plan, "best_val": best, "bad_evals": bad_evals, "best_step": best_step,
-                "total_steps": total_steps}
-        if main:
-            save_checkpoint(ck_root, step, meta, trainable, extra)
-        acc.wait_for_everyone()
+class AdapterTraining:
+    """One training run: `__init__` sets up, `train` is the loop, `record` is training.json's content."""
 
-    # Steps after which the adapter is also saved for the learning-vs-forgetting curve (the final one is the adapter).
-    curve_at = [] if tc.method != "lora" else sorted(
-        {round(total_steps * i / (tc.curve_points + 1)) for i in range(1, tc.curve_points + 1)} - {0, total_steps})
+    def __init__(self, cfg: Config, train_rows: list[dict], val_rows: list[dict], tok, out_dir: Path, data_hash: str):
+        import torch
+        from accelerate import Accelerator
 
-    def snapshot() -> None:
-        dest = out_dir / CURVE / f"step-{step}"
-        if main and not dest.exists():
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(tmp)
-            os.replace(tmp, dest)
+        from advisor.core.models import default_device
 
-    stopped_early = bool(history and history[-1].get("early_stop"))
-    bar = tqdm(total=total_steps, initial=step, desc="tune", unit="step", dynamic_ncols=True, disable=not main)
-    t_train, session_tokens = time.perf_counter(), 0
-    running = None
-    loss_mod.train()
-    while step < total_steps and not stopped_early:
-        t_step = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
+        self.cfg, self.tc, self.tok, self.out_dir = cfg, cfg.tuning, tok, out_dir
+        self.train_rows, self.val_rows, self.data_hash = train_rows, val_rows, data_hash
+        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        self.world, self.rank, self.main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
+        self.device = str(self.acc.device) if self.world > 1 else default_device()
+        self.t_start = time.perf_counter()
+        self._load_model()
+        self._optimizer()
+        self.fp = fingerprint(cfg, data_hash)
+        self.ck_root = out_dir / CHECKPOINTS
+        self.s = TrainState()
+        self._resume()
+        # Steps after which the adapter is also saved for the learning-vs-forgetting curve (the final one is the
+        # adapter).
+        tc, total = self.tc, self.total_steps
+        self.curve_at = [] if tc.method != "lora" else sorted(
+            {round(total * i / (tc.curve_points + 1)) for i in range(1, tc.curve_points + 1)} - {0, total})
+
+    def _load_model(self) -> None:
+        """The trainable model (seeded), wrapped for DDP when several processes train."""
+        import torch
+
+        if self.tc.low_memory_heap:
+            large_allocations_via_mmap()
+        torch.manual_seed(self.cfg.seed)
+        self.model, self.params = build_trainable_model(self.cfg, self.device)
+        self.loss_mod = label_only_loss_module(self.model)
+        if self.world > 1:  # DDP over the launched processes; single-process runs keep the plain module
+            self.loss_mod = self.acc.prepare_model(self.loss_mod)
+        self.load_s = time.perf_counter() - self.t_start
+        self.rss_after_load = peak_rss_mb()
+        self.names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+
+    def _optimizer(self) -> None:
+        """AdamW, the learning-rate schedule, the number of steps and how often to validate."""
+        import torch
+        from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+        tc = self.tc
+        steps_per_epoch = math.ceil(math.ceil(len(self.train_rows) / (tc.batch_size * self.world)) / tc.grad_accum)
+        self.total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+        self.opt = torch.optim.AdamW(self.params, lr=tc.lr, weight_decay=tc.weight_decay)
+        sched_fn = get_cosine_schedule_with_warmup if tc.schedule == "cosine" else get_linear_schedule_with_warmup
+        self.sched = sched_fn(self.opt, int(self.total_steps * tc.warmup_ratio), self.total_steps)
+        self.val_every = tc.eval_every or max(1, self.total_steps // 4)  # about four validations, the last at the end
+
+    def _resume(self) -> None:
+        """Continue from the newest checkpoint written under the same config and data, else start fresh (and drop
+        the curve snapshots of an earlier training); then fix the data order."""
+        import torch
+
+        s, ck = self.s, latest_checkpoint(self.ck_root)
+        if ck is not None:
+            meta = check_resumable(ck, self.fp)
+            state = torch.load(ck / "trainable.pt", map_location=self.device)
+            with torch.no_grad():
+                for n, p in self.model.named_parameters():
+                    if n in state:
+                        p.copy_(state[n])
+            extra = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
+            self.opt.load_state_dict(extra["optimizer"])
+            self.sched.load_state_dict(extra["scheduler"])
+            torch.set_rng_state(extra["rng_torch"])
+            if torch.cuda.is_available() and extra.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state_all(extra["rng_cuda"])
+            s.best_state = extra.get("best_state")
+            s.step, s.tokens_seen, s.label_tokens = meta["step"], meta["tokens_seen"], meta["label_tokens"]
+            s.history, s.plan = meta["history"], meta["data_order"]
+            s.best, s.bad_evals, s.best_step = meta["best_val"], meta["bad_evals"], meta["best_step"]
+            s.resumed_from = s.step
+            if self.main:
+                print(f"tune: resuming from {ck} (step {s.step} of {self.total_steps})", file=sys.stderr)
+        if ck is None and self.main:  # a fresh start: snapshots of an earlier training do not belong to this one
+            shutil.rmtree(self.out_dir / CURVE, ignore_errors=True)
+        if s.plan is None:
+            s.plan = batch_plan(self.train_rows, self.tc.batch_size, self.total_steps * self.tc.grad_accum * self.world,
+                                self.cfg.seed)
+
+    def train(self) -> None:
+        """The loop: optimizer steps up to total_steps (or early stopping), validating, snapshotting and
+        checkpointing on the way; the weights of the best validation are kept when training stopped early."""
+        import torch
+
+        s, tc = self.s, self.tc
+        s.stopped_early = bool(s.history and s.history[-1].get("early_stop"))
+        bar = tqdm(total=self.total_steps, initial=s.step, desc="tune", unit="step", dynamic_ncols=True,
+                   disable=not self.main)
+        t_train, running = time.perf_counter(), None
+        self.loss_mod.train()
+        while s.step < self.total_steps and not s.stopped_early:
+            t_step = time.perf_counter()
+            step_loss = self._step()
+            running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
+            rec = {"step": s.step, "loss": round(step_loss, 4), "lr": self.sched.get_last_lr()[0],
+                   "tokens_seen": s.tokens_seen, "step_s": round(time.perf_counter() - t_step, 4)}
+            if s.step % self.val_every == 0 or s.step == self.total_steps:
+                self._validate(rec)
+            s.history.append(rec)
+            el = time.perf_counter() - t_train
+            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{s.session_tokens / max(el, 1e-9):.0f}",
+                            **({"val": f"{rec['val_loss']:.3f}"} if rec.get("val_loss") is not None else {}))
+            bar.update(1)
+            if s.step in self.curve_at:
+                self._snapshot()
+            if (tc.save_every and s.step % tc.save_every == 0) or s.stopped_early:
+                self._checkpoint()
+        bar.close()
+        self.train_s = time.perf_counter() - t_train
+        if s.stopped_early and s.best_state is not None:  # keep the weights of the best validation, not the last
+            with torch.no_grad():
+                for n, p in zip(self.names, self.params):
+                    p.copy_(s.best_state[n].to(p.device))
+
+    def _step(self) -> float:
+        """One optimizer step over grad_accum micro-batches; returns its mean loss per label token."""
+        import torch
+
+        s, tc, world = self.s, self.tc, self.world
+        self.opt.zero_grad(set_to_none=True)
         step_loss = 0.0
         for a in range(tc.grad_accum):
-            idx = plan[(step * tc.grad_accum + a) * world + rank]
-            n = sum(n_labels(train_rows[i]) for i in idx)
+            idx = s.plan[(s.step * tc.grad_accum + a) * world + self.rank]
+            n = sum(n_labels(self.train_rows[i]) for i in idx)
             # A micro-batch wider than tuning.max_batch_tokens runs as several forward/backward passes whose
             # gradients add up to the same as one pass (each is normalised by the whole micro-batch's labels).
-            for piece in token_pieces([len(train_rows[i]["input_ids"]) for i in idx], tc.max_batch_tokens):
-                rows = [train_rows[idx[j]] for j in piece]
-                batch = {k: v.to(device) for k, v in collate(rows, tok.pad_token_id).items()}
-                s, _ = loss_mod(**batch)
-                loss = s / max(n, 1)
+            for piece in token_pieces([len(self.train_rows[i]["input_ids"]) for i in idx], tc.max_batch_tokens):
+                rows = [self.train_rows[idx[j]] for j in piece]
+                batch = {k: v.to(self.device) for k, v in collate(rows, self.tok.pad_token_id).items()}
+                loss_sum, _ = self.loss_mod(**batch)
+                loss = loss_sum / max(n, 1)
                 (loss / tc.grad_accum).backward()
                 step_loss += float(loss.detach()) / tc.grad_accum
                 ntok = int(batch["attention_mask"].sum())
-                tokens_seen += ntok * world
-                session_tokens += ntok * world
-            label_tokens += n * world
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
-        rec = {"step": step, "loss": round(step_loss, 4), "lr": sched.get_last_lr()[0], "tokens_seen": tokens_seen,
-               "step_s": round(time.perf_counter() - t_step, 4)}
-        if step % val_every == 0 or step == total_steps:
-            v = evaluate_loss(loss_mod, val_rows, tc.batch_size, tok.pad_token_id, device, tc.max_batch_tokens)
-            rec["val_loss"] = v
-            if v is not None and tc.early_stopping_patience:
-                if v < best - 1e-4:
-                    best, bad_evals, best_step = v, 0, step
-                    best_state = {n: p.detach().clone().cpu() for n, p in zip(names, params)}
-                else:
-                    bad_evals += 1
-                    if bad_evals >= tc.early_stopping_patience:
-                        rec["early_stop"] = stopped_early = True
-        history.append(rec)
-        el = time.perf_counter() - t_train
-        bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{session_tokens / max(el, 1e-9):.0f}",
-                        **({"val": f"{rec['val_loss']:.3f}"} if rec.get("val_loss") is not None else {}))
-        bar.update(1)
-        if step in curve_at:
-            snapshot()
-        if (tc.save_every and step % tc.save_every == 0) or stopped_early:
-            checkpoint()
-    bar.close()
-    train_s = time.perf_counter() - t_train
+                s.tokens_seen += ntok * world
+                s.session_tokens += ntok * world
+            s.label_tokens += n * world
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.sched.step()
+        s.step += 1
+        return step_loss
 
-    if stopped_early and best_state is not None:  # keep the weights of the best validation, not the last
-        with torch.no_grad():
-            for n, p in zip(names, params):
-                p.copy_(best_state[n].to(p.device))
-    vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
-    peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    info = {
-        "base_model": cfg.model.spec,
-        "quantization": cfg.model.quantization,
-        "method": "full" if tc.method == "full" else ("qlora" if cfg.model.quantization in ("nf4", "int8") else "lora"),
-        "lora": {"r": tc.lora.r, "alpha": tc.lora.alpha, "dropout": tc.lora.dropout,
-                 "target_modules": tc.lora.target_modules} if tc.method == "lora" else None,
-        "data_sha256": data_hash,
-        "config_fingerprint": fp,
-        "n_train": len(train_rows),
-        "n_val": len(val_rows),
-        "steps": step,
-        "planned_steps": total_steps,
-        "resumed_from_step": resumed_from,
-        "stopped_early": stopped_early,
-        "best_step": best_step if stopped_early else None,
-        "tokens_seen": tokens_seen,
-        "label_tokens": label_tokens,
-        "tokens_per_s": round(session_tokens / max(train_s, 1e-9), 1),
-        "final_train_loss": history[-1]["loss"] if history else None,
-        "final_val_loss": vals[-1] if vals else None,
-        "best_val_loss": min(vals) if vals else None,
-        "wall_s": round(time.perf_counter() - t_start, 2),
-        "load_s": round(load_s, 2),
-        "train_s": round(train_s, 2),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "peak_rss_after_load_mb": round(rss_after_load, 1),
-        "peak_gpu_mb": round(peak_gpu, 1) if peak_gpu is not None else None,
-        "weights_mb": round(model.get_memory_footprint() / 2**20, 1),
-        "trainable_params": sum(p.numel() for p in params),
-        "device": device,
-        "processes": world,
-        "history": history,
-        "plot": "val_loss.png",
-        "both_adapter": both_adapter,
-        "curve_snapshots": [s for s in curve_at if s <= step],
-    }
-    if main:
-        save_final(model, info, out_dir)
-    acc.wait_for_everyone()
-    return info
+    def _validate(self, rec: dict) -> None:
+        """The validation loss into `rec`; with early stopping, the best weights so far and whether to stop."""
+        s, tc = self.s, self.tc
+        v = evaluate_loss(self.loss_mod, self.val_rows, tc.batch_size, self.tok.pad_token_id, self.device,
+                          tc.max_batch_tokens)
+        rec["val_loss"] = v
+        if v is None or not tc.early_stopping_patience:
+            return
+        if v < s.best - 1e-4:
+            s.best, s.bad_evals, s.best_step = v, 0, s.step
+            s.best_state = {n: p.detach().clone().cpu() for n, p in zip(self.names, self.params)}
+        else:
+            s.bad_evals += 1
+            if s.bad_evals >= tc.early_stopping_patience:
+                rec["early_stop"] = s.stopped_early = True
+
+    def _checkpoint(self) -> None:
+        import torch
+
+        s = self.s
+        trainable = dict(zip(self.names, self.params))
+        extra = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "rng_torch": torch.get_rng_state(),
+                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                 "best_state": s.best_state}
+        meta = {"fingerprint": self.fp, "tokens_seen": s.tokens_seen, "label_tokens": s.label_tokens,
+                "history": s.history, "data_order": s.plan, "best_val": s.best, "bad_evals": s.bad_evals,
+                "best_step": s.best_step, "total_steps": self.total_steps}
+        if self.main:
+            save_checkpoint(self.ck_root, s.step, meta, trainable, extra)
+        self.acc.wait_for_everyone()
+
+    def _snapshot(self) -> None:
+        dest = self.out_dir / CURVE / f"step-{self.s.step}"
+        if self.main and not dest.exists():
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.model.save_pretrained(tmp)
+            os.replace(tmp, dest)
+
+    def record(self, both_adapter: str) -> dict:
+        """training.json: the settings, the data, how far training went, losses, time, memory and the history."""
+        import torch
+
+        cfg, tc, s = self.cfg, self.tc, self.s
+        vals = [h["val_loss"] for h in s.history if h.get("val_loss") is not None]
+        peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+        return {
+            "base_model": cfg.model.spec,
+            "quantization": cfg.model.quantization,
+            "method": "full" if tc.method == "full" else ("qlora" if cfg.model.quantization in ("nf4", "int8") else "lora"),
+            "lora": {"r": tc.lora.r, "alpha": tc.lora.alpha, "dropout": tc.lora.dropout,
+                     "target_modules": tc.lora.target_modules} if tc.method == "lora" else None,
+            "data_sha256": self.data_hash,
+            "config_fingerprint": self.fp,
+            "n_train": len(self.train_rows),
+            "n_val": len(self.val_rows),
+            "steps": s.step,
+            "planned_steps": self.total_steps,
+            "resumed_from_step": s.resumed_from,
+            "stopped_early": s.stopped_early,
+            "best_step": s.best_step if s.stopped_early else None,
+            "tokens_seen": s.tokens_seen,
+            "label_tokens": s.label_tokens,
+            "tokens_per_s": round(s.session_tokens / max(self.train_s, 1e-9), 1),
+            "final_train_loss": s.history[-1]["loss"] if s.history else None,
+            "final_val_loss": vals[-1] if vals else None,
+            "best_val_loss": min(vals) if vals else None,
+            "wall_s": round(time.perf_counter() - self.t_start, 2),
+            "load_s": round(self.load_s, 2),
+            "train_s": round(self.train_s, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "peak_rss_after_load_mb": round(self.rss_after_load, 1),
+            "peak_gpu_mb": round(peak_gpu, 1) if peak_gpu is not None else None,
+            "weights_mb": round(self.model.get_memory_footprint() / 2**20, 1),
+            "trainable_params": sum(p.numel() for p in self.params),
+            "device": self.device,
+            "processes": self.world,
+            "history": s.history,
+            "plot": "val_loss.png",
+            "both_adapter": both_adapter,
+            "curve_snapshots": [x for x in self.curve_at if x <= s.step],
+        }
 
 
 def save_final(model, info: dict, out_dir: Path) -> None:
@@ -598,7 +678,7 @@ def run_tune_stage(run_dir: Path) -> None:
         if not st.skipped:
             write_sft(run / "sft", *training_set(run, cfg, tok))
             if separate:
-                write_sft(run / "sft" / "both", *training_set(run, cfg, tok, both=True))
+                write_sft(run / SFT_BOTH, *training_set(run, cfg, tok, both=True))
 
     data_hash = combine_hashes(sha256_file(run / "sft/train.jsonl"), sha256_file(run / "sft/val.jsonl"))
     h_tune = combine_hashes(h_sft, data_hash)
@@ -618,7 +698,7 @@ def run_tune_stage(run_dir: Path) -> None:
         return rows[sft]
 
     leak = json.loads((run / "sft" / "leakage.json").read_text())
-    both_leak = json.loads((run / "sft" / "both" / "leakage.json").read_text()) if separate else None
+    both_leak = json.loads((run / SFT_BOTH / "leakage.json").read_text()) if separate else None
     note = both_adapter_note(leak, cfg, both_leak)
     with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
         if not st.skipped:
@@ -629,7 +709,7 @@ def run_tune_stage(run_dir: Path) -> None:
             if not st.skipped:
                 cfg_b = copy.deepcopy(cfg)
                 cfg_b.tuning.curve_points = 0
-                train_adapter(cfg_b, *tokenized(run / "sft" / "both"), tok, run / BOTH, both_hash, note)
+                train_adapter(cfg_b, *tokenized(run / SFT_BOTH), tok, run / BOTH, both_hash, note)
     # tuning.seeds > 1: the same data, other seeds (LoRA initialisation and data order), for the spread across seeds
     for i in range(1, cfg.tuning.seeds):
         with run.stage(f"tune_seed{i}", combine_hashes(h_tune, f"seed+{i}"), [f"{SEEDS}/seed-{i}/training.json"]) as st:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from advisor.core.arms import OPTION_COLOUR, OPTION_LABEL
-from advisor.plain import VERDICT_LINE, fit_line, flip_sentences
+from advisor.core.arms import OPTION, OPTION_COLOUR, OPTION_LABEL
+from advisor.plain import fit_line, flip_sentences
 from ui.rundata import (
     CRITERION_LABEL,
     FACT_HELP,
@@ -121,7 +121,7 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | N
         with left:
             st.markdown("Recommendation")
             st.markdown(f"## {coloured(verdict)}")
-            st.markdown(VERDICT_LINE.get(verdict, ""))
+            st.markdown(OPTION[verdict].advice if verdict in OPTION else "")
             st.markdown(STABILITY_BADGE[level] + (f" {separation_badge(sep)}" if sep else ""))
             st.caption(f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep
                                                                    else ""))

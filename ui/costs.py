@@ -4,7 +4,7 @@ construction.
 
     s = CostSettings(currency="EUR", build_price_per_hour=3.0, serve_price_per_hour=1.2, queries_per_day=1000,
                      rebuilds_per_month=1.0)
-    monthly_costs({"rag": 18, ...}, {"rag": 1.9, ...}, s)
+    monthly_costs(build_s, latency_s, s)     # each {option: seconds}, e.g. a run's evidence build_s, latency_s
 
 Model (stated on the Cost page):
 - serving: each query keeps one machine busy for its p50 latency, so busy hours per month =

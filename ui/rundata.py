@@ -19,7 +19,7 @@ import yaml
 
 from advisor.core import textio
 from advisor.core.advice import CRITERION_LABEL, FACT_HELP, FACT_LABEL  # noqa: F401  (the pages' names for them)
-from advisor.core.config import ARMS
+from advisor.core.arms import ARMS, INDEX_ARMS
 from advisor.core.errors import AdvisorError
 
 # Plain words for the quality targets (advisor.core.config.QUALITY_TARGETS); the What-if and New run pages
@@ -316,7 +316,7 @@ def question_table(rows_by_arm: dict[str, list[dict]]):
             q[f"{arm} answer"] = r.get("answer", "")
             q[f"{arm} right"] = is_right(r)
             q[f"{arm} F1"] = (r.get("scores") or {}).get("f1")
-            if arm in ("rag", "tuned_rag"):
+            if arm in INDEX_ARMS:  # an arm that answers with retrieved passages shows them
                 q[f"{arm} sources"] = sources_of(r)
     df = pd.DataFrame(list(by_id.values()))
     if df.empty:

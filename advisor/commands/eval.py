@@ -58,6 +58,7 @@ def backend_overrides(args) -> dict:
 
 
 def cmd_eval(args) -> int:
+    from advisor.core.arms import ARMS, uses_adapter
     from advisor.core.artifacts import RunDir, sha256_file
     from advisor.core.config import Config, _deep_merge, from_dict, load_run_config, parse_override
     from advisor.core.errors import AdvisorError
@@ -93,10 +94,9 @@ def cmd_eval(args) -> int:
     check_eval_inputs(run, cfg)
     from advisor.core.remote_lm import check_generation_server
 
-    tuned = any(a in ("tuned", "tuned_rag") for a in cfg.eval.arms)
-    check_generation_server(cfg, str(run_dir / "adapter") if tuned else None)
+    check_generation_server(cfg, str(run_dir / "adapter") if uses_adapter(cfg.eval.arms) else None)
     # metrics.json keeps covering the run's own arms plus the re-answered ones.
-    report_arms = [a for a in ("base", "rag", "tuned", "tuned_rag")
+    report_arms = [a for a in ARMS
                    if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())]
     with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
         run = RunDir(work)

@@ -5,7 +5,7 @@ All arms use the same instruction; retrieval arms add a numbered context block. 
 track renders its training prompts with the same `render_prompt`, so the adapter learns the
 format it is evaluated in.
 
-    arm = ClosedBook(lm, name="base", use_adapter=False)
+    arm = ClosedBook(lm, name=BASE, use_adapter=False)      # BASE: advisor.core.arms, the arm table
     [a] = arm.answer(["What is the late-payment fee?"])
 """
 

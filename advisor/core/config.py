@@ -22,19 +22,18 @@ from typing import Any, Literal
 import yaml
 
 from advisor.core.advice import resolve_weights, validate_facts
+from advisor.core.arms import ARMS  # every arm, from the arm table (advisor/core/arms.py)
 from advisor.core.errors import AdvisorError, did_you_mean
 from advisor.core.logs import say
 from advisor.core.textio import read_text
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 # The choices of the config's Literal fields; check_choices checks them all (the tuples are for messages and docs).
-Arm = Literal["base", "rag", "tuned", "tuned_rag"]
 Quantization = Literal["nf4", "int8", "none"]
 IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 Backend = Literal["hf", "openai"]
 QAGenerator = Literal["extractive", "llm"]
 QASplit = Literal["by_fact", "by_document"]
-ARMS = typing.get_args(Arm)
 QUANTIZATIONS = typing.get_args(Quantization)
 INDEX_KINDS = typing.get_args(IndexKind)
 
@@ -278,7 +277,7 @@ class TuningConfig:
 
 @dataclass
 class EvalConfig:
-    arms: list[Arm] = field(default_factory=lambda: list(ARMS))  # arms to evaluate
+    arms: list[str] = field(default_factory=lambda: list(ARMS))  # arms to evaluate (the arm table's names)
     limit: int = 0  # evaluate at most this many questions (answerable and unanswerable kept in proportion); 0 = all
     batch_size: int = 48  # questions per generation batch (48: 7.5x a one-at-a-time loop, benchmarks/bench_eval.py)
     probes: list[str] = field(default_factory=lambda: ["arc_easy"])  # forgetting probe sets
@@ -297,6 +296,9 @@ class EvalConfig:
         check_choices(self, "eval")
         if not self.arms:
             raise AdvisorError("eval.arms must name at least one arm")
+        for a in self.arms:  # checked against the arm table as it is now (an arm registered later counts)
+            if a not in ARMS:
+                raise AdvisorError(f"eval.arms: unknown arm '{a}'{did_you_mean(str(a), ARMS)}; arms are {', '.join(ARMS)}")
         if self.limit < 0 or self.probe_limit < 0:
             raise AdvisorError("eval.limit and eval.probe_limit must be >= 0")
         if self.batch_size < 1:

@@ -1,0 +1,349 @@
+"""The decoding engine behind advisor.core.lm.LM: prefill (long prompts one at a time, sharing the keys and values
+of common prefixes), greedy or seeded-sampling decoding that evicts finished rows from the batch and its KV cache,
+the reference path through `model.generate`, stop strings, and one dequantized copy of 4-bit weights while
+decoding. Each function takes the LM (its model, tokenizer and device, and the tuning constants below, which a
+test or a benchmark may set on one LM) and leaves the batching, the Generation records and the scoring to it.
+
+    logits, cache, mask, pos = prefill(lm, rows, max_new_tokens)
+    rows = decode(lm, logits, cache, mask, pos, max_new_tokens, stop)      # [(new token ids, log-probs)]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+
+def hf_generate(lm, batch, max_new_tokens: int, stop: tuple[str, ...], min_new_tokens: int):
+    """(new token ids, their log-probabilities) per row from `model.generate`."""
+    import torch
+
+    pad = lm.tokenizer.pad_token_id
+    res = lm.model.generate(**batch, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                            do_sample=False, num_beams=1, pad_token_id=pad,
+                            stopping_criteria=stop_criteria(lm, stop), output_scores=True,
+                            return_dict_in_generate=True)
+    new = res.sequences[:, batch["input_ids"].shape[1] :]
+    lp = torch.stack([torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1)
+                      for k, sc in enumerate(res.scores)], 1)
+    rows = []
+    for r in range(new.shape[0]):
+        toks = new[r].tolist()
+        # Rows that finished early are padded by generate; cut at the first stop or end token.
+        end = next((k + 1 for k, t in enumerate(toks) if t in end_ids(lm, stop)), len(toks))
+        rows.append((toks[:end], lp[r, :end].tolist()))
+    return rows
+
+
+def end_ids(lm, stop: tuple[str, ...]) -> set[int]:
+    eos = lm.model.generation_config.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    stop_criteria(lm, stop)
+    return set(eos) | set(getattr(lm, "_stop_ids", []).tolist() if stop else [])
+
+
+# Prompts at least this long (mean over the batch) are prefilled one at a time: on CPU one 530-token
+# prompt already runs the matmuls at full speed, and a padded batch of 32 such prompts was 25% slower
+# per prompt (0.86 vs 0.67 s, SmolLM2-135M, 2 cores); shorter prompts gain from one batched forward.
+ROWWISE_PREFILL_TOKENS = 256
+MIN_SHARED_PREFIX = 8  # shorter common prefixes are recomputed rather than copied
+# A row-by-row prefill multiplies by one fp32 copy of each 4-bit weight, made once per batch, when all the
+# copies fit in this many bytes (430 MB for SmolLM2-135M); otherwise each forward dequantizes as usual.
+DEQUANT_ONCE_BYTES = 2 << 30
+
+
+def prefill(lm, rows: list[list[int]], max_new_tokens: int):
+    """Run the prompts of one batch through the model. Returns (logits at each prompt's last position,
+    KV cache, attention mask, each row's last position) for `decode`, rows in input order.
+
+    Long prompts (RAG contexts) are prefilled one at a time, without padding, in lexicographic order;
+    each reuses the cached keys and values of the longest prefix it shares with the prompt before it
+    (the chat template and instruction always; the same top-ranked passage often), which is exactly
+    the attention state a full forward would compute. Their caches are then written left-padded into
+    one batch cache with room for `max_new_tokens`. Short prompts, and models whose cache is not plain
+    full attention in every layer (sliding windows), get one left-padded batched forward."""
+    import torch
+
+    if sum(map(len, rows)) < lm.ROWWISE_PREFILL_TOKENS * len(rows) or not plain_cache(lm):
+        batch = lm.tokenizer.pad({"input_ids": rows}, return_tensors="pt").to(lm.device)
+        mask = batch["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = lm.model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True,
+                       logits_to_keep=1)
+        lm.prefill_tokens += sum(map(len, rows))
+        return out.logits[:, -1], out.past_key_values, mask, pos[:, -1:]
+    from transformers import DynamicCache
+
+    n, width = len(rows), max(map(len, rows))
+    logits: list = [None] * n
+    kv: list = [None] * n  # per row: [(keys, values) per layer], each [1, heads, len, dim]
+    with dequantized_once(lm) if n > 1 else contextlib.nullcontext():
+        prefill_rows(lm, rows, logits, kv)
+    layers, growing = [], growing_layer_class()
+    for li in range(len(kv[0])):
+        layers.append(growing([kv[i][li] for i in range(n)], width, max_new_tokens))
+        for i in range(n):
+            kv[i][li] = None  # free each row's copy as soon as it is in the batch cache
+    mask = torch.zeros((n, width), dtype=torch.long, device=lm.device)
+    for i, r in enumerate(rows):
+        mask[i, width - len(r):] = 1
+    last = torch.tensor([[len(r) - 1] for r in rows], device=lm.device)
+    cache = DynamicCache()
+    cache.layers = layers
+    return torch.stack(logits), cache, mask, last
+
+
+def prefill_rows(lm, rows: list[list[int]], logits: list, kv: list) -> None:
+    """Fill logits[i] and kv[i] for every prompt, one forward each, in lexicographic order so that a
+    prompt's longest shared prefix is with its predecessor, whose keys and values it starts from."""
+    import torch
+    from transformers import DynamicCache
+
+    prev = None
+    for i in sorted(range(len(rows)), key=lambda i: rows[i]):
+        r = rows[i]
+        shared = 0 if prev is None else min(common_prefix(rows[prev], r), len(r) - 1)
+        if shared < lm.MIN_SHARED_PREFIX:
+            shared = 0
+        cache = DynamicCache(ddp_cache_data=[(k[:, :, :shared], v[:, :, :shared]) for k, v in kv[prev]]) if shared \
+            else DynamicCache()
+        out = lm.model(input_ids=torch.tensor([r[shared:]], device=lm.device),
+                       position_ids=torch.arange(shared, len(r), device=lm.device)[None],
+                       past_key_values=cache, use_cache=True, logits_to_keep=1)
+        logits[i] = out.logits[0, -1]
+        kv[i] = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        lm.prefill_tokens += len(r) - shared
+        prev = i
+
+
+@contextlib.contextmanager
+def dequantized_once(lm) -> Iterator[None]:
+    """Within the block every bitsandbytes 4-bit layer multiplies by one fp32 dequantized copy of its weight,
+    made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
+    only the repeated dequantization goes. A no-op off CPU, without 4-bit layers, or when the copies
+    would exceed DEQUANT_ONCE_BYTES."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
+    layers = [m for m in lm.model.modules() if isinstance(m, bnb.nn.Linear4bit)] if lm.device == "cpu" else []
+    if not layers or sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > lm.DEQUANT_ONCE_BYTES:
+        yield
+        return
+
+    for m in layers:
+        w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
+        m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
+    try:
+        yield
+    finally:
+        for m in layers:
+            del m.forward
+
+
+def plain_cache(lm) -> bool:
+    """True when the model's KV cache is a plain growing tensor per layer (no sliding windows,
+    no recurrent state): what `prefill` may reuse, slice and pad."""
+    if not hasattr(lm, "_plain"):
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        try:
+            layers = DynamicCache(config=lm.model.config).layers
+            lm._plain = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+        except Exception:  # noqa: BLE001 - an unknown cache layout gets the padded batch
+            lm._plain = False
+    return lm._plain
+
+
+def decode(lm, logits, cache, attention_mask, pos, max_new_tokens: int, stop: tuple[str, ...],
+           min_new_tokens: int = 0, temperature: float = 0.0, uniforms=None):
+    """Greedy decoding of a prefilled, left-padded batch that evicts finished rows: after each step the
+    rows that emitted an end-of-sequence or stop token leave the batch, the KV cache (`reorder_cache`),
+    the mask and the positions; rows from the end of the batch move into their slots (`fill_holes`),
+    so the batch cache copies only the moved rows. Returns (new token ids, their log-probabilities) per row.
+
+    With `uniforms` ([rows, max_new_tokens] numbers in [0, 1)) the token of row r at step s is sampled
+    from softmax(logits / temperature) by inverse CDF with uniforms[r, s]; the log-probability recorded
+    is still the model's own (temperature 1)."""
+    import torch
+
+    end = torch.tensor(sorted(end_ids(lm, stop)), dtype=torch.long, device=attention_mask.device)
+    n = attention_mask.shape[0]
+    toks: list[list[int]] = [[] for _ in range(n)]
+    lps: list[list[float]] = [[] for _ in range(n)]
+    alive = torch.arange(n)
+    eos = lm.model.generation_config.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    for step in range(max_new_tokens):
+        logits = logits.float()
+        if step < min_new_tokens and eos:  # as transformers' MinNewTokensLengthLogitsProcessor
+            logits[:, eos] = -float("inf")
+        logp = torch.log_softmax(logits, -1)
+        if uniforms is None:
+            nxt = logp.argmax(-1)
+        else:
+            nxt = inverse_cdf(torch.softmax(logits / temperature, -1), uniforms[alive.to(uniforms.device), step])
+        chosen = logp.gather(1, nxt[:, None]).squeeze(1)
+        for r, t, v in zip(alive.tolist(), nxt.tolist(), chosen.tolist()):
+            toks[r].append(t)
+            lps[r].append(v)
+        if step + 1 == max_new_tokens:
+            break
+        done = torch.isin(nxt, end) if step + 1 >= min_new_tokens else torch.zeros_like(nxt, dtype=torch.bool)
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = fill_holes(~done)
+            cache.reorder_cache(keep)
+            alive, nxt, attention_mask, pos = alive[keep.cpu()], nxt[keep], attention_mask[keep], pos[keep]
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(nxt), 1))], 1)
+        pos = pos[:, -1:] + 1
+        logits = lm.model(input_ids=nxt[:, None], attention_mask=attention_mask, position_ids=pos,
+                          past_key_values=cache, use_cache=True).logits[:, -1]
+    return list(zip(toks, lps))
+
+
+def stop_criteria(lm, stop: tuple[str, ...]):
+    """A sequence is done once it emits a token whose text contains a stop string. The token set is
+    computed once per LM (transformers' stop_strings rebuilds its tables on every generate call,
+    about 2 s for a 49k vocabulary); text after the stop string is cut after decoding."""
+    if not stop:
+        return None
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    key = tuple(stop)
+    if getattr(lm, "_stop_key", None) != key:
+        vocab = lm.tokenizer.convert_ids_to_tokens(list(range(len(lm.tokenizer))))
+        ids = [i for i, t in enumerate(vocab) if t is not None and any(
+            s in lm.tokenizer.convert_tokens_to_string([t]) for s in stop)]
+        lm._stop_key, lm._stop_ids = key, torch.tensor(ids, dtype=torch.long)
+    stop_ids = lm._stop_ids
+    if len(stop_ids) == 0:  # the tokenizer cannot spell the stop string (WordPiece has no newline)
+        return None
+
+    class StopOnTokens(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.isin(input_ids[:, -1], stop_ids.to(input_ids.device))
+
+    return StoppingCriteriaList([StopOnTokens()])
+
+
+@functools.cache
+def growing_layer_class():
+    """A DynamicLayer that writes new keys and values into preallocated room instead of concatenating:
+    transformers' DynamicLayer copies the whole cache on every decoding step (about 0.8 GB per step for 32
+    RAG prompts of SmolLM2-135M). Defined on first use: transformers is imported lazily."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def __init__(self, rows, width: int, room: int):
+            """rows: one (keys, values) pair per batch row, each [1, heads, len, dim]; left-padded to `width`."""
+            super().__init__()
+            k0 = rows[0][0]
+            shape = (len(rows), k0.shape[1], width + room, k0.shape[3])
+            self._k, self._v = k0.new_zeros(shape), k0.new_zeros(shape)
+            for i, (k, v) in enumerate(rows):
+                self._k[i, :, width - k.shape[2] : width] = k[0]
+                self._v[i, :, width - v.shape[2] : width] = v[0]
+            self._rows, self._len = len(rows), width
+            self.dtype, self.device, self.is_initialized = k0.dtype, k0.device, True
+            self._views()
+
+        def _views(self) -> None:
+            self.keys = self._k[: self._rows, :, : self._len]
+            self.values = self._v[: self._rows, :, : self._len]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            t = key_states.shape[-2]  # `decode` adds one position per step, at most `room` in all
+            self._k[: self._rows, :, self._len : self._len + t] = key_states
+            self._v[: self._rows, :, self._len : self._len + t] = value_states
+            self._len += t
+            self._views()
+            return self.keys, self.values
+
+        def reorder_cache(self, beam_idx) -> None:
+            """Row i becomes old row beam_idx[i]. Only rows whose index changes are copied (the right side of
+            the assignment is gathered first, so any index list is safe); after `fill_holes` those are
+            the few rows that moved into finished rows' slots, where index_select would copy the whole
+            cache (0.7 s of a 7 s decode for 32 RAG prompts)."""
+            import torch
+
+            idx = beam_idx.to(self._k.device)
+            moved = (idx != torch.arange(len(idx), device=idx.device)).nonzero().squeeze(1)
+            if len(moved):
+                self._k[moved] = self._k[idx[moved]]
+                self._v[moved] = self._v[idx[moved]]
+            self._rows = len(idx)
+            self._views()
+
+        def batch_select_indices(self, indices) -> None:
+            self.reorder_cache(indices)
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            """Each row becomes `repeats` consecutive rows (k samples of one prefilled prompt), room included."""
+            self._k = self._k[: self._rows].repeat_interleave(repeats, 0)
+            self._v = self._v[: self._rows].repeat_interleave(repeats, 0)
+            self._rows *= repeats
+            self._views()
+
+    return GrowingLayer
+
+
+def linear_with(module, weight, x):
+    """A bitsandbytes Linear4bit's forward with its weight already dequantized (compute dtype in, input dtype out)."""
+    import torch
+
+    bias = None if module.bias is None else module.bias.to(weight.dtype)
+    return torch.nn.functional.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+
+
+def fill_holes(keep):
+    """Row indices for the batch after eviction, given a bool mask of the rows that stay: kept rows in
+    the first `keep.sum()` slots stay where they are, and the kept rows beyond fill the freed slots.
+
+    >>> import torch; fill_holes(torch.tensor([True, False, True, False, True, True])).tolist()
+    [0, 4, 2, 5]
+    """
+    import torch
+
+    n = int(keep.sum())
+    idx = torch.arange(n, device=keep.device)
+    idx[(~keep[:n]).nonzero().squeeze(1)] = keep[n:].nonzero().squeeze(1) + n
+    return idx
+
+
+def sample_uniforms(seed: int, j: int, prompt: str, n: int):
+    """n numbers in [0, 1) from a generator of its own for sample j of `prompt` (seeded by a hash of all three)."""
+    import hashlib
+
+    import torch
+
+    key = hashlib.sha256(f"{seed}|{j}|{prompt}".encode()).digest()
+    return torch.rand(n, generator=torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1))
+
+
+def inverse_cdf(probs, u):
+    """For each row, the first token whose cumulative probability exceeds u * the row's total (so a token of
+    probability 0, such as an end token masked by min_new_tokens, is never drawn).
+
+    >>> import torch; inverse_cdf(torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.0, 0.8]]), torch.tensor([0.0, 0.3])).tolist()
+    [1, 2]
+    """
+    import torch
+
+    cdf = probs.cumsum(-1)
+    nxt = torch.searchsorted(cdf, (u.to(cdf.dtype)[:, None] * cdf[:, -1:]).contiguous(), right=True).squeeze(1)
+    return nxt.clamp_(max=probs.shape[-1] - 1)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
