@@ -336,12 +336,12 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
         unk = ((ev.by_knowledge.get(FINE_TUNE) or {}).get("unknown") or {})
         why = []
         if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
-            why.append(f"{_name('fine-tune')} answers {_pct(ft)}, the base model closed book "
+            why.append(f"{_name(FINE_TUNE)} answers {_pct(ft)}, the base model closed book "
                        f"{_pct(ev.base_accuracy['value'])}: {100 * (ft - ev.base_accuracy['value']):+.1f} pts")
         if (unknown_share is not None and unknown_share >= UNKNOWN_MAJORITY and unk.get("n", 0) >= GROUP_MIN_N
                 and _value(unk.get("accuracy"), 1.0) < GROUP_GAP):
             why.append(f"the base model does not know {_pct(unknown_share)} of the facts asked and "
-                       f"{_name('fine-tune')} answers "
+                       f"{_name(FINE_TUNE)} answers "
                        f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})")
         if why:
             out.append("fine-tuning does not add knowledge the base model lacks (" + "; ".join(why)

@@ -25,7 +25,17 @@ from pathlib import Path
 
 from advisor import plain
 from advisor.core.advice import CRITERION_LABEL
-from advisor.core.arms import ARM_COLOUR, ARM_LABEL, OPTION_COLOUR, OPTION_LABEL, arm_label, option_label
+from advisor.core.arms import (
+    ARM_COLOUR,
+    ARM_LABEL,
+    BOTH,
+    OPTION_COLOUR,
+    OPTION_LABEL,
+    OPTIONS,
+    TUNED,
+    arm_label,
+    option_label,
+)
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
@@ -214,7 +224,7 @@ def plot_sensitivity(rec: dict) -> bytes:
 
 def plot_drill(drill: dict) -> bytes:
     plt = _plt()
-    opts = [o for o in ("rag", "fine-tune", "both") if o in drill["options"]]
+    opts = [o for o in OPTIONS if o in drill["options"]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     d = [drill["options"][o] for o in opts]
     colors = [OPTION_COLOUR[o] for o in opts]
@@ -285,9 +295,9 @@ def plot_curve(curve: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(5.6, 4))
     x = [100 * p["probe_accuracy"] for p in pts]
     y = [100 * p["domain_accuracy"] for p in pts]
-    ax.plot(x, y, "-o", color=ARM_COLOUR["tuned"])  # the adapter along its training: the tuned arm
+    ax.plot(x, y, "-o", color=ARM_COLOUR[TUNED])  # the adapter along its training: the tuned arm
     for p, xi, yi in zip(pts, x, y):
-        label = "base" if p["step"] == 0 else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
+        label = "step 0" if p["step"] == 0 else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
         ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel(f"general-knowledge probe accuracy % ({curve['probe_set']}, {pts[0]['n_probe']} items)")
     ax.set_ylabel(f"domain accuracy % ({pts[0]['n_questions']} eval questions)")
@@ -684,7 +694,7 @@ def drill_section(run_dir: Path, drill: dict | None, fig) -> list[str]:
 TUNING_METHOD = {"qlora": "QLoRA", "lora": "LoRA", "full": "full fine-tuning"}
 STAGE_WORDS = {"ingest": "read and chunk the corpus", "qa": "generate questions", "index": "build the index",
                "sft": "build the training data", "tune": "train the adapter",
-               "tune_both": f"train the {ARM_LABEL['tuned_rag']} adapter", "probes": "general-knowledge probes",
+               "tune_both": f"train the {ARM_LABEL[BOTH]} adapter", "probes": "general-knowledge probes",
                "known": "class the facts the base model knows", "curve": "learning vs forgetting curve",
                "metrics": "score the answers", "recommend": "advise"}
 
@@ -761,7 +771,7 @@ def build_lines(manifest: dict, ingest: dict | None, index_cfg: dict | None, tra
                  f"loss {_number(training.get('final_train_loss'))}, validation loss "
                  f"{_number(training.get('final_val_loss'))}; {training['trainable_params']:,} trainable parameters.")
         if training.get("both_adapter"):
-            L.append(f"- How the {ARM_LABEL['tuned_rag']} adapter was trained: {training['both_adapter']}")
+            L.append(f"- How the {ARM_LABEL[BOTH]} adapter was trained: {training['both_adapter']}")
     else:
         L.append(f"- {MISSING} adapter training (the run has no trained adapter)")
     if leak:

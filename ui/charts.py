@@ -9,8 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from advisor.core.arms import ARM_LABEL, ARM_TABLE, OPTION_LABEL
-from advisor.core.config import ARMS
+from advisor.core.arms import ARM, ARM_LABEL, ARM_TABLE, ARMS, OPTION_LABEL
 
 # Every arm and option in the colour of the arm table (docs/architecture.md, 'The arm table'), on every page.
 ARM_ORDER = [a.label for a in ARM_TABLE]
@@ -47,16 +46,31 @@ def metric_frame(metrics: dict, names: list[str], arms: list[str] | None = None,
     return pd.DataFrame(rows, columns=["arm", "metric", "value", "lo", "hi", "n"])
 
 
-# The paired differences metrics.json holds, the comparisons between options first: what each option adds to
-# the one it builds on, then what each adds to the base model. A pair a run has and this list lacks goes last.
-PAIR_ORDER = [("tuned_rag", "rag"), ("tuned_rag", "tuned"), ("rag", "tuned"), ("tuned", "rag"), ("rag", "base"),
-              ("tuned", "base"), ("tuned_rag", "base")]
-PAIR_MEANING = {("tuned_rag", "rag"): "what fine-tuning adds to RAG",
-                ("tuned_rag", "tuned"): "what retrieval adds to the fine-tuned model",
-                ("rag", "tuned"): "RAG against fine-tuning", ("tuned", "rag"): "fine-tuning against RAG",
-                ("rag", "base"): "what retrieval adds to the base model",
-                ("tuned", "base"): "what fine-tuning adds to the base model",
-                ("tuned_rag", "base"): "what both add to the base model"}
+def pair_rank(a: str, b: str) -> tuple:
+    """Where the paired difference 'a - b' goes: the comparisons between options first (the most built-on option
+    first), then what each option adds to the base model, in arm-table order; a pair of unknown arms last."""
+    if a not in ARM or b not in ARM:
+        return (2, 0, 0)
+    ia, ib = ARMS.index(a), ARMS.index(b)
+    return (0, -ia, ib) if ARM[b].option else (1, ia, ib)
+
+
+def pair_meaning(a: str, b: str) -> str:
+    """What the paired difference 'a - b' shows, from what each arm is built with (the arm table)."""
+    if a not in ARM or b not in ARM:
+        return ""
+    A, B = ARM[a], ARM[b]
+    parts = (("fine-tuning", A.needs_adapter, B.needs_adapter), ("retrieval", A.needs_index, B.needs_index))
+    added = [w for w, in_a, in_b in parts if in_a and not in_b]
+    removed = [w for w, in_a, in_b in parts if in_b and not in_a]
+    if added and removed:
+        return f"{' and '.join(added)} against {' and '.join(removed)}"
+    if added:
+        onto = B.label if B.option else "the base model"
+        return f"what {' and '.join(added)} {'adds' if len(added) == 1 else 'add'} to {onto}"
+    return f"{A.label} against {B.label}"
+
+
 # The decision's metrics first; lower is better for the ones in LOWER_IS_BETTER.
 PAIRED_METRIC_ORDER = ["accuracy", "hallucination_rate", "abstention_rate", "wrong_and_confident_rate", "f1",
                        "exact_match", "containment", "semantic_similarity"]
@@ -74,7 +88,7 @@ def p_text(p: float | None, resamples: int | None) -> str:
 
 
 def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
-    """One row per comparison and metric, in PAIR_ORDER and PAIRED_METRIC_ORDER, with plain labels: the
+    """One row per comparison and metric, in pair_rank and PAIRED_METRIC_ORDER order, with plain labels: the
     difference and its 95% CI in percentage points (x 100; for token F1 and semantic similarity, points on their
     0–100 scale), p, n and which option the data favour. Columns lo, hi (the CI in points), arm (the first
     option's label, its colour in charts) and key (the metric's name) are for charts, not for reading."""
@@ -82,7 +96,7 @@ def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
         a, _, b = key.partition(" - ")
         return a.strip(), b.strip()
 
-    keys = sorted(paired, key=lambda k: PAIR_ORDER.index(pair_of(k)) if pair_of(k) in PAIR_ORDER else 99)
+    keys = sorted(paired, key=lambda k: pair_rank(*pair_of(k)))
     rows = []
     for key in keys:
         a, b = pair_of(key)
@@ -98,7 +112,7 @@ def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
                          "difference (pts)": 100 * d["value"], "95% CI (pts)": f"[{lo:+.1f}, {hi:+.1f}]",
                          "p": p_text(d.get("p_value"), resamples), "n": d["n"],
                          "the data favour": better if not lo <= 0 <= hi else "neither (CI includes 0)",
-                         "what it shows": PAIR_MEANING.get((a, b), f"{la} against {lb}"),
+                         "what it shows": pair_meaning(a, b) or f"{la} against {lb}",
                          "lo": lo, "hi": hi, "arm": la, "key": m})
     cols = ["comparison", "metric", "difference (pts)", "95% CI (pts)", "p", "n", "the data favour", "what it shows",
             "lo", "hi", "arm", "key"]

@@ -84,6 +84,7 @@ ARM_TABLE: list[ArmSpec] = [
 BASE = "base"  # the reference: known facts, step 0 of the learning curve, the base model's share of each fact group
 RAG = "rag"  # retrieval alone: the drill's 'before the update'; 'retrieval vs training' on unknown facts
 TUNED = "tuned"  # the adapter alone, closed book: the learning curve, forgetting, the drill's fresh adapter
+BOTH = "tuned_rag"  # the adapter with retrieval: the arm whose adapter the report describes (tuning.both_adapter)
 
 # Derived views, rebuilt in place whenever the table changes (so `from advisor.core.arms import ARMS` stays current).
 ARMS: list[str] = []  # every arm, in table order (the default eval.arms)

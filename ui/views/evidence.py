@@ -7,7 +7,7 @@ it shows; bars have 95% CI error bars and a bar of 0 a visible marker."""
 import pandas as pd
 import streamlit as st
 
-from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, OPTION_LABEL
+from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, ARMS, INDEX_ARMS, OPTION_LABEL, RAG, TUNED
 from ui import charts
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, load_config_dict, load_metrics, read_json
@@ -50,7 +50,7 @@ def paired_section(metrics: dict) -> None:
         "difference (pts)": st.column_config.NumberColumn(format="%+.1f"), "n": st.column_config.NumberColumn(width=48),
         "comparison": st.column_config.TextColumn(width=190), "metric": st.column_config.TextColumn(width=160)})
     missing = "" if any(k in paired for k in ("rag - tuned", "tuned - rag")) else (
-        f" {OPTION_LABEL['rag']} and {OPTION_LABEL['fine-tune']} are not paired directly in this run's metrics.json: "
+        f" {ARM_LABEL[RAG]} and {ARM_LABEL[TUNED]} are not paired directly in this run's metrics.json: "
         "compare their bars below.")
     st.caption("Each row: the first option minus the second on the questions both answered, in percentage points "
                "(token F1 and semantic similarity: points on their 0–100 scale); 95% bootstrap CI and p-value; "
@@ -189,7 +189,7 @@ with right:
     arm_bars(metrics, ["faithfulness"], "words found in the passages",
              "Share of each answer's content words found in the passages it was given (retrieval options only): low "
              "means it answered from the model's weights, not from the passages.",
-             "No retrieval option was evaluated in this run.", arms=["rag", "tuned_rag"], height=220)
+             "No retrieval option was evaluated in this run.", arms=[a for a in ARMS if a in INDEX_ARMS], height=220)
 
 knowledge_section(metrics)
 drill_section(run.path)
@@ -207,14 +207,14 @@ with right:
     arm_bars(metrics, ["recall_at_k", "mrr"], "score",
              f"{recall.capitalize()}: share of questions whose gold document is among the {k or 'k'} chunks put in "
              "the prompt. MRR: 1 / rank of the first chunk from the gold document.",
-             "No retrieval arm was evaluated in this run.", arms=["rag", "tuned_rag"],
+             "No retrieval arm was evaluated in this run.", arms=[a for a in ARMS if a in INDEX_ARMS],
              labels={"recall_at_k": recall}, height=220)
     cols = st.columns(2)
-    r = arms.get("rag", {}).get("recall_at_k")
+    r = arms.get(RAG, {}).get("recall_at_k")
     if r:
         cols[0].metric(f"RAG {recall}", f"{100 * r['value']:.0f}%",
                        help=f"95% CI {100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%, n={r['n']}")
-    m = arms.get("rag", {}).get("mrr")
+    m = arms.get(RAG, {}).get("mrr")
     if m:
         cols[1].metric("RAG MRR", f"{m['value']:.2f}", help=f"95% CI {m['ci95'][0]:.2f}–{m['ci95'][1]:.2f}")
 

@@ -7,8 +7,7 @@ The table is sized so the four arms' answers fit side by side in a 1400 px windo
 
 import streamlit as st
 
-from advisor.core.arms import ARM_LABEL
-from advisor.core.config import ARMS
+from advisor.core.arms import ARM_LABEL, ARMS, INDEX_ARMS
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, filter_questions, is_right, load_config_dict, load_rows, question_table, read_json
 
@@ -118,7 +117,7 @@ for col, a in zip(cols, arms):
 
 shown_chunks: list[str] = []
 score_label, score_help = score_meaning(run.path)
-for a in ("rag", "tuned_rag"):
+for a in (a for a in ARMS if a in INDEX_ARMS):
     r = next((x for x in rows.get(a, []) if x["id"] == qid), None)
     if not r or not r.get("contexts"):
         continue
