@@ -409,8 +409,9 @@ def _load_generator(cfg: Config, _: dict) -> dict:
 
 
 def _measure_generation(cfg: Config, got: dict) -> dict:
-    """Prefill: 4 retrieval-sized prompts, one new token each (after a one-prompt warm-up). Decode: 8
-    closed-book sample questions, greedy, with the adapter off and on."""
+    """Prefill: 4 retrieval-sized prompts, one new token each (after a one-prompt warm-up). Decode: one batch of
+    eval.batch_size closed-book sample questions (up to 48), greedy, with the adapter off and on: a batch of 8
+    made the per-token decode cost 3-9x what the eval stages, which decode 48 at once, pay."""
     from advisor.core.answer import Context, render_prompt
     from advisor.core.qa import load_qa
     from advisor.pipeline import SAMPLE_EVAL
@@ -420,7 +421,7 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
     questions = [it.question for it in load_qa(SAMPLE_EVAL) if not it.unanswerable]
     rag = [render_prompt(tok, q, [Context("x", "doc.md", chunks[(i * k + j) % len(chunks)], 0.0, j + 1)
                                   for j in range(k)]) for i, q in enumerate(questions[:4])]
-    batch = min(8, cfg.eval.batch_size)
+    batch = min(48, cfg.eval.batch_size, len(questions))
     closed = [render_prompt(tok, q) for q in questions[:batch]]
     timed = {}
     with PeakRSS() as mem:
@@ -448,7 +449,7 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
 
 
 def _measure_training(cfg: Config, got: dict) -> dict:
-    """A warm-up step, then one at the configured micro-batch of full-length text rows, split by
+    """A full warm-up step, then one timed step at the configured micro-batch of full-length text rows, split by
     tuning.max_batch_tokens as the tune stage splits it."""
     import torch
 
@@ -477,9 +478,11 @@ def _measure_training(cfg: Config, got: dict) -> dict:
         return n
 
     with PeakRSS() as mem:
-        train_step([{"input_ids": r["input_ids"][:64], "labels": r["labels"][:64]} for r in rows[:2]])
+        # The warm-up is a full step too: the first step at this size pays for allocating (and page-faulting) the
+        # activation memory, which made a timed first step 3x slower than the tune stage's steady state.
+        train_step(rows)
         t0 = time.perf_counter()
-        tokens = train_step(rows)  # one full step after the warm-up (a second one doubled the calibration's training cost)
+        tokens = train_step(rows)
         train_s = time.perf_counter() - t0
     return {"train_s_per_token": train_s / max(1, tokens), "train_tokens_per_step": tokens,
             "train_rss_mb": round(mem.added_mb, 1)}
