@@ -60,8 +60,9 @@ class WithAdapterWeights:
             return self.inner.answer(questions)
 
 
-def make_arm(arm: str, cfg: Config, lm, retriever=None, batch_size: int | None = None,
-             run_dir: Path | None = None) -> Answerer:
+def make_arm(
+    arm: str, cfg: Config, lm, retriever=None, batch_size: int | None = None, run_dir: Path | None = None
+) -> Answerer:
     """The arm's Answerer: its own `answerer` from the arm table, else closed book or the retrieval prompt (by
     needs_index), with the adapter on when it needs it. Given the run directory, an `own_adapter` arm uses the
     run's separate adapter when it has one."""
@@ -73,12 +74,22 @@ def make_arm(arm: str, cfg: Config, lm, retriever=None, batch_size: int | None =
         return ClosedBook(lm, arm, spec.needs_adapter, cfg.model.max_new_tokens, batch_size)
     from retrieval.rag import RagAnswerer
 
-    out = RagAnswerer(lm, retriever, arm, spec.needs_adapter, cfg.retrieval.top_k, cfg.retrieval.context_tokens,
-                      cfg.model.max_new_tokens, batch_size)
+    out = RagAnswerer(
+        lm,
+        retriever,
+        arm,
+        spec.needs_adapter,
+        cfg.retrieval.top_k,
+        cfg.retrieval.context_tokens,
+        cfg.model.max_new_tokens,
+        batch_size,
+    )
     own = both_adapter(run_dir) if spec.own_adapter else None
     if own is None:
         return out
     if cfg.generation.backend != "hf":
-        raise AdvisorError(f"{own} (tuning.both_adapter=separate) needs generation.backend=hf; serve it as a "
-                           "second LoRA module on the server and evaluate in process")
+        raise AdvisorError(
+            f"{own} (tuning.both_adapter=separate) needs generation.backend=hf; serve it as a "
+            "second LoRA module on the server and evaluate in process"
+        )
     return WithAdapterWeights(out, lm, own)

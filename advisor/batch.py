@@ -55,15 +55,20 @@ def headline_columns() -> list[tuple[str, str, str]]:
     """(column, arm, metric) of the per-arm columns, from the arm table: every arm's accuracy (the options' arms
     first), the options' arms' hallucination rates, and the tuned arm's forgetting."""
     opts = option_arms(ARMS)
-    return ([(f"acc_{a}", a, "accuracy") for a in opts + [a for a in ARMS if a not in opts]]
-            + [(f"halluc_{a}", a, "hallucination_rate") for a in opts] + [(f"forgetting_{TUNED}", TUNED, "forgetting")])
+    return (
+        [(f"acc_{a}", a, "accuracy") for a in opts + [a for a in ARMS if a not in opts]]
+        + [(f"halluc_{a}", a, "hallucination_rate") for a in opts]
+        + [(f"forgetting_{TUNED}", TUNED, "forgetting")]
+    )
 
 
 def columns() -> list[str]:
     """The summary's columns (summary.csv, summary.md)."""
-    return (["cell", "corpus", "model", "setting", "preset", "verdict", "margin", "win_share",
-             "no_significant_difference"] + [c for c, _, _ in headline_columns()]
-            + ["index_s", "tune_s", "run_wall_s", "run_dir"])
+    return (
+        ["cell", "corpus", "model", "setting", "preset", "verdict", "margin", "win_share", "no_significant_difference"]
+        + [c for c, _, _ in headline_columns()]
+        + ["index_s", "tune_s", "run_wall_s", "run_dir"]
+    )
 
 
 @dataclass
@@ -118,15 +123,19 @@ def load_batch(path: Path) -> BatchSpec:
     out = Path(spec.get("out") or f"runs/batch-{_slug(path.stem)}")
     corpora = _list(spec, "corpora", path)
     if not corpora:
-        raise AdvisorError(f"{path}: 'corpora' is missing; list at least one corpus (- {{name: sample}} is the bundled one)")
+        raise AdvisorError(
+            f"{path}: 'corpora' is missing; list at least one corpus (- {{name: sample}} is the bundled one)"
+        )
     models = _list(spec, "models", path, [None])
     settings = _list(spec, "settings", path, [{"name": "quickstart", "config": "quickstart"}])
     common = [str(o) for o in _list(spec, "overrides", path, [], allow_empty=True)]
     presets = [str(p) for p in _list(spec, "recommend_presets", path, ["balanced"])]
     for p in presets:
         if p not in PRESETS:
-            raise AdvisorError(f"{path}: recommend_presets: unknown weight preset '{p}'{did_you_mean(p, PRESETS)}; "
-                               f"presets: {', '.join(PRESETS)}")
+            raise AdvisorError(
+                f"{path}: recommend_presets: unknown weight preset '{p}'{did_you_mean(p, PRESETS)}; "
+                f"presets: {', '.join(PRESETS)}"
+            )
     mlflow = str(spec.get("mlflow", "auto")).lower()
     if mlflow not in ("auto", "true", "false"):
         raise AdvisorError(f"{path}: mlflow: {spec['mlflow']!r} must be auto, true or false")
@@ -146,10 +155,14 @@ def load_batch(path: Path) -> BatchSpec:
             raise AdvisorError(f"{path}: corpora[{i}].{wrong[0]} must be a string (a path or a name)")
     for i, s in enumerate(settings):
         if not isinstance(s, dict) or not s.get("name"):
-            raise AdvisorError(f"{path}: settings[{i}] must be a mapping with a name (and config, overrides, resources)")
+            raise AdvisorError(
+                f"{path}: settings[{i}] must be a mapping with a name (and config, overrides, resources)"
+            )
         bad = [k for k in s if k not in ("name", "config", "overrides", "resources")]
         if bad:
-            raise AdvisorError(f"{path}: settings[{i}]: unknown key '{bad[0]}'; keys: name, config, overrides, resources")
+            raise AdvisorError(
+                f"{path}: settings[{i}]: unknown key '{bad[0]}'; keys: name, config, overrides, resources"
+            )
         if s.get("overrides") is not None and not isinstance(s["overrides"], list):
             raise AdvisorError(f"{path}: settings[{i}].overrides must be a list of key=value strings")
     for i, m in enumerate(models):
@@ -164,13 +177,24 @@ def load_batch(path: Path) -> BatchSpec:
                     extra["model"] = {"spec": rel(m) if (base / m).exists() else m}
                 where = f"{path}: cell corpus={cname} model={m or 'default'} setting={s['name']}"
                 try:
-                    cfg = load_config(rel(s.get("config") or "") if str(s.get("config", "")).endswith((".yaml", ".yml"))
-                                      else s.get("config"), common + [str(o) for o in s.get("overrides") or []], extra)
+                    cfg = load_config(
+                        rel(s.get("config") or "")
+                        if str(s.get("config", "")).endswith((".yaml", ".yml"))
+                        else s.get("config"),
+                        common + [str(o) for o in s.get("overrides") or []],
+                        extra,
+                    )
                 except AdvisorError as e:
                     raise AdvisorError(f"{where}: {e}") from None
                 cid = "-".join(_slug(x) for x in (cname, Path(m).name if m else "default", s["name"]))
-                res = _resources({"cpus": cfg.threads or 1, **_mapping(spec.get("resources"), f"{path}: resources"),
-                                  **_mapping(s.get("resources"), f"{where}: resources")}, where)
+                res = _resources(
+                    {
+                        "cpus": cfg.threads or 1,
+                        **_mapping(spec.get("resources"), f"{path}: resources"),
+                        **_mapping(s.get("resources"), f"{where}: resources"),
+                    },
+                    where,
+                )
                 cells.append(Cell(cid, cname, m or cfg.model.spec, s["name"], cfg, out / "runs" / cid, res))
     ids = [c.id for c in cells]
     dup = next((i for i in ids if ids.count(i) > 1), None)
@@ -209,8 +233,10 @@ def _mapping(v, where: str) -> dict:
 def _resources(res: dict, where: str) -> dict:
     for k, v in res.items():
         if k not in RESOURCE_KEYS:
-            raise AdvisorError(f"{where}: resources: unknown key '{k}'{did_you_mean(str(k), RESOURCE_KEYS)}; "
-                               f"keys: {', '.join(RESOURCE_KEYS)}")
+            raise AdvisorError(
+                f"{where}: resources: unknown key '{k}'{did_you_mean(str(k), RESOURCE_KEYS)}; "
+                f"keys: {', '.join(RESOURCE_KEYS)}"
+            )
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise AdvisorError(f"{where}: resources.{k}={v!r} must be a number >= 0")
     return res
@@ -231,15 +257,24 @@ def summary_rows(cell: Cell, presets: list[str]) -> list[dict]:
     rows = []
     for p in presets:
         rec = refresh_advice(cell.run_dir, p, write=False)
-        rows.append({
-            "cell": cell.id, "corpus": cell.corpus, "model": cell.model, "setting": cell.setting, "preset": p,
-            "verdict": rec["verdict"], "margin": rec["margin"], "win_share": rec["sensitivity"]["win_share"][rec["verdict"]],
-            "no_significant_difference": rec["no_significant_difference"].get("applied", False),
-            **{col: v(arm, metric) for col, arm, metric in headline_columns()},
-            "index_s": stages.get("index", {}).get("wall_s", ""),
-            "tune_s": stages.get("tune", {}).get("wall_s", ""), "run_wall_s": manifest.get("wall_s", ""),
-            "run_dir": str(cell.run_dir),
-        })
+        rows.append(
+            {
+                "cell": cell.id,
+                "corpus": cell.corpus,
+                "model": cell.model,
+                "setting": cell.setting,
+                "preset": p,
+                "verdict": rec["verdict"],
+                "margin": rec["margin"],
+                "win_share": rec["sensitivity"]["win_share"][rec["verdict"]],
+                "no_significant_difference": rec["no_significant_difference"].get("applied", False),
+                **{col: v(arm, metric) for col, arm, metric in headline_columns()},
+                "index_s": stages.get("index", {}).get("wall_s", ""),
+                "tune_s": stages.get("tune", {}).get("wall_s", ""),
+                "run_wall_s": manifest.get("wall_s", ""),
+                "run_dir": str(cell.run_dir),
+            }
+        )
     return rows
 
 
@@ -250,9 +285,16 @@ def write_summary(out: Path, rows: list[dict], pending: list[str]) -> tuple[Path
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "summary.csv", buf.getvalue())
-    md = ["# Batch summary", "", f"{len(rows)} rows from {len({r['cell'] for r in rows})} finished runs"
-          + (f"; not finished: {', '.join(pending)}" if pending else "") + ".", "",
-          "| " + " | ".join(cols[:-1]) + " |", "|" + "---|" * (len(cols) - 1)]
+    md = [
+        "# Batch summary",
+        "",
+        f"{len(rows)} rows from {len({r['cell'] for r in rows})} finished runs"
+        + (f"; not finished: {', '.join(pending)}" if pending else "")
+        + ".",
+        "",
+        "| " + " | ".join(cols[:-1]) + " |",
+        "|" + "---|" * (len(cols) - 1),
+    ]
     md += ["| " + " | ".join(str(r[c]) for c in cols[:-1]) + " |" for r in rows]
     atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
     return out / "summary.csv", out / "summary.md"
@@ -270,8 +312,12 @@ def mlflow_log(out: Path, cell: Cell, rows: list[dict]) -> None:
         mlflow.create_experiment("advisor-batch", artifact_location=(out / "mlruns").resolve().as_uri())
     mlflow.set_experiment("advisor-batch")
     with mlflow.start_run(run_name=cell.id):
-        params = {"cell.corpus": cell.corpus, "cell.model": cell.model, "cell.setting": cell.setting,
-                  **_flatten(cell.config.to_dict())}
+        params = {
+            "cell.corpus": cell.corpus,
+            "cell.model": cell.model,
+            "cell.setting": cell.setting,
+            **_flatten(cell.config.to_dict()),
+        }
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics(headline_metrics(cell.run_dir))
         for row in rows:
@@ -342,14 +388,22 @@ def run_batch(path: Path, backend: str = "sequential", address: str | None = Non
     spec.out.mkdir(parents=True, exist_ok=True)
     state_path = spec.out / "batch.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    state = {"source": str(spec.source), "presets": spec.presets, "mlflow": use_mlflow,
-             "cells": {c.id: state.get("cells", {}).get(c.id, {"status": "pending"}) for c in spec.cells}}
+    state = {
+        "source": str(spec.source),
+        "presets": spec.presets,
+        "mlflow": use_mlflow,
+        "cells": {c.id: state.get("cells", {}).get(c.id, {"status": "pending"}) for c in spec.cells},
+    }
     atomic_write_json(state_path, state)
     n = len(spec.cells)
     todo = []
     for i, cell in enumerate(spec.cells, 1):
         st = state["cells"][cell.id]
-        if st["status"] == "done" and st.get("presets") == spec.presets and (cell.run_dir / "recommendation.json").exists():
+        if (
+            st["status"] == "done"
+            and st.get("presets") == spec.presets
+            and (cell.run_dir / "recommendation.json").exists()
+        ):
             say(f"[{i}/{n}] {cell.id}: done, skipped")
         else:
             todo.append((i, cell))
@@ -384,16 +438,21 @@ def run_batch(path: Path, backend: str = "sequential", address: str | None = Non
 
 def _save(out: Path, state: dict) -> None:
     atomic_write_json(out / "batch.json", state)
-    write_summary(out, [r for c in state["cells"].values() if c["status"] == "done" for r in c["rows"]],
-                  [cid for cid, c in state["cells"].items() if c["status"] != "done"])
+    write_summary(
+        out,
+        [r for c in state["cells"].values() if c["status"] == "done" for r in c["rows"]],
+        [cid for cid, c in state["cells"].items() if c["status"] != "done"],
+    )
 
 
 def _import_ray():
     try:
         import ray
     except ImportError:
-        raise AdvisorError("--backend ray needs Ray, which is not installed here; pip install 'rag-ft-advisor[ray]' "
-                           "(or pip install ray), or run the batch without --backend ray") from None
+        raise AdvisorError(
+            "--backend ray needs Ray, which is not installed here; pip install 'rag-ft-advisor[ray]' "
+            "(or pip install ray), or run the batch without --backend ray"
+        ) from None
     return ray
 
 
@@ -426,8 +485,10 @@ def _run_on_ray(ray, address: str | None, spec: BatchSpec, todo: list, started, 
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"at {address}" if address else "locally"
-        raise AdvisorError(f"cannot start or reach a Ray cluster {where}: {str(e).splitlines()[0][:200]}; "
-                           f"check --address (ray start --head prints it)") from None
+        raise AdvisorError(
+            f"cannot start or reach a Ray cluster {where}: {str(e).splitlines()[0][:200]}; "
+            f"check --address (ray start --head prints it)"
+        ) from None
     task = ray.remote(_ray_cell)
     refs = {}
     try:
@@ -447,8 +508,11 @@ def _run_on_ray(ray, address: str | None, spec: BatchSpec, todo: list, started, 
             try:
                 result = ray.get(ready[0])
             except Exception as e:  # noqa: BLE001 - a crashed task is one failed cell; the others go on
-                result = {"status": "failed", "error": f"Ray task failed: {str(e).strip().splitlines()[-1][:300]}; "
-                                                       f"see {spec.out / 'logs' / (cell.id + '.log')}"}
+                result = {
+                    "status": "failed",
+                    "error": f"Ray task failed: {str(e).strip().splitlines()[-1][:300]}; "
+                    f"see {spec.out / 'logs' / (cell.id + '.log')}",
+                }
             record(i, cell, result)
     except KeyboardInterrupt:
         for ref, (_, cell) in refs.items():

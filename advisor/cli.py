@@ -27,8 +27,22 @@ from advisor.commands import tune as tune_cmd
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import quiet_libraries
 
-COMMANDS = [run_cmd, plan_cmd, qa_cmd, index_cmd, search_cmd, tune_cmd, export_cmd, eval_cmd, recommend_cmd, drill_cmd, batch_cmd,
-            ls_cmd, dashboard_cmd, serve_cmd]
+COMMANDS = [
+    run_cmd,
+    plan_cmd,
+    qa_cmd,
+    index_cmd,
+    search_cmd,
+    tune_cmd,
+    export_cmd,
+    eval_cmd,
+    recommend_cmd,
+    drill_cmd,
+    batch_cmd,
+    ls_cmd,
+    dashboard_cmd,
+    serve_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except OSError as e:  # the disk or the file system said no (full disk, permissions): one line, not a traceback
         where = f" ({e.filename})" if e.filename else ""
-        print(f"advisor: error: {e.strerror or e}{where}; free space or fix the permissions, then rerun the same "
-              "command (finished stages are kept)", file=sys.stderr)
+        print(
+            f"advisor: error: {e.strerror or e}{where}; free space or fix the permissions, then rerun the same "
+            "command (finished stages are kept)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("advisor: interrupted; finished stages are kept, rerun the same command to resume", file=sys.stderr)

@@ -50,14 +50,26 @@ def curve_slice(items: list, n: int) -> list:
     return [it for it in items if not it.unanswerable][:n]
 
 
-def measure_curve(run_dir: Path, lm, items: list, probes: dict, probe_items: list, probe_set: str,
-                  answer_slice, score_probes, steps_total: int) -> dict:
+def measure_curve(
+    run_dir: Path,
+    lm,
+    items: list,
+    probes: dict,
+    probe_items: list,
+    probe_set: str,
+    answer_slice,
+    score_probes,
+    steps_total: int,
+) -> dict:
     """The curve's points. `answer_slice(questions) -> rows with scores` answers the slice with the tuned
     arm as it is now; `score_probes(probe_items) -> {'acc': [...]}` scores the probe slice."""
     run_dir = Path(run_dir)
     ids = [it.id for it in items]
     n_probe = len(probe_items)
-    base_rows, tuned_rows = read_jsonl(run_dir / "eval" / f"{BASE}.jsonl"), read_jsonl(run_dir / "eval" / f"{TUNED}.jsonl")
+    base_rows, tuned_rows = (
+        read_jsonl(run_dir / "eval" / f"{BASE}.jsonl"),
+        read_jsonl(run_dir / "eval" / f"{TUNED}.jsonl"),
+    )
     probe_scores = probes["sets"][probe_set]
 
     def probe_acc(weights: str) -> float:
@@ -69,21 +81,36 @@ def measure_curve(run_dir: Path, lm, items: list, probes: dict, probe_items: lis
         with adapter_weights(lm, folder):
             rows = answer_slice(items)
             acc = score_probes(probe_items)["acc"]
-        points.append({"step": step, "domain_accuracy": mean_accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))})
-    points.append({"step": steps_total, "domain_accuracy": mean_accuracy(tuned_rows, ids), "probe_accuracy": probe_acc(TUNED_WEIGHTS)})
+        points.append(
+            {"step": step, "domain_accuracy": mean_accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))}
+        )
+    points.append(
+        {
+            "step": steps_total,
+            "domain_accuracy": mean_accuracy(tuned_rows, ids),
+            "probe_accuracy": probe_acc(TUNED_WEIGHTS),
+        }
+    )
     for p in points:
         p.update(n_questions=len(ids), n_probe=n_probe)
         p["domain_accuracy"], p["probe_accuracy"] = round(p["domain_accuracy"], 4), round(p["probe_accuracy"], 4)
     final = points[-1]
-    better = [p for p in points[1:-1] if p["domain_accuracy"] > final["domain_accuracy"]
-              and p["probe_accuracy"] >= final["probe_accuracy"]]
-    why = ("the final adapter, fixed before any evaluation (choosing the best point on the eval questions would "
-           "tune on the test set)")
+    better = [
+        p
+        for p in points[1:-1]
+        if p["domain_accuracy"] > final["domain_accuracy"] and p["probe_accuracy"] >= final["probe_accuracy"]
+    ]
+    why = (
+        "the final adapter, fixed before any evaluation (choosing the best point on the eval questions would "
+        "tune on the test set)"
+    )
     if better:
         b = max(better, key=lambda p: p["domain_accuracy"])
-        why += (f"; on this slice the snapshot at step {b['step']} did better on both axes "
-                f"({100 * b['domain_accuracy']:.0f}% vs {100 * final['domain_accuracy']:.0f}% domain accuracy), "
-                "so shorter training (tuning.epochs or tuning.max_steps) is worth a try")
+        why += (
+            f"; on this slice the snapshot at step {b['step']} did better on both axes "
+            f"({100 * b['domain_accuracy']:.0f}% vs {100 * final['domain_accuracy']:.0f}% domain accuracy), "
+            "so shorter training (tuning.epochs or tuning.max_steps) is worth a try"
+        )
     return {"points": points, "probe_set": probe_set, "used": {"step": final["step"], "why": why}}
 
 

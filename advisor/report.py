@@ -101,12 +101,19 @@ def plot_arm_bars(metrics: dict, arms: list[str]) -> bytes:
     """Accuracy and hallucination rate per arm, 95% CI whiskers."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, key, title in [(axes[0], "accuracy", "Accuracy (answerable), %"),
-                           (axes[1], "hallucination_rate", "Hallucination rate, % (lower is better)")]:
+    for ax, key, title in [
+        (axes[0], "accuracy", "Accuracy (answerable), %"),
+        (axes[1], "hallucination_rate", "Hallucination rate, % (lower is better)"),
+    ]:
         xs = [a for a in arms if key in metrics["arms"][a]]
         vals = [_err(metrics["arms"][a][key]) for a in xs]
-        ax.bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOUR[a] for a in xs],
-               yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+        ax.bar(
+            range(len(xs)),
+            [v for v, _ in vals],
+            color=[ARM_COLOUR[a] for a in xs],
+            yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]],
+            capsize=5,
+        )
         ax.set_xticks(range(len(xs)), [ARM_LABEL[a] for a in xs], rotation=15)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 100)
@@ -121,8 +128,13 @@ def plot_forgetting(metrics: dict, arms: list[str]) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     xs = [a for a in arms if "probe_accuracy" in metrics["arms"][a]]
     vals = [_err(metrics["arms"][a]["probe_accuracy"]) for a in xs]
-    axes[0].bar(range(len(xs)), [v for v, _ in vals], color=[ARM_COLOUR[a] for a in xs],
-                yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+    axes[0].bar(
+        range(len(xs)),
+        [v for v, _ in vals],
+        color=[ARM_COLOUR[a] for a in xs],
+        yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]],
+        capsize=5,
+    )
     axes[0].set_xticks(range(len(xs)), [ARM_LABEL[a] for a in xs], rotation=15)
     axes[0].set_title("General-knowledge probe accuracy, %", fontsize=10)
     axes[0].set_ylim(0, 100)
@@ -130,8 +142,9 @@ def plot_forgetting(metrics: dict, arms: list[str]) -> bytes:
     for i, a in enumerate(fx):
         m = metrics["arms"][a]["forgetting"]
         v = 100 * m["value"]
-        axes[1].errorbar([v], [i], xerr=[[v - 100 * m["ci95"][0]], [100 * m["ci95"][1] - v]], fmt="o",
-                         color=ARM_COLOUR[a], capsize=5)
+        axes[1].errorbar(
+            [v], [i], xerr=[[v - 100 * m["ci95"][0]], [100 * m["ci95"][1] - v]], fmt="o", color=ARM_COLOUR[a], capsize=5
+        )
     axes[1].axvline(0, color="k", lw=0.8)
     axes[1].set_yticks(range(len(fx)), [ARM_LABEL[a] for a in fx])
     axes[1].set_ylim(-0.7, len(fx) - 0.3)
@@ -144,15 +157,23 @@ def plot_cost_accuracy(rec: dict) -> bytes:
     plt = _plt()
     ev = rec["evidence"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, key, label in [(axes[0], "build_s", "build time, s (log)"),
-                           (axes[1], "latency_p50_s", "latency p50 per question, s")]:
+    for ax, key, label in [
+        (axes[0], "build_s", "build time, s (log)"),
+        (axes[1], "latency_p50_s", "latency p50 per question, s"),
+    ]:
         for i, (o, acc) in enumerate(ev["accuracy"].items()):
             v, e = _err(acc)
             x = max(ev[key][o], 1e-3)
             ax.errorbar([x], [v], yerr=[[e[0]], [e[1]]], fmt="o", capsize=5, color=OPTION_COLOUR[o])
             # labels stacked by option so options at the same point stay readable
-            ax.annotate(OPTION_LABEL[o], (x, v), textcoords="offset points", xytext=(6, 4 + 12 * i), fontsize=9,
-                        color=OPTION_COLOUR[o])
+            ax.annotate(
+                OPTION_LABEL[o],
+                (x, v),
+                textcoords="offset points",
+                xytext=(6, 4 + 12 * i),
+                fontsize=9,
+                color=OPTION_COLOUR[o],
+            )
         if key == "build_s":
             _plain_log(ax.xaxis, ax.set_xscale)
             lo, hi = min(ev[key].values()), max(ev[key].values())
@@ -183,7 +204,7 @@ def plot_loss(training: dict) -> bytes:
     ax.plot(ts, tl, color="#bbbbbb", lw=1, label="train loss (per step)")
     if len(tl) >= 5:  # a running mean shows the trend through the per-batch noise
         k = max(2, len(tl) // 10)
-        sm = [sum(tl[max(0, i - k + 1): i + 1]) / len(tl[max(0, i - k + 1): i + 1]) for i in range(len(tl))]
+        sm = [sum(tl[max(0, i - k + 1) : i + 1]) / len(tl[max(0, i - k + 1) : i + 1]) for i in range(len(tl))]
         ax.plot(ts, sm, color="#555555", lw=1.5, label=f"train loss (mean of {k})")
     ax.plot(vs, vl, "o-", color="#d62728", lw=2, label="validation loss")
     ax.set_xlabel("optimizer step")
@@ -199,8 +220,7 @@ def plot_sensitivity(rec: dict) -> bytes:
     sens = rec["sensitivity"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.6]})
     opts = list(sens["win_share"])
-    axes[0].bar(range(len(opts)), [100 * sens["win_share"][o] for o in opts],
-                color=[OPTION_COLOUR[o] for o in opts])
+    axes[0].bar(range(len(opts)), [100 * sens["win_share"][o] for o in opts], color=[OPTION_COLOUR[o] for o in opts])
     # 'Fine-tune + RAG' on two lines, so the labels of three narrow bars do not run into each other
     axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o].replace(" + ", "\n+ ") for o in opts])
     axes[0].set_ylim(0, 100)
@@ -212,8 +232,12 @@ def plot_sensitivity(rec: dict) -> bytes:
         f = sens["flip_points"].get(c)
         ax.plot([now], [i], "o", color="k")
         if f:
-            ax.annotate("", xy=(f["flips_at"], i), xytext=(now, i),
-                        arrowprops=dict(arrowstyle="->", color=OPTION_COLOUR[f["new_verdict"]], lw=2))
+            ax.annotate(
+                "",
+                xy=(f["flips_at"], i),
+                xytext=(now, i),
+                arrowprops=dict(arrowstyle="->", color=OPTION_COLOUR[f["new_verdict"]], lw=2),
+            )
             ax.text(f["flips_at"], i + 0.2, OPTION_LABEL[f["new_verdict"]], fontsize=8, ha="center")
     ax.set_yticks(range(len(crit)), [CRITERION_LABEL.get(c, c) for c in crit])
     ax.set_xlim(-0.02, 1.02)
@@ -235,8 +259,13 @@ def plot_drill(drill: dict) -> bytes:
     axes[0].set_xticks(range(len(opts)), [OPTION_LABEL[o] for o in opts])
     axes[0].set_title("Time to absorb the changed facts, s (log)", fontsize=10)
     vals = [_err(x["accuracy"]) for x in d]
-    bars = axes[1].bar(range(len(opts)), [v for v, _ in vals], color=colors,
-                       yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]], capsize=5)
+    bars = axes[1].bar(
+        range(len(opts)),
+        [v for v, _ in vals],
+        color=colors,
+        yerr=[[e[0] for _, e in vals], [e[1] for _, e in vals]],
+        capsize=5,
+    )
     axes[1].bar_label(bars, [f"{v:.0f}%" for v, _ in vals], fontsize=8, padding=2)
     if drill.get("before"):
         before = 100 * drill["before"]["accuracy"]["value"]
@@ -250,13 +279,23 @@ def plot_drill(drill: dict) -> bytes:
 
 def plot_paired(paired: dict) -> bytes:
     plt = _plt()
-    rows = [(f"{pair_label(pair)}: {METRIC_LABEL.get(m, m)}", d) for pair, diffs in paired.items()
-            for m, d in diffs.items() if m in ("accuracy", "hallucination_rate")]
+    rows = [
+        (f"{pair_label(pair)}: {METRIC_LABEL.get(m, m)}", d)
+        for pair, diffs in paired.items()
+        for m, d in diffs.items()
+        if m in ("accuracy", "hallucination_rate")
+    ]
     fig, ax = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.2))
     for i, (_, d) in enumerate(rows):
         v = 100 * d["value"]
-        ax.errorbar([v], [i], xerr=[[v - 100 * d["ci95"][0]], [100 * d["ci95"][1] - v]], fmt="o", capsize=4,
-                    color="#d62728" if d.get("p_value", 1) < 0.05 else "#555555")
+        ax.errorbar(
+            [v],
+            [i],
+            xerr=[[v - 100 * d["ci95"][0]], [100 * d["ci95"][1] - v]],
+            fmt="o",
+            capsize=4,
+            color="#d62728" if d.get("p_value", 1) < 0.05 else "#555555",
+        )
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), [r for r, _ in rows], fontsize=8)
     ax.set_xlabel("paired difference, points (95% CI; red: p < 0.05)")
@@ -273,11 +312,16 @@ def plot_qa_set(qa_report: dict) -> bytes:
     per_doc = qa_report["documents"]["per_document"]
     counts = sorted((c["eval"] for c in per_doc.values()), reverse=True)
     axes[0].bar(range(len(counts)), counts, color=NEUTRAL)
-    axes[0].set_title(f"Eval questions per document ({qa_report['documents']['covered']} of "
-                      f"{qa_report['documents']['total']} covered)", fontsize=9)
+    axes[0].set_title(
+        f"Eval questions per document ({qa_report['documents']['covered']} of "
+        f"{qa_report['documents']['total']} covered)",
+        fontsize=9,
+    )
     axes[0].set_xlabel("documents, most questions first", fontsize=8)
-    for ax, data, title in [(axes[1], qa_report["answer_types"]["eval"], "Eval questions by answer type"),
-                            (axes[2], qa_report["rejections"], "Candidates rejected, by reason")]:
+    for ax, data, title in [
+        (axes[1], qa_report["answer_types"]["eval"], "Eval questions by answer type"),
+        (axes[2], qa_report["rejections"], "Candidates rejected, by reason"),
+    ]:
         items = sorted(data.items(), key=lambda kv: kv[1])
         ax.barh([k.replace("_", " ") for k, _ in items], [v for _, v in items], color=NEUTRAL)
         for i, (_, v) in enumerate(items):
@@ -297,7 +341,11 @@ def plot_curve(curve: dict) -> bytes:
     y = [100 * p["domain_accuracy"] for p in pts]
     ax.plot(x, y, "-o", color=ARM_COLOUR[TUNED])  # the adapter along its training: the tuned arm
     for p, xi, yi in zip(pts, x, y):
-        label = "step 0" if p["step"] == 0 else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
+        label = (
+            "step 0"
+            if p["step"] == 0
+            else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
+        )
         ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel(f"general-knowledge probe accuracy % ({curve['probe_set']}, {pts[0]['n_probe']} items)")
     ax.set_ylabel(f"domain accuracy % ({pts[0]['n_questions']} eval questions)")
@@ -309,15 +357,29 @@ def plot_curve(curve: dict) -> bytes:
 def curve_section(curve: dict | None, fig) -> list[str]:
     L = ["### Learning vs forgetting", ""]
     if not curve:
-        return L + [f"- {MISSING} learning-vs-forgetting curve (needs a tuned arm, probes and tuning.curve_points > 0)", ""]
+        return L + [
+            f"- {MISSING} learning-vs-forgetting curve (needs a tuned arm, probes and tuning.curve_points > 0)",
+            "",
+        ]
     L += ["| step | domain accuracy % | probe accuracy % |", "|---|---|---|"]
-    L += [f"| {'base model' if p['step'] == 0 else p['step']} | {100 * p['domain_accuracy']:.1f} | "
-          f"{100 * p['probe_accuracy']:.1f} |" for p in curve["points"]]
-    L += ["", f"The tuned arms use step {curve['used']['step']}: {curve['used']['why']}. Domain accuracy is measured on "
-          f"the first {curve['points'][0]['n_questions']} answerable eval questions, closed book; a small slice, so "
-          "read the shape, not single points.", ""]
-    L += fig("curve.png", "Learning vs forgetting: domain accuracy against probe accuracy per training step",
-             plot_curve, curve)
+    L += [
+        f"| {'base model' if p['step'] == 0 else p['step']} | {100 * p['domain_accuracy']:.1f} | "
+        f"{100 * p['probe_accuracy']:.1f} |"
+        for p in curve["points"]
+    ]
+    L += [
+        "",
+        f"The tuned arms use step {curve['used']['step']}: {curve['used']['why']}. Domain accuracy is measured on "
+        f"the first {curve['points'][0]['n_questions']} answerable eval questions, closed book; a small slice, so "
+        "read the shape, not single points.",
+        "",
+    ]
+    L += fig(
+        "curve.png",
+        "Learning vs forgetting: domain accuracy against probe accuracy per training step",
+        plot_curve,
+        curve,
+    )
     return L
 
 
@@ -326,14 +388,18 @@ def seeds_lines(metrics: dict, arms: list[str]) -> list[str]:
     for a in arms:
         sp = metrics["arms"][a].get("seed_spread")
         if sp:
-            out.append(f"- {ARM_LABEL[a]} across {len(sp['seeds'])} training seeds: accuracy "
-                       + ", ".join(f"{100 * v:.1f}%" for v in sp["accuracy"])
-                       + f" (mean {100 * sp['mean']:.1f}%, sd {100 * sp['sd']:.1f} pts); the CI above is for the first seed.")
+            out.append(
+                f"- {ARM_LABEL[a]} across {len(sp['seeds'])} training seeds: accuracy "
+                + ", ".join(f"{100 * v:.1f}%" for v in sp["accuracy"])
+                + f" (mean {100 * sp['mean']:.1f}%, sd {100 * sp['sd']:.1f} pts); the CI above is for the first seed."
+            )
     return out + ([""] if out else [])
 
 
-GENERATOR_WORDS = {"extractive": "by rules from sentences of the corpus (no language model)",
-                   "llm": "by a language model from passages of the corpus"}
+GENERATOR_WORDS = {
+    "extractive": "by rules from sentences of the corpus (no language model)",
+    "llm": "by a language model from passages of the corpus",
+}
 
 
 def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
@@ -347,26 +413,38 @@ def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
         n = f"{info['n']} " if info else ""
         return L + [f"The {n}questions came from a QA file given to the run (written or checked by people).", ""]
     how = GENERATOR_WORDS.get(info["generator"], f"by the {info['generator']} generator")
-    L += [f"**{plain_words(info).capitalize()}.** The questions were generated {how}; {info['n_unanswerable']} of "
-          f"the {info['n']} are unanswerable (their key name swapped for one the corpus never mentions, "
-          "verified against the whole corpus). " + ("" if info["reviewed"] else
-          "Until a person reviews them (`advisor dashboard`, Review page; then `advisor eval RUN_DIR --qa "
-          "RUN_DIR/qa/reviewed.jsonl`), treat the numbers as indicative."), ""]
+    L += [
+        f"**{plain_words(info).capitalize()}.** The questions were generated {how}; {info['n_unanswerable']} of "
+        f"the {info['n']} are unanswerable (their key name swapped for one the corpus never mentions, "
+        "verified against the whole corpus). "
+        + (
+            ""
+            if info["reviewed"]
+            else "Until a person reviews them (`advisor dashboard`, Review page; then `advisor eval RUN_DIR --qa "
+            "RUN_DIR/qa/reviewed.jsonl`), treat the numbers as indicative."
+        ),
+        "",
+    ]
     if qa_report:
         m, c = qa_report["made"], qa_report["checks"]
         without = qa_report["documents"]["without_eval_questions"]
-        L += [f"- made: {m['eval']} eval questions ({m['eval_answerable']} answerable, {m['eval_unanswerable']} "
-              f"unanswerable) and {m['train']} training questions about the same facts (split "
-              f"{str(qa_report['split']).replace('_', ' ')}: no eval question is trained on; "
-              f"{c.get('eval_questions_equal_to_training', 0)} equal a training question)",
-              f"- checks: answer verbatim in its evidence {100 * c['answer_in_evidence']:.0f}%, evidence verbatim "
-              f"in its source {100 * c['evidence_in_source']:.0f}% ({c['answerable_items']} answerable items)",
-              f"- documents covered: {qa_report['documents']['covered']} of {qa_report['documents']['total']}"
-              + ("; without questions: " + ", ".join(f"{d} ({why})" for d, why in list(without.items())[:5])
-                 if without else ""),
-              f"- generated in {duration(qa_report['seconds'])}"
-              + (f"; {qa_report['shortfall']}" if qa_report["shortfall"] else ""),
-              ""]
+        L += [
+            f"- made: {m['eval']} eval questions ({m['eval_answerable']} answerable, {m['eval_unanswerable']} "
+            f"unanswerable) and {m['train']} training questions about the same facts (split "
+            f"{str(qa_report['split']).replace('_', ' ')}: no eval question is trained on; "
+            f"{c.get('eval_questions_equal_to_training', 0)} equal a training question)",
+            f"- checks: answer verbatim in its evidence {100 * c['answer_in_evidence']:.0f}%, evidence verbatim "
+            f"in its source {100 * c['evidence_in_source']:.0f}% ({c['answerable_items']} answerable items)",
+            f"- documents covered: {qa_report['documents']['covered']} of {qa_report['documents']['total']}"
+            + (
+                "; without questions: " + ", ".join(f"{d} ({why})" for d, why in list(without.items())[:5])
+                if without
+                else ""
+            ),
+            f"- generated in {duration(qa_report['seconds'])}"
+            + (f"; {qa_report['shortfall']}" if qa_report["shortfall"] else ""),
+            "",
+        ]
         L += fig("qa_set.png", "Generated evaluation set: coverage, answer types, rejections", plot_qa_set, qa_report)
     return L
 
@@ -388,8 +466,9 @@ def header_lines(run_dir: Path, manifest: dict) -> list[str]:
     corpus = "the bundled sample" if path.parts[-3:] == ("advisor", "sample", "corpus") else path.name
     model = Path(str((cfg.get("model") or {}).get("spec") or "")).name
     when = str(manifest.get("finished") or manifest.get("updated") or "")[:10]
-    about = [f"run `{run_dir.name}`"] + [x for x in (corpus and f"corpus {corpus}", model and f"model {model}",
-                                                     when and f"finished {when}") if x]
+    about = [f"run `{run_dir.name}`"] + [
+        x for x in (corpus and f"corpus {corpus}", model and f"model {model}", when and f"finished {when}") if x
+    ]
     return ["# Should the knowledge go in RAG, fine-tuning, or both?", "", "Report on " + ", ".join(about) + ".", ""]
 
 
@@ -398,8 +477,11 @@ def summary_section(rec: dict | None, fit: dict | None) -> list[str]:
     sure, in plain words and rounded numbers (advisor/plain.py, as the dashboard's Overview says them)."""
     L = [f"## {SUMMARY}", ""]
     if not rec:
-        return L + ["There is no advice yet: the run has not finished its evaluation and recommendation. "
-                    "What it has measured so far is below.", ""]
+        return L + [
+            "There is no advice yet: the run has not finished its evaluation and recommendation. "
+            "What it has measured so far is below.",
+            "",
+        ]
     v = rec["verdict"]
     L += [f"### Advice: {option_label(v)}", "", plain.verdict_line(v), ""]
     if fit:
@@ -428,17 +510,21 @@ def stability_detail(rec: dict) -> str:
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
         best = nsd["best_by_utility"]
-        line += (f"; by utility {option_label(best)} leads {v} by "
-                 f"{rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, but not significantly, so the "
-                 f"cheaper {v} is advised")
+        line += (
+            f"; by utility {option_label(best)} leads {v} by "
+            f"{rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, but not significantly, so the "
+            f"cheaper {v} is advised"
+        )
     elif len(u) > 1:
         line += f"; it leads {option_label(u[1][0])} by {u[0][1] - u[1][1]:.3f} in utility"
     flips = [(c, f) for c, f in sens["flip_points"].items() if f]
     if flips:
         c, f = min(flips, key=lambda cf: abs(cf[1]["change"]))
-        line += (f"; the nearest flip: if {CRITERION_LABEL.get(c, c)} weighed {100 * f['flips_at']:.0f}% of the "
-                 f"decision instead of {100 * f['weight_now']:.0f}%, the advice would be "
-                 f"{option_label(f['new_verdict'])}")
+        line += (
+            f"; the nearest flip: if {CRITERION_LABEL.get(c, c)} weighed {100 * f['flips_at']:.0f}% of the "
+            f"decision instead of {100 * f['weight_now']:.0f}%, the advice would be "
+            f"{option_label(f['new_verdict'])}"
+        )
     else:
         line += "; no single weight change flips it"
     return line + "."
@@ -451,21 +537,34 @@ def how_sure_lines(rec: dict) -> list[str]:
     if not rec.get("stability") or not rec.get("separation"):
         return [how_sure(rec), ""]
     st, sep = rec["stability"], rec["separation"]
-    L = [f"**How sure — stable under other priorities: {st['level']}.** {stability_detail(rec)}", "",
-         f"**How sure — separated by the data: {'yes' if sep['separated'] else 'no'}.** {sep['why']}.", ""]
+    L = [
+        f"**How sure — stable under other priorities: {st['level']}.** {stability_detail(rec)}",
+        "",
+        f"**How sure — separated by the data: {'yes' if sep['separated'] else 'no'}.** {sep['why']}.",
+        "",
+    ]
     if sep.get("detectable_difference_pts") is not None:
-        L += [f"Smallest accuracy difference these questions can detect: {sep['detectable_difference_pts']:.1f} points "
-              "(paired, two-sided 5%, 80% power, from the observed share of questions only one option answers "
-              "correctly).", ""]
+        L += [
+            f"Smallest accuracy difference these questions can detect: {sep['detectable_difference_pts']:.1f} points "
+            "(paired, two-sided 5%, 80% power, from the observed share of questions only one option answers "
+            "correctly).",
+            "",
+        ]
     if sep.get("below_detectable"):
         runner = sep.get("runner_up")
-        pair = (f"{option_label(rec['verdict'])} − {option_label(runner)}" if runner else "verdict − runner-up")
-        then = ("it passed the test here, but this many questions find a true difference that small less than 80% "
-                "of the time, so a rerun on new questions may well not" if sep["separated"]
-                else "so on accuracy these questions cannot tell the two apart")
-        L += [f"**The verdict rests on a difference smaller than the detectable one:** accuracy {pair} is "
-              f"{sep['difference_pts']:+.1f} points against {sep['detectable_difference_pts']:.1f} detectable; "
-              f"{then}.", ""]
+        pair = f"{option_label(rec['verdict'])} − {option_label(runner)}" if runner else "verdict − runner-up"
+        then = (
+            "it passed the test here, but this many questions find a true difference that small less than 80% "
+            "of the time, so a rerun on new questions may well not"
+            if sep["separated"]
+            else "so on accuracy these questions cannot tell the two apart"
+        )
+        L += [
+            f"**The verdict rests on a difference smaller than the detectable one:** accuracy {pair} is "
+            f"{sep['difference_pts']:+.1f} points against {sep['detectable_difference_pts']:.1f} detectable; "
+            f"{then}.",
+            "",
+        ]
     return L
 
 
@@ -485,20 +584,32 @@ def fit_section(rec: dict | None, fit: dict | None, missing: str = "") -> list[s
     evidence points to."""
     L = ["## Fit for purpose", ""]
     if not fit:
-        return L + [f"- {MISSING} fit for purpose ({missing or 'no recommendation'}; `advisor recommend RUN_DIR` "
-                    "computes it against recommend.targets)", ""]
+        return L + [
+            f"- {MISSING} fit for purpose ({missing or 'no recommendation'}; `advisor recommend RUN_DIR` "
+            "computes it against recommend.targets)",
+            "",
+        ]
     t = fit["targets"]
     recorded = bool((rec or {}).get("fit_for_purpose"))
-    L += [f"Targets: accuracy at least {100 * t['accuracy']:g}%, hallucination rate at most "
-          f"{100 * t['hallucination_rate']:g}%. An option meets a target when its whole 95% confidence interval "
-          "does. To hold the options to other targets, use the dashboard's What-if page or `advisor recommend "
-          "RUN_DIR --targets accuracy=0.6`." + ("" if recorded else " (Computed now from the run's measurements: "
-                                                "its recommendation predates quality targets.)"), "",
-          "| option | accuracy % [95% CI] | accuracy | hallucination % [95% CI] | hallucination | fit for purpose |",
-          "|---|---|---|---|---|---|"]
+    L += [
+        f"Targets: accuracy at least {100 * t['accuracy']:g}%, hallucination rate at most "
+        f"{100 * t['hallucination_rate']:g}%. An option meets a target when its whole 95% confidence interval "
+        "does. To hold the options to other targets, use the dashboard's What-if page or `advisor recommend "
+        "RUN_DIR --targets accuracy=0.6`."
+        + (
+            ""
+            if recorded
+            else " (Computed now from the run's measurements: its recommendation predates quality targets.)"
+        ),
+        "",
+        "| option | accuracy % [95% CI] | accuracy | hallucination % [95% CI] | hallucination | fit for purpose |",
+        "|---|---|---|---|---|---|",
+    ]
     for o, r in fit["options"].items():
-        L.append(f"| {option_label(o)} | {_ci(r['accuracy'])} | {r['accuracy']['status']} | "
-                 f"{_ci(r['hallucination_rate'])} | {r['hallucination_rate']['status']} | **{r['fit']}** |")
+        L.append(
+            f"| {option_label(o)} | {_ci(r['accuracy'])} | {r['accuracy']['status']} | "
+            f"{_ci(r['hallucination_rate'])} | {r['hallucination_rate']['status']} | **{r['fit']}** |"
+        )
     L += ["", f"**{fit['statement'].split(' What the evidence points to:')[0]}**", ""]
     if fit.get("points_to"):
         L += ["What the evidence points to:", ""] + [f"- {p}" for p in fit["points_to"]] + [""]
@@ -510,13 +621,19 @@ def collapse_section(metrics: dict | None) -> list[str]:
     bad = {a: c for a, c in ((metrics or {}).get("collapse") or {}).items() if c.get("collapsed")}
     if not bad:
         return []
-    L = ["## Collapsed arms", "",
-         "**Warning:** these arms gave degenerate answers, so their scores measure a failed run, not what the "
-         "option can do:", ""]
+    L = [
+        "## Collapsed arms",
+        "",
+        "**Warning:** these arms gave degenerate answers, so their scores measure a failed run, not what the "
+        "option can do:",
+        "",
+    ]
     for a, c in bad.items():
-        L.append(f"- **{ARM_LABEL.get(a, a)}**: {c.get('reason') or 'degenerate answers'} "
-                 f"(top answer '{c.get('top_answer', '')}' {100 * c.get('top_share', 0):.0f}%, empty "
-                 f"{100 * c.get('empty_share', 0):.0f}%, n={c.get('n', '?')})")
+        L.append(
+            f"- **{ARM_LABEL.get(a, a)}**: {c.get('reason') or 'degenerate answers'} "
+            f"(top answer '{c.get('top_answer', '')}' {100 * c.get('top_share', 0):.0f}%, empty "
+            f"{100 * c.get('empty_share', 0):.0f}%, n={c.get('n', '?')})"
+        )
     return L + [""]
 
 
@@ -524,14 +641,24 @@ def abstention_section(metrics: dict, arms: list[str]) -> list[str]:
     """Abstention on unanswerable questions beside false abstention on answerable ones, per arm."""
     if not any(k in metrics["arms"][a] for a in arms for k in ("abstention_rate", "false_abstention_rate")):
         return []
-    L = ["### Abstention", "", "| arm | abstains on unanswerable % | false abstention on answerable % | "
-         "hallucination rate % |", "|---|---|---|---|"]
+    L = [
+        "### Abstention",
+        "",
+        "| arm | abstains on unanswerable % | false abstention on answerable % | hallucination rate % |",
+        "|---|---|---|---|",
+    ]
     for a in arms:
         m = metrics["arms"][a]
-        L.append(f"| {ARM_LABEL[a]} | {_ci(m.get('abstention_rate'))} | {_ci(m.get('false_abstention_rate'))} | "
-                 f"{_ci(m.get('hallucination_rate'))} |")
-    return L + ["", "An arm that abstains more must not buy it with refusing answerable questions: the advice scores "
-                "hallucination as 1 − hallucination rate − false-abstention rate.", ""]
+        L.append(
+            f"| {ARM_LABEL[a]} | {_ci(m.get('abstention_rate'))} | {_ci(m.get('false_abstention_rate'))} | "
+            f"{_ci(m.get('hallucination_rate'))} |"
+        )
+    return L + [
+        "",
+        "An arm that abstains more must not buy it with refusing answerable questions: the advice scores "
+        "hallucination as 1 − hallucination rate − false-abstention rate.",
+        "",
+    ]
 
 
 KNOWLEDGE_GROUPS = ("known", "maybe_known", "unknown")
@@ -541,21 +668,30 @@ def knowledge_section(metrics: dict, arms: list[str]) -> list[str]:
     """Known vs unknown facts: per arm and group (what the base model already knows), n and CIs."""
     L = ["### Known vs unknown facts", ""]
     if not any(metrics["arms"][a].get("by_knowledge") for a in arms):
-        return L + [f"- {MISSING} known vs unknown facts (the evaluation did not class the facts by what the base "
-                    "model knows; set eval.known_samples > 0 and re-run it)", ""]
+        return L + [
+            f"- {MISSING} known vs unknown facts (the evaluation did not class the facts by what the base "
+            "model knows; set eval.known_samples > 0 and re-run it)",
+            "",
+        ]
     k = metrics.get("knowledge") or {}
     if k:
         counts = k.get("counts") or {}
-        L += [f"How a fact was classed: {k.get('method', '?')} ({k.get('samples', '?')} samples at temperature "
-              f"{k.get('temperature', '?')}). Answerable questions: "
-              + ", ".join(f"{g.replace('_', ' ')} {counts.get(g, 0)}" for g in KNOWLEDGE_GROUPS) + ".", ""]
+        L += [
+            f"How a fact was classed: {k.get('method', '?')} ({k.get('samples', '?')} samples at temperature "
+            f"{k.get('temperature', '?')}). Answerable questions: "
+            + ", ".join(f"{g.replace('_', ' ')} {counts.get(g, 0)}" for g in KNOWLEDGE_GROUPS)
+            + ".",
+            "",
+        ]
     L += ["| arm | facts | n | accuracy % | hallucination rate % | token F1 % |", "|---|---|---|---|---|---|"]
     for a in arms:
         for g in KNOWLEDGE_GROUPS:
             x = (metrics["arms"][a].get("by_knowledge") or {}).get(g)
             if x:
-                L.append(f"| {ARM_LABEL[a]} | {g.replace('_', ' ')} | {x.get('n', '–')} | {_ci(x.get('accuracy'))} | "
-                         f"{_ci(x.get('hallucination_rate'))} | {_ci(x.get('f1'))} |")
+                L.append(
+                    f"| {ARM_LABEL[a]} | {g.replace('_', ' ')} | {x.get('n', '–')} | {_ci(x.get('accuracy'))} | "
+                    f"{_ci(x.get('hallucination_rate'))} | {_ci(x.get('f1'))} |"
+                )
     return L + [""]
 
 
@@ -566,9 +702,12 @@ def verdict_section(rec: dict, fig) -> list[str]:
     L = [f"## Verdict: **{v}**", "", plain.facts_line(rec), ""]
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
-        L += [f"**No significant difference**: {option_label(nsd['best_by_utility'])} had the higher utility but is "
-              f"not significantly better than the cheaper {option_label(nsd['cheaper'])}, so "
-              f"{option_label(nsd['cheaper'])} is advised.", ""]
+        L += [
+            f"**No significant difference**: {option_label(nsd['best_by_utility'])} had the higher utility but is "
+            f"not significantly better than the cheaper {option_label(nsd['cheaper'])}, so "
+            f"{option_label(nsd['cheaper'])} is advised.",
+            "",
+        ]
     fit = rec.get("fit_for_purpose") or {}
     # the fit-for-purpose statement is the first reason when no option fits; its section above shows it
     reasons = [r for r in rec["reasons"] if r != fit.get("statement")]
@@ -576,40 +715,62 @@ def verdict_section(rec: dict, fig) -> list[str]:
     L += [f"- {r}" for r in reasons or ["the options tie on every weighted criterion"]] + [""]
     L += how_sure_lines(rec)
     crit = list(rec["weights"])
-    L += ["| option | utility | " + " | ".join(CRITERION_LABEL.get(c, c) for c in crit) + " |",
-          "|---|---|" + "---|" * len(crit)]
+    L += [
+        "| option | utility | " + " | ".join(CRITERION_LABEL.get(c, c) for c in crit) + " |",
+        "|---|---|" + "---|" * len(crit),
+    ]
     for o, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
         L.append(f"| {option_label(o)} | {u:.3f} | " + " | ".join(f"{rec['scores'][o][c]:.2f}" for c in crit) + " |")
-    L += ["", "Each criterion is scored from 0 to 1, higher is better: accuracy is the share answered correctly; "
-          "avoiding hallucination is 1 − hallucination rate − false-abstention rate; keeping general knowledge is "
-          "1 + 5 × the change in probe accuracy (capped); the costs are relative to the cheapest option. The "
-          "utility is their weighted sum.", "",
-          "Weights in use: " + ", ".join(f"{CRITERION_LABEL.get(k, k)} {100 * w:.1f}%" for k, w in
-                                         rec["weights"].items()) + ".", ""]
+    L += [
+        "",
+        "Each criterion is scored from 0 to 1, higher is better: accuracy is the share answered correctly; "
+        "avoiding hallucination is 1 − hallucination rate − false-abstention rate; keeping general knowledge is "
+        "1 + 5 × the change in probe accuracy (capped); the costs are relative to the cheapest option. The "
+        "utility is their weighted sum.",
+        "",
+        "Weights in use: "
+        + ", ".join(f"{CRITERION_LABEL.get(k, k)} {100 * w:.1f}%" for k, w in rec["weights"].items())
+        + ".",
+        "",
+    ]
     sens = rec["sensitivity"]
     said, steady = plain.flip_sentences(rec)
     L += ["### What would flip the advice", ""]
     L += [f"- {s}" for s in said] or ["- No change to a single weight flips the advice."]
     if said and steady:
         L.append(f"- No change to the weight of {', '.join(steady)} alone flips it.")
-    L += ["", f"Share of {sens['draws']:,} random weightings of the criteria under which each option wins: "
-          + ", ".join(f"{option_label(o)} {100 * s:.0f}%" for o, s in sens["win_share"].items()) + ".", ""]
+    L += [
+        "",
+        f"Share of {sens['draws']:,} random weightings of the criteria under which each option wins: "
+        + ", ".join(f"{option_label(o)} {100 * s:.0f}%" for o, s in sens["win_share"].items())
+        + ".",
+        "",
+    ]
     L += fig("sensitivity.png", "Sensitivity: win shares and flip points", plot_sensitivity, rec)
     return L
 
 
 # The evidence table's rows: (label, metrics.json key, shown as a percentage; else as a number with 3 decimals,
 # or whole for token counts).
-EVIDENCE_ROWS = [("accuracy (correct answers) %", "accuracy", True), ("exact match %", "exact_match", True),
-                 ("token F1 %", "f1", True), ("answer contained %", "containment", True),
-                 ("hallucination rate %", "hallucination_rate", True),
-                 ("abstention on unanswerable %", "abstention_rate", True),
-                 ("false abstention %", "false_abstention_rate", True),
-                 ("bare citation answers %", "bare_citation_rate", True), ("recall@k %", "recall_at_k", True),
-                 ("MRR", "mrr", False), ("faithfulness %", "faithfulness", True),
-                 ("semantic similarity", "semantic_similarity", False), ("probe accuracy %", "probe_accuracy", True),
-                 ("forgetting (pts)", "forgetting", True), ("latency p50 s", "latency_p50_s", False),
-                 ("latency p95 s", "latency_p95_s", False), ("prompt tokens", "prompt_tokens", False)]
+EVIDENCE_ROWS = [
+    ("accuracy (correct answers) %", "accuracy", True),
+    ("exact match %", "exact_match", True),
+    ("token F1 %", "f1", True),
+    ("answer contained %", "containment", True),
+    ("hallucination rate %", "hallucination_rate", True),
+    ("abstention on unanswerable %", "abstention_rate", True),
+    ("false abstention %", "false_abstention_rate", True),
+    ("bare citation answers %", "bare_citation_rate", True),
+    ("recall@k %", "recall_at_k", True),
+    ("MRR", "mrr", False),
+    ("faithfulness %", "faithfulness", True),
+    ("semantic similarity", "semantic_similarity", False),
+    ("probe accuracy %", "probe_accuracy", True),
+    ("forgetting (pts)", "forgetting", True),
+    ("latency p50 s", "latency_p50_s", False),
+    ("latency p95 s", "latency_p95_s", False),
+    ("prompt tokens", "prompt_tokens", False),
+]
 WHOLE = {"prompt_tokens"}
 METRIC_LABEL = {key: label.removesuffix(" %").removesuffix(" (pts)") for label, key, _ in EVIDENCE_ROWS}
 
@@ -622,15 +783,24 @@ def pair_label(pair: str) -> str:
 def paired_section(metrics: dict, fig) -> list[str]:
     """Paired differences between arms on the same questions, with CIs and p-values."""
     if not metrics.get("paired"):
-        return [f"- {MISSING} paired differences between arms (the evaluation did not compare the arms question "
-                "by question)", ""]
-    L = ["### Paired differences (same questions)", "", "| comparison | metric | difference (pts) | 95% CI | p |",
-         "|---|---|---|---|---|"]
+        return [
+            f"- {MISSING} paired differences between arms (the evaluation did not compare the arms question "
+            "by question)",
+            "",
+        ]
+    L = [
+        "### Paired differences (same questions)",
+        "",
+        "| comparison | metric | difference (pts) | 95% CI | p |",
+        "|---|---|---|---|---|",
+    ]
     for pair, diffs in metrics["paired"].items():
         for m, d in diffs.items():
             p = f"{d['p_value']:.3f}" if d.get("p_value") is not None else "–"
-            L.append(f"| {pair_label(pair)} | {METRIC_LABEL.get(m, m.replace('_', ' '))} | {100 * d['value']:+.1f} | "
-                     f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | {p} |")
+            L.append(
+                f"| {pair_label(pair)} | {METRIC_LABEL.get(m, m.replace('_', ' '))} | {100 * d['value']:+.1f} | "
+                f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | {p} |"
+            )
     L.append("")
     if any(m in ("accuracy", "hallucination_rate") for diffs in metrics["paired"].values() for m in diffs):
         L += fig("paired.png", "Paired differences in accuracy and hallucination", plot_paired, metrics["paired"])
@@ -642,18 +812,27 @@ def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) 
     and the paired differences."""
     L = ["## Evidence (95% bootstrap CI, n questions)", ""]
     if not arms:
-        return L + [f"- {MISSING} evaluation (the run has no readable evaluation results; run `advisor run` to "
-                    "finish the eval stage)", ""]
+        return L + [
+            f"- {MISSING} evaluation (the run has no readable evaluation results; run `advisor run` to "
+            "finish the eval stage)",
+            "",
+        ]
     failed = {a for a, c in (metrics.get("collapse") or {}).items() if c.get("collapsed")}
-    L += ["| metric | " + " | ".join(ARM_LABEL[a] + (" (collapsed)" if a in failed else "") for a in arms) + " |",
-          "|---|" + "---|" * len(arms)]
+    L += [
+        "| metric | " + " | ".join(ARM_LABEL[a] + (" (collapsed)" if a in failed else "") for a in arms) + " |",
+        "|---|" + "---|" * len(arms),
+    ]
     for label, key, pct in EVIDENCE_ROWS:
         if any(key in metrics["arms"][a] for a in arms):
             fmt = ".0f" if key in WHOLE else ".3f"
             L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct, fmt) for a in arms) + " |")
     ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
     nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
-    L += ["", f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.", ""]
+    L += [
+        "",
+        f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}.",
+        "",
+    ]
     if any("accuracy" in metrics["arms"][a] for a in arms):
         L += fig("arms.png", "Accuracy and hallucination per arm (95% CI)", plot_arm_bars, metrics, arms)
     L += seeds_lines(metrics, arms)
@@ -663,8 +842,11 @@ def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) 
     if any("forgetting" in metrics["arms"][a] for a in arms):
         L += fig("forgetting.png", "Forgetting: probe accuracy and tuned − base", plot_forgetting, metrics, arms)
     else:
-        L += [f"- {MISSING} forgetting (no probe results: set eval.probes, e.g. eval.probes=arc_easy, and "
-              "evaluate a tuned arm)", ""]
+        L += [
+            f"- {MISSING} forgetting (no probe results: set eval.probes, e.g. eval.probes=arc_easy, and "
+            "evaluate a tuned arm)",
+            "",
+        ]
     L += curve_section(_read(run_dir / "eval" / "curve.json"), fig)
     return L + paired_section(metrics, fig)
 
@@ -673,30 +855,47 @@ def drill_section(run_dir: Path, drill: dict | None, fig) -> list[str]:
     """The knowledge-update drill: how long each option took to absorb changed facts, and its accuracy on them."""
     L = ["## Knowledge-update drill", ""]
     if not drill:
-        return L + [f"- {MISSING} knowledge-update drill (run `advisor drill {run_dir}`; until then the freshness "
-                    "criterion uses the stated knowledge_change fact only)", ""]
-    L += [f"{drill['n_changed_documents']} documents changed or added, {drill['n_questions']} questions on the "
-          f"changed facts (from {Path(str(drill['source'])).name}).", "",
-          "| option | how it absorbs the change | time | accuracy on changed facts % |", "|---|---|---|---|"]
+        return L + [
+            f"- {MISSING} knowledge-update drill (run `advisor drill {run_dir}`; until then the freshness "
+            "criterion uses the stated knowledge_change fact only)",
+            "",
+        ]
+    L += [
+        f"{drill['n_changed_documents']} documents changed or added, {drill['n_questions']} questions on the "
+        f"changed facts (from {Path(str(drill['source'])).name}).",
+        "",
+        "| option | how it absorbs the change | time | accuracy on changed facts % |",
+        "|---|---|---|---|",
+    ]
     for o, d in drill["options"].items():
         L.append(f"| {option_label(o)} | {d['how']} | {duration(d['update_s'])} | {_ci(d['accuracy'])} |")
     if drill.get("before"):
-        L += ["", f"Before the update, RAG answered {_ci(drill['before']['accuracy'])} % of these questions "
-              "with the old index (the facts had changed under it)."]
+        L += [
+            "",
+            f"Before the update, RAG answered {_ci(drill['before']['accuracy'])} % of these questions "
+            "with the old index (the facts had changed under it).",
+        ]
     if drill.get("note"):
         L += ["", drill["note"]]
     L.append("")
-    L += fig("drill.png", "Knowledge-update drill: time to absorb and accuracy on the changed facts", plot_drill,
-             drill)
+    L += fig("drill.png", "Knowledge-update drill: time to absorb and accuracy on the changed facts", plot_drill, drill)
     return L
 
 
 TUNING_METHOD = {"qlora": "QLoRA", "lora": "LoRA", "full": "full fine-tuning"}
-STAGE_WORDS = {"ingest": "read and chunk the corpus", "qa": "generate questions", "index": "build the index",
-               "sft": "build the training data", "tune": "train the adapter",
-               "tune_both": f"train the {ARM_LABEL[BOTH]} adapter", "probes": "general-knowledge probes",
-               "known": "class the facts the base model knows", "curve": "learning vs forgetting curve",
-               "metrics": "score the answers", "recommend": "advise"}
+STAGE_WORDS = {
+    "ingest": "read and chunk the corpus",
+    "qa": "generate questions",
+    "index": "build the index",
+    "sft": "build the training data",
+    "tune": "train the adapter",
+    "tune_both": f"train the {ARM_LABEL[BOTH]} adapter",
+    "probes": "general-knowledge probes",
+    "known": "class the facts the base model knows",
+    "curve": "learning vs forgetting curve",
+    "metrics": "score the answers",
+    "recommend": "advise",
+}
 
 
 def stage_words(name: str) -> str:
@@ -720,16 +919,22 @@ def budget_section(budget: dict | None) -> list[str]:
         return []
     from advisor.plan import cut_lines
 
-    head = (f"Time budget {budget['time_budget']}: planned at {duration(budget['estimate_before_s'])}, "
-            f"sized to {duration(budget['estimate_after_s'])}.")
+    head = (
+        f"Time budget {budget['time_budget']}: planned at {duration(budget['estimate_before_s'])}, "
+        f"sized to {duration(budget['estimate_after_s'])}."
+    )
     if not budget.get("cuts"):
         return ["### Time budget", "", head + " The plan fitted; nothing was cut.", ""]
-    return (["### What the time budget cut", "", head + f" Rule: {budget['rule']}.", ""]
-            + [f"- {line}" for line in cut_lines(budget)] + [""])
+    return (
+        ["### What the time budget cut", "", head + f" Rule: {budget['rule']}.", ""]
+        + [f"- {line}" for line in cut_lines(budget)]
+        + [""]
+    )
 
 
-def build_lines(manifest: dict, ingest: dict | None, index_cfg: dict | None, training: dict | None,
-                leak: dict | None) -> list[str]:
+def build_lines(
+    manifest: dict, ingest: dict | None, index_cfg: dict | None, training: dict | None, leak: dict | None
+) -> list[str]:
     """Stage times, ingestion, the index, the adapter's training and the leakage check, in sentences."""
     stages = manifest.get("stages", {})
     plan = manifest.get("plan") or {}  # advisor plan's estimate, recorded by advisor run
@@ -746,57 +951,79 @@ def build_lines(manifest: dict, ingest: dict | None, index_cfg: dict | None, tra
     else:
         L.append(f"- {MISSING} stage times (the run has no manifest)")
     if manifest.get("wall_s") is not None:
-        L.append(f"\nTotal wall time of the last `advisor run`: {duration(manifest['wall_s'])}"
-                 + (f" (planned: {duration(plan['estimate']['total_s'])})." if plan.get("estimate") else "."))
+        L.append(
+            f"\nTotal wall time of the last `advisor run`: {duration(manifest['wall_s'])}"
+            + (f" (planned: {duration(plan['estimate']['total_s'])})." if plan.get("estimate") else ".")
+        )
     L.append("")
     L += budget_section(plan.get("budget"))
     if ingest:
         skipped = ingest.get("skipped") or []
-        L.append(f"- Ingest: {ingest.get('n_documents')} documents → {ingest.get('n_chunks')} chunks"
-                 + (f", {len(skipped)} files skipped (" + "; ".join(f"{x.get('path')}: {x.get('why')}" for x in skipped[:3]) + ")"
-                    if skipped else ", no file skipped") + ".")
+        L.append(
+            f"- Ingest: {ingest.get('n_documents')} documents → {ingest.get('n_chunks')} chunks"
+            + (
+                f", {len(skipped)} files skipped ("
+                + "; ".join(f"{x.get('path')}: {x.get('why')}" for x in skipped[:3])
+                + ")"
+                if skipped
+                else ", no file skipped"
+            )
+            + "."
+        )
     else:
         L.append(f"- {MISSING} ingestion report (the ingest stage left no report)")
     if index_cfg:
-        L.append(f"- Index: FAISS {index_cfg.get('kind')}, {index_cfg.get('n_vectors')} chunks, embedder "
-                 f"`{index_cfg.get('embedder')}`, {index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
-                 f"{duration(index_cfg.get('build_s', 0))}.")
+        L.append(
+            f"- Index: FAISS {index_cfg.get('kind')}, {index_cfg.get('n_vectors')} chunks, embedder "
+            f"`{index_cfg.get('embedder')}`, {index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
+            f"{duration(index_cfg.get('build_s', 0))}."
+        )
     else:
         L.append(f"- {MISSING} index (the run has no index)")
     if training:
         method = TUNING_METHOD.get(training["method"], training["method"])
-        L.append(f"- Adapter: {method} on `{training['base_model']}` "
-                 f"({training['quantization']} weights), LoRA rank {training['lora']['r']}, {training['steps']} steps "
-                 f"over {training['tokens_seen']:,} tokens at {training['tokens_per_s']:.0f} tokens/s; final training "
-                 f"loss {_number(training.get('final_train_loss'))}, validation loss "
-                 f"{_number(training.get('final_val_loss'))}; {training['trainable_params']:,} trainable parameters.")
+        L.append(
+            f"- Adapter: {method} on `{training['base_model']}` "
+            f"({training['quantization']} weights), LoRA rank {training['lora']['r']}, {training['steps']} steps "
+            f"over {training['tokens_seen']:,} tokens at {training['tokens_per_s']:.0f} tokens/s; final training "
+            f"loss {_number(training.get('final_train_loss'))}, validation loss "
+            f"{_number(training.get('final_val_loss'))}; {training['trainable_params']:,} trainable parameters."
+        )
         if training.get("both_adapter"):
             L.append(f"- How the {ARM_LABEL[BOTH]} adapter was trained: {training['both_adapter']}")
     else:
         L.append(f"- {MISSING} adapter training (the run has no trained adapter)")
     if leak:
-        L.append(f"- Leakage: no eval question is trained on; highest word-4-gram overlap of an eval question with a "
-                 f"training question {100 * leak['max_overlap_with_training_questions']:.0f}% (with corpus text, "
-                 f"expected since the facts are there: {100 * leak['max_overlap_with_corpus_text']:.0f}%).")
+        L.append(
+            f"- Leakage: no eval question is trained on; highest word-4-gram overlap of an eval question with a "
+            f"training question {100 * leak['max_overlap_with_training_questions']:.0f}% (with corpus text, "
+            f"expected since the facts are there: {100 * leak['max_overlap_with_corpus_text']:.0f}%)."
+        )
     else:
         L.append(f"- {MISSING} leakage check (the run did not check its training data for evaluation questions)")
     cap = (leak or {}).get("token_cap") or {}
     if cap.get("capped"):
-        L.append(f"- Training data capped at {cap['max_train_tokens']:,} tokens per pass (tuning.max_train_tokens): "
-                 f"every training question and {cap['n_text_segments_kept']:,} of {cap['n_text_segments_all']:,} "
-                 f"corpus-text segments ({cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens, at least one "
-                 "from every document). Facts only in the segments left out reach the adapter through the training "
-                 "questions alone, which counts against the fine-tuned options.")
+        L.append(
+            f"- Training data capped at {cap['max_train_tokens']:,} tokens per pass (tuning.max_train_tokens): "
+            f"every training question and {cap['n_text_segments_kept']:,} of {cap['n_text_segments_all']:,} "
+            f"corpus-text segments ({cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens, at least one "
+            "from every document). Facts only in the segments left out reach the adapter through the training "
+            "questions alone, which counts against the fine-tuned options."
+        )
     elif cap.get("max_train_tokens"):
-        L.append(f"- Training data: {cap['train_tokens']:,} tokens per pass, within the cap of "
-                 f"{cap['max_train_tokens']:,} (nothing left out).")
+        L.append(
+            f"- Training data: {cap['train_tokens']:,} tokens per pass, within the cap of "
+            f"{cap['max_train_tokens']:,} (nothing left out)."
+        )
     return L + [""]
 
 
 def examples_section(run_dir: Path) -> list[str]:
     """Three answerable questions and one unanswerable one, with every arm's answer."""
     L = ["## Example answers", ""]
-    examples = {a: read_jsonl(run_dir / "eval" / f"{a}.jsonl") for a in ARMS if (run_dir / "eval" / f"{a}.jsonl").exists()}
+    examples = {
+        a: read_jsonl(run_dir / "eval" / f"{a}.jsonl") for a in ARMS if (run_dir / "eval" / f"{a}.jsonl").exists()
+    }
     if not examples:
         return L + [f"- {MISSING} example answers (the run has no answers per arm)", ""]
     first = next(iter(examples.values()))
@@ -839,22 +1066,34 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     if rec:
         L += verdict_section(rec, fig)
     else:
-        L += [f"- {MISSING} recommendation (the run has not been advised yet; `advisor recommend {run_dir}` "
-              "advises it once the evaluation has finished)", ""]
+        L += [
+            f"- {MISSING} recommendation (the run has not been advised yet; `advisor recommend {run_dir}` "
+            "advises it once the evaluation has finished)",
+            "",
+        ]
     L += eval_set_section(run_dir, metrics, fig)
     L += evidence_section(run_dir, metrics, arms, fig)
     L += drill_section(run_dir, _read(run_dir / "drill" / "drill.json"), fig)
     L += ["## Build and cost", ""]
     if rec and rec.get("evidence"):
         L += fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
-    L += build_lines(manifest, _read(run_dir / "ingest_report.json"), _read(run_dir / "index" / "index_config.json"),
-                     training, _read(run_dir / "sft" / "leakage.json"))
+    L += build_lines(
+        manifest,
+        _read(run_dir / "ingest_report.json"),
+        _read(run_dir / "index" / "index_config.json"),
+        training,
+        _read(run_dir / "sft" / "leakage.json"),
+    )
     L += ["### Validation loss", ""]
     if training and val_loss_history(training)[2]:
         L += fig("val_loss.png", "Training and validation loss", plot_loss, training)
     else:
-        L += [f"- {MISSING} validation-loss curve (training recorded no validation loss"
-              + ("; set tuning.val_fraction > 0" if training else "") + ")", ""]
+        L += [
+            f"- {MISSING} validation-loss curve (training recorded no validation loss"
+            + ("; set tuning.val_fraction > 0" if training else "")
+            + ")",
+            "",
+        ]
     L += examples_section(run_dir)
     return "\n".join(L) + "\n", figs
 
@@ -882,8 +1121,10 @@ def _inline(s: str) -> str:
 def to_html(md: str, figs: dict[str, bytes], title: str) -> str:
     """The report's own markdown subset (headings, lists, tables, images, bold, code) as one HTML page
     with every figure inlined as a base64 PNG."""
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{CSS}</style></head><body>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>"
+    ]
     lines = md.splitlines()
     i, in_summary = 0, False
     while i < len(lines):
@@ -904,8 +1145,10 @@ def to_html(md: str, figs: dict[str, bytes], title: str) -> str:
             m = re.match(r"!\[(.*)\]\((.*)\)", line)
             name = m.group(2).split("/")[-1]
             data = base64.b64encode(figs[name]).decode()
-            out.append(f"<figure><img alt='{html.escape(m.group(1))}' src='data:image/png;base64,{data}'>"
-                       f"<figcaption>{html.escape(m.group(1))}</figcaption></figure>")
+            out.append(
+                f"<figure><img alt='{html.escape(m.group(1))}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{html.escape(m.group(1))}</figcaption></figure>"
+            )
         elif line.startswith("|"):
             rows = []
             while i < len(lines) and lines[i].startswith("|"):

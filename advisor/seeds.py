@@ -36,5 +36,9 @@ def seed_spread(run_dir: Path, arm: str, seed: int) -> dict | None:
     if not extra or not main.is_file():
         return None
     accs = [mean_accuracy(read_jsonl(main))] + [mean_accuracy(read_jsonl(p)) for _, p in extra]
-    return {"seeds": [seed] + [seed + i for i, _ in extra], "accuracy": [round(a, 4) for a in accs],
-            "mean": round(statistics.fmean(accs), 4), "sd": round(statistics.stdev(accs), 4)}
+    return {
+        "seeds": [seed] + [seed + i for i, _ in extra],
+        "accuracy": [round(a, 4) for a in accs],
+        "mean": round(statistics.fmean(accs), 4),
+        "sd": round(statistics.stdev(accs), 4),
+    }

@@ -64,8 +64,9 @@ def resolve_arm(run_dir: Path, arm: str) -> str:
     if arm == "auto":
         rec = run_dir / "recommendation.json"
         if not rec.is_file():
-            raise AdvisorError(f"{run_dir} has no recommendation.json to pick the arm from; pass --arm "
-                               f"{'|'.join(ARMS)}")
+            raise AdvisorError(
+                f"{run_dir} has no recommendation.json to pick the arm from; pass --arm {'|'.join(ARMS)}"
+            )
         arm = ARM_OF_OPTION[json.loads(rec.read_text())["verdict"]]
     if arm not in ARMS:
         raise AdvisorError(f"unknown arm '{arm}'{did_you_mean(arm, ARMS)}; arms: auto, {', '.join(ARMS)}")
@@ -83,8 +84,9 @@ class ServedArm:
         if generation:  # --backend/--base-url: generation on a server, retrieval and prompts here
             from advisor.core.config import GenerationConfig, _deep_merge, from_dict
 
-            self.cfg.generation = from_dict(GenerationConfig, _deep_merge(asdict(self.cfg.generation), generation),
-                                            "generation")
+            self.cfg.generation = from_dict(
+                GenerationConfig, _deep_merge(asdict(self.cfg.generation), generation), "generation"
+            )
         # Every torch call (loading, each generation) runs on this one thread. Once a second OS thread has run
         # torch ops, each has its own OpenMP team and they contend for the cores: a 32-token RAG answer took
         # 11.4 s from asyncio's worker threads vs 3.6 s on one thread (SmolLM2-135M, 2 cores).
@@ -166,8 +168,9 @@ class MicroBatcher:
             self.batches += 1
             self.batched_requests += len(batch)
             try:
-                answers = await loop.run_in_executor(self.executor, self.fn, [b[0] for b in batch],
-                                                     max(b[1] for b in batch))
+                answers = await loop.run_in_executor(
+                    self.executor, self.fn, [b[0] for b in batch], max(b[1] for b in batch)
+                )
             except Exception as e:  # noqa: BLE001 - every waiting request learns of the failure
                 for _, _, fut in batch:
                     if not fut.done():
@@ -184,8 +187,14 @@ class MicroBatcher:
 class APIError(Exception):
     """An error answered as OpenAI-style JSON with this status (no stack trace reaches a client)."""
 
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ):
         self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
 
 
@@ -202,8 +211,13 @@ def create_app(served, limits: Limits | None = None, api_key: str | None = None)
     from fastapi import FastAPI
 
     limits = limits or Limits()
-    batcher = MicroBatcher(served.answer_batch, limits.max_batch, limits.max_wait_ms / 1000,
-                           getattr(served, "executor", None), limits.max_delay_ms / 1000)
+    batcher = MicroBatcher(
+        served.answer_batch,
+        limits.max_batch,
+        limits.max_wait_ms / 1000,
+        getattr(served, "executor", None),
+        limits.max_delay_ms / 1000,
+    )
 
     @asynccontextmanager
     async def lifespan(app):
@@ -248,9 +262,13 @@ def add_error_handlers(app) -> None:
         # The engine's URL stays in the server log, not in answers to clients.
         print(f"advisor serve: {exc}", file=sys.stderr, flush=True)
         what = "is unavailable" if exc.status == 503 else "failed"
-        return error_response(exc.status, f"the generation engine {what}; try again later", "engine_error",
-                              "engine_unavailable" if exc.status == 503 else "engine_error",
-                              headers={"Retry-After": "5"} if exc.status == 503 else None)
+        return error_response(
+            exc.status,
+            f"the generation engine {what}; try again later",
+            "engine_error",
+            "engine_unavailable" if exc.status == 503 else "engine_error",
+            headers={"Retry-After": "5"} if exc.status == 503 else None,
+        )
 
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):
@@ -262,8 +280,9 @@ def add_body_bound(app, max_body_bytes: int) -> None:
     from fastapi import Request
 
     def too_large():
-        return error_response(413, f"request body over {max_body_bytes} bytes", "invalid_request_error",
-                              "body_too_large")
+        return error_response(
+            413, f"request body over {max_body_bytes} bytes", "invalid_request_error", "body_too_large"
+        )
 
     @app.middleware("http")
     async def bound_body(request: Request, call_next):
@@ -289,8 +308,13 @@ class Answering:
 
     def check_model(self, name: str | None) -> None:
         if name not in (None, "", self.served.arm):
-            raise APIError(404, f"model '{name}' is not served here; this server serves '{self.served.arm}'",
-                           "invalid_request_error", "model_not_found", "model")
+            raise APIError(
+                404,
+                f"model '{name}' is not served here; this server serves '{self.served.arm}'",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            )
 
     def check_question(self, q: str, max_tokens: int | None) -> int:
         """The request's max_tokens, once the question and max_tokens are within the bounds."""
@@ -299,8 +323,12 @@ class Answering:
             raise APIError(400, "the question (last user message) is empty", param="messages")
         n = self.served.count_tokens(q)
         if n > limits.max_prompt_tokens:
-            raise APIError(400, f"the question has {n} tokens, over the bound of {limits.max_prompt_tokens}",
-                           code="prompt_too_long", param="messages")
+            raise APIError(
+                400,
+                f"the question has {n} tokens, over the bound of {limits.max_prompt_tokens}",
+                code="prompt_too_long",
+                param="messages",
+            )
         mt = self.default_max if max_tokens is None else max_tokens
         if not 1 <= mt <= limits.max_tokens:
             raise APIError(400, f"max_tokens={mt} must be between 1 and {limits.max_tokens}", param="max_tokens")
@@ -312,16 +340,19 @@ class Answering:
         try:
             a = await asyncio.wait_for(self.batcher.submit(q, max_tokens), self.limits.timeout_s)
         except asyncio.TimeoutError:
-            raise APIError(504, f"no answer within {self.limits.timeout_s:.0f} s; try again later", "timeout_error",
-                           "timeout") from None
+            raise APIError(
+                504, f"no answer within {self.limits.timeout_s:.0f} s; try again later", "timeout_error", "timeout"
+            ) from None
         text = self.served.truncate(a.text, max_tokens)
         finish = "length" if a.new_tokens >= max_tokens else "stop"
         return a, text, finish, time.perf_counter() - t0
 
     @staticmethod
     def sources(a) -> list[dict]:
-        return [{"rank": c.rank, "source": c.source, "chunk_id": c.chunk_id, "score": round(c.score, 4),
-                 "text": c.text} for c in a.contexts]
+        return [
+            {"rank": c.rank, "source": c.source, "chunk_id": c.chunk_id, "score": round(c.score, 4), "text": c.text}
+            for c in a.contexts
+        ]
 
 
 def request_models():
@@ -366,8 +397,12 @@ def add_routes(app, ans: Answering, api_key: str | None) -> None:
         header = request.headers.get("authorization", "")
         token = header[7:] if header.lower().startswith("bearer ") else ""
         if not hmac.compare_digest(token.encode(), api_key.encode()):
-            raise APIError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error",
-                           "invalid_api_key")
+            raise APIError(
+                401,
+                "missing or wrong API key (send Authorization: Bearer KEY)",
+                "authentication_error",
+                "invalid_api_key",
+            )
 
     @app.get("/healthz")
     async def healthz():
@@ -375,15 +410,22 @@ def add_routes(app, ans: Answering, api_key: str | None) -> None:
 
     @app.get("/v1/models", dependencies=[Depends(check_auth)])
     async def models():
-        return {"object": "list", "data": [{"id": served.arm, "object": "model", "created": 0,
-                                            "owned_by": "rag-ft-advisor"}]}
+        return {
+            "object": "list",
+            "data": [{"id": served.arm, "object": "model", "created": 0, "owned_by": "rag-ft-advisor"}],
+        }
 
     @app.post("/v1/query", dependencies=[Depends(check_auth)])
     async def query(req: QueryRequest):
         mt = ans.check_question(req.question, req.max_tokens)
         a, text, finish, dt = await ans.answer(req.question, mt)
-        return {"answer": text, "sources": ans.sources(a), "arm": served.arm, "latency_s": round(dt, 4),
-                "finish_reason": finish}
+        return {
+            "answer": text,
+            "sources": ans.sources(a),
+            "arm": served.arm,
+            "latency_s": round(dt, 4),
+            "finish_reason": finish,
+        }
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_auth)])
     async def chat(req: ChatRequest):
@@ -392,7 +434,9 @@ def add_routes(app, ans: Answering, api_key: str | None) -> None:
         if last.role != "user":
             raise APIError(400, f"the last message must have role 'user', not '{last.role}'", param="messages")
         q = last.text()
-        mt = ans.check_question(q, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens)
+        mt = ans.check_question(
+            q, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        )
         a, text, finish, _ = await ans.answer(q, mt)
         reply = ChatReply(served.arm, a, text, finish, ans.sources(a))
         if req.stream:
@@ -406,28 +450,52 @@ class ChatReply:
     def __init__(self, arm: str, a, text: str, finish: str, sources: list[dict]):
         self.arm, self.text, self.finish, self.sources = arm, text, finish, sources
         self.id, self.created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        self.usage = {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.new_tokens,
-                      "total_tokens": a.prompt_tokens + a.new_tokens}
+        self.usage = {
+            "prompt_tokens": a.prompt_tokens,
+            "completion_tokens": a.new_tokens,
+            "total_tokens": a.prompt_tokens + a.new_tokens,
+        }
 
     def body(self) -> dict:
-        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.arm,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.text},
-                             "finish_reason": self.finish}],
-                "usage": self.usage, "sources": self.sources}
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.arm,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": self.finish}
+            ],
+            "usage": self.usage,
+            "sources": self.sources,
+        }
 
     def events(self):
         base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.arm}
-        first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.text},
-                                      "finish_reason": None}]}
-        last_chunk = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish}],
-                      "usage": self.usage, "sources": self.sources}
+        first = {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.text}, "finish_reason": None}],
+        }
+        last_chunk = {
+            **base,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish}],
+            "usage": self.usage,
+            "sources": self.sources,
+        }
         yield f"data: {json.dumps(first)}\n\n"
         yield f"data: {json.dumps(last_chunk)}\n\n"
         yield "data: [DONE]\n\n"
 
 
-def serve(run_dir: Path, arm: str = "auto", host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: Limits | None = None, generation: dict | None = None, sock=None) -> None:
+def serve(
+    run_dir: Path,
+    arm: str = "auto",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+    generation: dict | None = None,
+    sock=None,
+) -> None:
     """Load the arm, then serve until interrupted (start-up problems raise AdvisorError: exit 2).
     `generation` overrides the run's generation settings (--backend/--base-url); `sock`: a socket already
     bound to host:port (advisor serve binds it before loading anything)."""

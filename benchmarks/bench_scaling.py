@@ -41,15 +41,39 @@ from advisor.core.config import Config, load_config  # noqa: E402
 from advisor.pipeline import SAMPLE_EVAL, SAMPLE_TRAIN, resolve_inputs  # noqa: E402
 from advisor.plan import calibrate, estimate, fmt_s, measure_work  # noqa: E402
 
-SHOWN = ("ingest", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag", "known", "probes",
-         "curve")
+SHOWN = (
+    "ingest",
+    "index",
+    "sft",
+    "tune",
+    "eval_base",
+    "eval_rag",
+    "eval_tuned",
+    "eval_tuned_rag",
+    "known",
+    "probes",
+    "curve",
+)
 
 
 def bounded(corpus: Path, steps: int, questions: int) -> list[str]:
     """The advisor run arguments of one scale: the quickstart, bounded in steps, questions and probes."""
-    return ["--config", "quickstart", "--corpus", str(corpus), "--qa", str(SAMPLE_EVAL), "--train-qa", str(SAMPLE_TRAIN),
-            f"tuning.max_steps={steps}", f"eval.limit={questions}", "eval.probe_limit=20", "eval.perplexity_texts=5",
-            "eval.curve_questions=8", "eval.curve_probe_items=8"]
+    return [
+        "--config",
+        "quickstart",
+        "--corpus",
+        str(corpus),
+        "--qa",
+        str(SAMPLE_EVAL),
+        "--train-qa",
+        str(SAMPLE_TRAIN),
+        f"tuning.max_steps={steps}",
+        f"eval.limit={questions}",
+        "eval.probe_limit=20",
+        "eval.perplexity_texts=5",
+        "eval.curve_questions=8",
+        "eval.curve_probe_items=8",
+    ]
 
 
 def plan_for(args: list[str]) -> tuple[Config, dict]:
@@ -86,8 +110,12 @@ def run_scale(scale: int, work_dir: Path, steps: int, questions: int) -> dict:
     cfg, plan = plan_for(args)
     out = work_dir / f"run-{scale}x"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "advisor.cli", "run", *args, "--out", str(out), "--yes"], check=True,
-                   cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "advisor.cli", "run", *args, "--out", str(out), "--yes"],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     got = actual(out)
     got["run_s"] = time.perf_counter() - t0
     return {"scale": scale, "plan": plan, "actual": got}
@@ -99,25 +127,31 @@ def ratio(est: float | None, act: float | None) -> str:
 
 def print_scale(r: dict) -> None:
     plan, act = r["plan"], r["actual"]
-    print(f"\n## {r['scale']}x: {act['chunks']:,} chunks, {act['train_tokens']:,} training tokens, "
-          f"{act['questions']} questions per arm")
+    print(
+        f"\n## {r['scale']}x: {act['chunks']:,} chunks, {act['train_tokens']:,} training tokens, "
+        f"{act['questions']} questions per arm"
+    )
     print(f"{'stage':<16}{'actual':>10}{'plan':>10}{'plan/actual':>13}")
     for name in SHOWN:
         a, e = act["stages"].get(name), (plan["stages"].get(name) or {}).get("seconds")
         if a is None and e is None:
             continue
         print(f"{name:<16}{(a or 0):>9.1f}s{(e or 0):>9.1f}s{ratio(e, a):>13}")
-    print(f"{'run (wall)':<16}{(act['wall_s'] or 0):>9.1f}s{plan['total_s']:>9.1f}s{ratio(plan['total_s'], act['wall_s']):>13}")
+    print(
+        f"{'run (wall)':<16}{(act['wall_s'] or 0):>9.1f}s{plan['total_s']:>9.1f}s{ratio(plan['total_s'], act['wall_s']):>13}"
+    )
 
 
 def units(r: dict) -> dict[str, float | None]:
     """The costs a user scales by, from the actual run."""
     st, a = r["actual"]["stages"], r["actual"]
     per_q = {k: st[k] / a["questions"] for k in ("eval_rag", "eval_tuned_rag") if k in st and a["questions"]}
-    return {"ingest s / 1k chunks": 1000 * st.get("ingest", 0) / max(1, a["chunks"]),
-            "index s / 1k chunks": 1000 * st.get("index", 0) / max(1, a["chunks"]),
-            "tune s / 1k tokens": 1000 * st["tune"] / a["train_tokens"] if a["train_tokens"] and "tune" in st else None,
-            **{f"{k} s / question": v for k, v in per_q.items()}}
+    return {
+        "ingest s / 1k chunks": 1000 * st.get("ingest", 0) / max(1, a["chunks"]),
+        "index s / 1k chunks": 1000 * st.get("index", 0) / max(1, a["chunks"]),
+        "tune s / 1k tokens": 1000 * st["tune"] / a["train_tokens"] if a["train_tokens"] and "tune" in st else None,
+        **{f"{k} s / question": v for k, v in per_q.items()},
+    }
 
 
 def print_growth(results: list[dict]) -> None:
@@ -140,16 +174,19 @@ def compare_quickstart(run_dir: Path) -> None:
     cal = calibrate(cfg, progress=False)
     plan = estimate(cfg, measure_work(cfg), cal).to_dict()
     act = actual(run_dir)
-    print(f"\n## the plan vs the quickstart run {run_dir.name} (acceptance: total within +-35%, each stage within "
-          "+-50%)")
+    print(
+        f"\n## the plan vs the quickstart run {run_dir.name} (acceptance: total within +-35%, each stage within +-50%)"
+    )
     print(f"{'stage':<16}{'actual':>10}{'plan':>10}{'plan/actual':>13}{'within':>8}")
     for name, a in act["stages"].items():
         e = (plan["stages"].get(name) or {}).get("seconds")
         ok = "yes" if e and a and 0.5 <= e / a <= 1.5 else ("-" if a < 5 else "NO")
         print(f"{name:<16}{a:>9.1f}s{(e or 0):>9.1f}s{ratio(e, a):>13}{ok:>8}")
     t = plan["total_s"] / act["wall_s"] if act["wall_s"] else None
-    print(f"{'total':<16}{act['wall_s']:>9.1f}s{plan['total_s']:>9.1f}s{ratio(plan['total_s'], act['wall_s']):>13}"
-          f"{('yes' if t and 0.65 <= t <= 1.35 else 'NO'):>8}   ({fmt_s(plan['total_s'])} planned)")
+    print(
+        f"{'total':<16}{act['wall_s']:>9.1f}s{plan['total_s']:>9.1f}s{ratio(plan['total_s'], act['wall_s']):>13}"
+        f"{('yes' if t and 0.65 <= t <= 1.35 else 'NO'):>8}   ({fmt_s(plan['total_s'])} planned)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,9 +49,16 @@ def detect_collapse(answers: list[str], threshold: float = COLLAPSE_SHARE) -> di
     if reasons:
         reason = " and ".join(reasons)
     elif top_key:
-        reason = (f"no answer string is more than {threshold:.0%} of its answers "
-                  f"(the commonest, {top!r}, is {top_share:.0%})")
+        reason = (
+            f"no answer string is more than {threshold:.0%} of its answers (the commonest, {top!r}, is {top_share:.0%})"
+        )
     else:
         reason = "it gave no answer other than abstentions" + (" and empty answers" if empty else "")
-    return {"collapsed": bool(reasons), "top_answer": top, "top_share": round(top_share, 6),
-            "empty_share": round(empty_share, 6), "n": n, "reason": reason}
+    return {
+        "collapsed": bool(reasons),
+        "top_answer": top,
+        "top_share": round(top_share, 6),
+        "empty_share": round(empty_share, 6),
+        "n": n,
+        "reason": reason,
+    }

@@ -35,8 +35,11 @@ class TextEmbedder:
 
     def _load(self) -> Embedder:  # on first use: a run that never scores similarity never loads the model
         if self._embedder is None:
-            self._embedder = (HashingEmbedder(self.spec, HASH_DIM, words=answer_words, bigrams=False)
-                              if self.spec == "hashing" else load_embedder(self.spec))
+            self._embedder = (
+                HashingEmbedder(self.spec, HASH_DIM, words=answer_words, bigrams=False)
+                if self.spec == "hashing"
+                else load_embedder(self.spec)
+            )
         return self._embedder
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -29,8 +29,16 @@ from evalsuite.stats import cohen_kappa, paired_difference, summarize
 
 # Differences reported with paired tests: the arm table's PAIRS (each arm against the arms in its compared_with:
 # what retrieval adds, what tuning adds, what tuning adds to RAG, what retrieval adds to the tuned model).
-PAIRED_METRICS = ["accuracy", "exact_match", "f1", "containment", "semantic_similarity", "hallucination_rate",
-                  "abstention_rate", "wrong_and_confident_rate"]
+PAIRED_METRICS = [
+    "accuracy",
+    "exact_match",
+    "f1",
+    "containment",
+    "semantic_similarity",
+    "hallucination_rate",
+    "abstention_rate",
+    "wrong_and_confident_rate",
+]
 
 
 def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confidence: float = 0.5) -> list[dict]:
@@ -41,14 +49,25 @@ def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confiden
     wall = time.perf_counter() - t0
     # Peak of the whole process (resident memory on CPU, allocated GPU memory on CUDA) by the end of this arm.
     peak = max(peak_before, _peak_memory_mb())
-    rows = [{
-        "id": it.id, "question": it.question, "answers": it.answers, "unanswerable": it.unanswerable,
-        "source": it.source, "answer": a.text, "cited": cited_ranks(a.text),
-        "contexts": [c.__dict__ for c in a.contexts], "latency_s": round(a.latency_s, 4),
-        "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
-        "confidence": None if getattr(a, "confidence", None) is None else round(a.confidence, 6),
-        "arm_wall_s": round(wall, 3), "arm_peak_memory_mb": round(peak, 1),
-    } for it, a in zip(items, answers)]
+    rows = [
+        {
+            "id": it.id,
+            "question": it.question,
+            "answers": it.answers,
+            "unanswerable": it.unanswerable,
+            "source": it.source,
+            "answer": a.text,
+            "cited": cited_ranks(a.text),
+            "contexts": [c.__dict__ for c in a.contexts],
+            "latency_s": round(a.latency_s, 4),
+            "prompt_tokens": a.prompt_tokens,
+            "new_tokens": a.new_tokens,
+            "confidence": None if getattr(a, "confidence", None) is None else round(a.confidence, 6),
+            "arm_wall_s": round(wall, 3),
+            "arm_peak_memory_mb": round(peak, 1),
+        }
+        for it, a in zip(items, answers)
+    ]
     return score_rows(rows, embedder, confidence)
 
 
@@ -80,12 +99,21 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
 
         metrics["semantic_similarity"] = SemanticSimilarity(embedder)
         # One batched encode for every text the metric will look at; later calls hit the cache.
-        embedder.encode([t for r in rows if not r["unanswerable"]
-                         for t in [strip_citations(r["answer"]), *r["answers"]]])
+        embedder.encode(
+            [t for r in rows if not r["unanswerable"] for t in [strip_citations(r["answer"]), *r["answers"]]]
+        )
     for r in rows:
-        sample = Sample(r["question"], r["answers"], strip_citations(r["answer"]), r["unanswerable"], r["source"],
-                        [c["source"] for c in r["contexts"]], [c["text"] for c in r["contexts"]],
-                        r.get("confidence"), r["answer"])
+        sample = Sample(
+            r["question"],
+            r["answers"],
+            strip_citations(r["answer"]),
+            r["unanswerable"],
+            r["source"],
+            [c["source"] for c in r["contexts"]],
+            [c["text"] for c in r["contexts"]],
+            r.get("confidence"),
+            r["answer"],
+        )
         r["answer_scored"] = sample.prediction
         r["scores"], r["reasons"] = {}, {}
         for name, m in metrics.items():
@@ -108,14 +136,19 @@ def _probe_values(probes: dict, weights: str, key: str = "acc") -> list[float]:
     return [v for s in probes["sets"].values() for v in s[weights][key]]
 
 
-def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int, seed: int,
-              knowledge: dict | None = None) -> dict:
+def aggregate(
+    eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int, seed: int, knowledge: dict | None = None
+) -> dict:
     """metrics.json from eval/<arm>.jsonl, the probe results and the judge's verdicts (when present).
     `knowledge` ({"samples", "temperature", "seed", "rows"}: the rows of eval/knowledge.jsonl and how they were
     sampled) adds the known / maybe_known / unknown breakdown of every arm."""
     per_arm = {a: read_jsonl(eval_dir / f"{a}.jsonl") for a in arms}
-    out: dict = {"arms": {}, "paired": {}, "bootstrap": {"resamples": n_boot, "seed": seed, "method": "percentile"},
-                 "seeds": {"bootstrap": seed, "generation": "greedy decoding (deterministic, no sampling seed)"}}
+    out: dict = {
+        "arms": {},
+        "paired": {},
+        "bootstrap": {"resamples": n_boot, "seed": seed, "method": "percentile"},
+        "seeds": {"bootstrap": seed, "generation": "greedy decoding (deterministic, no sampling seed)"},
+    }
     out["collapse"] = {arm: detect_collapse([r["answer"] for r in rows]) for arm, rows in per_arm.items()}
     if knowledge:
         out["knowledge"] = knowledge_summary(knowledge["rows"], knowledge["samples"], knowledge["temperature"])
@@ -144,8 +177,9 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
             m["probe_accuracy"] = summarize(_probe_values(probes, w), n_boot, seed)
             m["probe_accuracy_norm"] = summarize(_probe_values(probes, w, "acc_norm"), n_boot, seed)
             if w == TUNED_WEIGHTS:
-                d = paired_difference(_probe_values(probes, TUNED_WEIGHTS), _probe_values(probes, BASE_WEIGHTS),
-                                      n_boot, seed)
+                d = paired_difference(
+                    _probe_values(probes, TUNED_WEIGHTS), _probe_values(probes, BASE_WEIGHTS), n_boot, seed
+                )
                 m["forgetting"] = {k: d[k] for k in ("value", "ci95", "n", "p_value")}
         ppl = (probes or {}).get("perplexity") or {}
         if w in ppl:
@@ -159,7 +193,9 @@ def aggregate(eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int,
         if a in per_arm and b in per_arm:
             diffs = {}
             for name in PAIRED_METRICS:
-                if name == "wrong_and_confident_rate" and not (_has_confidence(per_arm[a]) == _has_confidence(per_arm[b])):
+                if name == "wrong_and_confident_rate" and not (
+                    _has_confidence(per_arm[a]) == _has_confidence(per_arm[b])
+                ):
                     continue  # token probability on one side, hedge words on the other: not the same measurement
                 va, vb = _metric_values(per_arm[a], name), _metric_values(per_arm[b], name)
                 ids = [i for i in va if i in vb]

@@ -16,8 +16,10 @@ import math
 
 from advisor.core.answer import strip_citations
 
-GRADE = ("You grade answers to questions. Reply yes if the candidate answer means the same as one of the "
-         "reference answers, otherwise no.")
+GRADE = (
+    "You grade answers to questions. Reply yes if the candidate answer means the same as one of the "
+    "reference answers, otherwise no."
+)
 
 
 class Judge:
@@ -26,8 +28,10 @@ class Judge:
         self.batch_size = batch_size
 
     def prompt(self, question: str, answers: list[str], candidate: str) -> str:
-        body = (f"Question: {question}\nReference answers: {' | '.join(answers)}\n"
-                f"Candidate answer: {candidate}\nIs the candidate answer correct?")
+        body = (
+            f"Question: {question}\nReference answers: {' | '.join(answers)}\n"
+            f"Candidate answer: {candidate}\nIs the candidate answer correct?"
+        )
         tok = self.lm.tokenizer
         if getattr(tok, "chat_template", None):
             msgs = [{"role": "system", "content": GRADE}, {"role": "user", "content": body}]

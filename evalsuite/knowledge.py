@@ -32,8 +32,9 @@ def group_of(greedy_correct: bool, samples_correct: int) -> str:
     return "maybe_known" if samples_correct else "unknown"
 
 
-def knowledge_rows(questions: list[tuple[str, list[str]]], greedy: dict[str, str],
-                   samples: dict[str, list[str]]) -> list[dict]:
+def knowledge_rows(
+    questions: list[tuple[str, list[str]]], greedy: dict[str, str], samples: dict[str, list[str]]
+) -> list[dict]:
     """One eval/knowledge.jsonl row per answerable question, given as (id, gold answers): {"id", "group",
     "greedy_correct", "samples", "samples_correct"}. `greedy` and `samples` map the id to the base model's
     closed-book answers; correct = evalsuite.metrics.is_correct on the answer without citation markers."""
@@ -41,15 +42,26 @@ def knowledge_rows(questions: list[tuple[str, list[str]]], greedy: dict[str, str
     for qid, gold in questions:
         ok = is_correct(strip_citations(greedy[qid]), gold)
         right = sum(is_correct(strip_citations(s), gold) for s in samples[qid])
-        rows.append({"id": qid, "group": group_of(ok, right), "greedy_correct": ok, "samples": samples[qid],
-                     "samples_correct": right})
+        rows.append(
+            {
+                "id": qid,
+                "group": group_of(ok, right),
+                "greedy_correct": ok,
+                "samples": samples[qid],
+                "samples_correct": right,
+            }
+        )
     return rows
 
 
 def knowledge_summary(rows: list[dict], samples: int, temperature: float) -> dict:
     """metrics.json's top-level `knowledge` block: how the groups were made and how many questions each holds."""
-    return {"samples": samples, "temperature": temperature,
-            "counts": {g: sum(r["group"] == g for r in rows) for g in GROUPS}, "method": METHOD}
+    return {
+        "samples": samples,
+        "temperature": temperature,
+        "counts": {g: sum(r["group"] == g for r in rows) for g in GROUPS},
+        "method": METHOD,
+    }
 
 
 def by_knowledge(arm_rows: list[dict], rows: list[dict], n_boot: int, seed: int) -> dict:
@@ -61,6 +73,11 @@ def by_knowledge(arm_rows: list[dict], rows: list[dict], n_boot: int, seed: int)
     for g in GROUPS:
         mine = [r for r in arm_rows if group.get(r["id"]) == g and not r["unanswerable"]]
         if mine:
-            out[g] = {"n": len(mine), **{m: summarize([r["scores"][m] for r in mine if m in r["scores"]], n_boot, seed)
-                                         for m in GROUP_METRICS}}
+            out[g] = {
+                "n": len(mine),
+                **{
+                    m: summarize([r["scores"][m] for r in mine if m in r["scores"]], n_boot, seed)
+                    for m in GROUP_METRICS
+                },
+            }
     return out

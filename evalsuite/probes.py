@@ -58,8 +58,15 @@ def load_squad(limit: int = 0) -> list[dict]:
             q = doc["query"]
             passage = q.split("\nBackground: ", 1)[1].rsplit("\nQuestion: ", 1)[0]
             question = q.rsplit("\nQuestion: ", 1)[1].rsplit("\nAnswer:", 1)[0]
-            out.append({"id": doc["id"], "title": doc["title"], "passage": passage, "question": question,
-                        "answers": list(doc["answers_text"])})
+            out.append(
+                {
+                    "id": doc["id"],
+                    "title": doc["title"],
+                    "passage": passage,
+                    "question": question,
+                    "answers": list(doc["answers_text"]),
+                }
+            )
             if limit and len(out) >= limit:
                 break
     return out
@@ -103,8 +110,14 @@ def load_probe(name: str, limit: int = 0) -> list[MCItem]:
             labels = list(r["choices"]["label"])
             if r["answerKey"] not in labels:
                 continue
-            items.append(MCItem(r["id"], f"Question: {r['question']}\nAnswer:",
-                                [f" {t}" for t in r["choices"]["text"]], labels.index(r["answerKey"])))
+            items.append(
+                MCItem(
+                    r["id"],
+                    f"Question: {r['question']}\nAnswer:",
+                    [f" {t}" for t in r["choices"]["text"]],
+                    labels.index(r["answerKey"]),
+                )
+            )
     elif name.startswith("mmlu_"):
         path = root / "hails" / "mmlu_no_train" / name[5:] / "test"
         if not path.exists():
@@ -113,12 +126,16 @@ def load_probe(name: str, limit: int = 0) -> list[MCItem]:
         for i, r in enumerate(_load(path)):
             letters = "ABCD"[: len(r["choices"])]
             body = "\n".join(f"{L}. {c}" for L, c in zip(letters, r["choices"]))
-            ctx = (f"The following are multiple choice questions (with answers) about {subject}.\n\n"
-                   f"{r['question'].strip()}\n{body}\nAnswer:")
+            ctx = (
+                f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+                f"{r['question'].strip()}\n{body}\nAnswer:"
+            )
             items.append(MCItem(f"{name}-{i}", ctx, [f" {L}" for L in letters], int(r["answer"])))
     else:
-        raise AdvisorError(f"unknown probe set '{name}'{did_you_mean(name, probe_names())}; "
-                           f"known: arc_easy, arc_challenge, mmlu_<subject>")
+        raise AdvisorError(
+            f"unknown probe set '{name}'{did_you_mean(name, probe_names())}; "
+            f"known: arc_easy, arc_challenge, mmlu_<subject>"
+        )
     if not items:
         raise AdvisorError(f"probe set '{name}' is empty")
     return items[:limit] if limit else items
@@ -135,7 +152,7 @@ def mc_accuracy(items: list[MCItem], lls: list[float]) -> dict[str, list[float]]
     of the choice (lm-evaluation-harness). `lls` holds every item's choices in order."""
     acc, acc_norm, k = [], [], 0
     for it in items:
-        ll = lls[k:k + len(it.choices)]
+        ll = lls[k : k + len(it.choices)]
         k += len(it.choices)
         norm = [v / max(1, len(ch.encode("utf-8"))) for v, ch in zip(ll, it.choices)]
         acc.append(float(max(range(len(ll)), key=ll.__getitem__) == it.gold))

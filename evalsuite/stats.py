@@ -45,7 +45,6 @@ def paired_difference(a: list[float], b: list[float], n_boot: int = 1000, seed: 
     return {"value": round(d, 6), "ci95": [round(float(lo), 6), round(float(hi), 6)], "n": n, "p_value": round(p, 4)}
 
 
-
 def _kappa(a: np.ndarray, b: np.ndarray) -> float:
     po = float((a == b).mean())
     pe = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))

@@ -52,8 +52,14 @@ def resolve_kind(kind: str, n: int) -> str:
     return "flat" if n < AUTO_HNSW_FROM else "hnsw" if n < AUTO_IVFPQ_FROM else "ivfpq"
 
 
-def make_faiss_index(vecs: np.ndarray, kind: str, hnsw_m: int = 32, hnsw_ef_construction: int = 80,
-                     hnsw_ef_search: int = 128, ivf_nprobe: int = 16):
+def make_faiss_index(
+    vecs: np.ndarray,
+    kind: str,
+    hnsw_m: int = 32,
+    hnsw_ef_construction: int = 80,
+    hnsw_ef_search: int = 128,
+    ivf_nprobe: int = 16,
+):
     """A FAISS index of `kind` (flat | hnsw | ivfpq) holding `vecs` (inner product). Returns (index, params)."""
     import faiss
 
@@ -75,7 +81,9 @@ def make_faiss_index(vecs: np.ndarray, kind: str, hnsw_m: int = 32, hnsw_ef_cons
         # codes of each PQ sub-quantizer (fewer makes training crawl: 1,200 points at 8 bits took ~100 s).
         nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
         nbits = int(min(8, np.log2(n / 39)))
-        m = next(m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if d % m == 0 and d // m >= 8 or m == 1)  # >= 8 dims per code
+        m = next(
+            m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if d % m == 0 and d // m >= 8 or m == 1
+        )  # >= 8 dims per code
         index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x{nbits}", faiss.METRIC_INNER_PRODUCT)
         index.train(vecs)
         faiss.extract_index_ivf(index).nprobe = min(ivf_nprobe, nlist)
@@ -104,14 +112,19 @@ def _previous_vectors(out_dir: Path, embedder_spec: str, dim: int) -> dict[str, 
     except (OSError, ValueError, KeyError, AdvisorError) as e:
         log.warning("previous index in %s unreadable (%s); embedding everything", out_dir, e)
         return {}
-    if (cfg.get("embedder") != embedder_spec or cfg.get("dim") != dim or vecs.shape != (len(ids), dim)
-            or cfg.get("ids_sha256") != _ids_hash(ids)):
+    if (
+        cfg.get("embedder") != embedder_spec
+        or cfg.get("dim") != dim
+        or vecs.shape != (len(ids), dim)
+        or cfg.get("ids_sha256") != _ids_hash(ids)
+    ):
         return {}
     return {cid: vecs[i] for i, cid in enumerate(ids)}
 
 
-def build_index(chunks_path: Path, out_dir: Path, r: RetrievalConfig, embedder: Embedder | None = None,
-                progress: bool = True) -> dict:
+def build_index(
+    chunks_path: Path, out_dir: Path, r: RetrievalConfig, embedder: Embedder | None = None, progress: bool = True
+) -> dict:
     """Embed the chunks not already in out_dir's index (by chunk id), drop removed ones, and write
     index/ (see module doc) as the retrieval settings `r` say: embedder, index kind and its parameters,
     hybrid, fusion constant. `embedder` is one already loaded (default: load r.embedder). Returns index_config."""
@@ -141,8 +154,9 @@ def build_index(chunks_path: Path, out_dir: Path, r: RetrievalConfig, embedder: 
     buf = io.BytesIO()
     np.save(buf, vecs)
     atomic_write_bytes(out_dir / "vectors.npy", buf.getvalue())
-    write_jsonl(out_dir / "meta.jsonl", ({k: c[k] for k in ("id", "source", "start", "end", "text") if k in c}
-                                         for c in chunks))
+    write_jsonl(
+        out_dir / "meta.jsonl", ({k: c[k] for k in ("id", "source", "start", "end", "text") if k in c} for c in chunks)
+    )
     atomic_write_bytes(out_dir / "index.faiss", faiss.serialize_index(index).tobytes())
     if hybrid:
         _build_bm25([c["text"] for c in chunks], out_dir / "bm25")
@@ -200,8 +214,9 @@ class Retriever:
     """Loads index/ and answers top-k queries with chunk text and sources (dense, or hybrid when the
     index was built with BM25 and `hybrid` is not turned off)."""
 
-    def __init__(self, index_dir: Path, embedder: Embedder | None = None, hybrid: bool | None = None,
-                 rrf_k: int | None = None):
+    def __init__(
+        self, index_dir: Path, embedder: Embedder | None = None, hybrid: bool | None = None, rrf_k: int | None = None
+    ):
         import faiss
 
         index_dir = Path(index_dir)
@@ -227,8 +242,10 @@ class Retriever:
             faiss.extract_index_ivf(self.index).nprobe = params["nprobe"]
         self.meta = read_jsonl(index_dir / "meta.jsonl", "index chunk list", rebuild)
         if len(self.meta) != self.index.ntotal:
-            raise AdvisorError(f"{index_dir} is inconsistent: {self.index.ntotal} vectors but {len(self.meta)} chunks in "
-                               f"meta.jsonl; {rebuild}")
+            raise AdvisorError(
+                f"{index_dir} is inconsistent: {self.index.ntotal} vectors but {len(self.meta)} chunks in "
+                f"meta.jsonl; {rebuild}"
+            )
         self.embedder = embedder or load_embedder(self.config["embedder"])
         if self.embedder.dim != self.index.d:
             raise AdvisorError(
@@ -236,7 +253,9 @@ class Retriever:
             )
         self.hybrid = self.config.get("hybrid", False) if hybrid is None else hybrid
         if self.hybrid and not (index_dir / "bm25").is_dir():
-            raise AdvisorError(f"{index_dir} was built without BM25; rebuild with retrieval.hybrid=true for hybrid search")
+            raise AdvisorError(
+                f"{index_dir} was built without BM25; rebuild with retrieval.hybrid=true for hybrid search"
+            )
         self.rrf_k = rrf_k or self.config.get("rrf_k", RRF_K)  # retrieval.rrf_k of the build
         self.bm25 = None
         if self.hybrid:
@@ -258,14 +277,17 @@ class Retriever:
             return []
         if not self.hybrid:
             scores, ids = self._dense(queries, k)
-            return [[self._context(i, s, r) for r, (s, i) in enumerate(((s, i) for s, i in zip(srow, irow) if i >= 0), 1)]
-                    for srow, irow in zip(scores, ids)]
+            return [
+                [self._context(i, s, r) for r, (s, i) in enumerate(((s, i) for s, i in zip(srow, irow) if i >= 0), 1)]
+                for srow, irow in zip(scores, ids)
+            ]
         import bm25s
 
         depth = min(max(4 * k, 20), self.index.ntotal)  # candidates from each ranker before fusion
         _, dense_ids = self._dense(queries, depth)
         sparse_ids, sparse_scores = self.bm25.retrieve(
-            bm25s.tokenize(queries, stopwords="en", show_progress=False), k=depth, show_progress=False, n_threads=1)
+            bm25s.tokenize(queries, stopwords="en", show_progress=False), k=depth, show_progress=False, n_threads=1
+        )
         out = []
         for drow, srow, sscore in zip(dense_ids, sparse_ids, sparse_scores):
             dense = [int(i) for i in drow if i >= 0]
@@ -292,8 +314,12 @@ def run_index_stage(run_dir: Path) -> None:
     with run.stage("index", h, ["index/index.faiss", "index/index_config.json", "index/meta.jsonl"]) as st:
         if not st.skipped:
             c = build_index(run / "chunks.jsonl", run / "index", r)
-            print(f"  index: {c['kind']} over {c['n_vectors']} chunks ({c['embedded']} embedded, "
-                  f"{c['reused']} reused, {c['removed']} removed)", file=sys.stderr, flush=True)
+            print(
+                f"  index: {c['kind']} over {c['n_vectors']} chunks ({c['embedded']} embedded, "
+                f"{c['reused']} reused, {c['removed']} removed)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The retrieval arms: top-k chunks placed in the prompt within a token budget, numbered, cited.
 
-    arm = RagAnswerer(lm, retriever, name=RAG, use_adapter=False, top_k=3, context_tokens=600)   # advisor.core.arms.RAG
-    [a] = arm.answer(["Who chairs the board?"])      # a.contexts holds the chunks and sources
+arm = RagAnswerer(lm, retriever, name=RAG, use_adapter=False, top_k=3, context_tokens=600)   # advisor.core.arms.RAG
+[a] = arm.answer(["Who chairs the board?"])      # a.contexts holds the chunks and sources
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ def fit_budget(contexts: list[Context], count_tokens, budget: int) -> list[Conte
         if used + n > budget:
             if not kept:
                 words = c.text.split()
-                while words and count_tokens(context_block([Context(c.chunk_id, c.source, " ".join(words), 0, c.rank)])) > budget:
+                while (
+                    words
+                    and count_tokens(context_block([Context(c.chunk_id, c.source, " ".join(words), 0, c.rank)]))
+                    > budget
+                ):
                     words = words[: int(len(words) * 0.9)]
                 kept.append(Context(c.chunk_id, c.source, " ".join(words), c.score, c.rank))
             break
@@ -34,8 +38,17 @@ class RagAnswerer:
     """A retrieval arm: one batched search for all questions, numbered contexts within the token budget,
     one batched generation; each Answer carries its contexts (chunk ids, sources, scores, ranks)."""
 
-    def __init__(self, lm, retriever: Retriever, name: str, use_adapter: bool, top_k: int = 3,
-                 context_tokens: int = 600, max_new_tokens: int = 32, batch_size: int = 16):
+    def __init__(
+        self,
+        lm,
+        retriever: Retriever,
+        name: str,
+        use_adapter: bool,
+        top_k: int = 3,
+        context_tokens: int = 600,
+        max_new_tokens: int = 32,
+        batch_size: int = 16,
+    ):
         self.lm = lm
         self.retriever = retriever
         self.name = name

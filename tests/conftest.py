@@ -42,9 +42,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tok.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+        tie_word_embeddings=True,
     )
     LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
@@ -68,9 +76,19 @@ def tiny_train_qa() -> Path:
 
 # The settings of one finished run on the tiny fakes (about 25 s), shared by the tests that need a finished run
 # to re-run into, break or read; tests copy it before changing anything.
-TINY_RUN = ["model.quantization=none", "model.max_new_tokens=4", "retrieval.embedder=hashing", "chunking.size=40",
-            "chunking.overlap=8", "retrieval.context_tokens=200", "tuning.max_steps=2", "eval.limit=8",
-            "eval.probe_limit=3", "eval.batch_size=8", "eval.perplexity_texts=0"]
+TINY_RUN = [
+    "model.quantization=none",
+    "model.max_new_tokens=4",
+    "retrieval.embedder=hashing",
+    "chunking.size=40",
+    "chunking.overlap=8",
+    "retrieval.context_tokens=200",
+    "tuning.max_steps=2",
+    "eval.limit=8",
+    "eval.probe_limit=3",
+    "eval.batch_size=8",
+    "eval.perplexity_texts=0",
+]
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +96,14 @@ def finished_tiny_run(tmp_path_factory, tiny_model_dir) -> Path:
     from advisor.core.config import load_config
     from advisor.pipeline import run_pipeline
 
-    cfg = load_config("smoke", [f"corpus.path={DATA / 'corpus'}", f"corpus.qa={DATA / 'qa.jsonl'}",
-                                f"corpus.train_qa={DATA / 'train.jsonl'}", f"model.spec={tiny_model_dir}", *TINY_RUN])
+    cfg = load_config(
+        "smoke",
+        [
+            f"corpus.path={DATA / 'corpus'}",
+            f"corpus.qa={DATA / 'qa.jsonl'}",
+            f"corpus.train_qa={DATA / 'train.jsonl'}",
+            f"model.spec={tiny_model_dir}",
+            *TINY_RUN,
+        ],
+    )
     return run_pipeline(cfg, tmp_path_factory.mktemp("finished-tiny") / "run")

@@ -37,15 +37,18 @@ def arm_literals() -> list[str]:
 
 def test_arm_and_option_names_are_spelled_only_in_the_arm_table():
     hits = arm_literals()
-    assert not hits, ("arm or option names spelled outside advisor/core/arms.py (read ARMS, ARM, OPTION or a role "
-                      "name such as BASE from the table instead):\n" + "\n".join(hits))
+    assert not hits, (
+        "arm or option names spelled outside advisor/core/arms.py (read ARMS, ARM, OPTION or a role "
+        "name such as BASE from the table instead):\n" + "\n".join(hits)
+    )
 
 
 def test_the_exemptions_are_still_needed():
     for rel in EXEMPT:
         path = ROOT / rel
-        assert path.is_file() and LITERAL.search(path.read_text(encoding="utf-8")), \
+        assert path.is_file() and LITERAL.search(path.read_text(encoding="utf-8")), (
             f"{rel} no longer spells an arm name: take it off EXEMPT"
+        )
 
 
 # ---------------------------------------------------------------- a fifth arm
@@ -55,18 +58,35 @@ def top1_answerer(spec, cfg, lm, retriever, batch_size, run_dir):
     """The code that answers with the fifth arm: the retrieval prompt with the top passage only."""
     from retrieval.rag import RagAnswerer
 
-    return RagAnswerer(lm, retriever, spec.name, spec.needs_adapter, 1, cfg.retrieval.context_tokens,
-                       cfg.model.max_new_tokens, batch_size)
+    return RagAnswerer(
+        lm,
+        retriever,
+        spec.name,
+        spec.needs_adapter,
+        1,
+        cfg.retrieval.context_tokens,
+        cfg.model.max_new_tokens,
+        batch_size,
+    )
 
 
 @pytest.fixture
 def fifth_arm():
     from advisor.core.arms import ArmSpec, register_arm, unregister_arm
 
-    spec = ArmSpec("rag_top1", "rag-top1", "RAG, top passage", "#17becf", needs_index=True, needs_adapter=False,
-                   compared_with=("rag",), answerer=top1_answerer,
-                   advice="Retrieve only the best passage and keep the base model.", does="single-passage retrieval",
-                   freshness=(1.0, 1.0, 1.0, 1.0, 1.0))
+    spec = ArmSpec(
+        "rag_top1",
+        "rag-top1",
+        "RAG, top passage",
+        "#17becf",
+        needs_index=True,
+        needs_adapter=False,
+        compared_with=("rag",),
+        answerer=top1_answerer,
+        advice="Retrieve only the best passage and keep the base model.",
+        does="single-passage retrieval",
+        freshness=(1.0, 1.0, 1.0, 1.0, 1.0),
+    )
     register_arm(spec)
     yield spec
     unregister_arm(spec.name)

@@ -34,6 +34,7 @@ def finished(finished_tiny_run) -> Path:
 @dataclass
 class Env:
     """Paths a case builds its command from; `write` makes an input file in the case's own folder."""
+
     tmp: Path
     run: Path
     model: str
@@ -50,19 +51,44 @@ class Env:
             self.write(f"{name}/{f}", c)
         return str(self.tmp / name)
 
-    def run_args(self, *over: str, corpus: str | None = None, qa: str | None = None, out: str | None = None,
-                 extra: tuple[str, ...] = ()) -> list[str]:
+    def run_args(
+        self,
+        *over: str,
+        corpus: str | None = None,
+        qa: str | None = None,
+        out: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> list[str]:
         """`advisor run` on the tiny fakes into the finished run, with one thing changed."""
-        return ["run", "--corpus", str(DATA / "corpus") if corpus is None else corpus,
-                "--qa", str(DATA / "qa.jsonl") if qa is None else qa, "--model", self.model, "--embedder", "hashing",
-                "--config", "smoke", "--out", str(self.run) if out is None else out, *extra,
-                "model.quantization=none", "tuning.max_steps=2", "eval.perplexity_texts=0", *over]
+        return [
+            "run",
+            "--corpus",
+            str(DATA / "corpus") if corpus is None else corpus,
+            "--qa",
+            str(DATA / "qa.jsonl") if qa is None else qa,
+            "--model",
+            self.model,
+            "--embedder",
+            "hashing",
+            "--config",
+            "smoke",
+            "--out",
+            str(self.run) if out is None else out,
+            *extra,
+            "model.quantization=none",
+            "tuning.max_steps=2",
+            "eval.perplexity_texts=0",
+            *over,
+        ]
 
     def batch(self, **over) -> str:
-        spec = {"out": str(self.tmp / "batch"),
-                "corpora": [{"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl")}],
-                "models": [self.model], "settings": [{"name": "smoke", "config": "smoke"}],
-                "overrides": ["model.quantization=none", "retrieval.embedder=hashing", "eval.perplexity_texts=0"]}
+        spec = {
+            "out": str(self.tmp / "batch"),
+            "corpora": [{"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl")}],
+            "models": [self.model],
+            "settings": [{"name": "smoke", "config": "smoke"}],
+            "overrides": ["model.quantization=none", "retrieval.embedder=hashing", "eval.perplexity_texts=0"],
+        }
         spec.update(over)
         return self.write("batch.yaml", yaml.safe_dump(spec))
 
@@ -105,15 +131,28 @@ CASES = [
     C("corpus-empty-string", lambda e: e.run_args(corpus=""), "--corpus is empty"),
     C("corpus-blank-string", lambda e: e.run_args(corpus="  "), "--corpus is empty"),
     C("corpus-empty-folder", lambda e: e.run_args(corpus=e.folder("docs")), "docs", "is empty"),
-    C("corpus-symlink-to-itself", lambda e: (os.symlink("loop", e.tmp / "loop"), e.run_args(corpus=str(e.tmp / "loop")))[1],
-      "loop", "symlink loop"),
+    C(
+        "corpus-symlink-to-itself",
+        lambda e: (os.symlink("loop", e.tmp / "loop"), e.run_args(corpus=str(e.tmp / "loop")))[1],
+        "loop",
+        "symlink loop",
+    ),
     C("corpus-only-binary", lambda e: corpus(e, {"a.md": b"\x00\x01\x02" * 50}), "no readable documents", "binary"),
     C("corpus-only-empty-files", lambda e: corpus(e, {"a.md": "", "b.txt": ""}), "no readable documents", "empty file"),
-    C("corpus-only-unsupported", lambda e: corpus(e, {"a.docx": "x", "b.xlsx": "y"}), "no readable documents",
-      "unsupported file type '.docx'"),
+    C(
+        "corpus-only-unsupported",
+        lambda e: corpus(e, {"a.docx": "x", "b.xlsx": "y"}),
+        "no readable documents",
+        "unsupported file type '.docx'",
+    ),
     C("corpus-jsonl-without-text-field", lambda e: corpus(e, {"d.jsonl": '{"body": "x"}\n'}), "d.jsonl:1", "'text'"),
     C("corpus-jsonl-broken-first-line", lambda e: corpus(e, {"d.jsonl": '{"text": \n'}), "d.jsonl:1", "not valid JSON"),
-    C("corpus-csv-without-text-column", lambda e: corpus(e, {"d.csv": "id,body\n1,x\n"}), "d.csv:1", "no column 'text'"),
+    C(
+        "corpus-csv-without-text-column",
+        lambda e: corpus(e, {"d.csv": "id,body\n1,x\n"}),
+        "d.csv:1",
+        "no column 'text'",
+    ),
     C("corpus-file-binary", lambda e: e.run_args(corpus=e.write("one.txt", b"\x00" * 100)), "one.txt", "binary"),
     C("corpus-text-field-empty", lambda e: e.run_args("corpus.text_field="), "corpus.text_field must not be empty"),
     # ------------------------------------------------------------ QA file (run)
@@ -130,32 +169,97 @@ CASES = [
     C("qa-answers-numbers", lambda e: qa(e, '{"question": "q?", "answers": [1, 2]}\n'), "qa.jsonl:1", "'answers'"),
     C("qa-answers-object", lambda e: qa(e, '{"question": "q?", "answers": {"a": 1}}\n'), "qa.jsonl:1", "'answers'"),
     C("qa-no-answers", lambda e: qa(e, '{"question": "q?"}\n'), "qa.jsonl:1", "has no answers"),
-    C("qa-unanswerable-string-false", lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": ["a"], "unanswerable": "false"}\n'),
-      "qa.jsonl:2", "'unanswerable' must be true or false", "without quotes"),
-    C("qa-unanswerable-string-true", lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": [], "unanswerable": "true"}\n'),
-      "qa.jsonl:2", "'unanswerable'"),
-    C("qa-unanswerable-one", lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": [], "unanswerable": 1}\n'),
-      "qa.jsonl:2", "'unanswerable'"),
-    C("qa-unanswerable-null", lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": [], "unanswerable": null}\n'),
-      "qa.jsonl:2", "'unanswerable'"),
-    C("qa-source-number", lambda e: qa(e, '{"question": "q?", "answers": ["a"], "source": 3}\n'), "qa.jsonl:1", "'source'"),
-    C("qa-source-not-in-corpus", lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": ["a"], "source": "ferry-timetabel.md"}\n'),
-      "qa.jsonl:2", "source 'ferry-timetabel.md' is not a file of the corpus", "nearest: 'ferry-timetable.md'"),
-    C("qa-source-wrong-folder", lambda e: qa(e, '{"question": "q?", "answers": ["a"], "source": "docs/fuel.md"}\n'),
-      "qa.jsonl:1", "'docs/fuel.md'", "nearest: 'fuel.md'"),
-    C("qa-duplicate-id", lambda e: qa(e, '{"id": "a", "question": "q?", "answers": ["x"]}\n' * 2), "qa.jsonl:2", "duplicate id"),
+    C(
+        "qa-unanswerable-string-false",
+        lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": ["a"], "unanswerable": "false"}\n'),
+        "qa.jsonl:2",
+        "'unanswerable' must be true or false",
+        "without quotes",
+    ),
+    C(
+        "qa-unanswerable-string-true",
+        lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": [], "unanswerable": "true"}\n'),
+        "qa.jsonl:2",
+        "'unanswerable'",
+    ),
+    C(
+        "qa-unanswerable-one",
+        lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": [], "unanswerable": 1}\n'),
+        "qa.jsonl:2",
+        "'unanswerable'",
+    ),
+    C(
+        "qa-unanswerable-null",
+        lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": [], "unanswerable": null}\n'),
+        "qa.jsonl:2",
+        "'unanswerable'",
+    ),
+    C(
+        "qa-source-number",
+        lambda e: qa(e, '{"question": "q?", "answers": ["a"], "source": 3}\n'),
+        "qa.jsonl:1",
+        "'source'",
+    ),
+    C(
+        "qa-source-not-in-corpus",
+        lambda e: qa(e, QA_LINE + '{"question": "q?", "answers": ["a"], "source": "ferry-timetabel.md"}\n'),
+        "qa.jsonl:2",
+        "source 'ferry-timetabel.md' is not a file of the corpus",
+        "nearest: 'ferry-timetable.md'",
+    ),
+    C(
+        "qa-source-wrong-folder",
+        lambda e: qa(e, '{"question": "q?", "answers": ["a"], "source": "docs/fuel.md"}\n'),
+        "qa.jsonl:1",
+        "'docs/fuel.md'",
+        "nearest: 'fuel.md'",
+    ),
+    C(
+        "qa-duplicate-id",
+        lambda e: qa(e, '{"id": "a", "question": "q?", "answers": ["x"]}\n' * 2),
+        "qa.jsonl:2",
+        "duplicate id",
+    ),
     C("qa-id-list", lambda e: qa(e, '{"id": [1], "question": "q?", "answers": ["x"]}\n'), "qa.jsonl:1", "'id'"),
-    C("qa-only-unanswerable", lambda e: qa(e, '{"question": "q?", "answers": [], "unanswerable": true}\n'),
-      "no answerable questions"),
-    C("qa-symlink-loop", lambda e: (os.symlink("qloop", e.tmp / "qloop"), e.run_args(qa=str(e.tmp / "qloop")))[1],
-      "qloop"),
-    C("train-qa-broken", lambda e: e.run_args(extra=("--train-qa", e.write("t.jsonl", "nope\n"))), "t.jsonl:1", "not valid JSON"),
-    C("train-qa-missing", lambda e: e.run_args(extra=("--train-qa", str(e.tmp / "t.jsonl"))), "t.jsonl", "does not exist"),
+    C(
+        "qa-only-unanswerable",
+        lambda e: qa(e, '{"question": "q?", "answers": [], "unanswerable": true}\n'),
+        "no answerable questions",
+    ),
+    C(
+        "qa-symlink-loop",
+        lambda e: (os.symlink("qloop", e.tmp / "qloop"), e.run_args(qa=str(e.tmp / "qloop")))[1],
+        "qloop",
+    ),
+    C(
+        "train-qa-broken",
+        lambda e: e.run_args(extra=("--train-qa", e.write("t.jsonl", "nope\n"))),
+        "t.jsonl:1",
+        "not valid JSON",
+    ),
+    C(
+        "train-qa-missing",
+        lambda e: e.run_args(extra=("--train-qa", str(e.tmp / "t.jsonl"))),
+        "t.jsonl",
+        "does not exist",
+    ),
     C("train-qa-empty-string", lambda e: e.run_args(extra=("--train-qa", "")), "--train-qa is empty"),
-    C("train-qa-source-unknown", lambda e: e.run_args(extra=("--train-qa", e.write(
-        "t.jsonl", '{"question": "q?", "answers": ["a"], "source": "nowhere.md"}\n'))), "t.jsonl:1", "'nowhere.md'"),
-    C("train-qa-bool-string", lambda e: e.run_args(extra=("--train-qa", e.write(
-        "t.jsonl", '{"question": "q?", "answers": ["a"], "unanswerable": "no"}\n'))), "t.jsonl:1", "'unanswerable'"),
+    C(
+        "train-qa-source-unknown",
+        lambda e: e.run_args(
+            extra=("--train-qa", e.write("t.jsonl", '{"question": "q?", "answers": ["a"], "source": "nowhere.md"}\n'))
+        ),
+        "t.jsonl:1",
+        "'nowhere.md'",
+    ),
+    C(
+        "train-qa-bool-string",
+        lambda e: e.run_args(
+            extra=("--train-qa", e.write("t.jsonl", '{"question": "q?", "answers": ["a"], "unanswerable": "no"}\n'))
+        ),
+        "t.jsonl:1",
+        "'unanswerable'",
+    ),
     # ------------------------------------------------------------ config values and overrides (run)
     C("max-steps-negative", lambda e: e.run_args("tuning.max_steps=-10"), "tuning.max_steps=-10"),
     C("threads-negative", lambda e: e.run_args("threads=-2"), "threads=-2"),
@@ -193,37 +297,93 @@ CASES = [
     C("fact-value-typo", lambda e: e.run_args("recommend.facts.knowledge_change=hourly"), "recommend", "hourly"),
     C("section-not-mapping", lambda e: e.run_args("tuning=5"), "tuning must be a mapping"),
     # ------------------------------------------------------------ plans and time budgets (run, plan)
-    C("time-budget-malformed", lambda e: e.run_args(extra=("--time-budget", "ten minutes")), "--time-budget",
-      "not a duration", "10m"),
-    C("time-budget-unit-typo", lambda e: e.run_args(extra=("--time-budget", "10min")), "--time-budget", "not a duration"),
+    C(
+        "time-budget-malformed",
+        lambda e: e.run_args(extra=("--time-budget", "ten minutes")),
+        "--time-budget",
+        "not a duration",
+        "10m",
+    ),
+    C(
+        "time-budget-unit-typo",
+        lambda e: e.run_args(extra=("--time-budget", "10min")),
+        "--time-budget",
+        "not a duration",
+    ),
     C("time-budget-zero", lambda e: e.run_args(extra=("--time-budget", "0")), "--time-budget", "positive duration"),
     C("time-budget-empty", lambda e: e.run_args(extra=("--time-budget", "")), "--time-budget is empty"),
-    C("time-budget-too-small", lambda e: e.run_args(extra=("--time-budget", "1s")), "too small", "needs about",
-      "give at least --time-budget"),
+    C(
+        "time-budget-too-small",
+        lambda e: e.run_args(extra=("--time-budget", "1s")),
+        "too small",
+        "needs about",
+        "give at least --time-budget",
+    ),
     C("time-budget-config-malformed", lambda e: e.run_args("run.time_budget=soon"), "run.time_budget='soon'"),
     C("confirm-over-malformed", lambda e: e.run_args("run.confirm_over=-5m"), "run.confirm_over"),
-    C("long-plan-without-yes", lambda e: e.run_args("run.confirm_over=1s"), "over run.confirm_over=1s",
-      "nothing was started", "--yes"),
+    C(
+        "long-plan-without-yes",
+        lambda e: e.run_args("run.confirm_over=1s"),
+        "over run.confirm_over=1s",
+        "nothing was started",
+        "--yes",
+    ),
     C("max-train-tokens-negative", lambda e: e.run_args("tuning.max_train_tokens=-1"), "tuning.max_train_tokens=-1"),
     C("plan-time-budget-malformed", lambda e: ["plan", *e.run_args(extra=("--time-budget", "x"))[1:]], "--time-budget"),
-    C("plan-device-typo", lambda e: ["plan", *e.run_args(extra=("--device", "a1000"))[1:]], "unknown --device 'a1000'",
-      "a100"),
+    C(
+        "plan-device-typo",
+        lambda e: ["plan", *e.run_args(extra=("--device", "a1000"))[1:]],
+        "unknown --device 'a1000'",
+        "a100",
+    ),
     C("plan-speedup-zero", lambda e: ["plan", *e.run_args(extra=("--speedup", "0"))[1:]], "--speedup"),
     C("plan-price-negative", lambda e: ["plan", *e.run_args(extra=("--price-per-hour", "-1"))[1:]], "--price-per-hour"),
-    C("dry-run-corpus-missing", lambda e: e.run_args(corpus=str(e.tmp / "nope"), extra=("--dry-run",)), "nope",
-      "does not exist"),
+    C(
+        "dry-run-corpus-missing",
+        lambda e: e.run_args(corpus=str(e.tmp / "nope"), extra=("--dry-run",)),
+        "nope",
+        "does not exist",
+    ),
     # ------------------------------------------------------------ model specs (run)
     C("model-typo", lambda e: e.run_args(extra=("--model", "smollm3")), "model.spec", "unknown causal model 'smollm3'"),
     C("model-empty-string", lambda e: e.run_args(extra=("--model", "")), "--model is empty"),
-    C("model-folder-without-config", lambda e: e.run_args(extra=("--model", e.folder("m", {"x.bin": "1"}))),
-      "model.spec", "not a model folder"),
-    C("model-is-an-embedder", lambda e: e.run_args(extra=("--model", "all-minilm-l6-v2")), "model.spec", "bundled embedder"),
-    C("model-hub-id-offline", lambda e: e.run_args(extra=("--model", "nosuch-org/nosuch-model")),
-      "model.spec", "nosuch-org/nosuch-model", "Hugging Face Hub"),
-    C("embedder-typo", lambda e: e.run_args(extra=("--embedder", "all-minilm-l6")), "retrieval.embedder", "all-minilm-l6"),
-    C("embedder-is-causal", lambda e: e.run_args(extra=("--embedder", "smollm2-135m-instruct")), "retrieval.embedder",
-      "bundled causal"),
-    C("embedder-hashing-bad-dim", lambda e: e.run_args(extra=("--embedder", "hashing:0")), "retrieval.embedder", "hashing:0"),
+    C(
+        "model-folder-without-config",
+        lambda e: e.run_args(extra=("--model", e.folder("m", {"x.bin": "1"}))),
+        "model.spec",
+        "not a model folder",
+    ),
+    C(
+        "model-is-an-embedder",
+        lambda e: e.run_args(extra=("--model", "all-minilm-l6-v2")),
+        "model.spec",
+        "bundled embedder",
+    ),
+    C(
+        "model-hub-id-offline",
+        lambda e: e.run_args(extra=("--model", "nosuch-org/nosuch-model")),
+        "model.spec",
+        "nosuch-org/nosuch-model",
+        "Hugging Face Hub",
+    ),
+    C(
+        "embedder-typo",
+        lambda e: e.run_args(extra=("--embedder", "all-minilm-l6")),
+        "retrieval.embedder",
+        "all-minilm-l6",
+    ),
+    C(
+        "embedder-is-causal",
+        lambda e: e.run_args(extra=("--embedder", "smollm2-135m-instruct")),
+        "retrieval.embedder",
+        "bundled causal",
+    ),
+    C(
+        "embedder-hashing-bad-dim",
+        lambda e: e.run_args(extra=("--embedder", "hashing:0")),
+        "retrieval.embedder",
+        "hashing:0",
+    ),
     C("judge-typo", lambda e: e.run_args("eval.judge=smollm3"), "eval.judge", "unknown causal model 'smollm3'"),
     C("judge-is-an-embedder", lambda e: e.run_args("eval.judge=all-minilm-l6-v2"), "eval.judge", "bundled embedder"),
     C("eval-embedder-typo", lambda e: e.run_args("eval.embedder=minilm"), "eval.embedder", "minilm"),
@@ -231,24 +391,66 @@ CASES = [
     C("config-missing", lambda e: e.run_args(extra=("--config", str(e.tmp / "c.yaml"))), "c.yaml", "does not exist"),
     C("config-empty-string", lambda e: e.run_args(extra=("--config", "")), "--config is empty"),
     C("config-preset-typo", lambda e: e.run_args(extra=("--config", "smoek")), "unknown preset 'smoek'", "smoke"),
-    C("config-bad-yaml", lambda e: e.run_args(extra=("--config", e.write("c.yaml", "tuning: [\n"))), "c.yaml", "not valid YAML"),
-    C("config-not-mapping", lambda e: e.run_args(extra=("--config", e.write("c.yaml", "- a\n- b\n"))), "c.yaml", "mapping"),
-    C("config-binary", lambda e: e.run_args(extra=("--config", e.write("c.yaml", b"\x00\xff" * 30))), "c.yaml", "binary"),
-    C("config-cp1252-unknown-key", lambda e: e.run_args(extra=("--config", e.write(
-        "c.yaml", "# r\xe9sum\xe9 caf\xe9 na\xefve \xe0 la carte\ntuning:\n  lorra: 2\n".encode("cp1252")))),
-      "unknown config key 'tuning.lorra'"),
+    C(
+        "config-bad-yaml",
+        lambda e: e.run_args(extra=("--config", e.write("c.yaml", "tuning: [\n"))),
+        "c.yaml",
+        "not valid YAML",
+    ),
+    C(
+        "config-not-mapping",
+        lambda e: e.run_args(extra=("--config", e.write("c.yaml", "- a\n- b\n"))),
+        "c.yaml",
+        "mapping",
+    ),
+    C(
+        "config-binary",
+        lambda e: e.run_args(extra=("--config", e.write("c.yaml", b"\x00\xff" * 30))),
+        "c.yaml",
+        "binary",
+    ),
+    C(
+        "config-cp1252-unknown-key",
+        lambda e: e.run_args(
+            extra=(
+                "--config",
+                e.write(
+                    "c.yaml", "# r\xe9sum\xe9 caf\xe9 na\xefve \xe0 la carte\ntuning:\n  lorra: 2\n".encode("cp1252")
+                ),
+            )
+        ),
+        "unknown config key 'tuning.lorra'",
+    ),
     C("config-folder", lambda e: e.run_args(extra=("--config", e.folder("conf.yaml"))), "conf.yaml"),
     # ------------------------------------------------------------ --out (run)
     C("out-is-a-file", lambda e: e.run_args(out=e.write("f.txt", "mine")), "f.txt", "is a file"),
-    C("out-under-a-file", lambda e: e.run_args(out=str(e.tmp / "f.txt" / "run")) if e.write("f.txt", "x") else [],
-      "f.txt", "is a file"),
-    C("out-user-folder", lambda e: e.run_args(out=e.folder("mine", {"notes.txt": "x", "config.yaml": "a: 1"})),
-      "mine", "not a run directory", "--force"),
-    C("out-user-folder-force-clash", lambda e: e.run_args(out=e.folder("mine", {"config.yaml": "a: 1"}), extra=("--force",)),
-      "mine", "'config.yaml'", "overwrite"),
+    C(
+        "out-under-a-file",
+        lambda e: e.run_args(out=str(e.tmp / "f.txt" / "run")) if e.write("f.txt", "x") else [],
+        "f.txt",
+        "is a file",
+    ),
+    C(
+        "out-user-folder",
+        lambda e: e.run_args(out=e.folder("mine", {"notes.txt": "x", "config.yaml": "a: 1"})),
+        "mine",
+        "not a run directory",
+        "--force",
+    ),
+    C(
+        "out-user-folder-force-clash",
+        lambda e: e.run_args(out=e.folder("mine", {"config.yaml": "a: 1"}), extra=("--force",)),
+        "mine",
+        "'config.yaml'",
+        "overwrite",
+    ),
     C("out-empty-string", lambda e: e.run_args(out=""), "--out is empty"),
-    C("out-foreign-manifest", lambda e: e.run_args(out=e.folder("app", {"manifest.json": '{"name": "my app"}'})),
-      "app", "not a run directory"),
+    C(
+        "out-foreign-manifest",
+        lambda e: e.run_args(out=e.folder("app", {"manifest.json": '{"name": "my app"}'})),
+        "app",
+        "not a run directory",
+    ),
     # ------------------------------------------------------------ advisor eval
     C("eval-run-missing", lambda e: ["eval", str(e.tmp / "nope")], "nope", "does not exist"),
     C("eval-not-a-run", lambda e: ["eval", e.folder("plain")], "plain", "not a run directory"),
@@ -258,86 +460,261 @@ CASES = [
     C("eval-judge-empty", lambda e: ["eval", str(e.run), "--judge", ""], "--judge is empty"),
     C("eval-cmd-embedder-typo", lambda e: ["eval", str(e.run), "eval.embedder=minilm"], "eval.embedder", "minilm"),
     C("eval-override-unknown", lambda e: ["eval", str(e.run), "eval.limitt=3"], "unknown config key 'eval.limitt'"),
-    C("eval-config-broken", lambda e: (e.run.joinpath("config.yaml").write_text("tuning: [\n"), ["eval", str(e.run)])[1],
-      "config.yaml", "not valid YAML"),
-    C("eval-adapter-missing", lambda e: (shutil.rmtree(e.run / "adapter"), ["eval", str(e.run), "--arms", "tuned"])[1],
-      "arm 'tuned' needs", "adapter"),
+    C(
+        "eval-config-broken",
+        lambda e: (e.run.joinpath("config.yaml").write_text("tuning: [\n"), ["eval", str(e.run)])[1],
+        "config.yaml",
+        "not valid YAML",
+    ),
+    C(
+        "eval-adapter-missing",
+        lambda e: (shutil.rmtree(e.run / "adapter"), ["eval", str(e.run), "--arms", "tuned"])[1],
+        "arm 'tuned' needs",
+        "adapter",
+    ),
     # ------------------------------------------------------------ advisor search
     C("search-dir-missing", lambda e: ["search", str(e.tmp / "nope"), "ferry"], "no FAISS index"),
     C("search-truncated-index", lambda e: ["search", truncated_index(e), "ferry"], "index.faiss", "damaged", "rebuild"),
-    C("search-garbage-index", lambda e: (e.write("ix/index/index.faiss", b"not an index"),
-                                         e.write("ix/index/index_config.json", '{"embedder": "hashing"}'),
-                                         ["search", str(e.tmp / "ix"), "ferry"])[2], "index.faiss", "damaged"),
-    C("search-broken-index-config", lambda e: (e.run.joinpath("index/index_config.json").write_text("{"),
-                                               ["search", str(e.run), "ferry"])[1], "index_config.json", "not valid JSON"),
-    C("search-meta-short", lambda e: (e.run.joinpath("index/meta.jsonl").write_text(
-        e.run.joinpath("index/meta.jsonl").read_text().splitlines()[0] + "\n"), ["search", str(e.run), "ferry"])[1],
-      "inconsistent", "meta.jsonl"),
+    C(
+        "search-garbage-index",
+        lambda e: (
+            e.write("ix/index/index.faiss", b"not an index"),
+            e.write("ix/index/index_config.json", '{"embedder": "hashing"}'),
+            ["search", str(e.tmp / "ix"), "ferry"],
+        )[2],
+        "index.faiss",
+        "damaged",
+    ),
+    C(
+        "search-broken-index-config",
+        lambda e: (e.run.joinpath("index/index_config.json").write_text("{"), ["search", str(e.run), "ferry"])[1],
+        "index_config.json",
+        "not valid JSON",
+    ),
+    C(
+        "search-meta-short",
+        lambda e: (
+            e.run.joinpath("index/meta.jsonl").write_text(
+                e.run.joinpath("index/meta.jsonl").read_text().splitlines()[0] + "\n"
+            ),
+            ["search", str(e.run), "ferry"],
+        )[1],
+        "inconsistent",
+        "meta.jsonl",
+    ),
     C("search-k-zero", lambda e: ["search", str(e.run), "ferry", "-k", "0"], "-k 0"),
     C("search-empty-query", lambda e: ["search", str(e.run), "  "], "query is empty"),
     # ------------------------------------------------------------ advisor index
-    C("index-corpus-missing", lambda e: ["index", str(e.tmp / "nope"), "--out", str(e.tmp / "ix")], "nope", "does not exist"),
+    C(
+        "index-corpus-missing",
+        lambda e: ["index", str(e.tmp / "nope"), "--out", str(e.tmp / "ix")],
+        "nope",
+        "does not exist",
+    ),
     C("index-corpus-empty-string", lambda e: ["index", "", "--out", str(e.tmp / "ix")], "must not be empty"),
-    C("index-out-is-a-file", lambda e: ["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "--out",
-                                        e.write("f.txt", "x")], "f.txt", "is a file"),
-    C("index-out-user-folder", lambda e: ["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "--out",
-                                          e.folder("mine", {"a.txt": "x"})], "mine", "not an index folder", "--force"),
-    C("index-out-force-clash", lambda e: ["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "--out",
-                                          e.folder("mine", {"chunks.jsonl": "x"}), "--force"], "'chunks.jsonl'"),
-    C("index-embedder-typo", lambda e: ["index", str(DATA / "corpus"), "--out", str(e.tmp / "ix"), "--embedder", "minilm"],
-      "retrieval.embedder", "minilm"),
-    C("index-chunk-size", lambda e: ["index", str(DATA / "corpus"), "chunking.size=4", "--out", str(e.tmp / "ix")],
-      "chunking.size=4"),
-    C("index-only-binary", lambda e: ["index", e.folder("docs", {"a.md": b"\x00" * 20}), "retrieval.embedder=hashing",
-                                      "--out", str(e.tmp / "ix")], "no readable documents"),
+    C(
+        "index-out-is-a-file",
+        lambda e: ["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "--out", e.write("f.txt", "x")],
+        "f.txt",
+        "is a file",
+    ),
+    C(
+        "index-out-user-folder",
+        lambda e: [
+            "index",
+            str(DATA / "corpus"),
+            "retrieval.embedder=hashing",
+            "--out",
+            e.folder("mine", {"a.txt": "x"}),
+        ],
+        "mine",
+        "not an index folder",
+        "--force",
+    ),
+    C(
+        "index-out-force-clash",
+        lambda e: [
+            "index",
+            str(DATA / "corpus"),
+            "retrieval.embedder=hashing",
+            "--out",
+            e.folder("mine", {"chunks.jsonl": "x"}),
+            "--force",
+        ],
+        "'chunks.jsonl'",
+    ),
+    C(
+        "index-embedder-typo",
+        lambda e: ["index", str(DATA / "corpus"), "--out", str(e.tmp / "ix"), "--embedder", "minilm"],
+        "retrieval.embedder",
+        "minilm",
+    ),
+    C(
+        "index-chunk-size",
+        lambda e: ["index", str(DATA / "corpus"), "chunking.size=4", "--out", str(e.tmp / "ix")],
+        "chunking.size=4",
+    ),
+    C(
+        "index-only-binary",
+        lambda e: [
+            "index",
+            e.folder("docs", {"a.md": b"\x00" * 20}),
+            "retrieval.embedder=hashing",
+            "--out",
+            str(e.tmp / "ix"),
+        ],
+        "no readable documents",
+    ),
     # ------------------------------------------------------------ advisor tune
     C("tune-not-ingested", lambda e: ["tune", e.folder("plain", {"x.txt": "1"})], "not an ingested run directory"),
-    C("tune-out-is-a-file", lambda e: ["tune", "--corpus", str(DATA / "corpus"), "--qa", str(DATA / "qa.jsonl"),
-                                       "--model", e.model, "--out", e.write("f.txt", "x"), "retrieval.embedder=hashing",
-                                       "model.quantization=none", "eval.perplexity_texts=0"], "f.txt", "is a file"),
-    C("tune-max-steps-negative", lambda e: ["tune", "--corpus", str(DATA / "corpus"), "--qa", str(DATA / "qa.jsonl"),
-                                            "--out", str(e.run), "tuning.max_steps=-10"], "tuning.max_steps=-10"),
+    C(
+        "tune-out-is-a-file",
+        lambda e: [
+            "tune",
+            "--corpus",
+            str(DATA / "corpus"),
+            "--qa",
+            str(DATA / "qa.jsonl"),
+            "--model",
+            e.model,
+            "--out",
+            e.write("f.txt", "x"),
+            "retrieval.embedder=hashing",
+            "model.quantization=none",
+            "eval.perplexity_texts=0",
+        ],
+        "f.txt",
+        "is a file",
+    ),
+    C(
+        "tune-max-steps-negative",
+        lambda e: [
+            "tune",
+            "--corpus",
+            str(DATA / "corpus"),
+            "--qa",
+            str(DATA / "qa.jsonl"),
+            "--out",
+            str(e.run),
+            "tuning.max_steps=-10",
+        ],
+        "tuning.max_steps=-10",
+    ),
     C("tune-corpus-empty-string", lambda e: ["tune", "--corpus", "", "--out", str(e.run)], "--corpus is empty"),
-    C("tune-model-typo", lambda e: ["tune", "--corpus", str(DATA / "corpus"), "--qa", str(DATA / "qa.jsonl"), "--model",
-                                    "smollm3", "--out", str(e.run), "retrieval.embedder=hashing"], "model.spec", "smollm3"),
+    C(
+        "tune-model-typo",
+        lambda e: [
+            "tune",
+            "--corpus",
+            str(DATA / "corpus"),
+            "--qa",
+            str(DATA / "qa.jsonl"),
+            "--model",
+            "smollm3",
+            "--out",
+            str(e.run),
+            "retrieval.embedder=hashing",
+        ],
+        "model.spec",
+        "smollm3",
+    ),
     # ------------------------------------------------------------ advisor export
     C("export-out-is-a-file", lambda e: ["export", str(e.run), "--out", e.write("f.txt", "x")], "f.txt", "is a file"),
     C("export-out-is-the-run", lambda e: ["export", str(e.run), "--out", str(e.run), "--force"], "run directory"),
     C("export-out-inside-run", lambda e: ["export", str(e.run), "--out", str(e.run / "merged")], "inside it"),
-    C("export-out-another-run", lambda e: ["export", str(e.run), "--out", e.folder(
-        "other", {"manifest.json": '{"stages": {}}'}), "--force"], "run or index folder"),
+    C(
+        "export-out-another-run",
+        lambda e: ["export", str(e.run), "--out", e.folder("other", {"manifest.json": '{"stages": {}}'}), "--force"],
+        "run or index folder",
+    ),
     C("export-no-adapter", lambda e: ["export", e.folder("plain"), "--out", str(e.tmp / "m")], "no trained adapter"),
-    C("export-out-user-files", lambda e: ["export", str(e.run), "--out", e.folder("mine", {"a.txt": "x"})],
-      "already holds files", "--force"),
+    C(
+        "export-out-user-files",
+        lambda e: ["export", str(e.run), "--out", e.folder("mine", {"a.txt": "x"})],
+        "already holds files",
+        "--force",
+    ),
     # ------------------------------------------------------------ advisor batch
     C("batch-missing", lambda e: ["batch", str(e.tmp / "b.yaml")], "b.yaml", "does not exist"),
     C("batch-bad-yaml", lambda e: ["batch", e.write("b.yaml", "corpora: [\n")], "b.yaml", "not valid YAML"),
     C("batch-binary", lambda e: ["batch", e.write("b.yaml", b"\x00\x00\xff")], "b.yaml", "binary"),
     C("batch-no-corpora", lambda e: ["batch", e.write("b.yaml", "models: [x]\n")], "'corpora' is missing"),
     C("batch-unknown-key", lambda e: ["batch", e.batch(setings=[])], "unknown key 'setings'", "settings"),
-    C("batch-second-corpus-typo", lambda e: ["batch", e.batch(corpora=[
-        {"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl")},
-        {"name": "typo", "path": str(DATA / "corpsu"), "qa": str(DATA / "qa.jsonl")}])], "cell typo", "corpsu", "does not exist"),
+    C(
+        "batch-second-corpus-typo",
+        lambda e: [
+            "batch",
+            e.batch(
+                corpora=[
+                    {"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl")},
+                    {"name": "typo", "path": str(DATA / "corpsu"), "qa": str(DATA / "qa.jsonl")},
+                ]
+            ),
+        ],
+        "cell typo",
+        "corpsu",
+        "does not exist",
+    ),
     C("batch-second-model-typo", lambda e: ["batch", e.batch(models=[e.model, "smollm3"])], "smollm3", "model.spec"),
-    C("batch-cell-source-unknown", lambda e: ["batch", e.batch(corpora=[{"name": "x", "path": str(DATA / "corpus"), "qa": e.write(
-        "q.jsonl", '{"question": "q?", "answers": ["a"], "source": "nope.md"}\n')}])], "q.jsonl:1", "'nope.md'"),
-    C("batch-cell-judge-typo", lambda e: ["batch", e.batch(settings=[{"name": "j", "config": "smoke",
-                                                                      "overrides": ["eval.judge=smollm3"]}])], "eval.judge"),
-    C("batch-setting-unknown-key", lambda e: ["batch", e.batch(settings=[{"name": "s", "overides": []}])], "'overides'"),
+    C(
+        "batch-cell-source-unknown",
+        lambda e: [
+            "batch",
+            e.batch(
+                corpora=[
+                    {
+                        "name": "x",
+                        "path": str(DATA / "corpus"),
+                        "qa": e.write("q.jsonl", '{"question": "q?", "answers": ["a"], "source": "nope.md"}\n'),
+                    }
+                ]
+            ),
+        ],
+        "q.jsonl:1",
+        "'nope.md'",
+    ),
+    C(
+        "batch-cell-judge-typo",
+        lambda e: ["batch", e.batch(settings=[{"name": "j", "config": "smoke", "overrides": ["eval.judge=smollm3"]}])],
+        "eval.judge",
+    ),
+    C(
+        "batch-setting-unknown-key",
+        lambda e: ["batch", e.batch(settings=[{"name": "s", "overides": []}])],
+        "'overides'",
+    ),
     C("batch-corpus-not-mapping", lambda e: ["batch", e.batch(corpora=["docs/"])], "corpora[0] must be a mapping"),
     C("batch-corpus-path-number", lambda e: ["batch", e.batch(corpora=[{"name": "n", "path": 5}])], "corpora[0].path"),
     C("batch-out-is-a-file", lambda e: ["batch", e.batch(out=e.write("o.txt", "x"))], "o.txt", "is a file"),
     C("batch-presets-typo", lambda e: ["batch", e.batch(recommend_presets=["balancd"])], "balancd"),
     C("batch-mlflow-bad", lambda e: ["batch", e.batch(mlflow="sometimes")], "mlflow"),
-    C("batch-overrides-empty-list-setting-bad", lambda e: ["batch", e.batch(overrides=[], settings=[
-        {"name": "bad", "config": "smoke", "overrides": ["tuning.max_steps=-1"]}])], "setting=bad", "tuning.max_steps=-1"),
-    C("batch-cp1252-unknown-key", lambda e: ["batch", e.write("b.yaml", "# caf\xe9 \xe0 na\xefve r\xe9sum\xe9\ncorpra: []\n"
-                                                              .encode("cp1252"))], "unknown key 'corpra'"),
+    C(
+        "batch-overrides-empty-list-setting-bad",
+        lambda e: [
+            "batch",
+            e.batch(overrides=[], settings=[{"name": "bad", "config": "smoke", "overrides": ["tuning.max_steps=-1"]}]),
+        ],
+        "setting=bad",
+        "tuning.max_steps=-1",
+    ),
+    C(
+        "batch-cp1252-unknown-key",
+        lambda e: ["batch", e.write("b.yaml", "# caf\xe9 \xe0 na\xefve r\xe9sum\xe9\ncorpra: []\n".encode("cp1252"))],
+        "unknown key 'corpra'",
+    ),
     # ------------------------------------------------------------ advisor recommend / drill
     C("recommend-run-missing", lambda e: ["recommend", str(e.tmp / "nope")], "nope", "does not exist"),
-    C("recommend-weights-malformed", lambda e: ["recommend", str(e.run), "--weights", "accuracy"], "--weights 'accuracy'"),
+    C(
+        "recommend-weights-malformed",
+        lambda e: ["recommend", str(e.run), "--weights", "accuracy"],
+        "--weights 'accuracy'",
+    ),
     C("recommend-weights-unknown", lambda e: ["recommend", str(e.run), "--weights", "acuracy=0.5"], "acuracy"),
-    C("recommend-facts-unknown-value", lambda e: ["recommend", str(e.run), "--facts", "knowledge_change=hourly"], "hourly"),
+    C(
+        "recommend-facts-unknown-value",
+        lambda e: ["recommend", str(e.run), "--facts", "knowledge_change=hourly"],
+        "hourly",
+    ),
     C("recommend-preset-typo", lambda e: ["recommend", str(e.run), "--preset", "cheap"], "cheap"),
     C("drill-run-missing", lambda e: ["drill", str(e.tmp / "nope")], "nope"),
     C("drill-changes-missing", lambda e: ["drill", str(e.run), "--changes", str(e.tmp / "changes")], "changes"),
@@ -345,13 +722,24 @@ CASES = [
     C("serve-port-out-of-range", lambda e: ["serve", str(e.run), "--arm", "rag", "--port", "70000"], "70000"),
     C("serve-run-missing", lambda e: ["serve", str(e.tmp / "nope"), "--port", "1"], "not a run directory"),
     C("serve-arm-typo", lambda e: ["serve", str(e.run), "--arm", "ragg"], "unknown arm 'ragg'"),
-    C("serve-arm-without-index", lambda e: (shutil.rmtree(e.run / "index"), ["serve", str(e.run), "--arm", "rag"])[1],
-      "needs the FAISS index"),
-    C("serve-bad-host", lambda e: ["serve", str(e.run), "--arm", "rag", "--host", "no.such.host.invalid", "--port", "8123"],
-      "no.such.host.invalid"),
+    C(
+        "serve-arm-without-index",
+        lambda e: (shutil.rmtree(e.run / "index"), ["serve", str(e.run), "--arm", "rag"])[1],
+        "needs the FAISS index",
+    ),
+    C(
+        "serve-bad-host",
+        lambda e: ["serve", str(e.run), "--arm", "rag", "--host", "no.such.host.invalid", "--port", "8123"],
+        "no.such.host.invalid",
+    ),
     C("serve-max-batch-zero", lambda e: ["serve", str(e.run), "--max-batch", "0"], "--max-batch"),
     C("dashboard-port-out-of-range", lambda e: ["dashboard", "--port", "0"], "--port 0"),
-    C("dashboard-runs-dir-is-a-file", lambda e: ["dashboard", "--runs-dir", e.write("r.txt", "x")], "r.txt", "is a file"),
+    C(
+        "dashboard-runs-dir-is-a-file",
+        lambda e: ["dashboard", "--runs-dir", e.write("r.txt", "x")],
+        "r.txt",
+        "is a file",
+    ),
 ]
 
 
@@ -376,7 +764,9 @@ def assert_one_line_error(code: int, err: str, needles: tuple[str, ...]) -> None
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, finished, tiny_model_dir, tmp_path, capsys, monkeypatch):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    case, finished, tiny_model_dir, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # a command that wrongly wrote into the current folder shows up in the snapshot
     run = tmp_path / finished.name
     shutil.copytree(finished, run, symlinks=True)
@@ -423,8 +813,12 @@ def test_batch_files_without_overrides_are_accepted(tmp_path, tiny_model_dir):
 
 def test_a_typo_in_the_second_batch_corpus_fails_before_the_first_cell_builds(tmp_path, tiny_model_dir, capsys):
     e = Env(tmp_path, tmp_path / "run", str(tiny_model_dir))
-    f = e.batch(corpora=[{"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl")},
-                         {"name": "typo", "path": str(DATA / "corpsu"), "qa": str(DATA / "qa.jsonl")}])
+    f = e.batch(
+        corpora=[
+            {"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl")},
+            {"name": "typo", "path": str(DATA / "corpsu"), "qa": str(DATA / "qa.jsonl")},
+        ]
+    )
     assert main(["batch", f]) == 2
     assert "corpsu" in capsys.readouterr().err
     assert not (tmp_path / "batch").exists()
@@ -455,11 +849,13 @@ def test_unanswerable_accepts_json_booleans_only(tmp_path):
     from advisor.core.qa import load_qa
 
     q = tmp_path / "qa.jsonl"
-    q.write_text('{"question": "a?", "answers": [], "unanswerable": true}\n'
-                 '{"question": "b?", "answers": ["x"], "unanswerable": false}\n')
+    q.write_text(
+        '{"question": "a?", "answers": [], "unanswerable": true}\n'
+        '{"question": "b?", "answers": ["x"], "unanswerable": false}\n'
+    )
     assert [it.unanswerable for it in load_qa(q)] == [True, False]
     q.write_text('{"question": "b?", "answers": ["x"], "unanswerable": "false"}\n')
-    with pytest.raises(AdvisorError, match="must be true or false, got \"false\""):
+    with pytest.raises(AdvisorError, match='must be true or false, got "false"'):
         load_qa(q)
 
 
@@ -481,8 +877,12 @@ def test_the_sample_qa_sets_name_only_sample_files():
     files = [rel for _, rel in corpus_files(SAMPLE_CORPUS)]
     for qa_file in (SAMPLE_EVAL, SAMPLE_TRAIN):
         check_sources(load_qa(qa_file), qa_file, SAMPLE_CORPUS, files)
-    check_sources(load_qa(DATA / "qa.jsonl"), DATA / "qa.jsonl", DATA / "corpus",
-                  [rel for _, rel in corpus_files(DATA / "corpus")])
+    check_sources(
+        load_qa(DATA / "qa.jsonl"),
+        DATA / "qa.jsonl",
+        DATA / "corpus",
+        [rel for _, rel in corpus_files(DATA / "corpus")],
+    )
 
 
 def test_a_manifest_that_is_not_a_run_is_not_mistaken_for_one(tmp_path):

@@ -20,9 +20,18 @@ from advisor.batch import load_batch
 from advisor.cli import main
 
 DATA = Path(__file__).parent / "data"
-TINY = ["model.quantization=none", "model.max_new_tokens=4", "retrieval.embedder=hashing", "chunking.size=40",
-        "chunking.overlap=8", "retrieval.context_tokens=200", "tuning.max_steps=2", "eval.limit=8",
-        "eval.probe_limit=3", "eval.batch_size=8"]
+TINY = [
+    "model.quantization=none",
+    "model.max_new_tokens=4",
+    "retrieval.embedder=hashing",
+    "chunking.size=40",
+    "chunking.overlap=8",
+    "retrieval.context_tokens=200",
+    "tuning.max_steps=2",
+    "eval.limit=8",
+    "eval.probe_limit=3",
+    "eval.batch_size=8",
+]
 
 
 def half_corpus(tmp: Path) -> dict:
@@ -32,8 +41,11 @@ def half_corpus(tmp: Path) -> dict:
     for d in docs:
         (tmp / "half" / d.name).write_text(d.read_text())
     names = {d.name for d in docs}
-    qa = [line for line in (DATA / "qa.jsonl").read_text().splitlines()
-          if json.loads(line).get("source") in names or json.loads(line).get("unanswerable")]
+    qa = [
+        line
+        for line in (DATA / "qa.jsonl").read_text().splitlines()
+        if json.loads(line).get("source") in names or json.loads(line).get("unanswerable")
+    ]
     (tmp / "half.jsonl").write_text("\n".join(qa) + "\n")
     return {"name": "ferry-half", "path": str(tmp / "half"), "qa": str(tmp / "half.jsonl")}
 
@@ -41,11 +53,20 @@ def half_corpus(tmp: Path) -> dict:
 def batch_file(tmp: Path, model: Path, **over) -> Path:
     spec = {
         "out": str(tmp / "batch"),
-        "corpora": [{"name": "ferry", "path": str(DATA / "corpus"), "qa": str(DATA / "qa.jsonl"),
-                     "train_qa": str(DATA / "train.jsonl")}, half_corpus(tmp)],
+        "corpora": [
+            {
+                "name": "ferry",
+                "path": str(DATA / "corpus"),
+                "qa": str(DATA / "qa.jsonl"),
+                "train_qa": str(DATA / "train.jsonl"),
+            },
+            half_corpus(tmp),
+        ],
         "models": [str(model)],
-        "settings": [{"name": "smoke", "config": "smoke"},
-                     {"name": "r2", "config": "smoke", "overrides": ["tuning.lora.r=2", "tuning.lora.alpha=4"]}],
+        "settings": [
+            {"name": "smoke", "config": "smoke"},
+            {"name": "r2", "config": "smoke", "overrides": ["tuning.lora.r=2", "tuning.lora.alpha=4"]},
+        ],
         "overrides": TINY,
         "recommend_presets": ["balanced", "cost-first"],
         **over,
@@ -58,20 +79,27 @@ def batch_file(tmp: Path, model: Path, **over) -> Path:
 def test_the_matrix_is_corpora_times_models_times_settings(tmp_path, tiny_model_dir):
     spec = load_batch(batch_file(tmp_path, tiny_model_dir))
     assert len(spec.cells) == 4 and len({c.run_dir for c in spec.cells}) == 4
-    assert {(c.corpus, c.setting) for c in spec.cells} == {(a, b) for a in ("ferry", "ferry-half") for b in ("smoke", "r2")}
+    assert {(c.corpus, c.setting) for c in spec.cells} == {
+        (a, b) for a in ("ferry", "ferry-half") for b in ("smoke", "r2")
+    }
     r2 = next(c for c in spec.cells if c.setting == "r2")
     assert r2.config.tuning.lora.r == 2 and r2.config.model.quantization == "none"
 
 
-@pytest.mark.parametrize("over, msg", [
-    ({"corpus": []}, "unknown key 'corpus' (did you mean 'corpora'?)"),
-    ({"recommend_presets": ["fast"]}, "unknown weight preset 'fast'"),
-    ({"settings": [{"name": "bad", "config": "smoke", "overrides": ["tuning.lora.r=0"]}]},
-     "setting=bad: tuning.lora.r=0 must be a positive integer"),
-    ({"settings": [{"name": "typo", "config": "smok"}]}, "unknown preset 'smok'"),
-    ({"corpora": [{"name": "x", "paht": "docs"}]}, "unknown key 'paht'"),
-    ({"mlflow": "sometimes"}, "must be auto, true or false"),
-])
+@pytest.mark.parametrize(
+    "over, msg",
+    [
+        ({"corpus": []}, "unknown key 'corpus' (did you mean 'corpora'?)"),
+        ({"recommend_presets": ["fast"]}, "unknown weight preset 'fast'"),
+        (
+            {"settings": [{"name": "bad", "config": "smoke", "overrides": ["tuning.lora.r=0"]}]},
+            "setting=bad: tuning.lora.r=0 must be a positive integer",
+        ),
+        ({"settings": [{"name": "typo", "config": "smok"}]}, "unknown preset 'smok'"),
+        ({"corpora": [{"name": "x", "paht": "docs"}]}, "unknown key 'paht'"),
+        ({"mlflow": "sometimes"}, "must be auto, true or false"),
+    ],
+)
 def test_bad_batch_files_fail_before_anything_is_built(tmp_path, tiny_model_dir, capsys, over, msg):
     f = batch_file(tmp_path, tiny_model_dir, **over)
     assert main(["batch", str(f)]) == 2
@@ -118,7 +146,8 @@ def test_batch_is_interrupted_resumed_and_summarized(tmp_path, tiny_model_dir):
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert len(rows) == 8  # 4 runs x 2 weight presets
     assert {(x["corpus"], x["setting"], x["preset"]) for x in rows} == {
-        (c, s, p) for c in ("ferry", "ferry-half") for s in ("smoke", "r2") for p in ("balanced", "cost-first")}
+        (c, s, p) for c in ("ferry", "ferry-half") for s in ("smoke", "r2") for p in ("balanced", "cost-first")
+    }
     for x in rows:
         assert x["verdict"] in ("rag", "fine-tune", "both") and 0 <= float(x["acc_rag"]) <= 1
         assert Path(x["run_dir"], "recommendation.json").exists()

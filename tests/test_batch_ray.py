@@ -33,9 +33,15 @@ def test_ray_not_installed_is_one_clear_line_and_exit_2(tmp_path, tiny_model_dir
 
 
 def test_cell_resources_come_from_the_batch_file_and_bad_ones_fail_early(tmp_path, tiny_model_dir, capsys):
-    f = batch_file(tmp_path, tiny_model_dir, resources={"cpus": 1, "memory_gb": 2},
-                   settings=[{"name": "smoke", "config": "smoke"},
-                             {"name": "big", "config": "smoke", "resources": {"cpus": 2, "gpus": 1}}])
+    f = batch_file(
+        tmp_path,
+        tiny_model_dir,
+        resources={"cpus": 1, "memory_gb": 2},
+        settings=[
+            {"name": "smoke", "config": "smoke"},
+            {"name": "big", "config": "smoke", "resources": {"cpus": 2, "gpus": 1}},
+        ],
+    )
     res = {c.setting: c.resources for c in load_batch(f).cells}
     assert res == {"smoke": {"cpus": 1, "memory_gb": 2}, "big": {"cpus": 2, "memory_gb": 2, "gpus": 1}}
     (tmp_path / "typo").mkdir()
@@ -50,9 +56,16 @@ def test_mlflow_logs_a_finished_run_with_its_config_metrics_cis_and_artifacts(tm
 
     cell = load_batch(batch_file(tmp_path, tiny_model_dir)).cells[0]
     (cell.run_dir / "eval").mkdir(parents=True)
-    (cell.run_dir / "eval" / "metrics.json").write_text(json.dumps({"arms": {
-        "rag": {"accuracy": {"value": 0.5, "ci95": [0.3, 0.7], "n": 20}, "latency_p50_s": {"value": 1.2}},
-        "tuned": {"accuracy": {"value": 0.25, "ci95": [0.1, 0.45], "n": 20}}}}))
+    (cell.run_dir / "eval" / "metrics.json").write_text(
+        json.dumps(
+            {
+                "arms": {
+                    "rag": {"accuracy": {"value": 0.5, "ci95": [0.3, 0.7], "n": 20}, "latency_p50_s": {"value": 1.2}},
+                    "tuned": {"accuracy": {"value": 0.25, "ci95": [0.1, 0.45], "n": 20}},
+                }
+            }
+        )
+    )
     (cell.run_dir / "report.html").write_text("<html>report</html>")
     (cell.run_dir / "recommendation.json").write_text(json.dumps({"verdict": "rag"}))
     mlflow_log(tmp_path / "batch", cell, [{"preset": "balanced", "verdict": "rag"}])
@@ -78,8 +91,10 @@ def free_port() -> int:
 
 
 def rows(out: Path) -> list[dict]:
-    return sorted(({k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader((out / "summary.csv").open())),
-                  key=lambda r: (r["cell"], r["preset"]))
+    return sorted(
+        ({k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader((out / "summary.csv").open())),
+        key=lambda r: (r["cell"], r["preset"]),
+    )
 
 
 @pytest.fixture
@@ -89,9 +104,30 @@ def ray_head():
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus",
-                    "2", "--num-gpus", "0", "--include-dashboard", "false", "--temp-dir", temp,
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            str(ray),
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--num-gpus",
+            "0",
+            "--include-dashboard",
+            "false",
+            "--temp-dir",
+            temp,
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -101,11 +137,13 @@ def ray_head():
 
 @pytest.mark.slow
 def test_ray_batch_is_killed_after_the_first_cell_resumes_and_equals_the_sequential_summary(
-        tmp_path, tiny_model_dir, ray_head):
+    tmp_path, tiny_model_dir, ray_head
+):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     seq = batch_file(tmp_path, tiny_model_dir, out=str(tmp_path / "seq"), mlflow=False)
-    r = subprocess.run([sys.executable, "-m", "advisor", "batch", str(seq)], capture_output=True, text=True, env=env,
-                       timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "advisor", "batch", str(seq)], capture_output=True, text=True, env=env, timeout=900
+    )
     assert r.returncode == 0, r.stderr[-3000:]
 
     (tmp_path / "ray").mkdir()

@@ -9,7 +9,9 @@ from advisor.cli import main
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "advisor", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "advisor", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_help_explains_every_option(capsys):
@@ -28,8 +30,18 @@ def test_help_explains_every_option(capsys):
 def test_ls_lists_presets_models_metrics_and_probes(capsys):
     assert main(["ls"]) == 0
     out = capsys.readouterr().out
-    for name in ("quickstart", "smoke", "balanced", "smollm2-135m-instruct", "gemma3-270m", "all-minilm-l6-v2",
-                 "exact_match", "hallucination_rate", "arc_easy", "mmlu_"):
+    for name in (
+        "quickstart",
+        "smoke",
+        "balanced",
+        "smollm2-135m-instruct",
+        "gemma3-270m",
+        "all-minilm-l6-v2",
+        "exact_match",
+        "hallucination_rate",
+        "arc_easy",
+        "mmlu_",
+    ):
         assert name in out, name
 
 
@@ -43,19 +55,30 @@ def _assert_one_line_error(r, *needles):
 
 
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, tiny_qa, tiny_corpus):
-    _assert_one_line_error(run_cli("run", "--corpus", str(tmp_path / "nope"), "--qa", str(tiny_qa)), "nope", "does not exist")
+    _assert_one_line_error(
+        run_cli("run", "--corpus", str(tmp_path / "nope"), "--qa", str(tiny_qa)), "nope", "does not exist"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     _assert_one_line_error(run_cli("run", "--corpus", str(empty), "--qa", str(tiny_qa)), "empty")
     bad = tmp_path / "qa.jsonl"
     bad.write_text('{"question": "a?", "answers": ["b"]}\n{"question": "c?", "answers": ["d"]}\n{broken\n')
-    _assert_one_line_error(run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(bad)), "qa.jsonl:3", "not valid JSON")
-    _assert_one_line_error(run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(tiny_qa), "--model", "smollm3"),
-                           "unknown causal model 'smollm3'")
+    _assert_one_line_error(
+        run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(bad)), "qa.jsonl:3", "not valid JSON"
+    )
+    _assert_one_line_error(
+        run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(tiny_qa), "--model", "smollm3"),
+        "unknown causal model 'smollm3'",
+    )
     _assert_one_line_error(run_cli("run", "tuning.lora.r=0"), "tuning.lora.r=0")
     _assert_one_line_error(run_cli("run", "--config", "nosuchpreset"), "unknown preset 'nosuchpreset'")
-    _assert_one_line_error(run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(tiny_qa), "tuning.method=full",
-                                   "model.quantization=none"), "tuning.method=full", "advisor tune")
+    _assert_one_line_error(
+        run_cli(
+            "run", "--corpus", str(tiny_corpus), "--qa", str(tiny_qa), "tuning.method=full", "model.quantization=none"
+        ),
+        "tuning.method=full",
+        "advisor tune",
+    )
 
 
 def test_nothing_is_built_when_input_is_bad(tmp_path, tiny_corpus):

@@ -22,8 +22,16 @@ def test_presets_are_headed_by_the_command_that_runs_them():
 
 
 def test_dotted_overrides_are_typed_and_nested():
-    cfg = load_config("quickstart", ["tuning.lora.r=4", "eval.limit=10", "model.quantization=none",
-                                     "eval.arms=base,rag", "tuning.use_corpus_text=false"])
+    cfg = load_config(
+        "quickstart",
+        [
+            "tuning.lora.r=4",
+            "eval.limit=10",
+            "model.quantization=none",
+            "eval.arms=base,rag",
+            "tuning.use_corpus_text=false",
+        ],
+    )
     assert cfg.tuning.lora.r == 4 and cfg.eval.limit == 10 and cfg.model.quantization == "none"
     assert cfg.eval.arms == ["base", "rag"] and cfg.tuning.use_corpus_text is False
     assert parse_override("a.b.c=1.5") == {"a": {"b": {"c": 1.5}}}
@@ -36,19 +44,22 @@ def test_unknown_key_suggests_the_closest():
         load_config(None, ["chunkng.size=10"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("chunking.overlap=300", "overlap"),
-    ("tuning.lora.r=0", "lora.r=0"),
-    ("model.quantization=nf8", "did you mean 'nf4'"),
-    ("eval.arms=base,ragg", "unknown arm 'ragg'"),
-    ("tuning.lr=-1", "tuning.lr"),
-    ("retrieval.top_k=abc", "must be an integer"),
-    ("tuning.schedule=constant", "cosine or linear"),
-    ("run.time_budget=soon", "run.time_budget='soon' is not a duration"),
-    ("run.time_budget=-10m", "not a duration"),
-    ("run.confirm_over=0", "must be a positive duration"),
-    ("tuning.max_train_tokens=-5", "tuning.max_train_tokens=-5"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("chunking.overlap=300", "overlap"),
+        ("tuning.lora.r=0", "lora.r=0"),
+        ("model.quantization=nf8", "did you mean 'nf4'"),
+        ("eval.arms=base,ragg", "unknown arm 'ragg'"),
+        ("tuning.lr=-1", "tuning.lr"),
+        ("retrieval.top_k=abc", "must be an integer"),
+        ("tuning.schedule=constant", "cosine or linear"),
+        ("run.time_budget=soon", "run.time_budget='soon' is not a duration"),
+        ("run.time_budget=-10m", "not a duration"),
+        ("run.confirm_over=0", "must be a positive duration"),
+        ("tuning.max_train_tokens=-5", "tuning.max_train_tokens=-5"),
+    ],
+)
 def test_bad_values_are_rejected_with_the_field_named(override, message):
     with pytest.raises(AdvisorError, match=message):
         load_config(None, [override])
@@ -78,8 +89,9 @@ def test_unknown_preset_and_missing_file(tmp_path):
         load_config(str(bad))
 
 
-@pytest.mark.parametrize("text, seconds", [("10m", 600), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), ("600", 600),
-                                           ("2H 5M", 7500)])
+@pytest.mark.parametrize(
+    "text, seconds", [("10m", 600), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), ("600", 600), ("2H 5M", 7500)]
+)
 def test_durations_read_as_people_write_them(text, seconds):
     from advisor.core.config import parse_duration
 

@@ -35,7 +35,7 @@ def test_chunk_ids_are_content_hashes(tiny_corpus):
     assert [c.id for c in a] == [c.id for c in b]
     assert len({c.id for c in a}) == len(a)
     doc = next(d for d in docs if d.doc_id == a[0].source)
-    assert doc.text[a[0].start:a[0].end] == a[0].text
+    assert doc.text[a[0].start : a[0].end] == a[0].text
     docs[0].text += " changed"
     c = chunk_documents(docs, whitespace_offsets, 20, 5)
     changed = {x.id for x in c} ^ {x.id for x in a}

@@ -17,12 +17,25 @@ DRILL = Path(__file__).parent / "data" / "drill"
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model_dir):
     data = Path(__file__).parent / "data"
-    cfg = load_config("smoke", [
-        f"corpus.path={data / 'corpus'}", f"corpus.qa={data / 'qa.jsonl'}", f"corpus.train_qa={data / 'train.jsonl'}",
-        f"model.spec={tiny_model_dir}", "model.quantization=none", "model.max_new_tokens=4",
-        "retrieval.embedder=hashing", "chunking.size=40", "chunking.overlap=8", "retrieval.context_tokens=200",
-        "tuning.max_steps=2", "eval.limit=8", "eval.probe_limit=3", "eval.batch_size=8",
-    ])
+    cfg = load_config(
+        "smoke",
+        [
+            f"corpus.path={data / 'corpus'}",
+            f"corpus.qa={data / 'qa.jsonl'}",
+            f"corpus.train_qa={data / 'train.jsonl'}",
+            f"model.spec={tiny_model_dir}",
+            "model.quantization=none",
+            "model.max_new_tokens=4",
+            "retrieval.embedder=hashing",
+            "chunking.size=40",
+            "chunking.overlap=8",
+            "retrieval.context_tokens=200",
+            "tuning.max_steps=2",
+            "eval.limit=8",
+            "eval.probe_limit=3",
+            "eval.batch_size=8",
+        ],
+    )
     return run_pipeline(cfg, tmp_path_factory.mktemp("drill") / "run")
 
 

@@ -12,8 +12,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_advisor_run_end_to_end_on_the_bundled_model(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "ADVISOR_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "ADVISOR_HOME": str(tmp_path / "home"),
+        "HF_HOME": str(tmp_path / "hf"),
+    }
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "advisor", "run", "--config", "smoke", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
@@ -21,8 +26,16 @@ def test_advisor_run_end_to_end_on_the_bundled_model(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == str(out)
     assert "verdict:" in r.stderr
 
-    for rel in ["config.yaml", "manifest.json", "chunks.jsonl", "index/index.faiss", "adapter/adapter_config.json",
-                "eval/metrics.json", "recommendation.json", "report.md"]:
+    for rel in [
+        "config.yaml",
+        "manifest.json",
+        "chunks.jsonl",
+        "index/index.faiss",
+        "adapter/adapter_config.json",
+        "eval/metrics.json",
+        "recommendation.json",
+        "report.md",
+    ]:
         assert (out / rel).exists(), rel
     metrics = json.loads((out / "eval/metrics.json").read_text())
     assert set(metrics["arms"]) == {"base", "rag", "tuned", "tuned_rag"}

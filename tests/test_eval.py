@@ -47,11 +47,22 @@ def _rows(n_ans, n_una, right, arm_conf=0.9):
     rows = []
     for i in range(n_ans + n_una):
         una = i >= n_ans
-        rows.append({"id": f"q{i}", "question": f"question {i}?", "answers": [] if una else [f"answer {i}"],
-                     "unanswerable": una, "source": None if una else f"d{i}.md",
-                     "answer": "I don't know." if una else (f"answer {i}" if i < right else "something else"),
-                     "contexts": [], "latency_s": 0.1 + i / 100, "prompt_tokens": 30 + i, "new_tokens": 3,
-                     "confidence": arm_conf, "arm_peak_memory_mb": 512.0})
+        rows.append(
+            {
+                "id": f"q{i}",
+                "question": f"question {i}?",
+                "answers": [] if una else [f"answer {i}"],
+                "unanswerable": una,
+                "source": None if una else f"d{i}.md",
+                "answer": "I don't know." if una else (f"answer {i}" if i < right else "something else"),
+                "contexts": [],
+                "latency_s": 0.1 + i / 100,
+                "prompt_tokens": 30 + i,
+                "new_tokens": 3,
+                "confidence": arm_conf,
+                "arm_peak_memory_mb": 512.0,
+            }
+        )
     return rows
 
 
@@ -64,18 +75,46 @@ def test_metrics_json_has_every_metric_with_ci_and_n_and_the_paired_differences(
         rows = score_rows(_rows(12, 3, right[arm]), TextEmbedder("hashing"))
         if arm in ("rag", "tuned_rag"):
             for r in rows:
-                r["contexts"] = [{"source": r["source"] or "x.md", "text": f"The {r['answers'][0] if r['answers'] else 'x'} is here.",
-                                  "chunk_id": "c", "score": 1.0, "rank": 1}]
+                r["contexts"] = [
+                    {
+                        "source": r["source"] or "x.md",
+                        "text": f"The {r['answers'][0] if r['answers'] else 'x'} is here.",
+                        "chunk_id": "c",
+                        "score": 1.0,
+                        "rank": 1,
+                    }
+                ]
             rows = score_rows(rows, TextEmbedder("hashing"))
         write_jsonl(tmp_path / f"{arm}.jsonl", rows)
-    probes = {"sets": {"arc_easy": {"base": {"acc": [1, 1, 0, 1], "acc_norm": [1, 0, 0, 1]},
-                                    "tuned": {"acc": [1, 0, 0, 1], "acc_norm": [1, 0, 0, 0]}}},
-              "perplexity": {"base": [10.0, 12.0, 9.0], "tuned": [11.0, 13.5, 9.5]}}
+    probes = {
+        "sets": {
+            "arc_easy": {
+                "base": {"acc": [1, 1, 0, 1], "acc_norm": [1, 0, 0, 1]},
+                "tuned": {"acc": [1, 0, 0, 1], "acc_norm": [1, 0, 0, 0]},
+            }
+        },
+        "perplexity": {"base": [10.0, 12.0, 9.0], "tuned": [11.0, 13.5, 9.5]},
+    }
     m = aggregate(tmp_path, list(ARMS), probes, 300, 7)
-    expected = {"accuracy", "exact_match", "f1", "containment", "semantic_similarity", "abstention_rate",
-                "fabrication_rate", "false_abstention_rate", "hallucination_rate", "wrong_and_confident_rate",
-                "latency_p50_s", "latency_p95_s", "prompt_tokens", "peak_memory_mb", "probe_accuracy",
-                "probe_accuracy_norm", "perplexity"}
+    expected = {
+        "accuracy",
+        "exact_match",
+        "f1",
+        "containment",
+        "semantic_similarity",
+        "abstention_rate",
+        "fabrication_rate",
+        "false_abstention_rate",
+        "hallucination_rate",
+        "wrong_and_confident_rate",
+        "latency_p50_s",
+        "latency_p95_s",
+        "prompt_tokens",
+        "peak_memory_mb",
+        "probe_accuracy",
+        "probe_accuracy_norm",
+        "perplexity",
+    }
     for arm in ARMS:
         got = m["arms"][arm]
         assert expected <= set(got), expected - set(got)
@@ -116,8 +155,10 @@ def test_evaluate_metric_module_loads_by_path():
     from evalsuite.metrics import HF_METRICS_DIR
 
     m = evaluate.load(str(HF_METRICS_DIR / "advisor_qa"))
-    out = m.compute(predictions=["Paris", "the Oslo [2]", "42", "I don't know.", "[1] (a.md)"],
-                    references=[["Paris"], ["Oslo"], ["41"], [], ["Rome"]])
+    out = m.compute(
+        predictions=["Paris", "the Oslo [2]", "42", "I don't know.", "[1] (a.md)"],
+        references=[["Paris"], ["Oslo"], ["41"], [], ["Rome"]],
+    )
     assert out["exact_match"] == pytest.approx(2 / 4) and out["accuracy"] == pytest.approx(2 / 4)  # '[2]' stripped
     assert out["abstention_rate"] == 1.0 and out["hallucination_rate"] == pytest.approx(2 / 5) and out["n"] == 5
     assert out["bare_citation_rate"] == pytest.approx(1 / 5)  # '[1] (a.md)' cites and answers nothing
@@ -130,9 +171,21 @@ def _run_dir(tmp, tiny_model_dir, qa, *extra):
     """A run directory as 'advisor run' leaves it (config.yaml), without index or adapter."""
     run = tmp / "run"
     run.mkdir()
-    cfg = load_config("smoke", [f"corpus.path={Path(qa).parent}", f"corpus.qa={qa}", f"model.spec={tiny_model_dir}",
-                                "model.quantization=none", "model.max_new_tokens=3", "retrieval.embedder=hashing",
-                                "eval.probe_limit=3", "eval.perplexity_texts=2", "eval.arms=base", *extra])
+    cfg = load_config(
+        "smoke",
+        [
+            f"corpus.path={Path(qa).parent}",
+            f"corpus.qa={qa}",
+            f"model.spec={tiny_model_dir}",
+            "model.quantization=none",
+            "model.max_new_tokens=3",
+            "retrieval.embedder=hashing",
+            "eval.probe_limit=3",
+            "eval.perplexity_texts=2",
+            "eval.arms=base",
+            *extra,
+        ],
+    )
     (run / "config.yaml").write_text(dump_config(cfg))
     return run
 
@@ -147,20 +200,36 @@ def test_advisor_eval_reanswers_a_run_and_writes_per_question_rows(tmp_path, tin
         assert "hallucination_rate" in r["scores"]
     m = json.loads((run / "eval/metrics.json").read_text())
     base = m["arms"]["base"]
-    for name in ("accuracy", "exact_match", "f1", "semantic_similarity", "probe_accuracy", "perplexity",
-                 "latency_p95_s", "peak_memory_mb", "judge_kappa"):
+    for name in (
+        "accuracy",
+        "exact_match",
+        "f1",
+        "semantic_similarity",
+        "probe_accuracy",
+        "perplexity",
+        "latency_p95_s",
+        "peak_memory_mb",
+        "judge_kappa",
+    ):
         assert base[name]["n"] > 0, name
     assert json.loads((run / "manifest.json").read_text())["stages"]["eval_base"]["status"] == "done"
     assert (run / "report.md").exists()
 
 
-def test_a_collapsed_arm_is_one_warning_line_and_the_evaluation_still_finishes(tmp_path, tiny_model_dir, tiny_qa,
-                                                                               capsys, monkeypatch):
+def test_a_collapsed_arm_is_one_warning_line_and_the_evaluation_still_finishes(
+    tmp_path, tiny_model_dir, tiny_qa, capsys, monkeypatch
+):
     import evalsuite.evaluate
 
     def every_answer_the_same(answers):
-        return {"collapsed": True, "top_answer": "1.", "top_share": 0.9, "empty_share": 0.0, "n": len(answers),
-                "reason": "90% of its answers are the same string '1.'"}
+        return {
+            "collapsed": True,
+            "top_answer": "1.",
+            "top_share": 0.9,
+            "empty_share": 0.0,
+            "n": len(answers),
+            "reason": "90% of its answers are the same string '1.'",
+        }
 
     monkeypatch.setattr(evalsuite.evaluate, "detect_collapse", every_answer_the_same)
     run = _run_dir(tmp_path, tiny_model_dir, tiny_qa, "eval.probes=[]", "eval.perplexity_texts=0")
@@ -234,9 +303,16 @@ def test_evicting_greedy_decoder_matches_model_generate(tiny_lm, monkeypatch, ro
     strings, end tokens and min_new_tokens, for prompts of different lengths in one batch; also when the
     prompts are prefilled one at a time, reusing the keys and values of shared prefixes."""
     monkeypatch.setattr(tiny_lm, "ROWWISE_PREFILL_TOKENS", 0 if rowwise else 10**9)
-    prompts = ["Question: who?\nAnswer:", "Q", "Question: what is the fee for a late return of a bike?\nAnswer:",
-               "tell me", "a b c d e f g h", SHARED + "When does it leave?", SHARED + "When does it return?",
-               SHARED + "When"]
+    prompts = [
+        "Question: who?\nAnswer:",
+        "Q",
+        "Question: what is the fee for a late return of a bike?\nAnswer:",
+        "tell me",
+        "a b c d e f g h",
+        SHARED + "When does it leave?",
+        SHARED + "When does it return?",
+        SHARED + "When",
+    ]
     lengths = set()
     tiny_lm.prefill_tokens = 0
     for stop, min_new in [(("\n",), 0), ((), 0), ((), 6), (("e",), 0), (("a", "i", "o"), 0)]:
@@ -306,8 +382,13 @@ def test_sampling_gives_k_seeded_answers_per_prompt_and_leaves_greedy_decoding_u
     """k rows per prompt share one prefill; the same seed gives the same samples whatever the batch size or the
     order of the prompts, another seed other samples; near temperature 0 every sample is the greedy answer."""
     monkeypatch.setattr(tiny_lm, "ROWWISE_PREFILL_TOKENS", 0 if rowwise else 10**9)
-    prompts = ["Question: who?\nAnswer:", "Q", "Question: what is the fee for a late return of a bike?\nAnswer:",
-               SHARED + "When does it leave?", SHARED + "When does it return?"]
+    prompts = [
+        "Question: who?\nAnswer:",
+        "Q",
+        "Question: what is the fee for a late return of a bike?\nAnswer:",
+        SHARED + "When does it leave?",
+        SHARED + "When does it return?",
+    ]
 
     def texts(out):
         return [[g.text for g in r] for r in out]
@@ -340,13 +421,21 @@ def test_aggregate_reports_collapse_and_the_known_facts_breakdown(tmp_path):
     assert base["collapsed"] and base["top_answer"] == "something else" and base["top_share"] == pytest.approx(10 / 15)
     assert base["reason"] == "67% of its answers are the same string 'something else'"
     assert not rag["collapsed"] and rag["top_share"] == pytest.approx(3 / 15) and rag["n"] == 15
-    assert m["knowledge"] == {"samples": 2, "temperature": 0.7, "method": METHOD,
-                              "counts": {"known": 2, "maybe_known": 4, "unknown": 6}}
+    assert m["knowledge"] == {
+        "samples": 2,
+        "temperature": 0.7,
+        "method": METHOD,
+        "counts": {"known": 2, "maybe_known": 4, "unknown": 6},
+    }
     assert m["seeds"]["known_samples"] == 3
     bk = m["arms"]["rag"]["by_knowledge"]  # rag is right on q0..q8: all known and maybe_known, 3 of 6 unknown
     assert {g: v["n"] for g, v in bk.items()} == {"known": 2, "maybe_known": 4, "unknown": 6}
     assert bk["known"]["accuracy"]["value"] == 1.0 and bk["unknown"]["accuracy"]["value"] == 0.5
     assert set(bk["unknown"]) == {"n", "accuracy", "hallucination_rate", "f1"}
-    assert bk["unknown"]["hallucination_rate"] == {"value": 0.5, "ci95": bk["unknown"]["hallucination_rate"]["ci95"], "n": 6}
+    assert bk["unknown"]["hallucination_rate"] == {
+        "value": 0.5,
+        "ci95": bk["unknown"]["hallucination_rate"]["ci95"],
+        "n": 6,
+    }
     plain = aggregate(tmp_path, ["base"], None, 200, 0)
     assert "knowledge" not in plain and "by_knowledge" not in plain["arms"]["base"] and "base" in plain["collapse"]

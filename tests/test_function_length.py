@@ -48,9 +48,11 @@ def test_no_function_is_longer_than_80_lines_unless_listed_with_its_reason():
     allowed = listed()
     assert all(allowed.values()), f"a listed function has no reason: {allowed}"
     long = {f: n for f, n in function_lengths().items() if n > MAX_LINES and f not in allowed}
-    assert not long, ("functions over 80 lines; split them into named steps, or list them with the reason in "
-                      "docs/architecture.md ('Functions over 80 lines'):\n"
-                      + "\n".join(f"{f}: {n} lines" for f, n in sorted(long.items(), key=lambda x: -x[1])))
+    assert not long, (
+        "functions over 80 lines; split them into named steps, or list them with the reason in "
+        "docs/architecture.md ('Functions over 80 lines'):\n"
+        + "\n".join(f"{f}: {n} lines" for f, n in sorted(long.items(), key=lambda x: -x[1]))
+    )
 
 
 def test_every_listed_function_is_still_long():

@@ -24,12 +24,15 @@ def top(mod: str) -> str:
     return "advisor.core" if parts[:2] == ["advisor", "core"] else parts[0]
 
 
-@pytest.mark.parametrize("package, allowed", [
-    ("advisor/core", {"advisor.core"}),
-    ("retrieval", {"advisor.core", "retrieval"}),
-    ("tuning", {"advisor.core", "tuning"}),
-    ("evalsuite", {"advisor.core", "evalsuite"}),
-])
+@pytest.mark.parametrize(
+    "package, allowed",
+    [
+        ("advisor/core", {"advisor.core"}),
+        ("retrieval", {"advisor.core", "retrieval"}),
+        ("tuning", {"advisor.core", "tuning"}),
+        ("evalsuite", {"advisor.core", "evalsuite"}),
+    ],
+)
 def test_imports_point_down_only(package, allowed):
     project = {"advisor", "advisor.core", "retrieval", "tuning", "evalsuite", "ui"}
     for f in (ROOT / package).rglob("*.py"):
@@ -43,8 +46,12 @@ def test_the_repository_cites_only_documents_it_holds():
     import re
 
     root = Path(__file__).resolve().parents[1]
-    files = [p for d in ("advisor", "evalsuite", "retrieval", "tuning", "ui", "tests", "benchmarks", "docs")
-             for p in (root / d).rglob("*") if p.suffix in (".py", ".md", ".yaml") and ".venv" not in p.parts]
+    files = [
+        p
+        for d in ("advisor", "evalsuite", "retrieval", "tuning", "ui", "tests", "benchmarks", "docs")
+        for p in (root / d).rglob("*")
+        if p.suffix in (".py", ".md", ".yaml") and ".venv" not in p.parts
+    ]
     files += [root / "README.md"]
     outside, missing = [], []
     for p in files:
@@ -53,6 +60,9 @@ def test_the_repository_cites_only_documents_it_holds():
             if name in text and p.name != "test_layers.py":
                 outside.append(f"{p.relative_to(root)}: {name}")
         if "tests" not in p.relative_to(root).parts:  # tests write their own docs/ folders as data
-            missing += [f"{p.relative_to(root)}: {m}" for m in set(re.findall(r"\bdocs/[\w.-]+\.md\b", text))
-                        if not (root / m).is_file()]
+            missing += [
+                f"{p.relative_to(root)}: {m}"
+                for m in set(re.findall(r"\bdocs/[\w.-]+\.md\b", text))
+                if not (root / m).is_file()
+            ]
     assert not outside and not missing, outside + missing

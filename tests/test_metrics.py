@@ -25,10 +25,18 @@ def test_squad_normalisation_and_scores():
     assert ExactMatch().score(Sample("q", ["14 days"], prediction="14 Days")).value == 1.0
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("I don't know.", True), ("I do not know", True), ("", True), ("The context does not mention it.", True),
-    ("That information is not provided.", True), ("14 days", False), ("Ingrid Hallvard", False),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("I don't know.", True),
+        ("I do not know", True),
+        ("", True),
+        ("The context does not mention it.", True),
+        ("That information is not provided.", True),
+        ("14 days", False),
+        ("Ingrid Hallvard", False),
+    ],
+)
 def test_abstention_detection(text, expected):
     assert is_abstention(text) is expected
 
@@ -81,9 +89,19 @@ def test_a_right_answer_wrapped_in_a_sentence_is_correct_not_a_hallucination():
     assert Accuracy().score(Sample("q", ["212"], prediction="213")).value == 0.0
 
 
-@pytest.mark.parametrize("module", ["evalsuite.metrics.base", "evalsuite.metrics.accuracy", "evalsuite.metrics.hallucination",
-                                    "evalsuite.metrics.retrieval", "evalsuite.metrics.citation", "evalsuite.stats",
-                                    "evalsuite.collapse", "evalsuite.knowledge"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "evalsuite.metrics.base",
+        "evalsuite.metrics.accuracy",
+        "evalsuite.metrics.hallucination",
+        "evalsuite.metrics.retrieval",
+        "evalsuite.metrics.citation",
+        "evalsuite.stats",
+        "evalsuite.collapse",
+        "evalsuite.knowledge",
+    ],
+)
 def test_docstring_examples_run(module):
     """Every metric documents itself with a runnable >>> example (docs/architecture.md, 'Extension points'); they must stay true."""
     import doctest
@@ -130,13 +148,25 @@ def test_wrong_and_confident_and_faithfulness():
 # ---------------------------------------------------------------- bare citations, collapse, known facts
 
 
-@pytest.mark.parametrize("raw, bare", [
-    ("[4] (tk.txt)", True), ("[1].", True), ("[2]", True), ("[1, 3]", True), ("Source: [3]", True),
-    ("See passage [2] (docs/refunds.md).", True), ("According to [1], (policy.md#4)", True),
-    ("14 days [2]", False), ("[2] 14 days (refunds.md)", False), ("Node.js [2]", False),
-    ("(tk.txt)", False),  # no citation marker: not a bare citation (a closed-book answer never is)
-    ("", False), ("I don't know.", False), ("1.", False),
-])
+@pytest.mark.parametrize(
+    "raw, bare",
+    [
+        ("[4] (tk.txt)", True),
+        ("[1].", True),
+        ("[2]", True),
+        ("[1, 3]", True),
+        ("Source: [3]", True),
+        ("See passage [2] (docs/refunds.md).", True),
+        ("According to [1], (policy.md#4)", True),
+        ("14 days [2]", False),
+        ("[2] 14 days (refunds.md)", False),
+        ("Node.js [2]", False),
+        ("(tk.txt)", False),  # no citation marker: not a bare citation (a closed-book answer never is)
+        ("", False),
+        ("I don't know.", False),
+        ("1.", False),
+    ],
+)
 def test_bare_citation_is_a_marker_with_no_answer_beside_it(raw, bare):
     from evalsuite.metrics import BareCitation, is_bare_citation
 
@@ -158,20 +188,47 @@ def test_bare_citation_strips_the_retrieved_sources_names_and_applies_to_every_q
 def test_score_rows_scores_bare_citations_on_the_raw_answer():
     from evalsuite.evaluate import score_rows
 
-    rows = [{"id": f"q{i}", "question": "q?", "answers": ["8.6.12"], "unanswerable": False, "source": "tk.txt",
-             "answer": a, "contexts": [{"source": "tk.txt", "text": "tk 8.6.12"}], "confidence": None}
-            for i, a in enumerate(["[4] (tk.txt)", "8.6.12 [4]", "8.6.12"])]
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": "q?",
+            "answers": ["8.6.12"],
+            "unanswerable": False,
+            "source": "tk.txt",
+            "answer": a,
+            "contexts": [{"source": "tk.txt", "text": "tk 8.6.12"}],
+            "confidence": None,
+        }
+        for i, a in enumerate(["[4] (tk.txt)", "8.6.12 [4]", "8.6.12"])
+    ]
     assert [r["scores"]["bare_citation_rate"] for r in score_rows(rows)] == [1.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("answers, collapsed, top, why", [
-    (["1."] * 3 + ["1"] * 2 + [f"answer {i}" for i in range(15)], True, "1.", "25% of its answers are the same string '1.'"),
-    (["[4] (tk.txt)"] * 5 + [f"answer {i}" for i in range(15)], True, "(tk.txt)", "25% of its answers"),
-    (["", "[2]", ".", "", "[1]."] + [f"answer {i}" for i in range(15)], True, "answer 0", "25% of its answers are empty"),
-    (["I don't know."] * 12 + ["The context does not mention it."] * 4 + ["Oslo"] * 4, False, "Oslo",
-     "no answer string is more than 20%"),
-    (["1"] * 4 + [f"answer {i}" for i in range(16)], False, "1", "the commonest, '1', is 20%"),  # 20% is not > 20%
-])
+@pytest.mark.parametrize(
+    "answers, collapsed, top, why",
+    [
+        (
+            ["1."] * 3 + ["1"] * 2 + [f"answer {i}" for i in range(15)],
+            True,
+            "1.",
+            "25% of its answers are the same string '1.'",
+        ),
+        (["[4] (tk.txt)"] * 5 + [f"answer {i}" for i in range(15)], True, "(tk.txt)", "25% of its answers"),
+        (
+            ["", "[2]", ".", "", "[1]."] + [f"answer {i}" for i in range(15)],
+            True,
+            "answer 0",
+            "25% of its answers are empty",
+        ),
+        (
+            ["I don't know."] * 12 + ["The context does not mention it."] * 4 + ["Oslo"] * 4,
+            False,
+            "Oslo",
+            "no answer string is more than 20%",
+        ),
+        (["1"] * 4 + [f"answer {i}" for i in range(16)], False, "1", "the commonest, '1', is 20%"),  # 20% is not > 20%
+    ],
+)
 def test_collapse_flags_one_repeated_answer_or_empty_answers_but_not_abstentions(answers, collapsed, top, why):
     from evalsuite.collapse import detect_collapse
 
@@ -183,20 +240,35 @@ def test_collapse_flags_one_repeated_answer_or_empty_answers_but_not_abstentions
 def test_knowledge_groups_known_maybe_known_unknown_from_greedy_and_samples():
     from evalsuite.knowledge import by_knowledge, group_of, knowledge_rows, knowledge_summary
 
-    assert [group_of(True, 0), group_of(True, 4), group_of(False, 1), group_of(False, 0)] == \
-        ["known", "known", "maybe_known", "unknown"]
+    assert [group_of(True, 0), group_of(True, 4), group_of(False, 1), group_of(False, 0)] == [
+        "known",
+        "known",
+        "maybe_known",
+        "unknown",
+    ]
     qs = [(f"q{i}", [f"fact {i}"]) for i in range(6)]
     greedy = {"q0": "fact 0", "q1": "fact 1 [2]", "q2": "no", "q3": "no", "q4": "no", "q5": "I don't know."}
     samples = {q: ["x", "y"] for q, _ in qs} | {"q2": ["x", "It is fact 2."], "q3": ["fact 3", "fact 3"]}
     rows = knowledge_rows(qs, greedy, samples)
     assert [r["group"] for r in rows] == ["known", "known", "maybe_known", "maybe_known", "unknown", "unknown"]
-    assert rows[3] == {"id": "q3", "group": "maybe_known", "greedy_correct": False, "samples": ["fact 3", "fact 3"],
-                       "samples_correct": 2}
+    assert rows[3] == {
+        "id": "q3",
+        "group": "maybe_known",
+        "greedy_correct": False,
+        "samples": ["fact 3", "fact 3"],
+        "samples_correct": 2,
+    }
     k = knowledge_summary(rows, 2, 0.7)
     assert k["counts"] == {"known": 2, "maybe_known": 2, "unknown": 2} and k["samples"] == 2 and k["temperature"] == 0.7
     # an arm right on q0, q2 and q4; the unanswerable question and questions outside the split are not counted
-    arm = [{"id": f"q{i}", "unanswerable": False, "scores": {"accuracy": float(i % 2 == 0), "f1": 0.5,
-                                                                "hallucination_rate": float(i % 2)}} for i in range(6)]
+    arm = [
+        {
+            "id": f"q{i}",
+            "unanswerable": False,
+            "scores": {"accuracy": float(i % 2 == 0), "f1": 0.5, "hallucination_rate": float(i % 2)},
+        }
+        for i in range(6)
+    ]
     arm += [{"id": "u1", "unanswerable": True, "scores": {"hallucination_rate": 1.0}}]
     got = by_knowledge(arm, rows[:4], 200, 0)
     assert set(got) == {"known", "maybe_known"}  # no question of rows[:4] is unknown: the group is left out

@@ -61,11 +61,15 @@ def squad():
     return load_squad()
 
 
-@pytest.mark.parametrize("predict", [
-    lambda q: first_sentence(q["passage"]),
-    lambda q: q["answers"][0],
-    lambda q: f"I think it is {q['answers'][-1]}, probably.",
-], ids=["first-sentence", "gold", "gold-in-sentence"])
+@pytest.mark.parametrize(
+    "predict",
+    [
+        lambda q: first_sentence(q["passage"]),
+        lambda q: q["answers"][0],
+        lambda q: f"I think it is {q['answers'][-1]}, probably.",
+    ],
+    ids=["first-sentence", "gold", "gold-in-sentence"],
+)
 def test_em_and_f1_equal_the_squad_v11_reference_on_1000_questions(squad, predict):
     assert len(squad) == 1000 and all(q["answers"] for q in squad)
     preds = {q["id"]: predict(q) for q in squad}

@@ -13,7 +13,9 @@ def test_bundled_embedder_resolves_to_the_package_folder():
 
 
 def test_unknown_name_suggests_a_bundled_one():
-    with pytest.raises(AdvisorError, match=r"unknown causal model 'smollm2-135m'.*did you mean 'smollm2-135m-instruct'"):
+    with pytest.raises(
+        AdvisorError, match=r"unknown causal model 'smollm2-135m'.*did you mean 'smollm2-135m-instruct'"
+    ):
         resolve_model("smollm2-135m", "causal")
 
 
@@ -114,15 +116,18 @@ def test_nf4_training_gradients_survive_an_inference_pass(tiny_model_dir):
 
 
 @pytest.mark.parametrize("with_adapter", [False, True])
-def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers(tiny_model_dir, tmp_path,
-                                                                                 with_adapter):
+def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers(
+    tiny_model_dir, tmp_path, with_adapter
+):
     adapter = None
     if with_adapter:  # the LoRA wrapper around each 4-bit layer must keep adding its update
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM
 
-        peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                    LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+        peft_model = get_peft_model(
+            AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+            LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+        )
         peft_model.save_pretrained(tmp_path / "adapter")
         adapter = str(tmp_path / "adapter")
     lm = LM.load(str(tiny_model_dir), quantization="nf4", adapter=adapter, device="cpu")

@@ -28,8 +28,21 @@ class RawServer:
     def __init__(self, model: Path, adapter: Path, port: int | None = None, *args: str):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        cmd = [sys.executable, "-m", "advisor", "serve", "--raw", str(model), "--quantization", "none",
-               "--adapter", f"{ADAPTER_NAME}={adapter}", "--port", str(self.port), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "advisor",
+            "serve",
+            "--raw",
+            str(model),
+            "--quantization",
+            "none",
+            "--adapter",
+            f"{ADAPTER_NAME}={adapter}",
+            "--port",
+            str(self.port),
+            *args,
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -87,8 +100,24 @@ def test_eval_on_the_raw_server_gives_the_in_process_answers_for_base_and_tuned(
     assert advisor_main(["eval", str(eval_run), "--arms", "base", "tuned"]) == 0
     local = {a: answers(eval_run, a) for a in ("base", "tuned")}
     conf_local = [json.loads(x)["confidence"] for x in (eval_run / "eval" / "base.jsonl").read_text().splitlines()]
-    assert advisor_main(["eval", str(eval_run), "--arms", "base", "tuned", "--backend", "openai",
-                         "--base-url", raw.url, "--served-adapter", ADAPTER_NAME]) == 0
+    assert (
+        advisor_main(
+            [
+                "eval",
+                str(eval_run),
+                "--arms",
+                "base",
+                "tuned",
+                "--backend",
+                "openai",
+                "--base-url",
+                raw.url,
+                "--served-adapter",
+                ADAPTER_NAME,
+            ]
+        )
+        == 0
+    )
     for arm in ("base", "tuned"):
         remote = answers(eval_run, arm)
         same = sum(a == b for a, b in zip(local[arm], remote))
@@ -106,8 +135,10 @@ def test_log_likelihoods_and_perplexity_through_completions_echo_equal_in_proces
     cfg = remote_cfg(served_run, raw.url)
     remote = load_lm(cfg, adapter=str(served_run / "adapter"))
     local = LM.load(cfg.model.spec, "none", adapter=str(served_run / "adapter"))
-    items = [MCItem(str(i), f"Question: {json.loads(line)['question']}\nAnswer:", [" yes", " no", " 12 pounds"], 0)
-             for i, line in enumerate((DATA / "qa.jsonl").read_text().splitlines()[:8])]
+    items = [
+        MCItem(str(i), f"Question: {json.loads(line)['question']}\nAnswer:", [" yes", " no", " 12 pounds"], 0)
+        for i, line in enumerate((DATA / "qa.jsonl").read_text().splitlines()[:8])
+    ]
     reqs = [(it.context, ch) for it in items for ch in it.choices]
     for adapter_on in (False, True):
         with remote.adapter(adapter_on), local.adapter(adapter_on):
@@ -129,8 +160,13 @@ class StripLogprobs(BaseHTTPRequestHandler):
         pass
 
     def _relay(self, body: bytes | None) -> None:
-        r = httpx.request(self.command, self.target + self.path, content=body,
-                          headers={"content-type": "application/json"}, timeout=60)
+        r = httpx.request(
+            self.command,
+            self.target + self.path,
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
         data = r.json()
         for ch in data.get("choices", []) if isinstance(data, dict) else []:
             ch["logprobs"] = None
@@ -177,31 +213,48 @@ def one_line_error(args: list[str], capsys) -> str:
 
 def test_unreachable_url_and_wrong_served_name_fail_with_one_line_and_exit_2(eval_run, raw, capsys):
     port = free_port()
-    line = one_line_error(["eval", str(eval_run), "generation.max_retries=0", "--arms", "base", "--base-url",
-                           f"http://127.0.0.1:{port}/v1"], capsys)
+    line = one_line_error(
+        [
+            "eval",
+            str(eval_run),
+            "generation.max_retries=0",
+            "--arms",
+            "base",
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+        ],
+        capsys,
+    )
     assert f"127.0.0.1:{port}/v1/models" in line and "cannot reach" in line
-    line = one_line_error(["eval", str(eval_run), "--arms", "tuned", "--base-url", raw.url, "--served-adapter",
-                           "nope"], capsys)
+    line = one_line_error(
+        ["eval", str(eval_run), "--arms", "tuned", "--base-url", raw.url, "--served-adapter", "nope"], capsys
+    )
     assert "does not serve a model named 'nope'" in line and ADAPTER_NAME in line and "generation.adapter_model" in line
     line = one_line_error(["eval", str(eval_run), "--backend", "openai"], capsys)
     assert "generation.base_url" in line
 
 
-def test_run_server_on_the_engine_answers_the_openai_client_with_sources_and_bad_input_still_gets_4xx(
-        served_run, raw):
+def test_run_server_on_the_engine_answers_the_openai_client_with_sources_and_bad_input_still_gets_4xx(served_run, raw):
     from openai import OpenAI
 
-    srv = Server(served_run, "--arm", "rag", "--backend", "openai", "--base-url", raw.url,
-                 "--served-adapter", ADAPTER_NAME)
+    srv = Server(
+        served_run, "--arm", "rag", "--backend", "openai", "--base-url", raw.url, "--served-adapter", ADAPTER_NAME
+    )
     try:
         client = OpenAI(base_url=srv.url + "/v1", api_key="unused")
-        resp = client.chat.completions.create(model="rag", messages=[
-            {"role": "user", "content": "How many bicycles can one Ormsby ferry crossing carry?"}], max_tokens=3)
+        resp = client.chat.completions.create(
+            model="rag",
+            messages=[{"role": "user", "content": "How many bicycles can one Ormsby ferry crossing carry?"}],
+            max_tokens=3,
+        )
         assert resp.model_dump()["sources"][0]["source"] == "bicycle-policy.md"
         assert isinstance(resp.choices[0].message.content, str) and resp.usage.prompt_tokens > 0
         for payload, status, needle in BAD_INPUTS:
-            kw = {"content": payload, "headers": {"content-type": "application/json"}} \
-                if isinstance(payload, bytes) else {"json": payload}
+            kw = (
+                {"content": payload, "headers": {"content-type": "application/json"}}
+                if isinstance(payload, bytes)
+                else {"json": payload}
+            )
             r = httpx.post(srv.url + "/v1/chat/completions", timeout=60, **kw)
             assert r.status_code == status and needle.lower() in r.json()["error"]["message"].lower(), r.text
     finally:
@@ -211,8 +264,9 @@ def test_run_server_on_the_engine_answers_the_openai_client_with_sources_and_bad
 @pytest.mark.slow
 def test_run_server_gives_503_json_while_the_engine_is_down_and_recovers_when_it_returns(served_run, tiny_model_dir):
     engine = RawServer(tiny_model_dir, served_run / "adapter")
-    srv = Server(served_run, "--arm", "rag", "--backend", "openai", "--base-url", engine.url,
-                 "--served-adapter", ADAPTER_NAME)
+    srv = Server(
+        served_run, "--arm", "rag", "--backend", "openai", "--base-url", engine.url, "--served-adapter", ADAPTER_NAME
+    )
     try:
         ask = {"json": {"question": "When is the drill?"}, "timeout": 60}
         assert httpx.post(srv.url + "/v1/query", **ask).status_code == 200
@@ -254,8 +308,12 @@ def test_arc_easy_by_log_likelihood_through_completions_equals_in_process_on_the
     from evalsuite.probes import load_probe, mc_accuracy
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "advisor", "serve", "--raw", "smollm2-135m-instruct", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor", "serve", "--raw", "smollm2-135m-instruct", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 300
         while True:
@@ -277,14 +335,16 @@ def test_arc_easy_by_log_likelihood_through_completions_equals_in_process_on_the
     def choices(lls: list[float]) -> list[int]:
         out, k = [], 0
         for it in items:
-            ll = lls[k:k + len(it.choices)]
+            ll = lls[k : k + len(it.choices)]
             k += len(it.choices)
             out.append(max(range(len(ll)), key=ll.__getitem__))
         return out
 
     diff = max(abs(a - b) for a, b in zip(remote, local))
-    print(f"ARC-Easy x50: {len(reqs)} continuations, largest |remote - local| = {diff:.2e}; "
-          f"accuracy {mc_accuracy(items, local)['acc'].count(1.0)}/50")
+    print(
+        f"ARC-Easy x50: {len(reqs)} continuations, largest |remote - local| = {diff:.2e}; "
+        f"accuracy {mc_accuracy(items, local)['acc'].count(1.0)}/50"
+    )
     assert choices(remote) == choices(local) and mc_accuracy(items, remote) == mc_accuracy(items, local)
     assert diff < 1e-3
 
@@ -304,8 +364,10 @@ class _SamplingServer:
         self.requests.append(kw)
         if self.refuse:
             raise EngineError("HTTP 400: this server decodes greedily only", server_status=400)
-        return {"choices": [{"text": f"{prompt}-{kw['seed']}\nnext line"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+        return {
+            "choices": [{"text": f"{prompt}-{kw['seed']}\nnext line"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+        }
 
     def map(self, fn, items):
         return [fn(x) for x in items]

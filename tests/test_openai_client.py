@@ -39,8 +39,11 @@ class Handler(BaseHTTPRequestHandler):
             status, data = srv.script.pop(0) if srv.script else (200, {})
         time.sleep(srv.delay_s)
         if status == 200 and not data:
-            data = {"data": [{"id": "m1"}]} if self.path.endswith("/models") else \
-                {"choices": [{"message": {"role": "assistant", "content": f"echo {len(srv.requests)}"}}]}
+            data = (
+                {"data": [{"id": "m1"}]}
+                if self.path.endswith("/models")
+                else {"choices": [{"message": {"role": "assistant", "content": f"echo {len(srv.requests)}"}}]}
+            )
         raw = json.dumps(data).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -78,8 +81,14 @@ def test_a_chat_request_carries_greedy_settings_stop_sequences_and_the_bearer_ke
     assert chat_text(resp) == "echo 1"
     req = server.requests[0]
     assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer k1"
-    assert req["body"] == {"model": "m1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8,
-                           "temperature": 0.0, "stop": ["\n"], "logprobs": True}
+    assert req["body"] == {
+        "model": "m1",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 8,
+        "temperature": 0.0,
+        "stop": ["\n"],
+        "logprobs": True,
+    }
     assert c.models() == ["m1"]
 
 

@@ -11,12 +11,26 @@ from advisor.pipeline import run_pipeline
 
 
 def tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *extra):
-    return load_config("smoke", [
-        f"corpus.path={tiny_corpus}", f"corpus.qa={tiny_qa}", f"corpus.train_qa={tiny_train_qa}",
-        f"model.spec={tiny_model_dir}", "model.quantization=none", "model.max_new_tokens=4",
-        "retrieval.embedder=hashing", "chunking.size=40", "chunking.overlap=8", "retrieval.context_tokens=200",
-        "tuning.max_steps=2", "eval.limit=8", "eval.probe_limit=3", "eval.batch_size=8", *extra,
-    ])
+    return load_config(
+        "smoke",
+        [
+            f"corpus.path={tiny_corpus}",
+            f"corpus.qa={tiny_qa}",
+            f"corpus.train_qa={tiny_train_qa}",
+            f"model.spec={tiny_model_dir}",
+            "model.quantization=none",
+            "model.max_new_tokens=4",
+            "retrieval.embedder=hashing",
+            "chunking.size=40",
+            "chunking.overlap=8",
+            "retrieval.context_tokens=200",
+            "tuning.max_steps=2",
+            "eval.limit=8",
+            "eval.probe_limit=3",
+            "eval.batch_size=8",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture
@@ -27,10 +41,22 @@ def finished_run(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
 
 def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     run, _ = finished_run
-    for rel in ["config.yaml", "manifest.json", "chunks.jsonl", "index/index.faiss", "index/index_config.json",
-                "sft/train.jsonl", "sft/val.jsonl", "sft/leakage.json", "adapter/adapter_config.json",
-                "adapter/adapter_model.safetensors", "adapter/training.json", "eval/metrics.json",
-                "recommendation.json", "report.md"] + [f"eval/{a}.jsonl" for a in ("base", "rag", "tuned", "tuned_rag")]:
+    for rel in [
+        "config.yaml",
+        "manifest.json",
+        "chunks.jsonl",
+        "index/index.faiss",
+        "index/index_config.json",
+        "sft/train.jsonl",
+        "sft/val.jsonl",
+        "sft/leakage.json",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/training.json",
+        "eval/metrics.json",
+        "recommendation.json",
+        "report.md",
+    ] + [f"eval/{a}.jsonl" for a in ("base", "rag", "tuned", "tuned_rag")]:
         assert (run / rel).exists(), rel
     metrics = json.loads((run / "eval/metrics.json").read_text())
     for arm in ("base", "rag", "tuned", "tuned_rag"):
@@ -43,11 +69,27 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     assert metrics["arms"]["base"]["f1"]["n"] == 7 and metrics["arms"]["base"]["abstention_rate"]["n"] == 1
     rec = json.loads((run / "recommendation.json").read_text())
     assert rec["verdict"] in ("rag", "fine-tune", "both")
-    assert set(rec["utilities"]) == {"rag", "fine-tune", "both"} and rec["reasons"] and "flip_points" in rec["sensitivity"]
+    assert (
+        set(rec["utilities"]) == {"rag", "fine-tune", "both"} and rec["reasons"] and "flip_points" in rec["sensitivity"]
+    )
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["wall_s"] > 0 and manifest["versions"]["torch"]
-    for name in ("ingest", "qa", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag",
-                 "known", "probes", "curve", "metrics", "recommend"):
+    for name in (
+        "ingest",
+        "qa",
+        "index",
+        "sft",
+        "tune",
+        "eval_base",
+        "eval_rag",
+        "eval_tuned",
+        "eval_tuned_rag",
+        "known",
+        "probes",
+        "curve",
+        "metrics",
+        "recommend",
+    ):
         st = manifest["stages"][name]
         assert st["status"] == "done" and st["wall_s"] >= 0 and st["peak_rss_mb"] > 0, name
     report = (run / "report.md").read_text()
@@ -60,8 +102,9 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
         assert metrics["arms"][arm]["bare_citation_rate"]["n"] == 8
 
 
-def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(finished_run, tiny_model_dir,
-                                                                            tiny_corpus, tiny_qa, tiny_train_qa):
+def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(
+    finished_run, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
     """eval/knowledge.jsonl: one row per answerable question, greedy = the base arm's saved answer, 4 samples;
     metrics.json splits every arm by it. Its own settings rerun only it, never the arms."""
     run, _ = finished_run
@@ -82,7 +125,9 @@ def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(fin
     run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "eval.known_samples=2"), run)
     after = json.loads((run / "manifest.json").read_text())["stages"]
     assert after["known"]["ended"] != before["known"]["ended"]
-    assert all(after[f"eval_{a}"]["ended"] == before[f"eval_{a}"]["ended"] for a in ("base", "rag", "tuned", "tuned_rag"))
+    assert all(
+        after[f"eval_{a}"]["ended"] == before[f"eval_{a}"]["ended"] for a in ("base", "rag", "tuned", "tuned_rag")
+    )
     assert all(len(json.loads(x)["samples"]) == 2 for x in (run / "eval/knowledge.jsonl").read_text().splitlines())
     run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "eval.known_samples=0"), run)
     metrics = json.loads((run / "eval/metrics.json").read_text())
@@ -90,7 +135,8 @@ def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(fin
 
 
 def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depends_on_it(
-        finished_run, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    finished_run, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
     run, cfg = finished_run
     before = json.loads((run / "manifest.json").read_text())["stages"]
     run_pipeline(cfg, run)
@@ -106,8 +152,9 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
     assert again["eval_rag"]["ended"] != before["eval_rag"]["ended"]
 
 
-def test_a_second_seed_and_the_learning_curve_are_measured(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa,
-                                                            tiny_train_qa):
+def test_a_second_seed_and_the_learning_curve_are_measured(
+    tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
     import torch
 
     from advisor.core.lm import LM
@@ -152,11 +199,13 @@ def test_a_second_seed_and_the_learning_curve_are_measured(tmp_path, tiny_model_
 
 
 def test_a_separate_adapter_for_both_is_trained_on_passages_and_used_by_the_tuned_rag_arm(
-        tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
     from advisor.arms import WithAdapterWeights, make_arm
 
-    cfg = tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.both_adapter=separate",
-                      "tuning.curve_points=0")
+    cfg = tiny_config(
+        tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.both_adapter=separate", "tuning.curve_points=0"
+    )
     run = run_pipeline(cfg, tmp_path / "run")
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     assert stages["tune_both"]["status"] == "done" and (run / "adapter_both/adapter_model.safetensors").is_file()

@@ -20,25 +20,66 @@ DATA = Path(__file__).parent / "data"
 
 # A slow made-up machine, so that budgets bite on the tiny fakes: seconds per token of each kind of work.
 FAKE_CAL = {
-    "device": "cpu", "calibration_s": 1.0, "import_s": 2.0, "base_rss_mb": 300.0, "embed_load_s": 1.0,
-    "embed_s_per_token": 1e-4, "embed_rss_mb": 100.0, "load_s": 3.0, "load_rss_mb": 500.0, "load_peak_mb": 600.0,
-    "prefill_s_per_token": 1e-3, "prefill_batch": 4, "prefill_tokens": 1200, "decode_s_per_token": 0.02,
-    "decode_batch": 16, "new_tokens_per_answer": 4.0, "adapter_factor": 1.2, "gen_rss_mb": 200.0,
-    "train_s_per_token": 0.01, "train_tokens_per_step": 512.0, "train_rss_mb": 1000.0,
-    "key": {"machine": {"cores": 2, "gpu": None}}, "measured": "2026-12-01T00:00:00Z", "cached": True,
+    "device": "cpu",
+    "calibration_s": 1.0,
+    "import_s": 2.0,
+    "base_rss_mb": 300.0,
+    "embed_load_s": 1.0,
+    "embed_s_per_token": 1e-4,
+    "embed_rss_mb": 100.0,
+    "load_s": 3.0,
+    "load_rss_mb": 500.0,
+    "load_peak_mb": 600.0,
+    "prefill_s_per_token": 1e-3,
+    "prefill_batch": 4,
+    "prefill_tokens": 1200,
+    "decode_s_per_token": 0.02,
+    "decode_batch": 16,
+    "new_tokens_per_answer": 4.0,
+    "adapter_factor": 1.2,
+    "gen_rss_mb": 200.0,
+    "train_s_per_token": 0.01,
+    "train_tokens_per_step": 512.0,
+    "train_rss_mb": 1000.0,
+    "key": {"machine": {"cores": 2, "gpu": None}},
+    "measured": "2026-12-01T00:00:00Z",
+    "cached": True,
 }
 
 
 def tiny_cfg(model_dir, *over: str):
-    return resolve_inputs(load_config("smoke", [f"corpus.path={DATA / 'corpus'}", f"corpus.qa={DATA / 'qa.jsonl'}",
-                                                f"corpus.train_qa={DATA / 'train.jsonl'}", f"model.spec={model_dir}",
-                                                *TINY_RUN, *over]))
+    return resolve_inputs(
+        load_config(
+            "smoke",
+            [
+                f"corpus.path={DATA / 'corpus'}",
+                f"corpus.qa={DATA / 'qa.jsonl'}",
+                f"corpus.train_qa={DATA / 'train.jsonl'}",
+                f"model.spec={model_dir}",
+                *TINY_RUN,
+                *over,
+            ],
+        )
+    )
 
 
 def tiny_args(model_dir, *extra: str) -> list[str]:
-    return ["--corpus", str(DATA / "corpus"), "--qa", str(DATA / "qa.jsonl"), "--train-qa", str(DATA / "train.jsonl"),
-            "--model", str(model_dir), "--embedder", "hashing", "--config", "smoke",
-            *[o for o in TINY_RUN if not o.startswith("retrieval.embedder")], *extra]
+    return [
+        "--corpus",
+        str(DATA / "corpus"),
+        "--qa",
+        str(DATA / "qa.jsonl"),
+        "--train-qa",
+        str(DATA / "train.jsonl"),
+        "--model",
+        str(model_dir),
+        "--embedder",
+        "hashing",
+        "--config",
+        "smoke",
+        *[o for o in TINY_RUN if not o.startswith("retrieval.embedder")],
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("over", [(), ("tuning.both_adapter=separate", "tuning.seeds=2"), ("eval.arms=base,rag",)])
@@ -105,8 +146,14 @@ def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_eve
     from advisor.plan import cut_lines, estimate, measure_work, size_to_budget
 
     # the sample's 150 questions (the tiny set's 24 are all needed for 20 answerable ones)
-    cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200", "eval.limit=0", "eval.probe_limit=60", "tuning.curve_points=2",
-                   f"corpus.qa={SAMPLE_EVAL}")
+    cfg = tiny_cfg(
+        tiny_model_dir,
+        "tuning.max_steps=200",
+        "eval.limit=0",
+        "eval.probe_limit=60",
+        "tuning.curve_points=2",
+        f"corpus.qa={SAMPLE_EVAL}",
+    )
     work = measure_work(cfg)
     before = estimate(cfg, work, FAKE_CAL)
     sized, rec = size_to_budget(cfg, work, FAKE_CAL, before.total_s / 2, "half")
@@ -121,7 +168,9 @@ def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_eve
     assert rec["ci_widening"]["accuracy"] == pytest.approx(math.sqrt(a0 / a1), abs=0.01)
     assert rec["ci_widening"]["accuracy"] > 1
     # the steps, questions and probe items are cut by about the same fraction
-    fractions = [c["to"] / c["from"] for s, c in cut.items() if s in ("tuning.max_steps", "eval.limit", "eval.probe_limit")]
+    fractions = [
+        c["to"] / c["from"] for s, c in cut.items() if s in ("tuning.max_steps", "eval.limit", "eval.probe_limit")
+    ]
     assert max(fractions) - min(fractions) < 0.25
     assert any("CIs about" in line for line in cut_lines(rec))
     fits, rec2 = size_to_budget(cfg, work, FAKE_CAL, before.total_s * 2)
@@ -133,7 +182,9 @@ def test_a_budget_below_the_minimum_is_refused_with_the_minimum_it_needs(tiny_mo
 
     cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200")
     work = measure_work(cfg)
-    with pytest.raises(AdvisorError, match=r"too small for this run: .* needs about .*give at least --time-budget \d+m"):
+    with pytest.raises(
+        AdvisorError, match=r"too small for this run: .* needs about .*give at least --time-budget \d+m"
+    ):
         size_to_budget(cfg, work, FAKE_CAL, 1.0, "1s")
     assert estimate(cfg, work, FAKE_CAL).total_s > 1.0
 
@@ -155,8 +206,9 @@ def test_a_long_plan_needs_yes_off_a_terminal_and_is_asked_about_on_one(tiny_mod
     gate(long, budgeted, yes=False, interactive=False)  # a budget was given: the run is sized, not asked about
 
 
-def test_a_sized_run_records_its_cuts_in_the_manifest_and_the_report(tiny_model_dir, finished_tiny_run, tmp_path,
-                                                                     monkeypatch):
+def test_a_sized_run_records_its_cuts_in_the_manifest_and_the_report(
+    tiny_model_dir, finished_tiny_run, tmp_path, monkeypatch
+):
     import shutil
 
     from advisor import plan as plan_mod
@@ -165,8 +217,13 @@ def test_a_sized_run_records_its_cuts_in_the_manifest_and_the_report(tiny_model_
     monkeypatch.setattr(plan_mod, "calibrate", lambda cfg, refresh=False, progress=True: dict(FAKE_CAL))
     cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200", "eval.limit=0", "eval.probe_limit=60")
     full = plan_mod.make_plan(cfg)[0].total_s
-    budgeted = tiny_cfg(tiny_model_dir, "tuning.max_steps=200", "eval.limit=0", "eval.probe_limit=60",
-                        f"run.time_budget={int(full / 2)}s")
+    budgeted = tiny_cfg(
+        tiny_model_dir,
+        "tuning.max_steps=200",
+        "eval.limit=0",
+        "eval.probe_limit=60",
+        f"run.time_budget={int(full / 2)}s",
+    )
     sized, record = plan_mod.prepare_run(budgeted, None, False, yes=False, interactive=False)
     assert record["budget"]["cuts"] and sized.tuning.max_steps < 200 and sized.eval.limit > 0
     assert record["estimate"]["total_s"] <= full / 2

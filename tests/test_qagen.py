@@ -41,9 +41,12 @@ def test_the_sample_gives_150_questions_over_30_documents_with_a_fifth_unanswera
 def test_answers_are_verbatim_in_their_evidence_and_the_evidence_verbatim_in_the_source(sample_set):
     view, qs = sample_set
     answerable = [x for x in qs.eval + qs.train if not x["unanswerable"]]
-    ok = sum(x["answers"][0] in x["evidence"]["text"]
-             and view.documents[x["evidence"]["source"]][x["evidence"]["start"]:x["evidence"]["end"]] == x["evidence"]["text"]
-             for x in answerable)
+    ok = sum(
+        x["answers"][0] in x["evidence"]["text"]
+        and view.documents[x["evidence"]["source"]][x["evidence"]["start"] : x["evidence"]["end"]]
+        == x["evidence"]["text"]
+        for x in answerable
+    )
     assert ok / len(answerable) >= 0.98
     assert all(f" {_norm(x['answers'][0])} " not in f" {_norm(x['question'])} " for x in answerable)
 
@@ -164,8 +167,9 @@ def test_the_llm_generator_keeps_only_verified_items_and_retries_malformed_repli
     never = sum(_good_reply(LLMGenerator.messages(c)[-1]["content"]) == "no idea" for c in view.chunks)
     assert calls[:2] == [len(view.chunks), never + 1]  # only the malformed replies were asked again ...
     assert rejected["malformed_after_retries"] == never  # ... and the fixed one was kept
-    assert facts and all(f.answer in f.evidence and view.documents[f.source][f.start:f.end] == f.evidence
-                         for f in facts)
+    assert facts and all(
+        f.answer in f.evidence and view.documents[f.source][f.start : f.end] == f.evidence for f in facts
+    )
     assert rejected["evidence_not_in_passage"] >= 1
     assert parse_reply('{"question": "a", "answer": 3}') is None and parse_reply("x") is None
 
@@ -202,17 +206,43 @@ class _ChatHandler(BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests += 1
         text = _good_reply(req["messages"][-1]["content"])
-        self._send({"id": "x", "object": "chat.completion", "model": req["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+        self._send(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "model": req["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            }
+        )
 
 
 def test_the_llm_generator_runs_against_a_real_openai_compatible_http_server(tmp_path, tiny_corpus, capsys):
     server = _ChatServer()
     try:
         out = tmp_path / "qa"
-        rc = main(["qa", "generate", str(tiny_corpus), "--out", str(out), "--generator", "llm", "--base-url",
-                   server.url, "--api-model", "scripted-qa", "--n", "12", "--min-answerable", "5",
-                   "--unanswerable", "0", "--embedder", "hashing"])
+        rc = main(
+            [
+                "qa",
+                "generate",
+                str(tiny_corpus),
+                "--out",
+                str(out),
+                "--generator",
+                "llm",
+                "--base-url",
+                server.url,
+                "--api-model",
+                "scripted-qa",
+                "--n",
+                "12",
+                "--min-answerable",
+                "5",
+                "--unanswerable",
+                "0",
+                "--embedder",
+                "hashing",
+            ]
+        )
         err = capsys.readouterr().err
         assert rc == 0, err
         assert "passages" in err and "prompt tokens" in err and server.requests > 0
@@ -222,8 +252,23 @@ def test_the_llm_generator_runs_against_a_real_openai_compatible_http_server(tmp
         assert rep["llm"]["verified_facts"] > 0 and rep["llm"]["sample_replies"]
         assert all(x["answers"][0] in x["evidence"]["text"] for x in items)
         # too few verified items is one clear line naming the generator and the rejections
-        rc = main(["qa", "generate", str(tiny_corpus), "--out", str(tmp_path / "q2"), "--generator", "llm",
-                   "--base-url", server.url, "--api-model", "scripted-qa", "--embedder", "hashing"])
+        rc = main(
+            [
+                "qa",
+                "generate",
+                str(tiny_corpus),
+                "--out",
+                str(tmp_path / "q2"),
+                "--generator",
+                "llm",
+                "--base-url",
+                server.url,
+                "--api-model",
+                "scripted-qa",
+                "--embedder",
+                "hashing",
+            ]
+        )
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and "verified items" in err[-1] and "malformed_after_retries" in err[-1]
     finally:
@@ -232,8 +277,23 @@ def test_the_llm_generator_runs_against_a_real_openai_compatible_http_server(tmp
 
 def test_an_unreachable_base_url_is_one_line_naming_it_and_exit_2(tmp_path, capsys, tiny_corpus):
     url = "http://127.0.0.1:9/v1"
-    rc = main(["qa", "generate", str(tiny_corpus), "--out", str(tmp_path / "qa"), "--generator", "llm",
-               "--base-url", url, "--api-model", "m", "--embedder", "hashing"])
+    rc = main(
+        [
+            "qa",
+            "generate",
+            str(tiny_corpus),
+            "--out",
+            str(tmp_path / "qa"),
+            "--generator",
+            "llm",
+            "--base-url",
+            url,
+            "--api-model",
+            "m",
+            "--embedder",
+            "hashing",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and url in err[0]
     assert not (tmp_path / "qa").exists()
@@ -283,14 +343,29 @@ def test_a_hand_edited_reviewed_file_with_a_bad_line_is_named_and_nothing_is_los
 # ---------------------------------------------------------------- the pipeline stage
 
 
-def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_so(tmp_path, tiny_model_dir, tiny_corpus):
+def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_so(
+    tmp_path, tiny_model_dir, tiny_corpus
+):
     from advisor.core.config import load_config
     from advisor.pipeline import run_pipeline
 
-    overrides = [f"corpus.path={tiny_corpus}", f"model.spec={tiny_model_dir}", "model.quantization=none",
-                 "model.max_new_tokens=4", "retrieval.embedder=hashing", "chunking.size=40", "chunking.overlap=8",
-                 "retrieval.context_tokens=200", "tuning.max_steps=2", "eval.limit=0", "eval.probe_limit=3",
-                 "eval.batch_size=8", "qa.n=16", "qa.min_answerable=10", "qa.unanswerable=0.25"]
+    overrides = [
+        f"corpus.path={tiny_corpus}",
+        f"model.spec={tiny_model_dir}",
+        "model.quantization=none",
+        "model.max_new_tokens=4",
+        "retrieval.embedder=hashing",
+        "chunking.size=40",
+        "chunking.overlap=8",
+        "retrieval.context_tokens=200",
+        "tuning.max_steps=2",
+        "eval.limit=0",
+        "eval.probe_limit=3",
+        "eval.batch_size=8",
+        "qa.n=16",
+        "qa.min_answerable=10",
+        "qa.unanswerable=0.25",
+    ]
     run = run_pipeline(load_config("smoke", overrides), tmp_path / "run")
     items = read_jsonl(run / "qa" / "eval.jsonl")
     assert (run / "qa" / "train.jsonl").is_file() and (run / "qa" / "qa_report.json").is_file()
@@ -306,7 +381,8 @@ def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_s
     # first after the fit-for-purpose line (there when no option meets the targets, as on a tiny random model)
     first = 0 if rec["fit_for_purpose"]["any_fit"] else 1
     assert rec["reasons"][first].startswith(
-        f"Evidence: measured on {len(items)} generated questions, not reviewed by a person")
+        f"Evidence: measured on {len(items)} generated questions, not reviewed by a person"
+    )
     report = (run / "report.md").read_text()
     assert "## Evaluation set" in report and "not reviewed by a person" in report and "qa_set.png" in report
     leak = json.loads((run / "sft" / "leakage.json").read_text())

@@ -8,8 +8,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_readme_first_commands_are_make_demo_and_make_test():
     text = (ROOT / "README.md").read_text()
     blocks = [b for b in text.split("```")[1::2]]
-    commands = [line.strip() for b in blocks for line in b.splitlines()
-                if line.strip() and not line.strip().startswith(("#", "bash", "sh"))]
+    commands = [
+        line.strip()
+        for b in blocks
+        for line in b.splitlines()
+        if line.strip() and not line.strip().startswith(("#", "bash", "sh"))
+    ]
     assert commands[:2] == ["make demo", "make test"]
 
 

@@ -15,7 +15,8 @@ def _m(v, half=0.05, n=100):
 def evidence(acc, hall, forgetting=None, build=None, lat=None, per_question=None):
     opts = list(acc)
     return Evidence(
-        accuracy={o: _m(acc[o]) for o in opts}, hallucination={o: _m(hall[o]) for o in opts},
+        accuracy={o: _m(acc[o]) for o in opts},
+        hallucination={o: _m(hall[o]) for o in opts},
         forgetting=forgetting or {o: 0.0 for o in opts},
         build_s=build or {"rag": 5.0, "fine-tune": 600.0, "both": 605.0},
         latency_s=lat or {"rag": 1.0, "fine-tune": 0.5, "both": 1.0},
@@ -24,14 +25,22 @@ def evidence(acc, hall, forgetting=None, build=None, lat=None, per_question=None
 
 
 def per_q(values_by_opt):
-    return {o: {"accuracy": {str(i): v for i, v in enumerate(vals)}, "hallucination_rate": {str(i): 0.0 for i in range(len(vals))}}
-            for o, vals in values_by_opt.items()}
+    return {
+        o: {
+            "accuracy": {str(i): v for i, v in enumerate(vals)},
+            "hallucination_rate": {str(i): 0.0 for i in range(len(vals))},
+        }
+        for o, vals in values_by_opt.items()
+    }
 
 
 def test_novel_changing_facts_favour_rag():
     # Ovadia et al. 2023: retrieval beats fine-tuning on new knowledge; the facts change weekly.
-    ev = evidence({"rag": 0.70, "fine-tune": 0.20, "both": 0.68}, {"rag": 0.10, "fine-tune": 0.60, "both": 0.12},
-                  forgetting={"rag": 0.0, "fine-tune": -0.04, "both": -0.04})
+    ev = evidence(
+        {"rag": 0.70, "fine-tune": 0.20, "both": 0.68},
+        {"rag": 0.10, "fine-tune": 0.60, "both": 0.12},
+        forgetting={"rag": 0.0, "fine-tune": -0.04, "both": -0.04},
+    )
     rec = recommend(ev, facts={"knowledge_change": "weekly"})
     assert rec["verdict"] == "rag"
     assert rec["reasons"] and all(any(ch.isdigit() for ch in r) for r in rec["reasons"])
@@ -47,9 +56,13 @@ def test_a_style_only_training_teaches_favours_fine_tune_or_both():
 def test_no_significant_difference_picks_the_cheaper_option():
     # 'both' is slightly better on paper, but per question it is indistinguishable from rag.
     vals = [1.0, 0.0] * 20
-    ev = evidence({"rag": 0.50, "fine-tune": 0.10, "both": 0.60}, {"rag": 0.20, "fine-tune": 0.6, "both": 0.18},
-                  build={"rag": 5.0, "fine-tune": 6.0, "both": 11.0}, lat={"rag": 1.0, "fine-tune": 1.0, "both": 1.0},
-                  per_question=per_q({"rag": vals, "fine-tune": [0.0] * 40, "both": vals[1:] + vals[:1]}))
+    ev = evidence(
+        {"rag": 0.50, "fine-tune": 0.10, "both": 0.60},
+        {"rag": 0.20, "fine-tune": 0.6, "both": 0.18},
+        build={"rag": 5.0, "fine-tune": 6.0, "both": 11.0},
+        lat={"rag": 1.0, "fine-tune": 1.0, "both": 1.0},
+        per_question=per_q({"rag": vals, "fine-tune": [0.0] * 40, "both": vals[1:] + vals[:1]}),
+    )
     # targets both options meet, so the first reason is the equivalence, not 'no option is fit for purpose'
     rec = recommend(ev, preset="accuracy-first", targets={"accuracy": 0.4, "hallucination_rate": 0.3})
     assert rec["fit_for_purpose"]["any_fit"]
@@ -62,16 +75,24 @@ def test_no_significant_difference_picks_the_cheaper_option():
 
 
 def test_citations_required_rule_out_fine_tune():
-    ev = evidence({"rag": 0.40, "fine-tune": 0.45, "both": 0.30}, {"rag": 0.2, "fine-tune": 0.2, "both": 0.3},
-                  build={"rag": 5, "fine-tune": 5, "both": 10}, lat={"rag": 1, "fine-tune": 1, "both": 1})
+    ev = evidence(
+        {"rag": 0.40, "fine-tune": 0.45, "both": 0.30},
+        {"rag": 0.2, "fine-tune": 0.2, "both": 0.3},
+        build={"rag": 5, "fine-tune": 5, "both": 10},
+        lat={"rag": 1, "fine-tune": 1, "both": 1},
+    )
     free = recommend(ev, facts={"knowledge_change": "static"})
     cited = recommend(ev, facts={"knowledge_change": "static", "citations_required": True}, weights={"citations": 0.3})
     assert free["verdict"] == "fine-tune" and cited["verdict"] != "fine-tune"
 
 
 def test_flip_points_really_flip_the_verdict():
-    ev = evidence({"rag": 0.55, "fine-tune": 0.50, "both": 0.45}, {"rag": 0.2, "fine-tune": 0.2, "both": 0.2},
-                  build={"rag": 100, "fine-tune": 60, "both": 160}, lat={"rag": 1, "fine-tune": 1, "both": 1})
+    ev = evidence(
+        {"rag": 0.55, "fine-tune": 0.50, "both": 0.45},
+        {"rag": 0.2, "fine-tune": 0.2, "both": 0.2},
+        build={"rag": 100, "fine-tune": 60, "both": 160},
+        lat={"rag": 1, "fine-tune": 1, "both": 1},
+    )
     rec = recommend(ev, facts={"knowledge_change": "static"})
     flips = {c: f for c, f in rec["sensitivity"]["flip_points"].items() if f}
     assert flips, "a close call must have a flip point"
@@ -83,23 +104,47 @@ def test_flip_points_really_flip_the_verdict():
     assert abs(sum(rec["sensitivity"]["win_share"].values()) - 1) < 1e-6
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    ({"preset": "fast"}, "unknown weight preset 'fast'"),
-    ({"weights": {"acuracy": 1}}, "did you mean 'accuracy'"),
-    ({"weights": {k: 0 for k in ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness",
-                                  "citations", "style"]}}, "all weights are zero"),
-    ({"weights": {"accuracy": -1}}, ">= 0"),
-    ({"facts": {"knowledge_chnage": "daily"}}, "did you mean 'knowledge_change'"),
-    ({"facts": {"knowledge_change": "hourly"}}, "must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"preset": "fast"}, "unknown weight preset 'fast'"),
+        ({"weights": {"acuracy": 1}}, "did you mean 'accuracy'"),
+        (
+            {
+                "weights": {
+                    k: 0
+                    for k in [
+                        "accuracy",
+                        "hallucination",
+                        "forgetting",
+                        "build_cost",
+                        "serve_cost",
+                        "freshness",
+                        "citations",
+                        "style",
+                    ]
+                }
+            },
+            "all weights are zero",
+        ),
+        ({"weights": {"accuracy": -1}}, ">= 0"),
+        ({"facts": {"knowledge_chnage": "daily"}}, "did you mean 'knowledge_change'"),
+        ({"facts": {"knowledge_change": "hourly"}}, "must be one of"),
+    ],
+)
 def test_bad_weights_and_facts(kwargs, msg):
-    ev = evidence({"rag": 0.5, "fine-tune": 0.4}, {"rag": 0.1, "fine-tune": 0.2},
-                  build={"rag": 1, "fine-tune": 2}, lat={"rag": 1, "fine-tune": 1})
+    ev = evidence(
+        {"rag": 0.5, "fine-tune": 0.4},
+        {"rag": 0.1, "fine-tune": 0.2},
+        build={"rag": 1, "fine-tune": 2},
+        lat={"rag": 1, "fine-tune": 1},
+    )
     with pytest.raises(AdvisorError, match=msg):
         recommend(ev, **kwargs)
 
 
 # ---------------------------------------------------------------- fit for purpose against quality targets
+
 
 def _rag_ahead():
     """rag 20% accurate and 83% hallucinating, fine-tune 10% / 90%, both 15% / 85%: nothing near the defaults."""
@@ -122,8 +167,12 @@ def test_fit_for_purpose_reads_each_target_by_its_ci_as_meets_misses_or_cannot_t
 
 
 def test_hallucination_target_is_met_only_when_the_whole_ci_is_below_it():
-    ev = evidence({"rag": 0.9, "fine-tune": 0.9}, {"rag": 0.08, "fine-tune": 0.30},
-                  build={"rag": 1, "fine-tune": 2}, lat={"rag": 1, "fine-tune": 1})
+    ev = evidence(
+        {"rag": 0.9, "fine-tune": 0.9},
+        {"rag": 0.08, "fine-tune": 0.30},
+        build={"rag": 1, "fine-tune": 2},
+        lat={"rag": 1, "fine-tune": 1},
+    )
     opts = recommend(ev, targets={"accuracy": 0.5})["fit_for_purpose"]["options"]
     assert opts["rag"]["hallucination_rate"]["status"] == "cannot tell"  # 8% [3, 13] against 10%
     assert opts["fine-tune"]["hallucination_rate"]["status"] == "misses"  # 30% [25, 35]
@@ -136,25 +185,41 @@ def test_when_no_option_is_fit_the_first_reason_says_so_with_the_numbers_and_the
     assert rec["reasons"][0] == fit["statement"]
     assert fit["statement"].startswith(
         "No option is fit for purpose: the most accurate, RAG, answers 20.0% [15.0, 25.0] of questions correctly "
-        "against a target of 80% (misses), and hallucinates on 83.0% [78.0, 88.0] against at most 10% (misses).")
+        "against a target of 80% (misses), and hallucinates on 83.0% [78.0, 88.0] against at most 10% (misses)."
+    )
     assert rec["verdict"] == "rag" and fit["best"] == "rag"
 
 
 def test_an_option_that_may_meet_the_targets_is_not_called_unfit():
-    ev = evidence({"rag": 0.80, "fine-tune": 0.30}, {"rag": 0.08, "fine-tune": 0.5},
-                  build={"rag": 1, "fine-tune": 2}, lat={"rag": 1, "fine-tune": 1})
+    ev = evidence(
+        {"rag": 0.80, "fine-tune": 0.30},
+        {"rag": 0.08, "fine-tune": 0.5},
+        build={"rag": 1, "fine-tune": 2},
+        lat={"rag": 1, "fine-tune": 1},
+    )
     fit = recommend(ev)["fit_for_purpose"]
     assert fit["options"]["rag"]["fit"] == "cannot tell"
     assert fit["statement"].startswith("No option is shown to be fit for purpose")
     assert "too wide to tell with 100 questions: more evaluation questions" in fit["statement"]
 
 
-@pytest.mark.parametrize("recall, said, not_said", [
-    (1.0, "retrieval puts the right source in the top 3 for 100.0% of questions, yet RAG answers only 20.0% "
-          "correctly, so the generator is the bottleneck: a larger base model", "better retrieval"),
-    (0.4, "retrieval puts the right source in the top 3 for only 40.0% of questions: better retrieval (chunking, "
-          "embedder, hybrid search) comes first", "generator is the bottleneck"),
-])
+@pytest.mark.parametrize(
+    "recall, said, not_said",
+    [
+        (
+            1.0,
+            "retrieval puts the right source in the top 3 for 100.0% of questions, yet RAG answers only 20.0% "
+            "correctly, so the generator is the bottleneck: a larger base model",
+            "better retrieval",
+        ),
+        (
+            0.4,
+            "retrieval puts the right source in the top 3 for only 40.0% of questions: better retrieval (chunking, "
+            "embedder, hybrid search) comes first",
+            "generator is the bottleneck",
+        ),
+    ],
+)
 def test_retrieval_recall_decides_whether_the_evidence_points_to_the_generator_or_to_retrieval(recall, said, not_said):
     ev = _rag_ahead()
     ev.retrieval = {"rag": {"recall_at_k": _m(recall)}, "both": {"recall_at_k": _m(recall)}}
@@ -169,8 +234,10 @@ def test_fine_tuning_barely_above_the_base_model_points_to_data_or_a_larger_mode
     ev = _rag_ahead()
     ev.base_accuracy = _m(0.05)
     points = recommend(ev)["fit_for_purpose"]["points_to"]
-    assert ("fine-tuning does not add knowledge the base model lacks (Fine-tune answers 10.0%, the base model closed "
-            "book 5.0%: +5.0 pts): more or better training data, or a larger base model") in points
+    assert (
+        "fine-tuning does not add knowledge the base model lacks (Fine-tune answers 10.0%, the base model closed "
+        "book 5.0%: +5.0 pts): more or better training data, or a larger base model"
+    ) in points
     ev.base_accuracy = _m(0.0)
     ev.accuracy["fine-tune"] = _m(0.45)  # a real gain of 45 points: that line would be false
     assert not any("does not add knowledge" in p for p in recommend(ev)["fit_for_purpose"]["points_to"])
@@ -183,8 +250,13 @@ def test_facts_unknown_to_the_base_model_that_fine_tuning_does_not_learn_point_t
     ev.knowledge = {"counts": {"known": 10, "maybe_known": 20, "unknown": 70}}
     ev.by_knowledge = {"fine-tune": {"unknown": {"n": 70, "accuracy": _m(0.03)}}}
     points = recommend(ev)["fit_for_purpose"]["points_to"]
-    assert any(p.startswith("fine-tuning does not add knowledge the base model lacks (the base model does not know "
-                            "70.0% of the facts asked and Fine-tune answers 3.0% of those (n=70))") for p in points)
+    assert any(
+        p.startswith(
+            "fine-tuning does not add knowledge the base model lacks (the base model does not know "
+            "70.0% of the facts asked and Fine-tune answers 3.0% of those (n=70))"
+        )
+        for p in points
+    )
 
 
 def test_no_abstention_anywhere_points_to_teaching_it_and_bare_citations_point_to_the_prompt():
@@ -192,21 +264,26 @@ def test_no_abstention_anywhere_points_to_teaching_it_and_bare_citations_point_t
     ev.abstention = {o: _m(0.0) for o in ev.accuracy}
     ev.bare_citation = {"rag": _m(0.38), "both": _m(0.01)}
     points = recommend(ev)["fit_for_purpose"]["points_to"]
-    assert ("RAG answers 38.0% of questions with a bare citation marker instead of an answer: the retrieval prompt "
-            "needs fixing") in points
+    assert (
+        "RAG answers 38.0% of questions with a bare citation marker instead of an answer: the retrieval prompt "
+        "needs fixing"
+    ) in points
     assert not any(p.startswith("Fine-tune + RAG answers") for p in points)
     assert any(p.startswith("no option abstains on unanswerable questions (at most 0.0%)") for p in points)
     ev.abstention["fine-tune"] = _m(0.4)
     assert not any("no option abstains" in p for p in recommend(ev)["fit_for_purpose"]["points_to"])
 
 
-@pytest.mark.parametrize("targets, msg", [
-    ({"acuracy": 0.5}, "unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
-    ({"hallucination": 0.2}, "did you mean 'hallucination_rate'"),
-    ({"accuracy": 80}, "quality target accuracy=80 must be a share between 0 and 1"),
-    ({"hallucination_rate": "lots"}, "quality target hallucination_rate=lots must be a share between 0 and 1"),
-    ({"accuracy": -0.1}, "must be a share between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "targets, msg",
+    [
+        ({"acuracy": 0.5}, "unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
+        ({"hallucination": 0.2}, "did you mean 'hallucination_rate'"),
+        ({"accuracy": 80}, "quality target accuracy=80 must be a share between 0 and 1"),
+        ({"hallucination_rate": "lots"}, "quality target hallucination_rate=lots must be a share between 0 and 1"),
+        ({"accuracy": -0.1}, "must be a share between 0 and 1"),
+    ],
+)
 def test_bad_targets_name_what_is_wrong(targets, msg):
     with pytest.raises(AdvisorError, match=re.escape(msg)):
         recommend(_rag_ahead(), targets=targets)
@@ -214,12 +291,20 @@ def test_bad_targets_name_what_is_wrong(targets, msg):
 
 # ---------------------------------------------------------------- collapse, abstention, known vs unknown facts
 
+
 def _collapsed_fine_tune(accuracy=0.05):
     ev = evidence({"rag": 0.40, "fine-tune": accuracy, "both": 0.30}, {"rag": 0.5, "fine-tune": 0.9, "both": 0.6})
-    ev.collapse = {"fine-tune": {"collapsed": True, "top_answer": "1.", "top_share": 0.45, "empty_share": 0.0, "n": 100,
-                                 "reason": "45% of its answers are the same string '1.'"},
-                   "rag": {"collapsed": False, "top_answer": "x", "top_share": 0.02, "empty_share": 0.0, "n": 100,
-                           "reason": ""}}
+    ev.collapse = {
+        "fine-tune": {
+            "collapsed": True,
+            "top_answer": "1.",
+            "top_share": 0.45,
+            "empty_share": 0.0,
+            "n": 100,
+            "reason": "45% of its answers are the same string '1.'",
+        },
+        "rag": {"collapsed": False, "top_answer": "x", "top_share": 0.02, "empty_share": 0.0, "n": 100, "reason": ""},
+    }
     return ev
 
 
@@ -227,14 +312,18 @@ def test_a_collapsed_arm_is_named_in_plain_words_and_its_scores_are_not_its_capa
     ev = _collapsed_fine_tune()
     for d in (ev.accuracy, ev.hallucination, ev.forgetting, ev.build_s, ev.latency_s):
         d.pop("both")  # rag against the collapsed fine-tune alone
-    rec = recommend(ev, preset="accuracy-first", facts={"knowledge_change": "static"},
-                    weights={"build_cost": 0, "serve_cost": 0})
+    rec = recommend(
+        ev, preset="accuracy-first", facts={"knowledge_change": "static"}, weights={"build_cost": 0, "serve_cost": 0}
+    )
     assert rec["collapsed"] == ["fine-tune"] and rec["verdict"] == "rag"
-    assert ("Fine-tune: 45% of its answers are the same string '1.' — the training run collapsed, so its scores "
-            "measure a failed run, not what fine-tuning can do.") in rec["reasons"]
+    assert (
+        "Fine-tune: 45% of its answers are the same string '1.' — the training run collapsed, so its scores "
+        "measure a failed run, not what fine-tuning can do."
+    ) in rec["reasons"]
     assert rec["fit_for_purpose"]["points_to"][0] == (
         "the fine-tuning run collapsed (Fine-tune: 45% of its answers are the same string '1.'); fix the training "
-        "data before judging fine-tuning")
+        "data before judging fine-tuning"
+    )
     # every reason that quotes fine-tune's accuracy or hallucination says it measures a failed run
     quoted = [r for r in rec["reasons"] if "Fine-tune 5.0%" in r or "Fine-tune 90.0%" in r]
     assert quoted and all("Fine-tune collapsed: its score measures a failed run" in r for r in quoted)
@@ -253,8 +342,12 @@ def test_a_run_without_collapse_data_names_no_collapsed_option():
 
 def test_buying_abstention_with_false_abstention_is_not_rewarded():
     # fine-tune hallucinates less (30% vs 50%) only because it refuses 40% of the answerable questions
-    ev = evidence({"rag": 0.5, "fine-tune": 0.3}, {"rag": 0.5, "fine-tune": 0.3},
-                  build={"rag": 1, "fine-tune": 1}, lat={"rag": 1, "fine-tune": 1})
+    ev = evidence(
+        {"rag": 0.5, "fine-tune": 0.3},
+        {"rag": 0.5, "fine-tune": 0.3},
+        build={"rag": 1, "fine-tune": 1},
+        lat={"rag": 1, "fine-tune": 1},
+    )
     ev.false_abstention = {"rag": _m(0.02), "fine-tune": _m(0.40)}
     ev.abstention = {"rag": _m(0.0), "fine-tune": _m(0.60)}
     rec = recommend(ev)
@@ -262,16 +355,22 @@ def test_buying_abstention_with_false_abstention_is_not_rewarded():
     assert rec["scores"]["rag"]["hallucination"] == pytest.approx(1 - 0.5 - 0.02)
     assert rec["scores"]["fine-tune"]["hallucination"] < rec["scores"]["rag"]["hallucination"]
     said = [r for r in rec["reasons"] if r.startswith("Abstention:")]
-    assert len(said) == 1 and "Fine-tune abstains on 60.0% [55.0, 65.0] of unanswerable questions but also refuses " \
-                               "40.0% [35.0, 45.0] of answerable ones" in said[0]
+    assert (
+        len(said) == 1
+        and "Fine-tune abstains on 60.0% [55.0, 65.0] of unanswerable questions but also refuses "
+        "40.0% [35.0, 45.0] of answerable ones"
+        in said[0]
+    )
     assert "RAG abstains" not in said[0] and "RAG refuses" not in said[0]  # 2% false abstention is not worth a line
     ev.false_abstention = {}
     assert not any(r.startswith("Abstention:") for r in recommend(ev)["reasons"])
 
 
 def _by_knowledge(acc: dict[str, float], n: dict[str, int]) -> dict:
-    return {g: {"n": n[g], "accuracy": _m(v, n=n[g]), "hallucination_rate": _m(1 - v, n=n[g]), "f1": _m(v, n=n[g])}
-            for g, v in acc.items()}
+    return {
+        g: {"n": n[g], "accuracy": _m(v, n=n[g]), "hallucination_rate": _m(1 - v, n=n[g]), "f1": _m(v, n=n[g])}
+        for g, v in acc.items()
+    }
 
 
 N_GROUPS = {"known": 10, "maybe_known": 30, "unknown": 40}
@@ -279,32 +378,41 @@ N_GROUPS = {"known": 10, "maybe_known": 30, "unknown": 40}
 
 def test_fine_tuning_that_helped_only_on_partly_known_facts_is_said_so():
     ev = _rag_ahead()
-    ev.by_knowledge = {"base": _by_knowledge({"known": 0.9, "maybe_known": 0.1, "unknown": 0.0}, N_GROUPS),
-                       "fine-tune": _by_knowledge({"known": 0.9, "maybe_known": 0.4, "unknown": 0.02}, N_GROUPS)}
+    ev.by_knowledge = {
+        "base": _by_knowledge({"known": 0.9, "maybe_known": 0.1, "unknown": 0.0}, N_GROUPS),
+        "fine-tune": _by_knowledge({"known": 0.9, "maybe_known": 0.4, "unknown": 0.02}, N_GROUPS),
+    }
     said = [r for r in recommend(ev)["reasons"] if r.startswith("Known vs unknown facts:")]
-    assert said == ["Known vs unknown facts: fine-tuning helped only on facts the base model already partly knew "
-                    "(maybe_known +30.0 pts over the base model, n=30; unknown +2.0 pts, n=40): it did not teach the "
-                    "facts the base model lacks."]
+    assert said == [
+        "Known vs unknown facts: fine-tuning helped only on facts the base model already partly knew "
+        "(maybe_known +30.0 pts over the base model, n=30; unknown +2.0 pts, n=40): it did not teach the "
+        "facts the base model lacks."
+    ]
     # an even gain on both groups is not 'only on partly known facts'
     ev.by_knowledge["fine-tune"] = _by_knowledge({"known": 0.9, "maybe_known": 0.4, "unknown": 0.3}, N_GROUPS)
     assert not any(r.startswith("Known vs unknown facts:") for r in recommend(ev)["reasons"])
     # nor is a gap measured on a handful of questions
     tiny = {"known": 2, "maybe_known": 3, "unknown": 4}
-    ev.by_knowledge = {"base": _by_knowledge({"known": 0.9, "maybe_known": 0.0, "unknown": 0.0}, tiny),
-                       "fine-tune": _by_knowledge({"known": 0.9, "maybe_known": 0.67, "unknown": 0.0}, tiny)}
+    ev.by_knowledge = {
+        "base": _by_knowledge({"known": 0.9, "maybe_known": 0.0, "unknown": 0.0}, tiny),
+        "fine-tune": _by_knowledge({"known": 0.9, "maybe_known": 0.67, "unknown": 0.0}, tiny),
+    }
     assert not any(r.startswith("Known vs unknown facts:") for r in recommend(ev)["reasons"])
 
 
 def test_rag_answering_the_facts_the_base_model_does_not_know_is_said_so():
     ev = _rag_ahead()
-    ev.by_knowledge = {"rag": _by_knowledge({"unknown": 0.5}, N_GROUPS),
-                       "fine-tune": _by_knowledge({"unknown": 0.05}, N_GROUPS)}
+    ev.by_knowledge = {
+        "rag": _by_knowledge({"unknown": 0.5}, N_GROUPS),
+        "fine-tune": _by_knowledge({"unknown": 0.05}, N_GROUPS),
+    }
     said = [r for r in recommend(ev)["reasons"] if r.startswith("On the 40 facts the base model does not know")]
     assert said and "RAG answers 50.0% [45.0, 55.0] correctly vs Fine-tune 5.0%" in said[0]
     assert said[0].endswith("retrieval supplies what the model does not know.")
 
 
 # ---------------------------------------------------------------- how sure: stability and separation
+
 
 def test_detectable_difference_is_the_paired_mcnemar_approximation():
     from advisor.recommend import detectable_difference
@@ -320,8 +428,13 @@ def test_detectable_difference_is_the_paired_mcnemar_approximation():
 
 def test_separation_says_whether_the_paired_ci_excludes_zero():
     clear = per_q({"rag": [1.0] * 30 + [0.0] * 10, "fine-tune": [0.0] * 40})
-    ev = evidence({"rag": 0.75, "fine-tune": 0.0}, {"rag": 0.2, "fine-tune": 0.9},
-                  build={"rag": 1, "fine-tune": 2}, lat={"rag": 1, "fine-tune": 1}, per_question=clear)
+    ev = evidence(
+        {"rag": 0.75, "fine-tune": 0.0},
+        {"rag": 0.2, "fine-tune": 0.9},
+        build={"rag": 1, "fine-tune": 2},
+        lat={"rag": 1, "fine-tune": 1},
+        per_question=clear,
+    )
     sep = recommend(ev)["separation"]
     assert set(sep) >= {"separated", "why", "detectable_difference_pts", "difference_pts", "below_detectable"}
     assert sep["separated"] is True and sep["difference_pts"] == 75.0 and sep["below_detectable"] is False
@@ -334,8 +447,13 @@ def test_separation_says_whether_the_paired_ci_excludes_zero():
 def test_a_verdict_resting_on_a_difference_below_the_detectable_one_is_flagged():
     # rag wins on cost; its accuracy is one question in 40 ahead of fine-tune's
     close = per_q({"rag": [1.0] * 11 + [0.0] * 29, "fine-tune": [1.0] * 10 + [0.0] * 30})
-    ev = evidence({"rag": 0.275, "fine-tune": 0.25}, {"rag": 0.5, "fine-tune": 0.5},
-                  build={"rag": 1, "fine-tune": 600}, lat={"rag": 1, "fine-tune": 1}, per_question=close)
+    ev = evidence(
+        {"rag": 0.275, "fine-tune": 0.25},
+        {"rag": 0.5, "fine-tune": 0.5},
+        build={"rag": 1, "fine-tune": 600},
+        lat={"rag": 1, "fine-tune": 1},
+        per_question=close,
+    )
     rec = recommend(ev)
     sep = rec["separation"]
     assert rec["verdict"] == "rag"

@@ -23,10 +23,28 @@ def run(tmp_path) -> Path:
 
 def test_recommend_recomputes_with_another_preset_weights_and_facts(run, capsys):
     before = (run / "eval" / "metrics.json").read_text()
-    assert main(["recommend", str(run), "--preset", "cost-first", "--weights", "serve_cost=0.6",
-                 "--facts", "knowledge_change=static", "budget=high"]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                str(run),
+                "--preset",
+                "cost-first",
+                "--weights",
+                "serve_cost=0.6",
+                "--facts",
+                "knowledge_change=static",
+                "budget=high",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((run / "recommendation.json").read_text())
-    assert rec["preset"] == "cost-first" and rec["facts"]["knowledge_change"] == "static" and rec["facts"]["budget"] == "high"
+    assert (
+        rec["preset"] == "cost-first"
+        and rec["facts"]["knowledge_change"] == "static"
+        and rec["facts"]["budget"] == "high"
+    )
     # serve_cost raised to 0.6 before normalizing: the run's verdict, both, gives way. Fine-tune (the lowest
     # latency in the fixture) scores the top utility, but its accuracy and hallucination rate are not
     # significantly different from rag's, the cheapest to build, so rag is advised.
@@ -47,24 +65,41 @@ def test_dry_run_writes_nothing(run, capsys):
     assert "preset compliance" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--preset", "fastest"], "unknown weight preset 'fastest'"),
-    (["--weights", "acuracy=0.3"], "did you mean 'accuracy'"),
-    (["--weights", "accuracy"], "must look like name=value"),
-    (["--weights", "accuracy=lots"], "is not a number"),
-    (["--weights", "accuracy=-0.5"], "must be a finite number >= 0"),
-    (["--preset", "balanced", "--weights"] + [f"{c}=0" for c in ("accuracy", "hallucination", "forgetting", "build_cost",
-                                                                 "serve_cost", "freshness", "citations", "style")],
-     "all weights are zero"),
-    (["--facts", "knowledge_rate=daily"], "unknown fact 'knowledge_rate'"),
-    (["--facts", "budget=huge"], "fact budget='huge' must be one of"),
-    (["--facts", "latency_target_s=fast"], "must be a number of seconds"),
-    (["--facts", "citations_required=maybe"], "must be true or false"),
-    (["--targets", "acuracy=0.5"], "unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
-    (["--targets", "accuracy=80"], "quality target accuracy=80 must be a share between 0 and 1"),
-    (["--targets", "hallucination_rate=none"], "must be a share between 0 and 1"),
-    (["--targets", "accuracy"], "--targets 'accuracy' must look like name=value (e.g. --targets accuracy=0.8)"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--preset", "fastest"], "unknown weight preset 'fastest'"),
+        (["--weights", "acuracy=0.3"], "did you mean 'accuracy'"),
+        (["--weights", "accuracy"], "must look like name=value"),
+        (["--weights", "accuracy=lots"], "is not a number"),
+        (["--weights", "accuracy=-0.5"], "must be a finite number >= 0"),
+        (
+            ["--preset", "balanced", "--weights"]
+            + [
+                f"{c}=0"
+                for c in (
+                    "accuracy",
+                    "hallucination",
+                    "forgetting",
+                    "build_cost",
+                    "serve_cost",
+                    "freshness",
+                    "citations",
+                    "style",
+                )
+            ],
+            "all weights are zero",
+        ),
+        (["--facts", "knowledge_rate=daily"], "unknown fact 'knowledge_rate'"),
+        (["--facts", "budget=huge"], "fact budget='huge' must be one of"),
+        (["--facts", "latency_target_s=fast"], "must be a number of seconds"),
+        (["--facts", "citations_required=maybe"], "must be true or false"),
+        (["--targets", "acuracy=0.5"], "unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
+        (["--targets", "accuracy=80"], "quality target accuracy=80 must be a share between 0 and 1"),
+        (["--targets", "hallucination_rate=none"], "must be a share between 0 and 1"),
+        (["--targets", "accuracy"], "--targets 'accuracy' must look like name=value (e.g. --targets accuracy=0.8)"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(run, capsys, args, msg):
     before = (run / "recommendation.json").read_text()
     assert main(["recommend", str(run), *args]) == 2
@@ -78,7 +113,9 @@ def test_targets_recompute_fit_for_purpose_without_re_running_anything(run, caps
     assert main(["recommend", str(run)]) == 0  # the defaults: 80% accuracy, 10% hallucination
     rec = json.loads((run / "recommendation.json").read_text())
     assert rec["fit_for_purpose"]["targets"] == {"accuracy": 0.8, "hallucination_rate": 0.1}
-    assert rec["reasons"][0].startswith("No option is fit for purpose: the most accurate, Fine-tune + RAG, answers 40.0%")
+    assert rec["reasons"][0].startswith(
+        "No option is fit for purpose: the most accurate, Fine-tune + RAG, answers 40.0%"
+    )
     capsys.readouterr()
     assert main(["recommend", str(run), "--targets", "accuracy=0.1", "hallucination_rate=0.9"]) == 0
     rec = json.loads((run / "recommendation.json").read_text())
@@ -115,11 +152,19 @@ def test_targets_are_a_config_setting_with_dotted_overrides():
     assert load_config("smoke").recommend.targets == {"accuracy": 0.8, "hallucination_rate": 0.1}
 
 
-@pytest.mark.parametrize("override, msg", [
-    ("recommend.targets.acuracy=0.5", "recommend.targets: unknown quality target 'acuracy' (did you mean 'accuracy'?)"),
-    ("recommend.targets.hallucination_rate=2",
-     "recommend.targets: quality target hallucination_rate=2 must be a share"),
-])
+@pytest.mark.parametrize(
+    "override, msg",
+    [
+        (
+            "recommend.targets.acuracy=0.5",
+            "recommend.targets: unknown quality target 'acuracy' (did you mean 'accuracy'?)",
+        ),
+        (
+            "recommend.targets.hallucination_rate=2",
+            "recommend.targets: quality target hallucination_rate=2 must be a share",
+        ),
+    ],
+)
 def test_bad_targets_in_the_config_fail_advisor_run_before_anything_is_built(tmp_path, capsys, override, msg):
     assert main(["run", "--config", "smoke", "--out", str(tmp_path / "r"), override]) == 2
     err = capsys.readouterr().err
@@ -133,15 +178,18 @@ def _unfinish(run: Path, stage: str) -> None:
     (run / "manifest.json").write_text(json.dumps(m))
 
 
-@pytest.mark.parametrize("breakage, msg", [
-    (lambda r: (r / "eval" / "metrics.json").unlink(), "the evaluation has not finished"),
-    (lambda r: _unfinish(r, "tune"), "stage(s) tune not finished"),
-    (lambda r: _unfinish(r, "eval_rag"), "stage(s) eval_rag not finished"),
-    (lambda r: (r / "manifest.json").unlink(), "is not a complete run directory"),
-    (lambda r: (r / "eval" / "rag.jsonl").unlink(), "rag.jsonl is missing"),
-    (lambda r: (r / "eval" / "metrics.json").write_text("{"), "is not valid JSON"),
-    (lambda r: shutil.rmtree(r), "does not exist"),
-])
+@pytest.mark.parametrize(
+    "breakage, msg",
+    [
+        (lambda r: (r / "eval" / "metrics.json").unlink(), "the evaluation has not finished"),
+        (lambda r: _unfinish(r, "tune"), "stage(s) tune not finished"),
+        (lambda r: _unfinish(r, "eval_rag"), "stage(s) eval_rag not finished"),
+        (lambda r: (r / "manifest.json").unlink(), "is not a complete run directory"),
+        (lambda r: (r / "eval" / "rag.jsonl").unlink(), "rag.jsonl is missing"),
+        (lambda r: (r / "eval" / "metrics.json").write_text("{"), "is not valid JSON"),
+        (lambda r: shutil.rmtree(r), "does not exist"),
+    ],
+)
 def test_a_run_directory_with_missing_stages_exits_2_naming_what_to_finish(run, capsys, breakage, msg):
     breakage(run)
     assert main(["recommend", str(run)]) == 2
@@ -151,9 +199,13 @@ def test_a_run_directory_with_missing_stages_exits_2_naming_what_to_finish(run, 
 
 # ---------------------------------------------------------------- known answers for the newer facts
 
+
 def test_a_latency_target_only_one_option_meets_decides():
-    ev = evidence({"rag": 0.60, "fine-tune": 0.55, "both": 0.62}, {"rag": 0.2, "fine-tune": 0.22, "both": 0.2},
-                  lat={"rag": 1.5, "fine-tune": 0.3, "both": 1.6})
+    ev = evidence(
+        {"rag": 0.60, "fine-tune": 0.55, "both": 0.62},
+        {"rag": 0.2, "fine-tune": 0.22, "both": 0.2},
+        lat={"rag": 1.5, "fine-tune": 0.3, "both": 1.6},
+    )
     free = recommend(ev, preset="cost-first", facts={"knowledge_change": "static"})
     tight = recommend(ev, preset="cost-first", facts={"knowledge_change": "static", "latency_target_s": 0.5})
     assert tight["scores"]["rag"]["serve_cost"] == 0 and tight["scores"]["fine-tune"]["serve_cost"] == 1
@@ -162,8 +214,12 @@ def test_a_latency_target_only_one_option_meets_decides():
 
 
 def test_private_data_moves_the_advice_away_from_training_it_into_weights():
-    ev = evidence({"rag": 0.50, "fine-tune": 0.53, "both": 0.40}, {"rag": 0.2, "fine-tune": 0.2, "both": 0.25},
-                  build={"rag": 50, "fine-tune": 60, "both": 110}, lat={"rag": 1, "fine-tune": 1, "both": 1})
+    ev = evidence(
+        {"rag": 0.50, "fine-tune": 0.53, "both": 0.40},
+        {"rag": 0.2, "fine-tune": 0.2, "both": 0.25},
+        build={"rag": 50, "fine-tune": 60, "both": 110},
+        lat={"rag": 1, "fine-tune": 1, "both": 1},
+    )
     open_data = recommend(ev, preset="compliance", facts={"knowledge_change": "static"})
     private = recommend(ev, preset="compliance", facts={"knowledge_change": "static", "data_privacy": True})
     assert open_data["verdict"] == "fine-tune" and private["verdict"] == "rag"
@@ -171,8 +227,12 @@ def test_private_data_moves_the_advice_away_from_training_it_into_weights():
 
 
 def test_a_low_budget_makes_a_long_build_cost_more():
-    ev = evidence({"rag": 0.5, "fine-tune": 0.5}, {"rag": 0.2, "fine-tune": 0.2},
-                  build={"rag": 10, "fine-tune": 1000}, lat={"rag": 1, "fine-tune": 1})
+    ev = evidence(
+        {"rag": 0.5, "fine-tune": 0.5},
+        {"rag": 0.2, "fine-tune": 0.2},
+        build={"rag": 10, "fine-tune": 1000},
+        lat={"rag": 1, "fine-tune": 1},
+    )
     low = recommend(ev, facts={"budget": "low"})["scores"]["fine-tune"]["build_cost"]
     high = recommend(ev, facts={"budget": "high"})["scores"]["fine-tune"]["build_cost"]
     assert low == 0.0 and high == pytest.approx(1 - 2 / 6, abs=1e-3)  # 100x: 2 decades
@@ -180,9 +240,13 @@ def test_a_low_budget_makes_a_long_build_cost_more():
 
 def test_a_measured_drill_decides_freshness_ovadia_style():
     # RAG re-indexes in 20 s and then answers the new facts; a retrained adapter took 10 min and still misses them.
-    ev = evidence({"rag": 0.55, "fine-tune": 0.58}, {"rag": 0.2, "fine-tune": 0.2},
-                  build={"rag": 20, "fine-tune": 30}, lat={"rag": 1, "fine-tune": 1})
-    m = lambda v: {"value": v, "ci95": [max(0, v - .1), min(1, v + .1)], "n": 8}  # noqa: E731
+    ev = evidence(
+        {"rag": 0.55, "fine-tune": 0.58},
+        {"rag": 0.2, "fine-tune": 0.2},
+        build={"rag": 20, "fine-tune": 30},
+        lat={"rag": 1, "fine-tune": 1},
+    )
+    m = lambda v: {"value": v, "ci95": [max(0, v - 0.1), min(1, v + 0.1)], "n": 8}  # noqa: E731
     without = recommend(ev, preset="balanced", facts={"knowledge_change": "daily"})
     ev.drill = {"rag": {"update_s": 20, "accuracy": m(0.75)}, "fine-tune": {"update_s": 600, "accuracy": m(0.125)}}
     rec = recommend(ev, preset="balanced", facts={"knowledge_change": "daily"})
@@ -192,8 +256,13 @@ def test_a_measured_drill_decides_freshness_ovadia_style():
     assert any("knowledge-update drill" in r and "12.5%" in r for r in rec["reasons"])
 
 
-@pytest.mark.parametrize("override, msg", [("recommend.preset=fastest", "unknown weight preset 'fastest'"),
-                                           ("recommend.facts.knowledge_change=hourly", "must be one of")])
+@pytest.mark.parametrize(
+    "override, msg",
+    [
+        ("recommend.preset=fastest", "unknown weight preset 'fastest'"),
+        ("recommend.facts.knowledge_change=hourly", "must be one of"),
+    ],
+)
 def test_bad_advice_settings_fail_advisor_run_before_anything_is_built(tmp_path, capsys, override, msg):
     assert main(["run", "--config", "smoke", "--out", str(tmp_path / "r"), override]) == 2
     err = capsys.readouterr().err

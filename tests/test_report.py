@@ -47,7 +47,10 @@ def as_older_run(run: Path) -> None:
 
 
 def inlined_images(html: str) -> list[Image.Image]:
-    return [Image.open(io.BytesIO(base64.b64decode(b))) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+    return [
+        Image.open(io.BytesIO(base64.b64decode(b)))
+        for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
+    ]
 
 
 def test_full_run_report_has_every_plot_inlined_and_no_external_reference(run):
@@ -79,8 +82,16 @@ def test_missing_artifacts_are_named_not_silently_skipped(run):
     (run / "eval/metrics.json").write_text(json.dumps(metrics))
     write_report(run)
     md = (run / "report.md").read_text()
-    for what in ("recommendation", "forgetting", "paired differences", "ingestion report", "adapter training",
-                 "leakage check", "validation-loss curve", "knowledge-update drill"):
+    for what in (
+        "recommendation",
+        "forgetting",
+        "paired differences",
+        "ingestion report",
+        "adapter training",
+        "leakage check",
+        "validation-loss curve",
+        "knowledge-update drill",
+    ):
         assert f"{MISSING} {what}" in md, what
     assert "report_files/arms.png" in md  # what exists is still drawn
     assert not (run / "report_files" / "sensitivity.png").exists()
@@ -116,6 +127,7 @@ def test_optional_metrics_and_a_separate_validation_history_are_used_when_presen
 
 # ---------------------------------------------------------------- fit for purpose, how sure, abstention, collapse
 
+
 def _advise(run: Path, **kw) -> dict:
     from advisor.commands.recommend import refresh_advice
 
@@ -137,8 +149,10 @@ def test_the_report_opens_with_fit_for_purpose_and_splits_how_sure_in_two(run):
     assert "**How sure — separated by the data: no.** accuracy Fine-tune + RAG − RAG: +20.0 pts" in md
     assert "Smallest accuracy difference these questions can detect: 39.6 points" in md
     # 20 points is not significant on these 20 questions, and below the 39.6 they detect with 80% power
-    assert ("**The verdict rests on a difference smaller than the detectable one:** accuracy Fine-tune + RAG − RAG "
-            "is +20.0 points against 39.6 detectable; so on accuracy these questions cannot tell the two apart") in md
+    assert (
+        "**The verdict rests on a difference smaller than the detectable one:** accuracy Fine-tune + RAG − RAG "
+        "is +20.0 points against 39.6 detectable; so on accuracy these questions cannot tell the two apart"
+    ) in md
     html = (run / "report.html").read_text()
     assert "<h2>Fit for purpose</h2>" in html and "<td><b>misses</b></td>" in html
 
@@ -156,8 +170,10 @@ def test_a_recommendation_made_before_targets_gets_fit_for_purpose_computed_from
     (run / "eval" / "rag.jsonl").unlink()  # ... and when its measurements cannot be read, the report says so
     write_report(run)
     md = (run / "report.md").read_text()
-    assert (f"- {MISSING} fit for purpose (the recommendation predates quality targets and the run's measurements "
-            "cannot be read: ") in md and "**Good enough?**" not in md
+    assert (
+        f"- {MISSING} fit for purpose (the recommendation predates quality targets and the run's measurements "
+        "cannot be read: "
+    ) in md and "**Good enough?**" not in md
 
 
 def test_no_separation_below_the_detectable_difference_says_the_questions_cannot_tell(run):
@@ -166,13 +182,21 @@ def test_no_separation_below_the_detectable_difference_says_the_questions_cannot
     rec = json.loads((run / "recommendation.json").read_text())
     rec["verdict"] = "rag"
     rec["stability"] = {"level": "medium", "why": "x"}
-    rec["separation"] = {"separated": False, "why": "the CI includes 0", "detectable_difference_pts": 12.1,
-                         "difference_pts": -7.5, "below_detectable": True, "runner_up": "both"}
+    rec["separation"] = {
+        "separated": False,
+        "why": "the CI includes 0",
+        "detectable_difference_pts": 12.1,
+        "difference_pts": -7.5,
+        "below_detectable": True,
+        "runner_up": "both",
+    }
     lines = "\n".join(how_sure_lines(rec))
     assert "**How sure — separated by the data: no.** the CI includes 0." in lines
-    assert ("accuracy RAG − Fine-tune + RAG is -7.5 points against 12.1 detectable; so on accuracy these questions "
-            "cannot tell "
-            "the two apart.") in lines
+    assert (
+        "accuracy RAG − Fine-tune + RAG is -7.5 points against 12.1 detectable; so on accuracy these questions "
+        "cannot tell "
+        "the two apart."
+    ) in lines
     # significant on these questions, yet smaller than what they detect with 80% power
     rec["separation"] |= {"separated": True, "why": "the CI excludes 0", "difference_pts": 10.0}
     lines = "\n".join(how_sure_lines(rec))
@@ -182,20 +206,31 @@ def test_no_separation_below_the_detectable_difference_says_the_questions_cannot
 
 def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapter_are_reported(run):
     metrics = json.loads((run / "eval/metrics.json").read_text())
-    m = lambda v, n=20: {"value": v, "ci95": [max(0, v - .1), min(1, v + .1)], "n": n}  # noqa: E731
-    metrics["collapse"] = {"tuned": {"collapsed": True, "top_answer": "1.", "top_share": 0.45, "empty_share": 0.0,
-                                     "n": 25, "reason": "45% of its answers are the same string '1.'"},
-                           "rag": {"collapsed": False, "top_answer": "x", "top_share": 0.04, "empty_share": 0.0,
-                                   "n": 25, "reason": ""}}
-    metrics["knowledge"] = {"samples": 4, "temperature": 0.7, "counts": {"known": 2, "maybe_known": 6, "unknown": 12},
-                            "method": "base model, closed book: greedy correct = known; any of k samples correct = "
-                                      "maybe_known; else unknown"}
+    m = lambda v, n=20: {"value": v, "ci95": [max(0, v - 0.1), min(1, v + 0.1)], "n": n}  # noqa: E731
+    metrics["collapse"] = {
+        "tuned": {
+            "collapsed": True,
+            "top_answer": "1.",
+            "top_share": 0.45,
+            "empty_share": 0.0,
+            "n": 25,
+            "reason": "45% of its answers are the same string '1.'",
+        },
+        "rag": {"collapsed": False, "top_answer": "x", "top_share": 0.04, "empty_share": 0.0, "n": 25, "reason": ""},
+    }
+    metrics["knowledge"] = {
+        "samples": 4,
+        "temperature": 0.7,
+        "counts": {"known": 2, "maybe_known": 6, "unknown": 12},
+        "method": "base model, closed book: greedy correct = known; any of k samples correct = "
+        "maybe_known; else unknown",
+    }
     for arm, a in metrics["arms"].items():
         a["bare_citation_rate"] = m(0.38 if arm == "rag" else 0.0, 25)
-        a["by_knowledge"] = {"maybe_known": {"n": 6, "accuracy": m(0.5, 6), "hallucination_rate": m(0.4, 6),
-                                             "f1": m(0.45, 6)},
-                             "unknown": {"n": 12, "accuracy": m(0.25, 12), "hallucination_rate": m(0.7, 12),
-                                         "f1": m(0.3, 12)}}
+        a["by_knowledge"] = {
+            "maybe_known": {"n": 6, "accuracy": m(0.5, 6), "hallucination_rate": m(0.4, 6), "f1": m(0.45, 6)},
+            "unknown": {"n": 12, "accuracy": m(0.25, 12), "hallucination_rate": m(0.7, 12), "f1": m(0.3, 12)},
+        }
     (run / "eval/metrics.json").write_text(json.dumps(metrics))
     training = json.loads((run / "adapter/training.json").read_text())
     training["both_adapter"] = "one adapter on a mixture of closed-book and in-context (RAFT) examples"
@@ -204,15 +239,16 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
     assert rec["collapsed"] == ["fine-tune"]
     md = (run / "report.md").read_text()
     assert md.index("## Collapsed arms") < md.index("## Verdict")
-    assert ("- **Fine-tune**: 45% of its answers are the same string '1.' (top answer '1.' 45%, empty 0%, n=25)"
-            in md)
+    assert "- **Fine-tune**: 45% of its answers are the same string '1.' (top answer '1.' 45%, empty 0%, n=25)" in md
     assert "| Fine-tune (collapsed) |" in md  # the evidence table marks the column
     assert "| bare citation answers % | 0.0 [0.0, 10.0] | 38.0 [28.0, 48.0] |" in md
     assert "### Abstention" in md and "| RAG | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 84.0 [68.0, 96.0] |" in md
     assert "### Known vs unknown facts" in md and "Answerable questions: known 2, maybe known 6, unknown 12." in md
     assert "| RAG | unknown | 12 | 25.0 [15.0, 35.0] | 70.0 [60.0, 80.0] | 30.0 [20.0, 40.0] |" in md
-    assert ('- How the Fine-tune + RAG adapter was trained: one adapter on a mixture of closed-book and '
-            "in-context (RAFT) examples") in md
+    assert (
+        "- How the Fine-tune + RAG adapter was trained: one adapter on a mixture of closed-book and "
+        "in-context (RAFT) examples"
+    ) in md
     assert "RAG answers 38.0% of questions with a bare citation marker" in md
     html = (run / "report.html").read_text()
     assert "<h2>Collapsed arms</h2>" in html and "<h3>Known vs unknown facts</h3>" in html
@@ -223,14 +259,19 @@ def test_a_run_without_the_newer_measurements_says_which_are_missing(run):
     _advise(run)
     md = (run / "report.md").read_text()
     assert f"- {MISSING} known vs unknown facts" in md
-    assert "## Collapsed arms" not in md and "bare citation" not in md and "both\" adapter" not in md
+    assert "## Collapsed arms" not in md and "bare citation" not in md and 'both" adapter' not in md
 
 
 def test_learning_curve_and_seed_spread_are_shown_when_the_run_measured_them(run):
-    curve = {"points": [{"step": 0, "domain_accuracy": 0.05, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30},
-                        {"step": 30, "domain_accuracy": 0.2, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30},
-                        {"step": 92, "domain_accuracy": 0.15, "probe_accuracy": 0.33, "n_questions": 40, "n_probe": 30}],
-             "probe_set": "arc_easy", "used": {"step": 92, "why": "the final adapter, fixed before any evaluation"}}
+    curve = {
+        "points": [
+            {"step": 0, "domain_accuracy": 0.05, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30},
+            {"step": 30, "domain_accuracy": 0.2, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30},
+            {"step": 92, "domain_accuracy": 0.15, "probe_accuracy": 0.33, "n_questions": 40, "n_probe": 30},
+        ],
+        "probe_set": "arc_easy",
+        "used": {"step": 92, "why": "the final adapter, fixed before any evaluation"},
+    }
     (run / "eval" / "curve.json").write_text(json.dumps(curve))
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     metrics["arms"]["tuned"]["seed_spread"] = {"seeds": [0, 1], "accuracy": [0.125, 0.1], "mean": 0.1125, "sd": 0.0177}
@@ -257,7 +298,7 @@ def section(md: str, heading: str) -> str:
     """The markdown from `## heading` to the next `## ` heading."""
     start = md.index(f"## {heading}\n")
     end = md.find("\n## ", start + 1)
-    return md[start: end if end > 0 else len(md)]
+    return md[start : end if end > 0 else len(md)]
 
 
 def test_the_report_opens_with_the_verdict_fit_and_three_main_reasons_in_plain_words(run):
@@ -282,7 +323,7 @@ def test_the_report_opens_with_the_verdict_fit_and_three_main_reasons_in_plain_w
     assert not any(r in first for r in REPRS), first
     assert "How sure:" in first and rec["separation"]["runner_up"] and "The measurements" in first
     html = (run / "report.html").read_text()
-    panel = html[html.index("<section class='summary'>"): html.index("</section>")]
+    panel = html[html.index("<section class='summary'>") : html.index("</section>")]
     assert html.index("<section class='summary'>") < html.index("<h2>Fit for purpose</h2>")
     assert f"color:{OPTION_COLOUR[rec['verdict']]}" in panel and "Good enough?" in panel
     assert panel.count("<li>") == 3
@@ -309,14 +350,24 @@ def test_the_report_says_settings_and_facts_as_sentences_not_python_values(run):
 def test_plain_reasons_name_each_criterion_in_words():
     from advisor.plain import main_reasons
 
-    ev = {"accuracy": {"rag": {"value": .5}, "fine-tune": {"value": .5}},
-          "hallucination_rate": {"rag": {"value": .3}, "fine-tune": {"value": .3}},
-          "latency_p50_s": {"rag": 2.0, "fine-tune": 0.25}, "build_s": {"rag": 20, "fine-tune": 7200}}
-    scores = {"rag": {"serve_cost": .1, "style": 0.0, "build_cost": 1.0},
-              "fine-tune": {"serve_cost": 1.0, "style": 1.0, "build_cost": .4}}
-    rec = {"verdict": "fine-tune", "utilities": {"fine-tune": .7, "rag": .5}, "scores": scores, "evidence": ev,
-           "weights": {"serve_cost": .5, "style": .3, "build_cost": .2},
-           "facts": {"style_learning": True, "latency_target_s": 1.0}}
+    ev = {
+        "accuracy": {"rag": {"value": 0.5}, "fine-tune": {"value": 0.5}},
+        "hallucination_rate": {"rag": {"value": 0.3}, "fine-tune": {"value": 0.3}},
+        "latency_p50_s": {"rag": 2.0, "fine-tune": 0.25},
+        "build_s": {"rag": 20, "fine-tune": 7200},
+    }
+    scores = {
+        "rag": {"serve_cost": 0.1, "style": 0.0, "build_cost": 1.0},
+        "fine-tune": {"serve_cost": 1.0, "style": 1.0, "build_cost": 0.4},
+    }
+    rec = {
+        "verdict": "fine-tune",
+        "utilities": {"fine-tune": 0.7, "rag": 0.5},
+        "scores": scores,
+        "evidence": ev,
+        "weights": {"serve_cost": 0.5, "style": 0.3, "build_cost": 0.2},
+        "facts": {"style_learning": True, "latency_target_s": 1.0},
+    }
     assert main_reasons(rec) == [
         "Fine-tune answers faster: 250 ms a question, against 2.0 s for RAG, which misses the 1.0 s target.",
         "A style or format must be learned, and RAG cannot teach it: retrieval does not change how the model writes.",

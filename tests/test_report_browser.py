@@ -31,7 +31,9 @@ IMAGES_JS = """JSON.stringify([...document.images].map(i => {const r = i.getBoun
 
 def test_report_html_renders_its_plots_in_chromium(tmp_path):
     if not find_chromium():
-        pytest.fail("headless Chromium is needed and was not found: run `make chromium` or set CHROMIUM=/path/to/chrome")
+        pytest.fail(
+            "headless Chromium is needed and was not found: run `make chromium` or set CHROMIUM=/path/to/chrome"
+        )
     run = tmp_path / FIXTURE.name
     shutil.copytree(FIXTURE, run)
     write_report(run)
@@ -47,7 +49,9 @@ def test_report_html_renders_its_plots_in_chromium(tmp_path):
         state = b.shot(alone.as_uri(), png, wait_for="What would flip the advice", max_height=20000)
         images = json.loads(b.call("Runtime.evaluate", expression=IMAGES_JS, returnByValue=True)["result"]["value"])
     verdict = OPTION_LABEL[json.loads((FIXTURE / "recommendation.json").read_text())["verdict"]]
-    assert f"Verdict: {verdict}" in state["text"] and "not measured in this run: knowledge-update drill" in state["text"]
+    assert (
+        f"Verdict: {verdict}" in state["text"] and "not measured in this run: knowledge-update drill" in state["text"]
+    )
     assert len(images) == 7  # the learning curve too
     shot = Image.open(png).convert("RGB")
     assert shot.height > 3000  # the whole page, not only the first screen
@@ -73,7 +77,9 @@ def test_report_first_screen_holds_the_verdict_fit_and_three_reasons(tmp_path):
     """The top 1000 px of report.html at 1400 px wide (docs/report-first-screen.png) say the advice, whether it
     is good enough and why, before any table."""
     if not find_chromium():
-        pytest.fail("headless Chromium is needed and was not found: run `make chromium` or set CHROMIUM=/path/to/chrome")
+        pytest.fail(
+            "headless Chromium is needed and was not found: run `make chromium` or set CHROMIUM=/path/to/chrome"
+        )
     run = tmp_path / FIXTURE.name
     shutil.copytree(FIXTURE, run)
     write_report(run)

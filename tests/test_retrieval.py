@@ -36,8 +36,13 @@ def test_faiss_index_round_trips_and_finds_the_gold_document(tiny_corpus, tmp_pa
     chunks, cfg = _index(tiny_corpus, tmp_path)
     assert cfg["n_vectors"] == len(chunks) and cfg["kind"] == "flat"
     r = Retriever(tmp_path / "index")
-    hits = r.search(["How many bicycles can one Ormsby ferry crossing carry?",
-                     "Who is the senior captain of the Ormsby Ferry Company?"], k=3)
+    hits = r.search(
+        [
+            "How many bicycles can one Ormsby ferry crossing carry?",
+            "Who is the senior captain of the Ormsby Ferry Company?",
+        ],
+        k=3,
+    )
     assert hits[0][0].source == "bicycle-policy.md" and hits[1][0].source == "captain.md"
     assert [h.rank for h in hits[0]] == [1, 2, 3] and hits[0][0].score >= hits[0][1].score
 
@@ -90,7 +95,10 @@ def test_reindexing_a_changed_corpus_embeds_only_new_and_changed_chunks(tiny_cor
     seen, cfg, chunks2 = reindex()
     old_ids, new_ids = {c["id"] for c in chunks}, {c["id"] for c in chunks2}
     changed = [c for c in chunks2 if c["id"] not in old_ids]
-    assert sorted(seen) == sorted(c["text"] for c in changed) and {c["source"] for c in changed} == {"captain.md", "new.md"}
+    assert sorted(seen) == sorted(c["text"] for c in changed) and {c["source"] for c in changed} == {
+        "captain.md",
+        "new.md",
+    }
     assert cfg["embedded"] == len(changed) and cfg["removed"] == len(old_ids - new_ids) > 0
     assert cfg["reused"] == len(new_ids & old_ids)
     # the index equals a full rebuild: same ids in the same order, same vectors
@@ -115,13 +123,21 @@ def test_index_kinds_save_their_config_and_search_alike(kind, tmp_path):
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(300)]
     docs = [" ".join(rng.choice(words, 12)) for _ in range(1200)]
-    write_jsonl(tmp_path / "chunks.jsonl", ({"id": f"c{i}", "source": f"d{i}.md", "text": t, "start": 0, "end": len(t)}
-                                           for i, t in enumerate(docs)))
-    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index",
-                      settings("hashing:64", index_kind=kind, hnsw_ef_search=64, ivf_nprobe=64), progress=False)
+    write_jsonl(
+        tmp_path / "chunks.jsonl",
+        ({"id": f"c{i}", "source": f"d{i}.md", "text": t, "start": 0, "end": len(t)} for i, t in enumerate(docs)),
+    )
+    cfg = build_index(
+        tmp_path / "chunks.jsonl",
+        tmp_path / "index",
+        settings("hashing:64", index_kind=kind, hnsw_ef_search=64, ivf_nprobe=64),
+        progress=False,
+    )
     saved = json.loads((tmp_path / "index" / "index_config.json").read_text())
     assert saved == cfg and cfg["kind"] == kind and cfg["n_vectors"] == 1200
-    assert {"flat": {}, "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64}}.get(kind, cfg["params"]) == cfg["params"]
+    assert {"flat": {}, "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64}}.get(kind, cfg["params"]) == cfg[
+        "params"
+    ]
     r = Retriever(tmp_path / "index")
     if kind == "hnsw":
         assert r.index.hnsw.efSearch == 64
@@ -134,7 +150,9 @@ def test_auto_kind_picks_by_size_and_ivfpq_refuses_tiny_corpora(tiny_corpus, tmp
     assert [resolve_kind("auto", n) for n in (10, 19_999, 20_000, 2_000_000)] == ["flat", "flat", "hnsw", "ivfpq"]
     _index(tiny_corpus, tmp_path)
     with pytest.raises(AdvisorError, match="ivfpq needs at least 1000 chunks"):
-        build_index(tmp_path / "chunks.jsonl", tmp_path / "index2", settings("hashing", index_kind="ivfpq"), progress=False)
+        build_index(
+            tmp_path / "chunks.jsonl", tmp_path / "index2", settings("hashing", index_kind="ivfpq"), progress=False
+        )
     with pytest.raises(AdvisorError, match="index_kind='hnws' is not one of .*did you mean 'hnsw'"):
         load_config(overrides=["retrieval.index_kind=hnws"])
 
@@ -148,7 +166,9 @@ def test_hybrid_search_brings_exact_keyword_matches(tiny_corpus, tmp_path):
     docs, _ = read_corpus(tiny_corpus)
     chunks = chunk_documents(docs, whitespace_offsets, 40, 8)
     write_jsonl(tmp_path / "chunks.jsonl", (c.to_dict() for c in chunks))
-    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing:16", hybrid=True), progress=False)
+    cfg = build_index(
+        tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing:16", hybrid=True), progress=False
+    )
     assert cfg["hybrid"] and (tmp_path / "index" / "bm25").is_dir()
     # A 16-bucket hashing embedder is nearly blind; BM25 still finds the one chunk holding a rare word.
     holders: dict[str, set[str]] = {}
@@ -165,7 +185,9 @@ def test_hybrid_search_brings_exact_keyword_matches(tiny_corpus, tmp_path):
     assert found(hybrid) == 12 and found(dense) < 12
     [row] = hybrid.search([rare[0]], 5)
     assert [h.rank for h in row] == list(range(1, len(row) + 1)) and row[0].score >= row[-1].score
-    build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing:16"), progress=False)  # hybrid off again
+    build_index(
+        tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing:16"), progress=False
+    )  # hybrid off again
     with pytest.raises(AdvisorError, match="built without BM25"):
         Retriever(tmp_path / "index", hybrid=True)
 
@@ -173,13 +195,27 @@ def test_hybrid_search_brings_exact_keyword_matches(tiny_corpus, tmp_path):
 def test_retrieval_scores_recall_and_mrr(tiny_corpus, tmp_path):
     _index(tiny_corpus, tmp_path)
     r = Retriever(tmp_path / "index")
-    items = [QAItem(id="a", question="How many bicycles can one Ormsby ferry crossing carry?", answers=["x"],
-                    source="bicycle-policy.md"),
-             QAItem(id="b", question="Who is the senior captain of the Ormsby Ferry Company?", answers=["x"],
-                    source="captain.md"),
-             QAItem(id="c", question="Who is the senior captain of the Ormsby Ferry Company?", answers=["x"],
-                    source="nowhere.md"),
-             QAItem(id="d", question="unanswerable", answers=[], unanswerable=True)]
+    items = [
+        QAItem(
+            id="a",
+            question="How many bicycles can one Ormsby ferry crossing carry?",
+            answers=["x"],
+            source="bicycle-policy.md",
+        ),
+        QAItem(
+            id="b",
+            question="Who is the senior captain of the Ormsby Ferry Company?",
+            answers=["x"],
+            source="captain.md",
+        ),
+        QAItem(
+            id="c",
+            question="Who is the senior captain of the Ormsby Ferry Company?",
+            answers=["x"],
+            source="nowhere.md",
+        ),
+        QAItem(id="d", question="unanswerable", answers=[], unanswerable=True),
+    ]
     s = retrieval_scores(r, items, k=5)
     assert s["n"] == 3 and s["recall_at_5"] == pytest.approx(2 / 3) and s["mrr"] == pytest.approx(2 / 3)
     assert [row["rank"] for row in s["rows"]] == [1, 1, None]
@@ -189,8 +225,22 @@ def test_cli_index_and_search(tiny_corpus, tmp_path, capsys):
     from advisor.cli import main
 
     out = tmp_path / "idx"
-    assert main(["index", str(tiny_corpus), "chunking.size=40", "chunking.overlap=8", "--out", str(out),
-                 "--embedder", "hashing", "--hybrid"]) == 0
+    assert (
+        main(
+            [
+                "index",
+                str(tiny_corpus),
+                "chunking.size=40",
+                "chunking.overlap=8",
+                "--out",
+                str(out),
+                "--embedder",
+                "hashing",
+                "--hybrid",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(out)
     assert json.loads((out / "index" / "index_config.json").read_text())["hybrid"] is True
     assert main(["search", str(out), "How many bicycles can one Ormsby ferry crossing carry?", "-k", "2"]) == 0
@@ -225,7 +275,10 @@ def test_rag_arm_numbers_contexts_within_the_budget_in_one_batch(tiny_corpus, tm
     chunks, _ = _index(tiny_corpus, tmp_path)
     lm = ScriptedLM()
     arm = RagAnswerer(lm, Retriever(tmp_path / "index"), "rag", use_adapter=False, top_k=5, context_tokens=60)
-    qs = ["How many bicycles can one Ormsby ferry crossing carry?", "Who is the senior captain of the Ormsby Ferry Company?"]
+    qs = [
+        "How many bicycles can one Ormsby ferry crossing carry?",
+        "Who is the senior captain of the Ormsby Ferry Company?",
+    ]
     answers = arm.answer(qs)
     assert len(lm.calls) == 1 and len(lm.calls[0]) == 2  # one batched generation for all questions
     for q, prompt, a in zip(qs, lm.calls[0], answers):

@@ -20,11 +20,14 @@ from retrieval.index import Retriever, build_index
 def make_pdf(text: str) -> bytes:
     """A one-page PDF showing `text` in Helvetica (a fixture; parsing is pypdf's job)."""
     stream = f"BT /F1 12 Tf 72 712 Td ({text}) Tj ET".encode()
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-            b"/Resources << /Font << /F1 5 0 R >> >> >>",
-            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for i, body in enumerate(objs, 1):
@@ -44,16 +47,26 @@ def test_every_file_type_is_read(tmp_path):
         "<body><h1>Timetable</h1><p>The first ferry leaves at <b>06:40</b>.</p><noscript>enable js</noscript></body></html>"
     )
     (tmp_path / "d.pdf").write_bytes(make_pdf("The cafe sells hot soup."))
-    (tmp_path / "e.jsonl").write_text(json.dumps({"id": "x1", "body": "Captain Ada Brune."}) + "\n\n"
-                                      + json.dumps({"body": "Second record."}) + "\n")
+    (tmp_path / "e.jsonl").write_text(
+        json.dumps({"id": "x1", "body": "Captain Ada Brune."}) + "\n\n" + json.dumps({"body": "Second record."}) + "\n"
+    )
     (tmp_path / "f.csv").write_text('id,body\nr1,"Fares rose, by 5%, in 2024."\nr2,Tickets are sold on board.\n')
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "g.rst").write_text("Lifejackets are under the seats.")
     docs, report = read_corpus(tmp_path, text_field="body")
     by_id = {d.doc_id: d.text for d in docs}
-    assert sorted(by_id) == ["a.md", "b.txt", "c.html", "d.pdf", "e.jsonl#3", "e.jsonl#x1", "f.csv#r1", "f.csv#r2",
-                             "sub/g.rst"]
+    assert sorted(by_id) == [
+        "a.md",
+        "b.txt",
+        "c.html",
+        "d.pdf",
+        "e.jsonl#3",
+        "e.jsonl#x1",
+        "f.csv#r1",
+        "f.csv#r2",
+        "sub/g.rst",
+    ]
     html = by_id["c.html"]
     assert "Timetable" in html and "06:40" in html and "secret" not in html and "color" not in html
     assert "enable js" not in html
@@ -83,8 +96,15 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     docs, report = read_corpus(tmp_path)
     assert [d.doc_id for d in docs] == ["good.md"]
     why = dict(report.skipped)
-    assert set(why) == {"corrupt.pdf", "garbage.pdf", "binary.txt", "image.png", "empty.txt", "blank.md",
-                        "scripts-only.html"}
+    assert set(why) == {
+        "corrupt.pdf",
+        "garbage.pdf",
+        "binary.txt",
+        "image.png",
+        "empty.txt",
+        "blank.md",
+        "scripts-only.html",
+    }
     assert why["corrupt.pdf"].startswith("corrupt or unreadable PDF") and why["garbage.pdf"].startswith("corrupt")
     assert why["binary.txt"] == "binary content" and "unsupported file type '.png'" in why["image.png"]
     assert why["empty.txt"] == why["blank.md"] == "empty file" and why["scripts-only.html"] == "no visible text"
@@ -118,20 +138,38 @@ def test_nothing_readable_exits_2_and_keeps_what_was_built(tmp_path):
     (good / "a.md").write_text("The ferry carries twelve bicycles. Dogs travel free.")
     ingest_corpus(good, out, whitespace_offsets, 32, 4)
     build_index(out / "chunks.jsonl", out / "index", RetrievalConfig(embedder="hashing", hybrid=False), progress=False)
-    before = {p.name: p.read_bytes() for p in [out / "chunks.jsonl", out / "ingest_report.json",
-                                                  out / "index" / "index.faiss", out / "index" / "meta.jsonl"]}
+    before = {
+        p.name: p.read_bytes()
+        for p in [
+            out / "chunks.jsonl",
+            out / "ingest_report.json",
+            out / "index" / "index.faiss",
+            out / "index" / "meta.jsonl",
+        ]
+    }
     (bad / "x.bin").write_bytes(b"\x00\x01")
     (bad / "y.txt").write_bytes(b"")
     with pytest.raises(AdvisorError, match=r"has no readable documents \(2 file\(s\) skipped: x.bin: unsupported") as e:
         ingest_corpus(bad, out, whitespace_offsets, 32, 4)
     assert e.value.exit_code == 2
-    after = {p.name: p.read_bytes() for p in [out / "chunks.jsonl", out / "ingest_report.json",
-                                                 out / "index" / "index.faiss", out / "index" / "meta.jsonl"]}
+    after = {
+        p.name: p.read_bytes()
+        for p in [
+            out / "chunks.jsonl",
+            out / "ingest_report.json",
+            out / "index" / "index.faiss",
+            out / "index" / "meta.jsonl",
+        ]
+    }
     assert after == before and not list(out.glob(".chunks*"))  # no temp file left behind
     assert Retriever(out).search(["bicycles"], 1)[0][0].source == "a.md"
     # the CLI says the same in one line and exits 2
-    r = subprocess.run([sys.executable, "-m", "advisor", "index", str(bad), "--out", str(out), "--embedder", "hashing"],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    r = subprocess.run(
+        [sys.executable, "-m", "advisor", "index", str(bad), "--out", str(out), "--embedder", "hashing"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )
     last = r.stderr.strip().splitlines()[-1]  # after one warning line per skipped file
     assert r.returncode == 2 and last.startswith("advisor: error: corpus") and "no readable documents" in last
 
@@ -145,7 +183,7 @@ def test_large_text_is_streamed_in_segments_with_file_offsets(tmp_path, monkeypa
     rep = ingest_corpus(tmp_path, out, whitespace_offsets, 24, 4)
     rows = [json.loads(line) for line in (out / "chunks.jsonl").read_text().splitlines()]
     assert rep["read"] == ["big.txt"] and rep["n_documents"] == 1 and rep["n_chunks"] == len(rows) > 10
-    assert all(text[r["start"]:r["end"]] == r["text"] for r in rows)  # offsets point into the whole file
+    assert all(text[r["start"] : r["end"]] == r["text"] for r in rows)  # offsets point into the whole file
     assert max(r["end"] for r in rows) == len(text)
     assert all(p in " ".join(r["text"] for r in rows) for p in paras[::37])
 
@@ -155,8 +193,10 @@ def test_a_100_mb_text_file_is_ingested_in_bounded_memory(tmp_path):
     """Peak memory of a process ingesting a 100 MB file stays far below what holding it would cost."""
     big = tmp_path / "corpus" / "big.txt"
     big.parent.mkdir()
-    para = ("Crossing {i} leaves the north pier at dawn and returns before noon; bicycles ride free on "
-            "weekdays and dogs travel on a lead. ") * 3 + "\n\n"  # numbered: identical chunks would be deduplicated
+    para = (
+        "Crossing {i} leaves the north pier at dawn and returns before noon; bicycles ride free on "
+        "weekdays and dogs travel on a lead. "
+    ) * 3 + "\n\n"  # numbered: identical chunks would be deduplicated
     with open(big, "w") as f:
         i = 0
         while f.tell() < 100 * 2**20:
@@ -170,8 +210,13 @@ def test_a_100_mb_text_file_is_ingested_in_bounded_memory(tmp_path):
         "rep = ingest_corpus(Path(sys.argv[1]), Path(sys.argv[2]), whitespace_offsets, 200, 40)\n"
         "print(rep['n_chunks'], (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code, str(big.parent), str(tmp_path / "out")], capture_output=True,
-                       text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())}, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(big.parent), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        check=True,
+    )
     n_chunks, extra_mb = map(int, r.stdout.split())
     assert n_chunks > 100_000
     # Holding the text alone would cost 100 MB, its word offsets over 1 GB; one 1M-character segment ~100 MB.

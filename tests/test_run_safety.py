@@ -25,8 +25,23 @@ DATA = Path(__file__).parent / "data"
 
 
 def run_argv(model: Path, out: Path, corpus: Path = DATA / "corpus", *over: str) -> list[str]:
-    return ["run", "--corpus", str(corpus), "--qa", str(DATA / "qa.jsonl"), "--train-qa", str(DATA / "train.jsonl"),
-            "--model", str(model), "--config", "smoke", "--out", str(out), *TINY, *over]
+    return [
+        "run",
+        "--corpus",
+        str(corpus),
+        "--qa",
+        str(DATA / "qa.jsonl"),
+        "--train-qa",
+        str(DATA / "train.jsonl"),
+        "--model",
+        str(model),
+        "--config",
+        "smoke",
+        "--out",
+        str(out),
+        *TINY,
+        *over,
+    ]
 
 
 @pytest.fixture
@@ -36,8 +51,11 @@ def finished(finished_tiny_run) -> Path:
 
 def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
     """Relative path -> bytes of every file under root, minus the top-level names in `skip`."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).parts[0] not in skip}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] not in skip
+    }
 
 
 BOOKKEEPING = ("attempts", ".attempt", ".run.lock", ".manifest.lock")
@@ -57,7 +75,9 @@ def fail_a_rerun(finished: Path, model: Path, tmp: Path, capsys) -> tuple[Path, 
     return run, docs, before
 
 
-def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(finished, tiny_model_dir, tmp_path, capsys):
+def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(
+    finished, tiny_model_dir, tmp_path, capsys
+):
     run, docs, before = fail_a_rerun(finished, tiny_model_dir, tmp_path, capsys)
     err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("advisor: error:")]
     assert len(err) == 1 and "notes.jsonl:2" in err[0] and "is unchanged" in err[0] and "attempts/" in err[0], err
@@ -65,7 +85,11 @@ def test_a_rerun_that_fails_after_preflight_leaves_the_finished_run_as_it_was(fi
     assert json.loads((run / "manifest.json").read_text())["finished"]
     [record] = list((run / "attempts").glob("*.json"))
     rec = json.loads(record.read_text())
-    assert "notes.jsonl:2" in rec["error"] and str(docs) in rec["config_yaml"] and rec["stages"]["ingest"]["status"] == "failed"
+    assert (
+        "notes.jsonl:2" in rec["error"]
+        and str(docs) in rec["config_yaml"]
+        and rec["stages"]["ingest"]["status"] == "failed"
+    )
 
 
 @pytest.mark.slow
@@ -137,10 +161,12 @@ def test_a_write_that_fails_midway_leaves_the_previous_artifact_intact(tmp_path,
     before = tree(tmp_path)
     real = os.fdopen
     monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullDisk(real(fd, *a, **k), 10))
-    for write in (lambda: atomic_write_json(tmp_path / "metrics.json", {"a": 2, "b": "x" * 100}),
-                  lambda: write_jsonl(tmp_path / "rows.jsonl", [{"i": i} for i in range(50)]),
-                  lambda: run.init_manifest("seed: 1\n" * 20, {"corpus": "y"}),
-                  lambda: ingest_corpus(DATA / "corpus", tmp_path, whitespace_offsets, 20, 4)):
+    for write in (
+        lambda: atomic_write_json(tmp_path / "metrics.json", {"a": 2, "b": "x" * 100}),
+        lambda: write_jsonl(tmp_path / "rows.jsonl", [{"i": i} for i in range(50)]),
+        lambda: run.init_manifest("seed: 1\n" * 20, {"corpus": "y"}),
+        lambda: ingest_corpus(DATA / "corpus", tmp_path, whitespace_offsets, 20, 4),
+    ):
         with pytest.raises(OSError, match="No space left"):
             write()
     monkeypatch.undo()
@@ -154,7 +180,20 @@ def test_a_full_disk_in_a_command_is_one_line_and_keeps_the_old_index(tmp_path, 
     real = os.fdopen
     monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullDisk(real(fd, *a, **k), 100))
     capsys.readouterr()
-    assert main(["index", str(DATA / "corpus"), "retrieval.embedder=hashing", "chunking.size=30", "chunking.overlap=5", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "index",
+                str(DATA / "corpus"),
+                "retrieval.embedder=hashing",
+                "chunking.size=30",
+                "chunking.overlap=5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     monkeypatch.undo()
     err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("advisor")]
     assert err == [err[0]] and "No space left on device" in err[0] and "Traceback" not in err[0], err
@@ -170,7 +209,9 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_a_second_command_on_a_run_directory_in_use_refuses_with_a_clear_line(finished, tiny_model_dir, tmp_path, capsys):
+def test_a_second_command_on_a_run_directory_in_use_refuses_with_a_clear_line(
+    finished, tiny_model_dir, tmp_path, capsys
+):
     from advisor.core.rundirs import run_lock
 
     run = tmp_path / "run"
@@ -179,8 +220,11 @@ def test_a_second_command_on_a_run_directory_in_use_refuses_with_a_clear_line(fi
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = tree(run, (".run.lock",))
-        for argv in (run_argv(tiny_model_dir, run, DATA / "corpus", "retrieval.top_k=2"), ["eval", str(run)],
-                     ["tune", str(run)]):
+        for argv in (
+            run_argv(tiny_model_dir, run, DATA / "corpus", "retrieval.top_k=2"),
+            ["eval", str(run)],
+            ["tune", str(run)],
+        ):
             capsys.readouterr()
             assert main(argv) == 2
             err = capsys.readouterr().err.strip().splitlines()
@@ -212,14 +256,32 @@ def test_a_swap_cut_short_by_a_crash_is_completed_by_the_next_command(tmp_path):
 
 # ---------------------------------------------------------------- slow tier: kill -9 in every stage
 
-STAGES = ["ingest", "index", "sft", "tune", "eval_base", "eval_rag", "eval_tuned", "eval_tuned_rag", "probes",
-          "metrics", "recommend", "report"]
+STAGES = [
+    "ingest",
+    "index",
+    "sft",
+    "tune",
+    "eval_base",
+    "eval_rag",
+    "eval_tuned",
+    "eval_tuned_rag",
+    "probes",
+    "metrics",
+    "recommend",
+    "report",
+]
 NOISY = ("latency_p50_s", "latency_p95_s", "peak_memory_mb")  # measured, not computed: differ run to run
 
 
 def cli(argv: list[str], env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "advisor", *argv], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, start_new_session=True)
+    return subprocess.run(
+        [sys.executable, "-m", "advisor", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
 
 
 def results(run: Path) -> tuple[dict, str]:
@@ -257,16 +319,21 @@ def test_kill_9_in_a_stage_then_rerun_ends_as_an_uninterrupted_run(stage, refere
 @pytest.mark.slow
 def test_two_advisor_runs_on_one_directory_the_second_refuses(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "advisor", *run_argv(tiny_model_dir, out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "advisor", *run_argv(tiny_model_dir, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while not (out / "manifest.json").exists() and time.time() < deadline:
             time.sleep(0.2)
         second = cli(run_argv(tiny_model_dir, out))
         assert second.returncode == 2
-        assert second.stderr.strip() == (f"advisor: error: {out} is in use by pid {first.pid} since "
-                                         + second.stderr.split(" since ", 1)[1].strip()), second.stderr
+        assert second.stderr.strip() == (
+            f"advisor: error: {out} is in use by pid {first.pid} since " + second.stderr.split(" since ", 1)[1].strip()
+        ), second.stderr
         assert first.wait(timeout=600) == 0
     finally:
         first.kill()

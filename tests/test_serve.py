@@ -26,16 +26,28 @@ def served_run(tmp_path_factory, tiny_model_dir) -> Path:
     from transformers import AutoModelForCausalLM
 
     run = tmp_path_factory.mktemp("served-run")
-    cfg = load_config("smoke", [f"model.spec={tiny_model_dir}", "model.quantization=none", "model.max_new_tokens=4",
-                                "retrieval.embedder=hashing", "retrieval.context_tokens=200"])
+    cfg = load_config(
+        "smoke",
+        [
+            f"model.spec={tiny_model_dir}",
+            "model.quantization=none",
+            "model.max_new_tokens=4",
+            "retrieval.embedder=hashing",
+            "retrieval.context_tokens=200",
+        ],
+    )
     (run / "config.yaml").write_text(dump_config(cfg))
     docs, _ = read_corpus(DATA / "corpus")
     write_jsonl(run / "chunks.jsonl", (c.to_dict() for c in chunk_documents(docs, whitespace_offsets, 40, 8)))
     build_index(run / "chunks.jsonl", run / "index", RetrievalConfig(embedder="hashing", hybrid=False), progress=False)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+    )
     model.save_pretrained(run / "adapter")
-    atomic_write_json(run / "recommendation.json", {"verdict": "rag", "utilities": {}, "reasons": [], "sensitivity": {}})
+    atomic_write_json(
+        run / "recommendation.json", {"verdict": "rag", "utilities": {}, "reasons": [], "sensitivity": {}}
+    )
     return run
 
 
@@ -49,8 +61,12 @@ class Server:
     def __init__(self, run: Path, *args: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "advisor", "serve", str(run), "--port", str(self.port), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "advisor", "serve", str(run), "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -90,9 +106,14 @@ def test_models_and_chat_with_the_official_openai_client(server):
 
     client = OpenAI(base_url=server.url + "/v1", api_key="unused")
     assert [m.id for m in client.models.list().data] == ["rag"]
-    resp = client.chat.completions.create(model="rag", messages=[
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": "How many bicycles can one Ormsby ferry crossing carry?"}], max_tokens=3)
+    resp = client.chat.completions.create(
+        model="rag",
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "How many bicycles can one Ormsby ferry crossing carry?"},
+        ],
+        max_tokens=3,
+    )
     assert resp.model == "rag" and resp.choices[0].message.role == "assistant"
     assert isinstance(resp.choices[0].message.content, str) and resp.choices[0].finish_reason in ("stop", "length")
     sources = resp.model_dump()["sources"]
@@ -104,16 +125,22 @@ def test_streaming_chat(server):
     from openai import OpenAI
 
     client = OpenAI(base_url=server.url + "/v1", api_key="unused")
-    chunks = list(client.chat.completions.create(
-        model="rag", messages=[{"role": "user", "content": "Who handles Ormsby complaints?"}], stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="rag", messages=[{"role": "user", "content": "Who handles Ormsby complaints?"}], stream=True
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert chunks[-1].model_dump()["sources"][0]["source"] == "complaints.md"
 
 
 def test_query_returns_answer_and_sources_with_chunk_text(server):
-    r = httpx.post(server.url + "/v1/query", json={"question": "Who is the senior captain of the Ormsby Ferry Company?"},
-                   timeout=60)
+    r = httpx.post(
+        server.url + "/v1/query",
+        json={"question": "Who is the senior captain of the Ormsby Ferry Company?"},
+        timeout=60,
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["arm"] == "rag" and isinstance(body["answer"], str) and body["latency_s"] > 0
@@ -152,7 +179,11 @@ BAD_INPUTS = [  # also run against a server generating on an OpenAI-compatible e
 
 @pytest.mark.parametrize("payload, status, needle", BAD_INPUTS)
 def test_bad_input_gets_the_right_4xx_and_the_server_keeps_serving(server, payload, status, needle):
-    kw = {"content": payload, "headers": {"content-type": "application/json"}} if isinstance(payload, bytes) else {"json": payload}
+    kw = (
+        {"content": payload, "headers": {"content-type": "application/json"}}
+        if isinstance(payload, bytes)
+        else {"json": payload}
+    )
     r = httpx.post(server.url + "/v1/chat/completions", timeout=60, **kw)
     assert r.status_code == status, r.text
     err = r.json()["error"]
@@ -183,8 +214,12 @@ def test_200_concurrent_requests_no_5xx_and_they_are_micro_batched(server):
 
 
 def _start_error(*args):
-    r = subprocess.run([sys.executable, "-m", "advisor", "serve", *args, "--port", str(free_port())],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "advisor", "serve", *args, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("advisor: error:"), r.stderr
     return lines[0]

@@ -58,25 +58,43 @@ def _tiny(tiny_corpus, tiny_qa, tiny_model_dir, size=40):
     return tok, docs, chunks, load_qa(tiny_qa)
 
 
-def test_unanswerable_training_questions_are_taught_the_abstention_answer(tiny_corpus, tiny_qa, tiny_train_qa,
-                                                                          tiny_model_dir):
+def test_unanswerable_training_questions_are_taught_the_abstention_answer(
+    tiny_corpus, tiny_qa, tiny_train_qa, tiny_model_dir
+):
     tok, _, chunks, ev = _tiny(tiny_corpus, tiny_qa, tiny_model_dir)
-    una = [QAItem("u1", "When did the Zorbel committee first meet?", [], unanswerable=True),
-           QAItem("u2", ev[0].question, [], unanswerable=True)]  # equal to an eval question: never trained on
-    tr, val, report = build_sft(chunks, load_qa(tiny_train_qa), ev, tok, 128, False, True, 0.1, seed=0,
-                                abstain_qa=una, raft=False)
+    una = [
+        QAItem("u1", "When did the Zorbel committee first meet?", [], unanswerable=True),
+        QAItem("u2", ev[0].question, [], unanswerable=True),
+    ]  # equal to an eval question: never trained on
+    tr, val, report = build_sft(
+        chunks, load_qa(tiny_train_qa), ev, tok, 128, False, True, 0.1, seed=0, abstain_qa=una, raft=False
+    )
     abstain = [x for x in tr + val if x["kind"] == "abstain"]
     assert [x["question"] for x in abstain] == [una[0].question] and report["n_abstain"] == 1
     assert ABSTAIN in abstain[0]["completion"] and "u2" in report["dropped_training_questions_equal_to_eval"]
     assert abstain[0]["prompt"] == render_prompt(tok, una[0].question)  # closed book, the evaluation's prompt
 
 
-def test_raft_examples_put_the_answer_passage_among_hard_distractors_and_cite_it(tiny_corpus, tiny_qa,
-                                                                                 tiny_train_qa, tiny_model_dir):
+def test_raft_examples_put_the_answer_passage_among_hard_distractors_and_cite_it(
+    tiny_corpus, tiny_qa, tiny_train_qa, tiny_model_dir
+):
     tok, _, chunks, ev = _tiny(tiny_corpus, tiny_qa, tiny_model_dir)
     train = load_qa(tiny_train_qa)
-    tr, val, report = build_sft(chunks, train, ev, tok, 128, False, True, 0.1, seed=0, raft=True, raft_share=1.0,
-                                raft_distractors=2, raft_no_oracle=0.3)
+    tr, val, report = build_sft(
+        chunks,
+        train,
+        ev,
+        tok,
+        128,
+        False,
+        True,
+        0.1,
+        seed=0,
+        raft=True,
+        raft_share=1.0,
+        raft_distractors=2,
+        raft_no_oracle=0.3,
+    )
     raft = [x for x in tr + val if x["kind"] == "raft"]
     with_oracle = [x for x in raft if x["oracle"]]
     without = [x for x in raft if not x["oracle"]]
@@ -102,10 +120,26 @@ def test_raft_passages_keep_within_the_evaluation_prompt_budget(tiny_corpus, tin
     tok, _, chunks, ev = _tiny(tiny_corpus, tiny_qa, tiny_model_dir)
     train = load_qa(tiny_train_qa)
     one = max(len(tok(context_block([Context(c["id"], c["source"], c["text"], 0, 1)]))["input_ids"]) for c in chunks)
-    tr, val, _ = build_sft(chunks, train, ev, tok, 128, False, True, 0.0, seed=0, raft=True, raft_share=1.0,
-                           raft_distractors=3, raft_no_oracle=0.0, context_tokens=2 * one + 5)
+    tr, val, _ = build_sft(
+        chunks,
+        train,
+        ev,
+        tok,
+        128,
+        False,
+        True,
+        0.0,
+        seed=0,
+        raft=True,
+        raft_share=1.0,
+        raft_distractors=3,
+        raft_no_oracle=0.0,
+        context_tokens=2 * one + 5,
+    )
     raft = [x for x in tr + val if x["kind"] == "raft"]
-    assert raft and all(x["prompt"].count("] (") <= 2 for x in raft)  # 3 distractors asked, the budget holds two passages
+    assert raft and all(
+        x["prompt"].count("] (") <= 2 for x in raft
+    )  # 3 distractors asked, the budget holds two passages
 
 
 def test_an_empty_training_set_is_one_clear_error(tiny_corpus, tiny_qa, tiny_model_dir):

@@ -24,11 +24,24 @@ def make_run(path: Path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *o
     """An ingested run directory (config.yaml + chunks.jsonl) on the tiny model, ready for the tune stage."""
     from advisor.pipeline import ingest, preflight, resolve_inputs
 
-    cfg = resolve_inputs(load_config("smoke", [
-        f"corpus.path={tiny_corpus}", f"corpus.qa={tiny_qa}", f"corpus.train_qa={tiny_train_qa}",
-        f"model.spec={tiny_model_dir}", "model.quantization=none", "retrieval.embedder=hashing",
-        "chunking.size=40", "chunking.overlap=8", "tuning.max_steps=4", "tuning.batch_size=4", *overrides,
-    ]))
+    cfg = resolve_inputs(
+        load_config(
+            "smoke",
+            [
+                f"corpus.path={tiny_corpus}",
+                f"corpus.qa={tiny_qa}",
+                f"corpus.train_qa={tiny_train_qa}",
+                f"model.spec={tiny_model_dir}",
+                "model.quantization=none",
+                "retrieval.embedder=hashing",
+                "chunking.size=40",
+                "chunking.overlap=8",
+                "tuning.max_steps=4",
+                "tuning.batch_size=4",
+                *overrides,
+            ],
+        )
+    )
     inputs = preflight(cfg)
     run = RunDir(path)
     run.init_manifest(dump_config(cfg), inputs)
@@ -42,8 +55,14 @@ def training(run: Path) -> dict:
 
 def tune_process(run: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVISOR_QUIET": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tuning.train", str(run)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuning.train", str(run)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_label_only_loss_equals_the_models_own_loss(tiny_model_dir):
@@ -53,8 +72,10 @@ def test_label_only_loss_equals_the_models_own_loss(tiny_model_dir):
     from tuning.train import IGNORE, collate, label_only_loss_module
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    rows = [{"input_ids": list(range(5, 25)), "labels": [IGNORE] * 12 + list(range(17, 25))},
-            {"input_ids": list(range(30, 41)), "labels": list(range(30, 41))}]
+    rows = [
+        {"input_ids": list(range(5, 25)), "labels": [IGNORE] * 12 + list(range(17, 25))},
+        {"input_ids": list(range(30, 41)), "labels": list(range(30, 41))},
+    ]
     batch = collate(rows, pad_id=0)
     s, n = label_only_loss_module(model)(**batch)
     assert n == 8 + 10  # a label at position 0 has no predicting position
@@ -70,8 +91,15 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir
     batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
     out = []
     for ckpt in (False, True):
-        cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", "tuning.lora.dropout=0",
-                                 f"tuning.gradient_checkpointing={ckpt}"])
+        cfg = load_config(
+            None,
+            [
+                f"model.spec={tiny_model_dir}",
+                "model.quantization=none",
+                "tuning.lora.dropout=0",
+                f"tuning.gradient_checkpointing={ckpt}",
+            ],
+        )
         torch.manual_seed(0)
         model, params = build_trainable_model(cfg, "cpu")
         with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
@@ -90,8 +118,10 @@ def test_a_micro_batch_split_by_max_batch_tokens_gives_the_same_gradients(tiny_m
 
     from tuning.train import build_trainable_model, collate, label_only_loss_module, n_labels, token_pieces
 
-    rows = [{"input_ids": list(range(5, 5 + n)), "labels": [-100] * (n // 2) + list(range(5 + n // 2, 5 + n))}
-            for n in (12, 20, 61, 64)]
+    rows = [
+        {"input_ids": list(range(5, 5 + n)), "labels": [-100] * (n // 2) + list(range(5 + n // 2, 5 + n))}
+        for n in (12, 20, 61, 64)
+    ]
     cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", "tuning.lora.dropout=0"])
     torch.manual_seed(0)
     model, params = build_trainable_model(cfg, "cpu")
@@ -116,11 +146,20 @@ def test_a_micro_batch_split_by_max_batch_tokens_gives_the_same_gradients(tiny_m
 
 
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(
-        tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
+    tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
     from tuning.train import run_tune_stage
 
-    args = (tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=30", "tuning.save_every=2",
-            "tuning.batch_size=2", "tuning.max_seq_len=128")
+    args = (
+        tiny_model_dir,
+        tiny_corpus,
+        tiny_qa,
+        tiny_train_qa,
+        "tuning.max_steps=30",
+        "tuning.save_every=2",
+        "tuning.batch_size=2",
+        "tuning.max_seq_len=128",
+    )
     ref = make_run(tmp_path / "ref", *args)
     run_tune_stage(ref)
     uninterrupted = training(ref)
@@ -164,12 +203,32 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     from transformers import AutoModelForCausalLM
 
     # lr far too high: validation loss rises after the first evaluations, patience 2 stops the run
-    run = make_run(tmp_path / "run", tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=30",
-                   "tuning.lr=0.05", "tuning.eval_every=1", "tuning.early_stopping_patience=2", "tuning.warmup_ratio=0")
+    run = make_run(
+        tmp_path / "run",
+        tiny_model_dir,
+        tiny_corpus,
+        tiny_qa,
+        tiny_train_qa,
+        "tuning.max_steps=30",
+        "tuning.lr=0.05",
+        "tuning.eval_every=1",
+        "tuning.early_stopping_patience=2",
+        "tuning.warmup_ratio=0",
+    )
     assert cli(["tune", str(run)]) == 0
     info = training(run)
-    for key in ("base_model", "quantization", "data_sha256", "steps", "final_train_loss", "final_val_loss",
-                "wall_s", "peak_rss_mb", "tokens_seen", "history"):
+    for key in (
+        "base_model",
+        "quantization",
+        "data_sha256",
+        "steps",
+        "final_train_loss",
+        "final_val_loss",
+        "wall_s",
+        "peak_rss_mb",
+        "tokens_seen",
+        "history",
+    ):
         assert info[key] is not None, key
     assert info["stopped_early"] and info["steps"] < 30
     vals = [h["val_loss"] for h in info["history"]]
@@ -190,32 +249,66 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     assert torch.allclose(out, on, atol=1e-4)
 
 
-@pytest.mark.parametrize("with_train_qa, overrides, message", [
-    (False, ["tuning.synthetic_qa=false"], "synthetic_qa"),  # removed in favour of generated training questions
-    (True, ["tuning.use_corpus_text=false", "tuning.max_seq_len=32", "tuning.raft=false"], "too small for any training example"),
-    (True, ["tuning.lora.r=0"], "tuning.lora.r=0 must be a positive integer"),
-    (True, ["tuning.lora.target_modules=qproj,v_proj"], "is not a linear layer of model"),
-    (True, ["model.quantization=nf4", "tuning.method=full"], "needs model.quantization=none"),
-])
-def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa,
-                                                 tiny_train_qa, with_train_qa, overrides, message):
+@pytest.mark.parametrize(
+    "with_train_qa, overrides, message",
+    [
+        (False, ["tuning.synthetic_qa=false"], "synthetic_qa"),  # removed in favour of generated training questions
+        (
+            True,
+            ["tuning.use_corpus_text=false", "tuning.max_seq_len=32", "tuning.raft=false"],
+            "too small for any training example",
+        ),
+        (True, ["tuning.lora.r=0"], "tuning.lora.r=0 must be a positive integer"),
+        (True, ["tuning.lora.target_modules=qproj,v_proj"], "is not a linear layer of model"),
+        (True, ["model.quantization=nf4", "tuning.method=full"], "needs model.quantization=none"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(
+    tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, with_train_qa, overrides, message
+):
     flags = [f"--corpus={tiny_corpus}", f"--qa={tiny_qa}"] + ([f"--train-qa={tiny_train_qa}"] if with_train_qa else [])
-    base = [f"model.spec={tiny_model_dir}", "model.quantization=none", "retrieval.embedder=hashing",
-            "chunking.size=40", "chunking.overlap=8", "tuning.max_steps=2"]
+    base = [
+        f"model.spec={tiny_model_dir}",
+        "model.quantization=none",
+        "retrieval.embedder=hashing",
+        "chunking.size=40",
+        "chunking.overlap=8",
+        "tuning.max_steps=2",
+    ]
     rc = cli(["tune", *flags, "--config", "smoke", "--out", str(tmp_path / "run"), *base, *overrides])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert rc == 2 and len(errors) == 1 and errors[0].startswith("advisor: error: ") and message in errors[0], errors
 
 
 @pytest.mark.slow
-def test_the_tune_stage_runs_unchanged_under_accelerate_launch(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa,
-                                                               tiny_train_qa):
+def test_the_tune_stage_runs_unchanged_under_accelerate_launch(
+    tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
     run = make_run(tmp_path / "run", tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.max_steps=3")
     launcher = Path(sys.executable).parent / "accelerate"
-    p = subprocess.run([str(launcher), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-                        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tuning.train", str(run)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "ADVISOR_QUIET": "1"})
+    p = subprocess.run(
+        [
+            str(launcher),
+            "launch",
+            "--cpu",
+            "--num_processes",
+            "1",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "tuning.train",
+            str(run),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ADVISOR_QUIET": "1"},
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     info = training(run)
     assert info["steps"] == 3 and info["processes"] == 1 and (run / "adapter" / "adapter_model.safetensors").exists()

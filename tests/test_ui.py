@@ -53,8 +53,11 @@ def open_app(runs_dir: Path, monkeypatch, page: str = "overview", run: str | Non
 
 def text(at: AppTest) -> str:
     """Everything the page says in markdown, captions, alerts and metrics, as one string."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader")
-             for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader")
+        for e in getattr(at, kind)
+    ]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     return "\n".join(str(p) for p in parts)
 
@@ -67,7 +70,9 @@ def chart_data(at: AppTest) -> str:
     """The data every chart draws (Streamlit sends it beside the spec), as one string of its records."""
     from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
-    frames = [convert_arrow_bytes_to_pandas_df(d.data.data) for c in at.get("vega_lite_chart") for d in c.proto.datasets]
+    frames = [
+        convert_arrow_bytes_to_pandas_df(d.data.data) for c in at.get("vega_lite_chart") for d in c.proto.datasets
+    ]
     return json.dumps([f.to_dict("records") for f in frames], ensure_ascii=False, default=str)
 
 
@@ -84,8 +89,9 @@ def as_older_run(run: Path) -> None:
     rec = json.loads((run / "recommendation.json").read_text())
     for key in ("fit_for_purpose", "stability", "separation", "collapsed", "eval_set", "freshness_source"):
         rec.pop(key, None)
-    rec["facts"] = {k: v for k, v in rec["facts"].items() if k in ("knowledge_change", "citations_required",
-                                                                    "style_learning")}
+    rec["facts"] = {
+        k: v for k, v in rec["facts"].items() if k in ("knowledge_change", "citations_required", "style_learning")
+    }
     (run / "recommendation.json").write_text(json.dumps(rec))
 
 
@@ -115,8 +121,10 @@ def test_overview_leads_with_fit_for_purpose_computed_for_a_run_that_predates_it
     as_older_run(runs_dir / FIXTURE.name)
     at = open_app(runs_dir, monkeypatch)
     t = text(at)
-    line = ("No option is good enough yet: the best, Fine-tune + RAG, answers 40% of questions correctly (target: at "
-            "least 80%) and hallucinates on 48% (target: at most 10%).")
+    line = (
+        "No option is good enough yet: the best, Fine-tune + RAG, answers 40% of questions correctly (target: at "
+        "least 80%) and hallucinates on 48% (target: at most 10%)."
+    )
     assert line in t
     assert t.index(line) < t.index(verdict_heading("both")), "fit for purpose comes before the verdict"
     metrics = {m.label: m.value for m in at.metric}
@@ -149,8 +157,10 @@ def test_overview_reads_the_recorded_fit_for_purpose_and_separation_of_a_newer_r
     (run / "recommendation.json").write_text(json.dumps(rec))
     at = open_app(runs_dir, monkeypatch)
     t = text(at)
-    assert ("Good enough: Fine-tune + RAG answers 40% of questions correctly (target: at least 20%) and hallucinates "
-            "on 48% (target: at most 90%), both shown by the 95% confidence intervals.") in t
+    assert (
+        "Good enough: Fine-tune + RAG answers 40% of questions correctly (target: at least 20%) and hallucinates "
+        "on 48% (target: at most 90%), both shown by the 95% confidence intervals."
+    ) in t
     assert "target at least 20% :green-badge[meets]" in t
     assert "Separated by the data: recorded why." in t
     unfit = recommend(load_evidence(run), "balanced")  # nothing fits: the engine's first reason is the fit statement
@@ -166,10 +176,14 @@ def test_the_fit_line_says_plainly_whether_any_option_is_good_enough():
     ev = load_evidence(FIXTURE)
     # Fine-tune + RAG: accuracy 40% [20, 60], hallucination 48% [28, 68]; RAG 20% and 84%, Fine-tune 5% and 88%
     unclear = fit_for_purpose(ev, {"accuracy": 0.3, "hallucination_rate": 0.9})
-    assert fit_line(unclear, {"verdict": "both"}) == ("both", (
-        "No option is shown to be good enough yet: the best, Fine-tune + RAG, answers 40% of questions correctly "
-        "(target: at least 30%) and hallucinates on 48% (target: at most 90%); the 95% confidence intervals are too "
-        "wide to tell."))
+    assert fit_line(unclear, {"verdict": "both"}) == (
+        "both",
+        (
+            "No option is shown to be good enough yet: the best, Fine-tune + RAG, answers 40% of questions correctly "
+            "(target: at least 30%) and hallucinates on 48% (target: at most 90%); the 95% confidence intervals are too "
+            "wide to tell."
+        ),
+    )
     met = fit_for_purpose(ev, {"accuracy": 0.2, "hallucination_rate": 0.9})
     best, line = fit_line(met, {"verdict": "fine-tune"})  # the advice is not the option that meets the targets
     assert best == "both" and line.startswith("Fine-tune + RAG meets the targets: it answers 40%")
@@ -214,8 +228,13 @@ def test_the_arm_table_names_and_colours_every_arm_once_for_every_page_and_the_r
             assert old not in src, f"{f.relative_to(ROOT)} names an arm its own way: {old}"
     # The charts draw each arm in its table colour, whatever the page.
     at = open_app(runs_dir, monkeypatch, "evidence")
-    scales = [e["scale"] for spec in charts(at) for layer in spec.get("layer", [spec])
-              for e in [layer.get("encoding", {}).get("color", {})] if e.get("field") == "arm"]
+    scales = [
+        e["scale"]
+        for spec in charts(at)
+        for layer in spec.get("layer", [spec])
+        for e in [layer.get("encoding", {}).get("color", {})]
+        if e.get("field") == "arm"
+    ]
     assert scales and all(sc["range"] == [a.colour for a in ARM_TABLE] for sc in scales)
     assert all(sc["domain"] == [a.label for a in ARM_TABLE] for sc in scales)
 
@@ -225,8 +244,10 @@ def test_confidence_is_the_recorded_stability_and_is_recomputed_for_older_runs()
 
     old = json.loads((FIXTURE / "recommendation.json").read_text())
     del old["stability"]  # as a run made before it recorded stability: computed from its sensitivity analysis
-    assert confidence(old) == ("low", "wins under 18% of 10,000 random weightings; the smallest single weight "
-                                      "change that flips it is 0.01")
+    assert confidence(old) == (
+        "low",
+        "wins under 18% of 10,000 random weightings; the smallest single weight change that flips it is 0.01",
+    )
     new = recommend(load_evidence(FIXTURE), "balanced")
     assert confidence(new) == (new["stability"]["level"], new["stability"]["why"]) == confidence(old)
     assert confidence({**new, "stability": {"level": "low", "why": "recorded"}}) == ("low", "recorded")
@@ -241,8 +262,12 @@ def test_runs_page_lists_every_run_and_compares_two(runs_dir, monkeypatch):
     table = at.dataframe[0].value
     assert set(table["run"]) == {"sample-fixture", "sample-copy", "half-finished"}
     row = table.set_index("run").loc["sample-fixture"]
-    assert (row["corpus"], row["model"], row["status"], row["verdict"]) == ("sample", "smollm2-135m-instruct", "done",
-                                                                            "Fine-tune + RAG")
+    assert (row["corpus"], row["model"], row["status"], row["verdict"]) == (
+        "sample",
+        "smollm2-135m-instruct",
+        "done",
+        "Fine-tune + RAG",
+    )
     assert row["date"] == "2026-12-01 16:19 UTC"
     assert table.set_index("run").loc["half-finished", "status"] == "incomplete"
 
@@ -259,12 +284,21 @@ def test_evidence_page_charts_carry_ci_error_bars(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "evidence")
     specs = charts(at)
     assert len(specs) >= 6  # accuracy, hallucination, probe accuracy, forgetting, retrieval, validation loss
-    ci_charts = [s for s in specs if any(layer.get("encoding", {}).get("y2", layer.get("encoding", {}).get("x2"))
-                                         for layer in s.get("layer", []))]
+    ci_charts = [
+        s
+        for s in specs
+        if any(layer.get("encoding", {}).get("y2", layer.get("encoding", {}).get("x2")) for layer in s.get("layer", []))
+    ]
     assert len(ci_charts) >= 5, "accuracy, hallucination, probe, forgetting and retrieval charts need CI bars"
     blob = json.dumps(specs, ensure_ascii=False)
-    for label in ("share correct", "share of questions", "probe accuracy", "probe accuracy change, tuned − base",
-                  "validation loss", "optimizer step"):
+    for label in (
+        "share correct",
+        "share of questions",
+        "probe accuracy",
+        "probe accuracy change, tuned − base",
+        "validation loss",
+        "optimizer step",
+    ):
         assert label in blob, label
     t = text(at)
     recall = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["arms"]["rag"]["recall_at_k"]["value"]
@@ -292,24 +326,44 @@ def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and
     first, second = table.iloc[0], table.iloc[1]
     assert (first["comparison"], first["metric"]) == ("Fine-tune + RAG vs RAG", "accuracy (correct)")
     assert first["difference (pts)"] == pytest.approx(100 * paired["tuned_rag - rag"]["accuracy"]["value"]) == 20.0
-    assert (first["95% CI (pts)"], first["p"], first["the data favour"]) == ("[-5.0, +45.0]", "p = 0.160",
-                                                                           "neither (CI includes 0)")
+    assert (first["95% CI (pts)"], first["p"], first["the data favour"]) == (
+        "[-5.0, +45.0]",
+        "p = 0.160",
+        "neither (CI includes 0)",
+    )
     assert first["what it shows"] == "what fine-tuning adds to RAG"
     # p 0 in metrics.json is below what 1,000 resamples resolve; a lower hallucination rate is the better one
     assert paired["tuned_rag - rag"]["hallucination_rate"]["p_value"] == 0
     assert (second["metric"], second["difference (pts)"], second["p"], second["the data favour"]) == (
-        "hallucination rate", pytest.approx(-36.0), "p < 0.001", "Fine-tune + RAG")
-    assert list(dict.fromkeys(table["comparison"])) == ["Fine-tune + RAG vs RAG", "Fine-tune + RAG vs Fine-tune",
-                                                        "Fine-tune vs RAG", "RAG vs Base model",
-                                                        "Fine-tune vs Base model"]
+        "hallucination rate",
+        pytest.approx(-36.0),
+        "p < 0.001",
+        "Fine-tune + RAG",
+    )
+    assert list(dict.fromkeys(table["comparison"])) == [
+        "Fine-tune + RAG vs RAG",
+        "Fine-tune + RAG vs Fine-tune",
+        "Fine-tune vs RAG",
+        "RAG vs Base model",
+        "Fine-tune vs Base model",
+    ]
     meaning = dict(zip(table["comparison"], table["what it shows"]))
     assert meaning["Fine-tune vs RAG"] == "fine-tuning against retrieval"
     assert meaning["Fine-tune + RAG vs Fine-tune"] == "what retrieval adds to Fine-tune"
     assert meaning["RAG vs Base model"] == "what retrieval adds to the base model"
     # no raw names anywhere a person reads: arm keys, metric keys, a bare "p 0"
-    shown = json.dumps(table.to_dict("records"), ensure_ascii=False) + text(at) + json.dumps(charts(at)) + chart_data(at)
-    for raw in ("tuned_rag", "tuned - base", "wrong_and_confident_rate", "semantic_similarity", "hallucination_rate",
-                "p = 0.000", "p 0"):
+    shown = (
+        json.dumps(table.to_dict("records"), ensure_ascii=False) + text(at) + json.dumps(charts(at)) + chart_data(at)
+    )
+    for raw in (
+        "tuned_rag",
+        "tuned - base",
+        "wrong_and_confident_rate",
+        "semantic_similarity",
+        "hallucination_rate",
+        "p = 0.000",
+        "p 0",
+    ):
         assert raw not in shown, raw
     assert set(table["p"].str[:4]) <= {"p = ", "p < "}
     # the first chart: accuracy differences per comparison, in percentage points
@@ -323,7 +377,8 @@ def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and
     older["paired"].pop("tuned - rag")
     metrics_file.write_text(json.dumps(older))
     assert "RAG and Fine-tune are not paired directly in this run's metrics.json" in text(
-        open_app(runs_dir, monkeypatch, "evidence"))
+        open_app(runs_dir, monkeypatch, "evidence")
+    )
 
 
 def test_a_bar_of_zero_gets_a_visible_marker_and_label(runs_dir, monkeypatch):
@@ -331,15 +386,19 @@ def test_a_bar_of_zero_gets_a_visible_marker_and_label(runs_dir, monkeypatch):
     assert metrics["arms"]["base"]["exact_match"]["value"] == 0  # a bar of no height in the accuracy chart
     at = open_app(runs_dir, monkeypatch, "evidence")
     accuracy = next(s for s in charts(at) if s["layer"][0]["encoding"].get("y", {}).get("title") == "share correct")
-    marks = {layer["mark"]["type"]: layer for layer in accuracy["layer"] if "datum.value === 0" in json.dumps(
-        layer.get("transform", []))}
+    marks = {
+        layer["mark"]["type"]: layer
+        for layer in accuracy["layer"]
+        if "datum.value === 0" in json.dumps(layer.get("transform", []))
+    }
     assert marks["point"]["mark"]["shape"] == "diamond" and marks["point"]["encoding"]["y"]["field"] == "value"
     assert marks["text"]["encoding"]["text"] == {"value": "0%"}
     assert marks["point"]["encoding"]["xOffset"]["field"] == "metric"  # on the zero bar's own place in the group
     # the paired chart's zero difference (Fine-tune vs Base model, accuracy) is marked the same way, in points
     paired = charts(at)[0]
-    assert any(layer["mark"]["type"] == "text" and layer["encoding"]["text"] == {"value": "0 pts"}
-               for layer in paired["layer"])
+    assert any(
+        layer["mark"]["type"] == "text" and layer["encoding"]["text"] == {"value": "0 pts"} for layer in paired["layer"]
+    )
     assert "a ◆ marks a value of exactly 0" in text(at)
 
 
@@ -353,13 +412,24 @@ def test_every_evidence_chart_has_a_caption_and_the_newer_measurements_are_shown
             assert after is not None and after.type == "caption" and len(after.value) > 40, "a chart lacks its caption"
     assert n_charts == len(charts(at)) >= 11
     blob = chart_data(at)
-    for label in ("semantic similarity", "faithfulness to the passages", "median latency (s)",
-                  "95th-percentile latency (s)", "known to the base model (n=1)", "maybe known (n=1)",
-                  "unknown to it (n=18)"):
+    for label in (
+        "semantic similarity",
+        "faithfulness to the passages",
+        "median latency (s)",
+        "95th-percentile latency (s)",
+        "known to the base model (n=1)",
+        "maybe known (n=1)",
+        "unknown to it (n=18)",
+    ):
         assert label in blob, label
     t = text(at)
-    for heading in ("Meaning of the answers", "Faithfulness to the retrieved passages", "Known vs unknown facts",
-                    "Latency", "Knowledge-update drill"):
+    for heading in (
+        "Meaning of the answers",
+        "Faithfulness to the retrieved passages",
+        "Known vs unknown facts",
+        "Latency",
+        "Knowledge-update drill",
+    ):
         assert heading in t, heading
 
 
@@ -367,20 +437,32 @@ def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_
     run = (runs_dir / FIXTURE.name).resolve()
     at = open_app(runs_dir, monkeypatch, "evidence")
     assert f"Not measured — run `advisor drill {run}`" in text(at)
-    m = lambda v, n=8: {"value": v, "ci95": [max(0, v - .2), min(1, v + .2)], "n": n}  # noqa: E731
+    m = lambda v, n=8: {"value": v, "ci95": [max(0, v - 0.2), min(1, v + 0.2)], "n": n}  # noqa: E731
     (run / "drill").mkdir()
-    (run / "drill" / "drill.json").write_text(json.dumps({
-        "source": "advisor/sample/drill", "n_changed_documents": 2, "n_questions": 8, "steps": 20,
-        "before": {"accuracy": m(0.125)},
-        "options": {"rag": {"how": "re-index", "update_s": 21.5, "accuracy": m(0.75)},
+    (run / "drill" / "drill.json").write_text(
+        json.dumps(
+            {
+                "source": "advisor/sample/drill",
+                "n_changed_documents": 2,
+                "n_questions": 8,
+                "steps": 20,
+                "before": {"accuracy": m(0.125)},
+                "options": {
+                    "rag": {"how": "re-index", "update_s": 21.5, "accuracy": m(0.75)},
                     "fine-tune": {"how": "train", "update_s": 640.0, "accuracy": m(0.0)},
-                    "both": {"how": "re-index", "update_s": 21.5, "accuracy": m(0.625)}},
-        "note": "The run's own full adapter training took 761 s."}))
+                    "both": {"how": "re-index", "update_s": 21.5, "accuracy": m(0.625)},
+                },
+                "note": "The run's own full adapter training took 761 s.",
+            }
+        )
+    )
     at = open_app(runs_dir, monkeypatch, "evidence")
     t = text(at)
     assert "Not measured — run `advisor drill" not in t
     assert "2 changed or new documents" in t and "before it, RAG answered 12% with the old index" in t
-    assert "seconds to absorb the change" in json.dumps(charts(at)) and "accuracy on the changed facts" in chart_data(at)
+    assert "seconds to absorb the change" in json.dumps(charts(at)) and "accuracy on the changed facts" in chart_data(
+        at
+    )
     assert '"arm": "Fine-tune", "value": 640.0' in chart_data(at)
     assert "The run's own full adapter training took 761 s." in t
 
@@ -445,8 +527,10 @@ def test_a_retrieved_chunk_shows_its_rank_and_a_rank_score_not_a_similarity(runs
     for c, label in zip(contexts, labels):
         assert label.startswith(f"rank {c['rank']} of 3 · {c['source']} · rank score {c['score']:.4f}"), label
         assert "similarity" not in label
-    assert ("Rank score: reciprocal rank fusion of the embedding and BM25 rankings, the sum of 1 / (60 + rank) over "
-            "both (at most 0.0328, when both rank a chunk first). It orders the chunks; it is not a similarity") in text(at)
+    assert (
+        "Rank score: reciprocal rank fusion of the embedding and BM25 rankings, the sum of 1 / (60 + rank) over "
+        "both (at most 0.0328, when both rank a chunk first). It orders the chunks; it is not a similarity"
+    ) in text(at)
     # a dense-only index scores by cosine similarity, and says so
     cfg = json.loads((run / "index" / "index_config.json").read_text())
     (run / "index" / "index_config.json").write_text(json.dumps(cfg | {"hybrid": False}))
@@ -475,8 +559,9 @@ def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_
     at.button(key="wi_reset").click().run()  # reset to the run's settings
     assert verdict_heading("both") in text(at)
     at.toggle(key="f_style_learning").set_value(True).run()
-    styled = recommend(load_evidence(runs_dir / "sample-fixture"), "balanced", PRESETS["balanced"],
-                       {"style_learning": True})
+    styled = recommend(
+        load_evidence(runs_dir / "sample-fixture"), "balanced", PRESETS["balanced"], {"style_learning": True}
+    )
     assert f"RAG utility {styled['utilities']['rag']:.3f}" in text(at)
     saved = json.loads((FIXTURE / "recommendation.json").read_text())
     assert styled["utilities"]["rag"] < saved["utilities"]["rag"]  # rag cannot learn a style: its score drops
@@ -508,8 +593,7 @@ def _utilities_on_page(at) -> dict[str, str]:
     return {m.label.removesuffix(" utility"): m.value for m in at.metric if m.label.endswith(" utility")}
 
 
-def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_recommend(runs_dir, monkeypatch,
-                                                                                       capsys):
+def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_recommend(runs_dir, monkeypatch, capsys):
     run = runs_dir / FIXTURE.name
     ev = load_evidence(run)
     at = open_app(runs_dir, monkeypatch, "whatif")
@@ -518,8 +602,13 @@ def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_rec
     moved = {"knowledge_change": "daily", "budget": "low", "latency_target_s": 0.5}  # non-default values
     for k in DEFAULT_FACTS:
         facts[k] = moved[k] if k in moved else not facts[k]
-        widget = at.select_slider(key=f"f_{k}") if k in FACT_CHOICES else \
-            at.toggle(key=f"f_{k}") if isinstance(DEFAULT_FACTS[k], bool) else at.number_input(key=f"f_{k}")
+        widget = (
+            at.select_slider(key=f"f_{k}")
+            if k in FACT_CHOICES
+            else at.toggle(key=f"f_{k}")
+            if isinstance(DEFAULT_FACTS[k], bool)
+            else at.number_input(key=f"f_{k}")
+        )
         widget.set_value(facts[k]).run()
         want = recommend(ev, "balanced", weights, facts)
         assert _utilities_on_page(at) == {OPTION_LABEL[o]: f"{u:.3f}" for o, u in want["utilities"].items()}, k
@@ -533,8 +622,24 @@ def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_rec
     # advisor recommend with the same settings prints the same verdict and utilities
     pairs = lambda d: [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in d.items()]  # noqa: E731
     capsys.readouterr()
-    assert main(["recommend", str(run), "--dry-run", "--preset", "balanced", "--weights", *pairs(weights),
-                 "--facts", *pairs(facts), "--targets", *pairs(targets)]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                str(run),
+                "--dry-run",
+                "--preset",
+                "balanced",
+                "--weights",
+                *pairs(weights),
+                "--facts",
+                *pairs(facts),
+                "--targets",
+                *pairs(targets),
+            ]
+        )
+        == 0
+    )
     first = capsys.readouterr().out.splitlines()[0]
     page = _utilities_on_page(at)
     assert first.startswith(f"verdict: {want['verdict']}  (preset balanced; utilities: ")
@@ -554,8 +659,15 @@ def test_whatif_through_every_fact_and_target_gives_the_utilities_of_advisor_rec
     assert not at.exception
 
 
-def set_cost(at, currency: str, build_price: float, serve_price: float, qpd: int, rebuilds: float | None = None,
-             always_on: bool = False):
+def set_cost(
+    at,
+    currency: str,
+    build_price: float,
+    serve_price: float,
+    qpd: int,
+    rebuilds: float | None = None,
+    always_on: bool = False,
+):
     """The Cost page's settings, set one widget at a time as a user would."""
     at.selectbox(key="cost_currency").set_value(currency).run()
     at.number_input(key="cost_build_price").set_value(build_price).run()
@@ -569,8 +681,14 @@ def set_cost(at, currency: str, build_price: float, serve_price: float, qpd: int
 
 
 def test_cost_page_projects_monthly_cost_in_money_from_measured_latency_and_build_time(runs_dir, monkeypatch):
-    at = set_cost(open_app(runs_dir, monkeypatch, "cost"), currency="EUR", build_price=4.0, serve_price=2.5,
-                  qpd=5000, rebuilds=4.0)
+    at = set_cost(
+        open_app(runs_dir, monkeypatch, "cost"),
+        currency="EUR",
+        build_price=4.0,
+        serve_price=2.5,
+        qpd=5000,
+        rebuilds=4.0,
+    )
     table = at.dataframe[0].value.set_index("option")
     metrics = json.loads((FIXTURE / "eval" / "metrics.json").read_text())["arms"]
     stages = json.loads((FIXTURE / "manifest.json").read_text())["stages"]
@@ -595,8 +713,14 @@ def test_cost_page_projects_monthly_cost_in_money_from_measured_latency_and_buil
 
 
 def test_cost_and_overview_give_the_same_figure_for_the_same_option_and_settings(runs_dir, monkeypatch):
-    at = set_cost(open_app(runs_dir, monkeypatch, "cost"), currency="GBP", build_price=3.0, serve_price=1.5,
-                  qpd=20000, always_on=True)
+    at = set_cost(
+        open_app(runs_dir, monkeypatch, "cost"),
+        currency="GBP",
+        build_price=3.0,
+        serve_price=1.5,
+        qpd=20000,
+        always_on=True,
+    )
     on_cost = {m.label: m.value for m in at.metric}
     at.switch_page("views/overview.py").run()
     assert not at.exception
@@ -612,8 +736,9 @@ def test_money_per_month_follows_the_prices_for_building_and_serving_and_the_alw
     from ui.costs import CostSettings, monthly_costs
 
     build, latency = {"rag": 36.0, "fine-tune": 7200.0}, {"rag": 2.0, "fine-tune": 0.5}
-    s = CostSettings(currency="EUR", build_price_per_hour=10.0, serve_price_per_hour=2.0, queries_per_day=100,
-                     rebuilds_per_month=2.0)
+    s = CostSettings(
+        currency="EUR", build_price_per_hour=10.0, serve_price_per_hour=2.0, queries_per_day=100, rebuilds_per_month=2.0
+    )
     t = monthly_costs(build, latency, s).set_index("option")
     assert t.loc["RAG", "build per month"] == pytest.approx(2 * 36 / 3600 * 10)
     assert t.loc["Fine-tune", "serving per month"] == pytest.approx(100 * DAYS_PER_MONTH * 0.5 / 3600 * 2)
@@ -695,8 +820,9 @@ def test_uploaded_corpus_and_questions_become_a_planned_run(tmp_path):
     corpus = save_uploads(runs, "Policies 2024", docs, "corpus")
     qa = save_uploads(runs, "qa", [("qa.jsonl", (ROOT / "tests" / "data" / "qa.jsonl").read_bytes())], "qa")
     assert corpus.name == "policies-2024" and sorted(p.name for p in corpus.iterdir()) == [n for n, _ in docs]
-    cmd, run_dir = plan_run(runs, str(corpus), str(qa), preset="smoke", model="smollm2-135m-instruct",
-                            overrides=["eval.limit=4"])
+    cmd, run_dir = plan_run(
+        runs, str(corpus), str(qa), preset="smoke", model="smollm2-135m-instruct", overrides=["eval.limit=4"]
+    )
     assert run_dir.parent == runs.resolve() and run_dir.name.startswith("policies-2024-smollm2-135m-instruct-")
     assert cmd[1:4] == ["-m", "advisor", "run"] and cmd[-3:] == ["--out", str(run_dir), "eval.limit=4"]
     assert list_runs(runs) == [], "uploads live in a hidden folder, not among the runs"
@@ -719,8 +845,12 @@ def test_every_format_the_corpus_reader_takes_can_be_uploaded(runs_dir, monkeypa
 
 
 def fact_widgets(at: AppTest, prefix: str) -> dict:
-    return {w.key.removeprefix(prefix): w for kind in ("select_slider", "toggle", "number_input")
-            for w in getattr(at, kind) if w.key and w.key.startswith(prefix)}
+    return {
+        w.key.removeprefix(prefix): w
+        for kind in ("select_slider", "toggle", "number_input")
+        for w in getattr(at, kind)
+        if w.key and w.key.startswith(prefix)
+    }
 
 
 def test_new_run_offers_every_situation_fact_the_weight_preset_and_the_targets(runs_dir, monkeypatch):
@@ -733,7 +863,9 @@ def test_new_run_offers_every_situation_fact_the_weight_preset_and_the_targets(r
         assert w.label == FACT_LABEL[k] and w.value == DEFAULT_FACTS[k], k
         if k in FACT_CHOICES:
             assert list(w.options) == [str(c) for c in FACT_CHOICES[k]]
-    assert at.selectbox(key="nr_weights").options == list(PRESETS) and at.selectbox(key="nr_weights").value == "balanced"
+    assert (
+        at.selectbox(key="nr_weights").options == list(PRESETS) and at.selectbox(key="nr_weights").value == "balanced"
+    )
     targets = fact_widgets(at, "nr_t_")
     assert sorted(targets) == sorted(QUALITY_TARGETS)
     for k, w in targets.items():
@@ -758,8 +890,14 @@ def test_new_run_passes_the_situation_weight_preset_and_targets_to_advisor_run(r
     started = []
     monkeypatch.setattr(ui.launcher, "start_run", lambda cmd, run_dir, about=None: started.append((cmd, run_dir)))
     at = open_app(runs_dir, monkeypatch, "new_run")
-    chosen = {k: (FACT_CHOICES[k][-1] if FACT_CHOICES[k][-1] != v else FACT_CHOICES[k][0]) if k in FACT_CHOICES
-              else (not v) if isinstance(v, bool) else 0.5 for k, v in DEFAULT_FACTS.items()}  # none a default
+    chosen = {
+        k: (FACT_CHOICES[k][-1] if FACT_CHOICES[k][-1] != v else FACT_CHOICES[k][0])
+        if k in FACT_CHOICES
+        else (not v)
+        if isinstance(v, bool)
+        else 0.5
+        for k, v in DEFAULT_FACTS.items()
+    }  # none a default
     widgets = fact_widgets(at, "nr_f_")
     for k, v in chosen.items():
         widgets[k].set_value(v)
@@ -782,8 +920,13 @@ def test_new_run_passes_the_situation_weight_preset_and_targets_to_advisor_run(r
 
     at.text_input(key="nr_overrides").input("recommend.facts.budget=high").run()  # set twice: which one wins?
     at.button(key="nr_start").click().run()
-    assert any("recommend.facts.budget=high in the extra settings is also set by the choices above" in e.value
-               for e in at.error) and len(started) == 1
+    assert (
+        any(
+            "recommend.facts.budget=high in the extra settings is also set by the choices above" in e.value
+            for e in at.error
+        )
+        and len(started) == 1
+    )
 
 
 def test_the_plans_time_estimate_shows_before_launching_once_there_is_one(runs_dir, monkeypatch):
@@ -805,15 +948,25 @@ def test_run_progress_comes_from_the_run_directory_and_survives_a_refresh(runs_d
     manifest["stages"]["tune"] = {"status": "running", "started": "2026-11-21T12:42:45+00:00", "pid": os.getpid()}
     manifest.pop("finished")
     (live / "manifest.json").write_text(json.dumps(manifest))
-    (live / LAUNCH).write_text(json.dumps({"pid": os.getpid(), "started": "2026-11-21T12:42:39+00:00",
-                                           "command": ["advisor", "run"]}))
-    (live / "run.log").write_text("run directory: x\n  ingest: 35 documents -> 205 chunks\ntrain:  10%|#   | 7/70\r"
-                                  "train:  20%|##  | 14/70\r")
+    (live / LAUNCH).write_text(
+        json.dumps({"pid": os.getpid(), "started": "2026-11-21T12:42:39+00:00", "command": ["advisor", "run"]})
+    )
+    (live / "run.log").write_text(
+        "run directory: x\n  ingest: 35 documents -> 205 chunks\ntrain:  10%|#   | 7/70\rtrain:  20%|##  | 14/70\r"
+    )
     # A launched run that failed in preflight: only its log and exit code say so.
     dead = runs_dir / "mydocs-smollm2-135m-instruct-0000dead"
     dead.mkdir()
-    (dead / LAUNCH).write_text(json.dumps({"pid": 2 ** 22 + 1, "started": "2026-11-21T13:00:00+00:00",
-                                           "corpus": "/data/mydocs", "model": "smollm2-135m-instruct"}))
+    (dead / LAUNCH).write_text(
+        json.dumps(
+            {
+                "pid": 2**22 + 1,
+                "started": "2026-11-21T13:00:00+00:00",
+                "corpus": "/data/mydocs",
+                "model": "smollm2-135m-instruct",
+            }
+        )
+    )
     (dead / "run.log").write_text("advisor: error: corpus path /data/mydocs does not exist; pass --corpus ...\n")
     (dead / LAUNCH_EXIT).write_text("2\n")
 
@@ -865,19 +1018,22 @@ def test_half_finished_run_explains_what_is_missing_on_every_page(tmp_path, monk
         if page in ("runs", "new_run", "review"):
             continue
         msgs = [w.value for w in at.warning]
-        assert any("not finished" in m and "stages done: ingest, index, sft, tune" in m and "advisor run --out" in m
-                   for m in msgs), (page, msgs)
+        assert any(
+            "not finished" in m and "stages done: ingest, index, sft, tune" in m and "advisor run --out" in m
+            for m in msgs
+        ), (page, msgs)
 
 
 def test_interrupted_run_says_how_to_resume(tmp_path, monkeypatch):
     d = tmp_path / "runs"
     _make_half_finished(d / "cut")
     m = json.loads((d / "cut" / "manifest.json").read_text())
-    m["stages"]["eval_base"] = {"status": "running", "pid": 2 ** 22 + 3}  # its process is gone
+    m["stages"]["eval_base"] = {"status": "running", "pid": 2**22 + 3}  # its process is gone
     (d / "cut" / "manifest.json").write_text(json.dumps(m))
     at = open_app(d, monkeypatch)
-    assert any("interrupted" in w.value and "eval_base was running when its process stopped" in w.value
-               for w in at.warning)
+    assert any(
+        "interrupted" in w.value and "eval_base was running when its process stopped" in w.value for w in at.warning
+    )
 
 
 def test_corrupt_metrics_json_gives_a_clear_message_not_a_traceback(runs_dir, monkeypatch):
@@ -898,8 +1054,10 @@ def test_corrupt_metrics_json_gives_a_clear_message_not_a_traceback(runs_dir, mo
 def test_finished_run_without_a_recommendation_says_so(runs_dir, monkeypatch):
     (runs_dir / "sample-fixture" / "recommendation.json").unlink()
     at = open_app(runs_dir, monkeypatch)
-    assert any("The recommendation is not available for this run: finished without a recommendation" in i.value
-               for i in at.info)
+    assert any(
+        "The recommendation is not available for this run: finished without a recommendation" in i.value
+        for i in at.info
+    )
     at = open_app(runs_dir, monkeypatch, "whatif")  # what-if recomputes it from the evidence the run wrote
     assert verdict_heading("both") in text(at)
 
@@ -931,8 +1089,9 @@ def test_dashboard_command_help_and_bad_input(tmp_path, capsys):
         assert main(["dashboard", "--runs-dir", str(tmp_path), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} on 127.0.0.1 is already in use" in err and err.count("\n") == 1
-    r = subprocess.run([sys.executable, "-m", "advisor", "dashboard", "--port", "70000"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "advisor", "dashboard", "--port", "70000"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "not a port number" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -940,8 +1099,13 @@ def test_ui_imports_only_advisor_and_itself():
     allowed = {"advisor", "advisor.core", "ui"}
     for f in (ROOT / "ui").rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                else []
+            )
             for mod in mods:
                 top = mod.split(".")[0]
                 if top in {"advisor", "retrieval", "tuning", "evalsuite", "ui"}:

@@ -33,9 +33,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
 # page path -> text that must be on it once drawn
-PAGES = {"": "What would change the advice", "runs": "Compare two runs", "evidence": "RAG vs fine-tune vs both",
-         "questions": "One question in detail", "what-if": "Score of each option", "cost": "Cheapest at these inputs",
-         "new-run": "Start one"}
+PAGES = {
+    "": "What would change the advice",
+    "runs": "Compare two runs",
+    "evidence": "RAG vs fine-tune vs both",
+    "questions": "One question in detail",
+    "what-if": "Score of each option",
+    "cost": "Cheapest at these inputs",
+    "new-run": "Start one",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +54,10 @@ def shots_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     if not find_chromium():
-        pytest.fail("headless Chromium is needed for the dashboard's browser tests and was not found: run "
-                    "`make chromium` (apt-get install chromium) or set CHROMIUM=/path/to/chrome")
+        pytest.fail(
+            "headless Chromium is needed for the dashboard's browser tests and was not found: run "
+            "`make chromium` (apt-get install chromium) or set CHROMIUM=/path/to/chrome"
+        )
     with Browser(width=1280, height=900) as b:
         yield b
 
@@ -74,8 +82,12 @@ def server(tmp_path_factory):
     shutil.copytree(FIXTURE, runs / "corrupt-metrics")
     (runs / "corrupt-metrics" / "eval" / "metrics.json").write_text('{"arms": ')
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "advisor", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -154,8 +166,9 @@ def test_a_run_launched_from_the_page_finishes_and_shows_its_verdict(server, bro
 
     deadline = time.time() + 1500
     while not (run_dir / LAUNCH_EXIT).exists():
-        assert time.time() < deadline, "the launched run did not finish in 25 minutes:\n" + \
-            (run_dir / "run.log").read_text()[-3000:]
+        assert time.time() < deadline, (
+            "the launched run did not finish in 25 minutes:\n" + (run_dir / "run.log").read_text()[-3000:]
+        )
         time.sleep(5)
     log = (run_dir / "run.log").read_text()
     assert (run_dir / LAUNCH_EXIT).read_text().strip() == "0", log[-3000:]

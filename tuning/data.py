@@ -43,10 +43,10 @@ def text_segments(text: str, tokenizer, max_tokens: int) -> list[str]:
         j = min(i + max_tokens, len(offs))
         if j < len(offs):
             for k in range(j, i + max_tokens // 2, -1):
-                if "\n" in text[offs[k - 1][1]:offs[k][0]]:
+                if "\n" in text[offs[k - 1][1] : offs[k][0]]:
                     j = k
                     break
-        piece = text[offs[i][0]:offs[j - 1][1]].strip()
+        piece = text[offs[i][0] : offs[j - 1][1]].strip()
         if piece:
             out.append(piece)
         i = j
@@ -59,7 +59,7 @@ def _norm(s: str) -> str:
 
 def ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
     w = _norm(text).split()
-    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_segments: list[str], top: int = 5) -> dict:
@@ -82,8 +82,14 @@ def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_seg
                 if o > best:
                     best, best_j = o, j
             if best_j >= 0:
-                pairs.append({"eval_id": item.id, "eval_question": item.question, "overlap": round(best, 4),
-                              "training_example": examples[best_j][:300]})
+                pairs.append(
+                    {
+                        "eval_id": item.id,
+                        "eval_question": item.question,
+                        "overlap": round(best, 4),
+                        "training_example": examples[best_j][:300],
+                    }
+                )
         pairs.sort(key=lambda p: -p["overlap"])
         return (pairs[0]["overlap"] if pairs else 0.0), pairs[:top]
 
@@ -109,8 +115,9 @@ class Distractors:
 
         self.chunks = chunks
         self.bm25 = bm25s.BM25()
-        self.bm25.index(bm25s.tokenize([c["text"] for c in chunks], stopwords="en", show_progress=False),
-                        show_progress=False)
+        self.bm25.index(
+            bm25s.tokenize([c["text"] for c in chunks], stopwords="en", show_progress=False), show_progress=False
+        )
 
     def for_question(self, question: str, not_source: str | None, n: int) -> list[dict]:
         import bm25s
@@ -118,8 +125,9 @@ class Distractors:
         if n <= 0:
             return []
         depth = min(len(self.chunks), 4 * n + 8)
-        ids, _ = self.bm25.retrieve(bm25s.tokenize([question], stopwords="en", show_progress=False), k=depth,
-                                    show_progress=False, n_threads=1)
+        ids, _ = self.bm25.retrieve(
+            bm25s.tokenize([question], stopwords="en", show_progress=False), k=depth, show_progress=False, n_threads=1
+        )
         out = [self.chunks[int(i)] for i in ids[0] if self.chunks[int(i)]["source"] != not_source]
         return out[:n]
 
@@ -130,8 +138,9 @@ def oracle_chunks(item: QAItem, chunks: list[dict]) -> list[dict]:
     return [c for c in chunks if c["source"] == item.source and ans in c["text"].lower()]
 
 
-def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list[dict], rng: random.Random,
-                 context_tokens: int = 0) -> dict:
+def raft_example(
+    tokenizer, item: QAItem, oracle: dict | None, distractors: list[dict], rng: random.Random, context_tokens: int = 0
+) -> dict:
     """One RAFT pair (Zhang et al. 2024) in the evaluation's context format: the oracle chunk among hard
     distractors, target "answer [n]" (the answer with its passage number); without an oracle the target
     is the abstention answer, so the tuned+RAG arm learns to distrust passages that lack the answer.
@@ -140,11 +149,17 @@ def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list
     distractors = list(distractors)
 
     def size(cs: list[dict]) -> int:
-        return len(tokenizer(context_block([Context(c["id"], c["source"], c["text"], 0.0, 1) for c in cs]),
-                             add_special_tokens=False)["input_ids"])
+        return len(
+            tokenizer(
+                context_block([Context(c["id"], c["source"], c["text"], 0.0, 1) for c in cs]), add_special_tokens=False
+            )["input_ids"]
+        )
 
-    while context_tokens and len(distractors) > (0 if oracle else 1) and \
-            size(distractors + ([oracle] if oracle else [])) > context_tokens:
+    while (
+        context_tokens
+        and len(distractors) > (0 if oracle else 1)
+        and size(distractors + ([oracle] if oracle else [])) > context_tokens
+    ):
         distractors.pop()
     picked = distractors + ([oracle] if oracle else [])
     rng.shuffle(picked)
@@ -155,8 +170,15 @@ def raft_example(tokenizer, item: QAItem, oracle: dict | None, distractors: list
     else:
         answer = ABSTAIN
     prompt, completion = render_target(tokenizer, item.question, answer, ctx)
-    return {"kind": "raft", "id": item.id, "source": item.source, "question": item.question, "oracle": oracle is not None,
-            "prompt": prompt, "completion": completion}
+    return {
+        "kind": "raft",
+        "id": item.id,
+        "source": item.source,
+        "question": item.question,
+        "oracle": oracle is not None,
+        "prompt": prompt,
+        "completion": completion,
+    }
 
 
 def cap_text_segments(sources: list[str], tokens: list[int], budget: int, seed: int) -> list[int]:
@@ -199,26 +221,51 @@ def cap_training_set(examples: list[dict], tokenizer, max_tokens: int, seed: int
     pairs = [i for i, ex in enumerate(examples) if ex["kind"] != "text"]
     pair_tokens = sum(counts[i] for i in pairs)
     text_tokens = sum(counts[i] for i in text)
-    info = {"max_train_tokens": max_tokens, "capped": False, "text_tokens_all": text_tokens,
-            "n_text_segments_all": len(text), "instruction_tokens": pair_tokens}
+    info = {
+        "max_train_tokens": max_tokens,
+        "capped": False,
+        "text_tokens_all": text_tokens,
+        "n_text_segments_all": len(text),
+        "instruction_tokens": pair_tokens,
+    }
     if not max_tokens or pair_tokens + text_tokens <= max_tokens:
         info["train_tokens"] = pair_tokens + text_tokens
         return examples, info
-    kept = cap_text_segments([examples[i]["source"] for i in text], [counts[i] for i in text],
-                             max(0, max_tokens - pair_tokens), seed)
+    kept = cap_text_segments(
+        [examples[i]["source"] for i in text], [counts[i] for i in text], max(0, max_tokens - pair_tokens), seed
+    )
     kept_ix = {text[k] for k in kept}
     out = [ex for i, ex in enumerate(examples) if ex["kind"] != "text" or i in kept_ix]
     kept_tokens = sum(counts[i] for i in kept_ix)
-    info.update(capped=True, text_tokens_kept=kept_tokens, n_text_segments_kept=len(kept_ix),
-                train_tokens=pair_tokens + kept_tokens)
+    info.update(
+        capped=True,
+        text_tokens_kept=kept_tokens,
+        n_text_segments_kept=len(kept_ix),
+        train_tokens=pair_tokens + kept_tokens,
+    )
     return out, info
 
 
-def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem], tokenizer, max_seq_len: int,
-              use_corpus_text: bool, use_train_qa: bool, val_fraction: float, seed: int, abstain_qa: list[QAItem] = (),
-              raft: bool = True, raft_share: float = 0.3, raft_distractors: int = 2, raft_no_oracle: float = 0.2,
-              context_tokens: int = 0, abstain_share: float = 0.2, closed_book: bool = True,
-              max_train_tokens: int = 0) -> tuple[list, list, dict]:
+def build_sft(
+    chunks: list[dict],
+    train_qa: list[QAItem],
+    eval_qa: list[QAItem],
+    tokenizer,
+    max_seq_len: int,
+    use_corpus_text: bool,
+    use_train_qa: bool,
+    val_fraction: float,
+    seed: int,
+    abstain_qa: list[QAItem] = (),
+    raft: bool = True,
+    raft_share: float = 0.3,
+    raft_distractors: int = 2,
+    raft_no_oracle: float = 0.2,
+    context_tokens: int = 0,
+    abstain_share: float = 0.2,
+    closed_book: bool = True,
+    max_train_tokens: int = 0,
+) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
     Kinds: `text` (corpus segments), `qa` (training question -> short answer, closed book), `abstain`
@@ -235,14 +282,20 @@ def build_sft(chunks: list[dict], train_qa: list[QAItem], eval_qa: list[QAItem],
     examples, segments = corpus_text_examples(chunks, tokenizer, max_seq_len) if use_corpus_text else ([], [])
     asked = Asked()
     if use_train_qa:
-        raft_with = RaftSettings(Distractors(chunks), raft_share, raft_distractors, raft_no_oracle, context_tokens) \
-            if (raft and chunks) else None
-        asked = question_examples(train_qa, abstain_qa, eval_qa, chunks, tokenizer, seed, raft_with, abstain_share,
-                                  closed_book)
+        raft_with = (
+            RaftSettings(Distractors(chunks), raft_share, raft_distractors, raft_no_oracle, context_tokens)
+            if (raft and chunks)
+            else None
+        )
+        asked = question_examples(
+            train_qa, abstain_qa, eval_qa, chunks, tokenizer, seed, raft_with, abstain_share, closed_book
+        )
     examples += asked.examples
     if not examples:
-        raise AdvisorError("the training set is empty: the corpus gave no text and no training question was usable; "
-                           "set tuning.use_corpus_text=true or pass training questions (--train-qa)")
+        raise AdvisorError(
+            "the training set is empty: the corpus gave no text and no training question was usable; "
+            "set tuning.use_corpus_text=true or pass training questions (--train-qa)"
+        )
     examples, cap = cap_training_set(examples, tokenizer, max_train_tokens, seed)
     if cap["capped"]:
         kept = {ex["text"] for ex in examples if ex["kind"] == "text"}
@@ -295,9 +348,17 @@ class Asked:
     n_raft_none: int = 0
 
 
-def question_examples(train_qa: list[QAItem], abstain_qa: list[QAItem], eval_qa: list[QAItem], chunks: list[dict],
-                      tokenizer, seed: int, raft: RaftSettings | None, abstain_share: float,
-                      closed_book: bool) -> Asked:
+def question_examples(
+    train_qa: list[QAItem],
+    abstain_qa: list[QAItem],
+    eval_qa: list[QAItem],
+    chunks: list[dict],
+    tokenizer,
+    seed: int,
+    raft: RaftSettings | None,
+    abstain_share: float,
+    closed_book: bool,
+) -> Asked:
     """`qa`, `abstain` and `raft` examples from the training questions (build_sft's rules), in question order:
     answerable ones first, then the (capped, seeded sample of) unanswerable ones."""
     eval_norm = {_norm(q.question) for q in eval_qa}
@@ -321,15 +382,30 @@ def question_examples(train_qa: list[QAItem], abstain_qa: list[QAItem], eval_qa:
                 continue
             prompt, completion = render_target(tokenizer, item.question, ABSTAIN)
             out.kept_q.append(item.question)
-            out.examples.append({"kind": "abstain", "id": item.id, "question": item.question, "prompt": prompt,
-                                 "completion": completion})
+            out.examples.append(
+                {
+                    "kind": "abstain",
+                    "id": item.id,
+                    "question": item.question,
+                    "prompt": prompt,
+                    "completion": completion,
+                }
+            )
             out.n_abstain += 1
             continue
         out.kept_q.append(item.question)
         if closed_book:
             prompt, completion = render_target(tokenizer, item.question, item.answers[0])
-            out.examples.append({"kind": "qa", "id": item.id, "source": item.source, "question": item.question,
-                                 "prompt": prompt, "completion": completion})
+            out.examples.append(
+                {
+                    "kind": "qa",
+                    "id": item.id,
+                    "source": item.source,
+                    "question": item.question,
+                    "prompt": prompt,
+                    "completion": completion,
+                }
+            )
         if raft is not None and item.source and rng.random() < raft.share:
             _add_raft(out, item, chunks, tokenizer, rng, raft)
     return out

@@ -58,7 +58,8 @@ def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
     train_file = cfg.corpus.train_file(run.path, cfg.tuning.use_train_qa)
     generated = run / "qa" / "train.jsonl"  # the abstention questions come from here when the training file has none
     files = [run / "chunks.jsonl", cfg.corpus.eval_file(run.path)] + [
-        f for f in dict.fromkeys([train_file, generated]) if f and Path(f).is_file()]
+        f for f in dict.fromkeys([train_file, generated]) if f and Path(f).is_file()
+    ]
     return combine_hashes(weights_settings_hash(cfg), *(sha256_file(f) for f in files))
 
 
@@ -70,12 +71,16 @@ NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens")
 def weights_settings_hash(cfg: Config) -> str:
     d = cfg.stable_dict()  # a setting added later, at its default, keeps the hashes of runs made before it
     tuning = {k: v for k, v in d["tuning"].items() if k not in NOT_WEIGHTS}
-    blob = json.dumps({"seed": d["seed"], "model": d["model"], "tuning": tuning, "context": d["retrieval"]["context_tokens"]},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"seed": d["seed"], "model": d["model"], "tuning": tuning, "context": d["retrieval"]["context_tokens"]},
+        sort_keys=True,
+    )
     return sha256_bytes(blob.encode())
 
 
-def tokenize_examples(examples: list[dict], tok, max_seq_len: int, chat: bool, raft_len: int = 0) -> tuple[list[dict], int]:
+def tokenize_examples(
+    examples: list[dict], tok, max_seq_len: int, chat: bool, raft_len: int = 0
+) -> tuple[list[dict], int]:
     """input_ids + labels per example; loss only on completion tokens for prompt/completion pairs; a RAFT
     example may be up to raft_len tokens (its passages), the others max_seq_len. Returns (rows, n_skipped)."""
     rows, skipped = [], 0
@@ -102,8 +107,8 @@ def length_grouped_batches(rows: list[dict], batch_size: int, rng: random.Random
     pool = batch_size * 50
     batches = []
     for p in range(0, len(idx), pool):
-        part = sorted(idx[p:p + pool], key=lambda i: len(rows[i]["input_ids"]))
-        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        part = sorted(idx[p : p + pool], key=lambda i: len(rows[i]["input_ids"]))
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -178,8 +183,9 @@ def label_only_loss_module(model):
 
         def forward(self, input_ids, attention_mask, labels):
             base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
-            hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                        use_cache=False).last_hidden_state
+            hidden = base.get_decoder()(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
             target = labels[:, 1:]
             keep = target != IGNORE
             logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
@@ -191,7 +197,9 @@ def label_only_loss_module(model):
     return LabelOnlyLoss(model)
 
 
-def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, device, max_tokens: int = 0) -> float | None:
+def evaluate_loss(
+    loss_mod, rows: list[dict], batch_size: int, pad_id: int, device, max_tokens: int = 0
+) -> float | None:
     """Mean token NLL over rows (labelled positions only), batches sorted by length (and within max_tokens)."""
     import torch
 
@@ -202,7 +210,7 @@ def evaluate_loss(loss_mod, rows: list[dict], batch_size: int, pad_id: int, devi
     rows = sorted(rows, key=lambda r: len(r["input_ids"]))  # similar lengths per batch: little padding
     with torch.inference_mode():
         for b in range(0, len(rows), batch_size):
-            chunk = rows[b:b + batch_size]
+            chunk = rows[b : b + batch_size]
             for piece in token_pieces([len(r["input_ids"]) for r in chunk], max_tokens):
                 batch = {k: v.to(device) for k, v in collate([chunk[j] for j in piece], pad_id).items()}
                 s, n = loss_mod(**batch)
@@ -219,8 +227,12 @@ def fingerprint(cfg: Config, data_hash: str) -> dict:
     """What a checkpoint must agree with to be resumed: everything that changes the trained weights.
     (threads and save_every do not change them and may differ between the runs.)"""
     tuning = {k: v for k, v in cfg.stable_dict()["tuning"].items() if k not in NOT_WEIGHTS}
-    return {"seed": cfg.seed, "model": {"spec": cfg.model.spec, "quantization": cfg.model.quantization},
-            "tuning": tuning, "data_sha256": data_hash}
+    return {
+        "seed": cfg.seed,
+        "model": {"spec": cfg.model.spec, "quantization": cfg.model.quantization},
+        "tuning": tuning,
+        "data_sha256": data_hash,
+    }
 
 
 def _flat(d: dict, pre: str = "") -> dict:
@@ -245,7 +257,9 @@ def check_resumable(ck: Path, want: dict) -> dict:
     """The checkpoint's metadata, or AdvisorError naming the settings that differ (the checkpoint is kept)."""
     meta = json.loads((ck / "checkpoint.json").read_text())
     have, new = _flat(meta["fingerprint"]), _flat(want)
-    diffs = [f"{k}: {have.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(have) | set(new)) if have.get(k) != new.get(k)]
+    diffs = [
+        f"{k}: {have.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(have) | set(new)) if have.get(k) != new.get(k)
+    ]
     if diffs:
         raise AdvisorError(
             f"refusing to resume from {ck}: it was written with another config or data ({'; '.join(diffs[:4])}"
@@ -303,17 +317,27 @@ def build_trainable_model(cfg: Config, device: str):
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
             unknown = [t for t in target_modules if t not in linear]
             if unknown:
-                raise AdvisorError(f"tuning.lora.target_modules: '{unknown[0]}'{did_you_mean(unknown[0], linear)} is not a "
-                                   f"linear layer of model '{cfg.model.spec}' and does not fit it; its linear layers: "
-                                   f"{', '.join(linear)} (or use 'all-linear')")
-        lora = LoraConfig(r=tc.lora.r, lora_alpha=tc.lora.alpha, lora_dropout=tc.lora.dropout,
-                          target_modules=target_modules, task_type="CAUSAL_LM", bias="none")
+                raise AdvisorError(
+                    f"tuning.lora.target_modules: '{unknown[0]}'{did_you_mean(unknown[0], linear)} is not a "
+                    f"linear layer of model '{cfg.model.spec}' and does not fit it; its linear layers: "
+                    f"{', '.join(linear)} (or use 'all-linear')"
+                )
+        lora = LoraConfig(
+            r=tc.lora.r,
+            lora_alpha=tc.lora.alpha,
+            lora_dropout=tc.lora.dropout,
+            target_modules=target_modules,
+            task_type="CAUSAL_LM",
+            bias="none",
+        )
         try:
             model = get_peft_model(model, lora)
         except ValueError as e:
             first = str(e).splitlines()[0][:200]
-            raise AdvisorError(f"tuning.lora.target_modules='{targets}' does not fit model '{cfg.model.spec}' ({first}); "
-                               f"use 'all-linear' or names of its linear layers, e.g. q_proj,v_proj") from None
+            raise AdvisorError(
+                f"tuning.lora.target_modules='{targets}' does not fit model '{cfg.model.spec}' ({first}); "
+                f"use 'all-linear' or names of its linear layers, e.g. q_proj,v_proj"
+            ) from None
     if tc.gradient_checkpointing:
         # Activations dominate memory at long sequences (SmolLM2-135M, 8 x 256 tokens: ~5 GB over 30 layers).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -371,8 +395,15 @@ def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
         return False
 
 
-def train_adapter(cfg: Config, train_rows: list[dict], val_rows: list[dict], tok, out_dir: Path,
-                  data_hash: str, both_adapter: str = "") -> dict:
+def train_adapter(
+    cfg: Config,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    tok,
+    out_dir: Path,
+    data_hash: str,
+    both_adapter: str = "",
+) -> dict:
     """Train (and resume) on train_rows; save the adapter (or full model) and training.json into out_dir.
     Three named steps, the torchtune recipe's shape: set up (model, optimizer, schedule, the state to resume
     from), the training loop, the write-out."""
@@ -427,8 +458,11 @@ class AdapterTraining:
         # Steps after which the adapter is also saved for the learning-vs-forgetting curve (the final one is the
         # adapter).
         tc, total = self.tc, self.total_steps
-        self.curve_at = [] if tc.method != "lora" else sorted(
-            {round(total * i / (tc.curve_points + 1)) for i in range(1, tc.curve_points + 1)} - {0, total})
+        self.curve_at = (
+            []
+            if tc.method != "lora"
+            else sorted({round(total * i / (tc.curve_points + 1)) for i in range(1, tc.curve_points + 1)} - {0, total})
+        )
 
     def _load_model(self) -> None:
         """The trainable model (seeded), wrapped for DDP when several processes train."""
@@ -487,8 +521,9 @@ class AdapterTraining:
         if ck is None and self.main:  # a fresh start: snapshots of an earlier training do not belong to this one
             shutil.rmtree(self.out_dir / CURVE, ignore_errors=True)
         if s.plan is None:
-            s.plan = batch_plan(self.train_rows, self.tc.batch_size, self.total_steps * self.tc.grad_accum * self.world,
-                                self.cfg.seed)
+            s.plan = batch_plan(
+                self.train_rows, self.tc.batch_size, self.total_steps * self.tc.grad_accum * self.world, self.cfg.seed
+            )
 
     def train(self) -> None:
         """The loop: optimizer steps up to total_steps (or early stopping), validating, snapshotting and
@@ -497,22 +532,31 @@ class AdapterTraining:
 
         s, tc = self.s, self.tc
         s.stopped_early = bool(s.history and s.history[-1].get("early_stop"))
-        bar = tqdm(total=self.total_steps, initial=s.step, desc="tune", unit="step", dynamic_ncols=True,
-                   disable=not self.main)
+        bar = tqdm(
+            total=self.total_steps, initial=s.step, desc="tune", unit="step", dynamic_ncols=True, disable=not self.main
+        )
         t_train, running = time.perf_counter(), None
         self.loss_mod.train()
         while s.step < self.total_steps and not s.stopped_early:
             t_step = time.perf_counter()
             step_loss = self._step()
             running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
-            rec = {"step": s.step, "loss": round(step_loss, 4), "lr": self.sched.get_last_lr()[0],
-                   "tokens_seen": s.tokens_seen, "step_s": round(time.perf_counter() - t_step, 4)}
+            rec = {
+                "step": s.step,
+                "loss": round(step_loss, 4),
+                "lr": self.sched.get_last_lr()[0],
+                "tokens_seen": s.tokens_seen,
+                "step_s": round(time.perf_counter() - t_step, 4),
+            }
             if s.step % self.val_every == 0 or s.step == self.total_steps:
                 self._validate(rec)
             s.history.append(rec)
             el = time.perf_counter() - t_train
-            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{s.session_tokens / max(el, 1e-9):.0f}",
-                            **({"val": f"{rec['val_loss']:.3f}"} if rec.get("val_loss") is not None else {}))
+            bar.set_postfix(
+                loss=f"{running:.3f}",
+                tok_s=f"{s.session_tokens / max(el, 1e-9):.0f}",
+                **({"val": f"{rec['val_loss']:.3f}"} if rec.get("val_loss") is not None else {}),
+            )
             bar.update(1)
             if s.step in self.curve_at:
                 self._snapshot()
@@ -557,8 +601,9 @@ class AdapterTraining:
     def _validate(self, rec: dict) -> None:
         """The validation loss into `rec`; with early stopping, the best weights so far and whether to stop."""
         s, tc = self.s, self.tc
-        v = evaluate_loss(self.loss_mod, self.val_rows, tc.batch_size, self.tok.pad_token_id, self.device,
-                          tc.max_batch_tokens)
+        v = evaluate_loss(
+            self.loss_mod, self.val_rows, tc.batch_size, self.tok.pad_token_id, self.device, tc.max_batch_tokens
+        )
         rec["val_loss"] = v
         if v is None or not tc.early_stopping_patience:
             return
@@ -575,13 +620,24 @@ class AdapterTraining:
 
         s = self.s
         trainable = dict(zip(self.names, self.params))
-        extra = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "rng_torch": torch.get_rng_state(),
-                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                 "best_state": s.best_state}
-        meta = {"fingerprint": self.fp, "tokens_seen": s.tokens_seen, "label_tokens": s.label_tokens,
-                "history": s.history, "data_order": s.plan, "best_val": s.best, "bad_evals": s.bad_evals,
-                "best_step": s.best_step, "total_steps": self.total_steps}
+        extra = {
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "best_state": s.best_state,
+        }
+        meta = {
+            "fingerprint": self.fp,
+            "tokens_seen": s.tokens_seen,
+            "label_tokens": s.label_tokens,
+            "history": s.history,
+            "data_order": s.plan,
+            "best_val": s.best,
+            "bad_evals": s.bad_evals,
+            "best_step": s.best_step,
+            "total_steps": self.total_steps,
+        }
         if self.main:
             save_checkpoint(self.ck_root, s.step, meta, trainable, extra)
         self.acc.wait_for_everyone()
@@ -604,9 +660,17 @@ class AdapterTraining:
         return {
             "base_model": cfg.model.spec,
             "quantization": cfg.model.quantization,
-            "method": "full" if tc.method == "full" else ("qlora" if cfg.model.quantization in ("nf4", "int8") else "lora"),
-            "lora": {"r": tc.lora.r, "alpha": tc.lora.alpha, "dropout": tc.lora.dropout,
-                     "target_modules": tc.lora.target_modules} if tc.method == "lora" else None,
+            "method": "full"
+            if tc.method == "full"
+            else ("qlora" if cfg.model.quantization in ("nf4", "int8") else "lora"),
+            "lora": {
+                "r": tc.lora.r,
+                "alpha": tc.lora.alpha,
+                "dropout": tc.lora.dropout,
+                "target_modules": tc.lora.target_modules,
+            }
+            if tc.method == "lora"
+            else None,
             "data_sha256": self.data_hash,
             "config_fingerprint": self.fp,
             "n_train": len(self.train_rows),
@@ -687,7 +751,9 @@ def run_tune_stage(run_dir: Path) -> None:
     def tokenized(sft: Path = run / "sft") -> tuple[list, list]:  # once per data set, for the first stage that trains
         if sft not in rows:
             long_ok = cfg.tuning.max_seq_len + cfg.retrieval.context_tokens  # a RAFT example also carries its passages
-            train, skipped = tokenize_examples(read_jsonl(sft / "train.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
+            train, skipped = tokenize_examples(
+                read_jsonl(sft / "train.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok
+            )
             val, _ = tokenize_examples(read_jsonl(sft / "val.jsonl"), tok, cfg.tuning.max_seq_len, chat, long_ok)
             if not train:
                 raise AdvisorError(
@@ -739,16 +805,30 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         train_qa = [it for it in train_qa if not it.unanswerable]
     elif not any(it.unanswerable for it in train_qa) and Path(train_file or "") != generated:
         abstain_qa = [it for it in read(generated) if it.unanswerable]
-    train, val, report = build_sft(chunks, train_qa, eval_qa, tok, tc.max_seq_len, tc.use_corpus_text, tc.use_train_qa,
-                                   tc.val_fraction, cfg.seed, abstain_qa=abstain_qa,
-                                   raft=both or (tc.raft and tc.both_adapter == "shared"),
-                                   raft_share=1.0 if both else tc.raft_share, raft_distractors=tc.raft_distractors,
-                                   raft_no_oracle=tc.raft_no_oracle, context_tokens=cfg.retrieval.context_tokens,
-                                   abstain_share=tc.abstain_share, closed_book=not both,
-                                   max_train_tokens=tc.max_train_tokens)
+    train, val, report = build_sft(
+        chunks,
+        train_qa,
+        eval_qa,
+        tok,
+        tc.max_seq_len,
+        tc.use_corpus_text,
+        tc.use_train_qa,
+        tc.val_fraction,
+        cfg.seed,
+        abstain_qa=abstain_qa,
+        raft=both or (tc.raft and tc.both_adapter == "shared"),
+        raft_share=1.0 if both else tc.raft_share,
+        raft_distractors=tc.raft_distractors,
+        raft_no_oracle=tc.raft_no_oracle,
+        context_tokens=cfg.retrieval.context_tokens,
+        abstain_share=tc.abstain_share,
+        closed_book=not both,
+        max_train_tokens=tc.max_train_tokens,
+    )
     report["training_questions_from"] = str(train_file) if train_qa else None
-    report["abstention_questions_from"] = (str(generated) if abstain_qa else str(train_file) if report["n_abstain"]
-                                           else None)
+    report["abstention_questions_from"] = (
+        str(generated) if abstain_qa else str(train_file) if report["n_abstain"] else None
+    )
     return train, val, report
 
 
@@ -759,12 +839,15 @@ def has_lines(path) -> bool:
 
 def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) -> str:
     """How the adapters behind the tuned arms were trained, in one sentence (report.md, training.json)."""
+
     def parts(lk: dict) -> list[str]:
         cap = lk.get("token_cap") or {}
         if cap.get("capped"):
-            out = [f"{lk.get('n_text_segments', 0)} of {cap['n_text_segments_all']} corpus-text segments (a sample "
-                   f"covering every document, {cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens: "
-                   f"tuning.max_train_tokens={cap['max_train_tokens']:,})"]
+            out = [
+                f"{lk.get('n_text_segments', 0)} of {cap['n_text_segments_all']} corpus-text segments (a sample "
+                f"covering every document, {cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens: "
+                f"tuning.max_train_tokens={cap['max_train_tokens']:,})"
+            ]
         else:
             out = [f"{lk.get('n_text_segments', 0)} corpus-text segments"]
         if lk.get("n_qa_pairs"):
@@ -772,16 +855,25 @@ def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) ->
         if lk.get("n_abstain"):
             out.append(f"{lk['n_abstain']} unanswerable questions answered with the abstention answer")
         if lk.get("n_raft"):
-            out.append(f"{lk['n_raft']} RAFT examples (question + its passage among up to {cfg.tuning.raft_distractors} "
-                       f"BM25 distractors; {lk.get('n_raft_without_oracle', 0)} of them without the passage, answered "
-                       "with the abstention answer)")
+            out.append(
+                f"{lk['n_raft']} RAFT examples (question + its passage among up to {cfg.tuning.raft_distractors} "
+                f"BM25 distractors; {lk.get('n_raft_without_oracle', 0)} of them without the passage, answered "
+                "with the abstention answer)"
+            )
         return out
 
     if both_leak is None:
-        return ("One adapter, trained on " + ", ".join(parts(leak)) + ", serves both tuned arms (fine-tune closed "
-                "book, both with retrieved passages).")
-    return ("Two adapters: fine-tune's, trained on " + ", ".join(parts(leak)) + "; and both's own, trained on "
-            + ", ".join(parts(both_leak)) + ".")
+        return (
+            "One adapter, trained on " + ", ".join(parts(leak)) + ", serves both tuned arms (fine-tune closed "
+            "book, both with retrieved passages)."
+        )
+    return (
+        "Two adapters: fine-tune's, trained on "
+        + ", ".join(parts(leak))
+        + "; and both's own, trained on "
+        + ", ".join(parts(both_leak))
+        + "."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

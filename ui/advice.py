@@ -25,8 +25,11 @@ STABILITY_BADGE = {  # level -> badge; "confidence" reads as "this works", so th
     "low": ":red-badge[not stable under other priorities]",
     "unknown": ":gray-badge[stability under other priorities unknown]",
 }
-STATUS_BADGE = {"meets": ":green-badge[meets]", "misses": ":red-badge[misses]",
-                "cannot tell": ":orange-badge[cannot tell]"}
+STATUS_BADGE = {
+    "meets": ":green-badge[meets]",
+    "misses": ":red-badge[misses]",
+    "cannot tell": ":orange-badge[cannot tell]",
+}
 
 
 def run_targets(run_dir: Path) -> dict[str, float]:

@@ -22,16 +22,18 @@ log = logging.getLogger("ui")
 
 st.set_page_config(page_title="RAG vs fine-tune advisor", page_icon=":material/balance:", layout="wide")
 
-pages = st.navigation([
-    st.Page(VIEWS / "overview.py", title="Overview", icon=":material/gavel:", url_path="overview", default=True),
-    st.Page(VIEWS / "runs.py", title="Runs", icon=":material/folder_open:", url_path="runs"),
-    st.Page(VIEWS / "evidence.py", title="Evidence", icon=":material/bar_chart:", url_path="evidence"),
-    st.Page(VIEWS / "questions.py", title="Questions", icon=":material/quiz:", url_path="questions"),
-    st.Page(VIEWS / "review.py", title="Review", icon=":material/fact_check:", url_path="review"),
-    st.Page(VIEWS / "whatif.py", title="What-if", icon=":material/tune:", url_path="what-if"),
-    st.Page(VIEWS / "cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
-    st.Page(VIEWS / "new_run.py", title="New run", icon=":material/play_circle:", url_path="new-run"),
-])
+pages = st.navigation(
+    [
+        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/gavel:", url_path="overview", default=True),
+        st.Page(VIEWS / "runs.py", title="Runs", icon=":material/folder_open:", url_path="runs"),
+        st.Page(VIEWS / "evidence.py", title="Evidence", icon=":material/bar_chart:", url_path="evidence"),
+        st.Page(VIEWS / "questions.py", title="Questions", icon=":material/quiz:", url_path="questions"),
+        st.Page(VIEWS / "review.py", title="Review", icon=":material/fact_check:", url_path="review"),
+        st.Page(VIEWS / "whatif.py", title="What-if", icon=":material/tune:", url_path="what-if"),
+        st.Page(VIEWS / "cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
+        st.Page(VIEWS / "new_run.py", title="New run", icon=":material/play_circle:", url_path="new-run"),
+    ]
+)
 
 all_runs = runs()
 by_name = {r.name: r for r in all_runs}
@@ -40,14 +42,17 @@ with st.sidebar:
     if all_runs:
         # This session's last pick, else the URL (a refresh starts a new session), else the newest finished run.
         # (A run just launched on the New run page asks to be picked through "_pick_run".)
-        wanted = (st.session_state.pop("_pick_run", None) or st.session_state.get("run_choice")
-                  or st.query_params.get("run"))
+        wanted = (
+            st.session_state.pop("_pick_run", None) or st.session_state.get("run_choice") or st.query_params.get("run")
+        )
         if wanted not in by_name:
             wanted = next((r.name for r in all_runs if r.finished), all_runs[0].name)
         if st.session_state.get("run_choice") != wanted:
             st.session_state["run_choice"] = wanted
         choice = st.selectbox(
-            "Run", list(by_name), key="run_choice",
+            "Run",
+            list(by_name),
+            key="run_choice",
             format_func=lambda n: f"{n} ({by_name[n].status})",
             help="Every run directory in the runs folder, newest first.",
         )
@@ -63,5 +68,7 @@ try:
     pages.run()
 except Exception as e:  # a bug, not bad input: say so in the page, keep the traceback for the server log
     log.exception("page %s failed", pages.title)
-    st.error(f"**This page could not be shown** ({type(e).__name__}: {e}). The details are in the dashboard's "
-             "log; other pages still work.")
+    st.error(
+        f"**This page could not be shown** ({type(e).__name__}: {e}). The details are in the dashboard's "
+        "log; other pages still work."
+    )

@@ -18,20 +18,31 @@ OPTION_ORDER = [a.label for a in ARM_TABLE if a.option]
 OPTION_COLOR = alt.Scale(domain=OPTION_ORDER, range=[a.colour for a in ARM_TABLE if a.option])
 SHADES = [1.0, 0.55, 0.3, 0.15]  # opacity of the 1st, 2nd, ... metric (or cost part) drawn in one arm's colour
 METRIC_LABEL = {  # a person reads these, never the metrics.json keys
-    "accuracy": "accuracy (correct)", "exact_match": "exact match", "f1": "token F1", "containment": "answer contained",
-    "hallucination_rate": "hallucination rate", "abstention_rate": "abstains on unanswerable",
-    "false_abstention_rate": "declines answerable", "recall_at_k": "recall@k", "mrr": "MRR",
-    "probe_accuracy": "probe accuracy", "forgetting": "forgetting (tuned − base)",
-    "latency_p50_s": "median latency (s)", "latency_p95_s": "95th-percentile latency (s)",
-    "semantic_similarity": "semantic similarity", "wrong_and_confident_rate": "wrong and confident",
-    "faithfulness": "faithfulness to the passages", "bare_citation_rate": "bare citation only",
+    "accuracy": "accuracy (correct)",
+    "exact_match": "exact match",
+    "f1": "token F1",
+    "containment": "answer contained",
+    "hallucination_rate": "hallucination rate",
+    "abstention_rate": "abstains on unanswerable",
+    "false_abstention_rate": "declines answerable",
+    "recall_at_k": "recall@k",
+    "mrr": "MRR",
+    "probe_accuracy": "probe accuracy",
+    "forgetting": "forgetting (tuned − base)",
+    "latency_p50_s": "median latency (s)",
+    "latency_p95_s": "95th-percentile latency (s)",
+    "semantic_similarity": "semantic similarity",
+    "wrong_and_confident_rate": "wrong and confident",
+    "faithfulness": "faithfulness to the passages",
+    "bare_citation_rate": "bare citation only",
     "fabrication_rate": "fabricated answer",
 }
 ZERO_MARK = "#222222"  # the marker of a bar whose value is 0, which draws no bar at all
 
 
-def metric_frame(metrics: dict, names: list[str], arms: list[str] | None = None,
-                 labels: dict[str, str] | None = None) -> pd.DataFrame:
+def metric_frame(
+    metrics: dict, names: list[str], arms: list[str] | None = None, labels: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Long table: arm, metric, value, lo, hi, n for the named metrics of every arm that has them (`labels`
     overrides METRIC_LABEL, e.g. recall@k with the run's k)."""
     labels = {**METRIC_LABEL, **(labels or {})}
@@ -41,8 +52,16 @@ def metric_frame(metrics: dict, names: list[str], arms: list[str] | None = None,
             m = metrics["arms"].get(arm, {}).get(name)
             if m is None:
                 continue
-            rows.append({"arm": ARM_LABEL[arm], "metric": labels.get(name, name), "value": m["value"],
-                         "lo": m["ci95"][0], "hi": m["ci95"][1], "n": m["n"]})
+            rows.append(
+                {
+                    "arm": ARM_LABEL[arm],
+                    "metric": labels.get(name, name),
+                    "value": m["value"],
+                    "lo": m["ci95"][0],
+                    "hi": m["ci95"][1],
+                    "n": m["n"],
+                }
+            )
     return pd.DataFrame(rows, columns=["arm", "metric", "value", "lo", "hi", "n"])
 
 
@@ -72,10 +91,25 @@ def pair_meaning(a: str, b: str) -> str:
 
 
 # The decision's metrics first; lower is better for the ones in LOWER_IS_BETTER.
-PAIRED_METRIC_ORDER = ["accuracy", "hallucination_rate", "abstention_rate", "wrong_and_confident_rate", "f1",
-                       "exact_match", "containment", "semantic_similarity"]
-LOWER_IS_BETTER = {"hallucination_rate", "wrong_and_confident_rate", "false_abstention_rate", "bare_citation_rate",
-                   "fabrication_rate", "latency_p50_s", "latency_p95_s"}
+PAIRED_METRIC_ORDER = [
+    "accuracy",
+    "hallucination_rate",
+    "abstention_rate",
+    "wrong_and_confident_rate",
+    "f1",
+    "exact_match",
+    "containment",
+    "semantic_similarity",
+]
+LOWER_IS_BETTER = {
+    "hallucination_rate",
+    "wrong_and_confident_rate",
+    "false_abstention_rate",
+    "bare_citation_rate",
+    "fabrication_rate",
+    "latency_p50_s",
+    "latency_p95_s",
+}
 
 
 def p_text(p: float | None, resamples: int | None) -> str:
@@ -92,6 +126,7 @@ def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
     difference and its 95% CI in percentage points (x 100; for token F1 and semantic similarity, points on their
     0–100 scale), p, n and which option the data favour. Columns lo, hi (the CI in points), arm (the first
     option's label, its colour in charts) and key (the metric's name) are for charts, not for reading."""
+
     def pair_of(key: str) -> tuple[str, str]:
         a, _, b = key.partition(" - ")
         return a.strip(), b.strip()
@@ -108,14 +143,36 @@ def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
                 continue
             lo, hi = 100 * d["ci95"][0], 100 * d["ci95"][1]
             better = la if (d["value"] > 0) != (m in LOWER_IS_BETTER) else lb
-            rows.append({"comparison": f"{la} vs {lb}", "metric": METRIC_LABEL.get(m, m.replace("_", " ")),
-                         "difference (pts)": 100 * d["value"], "95% CI (pts)": f"[{lo:+.1f}, {hi:+.1f}]",
-                         "p": p_text(d.get("p_value"), resamples), "n": d["n"],
-                         "the data favour": better if not lo <= 0 <= hi else "neither (CI includes 0)",
-                         "what it shows": pair_meaning(a, b) or f"{la} against {lb}",
-                         "lo": lo, "hi": hi, "arm": la, "key": m})
-    cols = ["comparison", "metric", "difference (pts)", "95% CI (pts)", "p", "n", "the data favour", "what it shows",
-            "lo", "hi", "arm", "key"]
+            rows.append(
+                {
+                    "comparison": f"{la} vs {lb}",
+                    "metric": METRIC_LABEL.get(m, m.replace("_", " ")),
+                    "difference (pts)": 100 * d["value"],
+                    "95% CI (pts)": f"[{lo:+.1f}, {hi:+.1f}]",
+                    "p": p_text(d.get("p_value"), resamples),
+                    "n": d["n"],
+                    "the data favour": better if not lo <= 0 <= hi else "neither (CI includes 0)",
+                    "what it shows": pair_meaning(a, b) or f"{la} against {lb}",
+                    "lo": lo,
+                    "hi": hi,
+                    "arm": la,
+                    "key": m,
+                }
+            )
+    cols = [
+        "comparison",
+        "metric",
+        "difference (pts)",
+        "95% CI (pts)",
+        "p",
+        "n",
+        "the data favour",
+        "what it shows",
+        "lo",
+        "hi",
+        "arm",
+        "key",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -125,9 +182,9 @@ def zero_marks(base: alt.Chart, text: str, vertical: bool = True) -> list[alt.Ch
     zero = base.transform_filter(alt.datum.value == 0)
     at = {"y": "value:Q"} if vertical else {"x": "value:Q"}
     point = zero.mark_point(shape="diamond", filled=True, size=70, color=ZERO_MARK, opacity=1).encode(**at)
-    label = zero.mark_text(fontSize=11, fontWeight="bold", color=ZERO_MARK,
-                           **({"dy": -11} if vertical else {"dx": 9, "align": "left"})).encode(
-        **at, text=alt.value(text))
+    label = zero.mark_text(
+        fontSize=11, fontWeight="bold", color=ZERO_MARK, **({"dy": -11} if vertical else {"dx": 9, "align": "left"})
+    ).encode(**at, text=alt.value(text))
     return [point, label]
 
 
@@ -137,9 +194,17 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260,
     on the x axis, the arms side by side within it."""
     fmt = ".0%" if pct else ".2f"
     order = list(dict.fromkeys(df["metric"]))
-    enc = {"x": alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=0)),
-           "tooltip": ["arm", "metric", alt.Tooltip("value:Q", format=fmt), alt.Tooltip("lo:Q", format=fmt, title="CI low"),
-                       alt.Tooltip("hi:Q", format=fmt, title="CI high"), "n"]}
+    enc = {
+        "x": alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=0)),
+        "tooltip": [
+            "arm",
+            "metric",
+            alt.Tooltip("value:Q", format=fmt),
+            alt.Tooltip("lo:Q", format=fmt, title="CI low"),
+            alt.Tooltip("hi:Q", format=fmt, title="CI high"),
+            "n",
+        ],
+    }
     color = alt.Color("arm:N", scale=ARM_COLOR, legend=None)  # the arm's own colour, whatever the metric
     shade = {}
     if by_metric:
@@ -148,19 +213,27 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260,
         color = alt.Color("arm:N", scale=ARM_COLOR, legend=alt.Legend(orient="top", title=None))
     elif len(order) > 1:  # metrics side by side within an arm, told apart by shade (colour means arm everywhere)
         enc["xOffset"] = alt.XOffset("metric:N", sort=order)
-        shade = {"opacity": alt.Opacity("metric:N", sort=order, scale=alt.Scale(range=SHADES[:len(order)]),
-                                        legend=alt.Legend(orient="top", title=None))}
+        shade = {
+            "opacity": alt.Opacity(
+                "metric:N",
+                sort=order,
+                scale=alt.Scale(range=SHADES[: len(order)]),
+                legend=alt.Legend(orient="top", title=None),
+            )
+        }
     base = alt.Chart(df).encode(**enc)
-    bars = base.mark_bar().encode(y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt)), color=color,
-                                  **shade)
+    bars = base.mark_bar().encode(y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt)), color=color, **shade)
     ci = base.mark_rule(color="black", strokeWidth=1.5).encode(y="lo:Q", y2="hi:Q")
-    caps = [base.mark_tick(color="black", thickness=1.5, size=8, orient="horizontal").encode(y=f"{end}:Q")
-            for end in ("lo", "hi")]
+    caps = [
+        base.mark_tick(color="black", thickness=1.5, size=8, orient="horizontal").encode(y=f"{end}:Q")
+        for end in ("lo", "hi")
+    ]
     return alt.layer(bars, ci, *caps, *zero_marks(base, "0%" if pct else "0")).properties(height=height)
 
 
-def diverging_ci(df: pd.DataFrame, x_title: str, y: str = "arm", fmt: str = "+.0%", unit: str = "",
-                 labels: bool = False) -> alt.Chart:
+def diverging_ci(
+    df: pd.DataFrame, x_title: str, y: str = "arm", fmt: str = "+.0%", unit: str = "", labels: bool = False
+) -> alt.Chart:
     """Horizontal bars around zero with CI (for differences such as forgetting = tuned − base, or the paired
     differences between options), coloured by the `arm` column; `y` names the rows (in the frame's order
     unless it is the arm). `labels`: each bar's value written past its CI; a 0 always gets a marker and label."""
@@ -170,16 +243,27 @@ def diverging_ci(df: pd.DataFrame, x_title: str, y: str = "arm", fmt: str = "+.0
     bars = base.mark_bar().encode(
         x=alt.X("value:Q", title=x_title, axis=alt.Axis(format=fmt)),
         color=alt.Color("arm:N", scale=ARM_COLOR, legend=None),
-        tooltip=[y, alt.Tooltip("value:Q", format=tip), alt.Tooltip("lo:Q", format=tip, title="CI low"),
-                 alt.Tooltip("hi:Q", format=tip, title="CI high"), "n"])
+        tooltip=[
+            y,
+            alt.Tooltip("value:Q", format=tip),
+            alt.Tooltip("lo:Q", format=tip, title="CI low"),
+            alt.Tooltip("hi:Q", format=tip, title="CI high"),
+            "n",
+        ],
+    )
     errors = base.mark_rule(color="black", strokeWidth=1.5).encode(x="lo:Q", x2="hi:Q")
-    caps = [base.mark_tick(color="black", thickness=1.5, size=10, orient="vertical").encode(x=f"{end}:Q")
-            for end in ("lo", "hi")]
+    caps = [
+        base.mark_tick(color="black", thickness=1.5, size=10, orient="vertical").encode(x=f"{end}:Q")
+        for end in ("lo", "hi")
+    ]
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
     layers = [bars, errors, *caps, zero, *zero_marks(base, f"0{unit}", vertical=False)]
     if labels:  # past the CI's upper end, where no bar or whisker is drawn
-        layers.append(base.transform_filter(alt.datum.value != 0).mark_text(align="left", dx=6, fontSize=11).encode(
-            x="hi:Q", text=alt.Text("value:Q", format=tip)))
+        layers.append(
+            base.transform_filter(alt.datum.value != 0)
+            .mark_text(align="left", dx=6, fontSize=11)
+            .encode(x="hi:Q", text=alt.Text("value:Q", format=tip))
+        )
     return alt.layer(*layers).properties(height=70 + 35 * len(df))
 
 
@@ -188,11 +272,16 @@ def value_bars(df: pd.DataFrame, x_title: str, unit: str = "", fmt: str = ",.1f"
     with its value; a 0 gets a marker and a label."""
     df = df.assign(label=[f"{v:{fmt}}{unit}" for v in df["value"]])
     base = alt.Chart(df).encode(y=alt.Y("arm:N", sort=ARM_ORDER, title=None))
-    bars = base.mark_bar().encode(x=alt.X("value:Q", title=x_title),
-                                  color=alt.Color("arm:N", scale=ARM_COLOR, legend=None),
-                                  tooltip=["arm", alt.Tooltip("value:Q", format=fmt)])
-    text = base.transform_filter(alt.datum.value != 0).mark_text(align="left", dx=4, fontSize=11).encode(
-        x="value:Q", text=alt.Text("label:N"))
+    bars = base.mark_bar().encode(
+        x=alt.X("value:Q", title=x_title),
+        color=alt.Color("arm:N", scale=ARM_COLOR, legend=None),
+        tooltip=["arm", alt.Tooltip("value:Q", format=fmt)],
+    )
+    text = (
+        base.transform_filter(alt.datum.value != 0)
+        .mark_text(align="left", dx=4, fontSize=11)
+        .encode(x="value:Q", text=alt.Text("label:N"))
+    )
     return alt.layer(bars, text, *zero_marks(base, f"0{unit}", vertical=False)).properties(height=40 + 35 * len(df))
 
 
@@ -202,11 +291,17 @@ def loss_curve(training: dict) -> alt.Chart:
     rows = [{"step": h["step"], "loss": h["loss"], "kind": "train loss"} for h in hist if "loss" in h]
     rows += [{"step": h["step"], "loss": h["val_loss"], "kind": "validation loss"} for h in hist if "val_loss" in h]
     df = pd.DataFrame(rows, columns=["step", "loss", "kind"])
-    color = alt.Color("kind:N", scale=alt.Scale(domain=["train loss", "validation loss"], range=["#bbbbbb", "#d62728"]),
-                      legend=alt.Legend(orient="top", title=None))
-    base = alt.Chart(df).encode(x=alt.X("step:Q", title="optimizer step"),
-                                y=alt.Y("loss:Q", title="cross-entropy loss", scale=alt.Scale(zero=False)),
-                                color=color, tooltip=["kind", "step", alt.Tooltip("loss:Q", format=".3f")])
+    color = alt.Color(
+        "kind:N",
+        scale=alt.Scale(domain=["train loss", "validation loss"], range=["#bbbbbb", "#d62728"]),
+        legend=alt.Legend(orient="top", title=None),
+    )
+    base = alt.Chart(df).encode(
+        x=alt.X("step:Q", title="optimizer step"),
+        y=alt.Y("loss:Q", title="cross-entropy loss", scale=alt.Scale(zero=False)),
+        color=color,
+        tooltip=["kind", "step", alt.Tooltip("loss:Q", format=".3f")],
+    )
     train = base.transform_filter(alt.datum.kind == "train loss").mark_line(strokeWidth=1)
     val = base.transform_filter(alt.datum.kind == "validation loss").mark_line(point=True, strokeWidth=3)
     return (train + val).properties(height=260)
@@ -214,15 +309,21 @@ def loss_curve(training: dict) -> alt.Chart:
 
 def utility_bars(utilities: dict[str, float], verdict: str) -> alt.Chart:
     """One bar per option in its own colour; the advised option solid, the others faded."""
-    df = pd.DataFrame([{"option": OPTION_LABEL.get(o, o), "utility": u, "advised": o == verdict}
-                       for o, u in utilities.items()])
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("utility:Q", title="weighted utility (0–1, higher is better)", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("option:N", title=None, sort="-x"),
-        color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
-        opacity=alt.Opacity("advised:N", scale=alt.Scale(domain=[True, False], range=[1.0, 0.45]), legend=None),
-        tooltip=["option", alt.Tooltip("utility:Q", format=".3f"), "advised"],
-    ).properties(height=40 + 35 * len(df))
+    df = pd.DataFrame(
+        [{"option": OPTION_LABEL.get(o, o), "utility": u, "advised": o == verdict} for o, u in utilities.items()]
+    )
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("utility:Q", title="weighted utility (0–1, higher is better)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("option:N", title=None, sort="-x"),
+            color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
+            opacity=alt.Opacity("advised:N", scale=alt.Scale(domain=[True, False], range=[1.0, 0.45]), legend=None),
+            tooltip=["option", alt.Tooltip("utility:Q", format=".3f"), "advised"],
+        )
+        .properties(height=40 + 35 * len(df))
+    )
 
 
 def cost_bars(df: pd.DataFrame, currency: str = "") -> alt.Chart:
@@ -231,11 +332,20 @@ def cost_bars(df: pd.DataFrame, currency: str = "") -> alt.Chart:
     parts = ["build per month", "serving per month"]
     long = df.melt(id_vars=["option"], value_vars=parts, var_name="part", value_name="cost")
     unit = f" ({currency})" if currency else ""
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X("cost:Q", title=f"projected cost per month{unit}", axis=alt.Axis(format=",.2f")),
-        y=alt.Y("option:N", title=None, sort=list(df["option"])),
-        color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
-        opacity=alt.Opacity("part:N", sort=parts, scale=alt.Scale(domain=parts, range=SHADES[:2]),
-                            legend=alt.Legend(orient="top", title=None)),
-        tooltip=["option", "part", alt.Tooltip("cost:Q", format=",.2f", title=f"cost{unit}")],
-    ).properties(height=110 + 40 * df["option"].nunique())  # Streamlit fits axes and legend inside the height
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("cost:Q", title=f"projected cost per month{unit}", axis=alt.Axis(format=",.2f")),
+            y=alt.Y("option:N", title=None, sort=list(df["option"])),
+            color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
+            opacity=alt.Opacity(
+                "part:N",
+                sort=parts,
+                scale=alt.Scale(domain=parts, range=SHADES[:2]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["option", "part", alt.Tooltip("cost:Q", format=",.2f", title=f"cost{unit}")],
+        )
+        .properties(height=110 + 40 * df["option"].nunique())
+    )  # Streamlit fits axes and legend inside the height

@@ -24,15 +24,26 @@ from ui.rundata import (
 
 RUNS_DIR_ENV = "ADVISOR_RUNS_DIR"  # set by `advisor dashboard --runs-dir`
 # Material icons (Streamlit ships their font, so they render without emoji fonts), for markdown only.
-STATUS_ICON = {"done": ":green[:material/check_circle:]", "running": ":blue[:material/progress_activity:]",
-               "starting": ":blue[:material/progress_activity:]", "interrupted": ":orange[:material/pause_circle:]",
-               "failed": ":red[:material/error:]", "incomplete": ":orange[:material/pending:]",
-               "unreadable": ":red[:material/warning:]"}
-STAGE_ICON = {"done": ":green[:material/check:]", "running": ":blue[:material/progress_activity:]",
-              "failed": ":red[:material/close:]", "pending": ":gray[:material/radio_button_unchecked:]"}
-UTILITY_LINE = ("**Utility** is each option's weighted average score (0–1, higher is better) over the criteria, "
-                "with the weights of the priorities in use: it ranks the options, it does not say whether any is "
-                "good enough (fit for purpose does). [The criteria and their weights](#criteria)")
+STATUS_ICON = {
+    "done": ":green[:material/check_circle:]",
+    "running": ":blue[:material/progress_activity:]",
+    "starting": ":blue[:material/progress_activity:]",
+    "interrupted": ":orange[:material/pause_circle:]",
+    "failed": ":red[:material/error:]",
+    "incomplete": ":orange[:material/pending:]",
+    "unreadable": ":red[:material/warning:]",
+}
+STAGE_ICON = {
+    "done": ":green[:material/check:]",
+    "running": ":blue[:material/progress_activity:]",
+    "failed": ":red[:material/close:]",
+    "pending": ":gray[:material/radio_button_unchecked:]",
+}
+UTILITY_LINE = (
+    "**Utility** is each option's weighted average score (0–1, higher is better) over the criteria, "
+    "with the weights of the priorities in use: it ranks the options, it does not say whether any is "
+    "good enough (fit for purpose does). [The criteria and their weights](#criteria)"
+)
 
 
 def coloured(option: str) -> str:
@@ -59,8 +70,10 @@ def selected_run() -> RunInfo | None:
 def no_runs_message() -> None:
     d = runs_dir()
     where = f"`{d}` does not exist yet" if not d.exists() else f"`{d}` holds no run directories yet"
-    st.info(f"**No runs to show:** {where}. Start one on the **New run** page, or from a shell with "
-            f"`advisor run --out {d}/<name>`, or open another folder with `advisor dashboard --runs-dir DIR`.")
+    st.info(
+        f"**No runs to show:** {where}. Start one on the **New run** page, or from a shell with "
+        f"`advisor run --out {d}/<name>`, or open another folder with `advisor dashboard --runs-dir DIR`."
+    )
 
 
 def require_run() -> RunInfo:
@@ -73,18 +86,24 @@ def require_run() -> RunInfo:
 
 
 def run_header(run: RunInfo) -> None:
-    st.caption(f"Run **{run.name}** · corpus **{run.corpus}** · model **{run.model}** · {run.date} · "
-               f"{STATUS_ICON.get(run.status, '')} {run.status}")
+    st.caption(
+        f"Run **{run.name}** · corpus **{run.corpus}** · model **{run.model}** · {run.date} · "
+        f"{STATUS_ICON.get(run.status, '')} {run.status}"
+    )
 
 
 def not_finished_message(run: RunInfo, what: str) -> None:
     """Explain why `what` cannot be shown yet for a run that is not done."""
     if run.status in ("running", "starting"):
-        st.info(f"**This run is still going** ({run.detail}). {what} appears when it has finished; "
-                "progress is on the **New run** page.")
+        st.info(
+            f"**This run is still going** ({run.detail}). {what} appears when it has finished; "
+            "progress is on the **New run** page."
+        )
     elif run.status == "failed":
-        st.error(f"**This run failed** — {run.detail}. {what} is not available. Fix the cause and start it again "
-                 f"(finished stages are kept).")
+        st.error(
+            f"**This run failed** — {run.detail}. {what} is not available. Fix the cause and start it again "
+            f"(finished stages are kept)."
+        )
     elif run.status == "done":
         st.info(f"{what} is not available for this run: {run.detail or 'it did not write the file this page reads'}.")
     elif run.status == "unreadable":
@@ -123,13 +142,17 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | N
             st.markdown(f"## {coloured(verdict)}")
             st.markdown(OPTION[verdict].advice if verdict in OPTION else "")
             st.markdown(STABILITY_BADGE[level] + (f" {separation_badge(sep)}" if sep else ""))
-            st.caption(f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep
-                                                                   else ""))
+            st.caption(
+                f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep else "")
+            )
         with right:
             cols = st.columns(len(rec["utilities"]))
             for col, (opt, u) in zip(cols, sorted(rec["utilities"].items(), key=lambda kv: -kv[1])):
-                col.metric(f"{OPTION_LABEL.get(opt, opt)} utility", f"{u:.3f}",
-                           delta=None if opt == verdict else f"{u - rec['utilities'][verdict]:+.3f}")
+                col.metric(
+                    f"{OPTION_LABEL.get(opt, opt)} utility",
+                    f"{u:.3f}",
+                    delta=None if opt == verdict else f"{u - rec['utilities'][verdict]:+.3f}",
+                )
             st.caption(UTILITY_LINE)
             if note:
                 st.caption(note)
@@ -156,8 +179,10 @@ def flips_block(rec: dict) -> None:
         st.markdown(f"- No change to the weight of {', '.join(steady)} alone flips it.")
     share = (rec.get("sensitivity") or {}).get("win_share") or {}
     if share:
-        st.caption("Share of random weightings under which each option wins: "
-                   + ", ".join(f"{OPTION_LABEL.get(o, o)} {100 * s:.0f}%" for o, s in share.items()))
+        st.caption(
+            "Share of random weightings under which each option wins: "
+            + ", ".join(f"{OPTION_LABEL.get(o, o)} {100 * s:.0f}%" for o, s in share.items())
+        )
 
 
 def fact_widget(k: str, key: str) -> None:
@@ -188,11 +213,16 @@ def fit_block(fit: dict, rec: dict, hint: str = "Change the targets on the **Wha
         st.markdown("**Is any option good enough?**")
         st.markdown(line)
         cols = st.columns(2)
-        for col, key, what, bound in ((cols[0], "accuracy", "accuracy", "at least"),
-                                      (cols[1], "hallucination_rate", "hallucination rate", "at most")):
+        for col, key, what, bound in (
+            (cols[0], "accuracy", "accuracy", "at least"),
+            (cols[1], "hallucination_rate", "hallucination rate", "at most"),
+        ):
             m = r[key]
-            col.metric(f"{OPTION_LABEL.get(best, best)} {what}", f"{100 * m['value']:.0f}%",
-                       help=f"95% CI {100 * m['ci95'][0]:.0f}–{100 * m['ci95'][1]:.0f}%")
+            col.metric(
+                f"{OPTION_LABEL.get(best, best)} {what}",
+                f"{100 * m['value']:.0f}%",
+                help=f"95% CI {100 * m['ci95'][0]:.0f}–{100 * m['ci95'][1]:.0f}%",
+            )
             col.markdown(f"target {bound} {100 * m['target']:g}% {STATUS_BADGE[m['status']]}")
         if fit.get("points_to"):
             st.markdown("What the evidence points to:\n" + "\n".join(f"- {p}" for p in fit["points_to"]))

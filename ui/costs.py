@@ -48,9 +48,11 @@ class CostSettings:
     def describe(self) -> str:
         """The settings in one line, for a caption under a figure computed with them."""
         serving = "an always-on serving machine" if self.always_on else "serving paid per busy hour"
-        return (f"build machine {self.money(self.build_price_per_hour)}/h, serving machine "
-                f"{self.money(self.serve_price_per_hour)}/h, {self.queries_per_day:,.0f} queries a day, "
-                f"{self.rebuilds_per_month:.2f} rebuilds a month, {serving}")
+        return (
+            f"build machine {self.money(self.build_price_per_hour)}/h, serving machine "
+            f"{self.money(self.serve_price_per_hour)}/h, {self.queries_per_day:,.0f} queries a day, "
+            f"{self.rebuilds_per_month:.2f} rebuilds a month, {serving}"
+        )
 
 
 def settings_for(knowledge_change: str, **given) -> CostSettings:
@@ -73,17 +75,18 @@ def monthly_costs(build_s: dict[str, float], latency_s: dict[str, float], s: Cos
         paid_h = machines * HOURS_PER_MONTH
         serving = paid_h * s.serve_price_per_hour
         build = s.rebuilds_per_month * build_s[opt] / 3600 * s.build_price_per_hour
-        rows.append({
-            "option": OPTION_LABEL.get(opt, opt),
-            "build time (s)": round(build_s[opt], 1),
-            "latency p50 (s)": round(latency_s[opt], 3),
-            "busy machine share": busy_h / HOURS_PER_MONTH,
-            "machines paid for": machines,
-            "first build": build_s[opt] / 3600 * s.build_price_per_hour,
-            "build per month": build,
-            "serving per month": serving,
-            "total per month": build + serving,
-            "per 1,000 queries": 1000 * serving / queries_per_month if queries_per_month else float("nan"),
-        })
+        rows.append(
+            {
+                "option": OPTION_LABEL.get(opt, opt),
+                "build time (s)": round(build_s[opt], 1),
+                "latency p50 (s)": round(latency_s[opt], 3),
+                "busy machine share": busy_h / HOURS_PER_MONTH,
+                "machines paid for": machines,
+                "first build": build_s[opt] / 3600 * s.build_price_per_hour,
+                "build per month": build,
+                "serving per month": serving,
+                "total per month": build + serving,
+                "per 1,000 queries": 1000 * serving / queries_per_month if queries_per_month else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
-

@@ -55,8 +55,10 @@ def save_uploads(runs_dir: Path, name: str, files: list[tuple[str, bytes]], kind
         for fname, data in files:
             base = Path(fname).name
             if not base.lower().endswith(UPLOAD_SUFFIXES):
-                raise AdvisorError(f"uploaded file {base} is not a format the corpus reader takes ({FORMATS}); "
-                                   "convert it to one of them, or leave it out")
+                raise AdvisorError(
+                    f"uploaded file {base} is not a format the corpus reader takes ({FORMATS}); "
+                    "convert it to one of them, or leave it out"
+                )
             (target / base).write_bytes(data)
         return target
     if len(files) != 1:
@@ -87,8 +89,11 @@ def advice_overrides(preset: str, facts: dict, targets: dict) -> list[str]:
     """
     resolve_weights(preset, {})
     facts, targets = validate_facts(facts), validate_targets(targets)
-    return ([f"recommend.preset={preset}"] + [f"recommend.facts.{k}={_scalar(facts[k])}" for k in DEFAULT_FACTS]
-            + [f"recommend.targets.{k}={_scalar(round(v, 4))}" for k, v in targets.items()])
+    return (
+        [f"recommend.preset={preset}"]
+        + [f"recommend.facts.{k}={_scalar(facts[k])}" for k in DEFAULT_FACTS]
+        + [f"recommend.targets.{k}={_scalar(round(v, 4))}" for k, v in targets.items()]
+    )
 
 
 def merge_overrides(chosen: list[str], extra: list[str]) -> list[str]:
@@ -97,8 +102,10 @@ def merge_overrides(chosen: list[str], extra: list[str]) -> list[str]:
     keys = {o.split("=", 1)[0].strip() for o in chosen}
     twice = [o for o in extra if o.split("=", 1)[0].strip() in keys]
     if twice:
-        raise AdvisorError(f"{', '.join(twice)} in the extra settings is also set by the choices above; change it "
-                           "there and remove it from the extra settings")
+        raise AdvisorError(
+            f"{', '.join(twice)} in the extra settings is also set by the choices above; change it "
+            "there and remove it from the extra settings"
+        )
     return list(chosen) + list(extra)
 
 
@@ -108,8 +115,15 @@ def plan_estimate(cmd: list[str], run_dir: Path) -> str | None:
     return None
 
 
-def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: str = "quickstart",
-             model: str = "", overrides: list[str] | None = None) -> tuple[list[str], Path]:
+def plan_run(
+    runs_dir: Path,
+    corpus: str,
+    qa: str,
+    train_qa: str = "",
+    preset: str = "quickstart",
+    model: str = "",
+    overrides: list[str] | None = None,
+) -> tuple[list[str], Path]:
     """Check the inputs (cheaply: paths, QA files, config) and return the command and its run directory.
 
     Model specs are checked by the run itself (that can mean converting a model, which takes a while);
@@ -136,7 +150,9 @@ def plan_run(runs_dir: Path, corpus: str, qa: str, train_qa: str = "", preset: s
         extra["model"] = {"spec": model}
     cfg = resolve_inputs(load_config(preset, overrides, extra))
     run_dir = default_run_dir(cfg, Path(runs_dir).expanduser().resolve())
-    cmd = [sys.executable, "-m", "advisor", "run", "--corpus", cfg.corpus.path] + (["--qa", cfg.corpus.qa] if qa else [])
+    cmd = [sys.executable, "-m", "advisor", "run", "--corpus", cfg.corpus.path] + (
+        ["--qa", cfg.corpus.qa] if qa else []
+    )
     if cfg.corpus.train_qa:
         cmd += ["--train-qa", cfg.corpus.train_qa]
     # --yes: the person pressed Launch, and the detached run has no terminal to ask a long plan's question on
@@ -167,10 +183,18 @@ def start_run(cmd: list[str], run_dir: Path, about: dict | None = None) -> int:
     with open(run_dir / LOG, "ab") as log:
         log.write(f"\n=== {now_iso()} started from the dashboard: {' '.join(cmd)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(["/bin/sh", "-c", script, str(exit_file), *cmd], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env, start_new_session=True)
-    atomic_write_json(run_dir / LAUNCH, {"pid": proc.pid, "started": now_iso(), "command": cmd, "log": LOG,
-                                         **(about or {})})
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", script, str(exit_file), *cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=run_dir,
+            env=env,
+            start_new_session=True,
+        )
+    atomic_write_json(
+        run_dir / LAUNCH, {"pid": proc.pid, "started": now_iso(), "command": cmd, "log": LOG, **(about or {})}
+    )
     # Reap the child when it ends, so it does not linger as a zombie of the server process.
     threading.Thread(target=proc.wait, name=f"wait-{proc.pid}", daemon=True).start()
     return proc.pid

@@ -54,9 +54,14 @@ def _read_json_or_none(path: Path) -> dict | None:
 
 
 def _check_ci(m: object, where: str) -> None:
-    if not (isinstance(m, dict) and isinstance(m.get("value"), (int, float)) and isinstance(m.get("ci95"), list)
-            and len(m["ci95"]) == 2 and isinstance(m.get("n"), int)):
-        raise RunDataError(f"{where} must look like {{\"value\": float, \"ci95\": [lo, hi], \"n\": int}}")
+    if not (
+        isinstance(m, dict)
+        and isinstance(m.get("value"), (int, float))
+        and isinstance(m.get("ci95"), list)
+        and len(m["ci95"]) == 2
+        and isinstance(m.get("n"), int)
+    ):
+        raise RunDataError(f'{where} must look like {{"value": float, "ci95": [lo, hi], "n": int}}')
 
 
 def load_metrics(run_dir: Path) -> dict:
@@ -201,8 +206,11 @@ class RunInfo:
 
 
 def is_run_dir(p: Path) -> bool:
-    return p.is_dir() and not p.name.startswith(".") and any(
-        (p / f).exists() for f in ("manifest.json", "config.yaml", LAUNCH))
+    return (
+        p.is_dir()
+        and not p.name.startswith(".")
+        and any((p / f).exists() for f in ("manifest.json", "config.yaml", LAUNCH))
+    )
 
 
 def run_info(path: Path) -> RunInfo:
@@ -235,16 +243,23 @@ def run_info(path: Path) -> RunInfo:
     launched_alive = exit_code is None and pid_alive(launch.get("pid"))
     if launched_alive or any(pid_alive(info.stages[n].get("pid")) for n in running):
         info.status = "running" if info.stages else "starting"
-        info.detail = (f"{', '.join(running)} in progress" if running
-                       else "checking inputs and preparing the model" if not info.stages else "between stages")
+        info.detail = (
+            f"{', '.join(running)} in progress"
+            if running
+            else "checking inputs and preparing the model"
+            if not info.stages
+            else "between stages"
+        )
     elif failed:
         n = failed[0]
         info.status = "failed"
         info.detail = f"stage {n} failed: {info.stages[n].get('error', 'see run.log')}"
     elif running:
         info.status = "interrupted"
-        info.detail = (f"stage {', '.join(running)} was running when its process stopped; "
-                       f"resume with: advisor run --out {path} (same options)")
+        info.detail = (
+            f"stage {', '.join(running)} was running when its process stopped; "
+            f"resume with: advisor run --out {path} (same options)"
+        )
     elif exit_code not in (None, 0):
         info.status = "failed"
         tail = log_tail(path, 3)
@@ -264,8 +279,10 @@ def run_info(path: Path) -> RunInfo:
         info.status = "incomplete"
         done = [n for n in info.expected if info.stages.get(n, {}).get("status") == "done"]
         missing = [n for n in info.expected if n not in done]
-        info.detail = (f"stages done: {', '.join(done) or 'none'}; not yet: {', '.join(missing) or '?'}; "
-                       f"resume with: advisor run --out {path} (same options)")
+        info.detail = (
+            f"stages done: {', '.join(done) or 'none'}; not yet: {', '.join(missing) or '?'}; "
+            f"resume with: advisor run --out {path} (same options)"
+        )
     return info
 
 
@@ -308,11 +325,16 @@ def question_table(rows_by_arm: dict[str, list[dict]]):
     by_id: dict[str, dict] = {}
     for arm in arms:
         for r in rows_by_arm[arm]:
-            q = by_id.setdefault(r["id"], {
-                "id": r["id"], "question": r.get("question", ""),
-                "gold": "(unanswerable)" if r.get("unanswerable") else " / ".join(r.get("answers") or []),
-                "unanswerable": bool(r.get("unanswerable")), "gold source": r.get("source") or "",
-            })
+            q = by_id.setdefault(
+                r["id"],
+                {
+                    "id": r["id"],
+                    "question": r.get("question", ""),
+                    "gold": "(unanswerable)" if r.get("unanswerable") else " / ".join(r.get("answers") or []),
+                    "unanswerable": bool(r.get("unanswerable")),
+                    "gold source": r.get("source") or "",
+                },
+            )
             q[f"{arm} answer"] = r.get("answer", "")
             q[f"{arm} right"] = is_right(r)
             q[f"{arm} F1"] = (r.get("scores") or {}).get("f1")
@@ -321,6 +343,7 @@ def question_table(rows_by_arm: dict[str, list[dict]]):
     df = pd.DataFrame(list(by_id.values()))
     if df.empty:
         return df
+
     def wrong_in(row) -> str:
         return ", ".join(a for a in arms if _known(row[f"{a} right"]) and not row[f"{a} right"])
 
@@ -336,8 +359,7 @@ def _known(v) -> bool:
     return v is not None and v == v  # None or NaN: not scored
 
 
-def filter_questions(df, wrong_in: str | None = None, unanswerable_only: bool = False,
-                     disagreement_only: bool = False):
+def filter_questions(df, wrong_in: str | None = None, unanswerable_only: bool = False, disagreement_only: bool = False):
     """wrong_in: an arm name, 'any' (wrong in at least one arm) or None."""
     if df.empty:
         return df

@@ -21,9 +21,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-         "--remote-debugging-port=0", "--remote-allow-origins=*"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+]
 # What the page says while Streamlit is still drawing it.
 STATE_JS = """JSON.stringify({
   text: document.body ? document.body.innerText : "",
@@ -50,13 +60,17 @@ class Browser:
 
         exe = chromium or find_chromium()
         if not exe:
-            raise RuntimeError("Chromium not found: install it (apt-get install -y chromium; make test does) "
-                               "or set CHROMIUM=/path/to/chrome")
+            raise RuntimeError(
+                "Chromium not found: install it (apt-get install -y chromium; make test does) "
+                "or set CHROMIUM=/path/to/chrome"
+            )
         self.width, self.height = width, height
         self.profile = tempfile.mkdtemp(prefix="advisor-chromium-")
-        self.proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={self.profile}",
-                                      f"--window-size={width},{height}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [exe, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.time() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -99,22 +113,41 @@ class Browser:
             if ready and time.time() - stable_since >= 1.5:
                 return s
             if time.time() > deadline:
-                raise TimeoutError(f"page did not settle within {timeout:.0f} s"
-                                   + (f" (waiting for {wait_for!r})" if wait_for and wait_for not in s["text"] else "")
-                                   + f"; it shows: {s['text'][:400]!r}")
+                raise TimeoutError(
+                    f"page did not settle within {timeout:.0f} s"
+                    + (f" (waiting for {wait_for!r})" if wait_for and wait_for not in s["text"] else "")
+                    + f"; it shows: {s['text'][:400]!r}"
+                )
             time.sleep(0.25)
 
-    def shot(self, url: str, out: Path, wait_for: str | None = None, timeout: float = 60,
-             full_page: bool = True, max_height: int = 4000) -> dict:
+    def shot(
+        self,
+        url: str,
+        out: Path,
+        wait_for: str | None = None,
+        timeout: float = 60,
+        full_page: bool = True,
+        max_height: int = 4000,
+    ) -> dict:
         """Open `url`, wait, write a PNG of the whole page to `out`; returns the page state (text, exceptions)."""
-        self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height, deviceScaleFactor=1,
-                  mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width,
+            height=self.height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.call("Page.navigate", url=url)
         time.sleep(0.5)
         s = self._settle(wait_for, timeout)
         if full_page and s["height"] > self.height:
-            self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=min(s["height"], max_height),
-                      deviceScaleFactor=1, mobile=False)
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=self.width,
+                height=min(s["height"], max_height),
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             s = self._settle(wait_for, timeout)
         data = self.call("Page.captureScreenshot", format="png")["data"]
         Path(out).parent.mkdir(parents=True, exist_ok=True)

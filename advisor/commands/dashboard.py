@@ -1,7 +1,7 @@
 """advisor dashboard: serve the Streamlit dashboard (ui/app.py) over a runs folder.
 
-    advisor dashboard                          # runs/ on http://127.0.0.1:8501
-    advisor dashboard --runs-dir /data/runs --port 8600
+advisor dashboard                          # runs/ on http://127.0.0.1:8501
+advisor dashboard --runs-dir /data/runs --port 8600
 """
 
 from __future__ import annotations
@@ -26,11 +26,20 @@ def add_parser(sub) -> None:
         epilog="examples:\n  advisor dashboard\n  advisor dashboard --runs-dir /data/runs --port 8600\n"
         "  advisor dashboard --address 0.0.0.0     (reachable from other machines: no login, mind who can reach it)",
     )
-    p.add_argument("--runs-dir", metavar="DIR", type=Path, default=Path("runs"),
-                   help="folder holding run directories (default: runs; need not exist yet)")
+    p.add_argument(
+        "--runs-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("runs"),
+        help="folder holding run directories (default: runs; need not exist yet)",
+    )
     p.add_argument("--port", metavar="N", type=int, default=8501, help="port to serve on (default: 8501)")
-    p.add_argument("--address", metavar="ADDR", default="127.0.0.1",
-                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    )
     p.set_defaults(func=cmd_dashboard)
 
 
@@ -47,10 +56,27 @@ def app_path() -> Path:
 
 def streamlit_command(port: int, address: str) -> list[str]:
     """`streamlit run ui/app.py` with the server flags; the runs folder travels in $ADVISOR_RUNS_DIR."""
-    return [sys.executable, "-m", "streamlit", "run", str(app_path()),
-            "--server.headless", "true", "--server.address", address, "--server.port", str(port),
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--client.toolbarMode", "minimal", "--client.showErrorDetails", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path()),
+        "--server.headless",
+        "true",
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--client.showErrorDetails",
+        "false",
+    ]
 
 
 def _check_port(address: str, port: int) -> None:
@@ -68,8 +94,9 @@ def cmd_dashboard(args) -> int:
     cmd = streamlit_command(args.port, args.address)
     env = {**os.environ, "ADVISOR_RUNS_DIR": str(runs_dir)}
     host = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
-    print(f"dashboard: http://{host}:{args.port}  (runs folder: {runs_dir}; Ctrl+C stops it)", file=sys.stderr,
-          flush=True)
+    print(
+        f"dashboard: http://{host}:{args.port}  (runs folder: {runs_dir}; Ctrl+C stops it)", file=sys.stderr, flush=True
+    )
     # Become the server (exec, not a child): Ctrl+C and kill reach Streamlit directly and nothing is orphaned.
     os.execve(sys.executable, cmd, env)
     return 0  # not reached

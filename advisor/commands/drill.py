@@ -8,16 +8,21 @@ from pathlib import Path
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "drill", help="knowledge-update drill: change facts, time re-index vs retrain, accuracy on the changed facts",
+        "drill",
+        help="knowledge-update drill: change facts, time re-index vs retrain, accuracy on the changed facts",
         description="Change or add facts in a finished run's corpus, then measure RAG (re-index time, accuracy on "
         "the changed facts) and the tuned model (adapter training time on the changed documents, accuracy on them). "
         "The figures feed the freshness criterion; recommendation.json and the report are rewritten. "
         "On the bundled sample it takes about 3 minutes on 2 CPU cores.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a finished run directory")
-    p.add_argument("--changes", metavar="DIR", type=Path,
-                   help="folder with corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts); "
-                   "default: the bundled sample's drill, for runs on the sample corpus")
+    p.add_argument(
+        "--changes",
+        metavar="DIR",
+        type=Path,
+        help="folder with corpus/ (changed or new documents) and qa.jsonl (questions on the changed facts); "
+        "default: the bundled sample's drill, for runs on the sample corpus",
+    )
     p.add_argument("--steps", type=int, default=20, help="optimizer steps of the fine-tune update (default 20)")
     from advisor.commands.eval import add_backend_args
 

@@ -1,7 +1,7 @@
 """advisor eval: re-evaluate an existing run directory (answers, scores, probes, metrics.json).
 
-    advisor eval runs/sample-smollm2-135m-instruct-af0baa8d --arms base rag --limit 20
-    advisor eval RUN_DIR --judge smollm2-135m-instruct        # add the optional LLM judge and its kappa
+advisor eval runs/sample-smollm2-135m-instruct-af0baa8d --arms base rag --limit 20
+advisor eval RUN_DIR --judge smollm2-135m-instruct        # add the optional LLM judge and its kappa
 """
 
 from __future__ import annotations
@@ -26,10 +26,18 @@ def add_parser(sub) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory made by 'advisor run'")
     p.add_argument("--arms", nargs="+", metavar="ARM", help="arms to re-answer (default: the run's eval.arms)")
-    p.add_argument("--limit", type=int, metavar="N", help="answer at most N questions (answerable/unanswerable in proportion)")
-    p.add_argument("--qa", metavar="FILE", type=Path,
-                   help="evaluate on this QA file instead of the run's (e.g. RUN_DIR/qa/reviewed.jsonl after a review)")
-    p.add_argument("--judge", metavar="SPEC", help="also grade answers with this local model as LLM judge (off by default)")
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="answer at most N questions (answerable/unanswerable in proportion)"
+    )
+    p.add_argument(
+        "--qa",
+        metavar="FILE",
+        type=Path,
+        help="evaluate on this QA file instead of the run's (e.g. RUN_DIR/qa/reviewed.jsonl after a review)",
+    )
+    p.add_argument(
+        "--judge", metavar="SPEC", help="also grade answers with this local model as LLM judge (off by default)"
+    )
     add_backend_args(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted eval overrides, e.g. eval.batch_size=32")
     p.set_defaults(func=cmd_eval)
@@ -37,19 +45,30 @@ def add_parser(sub) -> None:
 
 def add_backend_args(p) -> None:
     """--backend/--base-url/--served-model/--served-adapter: the generation section from the command line."""
-    p.add_argument("--backend", choices=["hf", "openai"], help="generate in this process (hf) or on an "
-                   "OpenAI-compatible server (openai; default: the run's generation.backend)")
+    p.add_argument(
+        "--backend",
+        choices=["hf", "openai"],
+        help="generate in this process (hf) or on an "
+        "OpenAI-compatible server (openai; default: the run's generation.backend)",
+    )
     p.add_argument("--base-url", metavar="URL", help="the server's API root, e.g. http://127.0.0.1:8001/v1")
     p.add_argument("--served-model", metavar="NAME", help="served name of the base model (default: model.spec)")
-    p.add_argument("--served-adapter", metavar="NAME",
-                   help="served name of the run's adapter (vLLM --lora-modules NAME=PATH; default: the run folder's name)")
+    p.add_argument(
+        "--served-adapter",
+        metavar="NAME",
+        help="served name of the run's adapter (vLLM --lora-modules NAME=PATH; default: the run folder's name)",
+    )
 
 
 def backend_overrides(args) -> dict:
     """The generation settings given on the command line (an empty dict keeps the run's)."""
     out = {}
-    for flag, key in (("backend", "backend"), ("base_url", "base_url"), ("served_model", "model"),
-                      ("served_adapter", "adapter_model")):
+    for flag, key in (
+        ("backend", "backend"),
+        ("base_url", "base_url"),
+        ("served_model", "model"),
+        ("served_adapter", "adapter_model"),
+    ):
         if getattr(args, flag, None):
             out[key] = getattr(args, flag)
     if out.get("base_url") and "backend" not in out:
@@ -96,8 +115,9 @@ def cmd_eval(args) -> int:
 
     check_generation_server(cfg, str(run_dir / "adapter") if uses_adapter(cfg.eval.arms) else None)
     # metrics.json keeps covering the run's own arms plus the re-answered ones.
-    report_arms = [a for a in ARMS
-                   if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())]
+    report_arms = [
+        a for a in ARMS if a in cfg.eval.arms or (a in base.eval.arms and (run / "eval" / f"{a}.jsonl").exists())
+    ]
     with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
         run = RunDir(work)
         evaluate(run, cfg, sha256_file(qa), force=True, report_arms=report_arms)

@@ -59,7 +59,9 @@ def export_merged(run_dir: Path, out: Path, force: bool = False) -> dict:
     adapter = run_dir / "adapter"
     info_path = adapter / "training.json"
     if not info_path.is_file():
-        raise AdvisorError(f"{run_dir} has no trained adapter ({info_path} missing); run 'advisor tune {run_dir}' first")
+        raise AdvisorError(
+            f"{run_dir} has no trained adapter ({info_path} missing); run 'advisor tune {run_dir}' first"
+        )
     check_export_out(run_dir, out, force)
     info = json.loads(info_path.read_text())
     tmp = out.with_name(f".{out.name}.tmp")
@@ -76,9 +78,15 @@ def export_merged(run_dir: Path, out: Path, force: bool = False) -> dict:
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
         merged.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-    manifest = {"run_dir": str(run_dir), "base_model": info["base_model"], "merged_into": "fp32 (unquantized)",
-                "trained_with_quantization": info.get("quantization"), "method": info.get("method"),
-                "adapter_data_sha256": info.get("data_sha256"), "steps": info.get("steps")}
+    manifest = {
+        "run_dir": str(run_dir),
+        "base_model": info["base_model"],
+        "merged_into": "fp32 (unquantized)",
+        "trained_with_quantization": info.get("quantization"),
+        "method": info.get("method"),
+        "adapter_data_sha256": info.get("data_sha256"),
+        "steps": info.get("steps"),
+    }
     atomic_write_json(tmp / "export.json", manifest)
     if out.exists():
         shutil.rmtree(out)

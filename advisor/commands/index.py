@@ -1,7 +1,7 @@
 """advisor index: ingest a corpus and build (or incrementally update) its FAISS index in one folder.
 
-    advisor index docs/ --out my-index            # DIR/chunks.jsonl, DIR/ingest_report.json, DIR/index/
-    advisor index docs/ retrieval.index_kind=hnsw chunking.size=128 --out my-index --hybrid
+advisor index docs/ --out my-index            # DIR/chunks.jsonl, DIR/ingest_report.json, DIR/index/
+advisor index docs/ retrieval.index_kind=hnsw chunking.size=128 --out my-index --hybrid
 """
 
 from __future__ import annotations
@@ -22,21 +22,42 @@ def add_parser(sub) -> None:
         epilog="examples:\n"
         "  advisor index docs/ --out my-index\n"
         "  advisor index notes.jsonl corpus.text_field=body chunking.size=128 --out my-index --hybrid\n"
-        "  advisor search my-index \"how many bicycles fit on the ferry?\" -k 5",
+        '  advisor search my-index "how many bicycles fit on the ferry?" -k 5',
     )
     p.add_argument("corpus", metavar="CORPUS", help="folder or file of documents")
-    p.add_argument("--out", metavar="DIR", required=True,
-                   help="folder for chunks, report and index/ (new, empty, or one made by advisor index or run)")
-    p.add_argument("--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)")
-    p.add_argument("--embedder", metavar="SPEC", help="sentence embedder: bundled name (all-minilm-l6-v2), folder or Hub id")
-    p.add_argument("--kind", choices=["auto", "flat", "hnsw", "ivfpq"], help="FAISS index kind (default: auto, by size)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        required=True,
+        help="folder for chunks, report and index/ (new, empty, or one made by advisor index or run)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)"
+    )
+    p.add_argument(
+        "--embedder", metavar="SPEC", help="sentence embedder: bundled name (all-minilm-l6-v2), folder or Hub id"
+    )
+    p.add_argument(
+        "--kind", choices=["auto", "flat", "hnsw", "ivfpq"], help="FAISS index kind (default: auto, by size)"
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--hybrid", dest="hybrid", action="store_true", default=None,
-                      help="also build a BM25 index; search fuses both by reciprocal rank (the default)")
+    mode.add_argument(
+        "--hybrid",
+        dest="hybrid",
+        action="store_true",
+        default=None,
+        help="also build a BM25 index; search fuses both by reciprocal rank (the default)",
+    )
     mode.add_argument("--dense", dest="hybrid", action="store_false", help="dense index only, no BM25")
-    p.add_argument("--config", metavar="FILE", help="a preset name or YAML file (its corpus/chunking/retrieval sections)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dotted config overrides, right after CORPUS, e.g. chunking.size=128 retrieval.hnsw_m=48")
+    p.add_argument(
+        "--config", metavar="FILE", help="a preset name or YAML file (its corpus/chunking/retrieval sections)"
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted config overrides, right after CORPUS, e.g. chunking.size=128 retrieval.hnsw_m=48",
+    )
     p.set_defaults(func=cmd_index)
 
 
@@ -55,7 +76,9 @@ def cmd_index(args) -> int:
     if args.hybrid is not None:
         extra.setdefault("retrieval", {})["hybrid"] = args.hybrid
     if not args.corpus.strip() or not args.out.strip():
-        raise AdvisorError("CORPUS and --out must not be empty; pass a folder or file of documents and an output folder")
+        raise AdvisorError(
+            "CORPUS and --out must not be empty; pass a folder or file of documents and an output folder"
+        )
     cfg = load_config(args.config, args.overrides, extra)
     r, out = cfg.retrieval, Path(args.out)
     # Preflight: every input before anything is written.
@@ -75,14 +98,26 @@ def _build(corpus: Path, out: Path, cfg) -> int:
     from retrieval.index import build_index
 
     r = cfg.retrieval
-    rep = ingest_corpus(corpus, out, chunk_offsets_fn(r.embedder), cfg.chunking.size, cfg.chunking.overlap,
-                        cfg.corpus.text_field, r.embedder, progress=True)
-    say(f"ingest: {len(rep['read'])} files read -> {rep['n_chunks']} chunks; {len(rep['skipped'])} skipped"
-        + (" (see ingest_report.json)" if rep["skipped"] else ""))
+    rep = ingest_corpus(
+        corpus,
+        out,
+        chunk_offsets_fn(r.embedder),
+        cfg.chunking.size,
+        cfg.chunking.overlap,
+        cfg.corpus.text_field,
+        r.embedder,
+        progress=True,
+    )
+    say(
+        f"ingest: {len(rep['read'])} files read -> {rep['n_chunks']} chunks; {len(rep['skipped'])} skipped"
+        + (" (see ingest_report.json)" if rep["skipped"] else "")
+    )
     for s in rep["skipped"][:10]:
         say(f"  skipped {s['path']}: {s['why']}")
     c = build_index(out / "chunks.jsonl", out / "index", r)
-    say(f"index: {c['kind']}{' + bm25' if c['hybrid'] else ''} over {c['n_vectors']} chunks; {c['embedded']} embedded, "
-        f"{c['reused']} reused, {c['removed']} removed, {c['build_s']} s")
+    say(
+        f"index: {c['kind']}{' + bm25' if c['hybrid'] else ''} over {c['n_vectors']} chunks; {c['embedded']} embedded, "
+        f"{c['reused']} reused, {c['removed']} removed, {c['build_s']} s"
+    )
     print(out)
     return 0

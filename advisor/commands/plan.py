@@ -1,8 +1,8 @@
 """advisor plan: what a run will cost on this machine, before anything is built (advisor/plan.py).
 
-    advisor plan                                   # the quickstart on the bundled sample
-    advisor plan --corpus docs/ --qa qa.jsonl --time-budget 10m --device a100 --price-per-hour 2.5
-    advisor run --dry-run ...                      # the same
+advisor plan                                   # the quickstart on the bundled sample
+advisor plan --corpus docs/ --qa qa.jsonl --time-budget 10m --device a100 --price-per-hour 2.5
+advisor run --dry-run ...                      # the same
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def add_parser(sub) -> None:
         "  advisor run --dry-run      (the same as advisor plan)",
     )
     add_run_arguments(p)
-    p.add_argument("--time-budget", metavar="DURATION", help="show how a run would be sized to fit this wall time (e.g. 10m)")
+    p.add_argument(
+        "--time-budget", metavar="DURATION", help="show how a run would be sized to fit this wall time (e.g. 10m)"
+    )
     add_plan_options(p)
     p.set_defaults(func=cmd_plan)
 
@@ -39,6 +41,14 @@ def cmd_plan(args) -> int:
     from advisor.plan import plan_only
 
     cfg = config_from_args(args)
-    print(plan_only(cfg, refresh=args.recalibrate, device=args.device, speedup=args.speedup,
-                    price_per_hour=args.price_per_hour, budget_label=args.time_budget))
+    print(
+        plan_only(
+            cfg,
+            refresh=args.recalibrate,
+            device=args.device,
+            speedup=args.speedup,
+            price_per_hour=args.price_per_hour,
+            budget_label=args.time_budget,
+        )
+    )
     return 0

@@ -10,11 +10,15 @@ from advisor.core.errors import AdvisorError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("qa", help="generate an evaluation set from a corpus (no QA file needed)",
-                       description="Question sets made from a corpus.")
+    p = sub.add_parser(
+        "qa",
+        help="generate an evaluation set from a corpus (no QA file needed)",
+        description="Question sets made from a corpus.",
+    )
     qsub = p.add_subparsers(dest="qa_command", metavar="ACTION")
     g = qsub.add_parser(
-        "generate", help="write eval.jsonl, train.jsonl and qa_report.json from a corpus or a run directory",
+        "generate",
+        help="write eval.jsonl, train.jsonl and qa_report.json from a corpus or a run directory",
         description="Generate evaluation questions (with verified unanswerable ones) and training questions about "
         "the same facts from a corpus, split by fact so no evaluation question is ever trained on. Every item is "
         "marked synthetic and carries its verbatim evidence (source, character offsets). The extractive generator "
@@ -30,20 +34,35 @@ def add_parser(sub) -> None:
         "      --base-url http://127.0.0.1:8001/v1 --api-model my-model",
     )
     g.add_argument("corpus", metavar="CORPUS", type=Path, help="folder or file of documents, or a run directory")
-    g.add_argument("--out", metavar="DIR", type=Path, required=True, help="folder for eval.jsonl, train.jsonl, qa_report.json")
+    g.add_argument(
+        "--out", metavar="DIR", type=Path, required=True, help="folder for eval.jsonl, train.jsonl, qa_report.json"
+    )
     g.add_argument("--n", type=int, default=150, help="evaluation questions in all (default 150)")
     g.add_argument("--unanswerable", type=float, default=0.2, help="share of unanswerable questions (default 0.2)")
     g.add_argument("--generator", choices=("extractive", "llm"), default="extractive")
-    g.add_argument("--model", metavar="SPEC", default="smollm2-135m-instruct", help="llm generator: model run in process")
+    g.add_argument(
+        "--model", metavar="SPEC", default="smollm2-135m-instruct", help="llm generator: model run in process"
+    )
     g.add_argument("--base-url", metavar="URL", default="", help="llm generator: an OpenAI-compatible endpoint (…/v1)")
     g.add_argument("--api-model", metavar="NAME", default="", help="llm generator: the served model name at --base-url")
-    g.add_argument("--max-passages", type=int, default=200, metavar="N", help="llm generator: passages sent at most (default 200)")
-    g.add_argument("--min-answerable", type=int, default=30, metavar="N",
-                   help="fewer answerable questions than this is an error (default 30)")
+    g.add_argument(
+        "--max-passages", type=int, default=200, metavar="N", help="llm generator: passages sent at most (default 200)"
+    )
+    g.add_argument(
+        "--min-answerable",
+        type=int,
+        default=30,
+        metavar="N",
+        help="fewer answerable questions than this is an error (default 30)",
+    )
     g.add_argument("--split", choices=("by_fact", "by_document"), default="by_fact")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--embedder", metavar="SPEC", default="all-minilm-l6-v2",
-                   help="sentence embedder for near-duplicate removal ('none' = off)")
+    g.add_argument(
+        "--embedder",
+        metavar="SPEC",
+        default="all-minilm-l6-v2",
+        help="sentence embedder for near-duplicate removal ('none' = off)",
+    )
     g.add_argument("--text-field", default="text", help="field (JSONL) or column (CSV) holding each record's text")
     g.set_defaults(func=cmd_generate)
     p.set_defaults(func=lambda args: p.print_help() or 2)
@@ -60,9 +79,17 @@ def cmd_generate(args) -> int:
         raise AdvisorError("--base-url needs --api-model: the name the server serves the model under")
     if args.generator == "extractive" and (args.base_url or args.api_model):
         raise AdvisorError("--base-url and --api-model apply to --generator llm only")
-    qc = QAConfig(n=args.n, unanswerable=args.unanswerable, generator=args.generator, model=args.model,
-                  base_url=args.base_url, api_model=args.api_model, split=args.split, max_passages=args.max_passages,
-                  min_answerable=args.min_answerable)
+    qc = QAConfig(
+        n=args.n,
+        unanswerable=args.unanswerable,
+        generator=args.generator,
+        model=args.model,
+        base_url=args.base_url,
+        api_model=args.api_model,
+        split=args.split,
+        max_passages=args.max_passages,
+        min_answerable=args.min_answerable,
+    )
     if args.generator == "llm" and not args.base_url:
         from advisor.core.models import resolve_model
 

@@ -31,9 +31,16 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", metavar="P", help="weight preset (default: the run's recommend.preset)")
     p.add_argument("--weights", nargs="+", default=[], metavar="k=v", help="criterion weights overriding the preset")
     p.add_argument("--facts", nargs="+", default=[], metavar="k=v", help="situation facts (see below)")
-    p.add_argument("--targets", nargs="+", default=[], metavar="k=v",
-                   help="quality targets for fit for purpose (default: the run's recommend.targets)")
-    p.add_argument("--dry-run", action="store_true", help="print the advice only; do not rewrite recommendation.json or the report")
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        default=[],
+        metavar="k=v",
+        help="quality targets for fit for purpose (default: the run's recommend.targets)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the advice only; do not rewrite recommendation.json or the report"
+    )
     p.set_defaults(func=cmd_recommend)
 
 
@@ -46,14 +53,23 @@ def parse_pairs(items: list[str], what: str) -> dict[str, str]:
     for item in items:
         k, sep, v = item.partition("=")
         if not sep or not k.strip() or not v.strip():
-            raise AdvisorError(f"--{what} '{item}' must look like name=value (e.g. --{what} "
-                               + EXAMPLE_PAIR.get(what, "name=value") + ")")
+            raise AdvisorError(
+                f"--{what} '{item}' must look like name=value (e.g. --{what} "
+                + EXAMPLE_PAIR.get(what, "name=value")
+                + ")"
+            )
         out[k.strip()] = v.strip()
     return out
 
 
-def refresh_advice(run_dir: Path, preset: str | None = None, weights: dict | None = None, facts: dict | None = None,
-                   write: bool = True, targets: dict | None = None) -> dict:
+def refresh_advice(
+    run_dir: Path,
+    preset: str | None = None,
+    weights: dict | None = None,
+    facts: dict | None = None,
+    write: bool = True,
+    targets: dict | None = None,
+) -> dict:
     """The run's advice with its config's recommend settings (preset, weights, facts, targets) overridden
     by the arguments; written to recommendation.json with the report rewritten when `write`."""
     from advisor.core.config import load_run_config
@@ -63,8 +79,9 @@ def refresh_advice(run_dir: Path, preset: str | None = None, weights: dict | Non
         raise AdvisorError(f"run directory {run_dir} does not exist; pass a folder made by `advisor run`")
     rc = load_run_config(run_dir).recommend
     w = dict(weights or {}) if preset else {**rc.weights, **(weights or {})}
-    rec = recommend_run(run_dir, preset or rc.preset, w, {**rc.facts, **(facts or {})},
-                        {**rc.targets, **(targets or {})})
+    rec = recommend_run(
+        run_dir, preset or rc.preset, w, {**rc.facts, **(facts or {})}, {**rc.targets, **(targets or {})}
+    )
     if write:
         write_advice(run_dir, rec)
     return rec
@@ -80,8 +97,11 @@ def write_advice(run_dir: Path, rec: dict) -> None:
 
 
 def print_advice(rec: dict) -> None:
-    print(f"verdict: {rec['verdict']}  (preset {rec['preset']}; utilities: "
-          + ", ".join(f"{o} {u:.3f}" for o, u in rec["utilities"].items()) + ")")
+    print(
+        f"verdict: {rec['verdict']}  (preset {rec['preset']}; utilities: "
+        + ", ".join(f"{o} {u:.3f}" for o, u in rec["utilities"].items())
+        + ")"
+    )
     fit = rec.get("fit_for_purpose")
     if fit and fit["any_fit"]:
         print(f"  {fit['statement']}")
@@ -89,8 +109,13 @@ def print_advice(rec: dict) -> None:
         print(f"  - {r}")
     flips = [(c, f) for c, f in rec["sensitivity"]["flip_points"].items() if f]
     for c, f in sorted(flips, key=lambda cf: abs(cf[1]["change"]))[:3]:
-        print(f"  flips to {f['new_verdict']} if the weight of {c} goes from {f['weight_now']:.2f} to {f['flips_at']:.2f}")
-    print("  win share under random weights: " + ", ".join(f"{o} {100 * s:.1f}%" for o, s in rec["sensitivity"]["win_share"].items()))
+        print(
+            f"  flips to {f['new_verdict']} if the weight of {c} goes from {f['weight_now']:.2f} to {f['flips_at']:.2f}"
+        )
+    print(
+        "  win share under random weights: "
+        + ", ".join(f"{o} {100 * s:.1f}%" for o, s in rec["sensitivity"]["win_share"].items())
+    )
     if rec.get("stability"):
         print(f"  stable under other priorities: {rec['stability']['level']} ({rec['stability']['why']})")
     if rec.get("separation"):

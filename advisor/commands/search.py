@@ -1,6 +1,6 @@
 """advisor search: ranked chunks with their sources from an index built by `advisor index` or a run.
 
-    advisor search my-index "how many bicycles fit on the ferry?" -k 5
+advisor search my-index "how many bicycles fit on the ferry?" -k 5
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ def add_parser(sub) -> None:
     p.add_argument("query", metavar="QUERY", help="the question or keywords")
     p.add_argument("-k", type=int, default=5, help="number of chunks to print (default 5)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--hybrid", dest="hybrid", action="store_true", default=None,
-                      help="fuse BM25 and dense results (the index must be built with --hybrid)")
+    mode.add_argument(
+        "--hybrid",
+        dest="hybrid",
+        action="store_true",
+        default=None,
+        help="fuse BM25 and dense results (the index must be built with --hybrid)",
+    )
     mode.add_argument("--dense", dest="hybrid", action="store_false", help="dense results only")
     p.add_argument("--width", type=int, default=300, help="characters of each chunk to print (0 = all)")
     p.set_defaults(func=cmd_search)

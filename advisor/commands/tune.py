@@ -1,7 +1,7 @@
 """advisor tune: the tuning track alone (sft data + QLoRA adapter), resumable after a crash.
 
-    advisor tune RUN_DIR                          # a run directory that has config.yaml and chunks.jsonl
-    advisor tune --corpus docs/ --qa qa.jsonl [--out RUN_DIR] [key=value ...]   # ingest, then tune
+advisor tune RUN_DIR                          # a run directory that has config.yaml and chunks.jsonl
+advisor tune --corpus docs/ --qa qa.jsonl [--out RUN_DIR] [key=value ...]   # ingest, then tune
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--model", metavar="SPEC", help="base causal LM: bundled name, local folder or Hub id")
     p.add_argument("--config", metavar="FILE", default="quickstart", help="a preset name or YAML file of overrides")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to create or reuse (new, empty, or a run directory)")
-    p.add_argument("--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)")
+    p.add_argument(
+        "--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)"
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. tuning.lora.r=8")
     p.set_defaults(func=cmd_tune)
 
@@ -50,14 +52,23 @@ def cmd_tune(args) -> int:
     # argparse puts a lone key=value into run_dir when no RUN_DIR is given
     if args.run_dir is not None and "=" in str(args.run_dir) and not Path(args.run_dir).exists():
         args.overrides, args.run_dir = [str(args.run_dir), *args.overrides], None
-    extra = path_flags(args, [("corpus", "corpus", "path"), ("qa", "corpus", "qa"), ("train_qa", "corpus", "train_qa"),
-                              ("model", "model", "spec")])
+    extra = path_flags(
+        args,
+        [
+            ("corpus", "corpus", "path"),
+            ("qa", "corpus", "qa"),
+            ("train_qa", "corpus", "train_qa"),
+            ("model", "model", "spec"),
+        ],
+    )
     fresh = any([extra, args.overrides, args.out, args.config != "quickstart"])
     if args.run_dir is not None and not fresh:
         run_dir = Path(args.run_dir)
         if not (run_dir / "config.yaml").is_file() or not (run_dir / "chunks.jsonl").is_file():
-            raise AdvisorError(f"{run_dir} is not an ingested run directory (needs config.yaml and chunks.jsonl); "
-                               "pass --corpus/--qa to make one, or run 'advisor run' first")
+            raise AdvisorError(
+                f"{run_dir} is not an ingested run directory (needs config.yaml and chunks.jsonl); "
+                "pass --corpus/--qa to make one, or run 'advisor run' first"
+            )
         from advisor.core.config import load_run_config
         from advisor.pipeline import check_model_specs
 
@@ -83,7 +94,9 @@ def cmd_tune(args) -> int:
                 generate_qa(run, cfg, inputs["corpus"])
             run_tune_stage(work)
     info = json.loads((run_dir / "adapter" / "training.json").read_text())
-    say(f"adapter: {run_dir / 'adapter'}  ({info['steps']} steps, train loss {info['final_train_loss']}, "
-        f"val loss {info['final_val_loss']}, {info['tokens_per_s']} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB)")
+    say(
+        f"adapter: {run_dir / 'adapter'}  ({info['steps']} steps, train loss {info['final_train_loss']}, "
+        f"val loss {info['final_val_loss']}, {info['tokens_per_s']} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB)"
+    )
     print(run_dir)
     return 0

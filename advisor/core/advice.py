@@ -12,18 +12,56 @@ from advisor.core.errors import AdvisorError, did_you_mean
 
 CRITERIA = ["accuracy", "hallucination", "forgetting", "build_cost", "serve_cost", "freshness", "citations", "style"]
 PRESETS: dict[str, dict[str, float]] = {
-    "balanced": dict(accuracy=.25, hallucination=.20, forgetting=.10, build_cost=.10, serve_cost=.10,
-                     freshness=.10, citations=.075, style=.075),
-    "accuracy-first": dict(accuracy=.45, hallucination=.25, forgetting=.05, build_cost=.05, serve_cost=.05,
-                           freshness=.05, citations=.05, style=.05),
-    "cost-first": dict(accuracy=.20, hallucination=.10, forgetting=.05, build_cost=.225, serve_cost=.225,
-                       freshness=.10, citations=.05, style=.05),
-    "compliance": dict(accuracy=.20, hallucination=.35, forgetting=.10, build_cost=.05, serve_cost=.05,
-                       freshness=.10, citations=.10, style=.05),
+    "balanced": dict(
+        accuracy=0.25,
+        hallucination=0.20,
+        forgetting=0.10,
+        build_cost=0.10,
+        serve_cost=0.10,
+        freshness=0.10,
+        citations=0.075,
+        style=0.075,
+    ),
+    "accuracy-first": dict(
+        accuracy=0.45,
+        hallucination=0.25,
+        forgetting=0.05,
+        build_cost=0.05,
+        serve_cost=0.05,
+        freshness=0.05,
+        citations=0.05,
+        style=0.05,
+    ),
+    "cost-first": dict(
+        accuracy=0.20,
+        hallucination=0.10,
+        forgetting=0.05,
+        build_cost=0.225,
+        serve_cost=0.225,
+        freshness=0.10,
+        citations=0.05,
+        style=0.05,
+    ),
+    "compliance": dict(
+        accuracy=0.20,
+        hallucination=0.35,
+        forgetting=0.10,
+        build_cost=0.05,
+        serve_cost=0.05,
+        freshness=0.10,
+        citations=0.10,
+        style=0.05,
+    ),
 }
 CHANGE_RATES = ("static", "yearly", "monthly", "weekly", "daily")
-DEFAULT_FACTS = {"knowledge_change": "monthly", "citations_required": False, "style_learning": False,
-                 "budget": "medium", "latency_target_s": 0.0, "data_privacy": False}
+DEFAULT_FACTS = {
+    "knowledge_change": "monthly",
+    "citations_required": False,
+    "style_learning": False,
+    "budget": "medium",
+    "latency_target_s": 0.0,
+    "data_privacy": False,
+}
 BUDGETS = {"low": 1 / 2, "medium": 1 / 3, "high": 1 / 6}  # build_cost score lost per 10x build time
 # The facts that take one of a fixed set of values (the others are true/false, and latency_target_s seconds);
 # validate_facts checks them and the dashboard's What-if and New run pages offer them from here.
@@ -33,9 +71,14 @@ FACT_CHOICES = {"knowledge_change": CHANGE_RATES, "budget": tuple(BUDGETS)}
 # Plain words for the criteria and the facts, next to them so the report and every dashboard page name them
 # the same; a fact without a label fails a test (tests/test_ui.py).
 CRITERION_LABEL = {
-    "accuracy": "accuracy", "hallucination": "avoiding hallucination", "forgetting": "keeping general knowledge",
-    "build_cost": "build cost", "serve_cost": "serving cost (latency)", "freshness": "keeping knowledge fresh",
-    "citations": "citing sources", "style": "learning a style or format",
+    "accuracy": "accuracy",
+    "hallucination": "avoiding hallucination",
+    "forgetting": "keeping general knowledge",
+    "build_cost": "build cost",
+    "serve_cost": "serving cost (latency)",
+    "freshness": "keeping knowledge fresh",
+    "citations": "citing sources",
+    "style": "learning a style or format",
 }
 FACT_LABEL = {
     "knowledge_change": "How often the knowledge changes",
@@ -50,10 +93,10 @@ FACT_HELP = {
     "citations_required": "A fine-tuned model alone cannot point to its sources.",
     "style_learning": "A format or tone only training teaches; retrieval alone cannot.",
     "budget": "How hard a 10x longer build counts against an option: low budget 1/2 of the build-cost score, "
-              "medium 1/3, high 1/6.",
+    "medium 1/3, high 1/6.",
     "latency_target_s": "An option whose measured median latency misses the target scores 0 on serving cost.",
     "data_privacy": "Data trained into the weights cannot be deleted or access-controlled without retraining; an "
-                    "index document can.",
+    "index document can.",
 }
 
 
@@ -84,7 +127,9 @@ def validate_facts(facts: dict) -> dict:
 def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
     """The preset's weights with the user's overrides, normalized to sum to 1."""
     if preset not in PRESETS:
-        raise AdvisorError(f"unknown weight preset '{preset}'{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
+        raise AdvisorError(
+            f"unknown weight preset '{preset}'{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}"
+        )
     w = dict(PRESETS[preset])
     for k, v in weights.items():
         if k not in CRITERIA:
@@ -98,5 +143,7 @@ def resolve_weights(preset: str, weights: dict[str, float]) -> dict[str, float]:
         w[k] = v
     total = sum(w.values())
     if total <= 1e-9:
-        raise AdvisorError("all weights are zero (they must sum to more than 0): give at least one criterion a positive weight, e.g. accuracy=1")
+        raise AdvisorError(
+            "all weights are zero (they must sum to more than 0): give at least one criterion a positive weight, e.g. accuracy=1"
+        )
     return {k: v / total for k, v in w.items()}

@@ -18,7 +18,9 @@ from typing import Protocol, runtime_checkable
 ABSTAIN = "I don't know."
 # Kept short: every prompt of every arm (and every training pair) carries it.
 INSTRUCTION = f"Answer with a short phrase only. If you do not know the answer, reply exactly: {ABSTAIN}"
-CONTEXT_INSTRUCTION = f"Use the numbered passages and cite the one you used like [1]. If they lack the answer, reply exactly: {ABSTAIN}"
+CONTEXT_INSTRUCTION = (
+    f"Use the numbered passages and cite the one you used like [1]. If they lack the answer, reply exactly: {ABSTAIN}"
+)
 # Models without a chat template (base LMs) get the instruction plus two generic examples.
 FEW_SHOT = (
     "Question: At what temperature does water boil at sea level?\nAnswer: 100 °C\n\n"
@@ -98,11 +100,14 @@ def render_target(tokenizer, question: str, answer: str, contexts: list[Context]
     prompt for an assistant reply, end-of-turn tokens included, so loss is taken on answer tokens only."""
     prompt = render_prompt(tokenizer, question, contexts)
     if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": _user_message(question, contexts)},
-                    {"role": "assistant", "content": answer}]
+        messages = [
+            {"role": "system", "content": INSTRUCTION},
+            {"role": "user", "content": _user_message(question, contexts)},
+            {"role": "assistant", "content": answer},
+        ]
         full = tokenizer.apply_chat_template(messages, tokenize=False)
         if full.startswith(prompt):
-            return prompt, full[len(prompt):]
+            return prompt, full[len(prompt) :]
         return prompt, answer + (tokenizer.eos_token or "")
     return prompt, f" {answer}\n\n"
 

@@ -55,8 +55,9 @@ class ArmSpec:
     @property
     def artifacts(self) -> tuple[tuple[str, str], ...]:
         """(what, run-directory path) of each file it needs built."""
-        return (((("the FAISS index", INDEX_FILE),) if self.needs_index else ())
-                + (tuple(("the adapter", f) for f in ADAPTER_FILES) if self.needs_adapter else ()))
+        return ((("the FAISS index", INDEX_FILE),) if self.needs_index else ()) + (
+            tuple(("the adapter", f) for f in ADAPTER_FILES) if self.needs_adapter else ()
+        )
 
 
 # Colours: matplotlib's tab10 grey, blue, orange and purple, which stay apart for the common colour-vision
@@ -65,19 +66,47 @@ class ArmSpec:
 # for every change; 'both' keeps new facts reachable through retrieval while the adapter ages.
 ARM_TABLE: list[ArmSpec] = [
     ArmSpec("base", None, "Base model", "#7f7f7f", needs_index=False, needs_adapter=False),
-    ArmSpec("rag", "rag", "RAG", "#1f77b4", needs_index=True, needs_adapter=False, compared_with=("base",),
-            advice="Put the knowledge in a retrieval index and keep the base model.", does="retrieval",
-            updates="takes in a change by re-indexing (seconds to minutes)", freshness=(1.0, 1.0, 1.0, 1.0, 1.0)),
+    ArmSpec(
+        "rag",
+        "rag",
+        "RAG",
+        "#1f77b4",
+        needs_index=True,
+        needs_adapter=False,
+        compared_with=("base",),
+        advice="Put the knowledge in a retrieval index and keep the base model.",
+        does="retrieval",
+        updates="takes in a change by re-indexing (seconds to minutes)",
+        freshness=(1.0, 1.0, 1.0, 1.0, 1.0),
+    ),
     # tuned - rag: the contrast the decision turns on (the Evidence page shows it first with the 'both' pairs)
-    ArmSpec("tuned", "fine-tune", "Fine-tune", "#ff7f0e", needs_index=False, needs_adapter=True,
-            compared_with=("base", "rag"), advice="Train the knowledge into the model (QLoRA adapter), no retrieval.",
-            does="fine-tuning", updates="needs retraining for every change (hours)",
-            freshness=(1.0, 0.8, 0.4, 0.15, 0.05)),
-    ArmSpec("tuned_rag", "both", "Fine-tune + RAG", "#9467bd", needs_index=True, needs_adapter=True,
-            compared_with=("rag", "tuned"), own_adapter=True,
-            advice="Fine-tune the model and retrieve from the index too.", does="fine-tuning with retrieval",
-            updates="re-indexes for a change but its adapter needs retraining now and then",
-            freshness=(1.0, 0.95, 0.8, 0.7, 0.65)),
+    ArmSpec(
+        "tuned",
+        "fine-tune",
+        "Fine-tune",
+        "#ff7f0e",
+        needs_index=False,
+        needs_adapter=True,
+        compared_with=("base", "rag"),
+        advice="Train the knowledge into the model (QLoRA adapter), no retrieval.",
+        does="fine-tuning",
+        updates="needs retraining for every change (hours)",
+        freshness=(1.0, 0.8, 0.4, 0.15, 0.05),
+    ),
+    ArmSpec(
+        "tuned_rag",
+        "both",
+        "Fine-tune + RAG",
+        "#9467bd",
+        needs_index=True,
+        needs_adapter=True,
+        compared_with=("rag", "tuned"),
+        own_adapter=True,
+        advice="Fine-tune the model and retrieve from the index too.",
+        does="fine-tuning with retrieval",
+        updates="re-indexes for a change but its adapter needs retraining now and then",
+        freshness=(1.0, 0.95, 0.8, 0.7, 0.65),
+    ),
 ]
 
 # The arms some measurements are defined on: code names them here, never by spelling the arm.
@@ -102,8 +131,20 @@ PAIRS: list[tuple[str, str]] = []  # (arm, other) of every paired difference, in
 
 
 def _derive() -> None:
-    views = (ARMS, ARM, ARM_LABEL, ARM_COLOUR, ARM_OF_OPTION, OPTION, OPTIONS, OPTION_LABEL, OPTION_COLOUR,
-             ADAPTER_ARMS, INDEX_ARMS, PAIRS)
+    views = (
+        ARMS,
+        ARM,
+        ARM_LABEL,
+        ARM_COLOUR,
+        ARM_OF_OPTION,
+        OPTION,
+        OPTIONS,
+        OPTION_LABEL,
+        OPTION_COLOUR,
+        ADAPTER_ARMS,
+        INDEX_ARMS,
+        PAIRS,
+    )
     for v in views:
         v.clear()
     for a in ARM_TABLE:

@@ -69,7 +69,7 @@ def numbered_dirs(root: Path, prefix: str, marker: str) -> list[tuple[int, Path]
     adapters (adapter_seeds/seed-i) are kept this way."""
     found = []
     for p in Path(root).glob(f"{prefix}-*"):
-        n = p.name[len(prefix) + 1:]
+        n = p.name[len(prefix) + 1 :]
         if n.isdigit() and (p / marker).is_file():
             found.append((int(n), p))
     return sorted(found)
@@ -120,8 +120,18 @@ def git_sha() -> str | None:
 def package_versions() -> dict[str, str]:
     from importlib import metadata
 
-    names = ["torch", "transformers", "peft", "bitsandbytes", "sentence-transformers", "faiss-cpu",
-             "datasets", "evaluate", "accelerate", "numpy"]
+    names = [
+        "torch",
+        "transformers",
+        "peft",
+        "bitsandbytes",
+        "sentence-transformers",
+        "faiss-cpu",
+        "datasets",
+        "evaluate",
+        "accelerate",
+        "numpy",
+    ]
     out = {"python": platform.python_version()}
     for n in names:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -226,19 +236,29 @@ class RunDir:
             return
         start = time.perf_counter()
         with self._locked_manifest() as m:
-            m.setdefault("stages", {})[name] = {"status": "running", "started": now_iso(), "inputs_hash": inputs_hash,
-                                               "pid": os.getpid()}
+            m.setdefault("stages", {})[name] = {
+                "status": "running",
+                "started": now_iso(),
+                "inputs_hash": inputs_hash,
+                "pid": os.getpid(),
+            }
         try:
             with crash_window(name):
                 yield StageHandle(name, skipped=False)
         except BaseException as e:
             with self._locked_manifest() as m:
                 st = m["stages"][name]
-                st.update(status="failed", ended=now_iso(), wall_s=round(time.perf_counter() - start, 2),
-                          error=f"{type(e).__name__}: {e}"[:500])
+                st.update(
+                    status="failed",
+                    ended=now_iso(),
+                    wall_s=round(time.perf_counter() - start, 2),
+                    error=f"{type(e).__name__}: {e}"[:500],
+                )
             raise
         with self._locked_manifest() as m:
             m["stages"][name].update(
-                status="done", ended=now_iso(), wall_s=round(time.perf_counter() - start, 2),
+                status="done",
+                ended=now_iso(),
+                wall_s=round(time.perf_counter() - start, 2),
                 peak_rss_mb=round(peak_rss_mb(), 1),
             )

@@ -54,8 +54,10 @@ def check_choices(section: Any, prefix: str) -> None:
             if v in choices:
                 continue
             if many:  # eval.arms: unknown arm 'x'; arms are ...
-                raise AdvisorError(f"{prefix}.{name}: unknown {name.rstrip('s')} '{v}'{did_you_mean(str(v), choices)}; "
-                                   f"{name} are {', '.join(choices)}")
+                raise AdvisorError(
+                    f"{prefix}.{name}: unknown {name.rstrip('s')} '{v}'{did_you_mean(str(v), choices)}; "
+                    f"{name} are {', '.join(choices)}"
+                )
             listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
             raise AdvisorError(f"{prefix}.{name}='{v}' is not one of {listed}{did_you_mean(str(v), choices)}")
 
@@ -152,7 +154,9 @@ class RetrievalConfig:
         if self.batch_size < 1:
             raise AdvisorError(f"retrieval.batch_size={self.batch_size} must be at least 1")
         if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1 or self.ivf_nprobe < 1:
-            raise AdvisorError("retrieval.hnsw_m must be >= 2 and hnsw_ef_construction, hnsw_ef_search, ivf_nprobe >= 1")
+            raise AdvisorError(
+                "retrieval.hnsw_m must be >= 2 and hnsw_ef_construction, hnsw_ef_search, ivf_nprobe >= 1"
+            )
         if self.rrf_k < 1:
             raise AdvisorError(f"retrieval.rrf_k={self.rrf_k} must be at least 1")
 
@@ -209,21 +213,31 @@ class TuningConfig:
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
-    method: Literal["lora", "full"] = "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
+    method: Literal["lora", "full"] = (
+        "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
+    )
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
-    both_adapter: Literal["shared", "separate"] = "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
+    both_adapter: Literal["shared", "separate"] = (
+        "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
+    )
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
     raft_share: float = 0.3  # share of training questions that also get a RAFT example (each ~540 tokens on the sample: the main training cost)
     raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
     raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (target: the abstention answer)
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
-    gradient_checkpointing: bool = False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
+    gradient_checkpointing: bool = (
+        False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
+    )
     low_memory_heap: bool = False  # glibc returns freed activations to the OS at once (1 MB mmap threshold): ~30% lower peak RSS, ~20% slower on CPU
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
-    seeds: int = 1  # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
-    curve_points: int = 2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
+    seeds: int = (
+        1  # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
+    )
+    curve_points: int = (
+        2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
+    )
     max_train_tokens: int = MAX_TRAIN_TOKENS  # cap on one pass over the training set, in generator tokens: all instruction pairs, a sample of corpus text that covers every document; 0 = no cap
 
     def __post_init__(self):
@@ -248,9 +262,13 @@ class TuningConfig:
             raise AdvisorError("tuning.val_fraction must be in [0, 0.5)")
         if not (self.use_corpus_text or self.use_train_qa):
             raise AdvisorError("tuning: enable use_corpus_text or use_train_qa, or there is nothing to train on")
-        if self.raft_distractors < 0 or not all(0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)):
-            raise AdvisorError("tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
-                               "tuning.abstain_share in [0, 1]")
+        if self.raft_distractors < 0 or not all(
+            0 <= x <= 1 for x in (self.raft_no_oracle, self.raft_share, self.abstain_share)
+        ):
+            raise AdvisorError(
+                "tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
+                "tuning.abstain_share in [0, 1]"
+            )
         if self.max_batch_tokens < 0:
             raise AdvisorError(f"tuning.max_batch_tokens={self.max_batch_tokens} must be >= 0 (0 = no limit)")
         if self.seeds < 1:
@@ -258,8 +276,10 @@ class TuningConfig:
         if self.max_train_tokens < 0:
             raise AdvisorError(f"tuning.max_train_tokens={self.max_train_tokens} must be >= 0 (0 = no cap)")
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
-            raise AdvisorError("tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
-                               "tuning.curve_points must be >= 0")
+            raise AdvisorError(
+                "tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
+                "tuning.curve_points must be >= 0"
+            )
 
     def ignored_settings(self) -> list[str]:
         out = []
@@ -270,8 +290,12 @@ class TuningConfig:
         if self.max_steps > 0:
             out += ignored(self, "tuning", ("epochs",), "tuning.max_steps is set")
         if self.method == "full":
-            out += ignored(self.lora, "tuning.lora", ("r", "alpha", "dropout", "target_modules"),
-                           "tuning.method=full trains every weight")
+            out += ignored(
+                self.lora,
+                "tuning.lora",
+                ("r", "alpha", "dropout", "target_modules"),
+                "tuning.method=full trains every weight",
+            )
         return out
 
 
@@ -289,7 +313,9 @@ class EvalConfig:
     perplexity_texts: int = 20  # general-text passages (SQuAD's Wikipedia) for tuned-vs-base perplexity; 0 = off
     confidence: float = 0.5  # token probability from which a wrong answer counts as wrong-and-confident
     judge: str = ""  # model spec of an optional LLM judge (bundled name, folder or Hub id); "" = off
-    known_samples: int = 4  # answers the base model samples per question to sort facts into known/maybe/unknown; 0 = off
+    known_samples: int = (
+        4  # answers the base model samples per question to sort facts into known/maybe/unknown; 0 = off
+    )
     known_temperature: float = 0.7  # sampling temperature of those answers
 
     def __post_init__(self):
@@ -298,7 +324,9 @@ class EvalConfig:
             raise AdvisorError("eval.arms must name at least one arm")
         for a in self.arms:  # checked against the arm table as it is now (an arm registered later counts)
             if a not in ARMS:
-                raise AdvisorError(f"eval.arms: unknown arm '{a}'{did_you_mean(str(a), ARMS)}; arms are {', '.join(ARMS)}")
+                raise AdvisorError(
+                    f"eval.arms: unknown arm '{a}'{did_you_mean(str(a), ARMS)}; arms are {', '.join(ARMS)}"
+                )
         if self.limit < 0 or self.probe_limit < 0:
             raise AdvisorError("eval.limit and eval.probe_limit must be >= 0")
         if self.batch_size < 1:
@@ -310,10 +338,14 @@ class EvalConfig:
         if not 0 < self.confidence < 1:
             raise AdvisorError(f"eval.confidence={self.confidence} must be a probability between 0 and 1")
         if self.known_samples < 0:
-            raise AdvisorError(f"eval.known_samples={self.known_samples} must be >= 0 (0 turns the known-facts split off)")
+            raise AdvisorError(
+                f"eval.known_samples={self.known_samples} must be >= 0 (0 turns the known-facts split off)"
+            )
         if self.known_samples and not 0 < self.known_temperature <= 2:
-            raise AdvisorError(f"eval.known_temperature={self.known_temperature} must be above 0 and at most 2 "
-                               "(sampling; the greedy answer is the base arm's)")
+            raise AdvisorError(
+                f"eval.known_temperature={self.known_temperature} must be above 0 and at most 2 "
+                "(sampling; the greedy answer is the base arm's)"
+            )
 
     def ignored_settings(self) -> list[str]:
         if self.known_samples:
@@ -329,7 +361,9 @@ class GenerationConfig:
     backend: Backend = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
     base_url: str = ""  # the server's API root, e.g. http://127.0.0.1:8001/v1 (backend openai)
     model: str = ""  # served name of the base model; "" = model.spec
-    adapter_model: str = ""  # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
+    adapter_model: str = (
+        ""  # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
+    )
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the server's API key ("" or unset = none)
     concurrency: int = 8  # requests in flight at once (the server batches them)
     timeout_s: float = 120.0  # seconds one request may take
@@ -339,17 +373,24 @@ class GenerationConfig:
     def __post_init__(self):
         check_choices(self, "generation")
         if self.backend == "openai" and not self.base_url:
-            raise AdvisorError("generation.backend=openai needs generation.base_url (--base-url), "
-                               "e.g. http://127.0.0.1:8001/v1")
+            raise AdvisorError(
+                "generation.backend=openai needs generation.base_url (--base-url), e.g. http://127.0.0.1:8001/v1"
+            )
         if self.concurrency < 1 or self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_s < 0:
-            raise AdvisorError("generation.concurrency and generation.timeout_s must be positive, "
-                               "generation.max_retries and generation.backoff_s >= 0")
+            raise AdvisorError(
+                "generation.concurrency and generation.timeout_s must be positive, "
+                "generation.max_retries and generation.backoff_s >= 0"
+            )
 
     def ignored_settings(self) -> list[str]:
         if self.backend != "hf":
             return []
-        return ignored(self, "generation", ("base_url", "model", "adapter_model", "concurrency", "timeout_s",
-                                            "max_retries", "backoff_s"), "generation.backend=hf answers in this process")
+        return ignored(
+            self,
+            "generation",
+            ("base_url", "model", "adapter_model", "concurrency", "timeout_s", "max_retries", "backoff_s"),
+            "generation.backend=hf answers in this process",
+        )
 
 
 QA_GENERATORS = typing.get_args(QAGenerator)
@@ -362,7 +403,9 @@ class QAConfig:
 
     n: int = 150  # eval questions in all, answerable + unanswerable
     unanswerable: float = 0.2  # share of eval questions the corpus does not answer (verified on the whole corpus)
-    generator: QAGenerator = "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
+    generator: QAGenerator = (
+        "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
+    )
     model: str = ""  # llm generator: model spec run in process; "" = model.spec
     base_url: str = ""  # llm generator: an OpenAI-compatible endpoint instead (key from $ADVISOR_QA_API_KEY)
     api_model: str = ""  # llm generator: the served model name at base_url
@@ -390,8 +433,12 @@ class QAConfig:
     def ignored_settings(self) -> list[str]:
         if self.generator != "extractive":
             return []
-        return ignored(self, "qa", ("model", "base_url", "api_model", "max_passages", "retries"),
-                       "qa.generator=extractive uses no model")
+        return ignored(
+            self,
+            "qa",
+            ("model", "base_url", "api_model", "max_passages", "retries"),
+            "qa.generator=extractive uses no model",
+        )
 
 
 # Quality targets an option must meet to be fit for purpose, as shares in [0, 1]: accuracy at least,
@@ -405,15 +452,19 @@ def validate_targets(targets: dict) -> dict[str, float]:
     out = dict(QUALITY_TARGETS)
     for k, v in targets.items():
         if k not in QUALITY_TARGETS:
-            raise AdvisorError(f"unknown quality target '{k}'{did_you_mean(str(k), QUALITY_TARGETS)}; "
-                               f"targets: {', '.join(QUALITY_TARGETS)}")
+            raise AdvisorError(
+                f"unknown quality target '{k}'{did_you_mean(str(k), QUALITY_TARGETS)}; "
+                f"targets: {', '.join(QUALITY_TARGETS)}"
+            )
         try:
             f = float(v)
         except (TypeError, ValueError):
             f = float("nan")
         if isinstance(v, bool) or not 0 <= f <= 1:
-            raise AdvisorError(f"quality target {k}={v} must be a share between 0 and 1 (e.g. {k}="
-                               f"{QUALITY_TARGETS[k]} for {100 * QUALITY_TARGETS[k]:.0f}%)")
+            raise AdvisorError(
+                f"quality target {k}={v} must be a share between 0 and 1 (e.g. {k}="
+                f"{QUALITY_TARGETS[k]} for {100 * QUALITY_TARGETS[k]:.0f}%)"
+            )
         out[k] = f
     return out
 
@@ -453,7 +504,9 @@ def parse_duration(text: str, where: str) -> float:
     except ValueError:
         parts = _DURATION.findall(t)
         if not t or not parts or "".join(n + u for n, u in parts) != t:
-            raise AdvisorError(f"{where}='{text}' is not a duration; write it like 10m, 1h30m, 90s or 600 (seconds)") from None
+            raise AdvisorError(
+                f"{where}='{text}' is not a duration; write it like 10m, 1h30m, 90s or 600 (seconds)"
+            ) from None
         seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
     if not seconds > 0 or seconds != seconds or seconds == float("inf"):
         raise AdvisorError(f"{where}='{text}' must be a positive duration, e.g. 10m")
@@ -465,7 +518,9 @@ class RunConfig:
     """How `advisor run` sizes itself (advisor/plan.py): a wall-time budget, and when to ask before a long run."""
 
     time_budget: str = ""  # wall time the whole run must fit, e.g. 10m or 1h30m: training steps, eval questions and probe items are cut to fit; "" = none
-    confirm_over: str = "1h"  # without a budget, a plan longer than this asks for confirmation (non-interactively: needs --yes)
+    confirm_over: str = (
+        "1h"  # without a budget, a plan longer than this asks for confirmation (non-interactively: needs --yes)
+    )
 
     def __post_init__(self):
         if self.time_budget:
@@ -502,8 +557,10 @@ class Config:
         if self.seed < 0:
             raise AdvisorError(f"seed={self.seed} must be >= 0")
         if self.tuning.method == "full" and self.model.quantization != "none":  # the one check across sections
-            raise AdvisorError(f"tuning.method=full trains every weight and needs model.quantization=none "
-                               f"(got '{self.model.quantization}'); set model.quantization=none or tuning.method=lora")
+            raise AdvisorError(
+                f"tuning.method=full trains every weight and needs model.quantization=none "
+                f"(got '{self.model.quantization}'); set model.quantization=none or tuning.method=lora"
+            )
 
     def ignored_settings(self) -> list[str]:
         """Settings that have no effect in this config (docs/architecture.md, 'Style'): each a line for a warning."""

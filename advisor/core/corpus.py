@@ -345,8 +345,9 @@ def _looks_readable(path: Path, suffix: str, text_field: str) -> str | None:
         else:
             columns = next(csv.reader([first.rstrip("\r\n")]), [])
             if text_field not in columns:
-                raise AdvisorError(f"{path}:1: no column '{text_field}' (columns: {', '.join(columns)[:80]}); "
-                                   "set corpus.text_field")
+                raise AdvisorError(
+                    f"{path}:1: no column '{text_field}' (columns: {', '.join(columns)[:80]}); set corpus.text_field"
+                )
     return None
 
 
@@ -444,8 +445,16 @@ def chunk_documents(docs: Iterable[Document], offsets_fn: OffsetsFn, size: int, 
     return list(iter_chunks(docs, offsets_fn, size, overlap))
 
 
-def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, overlap: int,
-                  text_field: str = "text", tokenizer: str = "", progress: bool = False) -> dict:
+def ingest_corpus(
+    root: Path,
+    out_dir: Path,
+    offsets_fn: OffsetsFn,
+    size: int,
+    overlap: int,
+    text_field: str = "text",
+    tokenizer: str = "",
+    progress: bool = False,
+) -> dict:
     """Read, chunk and write out_dir/chunks.jsonl and out_dir/ingest_report.json, streaming (bounded
     memory for any corpus size). Raises AdvisorError when nothing is readable; then, as on any error,
     the chunks and report already in out_dir are left as they were. Returns the report."""
@@ -458,8 +467,13 @@ def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, o
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             docs = iter_documents(root, text_field, report)
-            for chunk in tqdm(iter_chunks(docs, offsets_fn, size, overlap), desc="ingest", unit=" chunks",
-                              disable=not progress, mininterval=1.0):
+            for chunk in tqdm(
+                iter_chunks(docs, offsets_fn, size, overlap),
+                desc="ingest",
+                unit=" chunks",
+                disable=not progress,
+                mininterval=1.0,
+            ):
                 f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
                 n_chunks += 1
                 if chunk.source not in sources:
@@ -474,8 +488,10 @@ def ingest_corpus(root: Path, out_dir: Path, offsets_fn: OffsetsFn, size: int, o
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     result = {
-        "read": report.read, "skipped": [{"path": p, "why": w} for p, w in report.skipped],
-        "n_documents": n_docs, "n_chunks": n_chunks,
+        "read": report.read,
+        "skipped": [{"path": p, "why": w} for p, w in report.skipped],
+        "n_documents": n_docs,
+        "n_chunks": n_chunks,
         "chunking": {"size": size, "overlap": overlap, "tokenizer": tokenizer},
     }
     atomic_write_json(out_dir / "ingest_report.json", result)
@@ -495,7 +511,7 @@ def documents_from_chunks(chunks: list[dict]) -> dict[str, str]:
             if end is None or c["start"] >= end:
                 parts.append(("\n" if parts else "") + c["text"])
             elif c["end"] > end:
-                parts.append(c["text"][end - c["start"]:])
+                parts.append(c["text"][end - c["start"] :])
             end = max(end or 0, c["end"])
         docs[src] = "".join(parts)
     return docs

@@ -20,13 +20,22 @@ def hf_generate(lm, batch, max_new_tokens: int, stop: tuple[str, ...], min_new_t
     import torch
 
     pad = lm.tokenizer.pad_token_id
-    res = lm.model.generate(**batch, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                            do_sample=False, num_beams=1, pad_token_id=pad,
-                            stopping_criteria=stop_criteria(lm, stop), output_scores=True,
-                            return_dict_in_generate=True)
+    res = lm.model.generate(
+        **batch,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=pad,
+        stopping_criteria=stop_criteria(lm, stop),
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
     new = res.sequences[:, batch["input_ids"].shape[1] :]
-    lp = torch.stack([torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1)
-                      for k, sc in enumerate(res.scores)], 1)
+    lp = torch.stack(
+        [torch.log_softmax(sc.float(), -1).gather(1, new[:, k : k + 1]).squeeze(1) for k, sc in enumerate(res.scores)],
+        1,
+    )
     rows = []
     for r in range(new.shape[0]):
         toks = new[r].tolist()
@@ -69,8 +78,9 @@ def prefill(lm, rows: list[list[int]], max_new_tokens: int):
         batch = lm.tokenizer.pad({"input_ids": rows}, return_tensors="pt").to(lm.device)
         mask = batch["attention_mask"]
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = lm.model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True,
-                       logits_to_keep=1)
+        out = lm.model(
+            input_ids=batch["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
+        )
         lm.prefill_tokens += sum(map(len, rows))
         return out.logits[:, -1], out.past_key_values, mask, pos[:, -1:]
     from transformers import DynamicCache
@@ -87,7 +97,7 @@ def prefill(lm, rows: list[list[int]], max_new_tokens: int):
             kv[i][li] = None  # free each row's copy as soon as it is in the batch cache
     mask = torch.zeros((n, width), dtype=torch.long, device=lm.device)
     for i, r in enumerate(rows):
-        mask[i, width - len(r):] = 1
+        mask[i, width - len(r) :] = 1
     last = torch.tensor([[len(r) - 1] for r in rows], device=lm.device)
     cache = DynamicCache()
     cache.layers = layers
@@ -106,11 +116,18 @@ def prefill_rows(lm, rows: list[list[int]], logits: list, kv: list) -> None:
         shared = 0 if prev is None else min(common_prefix(rows[prev], r), len(r) - 1)
         if shared < lm.MIN_SHARED_PREFIX:
             shared = 0
-        cache = DynamicCache(ddp_cache_data=[(k[:, :, :shared], v[:, :, :shared]) for k, v in kv[prev]]) if shared \
+        cache = (
+            DynamicCache(ddp_cache_data=[(k[:, :, :shared], v[:, :, :shared]) for k, v in kv[prev]])
+            if shared
             else DynamicCache()
-        out = lm.model(input_ids=torch.tensor([r[shared:]], device=lm.device),
-                       position_ids=torch.arange(shared, len(r), device=lm.device)[None],
-                       past_key_values=cache, use_cache=True, logits_to_keep=1)
+        )
+        out = lm.model(
+            input_ids=torch.tensor([r[shared:]], device=lm.device),
+            position_ids=torch.arange(shared, len(r), device=lm.device)[None],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         logits[i] = out.logits[0, -1]
         kv[i] = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         lm.prefill_tokens += len(r) - shared
@@ -158,8 +175,18 @@ def plain_cache(lm) -> bool:
     return lm._plain
 
 
-def decode(lm, logits, cache, attention_mask, pos, max_new_tokens: int, stop: tuple[str, ...],
-           min_new_tokens: int = 0, temperature: float = 0.0, uniforms=None):
+def decode(
+    lm,
+    logits,
+    cache,
+    attention_mask,
+    pos,
+    max_new_tokens: int,
+    stop: tuple[str, ...],
+    min_new_tokens: int = 0,
+    temperature: float = 0.0,
+    uniforms=None,
+):
     """Greedy decoding of a prefilled, left-padded batch that evicts finished rows: after each step the
     rows that emitted an end-of-sequence or stop token leave the batch, the KV cache (`reorder_cache`),
     the mask and the positions; rows from the end of the batch move into their slots (`fill_holes`),
@@ -201,8 +228,13 @@ def decode(lm, logits, cache, attention_mask, pos, max_new_tokens: int, stop: tu
             alive, nxt, attention_mask, pos = alive[keep.cpu()], nxt[keep], attention_mask[keep], pos[keep]
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(nxt), 1))], 1)
         pos = pos[:, -1:] + 1
-        logits = lm.model(input_ids=nxt[:, None], attention_mask=attention_mask, position_ids=pos,
-                          past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = lm.model(
+            input_ids=nxt[:, None],
+            attention_mask=attention_mask,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1]
     return list(zip(toks, lps))
 
 
@@ -218,8 +250,11 @@ def stop_criteria(lm, stop: tuple[str, ...]):
     key = tuple(stop)
     if getattr(lm, "_stop_key", None) != key:
         vocab = lm.tokenizer.convert_ids_to_tokens(list(range(len(lm.tokenizer))))
-        ids = [i for i, t in enumerate(vocab) if t is not None and any(
-            s in lm.tokenizer.convert_tokens_to_string([t]) for s in stop)]
+        ids = [
+            i
+            for i, t in enumerate(vocab)
+            if t is not None and any(s in lm.tokenizer.convert_tokens_to_string([t]) for s in stop)
+        ]
         lm._stop_key, lm._stop_ids = key, torch.tensor(ids, dtype=torch.long)
     stop_ids = lm._stop_ids
     if len(stop_ids) == 0:  # the tokenizer cannot spell the stop string (WordPiece has no newline)

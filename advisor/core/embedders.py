@@ -44,8 +44,13 @@ class HashingEmbedder(Embedder):
     """Words (and, with `bigrams`, word bigrams) hashed into `dim` signed buckets, L2-normalized (zero for a text
     without words). Deterministic; no model. `words` splits a text into the words hashed."""
 
-    def __init__(self, spec: str = "hashing", dim: int = 256, words: Callable[[str], list[str]] = lower_words,
-                 bigrams: bool = True):
+    def __init__(
+        self,
+        spec: str = "hashing",
+        dim: int = 256,
+        words: Callable[[str], list[str]] = lower_words,
+        bigrams: bool = True,
+    ):
         self.spec = spec
         self.dim = dim
         self.words = words
@@ -90,7 +95,10 @@ class SentenceTransformerEmbedder(Embedder):
 
     def encode(self, texts, batch_size=64, progress=False):
         v = self.model.encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=progress,
         )
         return np.asarray(v, dtype=np.float32).reshape(len(texts), self.dim)

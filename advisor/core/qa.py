@@ -1,6 +1,6 @@
 """QA sets (JSONL): `question`, `answers` (list), optional `id`, `source`, `unanswerable: true`.
 
-    items = load_qa(Path("advisor/sample/qa/eval.jsonl"))
+items = load_qa(Path("advisor/sample/qa/eval.jsonl"))
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def load_qa(path: Path, require_answers: bool = True) -> list[QAItem]:
         answers = get_str_list(rec, "answers", where)
         unanswerable = get_bool(rec, "unanswerable", where, default=False)
         if require_answers and not unanswerable and not any(a.strip() for a in answers):
-            raise AdvisorError(f"{where}: answerable question has no answers (or mark it \"unanswerable\": true)")
+            raise AdvisorError(f'{where}: answerable question has no answers (or mark it "unanswerable": true)')
         source = rec.get("source")
         if source is not None and not isinstance(source, str):
             raise AdvisorError(f"{where}: field 'source' must be a string (a document path)")
@@ -78,8 +78,10 @@ def check_sources(items: list[QAItem], qa_path: Path, corpus_root: Path, doc_fil
             continue
         close = difflib.get_close_matches(it.source, doc_files, n=1, cutoff=0.0)
         hint = f" (nearest: '{close[0]}')" if close else ""
-        raise AdvisorError(f"{qa_path}:{it.line}: source '{it.source}' is not a file of the corpus {corpus_root}{hint}; "
-                           "give the path relative to the corpus root, or drop the field")
+        raise AdvisorError(
+            f"{qa_path}:{it.line}: source '{it.source}' is not a file of the corpus {corpus_root}{hint}; "
+            "give the path relative to the corpus root, or drop the field"
+        )
 
 
 def stratified_limit(items: list[QAItem], limit: int) -> list[QAItem]:

@@ -41,8 +41,15 @@ class NoLogprobs(Exception):
 class RemoteLM:
     """`LM`'s interface over an OpenAI-compatible server: generate, loglikelihood, perplexity, adapter on/off."""
 
-    def __init__(self, client: OpenAIClient, tokenizer, spec: str, model: str, adapter_model: str | None = None,
-                 local: Callable[[], object] | None = None):
+    def __init__(
+        self,
+        client: OpenAIClient,
+        tokenizer,
+        spec: str,
+        model: str,
+        adapter_model: str | None = None,
+        local: Callable[[], object] | None = None,
+    ):
         """`model` and `adapter_model` are the served names of the base model and of the adapter (None: no
         adapter); `local` loads the in-process LM (adapter included) for scoring the server cannot do, or is
         None when the model is not available here."""
@@ -96,13 +103,22 @@ class RemoteLM:
             raise
         for name, key in ((self.model_name, "generation.model"), (self.adapter_name, "generation.adapter_model")):
             if name is not None and name not in served:
-                raise AdvisorError(f"the server at {self.client.base_url} does not serve a model named '{name}' "
-                                   f"(it serves: {', '.join(served) or 'nothing'}); set {key} to the served name "
-                                   f"(vLLM: --served-model-name / --lora-modules NAME=PATH)")
+                raise AdvisorError(
+                    f"the server at {self.client.base_url} does not serve a model named '{name}' "
+                    f"(it serves: {', '.join(served) or 'nothing'}); set {key} to the served name "
+                    f"(vLLM: --served-model-name / --lora-modules NAME=PATH)"
+                )
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 16,
-                 stop: tuple[str, ...] = ("\n",), desc: str | None = None, min_new_tokens: int = 0,
-                 evict: bool = True) -> list[Generation]:
+    def generate(
+        self,
+        prompts: list[str],
+        max_new_tokens: int = 32,
+        batch_size: int = 16,
+        stop: tuple[str, ...] = ("\n",),
+        desc: str | None = None,
+        min_new_tokens: int = 0,
+        evict: bool = True,
+    ) -> list[Generation]:
         """Greedy answers, in input order, up to `generation.concurrency` requests at once (the server batches
         them; `batch_size`, `min_new_tokens` and `evict` are in-process settings). latency_s is each request's
         own wall time."""
@@ -122,8 +138,17 @@ class RemoteLM:
             self._confidence_fallback(prompts, out, use_adapter)
         return out
 
-    def sample(self, prompts: list[str], k: int, temperature: float, seed: int = 0, max_new_tokens: int = 16,
-               batch_size: int = 16, stop: tuple[str, ...] = ("\n",), desc: str | None = None) -> list[list[Generation]]:
+    def sample(
+        self,
+        prompts: list[str],
+        k: int,
+        temperature: float,
+        seed: int = 0,
+        max_new_tokens: int = 16,
+        batch_size: int = 16,
+        stop: tuple[str, ...] = ("\n",),
+        desc: str | None = None,
+    ) -> list[list[Generation]]:
         """`k` answers per prompt sampled at `temperature`, in input order: one request per sample (servers that
         ignore `n` still give k answers), sample j of a prompt sent with seed `seed * 1000 + j`. A server that
         refuses to sample (advisor serve --raw decodes greedily only) gets one note, and the answers are sampled
@@ -136,7 +161,9 @@ class RemoteLM:
         bar = tqdm(total=len(prompts) * k, desc=desc or "sample", unit="answer", leave=False, disable=desc is None)
 
         def one(job: tuple[str, int]) -> Generation:
-            g = self._generate_one(job[0], model, max_new_tokens, stop, temperature=temperature, seed=seed * 1000 + job[1])
+            g = self._generate_one(
+                job[0], model, max_new_tokens, stop, temperature=temperature, seed=seed * 1000 + job[1]
+            )
             bar.update(1)
             return g
 
@@ -148,18 +175,27 @@ class RemoteLM:
                 raise
             why = f"refused a sampled answer at temperature {temperature} ({e})"
             if self._local_factory is None:
-                raise AdvisorError(f"sampled answers (eval.known_samples) are needed, but the server at "
-                                   f"{self.client.base_url} {why} and model.spec={self.spec} is not available here; "
-                                   "use a server that samples (vLLM does), generation.backend=hf, or turn the "
-                                   "known-facts split off: eval.known_samples=0") from None
+                raise AdvisorError(
+                    f"sampled answers (eval.known_samples) are needed, but the server at "
+                    f"{self.client.base_url} {why} and model.spec={self.spec} is not available here; "
+                    "use a server that samples (vLLM does), generation.backend=hf, or turn the "
+                    "known-facts split off: eval.known_samples=0"
+                ) from None
             local = self._local_lm("sampled answers (eval.known_samples)", why)
             with local.adapter(use_adapter):
                 return local.sample(prompts, k, temperature, seed, max_new_tokens, batch_size, stop, desc)
         bar.close()
         return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
 
-    def _generate_one(self, prompt: str, model: str, max_new_tokens: int, stop: tuple[str, ...],
-                      temperature: float = 0.0, seed: int | None = None) -> Generation:
+    def _generate_one(
+        self,
+        prompt: str,
+        model: str,
+        max_new_tokens: int,
+        stop: tuple[str, ...],
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Generation:
         t0 = time.perf_counter()
         messages = getattr(prompt, "messages", None)
         # A sample (seeded) needs no log-probabilities; asking for none keeps a refusal of the temperature from
@@ -167,24 +203,50 @@ class RemoteLM:
         extra, want_lp = ({}, self._chat_logprobs) if seed is None else ({"seed": seed}, False)
         if messages is not None:
             try:
-                resp = self.client.chat(model, messages, max_tokens=max_new_tokens, temperature=temperature,
-                                        stop=list(stop) or None, logprobs=want_lp, **extra)
+                resp = self.client.chat(
+                    model,
+                    messages,
+                    max_tokens=max_new_tokens,
+                    temperature=temperature,
+                    stop=list(stop) or None,
+                    logprobs=want_lp,
+                    **extra,
+                )
             except EngineError as e:
                 if not (want_lp and e.server_status in UNSUPPORTED_STATUS):
                     raise
                 self._chat_logprobs = False  # a server that refuses chat logprobs answers without them
-                resp = self.client.chat(model, messages, max_tokens=max_new_tokens, temperature=temperature,
-                                        stop=list(stop) or None, **extra)
+                resp = self.client.chat(
+                    model,
+                    messages,
+                    max_tokens=max_new_tokens,
+                    temperature=temperature,
+                    stop=list(stop) or None,
+                    **extra,
+                )
             choice = _first_choice(resp, self.client.base_url)
             text = (choice.get("message") or {}).get("content") or ""
-            content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+            content = (
+                (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+            )
             lps = [float(t["logprob"]) for t in content] if content else None
         else:
-            resp = self.client.complete(model, str(prompt), max_tokens=max_new_tokens, temperature=temperature,
-                                        stop=list(stop) or None, logprobs=None if extra else 1, **extra)
+            resp = self.client.complete(
+                model,
+                str(prompt),
+                max_tokens=max_new_tokens,
+                temperature=temperature,
+                stop=list(stop) or None,
+                logprobs=None if extra else 1,
+                **extra,
+            )
             choice = _first_choice(resp, self.client.base_url)
             text = choice.get("text") or ""
-            raw = (choice.get("logprobs") or {}).get("token_logprobs") if isinstance(choice.get("logprobs"), dict) else None
+            raw = (
+                (choice.get("logprobs") or {}).get("token_logprobs")
+                if isinstance(choice.get("logprobs"), dict)
+                else None
+            )
             lps = [float(v) for v in raw if v is not None] if raw else None
         for s in stop:  # servers cut at the stop string; text after one (if any slipped through) is cut here too
             text = text.split(s, 1)[0] if s in text else text
@@ -195,7 +257,9 @@ class RemoteLM:
         return Generation(text.strip(), n_prompt, n_new, time.perf_counter() - t0, conf, lps)
 
     # ------------------------------------------------------------ scoring
-    def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None) -> list[float]:
+    def loglikelihood(
+        self, requests: list[tuple[str, str]], batch_size: int = 16, desc: str | None = None
+    ) -> list[float]:
         """Summed log-probability of each continuation after its context, tokenized here as in process."""
         rows = loglikelihood_rows(self.encode, requests)
         try:
@@ -205,8 +269,9 @@ class RemoteLM:
             with local.adapter(self._adapter_on):
                 return local.loglikelihood(requests, batch_size=batch_size, desc=desc)
 
-    def perplexity(self, texts: list[str], max_tokens: int = 256, batch_size: int = 8,
-                   desc: str | None = None) -> list[float]:
+    def perplexity(
+        self, texts: list[str], max_tokens: int = 256, batch_size: int = 8, desc: str | None = None
+    ) -> list[float]:
         rows = perplexity_rows(self.tokenizer, texts, max_tokens)
         try:
             return perplexities(self._score_rows(rows, desc), rows)
@@ -231,9 +296,9 @@ class RemoteLM:
                     raise NoLogprobs(f"it refused completions with echo and logprobs ({e})") from None
                 raise
             lp = (_first_choice(resp, self.client.base_url).get("logprobs") or {}).get("token_logprobs")
-            if not lp or len(lp) < len(ids) or any(v is None for v in lp[len(ids) - n: len(ids)]):
+            if not lp or len(lp) < len(ids) or any(v is None for v in lp[len(ids) - n : len(ids)]):
                 raise NoLogprobs("its completions answer carries no log-probabilities of the prompt tokens (echo)")
-            return float(sum(lp[len(ids) - n: len(ids)]))
+            return float(sum(lp[len(ids) - n : len(ids)]))
 
         return self.client.map(one, rows)
 
@@ -244,12 +309,19 @@ class RemoteLM:
         self._chat_logprobs = False
         why = f"the server at {self.client.base_url} returns no token log-probabilities with its answers"
         if self._local_factory is None:
-            self.note(f"wrong_and_confident_rate: {why} and model.spec={self.spec} is not available here; "
-                      f"left out (use a server that returns logprobs, e.g. vLLM)")
+            self.note(
+                f"wrong_and_confident_rate: {why} and model.spec={self.spec} is not available here; "
+                f"left out (use a server that returns logprobs, e.g. vLLM)"
+            )
             return
         local = self._local_lm("answer confidence (wrong_and_confident_rate)", why)
-        rows = [(local.encode(str(p)) + local.tokenizer(g.text, add_special_tokens=False)["input_ids"],
-                 local.count_tokens(g.text)) for p, g in zip(prompts, gens)]
+        rows = [
+            (
+                local.encode(str(p)) + local.tokenizer(g.text, add_special_tokens=False)["input_ids"],
+                local.count_tokens(g.text),
+            )
+            for p, g in zip(prompts, gens)
+        ]
         with local.adapter(use_adapter):
             sums = local._score_tail(rows, 16, None)
         for g, s, (_, n) in zip(gens, sums, rows):
@@ -257,12 +329,15 @@ class RemoteLM:
 
     def _local_lm(self, what: str, why: str):
         if self._local_factory is None:
-            raise AdvisorError(f"{what} needs token log-probabilities, but the server at {self.client.base_url}: "
-                               f"{why}; and model.spec={self.spec} is not available here to score in process; use a "
-                               f"server that supports them (vLLM does), or turn the probes off: eval.probes=[] "
-                               f"eval.perplexity_texts=0")
-        self.note(f"{what}: the server at {self.client.base_url}: {why}; computed in process with "
-                  f"model.spec={self.spec}")
+            raise AdvisorError(
+                f"{what} needs token log-probabilities, but the server at {self.client.base_url}: "
+                f"{why}; and model.spec={self.spec} is not available here to score in process; use a "
+                f"server that supports them (vLLM does), or turn the probes off: eval.probes=[] "
+                f"eval.perplexity_texts=0"
+            )
+        self.note(
+            f"{what}: the server at {self.client.base_url}: {why}; computed in process with model.spec={self.spec}"
+        )
         with self._lock:
             if self._local is None:
                 self._local = self._local_factory()
@@ -279,7 +354,9 @@ def _first_choice(resp: dict, url: str) -> dict:
     try:
         choice = resp["choices"][0]
     except (KeyError, IndexError, TypeError):
-        raise EngineError(f"the generation server at {url} answered without choices; is it OpenAI-compatible?") from None
+        raise EngineError(
+            f"the generation server at {url} answered without choices; is it OpenAI-compatible?"
+        ) from None
     return choice if isinstance(choice, dict) else {}
 
 
@@ -333,13 +410,16 @@ def load_lm(cfg, adapter: str | None = None, adapter_name: str | None = None):
     from advisor.core.models import causal_tokenizer
 
     tok = causal_tokenizer(cfg.model.spec)
-    client = OpenAIClient(g.base_url, api_key_from_env(g.api_key_env), g.timeout_s, g.max_retries, g.backoff_s,
-                          g.concurrency)
+    client = OpenAIClient(
+        g.base_url, api_key_from_env(g.api_key_env), g.timeout_s, g.max_retries, g.backoff_s, g.concurrency
+    )
     name = adapter_name or _adapter_name(cfg, adapter) if adapter else None
     local = None
     if model_is_local(cfg.model.spec):
+
         def local():
             return LM.load(cfg.model.spec, cfg.model.quantization, adapter=adapter)
+
     lm = RemoteLM(client, tok, cfg.model.spec, g.model or cfg.model.spec, name, local)
     lm.check_served()
     return lm

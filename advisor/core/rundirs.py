@@ -34,8 +34,22 @@ SWAP_MARK = "SWAPPING"
 LAUNCHER_FILES = ("run.log", "launch.json", "launch.exit")
 BOOKKEEPING = (LOCK, ".manifest.lock", STAGING, ATTEMPTS, *LAUNCHER_FILES)
 # Top-level names a run (or an `advisor index` folder) writes: with --force these must not be a user's files.
-RUN_NAMES = ("config.yaml", MANIFEST, "chunks.jsonl", "ingest_report.json", "index", "sft", "adapter", "eval",
-             "recommendation.json", "report.md", "report.html", "report_files", "drill", "qa")
+RUN_NAMES = (
+    "config.yaml",
+    MANIFEST,
+    "chunks.jsonl",
+    "ingest_report.json",
+    "index",
+    "sft",
+    "adapter",
+    "eval",
+    "recommendation.json",
+    "report.md",
+    "report.html",
+    "report_files",
+    "drill",
+    "qa",
+)
 INDEX_NAMES = ("chunks.jsonl", "ingest_report.json", "index")
 
 
@@ -80,12 +94,16 @@ def check_out(path: Path, force: bool = False, kind: str = "run", flag: str = "-
         return
     what = "a run directory" if kind == "run" else "an index folder"
     if not force:
-        raise AdvisorError(f"{flag} {path} is not {what} and holds {len(theirs)} file(s) (e.g. '{theirs[0]}'); "
-                           f"pass a new or empty folder, or --force to write into it (your files are kept)")
+        raise AdvisorError(
+            f"{flag} {path} is not {what} and holds {len(theirs)} file(s) (e.g. '{theirs[0]}'); "
+            f"pass a new or empty folder, or --force to write into it (your files are kept)"
+        )
     clash = [n for n in theirs if n in {"run": RUN_NAMES, "index": INDEX_NAMES}.get(kind, ())]
     if clash:
-        raise AdvisorError(f"{flag} {path} holds your '{clash[0]}', which this command would overwrite, even with "
-                           f"--force; move it away or pass another folder")
+        raise AdvisorError(
+            f"{flag} {path} holds your '{clash[0]}', which this command would overwrite, even with "
+            f"--force; move it away or pass another folder"
+        )
 
 
 @contextlib.contextmanager
@@ -166,9 +184,18 @@ def _record(path: Path, work: Path, command: str, started: str, err: BaseExcepti
     with contextlib.suppress(OSError):
         config = (work / "config.yaml").read_text(encoding="utf-8")
     rec = path / ATTEMPTS / f"{started.replace(':', '').replace('+0000', 'Z')}-{os.getpid()}.json"
-    atomic_write_json(rec, {"command": command, "started": started, "ended": now_iso(),
-                            "error": f"{type(err).__name__}: {err}"[:2000], "worked_in": str(work),
-                            "config_yaml": config, "stages": manifest.get("stages", {})})
+    atomic_write_json(
+        rec,
+        {
+            "command": command,
+            "started": started,
+            "ended": now_iso(),
+            "error": f"{type(err).__name__}: {err}"[:2000],
+            "worked_in": str(work),
+            "config_yaml": config,
+            "stages": manifest.get("stages", {}),
+        },
+    )
     return rec
 
 
@@ -191,13 +218,18 @@ def attempt(path: Path, command: str) -> Iterator[Path]:
     except BaseException as e:
         rec = _record(path, work, command, started, e)
         if staged and isinstance(e, AdvisorError):
-            kept = AdvisorError(f"{e} (the finished run in {path} is unchanged; this attempt is recorded in "
-                                f"{rec.relative_to(path)}, its work kept in {STAGING}/ for the next try)")
+            kept = AdvisorError(
+                f"{e} (the finished run in {path} is unchanged; this attempt is recorded in "
+                f"{rec.relative_to(path)}, its work kept in {STAGING}/ for the next try)"
+            )
             kept.exit_code = e.exit_code
             raise kept from None
         if staged:
-            print(f"advisor: the finished run in {path} is unchanged; this attempt is recorded in {rec}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"advisor: the finished run in {path} is unchanged; this attempt is recorded in {rec}",
+                file=sys.stderr,
+                flush=True,
+            )
         raise
     if staged:
         (path / STAGING / SWAP_MARK).touch()

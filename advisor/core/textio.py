@@ -129,8 +129,11 @@ def get_str(rec: dict, key: str, where: str, required: bool = False) -> str | No
     if v is None and not required:
         return None
     if not isinstance(v, str) or (required and not v.strip()):
-        raise AdvisorError(f"{where}: field '{key}' must be a non-empty string" if required
-                           else f"{where}: field '{key}' must be a string, got {json.dumps(v)}")
+        raise AdvisorError(
+            f"{where}: field '{key}' must be a non-empty string"
+            if required
+            else f"{where}: field '{key}' must be a string, got {json.dumps(v)}"
+        )
     return v
 
 

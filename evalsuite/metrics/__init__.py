@@ -33,17 +33,50 @@ from evalsuite.metrics.retrieval import MRR, RecallAtK
 from evalsuite.normalize import normalize_answer
 
 # The order metrics.json and the per-question rows list them in.
-ANSWER_METRICS = ["accuracy", "exact_match", "f1", "containment", "abstention_rate", "false_abstention_rate",
-                  "hallucination_rate", "fabrication_rate", "wrong_and_confident_rate", "bare_citation_rate"]
+ANSWER_METRICS = [
+    "accuracy",
+    "exact_match",
+    "f1",
+    "containment",
+    "abstention_rate",
+    "false_abstention_rate",
+    "hallucination_rate",
+    "fabrication_rate",
+    "wrong_and_confident_rate",
+    "bare_citation_rate",
+]
 EMBEDDING_METRICS = ["semantic_similarity"]  # need a sentence embedder
 RETRIEVAL_METRICS = ["recall_at_k", "mrr", "faithfulness"]
 # `evaluate` metric modules kept in the project: evaluate.load(str(HF_METRICS_DIR / "advisor_qa")).
 HF_METRICS_DIR = Path(__file__).resolve().parent.parent / "hf_metrics"
 
 __all__ = [
-    "ANSWER_METRICS", "EMBEDDING_METRICS", "HF_METRICS_DIR", "METRICS", "MRR", "RETRIEVAL_METRICS", "Abstention", "Accuracy",
+    "ANSWER_METRICS",
+    "EMBEDDING_METRICS",
+    "HF_METRICS_DIR",
+    "METRICS",
+    "MRR",
+    "RETRIEVAL_METRICS",
+    "Abstention",
+    "Accuracy",
     "BareCitation",
-    "Containment", "ExactMatch", "Fabrication", "Faithfulness", "FalseAbstention", "Hallucination", "Metric",
-    "RecallAtK", "Sample", "Score", "SemanticSimilarity", "TokenF1", "WrongAndConfident", "contains_answer",
-    "f1_score", "is_abstention", "is_bare_citation", "is_correct", "normalize_answer",
+    "Containment",
+    "ExactMatch",
+    "Fabrication",
+    "Faithfulness",
+    "FalseAbstention",
+    "Hallucination",
+    "Metric",
+    "RecallAtK",
+    "Sample",
+    "Score",
+    "SemanticSimilarity",
+    "TokenF1",
+    "WrongAndConfident",
+    "contains_answer",
+    "f1_score",
+    "is_abstention",
+    "is_bare_citation",
+    "is_correct",
+    "normalize_answer",
 ]

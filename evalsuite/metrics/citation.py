@@ -26,9 +26,35 @@ from evalsuite.normalize import normalize_answer
 _FILE_NAME = re.compile(r"[\w./-]*\w\.(?:txt|md|markdown|html?|pdf|jsonl?|rst|csv)(?:#\S*)?\b", re.IGNORECASE)
 # Words that point at a passage instead of answering: 'See source [2].', 'According to the passage [1].',
 # 'The answer to the question is: [1]'.
-_POINTER_WORDS = frozenset(["source", "sources", "passage", "passages", "document", "documents", "doc", "context",
-                            "see", "cited", "citation", "reference", "references", "ref", "according", "to", "in",
-                            "from", "answer", "question", "this", "is", "here", "it", "of"])
+_POINTER_WORDS = frozenset(
+    [
+        "source",
+        "sources",
+        "passage",
+        "passages",
+        "document",
+        "documents",
+        "doc",
+        "context",
+        "see",
+        "cited",
+        "citation",
+        "reference",
+        "references",
+        "ref",
+        "according",
+        "to",
+        "in",
+        "from",
+        "answer",
+        "question",
+        "this",
+        "is",
+        "here",
+        "it",
+        "of",
+    ]
+)
 
 
 def is_bare_citation(raw: str, sources: list[str] | tuple[str, ...] = ()) -> bool:

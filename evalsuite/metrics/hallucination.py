@@ -162,5 +162,9 @@ class Faithfulness(Metric):
         ctx = set(normalize_answer(" ".join(sample.contexts)).split())
         missing = [w for w in words if w not in ctx]
         v = 1 - len(missing) / len(words)
-        return Score(round(v, 6), "every content word is in the contexts" if not missing
-                     else f"not in the contexts: {', '.join(missing[:5])}")
+        return Score(
+            round(v, 6),
+            "every content word is in the contexts"
+            if not missing
+            else f"not in the contexts: {', '.join(missing[:5])}",
+        )

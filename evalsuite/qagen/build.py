@@ -97,9 +97,19 @@ def item(f: Fact, qid: str, question: str, kind: str, generator: str) -> dict:
     answers = [f.answer]
     if f.answer_type == "duration":  # "21 days" also accepts "21" (the question already names the unit)
         answers.append(f.answer.split()[0])
-    return {"id": qid, "question": question, "answers": answers, "source": f.source, "unanswerable": False,
-            "synthetic": True, "generator": generator, "answer_type": f.answer_type, "phrasing": kind,
-            "fact": f.key, "evidence": {"text": f.evidence, "source": f.source, "start": f.start, "end": f.end}}
+    return {
+        "id": qid,
+        "question": question,
+        "answers": answers,
+        "source": f.source,
+        "unanswerable": False,
+        "synthetic": True,
+        "generator": generator,
+        "answer_type": f.answer_type,
+        "phrasing": kind,
+        "fact": f.key,
+        "evidence": {"text": f.evidence, "source": f.source, "start": f.start, "end": f.end},
+    }
 
 
 class _Selector:
@@ -126,8 +136,9 @@ class _Selector:
             out.append(True)
         return out
 
-    def select(self, by_doc: dict[str, list[Fact]], quota: int, cap: int, rng: random.Random,
-               rejected: Counter) -> list[Fact]:
+    def select(
+        self, by_doc: dict[str, list[Fact]], quota: int, cap: int, rng: random.Random, rejected: Counter
+    ) -> list[Fact]:
         queues = {d: list(fs) for d, fs in by_doc.items()}
         for q in queues.values():
             rng.shuffle(q)
@@ -157,8 +168,9 @@ class _Selector:
         return picked
 
 
-def _unanswerables(facts: list[Fact], n: int, maker: Unanswerables, prefix: str, generator: str,
-                   report: Counter) -> list[dict]:
+def _unanswerables(
+    facts: list[Fact], n: int, maker: Unanswerables, prefix: str, generator: str, report: Counter
+) -> list[dict]:
     out = []
     for f in facts:
         if len(out) >= n:
@@ -174,16 +186,27 @@ def _unanswerables(facts: list[Fact], n: int, maker: Unanswerables, prefix: str,
             continue
         report["verified"] += 1
         report["original_answer_in_top_k"] += made["verification"]["original_answer_in_top_k"]
-        out.append({"id": f"{prefix}{len(out) + 1:03d}", "question": made["question"], "answers": [],
-                    "source": None, "unanswerable": True, "synthetic": True, "generator": generator,
-                    "answer_type": "unanswerable", "derived_from": {"fact": f.key, "answer": f.answer,
-                                                                   "source": f.source},
-                    "swap": made["swap"], "verification": made["verification"]})
+        out.append(
+            {
+                "id": f"{prefix}{len(out) + 1:03d}",
+                "question": made["question"],
+                "answers": [],
+                "source": None,
+                "unanswerable": True,
+                "synthetic": True,
+                "generator": generator,
+                "answer_type": "unanswerable",
+                "derived_from": {"fact": f.key, "answer": f.answer, "source": f.source},
+                "swap": made["swap"],
+                "verification": made["verification"],
+            }
+        )
     return out
 
 
-def _train_items(eval_facts: list[Fact], other: list[Fact], s: GenSettings, generator: str,
-                 eval_questions: set[str]) -> list[dict]:
+def _train_items(
+    eval_facts: list[Fact], other: list[Fact], s: GenSettings, generator: str, eval_questions: set[str]
+) -> list[dict]:
     out: list[dict] = []
     order = ("fronted", "in_situ", "term", "term_2", "acronym", "acronym_2", "llm", "cloze")
     for group, skip_eval in ((eval_facts, True), (other, False)):
@@ -199,8 +222,14 @@ def _train_items(eval_facts: list[Fact], other: list[Fact], s: GenSettings, gene
     return out
 
 
-def generate_qa_set(documents: dict[str, str], chunks: list[dict], s: GenSettings, generator: str = "extractive",
-                    facts: list[Fact] | None = None, embedder=None) -> QASet:
+def generate_qa_set(
+    documents: dict[str, str],
+    chunks: list[dict],
+    s: GenSettings,
+    generator: str = "extractive",
+    facts: list[Fact] | None = None,
+    embedder=None,
+) -> QASet:
     """The eval and training sets for a corpus ({doc id: text}) and its chunks (for the BM25 verification).
     `facts` comes from the llm generator; by default the extractive rules make them."""
     t0 = time.perf_counter()
@@ -239,33 +268,67 @@ def generate_qa_set(documents: dict[str, str], chunks: list[dict], s: GenSetting
     # Twins of facts NOT asked about in eval first (a twin of an eval question would be a near-duplicate).
     una_eval = _unanswerables(rest + picked, n_una, maker, "u", generator, una_report)
     used = {u["derived_from"]["fact"] for u in una_eval}
-    eval_items = [item(f, f"e{i + 1:03d}", eval_phrasing(f)[1], eval_phrasing(f)[0], generator)
-                  for i, f in enumerate(picked)] + una_eval
+    eval_items = [
+        item(f, f"e{i + 1:03d}", eval_phrasing(f)[1], eval_phrasing(f)[0], generator) for i, f in enumerate(picked)
+    ] + una_eval
     eval_norm = {_norm(x["question"]) for x in eval_items}
-    train = _train_items(picked if s.split == "by_fact" else [], [f for f in rest if f.key not in used], s,
-                         generator, eval_norm)
-    train_una = _unanswerables([f for f in rest if f.key not in used], round(len(train) * s.unanswerable / 2),
-                               maker, "tu", generator, Counter())
+    train = _train_items(
+        picked if s.split == "by_fact" else [], [f for f in rest if f.key not in used], s, generator, eval_norm
+    )
+    train_una = _unanswerables(
+        [f for f in rest if f.key not in used],
+        round(len(train) * s.unanswerable / 2),
+        maker,
+        "tu",
+        generator,
+        Counter(),
+    )
     train += [x for x in train_una if _norm(x["question"]) not in eval_norm]
-    report = _report(s, generator, documents, candidates, eval_items, train, rejected, una_report, n_ans, n_una,
-                     time.perf_counter() - t0)
+    report = _report(
+        s,
+        generator,
+        documents,
+        candidates,
+        eval_items,
+        train,
+        rejected,
+        una_report,
+        n_ans,
+        n_una,
+        time.perf_counter() - t0,
+    )
     report["checks"]["eval_questions_equal_to_training"] = sum(_norm(x["question"]) in eval_norm for x in train)
     return QASet(eval_items, train, report, rejected)
 
 
 def _too_few(made: int, s: GenSettings, documents: dict, candidates: Counter, rejected: Counter) -> str:
     if not candidates:
-        return (f"the corpus ({len(documents)} documents) has no fact-bearing sentence (a sentence with a date, "
-                "number, amount, duration, name or defined term): no questions can be generated; pass a QA file "
-                "with --qa, or a corpus with prose")
+        return (
+            f"the corpus ({len(documents)} documents) has no fact-bearing sentence (a sentence with a date, "
+            "number, amount, duration, name or defined term): no questions can be generated; pass a QA file "
+            "with --qa, or a corpus with prose"
+        )
     why = ", ".join(f"{k} {v}" for k, v in rejected.most_common() if v)
-    return (f"only {made} answerable questions could be generated (minimum {s.min_answerable}) from "
-            f"{sum(candidates.values())} candidate facts in {len(candidates)} of {len(documents)} documents "
-            f"(rejected: {why}); pass a QA file with --qa or lower qa.min_answerable")
+    return (
+        f"only {made} answerable questions could be generated (minimum {s.min_answerable}) from "
+        f"{sum(candidates.values())} candidate facts in {len(candidates)} of {len(documents)} documents "
+        f"(rejected: {why}); pass a QA file with --qa or lower qa.min_answerable"
+    )
 
 
-def _report(s: GenSettings, generator: str, documents: dict, candidates: Counter, eval_items: list[dict],
-            train: list[dict], rejected: Counter, una: Counter, n_ans: int, n_una: int, seconds: float) -> dict:
+def _report(
+    s: GenSettings,
+    generator: str,
+    documents: dict,
+    candidates: Counter,
+    eval_items: list[dict],
+    train: list[dict],
+    rejected: Counter,
+    una: Counter,
+    n_ans: int,
+    n_una: int,
+    seconds: float,
+) -> dict:
     per_doc = {d: {"candidate_facts": candidates[d], "eval": 0, "train": 0} for d in sorted(documents)}
     for x in eval_items:
         if x["source"]:
@@ -273,28 +336,49 @@ def _report(s: GenSettings, generator: str, documents: dict, candidates: Counter
     for x in train:
         if x["source"]:
             per_doc[x["source"]]["train"] += 1
-    without = {d: ("no fact-bearing sentence" if not c["candidate_facts"] else
-                   "every candidate was rejected (ambiguous, duplicate or answer in question) or another document's "
-                   "questions filled the quota first")
-               for d, c in per_doc.items() if not c["eval"]}
+    without = {
+        d: (
+            "no fact-bearing sentence"
+            if not c["candidate_facts"]
+            else "every candidate was rejected (ambiguous, duplicate or answer in question) or another document's "
+            "questions filled the quota first"
+        )
+        for d, c in per_doc.items()
+        if not c["eval"]
+    }
     ans = [x for x in eval_items if not x["unanswerable"]]
     n_una_made = len(eval_items) - len(ans)
     shortfall = []
     if len(ans) < n_ans:
-        shortfall.append(f"{len(ans)} of {n_ans} answerable questions (candidate facts ran out after the filters and "
-                         "the per-document cap; see rejections)")
+        shortfall.append(
+            f"{len(ans)} of {n_ans} answerable questions (candidate facts ran out after the filters and "
+            "the per-document cap; see rejections)"
+        )
     if n_una_made < n_una:
         shortfall.append(f"{n_una_made} of {n_una} unanswerable questions (too few verified swaps; see unanswerable)")
     return {
-        "generator": generator, "seed": s.seed, "split": s.split,
+        "generator": generator,
+        "seed": s.seed,
+        "split": s.split,
         "requested": {"n": s.n, "unanswerable": s.unanswerable},
-        "made": {"eval": len(eval_items), "eval_answerable": len(ans), "eval_unanswerable": n_una_made,
-                 "train": len(train), "train_unanswerable": sum(x["unanswerable"] for x in train)},
+        "made": {
+            "eval": len(eval_items),
+            "eval_answerable": len(ans),
+            "eval_unanswerable": n_una_made,
+            "train": len(train),
+            "train_unanswerable": sum(x["unanswerable"] for x in train),
+        },
         "shortfall": "; ".join(shortfall),
-        "documents": {"total": len(documents), "covered": sum(1 for c in per_doc.values() if c["eval"]),
-                      "per_document": per_doc, "without_eval_questions": without},
-        "answer_types": {"eval": dict(Counter(x["answer_type"] for x in eval_items).most_common()),
-                         "train": dict(Counter(x["answer_type"] for x in train).most_common())},
+        "documents": {
+            "total": len(documents),
+            "covered": sum(1 for c in per_doc.values() if c["eval"]),
+            "per_document": per_doc,
+            "without_eval_questions": without,
+        },
+        "answer_types": {
+            "eval": dict(Counter(x["answer_type"] for x in eval_items).most_common()),
+            "train": dict(Counter(x["answer_type"] for x in train).most_common()),
+        },
         "rejections": dict(rejected.most_common()),
         "unanswerable": dict(una.most_common()),
         "checks": evidence_checks(eval_items + train, documents),
@@ -310,7 +394,10 @@ def evidence_checks(items: list[dict], documents: dict[str, str]) -> dict:
     ev = x_ev = 0
     for x in ans:
         e = x["evidence"]
-        ev += documents.get(e["source"], "")[e["start"]:e["end"]] == e["text"]
+        ev += documents.get(e["source"], "")[e["start"] : e["end"]] == e["text"]
         x_ev += 1
-    return {"answerable_items": len(ans), "answer_in_evidence": round(in_ev / max(1, len(ans)), 4),
-            "evidence_in_source": round(ev / max(1, x_ev), 4)}
+    return {
+        "answerable_items": len(ans),
+        "answer_in_evidence": round(in_ev / max(1, len(ans)), 4),
+        "evidence_in_source": round(ev / max(1, x_ev), 4),
+    }

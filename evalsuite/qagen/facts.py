@@ -29,9 +29,17 @@ UNITS = r"(?:working |business |calendar )?(?:second|minute|hour|day|week|fortni
 
 # (answer type, pattern); the first group (or the whole match) is the answer. Earlier types win overlaps.
 SPAN_PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("date", re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:{MONTHS})(?:\s\d{{4}})?\b|\b(?:{MONTHS})\s\d{{1,2}}(?:st|nd|rd|th)?,?\s\d{{4}}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b")),
+    (
+        "date",
+        re.compile(
+            rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:{MONTHS})(?:\s\d{{4}})?\b|\b(?:{MONTHS})\s\d{{1,2}}(?:st|nd|rd|th)?,?\s\d{{4}}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b"
+        ),
+    ),
     ("month", re.compile(rf"\b(?:{MONTHS})\s\d{{4}}\b")),
-    ("time", re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?![A-Za-z])|\b(?:[01]?\d|2[0-3]):[0-5]\d\b")),
+    (
+        "time",
+        re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?![A-Za-z])|\b(?:[01]?\d|2[0-3]):[0-5]\d\b"),
+    ),
     ("amount", re.compile(r"[£$€]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|bn|m|k)\b)?")),
     ("percentage", re.compile(r"\b\d+(?:\.\d+)?\s?(?:%|per cent\b|percent\b)")),
     ("duration", re.compile(rf"\b(?:\d+(?:\.\d+)?|{NUMBER_WORDS})\s{UNITS}\b(?![-–])", re.I)),
@@ -40,26 +48,54 @@ SPAN_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("count", re.compile(r"(?<![\w£$€.,/-])(\d[\d,]*(?:\.\d+)?)\s(?=[a-zA-Z][a-zA-Z-]+)")),
     ("name", re.compile(r"(?<![\w'])([A-Z][a-z]+(?:\s(?:of\s|the\s|and\s|&\s)?[A-Z][a-z]+){1,3})\b")),
 ]
-WH = {"date": "what date", "month": "which month", "time": "what time", "amount": "how much",
-      "percentage": "what percentage", "year": "what year", "weekday": "which day", "person": "who", "name": "what"}
-ANSWER_TYPES = ("date", "month", "time", "amount", "percentage", "duration", "year", "weekday", "count",
-                "person", "name", "acronym", "term")
+WH = {
+    "date": "what date",
+    "month": "which month",
+    "time": "what time",
+    "amount": "how much",
+    "percentage": "what percentage",
+    "year": "what year",
+    "weekday": "which day",
+    "person": "who",
+    "name": "what",
+}
+ANSWER_TYPES = (
+    "date",
+    "month",
+    "time",
+    "amount",
+    "percentage",
+    "duration",
+    "year",
+    "weekday",
+    "count",
+    "person",
+    "name",
+    "acronym",
+    "term",
+)
 
 # A sentence opening with one of these starts with a clause or a phrase, not with its subject.
-NOT_SUBJECT = set("""if when whenever after before while although though because unless once where as since for in on
-at by with without during under over from to until within between following upon""".split())
+NOT_SUBJECT = set(
+    """if when whenever after before while although though because unless once where as since for in on
+at by with without during under over from to until within between following upon""".split()
+)
 ARTICLES = {"a", "an", "the"}
 AUX = {"is", "are", "was", "were", "can", "will", "must", "may", "should", "could", "would", "has", "have", "had"}
-STOP = set("""a an the of to in on at by for from with and or but is are was were be been being it its this that
+STOP = set(
+    """a an the of to in on at by for from with and or but is are was were be been being it its this that
 these those as not no any all each every per than then there their they them we our you your he she his her which who
 whom what when where how many much if into over under after before during within up out about also only may must can
-will would should could has have had do does did so such more most other same own""".split())
+will would should could has have had do does did so such more most other same own""".split()
+)
 # Words that make a capitalised sequence a named thing (organisation, place, scheme), not a person.
-THING_WORDS = set("""Policy Team Centre Center Plan Scheme Register Plant Network Office Committee Board Programme
+THING_WORDS = set(
+    """Policy Team Centre Center Plan Scheme Register Plant Network Office Committee Board Programme
 Program System Street Road Lane Cooperative Company Council Fund Service Services Exchange Group Trust Station
 Substation Hall House Court Park Bank Agency University College School Hospital Club Union Association Department
 Ministry Act Day Grid Heat Energy Power Meter App Portal Valley River Bridge Square Tariff Account Rule Rules
-Procedure Report Review Card Code Form Desk Line Hub Book Path Fire Storm Outage Project Award Prize Trail Way""".split())
+Procedure Report Review Card Code Form Desk Line Hub Book Path Fire Storm Outage Project Award Prize Trail Way""".split()
+)
 _SENT_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9£$€*])")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _ACRONYM_FIRST = re.compile(r"\b([A-Z][A-Z0-9&]{1,7})\s\(([A-Za-z][A-Za-z' -]{3,60}?)\)")
@@ -115,15 +151,16 @@ def sentences(text: str) -> list[tuple[int, int]]:
             continue
         lm = _LIST_MARK.match(line)
         base = m.start() + (lm.end() if lm else len(line) - len(line.lstrip()))
-        body = text[base:m.end()]
+        body = text[base : m.end()]
         pos = 0
         for cut in _SENT_END.finditer(body):
             out.append((base + pos, base + cut.start()))
             pos = cut.end()
         out.append((base + pos, base + len(body.rstrip())))
     # A sentence starting in lower case continues a list's stem sentence: not self-contained.
-    return [(s, e) for s, e in out if len(_WORD.findall(text[s:e])) >= 5 and e - s <= 600
-            and not text[s:s + 1].islower()]
+    return [
+        (s, e) for s, e in out if len(_WORD.findall(text[s:e])) >= 5 and e - s <= 600 and not text[s : s + 1].islower()
+    ]
 
 
 def _clean(s: str) -> str:
@@ -153,7 +190,7 @@ class Vocabulary:
                 w = m.group(0)
                 if w[:1].islower():
                     self.lower[w.lower()] += 1
-                elif not _SENTENCE_START.search(text[max(0, m.start() - 3):m.start()]):
+                elif not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()]):
                     self.cap[w.lower()] += 1  # capitalised mid-sentence: a name (sentence starts say nothing)
             self.doc_freq.update({w.lower() for w in words})
 
@@ -193,8 +230,11 @@ def _name_kind(sentence: str, s: int, e: int, vocab: Vocabulary) -> str:
     else 'name' ('Night Saver', 'Service Desk', anything after an article)."""
     words = sentence[s:e].split()
     before = sentence[:s].split()[-1:]
-    if (len(words) > 3 or any(w in THING_WORDS or vocab.lower[w.lower()] for w in words)
-            or (before and before[0].lower() in ("a", "an", "the", "our", "its"))):
+    if (
+        len(words) > 3
+        or any(w in THING_WORDS or vocab.lower[w.lower()] for w in words)
+        or (before and before[0].lower() in ("a", "an", "the", "our", "its"))
+    ):
         return "name"
     return "person"
 
@@ -245,7 +285,7 @@ def _fronted(words: list[str], wh: str, vocab: Vocabulary) -> str | None:
     subject = words[:aux]
     if subject and vocab.ordinary(subject[0]) and (subject[0] == "A" or not subject[0].isupper()):
         subject = [subject[0].lower()] + subject[1:]
-    rest = words[aux + 1:p] + words[p + 1:]
+    rest = words[aux + 1 : p] + words[p + 1 :]
     return " ".join([wh, words[aux].lower()] + subject + rest)
 
 
@@ -254,7 +294,7 @@ def phrase(kind: str, sentence: str, s: int, e: int, title: str | None, vocab: V
     wh, swallow = _wh(kind, sentence[s:e], sentence[e:])
     after = sentence[e:]
     if swallow and after.startswith(swallow):
-        after = after[len(swallow):]
+        after = after[len(swallow) :]
     marked = _clean(sentence[:s] + f" {PLACEHOLDER} " + after)
     out: dict[str, str] = {}
     lead = (title if title.lower().startswith("the ") else f"the {title}") if title else None
@@ -266,8 +306,7 @@ def phrase(kind: str, sentence: str, s: int, e: int, title: str | None, vocab: V
         out["in_situ"] = _join(f"In {lead}" if lead else None, in_situ.replace(PLACEHOLDER, wh), vocab)
     blank = _clean(sentence[:s] + f" {PLACEHOLDER} " + sentence[e:]).rstrip().replace(PLACEHOLDER, "___")
     blank = _tidy(blank)
-    out["cloze"] = (f"In {lead}: \"{blank}\" What fills the blank?" if lead
-                    else f"\"{blank}\" What fills the blank?")
+    out["cloze"] = f'In {lead}: "{blank}" What fills the blank?' if lead else f'"{blank}" What fills the blank?'
     return out
 
 
@@ -306,8 +345,11 @@ def entities(question: str, title: str | None) -> list[str]:
     body = question
     if title and title in question:
         body = question.replace(title, " ")
-    return [m.group(1) for m in SPAN_PATTERNS[-1][1].finditer(body) if m.start(1) > 0
-            and not re.fullmatch(rf"(?:{MONTHS}|{WEEKDAYS})", m.group(1))]
+    return [
+        m.group(1)
+        for m in SPAN_PATTERNS[-1][1].finditer(body)
+        if m.start(1) > 0 and not re.fullmatch(rf"(?:{MONTHS}|{WEEKDAYS})", m.group(1))
+    ]
 
 
 def document_facts(doc_id: str, text: str, vocab: Vocabulary, max_per_sentence: int = 2) -> list[Fact]:
@@ -341,6 +383,9 @@ def document_facts(doc_id: str, text: str, vocab: Vocabulary, max_per_sentence: 
             made += 1
     for f in facts:
         q = next(iter(f.phrasings.values()))
-        f.entities = [x for x in entities(q, title) if x != f.answer
-                      and any(not vocab.ordinary(w) for w in x.split() if w[0].isupper())]
+        f.entities = [
+            x
+            for x in entities(q, title)
+            if x != f.answer and any(not vocab.ordinary(w) for w in x.split() if w[0].isupper())
+        ]
     return facts

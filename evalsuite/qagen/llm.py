@@ -19,11 +19,15 @@ from collections.abc import Callable
 from evalsuite.qagen.facts import SPAN_PATTERNS, Fact, document_title, entities
 
 SYSTEM = "You write quiz questions about a passage. You reply with JSON only."
-ASK = ("Passage:\n{passage}\n\nWrite one question that the passage answers, its short answer (a few words copied "
-       "from the passage) and the exact sentence of the passage that contains the answer. Reply with JSON only, "
-       'like {{"question": "...", "answer": "...", "evidence": "..."}}')
-STRICT = ("\nYour reply must be one JSON object with the three string fields question, answer and evidence, "
-          "and nothing else. The evidence must be copied exactly from the passage.")
+ASK = (
+    "Passage:\n{passage}\n\nWrite one question that the passage answers, its short answer (a few words copied "
+    "from the passage) and the exact sentence of the passage that contains the answer. Reply with JSON only, "
+    'like {{"question": "...", "answer": "...", "evidence": "..."}}'
+)
+STRICT = (
+    "\nYour reply must be one JSON object with the three string fields question, answer and evidence, "
+    "and nothing else. The evidence must be copied exactly from the passage."
+)
 MAX_NEW_TOKENS = 160
 
 
@@ -36,8 +40,9 @@ def parse_reply(text: str) -> dict | None:
         rec = json.loads(m.group(0))
     except json.JSONDecodeError:
         return None
-    if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) and rec[k].strip()
-                                            for k in ("question", "answer", "evidence")):
+    if not isinstance(rec, dict) or not all(
+        isinstance(rec.get(k), str) and rec[k].strip() for k in ("question", "answer", "evidence")
+    ):
         return None
     return {k: rec[k].strip() for k in ("question", "answer", "evidence")}
 
@@ -60,19 +65,25 @@ def verify(rec: dict, chunk: dict) -> tuple[Fact | None, str]:
     a = evidence.lower().find(rec["answer"].lower())
     if a < 0:
         return None, "answer_not_in_evidence"
-    answer = evidence[a:a + len(rec["answer"])]
+    answer = evidence[a : a + len(rec["answer"])]
     if answer.lower() in rec["question"].lower():
         return None, "answer_in_question"
     start = chunk["start"] + at
-    return Fact(chunk["source"], evidence, start, start + len(evidence), answer, _answer_type(answer),
-                {"llm": rec["question"]}), ""
+    return Fact(
+        chunk["source"], evidence, start, start + len(evidence), answer, _answer_type(answer), {"llm": rec["question"]}
+    ), ""
 
 
 class LLMGenerator:
     """`complete(list of message lists) -> list of reply texts`, in order, plus a token counter for the plan."""
 
-    def __init__(self, complete: Callable[[list[list[dict]]], list[str]], count_tokens: Callable[[str], int],
-                 name: str, retries: int = 2):
+    def __init__(
+        self,
+        complete: Callable[[list[list[dict]]], list[str]],
+        count_tokens: Callable[[str], int],
+        name: str,
+        retries: int = 2,
+    ):
         self.complete, self.count_tokens, self.name, self.retries = complete, count_tokens, name, retries
         self.samples: list[dict] = []  # a few replies with what became of them, for the report
 
@@ -84,8 +95,9 @@ class LLMGenerator:
                 prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in batch]
             else:
                 prompts = ["\n\n".join(x["content"] for x in m) + "\n" for m in batch]
-            outs = lm.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, batch_size=batch_size, stop=("}",),
-                               desc="qa generate (llm)")
+            outs = lm.generate(
+                prompts, max_new_tokens=MAX_NEW_TOKENS, batch_size=batch_size, stop=("}",), desc="qa generate (llm)"
+            )
             return [g.text + "}" if "{" in g.text else g.text for g in outs]
 
         return cls(complete, lm.count_tokens, lm.spec, retries)
@@ -101,14 +113,20 @@ class LLMGenerator:
 
     @staticmethod
     def messages(chunk: dict, strict: bool = False) -> list[dict]:
-        return [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": ASK.format(passage=chunk["text"]) + (STRICT if strict else "")}]
+        return [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": ASK.format(passage=chunk["text"]) + (STRICT if strict else "")},
+        ]
 
     def plan(self, passages: list[dict]) -> dict:
         """What generation will cost before it starts: passages, prompt tokens, calls (retries not counted)."""
         tokens = sum(self.count_tokens("\n".join(m["content"] for m in self.messages(c))) for c in passages)
-        return {"passages": len(passages), "prompt_tokens": tokens, "calls": len(passages),
-                "max_retries_per_passage": self.retries}
+        return {
+            "passages": len(passages),
+            "prompt_tokens": tokens,
+            "calls": len(passages),
+            "max_retries_per_passage": self.retries,
+        }
 
     def facts(self, passages: list[dict], documents: dict[str, str]) -> tuple[list[Fact], Counter]:
         """Verified facts from the passages; rejections by reason."""
@@ -130,16 +148,24 @@ class LLMGenerator:
                     replies[id(c)] = rec
             todo = again
         rejected["malformed_after_retries"] += len(todo)
-        self.samples = [{"source": c["source"], "reply": last[id(c)][:300], "kept": False,
-                         "why": "malformed_after_retries"} for c in todo[:5]]
+        self.samples = [
+            {"source": c["source"], "reply": last[id(c)][:300], "kept": False, "why": "malformed_after_retries"}
+            for c in todo[:5]
+        ]
         out = []
         for c in passages:
             if id(c) not in replies:
                 continue
             fact, why = verify(replies[id(c)], c)
             if len(self.samples) < 10:
-                self.samples.append({"source": c["source"], "reply": last[id(c)][:300], "kept": fact is not None,
-                                     "why": why or "verified"})
+                self.samples.append(
+                    {
+                        "source": c["source"],
+                        "reply": last[id(c)][:300],
+                        "kept": fact is not None,
+                        "why": why or "verified",
+                    }
+                )
             if fact is None:
                 rejected[why] += 1
                 continue

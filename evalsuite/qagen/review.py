@@ -48,8 +48,9 @@ def reviewed_items(generated: list[dict], decisions: dict[str, dict]) -> list[di
     return out
 
 
-def save_decision(qa_dir: Path, item_id: str, decision: str, question: str | None = None,
-                  answers: list[str] | None = None) -> Path:
+def save_decision(
+    qa_dir: Path, item_id: str, decision: str, question: str | None = None, answers: list[str] | None = None
+) -> Path:
     """Record one decision and rewrite reviewed.jsonl; returns its path."""
     if decision not in DECISIONS:
         raise AdvisorError(f"review decision '{decision}' must be one of {', '.join(DECISIONS)}")
@@ -60,8 +61,11 @@ def save_decision(qa_dir: Path, item_id: str, decision: str, question: str | Non
     if decision == "edit" and question is not None and not question.strip():
         raise AdvisorError("an edited question must not be empty")
     decisions = load_decisions(qa_dir)
-    decisions[item_id] = {"decision": decision, **({"question": question.strip()} if question else {}),
-                          **({"answers": answers} if answers is not None else {})}
+    decisions[item_id] = {
+        "decision": decision,
+        **({"question": question.strip()} if question else {}),
+        **({"answers": answers} if answers is not None else {}),
+    }
     atomic_write_json(qa_dir / "review.json", decisions)
     write_jsonl(qa_dir / "reviewed.jsonl", reviewed_items(generated, decisions))
     return qa_dir / "reviewed.jsonl"
@@ -97,6 +101,8 @@ def plain_words(info: dict | None) -> str | None:
     if info["reviewed"]:
         return f"measured on {n} generated questions, all reviewed by a person"
     if info["reviewed_share"] > 0:
-        return (f"measured on {n} generated questions, {info['reviewed_share']:.0%} of them reviewed by a person "
-                "(the rest not reviewed)")
+        return (
+            f"measured on {n} generated questions, {info['reviewed_share']:.0%} of them reviewed by a person "
+            "(the rest not reviewed)"
+        )
     return f"measured on {n} generated questions, not reviewed by a person"

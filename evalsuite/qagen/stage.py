@@ -74,9 +74,16 @@ def run_documents(run_dir: Path) -> dict[str, str]:
 
 
 def settings(qc: QAConfig, seed: int) -> GenSettings:
-    return GenSettings(n=qc.n, unanswerable=qc.unanswerable, split=qc.split, seed=seed,
-                       max_per_document=qc.max_per_document, min_answerable=qc.min_answerable,
-                       train_per_fact=qc.train_per_fact, max_train=qc.max_train)
+    return GenSettings(
+        n=qc.n,
+        unanswerable=qc.unanswerable,
+        split=qc.split,
+        seed=seed,
+        max_per_document=qc.max_per_document,
+        min_answerable=qc.min_answerable,
+        train_per_fact=qc.train_per_fact,
+        max_train=qc.max_train,
+    )
 
 
 def _llm_generator(qc: QAConfig, model_spec: str, quantization: str):
@@ -89,11 +96,15 @@ def _llm_generator(qc: QAConfig, model_spec: str, quantization: str):
         try:
             served = client.models()
         except AdvisorError as e:
-            raise AdvisorError(f"qa generator: cannot reach --base-url {qc.base_url} ({e}); start the server or "
-                               "fix the URL (it ends in /v1)") from None
+            raise AdvisorError(
+                f"qa generator: cannot reach --base-url {qc.base_url} ({e}); start the server or "
+                "fix the URL (it ends in /v1)"
+            ) from None
         if served and qc.api_model not in served:
-            raise AdvisorError(f"qa generator: {qc.base_url} does not serve model '{qc.api_model}'; it serves "
-                               f"{', '.join(served)}: pass one of them as --api-model")
+            raise AdvisorError(
+                f"qa generator: {qc.base_url} does not serve model '{qc.api_model}'; it serves "
+                f"{', '.join(served)}: pass one of them as --api-model"
+            )
         return LLMGenerator.endpoint(client, qc.api_model, qc.retries)
     from advisor.core.lm import LM
 
@@ -101,8 +112,14 @@ def _llm_generator(qc: QAConfig, model_spec: str, quantization: str):
     return LLMGenerator.in_process(LM.load(qc.model or model_spec, quantization), qc.retries)
 
 
-def make_sets(view: CorpusView, qc: QAConfig, seed: int, embedder_spec: str = "all-minilm-l6-v2",
-              model_spec: str = "smollm2-135m-instruct", quantization: str = "nf4") -> QASet:
+def make_sets(
+    view: CorpusView,
+    qc: QAConfig,
+    seed: int,
+    embedder_spec: str = "all-minilm-l6-v2",
+    model_spec: str = "smollm2-135m-instruct",
+    quantization: str = "nf4",
+) -> QASet:
     """The sets for a corpus view; the llm generator prints its plan (passages, prompt tokens, calls) first."""
     from evalsuite.embed import TextEmbedder
 
@@ -114,20 +131,28 @@ def make_sets(view: CorpusView, qc: QAConfig, seed: int, embedder_spec: str = "a
         gen = _llm_generator(qc, model_spec, quantization)
         passages = pick_passages(view.chunks, qc.max_passages, seed)
         plan = gen.plan(passages)
-        say(f"  qa (llm, {gen.name}): {plan['passages']} passages, {plan['prompt_tokens']:,} prompt tokens, "
-            f"{plan['calls']} calls (up to {qc.retries} retries each for a malformed reply)")
+        say(
+            f"  qa (llm, {gen.name}): {plan['passages']} passages, {plan['prompt_tokens']:,} prompt tokens, "
+            f"{plan['calls']} calls (up to {qc.retries} retries each for a malformed reply)"
+        )
         facts, llm_rejected = gen.facts(passages, view.documents)
         generator = f"llm:{gen.name}"
         if len(facts) < qc.min_answerable:
             why = ", ".join(f"{k} {v}" for k, v in llm_rejected.most_common()) or "none"
-            raise AdvisorError(f"the llm generator ({gen.name}) wrote {len(facts)} verified items from "
-                               f"{len(passages)} passages, fewer than qa.min_answerable={qc.min_answerable} "
-                               f"(rejected: {why}); use a stronger model, --generator extractive, or a QA file")
+            raise AdvisorError(
+                f"the llm generator ({gen.name}) wrote {len(facts)} verified items from "
+                f"{len(passages)} passages, fewer than qa.min_answerable={qc.min_answerable} "
+                f"(rejected: {why}); use a stronger model, --generator extractive, or a QA file"
+            )
     s = settings(qc, seed)
     qaset = generate_qa_set(view.documents, view.chunks, s, generator, facts, embedder)
     if llm_rejected is not None:
-        qaset.report["llm"] = {**plan, "verified_facts": len(facts), "rejected": dict(llm_rejected.most_common()),
-                               "sample_replies": gen.samples}
+        qaset.report["llm"] = {
+            **plan,
+            "verified_facts": len(facts),
+            "rejected": dict(llm_rejected.most_common()),
+            "sample_replies": gen.samples,
+        }
     return qaset
 
 
@@ -149,8 +174,11 @@ def training_only(qaset: QASet, eval_questions: list[str]) -> QASet:
     items = [x for x in qaset.eval + qaset.train if _norm(x["question"]) not in banned]
     for i, x in enumerate(items):
         x["id"] = f"t{i + 1:04d}"
-    report = {**qaset.report, "purpose": "training only: the evaluation set was given, so every generated item "
-              "is a training question", "dropped_equal_to_eval": len(qaset.eval) + len(qaset.train) - len(items)}
+    report = {
+        **qaset.report,
+        "purpose": "training only: the evaluation set was given, so every generated item is a training question",
+        "dropped_equal_to_eval": len(qaset.eval) + len(qaset.train) - len(items),
+    }
     return QASet([], items, report)
 
 
@@ -161,16 +189,20 @@ def write_training_only(out: Path, qaset: QASet) -> None:
 
 def training_summary(qaset: QASet, out: Path) -> str:
     n_una = sum(bool(x.get("unanswerable")) for x in qaset.train)
-    return (f"  qa: {len(qaset.train) - n_una} generated training questions and {n_una} verified unanswerable ones "
-            f"for the tuning track ({Path(out) / 'train.jsonl'})")
+    return (
+        f"  qa: {len(qaset.train) - n_una} generated training questions and {n_una} verified unanswerable ones "
+        f"for the tuning track ({Path(out) / 'train.jsonl'})"
+    )
 
 
 def summary(qaset: QASet, out: Path) -> str:
     r = qaset.report
     m, d = r["made"], r["documents"]
-    line = (f"  qa: {m['eval']} eval questions ({m['eval_answerable']} answerable, {m['eval_unanswerable']} "
-            f"unanswerable) over {d['covered']} of {d['total']} documents, {m['train']} training questions; "
-            f"generated ({r['generator']}), not reviewed by a person ({Path(out) / 'qa_report.json'})")
+    line = (
+        f"  qa: {m['eval']} eval questions ({m['eval_answerable']} answerable, {m['eval_unanswerable']} "
+        f"unanswerable) over {d['covered']} of {d['total']} documents, {m['train']} training questions; "
+        f"generated ({r['generator']}), not reviewed by a person ({Path(out) / 'qa_report.json'})"
+    )
     if r["shortfall"]:
         line += f"\n  qa: made fewer than asked: {r['shortfall']}"
     return line

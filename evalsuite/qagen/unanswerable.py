@@ -20,8 +20,34 @@ import re
 
 from evalsuite.qagen.facts import STOP, THING_WORDS
 
-ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "k", "kl", "l", "m", "n", "p", "pr", "qu", "r", "s", "st", "t", "tr",
-          "v", "z", "th", "sh", "w", "h"]
+ONSETS = [
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "k",
+    "kl",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "qu",
+    "r",
+    "s",
+    "st",
+    "t",
+    "tr",
+    "v",
+    "z",
+    "th",
+    "sh",
+    "w",
+    "h",
+]
 NUCLEI = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "y"]
 CODAS = ["", "", "n", "r", "l", "s", "th", "nd", "rk", "st", "m", "x", "v"]
 TOP_K = 5
@@ -36,7 +62,7 @@ def _edit1(a: str, b: str) -> bool:
     i = 0
     while i < len(a) and a[i] == b[i]:
         i += 1
-    return a[i:] == b[i + 1:] or (len(a) == len(b) and a[i + 1:] == b[i + 1:])
+    return a[i:] == b[i + 1 :] or (len(a) == len(b) and a[i + 1 :] == b[i + 1 :])
 
 
 class Unanswerables:
@@ -53,14 +79,17 @@ class Unanswerables:
         self.rng = random.Random(seed)
         self.used: set[str] = set()
         self.bm25 = bm25s.BM25()
-        self.bm25.index(bm25s.tokenize([c["text"] for c in chunks], stopwords="en", show_progress=False),
-                        show_progress=False)
+        self.bm25.index(
+            bm25s.tokenize([c["text"] for c in chunks], stopwords="en", show_progress=False), show_progress=False
+        )
 
     def invent(self) -> str:
         """A capitalised made-up word that is not in the corpus, not close to a corpus word, not used before."""
         for _ in range(1000):
-            w = "".join(self.rng.choice(ONSETS) + self.rng.choice(NUCLEI) + self.rng.choice(CODAS)
-                        for _ in range(self.rng.choice((2, 2, 3))))
+            w = "".join(
+                self.rng.choice(ONSETS) + self.rng.choice(NUCLEI) + self.rng.choice(CODAS)
+                for _ in range(self.rng.choice((2, 2, 3)))
+            )
             if 5 <= len(w) <= 11 and w not in self.words and w[:5] not in self.prefixes and w not in self.used:
                 self.used.add(w)
                 return w.capitalize()
@@ -75,7 +104,7 @@ class Unanswerables:
         name = " ".join(new)
         if name == entity:
             return None
-        return question[:at] + name + question[at + len(entity):], name
+        return question[:at] + name + question[at + len(entity) :], name
 
     def verify(self, question: str, name: str, original_answer: str) -> tuple[bool, str, dict]:
         """(verified, failure reason, evidence of the checks)."""
@@ -85,8 +114,9 @@ class Unanswerables:
         if any(w in self.chunk_words for w in invented):
             return False, "swapped_name_in_corpus", {}
         k = min(TOP_K, len(self.chunks))
-        res, _ = self.bm25.retrieve(bm25s.tokenize([question], stopwords="en", show_progress=False), k=k,
-                                    show_progress=False)
+        res, _ = self.bm25.retrieve(
+            bm25s.tokenize([question], stopwords="en", show_progress=False), k=k, show_progress=False
+        )
         top = [self.chunks[int(i)] for i in res[0]]
         ans = original_answer.lower()
         answer_chunks = [c for c in top if ans in c["text"].lower()]
@@ -94,11 +124,11 @@ class Unanswerables:
             toks = {t.lower() for t in re.findall(r"[A-Za-z]+", c["text"])}
             if any(_edit1(w, t) or (len(t) >= 5 and t[:5] == w[:5]) for w in invented for t in toks):
                 return False, "answered_under_near_spelling", {}
-        return True, "", {"bm25_top_k": [c["id"] for c in top],
-                          "original_answer_in_top_k": bool(answer_chunks)}
+        return True, "", {"bm25_top_k": [c["id"] for c in top], "original_answer_in_top_k": bool(answer_chunks)}
 
-    def make(self, question: str, entities: list[str], original_answer: str,
-             title: str | None = None) -> tuple[dict | None, str]:
+    def make(
+        self, question: str, entities: list[str], original_answer: str, title: str | None = None
+    ) -> tuple[dict | None, str]:
         """A verified unanswerable question from a generated one: (item fields or None, failure reason)."""
         reason = "no_entity_to_swap"
         for entity in entities:

@@ -31,29 +31,60 @@ if not (run.path / "eval" / "metrics.json").exists():
 now = cost_settings(run)  # this session's settings (the defaults on a first visit)
 change = knowledge_change_of(run)
 c1, c2, c3 = st.columns(3)
-currency = c1.selectbox("Currency", list(dict.fromkeys([now.currency, *CURRENCIES])), key="cost_currency",
-                        accept_new_options=True, help="Pick one or type another; prices below are in it.")
-build_price = c2.number_input("Build machine price per hour", min_value=0.0, value=now.build_price_per_hour,
-                              step=0.1, format="%.2f", key="cost_build_price",
-                              help="What the machine that builds the index and trains the adapter costs per hour, "
-                              "like the one the run was measured on.")
-serve_price = c3.number_input("Serving machine price per hour", min_value=0.0, value=now.serve_price_per_hour,
-                              step=0.1, format="%.2f", key="cost_serve_price",
-                              help="What the machine that answers questions costs per hour.")
+currency = c1.selectbox(
+    "Currency",
+    list(dict.fromkeys([now.currency, *CURRENCIES])),
+    key="cost_currency",
+    accept_new_options=True,
+    help="Pick one or type another; prices below are in it.",
+)
+build_price = c2.number_input(
+    "Build machine price per hour",
+    min_value=0.0,
+    value=now.build_price_per_hour,
+    step=0.1,
+    format="%.2f",
+    key="cost_build_price",
+    help="What the machine that builds the index and trains the adapter costs per hour, "
+    "like the one the run was measured on.",
+)
+serve_price = c3.number_input(
+    "Serving machine price per hour",
+    min_value=0.0,
+    value=now.serve_price_per_hour,
+    step=0.1,
+    format="%.2f",
+    key="cost_serve_price",
+    help="What the machine that answers questions costs per hour.",
+)
 c1, c2, c3 = st.columns(3)
-qpd = c1.number_input("Expected queries per day", min_value=0, value=int(now.queries_per_day), step=100,
-                      key="cost_qpd")
-rebuilds = c2.number_input("Rebuilds per month", min_value=0.0, value=round(now.rebuilds_per_month, 2), step=0.5,
-                           format="%.2f", key="cost_rebuilds",
-                           help=f"How often the index is rebuilt and the adapter retrained as the knowledge changes "
-                           f"(default from the run's situation: knowledge changes {change}; "
-                           + ", ".join(f"{k} {v:.2f}" for k, v in REBUILDS_PER_MONTH.items()) + ").")
-always_on = c3.toggle("Serving machine always on", value=now.always_on, key="cost_always_on",
-                      help="Pay the serving machine for every hour of the month, busy or not (a dedicated server), "
-                      "instead of only for the hours it spends answering.")
-st.session_state[COST_STATE] = {"currency": currency or "USD", "build_price_per_hour": build_price,
-                                "serve_price_per_hour": serve_price, "queries_per_day": float(qpd),
-                                "always_on": always_on}
+qpd = c1.number_input("Expected queries per day", min_value=0, value=int(now.queries_per_day), step=100, key="cost_qpd")
+rebuilds = c2.number_input(
+    "Rebuilds per month",
+    min_value=0.0,
+    value=round(now.rebuilds_per_month, 2),
+    step=0.5,
+    format="%.2f",
+    key="cost_rebuilds",
+    help=f"How often the index is rebuilt and the adapter retrained as the knowledge changes "
+    f"(default from the run's situation: knowledge changes {change}; "
+    + ", ".join(f"{k} {v:.2f}" for k, v in REBUILDS_PER_MONTH.items())
+    + ").",
+)
+always_on = c3.toggle(
+    "Serving machine always on",
+    value=now.always_on,
+    key="cost_always_on",
+    help="Pay the serving machine for every hour of the month, busy or not (a dedicated server), "
+    "instead of only for the hours it spends answering.",
+)
+st.session_state[COST_STATE] = {
+    "currency": currency or "USD",
+    "build_price_per_hour": build_price,
+    "serve_price_per_hour": serve_price,
+    "queries_per_day": float(qpd),
+    "always_on": always_on,
+}
 st.session_state.setdefault(COST_REBUILDS, {})[run.name] = rebuilds
 s = cost_settings(run)
 
@@ -69,26 +100,40 @@ except ValueError as e:
 cheapest = table.loc[table["total per month"].idxmin(), "option"]
 cols = st.columns(len(table))
 for col, (_, row) in zip(cols, table.iterrows()):
-    col.metric(f"{row['option']} per month", s.money(row["total per month"]),
-               help=f"building {s.money(row['build per month'])} + serving {s.money(row['serving per month'])}")
+    col.metric(
+        f"{row['option']} per month",
+        s.money(row["total per month"]),
+        help=f"building {s.money(row['build per month'])} + serving {s.money(row['serving per month'])}",
+    )
 st.altair_chart(charts.cost_bars(table, s.currency), width="stretch")
 money = ("first build", "build per month", "serving per month", "total per month", "per 1,000 queries")
 shown = table if s.always_on else table.drop(columns=["machines paid for"])  # else it repeats the busy share
-st.dataframe(shown.rename(columns={c: f"{c} ({s.currency})" for c in money}), hide_index=True, width="stretch",
-             column_config={"busy machine share": st.column_config.NumberColumn(format="percent"),
-                            "machines paid for": st.column_config.NumberColumn(format="%.3g"),
-                            **{f"{c} ({s.currency})": st.column_config.NumberColumn(format="%.2f") for c in money}})
+st.dataframe(
+    shown.rename(columns={c: f"{c} ({s.currency})" for c in money}),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "busy machine share": st.column_config.NumberColumn(format="percent"),
+        "machines paid for": st.column_config.NumberColumn(format="%.3g"),
+        **{f"{c} ({s.currency})": st.column_config.NumberColumn(format="%.2f") for c in money},
+    },
+)
 try:
     cpus = (read_json(run.path / "manifest.json", "run bookkeeping").get("host") or {}).get("cpus")
 except RunDataError:
     cpus = None
 host = f" (measured on a machine with {cpus} CPU cores)" if cpus else ""
-serving = ("an always-on serving machine: every hour of the month for each machine the busy hours need (at least "
-           "one), times the serving price" if s.always_on else "busy machine-hours times the serving price")
+serving = (
+    "an always-on serving machine: every hour of the month for each machine the busy hours need (at least "
+    "one), times the serving price"
+    if s.always_on
+    else "busy machine-hours times the serving price"
+)
 st.caption(
     f"Cheapest at these inputs: **{cheapest}**. Serving: queries per day × {DAYS_PER_MONTH} days × the measured "
     f"median (p50) latency per question = busy machine-hours{host}; paid as {serving}. Building: rebuilds per month × "
     "the measured build time (RAG: the index; Fine-tune: training data + QLoRA training; Fine-tune + RAG: both) × "
     "the build "
     "price; the first build is a one-off. One query at a time per machine; batching and faster hardware lower "
-    "both. The **Overview** shows the advised option's cost with these settings.")
+    "both. The **Overview** shows the advised option's cost with these settings."
+)

@@ -27,8 +27,10 @@ def paired_section(metrics: dict) -> None:
     st.subheader("RAG vs fine-tune vs both, question by question")
     paired = metrics.get("paired") or {}
     if not paired:
-        st.info("This run's metrics.json holds no paired differences; re-run the metrics stage "
-                "(`advisor eval RUN_DIR`) to compute them.")
+        st.info(
+            "This run's metrics.json holds no paired differences; re-run the metrics stage "
+            "(`advisor eval RUN_DIR`) to compute them."
+        )
         return
     table = charts.paired_frame(paired, (metrics.get("bootstrap") or {}).get("resamples"))
     cols = st.columns(2)
@@ -39,26 +41,58 @@ def paired_section(metrics: dict) -> None:
                 st.info(f"No paired difference in {what} in this run.")
                 continue
             df = rows.rename(columns={"difference (pts)": "value"})[["comparison", "arm", "value", "lo", "hi", "n"]]
-            chart(charts.diverging_ci(df, f"{what}: first − second, percentage points", y="comparison",
-                                      fmt="+.0f", unit=" pts", labels=True),
-                  f"How many percentage points the first option's {what} is above (right) or below (left) the "
-                  f"second's on the same questions; the black line is the 95% CI, and a line that crosses the "
-                  f"dashed zero is no clear difference." + (" Lower is better." if key == "hallucination_rate"
-                                                            else " Higher is better."))
+            chart(
+                charts.diverging_ci(
+                    df,
+                    f"{what}: first − second, percentage points",
+                    y="comparison",
+                    fmt="+.0f",
+                    unit=" pts",
+                    labels=True,
+                ),
+                f"How many percentage points the first option's {what} is above (right) or below (left) the "
+                f"second's on the same questions; the black line is the 95% CI, and a line that crosses the "
+                f"dashed zero is no clear difference."
+                + (" Lower is better." if key == "hallucination_rate" else " Higher is better."),
+            )
     shown = table.drop(columns=["lo", "hi", "arm", "key"])
-    st.dataframe(shown, hide_index=True, height=min(600, 38 + 35 * len(shown)), column_config={
-        "difference (pts)": st.column_config.NumberColumn(format="%+.1f"), "n": st.column_config.NumberColumn(width=48),
-        "comparison": st.column_config.TextColumn(width=190), "metric": st.column_config.TextColumn(width=160)})
-    missing = "" if any(k in paired for k in ("rag - tuned", "tuned - rag")) else (
-        f" {ARM_LABEL[RAG]} and {ARM_LABEL[TUNED]} are not paired directly in this run's metrics.json: "
-        "compare their bars below.")
-    st.caption("Each row: the first option minus the second on the questions both answered, in percentage points "
-               "(token F1 and semantic similarity: points on their 0–100 scale); 95% bootstrap CI and p-value; "
-               "“the data favour” names an option only when the CI excludes 0." + missing)
+    st.dataframe(
+        shown,
+        hide_index=True,
+        height=min(600, 38 + 35 * len(shown)),
+        column_config={
+            "difference (pts)": st.column_config.NumberColumn(format="%+.1f"),
+            "n": st.column_config.NumberColumn(width=48),
+            "comparison": st.column_config.TextColumn(width=190),
+            "metric": st.column_config.TextColumn(width=160),
+        },
+    )
+    missing = (
+        ""
+        if any(k in paired for k in ("rag - tuned", "tuned - rag"))
+        else (
+            f" {ARM_LABEL[RAG]} and {ARM_LABEL[TUNED]} are not paired directly in this run's metrics.json: "
+            "compare their bars below."
+        )
+    )
+    st.caption(
+        "Each row: the first option minus the second on the questions both answered, in percentage points "
+        "(token F1 and semantic similarity: points on their 0–100 scale); 95% bootstrap CI and p-value; "
+        "“the data favour” names an option only when the CI excludes 0." + missing
+    )
 
 
-def arm_bars(metrics: dict, names: list[str], y_title: str, caption: str, empty: str, pct: bool = True,
-             arms: list[str] | None = None, labels: dict | None = None, height: int = 260) -> None:
+def arm_bars(
+    metrics: dict,
+    names: list[str],
+    y_title: str,
+    caption: str,
+    empty: str,
+    pct: bool = True,
+    arms: list[str] | None = None,
+    labels: dict | None = None,
+    height: int = 260,
+) -> None:
     df = charts.metric_frame(metrics, names, arms, labels)
     if df.empty:
         st.info(empty)
@@ -75,17 +109,35 @@ def knowledge_section(metrics: dict) -> None:
         for g, gm in (m.get("by_knowledge") or {}).items():
             acc = gm.get("accuracy")
             if acc:
-                rows.append({"arm": ARM_LABEL.get(arm, arm), "metric": f"{GROUP_LABEL.get(g, g)} (n={gm['n']})",
-                             "value": acc["value"], "lo": acc["ci95"][0], "hi": acc["ci95"][1], "n": acc["n"]})
+                rows.append(
+                    {
+                        "arm": ARM_LABEL.get(arm, arm),
+                        "metric": f"{GROUP_LABEL.get(g, g)} (n={gm['n']})",
+                        "value": acc["value"],
+                        "lo": acc["ci95"][0],
+                        "hi": acc["ci95"][1],
+                        "n": acc["n"],
+                    }
+                )
     if not rows:
-        st.info("Not measured in this run: set eval.known_samples above 0 and re-run the evaluation "
-                "(`advisor eval RUN_DIR`) to sort the questions into facts the base model knew and did not.")
+        st.info(
+            "Not measured in this run: set eval.known_samples above 0 and re-run the evaluation "
+            "(`advisor eval RUN_DIR`) to sort the questions into facts the base model knew and did not."
+        )
         return
-    how = (f" How a fact was classed: {know['method']} ({know.get('samples', '?')} samples at temperature "
-           f"{know.get('temperature', '?')}).") if know.get("method") else ""
-    chart(charts.ci_bars(pd.DataFrame(rows), "share correct", by_metric=True),
-          "Accuracy of each option on the facts the base model already knew, maybe knew, and did not know: "
-          "retrieval can supply a fact the model lacks; fine-tuning rarely teaches one (Gekhman et al. 2024)." + how)
+    how = (
+        (
+            f" How a fact was classed: {know['method']} ({know.get('samples', '?')} samples at temperature "
+            f"{know.get('temperature', '?')})."
+        )
+        if know.get("method")
+        else ""
+    )
+    chart(
+        charts.ci_bars(pd.DataFrame(rows), "share correct", by_metric=True),
+        "Accuracy of each option on the facts the base model already knew, maybe knew, and did not know: "
+        "retrieval can supply a fact the model lacks; fine-tuning rarely teaches one (Gekhman et al. 2024)." + how,
+    )
 
 
 def drill_section(run_dir) -> None:
@@ -93,31 +145,48 @@ def drill_section(run_dir) -> None:
     st.subheader("Knowledge-update drill")
     path = run_dir / "drill" / "drill.json"
     if not path.exists():
-        st.info(f"Not measured — run `advisor drill {run_dir}` to measure how fast each option absorbs changed "
-                "facts and how well it answers them afterwards; until then the advice's freshness criterion uses "
-                "the stated knowledge_change fact.")
+        st.info(
+            f"Not measured — run `advisor drill {run_dir}` to measure how fast each option absorbs changed "
+            "facts and how well it answers them afterwards; until then the advice's freshness criterion uses "
+            "the stated knowledge_change fact."
+        )
         return
     try:
         drill = read_json(path, "knowledge-update drill")
         options = {o: d for o, d in drill["options"].items() if o in ARM_OF_OPTION}
         times = pd.DataFrame([{"arm": OPTION_LABEL[o], "value": float(d["update_s"])} for o, d in options.items()])
-        acc = pd.DataFrame([{"arm": OPTION_LABEL[o], "metric": "accuracy on the changed facts",
-                             "value": d["accuracy"]["value"], "lo": d["accuracy"]["ci95"][0],
-                             "hi": d["accuracy"]["ci95"][1], "n": d["accuracy"]["n"]} for o, d in options.items()])
+        acc = pd.DataFrame(
+            [
+                {
+                    "arm": OPTION_LABEL[o],
+                    "metric": "accuracy on the changed facts",
+                    "value": d["accuracy"]["value"],
+                    "lo": d["accuracy"]["ci95"][0],
+                    "hi": d["accuracy"]["ci95"][1],
+                    "n": d["accuracy"]["n"],
+                }
+                for o, d in options.items()
+            ]
+        )
     except (RunDataError, KeyError, TypeError, ValueError) as e:
-        show_data_error(RunDataError(f"{path} cannot be read as a drill result ({e}); re-run "
-                                     f"`advisor drill {run_dir}`"))
+        show_data_error(
+            RunDataError(f"{path} cannot be read as a drill result ({e}); re-run `advisor drill {run_dir}`")
+        )
         return
     left, right = st.columns(2)
     with left:
-        chart(charts.value_bars(times, "seconds to absorb the change", unit=" s"),
-              f"Wall time each option needed to take in {drill.get('n_changed_documents', '?')} changed or new "
-              "documents: RAG and Fine-tune + RAG re-index, Fine-tune trains an adapter on them.")
+        chart(
+            charts.value_bars(times, "seconds to absorb the change", unit=" s"),
+            f"Wall time each option needed to take in {drill.get('n_changed_documents', '?')} changed or new "
+            "documents: RAG and Fine-tune + RAG re-index, Fine-tune trains an adapter on them.",
+        )
     with right:
         before = (drill.get("before") or {}).get("accuracy")
-        chart(charts.ci_bars(acc, "share correct"),
-              f"Accuracy on {drill.get('n_questions', '?')} questions about the changed facts, after the update"
-              + (f"; before it, RAG answered {100 * before['value']:.0f}% with the old index." if before else "."))
+        chart(
+            charts.ci_bars(acc, "share correct"),
+            f"Accuracy on {drill.get('n_questions', '?')} questions about the changed facts, after the update"
+            + (f"; before it, RAG answered {100 * before['value']:.0f}% with the old index." if before else "."),
+        )
     if drill.get("note"):
         st.caption(drill["note"])
 
@@ -127,17 +196,24 @@ def leakage_section(run_dir) -> None:
     try:
         leak = read_json(run_dir / "sft" / "leakage.json", "leakage report")
         cols = st.columns(2)
-        cols[0].metric("max overlap with training questions", f"{100 * leak['max_overlap_with_training_questions']:.0f}%")
+        cols[0].metric(
+            "max overlap with training questions", f"{100 * leak['max_overlap_with_training_questions']:.0f}%"
+        )
         cols[1].metric("max overlap with corpus text", f"{100 * leak['max_overlap_with_corpus_text']:.0f}%")
         dropped = leak.get("dropped_training_questions_equal_to_eval") or []
-        st.caption(f"{leak.get('measure', 'n-gram overlap')}. No eval question is trained on "
-                   f"({len(dropped)} training questions equal to an eval question were dropped). Overlap with the "
-                   "corpus text is expected: the facts are there for both tracks.")
+        st.caption(
+            f"{leak.get('measure', 'n-gram overlap')}. No eval question is trained on "
+            f"({len(dropped)} training questions equal to an eval question were dropped). Overlap with the "
+            "corpus text is expected: the facts are there for both tracks."
+        )
         pairs = leak.get("top_pairs_training_questions") or []
         if pairs:
-            st.dataframe(pd.DataFrame(pairs)[["eval_id", "overlap", "eval_question", "training_example"]],
-                         hide_index=True, height=180,
-                         column_config={"overlap": st.column_config.NumberColumn(format="percent")})
+            st.dataframe(
+                pd.DataFrame(pairs)[["eval_id", "overlap", "eval_question", "training_example"]],
+                hide_index=True,
+                height=180,
+                column_config={"overlap": st.column_config.NumberColumn(format="percent")},
+            )
     except (RunDataError, KeyError) as e:
         st.info(f"No leakage report: {e}")
 
@@ -158,38 +234,61 @@ except RunDataError as e:
 arms = metrics["arms"]
 n_ans = next((m["accuracy"]["n"] for m in arms.values() if "accuracy" in m), 0)
 n_una = next((m["abstention_rate"]["n"] for m in arms.values() if "abstention_rate" in m), 0)
-st.caption(f"Measured on this run's questions ({n_ans} answerable, {n_una} unanswerable); error bars and CIs are "
-           f"95% bootstrap confidence intervals ({metrics.get('bootstrap', {}).get('resamples', '?')} resamples). "
-           "Overlapping intervals mean the difference may be chance; a ◆ marks a value of exactly 0.")
+st.caption(
+    f"Measured on this run's questions ({n_ans} answerable, {n_una} unanswerable); error bars and CIs are "
+    f"95% bootstrap confidence intervals ({metrics.get('bootstrap', {}).get('resamples', '?')} resamples). "
+    "Overlapping intervals mean the difference may be chance; a ◆ marks a value of exactly 0."
+)
 
 paired_section(metrics)
 
 left, right = st.columns(2)
 with left:
     st.subheader("Accuracy")
-    arm_bars(metrics, ["accuracy", "f1", "exact_match"], "share correct",
-             "Share of answerable questions each option answers correctly (gold answer contained or token F1 ≥ 0.5), "
-             "with the SQuAD exact match and token F1 beside it.", "No accuracy metrics in this run.")
+    arm_bars(
+        metrics,
+        ["accuracy", "f1", "exact_match"],
+        "share correct",
+        "Share of answerable questions each option answers correctly (gold answer contained or token F1 ≥ 0.5), "
+        "with the SQuAD exact match and token F1 beside it.",
+        "No accuracy metrics in this run.",
+    )
 with right:
     st.subheader("Hallucination")
-    arm_bars(metrics, ["hallucination_rate", "abstention_rate"], "share of questions",
-             "Hallucination: a wrong answer given instead of abstaining, over all questions (lower is better). "
-             "Abstention: declining on questions the corpus does not answer (higher is better).",
-             "No hallucination metrics in this run.")
+    arm_bars(
+        metrics,
+        ["hallucination_rate", "abstention_rate"],
+        "share of questions",
+        "Hallucination: a wrong answer given instead of abstaining, over all questions (lower is better). "
+        "Abstention: declining on questions the corpus does not answer (higher is better).",
+        "No hallucination metrics in this run.",
+    )
 
 left, right = st.columns(2)
 with left:
     st.subheader("Meaning of the answers")
-    arm_bars(metrics, ["semantic_similarity"], "similarity (0–1)",
-             "How close each answer's meaning is to the gold answer (sentence-embedding similarity, 0–1): credit for "
-             "a right answer in other words, which accuracy misses.",
-             "Not measured in this run (eval.embedder is none).", pct=False, height=220)
+    arm_bars(
+        metrics,
+        ["semantic_similarity"],
+        "similarity (0–1)",
+        "How close each answer's meaning is to the gold answer (sentence-embedding similarity, 0–1): credit for "
+        "a right answer in other words, which accuracy misses.",
+        "Not measured in this run (eval.embedder is none).",
+        pct=False,
+        height=220,
+    )
 with right:
     st.subheader("Faithfulness to the retrieved passages")
-    arm_bars(metrics, ["faithfulness"], "words found in the passages",
-             "Share of each answer's content words found in the passages it was given (retrieval options only): low "
-             "means it answered from the model's weights, not from the passages.",
-             "No retrieval option was evaluated in this run.", arms=[a for a in ARMS if a in INDEX_ARMS], height=220)
+    arm_bars(
+        metrics,
+        ["faithfulness"],
+        "words found in the passages",
+        "Share of each answer's content words found in the passages it was given (retrieval options only): low "
+        "means it answered from the model's weights, not from the passages.",
+        "No retrieval option was evaluated in this run.",
+        arms=[a for a in ARMS if a in INDEX_ARMS],
+        height=220,
+    )
 
 knowledge_section(metrics)
 drill_section(run.path)
@@ -197,23 +296,39 @@ drill_section(run.path)
 left, right = st.columns(2)
 with left:
     st.subheader("Latency")
-    arm_bars(metrics, ["latency_p50_s", "latency_p95_s"], "seconds per question",
-             "Time to answer one question on the machine that made this run, median and 95th percentile: what "
-             "serving each option costs in waiting.", "No latency in this run.", pct=False, height=220)
+    arm_bars(
+        metrics,
+        ["latency_p50_s", "latency_p95_s"],
+        "seconds per question",
+        "Time to answer one question on the machine that made this run, median and 95th percentile: what "
+        "serving each option costs in waiting.",
+        "No latency in this run.",
+        pct=False,
+        height=220,
+    )
 with right:
     st.subheader("Retrieval")
     k = (load_config_dict(run.path).get("retrieval") or {}).get("top_k")
     recall = f"recall@{k}" if k else "recall@k"
-    arm_bars(metrics, ["recall_at_k", "mrr"], "score",
-             f"{recall.capitalize()}: share of questions whose gold document is among the {k or 'k'} chunks put in "
-             "the prompt. MRR: 1 / rank of the first chunk from the gold document.",
-             "No retrieval arm was evaluated in this run.", arms=[a for a in ARMS if a in INDEX_ARMS],
-             labels={"recall_at_k": recall}, height=220)
+    arm_bars(
+        metrics,
+        ["recall_at_k", "mrr"],
+        "score",
+        f"{recall.capitalize()}: share of questions whose gold document is among the {k or 'k'} chunks put in "
+        "the prompt. MRR: 1 / rank of the first chunk from the gold document.",
+        "No retrieval arm was evaluated in this run.",
+        arms=[a for a in ARMS if a in INDEX_ARMS],
+        labels={"recall_at_k": recall},
+        height=220,
+    )
     cols = st.columns(2)
     r = arms.get(RAG, {}).get("recall_at_k")
     if r:
-        cols[0].metric(f"RAG {recall}", f"{100 * r['value']:.0f}%",
-                       help=f"95% CI {100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%, n={r['n']}")
+        cols[0].metric(
+            f"RAG {recall}",
+            f"{100 * r['value']:.0f}%",
+            help=f"95% CI {100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%, n={r['n']}",
+        )
     m = arms.get(RAG, {}).get("mrr")
     if m:
         cols[1].metric("RAG MRR", f"{m['value']:.2f}", help=f"95% CI {m['ci95'][0]:.2f}–{m['ci95'][1]:.2f}")
@@ -222,23 +337,32 @@ left, right = st.columns(2)
 with left:
     st.subheader("Forgetting (general knowledge)")
     probes = ", ".join(metrics.get("probes", {})) or "probe set"
-    arm_bars(metrics, ["probe_accuracy"], "probe accuracy",
-             f"Accuracy on general-knowledge multiple-choice probes ({probes}, scored by log-likelihood): the RAG "
-             "options use the base weights, so only tuned weights can forget.",
-             "This run measured no general-knowledge probes (eval.probes is empty).", height=220)
+    arm_bars(
+        metrics,
+        ["probe_accuracy"],
+        "probe accuracy",
+        f"Accuracy on general-knowledge multiple-choice probes ({probes}, scored by log-likelihood): the RAG "
+        "options use the base weights, so only tuned weights can forget.",
+        "This run measured no general-knowledge probes (eval.probes is empty).",
+        height=220,
+    )
     fg = charts.metric_frame(metrics, ["forgetting"])
     if not fg.empty:
-        chart(charts.diverging_ci(fg, "probe accuracy change, tuned − base"),
-              "Change in probe accuracy from fine-tuning (tuned − base weights); below zero is forgetting.")
+        chart(
+            charts.diverging_ci(fg, "probe accuracy change, tuned − base"),
+            "Change in probe accuracy from fine-tuning (tuned − base weights); below zero is forgetting.",
+        )
 with right:
     st.subheader("Training: validation loss")
     try:
         training = read_json(run.path / "adapter" / "training.json", "training record")
-        chart(charts.loss_curve(training),
-              f"Loss per optimizer step while training the adapter ({training.get('method', '?')} on "
-              f"{training.get('base_model', '?')}, {training.get('quantization', '?')}, {training.get('steps', '?')} "
-              f"steps, {training.get('n_train', '?')} training / {training.get('n_val', '?')} validation examples): "
-              f"final validation loss {training.get('final_val_loss', float('nan')):.3f}.")
+        chart(
+            charts.loss_curve(training),
+            f"Loss per optimizer step while training the adapter ({training.get('method', '?')} on "
+            f"{training.get('base_model', '?')}, {training.get('quantization', '?')}, {training.get('steps', '?')} "
+            f"steps, {training.get('n_train', '?')} training / {training.get('n_val', '?')} validation examples): "
+            f"final validation loss {training.get('final_val_loss', float('nan')):.3f}.",
+        )
     except RunDataError as e:
         st.info(f"No training record: {e}")
 

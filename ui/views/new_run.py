@@ -56,9 +56,11 @@ def progress_panel() -> None:
         with st.container(border=True):
             st.markdown(f"{STATUS_ICON[r.status]} **{r.name}** — {r.status}: {r.detail}")
             stage_progress(r)
-            if is_active(r.path) and st.button("Stop this run", key=f"stop_{r.name}",
-                                               help="Interrupts it; finished stages are kept and a new launch "
-                                               "with the same settings resumes it."):
+            if is_active(r.path) and st.button(
+                "Stop this run",
+                key=f"stop_{r.name}",
+                help="Interrupts it; finished stages are kept and a new launch with the same settings resumes it.",
+            ):
                 stop_run(r.path)
     for r in launched[:5]:
         with st.expander(f"{STATUS_ICON.get(r.status, '')} {r.name} — {r.status}", expanded=r.status == "failed"):
@@ -73,10 +75,15 @@ progress_panel()
 st.subheader("Start one")
 if msg := st.session_state.pop("_launched", None):
     st.success(msg)
-st.caption(f"The run goes into a new directory under `{runs_dir()}`, named after the corpus, the model and a hash "
-           "of the settings; the same settings resume the same directory.")
-sample = st.toggle("Use the bundled sample domain (a fictional utility cooperative: 35 documents, 150 questions)",
-                   value=True, key="nr_sample")
+st.caption(
+    f"The run goes into a new directory under `{runs_dir()}`, named after the corpus, the model and a hash "
+    "of the settings; the same settings resume the same directory."
+)
+sample = st.toggle(
+    "Use the bundled sample domain (a fictional utility cooperative: 35 documents, 150 questions)",
+    value=True,
+    key="nr_sample",
+)
 corpus = qa = train_qa = ""
 upload_error = None
 if sample:
@@ -85,14 +92,23 @@ else:
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Corpus**")
-        how = st.radio("Corpus from", ["a folder or file on the server", "uploaded files"], key="nr_corpus_how",
-                       horizontal=True, label_visibility="collapsed")
+        how = st.radio(
+            "Corpus from",
+            ["a folder or file on the server", "uploaded files"],
+            key="nr_corpus_how",
+            horizontal=True,
+            label_visibility="collapsed",
+        )
         if how == "uploaded files":
             name = st.text_input("Corpus name", value="uploaded", key="nr_corpus_name")
-            files = st.file_uploader(f"Documents ({FORMATS})", type=[x.lstrip(".") for x in UPLOAD_SUFFIXES],
-                                     accept_multiple_files=True, key="nr_corpus_files",
-                                     help="JSONL and CSV files hold one document per record, its text in the field "
-                                          "corpus.text_field names (default: text; set it in the extra settings).")
+            files = st.file_uploader(
+                f"Documents ({FORMATS})",
+                type=[x.lstrip(".") for x in UPLOAD_SUFFIXES],
+                accept_multiple_files=True,
+                key="nr_corpus_files",
+                help="JSONL and CSV files hold one document per record, its text in the field "
+                "corpus.text_field names (default: text; set it in the extra settings).",
+            )
             if files:
                 try:
                     corpus = str(save_uploads(runs_dir(), name, [(f.name, f.getvalue()) for f in files], "corpus"))
@@ -102,11 +118,16 @@ else:
             corpus = st.text_input("Corpus folder or file", key="nr_corpus_path", placeholder="/path/to/docs")
     with c2:
         st.markdown("**Questions**")
-        how = st.radio("Questions from", ["generated from the corpus", "a file on the server", "an uploaded file"],
-                       key="nr_qa_how", horizontal=True, label_visibility="collapsed",
-                       help="Without a QA file the run generates evaluation questions (with verified unanswerable "
-                       "ones) and training questions about the same facts from the corpus; review them on the "
-                       "Review page before trusting the numbers.")
+        how = st.radio(
+            "Questions from",
+            ["generated from the corpus", "a file on the server", "an uploaded file"],
+            key="nr_qa_how",
+            horizontal=True,
+            label_visibility="collapsed",
+            help="Without a QA file the run generates evaluation questions (with verified unanswerable "
+            "ones) and training questions about the same facts from the corpus; review them on the "
+            "Review page before trusting the numbers.",
+        )
         if how == "an uploaded file":
             up = st.file_uploader("Evaluation questions (JSONL)", type=["jsonl"], key="nr_qa_file")
             if up:
@@ -116,24 +137,38 @@ else:
                 train_qa = str(save_uploads(runs_dir(), up.name, [(up.name, up.getvalue())], "train_qa"))
         elif how == "a file on the server":
             qa = st.text_input("Evaluation questions (JSONL)", key="nr_qa_path", placeholder="/path/to/qa.jsonl")
-            train_qa = st.text_input("Training questions (JSONL, optional)", key="nr_train_path",
-                                     help="Other questions about the same facts; never the evaluation questions.")
+            train_qa = st.text_input(
+                "Training questions (JSONL, optional)",
+                key="nr_train_path",
+                help="Other questions about the same facts; never the evaluation questions.",
+            )
         else:
-            st.caption("150 questions (a fifth unanswerable) are generated from the corpus by rules, each with its "
-                       "evidence; set qa.n=..., qa.generator=llm in the extra settings below to change that.")
+            st.caption(
+                "150 questions (a fifth unanswerable) are generated from the corpus by rules, each with its "
+                "evidence; set qa.n=..., qa.generator=llm in the extra settings below to change that."
+            )
         st.caption("One JSON object a line: question, answers (list)[, id, source, unanswerable].")
 
 c1, c2, c3 = st.columns(3)
 presets = preset_names()
-preset = c1.selectbox("Preset", presets, index=presets.index("quickstart") if "quickstart" in presets else 0,
-                      key="nr_preset", help="Config presets in advisor/presets/ (advisor ls lists them).")
+preset = c1.selectbox(
+    "Preset",
+    presets,
+    index=presets.index("quickstart") if "quickstart" in presets else 0,
+    key="nr_preset",
+    help="Config presets in advisor/presets/ (advisor ls lists them).",
+)
 c1.caption(preset_about(preset))
 models = [n for n, b in BUNDLED.items() if b.kind == "causal"] + [OTHER]
 model = c2.selectbox("Model", models, key="nr_model", help="The base causal LM every arm uses.")
 if model == OTHER:
     model = c2.text_input("Model spec", key="nr_model_spec", placeholder="org/model or /path/to/model")
-overrides = c3.text_input("Extra settings (optional)", key="nr_overrides", placeholder="eval.limit=40 tuning.lora.r=8",
-                          help="Dotted config overrides separated by spaces, as on the command line.")
+overrides = c3.text_input(
+    "Extra settings (optional)",
+    key="nr_overrides",
+    placeholder="eval.limit=40 tuning.lora.r=8",
+    help="Dotted config overrides separated by spaces, as on the command line.",
+)
 
 
 def reset_advice(preset: str) -> None:
@@ -153,8 +188,10 @@ def advice_settings(preset: str) -> list[str]:
     overrides the run gets (ui.launcher.advice_overrides)."""
     if st.session_state.get("nr_advice_from") != preset:
         reset_advice(preset)
-    st.markdown("**Your situation and what good enough means** — the advice weighs the options with these; "
-                "you can change them after the run on the **What-if** page without re-running anything.")
+    st.markdown(
+        "**Your situation and what good enough means** — the advice weighs the options with these; "
+        "you can change them after the run on the **What-if** page without re-running anything."
+    )
     left, right = st.columns([3, 1])
     with left:  # values two abreast, then the yes/no facts one a line: their labels are long sentences
         values = [k for k in DEFAULT_FACTS if not isinstance(DEFAULT_FACTS[k], bool)]
@@ -166,13 +203,26 @@ def advice_settings(preset: str) -> list[str]:
             if k not in values:
                 fact_widget(k, f"nr_f_{k}")
     with right:
-        st.selectbox("Priorities (weight preset)", list(PRESETS), key="nr_weights",
-                     help="How much each criterion counts: " + "; ".join(
-                         f"{name}: accuracy {100 * w['accuracy']:.0f}%, hallucination {100 * w['hallucination']:.0f}%"
-                         for name, w in PRESETS.items()) + ". advisor ls lists every weight.")
+        st.selectbox(
+            "Priorities (weight preset)",
+            list(PRESETS),
+            key="nr_weights",
+            help="How much each criterion counts: "
+            + "; ".join(
+                f"{name}: accuracy {100 * w['accuracy']:.0f}%, hallucination {100 * w['hallucination']:.0f}%"
+                for name, w in PRESETS.items()
+            )
+            + ". advisor ls lists every weight.",
+        )
         for k in QUALITY_TARGETS:
-            st.number_input(TARGET_LABEL.get(k, k.replace("_", " ")), min_value=0.0, max_value=100.0, step=5.0,
-                            format="%.1f", key=f"nr_t_{k}")
+            st.number_input(
+                TARGET_LABEL.get(k, k.replace("_", " ")),
+                min_value=0.0,
+                max_value=100.0,
+                step=5.0,
+                format="%.1f",
+                key=f"nr_t_{k}",
+            )
     facts = {k: st.session_state[f"nr_f_{k}"] for k in DEFAULT_FACTS}
     targets = {k: st.session_state[f"nr_t_{k}"] / 100 for k in QUALITY_TARGETS}
     return advice_overrides(st.session_state["nr_weights"], facts, targets)
@@ -214,7 +264,9 @@ if st.button("Start the run", type="primary", key="nr_start"):
     except (AdvisorError, ValueError) as e:
         st.error(f"**Cannot start the run:** {e}")
     else:
-        st.session_state["_launched"] = (f"Started **{run_dir.name}** in the background; its progress shows above. "
-                                         "You can close this page; the run goes on.")
+        st.session_state["_launched"] = (
+            f"Started **{run_dir.name}** in the background; its progress shows above. "
+            "You can close this page; the run goes on."
+        )
         st.session_state["_pick_run"] = run_dir.name
         st.rerun()

@@ -32,10 +32,12 @@ def score_meaning(run_dir) -> tuple[str, str]:
         return "rank score", (
             f"Rank score: reciprocal rank fusion of the embedding and BM25 rankings, the sum of 1 / ({k} + rank) "
             f"over both (at most {2 / (k + 1):.4f}, when both rank a chunk first). It orders the chunks; it is not "
-            "a similarity, so compare ranks, not scores.")
+            "a similarity, so compare ranks, not scores."
+        )
     if hybrid is False:
         return "cosine similarity", "Cosine similarity of the question's and the chunk's embeddings (dense search)."
     return "retrieval score", "The retriever's score (this run's index settings are missing, so its kind is unknown)."
+
 
 st.title("Questions")
 run = require_run()
@@ -54,21 +56,29 @@ arms = [a for a in ARMS if a in rows]
 table = question_table(rows)
 
 c1, c2 = st.columns(2)
-wrong = c1.selectbox("Wrong answers", ["all questions", "wrong in any arm", *(f"wrong in {a}" for a in arms)],
-                     format_func=lambda o: f"wrong in {ARM_LABEL[o[9:]]}" if o[9:] in ARM_LABEL else o,
-                     key="q_wrong", help="Wrong = not counted correct on an answerable question, or not abstaining "
-                     "on an unanswerable one.")
+wrong = c1.selectbox(
+    "Wrong answers",
+    ["all questions", "wrong in any arm", *(f"wrong in {a}" for a in arms)],
+    format_func=lambda o: f"wrong in {ARM_LABEL[o[9:]]}" if o[9:] in ARM_LABEL else o,
+    key="q_wrong",
+    help="Wrong = not counted correct on an answerable question, or not abstaining on an unanswerable one.",
+)
 shown_arms = c2.multiselect("Arms shown", arms, default=arms, format_func=ARM_LABEL.get, key="q_arms")
 c1, c2, _ = st.columns([1, 1, 2])
-una = c1.toggle("Unanswerable only", key="q_una", help="Questions the corpus does not answer: the right "
-                "response is to abstain.")
+una = c1.toggle(
+    "Unanswerable only", key="q_una", help="Questions the corpus does not answer: the right response is to abstain."
+)
 dis = c2.toggle("Arms disagree", key="q_dis", help="Some arms right and others wrong on the same question.")
 
-wrong_in = None if wrong == "all questions" else "any" if wrong == "wrong in any arm" else wrong.removeprefix("wrong in ")
+wrong_in = (
+    None if wrong == "all questions" else "any" if wrong == "wrong in any arm" else wrong.removeprefix("wrong in ")
+)
 view = filter_questions(table, wrong_in, una, dis)
-st.caption(f"{len(view)} of {len(table)} questions shown. ✓ right · ✗ wrong (answerable: the gold answer is "
-           "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). Sources: the retrieved chunks' documents "
-           "by rank. Open a question below for its scores and chunks.")
+st.caption(
+    f"{len(view)} of {len(table)} questions shown. ✓ right · ✗ wrong (answerable: the gold answer is "
+    "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). Sources: the retrieved chunks' documents "
+    "by rank. Open a question below for its scores and chunks."
+)
 
 
 def mark(v) -> str:
@@ -84,8 +94,13 @@ for a in shown_arms:
     if f"{a} sources" in view:
         shown[f"{ARM_LABEL[a]} sources"] = view[f"{a} sources"]
         config[f"{ARM_LABEL[a]} sources"] = st.column_config.TextColumn(width=COLUMN_PX["sources"])
-st.dataframe(shown, hide_index=True, column_config=config, row_height=ROW_PX,
-             height=min(38 + 4 * ROW_PX + ROW_PX // 2, 38 + ROW_PX * max(1, len(view))))
+st.dataframe(
+    shown,
+    hide_index=True,
+    column_config=config,
+    row_height=ROW_PX,
+    height=min(38 + 4 * ROW_PX + ROW_PX // 2, 38 + ROW_PX * max(1, len(view))),
+)
 
 if view.empty:
     st.info("No question matches these filters.")
@@ -112,8 +127,10 @@ for col, a in zip(cols, arms):
             continue
         st.write(r.get("answer") or "(empty answer)")
         scores = r.get("scores") or {}
-        st.caption(" · ".join(f"{score_names[k]} {scores[k]:.2f}" for k in score_names if k in scores)
-                   + f" · {1000 * r.get('latency_s', 0):.0f} ms")
+        st.caption(
+            " · ".join(f"{score_names[k]} {scores[k]:.2f}" for k in score_names if k in scores)
+            + f" · {1000 * r.get('latency_s', 0):.0f} ms"
+        )
 
 shown_chunks: list[str] = []
 score_label, score_help = score_meaning(run.path)
@@ -126,11 +143,16 @@ for a in (a for a in ARMS if a in INDEX_ARMS):
         st.caption(f"{ARM_LABEL[a]} was given the same chunks.")
         continue
     shown_chunks = ids
-    st.markdown(f"**Chunks retrieved for {ARM_LABEL[a]}**, best first" + (f" (cited: {r['cited']})" if r.get("cited")
-                                                                           else ""))
+    st.markdown(
+        f"**Chunks retrieved for {ARM_LABEL[a]}**, best first" + (f" (cited: {r['cited']})" if r.get("cited") else "")
+    )
     for i, c in enumerate(r["contexts"], 1):
-        gold_mark = " · :material/star: gold source" if first.get("source") and c.get("source") == first["source"] else ""
-        with st.expander(f"rank {c.get('rank', i)} of {len(r['contexts'])} · {c.get('source', '?')} · "
-                         f"{score_label} {c.get('score', 0):.4f}{gold_mark}"):
+        gold_mark = (
+            " · :material/star: gold source" if first.get("source") and c.get("source") == first["source"] else ""
+        )
+        with st.expander(
+            f"rank {c.get('rank', i)} of {len(r['contexts'])} · {c.get('source', '?')} · "
+            f"{score_label} {c.get('score', 0):.4f}{gold_mark}"
+        ):
             st.text(c.get("text", ""))
     st.caption(score_help)

@@ -15,11 +15,24 @@ if not all_runs:
     no_runs_message()
     st.stop()
 
-st.dataframe(pd.DataFrame([{
-    "run": r.name, "corpus": r.corpus, "model": r.model, "date": r.date,
-    "status": r.status,
-    "verdict": OPTION_LABEL.get(r.verdict, "–") if r.verdict else "–", "details": r.detail,
-} for r in all_runs]), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "run": r.name,
+                "corpus": r.corpus,
+                "model": r.model,
+                "date": r.date,
+                "status": r.status,
+                "verdict": OPTION_LABEL.get(r.verdict, "–") if r.verdict else "–",
+                "details": r.detail,
+            }
+            for r in all_runs
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
 st.caption("Open a run with the **Run** picker in the sidebar; the other pages show the run picked there.")
 
 st.subheader("Compare two runs")
@@ -30,8 +43,9 @@ if len(comparable) < 2:
 names = [r.name for r in comparable]
 current = selected_run()
 c1, c2 = st.columns(2)
-a = c1.selectbox("Run A", names, index=names.index(current.name) if current and current.name in names else 0,
-                 key="cmp_a")
+a = c1.selectbox(
+    "Run A", names, index=names.index(current.name) if current and current.name in names else 0, key="cmp_a"
+)
 b = c2.selectbox("Run B", names, index=1 if names[0] == a else 0, key="cmp_b")
 if a == b:
     st.info("Pick two different runs.")
@@ -54,8 +68,12 @@ def column(run) -> tuple[dict, pd.DataFrame]:
             col[f"utility: {OPTION_LABEL.get(o, o)}"] = f"{u:.3f}"
     except RunDataError as e:
         col["verdict"] = f"– ({e})"
-    for key, label, pct in [("accuracy", "accuracy", True), ("hallucination_rate", "hallucination", True),
-                            ("forgetting", "forgetting", True), ("latency_p50_s", "latency p50 s", False)]:
+    for key, label, pct in [
+        ("accuracy", "accuracy", True),
+        ("hallucination_rate", "hallucination", True),
+        ("forgetting", "forgetting", True),
+        ("latency_p50_s", "latency p50 s", False),
+    ]:
         for arm in ARMS:
             m = metrics["arms"].get(arm, {}).get(key)
             if m:

@@ -80,9 +80,13 @@ if st.session_state.get("wi_run") != run.name or "w_accuracy" not in st.session_
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.markdown("**How much each criterion matters**")
-    st.selectbox("Start from a preset", list(PRESETS), key="wi_preset",
-                 on_change=lambda: set_weights(PRESETS[st.session_state["wi_preset"]]),
-                 help="Sets every slider to the preset's weights; then move them as you like.")
+    st.selectbox(
+        "Start from a preset",
+        list(PRESETS),
+        key="wi_preset",
+        on_change=lambda: set_weights(PRESETS[st.session_state["wi_preset"]]),
+        help="Sets every slider to the preset's weights; then move them as you like.",
+    )
     for c in CRITERIA:
         st.slider(CRITERION_LABEL[c], 0.0, 1.0, step=STEP, key=f"w_{c}", format="%.3f")
     st.caption("Weights are relative: they are divided by their sum before use.")
@@ -91,8 +95,14 @@ with left:
         fact_widget(k, f"f_{k}")
     st.markdown("**Good enough means**")
     for k in QUALITY_TARGETS:
-        st.number_input(TARGET_LABEL.get(k, k.replace("_", " ")), min_value=0.0, max_value=100.0, step=5.0,
-                        format="%.1f", key=f"t_{k}")
+        st.number_input(
+            TARGET_LABEL.get(k, k.replace("_", " ")),
+            min_value=0.0,
+            max_value=100.0,
+            step=5.0,
+            format="%.1f",
+            key=f"t_{k}",
+        )
     st.button("Reset to this run's settings", on_click=reset, key="wi_reset")
 
 weights = {c: st.session_state[f"w_{c}"] for c in CRITERIA}
@@ -107,8 +117,11 @@ with right:
     note = ""
     if saved:
         same = rec["verdict"] == saved["verdict"]
-        note = (f"Same as the run's own verdict ({OPTION_LABEL.get(saved['verdict'])})." if same else
-                f"Changed: the run's own settings gave {OPTION_LABEL.get(saved['verdict'], saved['verdict'])}.")
+        note = (
+            f"Same as the run's own verdict ({OPTION_LABEL.get(saved['verdict'])})."
+            if same
+            else f"Changed: the run's own settings gave {OPTION_LABEL.get(saved['verdict'], saved['verdict'])}."
+        )
     fit_block(rec["fit_for_purpose"], rec, hint="")
     verdict_card(rec, note, compact=True)
     st.altair_chart(charts.utility_bars(rec["utilities"], rec["verdict"]), width="stretch")

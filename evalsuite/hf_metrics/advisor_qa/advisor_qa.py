@@ -20,8 +20,16 @@ from advisor.core.answer import strip_citations
 from evalsuite.metrics import METRICS
 from evalsuite.metrics import Sample
 
-NAMES = ["exact_match", "f1", "containment", "accuracy", "abstention_rate", "hallucination_rate",
-         "wrong_and_confident_rate", "bare_citation_rate"]
+NAMES = [
+    "exact_match",
+    "f1",
+    "containment",
+    "accuracy",
+    "abstention_rate",
+    "hallucination_rate",
+    "wrong_and_confident_rate",
+    "bare_citation_rate",
+]
 
 
 class AdvisorQA(evaluate.Metric):
@@ -32,10 +40,12 @@ class AdvisorQA(evaluate.Metric):
             citation="Rajpurkar et al. 2016, SQuAD: 100,000+ Questions for Machine Comprehension of Text.",
             inputs_description="predictions: list of answer strings; references: list of lists of gold answers "
             "(empty list = unanswerable question).",
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("string"),
+                    "references": datasets.Sequence(datasets.Value("string")),
+                }
+            ),
         )
 
     def _compute(self, predictions, references):

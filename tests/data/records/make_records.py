@@ -13,18 +13,114 @@ import json
 import random
 from pathlib import Path
 
-SYL = ["bra", "ken", "quil", "stone", "mor", "vel", "tan", "dri", "lo", "pex", "zan", "thu", "gor", "ily", "fen",
-       "wick", "sar", "bel", "cor", "dune", "ash", "nim", "rho", "vast", "kel", "ora", "pim", "tesh", "ulm", "yar"]
-FIRST = ["Ilse", "Tomas", "Priya", "Oren", "Maud", "Kwame", "Lena", "Rafael", "Sunniva", "Dariusz", "Aiko", "Bram",
-         "Nadia", "Osei", "Freya", "Idris", "Marta", "Joaquin", "Ylva", "Hamid"]
-LAST = ["Varga", "Lindqvist", "Okafor", "Brenner", "Castellano", "Haugen", "Moreau", "Tanaka", "Achterberg", "Dlamini",
-        "Kowalczyk", "Ferreira", "Nyberg", "Quist", "Rahimi", "Solberg", "Umarov", "Whitlock", "Zeller", "Ibsen"]
-KIND = ["date-parsing library", "HTTP client", "plotting toolkit", "configuration loader", "PDF renderer",
-        "message-queue client", "image codec", "spell checker", "task scheduler", "logging backend",
-        "geometry kernel", "CSV reader", "password hasher", "template engine", "compression library"]
+SYL = [
+    "bra",
+    "ken",
+    "quil",
+    "stone",
+    "mor",
+    "vel",
+    "tan",
+    "dri",
+    "lo",
+    "pex",
+    "zan",
+    "thu",
+    "gor",
+    "ily",
+    "fen",
+    "wick",
+    "sar",
+    "bel",
+    "cor",
+    "dune",
+    "ash",
+    "nim",
+    "rho",
+    "vast",
+    "kel",
+    "ora",
+    "pim",
+    "tesh",
+    "ulm",
+    "yar",
+]
+FIRST = [
+    "Ilse",
+    "Tomas",
+    "Priya",
+    "Oren",
+    "Maud",
+    "Kwame",
+    "Lena",
+    "Rafael",
+    "Sunniva",
+    "Dariusz",
+    "Aiko",
+    "Bram",
+    "Nadia",
+    "Osei",
+    "Freya",
+    "Idris",
+    "Marta",
+    "Joaquin",
+    "Ylva",
+    "Hamid",
+]
+LAST = [
+    "Varga",
+    "Lindqvist",
+    "Okafor",
+    "Brenner",
+    "Castellano",
+    "Haugen",
+    "Moreau",
+    "Tanaka",
+    "Achterberg",
+    "Dlamini",
+    "Kowalczyk",
+    "Ferreira",
+    "Nyberg",
+    "Quist",
+    "Rahimi",
+    "Solberg",
+    "Umarov",
+    "Whitlock",
+    "Zeller",
+    "Ibsen",
+]
+KIND = [
+    "date-parsing library",
+    "HTTP client",
+    "plotting toolkit",
+    "configuration loader",
+    "PDF renderer",
+    "message-queue client",
+    "image codec",
+    "spell checker",
+    "task scheduler",
+    "logging backend",
+    "geometry kernel",
+    "CSV reader",
+    "password hasher",
+    "template engine",
+    "compression library",
+]
 LICENCE = ["MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0", "MPL-2.0", "LGPL-2.1"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def main() -> None:
@@ -40,31 +136,53 @@ def main() -> None:
         person = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         date = f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(2016, 2025)}"
         licence, kb, deps = rng.choice(LICENCE), rng.randint(12, 980), rng.randint(2, 40)
-        text = (f"Package {name} (installed version {version}) is a {rng.choice(KIND)} maintained by {person}. "
-                f"{name} was last updated on {date} and is released under the {licence} licence. "
-                f"The installed wheel of {name} is {kb} KB, and {deps} other packages on this system depend on it.")
-        rows.append({"name": name, "text": text, "facts": {
-            "version": (f"Which version of {name} is installed?", version),
-            "maintainer": (f"Who maintains the package {name}?", person),
-            "updated": (f"When was {name} last updated?", date),
-            "licence": (f"Under which licence is {name} released?", licence),
-            "dependents": (f"How many other packages depend on {name}?", str(deps)),
-        }})
+        text = (
+            f"Package {name} (installed version {version}) is a {rng.choice(KIND)} maintained by {person}. "
+            f"{name} was last updated on {date} and is released under the {licence} licence. "
+            f"The installed wheel of {name} is {kb} KB, and {deps} other packages on this system depend on it."
+        )
+        rows.append(
+            {
+                "name": name,
+                "text": text,
+                "facts": {
+                    "version": (f"Which version of {name} is installed?", version),
+                    "maintainer": (f"Who maintains the package {name}?", person),
+                    "updated": (f"When was {name} last updated?", date),
+                    "licence": (f"Under which licence is {name} released?", licence),
+                    "dependents": (f"How many other packages depend on {name}?", str(deps)),
+                },
+            }
+        )
     here = Path(__file__).parent
-    (here / "packages.jsonl").write_text("".join(json.dumps({"name": r["name"], "text": r["text"]}) + "\n" for r in rows))
+    (here / "packages.jsonl").write_text(
+        "".join(json.dumps({"name": r["name"], "text": r["text"]}) + "\n" for r in rows)
+    )
     qa = []
     kinds = ["version", "maintainer", "updated", "licence", "dependents"]
     for i, r in enumerate(rng.sample(rows, 100)):  # one question per sampled record, the field kinds in turn
         q, a = r["facts"][kinds[i % len(kinds)]]
-        qa.append({"id": f"r{len(qa) + 1:03d}", "question": q, "answers": [a], "source": f"packages.jsonl#{rows.index(r) + 1}"})
+        qa.append(
+            {
+                "id": f"r{len(qa) + 1:03d}",
+                "question": q,
+                "answers": [a],
+                "source": f"packages.jsonl#{rows.index(r) + 1}",
+            }
+        )
     absent = []
     while len(absent) < 25:  # packages that are not installed: the corpus cannot answer
         name = "".join(rng.sample(SYL, 2)) + rng.choice(["", "-core", "-kit", "-py", "lib"])
         if name not in names and name not in absent:
             absent.append(name)
     for i, name in enumerate(absent):
-        q = ["Which version of {} is installed?", "Who maintains the package {}?", "When was {} last updated?",
-             "Under which licence is {} released?", "How many other packages depend on {}?"][i % 5].format(name)
+        q = [
+            "Which version of {} is installed?",
+            "Who maintains the package {}?",
+            "When was {} last updated?",
+            "Under which licence is {} released?",
+            "How many other packages depend on {}?",
+        ][i % 5].format(name)
         qa.append({"id": f"r{len(qa) + 1:03d}", "question": q, "answers": [], "unanswerable": True})
     (here / "eval.jsonl").write_text("".join(json.dumps(x) + "\n" for x in qa))
     print(f"wrote {len(rows)} records and {len(qa)} questions to {here}")
