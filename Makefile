@@ -1,6 +1,6 @@
 # make demo   set up .venv when needed, run the quickstart on the bundled sample, print the run directory
 # make test   set up .venv when needed, run the fast tests and the slow end-to-end test
-# make lint   set up .venv when needed, run ruff's lint rules (pyproject.toml [tool.ruff])
+# make lint   set up .venv when needed, run ruff's lint rules and its format check (pyproject.toml [tool.ruff])
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -29,6 +29,7 @@ test: $(STAMP) chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m 'not slow'

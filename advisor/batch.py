@@ -117,7 +117,6 @@ def load_batch(path: Path) -> BatchSpec:
     for k in spec:
         if k not in KEYS:
             raise AdvisorError(f"{path}: unknown key '{k}'{did_you_mean(str(k), KEYS)}; keys: {', '.join(KEYS)}")
-    base = path.parent
     if spec.get("out") is not None and not isinstance(spec["out"], str):
         raise AdvisorError(f"{path}: out must be a folder path")
     out = Path(spec.get("out") or f"runs/batch-{_slug(path.stem)}")
@@ -140,10 +139,17 @@ def load_batch(path: Path) -> BatchSpec:
     if mlflow not in ("auto", "true", "false"):
         raise AdvisorError(f"{path}: mlflow: {spec['mlflow']!r} must be auto, true or false")
 
-    def rel(p: str) -> str:  # paths in the batch file are relative to the file
-        return str((base / p).resolve()) if p and not Path(p).is_absolute() else p
+    _check_shapes(path, corpora, settings, models)
+    cells = _build_cells(path, spec, out, corpora, models, settings, common)
+    ids = [c.id for c in cells]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup:
+        raise AdvisorError(f"{path}: two cells are both named '{dup}'; give the corpora/settings distinct names")
+    return BatchSpec(out, cells, presets, mlflow, path)
 
-    cells = []
+
+def _check_shapes(path: Path, corpora: list, settings: list, models: list) -> None:
+    """Each corpus, setting and model entry has the shape the batch file format asks for (AdvisorError naming it)."""
     for i, c in enumerate(corpora):
         if not isinstance(c, dict):
             raise AdvisorError(f"{path}: corpora[{i}] must be a mapping with path, qa, train_qa, name")
@@ -168,6 +174,18 @@ def load_batch(path: Path) -> BatchSpec:
     for i, m in enumerate(models):
         if m is not None and (not isinstance(m, str) or not m.strip()):
             raise AdvisorError(f"{path}: models[{i}] must be a model spec (a bundled name, folder or Hub id)")
+
+
+def _build_cells(
+    path: Path, spec: dict, out: Path, corpora: list, models: list, settings: list, common: list[str]
+) -> list[Cell]:
+    """One Cell per corpus x model x setting, each with its validated config and resources."""
+    base = path.parent
+
+    def rel(p: str) -> str:  # paths in the batch file are relative to the file
+        return str((base / p).resolve()) if p and not Path(p).is_absolute() else p
+
+    cells = []
     for c in corpora:
         cname = c.get("name") or (Path(c["path"]).name if c.get("path") else "sample")
         for m in models:
@@ -196,11 +214,7 @@ def load_batch(path: Path) -> BatchSpec:
                     where,
                 )
                 cells.append(Cell(cid, cname, m or cfg.model.spec, s["name"], cfg, out / "runs" / cid, res))
-    ids = [c.id for c in cells]
-    dup = next((i for i in ids if ids.count(i) > 1), None)
-    if dup:
-        raise AdvisorError(f"{path}: two cells are both named '{dup}'; give the corpora/settings distinct names")
-    return BatchSpec(out, cells, presets, mlflow, path)
+    return cells
 
 
 def preflight_batch(spec: BatchSpec) -> None:

@@ -896,6 +896,16 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
         rec["estimate_after_s"] = rec["estimate_before_s"]
         return cfg, rec
     base = copy.deepcopy(cfg)
+    dropped = _drop_extras(base)
+    best = _scale_to_fit(base, work, cal, budget_s, plan0.sizes, rec["time_budget"])
+    plan1 = estimate(best, _with_probe_limit(work, best.eval.probe_limit), cal)
+    rec["cuts"] = dropped + _record_cuts(plan0.sizes, plan1.sizes, best, rec["ci_widening"])
+    rec["estimate_after_s"] = round(plan1.total_s, 1)
+    return best, rec
+
+
+def _drop_extras(base: Config) -> list[dict]:
+    """First cuts, in place: the extra-seed adapters and the curve snapshots (neither changes an arm's answers)."""
     dropped = []
     if base.tuning.seeds > 1:
         dropped.append({"what": "extra-seed adapters", "setting": "tuning.seeds", "from": base.tuning.seeds, "to": 1})
@@ -910,7 +920,12 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
             }
         )
         base.tuning.curve_points = 0
-    s0 = plan0.sizes
+    return dropped
+
+
+def _scale_to_fit(base: Config, work: Work, cal: dict, budget_s: float, s0: dict, label: str) -> Config:
+    """Steps, questions and probe items scaled by one factor (never below their floors), the largest that fits:
+    a bisection over the plan's own estimate."""
     q_floor = _min_limit(base, work)
     step_floor = min(s0["steps"], MIN_STEPS)
     probe_floor = min(s0["probe_items"], MIN_PROBE_ITEMS)
@@ -928,30 +943,31 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
         return estimate(c, _with_probe_limit(work, c.eval.probe_limit), cal).total_s
 
     if total(base) <= budget_s:
-        best = base
-    else:
-        least = at(0.0)
-        need = total(least)
-        if need > budget_s:
-            n_ans = sum(1 for u, _, _ in eval_questions(least, work) if not u)
-            floors = (
-                ([f"{least.tuning.max_steps} training steps"] if s0["steps"] else [])
-                + [f"{n_ans} answerable questions"]
-                + ([f"{least.eval.probe_limit} probe items"] if s0["probe_items"] else [])
-            )
-            raise AdvisorError(
-                f"the time budget {rec['time_budget']} is too small for this run: even its minimum "
-                f"({', '.join(floors)}, every arm) needs about {fmt_s(need)} on this machine; "
-                f"give at least --time-budget {math.ceil(need / 60)}m"
-            )
-        lo, hi = 0.0, 1.0
-        for _ in range(25):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if total(at(mid)) <= budget_s else (lo, mid)
-        best = at(lo)
-    plan1 = estimate(best, _with_probe_limit(work, best.eval.probe_limit), cal)
-    s1 = plan1.sizes
-    cuts = list(dropped)
+        return base
+    least = at(0.0)
+    need = total(least)
+    if need > budget_s:
+        n_ans = sum(1 for u, _, _ in eval_questions(least, work) if not u)
+        floors = (
+            ([f"{least.tuning.max_steps} training steps"] if s0["steps"] else [])
+            + [f"{n_ans} answerable questions"]
+            + ([f"{least.eval.probe_limit} probe items"] if s0["probe_items"] else [])
+        )
+        raise AdvisorError(
+            f"the time budget {label} is too small for this run: even its minimum "
+            f"({', '.join(floors)}, every arm) needs about {fmt_s(need)} on this machine; "
+            f"give at least --time-budget {math.ceil(need / 60)}m"
+        )
+    lo, hi = 0.0, 1.0
+    for _ in range(25):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if total(at(mid)) <= budget_s else (lo, mid)
+    return at(lo)
+
+
+def _record_cuts(s0: dict, s1: dict, best: Config, ci_widening: dict) -> list[dict]:
+    """What scaling cut (sizes before `s0`, after `s1`), and by how much each CI widens (sqrt of the n ratio)."""
+    cuts = []
     if s1["steps"] < s0["steps"]:
         cuts.append({"what": "training steps", "setting": "tuning.max_steps", "from": s0["steps"], "to": s1["steps"]})
         best.tuning.max_steps = s1["steps"]
@@ -966,9 +982,9 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
                 "unanswerable": [s0["unanswerable"], s1["unanswerable"]],
             }
         )
-        rec["ci_widening"]["accuracy"] = round(math.sqrt(s0["answerable"] / max(1, s1["answerable"])), 2)
+        ci_widening["accuracy"] = round(math.sqrt(s0["answerable"] / max(1, s1["answerable"])), 2)
         if s1["unanswerable"]:
-            rec["ci_widening"]["abstention"] = round(math.sqrt(s0["unanswerable"] / s1["unanswerable"]), 2)
+            ci_widening["abstention"] = round(math.sqrt(s0["unanswerable"] / s1["unanswerable"]), 2)
     if s1["probe_items"] < s0["probe_items"]:
         cuts.append(
             {
@@ -978,10 +994,8 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
                 "to": s1["probe_items"],
             }
         )
-        rec["ci_widening"]["forgetting"] = round(math.sqrt(s0["probe_items"] / max(1, s1["probe_items"])), 2)
-    rec["cuts"] = cuts
-    rec["estimate_after_s"] = round(plan1.total_s, 1)
-    return best, rec
+        ci_widening["forgetting"] = round(math.sqrt(s0["probe_items"] / max(1, s1["probe_items"])), 2)
+    return cuts
 
 
 def _with_probe_limit(work: Work, limit: int) -> Work:

@@ -321,8 +321,28 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
       the hallucination target: abstention has to be taught;
     - an option that cannot be told from its targets: more evaluation questions.
     """
-    out: list[str] = []
     collapsed = collapsed_options(ev)
+    short = {o for o, r in options.items() if r["accuracy"]["status"] != "meets"}
+    out = _collapse_lines(ev, collapsed) + _retrieval_lines(ev, short, collapsed)
+    if FINE_TUNE in short and FINE_TUNE not in collapsed:
+        out += _fine_tune_lines(ev)
+    if ev.abstention and any(r["hallucination_rate"]["status"] != "meets" for r in options.values()):
+        most = max(_value(m) for m in ev.abstention.values())
+        if most < ABSTAINS_RARELY:
+            out.append(
+                f"no option abstains on unanswerable questions (at most {_pct(most)}), so a wrong answer stands "
+                'in for "I don\'t know": teach abstention (training data and prompts with unanswerable '
+                "questions)"
+            )
+    if not out and any(r["fit"] == "cannot tell" for r in options.values()):
+        n = next(iter(ev.accuracy.values()))["n"]
+        out.append(f"the 95% CIs are too wide to tell with {n} questions: more evaluation questions")
+    return out
+
+
+def _collapse_lines(ev: Evidence, collapsed: list[str]) -> list[str]:
+    """evidence_points_to's lines for collapsed arms and for bare-citation answers."""
+    out: list[str] = []
     tuned = [o for o in collapsed if OPTION[o].needs_adapter]
     if tuned:
         said = "; ".join(f"{_name(o)}: {ev.collapse[o].get('reason') or 'degenerate answers'}" for o in tuned)
@@ -337,67 +357,64 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
                 "answer: "
                 "the retrieval prompt needs fixing"
             )
-    short = {o for o, r in options.items() if r["accuracy"]["status"] != "meets"}
+    return out
+
+
+def _retrieval_lines(ev: Evidence, short: set[str], collapsed: list[str]) -> list[str]:
+    """evidence_points_to's line on retrieval: the generator or the retriever is the bottleneck (recall@k)."""
     retrieving = [o for o in OPTIONS if OPTION[o].needs_index]
     rec_opt = next((o for o in retrieving if (ev.retrieval.get(o) or {}).get("recall_at_k")), None)
-    if rec_opt:
-        recall = ev.retrieval[rec_opt]["recall_at_k"]
-        k = f"top {ev.retrieval_k}" if ev.retrieval_k else "retrieved chunks"
-        ropts = [o for o in retrieving if o in short and o not in collapsed]
-        if ropts and recall["value"] >= RECALL_HIGH:
-            o = max(ropts, key=lambda x: ev.accuracy[x]["value"])
-            out.append(
-                f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet "
-                f"{_name(o)} "
-                f"answers only {_pct(ev.accuracy[o]['value'])} correctly, so the generator is the bottleneck: "
-                "a larger base model"
-            )
-        elif ropts:
-            out.append(
-                f"retrieval puts the right source in the {k} for only {_pct(recall['value'])} of questions: "
-                "better retrieval (chunking, embedder, hybrid search) comes first"
-            )
-    if FINE_TUNE in short and FINE_TUNE not in collapsed:
-        ft = ev.accuracy[FINE_TUNE]["value"]
-        counts = (ev.knowledge or {}).get("counts") or {}
-        total = sum(counts.values())
-        unknown_share = counts.get("unknown", 0) / total if total else None
-        unk = (ev.by_knowledge.get(FINE_TUNE) or {}).get("unknown") or {}
-        why = []
-        if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
-            why.append(
-                f"{_name(FINE_TUNE)} answers {_pct(ft)}, the base model closed book "
-                f"{_pct(ev.base_accuracy['value'])}: {100 * (ft - ev.base_accuracy['value']):+.1f} pts"
-            )
-        if (
-            unknown_share is not None
-            and unknown_share >= UNKNOWN_MAJORITY
-            and unk.get("n", 0) >= GROUP_MIN_N
-            and _value(unk.get("accuracy"), 1.0) < GROUP_GAP
-        ):
-            why.append(
-                f"the base model does not know {_pct(unknown_share)} of the facts asked and "
-                f"{_name(FINE_TUNE)} answers "
-                f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})"
-            )
-        if why:
-            out.append(
-                "fine-tuning does not add knowledge the base model lacks ("
-                + "; ".join(why)
-                + "): more or better training data, or a larger base model"
-            )
-    if ev.abstention and any(r["hallucination_rate"]["status"] != "meets" for r in options.values()):
-        most = max(_value(m) for m in ev.abstention.values())
-        if most < ABSTAINS_RARELY:
-            out.append(
-                f"no option abstains on unanswerable questions (at most {_pct(most)}), so a wrong answer stands "
-                'in for "I don\'t know": teach abstention (training data and prompts with unanswerable '
-                "questions)"
-            )
-    if not out and any(r["fit"] == "cannot tell" for r in options.values()):
-        n = next(iter(ev.accuracy.values()))["n"]
-        out.append(f"the 95% CIs are too wide to tell with {n} questions: more evaluation questions")
-    return out
+    ropts = [o for o in retrieving if o in short and o not in collapsed]
+    if not rec_opt or not ropts:
+        return []
+    recall = ev.retrieval[rec_opt]["recall_at_k"]
+    k = f"top {ev.retrieval_k}" if ev.retrieval_k else "retrieved chunks"
+    if recall["value"] >= RECALL_HIGH:
+        o = max(ropts, key=lambda x: ev.accuracy[x]["value"])
+        return [
+            f"retrieval puts the right source in the {k} for {_pct(recall['value'])} of questions, yet "
+            f"{_name(o)} "
+            f"answers only {_pct(ev.accuracy[o]['value'])} correctly, so the generator is the bottleneck: "
+            "a larger base model"
+        ]
+    return [
+        f"retrieval puts the right source in the {k} for only {_pct(recall['value'])} of questions: "
+        "better retrieval (chunking, embedder, hybrid search) comes first"
+    ]
+
+
+def _fine_tune_lines(ev: Evidence) -> list[str]:
+    """evidence_points_to's line when fine-tuning misses the target: it adds little over the base model, or
+    fails on the facts the base model does not know."""
+    ft = ev.accuracy[FINE_TUNE]["value"]
+    counts = (ev.knowledge or {}).get("counts") or {}
+    total = sum(counts.values())
+    unknown_share = counts.get("unknown", 0) / total if total else None
+    unk = (ev.by_knowledge.get(FINE_TUNE) or {}).get("unknown") or {}
+    why = []
+    if ev.base_accuracy and ft - ev.base_accuracy["value"] < TUNED_GAIN_LOW:
+        why.append(
+            f"{_name(FINE_TUNE)} answers {_pct(ft)}, the base model closed book "
+            f"{_pct(ev.base_accuracy['value'])}: {100 * (ft - ev.base_accuracy['value']):+.1f} pts"
+        )
+    if (
+        unknown_share is not None
+        and unknown_share >= UNKNOWN_MAJORITY
+        and unk.get("n", 0) >= GROUP_MIN_N
+        and _value(unk.get("accuracy"), 1.0) < GROUP_GAP
+    ):
+        why.append(
+            f"the base model does not know {_pct(unknown_share)} of the facts asked and "
+            f"{_name(FINE_TUNE)} answers "
+            f"{_pct(unk['accuracy']['value'])} of those (n={unk['n']})"
+        )
+    if not why:
+        return []
+    return [
+        "fine-tuning does not add knowledge the base model lacks ("
+        + "; ".join(why)
+        + "): more or better training data, or a larger base model"
+    ]
 
 
 def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
@@ -807,16 +824,37 @@ def load_evidence(run_dir: Path) -> Evidence:
         run_dir / "manifest.json", "run bookkeeping", f"{run_dir} is not a complete run directory; {resume}"
     )
     stages = manifest.get("stages", {})
-    missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
     metrics = read_json(
         run_dir / "eval" / "metrics.json", "evaluation metrics", f"the evaluation has not finished; {resume}"
     )
     evaluated = [arm for arm in ARM_OF_OPTION.values() if arm in metrics.get("arms", {})]
+    _check_finished(run_dir, stages, evaluated, resume)
+    ev = Evidence({}, {}, {}, {}, {})
+    build = _build_seconds(stages)
+    for opt, arm in ARM_OF_OPTION.items():
+        if metrics["arms"].get(arm):
+            _read_option(ev, run_dir, opt, arm, metrics, build, resume)
+    if len(ev.accuracy) < 2:
+        raise AdvisorError(
+            f"{run_dir}: at least two of the arms {', '.join(ARM_OF_OPTION.values())} must be evaluated to compare "
+            f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run"
+        )
+    _read_run_extras(ev, run_dir, metrics)
+    return ev
+
+
+def _check_finished(run_dir: Path, stages: dict, evaluated: list[str], resume: str) -> None:
+    """AdvisorError naming the stages the evaluated arms need that the manifest does not record as done."""
+    missing = [s for s in ("index", "tune") if stages.get(s, {}).get("status") != "done"]
     missing += [f"eval_{arm}" for arm in evaluated if stages.get(f"eval_{arm}", {}).get("status") != "done"]
     needed = {"index": uses_index(evaluated), "tune": uses_adapter(evaluated)}
     missing = [s for s in missing if needed.get(s, True)]
     if missing:
         raise AdvisorError(f"{run_dir}: stage(s) {', '.join(missing)} not finished (manifest.json); {resume}")
+
+
+def _build_seconds(stages: dict) -> dict[str, float]:
+    """Seconds each build artifact took: the index, the shared adapter, and the "both" adapter."""
     index_s = stages.get("index", {}).get("wall_s", 0.0)
     tune_s = stages.get("tune", {}).get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
     # Build cost counts what each option really trained: with tuning.both_adapter=separate, both's own adapter.
@@ -825,39 +863,41 @@ def load_evidence(run_dir: Path) -> Evidence:
         if stages.get("tune_both", {}).get("status") == "done"
         else tune_s
     )
-    ev = Evidence({}, {}, {}, {}, {})
-    for opt, arm in ARM_OF_OPTION.items():
-        m = metrics["arms"].get(arm)
-        if not m:
-            continue
-        lacking = [k for k in ("accuracy", "hallucination_rate", "latency_p50_s") if k not in m]
-        if lacking:
-            raise AdvisorError(
-                f"{run_dir}/eval/metrics.json: arm '{arm}' lacks {', '.join(lacking)}; "
-                f"re-run the evaluation: advisor run --out {run_dir}"
-            )
-        ev.accuracy[opt] = m["accuracy"]
-        ev.hallucination[opt] = m["hallucination_rate"]
-        ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
-        spec = ARM[arm]  # what the option builds: the index, an adapter (its own with tuning.both_adapter=separate)
-        ev.build_s[opt] = sum(
-            ([index_s] if spec.needs_index else [])
-            + ([both_s if spec.own_adapter else tune_s] if spec.needs_adapter else [])
-        )
-        ev.latency_s[opt] = m["latency_p50_s"]["value"]
-        path = run_dir / "eval" / f"{arm}.jsonl"
-        if not path.exists():
-            raise AdvisorError(f"{path} is missing (metrics.json names arm '{arm}'); {resume}")
-        rows = read_jsonl(path)
-        ev.per_question[opt] = {
-            k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]} for k in ("accuracy", "hallucination_rate")
-        }
-        _optional_measurements(ev, opt, arm, m, metrics)
-    if len(ev.accuracy) < 2:
+    return {"index": index_s, "tune": tune_s, "both": both_s}
+
+
+def _read_option(
+    ev: Evidence, run_dir: Path, opt: str, arm: str, metrics: dict, build: dict[str, float], resume: str
+) -> None:
+    """One option's metrics, build cost and per-question scores into `ev`."""
+    m = metrics["arms"][arm]
+    lacking = [k for k in ("accuracy", "hallucination_rate", "latency_p50_s") if k not in m]
+    if lacking:
         raise AdvisorError(
-            f"{run_dir}: at least two of the arms {', '.join(ARM_OF_OPTION.values())} must be evaluated to compare "
-            f"options (found: {', '.join(evaluated) or 'none'}); set eval.arms and re-run"
+            f"{run_dir}/eval/metrics.json: arm '{arm}' lacks {', '.join(lacking)}; "
+            f"re-run the evaluation: advisor run --out {run_dir}"
         )
+    ev.accuracy[opt] = m["accuracy"]
+    ev.hallucination[opt] = m["hallucination_rate"]
+    ev.forgetting[opt] = m.get("forgetting", {}).get("value") or 0.0
+    spec = ARM[arm]  # what the option builds: the index, an adapter (its own with tuning.both_adapter=separate)
+    ev.build_s[opt] = sum(
+        ([build["index"]] if spec.needs_index else [])
+        + ([build["both"] if spec.own_adapter else build["tune"]] if spec.needs_adapter else [])
+    )
+    ev.latency_s[opt] = m["latency_p50_s"]["value"]
+    path = run_dir / "eval" / f"{arm}.jsonl"
+    if not path.exists():
+        raise AdvisorError(f"{path} is missing (metrics.json names arm '{arm}'); {resume}")
+    rows = read_jsonl(path)
+    ev.per_question[opt] = {
+        k: {r["id"]: r["scores"][k] for r in rows if k in r["scores"]} for k in ("accuracy", "hallucination_rate")
+    }
+    _optional_measurements(ev, opt, arm, m, metrics)
+
+
+def _read_run_extras(ev: Evidence, run_dir: Path, metrics: dict) -> None:
+    """The run-wide facts into `ev`: the eval set, the base model's accuracy and knowledge split, top-k, the drill."""
     ev.eval_set = metrics.get("eval_set")
     base = metrics["arms"].get(BASE) or {}
     ev.base_accuracy = base.get("accuracy")
@@ -878,7 +918,6 @@ def load_evidence(run_dir: Path) -> Evidence:
             for o, d in drill["options"].items()
             if o in ev.accuracy
         }
-    return ev
 
 
 def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: dict) -> None:

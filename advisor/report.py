@@ -936,6 +936,15 @@ def build_lines(
     manifest: dict, ingest: dict | None, index_cfg: dict | None, training: dict | None, leak: dict | None
 ) -> list[str]:
     """Stage times, ingestion, the index, the adapter's training and the leakage check, in sentences."""
+    plan = manifest.get("plan") or {}  # advisor plan's estimate, recorded by advisor run
+    L = _stage_table(manifest) + [""] + budget_section(plan.get("budget"))
+    L += _ingest_index_lines(ingest, index_cfg)
+    L += _training_lines(training, leak)
+    return L + [""]
+
+
+def _stage_table(manifest: dict) -> list[str]:
+    """Each stage's status, wall time, planned time and peak memory, and the run's total."""
     stages = manifest.get("stages", {})
     plan = manifest.get("plan") or {}  # advisor plan's estimate, recorded by advisor run
     planned = (plan.get("estimate") or {}).get("stages", {})
@@ -955,8 +964,12 @@ def build_lines(
             f"\nTotal wall time of the last `advisor run`: {duration(manifest['wall_s'])}"
             + (f" (planned: {duration(plan['estimate']['total_s'])})." if plan.get("estimate") else ".")
         )
-    L.append("")
-    L += budget_section(plan.get("budget"))
+    return L
+
+
+def _ingest_index_lines(ingest: dict | None, index_cfg: dict | None) -> list[str]:
+    """What ingestion read and skipped, and the index it built."""
+    L = []
     if ingest:
         skipped = ingest.get("skipped") or []
         L.append(
@@ -980,6 +993,12 @@ def build_lines(
         )
     else:
         L.append(f"- {MISSING} index (the run has no index)")
+    return L
+
+
+def _training_lines(training: dict | None, leak: dict | None) -> list[str]:
+    """The adapter's training, the leakage check and the training-token cap."""
+    L = []
     if training:
         method = TUNING_METHOD.get(training["method"], training["method"])
         L.append(
@@ -1015,7 +1034,7 @@ def build_lines(
             f"- Training data: {cap['train_tokens']:,} tokens per pass, within the cap of "
             f"{cap['max_train_tokens']:,} (nothing left out)."
         )
-    return L + [""]
+    return L
 
 
 def examples_section(run_dir: Path) -> list[str]:
