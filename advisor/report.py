@@ -39,6 +39,7 @@ from advisor.core.arms import (
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
+from advisor.metrics import METRIC_INFO, METRIC_LABEL, METRIC_ORDER
 from advisor.plain import duration
 
 NEUTRAL = "#9c755f"  # bars that are not an arm (question counts): a brown no arm uses
@@ -750,31 +751,6 @@ def verdict_section(rec: dict, fig) -> list[str]:
     return L
 
 
-# The evidence table's rows: (label, metrics.json key, shown as a percentage; else as a number with 3 decimals,
-# or whole for token counts).
-EVIDENCE_ROWS = [
-    ("accuracy (correct answers) %", "accuracy", True),
-    ("exact match %", "exact_match", True),
-    ("token F1 %", "f1", True),
-    ("answer contained %", "containment", True),
-    ("hallucination rate %", "hallucination_rate", True),
-    ("abstention on unanswerable %", "abstention_rate", True),
-    ("false abstention %", "false_abstention_rate", True),
-    ("bare citation answers %", "bare_citation_rate", True),
-    ("recall@k %", "recall_at_k", True),
-    ("MRR", "mrr", False),
-    ("faithfulness %", "faithfulness", True),
-    ("semantic similarity", "semantic_similarity", False),
-    ("probe accuracy %", "probe_accuracy", True),
-    ("forgetting (pts)", "forgetting", True),
-    ("latency p50 s", "latency_p50_s", False),
-    ("latency p95 s", "latency_p95_s", False),
-    ("prompt tokens", "prompt_tokens", False),
-]
-WHOLE = {"prompt_tokens"}
-METRIC_LABEL = {key: label.removesuffix(" %").removesuffix(" (pts)") for label, key, _ in EVIDENCE_ROWS}
-
-
 def pair_label(pair: str) -> str:
     """'rag - base' (metrics.json's paired key) as 'RAG − Base model'."""
     return " − ".join(arm_label(a.strip()) for a in pair.split(" - "))
@@ -822,10 +798,14 @@ def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) 
         "| metric | " + " | ".join(ARM_LABEL[a] + (" (collapsed)" if a in failed else "") for a in arms) + " |",
         "|---|" + "---|" * len(arms),
     ]
-    for label, key, pct in EVIDENCE_ROWS:
+    for key in METRIC_ORDER:  # every metric any arm has, as a percentage where it is a share
         if any(key in metrics["arms"][a] for a in arms):
-            fmt = ".0f" if key in WHOLE else ".3f"
-            L.append(f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), pct, fmt) for a in arms) + " |")
+            info = METRIC_INFO[key]
+            label = info.display + (" %" if info.unit == "share" else "")
+            fmt = ".0f" if info.unit in ("tokens", "MB") else ".3f"
+            L.append(
+                f"| {label} | " + " | ".join(_ci(metrics["arms"][a].get(key), info.percent, fmt) for a in arms) + " |"
+            )
     ns = {a: metrics["arms"][a].get("accuracy", {}).get("n") for a in arms}
     nu = {a: metrics["arms"][a].get("abstention_rate", {}).get("n") for a in arms}
     L += [

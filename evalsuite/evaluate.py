@@ -24,21 +24,20 @@ from advisor.core.artifacts import peak_rss_mb, read_jsonl
 from advisor.core.qa import QAItem
 from evalsuite.collapse import detect_collapse
 from evalsuite.knowledge import by_knowledge, knowledge_summary
-from evalsuite.metrics import ANSWER_METRICS, EMBEDDING_METRICS, METRICS, RETRIEVAL_METRICS, Sample
-from evalsuite.stats import cohen_kappa, paired_difference, summarize
+from evalsuite.metrics import (
+    ANSWER_METRICS,
+    METRIC_INFO,
+    METRICS,
+    PAIRED_METRICS,
+    RETRIEVAL_METRICS,
+    SCORED,
+    Sample,
+)
+from evalsuite.stats import cohen_kappa, paired_difference, summarize, summarize_by
 
-# Differences reported with paired tests: the arm table's PAIRS (each arm against the arms in its compared_with:
-# what retrieval adds, what tuning adds, what tuning adds to RAG, what retrieval adds to the tuned model).
-PAIRED_METRICS = [
-    "accuracy",
-    "exact_match",
-    "f1",
-    "containment",
-    "semantic_similarity",
-    "hallucination_rate",
-    "abstention_rate",
-    "wrong_and_confident_rate",
-]
+# Differences reported with paired tests: the metrics declared `paired`, for the arm table's PAIRS (each arm against
+# the arms in its compared_with: what retrieval adds, what tuning adds, what tuning adds to RAG, what retrieval adds
+# to the tuned model).
 
 
 def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confidence: float = 0.5) -> list[dict]:
@@ -117,7 +116,7 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
         r["answer_scored"] = sample.prediction
         r["scores"], r["reasons"] = {}, {}
         for name, m in metrics.items():
-            s = m.score(sample)
+            s = m.score(sample)  # None where the metric does not apply (its applies_to)
             if s.value is not None:
                 r["scores"][name] = s.value
                 r["reasons"][name] = s.reason
@@ -153,20 +152,19 @@ def aggregate(
     if knowledge:
         out["knowledge"] = knowledge_summary(knowledge["rows"], knowledge["samples"], knowledge["temperature"])
         out["seeds"]["known_samples"] = knowledge["seed"]
-    names = ANSWER_METRICS + EMBEDDING_METRICS + RETRIEVAL_METRICS
     for arm, rows in per_arm.items():
         m = {}
-        for name in names:
+        for name in SCORED:
             vals = list(_metric_values(rows, name).values())
             if vals:
-                m[name] = summarize(vals, n_boot, seed)
+                m[name] = summarize_by(vals, METRICS.get(name).aggregation, n_boot, seed)
         lat = [r["latency_s"] for r in rows]
-        m["latency_p50_s"] = summarize(lat, n_boot, seed, q=50)
-        m["latency_p95_s"] = summarize(lat, n_boot, seed, q=95)
-        m["prompt_tokens"] = summarize([r["prompt_tokens"] for r in rows], n_boot, seed)
+        for name in ("latency_p50_s", "latency_p95_s"):
+            m[name] = summarize_by(lat, METRIC_INFO[name].aggregation, n_boot, seed)
+        m["prompt_tokens"] = summarize_by([r["prompt_tokens"] for r in rows], "mean", n_boot, seed)
         peaks = [r["arm_peak_memory_mb"] for r in rows if r.get("arm_peak_memory_mb") is not None]
-        if peaks:  # one measurement per arm: the CI is the point
-            m["peak_memory_mb"] = {"value": max(peaks), "ci95": [max(peaks), max(peaks)], "n": 1}
+        if peaks:  # one measurement per arm (aggregation "max"): the CI is the point
+            m["peak_memory_mb"] = summarize_by(peaks, METRIC_INFO["peak_memory_mb"].aggregation)
         judged = [r for r in rows if "judge_correct" in r]
         if judged:
             m["judge_accuracy"] = summarize([r["judge_correct"] for r in judged], n_boot, seed)

@@ -9,6 +9,30 @@ from __future__ import annotations
 
 import numpy as np
 
+# An aggregation's percentile (None: the mean; "max": the largest value, one measurement per arm).
+PERCENTILE = {"mean": None, "p50": 50, "p95": 95, "max": 100}
+
+
+def aggregate_values(values: list[float], aggregation: str = "mean") -> float | None:
+    """The point value of `summarize` without its CI.
+
+    >>> aggregate_values([1, 0, 1, 1]), aggregate_values([0.2, 0.4, 0.9], "max")
+    (0.75, 0.9)
+    """
+    if not values:
+        return None
+    q = PERCENTILE[aggregation]
+    return float(np.mean(values)) if q is None else float(np.percentile(values, q))
+
+
+def summarize_by(values: list[float], aggregation: str, n_boot: int = 1000, seed: int = 0) -> dict:
+    """`summarize` with a metric's declared aggregation (mean, p50, p95, max). "max" is one measurement per arm
+    (every row of the arm carries it): its CI is the point and n is 1."""
+    if aggregation == "max":
+        top = round(float(max(values)), 6)
+        return {"value": top, "ci95": [top, top], "n": 1}
+    return summarize(values, n_boot, seed, q=PERCENTILE[aggregation])
+
 
 def summarize(values: list[float], n_boot: int = 1000, seed: int = 0, q: float | None = None) -> dict:
     """{'value': statistic, 'ci95': [lo, hi], 'n': count} with a percentile bootstrap CI.

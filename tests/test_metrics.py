@@ -111,14 +111,71 @@ def test_docstring_examples_run(module):
     assert res.attempted > 0 and res.failed == 0
 
 
-def test_every_registered_metric_declares_its_direction_and_scope():
-    from evalsuite.metrics import ANSWER_METRICS, EMBEDDING_METRICS, METRICS, RETRIEVAL_METRICS
+def test_every_metric_is_declared_once_with_a_label_a_direction_a_scope_and_an_aggregation():
+    from typing import get_args
+
+    from evalsuite.metrics import (
+        ANSWER_METRICS,
+        EMBEDDING_METRICS,
+        METRIC_INFO,
+        METRIC_ORDER,
+        METRICS,
+        RETRIEVAL_METRICS,
+    )
+    from evalsuite.metrics.base import APPLIES_TO, Aggregation
 
     assert sorted(METRICS.names()) == sorted(ANSWER_METRICS + EMBEDDING_METRICS + RETRIEVAL_METRICS)
+    assert sorted(METRIC_ORDER) == sorted(METRIC_INFO) and len(set(METRIC_ORDER)) == len(METRIC_ORDER)
+    for name, info in METRIC_INFO.items():
+        assert info.name == name and info.label and info.applies_to in APPLIES_TO
+        assert isinstance(info.higher_is_better, bool) and info.aggregation in get_args(Aggregation)
     for name in METRICS.names():
-        cls = METRICS.get(name)
-        assert cls.name == name and cls.applies_to in ("answerable", "unanswerable", "all", "retrieval")
-        assert isinstance(cls.higher_is_better, bool) and cls.aggregation == "mean"
+        assert METRICS.get(name).info() == METRIC_INFO[name]
+
+
+def test_a_metrics_declared_scope_and_aggregation_are_what_the_evaluation_uses(monkeypatch, tmp_path):
+    """Change a declaration on the class and the per-question scores and the arm's value follow it: nothing
+    else holds a copy."""
+    from advisor.core.artifacts import write_jsonl
+    from evalsuite.evaluate import aggregate, score_rows
+    from evalsuite.metrics import Containment
+
+    def row(i, answer, answers, unanswerable=False):
+        return {
+            "id": f"q{i}",
+            "question": "q",
+            "answers": answers,
+            "unanswerable": unanswerable,
+            "source": None,
+            "answer": answer,
+            "contexts": [],
+            "confidence": None,
+            "latency_s": 0.1,
+            "prompt_tokens": 5,
+            "new_tokens": 2,
+        }
+
+    rows = [row(0, "Oslo", ["Oslo"]), row(1, "Rome", ["Oslo"]), row(2, "Bergen", [], True)]
+    scored = score_rows([dict(r) for r in rows])
+    assert [("containment" in r["scores"]) for r in scored] == [True, True, False]  # answerable only
+    monkeypatch.setattr(Containment, "applies_to", "unanswerable")
+    scored = score_rows([dict(r) for r in rows])
+    assert [("containment" in r["scores"]) for r in scored] == [False, False, True]
+    monkeypatch.setattr(Containment, "applies_to", "answerable")
+    write_jsonl(tmp_path / "base.jsonl", score_rows([dict(r) for r in rows]))
+    assert aggregate(tmp_path, ["base"], None, 50, 0)["arms"]["base"]["containment"]["value"] == 0.5  # mean
+    monkeypatch.setattr(Containment, "aggregation", "max")
+    assert aggregate(tmp_path, ["base"], None, 50, 0)["arms"]["base"]["containment"]["value"] == 1.0  # max
+
+
+def test_the_report_and_the_dashboard_read_labels_and_directions_from_the_declarations():
+    from advisor import report
+    from evalsuite.metrics import METRIC_INFO
+    from ui import charts
+
+    assert report.METRIC_LABEL == charts.METRIC_LABEL == {n: i.display for n, i in METRIC_INFO.items()}
+    assert charts.LOWER_IS_BETTER == {n for n, i in METRIC_INFO.items() if not i.higher_is_better}
+    assert METRIC_INFO["latency_p50_s"].display == "median latency (s)" and METRIC_INFO["accuracy"].percent
 
 
 def test_semantic_similarity_ranks_a_paraphrase_above_an_unrelated_answer():

@@ -121,7 +121,7 @@ def test_optional_metrics_and_a_separate_validation_history_are_used_when_presen
     write_report(run)
     md = (run / "report.md").read_text()
     assert "1 files skipped (scan.pdf: no text layer)" in md
-    assert "| faithfulness % |" in md and "80.0 [70.0, 90.0]" in md
+    assert "| faithfulness to the passages % |" in md and "80.0 [70.0, 90.0]" in md
     assert "report_files/val_loss.png" in md
 
 

@@ -324,7 +324,7 @@ def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and
     assert at.subheader[0].value == "RAG vs fine-tune vs both, question by question"  # first, before any arm bars
     table = at.dataframe[0].value
     first, second = table.iloc[0], table.iloc[1]
-    assert (first["comparison"], first["metric"]) == ("Fine-tune + RAG vs RAG", "accuracy (correct)")
+    assert (first["comparison"], first["metric"]) == ("Fine-tune + RAG vs RAG", "accuracy (correct answers)")
     assert first["difference (pts)"] == pytest.approx(100 * paired["tuned_rag - rag"]["accuracy"]["value"]) == 20.0
     assert (first["95% CI (pts)"], first["p"], first["the data favour"]) == (
         "[-5.0, +45.0]",

@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 
 from advisor.core.arms import ARM, ARM_LABEL, ARM_TABLE, ARMS, OPTION_LABEL
+from advisor.metrics import LOWER_IS_BETTER, METRIC_LABEL, METRIC_ORDER
 
 # Every arm and option in the colour of the arm table (docs/architecture.md, 'The arm table'), on every page.
 ARM_ORDER = [a.label for a in ARM_TABLE]
@@ -17,26 +18,6 @@ ARM_COLOR = alt.Scale(domain=ARM_ORDER, range=[a.colour for a in ARM_TABLE])
 OPTION_ORDER = [a.label for a in ARM_TABLE if a.option]
 OPTION_COLOR = alt.Scale(domain=OPTION_ORDER, range=[a.colour for a in ARM_TABLE if a.option])
 SHADES = [1.0, 0.55, 0.3, 0.15]  # opacity of the 1st, 2nd, ... metric (or cost part) drawn in one arm's colour
-METRIC_LABEL = {  # a person reads these, never the metrics.json keys
-    "accuracy": "accuracy (correct)",
-    "exact_match": "exact match",
-    "f1": "token F1",
-    "containment": "answer contained",
-    "hallucination_rate": "hallucination rate",
-    "abstention_rate": "abstains on unanswerable",
-    "false_abstention_rate": "declines answerable",
-    "recall_at_k": "recall@k",
-    "mrr": "MRR",
-    "probe_accuracy": "probe accuracy",
-    "forgetting": "forgetting (tuned − base)",
-    "latency_p50_s": "median latency (s)",
-    "latency_p95_s": "95th-percentile latency (s)",
-    "semantic_similarity": "semantic similarity",
-    "wrong_and_confident_rate": "wrong and confident",
-    "faithfulness": "faithfulness to the passages",
-    "bare_citation_rate": "bare citation only",
-    "fabrication_rate": "fabricated answer",
-}
 ZERO_MARK = "#222222"  # the marker of a bar whose value is 0, which draws no bar at all
 
 
@@ -90,28 +71,6 @@ def pair_meaning(a: str, b: str) -> str:
     return f"{A.label} against {B.label}"
 
 
-# The decision's metrics first; lower is better for the ones in LOWER_IS_BETTER.
-PAIRED_METRIC_ORDER = [
-    "accuracy",
-    "hallucination_rate",
-    "abstention_rate",
-    "wrong_and_confident_rate",
-    "f1",
-    "exact_match",
-    "containment",
-    "semantic_similarity",
-]
-LOWER_IS_BETTER = {
-    "hallucination_rate",
-    "wrong_and_confident_rate",
-    "false_abstention_rate",
-    "bare_citation_rate",
-    "fabrication_rate",
-    "latency_p50_s",
-    "latency_p95_s",
-}
-
-
 def p_text(p: float | None, resamples: int | None) -> str:
     """A bootstrap p-value as a person reads it: 'p = 0.160', or 'p < 0.001' when no resample crossed zero
     (the bootstrap cannot resolve a smaller p than 1 / resamples)."""
@@ -122,7 +81,7 @@ def p_text(p: float | None, resamples: int | None) -> str:
 
 
 def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
-    """One row per comparison and metric, in pair_rank and PAIRED_METRIC_ORDER order, with plain labels: the
+    """One row per comparison and metric, in pair_rank and METRIC_ORDER order, with plain labels: the
     difference and its 95% CI in percentage points (x 100; for token F1 and semantic similarity, points on their
     0–100 scale), p, n and which option the data favour. Columns lo, hi (the CI in points), arm (the first
     option's label, its colour in charts) and key (the metric's name) are for charts, not for reading."""
@@ -136,7 +95,7 @@ def paired_frame(paired: dict, resamples: int | None = None) -> pd.DataFrame:
     for key in keys:
         a, b = pair_of(key)
         la, lb = ARM_LABEL.get(a, a), ARM_LABEL.get(b, b)
-        metrics = sorted(paired[key], key=lambda m: PAIRED_METRIC_ORDER.index(m) if m in PAIRED_METRIC_ORDER else 99)
+        metrics = sorted(paired[key], key=lambda m: METRIC_ORDER.index(m) if m in METRIC_ORDER else 99)
         for m in metrics:
             d = paired[key][m]
             if d.get("value") is None:

@@ -18,7 +18,7 @@ from evalsuite.metrics.accuracy import (
     f1_score,
     is_correct,
 )
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.base import METRICS, Metric, MetricInfo, Sample, Score, register_metric
 from evalsuite.metrics.citation import BareCitation, is_bare_citation
 from evalsuite.metrics.hallucination import (
     Abstention,
@@ -29,24 +29,49 @@ from evalsuite.metrics.hallucination import (
     WrongAndConfident,
     is_abstention,
 )
+from evalsuite.metrics.measurements import MEASUREMENTS
 from evalsuite.metrics.retrieval import MRR, RecallAtK
 from evalsuite.normalize import normalize_answer
 
-# The order metrics.json and the per-question rows list them in.
-ANSWER_METRICS = [
+# Every metric and measurement, by name: what the report and the dashboard show (label, unit, direction).
+METRIC_INFO: dict[str, MetricInfo] = {
+    **{n: METRICS.get(n).info() for n in METRICS.names()},
+    **{m.name: m for m in MEASUREMENTS},
+}
+# The order every table and metrics.json lists them in: what the decision turns on first
+# (tests/test_metrics.py checks it names each of METRIC_INFO once).
+METRIC_ORDER = [
     "accuracy",
-    "exact_match",
-    "f1",
-    "containment",
+    "hallucination_rate",
     "abstention_rate",
     "false_abstention_rate",
-    "hallucination_rate",
-    "fabrication_rate",
     "wrong_and_confident_rate",
+    "fabrication_rate",
     "bare_citation_rate",
+    "f1",
+    "exact_match",
+    "containment",
+    "semantic_similarity",
+    "recall_at_k",
+    "mrr",
+    "faithfulness",
+    "probe_accuracy",
+    "probe_accuracy_norm",
+    "forgetting",
+    "perplexity",
+    "perplexity_change",
+    "latency_p50_s",
+    "latency_p95_s",
+    "prompt_tokens",
+    "peak_memory_mb",
+    "judge_accuracy",
+    "judge_kappa",
 ]
-EMBEDDING_METRICS = ["semantic_similarity"]  # need a sentence embedder
-RETRIEVAL_METRICS = ["recall_at_k", "mrr", "faithfulness"]
+SCORED = [n for n in METRIC_ORDER if n in METRICS]  # scored per answer by a metric class
+ANSWER_METRICS = [n for n in SCORED if METRIC_INFO[n].needs == "answer"]
+EMBEDDING_METRICS = [n for n in SCORED if METRIC_INFO[n].needs == "embedder"]  # need a sentence embedder
+RETRIEVAL_METRICS = [n for n in SCORED if METRIC_INFO[n].needs == "retrieval"]
+PAIRED_METRICS = [n for n in SCORED if METRIC_INFO[n].paired]  # compared arm against arm, same questions
 # `evaluate` metric modules kept in the project: evaluate.load(str(HF_METRICS_DIR / "advisor_qa")).
 HF_METRICS_DIR = Path(__file__).resolve().parent.parent / "hf_metrics"
 
@@ -55,6 +80,12 @@ __all__ = [
     "EMBEDDING_METRICS",
     "HF_METRICS_DIR",
     "METRICS",
+    "METRIC_INFO",
+    "METRIC_ORDER",
+    "MetricInfo",
+    "PAIRED_METRICS",
+    "SCORED",
+    "register_metric",
     "MRR",
     "RETRIEVAL_METRICS",
     "Abstention",

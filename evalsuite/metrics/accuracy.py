@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 from evalsuite.embed import TextEmbedder
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
+from evalsuite.metrics.base import Metric, Sample, Score, register_metric  # noqa: F401 - the >>> examples use Sample
 from evalsuite.normalize import normalize_answer
 
 
@@ -41,32 +41,28 @@ def is_correct(prediction: str, answers: list[str]) -> bool:
     return contains_answer(prediction, answers) or max(f1_score(prediction, a) for a in answers) >= 0.5
 
 
-@METRICS.register("exact_match")
+@register_metric
 class ExactMatch(Metric):
     """1 when the normalised answer equals a normalised gold answer (SQuAD v1.1 EM)."""
 
-    name = "exact_match"
+    name, label, paired = "exact_match", "exact match", True
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         v = float(max(normalize_answer(sample.prediction) == normalize_answer(a) for a in sample.answers))
         return Score(v, "matches a gold answer" if v else "no gold answer matches exactly")
 
 
-@METRICS.register("f1")
+@register_metric
 class TokenF1(Metric):
     """Max token F1 over the gold answers (SQuAD v1.1 F1)."""
 
-    name = "f1"
+    name, label, unit, paired = "f1", "token F1", "score", True
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         return Score(max(f1_score(sample.prediction, a) for a in sample.answers), "max token F1 over gold answers")
 
 
-@METRICS.register("accuracy")
+@register_metric
 class Accuracy(Metric):
     """Share of answerable questions answered correctly (gold answer contained, or token F1 >= 0.5).
 
@@ -74,16 +70,14 @@ class Accuracy(Metric):
     1.0
     """
 
-    name = "accuracy"
+    name, label, paired = "accuracy", "accuracy (correct answers)", True
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         ok = is_correct(sample.prediction, sample.answers)
         return Score(float(ok), "correct" if ok else "wrong")
 
 
-@METRICS.register("containment")
+@register_metric
 class Containment(Metric):
     """1 when a normalised gold answer appears inside the normalised prediction.
 
@@ -91,16 +85,14 @@ class Containment(Metric):
     1.0
     """
 
-    name = "containment"
+    name, label, paired = "containment", "answer contained", True
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         v = float(contains_answer(sample.prediction, sample.answers))
         return Score(v, "gold answer contained" if v else "no gold answer contained")
 
 
-@METRICS.register("semantic_similarity")
+@register_metric
 class SemanticSimilarity(Metric):
     """Max cosine similarity between the answer's and the gold answers' sentence embeddings (-1..1).
 
@@ -112,14 +104,12 @@ class SemanticSimilarity(Metric):
     1.0
     """
 
-    name = "semantic_similarity"
+    name, label, unit, paired, needs = "semantic_similarity", "semantic similarity", "score", True, "embedder"
 
     def __init__(self, embedder: TextEmbedder | None = None):
         self.embedder = embedder or TextEmbedder()
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         vecs = self.embedder.encode([sample.prediction, *sample.answers])
         best = float(max(vecs[1:] @ vecs[0]))
         return Score(round(best, 6), f"best cosine to a gold answer {best:.2f}")

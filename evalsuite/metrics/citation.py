@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from advisor.core.answer import cited_ranks, strip_citations
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score
+from evalsuite.metrics.base import Metric, Sample, Score, register_metric
 from evalsuite.normalize import normalize_answer
 
 # A document name as the context block shows it, '(tk.txt)' or 'guides/a.md#3': the corpus' file types only, so
@@ -77,12 +77,12 @@ def is_bare_citation(raw: str, sources: list[str] | tuple[str, ...] = ()) -> boo
     return not [w for w in normalize_answer(text).split() if w not in _POINTER_WORDS]
 
 
-@METRICS.register("bare_citation_rate")
+@register_metric
 class BareCitation(Metric):
     """Over all questions of every arm: 1 when the answer is a bare citation marker (`is_bare_citation`) instead
     of the answer with its citation beside it; closed-book answers carry no marker and score 0."""
 
-    name = "bare_citation_rate"
+    name, label = "bare_citation_rate", "bare citation answers"
     higher_is_better = False
     applies_to = "all"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from evalsuite.metrics.accuracy import is_correct
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
+from evalsuite.metrics.base import Metric, Sample, Score, register_metric  # noqa: F401 - the >>> examples use Sample
 from evalsuite.normalize import normalize_answer
 
 _ABSTAIN = re.compile(
@@ -43,55 +43,49 @@ def is_abstention(prediction: str) -> bool:
     return not prediction.strip() or bool(_ABSTAIN.search(prediction))
 
 
-@METRICS.register("abstention_rate")
+@register_metric
 class Abstention(Metric):
     """On unanswerable questions: 1 when the model declines instead of inventing an answer."""
 
-    name = "abstention_rate"
+    name, label, paired = "abstention_rate", "abstention on unanswerable", True
     applies_to = "unanswerable"
 
     def score(self, sample):
-        if not sample.unanswerable:
-            return Score(None)
         a = is_abstention(sample.prediction)
         return Score(float(a), "abstained" if a else "fabricated an answer")
 
 
-@METRICS.register("fabrication_rate")
+@register_metric
 class Fabrication(Metric):
     """On unanswerable questions: 1 when the model invents an answer (1 − abstention rate)."""
 
-    name = "fabrication_rate"
+    name, label = "fabrication_rate", "fabricated answer (unanswerable)"
     higher_is_better = False
     applies_to = "unanswerable"
 
     def score(self, sample):
-        if not sample.unanswerable:
-            return Score(None)
         a = is_abstention(sample.prediction)
         return Score(float(not a), "abstained" if a else "fabricated an answer")
 
 
-@METRICS.register("false_abstention_rate")
+@register_metric
 class FalseAbstention(Metric):
     """On answerable questions: 1 when the model declined although the answer exists."""
 
-    name = "false_abstention_rate"
+    name, label = "false_abstention_rate", "false abstention (declines answerable)"
     higher_is_better = False
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         a = is_abstention(sample.prediction)
         return Score(float(a), "declined an answerable question" if a else "answered")
 
 
-@METRICS.register("hallucination_rate")
+@register_metric
 class Hallucination(Metric):
     """Over all questions: 1 when the model gives an answer that is wrong (not correct in the sense of
     `is_correct` on an answerable question, or any non-abstaining answer on an unanswerable one)."""
 
-    name = "hallucination_rate"
+    name, label, paired = "hallucination_rate", "hallucination rate", True
     higher_is_better = False
     applies_to = "all"
 
@@ -104,7 +98,7 @@ class Hallucination(Metric):
         return Score(float(not ok), "answered correctly" if ok else "answered wrongly")
 
 
-@METRICS.register("wrong_and_confident_rate")
+@register_metric
 class WrongAndConfident(Metric):
     """On answerable questions: 1 when the answer is wrong, not an abstention, and confident — the
     model gave its answer tokens a geometric-mean probability >= `threshold` (or, when the arm recorded
@@ -117,15 +111,13 @@ class WrongAndConfident(Metric):
     0.0
     """
 
-    name = "wrong_and_confident_rate"
+    name, label, paired = "wrong_and_confident_rate", "wrong and confident", True
     higher_is_better = False
 
     def __init__(self, threshold: float = 0.5):
         self.threshold = threshold
 
     def score(self, sample):
-        if sample.unanswerable:
-            return Score(None)
         if is_abstention(sample.prediction) or is_correct(sample.prediction, sample.answers):
             return Score(0.0, "abstained or correct")
         if sample.confidence is None:
@@ -139,7 +131,7 @@ def content_tokens(text: str) -> list[str]:
     return [w for w in normalize_answer(text).split() if w not in _STOPWORDS]
 
 
-@METRICS.register("faithfulness")
+@register_metric
 class Faithfulness(Metric):
     """Retrieval arms: share of the answer's content words (SQuAD-normalised, function words dropped)
     found in the retrieved contexts; 1 = every word of the answer is backed by a passage.
@@ -150,11 +142,11 @@ class Faithfulness(Metric):
     0.333333
     """
 
-    name = "faithfulness"
-    applies_to = "retrieval"
+    name, label, needs = "faithfulness", "faithfulness to the passages", "retrieval"
+    applies_to = "retrieved"
 
     def score(self, sample):
-        if not sample.contexts or is_abstention(sample.prediction):
+        if is_abstention(sample.prediction):
             return Score(None)
         words = content_tokens(sample.prediction)
         if not words:

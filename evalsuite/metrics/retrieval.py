@@ -9,32 +9,28 @@ shared with the retrieval track).
 from __future__ import annotations
 
 from advisor.core.ranking import gold_rank, recall_hit
-from evalsuite.metrics.base import METRICS, Metric, Sample, Score  # noqa: F401 - the >>> examples use Sample
+from evalsuite.metrics.base import Metric, Sample, Score, register_metric  # noqa: F401 - the >>> examples use Sample
 
 
-@METRICS.register("recall_at_k")
+@register_metric
 class RecallAtK(Metric):
     """Retrieval: 1 when the gold source is among the retrieved chunks' sources."""
 
-    name = "recall_at_k"
-    applies_to = "retrieval"
+    name, label, needs = "recall_at_k", "recall@k", "retrieval"
+    applies_to = "gold_source"
 
     def score(self, sample):
-        if sample.unanswerable or not sample.source or not sample.context_sources:
-            return Score(None)
         hit = recall_hit(sample.context_sources, sample.source)
         return Score(hit, "gold source retrieved" if hit else "gold source missing")
 
 
-@METRICS.register("mrr")
+@register_metric
 class MRR(Metric):
     """Retrieval: 1 / rank of the first chunk from the gold source (0 when absent)."""
 
-    name = "mrr"
-    applies_to = "retrieval"
+    name, label, unit, needs = "mrr", "MRR", "score", "retrieval"
+    applies_to = "gold_source"
 
     def score(self, sample):
-        if sample.unanswerable or not sample.source or not sample.context_sources:
-            return Score(None)
         rank = gold_rank(sample.context_sources, sample.source)
         return Score(1.0 / rank, f"gold source at rank {rank}") if rank else Score(0.0, "gold source missing")

@@ -8,10 +8,11 @@ The table is sized so the four arms' answers fit side by side in a 1400 px windo
 import streamlit as st
 
 from advisor.core.arms import ARM_LABEL, ARMS, INDEX_ARMS
+from advisor.metrics import METRIC_INFO
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, filter_questions, is_right, load_config_dict, load_rows, question_table, read_json
 
-SCORE_LABEL = {"f1": "token F1", "exact_match": "exact match", "recall_at_k": "recall@k", "mrr": "MRR"}
+SCORE_LABEL = {n: METRIC_INFO[n].label for n in ("f1", "exact_match", "recall_at_k", "mrr")}  # shown under an answer
 # Column widths in px: id, question, gold and four arms add up to 920 px. In a 1400 px window with the sidebar open
 # the table is 940 px wide (measured in Chromium, Streamlit 1.67, wide layout), less its vertical scroll bar.
 # Streamlit wraps cell text only in rows taller than 64 px: 96 px shows four lines.

@@ -3,11 +3,12 @@
     import evaluate
     m = evaluate.load("/path/to/evalsuite/hf_metrics/advisor_qa")
     m.compute(predictions=["Paris"], references=[["Paris", "the city of Paris"]])
-    # {'exact_match': 1.0, 'f1': 1.0, 'containment': 1.0, 'accuracy': 1.0, 'bare_citation_rate': 0.0, 'n': 1}
+    # {'accuracy': 1.0, 'hallucination_rate': 0.0, 'false_abstention_rate': 0.0, ..., 'exact_match': 1.0, 'n': 1}
 
 Each value is the mean over the examples (0..1, not the SQuAD script's 0..100) of the metric class of
 the same name in evalsuite.metrics; an empty reference list marks an unanswerable question, which counts
-towards `abstention_rate` and `hallucination_rate` only. A prediction is scored as the evaluation scores an
+towards the metrics that apply to unanswerable questions (`abstention_rate`, `fabrication_rate`,
+`hallucination_rate`, `bare_citation_rate`) only. A prediction is scored as the evaluation scores an
 arm's answer: citation markers ('[2]') are removed for the accuracy metrics and kept for
 `bare_citation_rate` (an answer that is only a citation). (One import per line: evaluate's import check
 reads this file line by line.)
@@ -17,19 +18,11 @@ import datasets
 import evaluate
 
 from advisor.core.answer import strip_citations
+from evalsuite.metrics import ANSWER_METRICS
 from evalsuite.metrics import METRICS
 from evalsuite.metrics import Sample
 
-NAMES = [
-    "exact_match",
-    "f1",
-    "containment",
-    "accuracy",
-    "abstention_rate",
-    "hallucination_rate",
-    "wrong_and_confident_rate",
-    "bare_citation_rate",
-]
+NAMES = ANSWER_METRICS  # every metric scored from the answer and its references alone
 
 
 class AdvisorQA(evaluate.Metric):
