@@ -35,7 +35,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from advisor.core.arms import ARMS, TUNED, option_arms
 from advisor.core.artifacts import atomic_write_json, atomic_write_text
 from advisor.core.config import Config, load_config, read_yaml
 from advisor.core.errors import AdvisorError, did_you_mean
+from advisor.core.textio import read_json
 from advisor.pipeline import say
 
 KEYS = ("out", "corpora", "models", "settings", "overrides", "recommend_presets", "mlflow", "resources")
@@ -260,8 +260,12 @@ def summary_rows(cell: Cell, presets: list[str]) -> list[dict]:
     """One row per weight preset: the run's verdict under it and the headline evidence."""
     from advisor.commands.recommend import refresh_advice
 
-    metrics = json.loads((cell.run_dir / "eval" / "metrics.json").read_text())["arms"]
-    manifest = json.loads((cell.run_dir / "manifest.json").read_text())
+    metrics = read_json(
+        cell.run_dir / "eval" / "metrics.json", "evaluation metrics", "run the batch again (finished cells are kept)"
+    )["arms"]
+    manifest = read_json(
+        cell.run_dir / "manifest.json", "run bookkeeping", "run the batch again (finished cells are kept)"
+    )
     stages = manifest.get("stages", {})
 
     def v(arm: str, key: str):
@@ -358,7 +362,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def headline_metrics(run_dir: Path) -> dict[str, float]:
     """'<arm>.<metric>' -> value, with '<arm>.<metric>.ci_lo' / '.ci_hi' (95% bootstrap CI), from metrics.json."""
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())["arms"]
+    metrics = read_json(
+        run_dir / "eval" / "metrics.json", "evaluation metrics", "run the batch again (finished cells are kept)"
+    )["arms"]
     out = {}
     for arm, ms in metrics.items():
         for name, m in ms.items():
@@ -401,7 +407,7 @@ def run_batch(path: Path, backend: str = "sequential", address: str | None = Non
     ray = _import_ray() if backend == "ray" else None
     spec.out.mkdir(parents=True, exist_ok=True)
     state_path = spec.out / "batch.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state = read_json(state_path, "batch state", "delete it to start the batch afresh") if state_path.exists() else {}
     state = {
         "source": str(spec.source),
         "presets": spec.presets,

@@ -25,7 +25,6 @@ Then recommendation.json and the report are recomputed with the run's recommend 
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from advisor.core.arms import OPTION, OPTIONS, RAG
 from advisor.core.artifacts import RunDir, atomic_write_json, combine_hashes, read_jsonl, sha256_file, write_jsonl
 from advisor.core.config import load_run_config
 from advisor.core.errors import AdvisorError
+from advisor.core.textio import read_json
 from advisor.pipeline import SAMPLE_CORPUS, SAMPLE_DIR, say
 
 SAMPLE_CHANGES = SAMPLE_DIR / "drill"
@@ -109,7 +109,7 @@ def run_drill(run_dir: Path, changes: Path | None = None, steps: int = 20, gener
     with run.stage("drill", h, ["drill/drill.json"]) as st:
         if not st.skipped:
             atomic_write_json(run / "drill" / "drill.json", _measure(run, cfg, changes, items, steps))
-    return json.loads((run / "drill" / "drill.json").read_text())
+    return read_json(run / "drill" / "drill.json", "drill result", "delete it and run the drill again")
 
 
 def _measure(run: RunDir, cfg, changes: Path, items, steps: int) -> dict:

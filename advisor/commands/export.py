@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advisor.core.textio import read_json
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -48,7 +50,6 @@ def check_export_out(run_dir: Path, out: Path, force: bool) -> None:
 
 def export_merged(run_dir: Path, out: Path, force: bool = False) -> dict:
     """Merge RUN_DIR/adapter into its fp32 base and save it to out atomically; returns the export manifest."""
-    import json
     import os
     import shutil
 
@@ -63,7 +64,7 @@ def export_merged(run_dir: Path, out: Path, force: bool = False) -> dict:
             f"{run_dir} has no trained adapter ({info_path} missing); run 'advisor tune {run_dir}' first"
         )
     check_export_out(run_dir, out, force)
-    info = json.loads(info_path.read_text())
+    info = read_json(info_path, "adapter training record", f"run advisor tune {run_dir} again")
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if info.get("method") == "full":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from advisor.core.textio import read_json
 
 
 def add_parser(sub) -> None:
@@ -177,7 +178,7 @@ def cmd_run(args) -> int:
     run_dir = run_pipeline(cfg, out, force=args.force, plan=record)
     rec_path = run_dir / "recommendation.json"
     if rec_path.exists():
-        rec = json.loads(rec_path.read_text())
+        rec = read_json(rec_path, "recommendation", f"run advisor recommend {run_dir}")
         say(
             f"verdict: {rec['verdict']}  (utilities: "
             + ", ".join(f"{o} {u:.3f}" for o, u in rec["utilities"].items())

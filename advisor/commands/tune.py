@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advisor.core.textio import read_json
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -41,7 +43,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_tune(args) -> int:
-    import json
 
     from advisor.commands.run import path_flags
     from advisor.core.errors import AdvisorError
@@ -93,7 +94,9 @@ def cmd_tune(args) -> int:
             if wants_qa_stage(cfg, tuning=True):  # generated sets: eval kept out of training, as in a run
                 generate_qa(run, cfg, inputs["corpus"])
             run_tune_stage(work)
-    info = json.loads((run_dir / "adapter" / "training.json").read_text())
+    info = read_json(
+        run_dir / "adapter" / "training.json", "adapter training record", f"run advisor tune {run_dir} again"
+    )
     say(
         f"adapter: {run_dir / 'adapter'}  ({info['steps']} steps, train loss {info['final_train_loss']}, "
         f"val loss {info['final_val_loss']}, {info['tokens_per_s']} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB)"

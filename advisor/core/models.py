@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError, ModelUnavailable, did_you_mean
+from advisor.core.textio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ def _converted_gguf(name: str, gguf_path: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        cfg = json.loads((tmp / "config.json").read_text())
+        cfg = read_json(tmp / "config.json", "converted model config")
         cfg.pop("quantization_config", None)
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
         shutil.rmtree(target, ignore_errors=True)
