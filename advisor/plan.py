@@ -150,7 +150,7 @@ def _count_training(
     from advisor.core.answer import render_target
     from advisor.core.qa import load_qa
     from advisor.pipeline import SAMPLE_TRAIN
-    from tuning.data import cap_text_segments, text_segments
+    from tuning.data import abstain_cap, cap_text_segments, text_segments
 
     tc = cfg.tuning
     text: list[tuple[str, int]] = []
@@ -172,7 +172,7 @@ def _count_training(
         answerable = [it for it in items if not it.unanswerable and it.answers]
         n_abstain = (
             min(
-                round(tc.abstain_share * len(answerable)),
+                abstain_cap(len(answerable), tc.abstain_share),
                 sum(1 for it in items if it.unanswerable)
                 if given and any(it.unanswerable for it in items)
                 else len(answerable),
@@ -619,11 +619,12 @@ def eval_questions(cfg: Config, work: Work) -> list[tuple[bool, int, int]]:
 
 
 def training_steps(cfg: Config, n_examples: int) -> int:
-    """Optimizer steps the tune stage will take for n examples (tuning/train.py train_adapter's rule)."""
-    tc = cfg.tuning
-    n_val = int(round(n_examples * tc.val_fraction)) if n_examples >= 10 else 0
-    per_epoch = math.ceil(math.ceil((n_examples - n_val) / tc.batch_size) / tc.grad_accum)
-    return tc.max_steps or max(1, math.ceil(tc.epochs * per_epoch))
+    """Optimizer steps the tune stage will take for n examples: the validation split and the step rule of the
+    tuning track itself (tuning/data.py val_count, tuning/train.py optimizer_steps)."""
+    from tuning.data import val_count
+    from tuning.train import optimizer_steps
+
+    return optimizer_steps(n_examples - val_count(n_examples, cfg.tuning.val_fraction), cfg.tuning)
 
 
 def _train_estimate(cfg: Config, examples: list[int], cal: dict) -> tuple[float, int, int, float]:
@@ -632,12 +633,15 @@ def _train_estimate(cfg: Config, examples: list[int], cal: dict) -> tuple[float,
     n = len(examples)
     if not n:
         return 0.0, 0, 0, 0.0
+    from tuning.data import val_count
+    from tuning.train import validation_interval
+
     steps = training_steps(cfg, n)
-    n_val = int(round(n * tc.val_fraction)) if n >= 10 else 0
+    n_val = val_count(n, tc.val_fraction)
     mean = sum(examples) / n
     per_step = mean * min(tc.batch_size, n - n_val) * tc.grad_accum
     tokens = round(steps * per_step)
-    val_passes = min(steps, 4 if not tc.eval_every else max(1, steps // tc.eval_every))
+    val_passes = max(1, steps // validation_interval(steps, tc))
     seconds = tokens * cal["train_s_per_token"] + val_passes * n_val * mean * cal["prefill_s_per_token"]
     return seconds, steps, tokens, per_step
 

@@ -246,6 +246,17 @@ def cap_training_set(examples: list[dict], tokenizer, max_tokens: int, seed: int
     return out, info
 
 
+def val_count(n_examples: int, val_fraction: float) -> int:
+    """Examples build_sft holds out for the validation loss: `val_fraction` of them, none under 10 examples."""
+    return int(round(n_examples * val_fraction)) if n_examples >= 10 else 0
+
+
+def abstain_cap(n_answerable: int, abstain_share: float) -> int:
+    """The most abstention examples build_sft keeps: `abstain_share` of the answerable training questions (a
+    seeded sample when there are more unanswerable ones)."""
+    return round(abstain_share * n_answerable)
+
+
 def build_sft(
     chunks: list[dict],
     train_qa: list[QAItem],
@@ -302,7 +313,7 @@ def build_sft(
         segments = [seg for seg in segments if seg in kept]
     rng = random.Random(seed)
     rng.shuffle(examples)
-    n_val = int(round(len(examples) * val_fraction)) if len(examples) >= 10 else 0
+    n_val = val_count(len(examples), val_fraction)
     val, train = examples[:n_val], examples[n_val:]
     report = leakage_report(eval_qa, asked.kept_q, segments)
     report["dropped_training_questions_equal_to_eval"] = asked.dropped
@@ -367,7 +378,7 @@ def question_examples(
     seen_abstain: set[str] = set()
     answerable = [it for it in train_qa if not it.unanswerable and it.answers]
     unanswerable = [it for it in list(train_qa) + list(abstain_qa) if it.unanswerable or not it.answers]
-    cap = round(abstain_share * len(answerable))
+    cap = abstain_cap(len(answerable), abstain_share)
     if len(unanswerable) > cap:
         unanswerable = random.Random(seed + 2).sample(unanswerable, cap)
     for item in answerable + unanswerable:

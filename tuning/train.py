@@ -48,6 +48,21 @@ from advisor.core.textio import read_json
 from tuning.data import build_sft, write_sft
 
 IGNORE = -100
+
+
+def optimizer_steps(n_train: int, tc, world: int = 1) -> int:
+    """Optimizer steps of a training run on `n_train` rows (`tc`: the tuning config): tuning.max_steps when set,
+    else `epochs` passes over batches of batch_size x world processes, grad_accum batches a step. advisor plan
+    counts with this too."""
+    steps_per_epoch = math.ceil(math.ceil(n_train / (tc.batch_size * world)) / tc.grad_accum)
+    return tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+
+
+def validation_interval(total_steps: int, tc) -> int:
+    """Steps between validation-loss passes: tuning.eval_every, else about four passes, the last at the end."""
+    return tc.eval_every or max(1, total_steps // 4)
+
+
 CHECKPOINTS = "checkpoints"
 BOTH = "adapter_both"  # tuning.both_adapter=separate: the tuned+RAG arm's own RAFT-trained adapter
 SFT_BOTH = "sft/both"  # ... and its training data
@@ -486,12 +501,11 @@ class AdapterTraining:
         from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
         tc = self.tc
-        steps_per_epoch = math.ceil(math.ceil(len(self.train_rows) / (tc.batch_size * self.world)) / tc.grad_accum)
-        self.total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+        self.total_steps = optimizer_steps(len(self.train_rows), tc, self.world)
         self.opt = torch.optim.AdamW(self.params, lr=tc.lr, weight_decay=tc.weight_decay)
         sched_fn = get_cosine_schedule_with_warmup if tc.schedule == "cosine" else get_linear_schedule_with_warmup
         self.sched = sched_fn(self.opt, int(self.total_steps * tc.warmup_ratio), self.total_steps)
-        self.val_every = tc.eval_every or max(1, self.total_steps // 4)  # about four validations, the last at the end
+        self.val_every = validation_interval(self.total_steps, tc)
 
     def _resume(self) -> None:
         """Continue from the newest checkpoint written under the same config and data, else start fresh (and drop
