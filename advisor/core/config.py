@@ -213,31 +213,26 @@ class TuningConfig:
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     use_corpus_text: bool = True  # train on the corpus text itself (continued pre-training)
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
-    method: Literal["lora", "full"] = (
-        "lora"  # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
-    )
+    # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
+    method: Literal["lora", "full"] = "lora"
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
-    both_adapter: Literal["shared", "separate"] = (
-        "shared"  # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
-    )
+    # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
+    both_adapter: Literal["shared", "separate"] = "shared"
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
     raft_share: float = 0.3  # share of training questions that also get a RAFT example (each ~540 tokens on the sample: the main training cost)
     raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
     raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (target: the abstention answer)
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
-    gradient_checkpointing: bool = (
-        False  # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
-    )
+    # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
+    gradient_checkpointing: bool = False
     low_memory_heap: bool = False  # glibc returns freed activations to the OS at once (1 MB mmap threshold): ~30% lower peak RSS, ~20% slower on CPU
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
-    seeds: int = (
-        1  # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
-    )
-    curve_points: int = (
-        2  # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
-    )
+    # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
+    seeds: int = 1
+    # adapter snapshots kept at 1/(n+1) ... n/(n+1) of the steps for the learning-vs-forgetting curve; 0 = off
+    curve_points: int = 2
     max_train_tokens: int = MAX_TRAIN_TOKENS  # cap on one pass over the training set, in generator tokens: all instruction pairs, a sample of corpus text that covers every document; 0 = no cap
 
     def __post_init__(self):
@@ -313,9 +308,8 @@ class EvalConfig:
     perplexity_texts: int = 20  # general-text passages (SQuAD's Wikipedia) for tuned-vs-base perplexity; 0 = off
     confidence: float = 0.5  # token probability from which a wrong answer counts as wrong-and-confident
     judge: str = ""  # model spec of an optional LLM judge (bundled name, folder or Hub id); "" = off
-    known_samples: int = (
-        4  # answers the base model samples per question to sort facts into known/maybe/unknown; 0 = off
-    )
+    # answers the base model samples per question to sort facts into known/maybe/unknown; 0 = off
+    known_samples: int = 4
     known_temperature: float = 0.7  # sampling temperature of those answers
 
     def __post_init__(self):
@@ -361,9 +355,8 @@ class GenerationConfig:
     backend: Backend = "hf"  # hf (transformers in this process) | openai (any OpenAI-compatible server at base_url)
     base_url: str = ""  # the server's API root, e.g. http://127.0.0.1:8001/v1 (backend openai)
     model: str = ""  # served name of the base model; "" = model.spec
-    adapter_model: str = (
-        ""  # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
-    )
+    # served name of the run's adapter (vLLM --lora-modules NAME=PATH); "" = the run folder's name
+    adapter_model: str = ""
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the server's API key ("" or unset = none)
     concurrency: int = 8  # requests in flight at once (the server batches them)
     timeout_s: float = 120.0  # seconds one request may take
@@ -403,9 +396,8 @@ class QAConfig:
 
     n: int = 150  # eval questions in all, answerable + unanswerable
     unanswerable: float = 0.2  # share of eval questions the corpus does not answer (verified on the whole corpus)
-    generator: QAGenerator = (
-        "extractive"  # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
-    )
+    # extractive (rules, no LLM, deterministic) | llm (a model writes question/answer/evidence)
+    generator: QAGenerator = "extractive"
     model: str = ""  # llm generator: model spec run in process; "" = model.spec
     base_url: str = ""  # llm generator: an OpenAI-compatible endpoint instead (key from $ADVISOR_QA_API_KEY)
     api_model: str = ""  # llm generator: the served model name at base_url
@@ -518,9 +510,8 @@ class RunConfig:
     """How `advisor run` sizes itself (advisor/plan.py): a wall-time budget, and when to ask before a long run."""
 
     time_budget: str = ""  # wall time the whole run must fit, e.g. 10m or 1h30m: training steps, eval questions and probe items are cut to fit; "" = none
-    confirm_over: str = (
-        "1h"  # without a budget, a plan longer than this asks for confirmation (non-interactively: needs --yes)
-    )
+    # without a budget, a plan longer than this asks for confirmation (non-interactively: needs --yes)
+    confirm_over: str = "1h"
 
     def __post_init__(self):
         if self.time_budget:
