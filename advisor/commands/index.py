@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advisor.core.corpus import SUPPORTED_LIST
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "index",
         help="ingest a corpus and build its FAISS index (incremental: only changed chunks are embedded)",
-        description="Read a folder or file of documents (.md, .txt, .html, .pdf, .jsonl, .csv; encodings detected; "
+        description=f"Read a folder or file of documents ({SUPPORTED_LIST}; encodings detected; "
         "binary, empty, corrupt and unreadable files skipped and listed in DIR/ingest_report.json), chunk it by the "
         "embedder's tokens, and build the FAISS index in DIR/index. Run it again on a changed corpus: only new or "
         "changed chunks are embedded and removed ones are dropped.",

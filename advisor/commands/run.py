@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advisor.core.corpus import SUPPORTED_LIST
 from advisor.core.textio import read_json
 
 
@@ -44,7 +45,7 @@ def add_parser(sub) -> None:
 def add_run_arguments(p) -> None:
     """The arguments `advisor run` and `advisor plan` share."""
     p.add_argument(
-        "--corpus", metavar="PATH", help="folder or file of documents (.md, .txt, .jsonl); default: the bundled sample"
+        "--corpus", metavar="PATH", help=f"folder or file of documents ({SUPPORTED_LIST}); default: the bundled sample"
     )
     p.add_argument(
         "--qa",

@@ -46,6 +46,8 @@ PDF_SUFFIXES = {".pdf"}
 JSONL_SUFFIXES = {".jsonl"}
 CSV_SUFFIXES = {".csv"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES
+# The formats as help texts list them: '.csv, .htm, .html, .jsonl, .markdown, .md, .pdf, .rst, .txt'.
+SUPPORTED_LIST = ", ".join(sorted(SUPPORTED))
 
 SEGMENT_CHARS = 1_000_000  # plain text is read and chunked in segments of at most this many characters
 
