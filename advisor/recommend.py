@@ -854,7 +854,8 @@ def _check_finished(run_dir: Path, stages: dict, evaluated: list[str], resume: s
 
 
 def _build_seconds(stages: dict) -> dict[str, float]:
-    """Seconds each build artifact took: the index, the shared adapter, and the "both" adapter."""
+    """Seconds each build artifact took: the index, the shared adapter, and an arm's own adapter (with
+    tuning.both_adapter=separate; else the shared one)."""
     index_s = stages.get("index", {}).get("wall_s", 0.0)
     tune_s = stages.get("tune", {}).get("wall_s", 0.0) + stages.get("sft", {}).get("wall_s", 0.0)
     # Build cost counts what each option really trained: with tuning.both_adapter=separate, both's own adapter.
@@ -863,7 +864,7 @@ def _build_seconds(stages: dict) -> dict[str, float]:
         if stages.get("tune_both", {}).get("status") == "done"
         else tune_s
     )
-    return {"index": index_s, "tune": tune_s, "both": both_s}
+    return {"index": index_s, "adapter": tune_s, "own_adapter": both_s}
 
 
 def _read_option(
@@ -883,7 +884,7 @@ def _read_option(
     spec = ARM[arm]  # what the option builds: the index, an adapter (its own with tuning.both_adapter=separate)
     ev.build_s[opt] = sum(
         ([build["index"]] if spec.needs_index else [])
-        + ([build["both"] if spec.own_adapter else build["tune"]] if spec.needs_adapter else [])
+        + ([build["own_adapter"] if spec.own_adapter else build["adapter"]] if spec.needs_adapter else [])
     )
     ev.latency_s[opt] = m["latency_p50_s"]["value"]
     path = run_dir / "eval" / f"{arm}.jsonl"
