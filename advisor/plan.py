@@ -1189,15 +1189,19 @@ def _progress() -> bool:
     return sys.stderr.isatty()  # no progress bars into a log or a test's captured output
 
 
-def _sized(cfg: Config, refresh: bool, budget_label: str | None) -> tuple[Config, Plan, Work, dict | None, Plan]:
-    """(config to run, its plan, the work, what a budget cut, the plan before sizing)."""
-    plan, work = make_plan(cfg, refresh=refresh, progress=_progress())
+def _sized(
+    cfg: Config, refresh: bool, budget_label: str | None, progress: bool | None = None, echo: bool = True
+) -> tuple[Config, Plan, Work, dict | None, Plan]:
+    """(config to run, its plan, the work, what a budget cut, the plan before sizing). `progress`: calibration
+    progress bars (default: when stderr is a terminal); `echo`: print the unsized plan when a budget is too small."""
+    plan, work = make_plan(cfg, refresh=refresh, progress=_progress() if progress is None else progress)
     if not cfg.run.time_budget:
         return cfg, plan, work, None, plan
     try:
         sized, rec = size_to_budget(cfg, work, plan.calibration, cfg.run.budget_s, budget_label or cfg.run.time_budget)
     except AdvisorError:
-        print(render(plan, cfg, work))  # the unsized plan for reference (stdout); the error is the one line on stderr
+        if echo:  # the unsized plan for reference (stdout); the error is the one line on stderr
+            print(render(plan, cfg, work))
         raise
     if not rec["cuts"]:
         return sized, plan, work, rec, plan
@@ -1218,6 +1222,13 @@ def plan_only(
     _price(price_per_hour)
     cfg, plan, work, sizing, _ = _sized(_checked(cfg), refresh, budget_label)
     return render(plan, cfg, work, speed, price_per_hour, sizing)
+
+
+def plan_config(cfg: Config) -> tuple[Config, Plan, Work, dict | None]:
+    """The plan `advisor plan` prints, as data and quietly (no progress bars, nothing printed): (the config as a
+    time budget sized it, its plan, the work, what the budget cut or None). The dashboard's New run estimate."""
+    cfg, plan, work, sizing, _ = _sized(_checked(cfg), False, None, progress=False, echo=False)
+    return cfg, plan, work, sizing
 
 
 def _price(price: float | None) -> None:

@@ -331,7 +331,14 @@ def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and
         "p = 0.160",
         "neither (CI includes 0)",
     )
-    assert first["what it shows"] == "what fine-tuning adds to RAG"
+    assert "what it shows" not in table.columns, "said once per comparison above the table, not on every row"
+    meaning = dict(
+        line.removeprefix("- **").split("**: ", 1)
+        for m in at.markdown
+        for line in m.value.splitlines()
+        if line.startswith("- **") and " vs " in line.split("**: ")[0]
+    )
+    assert meaning["Fine-tune + RAG vs RAG"] == "what fine-tuning adds to RAG"
     # p 0 in metrics.json is below what 1,000 resamples resolve; a lower hallucination rate is the better one
     assert paired["tuned_rag - rag"]["hallucination_rate"]["p_value"] == 0
     assert (second["metric"], second["difference (pts)"], second["p"], second["the data favour"]) == (
@@ -347,7 +354,7 @@ def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and
         "RAG vs Base model",
         "Fine-tune vs Base model",
     ]
-    meaning = dict(zip(table["comparison"], table["what it shows"]))
+    assert list(meaning) == list(dict.fromkeys(table["comparison"]))
     assert meaning["Fine-tune vs RAG"] == "fine-tuning against retrieval"
     assert meaning["Fine-tune + RAG vs Fine-tune"] == "what retrieval adds to Fine-tune"
     assert meaning["RAG vs Base model"] == "what retrieval adds to the base model"
@@ -929,14 +936,65 @@ def test_new_run_passes_the_situation_weight_preset_and_targets_to_advisor_run(r
     )
 
 
-def test_the_plans_time_estimate_shows_before_launching_once_there_is_one(runs_dir, monkeypatch):
+def test_the_time_estimate_shows_on_request_for_the_settings_it_was_made_for(runs_dir, monkeypatch):
     import ui.launcher
 
+    asked = []
+    monkeypatch.setattr(
+        ui.launcher, "plan_estimate", lambda cmd, run_dir: asked.append(cmd) or f"about 19 min for {run_dir.name}"
+    )
     at = open_app(runs_dir, monkeypatch, "new_run")
-    assert not any("Estimated time" in i.value for i in at.info)  # no `advisor plan` yet: no estimate shown
-    monkeypatch.setattr(ui.launcher, "plan_estimate", lambda cmd, run_dir: f"about 19 min for {run_dir.name}")
-    at = open_app(runs_dir, monkeypatch, "new_run")
-    assert any(i.value.startswith("**Estimated time:** about 19 min for sample-") for i in at.info)
+    assert not asked and not any("Estimated time" in i.value for i in at.info), "never planned unasked"
+    at.button(key="nr_estimate").click().run()
+    assert len(asked) == 1 and any(i.value.startswith("**Estimated time:** about 19 min for sample-") for i in at.info)
+    at.number_input(key="nr_t_accuracy").set_value(55.0).run()  # another run: the estimate was not made for it
+    assert not any("Estimated time" in i.value for i in at.info) and "press **Estimate time** again" in text(at)
+    assert len(asked) == 1
+
+
+def tiny_new_run(at: AppTest, model_dir: Path, *extra: str) -> AppTest:
+    """The New run page set to a run on the tiny fakes (tests/conftest.py TINY_RUN, the smoke preset)."""
+    from conftest import TINY_RUN
+
+    data = ROOT / "tests" / "data"
+    at.toggle(key="nr_sample").set_value(False).run()
+    at.radio(key="nr_qa_how").set_value("a file on the server").run()
+    at.text_input(key="nr_corpus_path").input(str(data / "corpus"))
+    at.text_input(key="nr_qa_path").input(str(data / "qa.jsonl"))
+    at.text_input(key="nr_train_path").input(str(data / "train.jsonl"))
+    at.selectbox(key="nr_preset").set_value("smoke").run()
+    at.selectbox(key="nr_model").set_value("other (Hub id or local folder)").run()
+    at.text_input(key="nr_model_spec").input(str(model_dir))
+    return at.text_input(key="nr_overrides").input(" ".join([*TINY_RUN, *extra])).run()
+
+
+def test_the_time_estimate_is_the_plan_advisor_plan_makes_on_this_machine(runs_dir, monkeypatch, tiny_model_dir):
+    from advisor.cli import build_parser
+    from advisor.commands.run import config_from_args
+    from advisor.plan import fmt_s, plan_config
+
+    at = tiny_new_run(open_app(runs_dir, monkeypatch, "new_run"), tiny_model_dir)
+    at.button(key="nr_estimate").click().run()  # the real plan: calibrates the tiny model once, then reads its cache
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = next(i.value for i in at.info if i.value.startswith("**Estimated time:**"))
+    cmd = next(c.value for c in at.caption if "the command: `advisor run" in c.value).split("`")[1].split()
+    _, plan, _, _ = plan_config(config_from_args(build_parser().parse_args(cmd[1:])))
+    assert plan.calibration["cached"]  # the page's press measured this machine; this plan reads the same figures
+    assert f"on this machine (the one serving this dashboard: {os.cpu_count()} cores" in shown
+    stages = shown.split("Per stage: ")[1].split("\n")[0]
+    assert [s.split()[0] for s in stages.split(" (*")[0].split(" · ")] == [s.name for s in plan.stages]
+    tune = next(s for s in plan.stages if s.name == "tune")  # from the calibration only: the same to the second
+    assert f"tune {fmt_s(tune.seconds)}*" in stages and "the index and tuning tracks run side by side" in stages
+    assert plan.notes and all(f"Estimated, not counted: {n}." in shown for n in plan.notes)  # the RAFT examples
+
+
+def test_a_run_that_cannot_be_planned_says_why_on_the_page(runs_dir, monkeypatch, tiny_model_dir):
+    at = tiny_new_run(open_app(runs_dir, monkeypatch, "new_run"), tiny_model_dir, "run.time_budget=1s")
+    at.button(key="nr_estimate").click().run()
+    assert not at.exception and not any("Estimated time" in i.value for i in at.info)
+    assert any(
+        e.value.startswith("**Cannot plan this run:** the time budget 1s is too small for this run") for e in at.error
+    ), [e.value for e in at.error]
 
 
 def test_run_progress_comes_from_the_run_directory_and_survives_a_refresh(runs_dir, monkeypatch):

@@ -21,6 +21,12 @@ VIEWS = Path(__file__).resolve().parent / "views"
 log = logging.getLogger("ui")
 
 st.set_page_config(page_title="RAG vs fine-tune advisor", page_icon=":material/balance:", layout="wide")
+# In a window under 1280 px (a laptop at 1024) Streamlit keeps 5rem beside the page; 1.5rem gives tables and
+# side-by-side charts the width they need (docs/screens/ shows every page at 1400 and 1024).
+st.html(
+    "<style>@media (max-width: 1280px) { [data-testid='stMainBlockContainer'] "
+    "{ padding-left: 1.5rem; padding-right: 1.5rem; } }</style>"
+)
 
 pages = st.navigation(
     [

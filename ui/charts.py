@@ -147,6 +147,14 @@ def zero_marks(base: alt.Chart, text: str, vertical: bool = True) -> list[alt.Ch
     return [point, label]
 
 
+# An arm's label on two lines ("Base" / "model", "Fine-tune" / "+ RAG"): on one line the four did not fit under a
+# chart half a 1024 px window wide, and Vega dropped every other one.
+TWO_LINES = (
+    "indexof(datum.label, ' + ') > 0 ? [slice(datum.label, 0, indexof(datum.label, ' + ')), "
+    "slice(datum.label, indexof(datum.label, ' + ') + 1)] : split(datum.label, ' ')"
+)
+
+
 def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260, by_metric: bool = False) -> alt.Chart:
     """Bars per arm (grouped by metric when there are several) with 95% CI error bars (rule from lo to hi);
     a value of 0 gets a marker and a label (zero_marks). `by_metric`: the metric (e.g. a group of questions)
@@ -154,7 +162,7 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260,
     fmt = ".0%" if pct else ".2f"
     order = list(dict.fromkeys(df["metric"]))
     enc = {
-        "x": alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=0)),
+        "x": alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=0, labelExpr=TWO_LINES)),
         "tooltip": [
             "arm",
             "metric",
@@ -177,7 +185,7 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260,
                 "metric:N",
                 sort=order,
                 scale=alt.Scale(range=SHADES[: len(order)]),
-                legend=alt.Legend(orient="top", title=None),
+                legend=alt.Legend(orient="top", title=None, columns=1),  # in a row they ran past a narrow chart
             )
         }
     base = alt.Chart(df).encode(**enc)
@@ -275,7 +283,7 @@ def utility_bars(utilities: dict[str, float], verdict: str) -> alt.Chart:
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("utility:Q", title="weighted utility (0–1, higher is better)", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("utility:Q", title="utility (0–1, higher is better)", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("option:N", title=None, sort="-x"),
             color=alt.Color("option:N", scale=OPTION_COLOR, legend=None),
             opacity=alt.Opacity("advised:N", scale=alt.Scale(domain=[True, False], range=[1.0, 0.45]), legend=None),

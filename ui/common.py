@@ -230,14 +230,15 @@ def fit_block(fit: dict, rec: dict, hint: str = "Change the targets on the **Wha
 
 
 def criteria_table(rec: dict):
-    """Each option's score per criterion (0–1) and the weights in use, with plain names."""
+    """Each option's score per criterion (0–1) and the weights in use, with plain names: one row per criterion,
+    so the table keeps its few columns in a narrow window."""
     import pandas as pd
 
     from advisor.core.advice import CRITERIA
 
-    table = pd.DataFrame(rec["scores"]).T.rename(index=OPTION_LABEL)[CRITERIA]
-    table.loc["weight in use"] = [rec["weights"][c] for c in CRITERIA]
-    return table.rename(columns=CRITERION_LABEL)
+    table = pd.DataFrame(rec["scores"]).rename(columns=OPTION_LABEL).loc[CRITERIA]
+    table["weight in use"] = [rec["weights"][c] for c in CRITERIA]
+    return table.rename(index=CRITERION_LABEL)
 
 
 def criteria_section(rec: dict) -> None:

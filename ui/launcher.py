@@ -109,10 +109,53 @@ def merge_overrides(chosen: list[str], extra: list[str]) -> list[str]:
     return list(chosen) + list(extra)
 
 
-def plan_estimate(cmd: list[str], run_dir: Path) -> str | None:
-    """The plan's time estimate before launching: how long the planned run will take, in one sentence. `advisor
-    plan` will provide it; until then there is no estimate (None) and the New run page shows none."""
-    return None
+def command_config(cmd: list[str]):
+    """The config the `advisor run` command `cmd` (plan_run's) asks for, read back with advisor's own parser."""
+    from advisor.cli import build_parser
+    from advisor.commands.run import config_from_args
+
+    try:
+        args = build_parser().parse_args(cmd[3:])  # cmd: python -m advisor run ...
+    except SystemExit:  # argparse said why on stderr; the page says it in a sentence
+        raise AdvisorError(
+            f"the command 'advisor {' '.join(cmd[3:])}' cannot be read; check the extra settings"
+        ) from None
+    return config_from_args(args)
+
+
+def plan_estimate(cmd: list[str], run_dir: Path) -> str:
+    """The plan `advisor plan` prints for this command (advisor/plan.py, on the same config), in brief, as
+    markdown: the total wall time on this machine, the time per stage, what a time budget cut and what was
+    estimated rather than counted. The first plan for a model and training shape on a machine measures it
+    (about a minute on 2 cores; cached in $ADVISOR_HOME/calibration/), later ones take seconds. Bad input raises
+    AdvisorError (or ValueError), as `advisor plan` would say it."""
+    from advisor.plan import cut_lines, fmt_s, plan_config
+
+    cfg, plan, work, sizing = plan_config(command_config(cmd))
+    cal = plan.calibration
+    m = cal.get("key", {}).get("machine", {})
+    where = ", ".join(x for x in (f"{m.get('cores')} cores", m.get("gpu"), cal.get("device")) if x)
+    measured = f"measured {cal.get('measured', '')[:10]}" if cal.get("cached") else "measured just now"
+    parallel = any(s.track for s in plan.stages)
+    lines = [
+        f"about **{fmt_s(plan.total_s)}** on this machine (the one serving this dashboard: {where}; its speed "
+        f"{measured}), "
+        f"{work.n_documents} documents, {work.n_chunks:,} chunks, model {cfg.model.spec}.",
+        "Per stage: "
+        + " · ".join(f"{s.name} {fmt_s(s.seconds)}{'*' if s.track else ''}" for s in plan.stages)
+        + (" (* the index and tuning tracks run side by side; the total counts the longer)" if parallel else ""),
+    ]
+    if sizing and sizing.get("cuts"):
+        lines.append(
+            f"Time budget {sizing['time_budget']}: planned {fmt_s(sizing['estimate_before_s'])}, sized to fit:\n"
+            + "\n".join(f"- {c}" for c in cut_lines(sizing))
+        )
+    elif sizing:
+        lines.append(f"Time budget {sizing['time_budget']}: the plan fits, nothing cut.")
+    lines += [f"Estimated, not counted: {n}." for n in plan.notes]
+    if (Path(run_dir) / "manifest.json").is_file():
+        lines.append(f"{Path(run_dir).name} exists already: its finished stages are skipped, so it takes less.")
+    return "\n\n".join(lines)
 
 
 def plan_run(

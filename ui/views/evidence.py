@@ -33,38 +33,44 @@ def paired_section(metrics: dict) -> None:
         )
         return
     table = charts.paired_frame(paired, (metrics.get("bootstrap") or {}).get("resamples"))
-    cols = st.columns(2)
-    for col, key, what in ((cols[0], "accuracy", "accuracy"), (cols[1], "hallucination_rate", "hallucination rate")):
+    # one chart under the other: side by side, a 1024 px window squeezed their bars into a sliver
+    for key, what in (("accuracy", "accuracy"), ("hallucination_rate", "hallucination rate")):
         rows = table[table["key"] == key]
-        with col:
-            if rows.empty:
-                st.info(f"No paired difference in {what} in this run.")
-                continue
-            df = rows.rename(columns={"difference (pts)": "value"})[["comparison", "arm", "value", "lo", "hi", "n"]]
-            chart(
-                charts.diverging_ci(
-                    df,
-                    f"{what}: first − second, percentage points",
-                    y="comparison",
-                    fmt="+.0f",
-                    unit=" pts",
-                    labels=True,
-                ),
-                f"How many percentage points the first option's {what} is above (right) or below (left) the "
-                f"second's on the same questions; the black line is the 95% CI, and a line that crosses the "
-                f"dashed zero is no clear difference."
-                + (" Lower is better." if key == "hallucination_rate" else " Higher is better."),
-            )
-    shown = table.drop(columns=["lo", "hi", "arm", "key"])
+        if rows.empty:
+            st.info(f"No paired difference in {what} in this run.")
+            continue
+        df = rows.rename(columns={"difference (pts)": "value"})[["comparison", "arm", "value", "lo", "hi", "n"]]
+        chart(
+            charts.diverging_ci(
+                df,
+                f"{what}: first − second, percentage points",
+                y="comparison",
+                fmt="+.0f",
+                unit=" pts",
+                labels=True,
+            ),
+            f"How many percentage points the first option's {what} is above (right) or below (left) the "
+            f"second's on the same questions; the black line is the 95% CI, and a line that crosses the "
+            f"dashed zero is no clear difference."
+            + (" Lower is better." if key == "hallucination_rate" else " Higher is better."),
+        )
+    # What each comparison shows is said once, above the table, not on each of its rows (a column that long was cut
+    # off at the table's right edge)
+    meanings = dict(zip(table["comparison"], table["what it shows"]))
+    st.markdown("\n".join(f"- **{c}**: {m}" for c, m in meanings.items()))
+    shown = table.drop(columns=["lo", "hi", "arm", "key", "what it shows"])
     st.dataframe(
         shown,
         hide_index=True,
         height=min(600, 38 + 35 * len(shown)),
         column_config={
-            "difference (pts)": st.column_config.NumberColumn(format="%+.1f"),
-            "n": st.column_config.NumberColumn(width=48),
-            "comparison": st.column_config.TextColumn(width=190),
-            "metric": st.column_config.TextColumn(width=160),
+            "difference (pts)": st.column_config.NumberColumn(format="%+.1f", width=110),
+            "95% CI (pts)": st.column_config.TextColumn(width=120),
+            "p": st.column_config.TextColumn(width=80),
+            "n": st.column_config.NumberColumn(width=45),
+            "comparison": st.column_config.TextColumn(width=195),
+            "metric": st.column_config.TextColumn(width=170),
+            "the data favour": st.column_config.TextColumn(width=170),
         },
     )
     missing = (

@@ -245,15 +245,40 @@ with st.container(border=True):
         advice_error = str(e)
         st.warning(f"**These settings cannot be used:** {e}")
 
-# Before launching: where the run goes, the command, and the plan's time estimate (ui.launcher.plan_estimate).
+
+def estimate_time(cmd: list[str], run_dir: Path) -> None:
+    """The plan's time estimate (ui.launcher.plan_estimate), on request only: the first one for a model on this
+    machine measures it for about a minute. Kept for the command it was made for; other settings hide it."""
+    if st.button(
+        "Estimate time",
+        key="nr_estimate",
+        help="Plans the run as `advisor plan` does: counts each stage's work and times it at this machine's "
+        "measured speed. The first estimate for a model and training shape measures the machine (about a "
+        "minute on 2 cores); later ones take seconds.",
+    ):
+        with st.spinner("Planning the run (the first time for this model, measuring this machine: about a minute)"):
+            try:
+                st.session_state["nr_estimate_of"] = (cmd, plan_estimate(cmd, run_dir), None)
+            except (AdvisorError, ValueError, OSError) as e:
+                st.session_state["nr_estimate_of"] = (cmd, None, str(e))
+    got = st.session_state.get("nr_estimate_of")
+    if got and got[0] == cmd:
+        if got[2]:
+            st.error(f"**Cannot plan this run:** {got[2]}")
+        else:
+            st.info(f"**Estimated time:** {got[1]}")
+    elif got:
+        st.caption("The settings changed since the last estimate; press **Estimate time** again.")
+
+
+# Before launching: where the run goes, the command, and (on request) the plan's time estimate.
 try:
     planned = None if advice_error else plan(chosen)
 except (AdvisorError, ValueError):
     planned = None  # the reason is shown when Start is pressed
 if planned:
     st.caption(f"Goes into **{planned[1].name}**; the command: `advisor {' '.join(planned[0][3:])}`")
-    if estimate := plan_estimate(*planned):
-        st.info(f"**Estimated time:** {estimate}")
+    estimate_time(*planned)
 
 if st.button("Start the run", type="primary", key="nr_start"):
     try:

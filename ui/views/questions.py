@@ -65,7 +65,7 @@ wrong = c1.selectbox(
     help="Wrong = not counted correct on an answerable question, or not abstaining on an unanswerable one.",
 )
 shown_arms = c2.multiselect("Arms shown", arms, default=arms, format_func=ARM_LABEL.get, key="q_arms")
-c1, c2, _ = st.columns([1, 1, 2])
+c1, c2, _ = st.columns([1, 1, 1])  # each label on one line in a 1024 px window
 una = c1.toggle(
     "Unanswerable only", key="q_una", help="Questions the corpus does not answer: the right response is to abstain."
 )

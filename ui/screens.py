@@ -1,0 +1,132 @@
+"""Screenshots of every dashboard page on one run, at the window sizes the docs show (docs/screens/).
+
+    python -m ui.screens                       # the fixture run -> docs/screens/<page>-<width>.png
+    python -m ui.screens --out /tmp/shots --run runs/my-run --sizes 1400x1000 1024x768
+
+It serves `advisor dashboard` on a copy of the run (a temporary runs folder, a free port), shoots each page with
+headless Chromium (ui/shots.py: the whole page height, up to 4000 px), stops the server and writes PNGs
+re-encoded with a 256-colour palette (the UI has few colours). A page that shows an
+exception, or never shows the text it is expected to, is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from ui.shots import Browser
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "rundirs" / "sample-fixture"
+SIZES = ((1400, 1000), (1024, 768))
+# page url path -> text on it once it is drawn
+PAGES = {
+    "overview": "What would change the advice",
+    "runs": "Compare two runs",
+    "evidence": "RAG vs fine-tune vs both",
+    "questions": "One question in detail",
+    "review": "Review the generated questions",
+    "what-if": "Score of each option",
+    "cost": "Cheapest at these inputs",
+    "new-run": "Start one",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(runs: Path) -> tuple[subprocess.Popen, str]:
+    """`advisor dashboard` on RUNS, up and answering; returns the process (its own session) and its URL."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            stop(proc)
+            raise RuntimeError("advisor dashboard did not come up; run it by hand to see why")
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+
+
+def shrink(png: Path) -> None:
+    """Re-encode with an adaptive 256-colour palette."""
+    from PIL import Image
+
+    with Image.open(png) as img:
+        small = img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(png, optimize=True)
+
+
+def shoot_all(run: Path, out: Path, sizes=SIZES, pages: list[str] | None = None) -> list[Path]:
+    """Every page (or `pages`) of RUN at every size, into OUT/<page>-<width>.png."""
+    written = []
+    with tempfile.TemporaryDirectory(prefix="advisor-screens-") as tmp:
+        runs = Path(tmp) / "runs"
+        shutil.copytree(run, runs / run.name)
+        proc, url = serve(runs)
+        try:
+            for width, height in sizes:
+                with Browser(width, height) as b:
+                    b.shot(f"{url}/?run={run.name}", Path(tmp) / "warm.png", wait_for=PAGES["overview"])
+                    for page in pages or PAGES:
+                        png = out / f"{page}-{width}.png"
+                        path = "" if page == "overview" else page  # the default page is served at /
+                        state = b.shot(
+                            f"{url}/{path}?run={run.name}", png, wait_for=PAGES[page], timeout=120, max_height=6000
+                        )
+                        if state["exceptions"]:
+                            raise RuntimeError(f"{page} shows an exception: {state['exceptions'][0][:300]}")
+                        shrink(png)
+                        written.append(png)
+                        print(png, flush=True)
+        finally:
+            stop(proc)
+    return written
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description="Screenshot every dashboard page of a run at the docs' sizes.")
+    p.add_argument("--run", type=Path, default=FIXTURE, help="run directory (default: the test fixture run)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "screens", help="folder for the PNGs")
+    p.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for w, h in SIZES], help="WIDTHxHEIGHT windows")
+    p.add_argument("--pages", nargs="+", choices=list(PAGES), help="only these pages")
+    a = p.parse_args()
+    sizes = [tuple(int(x) for x in s.lower().split("x")) for s in a.sizes]
+    a.out.mkdir(parents=True, exist_ok=True)
+    shoot_all(a.run.resolve(), a.out, sizes, a.pages)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
