@@ -185,7 +185,8 @@ def ci_bars(df: pd.DataFrame, y_title: str, pct: bool = True, height: int = 260,
                 "metric:N",
                 sort=order,
                 scale=alt.Scale(range=SHADES[: len(order)]),
-                legend=alt.Legend(orient="top", title=None, columns=1),  # in a row they ran past a narrow chart
+                # one a line: in a row they ran past a narrow chart; no length limit (Vega cuts at 160 px)
+                legend=alt.Legend(orient="top", title=None, columns=1, labelLimit=0),
             )
         }
     base = alt.Chart(df).encode(**enc)

@@ -46,6 +46,16 @@ UTILITY_LINE = (
 )
 
 
+# A fit-for-purpose metric's width: its longest label, "Fine-tune + RAG hallucination rate" and its help icon.
+FIT_METRIC_PX = 250
+
+
+def metric_row():
+    """A row for metrics that wraps onto a second line where the place is too narrow for all of them, so that
+    no label is cut short with "…" (st.columns would squeeze each metric to a fixed share of the width)."""
+    return st.container(horizontal=True, gap="medium")
+
+
 def coloured(option: str) -> str:
     """An option's label in its colour from the arm table, as Streamlit markdown."""
     colour = OPTION_COLOUR.get(option)
@@ -146,12 +156,13 @@ def verdict_card(rec: dict, note: str = "", compact: bool = False, sep: dict | N
                 f"Stable under other priorities: {why}." + (f" Separated by the data: {sep['why']}." if sep else "")
             )
         with right:
-            cols = st.columns(len(rec["utilities"]))
-            for col, (opt, u) in zip(cols, sorted(rec["utilities"].items(), key=lambda kv: -kv[1])):
-                col.metric(
+            row = metric_row()
+            for opt, u in sorted(rec["utilities"].items(), key=lambda kv: -kv[1]):
+                row.metric(
                     f"{OPTION_LABEL.get(opt, opt)} utility",
                     f"{u:.3f}",
                     delta=None if opt == verdict else f"{u - rec['utilities'][verdict]:+.3f}",
+                    width="content",
                 )
             st.caption(UTILITY_LINE)
             if note:
@@ -212,18 +223,19 @@ def fit_block(fit: dict, rec: dict, hint: str = "Change the targets on the **Wha
     with st.container(border=True):
         st.markdown("**Is any option good enough?**")
         st.markdown(line)
-        cols = st.columns(2)
-        for col, key, what, bound in (
-            (cols[0], "accuracy", "accuracy", "at least"),
-            (cols[1], "hallucination_rate", "hallucination rate", "at most"),
+        row = metric_row()
+        for key, what, bound in (
+            ("accuracy", "accuracy", "at least"),
+            ("hallucination_rate", "hallucination rate", "at most"),
         ):
             m = r[key]
-            col.metric(
+            cell = row.container(width=FIT_METRIC_PX)
+            cell.metric(
                 f"{OPTION_LABEL.get(best, best)} {what}",
                 f"{100 * m['value']:.0f}%",
                 help=f"95% CI {100 * m['ci95'][0]:.0f}–{100 * m['ci95'][1]:.0f}%",
             )
-            col.markdown(f"target {bound} {100 * m['target']:g}% {STATUS_BADGE[m['status']]}")
+            cell.markdown(f"target {bound} {100 * m['target']:g}% {STATUS_BADGE[m['status']]}")
         if fit.get("points_to"):
             st.markdown("What the evidence points to:\n" + "\n".join(f"- {p}" for p in fit["points_to"]))
         st.caption(f"An option meets a target only when its whole 95% confidence interval does. {hint}")

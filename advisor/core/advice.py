@@ -86,7 +86,7 @@ FACT_LABEL = {
     "style_learning": "A style or format must be learned",
     "budget": "Budget for building",
     "latency_target_s": "Latency target per question, seconds (0 = none)",
-    "data_privacy": "The data is private (it must stay deletable and access-controlled)",
+    "data_privacy": "The data is private",
 }
 FACT_HELP = {
     "knowledge_change": "Every change means re-indexing (seconds) or retraining (hours) the fine-tuned options.",
@@ -95,8 +95,8 @@ FACT_HELP = {
     "budget": "How hard a 10x longer build counts against an option: low budget 1/2 of the build-cost score, "
     "medium 1/3, high 1/6.",
     "latency_target_s": "An option whose measured median latency misses the target scores 0 on serving cost.",
-    "data_privacy": "Data trained into the weights cannot be deleted or access-controlled without retraining; an "
-    "index document can.",
+    "data_privacy": "It must stay deletable and access-controlled. Data trained into the weights cannot be deleted "
+    "or access-controlled without retraining; an index document can.",
 }
 
 

@@ -72,10 +72,10 @@ rebuilds = c2.number_input(
     + ").",
 )
 always_on = c3.toggle(
-    "Serving machine always on",
+    "Server always on",
     value=now.always_on,
     key="cost_always_on",
-    help="Pay the serving machine for every hour of the month, busy or not (a dedicated server), "
+    help="The serving machine is always on: pay for every hour of the month, busy or not (a dedicated server), "
     "instead of only for the hours it spends answering.",
 )
 st.session_state[COST_STATE] = {
@@ -106,16 +106,31 @@ for col, (_, row) in zip(cols, table.iterrows()):
         help=f"building {s.money(row['build per month'])} + serving {s.money(row['serving per month'])}",
     )
 st.altair_chart(charts.cost_bars(table, s.currency), width="stretch")
-money = ("first build", "build per month", "serving per month", "total per month", "per 1,000 queries")
-shown = table if s.always_on else table.drop(columns=["machines paid for"])  # else it repeats the busy share
+# Two tables, each narrow enough for a 1024 px window (a 674 px table): the money first, then what it is
+# computed from. The money columns keep the currency in their names; their headers are short.
+money = {
+    "first build": "first build",
+    "build per month": "build / month",
+    "serving per month": "serving / month",
+    "total per month": "total / month",
+    "per 1,000 queries": "per 1,000 queries",
+}
+st.markdown(f"**Cost of each option**, in {s.currency}")
 st.dataframe(
-    shown.rename(columns={c: f"{c} ({s.currency})" for c in money}),
+    table[["option", *money]].rename(columns={c: f"{c} ({s.currency})" for c in money}),
     hide_index=True,
-    width="stretch",
+    column_config={
+        f"{c} ({s.currency})": st.column_config.NumberColumn(label, format="%.2f") for c, label in money.items()
+    },
+)
+measured = ["option", "build time (s)", "latency p50 (s)", "busy machine share"]
+st.markdown("**What it is computed from**: the run's measured build times and latencies, and the queries per day")
+st.dataframe(
+    table[measured + (["machines paid for"] if s.always_on else [])],  # else it repeats the busy share
+    hide_index=True,
     column_config={
         "busy machine share": st.column_config.NumberColumn(format="percent"),
         "machines paid for": st.column_config.NumberColumn(format="%.3g"),
-        **{f"{c} ({s.currency})": st.column_config.NumberColumn(format="%.2f") for c in money},
     },
 )
 try:

@@ -12,6 +12,8 @@ from ui import charts
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, load_config_dict, load_metrics, read_json
 
+# Streamlit wraps cell text only in rows taller than 64 px; 66 px holds two lines.
+WRAP_ROW_PX = 66
 GROUP_LABEL = {"known": "known to the base model", "maybe_known": "maybe known", "unknown": "unknown to it"}
 
 
@@ -59,18 +61,21 @@ def paired_section(metrics: dict) -> None:
     meanings = dict(zip(table["comparison"], table["what it shows"]))
     st.markdown("\n".join(f"- **{c}**: {m}" for c, m in meanings.items()))
     shown = table.drop(columns=["lo", "hi", "arm", "key", "what it shows"])
+    # Seven columns fit a 1024 px window (a 674 px table) only on two lines a row: the text columns wrap (rows over
+    # 64 px), and the headers are short (the caption says the unit). In a wider window the columns widen instead.
     st.dataframe(
         shown,
         hide_index=True,
-        height=min(600, 38 + 35 * len(shown)),
+        row_height=WRAP_ROW_PX,
+        height=min(38 + WRAP_ROW_PX * 9 + WRAP_ROW_PX // 2, 38 + WRAP_ROW_PX * len(shown)),
         column_config={
-            "difference (pts)": st.column_config.NumberColumn(format="%+.1f", width=110),
-            "95% CI (pts)": st.column_config.TextColumn(width=120),
-            "p": st.column_config.TextColumn(width=80),
-            "n": st.column_config.NumberColumn(width=45),
-            "comparison": st.column_config.TextColumn(width=195),
-            "metric": st.column_config.TextColumn(width=170),
-            "the data favour": st.column_config.TextColumn(width=170),
+            "comparison": st.column_config.TextColumn(width=118),
+            "metric": st.column_config.TextColumn(width=118),
+            "difference (pts)": st.column_config.NumberColumn("difference", format="%+.1f", width=82),
+            "95% CI (pts)": st.column_config.TextColumn("95% CI", width=100),
+            "p": st.column_config.TextColumn(width=74),
+            "n": st.column_config.NumberColumn(width=40),
+            "the data favour": st.column_config.TextColumn("favours", width=106),
         },
     )
     missing = (
@@ -83,8 +88,9 @@ def paired_section(metrics: dict) -> None:
     )
     st.caption(
         "Each row: the first option minus the second on the questions both answered, in percentage points "
-        "(token F1 and semantic similarity: points on their 0–100 scale); 95% bootstrap CI and p-value; "
-        "“the data favour” names an option only when the CI excludes 0." + missing
+        "(token F1 and semantic similarity: points on their 0–100 scale), with its 95% bootstrap CI and p-value, "
+        "and n, the questions compared; “favours” names the option the data favour only when the CI excludes 0."
+        + missing
     )
 
 
@@ -214,11 +220,18 @@ def leakage_section(run_dir) -> None:
         )
         pairs = leak.get("top_pairs_training_questions") or []
         if pairs:
+            # four wrapped lines a row keep the two texts side by side in a 1024 px window (a 674 px table)
             st.dataframe(
                 pd.DataFrame(pairs)[["eval_id", "overlap", "eval_question", "training_example"]],
                 hide_index=True,
-                height=180,
-                column_config={"overlap": st.column_config.NumberColumn(format="percent")},
+                row_height=96,
+                height=38 + 96 * min(len(pairs), 4),
+                column_config={
+                    "eval_id": st.column_config.TextColumn("id", width=56),
+                    "overlap": st.column_config.NumberColumn(format="percent", width=70),
+                    "eval_question": st.column_config.TextColumn("eval question", width=240),
+                    "training_example": st.column_config.TextColumn("training example", width=300),
+                },
             )
     except (RunDataError, KeyError) as e:
         st.info(f"No leakage report: {e}")

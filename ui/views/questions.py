@@ -2,8 +2,10 @@
 for wrong answers, unanswerable questions and disagreement between arms; one question opened shows the
 chunks its retrieval arms were given, with what their retrieval score means in this run.
 
-The table is sized so the four arms' answers fit side by side in a 1400 px window with the sidebar open
-(the answers wrap over four lines; a click on a cell shows all of it); the sources come after them."""
+The table is sized so the four arms' answers fit side by side in a 1024 px window with the sidebar open and
+widen in a larger one (the answers wrap over five lines; a click on a cell shows all of it); the sources
+columns are hidden at first (the table's "Show/hide columns" shows them; one question opened lists its
+chunks)."""
 
 import streamlit as st
 
@@ -13,12 +15,14 @@ from ui.common import not_finished_message, require_run, run_header, show_data_e
 from ui.rundata import RunDataError, filter_questions, is_right, load_config_dict, load_rows, question_table, read_json
 
 SCORE_LABEL = {n: METRIC_INFO[n].label for n in ("f1", "exact_match", "recall_at_k", "mrr")}  # shown under an answer
-# Column widths in px: id, question, gold and four arms add up to 920 px. In a 1400 px window with the sidebar open
-# the table is 940 px wide (measured in Chromium, Streamlit 1.67, wide layout), less its vertical scroll bar.
-# Streamlit wraps cell text only in rows taller than 64 px: 96 px shows four lines.
-COLUMN_PX = {"id": 46, "question": 196, "gold": 94, "arm": 146, "sources": 180}
-TABLE_PX = 920
-ROW_PX = 96
+# Column widths in px are the narrowest the columns get: id, question, gold and four arms add up to 656 px, for
+# a 1024 px window with the sidebar open, where the table is 674 px wide (measured in Chromium, Streamlit 1.67,
+# wide layout; ui/screens.py reports a table wider than its place). In a wider window every column but the
+# pinned id grows by the same amount: at 1400 px (a 938 px table) an answer column is about 145 px wide.
+# Streamlit wraps cell text only in rows taller than 64 px: 116 px shows five lines.
+COLUMN_PX = {"id": 44, "question": 144, "gold": 68, "arm": 100, "sources": 180}
+TABLE_PX = 656
+ROW_PX = 116
 
 
 def score_meaning(run_dir) -> tuple[str, str]:
@@ -56,7 +60,9 @@ if not rows:
 arms = [a for a in ARMS if a in rows]
 table = question_table(rows)
 
-c1, c2 = st.columns(2)
+# The filters in a row, each label on one line in a 1024 px window; the arms' names under them, at full width
+# (beside the filters the fourth was cut off)
+c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
 wrong = c1.selectbox(
     "Wrong answers",
     ["all questions", "wrong in any arm", *(f"wrong in {a}" for a in arms)],
@@ -64,12 +70,11 @@ wrong = c1.selectbox(
     key="q_wrong",
     help="Wrong = not counted correct on an answerable question, or not abstaining on an unanswerable one.",
 )
-shown_arms = c2.multiselect("Arms shown", arms, default=arms, format_func=ARM_LABEL.get, key="q_arms")
-c1, c2, _ = st.columns([1, 1, 1])  # each label on one line in a 1024 px window
-una = c1.toggle(
+una = c2.toggle(
     "Unanswerable only", key="q_una", help="Questions the corpus does not answer: the right response is to abstain."
 )
-dis = c2.toggle("Arms disagree", key="q_dis", help="Some arms right and others wrong on the same question.")
+dis = c3.toggle("Arms disagree", key="q_dis", help="Some arms right and others wrong on the same question.")
+shown_arms = st.multiselect("Arms shown", arms, default=arms, format_func=ARM_LABEL.get, key="q_arms")
 
 wrong_in = (
     None if wrong == "all questions" else "any" if wrong == "wrong in any arm" else wrong.removeprefix("wrong in ")
@@ -77,8 +82,9 @@ wrong_in = (
 view = filter_questions(table, wrong_in, una, dis)
 st.caption(
     f"{len(view)} of {len(table)} questions shown. ✓ right · ✗ wrong (answerable: the gold answer is "
-    "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). Sources: the retrieved chunks' documents "
-    "by rank. Open a question below for its scores and chunks."
+    "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). Each retrieval option's sources (the "
+    "retrieved chunks' documents by rank) are hidden columns: the table's Show/hide columns shows them. Open a "
+    "question below for its scores and chunks."
 )
 
 
@@ -87,14 +93,16 @@ def mark(v) -> str:
 
 
 shown = view[["id", "question", "gold"]].copy()
-config = {c: st.column_config.TextColumn(width=COLUMN_PX[c]) for c in ("id", "question", "gold")}
-for a in shown_arms:  # every arm's answer first, side by side; the sources after them
+config = {c: st.column_config.TextColumn(width=COLUMN_PX[c]) for c in ("question", "gold")}
+config["id"] = st.column_config.TextColumn(width=COLUMN_PX["id"], pinned=True)
+for a in shown_arms:  # every arm's answer first, side by side; the sources after them, hidden at first
     shown[ARM_LABEL[a]] = view[f"{a} right"].map(mark) + " " + view[f"{a} answer"].fillna("")
     config[ARM_LABEL[a]] = st.column_config.TextColumn(width=COLUMN_PX["arm"])
 for a in shown_arms:
     if f"{a} sources" in view:
         shown[f"{ARM_LABEL[a]} sources"] = view[f"{a} sources"]
-        config[f"{ARM_LABEL[a]} sources"] = st.column_config.TextColumn(width=COLUMN_PX["sources"])
+        # hidden is a ColumnConfig key that TextColumn() does not take
+        config[f"{ARM_LABEL[a]} sources"] = st.column_config.TextColumn(width=COLUMN_PX["sources"]) | {"hidden": True}
 st.dataframe(
     shown,
     hide_index=True,

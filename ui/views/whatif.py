@@ -77,7 +77,8 @@ if st.session_state.get("wi_run") != run.name or "w_accuracy" not in st.session_
     reset()
 
 
-left, right = st.columns([2, 3], gap="large")
+# The controls' column is wide enough for every fact's toggle label in a 1024 px window (about 290 px).
+left, right = st.columns([9, 11], gap="medium")
 with left:
     st.markdown("**How much each criterion matters**")
     st.selectbox(
@@ -127,4 +128,4 @@ with right:
     st.altair_chart(charts.utility_bars(rec["utilities"], rec["verdict"]), width="stretch")
     reasons_block(rec)
     flips_block(rec)
-    criteria_section(rec)
+criteria_section(rec)  # under both columns: the table's five columns need the page's width
