@@ -6,7 +6,9 @@
 It serves `advisor dashboard` on a copy of the run (a temporary runs folder, a free port), shoots each page with
 headless Chromium (ui/shots.py: the whole page height, up to 4000 px), stops the server and writes PNGs
 re-encoded with a 256-colour palette (the UI has few colours). A page that shows an
-exception, or never shows the text it is expected to, is an error.
+exception, or never shows the text it is expected to, is an error. Under each PNG it prints what on that page
+does not fit its place (ui/shots.py, Browser.layout_problems): a label cut short with "…", a table that scrolls
+sideways; none is printed when everything fits.
 """
 
 from __future__ import annotations
@@ -107,9 +109,12 @@ def shoot_all(run: Path, out: Path, sizes=SIZES, pages: list[str] | None = None)
                         )
                         if state["exceptions"]:
                             raise RuntimeError(f"{page} shows an exception: {state['exceptions'][0][:300]}")
+                        problems = b.layout_problems()
                         shrink(png)
                         written.append(png)
                         print(png, flush=True)
+                        for problem in problems:
+                            print(f"  {page} at {width} px: {problem}", flush=True)
         finally:
             stop(proc)
     return written

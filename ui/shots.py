@@ -5,7 +5,8 @@
 `chromium --screenshot` alone cannot wait for a Streamlit page: the page is drawn from websocket messages
 after load, which --virtual-time-budget does not wait for. So this drives Chromium over the DevTools
 protocol: open the URL, wait until the expected text is there and the page has stopped changing, size
-the window to the page's full height, and capture. It returns the page's visible text for assertions.
+the window to the page's full height, and capture. It returns the page's visible text for assertions;
+`layout_problems()` lists what is drawn cut short or too wide.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ STATE_JS = """JSON.stringify({
   height: Math.max(...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], section')]
                    .map(e => e.scrollHeight), document.body ? document.body.scrollHeight : 0),
   exceptions: [...document.querySelectorAll('[data-testid="stException"]')].map(e => e.innerText),
+})"""
+
+# What does not fit its place on the drawn page: text cut short with "…" (a label, a metric) and tables whose
+# columns are wider than the table, so that their last columns need a sideways scroll.
+LAYOUT_JS = """JSON.stringify({
+  cut: [...document.querySelectorAll('[data-testid="stMain"] *, [data-testid="stSidebar"] *')]
+       .filter(e => getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1
+                    && e.textContent.trim())
+       .map(e => e.textContent.trim().slice(0, 80)),
+  wide: [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+        .map((e, i) => [e, i]).filter(([e]) => e.scrollWidth > e.clientWidth + 1)
+        .map(([e, i]) => `table ${i + 1} of the page, ${e.scrollWidth - e.clientWidth} px`),
 })"""
 
 
@@ -100,6 +113,13 @@ class Browser:
     def state(self) -> dict:
         r = self.call("Runtime.evaluate", expression=STATE_JS, returnByValue=True)
         return json.loads(r["result"]["value"])
+
+    def layout_problems(self) -> list[str]:
+        """What on the page now does not fit: 'cut: <text>' for each label cut short with "…", 'too wide: table
+        <n> of the page, <by how much>' for each table that scrolls sideways."""
+        r = self.call("Runtime.evaluate", expression=LAYOUT_JS, returnByValue=True)
+        found = json.loads(r["result"]["value"])
+        return [f"cut: {t}" for t in found["cut"]] + [f"too wide: {t}" for t in found["wide"]]
 
     def _settle(self, wait_for: str | None, timeout: float) -> dict:
         """Poll until `wait_for` is on the page, nothing is loading, and the text has not changed for 1.5 s."""
