@@ -168,8 +168,7 @@ def _reindex(run: RunDir, cfg, changed: list[Path]) -> dict:
     """The update the index takes: the corpus with the changed documents, re-chunked and re-embedded into a copy
     of the run's index (only new or changed chunks are embedded, as a real update would); the timer covers exactly
     that work. Returns {"s", "chunks", "embedded"}."""
-    from advisor.core.corpus import ingest_corpus
-    from advisor.core.embedders import chunk_offsets_fn
+    from advisor.core.corpus import ingest_configured
     from retrieval.index import build_index
 
     out = run / "drill"
@@ -187,15 +186,7 @@ def _reindex(run: RunDir, cfg, changed: list[Path]) -> dict:
     shutil.copytree(run / "index", out / "index")
     r = cfg.retrieval
     t0 = time.perf_counter()
-    ingest_corpus(
-        corpus,
-        out,
-        chunk_offsets_fn(r.embedder),
-        cfg.chunking.size,
-        cfg.chunking.overlap,
-        cfg.corpus.text_field,
-        r.embedder,
-    )
+    ingest_configured(corpus, out, cfg)
     built = build_index(out / "chunks.jsonl", out / "index", r, progress=False)
     s = time.perf_counter() - t0
     chunks = read_jsonl(out / "chunks.jsonl")

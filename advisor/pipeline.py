@@ -187,23 +187,13 @@ def validate_inputs(cfg: Config) -> None:
 
 
 def ingest(run: RunDir, cfg: Config, corpus_hash: str) -> None:
-    from advisor.core.corpus import ingest_corpus
-    from advisor.core.embedders import chunk_offsets_fn
+    from advisor.core.corpus import ingest_configured
 
     h = combine_hashes(corpus_hash, cfg.section_hash("chunking"), cfg.retrieval.embedder, cfg.corpus.text_field)
     with run.stage("ingest", h, ["chunks.jsonl", "ingest_report.json"]) as st:
         if st.skipped:
             return
-        rep = ingest_corpus(
-            Path(cfg.corpus.path),
-            run.path,
-            chunk_offsets_fn(cfg.retrieval.embedder),
-            cfg.chunking.size,
-            cfg.chunking.overlap,
-            cfg.corpus.text_field,
-            cfg.retrieval.embedder,
-            progress=True,
-        )
+        rep = ingest_configured(Path(cfg.corpus.path), run.path, cfg, progress=True)
         say(
             f"  ingest: {rep['n_documents']} documents -> {rep['n_chunks']} chunks"
             + (f" ({len(rep['skipped'])} files skipped, see ingest_report.json)" if rep["skipped"] else "")

@@ -454,7 +454,7 @@ def _load_generator(cfg: Config, _: dict) -> dict:
     answers like the base model, at the adapter's cost)."""
     from advisor.core.corpus import whitespace_offsets
     from advisor.core.lm import LM
-    from advisor.core.models import default_device, load_tokenizer
+    from advisor.core.models import causal_tokenizer, default_device
     from tuning.train import build_trainable_model
 
     device = default_device()
@@ -462,9 +462,7 @@ def _load_generator(cfg: Config, _: dict) -> dict:
     t0 = time.perf_counter()
     with PeakRSS() as peak:
         model, params = build_trainable_model(cfg, device)
-        tok = load_tokenizer(cfg.model.spec, "causal")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+        tok = causal_tokenizer(cfg.model.spec)
     tok.model_max_length = 10**9  # the training text is segmented, never fed whole
     load_s = time.perf_counter() - t0
     model.eval()

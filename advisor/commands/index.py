@@ -94,22 +94,12 @@ def cmd_index(args) -> int:
 
 
 def _build(corpus: Path, out: Path, cfg) -> int:
-    from advisor.core.corpus import ingest_corpus
-    from advisor.core.embedders import chunk_offsets_fn
+    from advisor.core.corpus import ingest_configured
     from advisor.pipeline import say
     from retrieval.index import build_index
 
     r = cfg.retrieval
-    rep = ingest_corpus(
-        corpus,
-        out,
-        chunk_offsets_fn(r.embedder),
-        cfg.chunking.size,
-        cfg.chunking.overlap,
-        cfg.corpus.text_field,
-        r.embedder,
-        progress=True,
-    )
+    rep = ingest_configured(corpus, out, cfg, progress=True)
     say(
         f"ingest: {len(rep['read'])} files read -> {rep['n_chunks']} chunks; {len(rep['skipped'])} skipped"
         + (" (see ingest_report.json)" if rep["skipped"] else "")

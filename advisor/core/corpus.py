@@ -500,6 +500,24 @@ def ingest_corpus(
     return result
 
 
+def ingest_configured(root: Path, out_dir: Path, cfg, progress: bool = False) -> dict:
+    """ingest_corpus with a run's settings (`cfg`: an advisor.core.config.Config): chunked by the retrieval
+    embedder's tokens at chunking.size/overlap, records' text in corpus.text_field."""
+    from advisor.core.embedders import chunk_offsets_fn  # embedders imports this module
+
+    r = cfg.retrieval
+    return ingest_corpus(
+        root,
+        out_dir,
+        chunk_offsets_fn(r.embedder),
+        cfg.chunking.size,
+        cfg.chunking.overlap,
+        cfg.corpus.text_field,
+        r.embedder,
+        progress=progress,
+    )
+
+
 def documents_from_chunks(chunks: list[dict]) -> dict[str, str]:
     """Rebuild each document's text from its overlapping chunks (by character offsets)."""
     by_src: dict[str, list[dict]] = defaultdict(list)
