@@ -67,13 +67,15 @@ class Work:
     train_kinds: dict[str, int]  # examples per kind
     train_cap: dict  # what the cap did (tuning/data.py cap_training_set)
     both: list[int] | None  # the separate tuned+RAG adapter's examples (tuning.both_adapter=separate)
-    questions: list[
-        tuple[bool, int, int]
-    ]  # every eval question: (unanswerable, closed-book prompt tokens, rag prompt tokens)
+    # every eval question: (unanswerable, closed-book prompt tokens, rag prompt tokens)
+    questions: list[tuple[bool, int, int]]
     question_ids: list[str]
     probes: dict[str, list[int]]  # per probe set: tokens of each item's requests (context + choice, all choices)
     perplexity: list[int]  # tokens of each general-text passage
     notes: list[str] = field(default_factory=list)  # what was estimated rather than counted
+    # mean tokens of a training answer (+ its end of turn): what an adapter trained on them answers with (the
+    # quickstart's tuned arms: 4.5 new tokens per answer against the base model's 22)
+    answer_tokens: float | None = None
 
 
 def measure_work(cfg: Config) -> Work:
@@ -98,7 +100,7 @@ def measure_work(cfg: Config) -> Work:
     blocks = [ntok(context_block([Context("x", src, text, 0.0, 1)])) for src, text, _ in chunks[::step]]
     chunk_block = sum(blocks) / max(1, len(blocks))
     t0 = time.perf_counter()
-    train, kinds, cap, both = _count_training(cfg, docs, bool(chunks), chunk_block, tok, ntok, notes)
+    train, kinds, cap, both, answer_tokens = _count_training(cfg, docs, bool(chunks), chunk_block, tok, ntok, notes)
     sft_s = time.perf_counter() - t0
     questions, ids = _count_eval(cfg, chunks, chunk_block, tok, ntok, notes)
     probes, ppl = _count_probes(cfg, ntok)
@@ -118,6 +120,7 @@ def measure_work(cfg: Config) -> Work:
         probes,
         ppl,
         notes,
+        answer_tokens,
     )
 
 
@@ -144,9 +147,10 @@ def _count_chunks(cfg: Config, notes: list[str]) -> tuple[list[tuple[str, str, i
 
 def _count_training(
     cfg: Config, docs: dict[str, str], has_chunks: bool, chunk_block: float, tok, ntok, notes: list[str]
-) -> tuple[list[int], dict[str, int], dict, list[int] | None]:
+) -> tuple[list[int], dict[str, int], dict, list[int] | None, float | None]:
     """The training set as tuning/data.py build_sft makes it: tokens per example (after tuning.max_train_tokens),
-    examples per kind, what the cap did, and the separate tuned+RAG adapter's examples (or None)."""
+    examples per kind, what the cap did, the separate tuned+RAG adapter's examples (or None), and the mean tokens
+    of a training answer (None without training questions)."""
     from advisor.core.answer import render_target
     from advisor.core.qa import load_qa
     from advisor.pipeline import SAMPLE_TRAIN
@@ -159,6 +163,7 @@ def _count_training(
             text += [(src, ntok(seg) + 1) for seg in text_segments(body, tok, tc.max_seq_len - 2)]
     given = Path(cfg.corpus.train_qa) if cfg.corpus.train_qa else None
     pairs: dict[str, list[int]] = {"qa": [], "abstain": [], "raft": []}
+    answer_tokens = None
     if tc.use_train_qa:
         if given:
             items = load_qa(given)
@@ -181,6 +186,8 @@ def _count_training(
             else 0
         )
         closed = [ntok("".join(render_target(tok, it.question, it.answers[0]))) for it in answerable]
+        if answerable:
+            answer_tokens = sum(ntok(it.answers[0]) + 1 for it in answerable) / len(answerable)
         pairs["qa"] = closed
         abstain_len = ntok("".join(render_target(tok, answerable[0].question, "I don't know."))) if answerable else 0
         pairs["abstain"] = [abstain_len] * n_abstain
@@ -214,7 +221,7 @@ def _count_training(
         passages = min(cfg.retrieval.context_tokens, (1 + tc.raft_distractors) * chunk_block)
         both = kept_text + [round(c + passages + 4) for c in pairs["qa"]]
     kinds = {"text": len(kept_text), **{k: len(v) for k, v in pairs.items()}}
-    return kept_text + instr, kinds, cap, both
+    return kept_text + instr, kinds, cap, both, answer_tokens
 
 
 def _count_eval(
@@ -672,7 +679,7 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
     sizes = {"questions": len(qs), "answerable": len(qs) - n_una, "unanswerable": n_una}
     model_mb = cal["base_rss_mb"] + cal["load_rss_mb"]
     est = _estimate_build(cfg, work, cal, stages, sizes, model_mb)
-    est.update(_estimate_eval(cfg, cal, qs, model_mb))
+    est.update(_estimate_eval(cfg, cal, qs, model_mb, work.answer_tokens))
     est.update(_estimate_after_eval(cfg, work, cal, stages, qs, sizes, model_mb))
     missing = [s for s in stages if s not in est]
     if missing:  # a stage the pipeline gained without an estimator here
@@ -748,10 +755,11 @@ def _estimate_build(
 
 
 def _estimate_eval(
-    cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], model_mb: float
+    cfg: Config, cal: dict, qs: list[tuple[bool, int, int]], model_mb: float, answer_tokens: float | None = None
 ) -> dict[str, StageEstimate]:
     """eval_<arm> (and eval_<arm>_seed<i> for the tuned arms): every question's prompt prefilled and its answer
-    decoded; the first eval stage also loads the model and the eval embedder."""
+    decoded; the first eval stage also loads the model and the eval embedder. An arm with the adapter answers as
+    long as the training answers (`answer_tokens`) when there are any, the others as the calibration's base model."""
     from advisor.arms import seed_arms
     from advisor.core.arms import ADAPTER_ARMS, INDEX_ARMS
 
@@ -765,7 +773,8 @@ def _estimate_eval(
     for i_arm, a in enumerate(ev.arms):
         rag = a in INDEX_ARMS
         ptoks = sum(r if rag else c for _, c, r in qs)
-        s = _generate_s(cal, ptoks, n_q, new, a in ADAPTER_ARMS)
+        arm_new = min(new, answer_tokens) if answer_tokens and a in ADAPTER_ARMS else new
+        s = _generate_s(cal, ptoks, n_q, arm_new, a in ADAPTER_ARMS)
         if rag:
             s += n_q * 16 * cal["embed_s_per_token"]  # embedding the questions (~16 tokens each) for the search
         if i_arm == 0:
@@ -775,7 +784,7 @@ def _estimate_eval(
         est[f"eval_{a}"] = StageEstimate(
             f"eval_{a}",
             f"{n_q} prompts ({n_q - n_una} answerable + {n_una} unanswerable), "
-            f"{ptoks:,} prompt tokens, ~{new:.0f} new tokens each",
+            f"{ptoks:,} prompt tokens, ~{arm_new:.0f} new tokens each",
             s,
             model_mb + kv,
         )
@@ -804,10 +813,12 @@ def _estimate_after_eval(
     if ev.known_samples:
         ans_tokens = sum(c for u, c, _ in qs if not u)
         rows = n_ans * ev.known_samples
-        s = (
-            ans_tokens * cal["prefill_s_per_token"]
-            + rows * min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens) * cal["decode_s_per_token"]
-        )
+        # k sampled rows per prompt decode together (eval.batch_size prompts x k rows a batch); a wider batch
+        # costs less per row-token, as the square root of the width (advisor/core/lm.py LM.sample: 192 rows a
+        # batch took half the time of 48)
+        width = min(ev.batch_size, n_ans) * ev.known_samples / max(1, cal["decode_batch"])
+        decode = rows * min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens) * cal["decode_s_per_token"]
+        s = ans_tokens * cal["prefill_s_per_token"] + decode / math.sqrt(max(1.0, width))
         est["known"] = StageEstimate("known", f"{n_ans} answerable questions x {ev.known_samples} samples", s, model_mb)
     weights = 2 if adapter else 1
     sizes["probe_items"] = max((len(v) for v in work.probes.values()), default=0)

@@ -114,6 +114,22 @@ def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
     assert len(work.probes["arc_easy"]) == cfg.eval.probe_limit
 
 
+def test_the_tuned_arms_are_planned_to_answer_as_long_as_their_training_answers(tiny_model_dir):
+    from advisor.core.qa import load_qa
+    from advisor.plan import estimate, eval_questions, measure_work
+
+    cfg = tiny_cfg(tiny_model_dir, "eval.known_samples=0", "model.max_new_tokens=64")
+    work = measure_work(cfg)
+    answers = [it.answers[0] for it in load_qa(DATA / "train.jsonl") if not it.unanswerable]
+    assert work.answer_tokens and 1 < work.answer_tokens < 2 + max(len(a) for a in answers)
+    cal = {**FAKE_CAL, "new_tokens_per_answer": work.answer_tokens + 10, "adapter_factor": 1.0}
+    secs = {s.name: s.seconds for s in estimate(cfg, work, cal).stages}
+    # same prompts, no load in eval_tuned: the difference is the 10 fewer tokens decoded per answer
+    saved = len(eval_questions(cfg, work)) * 10 * cal["decode_s_per_token"]
+    first = cal["import_s"] + cal["load_s"] + cal["embed_load_s"]
+    assert secs["eval_base"] - first - secs["eval_tuned"] == pytest.approx(saved, rel=1e-6)
+
+
 def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache(tiny_model_dir):
     from advisor.plan import calibrate, calibration_key, calibration_path
 
