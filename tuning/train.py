@@ -80,8 +80,8 @@ def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
 
 
 # Settings that do not change the main adapter's weights: extra seeds, snapshots, checkpoint cadence, how a
-# micro-batch is split into forward passes (the gradients add up to the same).
-NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens")
+# micro-batch is split into forward passes (the gradients add up to the same), how the heap returns memory.
+NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens", "low_memory_heap")
 
 
 def weights_settings_hash(cfg: Config) -> str:
@@ -401,8 +401,8 @@ def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
     the heap. Length-grouped batches have a different width every step, so activation tensors of ever-new
     sizes are freed and allocated, the heap fragments and RSS ratchets up: SmolLM2-135M LoRA at 8 x 256
     tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB. The cost is time: every large tensor is a fresh
-    mmap with zeroed pages (the quickstart's tune, 12 steps: 157 s and 6.4 GB with it, 130 s and 9.3 GB without),
-    so it is opt-in (tuning.low_memory_heap). False off glibc."""
+    mmap with zeroed pages: the whole quickstart tune (max_batch_tokens 1024) took 1,108 s and peaked at 4.0 GB with
+    it, 979 s and 6.1 GB without. On by default (tuning.low_memory_heap). False off glibc."""
     import ctypes
 
     try:

@@ -230,7 +230,9 @@ class TuningConfig:
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False
-    low_memory_heap: bool = False  # glibc returns freed activations to the OS at once (1 MB mmap threshold): ~30% lower peak RSS, ~20% slower on CPU
+    # glibc returns freed activations to the OS at once (1 MB mmap threshold): the quickstart's tune peaked at 4.0 GB
+    # instead of 6.1 GB, 13% slower (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc
+    low_memory_heap: bool = True
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
     # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
     seeds: int = 1
