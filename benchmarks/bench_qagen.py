@@ -48,6 +48,22 @@ def scaled_corpus(out: Path, copies: int, seed: int = 0) -> Path:
     return out
 
 
+def scaled_qa(src: Path, out: Path) -> Path:
+    """A QA file of the sample for its scaled corpus: each item's `source` names the first copy, which keeps the
+    sample's own names and numbers (copy00-<file>), so the questions still hold for it."""
+    import json
+
+    lines = []
+    for line in src.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            if item.get("source"):
+                item["source"] = f"copy00-{item['source']}"
+            lines.append(json.dumps(item))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
 def measure(corpus: Path, n: int, embedder: TextEmbedder | None) -> dict:
     """Reading, chunking and generating, timed together (the embedder is loaded before)."""
     t0 = time.perf_counter()

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench_qagen import scaled_corpus  # noqa: E402
+from bench_qagen import scaled_corpus, scaled_qa  # noqa: E402
 
 from advisor.core.config import Config, load_config  # noqa: E402
 from advisor.pipeline import SAMPLE_EVAL, SAMPLE_TRAIN, resolve_inputs  # noqa: E402
@@ -57,16 +57,19 @@ SHOWN = (
 
 
 def bounded(corpus: Path, steps: int, questions: int) -> list[str]:
-    """The advisor run arguments of one scale: the quickstart, bounded in steps, questions and probes."""
+    """The advisor run arguments of one scale: the quickstart, bounded in steps, questions and probes, on the
+    sample's questions with their sources renamed to the corpus' first copy (written beside the corpus)."""
+    qa = scaled_qa(SAMPLE_EVAL, corpus.parent / f"{corpus.name}-eval.jsonl")
+    train = scaled_qa(SAMPLE_TRAIN, corpus.parent / f"{corpus.name}-train.jsonl")
     return [
         "--config",
         "quickstart",
         "--corpus",
         str(corpus),
         "--qa",
-        str(SAMPLE_EVAL),
+        str(qa),
         "--train-qa",
-        str(SAMPLE_TRAIN),
+        str(train),
         f"tuning.max_steps={steps}",
         f"eval.limit={questions}",
         "eval.probe_limit=20",
