@@ -312,3 +312,20 @@ def test_the_tune_stage_runs_unchanged_under_accelerate_launch(
     assert p.returncode == 0, p.stderr[-2000:]
     info = training(run)
     assert info["steps"] == 3 and info["processes"] == 1 and (run / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_a_checkpoint_from_before_a_memory_setting_left_the_fingerprint_still_resumes(tmp_path):
+    from advisor.core.config import Config
+    from advisor.core.errors import AdvisorError
+    from tuning.train import check_resumable, fingerprint
+
+    cfg = Config()
+    old = fingerprint(cfg, "abc")
+    old["tuning"] |= {"low_memory_heap": False, "max_batch_tokens": 2048}  # recorded before they left it
+    ck = tmp_path / "step-0000100"
+    ck.mkdir()
+    (ck / "checkpoint.json").write_text(json.dumps({"fingerprint": old, "step": 100}))
+    assert check_resumable(ck, fingerprint(cfg, "abc"))["step"] == 100
+    cfg.tuning.lr = 1e-4  # a setting that changes the weights is still refused, by name
+    with pytest.raises(AdvisorError, match=r"tuning\.lr: 0\.0002 -> 0\.0001"):
+        check_resumable(ck, fingerprint(cfg, "abc"))

@@ -272,7 +272,9 @@ def latest_checkpoint(ck_root: Path) -> Path | None:
 def check_resumable(ck: Path, want: dict) -> dict:
     """The checkpoint's metadata, or AdvisorError naming the settings that differ (the checkpoint is kept)."""
     meta = read_json(ck / "checkpoint.json", "checkpoint record", f"delete {ck} to train from the start")
-    have, new = _flat(meta["fingerprint"]), _flat(want)
+    # a checkpoint written before a setting joined NOT_WEIGHTS still carries it: it does not change the weights
+    have = {k: v for k, v in _flat(meta["fingerprint"]).items() if k not in {f"tuning.{n}" for n in NOT_WEIGHTS}}
+    new = _flat(want)
     diffs = [
         f"{k}: {have.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(have) | set(new)) if have.get(k) != new.get(k)
     ]
@@ -401,7 +403,7 @@ def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
     the heap. Length-grouped batches have a different width every step, so activation tensors of ever-new
     sizes are freed and allocated, the heap fragments and RSS ratchets up: SmolLM2-135M LoRA at 8 x 256
     tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB. The cost is time: every large tensor is a fresh
-    mmap with zeroed pages: the whole quickstart tune (max_batch_tokens 1024) took 1,108 s and peaked at 4.0 GB with
+    mmap with zeroed pages: the whole quickstart tune (max_batch_tokens 1024) took 1,132 s and peaked at 3.9 GB with
     it, 979 s and 6.1 GB without. On by default (tuning.low_memory_heap). False off glibc."""
     import ctypes
 

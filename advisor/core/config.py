@@ -230,8 +230,8 @@ class TuningConfig:
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False
-    # glibc returns freed activations to the OS at once (1 MB mmap threshold): the quickstart's tune peaked at 4.0 GB
-    # instead of 6.1 GB, 13% slower (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc
+    # glibc returns freed activations to the OS at once (1 MB mmap threshold): the quickstart's tune peaked at 3.9 GB
+    # instead of 6.1 GB, 16% slower (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc
     low_memory_heap: bool = True
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
     # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
