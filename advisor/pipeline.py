@@ -297,25 +297,41 @@ def planned_stages(cfg: Config) -> list[str]:
     return out
 
 
+def tracks_overlap(cfg: Config) -> bool:
+    """Whether the retrieval and tuning tracks run at the same time: when training runs on a GPU, or when
+    `threads` leaves a CPU core free for the index's one thread. Otherwise the index runs first, on every core,
+    then the tune: on 2 cores the two together trained at 37 tokens/s while a 30x sample corpus was embedded
+    beside it (6 min), against ~160 tokens/s alone, and the run took 862 s where one after the other takes
+    about 640 s (docs/architecture.md, 'Pipeline')."""
+    from advisor.core.models import default_device
+
+    cores = os.cpu_count() or 2
+    return default_device() != "cpu" or 0 < cfg.threads < cores
+
+
 def run_tracks(run: RunDir, cfg: Config) -> None:
-    """The retrieval and tuning tracks in two processes at once; both finish (or fail) before eval."""
+    """The retrieval and tuning tracks, each in its own process: both at once when tracks_overlap, else the index
+    and then the tune; both finish (or fail) before eval."""
     cores = os.cpu_count() or 2
     tune_threads = cfg.threads or cores
+    overlap = tracks_overlap(cfg)
     env = dict(os.environ)
-    procs = {
-        # Indexing is short: one thread leaves the cores to training.
-        "index": subprocess.Popen(
-            [sys.executable, "-m", "retrieval.index", str(run.path)],
-            env={**env, "OMP_NUM_THREADS": "1"},
+
+    def start(name: str) -> subprocess.Popen:
+        module, threads = (
+            ("retrieval.index", 1 if overlap else tune_threads) if name == "index" else ("tuning.train", tune_threads)
+        )
+        return subprocess.Popen(
+            [sys.executable, "-m", module, str(run.path)],
+            env={**env, "OMP_NUM_THREADS": str(threads)},  # beside the tune, the index's one thread leaves it the rest
             preexec_fn=_die_with_parent,
-        ),
-        "tune": subprocess.Popen(
-            [sys.executable, "-m", "tuning.train", str(run.path)],
-            env={**env, "OMP_NUM_THREADS": str(tune_threads)},
-            preexec_fn=_die_with_parent,
-        ),
-    }
-    failed = {name: p.wait() for name, p in procs.items()}
+        )
+
+    if overlap:
+        procs = {name: start(name) for name in ("index", "tune")}
+        failed = {name: p.wait() for name, p in procs.items()}
+    else:
+        failed = {name: start(name).wait() for name in ("index", "tune")}  # one after the other
     failed = {n: rc for n, rc in failed.items() if rc != 0}
     if failed:
         what = ", ".join(f"{n} (exit {rc})" for n, rc in failed.items())
@@ -771,7 +787,10 @@ def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
             run.update_manifest(inputs=inputs)
     needs_index, needs_adapter = uses_index(cfg.eval.arms), uses_adapter(cfg.eval.arms)
     if needs_index and needs_adapter:
-        say("  building the index and training the adapter in parallel")
+        say(
+            "  building the index and training the adapter "
+            + ("in parallel" if tracks_overlap(cfg) else "one after the other (no core to spare for both at once)")
+        )
         run_tracks(run, cfg)
     else:
         if needs_index:

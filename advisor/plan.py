@@ -671,7 +671,7 @@ def fmt_s(s: float) -> str:
 def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
     """Per stage of planned_stages(cfg): its work, wall time and peak memory on the calibrated machine. The
     build stages, the eval stages and the rest are estimated in turn, then added up by track."""
-    from advisor.pipeline import planned_stages
+    from advisor.pipeline import planned_stages, tracks_overlap
 
     stages = planned_stages(cfg)
     qs = eval_questions(cfg, work)
@@ -687,7 +687,7 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
             f"advisor plan has no estimate for the stage(s) {', '.join(missing)}; this is a bug in advisor/plan.py"
         )
     out = [est[s] for s in stages]
-    total, peak = _add_up(out, "index" in stages and "tune" in stages)
+    total, peak = _add_up(out, "index" in stages and "tune" in stages and tracks_overlap(cfg))
     return Plan(out, total, peak, sizes, list(work.notes), cal)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.config import load_config
-from advisor.pipeline import run_pipeline
+from advisor.pipeline import run_pipeline, tracks_overlap
 
 
 def tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *extra):
@@ -40,7 +40,7 @@ def finished_run(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
 
 
 def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
-    run, _ = finished_run
+    run, cfg = finished_run
     for rel in [
         "config.yaml",
         "manifest.json",
@@ -92,6 +92,8 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     ):
         st = manifest["stages"][name]
         assert st["status"] == "done" and st["wall_s"] >= 0 and st["peak_rss_mb"] > 0, name
+    if not tracks_overlap(cfg):  # a CPU with no core to spare (threads=0): the index ended before the tune track began
+        assert manifest["stages"]["index"]["ended"] <= manifest["stages"]["sft"]["started"]
     report = (run / "report.md").read_text()
     assert f"Verdict: **{OPTION_LABEL[rec['verdict']]}**" in report and "What would flip the advice" in report
     rows = [json.loads(x) for x in (run / "eval/rag.jsonl").read_text().splitlines()]
@@ -229,3 +231,17 @@ def test_the_adapter_loads_with_peft(finished_run, tiny_model_dir):
     assert any("lora_A" in n for n, _ in model.named_parameters())
     info = json.loads((run / "adapter/training.json").read_text())
     assert info["steps"] == 2 and info["tokens_seen"] > 0 and info["history"][-1]["val_loss"] is not None
+
+
+@pytest.mark.parametrize(
+    "cores, threads, device, overlap",
+    [(2, 0, "cpu", False), (16, 0, "cpu", False), (2, 1, "cpu", True), (8, 8, "cpu", False), (2, 0, "cuda", True)],
+)
+def test_the_two_tracks_overlap_only_with_a_gpu_or_a_core_left_for_the_index(
+    monkeypatch, cores, threads, device, overlap
+):
+    import advisor.core.models
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr(advisor.core.models, "default_device", lambda: device)
+    assert tracks_overlap(load_config("smoke", [f"threads={threads}"])) is overlap

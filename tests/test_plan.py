@@ -82,16 +82,18 @@ def tiny_args(model_dir, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("overlap", [True, False])
 @pytest.mark.parametrize("over", [(), ("tuning.both_adapter=separate", "tuning.seeds=2"), ("eval.arms=base,rag",)])
-def test_the_plan_has_one_row_per_stage_the_pipeline_plans(tiny_model_dir, over):
+def test_the_plan_has_one_row_per_stage_the_pipeline_plans(tiny_model_dir, over, overlap, monkeypatch):
     from advisor.plan import estimate, measure_work
 
+    monkeypatch.setattr("advisor.pipeline.tracks_overlap", lambda cfg: overlap)  # what run_tracks will do
     cfg = tiny_cfg(tiny_model_dir, *over)
     plan = estimate(cfg, measure_work(cfg), FAKE_CAL)
     assert [s.name for s in plan.stages] == planned_stages(cfg)
     assert all(s.seconds >= 0 for s in plan.stages) and plan.total_s > 0
     parallel = [s for s in plan.stages if s.track]
-    if "index" in planned_stages(cfg) and "tune" in planned_stages(cfg):  # the two tracks overlap in time
+    if overlap and "index" in planned_stages(cfg) and "tune" in planned_stages(cfg):  # the two tracks overlap
         assert plan.total_s < sum(s.seconds for s in plan.stages)
         assert {s.track for s in parallel} == {"index", "tune"}
     else:

@@ -474,8 +474,38 @@ def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_
     assert "The run's own full adapter training took 761 s." in t
 
 
-def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
+def sortable(at):
+    """The Questions page switched to its one interactive table."""
+    return at.radio(key="q_view").set_value("Sortable table").run()
+
+
+def test_questions_page_shows_every_answer_in_full_ten_questions_a_page(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "questions")
+    assert at.radio(key="q_view").value == "Full answers" and not at.dataframe  # the default view
+    by_arm = {
+        a: {r["id"]: r for r in rows(runs_dir / "sample-fixture", a)} for a in ("base", "rag", "tuned", "tuned_rag")
+    }
+    ids = list(by_arm["rag"])
+    seen = []
+    pages = at.selectbox(key="q_page_25")
+    assert list(pages.options) == ["1–10 of 25", "11–20 of 25", "21–25 of 25"]
+    for p in range(3):
+        at.selectbox(key="q_page_25").set_value(p).run()
+        page = at.table[0].value
+        assert list(page.columns) == ["id", "question", "gold", *(a.label for a in ARM_TABLE)]
+        for _, row in page.iterrows():  # every answer whole, the longest (174 characters) too
+            for a in ARM_TABLE:
+                assert row[a.label].endswith(by_arm[a.name][row["id"]]["answer"])
+        seen += list(page["id"])
+    assert seen == ids
+    # a filter with fewer than ten questions: one page, no page picker
+    at.toggle(key="q_una").set_value(True).run()
+    n = sum(bool(r["unanswerable"]) for r in by_arm["rag"].values())
+    assert n < 10 and len(at.table[0].value) == n and not [s for s in at.selectbox if s.key.startswith("q_page")]
+
+
+def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
+    at = sortable(open_app(runs_dir, monkeypatch, "questions"))
     run = runs_dir / "sample-fixture"
     by_arm = {a: {r["id"]: r for r in rows(run, a)} for a in ("base", "rag", "tuned", "tuned_rag")}
     ids = list(by_arm["rag"])
@@ -511,7 +541,7 @@ def test_questions_page_lists_every_question_and_filters(runs_dir, monkeypatch):
 
 
 def test_questions_table_shows_the_four_arms_side_by_side_in_a_1400_px_window(runs_dir, monkeypatch):
-    at = open_app(runs_dir, monkeypatch, "questions")
+    at = sortable(open_app(runs_dir, monkeypatch, "questions"))
     frame = at.dataframe[0]
     columns = list(frame.value.columns)
     arms = [a.label for a in ARM_TABLE]
@@ -814,6 +844,21 @@ def test_the_review_page_shows_the_evidence_and_records_accept_reject_and_edit(r
     assert not at.exception
 
 
+def test_the_screenshots_give_a_run_with_its_own_qa_file_generated_questions_to_review(runs_dir, monkeypatch):
+    from ui.screens import with_generated_questions
+
+    run = runs_dir / FIXTURE.name  # ui/screens.py only ever calls it on its temporary copy
+    assert with_generated_questions(run, n=40)
+    items = read_jsonl(run / "qa" / "eval.jsonl")
+    assert len(items) == 40 and all(it["synthetic"] for it in items)
+    assert any(it.get("unanswerable") for it in items) and all(
+        "evidence" in it for it in items if not it.get("unanswerable")
+    )
+    assert not with_generated_questions(run)  # a run that has a generated set keeps it
+    at = open_app(runs_dir, monkeypatch, "review")
+    assert items[0]["question"] in text(at) and "0 of 40 reviewed" in at.get("progress")[0].proto.text
+
+
 def test_the_review_page_of_a_run_with_its_own_qa_file_says_there_is_nothing_to_review(runs_dir, monkeypatch):
     at = open_app(runs_dir, monkeypatch, "review")
     assert any("nothing to review" in i.value for i in at.info)
@@ -1105,7 +1150,7 @@ def test_corrupt_metrics_json_gives_a_clear_message_not_a_traceback(runs_dir, mo
     at = open_app(runs_dir, monkeypatch, "evidence")
     assert any("arms.rag.accuracy must look like" in e.value for e in at.error)
     # The pages that do not need metrics still work.
-    at = open_app(runs_dir, monkeypatch, "questions")
+    at = sortable(open_app(runs_dir, monkeypatch, "questions"))
     assert len(at.dataframe[0].value) == 25
 
 

@@ -13,12 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +21,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from ui.rundata import LAUNCH, LAUNCH_EXIT, run_info
+from ui.screens import serve, stop
 from ui.shots import Browser, find_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -62,15 +58,10 @@ def browser():
         yield b
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`advisor dashboard` on a runs folder with the fixture run, a half-finished run and a corrupt one."""
+    """`advisor dashboard` on a runs folder with the fixture run, a half-finished run and a corrupt one, served
+    the way `python -m ui.screens` serves it (ui/screens.py serve)."""
     runs = tmp_path_factory.mktemp("served") / "runs"
     shutil.copytree(FIXTURE, runs / FIXTURE.name)
     half = runs / "half-finished"
@@ -81,30 +72,12 @@ def server(tmp_path_factory):
     (half / "manifest.json").write_text(json.dumps(m))
     shutil.copytree(FIXTURE, runs / "corrupt-metrics")
     (runs / "corrupt-metrics" / "eval" / "metrics.json").write_text('{"arms": ')
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "advisor", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"advisor dashboard did not come up: {proc.stdout.read().decode()[-2000:]}")
-        time.sleep(0.5)
-    urllib.request.urlopen(f"{url}/", timeout=10).read()  # warm it: the first page load is slower
+    try:
+        proc, url = serve(runs, log=runs.parent / "dashboard.log")
+    except RuntimeError as e:
+        pytest.fail(str(e))
     yield url, runs
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    stop(proc)
 
 
 def assert_drawn(png: Path, state: dict, must_say: str) -> None:

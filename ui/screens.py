@@ -49,13 +49,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(runs: Path) -> tuple[subprocess.Popen, str]:
-    """`advisor dashboard` on RUNS, up and answering; returns the process (its own session) and its URL."""
+def serve(runs: Path, log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`advisor dashboard` on RUNS, up and answering (its first page load done, which is the slow one); returns
+    the process (its own session) and its URL. The server's output goes to LOG when given, and its last lines
+    into the error when it does not come up."""
     port = _free_port()
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the server writes to it until stop())
     proc = subprocess.Popen(
         [sys.executable, "-m", "advisor", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -64,12 +67,14 @@ def serve(runs: Path) -> tuple[subprocess.Popen, str]:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.read() == b"ok":
+                    urllib.request.urlopen(f"{url}/", timeout=30).read()
                     return proc, url
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
             stop(proc)
-            raise RuntimeError("advisor dashboard did not come up; run it by hand to see why")
+            tail = log.read_text(errors="replace")[-2000:] if log else "run it by hand to see why"
+            raise RuntimeError(f"advisor dashboard did not come up: {tail}")
         time.sleep(0.5)
 
 
@@ -90,12 +95,32 @@ def shrink(png: Path) -> None:
     small.save(png, optimize=True)
 
 
+def with_generated_questions(run: Path, n: int = 40) -> bool:
+    """Give a run evaluated on its own QA file a generated set to review (`advisor qa generate RUN --out RUN/qa`,
+    the extractive generator, deterministic), so the Review page has something to show. Only ever called on
+    the temporary copy; True when it generated one."""
+    import yaml
+
+    if (run / "qa" / "eval.jsonl").is_file():
+        return False
+    corpus = ((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("corpus") or {}).get("path")
+    if not corpus:
+        raise RuntimeError(f"{run / 'config.yaml'} names no corpus.path to generate questions from")
+    cmd = [sys.executable, "-m", "advisor", "qa", "generate", corpus, "--out", str(run / "qa"), "--n", str(n)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)  # a relative corpus path is the checkout's
+    if done.returncode:
+        raise RuntimeError(f"advisor qa generate failed on the copy of {run.name}: {done.stderr.strip()[-500:]}")
+    return True
+
+
 def shoot_all(run: Path, out: Path, sizes=SIZES, pages: list[str] | None = None) -> list[Path]:
     """Every page (or `pages`) of RUN at every size, into OUT/<page>-<width>.png."""
     written = []
     with tempfile.TemporaryDirectory(prefix="advisor-screens-") as tmp:
         runs = Path(tmp) / "runs"
         shutil.copytree(run, runs / run.name)
+        if "review" in (pages or PAGES) and with_generated_questions(runs / run.name):
+            print(f"Review: {run.name} has no generated questions; its copy got 40 from advisor qa generate")
         proc, url = serve(runs)
         try:
             for width, height in sizes:

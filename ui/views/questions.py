@@ -2,10 +2,11 @@
 for wrong answers, unanswerable questions and disagreement between arms; one question opened shows the
 chunks its retrieval arms were given, with what their retrieval score means in this run.
 
-The table is sized so the four arms' answers fit side by side in a 1024 px window with the sidebar open and
-widen in a larger one (the answers wrap over five lines; a click on a cell shows all of it); the sources
-columns are hidden at first (the table's "Show/hide columns" shows them; one question opened lists its
-chunks)."""
+Two views of the same questions. "Full answers" (the default) is a plain table, ten questions a page, with every
+answer in full, wrapped in its column: what a person reads. "Sortable table" is one interactive table of all of
+them, sized so the four arms' answers fit side by side in a 1024 px window with the sidebar open (an answer
+wraps over five lines there and a click on a cell shows the rest), with each retrieval option's sources as
+columns hidden at first (its "Show/hide columns" shows them; one question opened lists its chunks)."""
 
 import streamlit as st
 
@@ -23,6 +24,9 @@ SCORE_LABEL = {n: METRIC_INFO[n].label for n in ("f1", "exact_match", "recall_at
 COLUMN_PX = {"id": 44, "question": 144, "gold": 68, "arm": 100, "sources": 180}
 TABLE_PX = 656
 ROW_PX = 116
+VIEWS = ("Full answers", "Sortable table")
+PAGE_ROWS = 10  # questions per page of the full view: a page of base-model answers (up to ~180 characters) fits
+# in about two screens at 1024 px
 
 
 def score_meaning(run_dir) -> tuple[str, str]:
@@ -80,11 +84,25 @@ wrong_in = (
     None if wrong == "all questions" else "any" if wrong == "wrong in any arm" else wrong.removeprefix("wrong in ")
 )
 view = filter_questions(table, wrong_in, una, dis)
+view_mode = st.radio(
+    "View",
+    VIEWS,
+    horizontal=True,
+    key="q_view",
+    help="Full answers: every answer in full, ten questions a page. Sortable table: all questions in one "
+    "table you can sort, with each retrieval option's sources as columns; an answer longer than five lines is "
+    "cut in its cell until you click it.",
+)
 st.caption(
     f"{len(view)} of {len(table)} questions shown. ✓ right · ✗ wrong (answerable: the gold answer is "
-    "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). Each retrieval option's sources (the "
-    "retrieved chunks' documents by rank) are hidden columns: the table's Show/hide columns shows them. Open a "
-    "question below for its scores and chunks."
+    "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). "
+    + (
+        "Each retrieval option's sources (the retrieved chunks' documents by rank) are hidden columns: the "
+        "table's Show/hide columns shows them. "
+        if view_mode == VIEWS[1]
+        else ""
+    )
+    + "Open a question below for its scores and chunks."
 )
 
 
@@ -93,23 +111,40 @@ def mark(v) -> str:
 
 
 shown = view[["id", "question", "gold"]].copy()
-config = {c: st.column_config.TextColumn(width=COLUMN_PX[c]) for c in ("question", "gold")}
-config["id"] = st.column_config.TextColumn(width=COLUMN_PX["id"], pinned=True)
-for a in shown_arms:  # every arm's answer first, side by side; the sources after them, hidden at first
+for a in shown_arms:  # every arm's answer, side by side
     shown[ARM_LABEL[a]] = view[f"{a} right"].map(mark) + " " + view[f"{a} answer"].fillna("")
-    config[ARM_LABEL[a]] = st.column_config.TextColumn(width=COLUMN_PX["arm"])
-for a in shown_arms:
-    if f"{a} sources" in view:
-        shown[f"{ARM_LABEL[a]} sources"] = view[f"{a} sources"]
-        # hidden is a ColumnConfig key that TextColumn() does not take
-        config[f"{ARM_LABEL[a]} sources"] = st.column_config.TextColumn(width=COLUMN_PX["sources"]) | {"hidden": True}
-st.dataframe(
-    shown,
-    hide_index=True,
-    column_config=config,
-    row_height=ROW_PX,
-    height=min(38 + 4 * ROW_PX + ROW_PX // 2, 38 + ROW_PX * max(1, len(view))),
-)
+
+if view_mode == VIEWS[0]:
+    pages = max(1, -(-len(view) // PAGE_ROWS))
+    page = 0
+    if pages > 1:  # the key names the count, so a page past the end of a narrower filter is never kept
+        page = st.selectbox(
+            "Questions",
+            range(pages),
+            format_func=lambda p: f"{p * PAGE_ROWS + 1}–{min(len(view), (p + 1) * PAGE_ROWS)} of {len(view)}",
+            key=f"q_page_{len(view)}",
+        )
+    if not view.empty:
+        st.table(shown.iloc[page * PAGE_ROWS : (page + 1) * PAGE_ROWS], hide_index=True)
+else:
+    config = {c: st.column_config.TextColumn(width=COLUMN_PX[c]) for c in ("question", "gold")}
+    config["id"] = st.column_config.TextColumn(width=COLUMN_PX["id"], pinned=True)
+    for a in shown_arms:
+        config[ARM_LABEL[a]] = st.column_config.TextColumn(width=COLUMN_PX["arm"])
+    for a in shown_arms:  # the sources after every answer, hidden at first
+        if f"{a} sources" in view:
+            shown[f"{ARM_LABEL[a]} sources"] = view[f"{a} sources"]
+            # hidden is a ColumnConfig key that TextColumn() does not take
+            config[f"{ARM_LABEL[a]} sources"] = st.column_config.TextColumn(width=COLUMN_PX["sources"]) | {
+                "hidden": True
+            }
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config=config,
+        row_height=ROW_PX,
+        height=min(38 + 4 * ROW_PX + ROW_PX // 2, 38 + ROW_PX * max(1, len(view))),
+    )
 
 if view.empty:
     st.info("No question matches these filters.")
