@@ -170,6 +170,7 @@ def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_eve
         "eval.limit=0",
         "eval.probe_limit=60",
         "tuning.curve_points=2",
+        "tuning.eval_every=0",  # about four validations (the smoke preset sets one)
         f"corpus.qa={SAMPLE_EVAL}",
     )
     work = measure_work(cfg)
@@ -179,6 +180,8 @@ def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_eve
     assert rec["estimate_after_s"] <= before.total_s / 2 < rec["estimate_before_s"]
     cut = {c["setting"]: c for c in rec["cuts"]}
     assert cut["tuning.curve_points"]["to"] == 0  # the extras go first
+    assert sized.tuning.eval_every == cut["tuning.eval_every"]["to"] > sized.tuning.max_steps  # validation at the end
+    assert cfg.tuning.eval_every == 0  # the config given is left as it was
     assert cut["tuning.max_steps"]["to"] == sized.tuning.max_steps < 200
     q = cut["eval.limit"]
     (a0, a1), (u0, u1) = q["answerable"], q["unanswerable"]
