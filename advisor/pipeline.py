@@ -342,6 +342,19 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
         raise err
 
 
+def _record_training_speed(run: RunDir, cfg: Config) -> None:
+    """The tune stage's real speed, kept beside this machine's calibration: the plans after it use it
+    (advisor/plan.py train_s_per_token)."""
+    from advisor.plan import record_training_speed
+
+    path = run / "adapter" / "training.json"
+    try:
+        training = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # no adapter record: nothing to learn from
+    record_training_speed(cfg, training, str(run.path))
+
+
 def _die_with_parent() -> None:
     """In a track's process, before it starts: end it when this process dies, so that a killed run (a cancelled
     Ray task, kill -9) leaves no orphan writing into the run directory while a rerun resumes it (Linux only)."""
@@ -800,6 +813,8 @@ def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
             from tuning.train import run_tune_stage
 
             run_tune_stage(run.path)
+    if needs_adapter:
+        _record_training_speed(run, cfg)
     evaluate(run, cfg, inputs["qa"])
     advise(run, cfg)
     with crash_window("report"):  # before 'finished' is recorded, so a crash here reruns the report

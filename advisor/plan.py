@@ -390,6 +390,41 @@ def calibrate(cfg: Config, refresh: bool = False, progress: bool = True) -> dict
     return {**cal, "cached": False}
 
 
+# A tune stage that trained on fewer tokens than this says little about a run's steady speed.
+MIN_OBSERVED_TOKENS = 5_000
+
+
+def train_s_per_token(cal: dict) -> float:
+    """Seconds per training token: what the last real tune stage with this calibration's key ran at, when one was
+    recorded (its optimizer steps only, validation apart), else the calibration's. The calibration times one
+    shape, full-length text rows; a tune stage mixes long RAFT rows, short questions and text, and the
+    quickstart's ran at 116 tokens/s against the calibration's 168 (2 cores)."""
+    return (cal.get("observed_train") or {}).get("s_per_token") or cal["train_s_per_token"]
+
+
+def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
+    """After a tune stage (`training`: its adapter/training.json): keep the speed of its steps in the calibration
+    file of the same key, for the plans after it on this machine. None when there is no such calibration or the
+    stage trained too little to tell."""
+    from advisor.core.artifacts import atomic_write_json, now_iso
+
+    steps_s = sum(r.get("step_s") or 0 for r in training.get("history") or [])
+    tokens = training.get("tokens_seen") or 0
+    if tokens < MIN_OBSERVED_TOKENS or steps_s <= 0:
+        return None
+    key = calibration_key(cfg)
+    path = calibration_path(key)
+    try:
+        cal = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if cal.get("key") != key:
+        return None
+    cal["observed_train"] = {"s_per_token": steps_s / tokens, "tokens": tokens, "run": run, "at": now_iso()}
+    atomic_write_json(path, cal)
+    return cal["observed_train"]
+
+
 def _sample_texts(size: int, overlap: int, offsets) -> list[str]:
     """Chunk-sized texts from the bundled sample documents: realistic prose, the same on every machine."""
     from advisor.core.corpus import chunk_text, iter_documents
@@ -649,7 +684,7 @@ def _train_estimate(cfg: Config, examples: list[int], cal: dict) -> tuple[float,
     per_step = mean * min(tc.batch_size, n - n_val) * tc.grad_accum
     tokens = round(steps * per_step)
     val_passes = max(1, steps // validation_interval(steps, tc))
-    seconds = tokens * cal["train_s_per_token"] + val_passes * n_val * mean * cal["prefill_s_per_token"]
+    seconds = tokens * train_s_per_token(cal) + val_passes * n_val * mean * cal["prefill_s_per_token"]
     return seconds, steps, tokens, per_step
 
 
@@ -1145,9 +1180,15 @@ def render(
     elif sizing:
         L.append(f"time budget {sizing['time_budget']}: the plan fits, nothing cut")
     tps = 1 / cal["train_s_per_token"]
+    obs = cal.get("observed_train")
+    seen = (
+        f" ({1 / obs['s_per_token']:,.0f} in the last tune stage on this machine, {obs['at'][:10]}: used)"
+        if obs
+        else ""
+    )
     L.append(
         f"calibration ({'cached, measured ' + cal.get('measured', '') if cal.get('cached') else 'measured now'} "
-        f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s, prefill "
+        f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s{seen}, prefill "
         f"{1 / cal['prefill_s_per_token']:,.0f} tokens/s, decode {1 / cal['decode_s_per_token']:,.0f} tokens/s "
         f"(batch {cal['decode_batch']}), embed {1 / cal['embed_s_per_token']:,.0f} tokens/s; model load "
         f"{cal['load_s']:.1f} s"

@@ -285,3 +285,30 @@ def test_the_default_cap_leaves_the_sample_training_set_whole(tiny_model_dir):
     assert Path(cfg.corpus.path) == SAMPLE_CORPUS and Path(cfg.corpus.train_qa) == SAMPLE_TRAIN
     assert cfg.tuning.max_train_tokens == MAX_TRAIN_TOKENS
     assert not work.train_cap["capped"] and work.train_cap["train_tokens"] < MAX_TRAIN_TOKENS / 2
+
+
+def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at(tiny_model_dir, tmp_path, monkeypatch):
+    from advisor.plan import (
+        _train_estimate,
+        calibration_key,
+        calibration_path,
+        measure_work,
+        record_training_speed,
+        train_s_per_token,
+    )
+
+    monkeypatch.setenv("ADVISOR_HOME", str(tmp_path / "home"))  # no calibration yet
+    cfg = tiny_cfg(tiny_model_dir)
+    examples = measure_work(cfg).train
+    ran = {"tokens_seen": 10_000, "history": [{"step_s": 150.0}, {"step_s": 150.0, "val_loss": 2.0}]}  # 0.03 s a token
+    assert record_training_speed(cfg, ran, "run-x") is None  # no calibration of this machine and shape yet
+    path = calibration_path(calibration_key(cfg))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**FAKE_CAL, "key": calibration_key(cfg)}))
+    assert record_training_speed(cfg, {"tokens_seen": 900, "history": [{"step_s": 9.0}]}, "short") is None  # too few
+    assert record_training_speed(cfg, ran, "run-x")["s_per_token"] == pytest.approx(0.03)
+    cal = json.loads(path.read_text())
+    assert cal["train_s_per_token"] == FAKE_CAL["train_s_per_token"] and train_s_per_token(cal) == pytest.approx(0.03)
+    s0, _, tokens, _ = _train_estimate(cfg, examples, FAKE_CAL)
+    s1, _, _, _ = _train_estimate(cfg, examples, cal)
+    assert s1 - s0 == pytest.approx(tokens * (0.03 - FAKE_CAL["train_s_per_token"]))
