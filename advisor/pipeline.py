@@ -301,7 +301,7 @@ def tracks_overlap(cfg: Config) -> bool:
     """Whether the retrieval and tuning tracks run at the same time: when training runs on a GPU, or when
     `threads` leaves a CPU core free for the index's one thread. Otherwise the index runs first, on every core,
     then the tune: on 2 cores the tune trained at 37 tokens/s beside the index of a 30x sample corpus, against
-    ~160 tokens/s alone (docs/architecture.md, 'The pipeline and the run directory')."""
+    103-120 tokens/s alone (docs/architecture.md, 'The pipeline and the run directory')."""
     from advisor.core.models import default_device
 
     cores = os.cpu_count() or 2
