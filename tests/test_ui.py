@@ -1013,11 +1013,15 @@ def tiny_new_run(at: AppTest, model_dir: Path, *extra: str) -> AppTest:
     return at.text_input(key="nr_overrides").input(" ".join([*TINY_RUN, *extra])).run()
 
 
-def test_the_time_estimate_is_the_plan_advisor_plan_makes_on_this_machine(runs_dir, monkeypatch, tiny_model_dir):
+@pytest.mark.parametrize("overlap", [False, True])
+def test_the_time_estimate_is_the_plan_advisor_plan_makes_on_this_machine(
+    runs_dir, monkeypatch, tiny_model_dir, overlap
+):
     from advisor.cli import build_parser
     from advisor.commands.run import config_from_args
     from advisor.plan import fmt_s, plan_config
 
+    monkeypatch.setattr("advisor.pipeline.tracks_overlap", lambda cfg: overlap)  # a GPU or a spare core, or neither
     at = tiny_new_run(open_app(runs_dir, monkeypatch, "new_run"), tiny_model_dir)
     at.button(key="nr_estimate").click().run()  # the real plan: calibrates the tiny model once, then reads its cache
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -1029,7 +1033,10 @@ def test_the_time_estimate_is_the_plan_advisor_plan_makes_on_this_machine(runs_d
     stages = shown.split("Per stage: ")[1].split("\n")[0]
     assert [s.split()[0] for s in stages.split(" (*")[0].split(" · ")] == [s.name for s in plan.stages]
     tune = next(s for s in plan.stages if s.name == "tune")  # from the calibration only: the same to the second
-    assert f"tune {fmt_s(tune.seconds)}*" in stages and "the index and tuning tracks run side by side" in stages
+    if overlap:
+        assert f"tune {fmt_s(tune.seconds)}*" in stages and "the index and tuning tracks run side by side" in stages
+    else:
+        assert f"tune {fmt_s(tune.seconds)} ·" in stages and "the index, then the tuning track" in stages
     assert plan.notes and all(f"Estimated, not counted: {n}." in shown for n in plan.notes)  # the RAFT examples
 
 

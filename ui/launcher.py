@@ -137,13 +137,16 @@ def plan_estimate(cmd: list[str], run_dir: Path) -> str:
     where = ", ".join(x for x in (f"{m.get('cores')} cores", m.get("gpu"), cal.get("device")) if x)
     measured = f"measured {cal.get('measured', '')[:10]}" if cal.get("cached") else "measured just now"
     parallel = any(s.track for s in plan.stages)
+    names = {s.name for s in plan.stages}
+    in_turn = not parallel and {"index", "tune"} <= names
     lines = [
         f"about **{fmt_s(plan.total_s)}** on this machine (the one serving this dashboard: {where}; its speed "
         f"{measured}), "
         f"{work.n_documents} documents, {work.n_chunks:,} chunks, model {cfg.model.spec}.",
         "Per stage: "
         + " · ".join(f"{s.name} {fmt_s(s.seconds)}{'*' if s.track else ''}" for s in plan.stages)
-        + (" (* the index and tuning tracks run side by side; the total counts the longer)" if parallel else ""),
+        + (" (* the index and tuning tracks run side by side; the total counts the longer)" if parallel else "")
+        + (" (the index, then the tuning track: no core to spare to run them side by side)" if in_turn else ""),
     ]
     if sizing and sizing.get("cuts"):
         lines.append(
