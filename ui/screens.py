@@ -54,13 +54,15 @@ def serve(runs: Path, log: Path | None = None) -> tuple[subprocess.Popen, str]:
     the process (its own session) and its URL. The server's output goes to LOG when given, and its last lines
     into the error when it does not come up."""
     port = _free_port()
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the server writes to it until stop())
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the child keeps its own copy)
     proc = subprocess.Popen(
         [sys.executable, "-m", "advisor", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    if log:
+        out.close()  # the server writes through its inherited descriptor
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -96,9 +98,9 @@ def shrink(png: Path) -> None:
 
 
 def with_generated_questions(run: Path, n: int = 40) -> bool:
-    """Give a run evaluated on its own QA file a generated set to review (`advisor qa generate RUN --out RUN/qa`,
-    the extractive generator, deterministic), so the Review page has something to show. Only ever called on
-    the temporary copy; True when it generated one."""
+    """Give a run evaluated on its own QA file a generated set to review (`advisor qa generate CORPUS --out RUN/qa`
+    on the corpus its config.yaml names: the extractive generator, deterministic), so the Review page has
+    something to show. Only ever called on the temporary copy; True when it generated one."""
     import yaml
 
     if (run / "qa" / "eval.jsonl").is_file():
