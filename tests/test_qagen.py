@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,12 @@ from advisor.core.config import QAConfig
 from advisor.core.errors import AdvisorError
 from advisor.pipeline import SAMPLE_CORPUS
 from evalsuite.qagen.build import GenSettings, generate_qa_set
+from evalsuite.qagen.facts import sentences
 from evalsuite.qagen.llm import LLMGenerator, parse_reply
 from evalsuite.qagen.review import eval_set_info, save_decision
 from evalsuite.qagen.stage import corpus_view, make_sets
+
+RECORDS = Path(__file__).parent / "data" / "records" / "packages.jsonl"
 
 
 def _norm(s):
@@ -105,6 +109,40 @@ def test_a_question_with_another_answer_elsewhere_in_the_corpus_is_dropped_as_am
     qs = generate_qa_set(docs, chunks, GenSettings(n=6, min_answerable=1, unanswerable=0))
     assert qs.rejected["ambiguous"] >= 2
     assert qs.eval and not any("£" in x["answers"][0] for x in qs.eval)  # the fee has two answers: never asked
+
+
+def test_sentences_end_before_a_lower_case_identifier_but_not_after_an_abbreviation():
+    text = (
+        "Package cormor (installed version 7.1.15) is a PDF renderer maintained by Sunniva Brenner. cormor was last"
+        " updated on 23 April 2023 under the MIT licence.\nWe stock apples, pears, etc. and other fruit in the shop."
+        " See e.g. the price list on the board by the door."
+    )
+    assert [text[s:e] for s, e in sentences(text)] == [
+        "Package cormor (installed version 7.1.15) is a PDF renderer maintained by Sunniva Brenner.",
+        "cormor was last updated on 23 April 2023 under the MIT licence.",
+        "We stock apples, pears, etc. and other fruit in the shop.",
+        "See e.g. the price list on the board by the door.",
+    ]
+    # a line that starts in lower case continues a list's stem sentence: still not a sentence of its own
+    assert sentences("- returned within five working days of the last day at work") == []
+
+
+def test_records_get_one_fact_per_question_kept_apart_by_their_identifier_with_unanswerable_twins():
+    docs = {f"packages.jsonl#{i}": rec["text"] for i, rec in enumerate(read_jsonl(RECORDS))}
+    chunks = [{"id": d, "source": d, "text": t, "start": 0, "end": len(t)} for d, t in docs.items()]
+    qs = generate_qa_set(docs, chunks, GenSettings(n=60, unanswerable=0.2, max_train=100))
+    answerable = [x for x in qs.eval + qs.train if not x["unanswerable"]]
+    # "When was X last updated?" differs between records only by the package's name: not ambiguous
+    assert qs.rejected["ambiguous"] == 0
+    assert {x["answer_type"] for x in answerable} >= {"person", "date"}
+    for x in answerable:  # a question holds one sentence of its record, not the next one too
+        assert x["evidence"]["text"].count(". ") == 0, x["evidence"]["text"]
+    twins = [x for x in qs.eval + qs.train if x["unanswerable"]]
+    assert len([x for x in qs.eval if x["unanswerable"]]) == 12
+    for x in twins:  # the package name is swapped for an invented one, written in lower case like the original
+        old, new = x["swap"]["from"], x["swap"]["to"]
+        assert old.islower() and new.islower() and old != new
+        assert new in x["question"] and not any(new in t for t in docs.values())
 
 
 def test_a_corpus_of_headings_only_is_one_clear_line_and_exit_2(tmp_path, capsys):

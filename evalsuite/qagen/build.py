@@ -71,6 +71,10 @@ def _ambiguity(facts: list[Fact], rejected: Counter) -> list[Fact]:
     """Facts left after dropping ambiguous questions (both sides) and repeats (all but the first)."""
     frames = [set(content_words(eval_phrasing(f)[1])) for f in facts]
     df: Counter = Counter(w for fr in frames for w in fr)
+    sources: dict[str, set[str]] = defaultdict(set)
+    for f, fr in zip(facts, frames):
+        for w in fr:
+            sources[w].add(f.source)
     postings: dict[str, list[int]] = defaultdict(list)
     for i, fr in enumerate(frames):
         for w in sorted(fr, key=lambda w: df[w])[:3]:  # the three rarest words find every near-identical frame
@@ -84,6 +88,8 @@ def _ambiguity(facts: list[Fact], rejected: Counter) -> list[Fact]:
             inter = len(fr & frames[j])
             if inter / max(1, len(fr | frames[j])) < SIMILAR_FRAME:
                 continue
+            if any(len(sources[w]) == 1 for w in fr ^ frames[j]):
+                continue  # a name only one document uses tells them apart ("When was cormor last updated?")
             if _norm(facts[i].answer) == _norm(facts[j].answer):
                 repeat.add(j)
             else:

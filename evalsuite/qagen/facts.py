@@ -97,6 +97,10 @@ Ministry Act Day Grid Heat Energy Power Meter App Portal Valley River Bridge Squ
 Procedure Report Review Card Code Form Desk Line Hub Book Path Fire Storm Outage Project Award Prize Trail Way""".split()
 )
 _SENT_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9£$€*])")
+# A full stop before a lower-case word ends a sentence too when the word before it is a word, not an
+# abbreviation: records start sentences with lower-case identifiers ("... by Lena Okafor. wickyar-kit was ...").
+_SENT_END_LOWER = re.compile(r"(?<=[A-Za-z0-9]{2}[.!?])\s+(?=[a-z][\w-]*\s)")
+ABBREVIATIONS = {"etc", "vs", "approx", "incl", "excl", "ca", "cf", "al", "fig", "no", "vol", "pp", "ed"}
 _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _ACRONYM_FIRST = re.compile(r"\b([A-Z][A-Z0-9&]{1,7})\s\(([A-Za-z][A-Za-z' -]{3,60}?)\)")
 _ACRONYM_LAST = re.compile(r"\b((?:[A-Z][a-z]+\s(?:(?:of|and|for|the)\s)?){1,6}[A-Z][a-z]+)\s\(([A-Z][A-Z0-9&]{1,7})\)")
@@ -140,6 +144,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each prose sentence: line by line, headings, tables and code blocks skipped,
     list markers left out of the span."""
     out: list[tuple[int, int]] = []
+    mid_line: set[int] = set()  # starts of sentences that follow another on the same line
     in_code = False
     for m in re.finditer(r"[^\n]+", text):
         line = m.group(0)
@@ -153,14 +158,29 @@ def sentences(text: str) -> list[tuple[int, int]]:
         base = m.start() + (lm.end() if lm else len(line) - len(line.lstrip()))
         body = text[base : m.end()]
         pos = 0
-        for cut in _SENT_END.finditer(body):
-            out.append((base + pos, base + cut.start()))
-            pos = cut.end()
+        for cut in sorted(_sentence_ends(body), key=lambda c: c[0]):
+            out.append((base + pos, base + cut[0]))
+            pos = cut[1]
+            mid_line.add(base + pos)
         out.append((base + pos, base + len(body.rstrip())))
-    # A sentence starting in lower case continues a list's stem sentence: not self-contained.
+    # A line starting in lower case continues a list's stem sentence: not self-contained. A lower-case sentence
+    # after a full stop on the same line starts with an identifier and stands alone.
     return [
-        (s, e) for s, e in out if len(_WORD.findall(text[s:e])) >= 5 and e - s <= 600 and not text[s : s + 1].islower()
+        (s, e)
+        for s, e in out
+        if len(_WORD.findall(text[s:e])) >= 5 and e - s <= 600 and (s in mid_line or not text[s : s + 1].islower())
     ]
+
+
+def _sentence_ends(body: str) -> list[tuple[int, int]]:
+    """(end of a sentence, start of the next) in one line: before a capital, digit or quote, or before a
+    lower-case word when the word ending in the full stop is not an abbreviation."""
+    cuts = [(c.start(), c.end()) for c in _SENT_END.finditer(body)]
+    for c in _SENT_END_LOWER.finditer(body):
+        word = re.search(r"([\w.]+)[.!?]$", body[: c.start()])
+        if word and "." not in word.group(1) and word.group(1).lower() not in ABBREVIATIONS:
+            cuts.append((c.start(), c.end()))
+    return cuts
 
 
 def _clean(s: str) -> str:
@@ -381,11 +401,20 @@ def document_facts(doc_id: str, text: str, vocab: Vocabulary, max_per_sentence: 
             ph = phrase(kind, sent, s, e, title, vocab)
             facts.append(Fact(doc_id, sent, s0, e0, ans, kind, ph, title))
             made += 1
+    keys = record_keys(text, vocab) if title is None else []
     for f in facts:
         q = next(iter(f.phrasings.values()))
         f.entities = [
             x
             for x in entities(q, title)
             if x != f.answer and any(not vocab.ordinary(w) for w in x.split() if w[0].isupper())
-        ]
+        ] + [k for k in keys if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", q)]
     return facts
+
+
+def record_keys(text: str, vocab: Vocabulary) -> list[str]:
+    """The identifiers a record is about: lower-case words that no other document uses and that this one
+    repeats ('cormor' in 'Package cormor ... cormor was last updated ...'). Records have no title to name
+    them, so these are what an unanswerable twin swaps."""
+    counts = Counter(m.group(0) for m in _WORD.finditer(text) if m.group(0)[:1].islower())
+    return [w for w, n in counts.items() if n >= 2 and vocab.doc_freq[w.lower()] == 1 and w not in STOP]

@@ -95,12 +95,18 @@ class Unanswerables:
                 return w.capitalize()
         raise RuntimeError("could not invent a word absent from the corpus")
 
+    def _invent_like(self, word: str) -> str:
+        """An invented word written as the one it replaces: capitalised for a name, lower case for an
+        identifier ('cormor' -> 'brandel')."""
+        w = self.invent()
+        return w.lower() if word[:1].islower() else w
+
     def swap(self, question: str, entity: str, title: str | None = None) -> tuple[str, str] | None:
         """The question with the entity's distinctive words replaced by invented ones, and the new name."""
         at = question.rfind(entity)  # the last mention: the first may be inside the document's title
         if at < 0 or (title and title in question and at < question.index(title) + len(title)):
             return None
-        new = [self.invent() if w not in THING_WORDS and w.lower() not in STOP else w for w in entity.split()]
+        new = [self._invent_like(w) if w not in THING_WORDS and w.lower() not in STOP else w for w in entity.split()]
         name = " ".join(new)
         if name == entity:
             return None
