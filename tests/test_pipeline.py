@@ -231,6 +231,8 @@ def test_the_adapter_loads_with_peft(finished_run, tiny_model_dir):
     assert any("lora_A" in n for n, _ in model.named_parameters())
     info = json.loads((run / "adapter/training.json").read_text())
     assert info["steps"] == 2 and info["tokens_seen"] > 0 and info["history"][-1]["val_loss"] is not None
+    # the validation pass is timed, for the plans after this run (advisor/plan.py val_s_per_token)
+    assert info["history"][-1]["val_s"] > 0 and info["history"][-1]["val_tokens"] > 0
 
 
 @pytest.mark.parametrize(

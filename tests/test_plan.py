@@ -116,20 +116,31 @@ def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
     assert len(work.probes["arc_easy"]) == cfg.eval.probe_limit
 
 
-def test_the_tuned_arms_are_planned_to_answer_as_long_as_their_training_answers(tiny_model_dir):
+def test_the_tuned_arms_are_planned_to_answer_as_long_as_their_training_answers_once_trained_on_them(
+    tiny_model_dir,
+):
     from advisor.core.qa import load_qa
-    from advisor.plan import estimate, eval_questions, measure_work
+    from advisor.plan import _epochs_seen, estimate, eval_questions, measure_work
 
-    cfg = tiny_cfg(tiny_model_dir, "eval.known_samples=0", "model.max_new_tokens=64")
+    cfg = tiny_cfg(tiny_model_dir, "eval.known_samples=0", "model.max_new_tokens=64", "tuning.max_steps=0")
     work = measure_work(cfg)
     answers = [it.answers[0] for it in load_qa(DATA / "train.jsonl") if not it.unanswerable]
     assert work.answer_tokens and 1 < work.answer_tokens < 2 + max(len(a) for a in answers)
     cal = {**FAKE_CAL, "new_tokens_per_answer": work.answer_tokens + 10, "adapter_factor": 1.0}
-    secs = {s.name: s.seconds for s in estimate(cfg, work, cal).stages}
+    plan = estimate(cfg, work, cal)
+    assert _epochs_seen(cfg, work, plan.sizes["steps"]) >= 1
+    secs = {s.name: s.seconds for s in plan.stages}
     # same prompts, no load in eval_tuned: the difference is the 10 fewer tokens decoded per answer
     saved = len(eval_questions(cfg, work)) * 10 * cal["decode_s_per_token"]
     first = cal["import_s"] + cal["load_s"] + cal["embed_load_s"]
     assert secs["eval_base"] - first - secs["eval_tuned"] == pytest.approx(saved, rel=1e-6)
+    # a few steps, a fraction of an epoch: the adapter has not learned the short answers yet
+    few = tiny_cfg(tiny_model_dir, "eval.known_samples=0", "model.max_new_tokens=64", "tuning.max_steps=1")
+    plan = estimate(few, work, cal)
+    part = _epochs_seen(few, work, plan.sizes["steps"])
+    assert 0 < part < 1
+    secs = {s.name: s.seconds for s in plan.stages}
+    assert secs["eval_base"] - first - secs["eval_tuned"] == pytest.approx(saved * part, rel=1e-6)
 
 
 def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache(tiny_model_dir):
@@ -139,8 +150,16 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     first = calibrate(cfg, progress=False)
     path = calibration_path(calibration_key(cfg))
     assert path.is_file() and path.parent.name == "calibration"
-    for k in ("train_s_per_token", "prefill_s_per_token", "decode_s_per_token", "embed_s_per_token", "load_s"):
+    for k in (
+        "train_s_per_token",
+        "prefill_s_per_token",
+        "score_s_per_token",
+        "decode_s_per_token",
+        "embed_s_per_token",
+        "load_s",
+    ):
         assert first[k] > 0, k
+    assert set(first["calibration_parts_s"]) == {"imports", "embedder", "load model", "generate", "train"}
     again = calibrate(cfg, progress=False)
     assert again["cached"] and again["measured"] == first["measured"]
     other = calibration_key(tiny_cfg(tiny_model_dir, "tuning.batch_size=2"))  # another shape is measured anew
@@ -312,3 +331,39 @@ def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at
     s0, _, tokens, _ = _train_estimate(cfg, examples, FAKE_CAL)
     s1, _, _, _ = _train_estimate(cfg, examples, cal)
     assert s1 - s0 == pytest.approx(tokens * (0.03 - FAKE_CAL["train_s_per_token"]))
+
+
+def test_the_plan_prices_validation_passes_at_their_own_recorded_speed_and_a_skipped_tune_is_not_recorded_again(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    from advisor.plan import (
+        _train_estimate,
+        calibration_key,
+        calibration_path,
+        measure_work,
+        record_training_speed,
+        val_s_per_token,
+    )
+
+    monkeypatch.setenv("ADVISOR_HOME", str(tmp_path / "home"))
+    cfg = tiny_cfg(tiny_model_dir)
+    examples = measure_work(cfg).train
+    path = calibration_path(calibration_key(cfg))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**FAKE_CAL, "key": calibration_key(cfg)}))
+    # two validation passes of 2,000 tokens each, 8 s in all: 0.002 s a token
+    history = [
+        {"step_s": 150.0, "val_loss": 2.5, "val_s": 3.0, "val_tokens": 2000},
+        {"step_s": 150.0, "val_loss": 2.0, "val_s": 5.0, "val_tokens": 2000},
+    ]
+    first = record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-v")
+    assert first["val_s_per_token"] == pytest.approx(0.002)
+    cal = json.loads(path.read_text())
+    assert val_s_per_token(cal) == pytest.approx(0.002) and val_s_per_token(FAKE_CAL) == FAKE_CAL["prefill_s_per_token"]
+    at_prefill, _, _, _ = _train_estimate(cfg, examples, {**cal, "observed_train": {"s_per_token": 0.03}})
+    at_own, _, _, _ = _train_estimate(cfg, examples, cal)
+    assert at_own > at_prefill  # the recorded passes ran slower than the calibration's prefill
+    # the same run again with its tune stage skipped: the record (and its date) stays as it was
+    path.write_text(json.dumps({**cal, "observed_train": {**first, "at": "then"}}))
+    assert record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-v")["at"] == "then"
+    assert json.loads(path.read_text())["observed_train"]["at"] == "then"

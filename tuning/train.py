@@ -618,10 +618,14 @@ class AdapterTraining:
     def _validate(self, rec: dict) -> None:
         """The validation loss into `rec`; with early stopping, the best weights so far and whether to stop."""
         s, tc = self.s, self.tc
+        t0 = time.perf_counter()
         v = evaluate_loss(
             self.loss_mod, self.val_rows, tc.batch_size, self.tok.pad_token_id, self.device, tc.max_batch_tokens
         )
         rec["val_loss"] = v
+        # the pass's own speed, for the plans after this run (advisor/plan.py record_training_speed)
+        rec["val_s"] = round(time.perf_counter() - t0, 4)
+        rec["val_tokens"] = sum(len(r["input_ids"]) for r in self.val_rows)
         if v is None or not tc.early_stopping_patience:
             return
         if v < s.best - 1e-4:

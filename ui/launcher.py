@@ -137,8 +137,7 @@ def plan_estimate(cmd: list[str], run_dir: Path) -> str:
     where = ", ".join(x for x in (f"{m.get('cores')} cores", m.get("gpu"), cal.get("device")) if x)
     measured = f"measured {cal.get('measured', '')[:10]}" if cal.get("cached") else "measured just now"
     parallel = any(s.track for s in plan.stages)
-    names = {s.name for s in plan.stages}
-    in_turn = not parallel and {"index", "tune"} <= names
+    in_turn = not parallel and {"index", "tune"} <= {s.name for s in plan.stages}
     lines = [
         f"about **{fmt_s(plan.total_s)}** on this machine (the one serving this dashboard: {where}; its speed "
         f"{measured}), "
