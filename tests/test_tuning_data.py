@@ -114,6 +114,31 @@ def test_raft_examples_put_the_answer_passage_among_hard_distractors_and_cite_it
         assert sources.count(by_id[x["id"]].source) == (1 if x["oracle"] else 0)
 
 
+def test_raft_distractors_from_any_document_are_near_misses_that_never_hold_the_answer(
+    tiny_corpus, tiny_qa, tiny_train_qa, tiny_model_dir
+):
+    tok, _, chunks, ev = _tiny(tiny_corpus, tiny_qa, tiny_model_dir, size=12)  # documents of several chunks
+    train = load_qa(tiny_train_qa)
+    by_id = {it.id: it for it in train}
+    args = (chunks, train, ev, tok, 128, False, True, 0.1)
+    kw = dict(seed=0, raft=True, raft_share=1.0, raft_distractors=2, raft_no_oracle=0.5)
+    tr, val, _ = build_sft(*args, **kw, raft_distractors_from="any_document")
+    raft = [x for x in tr + val if x["kind"] == "raft"]
+    own_doc = 0
+    for x in raft:
+        item = by_id[x["id"]]
+        passages = re.split(r"\n?\[\d+\] \(", x["prompt"].split("Context:")[1])[1:]
+        oracles = [p for p in passages if p.startswith(item.source) and item.answers[0].lower() in p.lower()]
+        assert len(oracles) == (1 if x["oracle"] else 0)  # the answer is only in the oracle passage
+        own_doc += sum(p.startswith(item.source) for p in passages) - len(oracles)
+    assert own_doc > 0  # near misses from the question's own document, which other_documents never picks
+    # the default keeps every distractor out of the question's document (the runs made before the setting)
+    tr, val, _ = build_sft(*args, **kw)
+    for x in [x for x in tr + val if x["kind"] == "raft"]:
+        sources = re.findall(r"\[\d+\] \(([^)]+)\)", x["prompt"])
+        assert sources.count(by_id[x["id"]].source) == (1 if x["oracle"] else 0)
+
+
 def test_raft_passages_keep_within_the_evaluation_prompt_budget(tiny_corpus, tiny_qa, tiny_train_qa, tiny_model_dir):
     from advisor.core.answer import Context, context_block
 

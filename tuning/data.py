@@ -107,7 +107,8 @@ def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_seg
 
 class Distractors:
     """Hard distractor chunks for RAFT examples: the chunks that BM25 ranks highest for the question, from
-    other documents than the oracle's. BM25 is the lexical half of the run's hybrid retriever; it is rebuilt
+    other documents than the oracle's, or (`any_document`) any chunk that does not hold the answer, the
+    oracle's own document included. BM25 is the lexical half of the run's hybrid retriever; it is rebuilt
     here from the run's chunks (milliseconds) so the tuning track need not wait for the index track."""
 
     def __init__(self, chunks: list[dict]):
@@ -119,7 +120,11 @@ class Distractors:
             bm25s.tokenize([c["text"] for c in chunks], stopwords="en", show_progress=False), show_progress=False
         )
 
-    def for_question(self, question: str, not_source: str | None, n: int) -> list[dict]:
+    def for_question(
+        self, question: str, not_source: str | None, n: int, not_answers: list[str] | None = None
+    ) -> list[dict]:
+        """The n best chunks for the question outside `not_source`; with `not_answers`, the n best that hold
+        none of those answers instead, from any document."""
         import bm25s
 
         if n <= 0:
@@ -128,8 +133,11 @@ class Distractors:
         ids, _ = self.bm25.retrieve(
             bm25s.tokenize([question], stopwords="en", show_progress=False), k=depth, show_progress=False, n_threads=1
         )
-        out = [self.chunks[int(i)] for i in ids[0] if self.chunks[int(i)]["source"] != not_source]
-        return out[:n]
+        ranked = [self.chunks[int(i)] for i in ids[0]]
+        if not_answers is not None:
+            low = [a.lower() for a in not_answers if a]
+            return [c for c in ranked if not any(a in c["text"].lower() for a in low)][:n]
+        return [c for c in ranked if c["source"] != not_source][:n]
 
 
 def oracle_chunks(item: QAItem, chunks: list[dict]) -> list[dict]:
@@ -276,6 +284,7 @@ def build_sft(
     abstain_share: float = 0.2,
     closed_book: bool = True,
     max_train_tokens: int = 0,
+    raft_distractors_from: str = "other_documents",
 ) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
@@ -283,7 +292,8 @@ def build_sft(
     (a question the corpus does not answer -> the fixed abstention answer, closed book; from `abstain_qa`
     and the unanswerable items of `train_qa`) and, with `raft`, `raft` examples for a share `raft_share` of
     the training questions (question + oracle chunk + hard distractors; `raft_no_oracle` of them without
-    the oracle, target the abstention answer). Abstention questions are capped at `abstain_share` of the
+    the oracle, target the abstention answer; distractors from other documents, or with
+    `raft_distractors_from="any_document"` any chunk without the answer). Abstention questions are capped at `abstain_share` of the
     answerable training questions (a random sample, seeded). One adapter learns all of them and serves
     both tuned arms. Without `closed_book` only the corpus text and the RAFT examples are made (the
     separate adapter of the tuned+RAG arm, tuning.both_adapter=separate). With `max_train_tokens` the
@@ -294,7 +304,14 @@ def build_sft(
     asked = Asked()
     if use_train_qa:
         raft_with = (
-            RaftSettings(Distractors(chunks), raft_share, raft_distractors, raft_no_oracle, context_tokens)
+            RaftSettings(
+                Distractors(chunks),
+                raft_share,
+                raft_distractors,
+                raft_no_oracle,
+                context_tokens,
+                raft_distractors_from == "any_document",
+            )
             if (raft and chunks)
             else None
         )
@@ -345,6 +362,7 @@ class RaftSettings:
     n_distractors: int
     no_oracle: float  # of the RAFT examples without the passage that answers (target: the abstention answer)
     context_tokens: int
+    any_document: bool = False  # distractors: any chunk without the answer (tuning.raft_distractors_from)
 
 
 @dataclass
@@ -430,7 +448,10 @@ def _add_raft(out: Asked, item: QAItem, chunks: list[dict], tokenizer, rng: rand
         return
     no_oracle = rng.random() < raft.no_oracle
     oracle = None if no_oracle else rng.choice(oracles)
-    others = raft.distractors.for_question(item.question, item.source, raft.n_distractors + (1 if no_oracle else 0))
+    n = raft.n_distractors + (1 if no_oracle else 0)
+    others = raft.distractors.for_question(
+        item.question, item.source, n, list(item.answers) if raft.any_document else None
+    )
     if not others:
         return
     out.examples.append(raft_example(tokenizer, item, oracle, others, rng, raft.context_tokens))

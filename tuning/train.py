@@ -849,6 +849,7 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         abstain_share=tc.abstain_share,
         closed_book=not both,
         max_train_tokens=tc.max_train_tokens,
+        raft_distractors_from=tc.raft_distractors_from,
     )
     report["training_questions_from"] = str(train_file) if train_qa else None
     report["abstention_questions_from"] = (
@@ -882,7 +883,13 @@ def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) ->
         if lk.get("n_raft"):
             out.append(
                 f"{lk['n_raft']} RAFT examples (question + its passage among up to {cfg.tuning.raft_distractors} "
-                f"BM25 distractors; {lk.get('n_raft_without_oracle', 0)} of them without the passage, answered "
+                "BM25 distractors"
+                + (
+                    " that do not hold the answer, its own document's included"
+                    if cfg.tuning.raft_distractors_from == "any_document"
+                    else " from other documents"
+                )
+                + f"; {lk.get('n_raft_without_oracle', 0)} of them without the passage, answered "
                 "with the abstention answer)"
             )
         return out

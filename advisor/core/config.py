@@ -224,7 +224,11 @@ class TuningConfig:
     both_adapter: Literal["shared", "separate"] = "shared"
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
     raft_share: float = 0.3  # share of training questions that also get a RAFT example (each ~540 tokens on the sample: the main training cost)
-    raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best from other documents)
+    raft_distractors: int = 2  # distractor chunks per RAFT example (BM25's best, see raft_distractors_from)
+    # other_documents: BM25's best chunks of other documents | any_document: BM25's best chunks that do not hold the
+    # answer, the oracle's own document included (near misses, as a retriever returns for a question the corpus
+    # does not answer)
+    raft_distractors_from: Literal["other_documents", "any_document"] = "other_documents"
     raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (target: the abstention answer)
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
@@ -284,7 +288,12 @@ class TuningConfig:
     def ignored_settings(self) -> list[str]:
         out = []
         if not self.raft:
-            out += ignored(self, "tuning", ("raft_share", "raft_distractors", "raft_no_oracle"), "tuning.raft is off")
+            out += ignored(
+                self,
+                "tuning",
+                ("raft_share", "raft_distractors", "raft_no_oracle", "raft_distractors_from"),
+                "tuning.raft is off",
+            )
         if not self.abstain:
             out += ignored(self, "tuning", ("abstain_share",), "tuning.abstain is off")
         if self.max_steps > 0:
@@ -574,6 +583,8 @@ class Config:
             del d["run"]
         if d["tuning"]["max_train_tokens"] == MAX_TRAIN_TOKENS:
             del d["tuning"]["max_train_tokens"]
+        if d["tuning"]["raft_distractors_from"] == "other_documents":  # what every run did before the setting
+            del d["tuning"]["raft_distractors_from"]
         return d
 
     def section_hash(self, *sections: str) -> str:
