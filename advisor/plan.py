@@ -492,7 +492,7 @@ def _measure_imports(cfg: Config, _: dict) -> dict:
 
 
 def _measure_embedder(cfg: Config, _: dict) -> dict:
-    """Load the embedder, then embed up to 128 chunk-sized sample texts at the configured batch size."""
+    """Load the embedder, then embed up to 64 chunk-sized sample texts at the configured batch size."""
     from advisor.core.embedders import chunk_offsets_fn, load_embedder
 
     with PeakRSS() as mem:
@@ -500,7 +500,7 @@ def _measure_embedder(cfg: Config, _: dict) -> dict:
         emb = load_embedder(cfg.retrieval.embedder)
         offsets = chunk_offsets_fn(cfg.retrieval.embedder)
         load_s = time.perf_counter() - t0
-        texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, offsets)[:128]
+        texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, offsets)[:64]
         emb.encode(texts[:8], batch_size=8)  # warm-up
         t0 = time.perf_counter()
         emb.encode(texts, batch_size=cfg.retrieval.batch_size)
@@ -543,8 +543,9 @@ def _load_generator(cfg: Config, _: dict) -> dict:
 
 def _measure_generation(cfg: Config, got: dict) -> dict:
     """Prefill: 4 retrieval-sized prompts, one new token each (after a one-prompt warm-up). Decode: one batch of
-    eval.batch_size closed-book sample questions (up to 48), greedy, with the adapter off and on: a batch of 8
-    made the per-token decode cost 3-9x what the eval stages, which decode 48 at once, pay."""
+    eval.batch_size closed-book sample questions (up to 48), greedy, adapter off: a batch of 8 made the per-token
+    decode cost 3-9x what the eval stages, which decode 48 at once, pay. The adapter's cost factor: a third of that
+    batch with the adapter off and on. Scoring: the perplexity of 4 sample chunks."""
     from advisor.core.answer import Context, render_prompt
     from advisor.core.lm import perplexity_rows
     from advisor.core.qa import load_qa
@@ -573,16 +574,22 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
         lm.perplexity(chunks[:4], batch_size=4)
         score_s = time.perf_counter() - t0
         score_tokens = sum(n for _, n in perplexity_rows(tok, chunks[:4], 256))
-        for on in (False, True):
+        with lm.adapter(False):
+            t0 = time.perf_counter()
+            gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)
+            base_s = time.perf_counter() - t0
+        # the adapter's cost as a ratio, on a third of the batch (both ways): a whole second batch took 10 s
+        part = closed[: max(1, batch // 3)]
+        for on in (False, True) if lm.has_adapter else ():
             with lm.adapter(on):
                 t0 = time.perf_counter()
-                gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)
+                lm.generate(part, cfg.model.max_new_tokens, batch_size=len(part))
                 timed[on] = time.perf_counter() - t0
     prefill_rate = prefill_s / max(1, prefill_tokens)
     new_tokens = sum(g.new_tokens for g in gens)
     prompt_tokens = sum(g.prompt_tokens for g in gens)
     # the decode share of a greedy batch: what its prompts' prefill does not explain (at least a quarter of it)
-    decode_rate = max(timed[False] - prompt_tokens * prefill_rate, 0.25 * timed[False]) / max(1, new_tokens)
+    decode_rate = max(base_s - prompt_tokens * prefill_rate, 0.25 * base_s) / max(1, new_tokens)
     return {
         "prefill_s_per_token": prefill_rate,
         "score_s_per_token": score_s / max(1, score_tokens),
@@ -591,14 +598,14 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
         "decode_s_per_token": decode_rate,
         "decode_batch": batch,
         "new_tokens_per_answer": new_tokens / max(1, len(closed)),
-        "adapter_factor": round(timed[True] / max(timed[False], 1e-9), 3) if lm.has_adapter else 1.0,
+        "adapter_factor": round(timed[True] / max(timed[False], 1e-9), 3) if timed else 1.0,
         "gen_rss_mb": round(mem.added_mb, 1),
     }
 
 
 def _measure_training(cfg: Config, got: dict) -> dict:
-    """A full warm-up step, then one timed step at the configured micro-batch of full-length text rows, split by
-    tuning.max_batch_tokens as the tune stage splits it."""
+    """A warm-up step, then one timed step, each one forward/backward pass of full-length text rows at the size the
+    tune stage runs them (the micro-batch, or its first piece under tuning.max_batch_tokens)."""
     import torch
 
     from tuning.data import text_segments
@@ -610,6 +617,9 @@ def _measure_training(cfg: Config, got: dict) -> dict:
     for seg in text_segments("\n".join(got["chunk_texts"]), tok, tc.max_seq_len - 2)[: tc.batch_size]:
         ids = tok(seg, add_special_tokens=False)["input_ids"][: tc.max_seq_len - 1] + [tok.eos_token_id]
         rows.append({"input_ids": ids, "labels": list(ids)})
+    # One piece of the micro-batch as tuning.max_batch_tokens splits it: each forward/backward of the tune stage
+    # is such a piece, so its cost per token is the step's; two whole steps made half the calibration (26 s).
+    rows = [rows[j] for j in token_pieces([len(r["input_ids"]) for r in rows], tc.max_batch_tokens)[0]]
     model.train()
     loss_mod = label_only_loss_module(model)
     opt = torch.optim.AdamW(got["params"], lr=1e-5)
