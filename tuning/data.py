@@ -293,9 +293,9 @@ def build_sft(
     and the unanswerable items of `train_qa`) and, with `raft`, `raft` examples for a share `raft_share` of
     the training questions (question + oracle chunk + hard distractors; `raft_no_oracle` of them without
     the oracle, target the abstention answer; distractors from other documents, or with
-    `raft_distractors_from="any_document"` any chunk without the answer). Abstention questions are capped at `abstain_share` of the
-    answerable training questions (a random sample, seeded). One adapter learns all of them and serves
-    both tuned arms. Without `closed_book` only the corpus text and the RAFT examples are made (the
+    `raft_distractors_from="any_document"` any chunk without the answer). Abstention questions are capped at
+    `abstain_share` of the answerable training questions (a random sample, seeded). One adapter learns all of
+    them and serves both tuned arms. Without `closed_book` only the corpus text and the RAFT examples are made (the
     separate adapter of the tuned+RAG arm, tuning.both_adapter=separate). With `max_train_tokens` the
     examples (train and validation together) are capped by cap_training_set: every instruction pair, a
     sample of the corpus text that still covers every document.
