@@ -463,6 +463,7 @@ class AdapterTraining:
 
         self.cfg, self.tc, self.tok, self.out_dir = cfg, cfg.tuning, tok, out_dir
         self.train_rows, self.val_rows, self.data_hash = train_rows, val_rows, data_hash
+        self.val_tokens = sum(len(r["input_ids"]) for r in val_rows)
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
         self.world, self.rank, self.main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
         self.device = str(self.acc.device) if self.world > 1 else default_device()
@@ -625,7 +626,7 @@ class AdapterTraining:
         rec["val_loss"] = v
         # the pass's own speed, for the plans after this run (advisor/plan.py record_training_speed)
         rec["val_s"] = round(time.perf_counter() - t0, 4)
-        rec["val_tokens"] = sum(len(r["input_ids"]) for r in self.val_rows)
+        rec["val_tokens"] = self.val_tokens
         if v is None or not tc.early_stopping_patience:
             return
         if v < s.best - 1e-4:
