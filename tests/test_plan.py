@@ -157,6 +157,7 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
         "decode_s_per_token",
         "embed_s_per_token",
         "load_s",
+        "adapter_factor",
     ):
         assert first[k] > 0, k
     assert set(first["calibration_parts_s"]) == {"imports", "embedder", "load model", "generate", "train"}
