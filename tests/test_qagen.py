@@ -16,7 +16,7 @@ from advisor.core.config import QAConfig
 from advisor.core.errors import AdvisorError
 from advisor.pipeline import SAMPLE_CORPUS
 from evalsuite.qagen.build import GenSettings, generate_qa_set
-from evalsuite.qagen.facts import sentences
+from evalsuite.qagen.facts import Vocabulary, document_facts, sentences
 from evalsuite.qagen.llm import LLMGenerator, parse_reply
 from evalsuite.qagen.review import eval_set_info, save_decision
 from evalsuite.qagen.stage import corpus_view, make_sets
@@ -134,15 +134,43 @@ def test_records_get_one_fact_per_question_kept_apart_by_their_identifier_with_u
     answerable = [x for x in qs.eval + qs.train if not x["unanswerable"]]
     # "When was X last updated?" differs between records only by the package's name: not ambiguous
     assert qs.rejected["ambiguous"] == 0
-    assert {x["answer_type"] for x in answerable} >= {"person", "date"}
+    # every kind of fact a record holds: maintainer, last update, version, licence, how many others depend on it
+    assert {x["answer_type"] for x in answerable} >= {"person", "date", "version", "licence", "count"}
     for x in answerable:  # a question holds one sentence of its record, not the next one too
         assert x["evidence"]["text"].count(". ") == 0, x["evidence"]["text"]
     twins = [x for x in qs.eval + qs.train if x["unanswerable"]]
     assert len([x for x in qs.eval if x["unanswerable"]]) == 12
-    for x in twins:  # the package name is swapped for an invented one, written in lower case like the original
+    for x in twins:  # a name is swapped for an invented one, in the original's case (package names lower case)
         old, new = x["swap"]["from"], x["swap"]["to"]
-        assert old.islower() and new.islower() and old != new
+        assert old.islower() == new.islower() and old != new
         assert new in x["question"] and not any(new in t for t in docs.values())
+    assert any(x["swap"]["from"].islower() for x in twins)  # a package's identifier, with no title to swap
+
+
+def test_versions_licences_and_counts_of_other_things_are_asked_about_with_the_identifier_in_lower_case():
+    text = (
+        "Package zanmor-py (installed version 0.2.17) is a image codec maintained by Oren Ferreira. "
+        "zanmor-py was last updated on 19 January 2024 and is released under the Apache-2.0 licence. "
+        "The installed wheel of zanmor-py is 50 KB, and 7 other packages on this system depend on it."
+    )
+    other = "Package kendri (installed version 8.27.4) is a template engine. kendri is under the Apache License."
+    vocab = Vocabulary({"p#0": text, "p#1": other})
+    facts = {f.answer_type: f for f in document_facts("p#0", text, vocab)}
+    assert facts["version"].answer == "0.2.17"
+    assert "installed which version)" in facts["version"].phrasings["in_situ"]
+    assert "(installed version ___)" in facts["version"].phrasings["cloze"]  # the blank keeps its word
+    lic = facts["licence"]
+    assert lic.answer == "Apache-2.0" and lic.phrasings["in_situ"].startswith("zanmor-py was")
+    assert lic.phrasings["in_situ"].endswith("released under which licence?") and "zanmor-py" in lic.entities
+    count = facts["count"]
+    assert count.answer == "7" and "how many other packages on this system depend on it?" in count.phrasings["in_situ"]
+    # "the Apache License" names no licence identifier; an ordinary decimal is no version
+    assert "licence" not in {f.answer_type for f in document_facts("p#1", other, vocab)}
+    assert not [
+        f
+        for f in document_facts("x", "The average rainfall was 2.5 mm on most days in May.", vocab)
+        if f.answer_type == "version"
+    ]
 
 
 def test_a_corpus_of_headings_only_is_one_clear_line_and_exit_2(tmp_path, capsys):

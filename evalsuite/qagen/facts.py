@@ -1,8 +1,8 @@
 """Candidate facts from documents, and the questions made from them by rules (the `extractive` generator).
 
 A candidate fact is a sentence of a document that carries a specific answer span: a date, a time, an
-amount of money, a percentage, a duration, a count, a person's or a named thing's name, an acronym's
-expansion or a defined term. The answer is the span, verbatim; the evidence is the sentence, verbatim,
+amount of money, a percentage, a duration, a count, a version number, a licence, a person's or a named thing's
+name, an acronym's expansion or a defined term. The answer is the span, verbatim; the evidence is the sentence, verbatim,
 with its character offsets in the document. Each fact yields several phrasings:
 
   fronted   "According to the Late Payment Policy, how many days is every bill due after the bill date?"
@@ -29,6 +29,10 @@ UNITS = r"(?:working |business |calendar )?(?:second|minute|hour|day|week|fortni
 
 # (answer type, pattern); the first group (or the whole match) is the answer. Earlier types win overlaps.
 SPAN_PATTERNS: list[tuple[str, re.Pattern]] = [
+    # a release number after "version" ("version 2.1"), or any three-part one ("0.2.17", "v1.4.0-rc1")
+    ("version", re.compile(r"(?<=\bversion )v?\d+(?:\.\d+)+[\w.+-]*|\bv?\d+\.\d+\.\d+(?:[-+][\w.]+)?\b", re.I)),
+    # a licence's identifier before the word licence ("the Apache-2.0 licence", "MIT license"), not "the Apache License"
+    ("licence", re.compile(r"\b[A-Z][\w.+-]*[A-Z0-9][\w.+-]*(?=\s+licen[cs]e\b)")),
     (
         "date",
         re.compile(
@@ -49,6 +53,8 @@ SPAN_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("name", re.compile(r"(?<![\w'])([A-Z][a-z]+(?:\s(?:of\s|the\s|and\s|&\s)?[A-Z][a-z]+){1,3})\b")),
 ]
 WH = {
+    "version": "which version",
+    "licence": "which licence",
     "date": "what date",
     "month": "which month",
     "time": "what time",
@@ -60,6 +66,8 @@ WH = {
     "name": "what",
 }
 ANSWER_TYPES = (
+    "version",
+    "licence",
     "date",
     "month",
     "time",
@@ -81,6 +89,8 @@ NOT_SUBJECT = set(
 at by with without during under over from to until within between following upon""".split()
 )
 ARTICLES = {"a", "an", "the"}
+# Words between a count and its noun that the question keeps: "7 other packages" -> "how many other packages".
+COUNT_QUALIFIERS = ("other",)
 AUX = {"is", "are", "was", "were", "can", "will", "must", "may", "should", "could", "would", "has", "have", "had"}
 STOP = set(
     """a an the of to in on at by for from with and or but is are was were be been being it its this that
@@ -217,6 +227,11 @@ class Vocabulary:
     def words(self) -> set[str]:
         return set(self.lower) | set(self.cap)
 
+    def identifier(self, word: str) -> bool:
+        """A lower-case name that one document repeats and no capital ever starts ('zanmor-py')."""
+        w = word.lower()
+        return word[:1].islower() and not self.cap[w] and self.lower[w] >= 2 and self.doc_freq[w] == 1
+
     def ordinary(self, word: str) -> bool:
         w = word.lower()
         return w in STOP or self.lower[w] >= self.cap[w]
@@ -231,7 +246,8 @@ def _spans(sentence: str) -> list[tuple[str, int, int]]:
             s, e = m.start(g), m.end(g)
             if kind == "name" and (s == 0 or _in_list(sentence, s, e)):  # a sentence start; one of a list
                 continue
-            if kind == "count" and m.group(0) and (sentence[e:].split() or [""])[0].lower().strip(",.;") in STOP:
+            nxt = (sentence[e:].split() or [""])[0].lower().strip(",.;")
+            if kind == "count" and m.group(0) and nxt in STOP and nxt not in COUNT_QUALIFIERS:
                 continue
             if any(s < te and ts < e for _, ts, te in taken):
                 continue
@@ -267,8 +283,11 @@ def _wh(kind: str, answer: str, sentence_after: str) -> tuple[str, str]:
         unit = unit if unit.endswith("s") else unit + "s"
         return f"how many {unit}", ""
     if kind == "count":
-        noun = re.match(r"\s*([a-zA-Z][a-zA-Z-]+)", sentence_after)
+        noun = re.match(rf"\s*((?:(?:{'|'.join(COUNT_QUALIFIERS)})\s)?[a-zA-Z][a-zA-Z-]+)", sentence_after)
         return (f"how many {noun.group(1)}", noun.group(0)) if noun else ("how many", "")
+    if kind == "licence":  # "under the MIT licence" -> "under which licence"
+        word = re.match(r"\s*licen[cs]e\b", sentence_after)
+        return WH[kind], word.group(0) if word else ""
     return WH[kind], ""
 
 
@@ -286,6 +305,8 @@ def _join(prefix: str | None, body: str, vocab: Vocabulary) -> str:
         body = body[:1].lower() + body[1:]
     if prefix:
         return f"{prefix}, {body}?"
+    if vocab.identifier(first):  # a record's identifier keeps its case ("zanmor-py was last updated ...")
+        return body + "?"
     return body[:1].upper() + body[1:] + "?"
 
 
@@ -312,10 +333,13 @@ def _fronted(words: list[str], wh: str, vocab: Vocabulary) -> str | None:
 def phrase(kind: str, sentence: str, s: int, e: int, title: str | None, vocab: Vocabulary) -> dict[str, str]:
     """The phrasings of the fact whose answer is sentence[s:e] (sentence verbatim, Markdown still in it)."""
     wh, swallow = _wh(kind, sentence[s:e], sentence[e:])
+    before = sentence[:s]
+    if kind == "version":  # "installed version 0.2.17" -> "installed which version"
+        before = re.sub(r"\bversion\s+$", "", before, flags=re.I)
     after = sentence[e:]
     if swallow and after.startswith(swallow):
         after = after[len(swallow) :]
-    marked = _clean(sentence[:s] + f" {PLACEHOLDER} " + after)
+    marked = _clean(before + f" {PLACEHOLDER} " + after)
     out: dict[str, str] = {}
     lead = (title if title.lower().startswith("the ") else f"the {title}") if title else None
     fronted = _fronted(marked.rstrip(".;:!?").split(), wh, vocab)
