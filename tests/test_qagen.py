@@ -164,13 +164,14 @@ def test_versions_licences_and_counts_of_other_things_are_asked_about_with_the_i
     assert lic.phrasings["in_situ"].endswith("released under which licence?") and "zanmor-py" in lic.entities
     count = facts["count"]
     assert count.answer == "7" and "how many other packages on this system depend on it?" in count.phrasings["in_situ"]
-    # "the Apache License" names no licence identifier; an ordinary decimal is no version
+    # "the Apache License" names no licence identifier; a decimal, an address or a dotted date is no version
     assert "licence" not in {f.answer_type for f in document_facts("p#1", other, vocab)}
-    assert not [
-        f
-        for f in document_facts("x", "The average rainfall was 2.5 mm on most days in May.", vocab)
-        if f.answer_type == "version"
-    ]
+    for sentence in (
+        "The average rainfall was 2.5 mm on most days in May.",
+        "The gateway answers at 192.168.0.1 for every meter in the street.",
+        "The meter was replaced on 12.03.2024 by the Service Desk team.",
+    ):
+        assert "version" not in {f.answer_type for f in document_facts("x", sentence, vocab)}, sentence
 
 
 def test_a_corpus_of_headings_only_is_one_clear_line_and_exit_2(tmp_path, capsys):

@@ -30,7 +30,13 @@ UNITS = r"(?:working |business |calendar )?(?:second|minute|hour|day|week|fortni
 # (answer type, pattern); the first group (or the whole match) is the answer. Earlier types win overlaps.
 SPAN_PATTERNS: list[tuple[str, re.Pattern]] = [
     # a release number after "version" ("version 2.1"), or any three-part one ("0.2.17", "v1.4.0-rc1")
-    ("version", re.compile(r"(?<=\bversion )v?\d+(?:\.\d+)+[\w.+-]*|\bv?\d+\.\d+\.\d+(?:[-+][\w.]+)?\b", re.I)),
+    (
+        "version",
+        re.compile(
+            r"(?<=\bversion )v?\d+(?:\.\d+)+(?:[-+.]?[A-Za-z0-9]+)*|(?<![\w.])v?\d{1,3}\.\d{1,3}\.\d{1,3}(?:[-+][A-Za-z0-9]+)*\b(?!\.\d)",
+            re.I,
+        ),
+    ),
     # a licence's identifier before the word licence ("the Apache-2.0 licence", "MIT license"), not "the Apache License"
     ("licence", re.compile(r"\b[A-Z][\w.+-]*[A-Z0-9][\w.+-]*(?=\s+licen[cs]e\b)")),
     (
