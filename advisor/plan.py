@@ -395,9 +395,6 @@ def calibrate(cfg: Config, refresh: bool = False, progress: bool = True) -> dict
     return {**cal, "cached": False}
 
 
-# New tokens a row of the adapter's cost probe decodes (_measure_generation).
-ADAPTER_PROBE_TOKENS = 8
-
 # A tune stage that trained on fewer tokens than this says little about a run's steady speed.
 MIN_OBSERVED_TOKENS = 5_000
 
@@ -551,10 +548,9 @@ def _load_generator(cfg: Config, _: dict) -> dict:
 
 def _measure_generation(cfg: Config, got: dict) -> dict:
     """Prefill: 4 retrieval-sized prompts, one new token each (after a one-prompt warm-up). Decode: one batch of
-    eval.batch_size closed-book sample questions (up to 48), greedy, to the end: a batch of 8 made the per-token
-    decode cost 3-9x what the eval stages, which decode 48 at once, pay. The adapter's cost factor: a third of that
-    batch, ADAPTER_PROBE_TOKENS new tokens each, with the adapter off and on. Scoring: the perplexity of 4 sample
-    chunks."""
+    eval.batch_size closed-book sample questions (up to 48), greedy, with the adapter off and on: a batch of 8 made
+    the per-token decode cost 3-9x what the eval stages, which decode 48 at once, pay. Scoring: the perplexity of 4
+    sample chunks."""
     from advisor.core.answer import Context, render_prompt
     from advisor.core.lm import perplexity_rows
     from advisor.core.qa import load_qa
@@ -583,24 +579,19 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
         lm.perplexity(chunks[:4], batch_size=4)
         score_s = time.perf_counter() - t0
         score_tokens = sum(n for _, n in perplexity_rows(tok, chunks[:4], 256))
-        with lm.adapter(False):
-            t0 = time.perf_counter()
-            gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)
-            whole_s = time.perf_counter() - t0
-        # The adapter's factor on a few steps of a third of the batch, off then on: a decode step costs about as
-        # much for 16 rows as for 48 (the weights are read once a step), so the factor holds at either width, and
-        # two more whole batches to the end cost half the calibration's generation time (31 s on 2 cores).
-        few = closed[: max(1, batch // 3)]
+        # Off, then on, the whole batch each time, to the end. A third of the batch saved no time (a decode step
+        # costs about as much for 16 rows as for 48); a third of it for 8 tokens saved 9 s of 32 but measured a
+        # factor of 1.06-1.21 where whole batches measured 1.44-1.47 back to back, so it priced the tuned arms low.
         for on in (False, True):
             with lm.adapter(on):
                 t0 = time.perf_counter()
-                lm.generate(few, min(ADAPTER_PROBE_TOKENS, cfg.model.max_new_tokens), batch_size=len(few))
+                gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)  # the same answers both ways
                 timed[on] = time.perf_counter() - t0
     prefill_rate = prefill_s / max(1, prefill_tokens)
     new_tokens = sum(g.new_tokens for g in gens)
     prompt_tokens = sum(g.prompt_tokens for g in gens)
     # the decode share of a greedy batch: what its prompts' prefill does not explain (at least a quarter of it)
-    decode_rate = max(whole_s - prompt_tokens * prefill_rate, 0.25 * whole_s) / max(1, new_tokens)
+    decode_rate = max(timed[False] - prompt_tokens * prefill_rate, 0.25 * timed[False]) / max(1, new_tokens)
     return {
         "prefill_s_per_token": prefill_rate,
         "score_s_per_token": score_s / max(1, score_tokens),
