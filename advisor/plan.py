@@ -1000,21 +1000,22 @@ def size_to_budget(cfg: Config, work: Work, cal: dict, budget_s: float, label: s
     """(a config whose plan fits BUDGET_SHARE of `budget_s` by BUDGET_RULE, the record of what was cut).
     AdvisorError when even the floors do not fit, naming the least budget that does."""
     plan0 = estimate(cfg, work, cal)
+    target = budget_s * BUDGET_SHARE
     rec = {
         "time_budget": label or fmt_s(budget_s),
         "budget_s": budget_s,
-        "target_s": round(budget_s * BUDGET_SHARE, 1),
+        "target_s": round(target, 1),
         "estimate_before_s": round(plan0.total_s, 1),
         "rule": BUDGET_RULE,
         "cuts": [],
         "ci_widening": {},
     }
-    if plan0.total_s <= budget_s * BUDGET_SHARE:
+    if plan0.total_s <= target:
         rec["estimate_after_s"] = rec["estimate_before_s"]
         return cfg, rec
     base = copy.deepcopy(cfg)
     dropped = _drop_extras(base)
-    best = _scale_to_fit(base, work, cal, budget_s, plan0.sizes, rec["time_budget"])
+    best = _scale_to_fit(base, work, cal, target, plan0.sizes, rec["time_budget"])
     plan1 = estimate(best, _with_probe_limit(work, best.eval.probe_limit), cal)
     rec["cuts"] = dropped + _record_cuts(plan0.sizes, plan1.sizes, best, rec["ci_widening"])
     rec["estimate_after_s"] = round(plan1.total_s, 1)
@@ -1052,10 +1053,9 @@ def _drop_extras(base: Config) -> list[dict]:
     return dropped
 
 
-def _scale_to_fit(base: Config, work: Work, cal: dict, budget_s: float, s0: dict, label: str) -> Config:
+def _scale_to_fit(base: Config, work: Work, cal: dict, target: float, s0: dict, label: str) -> Config:
     """Steps, questions and probe items scaled by one factor (never below their floors), the largest whose plan
-    fits BUDGET_SHARE of `budget_s`: a bisection over the plan's own estimate."""
-    target = budget_s * BUDGET_SHARE
+    fits `target` seconds (BUDGET_SHARE of the budget): a bisection over the plan's own estimate."""
     q_floor = _min_limit(base, work)
     step_floor = min(s0["steps"], MIN_STEPS)
     probe_floor = min(s0["probe_items"], MIN_PROBE_ITEMS)

@@ -1,9 +1,9 @@
 """Candidate facts from documents, and the questions made from them by rules (the `extractive` generator).
 
 A candidate fact is a sentence of a document that carries a specific answer span: a date, a time, an
-amount of money, a percentage, a duration, a count, a version number, a licence, a person's or a named thing's
-name, an acronym's expansion or a defined term. The answer is the span, verbatim; the evidence is the sentence, verbatim,
-with its character offsets in the document. Each fact yields several phrasings:
+amount of money, a percentage, a duration, a count, a version number, a licence, a person's or a named
+thing's name, an acronym's expansion or a defined term. The answer is the span, verbatim; the evidence is the
+sentence, verbatim, with its character offsets in the document. Each fact yields several phrasings:
 
   fronted   "According to the Late Payment Policy, how many days is every bill due after the bill date?"
   in_situ   "In the Late Payment Policy, every bill is due how many days after the bill date?"
@@ -29,11 +29,13 @@ UNITS = r"(?:working |business |calendar )?(?:second|minute|hour|day|week|fortni
 
 # (answer type, pattern); the first group (or the whole match) is the answer. Earlier types win overlaps.
 SPAN_PATTERNS: list[tuple[str, re.Pattern]] = [
-    # a release number after "version" ("version 2.1"), or any three-part one ("0.2.17", "v1.4.0-rc1")
     (
         "version",
         re.compile(
-            r"(?<=\bversion )v?\d+(?:\.\d+)+(?:[-+.]?[A-Za-z0-9]+)*|(?<![\w.])v?\d{1,3}\.\d{1,3}\.\d{1,3}(?:[-+][A-Za-z0-9]+)*\b(?!\.\d)",
+            # a release number after "version" ("version 2.1")
+            r"(?<=\bversion )v?\d+(?:\.\d+)+(?:[-+.]?[A-Za-z0-9]+)*"
+            # or any three-part one ("0.2.17", "v1.4.0-rc1"), not inside an address or a dotted date
+            r"|(?<![\w.])v?\d{1,3}\.\d{1,3}\.\d{1,3}(?:[-+][A-Za-z0-9]+)*\b(?!\.\d)",
             re.I,
         ),
     ),
@@ -97,6 +99,7 @@ at by with without during under over from to until within between following upon
 ARTICLES = {"a", "an", "the"}
 # Words between a count and its noun that the question keeps: "7 other packages" -> "how many other packages".
 COUNT_QUALIFIERS = ("other",)
+_COUNT_NOUN = re.compile(rf"\s*((?:(?:{'|'.join(COUNT_QUALIFIERS)})\s)?[a-zA-Z][a-zA-Z-]+)")
 AUX = {"is", "are", "was", "were", "can", "will", "must", "may", "should", "could", "would", "has", "have", "had"}
 STOP = set(
     """a an the of to in on at by for from with and or but is are was were be been being it its this that
@@ -252,9 +255,10 @@ def _spans(sentence: str) -> list[tuple[str, int, int]]:
             s, e = m.start(g), m.end(g)
             if kind == "name" and (s == 0 or _in_list(sentence, s, e)):  # a sentence start; one of a list
                 continue
-            nxt = (sentence[e:].split() or [""])[0].lower().strip(",.;")
-            if kind == "count" and m.group(0) and nxt in STOP and nxt not in COUNT_QUALIFIERS:
-                continue
+            if kind == "count" and m.group(0):  # "3 of the ..." is no count of a thing; "7 other packages" is
+                nxt = (sentence[e:].split() or [""])[0].lower().strip(",.;")
+                if nxt in STOP and nxt not in COUNT_QUALIFIERS:
+                    continue
             if any(s < te and ts < e for _, ts, te in taken):
                 continue
             taken.append((kind, s, e))
@@ -289,7 +293,7 @@ def _wh(kind: str, answer: str, sentence_after: str) -> tuple[str, str]:
         unit = unit if unit.endswith("s") else unit + "s"
         return f"how many {unit}", ""
     if kind == "count":
-        noun = re.match(rf"\s*((?:(?:{'|'.join(COUNT_QUALIFIERS)})\s)?[a-zA-Z][a-zA-Z-]+)", sentence_after)
+        noun = _COUNT_NOUN.match(sentence_after)
         return (f"how many {noun.group(1)}", noun.group(0)) if noun else ("how many", "")
     if kind == "licence":  # "under the MIT licence" -> "under which licence"
         word = re.match(r"\s*licen[cs]e\b", sentence_after)
@@ -446,5 +450,5 @@ def record_keys(text: str, vocab: Vocabulary) -> list[str]:
     """The identifiers a record is about: lower-case words that no other document uses and that this one
     repeats ('cormor' in 'Package cormor ... cormor was last updated ...'). Records have no title to name
     them, so these are what an unanswerable twin swaps."""
-    counts = Counter(m.group(0) for m in _WORD.finditer(text) if m.group(0)[:1].islower())
-    return [w for w, n in counts.items() if n >= 2 and vocab.doc_freq[w.lower()] == 1 and w not in STOP]
+    words = dict.fromkeys(m.group(0) for m in _WORD.finditer(text))
+    return [w for w in words if vocab.identifier(w) and w not in STOP]
