@@ -58,6 +58,7 @@ def test_unknown_key_suggests_the_closest():
         ("run.time_budget=-10m", "not a duration"),
         ("run.confirm_over=0", "must be a positive duration"),
         ("tuning.max_train_tokens=-5", "tuning.max_train_tokens=-5"),
+        ("tuning.val_limit=-1", "tuning.val_limit must be >= 0"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(override, message):
@@ -101,6 +102,9 @@ def test_durations_read_as_people_write_them(text, seconds):
 def test_settings_added_later_keep_the_run_folder_and_tuning_hashes_of_older_runs():
     cfg = load_config("quickstart")
     d = cfg.stable_dict()
-    assert "run" not in d and "max_train_tokens" not in d["tuning"]
-    changed = load_config("quickstart", ["tuning.max_train_tokens=1000", "run.time_budget=10m"]).stable_dict()
+    assert "run" not in d and "max_train_tokens" not in d["tuning"] and "val_limit" not in d["tuning"]
+    changed = load_config(
+        "quickstart", ["tuning.max_train_tokens=1000", "run.time_budget=10m", "tuning.val_limit=8"]
+    ).stable_dict()
     assert changed["tuning"]["max_train_tokens"] == 1000 and changed["run"]["time_budget"] == "10m"
+    assert changed["tuning"]["val_limit"] == 8

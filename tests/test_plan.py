@@ -180,8 +180,12 @@ def test_advisor_plan_prints_every_stage_and_builds_nothing(tiny_model_dir, tmp_
     assert "total" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
 
 
-def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_every_arm(tiny_model_dir):
+def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_every_arm(tiny_model_dir, monkeypatch):
+    from advisor import plan
     from advisor.plan import BUDGET_SHARE, cut_lines, estimate, measure_work, size_to_budget
+    from tuning.data import val_count
+
+    monkeypatch.setattr(plan, "BUDGET_VAL_LIMIT", 2)  # the tiny set holds out 4 examples
 
     # the sample's 150 questions (the tiny set's 24 are all needed for 20 answerable ones)
     cfg = tiny_cfg(
@@ -203,6 +207,9 @@ def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_eve
     assert cut["tuning.curve_points"]["to"] == 0  # the extras go first
     assert sized.tuning.eval_every == cut["tuning.eval_every"]["to"] > sized.tuning.max_steps  # validation at the end
     assert cfg.tuning.eval_every == 0  # the config given is left as it was
+    n_val = val_count(len(work.train), cfg.tuning.val_fraction)
+    assert n_val > plan.BUDGET_VAL_LIMIT == 2  # so the held-out examples scored are cut to the limit
+    assert cut["tuning.val_limit"]["from"] == n_val and sized.tuning.val_limit == 2
     assert cut["tuning.max_steps"]["to"] == sized.tuning.max_steps < 200
     q = cut["eval.limit"]
     (a0, a1), (u0, u1) = q["answerable"], q["unanswerable"]

@@ -34,6 +34,21 @@ def test_sft_never_trains_on_an_eval_question(tiny_corpus, tiny_qa, tiny_train_q
     assert report["max_overlap_with_corpus_text"] > report["max_overlap_with_training_questions"]
 
 
+def test_a_validation_limit_scores_fewer_held_out_examples_and_trains_on_the_same_set(
+    tiny_corpus, tiny_qa, tiny_train_qa, tiny_model_dir
+):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    docs, _ = read_corpus(tiny_corpus)
+    chunks = [c.to_dict() for c in chunk_documents(docs, whitespace_offsets, 40, 8)]
+    args = (chunks, load_qa(tiny_train_qa), load_qa(tiny_qa), tok, 128, True, True, 0.2)
+    tr, val, _ = build_sft(*args, seed=0, raft=False)
+    tr3, val3, report = build_sft(*args, seed=0, raft=False, val_limit=3)
+    assert len(val) > 3 and val3 == val[:3] and report["n_val"] == 3
+    assert tr3 == tr  # the examples no longer scored are not trained on either
+
+
 def test_loss_is_taken_on_answer_tokens_only(tiny_model_dir):
     from transformers import AutoTokenizer
 

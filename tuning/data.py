@@ -285,6 +285,7 @@ def build_sft(
     closed_book: bool = True,
     max_train_tokens: int = 0,
     raft_distractors_from: str = "other_documents",
+    val_limit: int = 0,
 ) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
@@ -331,7 +332,7 @@ def build_sft(
     rng = random.Random(seed)
     rng.shuffle(examples)
     n_val = val_count(len(examples), val_fraction)
-    val, train = examples[:n_val], examples[n_val:]
+    val, train = examples[:n_val][: val_limit or None], examples[n_val:]  # a limit trims the scored ones only
     report = leakage_report(eval_qa, asked.kept_q, segments)
     report["dropped_training_questions_equal_to_eval"] = asked.dropped
     report["n_train"], report["n_val"] = len(train), len(val)

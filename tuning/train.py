@@ -851,6 +851,7 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         closed_book=not both,
         max_train_tokens=tc.max_train_tokens,
         raft_distractors_from=tc.raft_distractors_from,
+        val_limit=tc.val_limit,
     )
     report["training_questions_from"] = str(train_file) if train_qa else None
     report["abstention_questions_from"] = (
