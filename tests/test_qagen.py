@@ -457,3 +457,21 @@ def test_advisor_run_without_a_qa_file_generates_the_set_and_every_output_says_s
     ended = manifest["stages"]["qa"]["ended"]
     run_pipeline(load_config("smoke", overrides), run)  # a rerun keeps the generated set
     assert json.loads((run / "manifest.json").read_text())["stages"]["qa"]["ended"] == ended
+
+
+def test_the_plan_counts_the_training_questions_the_qa_stage_makes(sample_set):
+    from advisor.core.config import Config, CorpusConfig
+    from advisor.plan import generated_training_counts
+    from evalsuite.qagen.stage import training_only
+
+    _, qs = sample_set
+
+    def counts(items):
+        una = sum(bool(x["unanswerable"]) for x in items)
+        return len(items) - una, una
+
+    # no QA file given: the generated training set alone (the eval set is the generated one)
+    assert generated_training_counts(Config(corpus=CorpusConfig(path="c"))) == counts(qs.train) == (300, 30)
+    # an eval set given: every generated question trains, the generator's eval ones too (420 and 60, not 300)
+    given = training_only(qs, ["a question nobody generated?"])
+    assert generated_training_counts(Config(corpus=CorpusConfig(path="c", qa="eval.jsonl"))) == counts(given.train)
