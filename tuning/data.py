@@ -259,6 +259,12 @@ def val_count(n_examples: int, val_fraction: float) -> int:
     return int(round(n_examples * val_fraction)) if n_examples >= 10 else 0
 
 
+def val_scored(n_examples: int, val_fraction: float, val_limit: int) -> int:
+    """Held-out examples whose loss is scored: `val_count` of them, at most `val_limit` (0 = no limit)."""
+    n_val = val_count(n_examples, val_fraction)
+    return min(n_val, val_limit) if val_limit else n_val
+
+
 def abstain_cap(n_answerable: int, abstain_share: float) -> int:
     """The most abstention examples build_sft keeps: `abstain_share` of the answerable training questions (a
     seeded sample when there are more unanswerable ones)."""
@@ -332,7 +338,8 @@ def build_sft(
     rng = random.Random(seed)
     rng.shuffle(examples)
     n_val = val_count(len(examples), val_fraction)
-    val, train = examples[:n_val][: val_limit or None], examples[n_val:]  # a limit trims the scored ones only
+    # a limit trims the scored ones only: the examples past it are held out all the same
+    val, train = examples[: val_scored(len(examples), val_fraction, val_limit)], examples[n_val:]
     report = leakage_report(eval_qa, asked.kept_q, segments)
     report["dropped_training_questions_equal_to_eval"] = asked.dropped
     report["n_train"], report["n_val"] = len(train), len(val)
