@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from advisor.core.answer import Context, context_block
+from advisor.core.answer import ABSTAIN, Context, context_block, render_prompt
 from advisor.core.artifacts import write_jsonl
 from advisor.core.config import RetrievalConfig, load_config
 from advisor.core.corpus import chunk_documents, ingest_corpus, read_corpus, whitespace_offsets
@@ -269,6 +269,22 @@ class ScriptedLM:
     def generate(self, prompts, max_new_tokens, batch_size, desc=""):
         self.calls.append(list(prompts))
         return [Generation(f"answer {i} [1]", len(p.split()), 3, 0.01) for i, p in enumerate(prompts)]
+
+
+def test_a_base_model_is_shown_the_abstention_answer_and_an_answer_beside_its_citation():
+    """Models without a chat template learn the answer's form from the prompt's examples: each form shows one
+    answered example and one whose right answer is the abstention answer, and the question comes last."""
+    ctx = [Context("c1", "pkg.txt", "ilybralib is maintained by Ada Byrne.", 0.9, 1)]
+    with_ctx = render_prompt(None, "Who maintains ilybralib?", ctx)
+    closed = render_prompt(None, "Who maintains ilybralib?")
+    for prompt in (with_ctx, closed):
+        assert prompt.count(f"Answer: {ABSTAIN}") == 1 and prompt.endswith(
+            "Question: Who maintains ilybralib?\nAnswer:"
+        )
+        assert prompt.messages is None
+    assert "Answer: 100 °C [1]" in with_ctx and with_ctx.count("Context:\n[1]") == 3
+    assert with_ctx.index("[1] (pkg.txt)\nilybralib is maintained by Ada Byrne.") > with_ctx.index("Faust")
+    assert "Context:" not in closed and "Answer: William Shakespeare" in closed
 
 
 def test_rag_arm_numbers_contexts_within_the_budget_in_one_batch(tiny_corpus, tmp_path):
