@@ -271,20 +271,17 @@ class ScriptedLM:
         return [Generation(f"answer {i} [1]", len(p.split()), 3, 0.01) for i, p in enumerate(prompts)]
 
 
-def test_a_base_model_is_shown_the_abstention_answer_and_an_answer_beside_its_citation():
-    """Models without a chat template learn the answer's form from the prompt's examples: each form shows one
-    answered example and one whose right answer is the abstention answer, and the question comes last."""
+def test_a_base_model_is_shown_the_abstention_answer_among_its_examples():
+    """Models without a chat template learn the answer's form from the prompt's examples: two answered ones and one
+    whose right answer is the abstention answer, in both arms' prompts, with the question (and passages) last."""
     ctx = [Context("c1", "pkg.txt", "ilybralib is maintained by Ada Byrne.", 0.9, 1)]
     with_ctx = render_prompt(None, "Who maintains ilybralib?", ctx)
     closed = render_prompt(None, "Who maintains ilybralib?")
     for prompt in (with_ctx, closed):
-        assert prompt.count(f"Answer: {ABSTAIN}") == 1 and prompt.endswith(
-            "Question: Who maintains ilybralib?\nAnswer:"
-        )
-        assert prompt.messages is None
-    assert "Answer: 100 °C [1]" in with_ctx and with_ctx.count("Context:\n[1]") == 3
-    assert with_ctx.index("[1] (pkg.txt)\nilybralib is maintained by Ada Byrne.") > with_ctx.index("Faust")
-    assert "Context:" not in closed and "Answer: William Shakespeare" in closed
+        assert prompt.count(f"Answer: {ABSTAIN}") == 1 and prompt.count("\nAnswer:") == 4
+        assert prompt.endswith("Question: Who maintains ilybralib?\nAnswer:") and prompt.messages is None
+    assert with_ctx.index("[1] (pkg.txt)\nilybralib is maintained by Ada Byrne.") > with_ctx.index(ABSTAIN)
+    assert "Context:" not in closed
 
 
 def test_rag_arm_numbers_contexts_within_the_budget_in_one_batch(tiny_corpus, tmp_path):

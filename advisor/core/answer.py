@@ -21,21 +21,14 @@ INSTRUCTION = f"Answer with a short phrase only. If you do not know the answer, 
 CONTEXT_INSTRUCTION = (
     f"Use the numbered passages and cite the one you used like [1]. If they lack the answer, reply exactly: {ABSTAIN}"
 )
-# Models without a chat template (base LMs) get the instruction plus generic examples in the prompt's own form:
-# one answered and one where the abstention answer is right (a base model copies the form it is shown; with two
-# answered examples only, Gemma 3 270M never abstained: docs/fine-tuning-measured.md, 'Few-shot examples').
+# Models without a chat template (base LMs) get the instruction plus generic examples: two answered and one whose
+# right answer is the abstention answer. With the two answered ones only, Gemma 3 270M never abstained; the third
+# made it abstain on some unanswerable questions at no cost in accuracy, where examples in the passage form cost
+# 7 points with three passages (docs/fine-tuning-measured.md, 'Few-shot examples for models without a chat template').
 FEW_SHOT = (
     "Question: At what temperature does water boil at sea level?\nAnswer: 100 °C\n\n"
     "Question: Who wrote the play Hamlet?\nAnswer: William Shakespeare\n\n"
     f"Question: What was the serial number of the first lamp sold in Oslo?\nAnswer: {ABSTAIN}\n\n"
-)
-# The retrieval arms' examples carry a passage each: the answer sits beside its citation, and a passage about
-# something else gets the abstention answer.
-FEW_SHOT_CONTEXT = (
-    "Context:\n[1] (physics.txt)\nAt sea level, water boils at 100 °C.\n\n"
-    f"{CONTEXT_INSTRUCTION}\nQuestion: At what temperature does water boil at sea level?\nAnswer: 100 °C [1]\n\n"
-    "Context:\n[1] (theatre.txt)\nHamlet is a tragedy written by William Shakespeare.\n\n"
-    f"{CONTEXT_INSTRUCTION}\nQuestion: Who wrote the play Faust?\nAnswer: {ABSTAIN}\n\n"
 )
 
 
@@ -97,8 +90,7 @@ def render_prompt(tokenizer, question: str, contexts: list[Context] | None = Non
     user = _user_message(question, contexts)
     if getattr(tokenizer, "chat_template", None):
         return chat_prompt(tokenizer, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": user}])
-    shots = FEW_SHOT_CONTEXT if contexts else FEW_SHOT
-    return Prompt(f"{INSTRUCTION}\n\n{shots}{user}\nAnswer:")
+    return Prompt(f"{INSTRUCTION}\n\n{FEW_SHOT}{user}\nAnswer:")
 
 
 def _user_message(question: str, contexts: list[Context] | None) -> str:
