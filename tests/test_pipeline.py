@@ -74,9 +74,11 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     )
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["wall_s"] > 0 and manifest["versions"]["torch"]
+    # a training set is given: no qa stage (generated unanswerable questions are trained only with
+    # tuning.abstain_questions=any)
+    assert "qa" not in manifest["stages"]
     for name in (
         "ingest",
-        "qa",
         "index",
         "sft",
         "tune",

@@ -329,3 +329,71 @@ def test_a_checkpoint_from_before_a_memory_setting_left_the_fingerprint_still_re
     cfg.tuning.lr = 1e-4  # a setting that changes the weights is still refused, by name
     with pytest.raises(AdvisorError, match=r"tuning\.lr: 0\.0002 -> 0\.0001"):
         check_resumable(ck, fingerprint(cfg, "abc"))
+
+
+def test_closed_book_abstention_questions_come_only_from_a_given_training_set_unless_asked(
+    tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
+    from transformers import AutoTokenizer
+
+    from advisor.core.config import load_run_config
+    from tuning.train import abstention_source, sft_inputs_hash, training_set
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    generated = [
+        {
+            "id": f"g{i}",
+            "question": f"Who painted the Ormsby pier mural number {i}?",
+            "answers": [],
+            "unanswerable": True,
+        }
+        for i in range(3)
+    ]
+
+    def sft(train_file, *overrides):
+        run = RunDir(
+            make_run(
+                tmp_path / f"r{len(list(tmp_path.iterdir()))}",
+                tiny_model_dir,
+                tiny_corpus,
+                tiny_qa,
+                train_file,
+                "tuning.raft=false",
+                "tuning.abstain_share=1",
+                *overrides,
+            )
+        )
+        (run / "qa").mkdir()
+        (run / "qa" / "train.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generated))
+        cfg = load_run_config(run.path)
+        train, val, report = training_set(run, cfg, tok)
+        asked = {x["question"] for x in train + val if x["kind"] == "abstain"}
+        return run, cfg, report, asked
+
+    # The default: the generated unanswerable questions are never trained closed book (they taught an adapter to
+    # decline questions it had not seen); the report and the note say where abstention came from.
+    run, cfg, report, asked = sft(tiny_train_qa)
+    assert asked == set() and report["closed_book_abstention"] == "none" and abstention_source(run, cfg) == ""
+    assert not wants_qa(cfg)
+    # Asked for: the generated ones are trained closed book, and the sft stage's input hash tells the two apart.
+    run_any, cfg_any, report, asked = sft(tiny_train_qa, "tuning.abstain_questions=any")
+    assert asked == {g["question"] for g in generated} and report["closed_book_abstention"] == "generated"
+    assert wants_qa(cfg_any) and sft_inputs_hash(run, cfg) != sft_inputs_hash(run_any, cfg_any)
+    # A training set given with its own unanswerable items: those are trained, under either setting.
+    own = tmp_path / "own.jsonl"
+    own.write_text(
+        tiny_train_qa.read_text()
+        + json.dumps({"id": "o1", "question": "What colour is the Ormsby ferry's funnel?", "unanswerable": True})
+        + "\n"
+    )
+    for setting in ("given", "any"):
+        _, _, report, asked = sft(own, f"tuning.abstain_questions={setting}")
+        assert asked == {"What colour is the Ormsby ferry's funnel?"} and report["closed_book_abstention"] == "given"
+    with pytest.raises(Exception, match="abstain_questions"):
+        load_config(None, ["tuning.abstain_questions=generated"])
+
+
+def wants_qa(cfg) -> bool:
+    from advisor.pipeline import wants_qa_stage
+
+    return wants_qa_stage(cfg, tuning=True)

@@ -5,8 +5,9 @@ Kinds of examples (docs/architecture.md, 'Training data'):
   - qa:      training questions -> short answers, rendered with the same prompt as evaluation: the user's
              training questions, or without them the fact-level phrasings the evaluation-set generator
              writes to RUN_DIR/qa/train.jsonl (never an evaluation item);
-  - abstain: questions the corpus does not answer (verified like the generated unanswerable eval
-             questions, never the eval ones) -> the fixed abstention answer;
+  - abstain: questions the corpus does not answer (a given training set's unanswerable items; the
+             generated verified ones only with tuning.abstain_questions=any; never the eval ones)
+             -> the fixed abstention answer, closed book;
   - raft:    (tuning.raft, on by default) RAFT-style pairs for a share of the training questions:
              question + oracle chunk + hard distractors, the oracle removed for tuning.raft_no_oracle of
              them (target: the abstention answer), so the adapter the tuned+RAG arm uses learns to read,

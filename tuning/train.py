@@ -72,11 +72,29 @@ CURVE = "curve"  # adapter snapshots part-way through training (tuning.curve_poi
 
 def sft_inputs_hash(run: RunDir, cfg: Config) -> str:
     train_file = cfg.corpus.train_file(run.path, cfg.tuning.use_train_qa)
-    generated = run / "qa" / "train.jsonl"  # the abstention questions come from here when the training file has none
+    generated = run / "qa" / "train.jsonl"  # tuning.abstain_questions=any: abstention questions may come from here
     files = [run / "chunks.jsonl", cfg.corpus.eval_file(run.path)] + [
         f for f in dict.fromkeys([train_file, generated]) if f and Path(f).is_file()
     ]
-    return combine_hashes(weights_settings_hash(cfg), *(sha256_file(f) for f in files))
+    # runs made before tuning.abstain_questions behaved as "any": a run the default changes hashes differently
+    source = abstention_source(run, cfg)
+    changed = [f"closed-book abstention: {source or 'none'}"] if source != abstention_source(run, cfg, "any") else []
+    return combine_hashes(weights_settings_hash(cfg), *(sha256_file(f) for f in files), *changed)
+
+
+def abstention_source(run: RunDir, cfg: Config, questions: str | None = None) -> str:
+    """Where the closed-book abstention questions of a run come from: "given" (the unanswerable items of the
+    training set the user gave), "generated" (the qa stage's verified unanswerable questions; only with
+    tuning.abstain_questions=any, or `questions`="any") or "" (none: the RAFT examples without their passage
+    teach abstention in context only). Measured: generated ones taught closed book made the adapter decline
+    questions it had not seen (docs/fine-tuning-measured.md, 'Abstention taught in context only')."""
+    tc = cfg.tuning
+    if not tc.abstain:
+        return ""
+    given = cfg.corpus.train_qa if tc.use_train_qa else ""
+    if given and Path(given).is_file() and any(it.unanswerable for it in load_qa(given)):
+        return "given"
+    return "generated" if (questions or tc.abstain_questions) == "any" else ""
 
 
 # Settings that do not change the main adapter's weights: extra seeds, snapshots, checkpoint cadence, how a
@@ -826,11 +844,11 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         return load_qa(path) if path and Path(path).is_file() and (Path(path) != generated or has_lines(path)) else []
 
     train_qa = read(train_file)
-    abstain_qa: list = []
-    if not tc.abstain:
+    source = abstention_source(run, cfg)
+    in_train = source == "given" or (source == "generated" and Path(train_file or "") == generated)
+    if not in_train:
         train_qa = [it for it in train_qa if not it.unanswerable]
-    elif not any(it.unanswerable for it in train_qa) and Path(train_file or "") != generated:
-        abstain_qa = [it for it in read(generated) if it.unanswerable]
+    abstain_qa = [it for it in read(generated) if it.unanswerable] if source == "generated" and not in_train else []
     train, val, report = build_sft(
         chunks,
         train_qa,
@@ -857,6 +875,7 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
     report["abstention_questions_from"] = (
         str(generated) if abstain_qa else str(train_file) if report["n_abstain"] else None
     )
+    report["closed_book_abstention"] = source or "none"  # tuning.abstain_questions decides (abstention_source)
     return train, val, report
 
 
@@ -882,6 +901,12 @@ def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) ->
             out.append(f"{lk['n_qa_pairs']} closed-book questions")
         if lk.get("n_abstain"):
             out.append(f"{lk['n_abstain']} unanswerable questions answered with the abstention answer")
+        elif lk.get("n_qa_pairs") and cfg.tuning.abstain and cfg.tuning.abstain_questions == "given":
+            out.append(
+                "no closed-book abstention questions (tuning.abstain_questions=given: they come only from a "
+                "training set you give; generated unanswerable questions taught closed book made the adapter "
+                "decline questions it had not seen)"
+            )
         if lk.get("n_raft"):
             out.append(
                 f"{lk['n_raft']} RAFT examples (question + its passage among up to {cfg.tuning.raft_distractors} "

@@ -223,6 +223,11 @@ class TuningConfig:
     method: Literal["lora", "full"] = "lora"
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
+    # where closed-book abstention questions come from. given: only a training set you give (its unanswerable
+    # items); generated unanswerable questions teach abstention in context only (RAFT examples without the
+    # passage) | any: also the generated ones, closed book (made the adapter decline questions it had not seen:
+    # 74% false abstention on Wikipedia; docs/fine-tuning-measured.md, 'Abstention taught in context only')
+    abstain_questions: Literal["given", "any"] = "given"
     # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
     both_adapter: Literal["shared", "separate"] = "shared"
     raft: bool = True  # add RAFT-style pairs (question + oracle chunk + hard distractors) so the adapter also learns to use passages (tuned_rag)
@@ -300,7 +305,7 @@ class TuningConfig:
                 "tuning.raft is off",
             )
         if not self.abstain:
-            out += ignored(self, "tuning", ("abstain_share",), "tuning.abstain is off")
+            out += ignored(self, "tuning", ("abstain_share", "abstain_questions"), "tuning.abstain is off")
         if self.max_steps > 0:
             out += ignored(self, "tuning", ("epochs",), "tuning.max_steps is set")
         if self.method == "full":
@@ -592,6 +597,10 @@ class Config:
             del d["tuning"]["raft_distractors_from"]
         if not d["tuning"]["val_limit"]:
             del d["tuning"]["val_limit"]
+        # runs before the setting behaved as "any"; where the default "given" changes a run's training set, the
+        # sft stage's input hash says so (tuning/train.py, sft_inputs_hash): those runs retrain, the others do not
+        if d["tuning"]["abstain_questions"] == "given":
+            del d["tuning"]["abstain_questions"]
         return d
 
     def section_hash(self, *sections: str) -> str:
