@@ -346,14 +346,18 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
 def _record_training_speed(run: RunDir, cfg: Config) -> None:
     """The tune stage's real speed, kept beside this machine's calibration: the plans after it use it
     (advisor/plan.py train_s_per_token)."""
-    from advisor.plan import record_training_speed
+    from advisor.plan import MIN_CPU_SHARE, cpu_share, record_training_speed
 
     path = run / "adapter" / "training.json"
     try:
         training = json.loads(path.read_text())
     except (OSError, ValueError):
         return  # no adapter record: nothing to learn from
-    record_training_speed(cfg, training, str(run.path))
+    if record_training_speed(cfg, training, str(run.path)) is None and (cpu_share(training) or 1) < MIN_CPU_SHARE:
+        say(
+            f"  tune: its steps had {cpu_share(training):.0%} of their {training['cpu_threads']} threads' time (other "
+            "work shared the cores), so their speed is not kept for this machine's plans"
+        )
 
 
 def _die_with_parent() -> None:

@@ -396,6 +396,9 @@ def calibrate(cfg: Config, refresh: bool = False, progress: bool = True) -> dict
 
 # A tune stage that trained on fewer tokens than this says little about a run's steady speed.
 MIN_OBSERVED_TOKENS = 5_000
+# A tune stage on CPU whose steps had less than this share of its threads' time shared the cores with other work:
+# its speed is not this machine's (a tune beside another model's evaluation ran at 10-14 tokens/s, not ~95)
+MIN_CPU_SHARE = 0.75
 
 
 def train_s_per_token(cal: dict) -> float:
@@ -415,14 +418,17 @@ def val_s_per_token(cal: dict) -> float:
 
 def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
     """After a tune stage (`training`: its adapter/training.json): keep the speed of its steps in the calibration
-    file of the same key, for the plans after it on this machine. None when there is no such calibration or the
-    stage trained too little to tell."""
+    file of the same key, for the plans after it on this machine. None when there is no such calibration, the
+    stage trained too little to tell, or it ran on CPU with other work on its cores (cpu_share)."""
     from advisor.core.artifacts import atomic_write_json, now_iso
 
     history = training.get("history") or []
     steps_s = sum(r.get("step_s") or 0 for r in history)
     tokens = training.get("tokens_seen") or 0
     if tokens < MIN_OBSERVED_TOKENS or steps_s <= 0:
+        return None
+    share = cpu_share(training)
+    if share is not None and share < MIN_CPU_SHARE:
         return None
     key = calibration_key(cfg)
     path = calibration_path(key)
@@ -443,6 +449,19 @@ def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
     cal["observed_train"] = observed
     atomic_write_json(path, cal)
     return observed
+
+
+def cpu_share(training: dict) -> float | None:
+    """The share of its threads' time a CPU tune stage's steps had (process CPU time / wall time / threads): near 1
+    on cores of its own, about 0.5 beside another process as busy. None off CPU or for adapters trained before
+    the steps' CPU time was recorded."""
+    history = training.get("history") or []
+    threads = training.get("cpu_threads")
+    cpu = sum(r.get("cpu_s") or 0 for r in history)
+    wall = sum(r.get("step_s") or 0 for r in history if r.get("cpu_s") is not None)
+    if training.get("device") != "cpu" or not threads or not cpu or wall <= 0:
+        return None
+    return cpu / (wall * threads)
 
 
 def _sample_texts(size: int, overlap: int, offsets) -> list[str]:

@@ -334,7 +334,13 @@ def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**FAKE_CAL, "key": calibration_key(cfg)}))
     assert record_training_speed(cfg, {"tokens_seen": 900, "history": [{"step_s": 9.0}]}, "short") is None  # too few
-    assert record_training_speed(cfg, ran, "run-x")["s_per_token"] == pytest.approx(0.03)
+    # a CPU stage that had half of its two threads' time shared its cores: not this machine's speed
+    shared = {**ran, "device": "cpu", "cpu_threads": 2, "history": [{**r, "cpu_s": 150.0} for r in ran["history"]]}
+    assert record_training_speed(cfg, shared, "run-shared") is None and "observed_train" not in json.loads(
+        path.read_text()
+    )
+    own = {**shared, "history": [{**r, "cpu_s": 290.0} for r in ran["history"]]}
+    assert record_training_speed(cfg, own, "run-x")["s_per_token"] == pytest.approx(0.03)
     cal = json.loads(path.read_text())
     assert cal["train_s_per_token"] == FAKE_CAL["train_s_per_token"] and train_s_per_token(cal) == pytest.approx(0.03)
     s0, _, tokens, _ = _train_estimate(cfg, examples, FAKE_CAL)

@@ -574,7 +574,7 @@ class AdapterTraining:
         t_train, running = time.perf_counter(), None
         self.loss_mod.train()
         while s.step < self.total_steps and not s.stopped_early:
-            t_step = time.perf_counter()
+            t_step, c_step = time.perf_counter(), time.process_time()
             step_loss = self._step()
             running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
             rec = {
@@ -583,6 +583,7 @@ class AdapterTraining:
                 "lr": self.sched.get_last_lr()[0],
                 "tokens_seen": s.tokens_seen,
                 "step_s": round(time.perf_counter() - t_step, 4),
+                "cpu_s": round(time.process_time() - c_step, 4),  # all threads: how much of its cores the step had
             }
             if s.step % self.val_every == 0 or s.step == self.total_steps:
                 self._validate(rec)
@@ -735,6 +736,7 @@ class AdapterTraining:
             "weights_mb": round(self.model.get_memory_footprint() / 2**20, 1),
             "trainable_params": sum(p.numel() for p in self.params),
             "device": self.device,
+            "cpu_threads": torch.get_num_threads(),
             "processes": self.world,
             "history": s.history,
             "plot": "val_loss.png",
