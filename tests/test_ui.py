@@ -1084,8 +1084,9 @@ def test_run_progress_comes_from_the_run_directory_and_survives_a_refresh(runs_d
         at = open_app(runs_dir, monkeypatch, "new_run")
         t = text(at)
         assert f"**{live.name}** — running: tune in progress" in t
-        # ingest, index, sft done, of the 14 the pipeline plans (advisor.pipeline.planned_stages)
-        assert any(p.proto.text == "3 of 14 stages done" for p in at.get("progress"))
+        # ingest, index, sft done, of the 13 the pipeline plans (advisor.pipeline.planned_stages; no qa stage: the
+        # training set is given)
+        assert any(p.proto.text == "3 of 13 stages done" for p in at.get("progress"))
         assert any("train:  20%" in c.value for c in at.code), "the log tail shows the last progress-bar state"
         assert "advisor: error: corpus path /data/mydocs does not exist" in t
 
