@@ -20,11 +20,15 @@ CHAT_TEMPLATE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Converted models and caches go to a per-session temp folder, never the user's cache."""
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Converted models, calibrations and caches go to a per-session temp folder, never the user's cache. Session
+    scoped, so that it is set before any fixture runs: the session and module fixtures that run a pipeline (which
+    calibrates) run before any function-scoped fixture."""
     home = tmp_path_factory.getbasetemp() / "advisor-home"
-    monkeypatch.setenv("ADVISOR_HOME", str(home))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ADVISOR_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(scope="session")

@@ -143,6 +143,20 @@ def test_the_tuned_arms_are_planned_to_answer_as_long_as_their_training_answers_
     assert secs["eval_base"] - first - secs["eval_tuned"] == pytest.approx(saved * part, rel=1e-6)
 
 
+@pytest.fixture(scope="module")
+def home_seen_by_a_module_fixture() -> Path:
+    from advisor.core.models import advisor_home
+
+    return advisor_home()
+
+
+def test_calibrations_made_by_fixtures_of_any_scope_stay_out_of_the_users_cache(
+    home_seen_by_a_module_fixture, tmp_path_factory
+):
+    # module and session fixtures run whole pipelines and plans (which calibrate) before any function fixture runs
+    assert home_seen_by_a_module_fixture == tmp_path_factory.getbasetemp() / "advisor-home"
+
+
 def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache(tiny_model_dir):
     from advisor.plan import calibrate, calibration_key, calibration_path
 

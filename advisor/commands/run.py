@@ -107,7 +107,8 @@ def add_plan_options(p) -> None:
     p.add_argument(
         "--recalibrate",
         action="store_true",
-        help="measure this machine again instead of using the cached calibration ($ADVISOR_HOME/calibration/)",
+        help="measure this machine again instead of using the cached calibration ($ADVISOR_HOME/calibration/); "
+        "this also forgets the tune speed the last run recorded there",
     )
 
 
