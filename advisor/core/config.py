@@ -224,9 +224,10 @@ class TuningConfig:
     abstain: bool = True  # train questions the corpus does not answer -> the abstention answer (generated, verified, never eval ones)
     abstain_share: float = 0.2  # abstention questions at most this share of the answerable training questions
     # where closed-book abstention questions come from. given: only a training set you give (its unanswerable
-    # items); generated unanswerable questions teach abstention in context only (RAFT examples without the
-    # passage) | any: also the generated ones, closed book (made the adapter decline questions it had not seen:
-    # 74% false abstention on Wikipedia; docs/fine-tuning-measured.md, 'Abstention taught in context only')
+    # items); the generated unanswerable questions are not trained and abstention is taught in context only (RAFT
+    # examples of answerable questions with their passage left out) | any: also the generated ones, closed book
+    # (made the adapter decline questions it had not seen: 74% false abstention on Wikipedia;
+    # docs/fine-tuning-measured.md, 'Abstention taught in context only')
     abstain_questions: Literal["given", "any"] = "given"
     # shared: one adapter (closed-book + RAFT examples) serves both tuned arms | separate: tuned_rag gets its own RAFT-trained adapter
     both_adapter: Literal["shared", "separate"] = "shared"
