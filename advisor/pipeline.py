@@ -257,11 +257,13 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
 def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:
     """Stage qa runs when no QA file is given (config.yaml keeps corpus.qa "" and every stage reads RUN_DIR/qa/,
     CorpusConfig.eval_file), and when the tuning track needs generated training material: questions (no
-    --train-qa) or verified unanswerable questions for closed-book abstention (tuning.abstain_questions=any)."""
+    --train-qa) or verified unanswerable questions for closed-book abstention (tuning.abstain_questions=any) or
+    in-context abstention (tuning.raft_unanswerable)."""
     if tuning is None:
         tuning = uses_adapter(cfg.eval.arms)
     tc = cfg.tuning
-    material = tc.use_train_qa and (not cfg.corpus.train_qa or (tc.abstain and tc.abstain_questions == "any"))
+    unanswerable = tc.abstain and (tc.abstain_questions == "any" or (tc.raft and tc.raft_unanswerable))
+    material = tc.use_train_qa and (not cfg.corpus.train_qa or unanswerable)
     return cfg.corpus.generated or (tuning and material)
 
 

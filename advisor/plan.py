@@ -189,7 +189,8 @@ def _count_training(
         answerable = [it for it in items if not it.unanswerable and it.answers]
         # closed-book abstention (tuning/train.py, abstention_source): the given set's own unanswerable items,
         # else with tuning.abstain_questions=any the qa stage's (wants_qa_stage; the stand-ins have none)
-        unanswerable = sum(1 for it in items if it.unanswerable) or (n_una if tc.abstain_questions == "any" else 0)
+        unanswerable_given = sum(1 for it in items if it.unanswerable)
+        unanswerable = unanswerable_given or (n_una if tc.abstain_questions == "any" else 0)
         n_abstain = min(abstain_cap(len(answerable), tc.abstain_share), unanswerable) if tc.abstain else 0
         closed = [ntok("".join(render_target(tok, it.question, it.answers[0]))) for it in answerable]
         if answerable:
@@ -202,11 +203,18 @@ def _count_training(
             with_source = [c for it, c in zip(answerable, closed) if it.source or not given]
             n_raft = round(tc.raft_share * len(with_source))
             mean_closed = sum(with_source) / max(1, len(with_source))
-            pairs["raft"] = [round(mean_closed + passages + 4)] * n_raft
+            # tuning.raft_unanswerable: one more for each unanswerable question (the given set's, else the qa
+            # stage's), capped like the abstention questions (tuning/data.py, unanswerable_in_context)
+            n_una_ctx = 0
+            if tc.abstain and tc.raft_unanswerable:
+                n_una_ctx = min(abstain_cap(len(answerable), tc.abstain_share), unanswerable_given or n_una)
+            pairs["raft"] = [round(mean_closed + passages + 4)] * (n_raft + n_una_ctx)
             if n_raft:
                 notes.append(
                     f"RAFT examples: about {n_raft} (tuning.raft_share={tc.raft_share} of the training "
-                    "questions), each sized as a question plus its passages"
+                    "questions)"
+                    + (f" and {n_una_ctx} of unanswerable questions (tuning.raft_unanswerable)" if n_una_ctx else "")
+                    + ", each sized as a question plus its passages"
                 )
     instr = [n for v in pairs.values() for n in v]
     cap = {

@@ -116,6 +116,19 @@ def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
     assert len(work.probes["arc_easy"]) == cfg.eval.probe_limit
 
 
+def test_the_plan_counts_a_raft_example_for_each_unanswerable_question_with_raft_unanswerable(tiny_model_dir):
+    from advisor.plan import generated_training_counts, measure_work
+    from tuning.data import abstain_cap
+
+    off = measure_work(tiny_cfg(tiny_model_dir, "tuning.raft=true"))
+    cfg = tiny_cfg(tiny_model_dir, "tuning.raft=true", "tuning.raft_unanswerable=true")
+    on = measure_work(cfg)
+    # the tiny training set has no unanswerable items: the qa stage's are used, capped like abstention questions
+    expected = min(abstain_cap(off.train_kinds["qa"], cfg.tuning.abstain_share), generated_training_counts(cfg)[1])
+    assert expected > 0 and on.train_kinds["raft"] == off.train_kinds["raft"] + expected
+    assert on.train_kinds["abstain"] == off.train_kinds["abstain"] == 0
+
+
 def test_the_tuned_arms_are_planned_to_answer_as_long_as_their_training_answers_once_trained_on_them(
     tiny_model_dir,
 ):

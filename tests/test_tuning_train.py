@@ -393,6 +393,65 @@ def test_closed_book_abstention_questions_come_only_from_a_given_training_set_un
         load_config(None, ["tuning.abstain_questions=generated"])
 
 
+def test_raft_unanswerable_teaches_the_unanswerable_questions_in_context_and_leaves_the_other_examples_as_they_were(
+    tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
+    from transformers import AutoTokenizer
+
+    from advisor.core.answer import ABSTAIN
+    from advisor.core.config import load_run_config
+    from tuning.train import both_adapter_note, sft_inputs_hash, training_set
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    generated = [
+        {
+            "id": f"g{i}",
+            "question": f"Who painted the Ormsby pier mural number {i}?",
+            "answers": [],
+            "unanswerable": True,
+        }
+        for i in range(3)
+    ]
+
+    def sft(*overrides):
+        run = RunDir(
+            make_run(
+                tmp_path / f"r{len(list(tmp_path.iterdir()))}",
+                tiny_model_dir,
+                tiny_corpus,
+                tiny_qa,
+                tiny_train_qa,
+                "tuning.raft_share=1",
+                "tuning.abstain_share=1",
+                *overrides,
+            )
+        )
+        (run / "qa").mkdir()
+        (run / "qa" / "train.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generated))
+        cfg = load_run_config(run.path)
+        train, val, report = training_set(run, cfg, tok)
+        return run, cfg, train + val, report
+
+    run, cfg, off, report = sft()
+    assert "n_raft_unanswerable" not in report and not wants_qa(cfg)
+    run_on, cfg_on, on, report_on = sft("tuning.raft_unanswerable=true")
+    added = [x for x in on if x["kind"] == "raft" and x["question"] in {g["question"] for g in generated}]
+    # each generated unanswerable question once, among passages (none of them its answer: it has none), closed book
+    # never (tuning.abstain_questions=given), target the abstention answer
+    assert sorted(x["question"] for x in added) == sorted(g["question"] for g in generated)
+    assert all(not x["oracle"] and ABSTAIN in x["completion"] and x["prompt"].count("] (") == 3 for x in added)
+    assert not [x for x in on if x["kind"] == "abstain"]
+    assert report_on["n_raft_unanswerable"] == 3 and report_on["n_raft"] == report["n_raft"] + 3
+    # every other example is what it was without the setting; the qa stage runs to make them; the hash moves
+    rest = sorted(json.dumps(x, sort_keys=True) for x in on if x not in added)
+    assert rest == sorted(json.dumps(x, sort_keys=True) for x in off)
+    assert wants_qa(cfg_on) and sft_inputs_hash(run, cfg) != sft_inputs_hash(run_on, cfg_on)
+    assert "3 unanswerable questions among their best passages" in both_adapter_note(report_on, cfg_on)
+    # capped like the abstention questions: abstain_share of the answerable training questions
+    _, _, capped, report_cap = sft("tuning.raft_unanswerable=true", "tuning.abstain_share=0.1")
+    assert report_cap["n_raft_unanswerable"] == 1
+
+
 def wants_qa(cfg) -> bool:
     from advisor.pipeline import wants_qa_stage
 

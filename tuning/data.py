@@ -11,7 +11,8 @@ Kinds of examples (docs/architecture.md, 'Training data'):
   - raft:    (tuning.raft, on by default) RAFT-style pairs for a share of the training questions:
              question + oracle chunk + hard distractors, the oracle removed for tuning.raft_no_oracle of
              them (target: the abstention answer), so the adapter the tuned+RAG arm uses learns to read,
-             cite and distrust retrieved passages.
+             cite and distrust retrieved passages; with tuning.raft_unanswerable also the unanswerable
+             training questions among their BM25-best passages (none answers them) -> the abstention answer.
 Training questions that duplicate an evaluation question (after normalisation) are dropped. The
 leakage report gives the highest word 4-gram overlap between any eval question and any training example.
 
@@ -293,6 +294,7 @@ def build_sft(
     max_train_tokens: int = 0,
     raft_distractors_from: str = "other_documents",
     val_limit: int = 0,
+    raft_unanswerable: list[QAItem] = (),
 ) -> tuple[list, list, dict]:
     """(train examples, val examples, leakage report). Each example: kind, text | prompt + completion.
 
@@ -306,7 +308,10 @@ def build_sft(
     them and serves both tuned arms. Without `closed_book` only the corpus text and the RAFT examples are made (the
     separate adapter of the tuned+RAG arm, tuning.both_adapter=separate). With `max_train_tokens` the
     examples (train and validation together) are capped by cap_training_set: every instruction pair, a
-    sample of the corpus text that still covers every document.
+    sample of the corpus text that still covers every document. `raft_unanswerable` (with `raft`): questions the
+    corpus does not answer that each get a RAFT example, the question among its BM25-best passages from any
+    document, target the abstention answer (abstention taught in context; capped like the abstention
+    questions).
     Any training question equal to an evaluation question (after normalisation) is dropped."""
     examples, segments = corpus_text_examples(chunks, tokenizer, max_seq_len) if use_corpus_text else ([], [])
     asked = Asked()
@@ -326,6 +331,10 @@ def build_sft(
         asked = question_examples(
             train_qa, abstain_qa, eval_qa, chunks, tokenizer, seed, raft_with, abstain_share, closed_book
         )
+        if raft_with is not None and raft_unanswerable:
+            unanswerable_in_context(
+                asked, raft_unanswerable, train_qa, eval_qa, tokenizer, seed, raft_with, abstain_share
+            )
     examples += asked.examples
     if not examples:
         raise AdvisorError(
@@ -341,14 +350,16 @@ def build_sft(
     n_val = val_count(len(examples), val_fraction)
     # a limit trims the scored ones only: the examples past it are held out all the same
     val, train = examples[: val_scored(len(examples), val_fraction, val_limit)], examples[n_val:]
-    report = leakage_report(eval_qa, asked.kept_q, segments)
+    report = leakage_report(eval_qa, asked.kept_q + asked.in_context_q, segments)
     report["dropped_training_questions_equal_to_eval"] = asked.dropped
     report["n_train"], report["n_val"] = len(train), len(val)
     report["n_text_segments"] = len(segments)
     report["n_qa_pairs"] = (len(asked.kept_q) - asked.n_abstain) if closed_book else 0
     report["n_abstain"] = asked.n_abstain
-    report["n_raft"] = asked.n_raft_oracle + asked.n_raft_none
+    report["n_raft"] = asked.n_raft_oracle + asked.n_raft_none + asked.n_raft_unanswerable
     report["n_raft_without_oracle"] = asked.n_raft_none
+    if raft_unanswerable:
+        report["n_raft_unanswerable"] = asked.n_raft_unanswerable
     report["token_cap"] = cap
     return train, val, report
 
@@ -383,7 +394,9 @@ class Asked:
     dropped: list[str] = field(default_factory=list)  # ids of training questions equal to an evaluation question
     n_abstain: int = 0
     n_raft_oracle: int = 0
-    n_raft_none: int = 0
+    n_raft_none: int = 0  # answerable questions whose passage was left out
+    n_raft_unanswerable: int = 0  # questions the corpus does not answer, among their best passages
+    in_context_q: list[str] = field(default_factory=list)  # those questions (trained in context only)
 
 
 def question_examples(
@@ -447,6 +460,41 @@ def question_examples(
         if raft is not None and item.source and rng.random() < raft.share:
             _add_raft(out, item, chunks, tokenizer, rng, raft)
     return out
+
+
+def unanswerable_in_context(
+    out: Asked,
+    items: list[QAItem],
+    train_qa: list[QAItem],
+    eval_qa: list[QAItem],
+    tokenizer,
+    seed: int,
+    raft: RaftSettings,
+    abstain_share: float,
+) -> None:
+    """A RAFT example for each question the corpus does not answer (capped at `abstain_share` of the answerable
+    training questions, a seeded sample): the question among the 1 + raft.n_distractors chunks BM25 ranks highest
+    for it, from any document (a generated twin's original record among them: the near miss a retriever returns),
+    target the abstention answer. Its own random stream, so the other examples are the same with or without."""
+    eval_norm = {_norm(q.question) for q in eval_qa}
+    answerable = [it for it in train_qa if not it.unanswerable and it.answers]
+    cap = abstain_cap(len(answerable), abstain_share)
+    picked = [it for it in items if it.unanswerable or not it.answers]
+    if len(picked) > cap:
+        picked = random.Random(seed + 3).sample(picked, cap)
+    rng = random.Random(seed + 4)
+    seen: set[str] = set()
+    for item in picked:
+        q = _norm(item.question)
+        if q in eval_norm or q in seen:
+            continue
+        seen.add(q)
+        passages = raft.distractors.for_question(item.question, None, raft.n_distractors + 1)
+        if not passages:
+            continue
+        out.examples.append(raft_example(tokenizer, item, None, passages, rng, raft.context_tokens))
+        out.in_context_q.append(item.question)
+        out.n_raft_unanswerable += 1
 
 
 def _add_raft(out: Asked, item: QAItem, chunks: list[dict], tokenizer, rng: random.Random, raft: RaftSettings) -> None:

@@ -851,6 +851,12 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
     if not in_train:
         train_qa = [it for it in train_qa if not it.unanswerable]
     abstain_qa = [it for it in read(generated) if it.unanswerable] if source == "generated" and not in_train else []
+    # tuning.raft_unanswerable: the given set's unanswerable questions, else the generated ones, in context
+    raft_una = (
+        [it for it in read(train_file) if it.unanswerable] or [it for it in read(generated) if it.unanswerable]
+        if tc.raft_unanswerable and tc.abstain
+        else []
+    )
     train, val, report = build_sft(
         chunks,
         train_qa,
@@ -872,6 +878,7 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         max_train_tokens=tc.max_train_tokens,
         raft_distractors_from=tc.raft_distractors_from,
         val_limit=tc.val_limit,
+        raft_unanswerable=raft_una,
     )
     report["training_questions_from"] = str(train_file) if train_qa else None
     report["abstention_questions_from"] = (
@@ -918,8 +925,13 @@ def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) ->
                     if cfg.tuning.raft_distractors_from == "any_document"
                     else " from other documents"
                 )
-                + f"; {lk.get('n_raft_without_oracle', 0)} of them without the passage, answered "
-                "with the abstention answer)"
+                + f"; {lk.get('n_raft_without_oracle', 0)} of them without the passage"
+                + (
+                    f" and {lk['n_raft_unanswerable']} unanswerable questions among their best passages"
+                    if lk.get("n_raft_unanswerable")
+                    else ""
+                )
+                + ", answered with the abstention answer)"
             )
         return out
 

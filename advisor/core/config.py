@@ -239,6 +239,11 @@ class TuningConfig:
     # does not answer)
     raft_distractors_from: Literal["other_documents", "any_document"] = "other_documents"
     raft_no_oracle: float = 0.2  # share of RAFT examples whose oracle chunk is removed (target: the abstention answer)
+    # also a RAFT example for each unanswerable training question (the given set's, else the generated verified
+    # ones; capped at abstain_share): the question among its BM25-best passages, none of which answers it ->
+    # the abstention answer. Abstention taught in context with questions like the evaluation's unanswerable ones
+    # (not yet measured; docs/fine-tuning-measured.md)
+    raft_unanswerable: bool = False
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
@@ -302,11 +307,13 @@ class TuningConfig:
             out += ignored(
                 self,
                 "tuning",
-                ("raft_share", "raft_distractors", "raft_no_oracle", "raft_distractors_from"),
+                ("raft_share", "raft_distractors", "raft_no_oracle", "raft_distractors_from", "raft_unanswerable"),
                 "tuning.raft is off",
             )
         if not self.abstain:
-            out += ignored(self, "tuning", ("abstain_share", "abstain_questions"), "tuning.abstain is off")
+            out += ignored(
+                self, "tuning", ("abstain_share", "abstain_questions", "raft_unanswerable"), "tuning.abstain is off"
+            )
         if self.max_steps > 0:
             out += ignored(self, "tuning", ("epochs",), "tuning.max_steps is set")
         if self.method == "full":
@@ -602,6 +609,8 @@ class Config:
         # sft stage's input hash says so (tuning/train.py, sft_inputs_hash): those runs retrain, the others do not
         if d["tuning"]["abstain_questions"] == "given":
             del d["tuning"]["abstain_questions"]
+        if not d["tuning"]["raft_unanswerable"]:
+            del d["tuning"]["raft_unanswerable"]
         return d
 
     def section_hash(self, *sections: str) -> str:
