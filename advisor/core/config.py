@@ -242,7 +242,8 @@ class TuningConfig:
     # also a RAFT example for each unanswerable training question (the given set's, else the generated verified
     # ones; capped at abstain_share): the question among its BM25-best passages, none of which answers it ->
     # the abstention answer. Abstention taught in context with questions like the evaluation's unanswerable ones
-    # (not yet measured; docs/fine-tuning-measured.md)
+    # (off: on records it made the tuned+RAG arm decline 78% of answerable questions, accuracy 68% -> 19%;
+    # docs/fine-tuning-measured.md, 'The unanswerable questions themselves in context')
     raft_unanswerable: bool = False
     eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
