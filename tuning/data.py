@@ -350,18 +350,23 @@ def build_sft(
     n_val = val_count(len(examples), val_fraction)
     # a limit trims the scored ones only: the examples past it are held out all the same
     val, train = examples[: val_scored(len(examples), val_fraction, val_limit)], examples[n_val:]
+    report = sft_report(eval_qa, asked, segments, closed_book, bool(raft_unanswerable))
+    report.update(n_train=len(train), n_val=len(val), token_cap=cap)
+    return train, val, report
+
+
+def sft_report(eval_qa: list[QAItem], asked: Asked, segments: list[str], closed_book: bool, in_context: bool) -> dict:
+    """build_sft's leakage report (leakage_report) with what it made of each kind."""
     report = leakage_report(eval_qa, asked.kept_q + asked.in_context_q, segments)
     report["dropped_training_questions_equal_to_eval"] = asked.dropped
-    report["n_train"], report["n_val"] = len(train), len(val)
     report["n_text_segments"] = len(segments)
     report["n_qa_pairs"] = (len(asked.kept_q) - asked.n_abstain) if closed_book else 0
     report["n_abstain"] = asked.n_abstain
     report["n_raft"] = asked.n_raft_oracle + asked.n_raft_none + asked.n_raft_unanswerable
     report["n_raft_without_oracle"] = asked.n_raft_none
-    if raft_unanswerable:
+    if in_context:  # tuning.raft_unanswerable
         report["n_raft_unanswerable"] = asked.n_raft_unanswerable
-    report["token_cap"] = cap
-    return train, val, report
+    return report
 
 
 def corpus_text_examples(chunks: list[dict], tokenizer, max_seq_len: int) -> tuple[list[dict], list[str]]:
