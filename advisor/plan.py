@@ -205,8 +205,8 @@ def _count_training(
             mean_closed = sum(with_source) / max(1, len(with_source))
             # tuning.raft_unanswerable: one more for each unanswerable question (the given set's, else the qa
             # stage's), capped like the abstention questions (tuning/data.py, unanswerable_in_context)
-            n_una_ctx = min(abstain_cap(len(answerable), tc.abstain_share), unanswerable_given or n_una)
-            n_una_ctx *= tc.abstain and tc.raft_unanswerable
+            n_una_ctx = (tc.abstain and tc.raft_unanswerable) and abstain_cap(len(answerable), tc.abstain_share)
+            n_una_ctx = min(n_una_ctx, unanswerable_given or n_una)
             pairs["raft"] = [round(mean_closed + passages + 4)] * (n_raft + n_una_ctx)
             if n_raft:
                 notes.append(

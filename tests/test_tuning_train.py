@@ -334,41 +334,13 @@ def test_a_checkpoint_from_before_a_memory_setting_left_the_fingerprint_still_re
 def test_closed_book_abstention_questions_come_only_from_a_given_training_set_unless_asked(
     tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
 ):
-    from transformers import AutoTokenizer
-
-    from advisor.core.config import load_run_config
-    from tuning.train import abstention_source, sft_inputs_hash, training_set
-
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    generated = [
-        {
-            "id": f"g{i}",
-            "question": f"Who painted the Ormsby pier mural number {i}?",
-            "answers": [],
-            "unanswerable": True,
-        }
-        for i in range(3)
-    ]
+    from tuning.train import abstention_source, sft_inputs_hash
 
     def sft(train_file, *overrides):
-        run = RunDir(
-            make_run(
-                tmp_path / f"r{len(list(tmp_path.iterdir()))}",
-                tiny_model_dir,
-                tiny_corpus,
-                tiny_qa,
-                train_file,
-                "tuning.raft=false",
-                "tuning.abstain_share=1",
-                *overrides,
-            )
+        run, cfg, examples, report = sft_with_generated(
+            tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, train_file, "tuning.raft=false", *overrides
         )
-        (run / "qa").mkdir()
-        (run / "qa" / "train.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generated))
-        cfg = load_run_config(run.path)
-        train, val, report = training_set(run, cfg, tok)
-        asked = {x["question"] for x in train + val if x["kind"] == "abstain"}
-        return run, cfg, report, asked
+        return run, cfg, report, {x["question"] for x in examples if x["kind"] == "abstain"}
 
     # The default: the generated unanswerable questions are never trained closed book (they taught an adapter to
     # decline questions it had not seen); the report and the note say where abstention came from.
@@ -377,7 +349,7 @@ def test_closed_book_abstention_questions_come_only_from_a_given_training_set_un
     assert not wants_qa(cfg)
     # Asked for: the generated ones are trained closed book, and the sft stage's input hash tells the two apart.
     run_any, cfg_any, report, asked = sft(tiny_train_qa, "tuning.abstain_questions=any")
-    assert asked == {g["question"] for g in generated} and report["closed_book_abstention"] == "generated"
+    assert asked == {g["question"] for g in GENERATED} and report["closed_book_abstention"] == "generated"
     assert wants_qa(cfg_any) and sft_inputs_hash(run, cfg) != sft_inputs_hash(run_any, cfg_any)
     # A training set given with its own unanswerable items: those are trained, under either setting.
     own = tmp_path / "own.jsonl"
@@ -396,49 +368,21 @@ def test_closed_book_abstention_questions_come_only_from_a_given_training_set_un
 def test_raft_unanswerable_teaches_the_unanswerable_questions_in_context_and_leaves_the_other_examples_as_they_were(
     tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
 ):
-    from transformers import AutoTokenizer
-
     from advisor.core.answer import ABSTAIN
-    from advisor.core.config import load_run_config
-    from tuning.train import both_adapter_note, sft_inputs_hash, training_set
-
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    generated = [
-        {
-            "id": f"g{i}",
-            "question": f"Who painted the Ormsby pier mural number {i}?",
-            "answers": [],
-            "unanswerable": True,
-        }
-        for i in range(3)
-    ]
+    from tuning.train import both_adapter_note, sft_inputs_hash
 
     def sft(*overrides):
-        run = RunDir(
-            make_run(
-                tmp_path / f"r{len(list(tmp_path.iterdir()))}",
-                tiny_model_dir,
-                tiny_corpus,
-                tiny_qa,
-                tiny_train_qa,
-                "tuning.raft_share=1",
-                "tuning.abstain_share=1",
-                *overrides,
-            )
+        return sft_with_generated(
+            tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.raft_share=1", *overrides
         )
-        (run / "qa").mkdir()
-        (run / "qa" / "train.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generated))
-        cfg = load_run_config(run.path)
-        train, val, report = training_set(run, cfg, tok)
-        return run, cfg, train + val, report
 
     run, cfg, off, report = sft()
     assert "n_raft_unanswerable" not in report and not wants_qa(cfg)
     run_on, cfg_on, on, report_on = sft("tuning.raft_unanswerable=true")
-    added = [x for x in on if x["kind"] == "raft" and x["question"] in {g["question"] for g in generated}]
+    added = [x for x in on if x["kind"] == "raft" and x["question"] in {g["question"] for g in GENERATED}]
     # each generated unanswerable question once, among passages (none of them its answer: it has none), closed book
     # never (tuning.abstain_questions=given), target the abstention answer
-    assert sorted(x["question"] for x in added) == sorted(g["question"] for g in generated)
+    assert sorted(x["question"] for x in added) == sorted(g["question"] for g in GENERATED)
     assert all(not x["oracle"] and ABSTAIN in x["completion"] and x["prompt"].count("] (") == 3 for x in added)
     assert not [x for x in on if x["kind"] == "abstain"]
     assert report_on["n_raft_unanswerable"] == 3 and report_on["n_raft"] == report["n_raft"] + 3
@@ -456,3 +400,36 @@ def wants_qa(cfg) -> bool:
     from advisor.pipeline import wants_qa_stage
 
     return wants_qa_stage(cfg, tuning=True)
+
+
+# Unanswerable questions as the qa stage would generate them (RUN_DIR/qa/train.jsonl), for the abstention tests.
+GENERATED = [
+    {"id": f"g{i}", "question": f"Who painted the Ormsby pier mural number {i}?", "answers": [], "unanswerable": True}
+    for i in range(3)
+]
+
+
+def sft_with_generated(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, train_file, *overrides):
+    """A fresh run directory whose qa stage generated GENERATED; its training examples (train + val) and report,
+    with every abstention question allowed (tuning.abstain_share=1)."""
+    from transformers import AutoTokenizer
+
+    from advisor.core.config import load_run_config
+    from tuning.train import training_set
+
+    run = RunDir(
+        make_run(
+            tmp_path / f"r{len(list(tmp_path.iterdir()))}",
+            tiny_model_dir,
+            tiny_corpus,
+            tiny_qa,
+            train_file,
+            "tuning.abstain_share=1",
+            *overrides,
+        )
+    )
+    (run / "qa").mkdir()
+    (run / "qa" / "train.jsonl").write_text("".join(json.dumps(g) + "\n" for g in GENERATED))
+    cfg = load_run_config(run.path)
+    train, val, report = training_set(run, cfg, AutoTokenizer.from_pretrained(tiny_model_dir))
+    return run, cfg, train + val, report

@@ -491,6 +491,8 @@ def unanswerable_in_context(
     seen: set[str] = set()
     for item in picked:
         q = _norm(item.question)
+        if q in eval_norm and item.id not in out.dropped:
+            out.dropped.append(item.id)
         if q in eval_norm or q in seen:
             continue
         seen.add(q)

@@ -845,18 +845,15 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
     def read(path) -> list:
         return load_qa(path) if path and Path(path).is_file() and (Path(path) != generated or has_lines(path)) else []
 
-    train_qa = read(train_file)
+    every = read(train_file)
     source = abstention_source(run, cfg)
     in_train = source == "given" or (source == "generated" and Path(train_file or "") == generated)
-    if not in_train:
-        train_qa = [it for it in train_qa if not it.unanswerable]
+    train_qa = every if in_train else [it for it in every if not it.unanswerable]
     abstain_qa = [it for it in read(generated) if it.unanswerable] if source == "generated" and not in_train else []
     # tuning.raft_unanswerable: the given set's unanswerable questions, else the generated ones, in context
-    raft_una = (
-        [it for it in read(train_file) if it.unanswerable] or [it for it in read(generated) if it.unanswerable]
-        if tc.raft_unanswerable and tc.abstain
-        else []
-    )
+    raft_una = []
+    if tc.raft_unanswerable and tc.abstain:
+        raft_una = [it for it in every if it.unanswerable] or [it for it in read(generated) if it.unanswerable]
     train, val, report = build_sft(
         chunks,
         train_qa,
