@@ -65,13 +65,15 @@ def make_arm(
 ) -> Answerer:
     """The arm's Answerer: its own `answerer` from the arm table, else closed book or the retrieval prompt (by
     needs_index), with the adapter on when it needs it. Given the run directory, an `own_adapter` arm uses the
-    run's separate adapter when it has one."""
+    run's separate adapter when it has one, and the retrieval arms use the run's abstention gate (eval/gate.json,
+    retrieval/gate.py) when retrieval.abstain_gate is on."""
     spec = ARM[arm]
     batch_size = batch_size or cfg.eval.batch_size
     if spec.answerer is not None:
         return spec.answerer(spec, cfg, lm, retriever, batch_size, run_dir)
     if not spec.needs_index:
         return ClosedBook(lm, arm, spec.needs_adapter, cfg.model.max_new_tokens, batch_size)
+    from retrieval.gate import load_gate
     from retrieval.rag import RagAnswerer
 
     out = RagAnswerer(
@@ -83,6 +85,7 @@ def make_arm(
         cfg.retrieval.context_tokens,
         cfg.model.max_new_tokens,
         batch_size,
+        load_gate(run_dir) if cfg.retrieval.abstain_gate else None,
     )
     own = both_adapter(run_dir) if spec.own_adapter else None
     if own is None:

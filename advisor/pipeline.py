@@ -258,13 +258,15 @@ def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:
     """Stage qa runs when no QA file is given (config.yaml keeps corpus.qa "" and every stage reads RUN_DIR/qa/,
     CorpusConfig.eval_file), and when the tuning track needs generated training material: questions (no
     --train-qa) or verified unanswerable questions for closed-book abstention (tuning.abstain_questions=any) or
-    in-context abstention (tuning.raft_unanswerable)."""
+    in-context abstention (tuning.raft_unanswerable), and when the retrieval gate has no given training questions
+    to be calibrated on (retrieval.abstain_gate)."""
     if tuning is None:
         tuning = uses_adapter(cfg.eval.arms)
     tc = cfg.tuning
     unanswerable = tc.abstain and (tc.abstain_questions == "any" or (tc.raft and tc.raft_unanswerable))
     material = tc.use_train_qa and (not cfg.corpus.train_qa or unanswerable)
-    return cfg.corpus.generated or (tuning and material)
+    gate = cfg.retrieval.abstain_gate and uses_index(cfg.eval.arms) and not cfg.corpus.train_qa
+    return cfg.corpus.generated or (tuning and material) or bool(gate)
 
 
 def planned_stages(cfg: Config) -> list[str]:
@@ -395,6 +397,9 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
 
     if ARM[arm].needs_index:
         parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
+        questions = gate_file(run, cfg) if cfg.retrieval.abstain_gate else None
+        if questions is not None:  # the gate's calibration questions
+            parts.append(sha256_file(questions))
     if ARM[arm].needs_adapter:
         parts.append(sha256_file(run / "adapter" / "adapter_model.safetensors"))
     if own_adapter(arm, cfg):
@@ -503,15 +508,48 @@ def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: Eva
     from advisor.arms import make_arm
     from evalsuite.evaluate import answer_and_score
 
+    gated = False
     for arm in cfg.eval.arms:
         with run.stage(f"eval_{arm}", _arm_hash(run, cfg, arm, qa_hash), [f"eval/{arm}.jsonl"], force=force) as st:
             if st.skipped:
                 continue
             retriever = models.retriever() if ARM[arm].needs_index else None
+            if retriever is not None and cfg.retrieval.abstain_gate and not gated:
+                retrieval_gate(run, cfg, retriever)
+                gated = True
             answerer = make_arm(arm, cfg, models.lm(), retriever, run_dir=run.path)
             rows = answer_and_score(answerer, items, embedder, cfg.eval.confidence)
             write_jsonl(run / "eval" / f"{arm}.jsonl", rows)
             say(f"  eval {arm}: {len(rows)} questions")
+
+
+def gate_file(run: RunDir, cfg: Config) -> Path | None:
+    """The file of questions the retrieval gate is calibrated on: the given training file, else the qa stage's
+    generated qa/train.jsonl (never evaluation items); None when the run has neither."""
+    path = Path(cfg.corpus.train_qa) if cfg.corpus.train_qa else run / "qa" / "train.jsonl"
+    return path if path.is_file() else None
+
+
+def retrieval_gate(run: RunDir, cfg: Config, retriever) -> None:
+    """eval/gate.json: the retrieval arms' abstention gate calibrated on this run's training questions
+    (retrieval/gate.py); one line says where it sits, or why there is none."""
+    from advisor.core.qa import load_qa
+    from retrieval.gate import calibrate_gate, write_gate
+
+    path, questions = gate_file(run, cfg), []
+    if path is not None and path.stat().st_size:  # the qa stage leaves an empty file when it finds too little
+        questions = [it.question for it in load_qa(path) if not it.unanswerable]
+    source = path.relative_to(run.path) if path and path.is_relative_to(run.path) else path  # qa/ moves with the run
+    gate = calibrate_gate(retriever, questions, cfg.retrieval.abstain_gate, str(source or ""))
+    write_gate(run.path, gate)
+    if gate["threshold"] is None:
+        say(f"  retrieval gate: {gate['why']} (questions from {path or 'no training file'})")
+    else:
+        say(
+            f"  retrieval gate: a question whose best chunk's cosine is below {gate['threshold']:.3f} (the "
+            f"{cfg.retrieval.abstain_gate:.0%} quantile over {gate['n_questions']} answerable training questions) "
+            "gets the abstention answer"
+        )
 
 
 def forgetting_probes(run: RunDir, cfg: Config, lm, with_adapter: bool) -> dict | None:
@@ -588,6 +626,7 @@ def write_metrics(
     from advisor.seeds import seed_spread
     from evalsuite.evaluate import aggregate, score_rows
     from evalsuite.qagen.review import eval_set_info
+    from retrieval.gate import gate_summary
 
     with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
         for a in arms:
@@ -599,6 +638,9 @@ def write_metrics(
             if spread:
                 metrics["arms"][a]["seed_spread"] = spread
         metrics["eval_set"] = eval_set_info(qa_file, [it.id for it in items])  # generated? reviewed?
+        gate = gate_summary(run.path, arms) if cfg.retrieval.abstain_gate else None
+        if gate:
+            metrics["gate"] = gate
         atomic_write_json(run / "eval" / "metrics.json", metrics)
         for a, c in metrics["collapse"].items():
             if c["collapsed"]:

@@ -659,6 +659,27 @@ def abstention_section(metrics: dict, arms: list[str]) -> list[str]:
         "An arm that abstains more must not buy it with refusing answerable questions: the advice scores "
         "hallucination as 1 − hallucination rate − false-abstention rate.",
         "",
+        *gate_lines(metrics.get("gate")),
+    ]
+
+
+def gate_lines(gate: dict | None) -> list[str]:
+    """What the retrieval arms' abstention gate did (eval/metrics.json "gate", retrieval/gate.py)."""
+    if not gate:
+        return []
+    if gate.get("threshold") is None:
+        return [f"The retrieval arms' abstention gate is off: {gate.get('why', 'not calibrated')}.", ""]
+    did = "; ".join(
+        f"{ARM_LABEL.get(a, a)} {g['gated_unanswerable']} of {g['n_unanswerable']} unanswerable and "
+        f"{g['gated_answerable']} of {g['n_answerable']} answerable questions"
+        for a, g in gate.get("arms", {}).items()
+    )
+    return [
+        f"The retrieval arms' abstention gate: a question whose best chunk's cosine is below "
+        f"{gate['threshold']:.3f} gets the abstention answer without generating; the threshold turns away "
+        f"{100 * gate['share']:.0f}% of the {gate['n_questions']} answerable training questions it was calibrated "
+        f"on, never evaluation questions (retrieval.abstain_gate). It answered {did or 'no question'}.",
+        "",
     ]
 
 

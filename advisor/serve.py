@@ -346,7 +346,9 @@ class Answering:
             raise APIError(
                 504, f"no answer within {self.limits.timeout_s:.0f} s; try again later", "timeout_error", "timeout"
             ) from None
-        text = self.served.truncate(a.text, max_tokens)
+        # a batch generates up to its longest request's max_tokens: cut to this one's; the gate's abstention answer
+        # (retrieval/gate.py) was not generated and is given whole
+        text = a.text if a.gated else self.served.truncate(a.text, max_tokens)
         finish = "length" if a.new_tokens >= max_tokens else "stop"
         return a, text, finish, time.perf_counter() - t0
 
@@ -428,6 +430,7 @@ def add_routes(app, ans: Answering, api_key: str | None) -> None:
             "arm": served.arm,
             "latency_s": round(dt, 4),
             "finish_reason": finish,
+            "gated": a.gated,  # the retrieval gate's abstention: nothing generated (retrieval/gate.py)
         }
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_auth)])

@@ -62,6 +62,7 @@ def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confiden
             "prompt_tokens": a.prompt_tokens,
             "new_tokens": a.new_tokens,
             "confidence": None if getattr(a, "confidence", None) is None else round(a.confidence, 6),
+            "gated": bool(getattr(a, "gated", False)),  # the retrieval gate's abstention (retrieval/gate.py)
             "arm_wall_s": round(wall, 3),
             "arm_peak_memory_mb": round(peak, 1),
         }

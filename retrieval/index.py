@@ -43,6 +43,7 @@ AUTO_HNSW_FROM = 20_000
 AUTO_IVFPQ_FROM = 1_000_000
 IVFPQ_MIN = 1_000  # PQ training needs enough vectors (256 centroids per sub-quantizer)
 RRF_K = 60  # reciprocal rank fusion constant of an index whose index_config.json names none (Cormack et al. 2009)
+GATE_SETTINGS = ("retrieval.abstain_gate",)  # retrieval settings applied at answer time (retrieval/gate.py)
 
 
 def resolve_kind(kind: str, n: int) -> str:
@@ -267,6 +268,14 @@ class Retriever:
         q = self.embedder.encode(queries)
         return self.index.search(q, min(depth, self.index.ntotal))
 
+    def best_cosine(self, queries: list[str]) -> np.ndarray:
+        """Per query, the dense cosine of its most similar chunk (whatever the fused ranking puts first): the
+        signal of the abstention gate (retrieval/gate.py)."""
+        if not queries:
+            return np.zeros(0, dtype=np.float32)
+        scores, _ = self._dense(queries, 1)
+        return scores[:, 0]
+
     def _context(self, i: int, score: float, rank: int) -> Context:
         m = self.meta[i]
         return Context(m["id"], m["source"], m["text"], float(score), rank)
@@ -310,7 +319,8 @@ def run_index_stage(run_dir: Path) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     r = cfg.retrieval
-    h = combine_hashes(cfg.section_hash("retrieval"), sha256_file(run / "chunks.jsonl"))
+    # the gate is applied when the arms answer: changing it keeps the index
+    h = combine_hashes(cfg.section_hash("retrieval", without=GATE_SETTINGS), sha256_file(run / "chunks.jsonl"))
     with run.stage("index", h, ["index/index.faiss", "index/index_config.json", "index/meta.jsonl"]) as st:
         if not st.skipped:
             c = build_index(run / "chunks.jsonl", run / "index", r)

@@ -2,11 +2,13 @@
 
 arm = RagAnswerer(lm, retriever, name=RAG, use_adapter=False, top_k=3, context_tokens=600)   # advisor.core.arms.RAG
 [a] = arm.answer(["Who chairs the board?"])      # a.contexts holds the chunks and sources
+With `gate` (a cosine, retrieval/gate.py), a question whose best chunk is less similar than that gets the
+abstention answer without generating (a.gated).
 """
 
 from __future__ import annotations
 
-from advisor.core.answer import Answer, Context, context_block, render_prompt
+from advisor.core.answer import ABSTAIN, Answer, Context, context_block, render_prompt
 from retrieval.index import Retriever
 
 
@@ -48,6 +50,7 @@ class RagAnswerer:
         context_tokens: int = 600,
         max_new_tokens: int = 32,
         batch_size: int = 16,
+        gate: float | None = None,
     ):
         self.lm = lm
         self.retriever = retriever
@@ -57,11 +60,21 @@ class RagAnswerer:
         self.context_tokens = context_tokens
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.gate = gate  # the abstention gate's cosine threshold (retrieval/gate.py); None: every question answered
 
     def answer(self, questions: list[str]) -> list[Answer]:
         hits = self.retriever.search(questions, self.top_k)
         ctxs = [fit_budget(h, self.lm.count_tokens, self.context_tokens) for h in hits]
-        prompts = [render_prompt(self.lm.tokenizer, q, c) for q, c in zip(questions, ctxs)]
-        with self.lm.adapter(self.use_adapter):
-            gens = self.lm.generate(prompts, self.max_new_tokens, self.batch_size, desc=f"arm {self.name}")
-        return [Answer(g.text, c, g.prompt_tokens, g.new_tokens, g.latency_s, g.confidence) for g, c in zip(gens, ctxs)]
+        gated = [False] * len(questions)
+        if self.gate is not None:  # below the gate: the abstention answer, nothing generated
+            gated = [bool(c < self.gate) for c in self.retriever.best_cosine(questions)]
+        asked = [i for i, g in enumerate(gated) if not g]
+        prompts = [render_prompt(self.lm.tokenizer, questions[i], ctxs[i]) for i in asked]
+        gens = []
+        if prompts:
+            with self.lm.adapter(self.use_adapter):
+                gens = self.lm.generate(prompts, self.max_new_tokens, self.batch_size, desc=f"arm {self.name}")
+        out = [Answer(ABSTAIN, c, gated=True) for c in ctxs]
+        for i, g in zip(asked, gens):
+            out[i] = Answer(g.text, ctxs[i], g.prompt_tokens, g.new_tokens, g.latency_s, g.confidence)
+        return out

@@ -100,6 +100,10 @@ def test_run_directory_holds_every_artifact_per_the_contracts(finished_run):
     assert f"Verdict: **{OPTION_LABEL[rec['verdict']]}**" in report and "What would flip the advice" in report
     rows = [json.loads(x) for x in (run / "eval/rag.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(r["contexts"] for r in rows) and all("latency_s" in r for r in rows)
+    # the retrieval gate is calibrated on the training questions; ten are too few, so it is off and says why
+    gate = json.loads((run / "eval/gate.json").read_text())
+    assert gate["threshold"] is None and "10 answerable training questions" in gate["why"]
+    assert gate["source"].endswith("train.jsonl") and not any(r["gated"] for r in rows)
     for arm in ("base", "rag", "tuned", "tuned_rag"):
         c = metrics["collapse"][arm]
         assert c["n"] == 8 and isinstance(c["collapsed"], bool) and c["reason"]
@@ -154,6 +158,19 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
     assert again["eval_base"]["ended"] == before["eval_base"]["ended"]
     assert again["known"]["ended"] == before["known"]["ended"]  # the base model's knowledge needs no index
     assert again["eval_rag"]["ended"] != before["eval_rag"]["ended"]
+    run_pipeline(
+        tiny_config(
+            tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "retrieval.top_k=2", "retrieval.abstain_gate=0.1"
+        ),
+        run,
+    )
+    gated = json.loads((run / "manifest.json").read_text())["stages"]
+    assert gated["index"]["ended"] == again["index"]["ended"]  # the gate is applied at answer time: same index
+    assert (
+        gated["eval_rag"]["ended"] != again["eval_rag"]["ended"]
+        and gated["eval_base"]["ended"] == before["eval_base"]["ended"]
+    )
+    assert json.loads((run / "eval/gate.json").read_text())["share"] == 0.1
 
 
 def test_a_second_seed_and_the_learning_curve_are_measured(

@@ -301,3 +301,42 @@ def test_rag_arm_numbers_contexts_within_the_budget_in_one_batch(tiny_corpus, tm
             assert f"[{c.rank}] ({c.source})\n{c.text.strip()}" in prompt
         assert q in prompt and "cite" in prompt and a.text.endswith("[1]")
     assert answers[0].contexts[0].source == "bicycle-policy.md" and answers[1].contexts[0].source == "captain.md"
+
+
+def test_the_gate_sits_at_the_share_quantile_of_the_training_questions_and_needs_enough_of_them(tiny_corpus, tmp_path):
+    from retrieval.gate import MIN_QUESTIONS, calibrate_gate
+
+    _index(tiny_corpus, tmp_path)
+    r = Retriever(tmp_path / "index")
+    qs = [json.loads(x)["question"] for x in (tiny_corpus.parent / "qa.jsonl").read_text().splitlines()]
+    assert len(qs) >= MIN_QUESTIONS
+    cos = r.best_cosine(qs)
+    gate = calibrate_gate(r, qs, 0.1, "qa.jsonl")
+    assert gate["threshold"] == pytest.approx(float(np.quantile(cos, 0.1)), abs=1e-6)
+    assert gate["n_questions"] == len(qs) and gate["source"] == "qa.jsonl"
+    assert 1 <= sum(c < gate["threshold"] for c in cos) <= 0.1 * len(qs) + 1  # it would turn away about 10% of them
+    few = calibrate_gate(r, qs[: MIN_QUESTIONS - 1], 0.1)
+    assert few["threshold"] is None and f"{MIN_QUESTIONS - 1} answerable training questions" in few["why"]
+
+
+def test_below_the_gate_the_rag_arm_abstains_without_generating_and_answers_the_rest(tiny_corpus, tmp_path):
+    _index(tiny_corpus, tmp_path)
+    r = Retriever(tmp_path / "index")
+    near = "How many bicycles can one Ormsby ferry crossing carry?"
+    far = "Quokka zeppelin marmalade xylophone?"
+    cos_near, cos_far = r.best_cosine([near, far])
+    assert cos_far < cos_near
+    lm = ScriptedLM()
+    arm = RagAnswerer(lm, r, "rag", use_adapter=False, top_k=3, context_tokens=200, gate=(cos_near + cos_far) / 2)
+    a_far, a_near = arm.answer([far, near])
+    assert a_far.text == ABSTAIN and a_far.gated and a_far.new_tokens == 0 and a_far.contexts  # sources still shown
+    assert not a_near.gated and a_near.text.endswith("[1]")
+    assert len(lm.calls) == 1 and len(lm.calls[0]) == 1 and near in lm.calls[0][0]  # only the near one generated
+    all_gated = RagAnswerer(lm, r, "rag", use_adapter=False, gate=1.01).answer([near, far])
+    assert [a.gated for a in all_gated] == [True, True] and len(lm.calls) == 1  # nothing to generate: no call
+
+
+def test_the_gate_setting_is_a_share_between_0_and_one_half():
+    with pytest.raises(AdvisorError, match=r"retrieval.abstain_gate=0.7 must be in \[0, 0.5\]"):
+        RetrievalConfig(abstain_gate=0.7)
+    assert RetrievalConfig(abstain_gate=0).abstain_gate == 0

@@ -268,3 +268,25 @@ def test_a_batch_stays_open_while_requests_keep_coming_until_its_delay_bound():
     # A steady stream is cut at the delay bound (0.45 s after the batch opened).
     sizes = _batch_sizes(0.3, 0.45, [0] + [0.1] * 11)
     assert sum(sizes) == 12 and len(sizes) >= 2 and max(sizes) <= 7, sizes
+
+
+def test_the_served_retrieval_arm_abstains_below_the_runs_gate_as_the_evaluated_one_did(served_run, tmp_path):
+    import shutil
+
+    from advisor.core.answer import ABSTAIN
+    from retrieval.index import Retriever
+
+    run = tmp_path / "gated-run"
+    shutil.copytree(served_run, run)
+    near, far = "Who is the senior captain of the Ormsby Ferry Company?", "Quokka zeppelin marmalade xylophone?"
+    cos_near, cos_far = Retriever(run / "index").best_cosine([near, far])
+    assert cos_far < cos_near
+    atomic_write_json(run / "eval" / "gate.json", {"share": 0.05, "threshold": float(cos_near + cos_far) / 2})
+    s = Server(run)
+    try:
+        gated = httpx.post(s.url + "/v1/query", json={"question": far}, timeout=60).json()
+        answered = httpx.post(s.url + "/v1/query", json={"question": near}, timeout=60).json()
+    finally:
+        s.stop()
+    assert gated["answer"] == ABSTAIN and gated["gated"] is True and gated["sources"]  # its sources still shown
+    assert answered["gated"] is False and answered["sources"][0]["source"] == "captain.md"

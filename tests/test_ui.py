@@ -1240,3 +1240,22 @@ def test_run_data_accepts_the_knowledge_breakdown_and_seed_spread_and_checks_the
     path.write_text(json.dumps(m))
     with pytest.raises(RunDataError, match="by_knowledge.unknown.accuracy"):
         load_metrics(run)
+
+
+def test_an_answer_of_the_retrieval_gate_is_marked_as_one_in_the_question_table():
+    from advisor.core.answer import ABSTAIN
+    from ui.rundata import question_table
+
+    row = {
+        "id": "u1",
+        "question": "Who painted the pier mural?",
+        "answers": [],
+        "unanswerable": True,
+        "answer": ABSTAIN,
+        "gated": True,
+        "contexts": [{"source": "pier.md", "rank": 1}],
+        "scores": {"abstention_rate": 1.0},
+    }
+    table = question_table({"rag": [row], "base": [{**row, "gated": False}]}).set_index("id")
+    assert table.loc["u1", "rag answer"] == f"{ABSTAIN} (retrieval gate)" and table.loc["u1", "rag right"]
+    assert table.loc["u1", "base answer"] == ABSTAIN

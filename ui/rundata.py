@@ -335,7 +335,7 @@ def question_table(rows_by_arm: dict[str, list[dict]]):
                     "gold source": r.get("source") or "",
                 },
             )
-            q[f"{arm} answer"] = r.get("answer", "")
+            q[f"{arm} answer"] = r.get("answer", "") + (" (retrieval gate)" if r.get("gated") else "")
             q[f"{arm} right"] = is_right(r)
             q[f"{arm} F1"] = (r.get("scores") or {}).get("f1")
             if arm in INDEX_ARMS:  # an arm that answers with retrieved passages shows them

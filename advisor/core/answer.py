@@ -49,6 +49,7 @@ class Answer:
     new_tokens: int = 0
     latency_s: float = 0.0
     confidence: float | None = None  # geometric-mean probability of the answer's tokens (wrong-and-confident rate)
+    gated: bool = False  # the abstention answer from the retrieval gate (retrieval/gate.py), nothing generated
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -144,6 +144,10 @@ class RetrievalConfig:
     ivf_nprobe: int = 16  # IVF-PQ lists visited per query
     hybrid: bool = True  # fuse BM25 (bm25s) with dense results by reciprocal rank fusion (sample: recall@5 .92 -> .97)
     rrf_k: int = 60  # reciprocal rank fusion constant: score = sum of 1 / (rrf_k + rank)
+    # The retrieval arms' abstention gate (docs/architecture.md, 'The retrieval gate'): a question whose best chunk
+    # is less similar to it (dense cosine) than this share of the run's answerable training questions are to
+    # theirs gets the abstention answer without generating. 0 turns it off.
+    abstain_gate: float = 0.05
 
     def __post_init__(self):
         check_choices(self, "retrieval")
@@ -159,6 +163,11 @@ class RetrievalConfig:
             )
         if self.rrf_k < 1:
             raise AdvisorError(f"retrieval.rrf_k={self.rrf_k} must be at least 1")
+        if not 0 <= self.abstain_gate <= 0.5:
+            raise AdvisorError(
+                f"retrieval.abstain_gate={self.abstain_gate} must be in [0, 0.5] (the share of the training "
+                "questions the gate may turn away; 0 turns it off)"
+            )
 
     def ignored_settings(self) -> list[str]:
         hnsw, kind = ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search"), self.index_kind
@@ -614,9 +623,13 @@ class Config:
             del d["tuning"]["raft_unanswerable"]
         return d
 
-    def section_hash(self, *sections: str) -> str:
-        """Hash of the named top-level sections; a stage reruns when its sections change."""
+    def section_hash(self, *sections: str, without: tuple[str, ...] = ()) -> str:
+        """Hash of the named top-level sections; a stage reruns when its sections change. `without` names
+        settings ('section.key') the stage does not depend on."""
         d = self.stable_dict()
+        for dotted in without:
+            section, key = dotted.split(".", 1)
+            d[section].pop(key, None)
         blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

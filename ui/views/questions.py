@@ -15,6 +15,7 @@ from advisor.metrics import METRIC_INFO
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, filter_questions, is_right, load_config_dict, load_rows, question_table, read_json
 
+GATED = "abstained by the retrieval gate: its best chunk was too far from the question, nothing was generated"
 SCORE_LABEL = {n: METRIC_INFO[n].label for n in ("f1", "exact_match", "recall_at_k", "mrr")}  # shown under an answer
 # Column widths in px are the narrowest the columns get: id, question, gold and four arms add up to 656 px, for
 # a 1024 px window with the sidebar open, where the table is 674 px wide (measured in Chromium, Streamlit 1.67,
@@ -170,6 +171,8 @@ for col, a in zip(cols, arms):
             st.caption("not answered by this arm")
             continue
         st.write(r.get("answer") or "(empty answer)")
+        if r.get("gated"):
+            st.caption(GATED)
         scores = r.get("scores") or {}
         st.caption(
             " · ".join(f"{score_names[k]} {scores[k]:.2f}" for k in score_names if k in scores)
