@@ -44,30 +44,43 @@ def write_gate(run_dir: Path, gate: dict) -> None:
     atomic_write_json(Path(run_dir) / GATE_FILE, gate)
 
 
-def load_gate(run_dir: Path | None) -> float | None:
-    """The run's gate threshold (eval/gate.json), or None: no run directory, no file (runs made before the gate,
-    or with it off) or too few questions to calibrate it."""
+def read_gate(run_dir: Path | None) -> dict | None:
+    """The run's eval/gate.json, or None when there is none (no run directory, a run made before the gate, or
+    with it off). A file that is not a JSON object is an error naming it."""
+    from advisor.core.errors import AdvisorError
+
     if run_dir is None or not (Path(run_dir) / GATE_FILE).is_file():
         return None
-    gate = read_json(Path(run_dir) / GATE_FILE, "retrieval gate", "delete it and run the eval stage again")
-    return gate.get("threshold") if isinstance(gate, dict) else None
+    path = Path(run_dir) / GATE_FILE
+    fix = "delete it and run the eval stage again"
+    gate = read_json(path, "retrieval gate", fix)
+    if not isinstance(gate, dict):
+        raise AdvisorError(f"retrieval gate {path} is not a JSON object; {fix}")
+    return gate
+
+
+def load_gate(run_dir: Path | None) -> float | None:
+    """The run's gate threshold, or None: no gate file (see read_gate) or too few questions to calibrate it."""
+    gate = read_gate(run_dir)
+    return gate.get("threshold") if gate else None
 
 
 def gate_summary(run_dir: Path, arms: list[str]) -> dict | None:
-    """eval/metrics.json's "gate": the calibration (eval/gate.json) and, per retrieval arm, how many answerable
-    and unanswerable questions the gate answered with the abstention answer; None without a gate file."""
+    """eval/metrics.json's "gate": the calibration (eval/gate.json) and, per retrieval arm (the arm table's
+    needs_index), how many answerable and unanswerable questions the gate answered with the abstention answer;
+    None without a gate file."""
+    from advisor.core.arms import ARM
     from advisor.core.textio import read_jsonl
 
-    run_dir = Path(run_dir)
-    if not (run_dir / GATE_FILE).is_file():
+    gate = read_gate(run_dir)
+    if gate is None:
         return None
-    out = dict(read_json(run_dir / GATE_FILE, "retrieval gate", "delete it and run the eval stage again"))
-    out["arms"] = {}
+    out = {**gate, "arms": {}}
     for arm in arms:
-        path = run_dir / "eval" / f"{arm}.jsonl"
-        rows = read_jsonl(path) if path.is_file() else []
-        if not rows or not rows[0].get("contexts"):
-            continue  # a closed-book arm: nothing to gate
+        path = Path(run_dir) / "eval" / f"{arm}.jsonl"
+        if not ARM[arm].needs_index or not path.is_file():
+            continue  # a closed-book arm has nothing to gate
+        rows = read_jsonl(path)
         una = [r for r in rows if r.get("unanswerable")]
         out["arms"][arm] = {
             "gated_unanswerable": sum(bool(r.get("gated")) for r in una),

@@ -282,18 +282,23 @@ class Retriever:
 
     def search(self, queries: list[str], k: int) -> list[list[Context]]:
         """Top-k chunks per query, best first; score is cosine (dense) or the RRF score (hybrid)."""
+        return self.search_scored(queries, k)[0]
+
+    def search_scored(self, queries: list[str], k: int) -> tuple[list[list[Context]], np.ndarray]:
+        """`search`, and each query's best_cosine from the same embedding (the questions are embedded once)."""
         if not queries:
-            return []
+            return [], np.zeros(0, dtype=np.float32)
         if not self.hybrid:
             scores, ids = self._dense(queries, k)
-            return [
+            hits = [
                 [self._context(i, s, r) for r, (s, i) in enumerate(((s, i) for s, i in zip(srow, irow) if i >= 0), 1)]
                 for srow, irow in zip(scores, ids)
             ]
+            return hits, scores[:, 0]
         import bm25s
 
         depth = min(max(4 * k, 20), self.index.ntotal)  # candidates from each ranker before fusion
-        _, dense_ids = self._dense(queries, depth)
+        dense_scores, dense_ids = self._dense(queries, depth)
         sparse_ids, sparse_scores = self.bm25.retrieve(
             bm25s.tokenize(queries, stopwords="en", show_progress=False), k=depth, show_progress=False, n_threads=1
         )
@@ -303,7 +308,7 @@ class Retriever:
             sparse = [int(i) for i, s in zip(srow, sscore) if s > 0]  # a zero BM25 score is no match at all
             fused = rrf_fuse([dense, sparse], k, self.rrf_k)
             out.append([self._context(i, s, r) for r, (i, s) in enumerate(fused, 1)])
-        return out
+        return out, dense_scores[:, 0]
 
 
 def run_index_stage(run_dir: Path) -> None:

@@ -63,11 +63,10 @@ class RagAnswerer:
         self.gate = gate  # the abstention gate's cosine threshold (retrieval/gate.py); None: every question answered
 
     def answer(self, questions: list[str]) -> list[Answer]:
-        hits = self.retriever.search(questions, self.top_k)
+        hits, best = self.retriever.search_scored(questions, self.top_k)
         ctxs = [fit_budget(h, self.lm.count_tokens, self.context_tokens) for h in hits]
-        gated = [False] * len(questions)
-        if self.gate is not None:  # below the gate: the abstention answer, nothing generated
-            gated = [bool(c < self.gate) for c in self.retriever.best_cosine(questions)]
+        # below the gate: the abstention answer, nothing generated
+        gated = [self.gate is not None and bool(c < self.gate) for c in best]
         asked = [i for i, g in enumerate(gated) if not g]
         prompts = [render_prompt(self.lm.tokenizer, questions[i], ctxs[i]) for i in asked]
         gens = []

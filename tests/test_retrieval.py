@@ -319,6 +319,23 @@ def test_the_gate_sits_at_the_share_quantile_of_the_training_questions_and_needs
     assert few["threshold"] is None and f"{MIN_QUESTIONS - 1} answerable training questions" in few["why"]
 
 
+@pytest.mark.parametrize("hybrid", [False, True], ids=["dense", "hybrid"])
+def test_search_scored_gives_the_search_and_the_gate_signal_from_one_embedding(tiny_corpus, tmp_path, hybrid):
+    docs, _ = read_corpus(tiny_corpus)
+    write_jsonl(tmp_path / "chunks.jsonl", (c.to_dict() for c in chunk_documents(docs, whitespace_offsets, 40, 8)))
+    build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings("hashing", hybrid=hybrid), progress=False)
+    r = Retriever(tmp_path / "index")
+    qs = ["How many bicycles can one Ormsby ferry crossing carry?", "Quokka zeppelin marmalade xylophone?"]
+    calls = []
+    encode = r.embedder.encode
+    r.embedder.encode = lambda texts, *a, **k: calls.append(list(texts)) or encode(texts, *a, **k)
+    hits, best = r.search_scored(qs, 3)
+    assert calls == [qs]  # the questions embedded once for both
+    assert [[c.chunk_id for c in h] for h in hits] == [[c.chunk_id for c in h] for h in r.search(qs, 3)]
+    assert best == pytest.approx(r.best_cosine(qs), abs=1e-6)
+    assert r.search_scored([], 3)[0] == [] and len(r.search_scored([], 3)[1]) == 0
+
+
 def test_below_the_gate_the_rag_arm_abstains_without_generating_and_answers_the_rest(tiny_corpus, tmp_path):
     _index(tiny_corpus, tmp_path)
     r = Retriever(tmp_path / "index")
@@ -334,6 +351,20 @@ def test_below_the_gate_the_rag_arm_abstains_without_generating_and_answers_the_
     assert len(lm.calls) == 1 and len(lm.calls[0]) == 1 and near in lm.calls[0][0]  # only the near one generated
     all_gated = RagAnswerer(lm, r, "rag", use_adapter=False, gate=1.01).answer([near, far])
     assert [a.gated for a in all_gated] == [True, True] and len(lm.calls) == 1  # nothing to generate: no call
+
+
+def test_the_gate_file_is_read_in_one_place_and_a_broken_one_is_an_error_naming_it(tmp_path):
+    from retrieval.gate import gate_summary, load_gate, read_gate
+
+    assert read_gate(None) is None and load_gate(tmp_path) is None and gate_summary(tmp_path, ["rag"]) is None
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "gate.json").write_text("[0.5]")
+    with pytest.raises(AdvisorError, match=r"eval/gate.json is not a JSON object; delete it and run the eval stage"):
+        load_gate(tmp_path)
+    (tmp_path / "eval" / "gate.json").write_text('{"threshold": 0.5, "share": 0.05}')
+    (tmp_path / "eval" / "base.jsonl").write_text('{"id": "q1", "answer": "x", "contexts": [{"id": "c"}]}\n')
+    assert load_gate(tmp_path) == 0.5
+    assert gate_summary(tmp_path, ["base", "rag"]) == {"threshold": 0.5, "share": 0.05, "arms": {}}  # base: closed
 
 
 def test_the_gate_setting_is_a_share_between_0_and_one_half():
