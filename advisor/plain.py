@@ -168,12 +168,19 @@ def how_sure(rec: dict) -> str:
 def main_reasons(rec: dict, n: int = 3) -> list[str]:
     """Up to `n` plain sentences on why the verdict beat the runner-up: the criteria with the largest weighted
     lead, in the order advisor.recommend.explain gives its reasons, each said with rounded measurements. When
-    the engine advised the cheaper of two options the data cannot tell apart, that comes first."""
+    the quality targets overrode the utility (fit_first), or the engine advised the cheaper of two options the
+    data cannot tell apart, that comes first."""
     verdict, runner = rec["verdict"], runner_up(rec)
     scores, w = rec.get("scores") or {}, rec.get("weights") or {}
     if runner is None or verdict not in scores or runner not in scores:
         return []
     out = []
+    first = rec.get("fit_first") or {}
+    if first.get("applied"):
+        out.append(
+            f"{option_label(first['best_by_utility'])} scored higher on the weighted criteria, but it does not "
+            f"meet the quality targets and {option_label(verdict)} does, so {option_label(verdict)} is advised."
+        )
     nsd = rec.get("no_significant_difference") or {}
     if nsd.get("applied"):
         out.append(

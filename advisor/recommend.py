@@ -33,7 +33,10 @@ more hours per year costs 1/3, from 1 hour per year).
 
 Fit for purpose comes before the utility: each option's accuracy and hallucination rate are checked
 against the quality targets (`recommend.targets`) by their 95% CI: meets / misses / cannot tell
-(`fit_for_purpose`). When no option meets every target, the first reason says so and names what the
+(`fit_for_purpose`). When some option meets every target, the verdict is the best utility among those
+that do (`fit_first`: an option that misses a target the user set is not advised over one that meets it;
+the flip points and win shares follow the same rule, and the first reason says when it overrode the
+utility). When no option meets every target, the first reason says so and names what the
 measurements point to (`evidence_points_to`: the retrieval recall against the retrieval options'
 accuracy, fine-tuning's gain over the base model and on facts the base model does not know, a collapsed
 arm, bare citations, abstention), never a fixed list.
@@ -196,13 +199,15 @@ def equivalences(ev: Evidence) -> dict[str, dict]:
     return out
 
 
-def decide(scores: dict, w: dict, equiv: dict[str, dict]) -> tuple[str, dict, dict]:
-    """(verdict, utilities, equivalence info): the best utility, or the cheapest option when the best is
-    not significantly different from it."""
+def decide(scores: dict, w: dict, equiv: dict[str, dict], eligible: list[str] | None = None) -> tuple[str, dict, dict]:
+    """(verdict, utilities, equivalence info): the best utility among the `eligible` options (fit for purpose
+    first: those that meet every quality target; None or empty = all options), or the cheapest option when the
+    best is not significantly different from it and the cheapest is eligible too."""
     u = utilities(scores, w)
-    best = max(u, key=u.get)
+    pool = eligible or list(u)
+    best = max(pool, key=u.get)
     e = equiv.get(best)
-    if e and e["equivalent"]:
+    if e and e["equivalent"] and e["cheaper"] in pool:
         info = {
             "applied": True,
             "best_by_utility": best,
@@ -214,9 +219,9 @@ def decide(scores: dict, w: dict, equiv: dict[str, dict]) -> tuple[str, dict, di
     return best, u, {"applied": False}
 
 
-def flip_points(scores: dict, w: dict, verdict: str, equiv: dict[str, dict]) -> dict:
+def flip_points(scores: dict, w: dict, verdict: str, equiv: dict[str, dict], eligible: list[str] | None = None) -> dict:
     """For each criterion: the smallest weight (scanned from 0 to 1, others rescaled to keep the sum)
-    that gives another verdict, if any."""
+    that gives another verdict among the `eligible` options (as `decide`), if any."""
     out = {}
     grid = np.round(np.linspace(0, 1, 201), 4)
     for c in CRITERIA:
@@ -227,7 +232,7 @@ def flip_points(scores: dict, w: dict, verdict: str, equiv: dict[str, dict]) -> 
                 k: (target if k == c else (v * (1 - target) / rest if rest > 0 else (1 - target) / (len(w) - 1)))
                 for k, v in w.items()
             }
-            v2, _, _ = decide(scores, w2, equiv)
+            v2, _, _ = decide(scores, w2, equiv, eligible)
             if v2 != verdict:
                 best = {
                     "weight_now": round(w[c], 4),
@@ -240,15 +245,22 @@ def flip_points(scores: dict, w: dict, verdict: str, equiv: dict[str, dict]) -> 
     return out
 
 
-def win_shares(scores: dict, equiv: dict[str, dict], draws: int = 10_000, seed: int = 0) -> dict[str, float]:
+def win_shares(
+    scores: dict, equiv: dict[str, dict], eligible: list[str] | None = None, draws: int = 10_000, seed: int = 0
+) -> dict[str, float]:
     """Share of Dirichlet(1,..,1) weight vectors under which each option is the verdict (the same rule
-    as `decide`, equivalence to the cheapest option included)."""
+    as `decide`: only `eligible` options win, equivalence to an eligible cheapest option included)."""
     rng = np.random.default_rng(seed)
     W = rng.dirichlet(np.ones(len(CRITERIA)), size=draws)
     opts = list(scores)
+    pool = eligible or opts
     S = np.array([[scores[o][c] for c in CRITERIA] for o in opts])
-    verdicts = [opts[i] for i in np.argmax(W @ S.T, axis=1)]
-    verdicts = [equiv[v]["cheaper"] if v in equiv and equiv[v]["equivalent"] else v for v in verdicts]
+    U = np.where([o in pool for o in opts], W @ S.T, -np.inf)
+    verdicts = [opts[i] for i in np.argmax(U, axis=1)]
+    verdicts = [
+        equiv[v]["cheaper"] if v in equiv and equiv[v]["equivalent"] and equiv[v]["cheaper"] in pool else v
+        for v in verdicts
+    ]
     return {o: round(verdicts.count(o) / draws, 4) for o in opts}
 
 
@@ -459,6 +471,47 @@ def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
     }
 
 
+def fit_first(fit: dict, u: dict[str, float], verdict: str) -> dict:
+    """The fit_first block of recommendation.json: whether the targets overrode the utility. Applied when some
+    option meets every target and the option with the highest utility does not (so the verdict is the best
+    utility among those that meet them); then `best_by_utility`, the options that meet them (`fit`), and the
+    targets the utility's choice does not meet with their status."""
+    best = max(u, key=u.get)
+    if not fit["any_fit"] or best == verdict or fit["options"][best]["fit"] == "meets":
+        return {"applied": False}
+    row = fit["options"][best]
+    return {
+        "applied": True,
+        "best_by_utility": best,
+        "fit": [o for o, r in fit["options"].items() if r["fit"] == "meets"],
+        "short_of": {t: row[t]["status"] for t in fit["targets"] if row[t]["status"] != "meets"},
+    }
+
+
+def _fit_first_reason(ev: Evidence, fit: dict, first: dict, u: dict[str, float], verdict: str) -> list[str]:
+    """First reason when the targets overrode the utility: what the utility's choice falls short of, with
+    its numbers, and the advised option's numbers against the same targets."""
+    if not first["applied"]:
+        return []
+    best, V = first["best_by_utility"], _name(verdict)
+    m = {"accuracy": ev.accuracy, "hallucination_rate": ev.hallucination}
+    word = {"accuracy": "accuracy", "hallucination_rate": "hallucination"}
+    bound = {"accuracy": "at least", "hallucination_rate": "at most"}
+    t = fit["targets"]
+    short = "; ".join(
+        f"{word[k]} {_pct_ci(m[k][best])} against {bound[k]} {_target(t[k])}"
+        + (", too close to tell" if status == "cannot tell" else "")
+        for k, status in first["short_of"].items()
+    )
+    meets = ", ".join(f"{word[k]} {_pct_ci(m[k][verdict])}" for k in t)
+    return [
+        f"Fit for purpose first: {_name(best)} has the highest utility ({u[best]:.3f} vs {u[verdict]:.3f}) but "
+        f"does not meet the quality targets ({short}); {V} meets every target ({meets}), so {V} is advised. "
+        "To weigh these targets against the other criteria instead, lower them "
+        "(`advisor recommend RUN_DIR --targets ...`)."
+    ]
+
+
 # ---------------------------------------------------------------- how sure: stability and separation
 
 
@@ -564,6 +617,11 @@ def stability_of(rec: dict) -> dict:
     )
     if equivalent:
         why += "; the measured differences are not significant, so the cheaper option is advised"
+    fit = rec.get("fit_for_purpose") or {}
+    meets = [o for o, r in (fit.get("options") or {}).items() if r.get("fit") == "meets"]
+    if fit.get("any_fit") and len(meets) < len(fit["options"]):
+        names = " and ".join(map(_name, meets))
+        why += f"; the weights choose among the options that meet the quality targets ({names})"
     return {"level": ["low", "medium", "high"][level], "why": why}
 
 
@@ -759,14 +817,16 @@ def recommend(
     t = validate_targets(targets or {})
     scores = criterion_scores(ev, f)
     eq = equivalences(ev)
-    verdict, u, equiv = decide(scores, w, eq)
-    ranked = sorted(u.values(), reverse=True)
     fit = fit_for_purpose(ev, t)
+    # fit for purpose first: when some option meets every target, the verdict is one of them
+    eligible = [o for o, r in fit["options"].items() if r["fit"] == "meets"]
+    verdict, u, equiv = decide(scores, w, eq, eligible)
+    first = fit_first(fit, u, verdict)
     others = [o for o in u if o != verdict]
     runner = max(others, key=u.get) if others else None
     sensitivity = {
-        "flip_points": flip_points(scores, w, verdict, eq),
-        "win_share": win_shares(scores, eq),
+        "flip_points": flip_points(scores, w, verdict, eq, eligible),
+        "win_share": win_shares(scores, eq, eligible),
         "draws": 10_000,
         "weight_distribution": "Dirichlet(1, ..., 1) over the criteria",
     }
@@ -778,15 +838,20 @@ def recommend(
     return {
         "verdict": verdict,
         "utilities": {o: round(v, 4) for o, v in u.items()},
-        "margin": round(ranked[0] - ranked[1], 4) if len(ranked) > 1 else None,
+        # the verdict's utility lead over the best other option (negative when fit for purpose overrode it)
+        "margin": round(u[verdict] - u[runner], 4) if runner else None,
         "reasons": ([] if fit["any_fit"] else [fit["statement"]])
+        + _fit_first_reason(ev, fit, first, u, verdict)
         + _eval_set_reason(ev)
         + _collapse_reasons(ev)
         + explain(ev, scores, w, u, verdict, equiv, f)
         + _abstention_reason(ev, scores)
         + _knowledge_reasons(ev),
         "fit_for_purpose": fit,
-        "stability": stability_of({"verdict": verdict, "sensitivity": sensitivity, "no_significant_difference": equiv}),
+        "fit_first": first,
+        "stability": stability_of(
+            {"verdict": verdict, "sensitivity": sensitivity, "no_significant_difference": equiv, "fit_for_purpose": fit}
+        ),
         "separation": separation(ev, verdict, runner),
         "collapsed": collapsed_options(ev),
         "no_significant_difference": equiv,

@@ -516,6 +516,13 @@ def stability_detail(rec: dict) -> str:
             f"{rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, but not significantly, so the "
             f"cheaper {v} is advised"
         )
+    elif (first := rec.get("fit_first") or {}).get("applied"):
+        best = first["best_by_utility"]
+        line += (
+            f"; by utility {option_label(best)} leads {v} by "
+            f"{rec['utilities'][best] - rec['utilities'][rec['verdict']]:.3f}, but it does not meet the quality "
+            f"targets and {v} does"
+        )
     elif len(u) > 1:
         line += f"; it leads {option_label(u[1][0])} by {u[0][1] - u[1][1]:.3f} in utility"
     flips = [(c, f) for c, f in sens["flip_points"].items() if f]

@@ -166,6 +166,67 @@ def test_fit_for_purpose_reads_each_target_by_its_ci_as_meets_misses_or_cannot_t
     assert fit["best"] == "rag"  # the option the dashboard holds against the targets
 
 
+def _rag_cheap_but_short_of_the_targets():
+    """Measured shape (records corpus, a 270M model, one record in the prompt): RAG 79% accurate and 20%
+    hallucinating, Fine-tune + RAG 94% and 4.8% but 40x longer to build, so the balanced utility prefers RAG."""
+    return evidence(
+        {"rag": 0.79, "fine-tune": 0.09, "both": 0.94},
+        {"rag": 0.20, "fine-tune": 0.93, "both": 0.048},
+        build={"rag": 60.0, "fine-tune": 2446.0, "both": 2506.0},
+        lat={"rag": 1.0, "fine-tune": 0.5, "both": 1.1},
+    )
+
+
+def test_an_option_that_misses_a_target_is_not_advised_over_one_that_meets_them():
+    rec = recommend(_rag_cheap_but_short_of_the_targets())  # default targets: accuracy >= 80%, hallucination <= 10%
+    assert rec["utilities"]["rag"] > rec["utilities"]["both"]
+    assert rec["verdict"] == "both"
+    assert rec["fit_first"] == {
+        "applied": True,
+        "best_by_utility": "rag",
+        "fit": ["both"],
+        "short_of": {"accuracy": "cannot tell", "hallucination_rate": "misses"},
+    }
+    assert rec["margin"] < 0  # the verdict's utility lead over the best other option
+    assert rec["reasons"][0].startswith(
+        "Fit for purpose first: RAG has the highest utility (0.858 vs 0.847) but does not meet the quality targets "
+        "(accuracy 79.0% [74.0, 84.0] against at least 80%, too close to tell; hallucination 20.0% [15.0, 25.0] "
+        "against at most 10%); Fine-tune + RAG meets every target (accuracy 94.0% [89.0, 99.0], hallucination "
+        "4.8% [0.0, 9.8]), so Fine-tune + RAG is advised."
+    )
+    # other weights choose among the options that meet the targets only, so nothing flips it to RAG
+    assert rec["sensitivity"]["win_share"] == {"rag": 0.0, "fine-tune": 0.0, "both": 1.0}
+    assert all(f is None for f in rec["sensitivity"]["flip_points"].values())
+    assert rec["stability"]["why"].endswith(
+        "the weights choose among the options that meet the quality targets (Fine-tune + RAG)"
+    )
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [{"accuracy": 0.99}, {"accuracy": 0.5, "hallucination_rate": 0.3}],
+    ids=["none-meets", "both-retrieval-options-meet"],
+)
+def test_when_the_utilitys_choice_meets_the_targets_or_nothing_does_the_utility_decides(targets):
+    rec = recommend(_rag_cheap_but_short_of_the_targets(), targets=targets)
+    assert rec["verdict"] == "rag" and rec["fit_first"] == {"applied": False}
+    assert rec["margin"] > 0 and not rec["reasons"][0].startswith("Fit for purpose first")
+
+
+def test_the_plain_reasons_and_the_report_say_when_the_targets_overrode_the_utility():
+    from advisor.plain import main_reasons
+    from advisor.report import stability_detail
+
+    rec = recommend(_rag_cheap_but_short_of_the_targets())
+    assert main_reasons(rec)[0] == (
+        "RAG scored higher on the weighted criteria, but it does not meet the quality targets and "
+        "Fine-tune + RAG does, so Fine-tune + RAG is advised."
+    )
+    assert "; by utility RAG leads Fine-tune + RAG by 0.011, but it does not meet the quality targets and " in (
+        stability_detail(rec)
+    )
+
+
 def test_hallucination_target_is_met_only_when_the_whole_ci_is_below_it():
     ev = evidence(
         {"rag": 0.9, "fine-tune": 0.9},
