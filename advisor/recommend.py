@@ -429,11 +429,17 @@ def _fine_tune_lines(ev: Evidence) -> list[str]:
     ]
 
 
+def meeting_every_target(fit: dict) -> list[str]:
+    """The options whose fit is "meets" (every target met by its 95% CI), in the fit_for_purpose block's
+    order: the one place the fit-first rule, its reason and the stability line read them from."""
+    return [o for o, r in (fit.get("options") or {}).items() if r.get("fit") == "meets"]
+
+
 def fit_for_purpose(ev: Evidence, targets: dict[str, float]) -> dict:
     """The fit_for_purpose block of recommendation.json: targets, per-option statuses, whether any option
     meets every target, a one-line statement and what the measurements point to (evidence_points_to)."""
     options = fit_options(ev, targets)
-    fit = [o for o, r in options.items() if r["fit"] == "meets"]
+    fit = meeting_every_target({"options": options})
     acc_t, hal_t = targets["accuracy"], targets["hallucination_rate"]
     goal = f"accuracy at least {_target(acc_t)}, hallucination at most {_target(hal_t)}"
     points = [] if fit else evidence_points_to(ev, options)
@@ -483,7 +489,7 @@ def fit_first(fit: dict, u: dict[str, float], verdict: str) -> dict:
     return {
         "applied": True,
         "best_by_utility": best,
-        "fit": [o for o, r in fit["options"].items() if r["fit"] == "meets"],
+        "fit": meeting_every_target(fit),
         "short_of": {t: row[t]["status"] for t in fit["targets"] if row[t]["status"] != "meets"},
     }
 
@@ -618,7 +624,7 @@ def stability_of(rec: dict) -> dict:
     if equivalent:
         why += "; the measured differences are not significant, so the cheaper option is advised"
     fit = rec.get("fit_for_purpose") or {}
-    meets = [o for o, r in (fit.get("options") or {}).items() if r.get("fit") == "meets"]
+    meets = meeting_every_target(fit)
     if fit.get("any_fit") and len(meets) < len(fit["options"]):
         names = " and ".join(map(_name, meets))
         why += f"; the weights choose among the options that meet the quality targets ({names})"
@@ -819,7 +825,7 @@ def recommend(
     eq = equivalences(ev)
     fit = fit_for_purpose(ev, t)
     # fit for purpose first: when some option meets every target, the verdict is one of them
-    eligible = [o for o, r in fit["options"].items() if r["fit"] == "meets"]
+    eligible = meeting_every_target(fit)
     verdict, u, equiv = decide(scores, w, eq, eligible)
     first = fit_first(fit, u, verdict)
     others = [o for o in u if o != verdict]
