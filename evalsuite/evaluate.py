@@ -20,7 +20,7 @@ from pathlib import Path
 
 from advisor.core.answer import Answerer, cited_ranks, strip_citations
 from advisor.core.arms import ARM, BASE_WEIGHTS, PAIRS, TUNED_WEIGHTS
-from advisor.core.artifacts import peak_rss_mb, read_jsonl
+from advisor.core.artifacts import peak_rss_mb, read_jsonl, reset_peak_rss
 from advisor.core.qa import QAItem
 from evalsuite.collapse import detect_collapse
 from evalsuite.knowledge import by_knowledge, knowledge_summary
@@ -42,12 +42,12 @@ from evalsuite.stats import cohen_kappa, paired_difference, summarize, summarize
 
 def answer_and_score(arm: Answerer, items: list[QAItem], embedder=None, confidence: float = 0.5) -> list[dict]:
     """Answer every question with `arm` and score the answers; one dict per question."""
-    peak_before = _peak_memory_mb(reset=True)
+    _peak_memory_mb(reset=True)
     t0 = time.perf_counter()
     answers = arm.answer([it.question for it in items])
     wall = time.perf_counter() - t0
-    # Peak of the whole process (resident memory on CPU, allocated GPU memory on CUDA) by the end of this arm.
-    peak = max(peak_before, _peak_memory_mb())
+    # This arm's peak (resident memory of the process on CPU, allocated GPU memory on CUDA) while it answered.
+    peak = _peak_memory_mb()
     rows = [
         {
             "id": it.id,
@@ -76,12 +76,13 @@ def _peak_memory_mb(reset: bool = False) -> float:
         import torch
 
         if torch.cuda.is_available():
-            v = torch.cuda.max_memory_allocated() / 2**20
             if reset:
                 torch.cuda.reset_peak_memory_stats()
-            return v
+            return torch.cuda.max_memory_allocated() / 2**20
     except ImportError:
         pass
+    if reset:
+        reset_peak_rss()
     return peak_rss_mb()
 
 

@@ -439,3 +439,30 @@ def test_aggregate_reports_collapse_and_the_known_facts_breakdown(tmp_path):
     }
     plain = aggregate(tmp_path, ["base"], None, 200, 0)
     assert "knowledge" not in plain and "by_knowledge" not in plain["arms"]["base"] and "base" in plain["collapse"]
+
+
+class _MemoryArm:
+    """An arm that holds `mb` MB of resident memory while it answers (then frees it)."""
+
+    def __init__(self, name: str, mb: int):
+        self.name, self.mb = name, mb
+
+    def answer(self, questions: list[str]) -> list:
+        from advisor.core.answer import Answer
+
+        held = bytearray(self.mb << 20)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+        del held
+        return [Answer("Paris") for _ in questions]
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="the peak reset is Linux's")
+def test_each_arm_records_its_own_peak_memory_not_an_earlier_arms():
+    from advisor.core.qa import QAItem
+    from evalsuite.evaluate import answer_and_score
+
+    items = [QAItem(id="q1", question="Capital of France?", answers=["Paris"])]
+    big = answer_and_score(_MemoryArm("big", 400), items)[0]["arm_peak_memory_mb"]
+    small = answer_and_score(_MemoryArm("small", 0), items)[0]["arm_peak_memory_mb"]
+    assert big - small >= 350, (big, small)

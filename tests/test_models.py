@@ -157,3 +157,15 @@ def test_sampling_a_4bit_model_near_temperature_0_gives_the_greedy_answers(tiny_
     cold = lm.sample(prompts, 2, 1e-3, seed=0, max_new_tokens=5, batch_size=3)
     assert [[g.text for g in r] for r in cold] == [[t, t] for t in greedy]
     assert not any("forward" in vars(m) for m in lm.model.modules())
+
+
+def test_prepare_converts_bundled_generators_by_name_and_refuses_anything_else(monkeypatch, tmp_path):
+    converted = []
+    monkeypatch.setattr(models, "_converted_gguf", lambda name, src: converted.append(name) or tmp_path / name)
+    monkeypatch.setattr(models.BundledModel, "source", lambda self: tmp_path / "x.gguf")
+    assert models.prepare_bundled(["smollm2-135m-instruct"]) == [tmp_path / "smollm2-135m-instruct"]
+    assert converted == ["smollm2-135m-instruct"]
+    with pytest.raises(AdvisorError, match="'all-minilm-l6-v2' is not a bundled generator; bundled: smollm2"):
+        models.prepare_bundled(["all-minilm-l6-v2"])
+    with pytest.raises(AdvisorError, match="'smollm2-135m' is not a bundled generator.*did you mean"):
+        models.prepare_bundled(["smollm2-135m"])

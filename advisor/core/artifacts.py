@@ -102,8 +102,32 @@ def combine_hashes(*parts: str) -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process (since the last reset_peak_rss), in MB.
+
+    Linux: VmHWM of /proc/self/status, the high-water mark of this process's own memory. Not ru_maxrss: a
+    child started by subprocess (vfork + exec) inherits its parent's peak in ru_maxrss, so a tune stage
+    started after a 4 GB model conversion in the parent reported 4 GB whatever it used itself. Elsewhere
+    ru_maxrss (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Start peak_rss_mb afresh from the current resident memory (Linux: "5" to /proc/self/clear_refs), so a
+    stage or an arm measures its own peak, not an earlier one's. False where the system has no such reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def git_sha() -> str | None:
@@ -235,6 +259,7 @@ class RunDir:
             yield StageHandle(name, skipped=True)
             return
         start = time.perf_counter()
+        reset_peak_rss()  # the stage's peak_rss_mb is its own, not an earlier stage's in this process
         with self._locked_manifest() as m:
             m.setdefault("stages", {})[name] = {
                 "status": "running",

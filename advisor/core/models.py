@@ -346,3 +346,32 @@ def load_causal_model(spec: str, quantization: str = "nf4", device: str | None =
         _keep_cpu_4bit_layout(model)
     model.eval()
     return model, tok
+
+
+def prepare_bundled(names: list[str]) -> list[Path]:
+    """Convert the named bundled generators now (SmolLM2: 25-35 s, 1.2 GB, once per $ADVISOR_HOME), so that the
+    first `advisor plan` or `advisor run` starts without it; `make setup` runs it for the default generator.
+    Embedders need no conversion. An unknown or uninstalled name raises AdvisorError / ModelUnavailable."""
+    out = []
+    for name in names:
+        if name not in BUNDLED or BUNDLED[name].kind != "causal":
+            causal = [n for n, m in BUNDLED.items() if m.kind == "causal"]
+            raise AdvisorError(
+                f"'{name}' is not a bundled generator{did_you_mean(name, causal)}; bundled: {', '.join(causal)}"
+            )
+        out.append(Path(resolve_model(name, "causal").path))
+    return out
+
+
+if __name__ == "__main__":
+    # python -m advisor.core.models [NAME ...]: convert bundled generators once (default: the default generator)
+    import sys
+
+    from advisor.core.config import ModelConfig
+
+    try:
+        for folder in prepare_bundled(sys.argv[1:] or [ModelConfig().spec]):
+            print(folder)
+    except AdvisorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
