@@ -233,6 +233,9 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     assert info["stopped_early"] and info["steps"] < 30
     vals = [h["val_loss"] for h in info["history"]]
     assert min(vals[-2:]) >= min(vals) and info["best_step"] == vals.index(min(vals)) + 1
+    peaks = [h["peak_rss_mb"] for h in info["history"]]  # the process's memory over the run, step by step
+    assert peaks == sorted(peaks) and all(h["rss_mb"] <= h["peak_rss_mb"] for h in info["history"])
+    assert peaks[-1] <= info["peak_rss_mb"]
     png = run / "adapter" / "val_loss.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

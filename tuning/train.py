@@ -38,6 +38,7 @@ from advisor.core.artifacts import (
     combine_hashes,
     peak_rss_mb,
     read_jsonl,
+    rss_mb,
     sha256_bytes,
     sha256_file,
 )
@@ -587,6 +588,9 @@ class AdapterTraining:
             }
             if s.step % self.val_every == 0 or s.step == self.total_steps:
                 self._validate(rec)
+            # where the process's memory goes over the run: resident now and its peak so far (MB)
+            now = rss_mb()
+            rec.update(rss_mb=None if now is None else round(now, 1), peak_rss_mb=round(peak_rss_mb(), 1))
             s.history.append(rec)
             el = time.perf_counter() - t_train
             bar.set_postfix(

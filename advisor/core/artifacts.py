@@ -101,22 +101,34 @@ def combine_hashes(*parts: str) -> str:
     return sha256_bytes("\n".join(parts).encode())[:16]
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in MB; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (since the last reset_peak_rss), in MB.
 
     Linux: VmHWM of /proc/self/status, the high-water mark of this process's own memory. Not ru_maxrss: a
-    child started by subprocess (vfork + exec) inherits its parent's peak in ru_maxrss, so a tune stage
-    started after a 4 GB model conversion in the parent reported 4 GB whatever it used itself. Elsewhere
-    ru_maxrss (KiB on Linux, bytes on macOS)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
+    child started by subprocess inherits its parent's peak (vfork) or its parent's size at the fork in
+    ru_maxrss (docs/architecture.md 'Peak memory'). Elsewhere ru_maxrss (KiB on Linux, bytes on macOS)."""
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process now, in MB (Linux; None elsewhere)."""
+    return _proc_status_mb("VmRSS")
 
 
 def reset_peak_rss() -> bool:
