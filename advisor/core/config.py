@@ -219,9 +219,9 @@ class TuningConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     max_seq_len: int = 256  # tokens per training sequence (longer corpus text is split)
     # padded tokens per forward pass: a wider micro-batch (long RAFT examples) is split, gradients accumulated; 0 = off.
-    # 1024: the quickstart's widest steps peaked at 3.3 GB RSS and 124 tokens/s, against 9.3 GB and 147 at 2048
-    # (docs/fine-tuning-measured.md, 'Tune-stage memory')
-    max_batch_tokens: int = 1024
+    # 768: the quickstart's tune stage peaked at 3,545 MB (its own high-water mark) against 4,224 at 1024, at 104
+    # tokens/s against 105, and 9.3 GB at 2048 (docs/fine-tuning-measured.md, 'Tune-stage memory')
+    max_batch_tokens: int = 768
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     # at most this many of the held-out examples are scored (the rest are neither trained nor scored); 0 = all of
     # them. A time budget sets it: a pass over a 30x sample corpus's 165 held-out examples took 81 s
