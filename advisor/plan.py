@@ -339,6 +339,11 @@ def calibration_path(key: dict) -> Path:
 
 
 def _rss_mb() -> float:
+    from advisor.core.artifacts import rss_mb
+
+    now = rss_mb()  # /proc/self/status; psutil off Linux
+    if now is not None:
+        return now
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
@@ -696,12 +701,14 @@ class Plan:
     sizes: dict  # the sizes a budget may cut: steps, questions (answerable, unanswerable), probe items
     notes: list[str]
     calibration: dict
+    done: list[str] = field(default_factory=list)  # stages an earlier attempt finished (resumed past, not counted)
 
     def to_dict(self) -> dict:
         return {
             "total_s": round(self.total_s, 1),
             "peak_mb": round(self.peak_mb),
             "sizes": self.sizes,
+            "done_earlier": self.done,
             "stages": {
                 s.name: {
                     "seconds": round(s.seconds, 1),
@@ -1022,6 +1029,38 @@ def _add_up(out: list[StageEstimate], parallel: bool) -> tuple[float, float]:
     return sum(e.seconds for e in out), max((e.peak_mb or 0 for e in out), default=0)
 
 
+def done_earlier(run_dir: Path, cfg: Config) -> list[str]:
+    """The stages an earlier attempt in `run_dir` finished with this very config (config.yaml) and these input
+    files (manifest.json 'inputs'): a run there resumes past them, as each stage's inputs hash is unchanged. None
+    when the folder holds no run, or one of another config or other inputs (a question set the qa stage made is
+    that run's own, so only a given one is compared)."""
+    from advisor.core.config import dump_config
+    from advisor.pipeline import input_hashes, planned_stages
+
+    try:
+        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+        config = (Path(run_dir) / "config.yaml").read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return []
+    if not isinstance(manifest, dict) or config != dump_config(cfg):
+        return []
+    was = manifest.get("inputs") or {}
+    if any(h is not None and was.get(k) != h for k, h in input_hashes(cfg).items()):
+        return []
+    stages = manifest.get("stages") or {}
+    return [s for s in planned_stages(cfg) if (stages.get(s) or {}).get("status") == "done"]
+
+
+def resumed(plan: Plan, done: list[str]) -> Plan:
+    """The plan of a run that resumes past the stages `done`: those count no time and no memory."""
+    if not done:
+        return plan
+    parallel = any(s.track for s in plan.stages)
+    stages = [replace(s, seconds=0.0, peak_mb=None) if s.name in done else s for s in plan.stages]
+    total, peak = _add_up(stages, parallel)
+    return replace(plan, stages=stages, total_s=total, peak_mb=peak, done=list(done))
+
+
 # ---------------------------------------------------------------- a time budget
 
 
@@ -1257,6 +1296,27 @@ def device_speedup(device: str | None, speedup: float | None) -> tuple[float, st
     return speedup, why
 
 
+def _stage_rows(plan: Plan) -> list[str]:
+    """The plan's table: one row per stage (time, peak memory, work), the total, and what a resume skips."""
+    width = max(len(s.name) for s in plan.stages)
+    L = [f"  {'stage':<{width}}  {'time':>11}  {'peak RSS':>8}  work"]
+    for s in plan.stages:
+        mem = f"{s.peak_mb / 1024:.1f} GB" if s.peak_mb else "–"
+        par = "  [parallel]" if s.track else ""
+        when = "done" if s.name in plan.done else fmt_s(s.seconds)
+        L.append(f"  {s.name:<{width}}  {when:>11}  {mem:>8}  {s.work}{par}")
+    L.append(
+        f"  {'total':<{width}}  {fmt_s(plan.total_s):>11}  {plan.peak_mb / 1024:>5.1f} GB"
+        + ("  (index and tuning tracks in parallel)" if any(s.track for s in plan.stages) else "")
+    )
+    if plan.done:
+        L.append(
+            f"resumes: {len(plan.done)} of {len(plan.stages)} stages were done by an earlier attempt in the run "
+            "directory with this config and these inputs; the total counts the rest"
+        )
+    return L
+
+
 def render(
     plan: Plan,
     cfg: Config,
@@ -1273,16 +1333,7 @@ def render(
         f"plan: {work.n_documents} documents, {work.n_chunks:,} chunks; model {cfg.model.spec} "
         f"({cfg.model.quantization}); embedder {cfg.retrieval.embedder}; this machine: {where}"
     ]
-    width = max(len(s.name) for s in plan.stages)
-    L.append(f"  {'stage':<{width}}  {'time':>11}  {'peak RSS':>8}  work")
-    for s in plan.stages:
-        mem = f"{s.peak_mb / 1024:.1f} GB" if s.peak_mb else "–"
-        par = "  [parallel]" if s.track else ""
-        L.append(f"  {s.name:<{width}}  {fmt_s(s.seconds):>11}  {mem:>8}  {s.work}{par}")
-    L.append(
-        f"  {'total':<{width}}  {fmt_s(plan.total_s):>11}  {plan.peak_mb / 1024:>5.1f} GB"
-        + ("  (index and tuning tracks in parallel)" if any(s.track for s in plan.stages) else "")
-    )
+    L += _stage_rows(plan)
     cap = work.train_cap
     if cap.get("capped"):
         L.append(
@@ -1413,11 +1464,16 @@ def plan_only(
     speedup: float | None = None,
     price_per_hour: float | None = None,
     budget_label: str | None = None,
+    out: Path | None = None,
 ) -> str:
-    """advisor plan: the rendered plan of a config (sized to run.time_budget when it has one); builds nothing."""
+    """advisor plan: the rendered plan of a config (sized to run.time_budget when it has one); builds nothing.
+    Stages a run in `out` (default: the config's run directory) already finished are shown done."""
+    from advisor.pipeline import default_run_dir
+
     speed = device_speedup(device, speedup)
     _price(price_per_hour)
     cfg, plan, work, sizing, _ = _sized(_checked(cfg), refresh, budget_label)
+    plan = resumed(plan, done_earlier(out or default_run_dir(cfg), cfg))
     return render(plan, cfg, work, speed, price_per_hour, sizing)
 
 
@@ -1461,6 +1517,7 @@ def prepare_run(
         check_out(out, force)
     cfg, plan, work, sizing, _ = _sized(cfg, refresh, budget_label)
     check_unlocked(out or default_run_dir(cfg))  # a run directory in use refuses before any plan is printed
+    plan = resumed(plan, done_earlier(out or default_run_dir(cfg), cfg))
     text = render(plan, cfg, work, speed, price_per_hour, sizing)
     needs_yes = not (cfg.run.time_budget or yes) and plan.total_s > cfg.run.confirm_over_s
     if needs_yes and not interactive:

@@ -956,13 +956,14 @@ def _stage_table(manifest: dict) -> list[str]:
     stages = manifest.get("stages", {})
     plan = manifest.get("plan") or {}  # advisor plan's estimate, recorded by advisor run
     planned = (plan.get("estimate") or {}).get("stages", {})
+    resumed = set((plan.get("estimate") or {}).get("done_earlier") or [])  # not planned: an earlier attempt's
     L = []
     if stages:
         L += ["| stage | status | wall time | planned | peak memory |", "|---|---|---|---|---|"]
         for name, st in stages.items():
             wall = duration(st["wall_s"]) if isinstance(st.get("wall_s"), (int, float)) else "–"
             est = planned.get(name, {}).get("seconds")
-            est = duration(est) if isinstance(est, (int, float)) else "–"
+            est = "done earlier" if name in resumed else duration(est) if isinstance(est, (int, float)) else "–"
             rss = f"{st['peak_rss_mb'] / 1024:.1f} GB" if isinstance(st.get("peak_rss_mb"), (int, float)) else "–"
             L.append(f"| {stage_words(name)} | {st.get('status', '–')} | {wall} | {est} | {rss} |")
     else:

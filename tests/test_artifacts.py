@@ -65,7 +65,7 @@ def test_two_processes_update_the_manifest_without_losing_stages(tmp_path):
     assert len(stages) == 40 and all(s["status"] == "done" for s in stages.values())
 
 
-def _touch_mb(n: int) -> bytearray:
+def touch_mb(n: int) -> bytearray:
     """n MB of resident memory (every page written)."""
     b = bytearray(n << 20)
     for i in range(0, len(b), 4096):
@@ -80,7 +80,7 @@ CHILD_PEAK = "from advisor.core.artifacts import peak_rss_mb; print(peak_rss_mb(
 def test_a_child_process_reports_its_own_peak_not_its_parents(start):
     # The tracks are started by subprocess from a process that may have held GBs (a model conversion, the qa
     # stage): ru_maxrss hands the parent's peak (vfork) or its size at fork to the child.
-    held = _touch_mb(600)
+    held = touch_mb(600)
     extra = {"preexec_fn": lambda: None} if start == "fork" else {}  # preexec_fn makes subprocess fork
     out = subprocess.run([sys.executable, "-c", CHILD_PEAK], capture_output=True, text=True, check=True, **extra)
     assert peak_rss_mb() >= 600
@@ -92,7 +92,7 @@ def test_a_child_process_reports_its_own_peak_not_its_parents(start):
 def test_each_stage_records_its_own_peak_memory(tmp_path):
     run = RunDir(tmp_path / "run")
     with run.stage("big", inputs_hash="h", outputs=[]):
-        held = _touch_mb(400)
+        held = touch_mb(400)
         del held
     with run.stage("small", inputs_hash="h", outputs=[]):
         pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -409,3 +410,49 @@ def test_the_plan_prices_validation_passes_at_their_own_recorded_speed_and_a_ski
     path.write_text(json.dumps({**cal, "observed_train": {**first, "at": "then"}}))
     assert record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-v")["at"] == "then"
     assert json.loads(path.read_text())["observed_train"]["at"] == "then"
+
+
+def test_a_plan_on_a_run_directory_counts_only_the_stages_an_earlier_attempt_left(
+    tiny_model_dir, finished_tiny_run, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    from advisor import plan as plan_mod
+    from advisor.report import build_report
+
+    monkeypatch.setattr(plan_mod, "calibrate", lambda cfg, refresh=False, progress=True: dict(FAKE_CAL))
+    cfg = tiny_cfg(tiny_model_dir)
+    stages = planned_stages(cfg)
+    assert plan_mod.done_earlier(finished_tiny_run, cfg) == stages  # a finished run: a rerun skips every stage
+    part = tmp_path / "part"  # as an interrupted run leaves it: eval_tuned failed, nothing after it began
+    shutil.copytree(finished_tiny_run, part)
+    m = json.loads((part / "manifest.json").read_text())
+    cut = stages.index("eval_tuned")
+    m["stages"]["eval_tuned"]["status"] = "failed"
+    for s in stages[cut + 1 :]:
+        del m["stages"][s]
+    (part / "manifest.json").write_text(json.dumps(m))
+    assert plan_mod.done_earlier(part, cfg) == stages[:cut]
+
+    full = plan_mod.make_plan(cfg)[0]
+    assert main(["plan", *tiny_args(tiny_model_dir), "--out", str(part)]) == 0
+    out = capsys.readouterr().out
+    # each row: name, then its time (right-aligned, may hold single spaces: '1 min 05 s'), then peak RSS, work
+    rows = dict(re.findall(r"^  (\w+) +(\S+(?: \S+)*?)  ", out, re.M))
+    assert all(rows[s] == "done" for s in stages[:cut]) and all(rows[s] != "done" for s in stages[cut:])
+    left = sum(s.seconds for s in full.stages if s.name in stages[cut:])
+    assert rows["total"] == plan_mod.fmt_s(left) != plan_mod.fmt_s(full.total_s)
+    assert f"resumes: {cut} of {len(stages)} stages were done" in out
+    assert main(["plan", *tiny_args(tiny_model_dir)]) == 0  # another run directory: the whole plan
+    assert "resumes:" not in capsys.readouterr().out
+    _, record = plan_mod.prepare_run(cfg, part, False, yes=False, interactive=False)  # what advisor run records
+    assert record["estimate"]["done_earlier"] == stages[:cut] and record["estimate"]["total_s"] == round(left, 1)
+    (part / "manifest.json").write_text(json.dumps({**m, "plan": record}))
+    md, _ = build_report(part)
+    assert md.count("| done earlier |") == cut
+
+    # another config, or other input files under the same paths: the run starts afresh, so all is counted
+    assert plan_mod.done_earlier(part, tiny_cfg(tiny_model_dir, "eval.limit=5")) == []
+    m["inputs"]["corpus"] = "another corpus"
+    (part / "manifest.json").write_text(json.dumps(m))
+    assert plan_mod.done_earlier(part, cfg) == []

@@ -8,6 +8,7 @@ advisor run --dry-run ...                      # the same
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from advisor.commands.run import add_plan_options, add_run_arguments
 
@@ -49,6 +50,7 @@ def cmd_plan(args) -> int:
             speedup=args.speedup,
             price_per_hour=args.price_per_hour,
             budget_label=args.time_budget,
+            out=Path(args.out) if args.out else None,
         )
     )
     return 0
