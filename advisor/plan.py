@@ -1034,13 +1034,14 @@ def done_earlier(run_dir: Path, cfg: Config) -> list[str]:
     files (manifest.json 'inputs'): a run there resumes past them, as each stage's inputs hash is unchanged. None
     when the folder holds no run, or one of another config or other inputs (a question set the qa stage made is
     that run's own, so only a given one is compared)."""
+    from advisor.core.artifacts import RunDir
     from advisor.core.config import dump_config
     from advisor.pipeline import input_hashes, planned_stages
 
     try:
-        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+        manifest = RunDir(run_dir).read_manifest()
         config = (Path(run_dir) / "config.yaml").read_text(encoding="utf-8")
-    except (OSError, ValueError):
+    except (OSError, AdvisorError):
         return []
     if not isinstance(manifest, dict) or config != dump_config(cfg):
         return []
@@ -1516,8 +1517,9 @@ def prepare_run(
     if out is not None:
         check_out(out, force)
     cfg, plan, work, sizing, _ = _sized(cfg, refresh, budget_label)
-    check_unlocked(out or default_run_dir(cfg))  # a run directory in use refuses before any plan is printed
-    plan = resumed(plan, done_earlier(out or default_run_dir(cfg), cfg))
+    run_dir = out or default_run_dir(cfg)
+    check_unlocked(run_dir)  # a run directory in use refuses before any plan is printed
+    plan = resumed(plan, done_earlier(run_dir, cfg))
     text = render(plan, cfg, work, speed, price_per_hour, sizing)
     needs_yes = not (cfg.run.time_budget or yes) and plan.total_s > cfg.run.confirm_over_s
     if needs_yes and not interactive:

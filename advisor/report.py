@@ -955,8 +955,9 @@ def _stage_table(manifest: dict) -> list[str]:
     """Each stage's status, wall time, planned time and peak memory, and the run's total."""
     stages = manifest.get("stages", {})
     plan = manifest.get("plan") or {}  # advisor plan's estimate, recorded by advisor run
-    planned = (plan.get("estimate") or {}).get("stages", {})
-    resumed = set((plan.get("estimate") or {}).get("done_earlier") or [])  # not planned: an earlier attempt's
+    estimate = plan.get("estimate") or {}
+    planned = estimate.get("stages", {})
+    resumed = set(estimate.get("done_earlier") or [])  # not planned: an earlier attempt's
     L = []
     if stages:
         L += ["| stage | status | wall time | planned | peak memory |", "|---|---|---|---|---|"]
@@ -971,7 +972,7 @@ def _stage_table(manifest: dict) -> list[str]:
     if manifest.get("wall_s") is not None:
         L.append(
             f"\nTotal wall time of the last `advisor run`: {duration(manifest['wall_s'])}"
-            + (f" (planned: {duration(plan['estimate']['total_s'])})." if plan.get("estimate") else ".")
+            + (f" (planned: {duration(estimate['total_s'])})." if estimate else ".")
         )
     return L
 
