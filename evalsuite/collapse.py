@@ -11,18 +11,35 @@ False
 
 from __future__ import annotations
 
+import re
+import string
 from collections import Counter
 
 from advisor.core.answer import strip_citations
-from evalsuite.metrics import is_abstention, normalize_answer
+from evalsuite.metrics import is_abstention
 
 # An arm is collapsed when one answer string, or the empty answer, is more than this share of its answers.
 COLLAPSE_SHARE = 0.20
 
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_EDGE = "".join(c for c in string.punctuation if c not in "$%") + string.whitespace  # a unit at an edge is meaning
+
+
+def collapse_key(text: str) -> str:
+    """The string two answers share when they are the same answer: lower-cased, articles and extra whitespace
+    gone, punctuation stripped at the edges only ('1.' and '1' are one answer). Unlike the SQuAD normalisation of
+    the scores, inner punctuation and units stay, so '$0.00' and '0.00%', or '1.5' and '15', are different answers.
+
+    >>> [collapse_key(a) for a in ("1.", "The Oslo.", "$0.00", "0.00%", "1.5", "(tk.txt)", "[...]")]
+    ['1', 'oslo', '$0.00', '0.00%', '1.5', 'tk.txt', '']
+    """
+    key = " ".join(_ARTICLES.sub(" ", text.lower()).split()).strip(_EDGE)
+    return key if re.search(r"\w", key) else ""
+
 
 def detect_collapse(answers: list[str], threshold: float = COLLAPSE_SHARE) -> dict:
     """{"collapsed", "top_answer", "top_share", "empty_share", "n", "reason"} over one arm's answers (every
-    question). Answers are compared SQuAD-normalised with citation markers removed ('1.' and '1 [3]' are the
+    question). Answers are compared by `collapse_key` with citation markers removed ('1.' and '1 [3]' are the
     same string); an abstention ('I don't know.' or any refusal, `is_abstention`) is a legitimate answer and
     never counts as the degenerate one. `top_answer` is the commonest spelling of the commonest string; an
     answer that is empty once citations and punctuation are gone counts towards `empty_share`."""
@@ -32,7 +49,7 @@ def detect_collapse(answers: list[str], threshold: float = COLLAPSE_SHARE) -> di
     empty = 0
     for a in answers:
         text = strip_citations(a)
-        key = normalize_answer(text)
+        key = collapse_key(text)
         if not key:
             empty += 1
         elif not is_abstention(text):

@@ -284,6 +284,8 @@ def test_score_rows_scores_bare_citations_on_the_raw_answer():
             "no answer string is more than 20%",
         ),
         (["1"] * 4 + [f"answer {i}" for i in range(16)], False, "1", "the commonest, '1', is 20%"),  # 20% is not > 20%
+        # a fee and a rate are two answers, though SQuAD normalisation makes both '000'
+        (["$0.00"] * 4 + ["0.00%"] * 3 + [f"answer {i}" for i in range(13)], False, "$0.00", "'$0.00', is 20%"),
     ],
 )
 def test_collapse_flags_one_repeated_answer_or_empty_answers_but_not_abstentions(answers, collapsed, top, why):
