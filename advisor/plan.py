@@ -315,12 +315,15 @@ def machine() -> dict:
 
 def calibration_key(cfg: Config) -> dict:
     """Everything a calibration's figures depend on: the machine, the models and the shapes they run at."""
+    from advisor.core.embedders import resolve_embed_dtype
+
     tc = cfg.tuning
     return {
         "machine": machine(),
         "model": cfg.model.spec,
         "quantization": cfg.model.quantization,
         "embedder": cfg.retrieval.embedder,
+        "embed_dtype": resolve_embed_dtype(cfg.retrieval.embed_dtype),
         "method": tc.method,
         "lora_r": tc.lora.r,
         "batch_size": tc.batch_size,
@@ -528,11 +531,11 @@ def _measure_imports(cfg: Config, _: dict) -> dict:
 
 def _measure_embedder(cfg: Config, _: dict) -> dict:
     """Load the embedder, then embed up to 64 chunk-sized sample texts at the configured batch size."""
-    from advisor.core.embedders import chunk_offsets_fn, load_embedder
+    from advisor.core.embedders import chunk_offsets_fn, load_embedder, resolve_embed_dtype
 
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        emb = load_embedder(cfg.retrieval.embedder)
+        emb = load_embedder(cfg.retrieval.embedder, resolve_embed_dtype(cfg.retrieval.embed_dtype))
         offsets = chunk_offsets_fn(cfg.retrieval.embedder)
         load_s = time.perf_counter() - t0
         texts = _sample_texts(cfg.chunking.size, cfg.chunking.overlap, offsets)[:64]

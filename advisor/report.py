@@ -998,7 +998,8 @@ def _ingest_index_lines(ingest: dict | None, index_cfg: dict | None) -> list[str
     if index_cfg:
         L.append(
             f"- Index: FAISS {index_cfg.get('kind')}, {index_cfg.get('n_vectors')} chunks, embedder "
-            f"`{index_cfg.get('embedder')}`, {index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
+            f"`{index_cfg.get('embedder')}` ({index_cfg.get('embed_dtype', 'float32')}), "
+            f"{index_cfg.get('size_bytes', 0) / 1e6:.2f} MB, built in "
             f"{duration(index_cfg.get('build_s', 0))}."
         )
     else:

@@ -32,7 +32,7 @@ import numpy as np
 from advisor.core.answer import Context
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from advisor.core.config import INDEX_KINDS, RetrievalConfig
-from advisor.core.embedders import Embedder, load_embedder
+from advisor.core.embedders import Embedder, load_embedder, resolve_embed_dtype
 from advisor.core.errors import AdvisorError
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,9 @@ def _ids_hash(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
-def _previous_vectors(out_dir: Path, embedder_spec: str, dim: int) -> dict[str, np.ndarray]:
-    """Chunk id -> vector from the index already in out_dir, when it was built with the same embedder
-    and its files agree with each other (an interrupted write means a full re-embed, never a wrong vector)."""
+def _previous_vectors(out_dir: Path, embedder_spec: str, dim: int, dtype: str) -> dict[str, np.ndarray]:
+    """Chunk id -> vector from the index already in out_dir, when it was built with the same embedder in the
+    same compute dtype (an index never mixes float32 and bfloat16 vectors) and its files agree with each other (an interrupted write means a full re-embed, never a wrong vector)."""
     cfg_path, meta_path, vec_path = out_dir / "index_config.json", out_dir / "meta.jsonl", out_dir / "vectors.npy"
     if not (cfg_path.exists() and meta_path.exists() and vec_path.exists()):
         return {}
@@ -115,6 +115,7 @@ def _previous_vectors(out_dir: Path, embedder_spec: str, dim: int) -> dict[str, 
         return {}
     if (
         cfg.get("embedder") != embedder_spec
+        or cfg.get("embed_dtype", "float32") != dtype
         or cfg.get("dim") != dim
         or vecs.shape != (len(ids), dim)
         or cfg.get("ids_sha256") != _ids_hash(ids)
@@ -136,10 +137,10 @@ def build_index(
     if not chunks:
         raise AdvisorError(f"{chunks_path} holds no chunks; nothing to index")
     t0 = time.perf_counter()
-    emb = embedder or load_embedder(r.embedder)
+    emb = embedder or load_embedder(r.embedder, resolve_embed_dtype(r.embed_dtype))
     kind, hybrid = r.index_kind, r.hybrid
     kind_built = resolve_kind(kind, len(chunks))
-    old = _previous_vectors(out_dir, emb.spec, emb.dim)
+    old = _previous_vectors(out_dir, emb.spec, emb.dim, emb.dtype)
     vecs = np.empty((len(chunks), emb.dim), dtype=np.float32)
     todo = [i for i, c in enumerate(chunks) if c["id"] not in old]
     for i, c in enumerate(chunks):
@@ -165,6 +166,7 @@ def build_index(
         shutil.rmtree(out_dir / "bm25")
     config = {  # written last: a build interrupted before this point is never mistaken for a finished one
         "embedder": emb.spec,
+        "embed_dtype": emb.dtype,
         "dim": emb.dim,
         "kind": kind_built,
         "kind_requested": kind,
@@ -211,6 +213,14 @@ def rrf_fuse(rankings: list[list[int]], k: int, rrf_k: int = RRF_K) -> list[tupl
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
+def query_dtype(index_config: dict) -> str:
+    """The compute dtype questions are embedded in: the index's own, except a bfloat16 index searched on a machine
+    where bfloat16 is slow (no AVX512-BF16, no CUDA), whose questions are embedded in float32 (the two agree to a
+    cosine of 0.9999; the index's vectors stay as built)."""
+    built = index_config.get("embed_dtype", "float32")
+    return built if built == "float32" or resolve_embed_dtype("auto") == built else "float32"
+
+
 class Retriever:
     """Loads index/ and answers top-k queries with chunk text and sources (dense, or hybrid when the
     index was built with BM25 and `hybrid` is not turned off)."""
@@ -247,7 +257,7 @@ class Retriever:
                 f"{index_dir} is inconsistent: {self.index.ntotal} vectors but {len(self.meta)} chunks in "
                 f"meta.jsonl; {rebuild}"
             )
-        self.embedder = embedder or load_embedder(self.config["embedder"])
+        self.embedder = embedder or load_embedder(self.config["embedder"], query_dtype(self.config))
         if self.embedder.dim != self.index.d:
             raise AdvisorError(
                 f"embedder '{self.embedder.spec}' gives {self.embedder.dim}-d vectors but {index_dir} holds {self.index.d}-d"
@@ -324,8 +334,13 @@ def run_index_stage(run_dir: Path) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     r = cfg.retrieval
-    # the gate is applied when the arms answer: changing it keeps the index
-    h = combine_hashes(cfg.section_hash("retrieval", without=GATE_SETTINGS), sha256_file(run / "chunks.jsonl"))
+    # the gate is applied when the arms answer: changing it keeps the index; the dtype 'auto' resolves to on
+    # this machine is part of the hash, so a run directory moved to another kind of machine re-embeds
+    h = combine_hashes(
+        cfg.section_hash("retrieval", without=GATE_SETTINGS),
+        sha256_file(run / "chunks.jsonl"),
+        resolve_embed_dtype(r.embed_dtype),
+    )
     with run.stage("index", h, ["index/index.faiss", "index/index_config.json", "index/meta.jsonl"]) as st:
         if not st.skipped:
             c = build_index(run / "chunks.jsonl", run / "index", r)

@@ -59,6 +59,7 @@ def test_unknown_key_suggests_the_closest():
         ("run.confirm_over=0", "must be a positive duration"),
         ("tuning.max_train_tokens=-5", "tuning.max_train_tokens=-5"),
         ("tuning.val_limit=-1", "tuning.val_limit must be >= 0"),
+        ("retrieval.embed_dtype=fp16", "retrieval.embed_dtype='fp16' is not one of auto, float32 or bfloat16"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(override, message):

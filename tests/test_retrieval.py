@@ -109,6 +109,55 @@ def test_reindexing_a_changed_corpus_embeds_only_new_and_changed_chunks(tiny_cor
     assert hits[0][0].source == "new.md" and all(h.source != "cafe.md" for row in hits for h in row)
 
 
+def test_the_embedders_dtype_is_bfloat16_only_where_the_machine_runs_it_fast():
+    from advisor.core.embedders import cpu_has_bf16, resolve_embed_dtype
+
+    epyc = "processor : 0\nflags : fpu avx2 avx512f avx512_bf16 avx512_vnni\nprocessor : 1\n"
+    assert cpu_has_bf16(epyc) and not cpu_has_bf16("flags : fpu sse4_2 avx2 fma\n")
+    assert not cpu_has_bf16("bugs : avx512_bf16\n") and not cpu_has_bf16("")  # only the flags line counts
+    assert resolve_embed_dtype("auto", "cpu", bf16_cpu=True) == "bfloat16"
+    assert resolve_embed_dtype("auto", "cpu", bf16_cpu=False) == "float32"
+    assert resolve_embed_dtype("float32", "cpu", bf16_cpu=True) == "float32"
+    assert resolve_embed_dtype("bfloat16", "cpu", bf16_cpu=False) == "bfloat16"  # asked for: given
+
+
+class Bf16CountingEmbedder(CountingEmbedder):
+    dtype = "bfloat16"
+
+
+def test_an_index_records_its_dtype_and_never_mixes_float32_and_bfloat16_vectors(tiny_corpus, tmp_path, monkeypatch):
+    import retrieval.index as index_mod
+
+    chunks, cfg = _index(tiny_corpus, tmp_path)
+    assert cfg["embed_dtype"] == "float32" and cfg["reused"] == 0
+    emb = Bf16CountingEmbedder()
+    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings(emb.spec), emb, progress=False)
+    assert cfg["embed_dtype"] == "bfloat16" and cfg["embedded"] == len(chunks) == len(emb.seen) and cfg["reused"] == 0
+    emb = Bf16CountingEmbedder()
+    cfg = build_index(tmp_path / "chunks.jsonl", tmp_path / "index", settings(emb.spec), emb, progress=False)
+    assert cfg["reused"] == len(chunks) and emb.seen == []  # same dtype: reused
+    # questions are embedded in the index's dtype, or in float32 where bfloat16 would be slow
+    monkeypatch.setattr(index_mod, "resolve_embed_dtype", lambda setting: "bfloat16")
+    assert index_mod.query_dtype(cfg) == "bfloat16" and index_mod.query_dtype({"embedder": "x"}) == "float32"
+    monkeypatch.setattr(index_mod, "resolve_embed_dtype", lambda setting: "float32")
+    assert index_mod.query_dtype(cfg) == "float32"
+
+
+def test_bfloat16_minilm_vectors_are_unit_float32_and_agree_with_float32_ones():
+    texts = [
+        "The Ormsby ferry carries up to twelve bicycles on each crossing.",
+        "Captain Ilse Marrow has commanded the ferry since 2019.",
+        "The cafe on the upper deck sells tea, coffee and rhubarb cake.",
+    ]
+    fp32 = load_embedder("all-minilm-l6-v2").encode(texts)
+    bf16_emb = load_embedder("all-minilm-l6-v2", "bfloat16")
+    bf16 = bf16_emb.encode(texts)
+    assert bf16_emb.dtype == "bfloat16" and bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    assert (bf16 * fp32).sum(1).min() > 0.999  # measured on 640 sample chunks: min 0.99997
+    assert not np.array_equal(bf16, fp32)  # really computed in bfloat16
+
+
 def test_a_mismatched_previous_index_is_re_embedded_not_trusted(tiny_corpus, tmp_path):
     chunks, _ = _index(tiny_corpus, tmp_path)
     meta = (tmp_path / "index" / "meta.jsonl").read_text().splitlines()
