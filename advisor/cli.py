@@ -62,9 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """parse_args, except that key=value overrides may also follow options given after the positional arguments
+    (`advisor index docs/ --config quickstart chunking.size=128 --out DIR`): argparse stops filling a positional
+    list at the first option, and its subparsers cannot parse intermixed; anything else left over is an error."""
+    args, extra = parser.parse_known_args(argv)
+    if (
+        extra
+        and isinstance(getattr(args, "overrides", None), list)
+        and all("=" in e and not e.startswith("-") for e in extra)
+    ):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if not args.command:
         parser.print_help()
         return 2

@@ -85,3 +85,20 @@ def test_nothing_is_built_when_input_is_bad(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     r = run_cli("run", "--corpus", str(tiny_corpus), "--qa", str(tmp_path / "missing.jsonl"), "--out", str(out))
     assert r.returncode == 2 and not out.exists()
+
+
+def test_overrides_may_follow_options_given_after_the_positional_arguments(capsys):
+    from advisor.cli import build_parser, parse_command_line
+
+    p = build_parser()
+    args = parse_command_line(
+        p, ["index", "docs", "a.b=1", "--config", "quickstart", "retrieval.embed_dtype=float32", "--out", "x", "c.d=2"]
+    )
+    assert args.corpus == "docs" and args.out == "x" and args.config == "quickstart"
+    assert args.overrides == ["a.b=1", "retrieval.embed_dtype=float32", "c.d=2"]  # in the order given: later wins
+    with pytest.raises(SystemExit) as e:  # anything else left over is still an error, naming it
+        parse_command_line(p, ["index", "docs", "--out", "x", "--bogus", "a.b=1"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a command without overrides takes none
+        parse_command_line(p, ["ls", "a.b=1"])
+    assert "unrecognized arguments: a.b=1" in capsys.readouterr().err
