@@ -2,7 +2,7 @@
 
     flock /tmp/advisor-cpu.lock .venv/bin/python benchmarks/bench_scaling.py                 # 1x, 10x, 30x (~20 min on 2 cores)
     .venv/bin/python benchmarks/bench_scaling.py --scales 1 --steps 4 --questions 12           # a quick look
-    .venv/bin/python benchmarks/bench_scaling.py --quickstart runs/sample-...                  # + the plan vs a full quickstart run
+    .venv/bin/python benchmarks/bench_scaling.py --quickstart runs/sample-...                  # only the plan vs that run
 
 At each scale (the bundled sample corpus repeated, each copy with its proper names renamed and numbers shifted:
 benchmarks/bench_qagen.py scaled_corpus) it plans, then really runs, `advisor run` with the quickstart preset
@@ -13,9 +13,10 @@ the actual wall time, the plan's estimate and their ratio, and the unit costs a 
 1k chunks, tune per 1k training tokens, eval per question per arm) with how they grow from the first scale.
 The calibration is the cached one ($ADVISOR_HOME/calibration/), measured first when missing (its time is printed).
 
---quickstart RUN_DIR also plans the full quickstart on the sample (the config that run recorded) and compares
-each stage with that run's manifest: the acceptance line of the plan is a total within +-35% and each stage
-within +-50%.
+--quickstart RUN_DIR compares the plan that run printed before it started (recorded in its manifest.json; for a
+run without one, a plan made now from the config it recorded) with each stage's wall time: the acceptance line of
+the plan is a total within +-35% and each stage within +-50%. Any run directory will do; no scale runs follow
+unless --scales is given.
 """
 
 from __future__ import annotations
@@ -169,16 +170,25 @@ def print_growth(results: list[dict]) -> None:
         print(f"{key:<28}" + "".join(f"{c:>16}" for c in cells))
 
 
-def compare_quickstart(run_dir: Path) -> None:
-    """The plan of a full quickstart (the config that run recorded) against that run's manifest."""
-    from advisor.core.config import load_run_config
+def recorded_plan(run_dir: Path) -> dict | None:
+    """The plan the run printed before it started, as its manifest.json recorded it (None for older runs)."""
+    man = json.loads((run_dir / "manifest.json").read_text())
+    est = (man.get("plan") or {}).get("estimate")
+    return est if isinstance(est, dict) and est.get("stages") else None
 
-    cfg = load_run_config(run_dir)
-    cal = calibrate(cfg, progress=False)
-    plan = estimate(cfg, measure_work(cfg), cal).to_dict()
+
+def compare_quickstart(run_dir: Path) -> None:
+    """The plan a run printed before it started (its manifest's; for runs without one, a plan made now from the
+    config that run recorded) against that run's stage times."""
+    plan, source = recorded_plan(run_dir), "the plan recorded in its manifest.json before it ran"
+    if plan is None:
+        from advisor.core.config import load_run_config
+
+        cfg = load_run_config(run_dir)
+        plan, source = estimate(cfg, measure_work(cfg), calibrate(cfg, progress=False)).to_dict(), "a plan made now"
     act = actual(run_dir)
     print(
-        f"\n## the plan vs the quickstart run {run_dir.name} (acceptance: total within +-35%, each stage within +-50%)"
+        f"\n## the plan vs the run {run_dir.name}, {source} (acceptance: total within +-35%, each stage within +-50%)"
     )
     print(f"{'stage':<16}{'actual':>10}{'plan':>10}{'plan/actual':>13}{'within':>8}")
     for name, a in act["stages"].items():
@@ -194,7 +204,9 @@ def compare_quickstart(run_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scales", default="1,10,30", help="corpus sizes as multiples of the bundled sample")
+    ap.add_argument(
+        "--scales", help="corpus sizes as multiples of the bundled sample (default 1,10,30; none with --quickstart)"
+    )
     ap.add_argument("--steps", type=int, default=8, help="tuning.max_steps of every run")
     ap.add_argument("--questions", type=int, default=24, help="eval.limit of every run")
     ap.add_argument("--quickstart", type=Path, help="a finished quickstart run directory to hold the plan against")
@@ -203,11 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     load_config("quickstart")  # a bad preset fails here, before any work
     if args.quickstart:
         compare_quickstart(args.quickstart)
+    scales = args.scales if args.scales is not None else ("" if args.quickstart else "1,10,30")
     with tempfile.TemporaryDirectory() as tmp:
         work_dir = args.keep or Path(tmp)
         work_dir.mkdir(parents=True, exist_ok=True)
         results = []
-        for scale in [int(s) for s in args.scales.split(",") if s]:
+        for scale in [int(s) for s in scales.split(",") if s]:
             results.append(run_scale(scale, work_dir, args.steps, args.questions))
             print_scale(results[-1])
         if results:
