@@ -5,6 +5,7 @@ and through a real local HTTP server speaking the OpenAI chat API, the review, a
 import json
 import re
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from advisor.core.artifacts import read_jsonl
 from advisor.core.config import QAConfig
 from advisor.core.errors import AdvisorError
 from advisor.pipeline import SAMPLE_CORPUS
+from evalsuite.collapse import collapse_key
 from evalsuite.qagen.build import GenSettings, generate_qa_set
 from evalsuite.qagen.facts import Vocabulary, document_facts, sentences
 from evalsuite.qagen.llm import LLMGenerator, parse_reply
@@ -475,3 +477,31 @@ def test_the_plan_counts_the_training_questions_the_qa_stage_makes(sample_set):
     # an eval set given: every generated question trains, the generator's eval ones too (420 and 60, not 300)
     given = training_only(qs, ["a question nobody generated?"])
     assert generated_training_counts(Config(corpus=CorpusConfig(path="c", qa="eval.jsonl"))) == counts(given.train)
+
+
+def test_one_answer_takes_at_most_its_share_of_the_training_questions_no_eval_question_asks_about():
+    view = corpus_view(Path(__file__).parent / "data" / "banking" / "corpus")
+
+    def train_answers(share):
+        qs = make_sets(view, QAConfig(max_answer_share=share), seed=0, embedder_spec="hashing")
+        eval_facts = {x["fact"] for x in qs.eval if not x["unanswerable"]}
+        other = [x for x in qs.train if not x["unanswerable"] and x.get("fact") not in eval_facts]
+        return qs, Counter(collapse_key(x["answers"][0]) for x in other)
+
+    uncapped, before = train_answers(0.0)
+    capped, after = train_answers(0.02)
+    cap = round(0.02 * QAConfig().max_train)
+    # the bank's fee tables make "$0.00" the commonest training answer; capped, no answer exceeds its share
+    assert before.most_common(1)[0][1] > cap and max(after.values()) <= cap
+    left_out = capped.report["train_common_answers_left_out"]
+    assert left_out["questions"] > 0 and left_out["answers"][before.most_common(1)[0][0]] > 0
+    assert uncapped.report["train_common_answers_left_out"]["questions"] == 0
+    # the evaluation set does not move, and the eval facts keep their other phrasings
+    assert [x["question"] for x in capped.eval] == [x["question"] for x in uncapped.eval]
+    eval_facts = {x["fact"] for x in capped.eval if not x["unanswerable"]}
+    assert eval_facts & {x.get("fact") for x in capped.train} == eval_facts & {x.get("fact") for x in uncapped.train}
+
+
+def test_max_answer_share_outside_0_to_1_is_a_config_error():
+    with pytest.raises(AdvisorError, match="qa.max_answer_share=1.5"):
+        QAConfig(max_answer_share=1.5)

@@ -453,6 +453,9 @@ class QAConfig:
     min_answerable: int = 30  # fewer answerable eval questions than this is an error
     train_per_fact: int = 2  # training phrasings per fact (paraphrase augmentation)
     max_train: int = 300  # answerable training questions in all
+    # one answer string (collapse_key) gets at most this share of max_train among the facts no eval question asks
+    # (docs/fine-tuning-measured.md, 'Bank policies'); 0 = no cap
+    max_answer_share: float = 0.02
     max_passages: int = 200  # llm generator: passages (chunks) sent to the model at most
     retries: int = 2  # llm generator: new attempts for a malformed reply before it counts as rejected
 
@@ -466,6 +469,8 @@ class QAConfig:
             raise AdvisorError("qa.max_per_document, qa.train_per_fact, qa.max_train and qa.retries must be >= 0")
         if self.min_answerable < 1 or self.max_passages < 1:
             raise AdvisorError("qa.min_answerable and qa.max_passages must be at least 1")
+        if not 0 <= self.max_answer_share <= 1:
+            raise AdvisorError(f"qa.max_answer_share={self.max_answer_share} must be in [0, 1] (0 = no cap)")
         if bool(self.base_url) != bool(self.api_model):
             raise AdvisorError("qa.base_url and qa.api_model go together: the endpoint and the served model's name")
 

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from advisor.core.errors import AdvisorError
+from evalsuite.collapse import collapse_key
 from evalsuite.qagen.facts import Fact, Vocabulary, content_words, document_facts
 from evalsuite.qagen.unanswerable import Unanswerables
 
@@ -41,6 +42,8 @@ class GenSettings:
     min_answerable: int = 30  # fewer answerable eval questions than this is an error
     train_per_fact: int = 2  # training phrasings per fact
     max_train: int = 300  # training questions in all (answerable), paraphrases of eval facts first
+    # the other facts' training questions with one answer (collapse_key), at most this share of max_train
+    max_answer_share: float = 0.02
     dedup_cosine: float = 0.95  # eval questions closer than this (embedder cosine) are near-duplicates
 
 
@@ -211,19 +214,35 @@ def _unanswerables(
 
 
 def _train_items(
-    eval_facts: list[Fact], other: list[Fact], s: GenSettings, generator: str, eval_questions: set[str]
+    eval_facts: list[Fact],
+    other: list[Fact],
+    s: GenSettings,
+    generator: str,
+    eval_questions: set[str],
+    capped: Counter,
 ) -> list[dict]:
+    """The eval facts' other phrasings (by_fact split), then the other facts' phrasings, up to s.max_train. An
+    answer string already given by max_answer_share x max_train training questions takes no more of the other
+    facts (counted in `capped`): a training set where one value ("$0.00") is the commonest answer teaches the
+    adapter to guess it when it does not know (docs/fine-tuning-measured.md, 'Bank policies')."""
     out: list[dict] = []
+    answers: Counter = Counter()
+    cap = max(1, round(s.max_answer_share * s.max_train)) if s.max_answer_share > 0 else None
     order = ("fronted", "in_situ", "term", "term_2", "acronym", "acronym_2", "llm", "cloze")
     for group, skip_eval in ((eval_facts, True), (other, False)):
         for f in group:
             used = eval_phrasing(f)[0] if skip_eval else None
             kinds = [k for k in order if k in f.phrasings and k != used][: s.train_per_fact]
+            key = collapse_key(f.answer)
+            if not skip_eval and cap is not None and answers[key] >= cap:
+                capped[key] += len(kinds)
+                continue
             for k in kinds:
                 if len(out) >= s.max_train:
                     return out
                 if _norm(f.phrasings[k]) in eval_questions:
                     continue
+                answers[key] += 1
                 out.append(item(f, f"t{len(out) + 1:04d}", f.phrasings[k], k, generator))
     return out
 
@@ -278,8 +297,9 @@ def generate_qa_set(
         item(f, f"e{i + 1:03d}", eval_phrasing(f)[1], eval_phrasing(f)[0], generator) for i, f in enumerate(picked)
     ] + una_eval
     eval_norm = {_norm(x["question"]) for x in eval_items}
+    capped: Counter = Counter()
     train = _train_items(
-        picked if s.split == "by_fact" else [], [f for f in rest if f.key not in used], s, generator, eval_norm
+        picked if s.split == "by_fact" else [], [f for f in rest if f.key not in used], s, generator, eval_norm, capped
     )
     train_una = _unanswerables(
         [f for f in rest if f.key not in used],
@@ -304,6 +324,11 @@ def generate_qa_set(
         time.perf_counter() - t0,
     )
     report["checks"]["eval_questions_equal_to_training"] = sum(_norm(x["question"]) in eval_norm for x in train)
+    report["train_common_answers_left_out"] = {
+        "max_answer_share": s.max_answer_share,
+        "questions": sum(capped.values()),
+        "answers": dict(capped.most_common(10)),
+    }
     return QASet(eval_items, train, report, rejected)
 
 

@@ -83,6 +83,7 @@ def settings(qc: QAConfig, seed: int) -> GenSettings:
         min_answerable=qc.min_answerable,
         train_per_fact=qc.train_per_fact,
         max_train=qc.max_train,
+        max_answer_share=qc.max_answer_share,
     )
 
 
