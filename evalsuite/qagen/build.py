@@ -213,6 +213,15 @@ def _unanswerables(
     return out
 
 
+def _left_out(s: GenSettings, capped: Counter) -> dict:
+    """What the answer-share cap left out of training: the share, the questions, the ten commonest answers."""
+    return {
+        "max_answer_share": s.max_answer_share,
+        "questions": sum(capped.values()),
+        "answers": dict(capped.most_common(10)),
+    }
+
+
 def _train_items(
     eval_facts: list[Fact],
     other: list[Fact],
@@ -324,11 +333,7 @@ def generate_qa_set(
         time.perf_counter() - t0,
     )
     report["checks"]["eval_questions_equal_to_training"] = sum(_norm(x["question"]) in eval_norm for x in train)
-    report["train_common_answers_left_out"] = {
-        "max_answer_share": s.max_answer_share,
-        "questions": sum(capped.values()),
-        "answers": dict(capped.most_common(10)),
-    }
+    report["train_common_answers_left_out"] = _left_out(s, capped)
     return QASet(eval_items, train, report, rejected)
 
 
