@@ -232,8 +232,9 @@ def _train_items(
 ) -> list[dict]:
     """The eval facts' other phrasings (by_fact split), then the other facts' phrasings, up to s.max_train. An
     answer string already given by max_answer_share x max_train training questions takes no more of the other
-    facts (counted in `capped`): a training set where one value ("$0.00") is the commonest answer teaches the
-    adapter to guess it when it does not know (docs/fine-tuning-measured.md, 'Bank policies')."""
+    facts (counted in `capped`), so no single value is a frequent training target. On the bank corpus it moved
+    the closed-book arm's commonest guess from "$0.00" to "$15,000" rather than removing it
+    (docs/fine-tuning-measured.md, 'Bank policies')."""
     out: list[dict] = []
     answers: Counter = Counter()
     cap = max(1, round(s.max_answer_share * s.max_train)) if s.max_answer_share > 0 else None
