@@ -56,8 +56,12 @@ BUDGET_RULE = (
 )
 
 # Assumed speed-ups over this machine for --device (models under 1B parameters, where per-step overheads rather than
-# FLOPs bound an accelerator). Rough figures, printed as the assumption they are; --speedup replaces them.
-DEVICES = {"cpu-16": 6.0, "t4": 10.0, "l4": 20.0, "a10g": 20.0, "a100": 40.0, "h100": 60.0}
+# FLOPs bound an accelerator). Rough figures, printed as the assumption they are; --speedup replaces them. One was
+# measured: on an H200 the quickstart's work (a random-weight model of SmolLM2-135M's shape) ran in 1/16 of the
+# 2-core CPU's time with the CPU's memory levers (114 s vs 1,781 s) and trained at 42x its tokens/s without them
+# (docs/fine-tuning-measured.md, 'On a GPU'); the steps are launch-bound there, so a100/h100/h200 share the
+# whole-run figure (they were 40 and 60 before that measurement).
+DEVICES = {"cpu-16": 6.0, "t4": 10.0, "l4": 15.0, "a10g": 15.0, "a100": 16.0, "h100": 16.0, "h200": 16.0}
 
 
 # ---------------------------------------------------------------- step 1: the work
@@ -316,6 +320,7 @@ def machine() -> dict:
 def calibration_key(cfg: Config) -> dict:
     """Everything a calibration's figures depend on: the machine, the models and the shapes they run at."""
     from advisor.core.embedders import resolve_embed_dtype
+    from advisor.core.models import default_device
 
     tc = cfg.tuning
     return {
@@ -328,7 +333,7 @@ def calibration_key(cfg: Config) -> dict:
         "lora_r": tc.lora.r,
         "batch_size": tc.batch_size,
         "max_seq_len": tc.max_seq_len,
-        "max_batch_tokens": tc.max_batch_tokens,
+        "max_batch_tokens": tc.memory_levers(default_device())[0],
         "gradient_checkpointing": tc.gradient_checkpointing,
         "max_new_tokens": cfg.model.max_new_tokens,
     }
@@ -654,7 +659,8 @@ def _measure_training(cfg: Config, got: dict) -> dict:
         rows.append({"input_ids": ids, "labels": list(ids)})
     # One piece of the micro-batch as tuning.max_batch_tokens splits it: each forward/backward of the tune stage
     # is such a piece, so its cost per token is the step's; two whole steps took 26 s of a 68.5 s calibration.
-    rows = [rows[j] for j in token_pieces([len(r["input_ids"]) for r in rows], tc.max_batch_tokens)[0]]
+    max_batch_tokens = tc.memory_levers(device)[0]
+    rows = [rows[j] for j in token_pieces([len(r["input_ids"]) for r in rows], max_batch_tokens)[0]]
     model.train()
     loss_mod = label_only_loss_module(model)
     opt = torch.optim.AdamW(got["params"], lr=1e-5)
@@ -662,7 +668,7 @@ def _measure_training(cfg: Config, got: dict) -> dict:
     def train_step(batch_rows: list[dict]) -> int:
         opt.zero_grad(set_to_none=True)
         n = 0
-        for piece in token_pieces([len(r["input_ids"]) for r in batch_rows], tc.max_batch_tokens):
+        for piece in token_pieces([len(r["input_ids"]) for r in batch_rows], max_batch_tokens):
             b = {k: v.to(device) for k, v in collate([batch_rows[j] for j in piece], tok.pad_token_id).items()}
             s, m = loss_mod(**b)
             (s / max(m, 1)).backward()

@@ -109,3 +109,20 @@ def test_settings_added_later_keep_the_run_folder_and_tuning_hashes_of_older_run
     ).stable_dict()
     assert changed["tuning"]["max_train_tokens"] == 1000 and changed["run"]["time_budget"] == "10m"
     assert changed["tuning"]["val_limit"] == 8
+
+
+def test_the_tune_memory_levers_are_the_cpu_ones_on_a_cpu_and_off_on_cuda_unless_set():
+    tc = load_config("quickstart").tuning
+    assert (tc.max_batch_tokens, tc.low_memory_heap) == ("auto", "auto")
+    assert tc.memory_levers("cpu") == (768, True)
+    assert tc.memory_levers("cuda:0") == (0, False)  # no split passes, glibc's own heap: activations are on the GPU
+    tc = load_config("quickstart", ["tuning.max_batch_tokens=1024", "tuning.low_memory_heap=false"]).tuning
+    assert tc.memory_levers("cpu") == tc.memory_levers("cuda") == (1024, False)
+    assert load_config("quickstart", ["tuning.max_batch_tokens=0"]).tuning.memory_levers("cpu") == (0, True)
+    for bad, says in (
+        ("tuning.max_batch_tokens=-1", "tuning.max_batch_tokens=-1 must be 'auto' or an integer >= 0"),
+        ("tuning.max_batch_tokens=lots", "tuning.max_batch_tokens=lots must be 'auto'"),
+        ("tuning.low_memory_heap=maybe", "tuning.low_memory_heap=maybe must be 'auto', true or false"),
+    ):
+        with pytest.raises(AdvisorError, match=says):
+            load_config("quickstart", [bad])

@@ -202,7 +202,7 @@ def test_advisor_plan_prints_every_stage_and_builds_nothing(tiny_model_dir, tmp_
     cfg = tiny_cfg(tiny_model_dir)
     for stage in planned_stages(cfg):
         assert f"  {stage} " in out, stage
-    assert "total" in out and "calibration" in out and "assumed: a100 runs every stage 40x faster" in out
+    assert "total" in out and "calibration" in out and "assumed: a100 runs every stage 16x faster" in out
     assert "cost:" in out and list(tmp_path.iterdir()) == []  # no run directory, no runs/ folder
     assert main(["run", "--dry-run", *tiny_args(tiny_model_dir)]) == 0
     assert "total" in capsys.readouterr().out and list(tmp_path.iterdir()) == []

@@ -486,6 +486,7 @@ class AdapterTraining:
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
         self.world, self.rank, self.main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
         self.device = str(self.acc.device) if self.world > 1 else default_device()
+        self.max_batch_tokens, self.low_memory_heap = self.tc.memory_levers(self.device)
         self.t_start = time.perf_counter()
         self._load_model()
         self._optimizer()
@@ -506,7 +507,7 @@ class AdapterTraining:
         """The trainable model (seeded), wrapped for DDP when several processes train."""
         import torch
 
-        if self.tc.low_memory_heap:
+        if self.low_memory_heap:
             large_allocations_via_mmap()
         torch.manual_seed(self.cfg.seed)
         self.model, self.params = build_trainable_model(self.cfg, self.device)
@@ -622,7 +623,7 @@ class AdapterTraining:
             n = sum(n_labels(self.train_rows[i]) for i in idx)
             # A micro-batch wider than tuning.max_batch_tokens runs as several forward/backward passes whose
             # gradients add up to the same as one pass (each is normalised by the whole micro-batch's labels).
-            for piece in token_pieces([len(self.train_rows[i]["input_ids"]) for i in idx], tc.max_batch_tokens):
+            for piece in token_pieces([len(self.train_rows[i]["input_ids"]) for i in idx], self.max_batch_tokens):
                 rows = [self.train_rows[idx[j]] for j in piece]
                 batch = {k: v.to(self.device) for k, v in collate(rows, self.tok.pad_token_id).items()}
                 loss_sum, _ = self.loss_mod(**batch)
@@ -644,7 +645,7 @@ class AdapterTraining:
         s, tc = self.s, self.tc
         t0 = time.perf_counter()
         v = evaluate_loss(
-            self.loss_mod, self.val_rows, tc.batch_size, self.tok.pad_token_id, self.device, tc.max_batch_tokens
+            self.loss_mod, self.val_rows, tc.batch_size, self.tok.pad_token_id, self.device, self.max_batch_tokens
         )
         rec["val_loss"] = v
         # the pass's own speed, for the plans after this run (advisor/plan.py record_training_speed)
@@ -740,6 +741,9 @@ class AdapterTraining:
             "weights_mb": round(self.model.get_memory_footprint() / 2**20, 1),
             "trainable_params": sum(p.numel() for p in self.params),
             "device": self.device,
+            # the memory levers as this device ran them (tuning.max_batch_tokens / low_memory_heap: auto)
+            "max_batch_tokens": self.max_batch_tokens,
+            "low_memory_heap": self.low_memory_heap,
             "cpu_threads": torch.get_num_threads(),
             "processes": self.world,
             "history": s.history,

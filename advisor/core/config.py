@@ -204,6 +204,9 @@ class LoraConfig:
             raise AdvisorError("tuning.lora.target_modules must be 'all-linear' or module names like q_proj,v_proj")
 
 
+# tuning.max_batch_tokens=auto on a CPU (see TuningConfig.max_batch_tokens)
+CPU_MAX_BATCH_TOKENS = 768
+
 # The default cap on one pass over the training set (tuning.max_train_tokens). The quickstart's training set is
 # about 62k tokens (124,704 seen in 2 epochs, docs/fine-tuning-measured.md), so the cap leaves it whole; a 1 MB
 # corpus (~250k tokens of text alone) is sampled down to it, which bounds a CPU run's tune stage to ~25 min at
@@ -224,9 +227,10 @@ class TuningConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     max_seq_len: int = 256  # tokens per training sequence (longer corpus text is split)
     # padded tokens per forward pass: a wider micro-batch (long RAFT examples) is split, gradients accumulated; 0 = off.
-    # 768: the quickstart's tune stage peaked at 3,545 MB (its own high-water mark) against 4,224 at 1024, at 104
-    # tokens/s against 105, and 9.3 GB at 2048 (docs/fine-tuning-measured.md, 'Tune-stage memory')
-    max_batch_tokens: int = 768
+    # auto: 768 on a CPU (the quickstart's tune stage peaked at 3,545 MB, its own high-water mark, against 4,224 at
+    # 1024, at 104 tokens/s against 105, and 9.3 GB at 2048), no limit on CUDA (an H200 trained 1.8-2.6x the tokens/s
+    # without it; docs/fine-tuning-measured.md, 'Tune-stage memory' and 'On a GPU')
+    max_batch_tokens: int | Literal["auto"] = "auto"
     val_fraction: float = 0.1  # share of training examples held out for validation loss
     # at most this many of the held-out examples are scored (the rest are neither trained nor scored); 0 = all of
     # them. A time budget sets it: a pass over a 30x sample corpus's 165 held-out examples took 81 s
@@ -264,8 +268,9 @@ class TuningConfig:
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False
     # glibc returns freed activations to the OS at once (1 MB mmap threshold): the quickstart's tune peaked at 3.9 GB
-    # instead of 6.1 GB, 16% slower (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc
-    low_memory_heap: bool = True
+    # instead of 6.1 GB, 16% slower (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc.
+    # auto: on for a CPU, off on CUDA (the activations live in GPU memory there)
+    low_memory_heap: bool | Literal["auto"] = "auto"
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
     # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
     seeds: int = 1
@@ -304,12 +309,24 @@ class TuningConfig:
                 "tuning.raft_distractors must be >= 0; tuning.raft_no_oracle, tuning.raft_share and "
                 "tuning.abstain_share in [0, 1]"
             )
-        if self.max_batch_tokens < 0:
-            raise AdvisorError(f"tuning.max_batch_tokens={self.max_batch_tokens} must be >= 0 (0 = no limit)")
+        mbt = self.max_batch_tokens
+        if mbt != "auto" and (isinstance(mbt, bool) or not isinstance(mbt, int) or mbt < 0):
+            raise AdvisorError(f"tuning.max_batch_tokens={mbt} must be 'auto' or an integer >= 0 (0 = no limit)")
+        if self.low_memory_heap not in ("auto", True, False):
+            raise AdvisorError(f"tuning.low_memory_heap={self.low_memory_heap} must be 'auto', true or false")
         if self.seeds < 1:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
         if self.max_train_tokens < 0:
             raise AdvisorError(f"tuning.max_train_tokens={self.max_train_tokens} must be >= 0 (0 = no cap)")
+
+    def memory_levers(self, device: str) -> tuple[int, bool]:
+        """(max_batch_tokens, low_memory_heap) as the tune stage runs them on `device`: 'auto' is the CPU memory
+        setting (768 tokens per pass, the low-memory heap) on a CPU and neither on CUDA, where the activations
+        live in GPU memory and the split passes cost time (docs/fine-tuning-measured.md, 'On a GPU')."""
+        cuda = device.startswith("cuda")
+        mbt = self.max_batch_tokens if self.max_batch_tokens != "auto" else (0 if cuda else CPU_MAX_BATCH_TOKENS)
+        heap = self.low_memory_heap if self.low_memory_heap != "auto" else not cuda
+        return int(mbt), bool(heap)
         if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
             raise AdvisorError(
                 "tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
