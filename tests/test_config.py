@@ -126,3 +126,9 @@ def test_the_tune_memory_levers_are_the_cpu_ones_on_a_cpu_and_off_on_cuda_unless
     ):
         with pytest.raises(AdvisorError, match=says):
             load_config("quickstart", [bad])
+
+
+def test_negative_step_counts_of_the_tuning_section_are_refused():
+    for key in ("eval_every", "early_stopping_patience", "save_every", "curve_points"):
+        with pytest.raises(AdvisorError, match="tuning.curve_points must be >= 0"):
+            load_config("quickstart", [f"tuning.{key}=-1"])

@@ -318,6 +318,11 @@ class TuningConfig:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
         if self.max_train_tokens < 0:
             raise AdvisorError(f"tuning.max_train_tokens={self.max_train_tokens} must be >= 0 (0 = no cap)")
+        if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
+            raise AdvisorError(
+                "tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
+                "tuning.curve_points must be >= 0"
+            )
 
     def memory_levers(self, device: str) -> tuple[int, bool]:
         """(max_batch_tokens, low_memory_heap) as the tune stage runs them on `device`: 'auto' is the CPU memory
@@ -327,11 +332,6 @@ class TuningConfig:
         mbt = self.max_batch_tokens if self.max_batch_tokens != "auto" else (0 if cuda else CPU_MAX_BATCH_TOKENS)
         heap = self.low_memory_heap if self.low_memory_heap != "auto" else not cuda
         return int(mbt), bool(heap)
-        if self.eval_every < 0 or self.early_stopping_patience < 0 or self.save_every < 0 or self.curve_points < 0:
-            raise AdvisorError(
-                "tuning.eval_every, tuning.early_stopping_patience, tuning.save_every and "
-                "tuning.curve_points must be >= 0"
-            )
 
     def ignored_settings(self) -> list[str]:
         out = []
