@@ -550,9 +550,10 @@ def retrieval_gate(run: RunDir, cfg: Config, retriever) -> None:
         say(f"  retrieval gate: {gate['why']} (questions from {path or 'no training file'})")
     else:
         say(
-            f"  retrieval gate: a question whose best chunk's cosine is below {gate['threshold']:.3f} (the "
-            f"{cfg.retrieval.abstain_gate:.0%} quantile over {gate['n_questions']} answerable training questions) "
-            "gets the abstention answer"
+            f"  retrieval gate: a question whose best chunk's cosine is below {gate['threshold']:.3f} and stands out "
+            f"from the 5th by less than {gate['margin_threshold']:.3f} (each the {cfg.retrieval.abstain_gate:.0%} "
+            f"quantile over {gate['n_questions']} answerable training questions; both together turn away "
+            f"{gate['calibration_declined']} of them) gets the abstention answer"
         )
 
 

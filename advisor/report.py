@@ -681,11 +681,20 @@ def gate_lines(gate: dict | None) -> list[str]:
         f"{g['gated_answerable']} of {g['n_answerable']} answerable questions"
         for a, g in gate.get("arms", {}).items()
     )
+    if gate.get("margin_threshold") is None:  # a gate file from before the margin: the cosine alone
+        rule = f"whose best chunk's cosine is below {gate['threshold']:.3f}"
+        turned = f"{100 * gate['share']:.0f}% of"
+    else:
+        rule = (
+            f"whose best chunk's cosine is below {gate['threshold']:.3f} and which stands out from the 5th best "
+            f"by less than {gate['margin_threshold']:.3f}"
+        )
+        turned = f"{gate.get('calibration_declined', '?')} of"
     return [
-        f"The retrieval arms' abstention gate: a question whose best chunk's cosine is below "
-        f"{gate['threshold']:.3f} gets the abstention answer without generating; the threshold turns away "
-        f"{100 * gate['share']:.0f}% of the {gate['n_questions']} answerable training questions it was calibrated "
-        f"on, never evaluation questions (retrieval.abstain_gate). It answered {did or 'no question'}.",
+        f"The retrieval arms' abstention gate: a question {rule} gets the abstention answer without generating; "
+        f"the thresholds turn away {turned} the {gate['n_questions']} answerable training questions they were "
+        f"calibrated on (each at the {100 * gate['share']:.0f}% quantile of its signal), never evaluation "
+        f"questions (retrieval.abstain_gate). It answered {did or 'no question'}.",
         "",
     ]
 

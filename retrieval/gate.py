@@ -1,17 +1,22 @@
-"""The retrieval arms' abstention gate: a question whose best chunk is less similar to it than nearly every
-question the corpus does answer is one the corpus most likely does not answer; the arm gives the abstention
-answer without generating (docs/architecture.md, 'The retrieval gate').
+"""The retrieval arms' abstention gate: a question whose best chunk is both less similar to it and stands out
+less from the rest than for nearly every question the corpus does answer is one the corpus most likely does not
+answer; the arm gives the abstention answer without generating (docs/architecture.md, 'The retrieval gate').
 
-The threshold is calibrated per run, never on evaluation questions: the dense cosine between each answerable
-training question (the given --train-qa file, else the qa stage's generated qa/train.jsonl) and its best chunk;
-the gate sits at the `retrieval.abstain_gate` quantile of those (0.05: it would turn away 5% of them).
+Two signals per question (Retriever.gate_signals): the dense cosine of its best chunk, and that cosine less the
+fifth best's (the margin). A question is turned away only when BOTH are below their thresholds: a short,
+reworded question has a lower best cosine than the generated questions the gate is calibrated on, but its best
+chunk still stands out (docs/fine-tuning-measured.md, 'The retrieval gate'). The thresholds are calibrated per
+run, never on evaluation questions: each at the `retrieval.abstain_gate` quantile (0.05) of its signal over the
+answerable training questions (the given --train-qa file, else the qa stage's generated qa/train.jsonl); together
+they turn away at most that share of them (`calibration_declined` says how many).
 
-    gate = calibrate_gate(retriever, questions, share=0.05)   # {"threshold": 0.62, "n_questions": 420, ...}
+    gate = calibrate_gate(retriever, questions, share=0.05)   # {"threshold": 0.53, "margin_threshold": 0.04, ...}
     write_gate(run_dir, gate); load_gate(run_dir)             # eval/gate.json; the eval stage and the server
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +26,30 @@ from advisor.core.textio import read_json
 
 GATE_FILE = "eval/gate.json"
 MIN_QUESTIONS = 20  # fewer answerable training questions than this: no gate (a 5% quantile of 10 is one question)
-SIGNAL = "dense cosine between the question and its most similar chunk"
+SIGNAL = (
+    "dense cosine between the question and its most similar chunk, and that cosine less the 5th most similar's "
+    "(the margin); turned away when both are below their thresholds"
+)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A calibrated gate: `threshold` on the best cosine and `margin` on the best less the 5th best; a gate file
+    written before the margin (margin None) turns away on the best cosine alone."""
+
+    threshold: float
+    margin: float | None = None
+
+    def declines(self, signals) -> bool:
+        """Whether a question with these gate signals (best cosine, margin) gets the abstention answer."""
+        best, margin = float(signals[0]), float(signals[1])
+        return best < self.threshold and (self.margin is None or margin < self.margin)
 
 
 def calibrate_gate(retriever, questions: list[str], share: float, source: str = "") -> dict:
-    """The gate's threshold from answerable questions the corpus answers: the `share` quantile of their best
-    chunks' cosines. With fewer than MIN_QUESTIONS questions the threshold is None (no gate) and `why` says so."""
+    """The gate's thresholds from answerable questions the corpus answers: the `share` quantile of their best
+    chunks' cosines and of their margins. With fewer than MIN_QUESTIONS questions the threshold is None (no gate)
+    and `why` says so."""
     gate = {"share": share, "n_questions": len(questions), "source": source, "signal": SIGNAL, "threshold": None}
     if len(questions) < MIN_QUESTIONS:
         gate["why"] = (
@@ -34,9 +57,13 @@ def calibrate_gate(retriever, questions: list[str], share: float, source: str = 
             "calibrated on: no gate"
         )
         return gate
-    cos = retriever.best_cosine(questions)
-    gate["threshold"] = round(float(np.quantile(cos, share)), 6)
-    gate["cosine_median"] = round(float(np.median(cos)), 6)
+    sig = retriever.gate_signals(questions)
+    gate["threshold"] = round(float(np.quantile(sig[:, 0], share)), 6)
+    gate["margin_threshold"] = round(float(np.quantile(sig[:, 1], share)), 6)
+    g = Gate(gate["threshold"], gate["margin_threshold"])
+    gate["calibration_declined"] = sum(g.declines(s) for s in sig)  # of n_questions: at most share of them
+    gate["cosine_median"] = round(float(np.median(sig[:, 0])), 6)
+    gate["margin_median"] = round(float(np.median(sig[:, 1])), 6)
     return gate
 
 
@@ -59,10 +86,14 @@ def read_gate(run_dir: Path | None) -> dict | None:
     return gate
 
 
-def load_gate(run_dir: Path | None) -> float | None:
-    """The run's gate threshold, or None: no gate file (see read_gate) or too few questions to calibrate it."""
+def load_gate(run_dir: Path | None) -> Gate | None:
+    """The run's Gate, or None: no gate file (see read_gate) or too few questions to calibrate it."""
     gate = read_gate(run_dir)
-    return gate.get("threshold") if gate else None
+    if not gate or gate.get("threshold") is None:
+        return None
+    return Gate(
+        float(gate["threshold"]), None if gate.get("margin_threshold") is None else float(gate["margin_threshold"])
+    )
 
 
 def gate_summary(run_dir: Path, arms: list[str]) -> dict | None:

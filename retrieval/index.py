@@ -221,6 +221,16 @@ def query_dtype(index_config: dict) -> str:
     return built if built == "float32" or resolve_embed_dtype("auto") == built else "float32"
 
 
+GATE_MARGIN_RANK = 5  # the gate's second signal: the best chunk's cosine less this rank's (retrieval/gate.py)
+
+
+def gate_signals(scores: np.ndarray) -> np.ndarray:
+    """(n, 2) from dense search scores sorted best first (n queries x depth): the best cosine, and the best less
+    the GATE_MARGIN_RANK-th (the last one searched when the index holds fewer chunks)."""
+    rank = min(GATE_MARGIN_RANK, scores.shape[1]) - 1
+    return np.stack([scores[:, 0], scores[:, 0] - scores[:, rank]], axis=1).astype(np.float32)
+
+
 class Retriever:
     """Loads index/ and answers top-k queries with chunk text and sources (dense, or hybrid when the
     index was built with BM25 and `hybrid` is not turned off)."""
@@ -278,13 +288,12 @@ class Retriever:
         q = self.embedder.encode(queries)
         return self.index.search(q, min(depth, self.index.ntotal))
 
-    def best_cosine(self, queries: list[str]) -> np.ndarray:
-        """Per query, the dense cosine of its most similar chunk (whatever the fused ranking puts first): the
-        signal of the abstention gate (retrieval/gate.py)."""
+    def gate_signals(self, queries: list[str]) -> np.ndarray:
+        """Per query, the abstention gate's two signals (retrieval/gate.py): column 0 the dense cosine of its most
+        similar chunk, column 1 how far that chunk stands out: its cosine less the GATE_MARGIN_RANK-th best's."""
         if not queries:
-            return np.zeros(0, dtype=np.float32)
-        scores, _ = self._dense(queries, 1)
-        return scores[:, 0]
+            return np.zeros((0, 2), dtype=np.float32)
+        return gate_signals(self._dense(queries, GATE_MARGIN_RANK)[0])
 
     def _context(self, i: int, score: float, rank: int) -> Context:
         m = self.meta[i]
@@ -295,16 +304,16 @@ class Retriever:
         return self.search_scored(queries, k)[0]
 
     def search_scored(self, queries: list[str], k: int) -> tuple[list[list[Context]], np.ndarray]:
-        """`search`, and each query's best_cosine from the same embedding (the questions are embedded once)."""
+        """`search`, and each query's gate_signals from the same embedding (the questions are embedded once)."""
         if not queries:
-            return [], np.zeros(0, dtype=np.float32)
+            return [], np.zeros((0, 2), dtype=np.float32)
         if not self.hybrid:
-            scores, ids = self._dense(queries, k)
+            scores, ids = self._dense(queries, max(k, GATE_MARGIN_RANK))
             hits = [
                 [self._context(i, s, r) for r, (s, i) in enumerate(((s, i) for s, i in zip(srow, irow) if i >= 0), 1)]
-                for srow, irow in zip(scores, ids)
+                for srow, irow in zip(scores[:, :k], ids[:, :k])
             ]
-            return hits, scores[:, 0]
+            return hits, gate_signals(scores)
         import bm25s
 
         depth = min(max(4 * k, 20), self.index.ntotal)  # candidates from each ranker before fusion
@@ -318,7 +327,7 @@ class Retriever:
             sparse = [int(i) for i, s in zip(srow, sscore) if s > 0]  # a zero BM25 score is no match at all
             fused = rrf_fuse([dense, sparse], k, self.rrf_k)
             out.append([self._context(i, s, r) for r, (i, s) in enumerate(fused, 1)])
-        return out, dense_scores[:, 0]
+        return out, gate_signals(dense_scores)
 
 
 def run_index_stage(run_dir: Path) -> None:

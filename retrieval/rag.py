@@ -2,8 +2,8 @@
 
 arm = RagAnswerer(lm, retriever, name=RAG, use_adapter=False, top_k=3, context_tokens=600)   # advisor.core.arms.RAG
 [a] = arm.answer(["Who chairs the board?"])      # a.contexts holds the chunks and sources
-With `gate` (a cosine, retrieval/gate.py), a question whose best chunk is less similar than that gets the
-abstention answer without generating (a.gated).
+With `gate` (retrieval/gate.py Gate), a question whose best chunk is both less similar and stands out less than
+the gate's thresholds gets the abstention answer without generating (a.gated).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class RagAnswerer:
         context_tokens: int = 600,
         max_new_tokens: int = 32,
         batch_size: int = 16,
-        gate: float | None = None,
+        gate=None,
     ):
         self.lm = lm
         self.retriever = retriever
@@ -60,13 +60,13 @@ class RagAnswerer:
         self.context_tokens = context_tokens
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self.gate = gate  # the abstention gate's cosine threshold (retrieval/gate.py); None: every question answered
+        self.gate = gate  # the abstention gate (retrieval/gate.py Gate); None: every question answered
 
     def answer(self, questions: list[str]) -> list[Answer]:
-        hits, best = self.retriever.search_scored(questions, self.top_k)
+        hits, signals = self.retriever.search_scored(questions, self.top_k)
         ctxs = [fit_budget(h, self.lm.count_tokens, self.context_tokens) for h in hits]
         # below the gate: the abstention answer, nothing generated
-        gated = [self.gate is not None and bool(c < self.gate) for c in best]
+        gated = [self.gate is not None and self.gate.declines(s) for s in signals]
         asked = [i for i, g in enumerate(gated) if not g]
         prompts = [render_prompt(self.lm.tokenizer, questions[i], ctxs[i]) for i in asked]
         gens = []

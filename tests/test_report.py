@@ -381,3 +381,17 @@ def test_plain_words_examples_run():
 
     res = doctest.testmod(advisor.plain)
     assert res.attempted > 0 and res.failed == 0
+
+
+def test_the_report_says_what_the_retrieval_gate_turned_away_by_which_rule():
+    from advisor.report import gate_lines
+
+    arms = {"rag": {"gated_unanswerable": 5, "n_unanswerable": 20, "gated_answerable": 1, "n_answerable": 80}}
+    both = {"share": 0.05, "n_questions": 420, "threshold": 0.526, "margin_threshold": 0.058}
+    text = gate_lines({**both, "calibration_declined": 4, "arms": arms})[0]
+    assert "cosine is below 0.526 and which stands out from the 5th best by less than 0.058" in text
+    assert "turn away 4 of the 420 answerable training questions" in text and "5% quantile" in text
+    assert "RAG 5 of 20 unanswerable and 1 of 80 answerable questions" in text
+    old = gate_lines({"share": 0.05, "n_questions": 300, "threshold": 0.6, "arms": {}})[0]  # a file before the margin
+    assert "cosine is below 0.600 gets" in old and "5th" not in old and "turn away 5% of the 300" in old
+    assert "gate is off: too few" in gate_lines({"threshold": None, "why": "too few"})[0]

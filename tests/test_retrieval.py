@@ -353,19 +353,32 @@ def test_rag_arm_numbers_contexts_within_the_budget_in_one_batch(tiny_corpus, tm
 
 
 def test_the_gate_sits_at_the_share_quantile_of_the_training_questions_and_needs_enough_of_them(tiny_corpus, tmp_path):
-    from retrieval.gate import MIN_QUESTIONS, calibrate_gate
+    from retrieval.gate import MIN_QUESTIONS, Gate, calibrate_gate
 
     _index(tiny_corpus, tmp_path)
     r = Retriever(tmp_path / "index")
     qs = [json.loads(x)["question"] for x in (tiny_corpus.parent / "qa.jsonl").read_text().splitlines()]
     assert len(qs) >= MIN_QUESTIONS
-    cos = r.best_cosine(qs)
+    sig = r.gate_signals(qs)
     gate = calibrate_gate(r, qs, 0.1, "qa.jsonl")
-    assert gate["threshold"] == pytest.approx(float(np.quantile(cos, 0.1)), abs=1e-6)
+    assert gate["threshold"] == pytest.approx(float(np.quantile(sig[:, 0], 0.1)), abs=1e-6)
+    assert gate["margin_threshold"] == pytest.approx(float(np.quantile(sig[:, 1], 0.1)), abs=1e-6)
     assert gate["n_questions"] == len(qs) and gate["source"] == "qa.jsonl"
-    assert 1 <= sum(c < gate["threshold"] for c in cos) <= 0.1 * len(qs) + 1  # it would turn away about 10% of them
+    assert 1 <= sum(c < gate["threshold"] for c in sig[:, 0]) <= 0.1 * len(qs) + 1  # each alone: about 10% of them
+    # both together turn away at most as many, and the file says how many
+    both = sum(bool(b < gate["threshold"] and m < gate["margin_threshold"]) for b, m in sig)
+    assert gate["calibration_declined"] == both <= 0.1 * len(qs) + 1
+    assert both == sum(Gate(gate["threshold"], gate["margin_threshold"]).declines(s) for s in sig)
     few = calibrate_gate(r, qs[: MIN_QUESTIONS - 1], 0.1)
     assert few["threshold"] is None and f"{MIN_QUESTIONS - 1} answerable training questions" in few["why"]
+
+
+def test_the_gate_signals_are_the_best_cosine_and_its_lead_over_the_fifth():
+    from retrieval.index import gate_signals
+
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.5, 0.49, 0.48, 0.47, 0.46, 0.1]], dtype=np.float32)
+    assert gate_signals(scores) == pytest.approx(np.array([[0.9, 0.4], [0.5, 0.04]]), abs=1e-6)
+    assert gate_signals(scores[:, :2]) == pytest.approx(np.array([[0.9, 0.1], [0.5, 0.01]]), abs=1e-6)  # 2 chunks
 
 
 @pytest.mark.parametrize("hybrid", [False, True], ids=["dense", "hybrid"])
@@ -378,32 +391,43 @@ def test_search_scored_gives_the_search_and_the_gate_signal_from_one_embedding(t
     calls = []
     encode = r.embedder.encode
     r.embedder.encode = lambda texts, *a, **k: calls.append(list(texts)) or encode(texts, *a, **k)
-    hits, best = r.search_scored(qs, 3)
+    hits, signals = r.search_scored(qs, 3)
     assert calls == [qs]  # the questions embedded once for both
     assert [[c.chunk_id for c in h] for h in hits] == [[c.chunk_id for c in h] for h in r.search(qs, 3)]
-    assert best == pytest.approx(r.best_cosine(qs), abs=1e-6)
-    assert r.search_scored([], 3)[0] == [] and len(r.search_scored([], 3)[1]) == 0
+    assert all(len(h) == 3 for h in hits)  # the gate's 5 nearest are searched, the prompt still gets k
+    assert signals == pytest.approx(r.gate_signals(qs), abs=1e-6)
+    assert (signals[:, 1] > 0).all() and (signals[:, 1] <= signals[:, 0]).all()  # cosines here are >= 0
+    assert r.search_scored([], 3)[0] == [] and r.search_scored([], 3)[1].shape == (0, 2)
 
 
 def test_below_the_gate_the_rag_arm_abstains_without_generating_and_answers_the_rest(tiny_corpus, tmp_path):
+    from retrieval.gate import Gate
+
     _index(tiny_corpus, tmp_path)
     r = Retriever(tmp_path / "index")
     near = "How many bicycles can one Ormsby ferry crossing carry?"
     far = "Quokka zeppelin marmalade xylophone?"
-    cos_near, cos_far = r.best_cosine([near, far])
+    (cos_near, _), (cos_far, margin_far) = r.gate_signals([near, far])
     assert cos_far < cos_near
     lm = ScriptedLM()
-    arm = RagAnswerer(lm, r, "rag", use_adapter=False, top_k=3, context_tokens=200, gate=(cos_near + cos_far) / 2)
+    gate = Gate((cos_near + cos_far) / 2)  # a gate file from before the margin: the cosine alone
+    arm = RagAnswerer(lm, r, "rag", use_adapter=False, top_k=3, context_tokens=200, gate=gate)
     a_far, a_near = arm.answer([far, near])
     assert a_far.text == ABSTAIN and a_far.gated and a_far.new_tokens == 0 and a_far.contexts  # sources still shown
     assert not a_near.gated and a_near.text.endswith("[1]")
     assert len(lm.calls) == 1 and len(lm.calls[0]) == 1 and near in lm.calls[0][0]  # only the near one generated
-    all_gated = RagAnswerer(lm, r, "rag", use_adapter=False, gate=1.01).answer([near, far])
+    all_gated = RagAnswerer(lm, r, "rag", use_adapter=False, gate=Gate(1.01)).answer([near, far])
     assert [a.gated for a in all_gated] == [True, True] and len(lm.calls) == 1  # nothing to generate: no call
+    # below the cosine threshold, but its best chunk stands out more than the margin threshold: answered
+    stands_out = RagAnswerer(lm, r, "rag", use_adapter=False, gate=Gate(1.01, float(margin_far) - 1e-4))
+    assert not stands_out.answer([far])[0].gated and len(lm.calls) == 2
+    assert (
+        RagAnswerer(lm, r, "rag", use_adapter=False, gate=Gate(1.01, float(margin_far) + 1e-4)).answer([far])[0].gated
+    )
 
 
 def test_the_gate_file_is_read_in_one_place_and_a_broken_one_is_an_error_naming_it(tmp_path):
-    from retrieval.gate import gate_summary, load_gate, read_gate
+    from retrieval.gate import Gate, gate_summary, load_gate, read_gate
 
     assert read_gate(None) is None and load_gate(tmp_path) is None and gate_summary(tmp_path, ["rag"]) is None
     (tmp_path / "eval").mkdir()
@@ -412,11 +436,47 @@ def test_the_gate_file_is_read_in_one_place_and_a_broken_one_is_an_error_naming_
         load_gate(tmp_path)
     (tmp_path / "eval" / "gate.json").write_text('{"threshold": 0.5, "share": 0.05}')
     (tmp_path / "eval" / "base.jsonl").write_text('{"id": "q1", "answer": "x", "contexts": [{"id": "c"}]}\n')
-    assert load_gate(tmp_path) == 0.5
+    assert load_gate(tmp_path) == Gate(0.5, None)  # a file from before the margin: the cosine alone
     assert gate_summary(tmp_path, ["base", "rag"]) == {"threshold": 0.5, "share": 0.05, "arms": {}}  # base: closed
+    (tmp_path / "eval" / "gate.json").write_text('{"threshold": 0.5, "margin_threshold": 0.04, "share": 0.05}')
+    assert load_gate(tmp_path) == Gate(0.5, 0.04)
+    (tmp_path / "eval" / "gate.json").write_text('{"threshold": null, "share": 0.05, "why": "too few"}')
+    assert load_gate(tmp_path) is None
 
 
 def test_the_gate_setting_is_a_share_between_0_and_one_half():
     with pytest.raises(AdvisorError, match=r"retrieval.abstain_gate=0.7 must be in \[0, 0.5\]"):
         RetrievalConfig(abstain_gate=0.7)
     assert RetrievalConfig(abstain_gate=0).abstain_gate == 0
+
+
+def test_bench_gate_prints_each_rule_and_scores_ungated_answers_exactly(tiny_corpus, tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys_path = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, sys_path)
+    try:
+        import bench_gate
+    finally:
+        sys.path.remove(sys_path)
+    _index(tiny_corpus, tmp_path)
+    qa = [json.loads(x) for x in (tiny_corpus.parent / "qa.jsonl").read_text().splitlines()]
+    far = {"id": "u1", "question": "Quokka zeppelin marmalade xylophone?", "answers": [], "unanswerable": True}
+    write_jsonl(tmp_path / "eval.jsonl", [qa[0], far])
+    (tmp_path / "eval").mkdir()
+    scored = [{**qa[0], "unanswerable": False, "answer": "06:40 [1]", "scores": {"accuracy": 1.0}}]
+    scored.append({**far, "answer": "The zeppelin.", "scores": {"accuracy": 0.0}})
+    write_jsonl(tmp_path / "eval" / "rag.jsonl", scored)
+    args = [str(tmp_path), "--calib", str(tiny_corpus.parent / "qa.jsonl"), "--eval", str(tmp_path / "eval.jsonl")]
+    assert bench_gate.main([*args, "--arms", "rag"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"{sum(not q.get('unanswerable') for q in qa)} calibration questions" in out
+        and "1 answerable, 1 unanswerable" in out
+    )
+    for share in bench_gate.SHARES:
+        assert all(re.search(rf"^{share}\s+{rule}\s", out, re.M) for rule in ("cosine", "margin", "both"))
+    # ungated: right on the answerable one, no abstention; the far question is gated by the cosine rule
+    assert "rag at 0.05, none  : accuracy 100.0%, abstains on unanswerable   0.0%" in out
+    assert "rag at 0.05, cosine: accuracy 100.0%, abstains on unanswerable 100.0%" in out

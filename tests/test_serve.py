@@ -279,7 +279,7 @@ def test_the_served_retrieval_arm_abstains_below_the_runs_gate_as_the_evaluated_
     run = tmp_path / "gated-run"
     shutil.copytree(served_run, run)
     near, far = "Who is the senior captain of the Ormsby Ferry Company?", "Quokka zeppelin marmalade xylophone?"
-    cos_near, cos_far = Retriever(run / "index").best_cosine([near, far])
+    cos_near, cos_far = Retriever(run / "index").gate_signals([near, far])[:, 0]
     assert cos_far < cos_near
     atomic_write_json(run / "eval" / "gate.json", {"share": 0.05, "threshold": float(cos_near + cos_far) / 2})
     s = Server(run)

@@ -150,8 +150,8 @@ class RetrievalConfig:
     hybrid: bool = True  # fuse BM25 (bm25s) with dense results by reciprocal rank fusion (sample: recall@5 .92 -> .97)
     rrf_k: int = 60  # reciprocal rank fusion constant: score = sum of 1 / (rrf_k + rank)
     # The retrieval arms' abstention gate (docs/architecture.md, 'The retrieval gate'): a question whose best chunk
-    # is less similar to it (dense cosine) than this share of the run's answerable training questions are to
-    # theirs gets the abstention answer without generating. 0 turns it off.
+    # is less similar to it (dense cosine), and stands out less from the 5th best, than this share of the run's
+    # answerable training questions (each signal's quantile) gets the abstention answer without generating. 0: off.
     abstain_gate: float = 0.05
 
     def __post_init__(self):
