@@ -226,9 +226,12 @@ GATE_MARGIN_RANK = 5  # the gate's second signal: the best chunk's cosine less t
 
 def gate_signals(scores: np.ndarray) -> np.ndarray:
     """(n, 2) from dense search scores sorted best first (n queries x depth): the best cosine, and the best less
-    the GATE_MARGIN_RANK-th (the last one searched when the index holds fewer chunks)."""
-    rank = min(GATE_MARGIN_RANK, scores.shape[1]) - 1
-    return np.stack([scores[:, 0], scores[:, 0] - scores[:, rank]], axis=1).astype(np.float32)
+    the GATE_MARGIN_RANK-th (the last one found when the index holds fewer chunks, or an approximate index's
+    probed lists hold fewer: faiss pads those with -FLT_MAX, never a cosine)."""
+    found = np.maximum((scores >= -1.5).sum(axis=1), 1)  # cosines of unit vectors lie in [-1, 1]
+    rank = np.minimum(GATE_MARGIN_RANK, found) - 1
+    kth = scores[np.arange(len(scores)), rank]
+    return np.stack([scores[:, 0], scores[:, 0] - kth], axis=1).astype(np.float32)
 
 
 class Retriever:

@@ -379,6 +379,9 @@ def test_the_gate_signals_are_the_best_cosine_and_its_lead_over_the_fifth():
     scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.5, 0.49, 0.48, 0.47, 0.46, 0.1]], dtype=np.float32)
     assert gate_signals(scores) == pytest.approx(np.array([[0.9, 0.4], [0.5, 0.04]]), abs=1e-6)
     assert gate_signals(scores[:, :2]) == pytest.approx(np.array([[0.9, 0.1], [0.5, 0.01]]), abs=1e-6)  # 2 chunks
+    padded = scores.copy()
+    padded[1, 3:] = -np.finfo(np.float32).max  # an IVF search that found 3 chunks for the second query
+    assert gate_signals(padded) == pytest.approx(np.array([[0.9, 0.4], [0.5, 0.02]]), abs=1e-6)
 
 
 @pytest.mark.parametrize("hybrid", [False, True], ids=["dense", "hybrid"])
