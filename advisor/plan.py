@@ -172,7 +172,7 @@ def _count_training(
 
     tc = cfg.tuning
     text: list[tuple[str, int]] = []
-    if tc.use_corpus_text:
+    if tc.corpus_text(bool(cfg.corpus.train_qa)):
         for src, body in sorted(docs.items()):
             text += [(src, ntok(seg) + 1) for seg in text_segments(body, tok, tc.max_seq_len - 2)]
     given = Path(cfg.corpus.train_qa) if cfg.corpus.train_qa else None

@@ -401,6 +401,36 @@ def test_raft_unanswerable_teaches_the_unanswerable_questions_in_context_and_lea
     assert report_cap["n_raft_unanswerable"] == 1
 
 
+def test_corpus_text_auto_trains_the_text_only_when_no_training_questions_are_given(
+    tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+):
+    from transformers import AutoTokenizer
+
+    from tuning.train import both_adapter_note, training_set
+
+    def kinds(examples) -> set[str]:
+        return {x["kind"] for x in examples}
+
+    # given training questions: auto leaves the corpus text out, and the adapter's note says why
+    run, cfg, examples, report = sft_with_generated(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa)
+    assert cfg.tuning.use_corpus_text == "auto" and "text" not in kinds(examples) and "qa" in kinds(examples)
+    assert "no corpus text (tuning.use_corpus_text=auto: training questions were given)" in both_adapter_note(
+        report, cfg
+    )
+    # asked for, the text is trained all the same
+    _, cfg_on, with_text, report_on = sft_with_generated(
+        tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.use_corpus_text=true"
+    )
+    assert "text" in kinds(with_text) and report_on["n_text_segments"] > 0
+    assert f"{report_on['n_text_segments']} corpus-text segments" in both_adapter_note(report_on, cfg_on)
+    # no training questions given (the generated ones stand in): auto trains the text
+    cfg.corpus.train_qa = None
+    train, val, report_gen = training_set(run, cfg, AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert "text" in kinds(train + val) and report_gen["n_text_segments"] == report_on["n_text_segments"]
+    with pytest.raises(Exception, match="use_corpus_text"):
+        load_config(None, ["tuning.use_corpus_text=sometimes"])
+
+
 def wants_qa(cfg) -> bool:
     from advisor.pipeline import wants_qa_stage
 

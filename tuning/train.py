@@ -868,7 +868,7 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         eval_qa,
         tok,
         tc.max_seq_len,
-        tc.use_corpus_text,
+        tc.corpus_text(bool(cfg.corpus.train_qa)),
         tc.use_train_qa,
         tc.val_fraction,
         cfg.seed,
@@ -909,8 +909,11 @@ def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) ->
                 f"covering every document, {cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens: "
                 f"tuning.max_train_tokens={cap['max_train_tokens']:,})"
             ]
-        else:
+        elif lk.get("n_text_segments") or cfg.tuning.corpus_text(bool(cfg.corpus.train_qa)):
             out = [f"{lk.get('n_text_segments', 0)} corpus-text segments"]
+        else:
+            why = "training questions were given" if cfg.tuning.use_corpus_text == "auto" else "set off"
+            out = [f"no corpus text (tuning.use_corpus_text={str(cfg.tuning.use_corpus_text).lower()}: {why})"]
         if lk.get("n_qa_pairs"):
             out.append(f"{lk['n_qa_pairs']} closed-book questions")
         if lk.get("n_abstain"):
