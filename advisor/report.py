@@ -529,8 +529,8 @@ def stability_detail(rec: dict) -> str:
     if flips:
         c, f = min(flips, key=lambda cf: abs(cf[1]["change"]))
         line += (
-            f"; the nearest flip: if {CRITERION_LABEL.get(c, c)} weighed {100 * f['flips_at']:.0f}% of the "
-            f"decision instead of {100 * f['weight_now']:.0f}%, the advice would be "
+            f"; the nearest flip: if {CRITERION_LABEL.get(c, c)} weighed {100 * f['flips_at']:.1f}% of the "
+            f"decision instead of {100 * f['weight_now']:.1f}%, the advice would be "
             f"{option_label(f['new_verdict'])}"
         )
     else:

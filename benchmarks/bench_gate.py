@@ -16,7 +16,6 @@ come from the calibration questions only; this script is how the rule was chosen
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,21 +27,17 @@ sys.path.insert(0, str(ROOT))
 SHARES = (0.02, 0.05, 0.1)
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def rules(calib: np.ndarray, share: float) -> dict:
-    """Per rule, a function from gate signals (n x 2) to the declined mask, thresholds at `share` of `calib`."""
-    tb, tm = np.quantile(calib[:, 0], share), np.quantile(calib[:, 1], share)
-    return {
-        "cosine": lambda s: s[:, 0] < tb,
-        "margin": lambda s: s[:, 1] < tm,
-        "both": lambda s: (s[:, 0] < tb) & (s[:, 1] < tm),
-    }
+    """Per rule, a Gate (retrieval/gate.py) with its thresholds at `share` of `calib`: the cosine alone, the margin
+    alone (any cosine is below +inf) and both, the gate's own rule."""
+    from retrieval.gate import Gate
+
+    tb, tm = float(np.quantile(calib[:, 0], share)), float(np.quantile(calib[:, 1], share))
+    return {"cosine": Gate(tb), "margin": Gate(float("inf"), tm), "both": Gate(tb, tm)}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from advisor.core.textio import read_jsonl
     from evalsuite.metrics.hallucination import is_abstention
     from retrieval.index import Retriever
 
@@ -58,26 +53,26 @@ def main(argv: list[str] | None = None) -> int:
         import yaml
 
         a.eval = Path(yaml.safe_load((a.run_dir / "config.yaml").read_text())["corpus"]["qa"])
-    cal = r.gate_signals([q["question"] for q in _rows(calib) if not q.get("unanswerable")])
-    ev = _rows(a.eval)
+    cal = r.gate_signals([q["question"] for q in read_jsonl(calib) if not q.get("unanswerable")])
+    ev = read_jsonl(a.eval)
     una = np.array([bool(q.get("unanswerable")) for q in ev])
     sig = r.gate_signals([q["question"] for q in ev])
     print(f"{len(cal)} calibration questions ({calib}); {int((~una).sum())} answerable, {int(una.sum())} unanswerable")
     print("share  rule    calibration  answerable declined  unanswerable declined")
     for share in SHARES:
-        for name, rule in rules(cal, share).items():
-            d, dc = rule(sig), rule(cal)
+        for name, gate in rules(cal, share).items():
+            d, dc = gate.declines_all(sig), gate.declines_all(cal)
             u = f"{100 * d[una].mean():5.1f}%" if una.any() else "    -"
             print(f"{share:<6} {name:7s} {100 * dc.mean():10.1f}% {100 * d[~una].mean():18.1f}% {u:>21}")
     for arm in a.arms:
-        rows = {x["id"]: x for x in _rows(a.run_dir / "eval" / f"{arm}.jsonl")}
-        rows = [rows[q["id"]] for q in ev if q.get("id") in rows]
-        s = r.gate_signals([x["question"] for x in rows])
+        by_id = {x["id"]: x for x in read_jsonl(a.run_dir / "eval" / f"{arm}.jsonl")}
+        kept = [i for i, q in enumerate(ev) if q.get("id") in by_id]
+        rows, s = [by_id[ev[i]["id"]] for i in kept], sig[kept]  # the eval questions' signals, embedded once
         un = np.array([bool(x["unanswerable"]) for x in rows])
         acc = np.array([x["scores"].get("accuracy", 0.0) for x in rows])  # answerable ones only carry it
         abst = np.array([is_abstention(x["answer"]) for x in rows])
-        for name, rule in [("none", lambda s: np.zeros(len(s), bool))] + list(rules(cal, 0.05).items()):
-            g = rule(s)
+        for name, gate in [("none", None)] + list(rules(cal, 0.05).items()):
+            g = np.zeros(len(s), bool) if gate is None else gate.declines_all(s)
             ab = g | abst
             una_txt = f"abstains on unanswerable {100 * ab[un].mean():5.1f}%, " if un.any() else ""
             print(

@@ -42,8 +42,13 @@ class Gate:
 
     def declines(self, signals) -> bool:
         """Whether a question with these gate signals (best cosine, margin) gets the abstention answer."""
-        best, margin = float(signals[0]), float(signals[1])
-        return best < self.threshold and (self.margin is None or margin < self.margin)
+        return bool(self.declines_all(np.asarray(signals, dtype=float).reshape(1, 2))[0])
+
+    def declines_all(self, signals) -> np.ndarray:
+        """declines for each row of an (n, 2) array of gate signals: a boolean mask."""
+        sig = np.asarray(signals, dtype=float).reshape(-1, 2)
+        out = sig[:, 0] < self.threshold
+        return out if self.margin is None else out & (sig[:, 1] < self.margin)
 
 
 def calibrate_gate(retriever, questions: list[str], share: float, source: str = "") -> dict:
@@ -61,7 +66,7 @@ def calibrate_gate(retriever, questions: list[str], share: float, source: str = 
     gate["threshold"] = round(float(np.quantile(sig[:, 0], share)), 6)
     gate["margin_threshold"] = round(float(np.quantile(sig[:, 1], share)), 6)
     g = Gate(gate["threshold"], gate["margin_threshold"])
-    gate["calibration_declined"] = sum(g.declines(s) for s in sig)  # of n_questions: at most share of them
+    gate["calibration_declined"] = int(g.declines_all(sig).sum())  # of n_questions: at most share of them
     gate["cosine_median"] = round(float(np.median(sig[:, 0])), 6)
     gate["margin_median"] = round(float(np.median(sig[:, 1])), 6)
     return gate

@@ -66,7 +66,7 @@ class RagAnswerer:
         hits, signals = self.retriever.search_scored(questions, self.top_k)
         ctxs = [fit_budget(h, self.lm.count_tokens, self.context_tokens) for h in hits]
         # below the gate: the abstention answer, nothing generated
-        gated = [self.gate is not None and self.gate.declines(s) for s in signals]
+        gated = self.gate.declines_all(signals).tolist() if self.gate is not None else [False] * len(questions)
         asked = [i for i, g in enumerate(gated) if not g]
         prompts = [render_prompt(self.lm.tokenizer, questions[i], ctxs[i]) for i in asked]
         gens = []

@@ -204,6 +204,19 @@ def test_no_separation_below_the_detectable_difference_says_the_questions_cannot
     assert "accuracy RAG − Fine-tune + RAG is +10.0 points against 12.1 detectable; it passed the test here" in lines
 
 
+def test_the_nearest_flip_names_a_weight_that_differs_from_the_one_now(run):
+    from advisor.report import stability_detail
+
+    rec = json.loads((run / "recommendation.json").read_text())
+    # a flip half a point away (a quickstart's build cost: 10.5% against 10%) must not read "10% instead of 10%"
+    rec["sensitivity"]["flip_points"] = {
+        "build_cost": {"weight_now": 0.1, "flips_at": 0.105, "new_verdict": "rag", "change": 0.005},
+        "accuracy": {"weight_now": 0.25, "flips_at": 0.235, "new_verdict": "rag", "change": -0.015},
+    }
+    rec["verdict"] = "both"
+    assert "weighed 10.5% of the decision instead of 10.0%, the advice would be RAG" in stability_detail(rec)
+
+
 def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapter_are_reported(run):
     metrics = json.loads((run / "eval/metrics.json").read_text())
     m = lambda v, n=20: {"value": v, "ci95": [max(0, v - 0.1), min(1, v + 0.1)], "n": n}  # noqa: E731

@@ -368,7 +368,11 @@ def test_the_gate_sits_at_the_share_quantile_of_the_training_questions_and_needs
     # both together turn away at most as many, and the file says how many
     both = sum(bool(b < gate["threshold"] and m < gate["margin_threshold"]) for b, m in sig)
     assert gate["calibration_declined"] == both <= 0.1 * len(qs) + 1
-    assert both == sum(Gate(gate["threshold"], gate["margin_threshold"]).declines(s) for s in sig)
+    g, cosine_only = Gate(gate["threshold"], gate["margin_threshold"]), Gate(gate["threshold"])
+    assert both == sum(g.declines(s) for s in sig)
+    # the vectorised form (the RAG arm, the calibration, bench_gate) agrees row by row, for an old gate file too
+    assert g.declines_all(sig).tolist() == [g.declines(s) for s in sig]
+    assert cosine_only.declines_all(sig).tolist() == [bool(c < gate["threshold"]) for c in sig[:, 0]]
     few = calibrate_gate(r, qs[: MIN_QUESTIONS - 1], 0.1)
     assert few["threshold"] is None and f"{MIN_QUESTIONS - 1} answerable training questions" in few["why"]
 

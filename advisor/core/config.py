@@ -236,9 +236,9 @@ class TuningConfig:
     # them. A time budget sets it: a pass over a 30x sample corpus's 165 held-out examples took 81 s
     val_limit: int = 0
     # train on the corpus text itself (continued pre-training). auto: only when no training questions are given
-    # (--train-qa or the sample's own): given questions, the tuned arms were as good or better without it on the
-    # sample and on a bank corpus, at 24-37% fewer training tokens (docs/fine-tuning-measured.md, 'Without the
-    # corpus text'); generated questions may miss facts the text still carries
+    # (--train-qa or the sample's own). Without it the tuned arms were as good or better on the sample (its given
+    # questions) and within their CIs on a bank corpus (generated ones), at 24-37% fewer training tokens
+    # (docs/fine-tuning-measured.md, 'Without the corpus text'); generated questions may miss facts the text carries
     use_corpus_text: bool | Literal["auto"] = "auto"
     use_train_qa: bool = True  # train on the training questions (instruction pairs), when given
     # lora (adapter on the base, quantized per model.quantization) | full (all weights; needs model.quantization=none)
