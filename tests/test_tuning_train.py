@@ -233,6 +233,7 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     assert info["stopped_early"] and info["steps"] < 30
     # tuning.max_batch_tokens / low_memory_heap 'auto': the CPU's memory levers, recorded as they ran
     assert info["device"] == "cpu" and (info["max_batch_tokens"], info["low_memory_heap"]) == (768, True)
+    assert info["heap_mmap_threshold"] == 4 << 20
     vals = [h["val_loss"] for h in info["history"]]
     assert min(vals[-2:]) >= min(vals) and info["best_step"] == vals.index(min(vals)) + 1
     peaks = [h["peak_rss_mb"] for h in info["history"]]  # the process's memory over the run, step by step
@@ -401,6 +402,15 @@ def test_raft_unanswerable_teaches_the_unanswerable_questions_in_context_and_lea
     assert report_cap["n_raft_unanswerable"] == 1
 
 
+def cfg_on_text(cfg):
+    """The same config with the training questions unset: auto then trains the corpus text."""
+    import copy
+
+    out = copy.deepcopy(cfg)
+    out.corpus.train_qa = None
+    return out
+
+
 def test_corpus_text_auto_trains_the_text_only_when_no_training_questions_are_given(
     tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
 ):
@@ -414,6 +424,7 @@ def test_corpus_text_auto_trains_the_text_only_when_no_training_questions_are_gi
     # given training questions: auto leaves the corpus text out, and the adapter's note says why
     run, cfg, examples, report = sft_with_generated(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa)
     assert cfg.tuning.use_corpus_text == "auto" and "text" not in kinds(examples) and "qa" in kinds(examples)
+    assert not cfg.trains_corpus_text() and cfg_on_text(cfg).trains_corpus_text()
     assert "no corpus text (tuning.use_corpus_text=auto: training questions were given)" in both_adapter_note(
         report, cfg
     )
@@ -424,7 +435,7 @@ def test_corpus_text_auto_trains_the_text_only_when_no_training_questions_are_gi
     assert "text" in kinds(with_text) and report_on["n_text_segments"] > 0
     assert f"{report_on['n_text_segments']} corpus-text segments" in both_adapter_note(report_on, cfg_on)
     # no training questions given (the generated ones stand in): auto trains the text
-    cfg.corpus.train_qa = None
+    cfg = cfg_on_text(cfg)
     train, val, report_gen = training_set(run, cfg, AutoTokenizer.from_pretrained(tiny_model_dir))
     assert "text" in kinds(train + val) and report_gen["n_text_segments"] == report_on["n_text_segments"]
     with pytest.raises(Exception, match="use_corpus_text"):

@@ -415,15 +415,17 @@ def plot_history(history: list[dict], path: Path) -> bool:
 # ---------------------------------------------------------------- training
 
 
-def large_allocations_via_mmap(threshold_bytes: int = 1 << 20) -> bool:
+def large_allocations_via_mmap(threshold_bytes: int) -> bool:
     """Make glibc serve allocations >= threshold_bytes with mmap, returned to the OS on free.
 
     By default glibc raises its mmap threshold dynamically (up to 32 MB) and keeps freed blocks below it in
     the heap. Length-grouped batches have a different width every step, so activation tensors of ever-new
     sizes are freed and allocated, the heap fragments and RSS ratchets up: SmolLM2-135M LoRA at 8 x 256
-    tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB. The cost is time: every large tensor is a fresh
-    mmap with zeroed pages: the whole quickstart tune (max_batch_tokens 1024) took 1,132 s and peaked at 3.9 GB with
-    it, 979 s and 6.1 GB without. On by default (tuning.low_memory_heap). False off glibc."""
+    tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB. Each allocation above the threshold is a
+    fresh mapping of zeroed pages, which costs time when the threshold is low enough to catch most activations:
+    the quickstart's tune (max_batch_tokens 768) trained at 90 tokens/s with 1 MB, peak 2.5 GB, and at 142 with
+    4 MB (LOW_MEMORY_MMAP_THRESHOLD), peak 3.2 GB, the same losses. On by default on a CPU
+    (tuning.low_memory_heap). False off glibc."""
     import ctypes
 
     try:
@@ -508,7 +510,7 @@ class AdapterTraining:
         import torch
 
         if self.low_memory_heap:
-            large_allocations_via_mmap()
+            large_allocations_via_mmap(self.tc.heap_mmap_threshold(self.device))
         torch.manual_seed(self.cfg.seed)
         self.model, self.params = build_trainable_model(self.cfg, self.device)
         self.loss_mod = label_only_loss_module(self.model)
@@ -744,6 +746,7 @@ class AdapterTraining:
             # the memory levers as this device ran them (tuning.max_batch_tokens / low_memory_heap: auto)
             "max_batch_tokens": self.max_batch_tokens,
             "low_memory_heap": self.low_memory_heap,
+            "heap_mmap_threshold": self.tc.heap_mmap_threshold(self.device),
             "cpu_threads": torch.get_num_threads(),
             "processes": self.world,
             "history": s.history,
@@ -868,7 +871,7 @@ def training_set(run: RunDir, cfg: Config, tok, both: bool = False) -> tuple[lis
         eval_qa,
         tok,
         tc.max_seq_len,
-        tc.corpus_text(bool(cfg.corpus.train_qa)),
+        cfg.trains_corpus_text(),
         tc.use_train_qa,
         tc.val_fraction,
         cfg.seed,
@@ -909,7 +912,7 @@ def both_adapter_note(leak: dict, cfg: Config, both_leak: dict | None = None) ->
                 f"covering every document, {cap['text_tokens_kept']:,} of {cap['text_tokens_all']:,} tokens: "
                 f"tuning.max_train_tokens={cap['max_train_tokens']:,})"
             ]
-        elif lk.get("n_text_segments") or cfg.tuning.corpus_text(bool(cfg.corpus.train_qa)):
+        elif lk.get("n_text_segments") or cfg.trains_corpus_text():
             out = [f"{lk.get('n_text_segments', 0)} corpus-text segments"]
         else:
             why = "training questions were given" if cfg.tuning.use_corpus_text == "auto" else "set off"

@@ -207,6 +207,12 @@ class LoraConfig:
 # tuning.max_batch_tokens=auto on a CPU (see TuningConfig.max_batch_tokens)
 CPU_MAX_BATCH_TOKENS = 768
 
+# tuning.low_memory_heap: glibc serves allocations of this size and more with mmap (returned to the OS on free).
+# 1 MB until 2026-12-05: every activation of a pass was then a fresh mapping of zeroed pages, and the quickstart's
+# tune ran at 90 tokens/s; at 4 MB 142 tokens/s, peak 3.2 GB instead of 2.5 (docs/fine-tuning-measured.md,
+# 'The heap's mmap threshold').
+LOW_MEMORY_MMAP_THRESHOLD = 4 << 20
+
 # The default cap on one pass over the training set (tuning.max_train_tokens). The quickstart's training set is
 # about 62k tokens (124,704 seen in 2 epochs, docs/fine-tuning-measured.md), so the cap leaves it whole; a 1 MB
 # corpus (~250k tokens of text alone) is sampled down to it, which bounds a CPU run's tune stage to ~25 min at
@@ -271,8 +277,8 @@ class TuningConfig:
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False
-    # glibc returns freed activations to the OS at once (1 MB mmap threshold): the quickstart's tune peaked at 3.9 GB
-    # instead of 6.1 GB, 16% slower (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc.
+    # glibc returns freed large activations to the OS at once (LOW_MEMORY_MMAP_THRESHOLD): the heap does not ratchet
+    # up over a run (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc.
     # auto: on for a CPU, off on CUDA (the activations live in GPU memory there)
     low_memory_heap: bool | Literal["auto"] = "auto"
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
@@ -337,6 +343,10 @@ class TuningConfig:
         if self.use_corpus_text != "auto":
             return bool(self.use_corpus_text)
         return not (train_qa_given and self.use_train_qa)
+
+    def heap_mmap_threshold(self, device: str) -> int:
+        """The glibc mmap threshold the tune stage sets on `device` (bytes); 0 = glibc's own dynamic one."""
+        return LOW_MEMORY_MMAP_THRESHOLD if self.memory_levers(device)[1] else 0
 
     def memory_levers(self, device: str) -> tuple[int, bool]:
         """(max_batch_tokens, low_memory_heap) as the tune stage runs them on `device`: 'auto' is the CPU memory
@@ -640,6 +650,11 @@ class Config:
         """Settings that have no effect in this config (docs/architecture.md, 'Style'): each a line for a warning."""
         sections = (self.retrieval, self.tuning, self.eval, self.generation, self.qa)
         return [line for sec in sections for line in sec.ignored_settings()]
+
+    def trains_corpus_text(self) -> bool:
+        """Whether the sft stage trains the corpus text: tuning.use_corpus_text against corpus.train_qa (the one rule
+        the sft stage, the adapter's note and `advisor plan` ask)."""
+        return self.tuning.corpus_text(bool(self.corpus.train_qa))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
