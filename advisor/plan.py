@@ -334,7 +334,7 @@ def calibration_key(cfg: Config) -> dict:
         "batch_size": tc.batch_size,
         "max_seq_len": tc.max_seq_len,
         "max_batch_tokens": tc.memory_levers(default_device())[0],
-        # a tune stage's recorded speed depends on it (1 MB: 90 tokens/s on the quickstart, 4 MB: 142)
+        # a tune stage's recorded speed depends on it (the quickstart: 111 tokens/s at 1 MB, 142 at 4 MB)
         "heap_mmap_threshold": tc.heap_mmap_threshold(default_device()),
         "gradient_checkpointing": tc.gradient_checkpointing,
         "max_new_tokens": cfg.model.max_new_tokens,

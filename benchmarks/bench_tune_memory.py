@@ -9,6 +9,11 @@ tuning settings (`max_batch_tokens=1024,low_memory_heap=true`; "" = the run's ow
 process, so its peak resident memory is its own: `--steps` optimizer steps over the WIDEST training rows first
 (the longest half, then rows from the middle), so every variant meets the stage's peak batch shape within a few
 steps. Printed per variant: peak RSS, tokens per second, and both as ratios to the first variant.
+`heap_mmap_threshold=BYTES` in a variant sets the glibc mmap threshold of tuning.low_memory_heap for it
+(advisor.core.config.LOW_MEMORY_MMAP_THRESHOLD, 1 MB), e.g. 4 MB:
+
+    .venv/bin/python benchmarks/bench_tune_memory.py RUN_DIR --steps 3 --variants "" heap_mmap_threshold=4194304 \
+        low_memory_heap=false
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ VARIANTS = [
 
 def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
     """Train `steps` steps of the run's adapter with `variant`'s settings in this process; training.json's figures."""
+    import advisor.core.config as config_module
     from advisor.core.config import load_run_config
     from advisor.core.models import causal_tokenizer
     from advisor.core.textio import read_json, read_jsonl
@@ -46,6 +52,9 @@ def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
     cfg = load_run_config(run_dir)
     for kv in filter(None, variant.split(",")):
         key, value = kv.split("=", 1)
+        if key == "heap_mmap_threshold":  # not a setting: the constant tuning.low_memory_heap uses
+            config_module.LOW_MEMORY_MMAP_THRESHOLD = int(value)
+            continue
         current = getattr(cfg.tuning, key)
         setattr(cfg.tuning, key, value.lower() in ("1", "true") if isinstance(current, bool) else type(current)(value))
     tc = cfg.tuning
@@ -60,7 +69,8 @@ def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-tune-memory-"))
     train_adapter(cfg, rows, val[:8], tok, out, "bench")
     t = read_json(out / "training.json", "the variant's training record")
-    return {"variant": variant or "(the run's settings)", "peak_rss_mb": t["peak_rss_mb"], "tok_s": t["tokens_per_s"]}
+    name = variant or f"(the run's settings; heap_mmap_threshold {t.get('heap_mmap_threshold')})"
+    return {"variant": name, "peak_rss_mb": t["peak_rss_mb"], "tok_s": t["tokens_per_s"]}
 
 
 def main() -> int:

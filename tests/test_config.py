@@ -116,7 +116,7 @@ def test_the_tune_memory_levers_are_the_cpu_ones_on_a_cpu_and_off_on_cuda_unless
     assert (tc.max_batch_tokens, tc.low_memory_heap) == ("auto", "auto")
     assert tc.memory_levers("cpu") == (768, True)
     assert tc.memory_levers("cuda:0") == (0, False)  # no split passes, glibc's own heap: activations are on the GPU
-    assert (tc.heap_mmap_threshold("cpu"), tc.heap_mmap_threshold("cuda:0")) == (4 << 20, 0)
+    assert (tc.heap_mmap_threshold("cpu"), tc.heap_mmap_threshold("cuda:0")) == (1 << 20, 0)
     tc = load_config("quickstart", ["tuning.max_batch_tokens=1024", "tuning.low_memory_heap=false"]).tuning
     assert tc.memory_levers("cpu") == tc.memory_levers("cuda") == (1024, False)
     assert tc.heap_mmap_threshold("cpu") == 0  # glibc's own dynamic threshold

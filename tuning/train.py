@@ -423,9 +423,9 @@ def large_allocations_via_mmap(threshold_bytes: int) -> bool:
     sizes are freed and allocated, the heap fragments and RSS ratchets up: SmolLM2-135M LoRA at 8 x 256
     tokens peaked at 7.4 GB; with a fixed 1 MB threshold 4.7 GB. Each allocation above the threshold is a
     fresh mapping of zeroed pages, which costs time when the threshold is low enough to catch most activations:
-    the quickstart's tune (max_batch_tokens 768) trained at 90 tokens/s with 1 MB, peak 2.5 GB, and at 142 with
-    4 MB (LOW_MEMORY_MMAP_THRESHOLD), peak 3.2 GB, the same losses. On by default on a CPU
-    (tuning.low_memory_heap). False off glibc."""
+    the quickstart's tune (max_batch_tokens 768) trained at 111 tokens/s with 1 MB (LOW_MEMORY_MMAP_THRESHOLD),
+    peak 2.5 GB, and at 142 with 4 MB, peak 3.2 GB; with corpus text 1 MB peaked at 3.0 GB, 4 MB at 4.7 GB.
+    On by default on a CPU (tuning.low_memory_heap). False off glibc."""
     import ctypes
 
     try:

@@ -208,10 +208,11 @@ class LoraConfig:
 CPU_MAX_BATCH_TOKENS = 768
 
 # tuning.low_memory_heap: glibc serves allocations of this size and more with mmap (returned to the OS on free).
-# 1 MB until 2026-12-05: every activation of a pass was then a fresh mapping of zeroed pages, and the quickstart's
-# tune ran at 90 tokens/s; at 4 MB 142 tokens/s, peak 3.2 GB instead of 2.5 (docs/fine-tuning-measured.md,
-# 'The heap's mmap threshold').
-LOW_MEMORY_MMAP_THRESHOLD = 4 << 20
+# Each such activation is a fresh mapping of zeroed pages, which costs time: 4 MB trained the quickstart a fifth
+# faster (539 s against 693, peak 3.2 GB against 2.5) but a set with corpus text peaked at 4.7 GB against 3.0, as
+# high as with no fixed threshold (docs/fine-tuning-measured.md, 'The heap's mmap threshold'); 1 MB is the best
+# of the three by time x memory.
+LOW_MEMORY_MMAP_THRESHOLD = 1 << 20
 
 # The default cap on one pass over the training set (tuning.max_train_tokens). The quickstart's training set is
 # about 62k tokens (124,704 seen in 2 epochs, docs/fine-tuning-measured.md), so the cap leaves it whole; a 1 MB
@@ -278,7 +279,8 @@ class TuningConfig:
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False
     # glibc returns freed large activations to the OS at once (LOW_MEMORY_MMAP_THRESHOLD): the heap does not ratchet
-    # up over a run (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc.
+    # up over a run (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc. false: the quickstart's
+    # tune a fifth faster at 0.7 GB more peak, a set with corpus text at 1.5 GB more ('The heap's mmap threshold').
     # auto: on for a CPU, off on CUDA (the activations live in GPU memory there)
     low_memory_heap: bool | Literal["auto"] = "auto"
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
