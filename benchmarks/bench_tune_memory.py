@@ -8,7 +8,7 @@ RUN_DIR is a finished run (its config.yaml and sft/train.jsonl). Each variant is
 tuning settings (`max_batch_tokens=1024,low_memory_heap=true`; "" = the run's own settings) trained in a fresh
 process, so its peak resident memory is its own: `--steps` optimizer steps over the WIDEST training rows first
 (the longest half, then rows from the middle), so every variant meets the stage's peak batch shape within a few
-steps. Printed per variant: peak RSS, tokens per second, and both as ratios to the first variant.
+steps. A setting may be nested (`lora.fast_dropout=false`); values are read as YAML scalars, as on the command line. Printed per variant: peak RSS, tokens per second, and both as ratios to the first variant.
 `heap_mmap_threshold=BYTES` in a variant sets the glibc mmap threshold of tuning.low_memory_heap for it
 (advisor.core.config.LOW_MEMORY_MMAP_THRESHOLD, 1 MB), e.g. 4 MB:
 
@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,8 +57,12 @@ def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
         if key == "heap_mmap_threshold":  # not a setting: the constant tuning.low_memory_heap uses
             config_module.LOW_MEMORY_MMAP_THRESHOLD = int(value)
             continue
-        current = getattr(cfg.tuning, key)
-        setattr(cfg.tuning, key, value.lower() in ("1", "true") if isinstance(current, bool) else type(current)(value))
+        *path, last = key.split(".")  # a tuning setting, e.g. max_batch_tokens or lora.fast_dropout
+        owner = cfg.tuning
+        for part in path:
+            owner = getattr(owner, part)
+        getattr(owner, last)  # an unknown setting fails here, by name
+        setattr(owner, last, yaml.safe_load(value))  # parsed as the command line's key=value overrides are
     tc = cfg.tuning
     tc.max_steps, tc.save_every, tc.curve_points, tc.eval_every = steps, 0, 0, 10**6
     tok = causal_tokenizer(cfg.model.spec)

@@ -196,6 +196,9 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     # the tune stage's speed recorded under one heap setting is not another's (1 MB mmap threshold: 111 tokens/s, none 143)
     assert calibration_key(tiny_cfg(tiny_model_dir, "tuning.low_memory_heap=false"))["heap_mmap_threshold"] == 0
     assert calibration_key(cfg)["heap_mmap_threshold"] == 1 << 20
+    # nor under another LoRA dropout (torch's own draws were 15-20% of a CPU tune)
+    assert calibration_key(cfg)["fast_dropout"] is True
+    assert calibration_key(tiny_cfg(tiny_model_dir, "tuning.lora.fast_dropout=false"))["fast_dropout"] is False
 
 
 def test_advisor_plan_prints_every_stage_and_builds_nothing(tiny_model_dir, tmp_path, monkeypatch, capsys):

@@ -234,6 +234,7 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     # tuning.max_batch_tokens / low_memory_heap 'auto': the CPU's memory levers, recorded as they ran
     assert info["device"] == "cpu" and (info["max_batch_tokens"], info["low_memory_heap"]) == (768, True)
     assert info["heap_mmap_threshold"] == 1 << 20
+    assert info["lora"]["fast_dropout"] is True  # tuning.lora.fast_dropout auto: on a CPU
     vals = [h["val_loss"] for h in info["history"]]
     assert min(vals[-2:]) >= min(vals) and info["best_step"] == vals.index(min(vals)) + 1
     peaks = [h["peak_rss_mb"] for h in info["history"]]  # the process's memory over the run, step by step

@@ -375,6 +375,10 @@ def build_trainable_model(cfg: Config, device: str):
                 f"tuning.lora.target_modules='{targets}' does not fit model '{cfg.model.spec}' ({first}); "
                 f"use 'all-linear' or names of its linear layers, e.g. q_proj,v_proj"
             ) from None
+        if tc.lora.uses_fast_dropout(device):
+            from tuning.dropout import replace_lora_dropout
+
+            replace_lora_dropout(model)
     if tc.gradient_checkpointing:
         # Activations dominate memory at long sequences (SmolLM2-135M, 8 x 256 tokens: ~5 GB over 30 layers).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -489,6 +493,7 @@ class AdapterTraining:
         self.world, self.rank, self.main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
         self.device = str(self.acc.device) if self.world > 1 else default_device()
         self.max_batch_tokens, self.low_memory_heap = self.tc.memory_levers(self.device)
+        self.heap_threshold = self.tc.heap_mmap_threshold(self.device)
         self.t_start = time.perf_counter()
         self._load_model()
         self._optimizer()
@@ -510,7 +515,7 @@ class AdapterTraining:
         import torch
 
         if self.low_memory_heap:
-            large_allocations_via_mmap(self.tc.heap_mmap_threshold(self.device))
+            large_allocations_via_mmap(self.heap_threshold)
         torch.manual_seed(self.cfg.seed)
         self.model, self.params = build_trainable_model(self.cfg, self.device)
         self.loss_mod = label_only_loss_module(self.model)
@@ -715,6 +720,7 @@ class AdapterTraining:
                 "r": tc.lora.r,
                 "alpha": tc.lora.alpha,
                 "dropout": tc.lora.dropout,
+                "fast_dropout": tc.lora.uses_fast_dropout(self.device),
                 "target_modules": tc.lora.target_modules,
             }
             if tc.method == "lora"
@@ -746,7 +752,7 @@ class AdapterTraining:
             # the memory levers as this device ran them (tuning.max_batch_tokens / low_memory_heap: auto)
             "max_batch_tokens": self.max_batch_tokens,
             "low_memory_heap": self.low_memory_heap,
-            "heap_mmap_threshold": self.tc.heap_mmap_threshold(self.device),
+            "heap_mmap_threshold": self.heap_threshold,
             "cpu_threads": torch.get_num_threads(),
             "processes": self.world,
             "history": s.history,

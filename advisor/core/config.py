@@ -192,6 +192,10 @@ class LoraConfig:
     alpha: int = 32  # LoRA scaling numerator (scale = alpha / r)
     dropout: float = 0.05  # dropout on the LoRA input
     target_modules: str = "all-linear"  # 'all-linear' or a comma-separated list of module names
+    # the dropout masks from four 16-bit lanes per 64-bit random draw instead of one draw per element
+    # (tuning/dropout.py): the same dropout, other masks. auto: on a CPU, where torch's own dropout made 15-20% of
+    # the quickstart's tune (docs/fine-tuning-measured.md, 'LoRA dropout on a CPU'); off on CUDA
+    fast_dropout: bool | Literal["auto"] = "auto"
 
     def __post_init__(self):
         if self.r <= 0:
@@ -200,8 +204,16 @@ class LoraConfig:
             raise AdvisorError(f"tuning.lora.alpha={self.alpha} must be positive")
         if not 0 <= self.dropout < 1:
             raise AdvisorError(f"tuning.lora.dropout={self.dropout} must be in [0, 1)")
+        if self.fast_dropout not in ("auto", True, False):
+            raise AdvisorError(f"tuning.lora.fast_dropout={self.fast_dropout} must be 'auto', true or false")
         if self.target_modules != "all-linear" and not [t for t in self.target_modules.split(",") if t.strip()]:
             raise AdvisorError("tuning.lora.target_modules must be 'all-linear' or module names like q_proj,v_proj")
+
+    def uses_fast_dropout(self, device: str) -> bool:
+        """Whether the tune stage on `device` draws the LoRA dropout masks with tuning/dropout.py (auto: on a CPU)."""
+        if self.dropout == 0:
+            return False
+        return bool(self.fast_dropout) if self.fast_dropout != "auto" else not device.startswith("cuda")
 
 
 # tuning.max_batch_tokens=auto on a CPU (see TuningConfig.max_batch_tokens)
