@@ -155,6 +155,11 @@ def how_sure(rec: dict) -> str:
         lead = f" ({d:+.0f} points of accuracy)" if d is not None else ""
         if not sep["separated"]:
             line += f". The measurements do not separate it from {other}{lead}: the difference could be chance"
+        elif d is not None and d < 0:
+            line += (
+                f". The measurements separate it from {other}, which answers {-d:.0f} points more questions "
+                "correctly: the advice rests on the other criteria, not on accuracy"
+            )
         else:
             line += f". The measurements separate it from {other}{lead}" + (
                 ", but only just: these few questions often miss a difference this small, so a rerun on new "

@@ -505,6 +505,36 @@ def test_separation_says_whether_the_paired_ci_excludes_zero():
     assert "the CI excludes 0" in sep["why"] and "40 questions can detect a difference of 38.4 pts" in sep["why"]
 
 
+def test_a_verdict_the_data_show_less_accurate_than_the_runner_up_says_so_in_every_view():
+    from advisor.plain import how_sure
+    from advisor.recommend import separation
+    from ui.advice import separation_badge
+
+    # rag cheaper, fine-tune right on 15 more of 40 questions: separated, but against the verdict
+    worse = per_q({"rag": [1.0] * 5 + [0.0] * 35, "fine-tune": [1.0] * 20 + [0.0] * 20})
+    ev = evidence(
+        {"rag": 0.125, "fine-tune": 0.5},
+        {"rag": 0.5, "fine-tune": 0.5},
+        build={"rag": 1, "fine-tune": 600},
+        lat={"rag": 1, "fine-tune": 1},
+        per_question=worse,
+    )
+    sep = separation(ev, "rag", "fine-tune")
+    assert sep["separated"] is True and sep["difference_pts"] == -37.5
+    assert sep["why"].endswith(
+        "; the data favour Fine-tune on accuracy, so the advice rests on the other criteria, not on accuracy"
+    )
+    rec = {"verdict": "rag", "utilities": {"rag": 0.55, "fine-tune": 0.54}, "separation": sep}
+    rec["stability"] = {"level": "medium", "why": "x"}
+    line = how_sure(rec)
+    assert "The measurements separate it from Fine-tune, which answers 38 points more questions correctly: the " in line
+    assert "rests on the other criteria, not on accuracy." in line
+    assert separation_badge(sep) == ":orange-badge[the data favour the runner-up on accuracy]"
+    ahead = separation(ev, "fine-tune", "rag")  # the other way round: separated in the verdict's favour
+    assert ahead["difference_pts"] == 37.5 and "the data favour" not in ahead["why"]
+    assert separation_badge(ahead) == ":green-badge[separated by the data]"
+
+
 def test_a_verdict_resting_on_a_difference_below_the_detectable_one_is_flagged():
     # rag wins on cost; its accuracy is one question in 40 ahead of fine-tune's
     close = per_q({"rag": [1.0] * 11 + [0.0] * 29, "fine-tune": [1.0] * 10 + [0.0] * 30})

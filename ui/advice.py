@@ -73,4 +73,8 @@ def separation_of(rec: dict, run_dir: Path) -> dict:
 def separation_badge(sep: dict) -> str:
     if sep.get("runner_up") is None:
         return ":gray-badge[only one option evaluated]"
-    return ":green-badge[separated by the data]" if sep["separated"] else ":orange-badge[not separated by the data]"
+    if not sep["separated"]:
+        return ":orange-badge[not separated by the data]"
+    if (sep.get("difference_pts") or 0) < 0:  # the runner-up is the more accurate, and the data show it
+        return ":orange-badge[the data favour the runner-up on accuracy]"
+    return ":green-badge[separated by the data]"
