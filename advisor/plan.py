@@ -336,6 +336,9 @@ def calibration_key(cfg: Config) -> dict:
         "max_batch_tokens": tc.memory_levers(default_device())[0],
         # a tune stage's recorded speed depends on it (the quickstart: 111 tokens/s at 1 MB, 142 at 4 MB)
         "heap_mmap_threshold": tc.heap_mmap_threshold(default_device()),
+        # the training step timed in a process of its own under that threshold (measure_costs_apart), not under
+        # glibc's own heap as calibrations before 2026-12-05 were: those are measured again
+        "train_step_heap": "the tune stage's",
         # tuning/dropout.py: torch's own LoRA dropout was 15-20% of a CPU tune
         "fast_dropout": tc.lora.uses_fast_dropout(default_device()),
         "gradient_checkpointing": tc.gradient_checkpointing,
@@ -409,7 +412,7 @@ def calibrate(cfg: Config, refresh: bool = False, progress: bool = True) -> dict
     if not progress:  # the weight-loading bar too: a log or a captured stderr gets no progress lines
         hf_logging.disable_progress_bar()
     try:
-        cal = measure_costs(cfg, progress)
+        cal = measure_costs_apart(cfg, progress)
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -499,9 +502,66 @@ def _sample_texts(size: int, overlap: int, offsets) -> list[str]:
     return out
 
 
-def measure_costs(cfg: Config, progress: bool = True) -> dict:
+def measure_costs_apart(cfg: Config, progress: bool = True) -> dict:
+    """measure_costs in a process of its own, as each track of a run is (pipeline.run_tracks), with this process's
+    thread count: there the training step is timed under the tune stage's heap (tuning.low_memory_heap), a setting
+    of the whole process that cannot be undone and that would slow this process's generation afterwards (decode
+    at half speed under a 1 MB mmap threshold). Timed under glibc's own heap, the quickstart's calibration trained
+    at 127-149 tokens/s and its tune at 104 (2 cores): the plan put the tune at 0.76 of its time. The process's
+    imports are timed from cold, as a track's are. An AdvisorError there (a model that cannot be had) is raised
+    here with its message."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import torch
+
+    from advisor.core.config import dump_config
+    from advisor.core.errors import ModelUnavailable
+    from advisor.pipeline import _die_with_parent
+
+    with tempfile.TemporaryDirectory(prefix="advisor-calibration-") as tmp:
+        conf, out = Path(tmp) / "config.yaml", Path(tmp) / "costs.json"
+        conf.write_text(dump_config(cfg))
+        code = "import sys; from advisor.plan import calibration_process; sys.exit(calibration_process(sys.argv[1:]))"
+        rc = subprocess.run(
+            [sys.executable, "-c", code, str(conf), str(out), *([] if progress else ["--quiet"])],
+            env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())},
+            preexec_fn=_die_with_parent,
+        ).returncode
+        got = json.loads(out.read_text()) if out.is_file() else {}
+    if "error" in got:
+        raise (ModelUnavailable if got.get("kind") == "ModelUnavailable" else AdvisorError)(got["error"])
+    if rc != 0 or not got:
+        raise AdvisorError(f"the calibration's process failed (exit {rc}); its error is printed above")
+    return got
+
+
+def calibration_process(argv: list[str]) -> int:
+    """The calibration's own process (measure_costs_apart): argv is CONFIG.yaml OUT.json [--quiet]. Writes
+    measure_costs' figures to OUT.json, or {"error", "kind"} for an AdvisorError (exit 2)."""
+    from advisor.core.artifacts import atomic_write_json
+    from advisor.core.config import from_dict, read_yaml
+
+    conf, out = Path(argv[0]), Path(argv[1])
+    progress = "--quiet" not in argv
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    try:
+        atomic_write_json(out, measure_costs(from_dict(Config, read_yaml(conf)), progress, tune_heap=True))
+    except AdvisorError as e:
+        atomic_write_json(out, {"error": str(e), "kind": type(e).__name__})
+        return e.exit_code
+    return 0
+
+
+def measure_costs(cfg: Config, progress: bool = True, tune_heap: bool = False) -> dict:
     """A short measurement on the real model (well under a minute of work for SmolLM2-135M on 2 idle cores):
-    imports, the embedder, loading the generator, generation, training. See calibrate."""
+    imports, the embedder, loading the generator, generation, training. See calibrate. `tune_heap`: the training
+    step runs under the tune stage's heap setting, which stays set for the rest of the process (only in a process
+    of its own: measure_costs_apart)."""
     from tqdm.auto import tqdm
 
     t_all = time.perf_counter()
@@ -516,6 +576,8 @@ def measure_costs(cfg: Config, progress: bool = True) -> dict:
         ("train", _measure_training),
     ):
         bar.set_postfix_str(name)
+        if name == "train" and tune_heap:
+            out.update(_as_the_tune_stage_heap(cfg, out["device"]))
         t0 = time.perf_counter()
         out.update(step(cfg, out))
         parts[name] = round(time.perf_counter() - t0, 1)
@@ -645,6 +707,14 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
         "adapter_factor": round(timed[True] / max(timed[False], 1e-9), 3) if lm.has_adapter else 1.0,
         "gen_rss_mb": round(mem.added_mb, 1),
     }
+
+
+def _as_the_tune_stage_heap(cfg: Config, device: str) -> dict:
+    """Set glibc's mmap threshold as the tune stage sets it on `device` (tuning.low_memory_heap); for good."""
+    from tuning.train import large_allocations_via_mmap
+
+    threshold = cfg.tuning.heap_mmap_threshold(device)
+    return {"train_heap_mmap_threshold": threshold if threshold and large_allocations_via_mmap(threshold) else 0}
 
 
 def _measure_training(cfg: Config, got: dict) -> dict:

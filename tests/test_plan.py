@@ -189,6 +189,8 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     ):
         assert first[k] > 0, k
     assert set(first["calibration_parts_s"]) == {"imports", "embedder", "load model", "generate", "train"}
+    # measured in a process of its own, whose training step ran under the tune stage's 1 MB mmap threshold
+    assert first["train_heap_mmap_threshold"] == 1 << 20 and first["import_s"] > 0
     again = calibrate(cfg, progress=False)
     assert again["cached"] and again["measured"] == first["measured"]
     other = calibration_key(tiny_cfg(tiny_model_dir, "tuning.batch_size=2"))  # another shape is measured anew
@@ -199,6 +201,15 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     # nor under another LoRA dropout (torch's own draws were 15-20% of a CPU tune)
     assert calibration_key(cfg)["fast_dropout"] is True
     assert calibration_key(tiny_cfg(tiny_model_dir, "tuning.lora.fast_dropout=false"))["fast_dropout"] is False
+
+
+def test_a_calibration_whose_model_cannot_be_had_says_so_in_one_line_and_caches_nothing(tmp_path):
+    from advisor.plan import calibrate, calibration_key, calibration_path
+
+    cfg = tiny_cfg(tmp_path / "gone")  # the model folder is gone by the time the calibration's process loads it
+    with pytest.raises(AdvisorError, match=r"unknown causal model '.*gone'"):
+        calibrate(cfg, progress=False)
+    assert not calibration_path(calibration_key(cfg)).exists()
 
 
 def test_advisor_plan_prints_every_stage_and_builds_nothing(tiny_model_dir, tmp_path, monkeypatch, capsys):
