@@ -940,7 +940,7 @@ def budget_section(budget: dict | None) -> list[str]:
         f"Time budget {budget['time_budget']}: planned at {duration(budget['estimate_before_s'])}, "
         f"sized to {duration(budget['estimate_after_s'])}."
     )
-    if not budget.get("cuts"):
+    if not cut_lines(budget):
         return ["### Time budget", "", head + " The plan fitted; nothing was cut.", ""]
     return (
         ["### What the time budget cut", "", head + f" Rule: {budget['rule']}.", ""]

@@ -284,6 +284,33 @@ def test_a_budget_below_the_minimum_is_refused_with_the_minimum_it_needs(tiny_mo
     assert estimate(cfg, work, FAKE_CAL).total_s > 1.0
 
 
+def test_floors_over_the_budgets_share_but_within_the_budget_run_and_say_how_little_room_is_left(tiny_model_dir):
+    from advisor.plan import BUDGET_SHARE, cut_lines, measure_work, size_to_budget
+
+    cfg = tiny_cfg(tiny_model_dir, "tuning.max_steps=200")
+    work = measure_work(cfg)
+
+    def accepted(budget: float) -> bool:
+        try:
+            size_to_budget(cfg, work, FAKE_CAL, budget)
+        except AdvisorError:
+            return False
+        return True
+
+    lo, hi = 1.0, 10_000.0  # refused, accepted: the least budget the floors fit is between
+    assert not accepted(lo) and accepted(hi)
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if accepted(mid) else (mid, hi)
+    floors, rec = size_to_budget(cfg, work, FAKE_CAL, hi)
+    assert floors.tuning.max_steps == 10 and rec["room_share"] < 0.01
+    assert "leaves 0% of the budget for its own error, not 15%: the run may end past the budget" in cut_lines(rec)[-1]
+    _, roomy = size_to_budget(cfg, work, FAKE_CAL, hi / BUDGET_SHARE * 1.01)  # the floors within the 85% share
+    assert "room_share" not in roomy and not any("past the budget" in line for line in cut_lines(roomy))
+    with pytest.raises(AdvisorError, match=r"give at least --time-budget \d+m \(\d+m leaves the plan its 15% of room"):
+        size_to_budget(cfg, work, FAKE_CAL, lo)
+
+
 def test_a_long_plan_needs_yes_off_a_terminal_and_is_asked_about_on_one(tiny_model_dir):
     from advisor.plan import Plan, gate
 

@@ -147,7 +147,7 @@ def plan_estimate(cmd: list[str], run_dir: Path) -> str:
         + (" (* the index and tuning tracks run side by side; the total counts the longer)" if parallel else "")
         + (" (the index, then the tuning track: no core to spare to run them side by side)" if in_turn else ""),
     ]
-    if sizing and sizing.get("cuts"):
+    if sizing and cut_lines(sizing):
         lines.append(
             f"Time budget {sizing['time_budget']}: planned {fmt_s(sizing['estimate_before_s'])}, sized to fit:\n"
             + "\n".join(f"- {c}" for c in cut_lines(sizing))
