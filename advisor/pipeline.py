@@ -320,10 +320,15 @@ def tracks_overlap(cfg: Config) -> bool:
 def run_tracks(run: RunDir, cfg: Config) -> None:
     """The retrieval and tuning tracks, each in its own process: both at once when tracks_overlap, else the index
     and then the tune; both finish (or fail) before eval."""
+    from advisor.core.allocator import preload_env
+    from advisor.core.models import default_device
+
     cores = os.cpu_count() or 2
     tune_threads = cfg.threads or cores
     overlap = tracks_overlap(cfg)
     env = dict(os.environ)
+    # the tune's own malloc (tuning.allocator: mimalloc on a CPU), preloaded as its process starts
+    tune_env = preload_env(env, cfg.tuning.allocator_library(default_device()))
 
     def start(name: str) -> subprocess.Popen:
         module, threads = (
@@ -331,7 +336,8 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
         )
         return subprocess.Popen(
             [sys.executable, "-m", module, str(run.path)],
-            env={**env, "OMP_NUM_THREADS": str(threads)},  # beside the tune, the index's one thread leaves it the rest
+            # beside the tune, the index's one thread leaves it the rest
+            env={**(env if name == "index" else tune_env), "OMP_NUM_THREADS": str(threads)},
             preexec_fn=_die_with_parent,
         )
 

@@ -337,6 +337,8 @@ def calibration_key(cfg: Config) -> dict:
         "max_batch_tokens": tc.memory_levers(default_device())[0],
         # a tune stage's recorded speed depends on it (the quickstart: 111 tokens/s at 1 MB, 142 at 4 MB)
         "heap_mmap_threshold": tc.heap_mmap_threshold(default_device()),
+        # the tune's malloc (tuning.allocator): mimalloc trained the quickstart's rows 1.3x as fast as glibc at 1 MB
+        "tune_allocator": tc.malloc(default_device()),
         # the training step timed in a process of its own under that threshold (measure_costs_apart), not under
         # glibc's own heap as calibrations before 2026-12-05 were: those are measured again
         "train_step_heap": "the tune stage's",
@@ -503,14 +505,47 @@ def _sample_texts(size: int, overlap: int, offsets) -> list[str]:
     return out
 
 
+# measure_costs' steps, in order; the figures of the training step (from the tune's process when it runs apart)
+CALIBRATION_STEPS = ("imports", "embedder", "load model", "generate", "train")
+TRAIN_FIGURES = (
+    "train_s_per_token",
+    "train_tokens_per_step",
+    "train_rss_mb",
+    "train_heap_mmap_threshold",
+    "train_allocator",
+)
+
+
 def measure_costs_apart(cfg: Config, progress: bool = True) -> dict:
     """measure_costs in a process of its own, as each track of a run is (pipeline.run_tracks), with this process's
     thread count: there the training step is timed under the tune stage's heap (tuning.low_memory_heap), a setting
     of the whole process that cannot be undone and that would slow this process's generation afterwards (decode
     at half speed under a 1 MB mmap threshold). Timed under glibc's own heap, the quickstart's calibration trained
-    at 127-149 tokens/s and its tune at 104 (2 cores): the plan put the tune at 0.76 of its time. The process's
-    imports are timed from cold, as a track's are. An AdvisorError there (a model that cannot be had) is raised
-    here with its message."""
+    at 127-149 tokens/s and its tune at 104 (2 cores): the plan put the tune at 0.76 of its time. When the tune
+    runs under another malloc (tuning.allocator: mimalloc preloaded on a CPU), the training step is timed in a
+    second process started under it, as the tune's is, and the rest under this process's malloc, as the eval
+    stages run: mimalloc decoded 1.4x as fast as glibc's malloc, which would price the eval stages low. The
+    processes' imports are timed from cold, as a track's are. An AdvisorError there (a model that cannot be had)
+    is raised here with its message."""
+    from advisor.core.allocator import preload_env
+    from advisor.core.models import default_device
+
+    lib = cfg.tuning.allocator_library(default_device())
+    if lib is None:
+        return _calibration_child(cfg, progress, dict(os.environ), CALIBRATION_STEPS)
+    got = _calibration_child(cfg, progress, dict(os.environ), CALIBRATION_STEPS[:4])
+    train = _calibration_child(cfg, progress, preload_env(dict(os.environ), lib), ("imports", "load model", "train"))
+    got.update({k: train[k] for k in TRAIN_FIGURES})
+    got["calibration_parts_s"]["train"] = train["calibration_parts_s"]["train"]
+    got["calibration_parts_s"]["train process"] = round(
+        train["calibration_s"] - train["calibration_parts_s"]["train"], 1
+    )
+    got["calibration_s"] = round(got["calibration_s"] + train["calibration_s"], 1)
+    return got
+
+
+def _calibration_child(cfg: Config, progress: bool, env: dict, steps: tuple[str, ...]) -> dict:
+    """measure_costs' `steps` in a process started with `env` and this process's thread count (calibration_process)."""
     import subprocess
     import sys
     import tempfile
@@ -525,9 +560,10 @@ def measure_costs_apart(cfg: Config, progress: bool = True) -> dict:
         conf, out = Path(tmp) / "config.yaml", Path(tmp) / "costs.json"
         conf.write_text(dump_config(cfg))
         code = "import sys; from advisor.plan import calibration_process; sys.exit(calibration_process(sys.argv[1:]))"
+        flags = [*([] if progress else ["--quiet"]), "--steps", ",".join(steps)]
         rc = subprocess.run(
-            [sys.executable, "-c", code, str(conf), str(out), *([] if progress else ["--quiet"])],
-            env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())},
+            [sys.executable, "-c", code, str(conf), str(out), *flags],
+            env={**env, "OMP_NUM_THREADS": str(torch.get_num_threads())},
             preexec_fn=_die_with_parent,
         ).returncode
         got = json.loads(out.read_text()) if out.is_file() else {}
@@ -539,43 +575,50 @@ def measure_costs_apart(cfg: Config, progress: bool = True) -> dict:
 
 
 def calibration_process(argv: list[str]) -> int:
-    """The calibration's own process (measure_costs_apart): argv is CONFIG.yaml OUT.json [--quiet]. Writes
-    measure_costs' figures to OUT.json, or {"error", "kind"} for an AdvisorError (exit 2)."""
+    """The calibration's own process (measure_costs_apart): argv is CONFIG.yaml OUT.json [--quiet] [--steps A,B].
+    Writes measure_costs' figures (of those steps; default all) to OUT.json, or {"error", "kind"} for an
+    AdvisorError (exit 2)."""
     from advisor.core.artifacts import atomic_write_json
     from advisor.core.config import from_dict, read_yaml
 
     conf, out = Path(argv[0]), Path(argv[1])
     progress = "--quiet" not in argv
+    steps = tuple(argv[argv.index("--steps") + 1].split(",")) if "--steps" in argv else CALIBRATION_STEPS
     if not progress:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     try:
-        atomic_write_json(out, measure_costs(from_dict(Config, read_yaml(conf)), progress, tune_heap=True))
+        cfg = from_dict(Config, read_yaml(conf))
+        atomic_write_json(out, measure_costs(cfg, progress, tune_heap=True, steps=steps))
     except AdvisorError as e:
         atomic_write_json(out, {"error": str(e), "kind": type(e).__name__})
         return e.exit_code
     return 0
 
 
-def measure_costs(cfg: Config, progress: bool = True, tune_heap: bool = False) -> dict:
+def measure_costs(
+    cfg: Config, progress: bool = True, tune_heap: bool = False, steps: tuple[str, ...] = CALIBRATION_STEPS
+) -> dict:
     """A short measurement on the real model (well under a minute of work for SmolLM2-135M on 2 idle cores):
-    imports, the embedder, loading the generator, generation, training. See calibrate. `tune_heap`: the training
-    step runs under the tune stage's heap setting, which stays set for the rest of the process (only in a process
-    of its own: measure_costs_apart)."""
+    imports, the embedder, loading the generator, generation, training (`steps`, CALIBRATION_STEPS' names; the
+    training step needs the model loaded). See calibrate. `tune_heap`: the training step runs under the tune
+    stage's heap setting, which stays set for the rest of the process (only in a process of its own:
+    measure_costs_apart)."""
     from tqdm.auto import tqdm
 
     t_all = time.perf_counter()
-    bar = tqdm(total=5, desc="calibrate", unit="step", disable=not progress, leave=False)
+    every = {
+        "imports": _measure_imports,
+        "embedder": _measure_embedder,
+        "load model": _load_generator,
+        "generate": _measure_generation,
+        "train": _measure_training,
+    }
+    bar = tqdm(total=len(steps), desc="calibrate", unit="step", disable=not progress, leave=False)
     out: dict = {}
     parts: dict[str, float] = {}
-    for name, step in (
-        ("imports", _measure_imports),
-        ("embedder", _measure_embedder),
-        ("load model", _load_generator),
-        ("generate", _measure_generation),
-        ("train", _measure_training),
-    ):
+    for name, step in ((n, every[n]) for n in steps):
         bar.set_postfix_str(name)
         if name == "train" and tune_heap:
             out.update(_as_the_tune_stage_heap(cfg, out["device"]))
@@ -585,7 +628,7 @@ def measure_costs(cfg: Config, progress: bool = True, tune_heap: bool = False) -
         bar.update(1)
     bar.close()
     for k in ("lm", "params", "chunk_texts"):  # the loaded model goes with this function's frame
-        out.pop(k)
+        out.pop(k, None)
     out["calibration_s"] = round(time.perf_counter() - t_all, 1)
     out["calibration_parts_s"] = parts  # where a cold plan's time goes
     return out
@@ -715,11 +758,17 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
 
 
 def _as_the_tune_stage_heap(cfg: Config, device: str) -> dict:
-    """Set glibc's mmap threshold as the tune stage sets it on `device` (tuning.low_memory_heap); for good."""
+    """Set glibc's mmap threshold as the tune stage sets it on `device` (tuning.low_memory_heap, when glibc's malloc
+    serves this process); for good. Also which malloc serves it (measure_costs_apart preloads the tune's)."""
+    from advisor.core.allocator import active_allocator
     from tuning.train import large_allocations_via_mmap
 
-    threshold = cfg.tuning.heap_mmap_threshold(device)
-    return {"train_heap_mmap_threshold": threshold if threshold and large_allocations_via_mmap(threshold) else 0}
+    malloc = active_allocator()
+    threshold = cfg.tuning.heap_mmap_threshold(device, malloc)
+    return {
+        "train_heap_mmap_threshold": threshold if threshold and large_allocations_via_mmap(threshold) else 0,
+        "train_allocator": malloc,
+    }
 
 
 def _measure_training(cfg: Config, got: dict) -> dict:
@@ -1473,9 +1522,11 @@ def render(
         f"(batch {cal['decode_batch']}), embed {1 / cal['embed_s_per_token']:,.0f} tokens/s; model load "
         f"{cal['load_s']:.1f} s"
     )
+    malloc = cal.get("train_allocator", "glibc")
     L.append(
-        "memory: peak RSS from the calibration's load and training steps; long runs also fragment the heap "
-        "(tuning.low_memory_heap)"
+        f"memory: peak RSS from the calibration's load and training steps, under the tune's malloc ({malloc}, "
+        "tuning.allocator)"
+        + ("; long runs also fragment glibc's heap (tuning.low_memory_heap)" if malloc == "glibc" else "")
     )
     if speed:
         factor, why = speed

@@ -9,6 +9,8 @@ tuning settings (`max_batch_tokens=1024,low_memory_heap=true`; "" = the run's ow
 process, so its peak resident memory is its own: `--steps` optimizer steps over the WIDEST training rows first
 (the longest half, then rows from the middle), so every variant meets the stage's peak batch shape within a few
 steps. A setting may be nested (`lora.fast_dropout=false`); values are read as YAML scalars, as on the command line. Printed per variant: peak RSS, tokens per second, and both as ratios to the first variant.
+A variant's process starts under its tune's malloc (`allocator=glibc`, `allocator=/path/libjemalloc.so.2`; the
+run's tuning.allocator otherwise), as a tune stage's does.
 `heap_mmap_threshold=BYTES` in a variant sets the glibc mmap threshold of tuning.low_memory_heap for it
 (advisor.core.config.LOW_MEMORY_MMAP_THRESHOLD, 1 MB), e.g. 4 MB:
 
@@ -75,8 +77,23 @@ def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-tune-memory-"))
     train_adapter(cfg, rows, val[:8], tok, out, "bench")
     t = read_json(out / "training.json", "the variant's training record")
-    name = variant or f"(the run's settings; heap_mmap_threshold {t.get('heap_mmap_threshold')})"
+    name = variant or f"(the run's settings: {t.get('allocator')}, heap_mmap_threshold {t.get('heap_mmap_threshold')})"
     return {"variant": name, "peak_rss_mb": t["peak_rss_mb"], "tok_s": t["tokens_per_s"]}
+
+
+def variant_env(run_dir: Path, variant: str) -> dict:
+    """The environment of a variant's process: its tune's malloc preloaded (tuning.allocator, the variant's or the
+    run's), as pipeline.run_tracks starts a tune stage."""
+    from advisor.core.allocator import preload_env
+    from advisor.core.config import load_run_config
+    from advisor.core.models import default_device
+
+    tc = load_run_config(run_dir).tuning
+    for kv in filter(None, variant.split(",")):
+        key, value = kv.split("=", 1)
+        if key in ("allocator", "low_memory_heap"):
+            setattr(tc, key, yaml.safe_load(value) if key == "low_memory_heap" else value)
+    return preload_env(dict(os.environ), tc.allocator_library(default_device()))
 
 
 def main() -> int:
@@ -95,7 +112,7 @@ def main() -> int:
     results = []
     for v in args.variants:
         cmd = [sys.executable, __file__, str(args.run_dir), "--steps", str(args.steps), "--one", v]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=variant_env(args.run_dir, v))
         if done.returncode:
             print(done.stderr[-2000:], file=sys.stderr)
             return done.returncode

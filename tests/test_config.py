@@ -112,7 +112,7 @@ def test_settings_added_later_keep_the_run_folder_and_tuning_hashes_of_older_run
 
 
 def test_the_tune_memory_levers_are_the_cpu_ones_on_a_cpu_and_off_on_cuda_unless_set():
-    tc = load_config("quickstart").tuning
+    tc = load_config("quickstart", ["tuning.allocator=glibc"]).tuning  # glibc's malloc: its low-memory heap
     assert (tc.max_batch_tokens, tc.low_memory_heap) == ("auto", "auto")
     assert tc.memory_levers("cpu") == (768, True)
     assert tc.memory_levers("cuda:0") == (0, False)  # no split passes, glibc's own heap: activations are on the GPU
@@ -120,7 +120,12 @@ def test_the_tune_memory_levers_are_the_cpu_ones_on_a_cpu_and_off_on_cuda_unless
     tc = load_config("quickstart", ["tuning.max_batch_tokens=1024", "tuning.low_memory_heap=false"]).tuning
     assert tc.memory_levers("cpu") == tc.memory_levers("cuda") == (1024, False)
     assert tc.heap_mmap_threshold("cpu") == 0  # glibc's own dynamic threshold
-    assert load_config("quickstart", ["tuning.max_batch_tokens=0"]).tuning.memory_levers("cpu") == (0, True)
+    tc = load_config("quickstart", ["tuning.max_batch_tokens=0", "tuning.allocator=glibc"]).tuning
+    assert tc.memory_levers("cpu") == (0, True)
+    # under another malloc (the default mimalloc where installed) glibc's threshold means nothing: it stays unset
+    tc = load_config("quickstart").tuning
+    assert tc.memory_levers("cpu", "libmimalloc.so") == (768, False) and tc.heap_mmap_threshold("cpu", "x.so") == 0
+    assert tc.memory_levers("cpu", "glibc") == (768, True)  # a tune process that runs on glibc's after all
     for bad, says in (
         ("tuning.max_batch_tokens=-1", "tuning.max_batch_tokens=-1 must be 'auto' or an integer >= 0"),
         ("tuning.max_batch_tokens=lots", "tuning.max_batch_tokens=lots must be 'auto'"),

@@ -252,6 +252,9 @@ def test_the_adapter_loads_with_peft(finished_run, tiny_model_dir):
     assert info["steps"] == 2 and info["tokens_seen"] > 0 and info["history"][-1]["val_loss"] is not None
     # the validation pass is timed, for the plans after this run (advisor/plan.py val_s_per_token)
     assert info["history"][-1]["val_s"] > 0 and info["history"][-1]["val_tokens"] > 0
+    # the tune's process was started under mimalloc (tuning.allocator auto on a CPU), so glibc's threshold is unset
+    assert info["allocator"] == "libmimalloc.so"
+    assert (info["low_memory_heap"], info["heap_mmap_threshold"]) == (False, 0)
 
 
 @pytest.mark.parametrize(

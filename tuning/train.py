@@ -99,8 +99,9 @@ def abstention_source(run: RunDir, cfg: Config, questions: str | None = None) ->
 
 
 # Settings that do not change the main adapter's weights: extra seeds, snapshots, checkpoint cadence, how a
-# micro-batch is split into forward passes (the gradients add up to the same), how the heap returns memory.
-NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens", "low_memory_heap")
+# micro-batch is split into forward passes (the gradients add up to the same), how the heap returns memory, which
+# malloc serves the process.
+NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens", "low_memory_heap", "allocator")
 
 
 def weights_settings_hash(cfg: Config) -> str:
@@ -484,6 +485,7 @@ class AdapterTraining:
         import torch
         from accelerate import Accelerator
 
+        from advisor.core.allocator import active_allocator
         from advisor.core.models import default_device
 
         self.cfg, self.tc, self.tok, self.out_dir = cfg, cfg.tuning, tok, out_dir
@@ -492,8 +494,9 @@ class AdapterTraining:
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
         self.world, self.rank, self.main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
         self.device = str(self.acc.device) if self.world > 1 else default_device()
-        self.max_batch_tokens, self.low_memory_heap = self.tc.memory_levers(self.device)
-        self.heap_threshold = self.tc.heap_mmap_threshold(self.device)
+        self.malloc = active_allocator()  # the malloc this process started under (tuning.allocator)
+        self.max_batch_tokens, self.low_memory_heap = self.tc.memory_levers(self.device, self.malloc)
+        self.heap_threshold = self.tc.heap_mmap_threshold(self.device, self.malloc)
         self.t_start = time.perf_counter()
         self._load_model()
         self._optimizer()
@@ -753,6 +756,7 @@ class AdapterTraining:
             "max_batch_tokens": self.max_batch_tokens,
             "low_memory_heap": self.low_memory_heap,
             "heap_mmap_threshold": self.heap_threshold,
+            "allocator": self.malloc,
             "cpu_threads": torch.get_num_threads(),
             "processes": self.world,
             "history": s.history,

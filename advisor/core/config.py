@@ -293,8 +293,14 @@ class TuningConfig:
     # glibc returns freed large activations to the OS at once (LOW_MEMORY_MMAP_THRESHOLD): the heap does not ratchet
     # up over a run (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc. false: the quickstart's
     # tune a fifth faster at 0.7 GB more peak, a set with corpus text at 1.5 GB more ('The heap's mmap threshold').
-    # auto: on for a CPU, off on CUDA (the activations live in GPU memory there)
+    # auto: on for a CPU tune that glibc's malloc serves (see allocator), off on CUDA (the activations live in GPU
+    # memory there); true also makes allocator 'auto' glibc's malloc
     low_memory_heap: bool | Literal["auto"] = "auto"
+    # the tune process's malloc (advisor/core/allocator.py): auto = mimalloc (the cmeel-mimalloc package, installed on
+    # Linux) preloaded into a CPU tune's process, else glibc's | glibc | mimalloc | the path of a malloc library.
+    # Under mimalloc the heap neither fragments nor maps fresh pages per activation, so low_memory_heap's 'auto'
+    # leaves glibc's threshold alone (docs/fine-tuning-measured.md, 'The allocator of the tune stage')
+    allocator: str = "auto"
     save_every: int = 25  # checkpoint (adapter + optimizer + scheduler + RNG + data order) every N steps; 0 = off
     # adapters trained with seeds seed, seed+1, ...; the tuned arms report the spread across them (GPU: 3)
     seeds: int = 1
@@ -340,6 +346,10 @@ class TuningConfig:
             raise AdvisorError(f"tuning.max_batch_tokens={mbt} must be 'auto' or an integer >= 0 (0 = no limit)")
         if self.low_memory_heap not in ("auto", True, False):
             raise AdvisorError(f"tuning.low_memory_heap={self.low_memory_heap} must be 'auto', true or false")
+        if not isinstance(self.allocator, str) or not self.allocator.strip():
+            raise AdvisorError(
+                f"tuning.allocator={self.allocator!r} must be auto, glibc, mimalloc or the path of a malloc library"
+            )
         if self.seeds < 1:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
         if self.max_train_tokens < 0:
@@ -358,18 +368,37 @@ class TuningConfig:
             return bool(self.use_corpus_text)
         return not (train_qa_given and self.use_train_qa)
 
-    def heap_mmap_threshold(self, device: str) -> int:
-        """The glibc mmap threshold the tune stage sets on `device` (bytes); 0 = glibc's own dynamic one."""
-        return LOW_MEMORY_MMAP_THRESHOLD if self.memory_levers(device)[1] else 0
+    def heap_mmap_threshold(self, device: str, malloc: str | None = None) -> int:
+        """The glibc mmap threshold the tune stage sets on `device` (bytes); 0 = glibc's own dynamic one, or
+        another malloc serves the process (`malloc`, as in memory_levers)."""
+        return LOW_MEMORY_MMAP_THRESHOLD if self.memory_levers(device, malloc)[1] else 0
 
-    def memory_levers(self, device: str) -> tuple[int, bool]:
+    def allocator_library(self, device: str):
+        """The malloc library a tune stage on `device` is started with (tuning.allocator; a Path), or None for
+        glibc's: 'auto' is glibc's too when low_memory_heap=true asks for glibc's low-memory heap."""
+        from advisor.core.allocator import allocator_library
+
+        if self.allocator == "auto" and self.low_memory_heap is True:
+            return None
+        return allocator_library(self.allocator, device)
+
+    def malloc(self, device: str) -> str:
+        """The malloc a tune stage on `device` starts under (tuning.allocator): a library's file name, or "glibc"."""
+        lib = self.allocator_library(device)
+        return lib.name if lib else "glibc"
+
+    def memory_levers(self, device: str, malloc: str | None = None) -> tuple[int, bool]:
         """(max_batch_tokens, low_memory_heap) as the tune stage runs them on `device`: 'auto' is the CPU memory
-        setting (768 tokens per pass, the low-memory heap) on a CPU and neither on CUDA, where the activations
-        live in GPU memory and the split passes cost time (docs/fine-tuning-measured.md, 'On a GPU')."""
+        setting (768 tokens per pass, and glibc's low-memory heap when glibc's malloc serves the tune) on a CPU and
+        neither on CUDA, where the activations live in GPU memory and the split passes cost time
+        (docs/fine-tuning-measured.md, 'On a GPU'). `malloc`: the one serving the process (allocator's
+        active_allocator); None = the one tuning.allocator starts a tune stage under. glibc's threshold means
+        nothing to another malloc, so low_memory_heap is off under one, set or not."""
         cuda = device.startswith("cuda")
         mbt = self.max_batch_tokens if self.max_batch_tokens != "auto" else (0 if cuda else CPU_MAX_BATCH_TOKENS)
         heap = self.low_memory_heap if self.low_memory_heap != "auto" else not cuda
-        return int(mbt), bool(heap)
+        glibc = (malloc or self.malloc(device)) == "glibc"
+        return int(mbt), bool(heap) and glibc
 
     def ignored_settings(self) -> list[str]:
         out = []
