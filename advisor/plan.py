@@ -524,7 +524,7 @@ def measure_costs_apart(cfg: Config, progress: bool = True) -> dict:
     at 127-149 tokens/s and its tune at 104 (2 cores): the plan put the tune at 0.76 of its time. When the tune
     runs under another malloc (tuning.allocator: mimalloc preloaded on a CPU), the training step is timed in a
     second process started under it, as the tune's is, and the rest under this process's malloc, as the eval
-    stages run: mimalloc decoded 1.4x as fast as glibc's malloc, which would price the eval stages low. The
+    stages run (in one process under mimalloc the calibration decoded 1.4x as fast, the eval stages did not). The
     processes' imports are timed from cold, as a track's are. An AdvisorError there (a model that cannot be had)
     is raised here with its message."""
     from advisor.core.allocator import preload_env
