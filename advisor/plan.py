@@ -346,6 +346,9 @@ def calibration_key(cfg: Config) -> dict:
         "fast_dropout": tc.lora.uses_fast_dropout(default_device()),
         "gradient_checkpointing": tc.gradient_checkpointing,
         "max_new_tokens": cfg.model.max_new_tokens,
+        # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
+        # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again
+        "decode_weights": "one copy per generate call",
     }
 
 

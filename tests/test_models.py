@@ -147,9 +147,55 @@ def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers
 
 
 @pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
+def test_generate_dequantizes_each_4bit_weight_once_per_call_with_the_same_answers(
+    tiny_model_dir, monkeypatch, rowwise
+):
+    """Every batch's prefill and decoding steps multiply by one copy per 4-bit layer, made once for the call
+    (the row-by-row prefill's own block inside it uses the same copies); the answers and their log-probabilities
+    are those of dequantizing at every step."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+    lm.ROWWISE_PREFILL_TOKENS = 0 if rowwise else 10**9
+    prompts = ["Question: who?\nAnswer:", "Q", "the ferry to the north island leaves at six. When?", "Where is it"]
+    n_layers = sum(isinstance(m, bnb.nn.Linear4bit) for m in lm.model.modules())
+    calls = {"copies": 0, "per_call": 0}
+    dequantize, forward = bnbf.dequantize_4bit, bnb.nn.Linear4bit.forward
+
+    def counted_copy(*a, **kw):
+        calls["copies"] += 1
+        return dequantize(*a, **kw)
+
+    def counted_forward(self, x):
+        calls["per_call"] += 1
+        return forward(self, x)
+
+    monkeypatch.setattr(bnbf, "dequantize_4bit", counted_copy)
+    monkeypatch.setattr(bnb.nn.Linear4bit, "forward", counted_forward)
+    once = lm.generate(prompts, max_new_tokens=6, batch_size=2, stop=())
+    assert calls == {"copies": n_layers, "per_call": 0}
+    assert not any("forward" in vars(m) for m in lm.model.modules()) and lm._dequantized_depth == 0
+    lm.DEQUANT_ONCE_BYTES = 0  # too small for the copies: every forward dequantizes, as bitsandbytes does
+    every = lm.generate(prompts, max_new_tokens=6, batch_size=2, stop=())
+    assert calls["per_call"] > 0
+    assert [(g.text, g.token_logprobs) for g in once] == [(g.text, g.token_logprobs) for g in every]
+
+
+def test_a_dequantized_block_inside_another_keeps_the_outer_copies(tiny_model_dir):
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+    with lm.dequantized_once():
+        outer = {id(m): m.forward for m in lm.model.modules() if "forward" in vars(m)}
+        with lm.dequantized_once():
+            assert {id(m): m.forward for m in lm.model.modules() if "forward" in vars(m)} == outer
+        assert outer and {id(m): m.forward for m in lm.model.modules() if "forward" in vars(m)} == outer
+    assert not any("forward" in vars(m) for m in lm.model.modules())
+
+
+@pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
 def test_sampling_a_4bit_model_near_temperature_0_gives_the_greedy_answers(tiny_model_dir, rowwise):
-    """Sampling decodes with one dequantized copy of the 4-bit weights, also after a row-by-row prefill that
-    makes (and drops) its own; the layers' forwards are restored after."""
+    """Sampling decodes with one dequantized copy of the 4-bit weights for the call, which the row-by-row
+    prefill inside it uses too; the layers' forwards are restored after."""
     lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
     lm.ROWWISE_PREFILL_TOKENS = 0 if rowwise else 10**9
     prompts = ["Question: who?\nAnswer:", "Q", "the ferry to the north island leaves at six. When?"]

@@ -14,6 +14,7 @@ the path of another malloc library to preload (e.g. /usr/lib/x86_64-linux-gnu/li
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from importlib import metadata
@@ -26,6 +27,7 @@ MIMALLOC_DIST = "cmeel-mimalloc"
 KNOWN = ("mimalloc", "jemalloc", "tcmalloc")
 
 
+@functools.cache  # the package's file list is read once per process (memory_levers asks for it at every plan)
 def mimalloc_library() -> Path | None:
     """The shared library of the installed `cmeel-mimalloc` package, or None."""
     try:
@@ -91,8 +93,3 @@ def active_allocator() -> str:
         if any(k in name for k in KNOWN) and name and f"/{name}" in maps:
             return name
     return "glibc"
-
-
-def serves_glibc() -> bool:
-    """Whether glibc's malloc serves this process (so that its mmap threshold, tuning.low_memory_heap, applies)."""
-    return active_allocator() == "glibc"

@@ -138,12 +138,19 @@ def prefill_rows(lm, rows: list[list[int]], logits: list, kv: list) -> None:
 def dequantized_once(lm) -> Iterator[None]:
     """Within the block every bitsandbytes 4-bit layer multiplies by one fp32 dequantized copy of its weight,
     made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
-    only the repeated dequantization goes. A no-op off CPU, without 4-bit layers, or when the copies
-    would exceed DEQUANT_ONCE_BYTES."""
+    only the repeated dequantization goes. A block inside another uses the outer block's copies. A no-op
+    off CPU, without 4-bit layers, or when the copies would exceed DEQUANT_ONCE_BYTES."""
     import bitsandbytes as bnb
     import bitsandbytes.functional as bnbf
     import torch
 
+    if getattr(lm, "_dequantized_depth", 0):  # nested (prefill inside a whole generate call): the copies stand
+        lm._dequantized_depth += 1
+        try:
+            yield
+        finally:
+            lm._dequantized_depth -= 1
+        return
     # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
     layers = [m for m in lm.model.modules() if isinstance(m, bnb.nn.Linear4bit)] if lm.device == "cpu" else []
     if not layers or sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > lm.DEQUANT_ONCE_BYTES:
@@ -153,9 +160,11 @@ def dequantized_once(lm) -> Iterator[None]:
     for m in layers:
         w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
         m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
+    lm._dequantized_depth = 1
     try:
         yield
     finally:
+        lm._dequantized_depth = 0
         for m in layers:
             del m.forward
 
