@@ -182,6 +182,34 @@ def test_generate_dequantizes_each_4bit_weight_once_per_call_with_the_same_answe
     assert [(g.text, g.token_logprobs) for g in once] == [(g.text, g.token_logprobs) for g in every]
 
 
+@pytest.mark.parametrize("sampled", [False, True], ids=["generate", "sample"])
+def test_a_batch_kv_cache_is_freed_before_the_next_batch_is_prefilled(tiny_model_dir, monkeypatch, sampled):
+    """Two batches' caches are never alive at once (the retrieval arms' peak memory was both)."""
+    import gc
+    import weakref
+
+    from advisor.core import decoding
+
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+    lm.ROWWISE_PREFILL_TOKENS = 0
+    prefill, caches, alive_at_prefill = decoding.prefill, [], []
+
+    def tracked(*a, **kw):
+        gc.collect()
+        alive_at_prefill.append([c() is not None for c in caches])
+        out = prefill(*a, **kw)
+        caches.append(weakref.ref(out[1]))
+        return out
+
+    monkeypatch.setattr(decoding, "prefill", tracked)
+    prompts = ["Question: who?\nAnswer:", "Q", "the ferry to the north island leaves at six. When?", "Where is it"]
+    if sampled:
+        lm.sample(prompts, 2, 0.7, max_new_tokens=4, batch_size=2)
+    else:
+        lm.generate(prompts, max_new_tokens=4, batch_size=2)
+    assert len(caches) == 2 and alive_at_prefill == [[], [False]]
+
+
 def test_a_dequantized_block_inside_another_keeps_the_outer_copies(tiny_model_dir):
     lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
     with lm.dequantized_once():
