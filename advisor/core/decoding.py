@@ -57,8 +57,8 @@ def end_ids(lm, stop: tuple[str, ...]) -> set[int]:
 # per prompt (0.86 vs 0.67 s, SmolLM2-135M, 2 cores); shorter prompts gain from one batched forward.
 ROWWISE_PREFILL_TOKENS = 256
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are recomputed rather than copied
-# A row-by-row prefill multiplies by one fp32 copy of each 4-bit weight, made once per batch, when all the
-# copies fit in this many bytes (430 MB for SmolLM2-135M); otherwise each forward dequantizes as usual.
+# LM.generate and LM.sample (prefill and every decoding step) multiply by one fp32 copy of each 4-bit weight, made
+# once per call, when all the copies fit in this many bytes (430 MB for SmolLM2-135M); else each forward dequantizes.
 DEQUANT_ONCE_BYTES = 2 << 30
 
 
@@ -88,8 +88,7 @@ def prefill(lm, rows: list[list[int]], max_new_tokens: int):
     n, width = len(rows), max(map(len, rows))
     logits: list = [None] * n
     kv: list = [None] * n  # per row: [(keys, values) per layer], each [1, heads, len, dim]
-    with dequantized_once(lm) if n > 1 else contextlib.nullcontext():
-        prefill_rows(lm, rows, logits, kv)
+    prefill_rows(lm, rows, logits, kv)  # from LM.generate's / LM.sample's one dequantized copy of the weights
     layers, growing = [], growing_layer_class()
     for li in range(len(kv[0])):
         layers.append(growing([kv[i][li] for i in range(n)], width, max_new_tokens))
@@ -144,27 +143,19 @@ def dequantized_once(lm) -> Iterator[None]:
     import bitsandbytes.functional as bnbf
     import torch
 
-    if getattr(lm, "_dequantized_depth", 0):  # nested (prefill inside a whole generate call): the copies stand
-        lm._dequantized_depth += 1
-        try:
-            yield
-        finally:
-            lm._dequantized_depth -= 1
-        return
     # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
     layers = [m for m in lm.model.modules() if isinstance(m, bnb.nn.Linear4bit)] if lm.device == "cpu" else []
-    if not layers or sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > lm.DEQUANT_ONCE_BYTES:
+    too_big = layers and sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > lm.DEQUANT_ONCE_BYTES
+    if not layers or too_big or "forward" in vars(layers[0]):  # "forward": inside another block, whose copies stand
         yield
         return
 
     for m in layers:
         w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
         m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
-    lm._dequantized_depth = 1
     try:
         yield
     finally:
-        lm._dequantized_depth = 0
         for m in layers:
             del m.forward
 
