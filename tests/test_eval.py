@@ -339,7 +339,10 @@ def test_eviction_moves_only_rows_into_freed_slots_and_keeps_every_live_row():
     from advisor.core.decoding import fill_holes, growing_layer_class
 
     rows = [(torch.full((1, 2, 3 + i % 2, 4), float(i)), torch.full((1, 2, 3 + i % 2, 4), -float(i))) for i in range(6)]
-    layer = growing_layer_class()(rows, width=4, room=2)
+    layer = growing_layer_class()(rows[0][0], 6, width=4, room=2)
+    for i, (k, v) in enumerate(rows):
+        layer.put(i, k, v)
+    assert torch.equal(layer.row(2, 1, 4)[1], rows[2][1]) and layer.row(2, 0, 1)[0].eq(0).all()  # left-padded
     buffer = layer._k
     keep = torch.tensor([True, False, True, False, True, True])
     idx = fill_holes(keep)

@@ -210,6 +210,29 @@ def test_a_batch_kv_cache_is_freed_before_the_next_batch_is_prefilled(tiny_model
     assert len(caches) == 2 and alive_at_prefill == [[], [False]]
 
 
+def test_a_row_by_row_prefill_keeps_one_prompt_cache_alive_at_a_time(tiny_model_dir, monkeypatch):
+    """Each prompt's keys and values go into the batch cache when its forward returns: no earlier prompt's own
+    cache is alive at the next forward (all of them were, on top of the batch cache, before)."""
+    import gc
+    import weakref
+
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
+    lm.ROWWISE_PREFILL_TOKENS = 0
+    forward, caches, alive_at_forward = type(lm.model).forward, [], []
+
+    def tracked(self, *a, **kw):
+        gc.collect()
+        alive_at_forward.append(sum(c() is not None for c in caches))
+        out = forward(self, *a, **kw)
+        caches.append(weakref.ref(out.past_key_values.layers[-1].keys))  # the prompt's own keys
+        return out
+
+    monkeypatch.setattr(type(lm.model), "forward", tracked)
+    prompts = ["Question: who?\nAnswer:", "Question: who is it?\nAnswer:", "the ferry leaves at six. When?", "Where"]
+    lm.generate(prompts, max_new_tokens=1, batch_size=4)
+    assert len(alive_at_forward) == 4 and alive_at_forward == [0, 0, 0, 0]
+
+
 def test_a_dequantized_block_inside_another_keeps_the_outer_copies(tiny_model_dir):
     lm = LM.load(str(tiny_model_dir), quantization="nf4", device="cpu")
     with lm.dequantized_once():

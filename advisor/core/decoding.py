@@ -69,9 +69,10 @@ def prefill(lm, rows: list[list[int]], max_new_tokens: int):
     Long prompts (RAG contexts) are prefilled one at a time, without padding, in lexicographic order;
     each reuses the cached keys and values of the longest prefix it shares with the prompt before it
     (the chat template and instruction always; the same top-ranked passage often), which is exactly
-    the attention state a full forward would compute. Their caches are then written left-padded into
-    one batch cache with room for `max_new_tokens`. Short prompts, and models whose cache is not plain
-    full attention in every layer (sliding windows), get one left-padded batched forward."""
+    the attention state a full forward would compute. Each prompt's keys and values go left-padded into
+    one batch cache with room for `max_new_tokens` as soon as its forward returns. Short prompts, and
+    models whose cache is not plain full attention in every layer (sliding windows), get one left-padded
+    batched forward."""
     import torch
 
     if sum(map(len, rows)) < lm.ROWWISE_PREFILL_TOKENS * len(rows) or not plain_cache(lm):
@@ -87,13 +88,7 @@ def prefill(lm, rows: list[list[int]], max_new_tokens: int):
 
     n, width = len(rows), max(map(len, rows))
     logits: list = [None] * n
-    kv: list = [None] * n  # per row: [(keys, values) per layer], each [1, heads, len, dim]
-    prefill_rows(lm, rows, logits, kv)  # from LM.generate's / LM.sample's one dequantized copy of the weights
-    layers, growing = [], growing_layer_class()
-    for li in range(len(kv[0])):
-        layers.append(growing([kv[i][li] for i in range(n)], width, max_new_tokens))
-        for i in range(n):
-            kv[i][li] = None  # free each row's copy as soon as it is in the batch cache
+    layers = prefill_rows(lm, rows, width, max_new_tokens, logits)  # inside LM.generate's dequantized_once
     mask = torch.zeros((n, width), dtype=torch.long, device=lm.device)
     for i, r in enumerate(rows):
         mask[i, width - len(r) :] = 1
@@ -103,20 +98,24 @@ def prefill(lm, rows: list[list[int]], max_new_tokens: int):
     return torch.stack(logits), cache, mask, last
 
 
-def prefill_rows(lm, rows: list[list[int]], logits: list, kv: list) -> None:
-    """Fill logits[i] and kv[i] for every prompt, one forward each, in lexicographic order so that a
-    prompt's longest shared prefix is with its predecessor, whose keys and values it starts from."""
+def prefill_rows(lm, rows: list[list[int]], width: int, room: int, logits: list) -> list:
+    """Fill logits[i] for every prompt and return the batch cache's layers (`growing_layer_class`), one forward
+    per prompt, in lexicographic order so that a prompt's longest shared prefix is with its predecessor, whose
+    keys and values it starts from. Each prompt's keys and values are written left-padded into the batch cache
+    as soon as its forward returns, so one prompt's own cache is alive at a time, not the whole batch's twice
+    (docs/evaluation-results.md, 'Keys and values straight into the batch cache')."""
     import torch
     from transformers import DynamicCache
 
-    prev = None
+    layers, prev, growing = None, None, growing_layer_class()
     for i in sorted(range(len(rows)), key=lambda i: rows[i]):
         r = rows[i]
         shared = 0 if prev is None else min(common_prefix(rows[prev], r), len(r) - 1)
         if shared < lm.MIN_SHARED_PREFIX:
             shared = 0
+        start = width - len(rows[prev]) if shared else 0
         cache = (
-            DynamicCache(ddp_cache_data=[(k[:, :, :shared], v[:, :, :shared]) for k, v in kv[prev]])
+            DynamicCache(ddp_cache_data=[layer.row(prev, start, start + shared) for layer in layers])
             if shared
             else DynamicCache()
         )
@@ -128,9 +127,15 @@ def prefill_rows(lm, rows: list[list[int]], logits: list, kv: list) -> None:
             logits_to_keep=1,
         )
         logits[i] = out.logits[0, -1]
-        kv[i] = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        if layers is None:
+            layers = [growing(k, len(rows), width, room) for k, _ in kv]
+        for layer, (k, v) in zip(layers, kv):
+            layer.put(i, k, v)
+        del out, cache, kv, k, v  # this prompt's own cache (k, v: the loop's last pair)
         lm.prefill_tokens += len(r) - shared
         prev = i
+    return layers
 
 
 @contextlib.contextmanager
@@ -275,18 +280,24 @@ def growing_layer_class():
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):
-        def __init__(self, rows, width: int, room: int):
-            """rows: one (keys, values) pair per batch row, each [1, heads, len, dim]; left-padded to `width`."""
+        def __init__(self, like, rows: int, width: int, room: int):
+            """Room for `rows` prompts left-padded to `width` plus `room` new positions, zero-filled; `put` writes
+            a prompt's keys and values. like: a [1, heads, len, dim] tensor (the heads, dim, dtype and device)."""
             super().__init__()
-            k0 = rows[0][0]
-            shape = (len(rows), k0.shape[1], width + room, k0.shape[3])
-            self._k, self._v = k0.new_zeros(shape), k0.new_zeros(shape)
-            for i, (k, v) in enumerate(rows):
-                self._k[i, :, width - k.shape[2] : width] = k[0]
-                self._v[i, :, width - v.shape[2] : width] = v[0]
-            self._rows, self._len = len(rows), width
-            self.dtype, self.device, self.is_initialized = k0.dtype, k0.device, True
+            shape = (rows, like.shape[1], width + room, like.shape[3])
+            self._k, self._v = like.new_zeros(shape), like.new_zeros(shape)
+            self._rows, self._len = rows, width
+            self.dtype, self.device, self.is_initialized = like.dtype, like.device, True
             self._views()
+
+        def put(self, i: int, k, v) -> None:
+            """Row i's prompt keys and values ([1, heads, len, dim]), right-aligned at the prompt width."""
+            self._k[i, :, self._len - k.shape[2] : self._len] = k[0]
+            self._v[i, :, self._len - v.shape[2] : self._len] = v[0]
+
+        def row(self, i: int, start: int, stop: int):
+            """Views of row i's keys and values at positions [start, stop), each [1, heads, stop - start, dim]."""
+            return self._k[i : i + 1, :, start:stop], self._v[i : i + 1, :, start:stop]
 
         def _views(self) -> None:
             self.keys = self._k[: self._rows, :, : self._len]
