@@ -349,6 +349,8 @@ def calibration_key(cfg: Config) -> dict:
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
         # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again
         "decode_weights": "one copy per generate call",
+        # the eval stages' memory: the KV cache per token (kv_mb_per_token), measured since 2026-12-05
+        "eval_memory": "kv per token",
     }
 
 
@@ -757,7 +759,23 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
         "new_tokens_per_answer": new_tokens / max(1, len(closed)),
         "adapter_factor": round(timed[True] / max(timed[False], 1e-9), 3) if lm.has_adapter else 1.0,
         "gen_rss_mb": round(mem.added_mb, 1),
+        # the KV cache of the decoded batch, which gen_rss_mb holds: an eval batch's cache grows with its prompts
+        "kv_mb_per_token": _kv_mb_per_token(lm, closed[0]),
+        "gen_kv_tokens": batch * (prompt_tokens / max(1, len(closed)) + cfg.model.max_new_tokens),
     }
+
+
+def _kv_mb_per_token(lm, prompt: str) -> float:
+    """MB of keys and values the model caches per token: one forward over a prompt, its cache's tensors summed."""
+    import torch
+
+    ids = lm.encode(prompt)
+    with torch.no_grad():
+        cache = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=True).past_key_values
+    size = sum(
+        t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values) if t is not None
+    )
+    return size / len(ids) / 2**20
 
 
 def _as_the_tune_stage_heap(cfg: Config, device: str) -> dict:
@@ -1061,7 +1079,6 @@ def _estimate_eval(
     n_q = len(qs)
     n_una = sum(1 for u, _, _ in qs if u)
     new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
-    batch_ratio = ev.batch_size / max(1, cal["decode_batch"])
     est: dict[str, StageEstimate] = {}
     for i_arm, a in enumerate(ev.arms):
         rag = a in INDEX_ARMS
@@ -1075,18 +1092,22 @@ def _estimate_eval(
         if i_arm == 0:
             s += cal["import_s"] + cal["load_s"] + cal["embed_load_s"]  # the model (and the eval embedder) load once
         mean_len = ptoks / max(1, n_q)
-        kv = cal["gen_rss_mb"] * batch_ratio * mean_len / max(1.0, cal["prefill_tokens"] / cal["prefill_batch"])
+        # the calibration's generation overhead (the dequantized weights, its batch's cache) with this arm's batch
+        # cache in place of the calibration's: a batch of up to eval.batch_size prompts of this arm's mean length
+        kv_eval = cal["kv_mb_per_token"] * min(ev.batch_size, n_q) * (mean_len + cfg.model.max_new_tokens)
+        gen = cal["gen_rss_mb"] + max(0.0, kv_eval - cal["kv_mb_per_token"] * cal["gen_kv_tokens"])
+        mb = model_mb + cal["embed_rss_mb"] + gen  # the eval process holds the embedder for every arm
         est[f"eval_{a}"] = StageEstimate(
             f"eval_{a}",
             f"{n_q} prompts ({n_q - n_una} answerable + {n_una} unanswerable), "
             f"{ptoks:,} prompt tokens, ~{arm_new:.0f} new tokens each",
             s,
-            model_mb + kv,
+            mb,
         )
         for i in range(1, tc.seeds):
             if a in seeded:
                 est[f"eval_{a}_seed{i}"] = StageEstimate(
-                    f"eval_{a}_seed{i}", f"{n_q} prompts, seed {cfg.seed + i}", s, model_mb + kv
+                    f"eval_{a}_seed{i}", f"{n_q} prompts, seed {cfg.seed + i}", s, mb
                 )
     return est
 
@@ -1104,6 +1125,8 @@ def _estimate_after_eval(
     n_ans = sum(1 for u, _, _ in qs if not u)
     new = min(cal["new_tokens_per_answer"], cfg.model.max_new_tokens)
     adapter = any(a in ADAPTER_ARMS for a in ev.arms)
+    # they run in the eval stages' process, which holds the embedder and generates or scores as the calibration did
+    mb = model_mb + cal["embed_rss_mb"] + cal["gen_rss_mb"]
     est: dict[str, StageEstimate] = {}
     if ev.known_samples:
         ans_tokens = sum(c for u, c, _ in qs if not u)
@@ -1114,7 +1137,7 @@ def _estimate_after_eval(
         width = min(ev.batch_size, n_ans) * ev.known_samples / max(1, cal["decode_batch"])
         decode = rows * min(KNOWN_MAX_NEW_TOKENS, cfg.model.max_new_tokens) * cal["decode_s_per_token"]
         s = ans_tokens * cal["prefill_s_per_token"] + decode / math.sqrt(max(1.0, width))
-        est["known"] = StageEstimate("known", f"{n_ans} answerable questions x {ev.known_samples} samples", s, model_mb)
+        est["known"] = StageEstimate("known", f"{n_ans} answerable questions x {ev.known_samples} samples", s, mb)
     weights = 2 if adapter else 1
     sizes["probe_items"] = max((len(v) for v in work.probes.values()), default=0)
     ptok = sum(sum(v) for v in work.probes.values()) + sum(work.perplexity)
@@ -1129,7 +1152,7 @@ def _estimate_after_eval(
             "probes",
             f"{what}; {ptok:,} tokens x {weights} weights",
             weights * (mc_s + ppl_s) * (cal["adapter_factor"] if adapter else 1),
-            model_mb,
+            mb,
         )
     if "curve" in stages:
         cq = [c for u, c, _ in qs if not u][: ev.curve_questions]
@@ -1139,7 +1162,7 @@ def _estimate_after_eval(
             "curve",
             f"{tc.curve_points} snapshots x ({len(cq)} questions + {len(first)} probe items)",
             tc.curve_points * per_point,
-            model_mb,
+            mb,
         )
     answered = n_q * (len(ev.arms) + len(seed_arms(cfg)) * (tc.seeds - 1))
     est["metrics"] = StageEstimate(

@@ -14,9 +14,9 @@ the actual wall time, the plan's estimate and their ratio, and the unit costs a 
 The calibration is the cached one ($ADVISOR_HOME/calibration/), measured first when missing (its time is printed).
 
 --quickstart RUN_DIR compares the plan that run printed before it started (recorded in its manifest.json; for a
-run without one, a plan made now from the config it recorded) with each stage's wall time: the acceptance line of
-the plan is a total within +-35% and each stage within +-50%. Any run directory will do; no scale runs follow
-unless --scales is given.
+run without one, or with --plan-now, a plan made now from the config it recorded) with each stage's wall time and
+peak memory: the acceptance line of the plan is a total within +-35% and each stage within +-50% (time). Any run
+directory will do; no scale runs follow unless --scales is given.
 """
 
 from __future__ import annotations
@@ -177,24 +177,29 @@ def recorded_plan(run_dir: Path) -> dict | None:
     return est if isinstance(est, dict) and est.get("stages") else None
 
 
-def compare_quickstart(run_dir: Path) -> None:
-    """The plan a run printed before it started (its manifest's; for runs without one, a plan made now from the
-    config that run recorded) against that run's stage times."""
+def compare_quickstart(run_dir: Path, plan_now: bool = False) -> None:
+    """The plan a run printed before it started (its manifest's; with `plan_now`, or for runs without one, a plan
+    made now from the config that run recorded) against that run's stage times and peak memory."""
     plan, source = recorded_plan(run_dir), "the plan recorded in its manifest.json before it ran"
-    if plan is None:
+    if plan is None or plan_now:
         from advisor.core.config import load_run_config
 
         cfg = load_run_config(run_dir)
         plan, source = estimate(cfg, measure_work(cfg), calibrate(cfg, progress=False)).to_dict(), "a plan made now"
     act = actual(run_dir)
+    peaks = {k: v.get("peak_rss_mb") for k, v in json.loads((run_dir / "manifest.json").read_text())["stages"].items()}
     print(
         f"\n## the plan vs the run {run_dir.name}, {source} (acceptance: total within +-35%, each stage within +-50%)"
     )
-    print(f"{'stage':<16}{'actual':>10}{'plan':>10}{'plan/actual':>13}{'within':>8}")
+    print(
+        f"{'stage':<16}{'actual':>10}{'plan':>10}{'plan/actual':>13}{'within':>8}{'peak MB':>10}{'plan MB':>10}{'ratio':>7}"
+    )
     for name, a in act["stages"].items():
         e = (plan["stages"].get(name) or {}).get("seconds")
         ok = "yes" if e and a and 0.5 <= e / a <= 1.5 else ("-" if a < 5 else "NO")
-        print(f"{name:<16}{a:>9.1f}s{(e or 0):>9.1f}s{ratio(e, a):>13}{ok:>8}")
+        pm, am = (plan["stages"].get(name) or {}).get("peak_mb"), peaks.get(name)
+        mem = f"{am or 0:>10,.0f}{pm or 0:>10,.0f}{ratio(pm, am):>7}" if pm and am else ""
+        print(f"{name:<16}{a:>9.1f}s{(e or 0):>9.1f}s{ratio(e, a):>13}{ok:>8}{mem}")
     t = plan["total_s"] / act["wall_s"] if act["wall_s"] else None
     print(
         f"{'total':<16}{act['wall_s']:>9.1f}s{plan['total_s']:>9.1f}s{ratio(plan['total_s'], act['wall_s']):>13}"
@@ -210,11 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=8, help="tuning.max_steps of every run")
     ap.add_argument("--questions", type=int, default=24, help="eval.limit of every run")
     ap.add_argument("--quickstart", type=Path, help="a finished quickstart run directory to hold the plan against")
+    ap.add_argument(
+        "--plan-now", action="store_true", help="with --quickstart: hold a plan made now against the run, not its own"
+    )
     ap.add_argument("--keep", type=Path, help="keep the corpora and run directories here (default: a temp folder)")
     args = ap.parse_args(argv)
     load_config("quickstart")  # a bad preset fails here, before any work
     if args.quickstart:
-        compare_quickstart(args.quickstart)
+        compare_quickstart(args.quickstart, args.plan_now)
     scales = args.scales if args.scales is not None else ("" if args.quickstart else "1,10,30")
     with tempfile.TemporaryDirectory() as tmp:
         work_dir = args.keep or Path(tmp)

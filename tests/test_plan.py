@@ -39,6 +39,8 @@ FAKE_CAL = {
     "new_tokens_per_answer": 4.0,
     "adapter_factor": 1.2,
     "gen_rss_mb": 200.0,
+    "kv_mb_per_token": 0.01,
+    "gen_kv_tokens": 800.0,
     "train_s_per_token": 0.01,
     "train_tokens_per_step": 512.0,
     "train_rss_mb": 1000.0,
@@ -99,6 +101,28 @@ def test_the_plan_has_one_row_per_stage_the_pipeline_plans(tiny_model_dir, over,
         assert {s.track for s in parallel} == {"index", "tune"}
     else:
         assert not parallel and math.isclose(plan.total_s, sum(s.seconds for s in plan.stages))
+
+
+def test_a_retrieval_arm_is_planned_to_hold_the_kv_cache_of_its_longer_prompts(tiny_model_dir):
+    """An eval stage's peak: the model, the embedder, the calibration's generation overhead, and a batch cache
+    for this arm's prompts (the retrieval arms' were planned at half their real peak when the cache was not)."""
+    from advisor.plan import estimate, eval_questions, measure_work
+
+    cfg = tiny_cfg(tiny_model_dir)
+    work = measure_work(cfg)
+    qs = eval_questions(cfg, work)
+    cal = {**FAKE_CAL, "gen_kv_tokens": 0.0}  # a calibration whose own batch cache was negligible
+    plan = {s.name: s for s in estimate(cfg, work, cal).stages}
+    per_row = cal["kv_mb_per_token"] * min(cfg.eval.batch_size, len(qs)) / len(qs)
+    closed = per_row * (sum(c for _, c, _ in qs) + len(qs) * cfg.model.max_new_tokens)
+    longer = per_row * (sum(r for _, _, r in qs) - sum(c for _, c, _ in qs))
+    model = cal["base_rss_mb"] + cal["load_rss_mb"] + cal["embed_rss_mb"]
+    assert math.isclose(plan["eval_base"].peak_mb, model + cal["gen_rss_mb"] + closed)
+    assert math.isclose(plan["eval_rag"].peak_mb - plan["eval_base"].peak_mb, longer)
+    # a calibration whose own batch cache was at least the arm's: its measured overhead stands as it was
+    base = {s.name: s for s in estimate(cfg, work, FAKE_CAL).stages}["eval_base"]
+    assert FAKE_CAL["kv_mb_per_token"] * FAKE_CAL["gen_kv_tokens"] >= closed
+    assert math.isclose(base.peak_mb, model + FAKE_CAL["gen_rss_mb"])
 
 
 def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
@@ -186,8 +210,12 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
         "embed_s_per_token",
         "load_s",
         "adapter_factor",
+        "kv_mb_per_token",
     ):
         assert first[k] > 0, k
+    c = __import__("transformers").AutoConfig.from_pretrained(tiny_model_dir)  # fp32 keys and values per token
+    kv = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4 / 2**20
+    assert math.isclose(first["kv_mb_per_token"], kv)
     # the training step in a second process, started under the tune's malloc (mimalloc), the rest under this one's
     assert set(first["calibration_parts_s"]) == {
         "imports",
