@@ -766,9 +766,12 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
 
 
 def _kv_mb_per_token(lm, prompt: str) -> float:
-    """MB of keys and values the model caches per token: one forward over a prompt, its cache's tensors summed."""
+    """MB of keys and values the model caches per token: one forward over a prompt, its cache's tensors summed.
+    0 off CPU: the cache is then in the accelerator's memory, not in the resident set the plan prices."""
     import torch
 
+    if lm.device != "cpu":
+        return 0.0
     ids = lm.encode(prompt)
     with torch.no_grad():
         cache = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=True).past_key_values
