@@ -95,15 +95,24 @@ def plan_for(args: list[str]) -> tuple[Config, dict]:
 
 
 def actual(run_dir: Path) -> dict:
-    """Per stage wall seconds from manifest.json, plus the units: chunks, training tokens, eval questions."""
+    """Per stage wall seconds and peak RSS (MB) from manifest.json, plus the units: chunks, training tokens, eval
+    questions."""
     man = json.loads((run_dir / "manifest.json").read_text())
     stages = {k: v.get("wall_s") or 0.0 for k, v in man.get("stages", {}).items() if v.get("status") == "done"}
+    peaks = {k: v.get("peak_rss_mb") for k, v in man.get("stages", {}).items()}
     n_chunks = sum(1 for _ in (run_dir / "chunks.jsonl").open())
     train = run_dir / "adapter" / "training.json"
     tokens = json.loads(train.read_text()).get("tokens_seen", 0) if train.is_file() else 0
     base = run_dir / "eval" / "base.jsonl"
     n_q = sum(1 for _ in base.open()) if base.is_file() else 0
-    return {"stages": stages, "wall_s": man.get("wall_s"), "chunks": n_chunks, "train_tokens": tokens, "questions": n_q}
+    return {
+        "stages": stages,
+        "peaks": peaks,
+        "wall_s": man.get("wall_s"),
+        "chunks": n_chunks,
+        "train_tokens": tokens,
+        "questions": n_q,
+    }
 
 
 def run_scale(scale: int, work_dir: Path, steps: int, questions: int) -> dict:
@@ -187,7 +196,6 @@ def compare_quickstart(run_dir: Path, plan_now: bool = False) -> None:
         cfg = load_run_config(run_dir)
         plan, source = estimate(cfg, measure_work(cfg), calibrate(cfg, progress=False)).to_dict(), "a plan made now"
     act = actual(run_dir)
-    peaks = {k: v.get("peak_rss_mb") for k, v in json.loads((run_dir / "manifest.json").read_text())["stages"].items()}
     print(
         f"\n## the plan vs the run {run_dir.name}, {source} (acceptance: total within +-35%, each stage within +-50%)"
     )
@@ -197,7 +205,7 @@ def compare_quickstart(run_dir: Path, plan_now: bool = False) -> None:
     for name, a in act["stages"].items():
         e = (plan["stages"].get(name) or {}).get("seconds")
         ok = "yes" if e and a and 0.5 <= e / a <= 1.5 else ("-" if a < 5 else "NO")
-        pm, am = (plan["stages"].get(name) or {}).get("peak_mb"), peaks.get(name)
+        pm, am = (plan["stages"].get(name) or {}).get("peak_mb"), act["peaks"].get(name)
         mem = f"{am or 0:>10,.0f}{pm or 0:>10,.0f}{ratio(pm, am):>7}" if pm and am else ""
         print(f"{name:<16}{a:>9.1f}s{(e or 0):>9.1f}s{ratio(e, a):>13}{ok:>8}{mem}")
     t = plan["total_s"] / act["wall_s"] if act["wall_s"] else None
