@@ -70,6 +70,42 @@ def test_loglikelihood_matches_a_manual_forward(tiny_model_dir):
     assert ll2 == pytest.approx(ll, abs=1e-4)
 
 
+def test_scoring_passes_keep_their_logits_under_the_budget():
+    from advisor.core.lm import SCORE_LOGITS_MB, score_batches
+
+    vocab = 262_144  # Gemma 3's: one 256-token row is 256 MB of float32 logits
+    rows = [([1] * n, n - 1) for n in (40, 256, 10, 256, 1, 120, 256)]  # the 1-token row scores nothing
+    batches = score_batches(rows, 8, vocab)
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 5, 6]
+    assert [len(rows[b[0]][0]) for b in batches] == sorted((len(rows[b[0]][0]) for b in batches), reverse=True)
+    for b in batches:
+        keep = len(rows[b[0]][0]) - min(len(rows[i][0]) - rows[i][1] - 1 for i in b)
+        assert len(b) == 1 or len(b) * keep * vocab * 4 <= SCORE_LOGITS_MB * 2**20
+    assert [len(b) for b in batches] == [1, 1, 1, 2, 1]  # full-width rows alone, 120 + 40 together (240 MB), then 10
+    # a small vocabulary fills the batch size
+    assert [len(b) for b in score_batches(rows, 4, 49_152)] == [4, 2]
+
+
+def test_perplexity_is_the_same_whatever_the_logits_budget(tiny_model_dir, monkeypatch):
+    from advisor.core import lm as lm_mod
+
+    lm = LM.load(str(tiny_model_dir), quantization="none", device="cpu")
+    texts = ["the ferry leaves at six from the north pier", "tariffs", "a standing charge of 40p a day applies"] * 3
+    wide = lm.perplexity(texts, batch_size=8)
+    passes = []
+    real = lm.__class__._forward_tail
+    monkeypatch.setattr(
+        lm.__class__,
+        "_forward_tail",
+        lambda self, inp, att, keep: passes.append(len(inp)) or real(self, inp, att, keep),
+    )
+    monkeypatch.setattr(lm_mod, "SCORE_LOGITS_MB", lm.vocab_size() * 4 * 12 / 2**20)  # 12 positions' logits
+    narrow = lm.perplexity(texts, batch_size=8)
+    assert lm.vocab_size() > 0
+    assert max(passes) < 8 and len(passes) > 2  # the budget split the batch
+    assert narrow == pytest.approx(wide, rel=1e-5)
+
+
 def test_adapter_switches_on_and_off(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

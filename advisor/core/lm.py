@@ -238,18 +238,16 @@ class LM:
     ) -> tuple[list[float], list[list[float]]]:
         """(sum, per-token list) of the log-probabilities of the last n tokens of each (ids, n) row. Batches
         are length-sorted and right-padded; the vocabulary projection runs only from the first scored position
-        on (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits."""
+        on (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits. A pass holds at most
+        `batch_size` rows and SCORE_LOGITS_MB of logits (`score_batches`)."""
         import torch
 
         tok = self.tokenizer
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out = [0.0] * len(rows)
         per_token: list[list[float]] = [[] for _ in rows]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        for b in tqdm(range(0, len(order), batch_size), desc=desc or "score", leave=False, disable=desc is None):
-            idx = [i for i in order[b : b + batch_size] if rows[i][1] > 0]
-            if not idx:
-                continue
+        batches = score_batches(rows, batch_size, self.vocab_size())
+        for idx in tqdm(batches, desc=desc or "score", leave=False, disable=desc is None):
             width = max(len(rows[i][0]) for i in idx)
             first = min(len(rows[i][0]) - rows[i][1] - 1 for i in idx)  # first position whose logits are needed
             inp = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -267,7 +265,14 @@ class LM:
                 chosen = lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])]
                 out[i] = float(chosen.sum())
                 per_token[i] = chosen.tolist()
+            del logits, lp
         return out, per_token
+
+    def vocab_size(self) -> int:
+        """Width of the model's vocabulary projection (0 when the model does not say)."""
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        n = getattr(head, "out_features", None) if head is not None else None
+        return int(n or getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0)
 
     def _forward_tail(self, inp, att, keep: int):
         """Logits of the last `keep` positions; models without `logits_to_keep` return all of them."""
@@ -277,6 +282,36 @@ class LM:
             except TypeError:
                 self._keep_ok = False
         return self.model(input_ids=inp, attention_mask=att).logits[:, -keep:]
+
+
+# Logits one scoring pass may hold (float32: positions x vocabulary x 4 bytes). Eight 256-token perplexity rows
+# of Gemma 3's 262k-word vocabulary are 2.1 GB of logits (the probes stage then peaked at 5.9 GB); SmolLM2's 49k
+# words fit 5 such rows. docs/architecture.md 'Peak memory'.
+SCORE_LOGITS_MB = 256
+
+
+def score_batches(rows: list[tuple[list[int], int]], batch_size: int, vocab: int) -> list[list[int]]:
+    """Indices of the (ids, n) rows with n > 0 in scoring passes, longest rows first: each pass at most
+    `batch_size` rows and, past its first row, at most SCORE_LOGITS_MB of logits (rows x positions from the first
+    scored one x vocab x 4 bytes)."""
+    order = sorted((i for i in range(len(rows)) if rows[i][1] > 0), key=lambda i: -len(rows[i][0]))
+    limit = SCORE_LOGITS_MB * 2**20
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    first = 0
+    for i in order:
+        start = len(rows[i][0]) - rows[i][1] - 1
+        if cur:
+            keep = len(rows[cur[0]][0]) - min(first, start)  # the pass's width is its first (longest) row's
+            if len(cur) < batch_size and (len(cur) + 1) * keep * vocab * 4 <= limit:
+                cur.append(i)
+                first = min(first, start)
+                continue
+            batches.append(cur)
+        cur, first = [i], start
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 def loglikelihood_rows(encode, requests: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
