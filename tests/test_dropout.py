@@ -76,3 +76,44 @@ def test_fast_dropout_setting_auto_is_on_for_a_cpu_only_and_bad_values_are_named
     assert not load_config("quickstart", ["tuning.lora.dropout=0"]).tuning.lora.uses_fast_dropout("cpu")
     with pytest.raises(AdvisorError, match="tuning.lora.fast_dropout=sometimes must be 'auto', true or false"):
         load_config("quickstart", ["tuning.lora.fast_dropout=sometimes"])
+
+
+def test_lora_layers_reading_one_tensor_share_its_dropped_copy_and_train_alike(tiny_model_dir, monkeypatch):
+    import torch
+
+    from tuning import dropout
+    from tuning.train import build_trainable_model
+
+    def forward(*over):
+        cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", *over])
+        model, params = build_trainable_model(cfg, "cpu")
+        seen: dict[str, torch.Tensor] = {}
+
+        def keep(name):  # a forward hook returning None leaves the output alone
+            return lambda mod, inp, out: seen.update({name: inp[0]}) if name not in seen else None
+
+        for name, m in model.named_modules():
+            if name.endswith("lora_A.default"):
+                m.register_forward_hook(keep(name))
+        draws = []
+        real = dropout.keep_mask
+        monkeypatch.setattr(dropout, "keep_mask", lambda *a, **k: draws.append(a[0]) or real(*a, **k))
+        ids = torch.tensor([[1, 5, 9, 4, 7, 3]])
+        model(input_ids=ids, labels=ids).loss.backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+        return seen, draws
+
+    seen, draws = forward()
+    layer = next(k.split(".self_attn")[0] for k in seen if ".self_attn.q_proj" in k)
+    q, k, v = (seen[f"{layer}.self_attn.{p}_proj.lora_A.default"] for p in "qkv")
+    gate, up = (seen[f"{layer}.mlp.{p}_proj.lora_A.default"] for p in ("gate", "up"))
+    assert q is k is v and gate is up  # one dropped copy per input tensor
+    assert not torch.equal(q, seen[f"{layer}.self_attn.o_proj.lora_A.default"][..., : q.shape[-1]])
+    per_layer = sum(1 for k in seen if k.startswith(layer + "."))
+    assert per_layer == 7 and len(draws) == len(seen) * 4 // 7  # 4 distinct inputs of 7 LoRA layers a block
+
+    own, own_draws = forward("tuning.lora.shared_dropout=false")
+    assert len(own_draws) == len(own)  # one mask per LoRA layer
+    assert not torch.equal(*(own[f"{layer}.self_attn.{p}_proj.lora_A.default"] for p in "qk"))
+    with pytest.raises(AdvisorError, match="tuning.lora.shared_dropout must be true or false, got 'maybe'"):
+        load_config("quickstart", ["tuning.lora.shared_dropout=maybe"])

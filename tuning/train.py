@@ -379,7 +379,7 @@ def build_trainable_model(cfg: Config, device: str):
         if tc.lora.uses_fast_dropout(device):
             from tuning.dropout import replace_lora_dropout
 
-            replace_lora_dropout(model)
+            replace_lora_dropout(model, shared=tc.lora.shared_dropout)
     if tc.gradient_checkpointing:
         # Activations dominate memory at long sequences (SmolLM2-135M, 8 x 256 tokens: ~5 GB over 30 layers).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -724,6 +724,7 @@ class AdapterTraining:
                 "alpha": tc.lora.alpha,
                 "dropout": tc.lora.dropout,
                 "fast_dropout": tc.lora.uses_fast_dropout(self.device),
+                "shared_dropout": tc.lora.uses_fast_dropout(self.device) and tc.lora.shared_dropout,
                 "target_modules": tc.lora.target_modules,
             }
             if tc.method == "lora"

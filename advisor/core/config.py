@@ -196,6 +196,9 @@ class LoraConfig:
     # (tuning/dropout.py): the same dropout, other masks. auto: on a CPU, where torch's own dropout made 15-20% of
     # the quickstart's tune (docs/fine-tuning-measured.md, 'LoRA dropout on a CPU'); off on CUDA
     fast_dropout: bool | Literal["auto"] = "auto"
+    # with fast_dropout, the LoRA layers that read one tensor (q/k/v, gate/up) share its dropped copy and mask
+    # instead of drawing and keeping one each (tuning/dropout.py; docs/fine-tuning-measured.md, 'LoRA dropout on a CPU')
+    shared_dropout: bool = True
 
     def __post_init__(self):
         if self.r <= 0:
