@@ -22,18 +22,24 @@ from evalsuite.metrics import is_abstention
 COLLAPSE_SHARE = 0.20
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+# a lead-in before the answer itself: "The answer to this question is:", "A short answer:", "Answer:"
+_PREAMBLE = re.compile(r"^\s*(?:(?:a|the)\s+)?(?:short\s+)?answer\b[^:\n]{0,60}:\s*", re.IGNORECASE)
 _EDGE = "".join(c for c in string.punctuation if c not in "$%") + string.whitespace  # a unit at an edge is meaning
 
 
 def collapse_key(text: str) -> str:
-    """The string two answers share when they are the same answer: lower-cased, articles and extra whitespace
-    gone, punctuation stripped at the edges only ('1.' and '1' are one answer). Unlike the SQuAD normalisation of
-    the scores, inner punctuation and units stay, so '$0.00' and '0.00%', or '1.5' and '15', are different answers.
+    """The string two answers share when they are the same answer: a lead-in such as "The answer to this
+    question is:" gone (so "The answer is: 1." and "1." are one answer, and a lead-in with nothing after it is an
+    empty answer), lower-cased, articles and extra whitespace gone, punctuation stripped at the edges only ('1.'
+    and '1' are one answer). Unlike the SQuAD normalisation of the scores, inner punctuation and units stay, so
+    '$0.00' and '0.00%', or '1.5' and '15', are different answers.
 
     >>> [collapse_key(a) for a in ("1.", "The Oslo.", "$0.00", "0.00%", "1.5", "(tk.txt)", "[...]")]
     ['1', 'oslo', '$0.00', '0.00%', '1.5', 'tk.txt', '']
+    >>> [collapse_key(a) for a in ("The answer to this question is: 1961", "Answer: 1961", "The answer to the question is:")]
+    ['1961', '1961', '']
     """
-    key = " ".join(_ARTICLES.sub(" ", text.lower()).split()).strip(_EDGE)
+    key = " ".join(_ARTICLES.sub(" ", _PREAMBLE.sub("", text).lower()).split()).strip(_EDGE)
     return key if re.search(r"\w", key) else ""
 
 

@@ -286,6 +286,21 @@ def test_score_rows_scores_bare_citations_on_the_raw_answer():
         (["1"] * 4 + [f"answer {i}" for i in range(16)], False, "1", "the commonest, '1', is 20%"),  # 20% is not > 20%
         # a fee and a rate are two answers, though SQuAD normalisation makes both '000'
         (["$0.00"] * 4 + ["0.00%"] * 3 + [f"answer {i}" for i in range(13)], False, "$0.00", "'$0.00', is 20%"),
+        # a lead-in is not the answer: with one after it the answer is what follows, alone it is an empty answer
+        (
+            ["The answer is: 1."] * 3 + ["1"] * 2 + [f"answer {i}" for i in range(15)],
+            True,
+            "The answer is: 1.",
+            "25% of its answers are the same string 'The answer is: 1.'",
+        ),
+        (
+            ["The answer to this question is:"] * 3
+            + ["The answer to the question is:"] * 2
+            + [f"{i}" for i in range(15)],
+            True,
+            "0",
+            "25% of its answers are empty",
+        ),
     ],
 )
 def test_collapse_flags_one_repeated_answer_or_empty_answers_but_not_abstentions(answers, collapsed, top, why):
