@@ -344,7 +344,7 @@ def calibration_key(cfg: Config) -> dict:
         "train_step_heap": "the tune stage's",
         # tuning/dropout.py: torch's own LoRA dropout was 15-20% of a CPU tune
         "fast_dropout": tc.lora.uses_fast_dropout(default_device()),
-        "shared_dropout": tc.lora.uses_fast_dropout(default_device()) and tc.lora.shared_dropout,
+        "shared_dropout": tc.lora.uses_shared_dropout(default_device()),
         "gradient_checkpointing": tc.gradient_checkpointing,
         "max_new_tokens": cfg.model.max_new_tokens,
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every

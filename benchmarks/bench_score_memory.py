@@ -22,7 +22,7 @@ CHILD = "--child"
 
 def child(model: str, budget_mb: float, passages: int) -> None:
     from advisor.core import lm as lm_mod
-    from advisor.core.artifacts import peak_rss_mb, reset_peak_rss
+    from advisor.core.artifacts import peak_rss_mb, reset_peak_rss, rss_mb
     from evalsuite.probes import general_text
 
     lm = lm_mod.LM.load(model, quantization="nf4")
@@ -30,8 +30,7 @@ def child(model: str, budget_mb: float, passages: int) -> None:
     lm.perplexity(texts[:2])  # warm-up
     lm_mod.SCORE_LOGITS_MB = budget_mb
     reset_peak_rss()
-    with open("/proc/self/status") as f:
-        rss0 = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+    rss0 = rss_mb()
     t0 = time.perf_counter()
     ppl = lm.perplexity(texts)
     wall = time.perf_counter() - t0

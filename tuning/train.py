@@ -724,7 +724,7 @@ class AdapterTraining:
                 "alpha": tc.lora.alpha,
                 "dropout": tc.lora.dropout,
                 "fast_dropout": tc.lora.uses_fast_dropout(self.device),
-                "shared_dropout": tc.lora.uses_fast_dropout(self.device) and tc.lora.shared_dropout,
+                "shared_dropout": tc.lora.uses_shared_dropout(self.device),
                 "target_modules": tc.lora.target_modules,
             }
             if tc.method == "lora"

@@ -218,6 +218,10 @@ class LoraConfig:
             return False
         return bool(self.fast_dropout) if self.fast_dropout != "auto" else not device.startswith("cuda")
 
+    def uses_shared_dropout(self, device: str) -> bool:
+        """Whether the LoRA layers reading one tensor share its dropped copy (shared_dropout, with fast_dropout)."""
+        return self.uses_fast_dropout(device) and self.shared_dropout
+
 
 # tuning.max_batch_tokens=auto on a CPU (see TuningConfig.max_batch_tokens)
 CPU_MAX_BATCH_TOKENS = 768
