@@ -346,6 +346,10 @@ def calibration_key(cfg: Config) -> dict:
         "fast_dropout": tc.lora.uses_fast_dropout(default_device()),
         "shared_dropout": tc.lora.uses_shared_dropout(default_device()),
         "gradient_checkpointing": tc.gradient_checkpointing,
+        # since 2026-12-05 a CPU tune multiplies by fp32 copies of the 4-bit weights made once (more memory, less
+        # time) and runs a pass's common prefix once: the calibrations before are measured again
+        "dequantize_once": tc.uses_dequantize_once(default_device()),
+        "shared_prefix": tc.shared_prefix,
         "max_new_tokens": cfg.model.max_new_tokens,
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
         # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again

@@ -8,7 +8,14 @@ RUN_DIR is a finished run (its config.yaml and sft/train.jsonl). Each variant is
 tuning settings (`max_batch_tokens=1024,low_memory_heap=true`; "" = the run's own settings) trained in a fresh
 process, so its peak resident memory is its own: `--steps` optimizer steps over the WIDEST training rows first
 (the longest half, then rows from the middle), so every variant meets the stage's peak batch shape within a few
-steps. A setting may be nested (`lora.fast_dropout=false`); values are read as YAML scalars, as on the command line. Printed per variant: peak RSS, tokens per second, and both as ratios to the first variant.
+steps. A setting may be nested (`lora.fast_dropout=false`); values are read as YAML scalars, as on the command
+line. Printed per variant: peak RSS, tokens per second, and both as ratios to the first variant. `--rows sample`
+trains a seeded sample of the training set's rows instead, its own mix of short questions and long RAFT examples:
+the speed a whole tune sees (docs/fine-tuning-measured.md, 'One shared prefix per pass'):
+
+    .venv/bin/python benchmarks/bench_tune_memory.py RUN_DIR --rows sample --steps 8 \
+        --variants "" shared_prefix=false,dequantize_once=false "" shared_prefix=false,dequantize_once=false
+
 A variant's process starts under its tune's malloc (`allocator=glibc`, `allocator=/path/libjemalloc.so.2`; the
 run's tuning.allocator otherwise), as a tune stage's does.
 `heap_mmap_threshold=BYTES` in a variant sets the glibc mmap threshold of tuning.low_memory_heap for it
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -45,7 +53,7 @@ VARIANTS = [
 ]
 
 
-def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
+def one_variant(run_dir: Path, variant: str, steps: int, rows_from: str = "widest") -> dict:
     """Train `steps` steps of the run's adapter with `variant`'s settings in this process; training.json's figures."""
     import advisor.core.config as config_module
     from advisor.core.config import load_run_config
@@ -71,9 +79,12 @@ def one_variant(run_dir: Path, variant: str, steps: int) -> dict:
     longest = tc.max_seq_len + cfg.retrieval.context_tokens
     train, _ = tokenize_examples(read_jsonl(run_dir / "sft" / "train.jsonl"), tok, tc.max_seq_len, True, longest)
     val, _ = tokenize_examples(read_jsonl(run_dir / "sft" / "val.jsonl"), tok, tc.max_seq_len, True, longest)
-    train.sort(key=lambda r: -len(r["input_ids"]))
     n = tc.batch_size * tc.grad_accum * steps // 2 + 1
-    rows = train[:n] + train[len(train) // 2 : len(train) // 2 + n]
+    if rows_from == "sample":  # the training set's own mix of row kinds and lengths, the same rows for every variant
+        rows = random.Random(0).sample(train, min(len(train), 2 * n))
+    else:
+        train.sort(key=lambda r: -len(r["input_ids"]))
+        rows = train[:n] + train[len(train) // 2 : len(train) // 2 + n]
     out = Path(tempfile.mkdtemp(prefix="bench-tune-memory-"))
     train_adapter(cfg, rows, val[:8], tok, out, "bench")
     t = read_json(out / "training.json", "the variant's training record")
@@ -101,17 +112,24 @@ def main() -> int:
     ap.add_argument("run_dir", type=Path, help="a finished run directory (config.yaml, sft/)")
     ap.add_argument("--steps", type=int, default=6, help="optimizer steps per variant (default 6)")
     ap.add_argument("--variants", nargs="*", default=VARIANTS, help="tuning settings per variant, comma-separated")
+    ap.add_argument(
+        "--rows",
+        choices=("widest", "sample"),
+        default="widest",
+        help="widest: the longest rows first, for the peak memory (default); sample: a seeded sample of the "
+        "training set's rows, its own mix of kinds and lengths, for the speed a whole tune sees",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant in this process
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(one_variant(args.run_dir, args.one, args.steps)))
+        print(json.dumps(one_variant(args.run_dir, args.one, args.steps, args.rows)))
         return 0
     if not (args.run_dir / "sft" / "train.jsonl").is_file():
         print(f"{args.run_dir} has no sft/train.jsonl: pass a finished run directory", file=sys.stderr)
         return 2
     results = []
     for v in args.variants:
-        cmd = [sys.executable, __file__, str(args.run_dir), "--steps", str(args.steps), "--one", v]
+        cmd = [sys.executable, __file__, str(args.run_dir), "--steps", str(args.steps), "--rows", args.rows, "--one", v]
         done = subprocess.run(cmd, capture_output=True, text=True, env=variant_env(args.run_dir, v))
         if done.returncode:
             print(done.stderr[-2000:], file=sys.stderr)
@@ -120,7 +138,8 @@ def main() -> int:
         r = results[-1]
         print(f"  {r['variant']}: {r['peak_rss_mb']:,.0f} MB, {r['tok_s']:.0f} tokens/s", file=sys.stderr)
     first = results[0]
-    print(f"\n## tune-stage levers, {args.steps} steps each, widest rows first (ratios to the first variant)")
+    rows = "widest rows first" if args.rows == "widest" else "a sample of the training set's rows"
+    print(f"\n## tune-stage levers, {args.steps} steps each, {rows} (ratios to the first variant)")
     print(f"{'variant':<72} {'peak RSS':>10} {'ratio':>6} {'tok/s':>6} {'ratio':>6}")
     for r in results:
         print(

@@ -45,6 +45,7 @@ def test_advisor_run_end_to_end_on_the_bundled_model(tmp_path):
     assert all(st["status"] == "done" for st in manifest["stages"].values())
     info = json.loads((out / "adapter/training.json").read_text())
     assert info["method"] == "qlora" and info["quantization"] == "nf4" and info["steps"] == 3
+    assert info["dequantized_once"] is True  # a CPU tune multiplies by fp32 copies made once (tuning.dequantize_once)
 
     # The adapter is a plain PEFT folder: it loads onto the converted base model.
     from peft import PeftModel

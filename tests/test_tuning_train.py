@@ -53,6 +53,23 @@ def training(run: Path) -> dict:
     return json.loads((run / "adapter" / "training.json").read_text())
 
 
+def lora_model(tiny_model_dir, *overrides: str):
+    """The tiny model with a LoRA adapter built as the tune stage builds it, its B matrices random (they start at
+    zero) so that the adapter matters to the loss and every LoRA weight gets a gradient."""
+    import torch
+
+    from tuning.train import build_trainable_model
+
+    cfg = load_config(None, [f"model.spec={tiny_model_dir}", "tuning.lora.dropout=0", *overrides])
+    torch.manual_seed(0)
+    model, params = build_trainable_model(cfg, "cpu")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    return model, params
+
+
 def tune_process(run: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVISOR_QUIET": "1"}
     return subprocess.Popen(
@@ -86,26 +103,12 @@ def test_label_only_loss_equals_the_models_own_loss(tiny_model_dir):
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir):
     import torch
 
-    from tuning.train import build_trainable_model, collate, label_only_loss_module
+    from tuning.train import collate, label_only_loss_module
 
     batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
     out = []
     for ckpt in (False, True):
-        cfg = load_config(
-            None,
-            [
-                f"model.spec={tiny_model_dir}",
-                "model.quantization=none",
-                "tuning.lora.dropout=0",
-                f"tuning.gradient_checkpointing={ckpt}",
-            ],
-        )
-        torch.manual_seed(0)
-        model, params = build_trainable_model(cfg, "cpu")
-        with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
-            for n, p in model.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0, 0.02)
+        model, params = lora_model(tiny_model_dir, "model.quantization=none", f"tuning.gradient_checkpointing={ckpt}")
         s, n = label_only_loss_module(model)(**batch)
         (s / n).backward()
         out.append((float(s / n), torch.cat([p.grad.flatten() for p in params])))
@@ -116,19 +119,13 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir
 def test_a_micro_batch_split_by_max_batch_tokens_gives_the_same_gradients(tiny_model_dir):
     import torch
 
-    from tuning.train import build_trainable_model, collate, label_only_loss_module, n_labels, token_pieces
+    from tuning.train import collate, label_only_loss_module, n_labels, token_pieces
 
     rows = [
         {"input_ids": list(range(5, 5 + n)), "labels": [-100] * (n // 2) + list(range(5 + n // 2, 5 + n))}
         for n in (12, 20, 61, 64)
     ]
-    cfg = load_config(None, [f"model.spec={tiny_model_dir}", "model.quantization=none", "tuning.lora.dropout=0"])
-    torch.manual_seed(0)
-    model, params = build_trainable_model(cfg, "cpu")
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.02)
+    model, params = lora_model(tiny_model_dir, "model.quantization=none")
     loss_mod = label_only_loss_module(model)
     grads = []
     for max_tokens in (0, 128):
@@ -143,6 +140,79 @@ def test_a_micro_batch_split_by_max_batch_tokens_gives_the_same_gradients(tiny_m
     assert token_pieces([12, 20, 61, 64], 128) == [[0, 1], [2, 3]] and token_pieces([12, 20], 0) == [[0, 1]]
     assert token_pieces([300, 10], 128) == [[0], [1]]  # a row longer than the cap runs alone
     assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().max() > 1e-4
+
+
+def test_a_shared_prefix_runs_once_and_gives_the_same_loss_and_gradients(tiny_model_dir):
+    """tuning.shared_prefix: rows that begin with the same untrained tokens (a chat template and instruction)
+    compute them once; padded rows of other lengths, a loss only after the prefix."""
+    import torch
+
+    from tuning.train import IGNORE, collate, label_only_loss_module
+
+    head = list(range(5, 17))  # 12 shared tokens, no loss on them
+    rows = [
+        {"input_ids": head + own, "labels": [IGNORE] * (len(head) + 2) + own[2:]}
+        for own in (list(range(40, 46)), list(range(50, 59)), list(range(60, 64)))
+    ]
+    batch = collate(rows, 0)
+    model, params = lora_model(tiny_model_dir, "model.quantization=none")
+    calls = []
+    model.get_base_model().get_decoder().register_forward_hook(
+        lambda m, a, kw, out: calls.append(kw["input_ids"].shape), with_kwargs=True
+    )
+    out = []
+    for shared in (False, True):
+        for p in params:
+            p.grad = None
+        loss_mod = label_only_loss_module(model, shared_prefix=shared)
+        s, n = loss_mod(**batch)
+        (s / n).backward()
+        out.append((float(s), n, torch.cat([p.grad.flatten() for p in params]), loss_mod.prefix_tokens_saved))
+    assert calls == [(3, 21), (1, 12), (3, 9)]  # the whole rows; then the prefix once and the rows' own tokens
+    assert out[1][3] == 12 * 2 and out[0][3] == 0
+    assert out[0][1] == out[1][1] == 4 + 7 + 2
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-5)
+    assert torch.allclose(out[0][2], out[1][2], atol=1e-6) and out[0][2].abs().max() > 1e-4
+
+
+def test_a_pass_whose_rows_differ_from_the_start_or_learn_from_the_first_token_runs_whole(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tuning.train import IGNORE, collate, label_only_loss_module, shared_prefix_len
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    text = collate([{"input_ids": list(range(5, 25)), "labels": list(range(5, 25))}] * 2, 0)  # corpus text
+    other = collate([{"input_ids": [k] + list(range(5, 25)), "labels": [IGNORE] * 21} for k in (3, 4)], 0)
+    assert shared_prefix_len(**text) == 0 and shared_prefix_len(**other) == 0
+    loss_mod = label_only_loss_module(model, shared_prefix=True)
+    s, n = loss_mod(**text)
+    assert loss_mod.prefix_tokens_saved == 0 and n == 2 * 19
+    assert torch.allclose(s / n, model(**text).loss, atol=1e-5)
+
+
+def test_a_cpu_tune_dequantizes_the_4bit_weights_once_with_the_same_gradients(tiny_model_dir, monkeypatch):
+    """tuning.dequantize_once: the training step multiplies by copies made at load, not rebuilt per pass."""
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    from tuning.train import collate, dequantized_copies, label_only_loss_module
+
+    batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
+    real, calls = bnbf.dequantize_4bit, []
+    monkeypatch.setattr(bnbf, "dequantize_4bit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = []
+    for once in (False, True):
+        model, params = lora_model(tiny_model_dir, f"tuning.dequantize_once={once}")  # nf4, the default
+        assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
+        calls.clear()
+        s, n = label_only_loss_module(model)(**batch)
+        (s / n).backward()
+        out.append((float(s / n), torch.cat([p.grad.flatten() for p in params]), len(calls), dequantized_copies(model)))
+    assert out[0][2] > 0 and out[0][3] is False  # bitsandbytes rebuilt the weights in the step
+    assert out[1][2] == 0 and out[1][3] is True
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-6)
+    assert torch.allclose(out[0][1], out[1][1], atol=1e-6) and out[0][1].abs().max() > 1e-4
 
 
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(
@@ -231,6 +301,9 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     ):
         assert info[key] is not None, key
     assert info["stopped_early"] and info["steps"] < 30
+    # the chat-formatted questions share their template's opening: run once per pass (tuning.shared_prefix);
+    # an unquantized model has no 4-bit weights to dequantize once
+    assert info["shared_prefix"] is True and info["prefix_tokens_saved"] > 0 and info["dequantized_once"] is False
     # tuning.max_batch_tokens / low_memory_heap 'auto': the CPU's memory levers, recorded as they ran; trained in
     # this (test) process, which glibc's malloc serves, so with glibc's low-memory heap
     assert info["device"] == "cpu" and (info["max_batch_tokens"], info["low_memory_heap"]) == (768, True)
@@ -481,3 +554,13 @@ def sft_with_generated(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, train_fil
     cfg = load_run_config(run.path)
     train, val, report = training_set(run, cfg, AutoTokenizer.from_pretrained(tiny_model_dir))
     return run, cfg, train + val, report
+
+
+def test_the_training_helpers_examples_run():
+    """token_pieces and shared_prefix_len document themselves with >>> examples; they must stay true."""
+    import doctest
+
+    import tuning.train
+
+    res = doctest.testmod(tuning.train)
+    assert res.attempted >= 2 and res.failed == 0

@@ -100,8 +100,16 @@ def abstention_source(run: RunDir, cfg: Config, questions: str | None = None) ->
 
 # Settings that do not change the main adapter's weights: extra seeds, snapshots, checkpoint cadence, how a
 # micro-batch is split into forward passes (the gradients add up to the same), how the heap returns memory, which
-# malloc serves the process.
-NOT_WEIGHTS = ("seeds", "curve_points", "save_every", "max_batch_tokens", "low_memory_heap", "allocator")
+# malloc serves the process, whether the frozen 4-bit weights are dequantized once or in every pass.
+NOT_WEIGHTS = (
+    "seeds",
+    "curve_points",
+    "save_every",
+    "max_batch_tokens",
+    "low_memory_heap",
+    "allocator",
+    "dequantize_once",
+)
 
 
 def weights_settings_hash(cfg: Config) -> str:
@@ -201,28 +209,48 @@ def token_pieces(lengths: list[int], max_tokens: int) -> list[list[int]]:
     return pieces + ([cur] if cur else [])
 
 
-def label_only_loss_module(model):
+def label_only_loss_module(model, shared_prefix: bool = False):
     """A module whose forward(input_ids, attention_mask, labels) returns (summed token NLL, n tokens),
     computing the vocabulary projection only where a label is taken (labels != -100 after the shift).
 
     Standard causal-LM heads project every position onto the vocabulary: for SmolLM2 at batch 8 x 256 that
     is a 8x256x49152 fp32 logits tensor (400 MB, plus as much again for its gradient and log-softmax) and
     most of the step's FLOPs, though prompt and padding positions carry no loss. Being an nn.Module,
-    the wrapper can be handed to accelerate/DDP, which then syncs gradients as usual."""
+    the wrapper can be handed to accelerate/DDP, which then syncs gradients as usual.
+
+    shared_prefix (tuning.shared_prefix): when the rows of a pass begin with the same tokens and take no loss
+    on them (`shared_prefix_len`), that prefix runs once, as one row, and its keys and values are repeated for
+    every row, through which the gradients flow back to it; the rows' own tokens follow from that cache. Only
+    for models whose cache is plain keys and values in every layer. `prefix_tokens_saved` counts the positions
+    not computed again."""
     import torch
     import torch.nn.functional as F
+
+    from advisor.core.decoding import MIN_SHARED_PREFIX, plain_cache_layout
 
     class LabelOnlyLoss(torch.nn.Module):
         def __init__(self, lm):
             super().__init__()
             self.lm = lm
+            base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+            self.share = shared_prefix and plain_cache_layout(base.config)
+            self.prefix_tokens_saved = 0
 
         def forward(self, input_ids, attention_mask, labels):
             base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
-            hidden = base.get_decoder()(
-                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-            ).last_hidden_state
-            target = labels[:, 1:]
+            decoder = base.get_decoder()
+            p = shared_prefix_len(input_ids, attention_mask, labels) if self.share else 0
+            if p >= MIN_SHARED_PREFIX and input_ids.shape[0] > 1:
+                cache = decoder(input_ids=input_ids[:1, :p], use_cache=True).past_key_values
+                cache.batch_repeat_interleave(input_ids.shape[0])
+                hidden = decoder(
+                    input_ids=input_ids[:, p:], attention_mask=attention_mask, past_key_values=cache, use_cache=True
+                ).last_hidden_state
+                self.prefix_tokens_saved += p * (input_ids.shape[0] - 1)
+            else:
+                p = 0
+                hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            target = labels[:, p + 1 :]
             keep = target != IGNORE
             logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
             cap = getattr(base.config, "final_logit_softcapping", None)
@@ -231,6 +259,32 @@ def label_only_loss_module(model):
             return F.cross_entropy(logits, target[keep], reduction="sum"), int(keep.sum())
 
     return LabelOnlyLoss(model)
+
+
+def dequantized_copies(model) -> bool:
+    """Whether the model's 4-bit layers multiply by fp32 copies made once (tuning.dequantize_once)."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return False
+    return any("forward" in vars(m) for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+
+
+def shared_prefix_len(input_ids, attention_mask, labels) -> int:
+    """The number of leading positions that every row of a pass holds the same real tokens at and takes no loss
+    on (no label at the next position), leaving each row at least one position of its own.
+
+    >>> import torch
+    >>> ids = torch.tensor([[5, 6, 7, 8, 0], [5, 6, 7, 9, 4]])
+    >>> att = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    >>> shared_prefix_len(ids, att, torch.tensor([[IGNORE, IGNORE, IGNORE, 8, IGNORE], [IGNORE] * 3 + [9, 4]]))
+    2
+    """
+    same = ((input_ids == input_ids[:1]) & (attention_mask == 1)).all(0)
+    no_loss = (labels[:, 1:] == IGNORE).all(0)
+    shared = int(same.long().cumprod(0).sum())
+    quiet = int(no_loss.long().cumprod(0).sum())
+    return max(0, min(shared, quiet, int(attention_mask.sum(1).min()) - 1))
 
 
 def evaluate_loss(
@@ -385,6 +439,10 @@ def build_trainable_model(cfg: Config, device: str):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if tc.method == "lora":
             model.enable_input_require_grads()
+    if tc.uses_dequantize_once(device):
+        from advisor.core.decoding import DEQUANT_ONCE_BYTES, dequantize_4bit_layers
+
+        dequantize_4bit_layers(model, device, DEQUANT_ONCE_BYTES)
     model.train()
     torch.manual_seed(cfg.seed)
     return model, [p for p in model.parameters() if p.requires_grad]
@@ -521,7 +579,9 @@ class AdapterTraining:
             large_allocations_via_mmap(self.heap_threshold)
         torch.manual_seed(self.cfg.seed)
         self.model, self.params = build_trainable_model(self.cfg, self.device)
-        self.loss_mod = label_only_loss_module(self.model)
+        tc = self.tc
+        self.loss_inner = label_only_loss_module(self.model, tc.shared_prefix and not tc.gradient_checkpointing)
+        self.loss_mod = self.loss_inner
         if self.world > 1:  # DDP over the launched processes; single-process runs keep the plain module
             self.loss_mod = self.acc.prepare_model(self.loss_mod)
         self.load_s = time.perf_counter() - self.t_start
@@ -740,6 +800,12 @@ class AdapterTraining:
             "best_step": s.best_step if s.stopped_early else None,
             "tokens_seen": s.tokens_seen,
             "label_tokens": s.label_tokens,
+            # tuning.shared_prefix: whether the rows of a pass ran their common prefix once, and the positions
+            # this process did not compute again (training and validation passes)
+            "shared_prefix": self.loss_inner.share,
+            "prefix_tokens_saved": self.loss_inner.prefix_tokens_saved * self.world,
+            # tuning.dequantize_once: whether the frozen 4-bit weights were multiplied as fp32 copies made once
+            "dequantized_once": dequantized_copies(self.model),
             "tokens_per_s": round(s.session_tokens / max(self.train_s, 1e-9), 1),
             "final_train_loss": s.history[-1]["loss"] if s.history else None,
             "final_val_loss": vals[-1] if vals else None,

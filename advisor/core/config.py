@@ -297,6 +297,17 @@ class TuningConfig:
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False
+    # the rows of one forward pass that begin with the same tokens (a closed-book question's chat template and
+    # instruction: 33 of its ~60 tokens on the sample) run that prefix once, its keys and values shared by every
+    # row: the same loss and gradients, except that the LoRA dropout on the prefix is drawn once per pass, not per
+    # row. Off with gradient_checkpointing and for models whose cache has sliding windows or recurrent state
+    # (docs/fine-tuning-measured.md, 'One shared prefix per pass')
+    shared_prefix: bool = True
+    # a CPU tune multiplies by one fp32 copy of each frozen 4-bit weight, made once when the model loads, in place
+    # of dequantizing every weight again in each forward and backward: the same numbers, the copies' memory more
+    # (about 0.4 GB for SmolLM2-135M). auto: on a CPU when the copies fit DEQUANT_ONCE_BYTES (2 GB), off on CUDA,
+    # where bitsandbytes' kernels read the 4-bit weights directly
+    dequantize_once: bool | Literal["auto"] = "auto"
     # glibc returns freed large activations to the OS at once (LOW_MEMORY_MMAP_THRESHOLD): the heap does not ratchet
     # up over a run (docs/fine-tuning-measured.md, 'Tune-stage memory'); no effect off glibc. false: the quickstart's
     # tune a fifth faster at 0.7 GB more peak, a set with corpus text at 1.5 GB more ('The heap's mmap threshold').
@@ -351,6 +362,8 @@ class TuningConfig:
         mbt = self.max_batch_tokens
         if mbt != "auto" and (isinstance(mbt, bool) or not isinstance(mbt, int) or mbt < 0):
             raise AdvisorError(f"tuning.max_batch_tokens={mbt} must be 'auto' or an integer >= 0 (0 = no limit)")
+        if self.dequantize_once not in ("auto", True, False):
+            raise AdvisorError(f"tuning.dequantize_once={self.dequantize_once} must be 'auto', true or false")
         if self.low_memory_heap not in ("auto", True, False):
             raise AdvisorError(f"tuning.low_memory_heap={self.low_memory_heap} must be 'auto', true or false")
         if not isinstance(self.allocator, str) or not self.allocator.strip():
@@ -406,6 +419,11 @@ class TuningConfig:
         heap = self.low_memory_heap if self.low_memory_heap != "auto" else not cuda
         glibc = (malloc or self.malloc(device)) == "glibc"
         return int(mbt), bool(heap) and glibc
+
+    def uses_dequantize_once(self, device: str) -> bool:
+        """Whether the tune multiplies by fp32 copies of the 4-bit weights made once (dequantize_once; the size
+        bound is applied where the copies are made, advisor.core.decoding.dequantize_4bit_layers)."""
+        return bool(self.dequantize_once) if self.dequantize_once != "auto" else not device.startswith("cuda")
 
     def ignored_settings(self) -> list[str]:
         out = []
@@ -727,6 +745,8 @@ class Config:
             del d["tuning"]["abstain_questions"]
         if not d["tuning"]["raft_unanswerable"]:
             del d["tuning"]["raft_unanswerable"]
+        if d["tuning"]["dequantize_once"] == "auto":  # the same numbers either way
+            del d["tuning"]["dequantize_once"]
         return d
 
     def section_hash(self, *sections: str, without: tuple[str, ...] = ()) -> str:

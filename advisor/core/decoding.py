@@ -144,20 +144,7 @@ def dequantized_once(lm) -> Iterator[None]:
     made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
     only the repeated dequantization goes. A block inside another uses the outer block's copies. A no-op
     off CPU, without 4-bit layers, or when the copies would exceed DEQUANT_ONCE_BYTES."""
-    import bitsandbytes as bnb
-    import bitsandbytes.functional as bnbf
-    import torch
-
-    # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
-    layers = [m for m in lm.model.modules() if isinstance(m, bnb.nn.Linear4bit)] if lm.device == "cpu" else []
-    too_big = layers and sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > lm.DEQUANT_ONCE_BYTES
-    if not layers or too_big or "forward" in vars(layers[0]):  # "forward": inside another block, whose copies stand
-        yield
-        return
-
-    for m in layers:
-        w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
-        m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
+    layers = dequantize_4bit_layers(lm.model, lm.device, lm.DEQUANT_ONCE_BYTES)
     try:
         yield
     finally:
@@ -165,19 +152,46 @@ def dequantized_once(lm) -> Iterator[None]:
             del m.forward
 
 
+def dequantize_4bit_layers(model, device: str, max_bytes: int) -> list:
+    """Make every bitsandbytes 4-bit layer of `model` multiply by one fp32 dequantized copy of its weight, made
+    now (an instance `forward`; `del layer.forward` undoes it), and return the layers changed: none off CPU,
+    without 4-bit layers, when the copies would exceed max_bytes, or when the layers already have copies (made
+    by an outer caller, whose copies stand). The tune stage keeps them for the whole training
+    (tuning.dequantize_once): the weights are frozen, and the copy is the tensor bitsandbytes would rebuild in
+    each forward and again in each backward."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)] if device == "cpu" else []
+    too_big = layers and sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > max_bytes
+    if not layers or too_big or "forward" in vars(layers[0]):  # "forward": copies made by an outer caller stand
+        return []
+    for m in layers:
+        w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
+        m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
+    return layers
+
+
 def plain_cache(lm) -> bool:
     """True when the model's KV cache is a plain growing tensor per layer (no sliding windows,
     no recurrent state): what `prefill` may reuse, slice and pad."""
     if not hasattr(lm, "_plain"):
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
-
-        try:
-            layers = DynamicCache(config=lm.model.config).layers
-            lm._plain = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
-        except Exception:  # noqa: BLE001 - an unknown cache layout gets the padded batch
-            lm._plain = False
+        lm._plain = plain_cache_layout(lm.model.config)
     return lm._plain
+
+
+def plain_cache_layout(config) -> bool:
+    """Whether a model of this config caches plain growing keys and values in every layer (`plain_cache`)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        layers = DynamicCache(config=config).layers
+        return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+    except Exception:  # noqa: BLE001 - an unknown cache layout is not plain
+        return False
 
 
 def decode(
