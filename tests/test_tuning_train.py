@@ -196,7 +196,8 @@ def test_a_cpu_tune_dequantizes_the_4bit_weights_once_with_the_same_gradients(ti
     import bitsandbytes.functional as bnbf
     import torch
 
-    from tuning.train import collate, dequantized_copies, label_only_loss_module
+    from advisor.core.decoding import dequantized_copies
+    from tuning.train import collate, label_only_loss_module
 
     batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
     real, calls = bnbf.dequantize_4bit, []

@@ -261,15 +261,6 @@ def label_only_loss_module(model, shared_prefix: bool = False):
     return LabelOnlyLoss(model)
 
 
-def dequantized_copies(model) -> bool:
-    """Whether the model's 4-bit layers multiply by fp32 copies made once (tuning.dequantize_once)."""
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
-        return False
-    return any("forward" in vars(m) for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
-
-
 def shared_prefix_len(input_ids, attention_mask, labels) -> int:
     """The number of leading positions that every row of a pass holds the same real tokens at and takes no loss
     on (no label at the next position), leaving each row at least one position of its own.
@@ -769,6 +760,8 @@ class AdapterTraining:
     def record(self, both_adapter: str) -> dict:
         """training.json: the settings, the data, how far training went, losses, time, memory and the history."""
         import torch
+
+        from advisor.core.decoding import dequantized_copies
 
         cfg, tc, s = self.cfg, self.tc, self.s
         vals = [h["val_loss"] for h in s.history if h.get("val_loss") is not None]

@@ -166,12 +166,21 @@ def dequantize_4bit_layers(model, device: str, max_bytes: int) -> list:
     # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)] if device == "cpu" else []
     too_big = layers and sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > max_bytes
-    if not layers or too_big or "forward" in vars(layers[0]):  # "forward": copies made by an outer caller stand
+    if not layers or too_big or dequantized_copies(model):  # copies made by an outer caller stand
         return []
     for m in layers:
         w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
         m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
     return layers
+
+
+def dequantized_copies(model) -> bool:
+    """Whether the model's 4-bit layers already multiply by fp32 copies (`dequantize_4bit_layers`)."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return False
+    return any("forward" in vars(m) for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
 
 
 def plain_cache(lm) -> bool:
