@@ -91,6 +91,10 @@ class Work:
     # mean tokens of a training answer (+ its end of turn): what an adapter trained on them answers with (the
     # quickstart's tuned arms: 4.5 new tokens per answer against the base model's 22)
     answer_tokens: float | None = None
+    # training positions of each example (as `train`) that run without gradients (tuning.prompt_grad_tokens: a RAFT
+    # example's passages), priced as forward-only work; None = none
+    train_detached: list[int] | None = None
+    both_detached: list[int] | None = None  # the same for `both`
 
 
 def measure_work(cfg: Config) -> Work:
@@ -119,7 +123,7 @@ def measure_work(cfg: Config) -> Work:
     sft_s = time.perf_counter() - t0
     questions, ids = _count_eval(cfg, chunks, chunk_block, tok, ntok, notes)
     probes, ppl = _count_probes(cfg, ntok)
-    return Work(
+    work = Work(
         len({c[0] for c in chunks}),
         len(chunks),
         sum(c[2] for c in chunks),
@@ -137,6 +141,21 @@ def measure_work(cfg: Config) -> Work:
         notes,
         answer_tokens,
     )
+    work.train_detached = detached_positions(cfg, train, kinds["text"], answer_tokens)
+    if both is not None:
+        work.both_detached = detached_positions(cfg, both, kinds["text"], answer_tokens)
+    return work
+
+
+def detached_positions(cfg: Config, lengths: list[int], n_text: int, answer_tokens: float | None) -> list[int]:
+    """Positions of each training example (`lengths`: the corpus-text segments first, n_text of them, then the
+    instruction pairs) that run without gradients under tuning.prompt_grad_tokens: a pair's prompt positions more
+    than that many before its answer (of answer_tokens, the training answers' mean); text learns from every token."""
+    grad = 0 if cfg.tuning.gradient_checkpointing else cfg.tuning.prompt_grad_tokens
+    if not grad:
+        return [0] * len(lengths)
+    answer = round(answer_tokens or 0)
+    return [0] * n_text + [max(0, n - answer - grad) for n in lengths[n_text:]]
 
 
 def _count_chunks(cfg: Config, notes: list[str]) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
@@ -350,6 +369,8 @@ def calibration_key(cfg: Config) -> dict:
         # time) and runs a pass's common prefix once: the calibrations before are measured again
         "dequantize_once": tc.uses_dequantize_once(default_device()),
         "shared_prefix": tc.shared_prefix,
+        # since 2026-12-06 a tune stage's recorded speed is per position that takes gradients (prompt_grad_tokens)
+        "prompt_grad_tokens": tc.prompt_grad_tokens,
         "max_new_tokens": cfg.model.max_new_tokens,
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
         # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again
@@ -442,8 +463,9 @@ MIN_CPU_SHARE = 0.75
 
 
 def train_s_per_token(cal: dict) -> float:
-    """Seconds per training token: what the last real tune stage with this calibration's key ran at, when one was
-    recorded (its optimizer steps only, validation apart), else the calibration's. The calibration times one
+    """Seconds per training token that takes gradients: what the last real tune stage with this calibration's key ran
+    at, when one was recorded (its optimizer steps only, validation and the positions run without gradients apart),
+    else the calibration's. The calibration times one
     shape, full-length text rows; a tune stage mixes long RAFT rows, short questions and text, and the
     quickstart's ran at 116 tokens/s against the calibration's 168 (2 cores)."""
     return (cal.get("observed_train") or {}).get("s_per_token") or cal["train_s_per_token"]
@@ -486,6 +508,11 @@ def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
     val_tokens = sum(r.get("val_tokens") or 0 for r in history if r.get("val_s"))
     if val_tokens:  # adapters trained before the passes were timed have none
         observed["val_s_per_token"] = val_s / val_tokens
+    detached = sum(r.get("detached_tokens") or 0 for r in history)
+    if 0 < detached < tokens:  # tuning.prompt_grad_tokens: the steps' forward-only positions at a validation's rate
+        forward_s = detached * observed.get("val_s_per_token", cal["prefill_s_per_token"])
+        observed["s_per_token"] = max(steps_s - forward_s, steps_s / 4) / (tokens - detached)
+        observed["detached_tokens"] = detached
     cal["observed_train"] = observed
     atomic_write_json(path, cal)
     return observed
@@ -929,8 +956,12 @@ def training_steps(cfg: Config, n_examples: int) -> int:
     return optimizer_steps(n_examples - val_count(n_examples, cfg.tuning.val_fraction), cfg.tuning)
 
 
-def _train_estimate(cfg: Config, examples: list[int], cal: dict) -> tuple[float, int, int, float]:
-    """(seconds, steps, tokens seen, tokens per step) of one adapter's training, its validations included."""
+def _train_estimate(
+    cfg: Config, examples: list[int], cal: dict, detached: list[int] | None = None
+) -> tuple[float, int, int, float]:
+    """(seconds, steps, tokens seen, tokens per step) of one adapter's training, its validations included; the
+    share of positions that run without gradients (`detached`, per example) at the forward-only rate of a
+    validation pass."""
     tc = cfg.tuning
     n = len(examples)
     if not n:
@@ -945,7 +976,10 @@ def _train_estimate(cfg: Config, examples: list[int], cal: dict) -> tuple[float,
     per_step = mean * min(tc.batch_size, n - n_val) * tc.grad_accum
     tokens = round(steps * per_step)
     val_passes = max(1, steps // validation_interval(steps, tc))
-    seconds = tokens * train_s_per_token(cal) + val_passes * n_scored * mean * val_s_per_token(cal)
+    without = sum(detached or []) / max(1, sum(examples))
+    seconds = tokens * (
+        (1 - without) * train_s_per_token(cal) + without * val_s_per_token(cal)
+    ) + val_passes * n_scored * mean * val_s_per_token(cal)
     return seconds, steps, tokens, per_step
 
 
@@ -1033,7 +1067,7 @@ def _estimate_build(
         "tune",
     )
     tune_mb = model_mb + cal["train_rss_mb"]
-    secs, steps, tokens, per_step = _train_estimate(cfg, work.train, cal)
+    secs, steps, tokens, per_step = _train_estimate(cfg, work.train, cal, work.train_detached)
     if "tune" not in stages:  # no tuned arm: nothing is trained, so a budget has no steps to cut
         steps = tokens = 0
     sizes.update(steps=steps, train_tokens=tokens, train_set_tokens=sum(work.train))
@@ -1046,7 +1080,7 @@ def _estimate_build(
         "tune",
     )
     if work.both is not None:
-        b_secs, b_steps, b_tokens, _ = _train_estimate(cfg, work.both, cal)
+        b_secs, b_steps, b_tokens, _ = _train_estimate(cfg, work.both, cal, work.both_detached)
         est["tune_both"] = StageEstimate(
             "tune_both", f"{b_steps} steps, {b_tokens:,} tokens (RAFT adapter)", b_secs, tune_mb, "tune"
         )

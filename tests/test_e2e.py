@@ -46,6 +46,9 @@ def test_advisor_run_end_to_end_on_the_bundled_model(tmp_path):
     info = json.loads((out / "adapter/training.json").read_text())
     assert info["method"] == "qlora" and info["quantization"] == "nf4" and info["steps"] == 3
     assert info["dequantized_once"] is True  # a CPU tune multiplies by fp32 copies made once (tuning.dequantize_once)
+    # tuning.prompt_grad_tokens ran (SmolLM2's cache is plain), its forward-only positions counted per step
+    assert info["prompt_grad_tokens"] == 64
+    assert info["detached_tokens"] == sum(h["detached_tokens"] for h in info["history"])
 
     # The adapter is a plain PEFT folder: it loads onto the converted base model.
     from peft import PeftModel

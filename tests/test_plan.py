@@ -506,6 +506,36 @@ def test_the_plan_prices_validation_passes_at_their_own_recorded_speed_and_a_ski
     assert json.loads(path.read_text())["observed_train"]["at"] == "then"
 
 
+def test_positions_without_gradients_are_priced_and_recorded_as_forward_only_work(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """tuning.prompt_grad_tokens: a RAFT example's passages run forward only; the plan prices them at a validation
+    pass's rate and a tune stage's recorded speed is per position that took gradients."""
+    from advisor.plan import _train_estimate, calibration_key, calibration_path, detached_positions
+    from advisor.plan import record_training_speed
+
+    monkeypatch.setenv("ADVISOR_HOME", str(tmp_path / "home"))
+    cfg = tiny_cfg(tiny_model_dir)
+    assert cfg.tuning.prompt_grad_tokens == 64
+    # one text segment, then instruction pairs of 40 and 600 tokens whose answers are ~6 tokens
+    assert detached_positions(cfg, [300, 40, 600], 1, 6.0) == [0, 0, 600 - 6 - 64]
+    assert detached_positions(tiny_cfg(tiny_model_dir, "tuning.prompt_grad_tokens=0"), [300, 600], 0, 6.0) == [0, 0]
+    examples = [100, 500, 500, 100]
+    cal = {**FAKE_CAL, "observed_train": {"s_per_token": 0.03, "val_s_per_token": 0.002}}
+    whole, _, tokens, _ = _train_estimate(cfg, examples, cal)
+    half, _, _, _ = _train_estimate(cfg, examples, cal, [0, 300, 300, 0])
+    assert whole - half == pytest.approx(tokens * 600 / 1200 * (0.03 - 0.002))
+    path = calibration_path(calibration_key(cfg))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**FAKE_CAL, "key": calibration_key(cfg)}))
+    history = [  # 10,000 positions in 300 s of steps, 4,000 of them forward only; validation at 0.002 s a token
+        {"step_s": 150.0, "detached_tokens": 2000, "val_loss": 2.5, "val_s": 4.0, "val_tokens": 2000},
+        {"step_s": 150.0, "detached_tokens": 2000},
+    ]
+    seen = record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-d")
+    assert seen["s_per_token"] == pytest.approx((300 - 4000 * 0.002) / 6000) and seen["detached_tokens"] == 4000
+
+
 def test_a_plan_on_a_run_directory_counts_only_the_stages_an_earlier_attempt_left(
     tiny_model_dir, finished_tiny_run, tmp_path, monkeypatch, capsys
 ):

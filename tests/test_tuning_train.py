@@ -175,6 +175,59 @@ def test_a_shared_prefix_runs_once_and_gives_the_same_loss_and_gradients(tiny_mo
     assert torch.allclose(out[0][2], out[1][2], atol=1e-6) and out[0][2].abs().max() > 1e-4
 
 
+def test_passages_run_without_gradients_and_the_rest_learns_as_in_the_whole_pass(tiny_model_dir):
+    """tuning.prompt_grad_tokens: a long prompt's positions before its last N run once without gradients. The
+    same loss; the LoRA gradients are the whole pass's with every contribution of those positions removed (the
+    reference: the whole pass, its gradient zeroed at each LoRA output there); a short prompt runs whole."""
+    import torch
+
+    from tuning.train import IGNORE, collate, label_only_loss_module
+
+    long_rows = [  # 30 prompt tokens (passages, question), then the answer; padded rows of other lengths
+        {"input_ids": list(range(5, 35)) + ans, "labels": [IGNORE] * 30 + ans}
+        for ans in ([40, 41, 42], [50, 51, 52, 53, 54])
+    ]
+    batch = collate(long_rows, 0)
+    model, params = lora_model(tiny_model_dir, "model.quantization=none")
+    calls = []
+    model.get_base_model().get_decoder().register_forward_hook(
+        lambda m, a, kw, out: calls.append(kw["input_ids"].shape), with_kwargs=True
+    )
+
+    def grads(loss_mod, b) -> tuple[float, int, torch.Tensor]:
+        for p in params:
+            p.grad = None
+        s, n = loss_mod(**b)
+        (s / n).backward()
+        return float(s), n, torch.cat([p.grad.flatten() for p in params])
+
+    cut = label_only_loss_module(model, prompt_grad_tokens=12)
+    s_cut, n_cut, g_cut = grads(cut, batch)
+    assert calls == [(2, 18), (2, 17)] and cut.detached_tokens == 2 * 18  # 30 - 12 positions without gradients
+
+    def no_gradient_before_18(mod, args, out) -> None:
+        out.register_hook(lambda g: torch.cat([0 * g[:, :18], g[:, 18:]], 1))
+
+    zero_before = [
+        m.register_forward_hook(no_gradient_before_18)
+        for name, m in model.named_modules()
+        if name.endswith("lora_B.default")
+    ]
+    s_ref, n_ref, g_ref = grads(label_only_loss_module(model), batch)
+    for h in zero_before:
+        h.remove()
+    _, _, g_whole = grads(label_only_loss_module(model), batch)
+    assert n_cut == n_ref == 3 + 5 and s_cut == pytest.approx(s_ref, rel=1e-5)
+    assert torch.allclose(g_cut, g_ref, atol=1e-6) and g_cut.abs().max() > 1e-4
+    assert not torch.allclose(g_cut, g_whole, atol=1e-6)  # the passages' own contributions are gone
+    calls.clear()
+    short = collate([{"input_ids": list(range(5, 15)) + [40], "labels": [IGNORE] * 10 + [40]}], 0)
+    assert torch.allclose(grads(cut, short)[2], grads(label_only_loss_module(model), short)[2], atol=1e-6)
+    with torch.no_grad():  # a validation pass runs whole
+        cut(**batch)
+    assert calls == [(1, 11)] * 2 + [(2, 35)] and cut.detached_tokens == 2 * 18
+
+
 def test_a_pass_whose_rows_differ_from_the_start_or_learn_from_the_first_token_runs_whole(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM

@@ -209,7 +209,7 @@ def token_pieces(lengths: list[int], max_tokens: int) -> list[list[int]]:
     return pieces + ([cur] if cur else [])
 
 
-def label_only_loss_module(model, shared_prefix: bool = False):
+def label_only_loss_module(model, shared_prefix: bool = False, prompt_grad_tokens: int = 0):
     """A module whose forward(input_ids, attention_mask, labels) returns (summed token NLL, n tokens),
     computing the vocabulary projection only where a label is taken (labels != -100 after the shift).
 
@@ -222,7 +222,13 @@ def label_only_loss_module(model, shared_prefix: bool = False):
     on them (`shared_prefix_len`), that prefix runs once, as one row, and its keys and values are repeated for
     every row, through which the gradients flow back to it; the rows' own tokens follow from that cache. Only
     for models whose cache is plain keys and values in every layer. `prefix_tokens_saved` counts the positions
-    not computed again."""
+    not computed again.
+
+    prompt_grad_tokens (tuning.prompt_grad_tokens; 0 = off): in a pass that computes gradients, the positions more
+    than this many before every row's first answer token (`detached_len`: a RAFT example's passages) run first,
+    without gradients, and the rest of the rows follow from their keys and values: the same forward pass, a
+    gradient that stops at them. Only for plain caches, as shared_prefix; a pass it applies to does not also share
+    a prefix. `detached_tokens` counts those positions (the plan prices them as forward-only work)."""
     import torch
     import torch.nn.functional as F
 
@@ -233,14 +239,28 @@ def label_only_loss_module(model, shared_prefix: bool = False):
             super().__init__()
             self.lm = lm
             base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-            self.share = shared_prefix and plain_cache_layout(base.config)
+            plain = plain_cache_layout(base.config)
+            self.share = shared_prefix and plain
+            self.grad_tokens = prompt_grad_tokens if plain else 0
             self.prefix_tokens_saved = 0
+            self.detached_tokens = 0
 
         def forward(self, input_ids, attention_mask, labels):
             base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
             decoder = base.get_decoder()
-            p = shared_prefix_len(input_ids, attention_mask, labels) if self.share else 0
-            if p >= MIN_SHARED_PREFIX and input_ids.shape[0] > 1:
+            d = detached_len(labels, self.grad_tokens) if self.grad_tokens and torch.is_grad_enabled() else 0
+            p = shared_prefix_len(input_ids, attention_mask, labels) if self.share and d < MIN_SHARED_PREFIX else 0
+            if d >= MIN_SHARED_PREFIX:
+                with torch.no_grad():
+                    cache = decoder(
+                        input_ids=input_ids[:, :d], attention_mask=attention_mask[:, :d], use_cache=True
+                    ).past_key_values
+                hidden = decoder(
+                    input_ids=input_ids[:, d:], attention_mask=attention_mask, past_key_values=cache, use_cache=True
+                ).last_hidden_state
+                p = d
+                self.detached_tokens += int(attention_mask[:, :d].sum())
+            elif p >= MIN_SHARED_PREFIX and input_ids.shape[0] > 1:
                 cache = decoder(input_ids=input_ids[:1, :p], use_cache=True).past_key_values
                 cache.batch_repeat_interleave(input_ids.shape[0])
                 hidden = decoder(
@@ -259,6 +279,22 @@ def label_only_loss_module(model, shared_prefix: bool = False):
             return F.cross_entropy(logits, target[keep], reduction="sum"), int(keep.sum())
 
     return LabelOnlyLoss(model)
+
+
+def detached_len(labels, grad_tokens: int) -> int:
+    """The leading positions of a pass that lie more than `grad_tokens` before every row's first answer token (its
+    first label); a row without labels does not limit it. 0 when there are none.
+
+    >>> import torch
+    >>> detached_len(torch.tensor([[IGNORE] * 10 + [7, 8], [IGNORE] * 6 + [5, 6, 9, IGNORE, IGNORE, IGNORE]]), 4)
+    2
+    >>> detached_len(torch.tensor([[IGNORE] * 3 + [7, 8]]), 4)
+    0
+    """
+    has = labels[:, 1:] != IGNORE
+    width = labels.shape[1]
+    first = [int(row.nonzero()[0]) + 1 if bool(row.any()) else width for row in has]
+    return max(0, min(first) - grad_tokens)
 
 
 def shared_prefix_len(input_ids, attention_mask, labels) -> int:
@@ -571,7 +607,11 @@ class AdapterTraining:
         torch.manual_seed(self.cfg.seed)
         self.model, self.params = build_trainable_model(self.cfg, self.device)
         tc = self.tc
-        self.loss_inner = label_only_loss_module(self.model, tc.shared_prefix and not tc.gradient_checkpointing)
+        self.loss_inner = label_only_loss_module(
+            self.model,
+            tc.shared_prefix and not tc.gradient_checkpointing,
+            0 if tc.gradient_checkpointing else tc.prompt_grad_tokens,
+        )
         self.loss_mod = self.loss_inner
         if self.world > 1:  # DDP over the launched processes; single-process runs keep the plain module
             self.loss_mod = self.acc.prepare_model(self.loss_mod)
@@ -638,6 +678,7 @@ class AdapterTraining:
         self.loss_mod.train()
         while s.step < self.total_steps and not s.stopped_early:
             t_step, c_step = time.perf_counter(), time.process_time()
+            detached = self.loss_inner.detached_tokens
             step_loss = self._step()
             running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
             rec = {
@@ -647,6 +688,8 @@ class AdapterTraining:
                 "tokens_seen": s.tokens_seen,
                 "step_s": round(time.perf_counter() - t_step, 4),
                 "cpu_s": round(time.process_time() - c_step, 4),  # all threads: how much of its cores the step had
+                # positions its passes ran without gradients (tuning.prompt_grad_tokens), in every process
+                "detached_tokens": (self.loss_inner.detached_tokens - detached) * self.world,
             }
             if s.step % self.val_every == 0 or s.step == self.total_steps:
                 self._validate(rec)
@@ -797,6 +840,10 @@ class AdapterTraining:
             # this process did not compute again (training and validation passes)
             "shared_prefix": self.loss_inner.share,
             "prefix_tokens_saved": self.loss_inner.prefix_tokens_saved * self.world,
+            # tuning.prompt_grad_tokens as it ran (0: off, or a cache that is not plain) and the training positions
+            # run without gradients over the whole training, resumed steps included
+            "prompt_grad_tokens": self.loss_inner.grad_tokens,
+            "detached_tokens": sum(h.get("detached_tokens") or 0 for h in s.history),
             # tuning.dequantize_once: whether the frozen 4-bit weights were multiplied as fp32 copies made once
             "dequantized_once": dequantized_copies(self.model),
             "tokens_per_s": round(s.session_tokens / max(self.train_s, 1e-9), 1),

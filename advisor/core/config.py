@@ -303,6 +303,12 @@ class TuningConfig:
     # row. Off with gradient_checkpointing and for models whose cache has sliding windows or recurrent state
     # (docs/fine-tuning-measured.md, 'One shared prefix per pass')
     shared_prefix: bool = True
+    # gradients flow back through at most this many prompt positions before each answer; a longer prompt's earlier
+    # positions (a RAFT example's passages: ~480 of its ~540 tokens on the sample) run once without gradients, their
+    # keys and values constants the answer attends to, and the LoRA weights learn from the instruction, the question
+    # and the answer. 0 = through the whole prompt, as before 2026-12-06 (docs/fine-tuning-measured.md, 'Passages
+    # without gradients'). Off with gradient_checkpointing and for caches that are not plain keys and values
+    prompt_grad_tokens: int = 64
     # a CPU tune multiplies by one fp32 copy of each frozen 4-bit weight, made once when the model loads, in place
     # of dequantizing every weight again in each forward and backward: the same numbers, the copies' memory more
     # (about 0.4 GB for SmolLM2-135M). auto: on a CPU when the copies fit DEQUANT_ONCE_BYTES (2 GB), off on CUDA,
@@ -369,6 +375,11 @@ class TuningConfig:
         if not isinstance(self.allocator, str) or not self.allocator.strip():
             raise AdvisorError(
                 f"tuning.allocator={self.allocator!r} must be auto, glibc, mimalloc or the path of a malloc library"
+            )
+        pgt = self.prompt_grad_tokens
+        if isinstance(pgt, bool) or not isinstance(pgt, int) or pgt < 0:
+            raise AdvisorError(
+                f"tuning.prompt_grad_tokens={pgt} must be an integer >= 0 (0 = gradients through the whole prompt)"
             )
         if self.seeds < 1:
             raise AdvisorError(f"tuning.seeds={self.seeds} must be at least 1")
@@ -747,6 +758,8 @@ class Config:
             del d["tuning"]["raft_unanswerable"]
         if d["tuning"]["dequantize_once"] == "auto":  # the same numbers either way
             del d["tuning"]["dequantize_once"]
+        if not d["tuning"]["prompt_grad_tokens"]:  # gradients through the whole prompt, as every run before it
+            del d["tuning"]["prompt_grad_tokens"]
         return d
 
     def section_hash(self, *sections: str, without: tuple[str, ...] = ()) -> str:
