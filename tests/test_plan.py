@@ -511,8 +511,13 @@ def test_positions_without_gradients_are_priced_and_recorded_as_forward_only_wor
 ):
     """tuning.prompt_grad_tokens: a RAFT example's passages run forward only; the plan prices them at a validation
     pass's rate and a tune stage's recorded speed is per position that took gradients."""
-    from advisor.plan import _train_estimate, calibration_key, calibration_path, detached_positions
-    from advisor.plan import record_training_speed
+    from advisor.plan import (
+        _train_estimate,
+        calibration_key,
+        calibration_path,
+        detached_positions,
+        record_training_speed,
+    )
 
     monkeypatch.setenv("ADVISOR_HOME", str(tmp_path / "home"))
     cfg = tiny_cfg(tiny_model_dir)
