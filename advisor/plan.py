@@ -711,6 +711,7 @@ def _load_generator(cfg: Config, _: dict) -> dict:
     """The generator as the tune stage builds it: quantized, with a fresh LoRA adapter (zero-initialised, so it
     answers like the base model, at the adapter's cost)."""
     from advisor.core.corpus import whitespace_offsets
+    from advisor.core.decoding import plain_cache_layout
     from advisor.core.lm import LM
     from advisor.core.models import causal_tokenizer, default_device
     from tuning.train import build_trainable_model
@@ -732,6 +733,9 @@ def _load_generator(cfg: Config, _: dict) -> dict:
         "load_s": round(load_s, 2),
         "load_rss_mb": round(max(0.0, _rss_mb() - rss0), 1),  # what stays resident
         "load_peak_mb": round(peak.added_mb, 1),
+        # whether the tune can run a prompt's early positions without gradients (tuning.prompt_grad_tokens) and
+        # share a pass's prefix: only with plain keys and values in every layer (not Gemma 3's sliding windows)
+        "plain_cache": plain_cache_layout(model.config),
     }
 
 
@@ -976,7 +980,7 @@ def _train_estimate(
     per_step = mean * min(tc.batch_size, n - n_val) * tc.grad_accum
     tokens = round(steps * per_step)
     val_passes = max(1, steps // validation_interval(steps, tc))
-    without = sum(detached or []) / max(1, sum(examples))
+    without = sum(detached or []) / max(1, sum(examples)) if cal.get("plain_cache", True) else 0.0
     seconds = tokens * (
         (1 - without) * train_s_per_token(cal) + without * val_s_per_token(cal)
     ) + val_passes * n_scored * mean * val_s_per_token(cal)

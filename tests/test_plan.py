@@ -216,6 +216,7 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     c = __import__("transformers").AutoConfig.from_pretrained(tiny_model_dir)  # fp32 keys and values per token
     kv = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4 / 2**20
     assert math.isclose(first["kv_mb_per_token"], kv)
+    assert first["plain_cache"] is True  # a Llama: the tune runs a prompt's passages without gradients
     # the training step in a second process, started under the tune's malloc (mimalloc), the rest under this one's
     assert set(first["calibration_parts_s"]) == {
         "imports",
@@ -530,6 +531,8 @@ def test_positions_without_gradients_are_priced_and_recorded_as_forward_only_wor
     whole, _, tokens, _ = _train_estimate(cfg, examples, cal)
     half, _, _, _ = _train_estimate(cfg, examples, cal, [0, 300, 300, 0])
     assert whole - half == pytest.approx(tokens * 600 / 1200 * (0.03 - 0.002))
+    # a model whose cache is not plain keys and values (Gemma 3's sliding windows) trains every position
+    assert _train_estimate(cfg, examples, {**cal, "plain_cache": False}, [0, 300, 300, 0])[0] == pytest.approx(whole)
     path = calibration_path(calibration_key(cfg))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**FAKE_CAL, "key": calibration_key(cfg)}))
