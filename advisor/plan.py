@@ -151,7 +151,7 @@ def detached_positions(cfg: Config, lengths: list[int], n_text: int, answer_toke
     """Positions of each training example (`lengths`: the corpus-text segments first, n_text of them, then the
     instruction pairs) that run without gradients under tuning.prompt_grad_tokens: a pair's prompt positions more
     than that many before its answer (of answer_tokens, the training answers' mean); text learns from every token."""
-    grad = 0 if cfg.tuning.gradient_checkpointing else cfg.tuning.prompt_grad_tokens
+    grad = cfg.tuning.prompt_grad_window()
     if not grad:
         return [0] * len(lengths)
     answer = round(answer_tokens or 0)

@@ -610,7 +610,7 @@ class AdapterTraining:
         self.loss_inner = label_only_loss_module(
             self.model,
             tc.shared_prefix and not tc.gradient_checkpointing,
-            0 if tc.gradient_checkpointing else tc.prompt_grad_tokens,
+            tc.prompt_grad_window(),
         )
         self.loss_mod = self.loss_inner
         if self.world > 1:  # DDP over the launched processes; single-process runs keep the plain module

@@ -436,6 +436,11 @@ class TuningConfig:
         bound is applied where the copies are made, advisor.core.decoding.dequantize_4bit_layers)."""
         return bool(self.dequantize_once) if self.dequantize_once != "auto" else not device.startswith("cuda")
 
+    def prompt_grad_window(self) -> int:
+        """tuning.prompt_grad_tokens as the tune runs it: 0 (gradients through the whole prompt) with gradient
+        checkpointing, whose passes keep no cache (the tune also turns it off for caches that are not plain)."""
+        return 0 if self.gradient_checkpointing else self.prompt_grad_tokens
+
     def ignored_settings(self) -> list[str]:
         out = []
         if not self.raft:
