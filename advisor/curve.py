@@ -8,8 +8,10 @@ and general-knowledge probe accuracy (the first items of the first probe set). S
 are read from the base and tuned arms' own answers and probe scores (nothing is answered twice); only the
 snapshots are answered here, with their LoRA weights loaded into the evaluation model in place.
 Writes eval/curve.json:
-    {"points": [{"step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe"}], "probe_set",
-     "used": {"step", "why"}}
+    {"points": [{"step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe"[, "val_loss"]}],
+     "probe_set", "used": {"step", "why"}}
+A point has `val_loss` when training measured the validation loss at its step (adapter/training.json's history:
+by default at the snapshots and the last step, tuning.train.validation_steps).
 The tuned arms use the final adapter, chosen before any evaluation (picking the best point on the eval
 questions would tune on the test set); the curve shows whether an earlier one would have served better.
 """
@@ -91,8 +93,13 @@ def measure_curve(
             "probe_accuracy": probe_acc(TUNED_WEIGHTS),
         }
     )
+    tj = run_dir / "adapter" / "training.json"
+    history = json.loads(tj.read_text()).get("history", []) if tj.is_file() else []
+    val = {r["step"]: r["val_loss"] for r in history if r.get("val_loss") is not None}
     for p in points:
         p.update(n_questions=len(ids), n_probe=n_probe)
+        if p["step"] in val:
+            p["val_loss"] = round(val[p["step"]], 4)
         p["domain_accuracy"], p["probe_accuracy"] = round(p["domain_accuracy"], 4), round(p["probe_accuracy"], 4)
     final = points[-1]
     better = [

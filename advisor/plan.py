@@ -971,7 +971,7 @@ def _train_estimate(
     if not n:
         return 0.0, 0, 0, 0.0
     from tuning.data import val_count, val_scored
-    from tuning.train import validation_interval
+    from tuning.train import validation_steps
 
     steps = training_steps(cfg, n)
     n_val = val_count(n, tc.val_fraction)
@@ -979,7 +979,7 @@ def _train_estimate(
     mean = sum(examples) / n
     per_step = mean * min(tc.batch_size, n - n_val) * tc.grad_accum
     tokens = round(steps * per_step)
-    val_passes = max(1, steps // validation_interval(steps, tc))
+    val_passes = len(validation_steps(steps, tc))
     without = sum(detached or []) / max(1, sum(examples)) if cal.get("plain_cache", True) else 0.0
     seconds = tokens * (
         (1 - without) * train_s_per_token(cal) + without * val_s_per_token(cal)
@@ -1460,7 +1460,8 @@ def cut_lines(rec: dict) -> list[str]:
         line = f"{c['what']}: {c['from']} -> {c['to']} ({c['setting']}={c['to']})"
         if c["setting"] == "tuning.eval_every":
             line = (
-                "validation-loss passes while training: about four -> one, after the last step "
+                "validation-loss passes while training: at the curve's snapshots (or about four) -> one, after the "
+                "last step "
                 f"({c['setting']}={c['to']})"
             )
         elif c["setting"] == "tuning.val_limit":

@@ -37,6 +37,50 @@ def test_tail_only_scoring_equals_full_logits(tiny_lm):
     assert all(math.isfinite(p) and p > 1 for p in ppl)
 
 
+def test_choices_that_share_a_context_run_it_once_and_score_as_alone(tiny_lm, monkeypatch):
+    """Multiple-choice requests whose choices follow one context (a probe item) run that context once per item and
+    each choice's own tokens after it; every score equals the full forward of that request alone, and requests
+    without a shared context (and scored contexts) go through the plain passes."""
+    import torch
+
+    from advisor.core.lm import loglikelihood_rows, shared_contexts
+
+    ctx = "Question: which of these boats carries the most passengers on the long route?\nAnswer:"
+    reqs = [(ctx, c) for c in (" the ferry", " a small rowing boat", " the ferry boat", " canoe")]
+    reqs += [("Q: 2?", " four apples"), ("Hi", " there"), ("Q: 2?", " 4")]  # contexts too short to share
+    rows = loglikelihood_rows(tiny_lm.encode, reqs)
+    groups = shared_contexts(rows, tiny_lm.MIN_SHARED_PREFIX)
+    assert [sorted(m) for _, m in groups] == [[0, 1, 2, 3]]
+    assert groups[0][0] == min(len(ids) - n for ids, n in rows[:4])  # the whole context, no scored token
+    tiny_lm.score_tokens = 0
+    got = tiny_lm.loglikelihood(reqs, batch_size=3)  # the group of 4 still runs in one pass
+    for (ids, n), g in zip(rows, got):
+        with torch.inference_mode():
+            lp = torch.log_softmax(tiny_lm.model(torch.tensor([ids])).logits[0].float(), -1)
+        assert g == pytest.approx(sum(float(lp[p - 1, ids[p]]) for p in range(len(ids) - n, len(ids))), abs=1e-4)
+    total = sum(len(ids) for ids, _ in rows)
+    assert tiny_lm.score_tokens == total - 3 * groups[0][0]  # the context once instead of 4 times
+    monkeypatch.setattr(tiny_lm, "MIN_SHARED_PREFIX", 10**9)  # sharing off: the same scores from plain passes
+    tiny_lm.score_tokens = 0
+    assert tiny_lm.loglikelihood(reqs, batch_size=3) == pytest.approx(got, abs=1e-4)
+    assert tiny_lm.score_tokens == total
+
+
+def test_shared_context_groups_and_their_passes():
+    from advisor.core.lm import group_batches, shared_contexts
+
+    rows = [([1, 2, 3, 4, 7], 1), ([1, 2, 3, 4, 8, 9], 2), ([5, 6], 1), ([1, 2, 3, 5], 1), ([1, 2, 3, 4, 6], 0)]
+    # 3 shares only [1, 2, 3] with the group; a row without scored tokens (n = 0) is left out
+    assert shared_contexts(rows, 3) == [(4, [0, 1])]
+    assert shared_contexts(rows, 5) == []
+    # the shared part never reaches a scored token: [1, 2, 3, 4, 8, 9] scores 8 and 9, so the context is 4 long
+    assert shared_contexts([([1, 2, 3, 4, 8, 9], 2), ([1, 2, 3, 4, 8, 7], 1)], 2) == [(4, [1, 0])]
+    groups = [(2, [0, 1]), (3, [2, 3, 4]), (2, [5, 6])]
+    rows = [([1] * 6, 2)] * 7
+    assert group_batches(rows, groups, 4, vocab=10) == [[(2, [0, 1]), (2, [5, 6])], [(3, [2, 3, 4])]]
+    assert group_batches(rows, groups, 1, vocab=10) == [[g] for g in sorted(groups, key=lambda g: g[0])]
+
+
 def test_generation_records_a_confidence(tiny_lm):
     gens = tiny_lm.generate(["Question: who?\nAnswer:", "Q"], max_new_tokens=3, batch_size=2)
     for g in gens:
@@ -329,6 +373,49 @@ def test_evicting_greedy_decoder_matches_model_generate(tiny_lm, monkeypatch, ro
         total = sum(g.prompt_tokens for g in ours)
         shared = len(tiny_lm.encode(SHARED.strip())) - 1
         assert 0 < tiny_lm.prefill_tokens <= 5 * (total - 2 * shared)
+
+
+def test_short_prompts_with_a_common_head_prefill_it_once(tiny_lm, monkeypatch):
+    """Closed-book prompts begin with the same chat template and instruction: the batch runs those tokens once,
+    copies their keys and values into every row and runs only the rest of each prompt; the logits equal those of
+    one padded forward over the whole prompts, and the answers are those of transformers' generate."""
+    import torch
+
+    from advisor.core import decoding
+    from advisor.core.answer import render_prompt
+
+    questions = ["who?", "what is the fee for a late return of a bike?", "when does the ferry leave", "where"]
+    prompts = [render_prompt(tiny_lm.tokenizer, q) for q in questions]
+    rows = [tiny_lm.encode(p) for p in prompts]
+    head = min(decoding.common_prefix(rows[0], r) for r in rows)
+    assert head >= tiny_lm.MIN_SHARED_PREFIX and sum(map(len, rows)) < tiny_lm.ROWWISE_PREFILL_TOKENS * len(rows)
+    tiny_lm.tokenizer.padding_side = "left"  # as generate sets it, for the whole prompts' padded forward
+    with torch.inference_mode():
+        tiny_lm.prefill_tokens = 0
+        logits, _, mask, pos = decoding.prefill(tiny_lm, rows, 4)
+        assert tiny_lm.prefill_tokens == sum(map(len, rows)) - (len(rows) - 1) * head
+        assert mask.sum(1).tolist() == [len(r) for r in rows] and (pos[:, 0] + 1).tolist() == [len(r) for r in rows]
+        monkeypatch.setattr(tiny_lm, "MIN_SHARED_PREFIX", 10**9)
+        whole, *_ = decoding.prefill(tiny_lm, rows, 4)
+        assert torch.allclose(logits, whole, atol=1e-5)
+        monkeypatch.undo()
+    ours = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=8)
+    ref = tiny_lm.generate(prompts, max_new_tokens=8, batch_size=8, evict=False)
+    assert [g.text for g in ours] == [g.text for g in ref]
+    for a, b in zip(ours, ref):
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
+
+
+def test_long_prompts_are_batched_in_lexicographic_order(tiny_lm, monkeypatch):
+    """Prompts prefilled one at a time are batched in lexicographic order, so that prompts that begin alike share
+    a batch and their keys and values; short ones by length, which pads a batched forward least."""
+    from advisor.core.decoding import batch_order
+
+    rows = [[5, 1, 2], [1, 2, 3, 4], [5, 1], [1, 2]]
+    monkeypatch.setattr(tiny_lm, "ROWWISE_PREFILL_TOKENS", 10**9)
+    assert batch_order(tiny_lm, rows) == [2, 3, 0, 1]
+    monkeypatch.setattr(tiny_lm, "ROWWISE_PREFILL_TOKENS", 0)
+    assert batch_order(tiny_lm, rows) == [3, 1, 2, 0]
 
 
 def test_eviction_moves_only_rows_into_freed_slots_and_keeps_every_live_row():

@@ -218,6 +218,51 @@ def test_generate_dequantizes_each_4bit_weight_once_per_call_with_the_same_answe
     assert [(g.text, g.token_logprobs) for g in once] == [(g.text, g.token_logprobs) for g in every]
 
 
+def test_a_lora_adapter_is_merged_into_the_dequantized_copies_while_generating(tiny_model_dir, tmp_path, monkeypatch):
+    """With the adapter on, a generate call multiplies each LoRA layer by its 4-bit base weight's fp32 copy with the
+    adapter's update added, never by A and B: the same answers as the unmerged layers, the copies gone after the
+    call, the adapter's off state untouched; switching the adapter off inside such a block is an error."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForCausalLM
+
+    from advisor.core import decoding
+
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    lm = LM.load(str(tiny_model_dir), quantization="nf4", adapter=str(tmp_path / "adapter"), device="cpu")
+    loras = [m for m in lm.model.modules() if isinstance(m, LoraLayer)]
+    prompts = ["Question: who?\nAnswer:", "Q", "the ferry to the north island leaves at six. When?", "Where is it"]
+    reqs = [("the ferry leaves at", " six"), ("the ferry leaves at", " noon")]
+    calls = []
+    for m in loras:
+        m.lora_A["default"].register_forward_hook(lambda *a: calls.append(1))
+    merged = lm.generate(prompts, max_new_tokens=6, batch_size=2, stop=())
+    merged_ll = lm.loglikelihood(reqs)
+    assert not calls and not any("forward" in vars(m) for m in lm.model.modules())
+    monkeypatch.setattr(decoding, "merge_lora_into_copies", lambda model, layers: [])
+    plain = lm.generate(prompts, max_new_tokens=6, batch_size=2, stop=())
+    assert calls  # unmerged: A and B ran
+    assert [g.text for g in merged] == [g.text for g in plain]
+    for a, b in zip(merged, plain):
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-4)
+    assert merged_ll == pytest.approx(lm.loglikelihood(reqs), abs=1e-4)
+    with lm.adapter(False):
+        off = lm.loglikelihood(reqs)
+    assert off != pytest.approx(merged_ll, abs=1e-3)  # the adapter matters, and off it is off
+    monkeypatch.undo()
+    with lm.adapter(False):
+        assert lm.loglikelihood(reqs) == pytest.approx(off, abs=1e-5)
+    with pytest.raises(RuntimeError, match="switched off inside"), lm.dequantized_once(), torch.inference_mode():
+        with lm.adapter(False):
+            lm.model(input_ids=torch.tensor([[5, 17, 42]]))
+    assert not any("forward" in vars(m) for m in lm.model.modules())
+
+
 @pytest.mark.parametrize("sampled", [False, True], ids=["generate", "sample"])
 def test_a_batch_kv_cache_is_freed_before_the_next_batch_is_prefilled(tiny_model_dir, monkeypatch, sampled):
     """Two batches' caches are never alive at once (the retrieval arms' peak memory was both)."""

@@ -203,6 +203,9 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
     assert all(0 <= p["domain_accuracy"] <= 1 and 0 <= p["probe_accuracy"] <= 1 for p in curve["points"])
     assert curve["points"][0]["n_questions"] == 7 and curve["points"][0]["n_probe"] == 3  # 7 answerable of eval.limit=8
     assert curve["used"]["step"] == training["steps"] and "fixed before any evaluation" in curve["used"]["why"]
+    # the validation loss of the points where training measured it (tiny_config: at the end only)
+    assert curve["points"][-1]["val_loss"] == round(training["final_val_loss"], 4)
+    assert "val_loss" not in curve["points"][1]
     base = [json.loads(x) for x in (run / "eval/base.jsonl").read_text().splitlines()]
     ids = [r["id"] for r in base if not r["unanswerable"]][:7]
     by_id = {r["id"]: r for r in base}

@@ -289,7 +289,7 @@ def test_a_time_budget_cuts_steps_questions_and_probes_by_one_rule_and_keeps_eve
         "eval.limit=0",
         "eval.probe_limit=60",
         "tuning.curve_points=2",
-        "tuning.eval_every=0",  # about four validations (the smoke preset sets one)
+        "tuning.eval_every=0",  # validations at the curve's snapshots (the smoke preset sets one)
         "tuning.use_corpus_text=true",  # the tiny corpus's text makes enough held-out examples to cut
         f"corpus.qa={SAMPLE_EVAL}",
     )

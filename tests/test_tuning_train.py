@@ -321,6 +321,25 @@ def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_confi
     assert not ck_root.exists()  # checkpoints are dropped once the adapter is saved
 
 
+def test_validation_runs_at_the_curve_snapshots_and_the_last_step():
+    """By default the validation loss is measured where the adapter is saved for the learning-vs-forgetting curve
+    and after the last step; tuning.eval_every, early stopping or a run without snapshots validate at a fixed
+    interval (about four times), the last step always included."""
+    from advisor.core.config import TuningConfig
+    from tuning.train import curve_steps, validation_steps
+
+    tc = TuningConfig()
+    assert curve_steps(60, tc) == [20, 40] and validation_steps(60, tc) == {20, 40, 60}
+    tc.curve_points = 0
+    assert validation_steps(60, tc) == {15, 30, 45, 60} and validation_steps(62, tc) == {15, 30, 45, 60, 62}
+    tc.curve_points, tc.early_stopping_patience = 2, 2  # early stopping needs its regular checks
+    assert validation_steps(60, tc) == {15, 30, 45, 60}
+    tc.early_stopping_patience, tc.eval_every = 0, 25
+    assert validation_steps(60, tc) == {25, 50, 60} and validation_steps(3, tc) == {3}
+    tc.eval_every, tc.method = 0, "full"  # no snapshots for full fine-tuning
+    assert curve_steps(60, tc) == [] and validation_steps(60, tc) == {15, 30, 45, 60}
+
+
 def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa):
     import torch
     from peft import PeftModel

@@ -59,9 +59,25 @@ def optimizer_steps(n_train: int, tc, world: int = 1) -> int:
     return tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
 
 
-def validation_interval(total_steps: int, tc) -> int:
-    """Steps between validation-loss passes: tuning.eval_every, else about four passes, the last at the end."""
-    return tc.eval_every or max(1, total_steps // 4)
+def curve_steps(total_steps: int, tc) -> list[int]:
+    """The steps after which the adapter is also saved for the learning-vs-forgetting curve (tuning.curve_points,
+    at 1/(n+1) ... n/(n+1) of the steps; LoRA only); the final adapter is the curve's last point."""
+    if tc.method != "lora":
+        return []
+    n = tc.curve_points
+    return sorted({round(total_steps * i / (n + 1)) for i in range(1, n + 1)} - {0, total_steps})
+
+
+def validation_steps(total_steps: int, tc) -> set[int]:
+    """The steps after which the validation loss is measured, the last step always among them: every
+    tuning.eval_every steps; else, with early stopping, about four times; else at the curve's snapshots
+    (`curve_steps`), where each point of the learning-vs-forgetting curve then has its validation loss, or about
+    four times when there are none. The quickstart validates three times, not four: 10 s of its tune."""
+    every = tc.eval_every
+    if not every and not tc.early_stopping_patience and curve_steps(total_steps, tc):
+        return set(curve_steps(total_steps, tc)) | {total_steps}
+    every = every or max(1, total_steps // 4)
+    return set(range(every, total_steps + 1, every)) | {total_steps}
 
 
 CHECKPOINTS = "checkpoints"
@@ -589,14 +605,7 @@ class AdapterTraining:
         self.ck_root = out_dir / CHECKPOINTS
         self.s = TrainState()
         self._resume()
-        # Steps after which the adapter is also saved for the learning-vs-forgetting curve (the final one is the
-        # adapter).
-        tc, total = self.tc, self.total_steps
-        self.curve_at = (
-            []
-            if tc.method != "lora"
-            else sorted({round(total * i / (tc.curve_points + 1)) for i in range(1, tc.curve_points + 1)} - {0, total})
-        )
+        self.curve_at = curve_steps(self.total_steps, self.tc)
 
     def _load_model(self) -> None:
         """The trainable model (seeded), wrapped for DDP when several processes train."""
@@ -629,7 +638,7 @@ class AdapterTraining:
         self.opt = torch.optim.AdamW(self.params, lr=tc.lr, weight_decay=tc.weight_decay)
         sched_fn = get_cosine_schedule_with_warmup if tc.schedule == "cosine" else get_linear_schedule_with_warmup
         self.sched = sched_fn(self.opt, int(self.total_steps * tc.warmup_ratio), self.total_steps)
-        self.val_every = validation_interval(self.total_steps, tc)
+        self.val_at = validation_steps(self.total_steps, tc)
 
     def _resume(self) -> None:
         """Continue from the newest checkpoint written under the same config and data, else start fresh (and drop
@@ -691,7 +700,7 @@ class AdapterTraining:
                 # positions its passes ran without gradients (tuning.prompt_grad_tokens), in every process
                 "detached_tokens": (self.loss_inner.detached_tokens - detached) * self.world,
             }
-            if s.step % self.val_every == 0 or s.step == self.total_steps:
+            if s.step in self.val_at:
                 self._validate(rec)
             # where the process's memory goes over the run: resident now and its peak so far (MB)
             now = rss_mb()

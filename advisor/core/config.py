@@ -293,7 +293,7 @@ class TuningConfig:
     # (off: on records it made the tuned+RAG arm decline 78% of answerable questions, accuracy 68% -> 19%;
     # docs/fine-tuning-measured.md, 'The unanswerable questions themselves in context')
     raft_unanswerable: bool = False
-    eval_every: int = 0  # validation loss every N optimizer steps; 0 = about four times per run
+    eval_every: int = 0  # validation loss every N optimizer steps; 0 = at the curve's snapshots and the end (tuning.train.validation_steps)
     early_stopping_patience: int = 0  # stop after this many validations without a lower val loss; 0 = off
     # recompute layer activations in backward: ~1/layers of the activation memory, ~30% more time
     gradient_checkpointing: bool = False

@@ -50,6 +50,7 @@ class LM:
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self._adapter_on = True
         self.prefill_tokens = 0  # prompt tokens run through the model by `decoding.prefill` (shared prefixes once)
+        self.score_tokens = 0  # tokens run through the model by scoring (loglikelihood, perplexity; contexts once)
 
     @classmethod
     def load(cls, spec: str, quantization: str = "nf4", adapter: str | None = None, device: str | None = None) -> LM:
@@ -109,7 +110,7 @@ class LM:
         tok = self.tokenizer
         tok.padding_side = "left"
         ids = [self.encode(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+        order = decoding.batch_order(self, ids) if evict else sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[Generation | None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or "generate", unit="q", leave=False, disable=desc is None)
         # One dequantized copy of the 4-bit weights for the whole call, prefill and every decoding step; else each
@@ -172,7 +173,7 @@ class LM:
             raise ValueError(f"sample needs k >= 1 and temperature > 0 (got k={k}, temperature={temperature})")
         self.tokenizer.padding_side = "left"
         ids = [self.encode(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+        order = decoding.batch_order(self, ids)
         out: list[list[Generation]] = [[] for _ in prompts]
         bar = tqdm(total=len(prompts), desc=desc or "sample", unit="q", leave=False, disable=desc is None)
         # One dequantized copy of the 4-bit weights for the whole call: ~10% faster on CPU than dequantizing at every
@@ -236,37 +237,101 @@ class LM:
     def _tail_logprobs(
         self, rows: list[tuple[list[int], int]], batch_size: int, desc: str | None
     ) -> tuple[list[float], list[list[float]]]:
-        """(sum, per-token list) of the log-probabilities of the last n tokens of each (ids, n) row. Batches
-        are length-sorted and right-padded; the vocabulary projection runs only from the first scored position
-        on (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits. A pass holds at most
-        `batch_size` rows and SCORE_LOGITS_MB of logits (`score_batches`)."""
-        import torch
-
-        tok = self.tokenizer
+        """(sum, per-token list) of the log-probabilities of the last n tokens of each (ids, n) row. Rows that share
+        their context with others (a multiple-choice item's choices: `shared_contexts`) run that context once per
+        group and each row only its own tail after it (`_score_shared`); the others go in length-sorted,
+        right-padded passes whose vocabulary projection runs only from the first scored position on
+        (`logits_to_keep`), which skips most of the prompt's (49k-wide) logits. A pass holds at most `batch_size`
+        rows and SCORE_LOGITS_MB of logits (`score_batches`, `group_batches`)."""
         out = [0.0] * len(rows)
         per_token: list[list[float]] = [[] for _ in rows]
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        batches = score_batches(rows, batch_size, self.vocab_size())
-        for idx in tqdm(batches, desc=desc or "score", leave=False, disable=desc is None):
-            width = max(len(rows[i][0]) for i in idx)
-            first = min(len(rows[i][0]) - rows[i][1] - 1 for i in idx)  # first position whose logits are needed
-            inp = torch.full((len(idx), width), pad, dtype=torch.long)
-            att = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                seq = rows[i][0]
-                inp[r, : len(seq)] = torch.tensor(seq)
-                att[r, : len(seq)] = 1
-            with torch.inference_mode():
-                logits = self._forward_tail(inp.to(self.device), att.to(self.device), width - first)
-            for r, i in enumerate(idx):
-                seq, n = rows[i]
-                pos = torch.arange(len(seq) - n, len(seq))
-                lp = torch.log_softmax(logits[r, pos - 1 - first].float(), dim=-1).cpu()
-                chosen = lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])]
-                out[i] = float(chosen.sum())
-                per_token[i] = chosen.tolist()
-            del logits, lp
+        share = decoding.plain_cache(self) and getattr(self, "_keep_ok", True)
+        groups = shared_contexts(rows, self.MIN_SHARED_PREFIX) if share else []
+        grouped = {i for _, members in groups for i in members}
+        alone = [(ids, 0 if i in grouped else n) for i, (ids, n) in enumerate(rows)]  # n = 0: not in a plain pass
+        vocab = self.vocab_size()
+        passes = [(False, idx) for idx in score_batches(alone, batch_size, vocab)]
+        passes += [(True, gs) for gs in group_batches(rows, groups, batch_size, vocab)]
+        # one dequantized copy of the 4-bit weights for every pass, as in generate
+        with self.dequantized_once():
+            for shared, part in tqdm(passes, desc=desc or "score", leave=False, disable=desc is None):
+                for i, lp in self._score_shared(rows, part) if shared else self._score_plain(rows, part):
+                    out[i] = float(lp.sum())
+                    per_token[i] = lp.tolist()
         return out, per_token
+
+    def _score_plain(self, rows: list[tuple[list[int], int]], idx: list[int]) -> list:
+        """(row index, log-probabilities of its last n tokens) for the rows `idx`, in one right-padded pass."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        width = max(len(rows[i][0]) for i in idx)
+        first = min(len(rows[i][0]) - rows[i][1] - 1 for i in idx)  # first position whose logits are needed
+        inp = torch.full((len(idx), width), pad, dtype=torch.long)
+        att = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            seq = rows[i][0]
+            inp[r, : len(seq)] = torch.tensor(seq)
+            att[r, : len(seq)] = 1
+        with torch.inference_mode():
+            logits = self._forward_tail(inp.to(self.device), att.to(self.device), width - first)
+        self.score_tokens += int(att.sum())
+        got = []
+        for r, i in enumerate(idx):
+            seq, n = rows[i]
+            pos = torch.arange(len(seq) - n, len(seq))
+            lp = torch.log_softmax(logits[r, pos - 1 - first].float(), dim=-1).cpu()
+            got.append((i, lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])]))
+        return got
+
+    def _score_shared(self, rows: list[tuple[list[int], int]], groups: list[tuple[int, list[int]]]) -> list:
+        """(row index, log-probabilities of its last n tokens) for the rows of `groups` ((context length L, rows
+        whose first L tokens are the same)): one left-padded pass over the groups' contexts keeps their keys and
+        values, each row's copy of its group's, and one right-padded pass over the rows' tails (tokens L on)
+        continues from them; the logits at a context's last position come from the first pass."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        dev = self.device
+        lens = torch.tensor([length for length, _ in groups])
+        width = int(lens.max())
+        ctx = torch.full((len(groups), width), pad, dtype=torch.long)
+        ctx_att = torch.zeros((len(groups), width), dtype=torch.long)
+        for g, (length, members) in enumerate(groups):
+            ctx[g, width - length :] = torch.tensor(rows[members[0]][0][:length])
+            ctx_att[g, width - length :] = 1
+        members = [(g, i) for g, (_, m) in enumerate(groups) for i in m]
+        gidx = torch.tensor([g for g, _ in members])
+        tails = [rows[i][0][int(lens[g]) :] for g, i in members]
+        t_width = max(map(len, tails))
+        inp = torch.full((len(members), t_width), pad, dtype=torch.long)
+        att = torch.cat([ctx_att[gidx], torch.zeros((len(members), t_width), dtype=torch.long)], 1)
+        for r, t in enumerate(tails):
+            inp[r, : len(t)] = torch.tensor(t)
+            att[r, width : width + len(t)] = 1
+        pos = lens[gidx][:, None] + torch.arange(t_width)[None]
+        with torch.inference_mode():
+            first = self.model(
+                input_ids=ctx.to(dev),
+                attention_mask=ctx_att.to(dev),
+                position_ids=(ctx_att.cumsum(-1) - 1).clamp(min=0).to(dev),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache = first.past_key_values
+            cache.reorder_cache(gidx.to(dev))  # each row's own copy of its group's keys and values
+            logits = self.model(
+                input_ids=inp.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev), past_key_values=cache
+            ).logits
+        self.score_tokens += int(lens.sum()) + sum(map(len, tails))
+        got = []
+        for r, (g, i) in enumerate(members):
+            seq, n = rows[i]
+            # the logits before token p: the context pass's at p = L, the tail pass's position p - 1 - L after it
+            every = torch.cat([first.logits[g, -1:], logits[r]])
+            lp = torch.log_softmax(every[torch.arange(len(seq) - n, len(seq)) - int(lens[g])].float(), -1).cpu()
+            got.append((i, lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])]))
+        return got
 
     def vocab_size(self) -> int:
         """Width of the model's vocabulary projection (0 when the model does not say)."""
@@ -312,6 +377,57 @@ def score_batches(rows: list[tuple[list[int], int]], batch_size: int, vocab: int
     if cur:
         batches.append(cur)
     return batches
+
+
+def shared_contexts(rows: list[tuple[list[int], int]], min_len: int) -> list[tuple[int, list[int]]]:
+    """Groups of the (ids, n) rows with n > 0 that begin with the same L >= min_len tokens, none of them scored
+    (L <= len(ids) - n for each row): (L, row indices) per group of two or more rows, in lexicographic order of
+    the rows. A multiple-choice item's choices are one group whose L is the item's context. Each group's L is set
+    by its first two rows; a later row joins while it shares at least those L tokens.
+
+    >>> shared_contexts([([1, 2, 3, 4, 7], 1), ([1, 2, 3, 4, 8, 9], 2), ([5, 6], 1), ([1, 2, 3, 5], 1)], 3)
+    [(4, [0, 1])]
+    """
+    order = sorted((i for i in range(len(rows)) if rows[i][1] > 0), key=lambda i: rows[i][0])
+    groups: list[tuple[int, list[int]]] = []
+    cur: list[int] = []
+    length = 0
+    for i in order:
+        if cur:
+            (a, na), (b, nb) = rows[cur[0]], rows[i]
+            shared = min(decoding.common_prefix(a, b), len(a) - na, len(b) - nb)
+            if shared >= (length if len(cur) > 1 else min_len):
+                length = shared if len(cur) == 1 else length
+                cur.append(i)
+                continue
+            if len(cur) > 1:
+                groups.append((length, cur))
+        cur, length = [i], 0
+    if len(cur) > 1:
+        groups.append((length, cur))
+    return groups
+
+
+def group_batches(
+    rows: list[tuple[list[int], int]], groups: list[tuple[int, list[int]]], batch_size: int, vocab: int
+) -> list[list[tuple[int, list[int]]]]:
+    """The `shared_contexts` groups in scoring passes, by context length: a pass holds whole groups, at most
+    `batch_size` rows (more only when one group has more) and, past its first group, at most SCORE_LOGITS_MB of
+    logits (rows x their longest tail x vocab x 4 bytes)."""
+    limit = SCORE_LOGITS_MB * 2**20
+    passes: list[list[tuple[int, list[int]]]] = []
+    cur: list[tuple[int, list[int]]] = []
+    n_rows = tail = 0
+    for length, members in sorted(groups, key=lambda g: g[0]):
+        t = max(len(rows[i][0]) for i in members) - length
+        if cur and (n_rows + len(members) > batch_size or (n_rows + len(members)) * max(tail, t) * vocab * 4 > limit):
+            passes.append(cur)
+            cur, n_rows, tail = [], 0, 0
+        cur.append((length, members))
+        n_rows, tail = n_rows + len(members), max(tail, t)
+    if cur:
+        passes.append(cur)
+    return passes
 
 
 def loglikelihood_rows(encode, requests: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
