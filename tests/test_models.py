@@ -152,9 +152,9 @@ def test_nf4_training_gradients_survive_an_inference_pass(tiny_model_dir):
 
 
 @pytest.mark.parametrize("with_adapter", [False, True])
-def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers(
-    tiny_model_dir, tmp_path, with_adapter
-):
+def test_dequantized_once_gives_the_same_logits_and_restores_the_layers(tiny_model_dir, tmp_path, with_adapter):
+    """Bitwise the same logits from the copies; with an adapter on, its update is added into them
+    (merge_lora_into_copies): the same logits up to rounding, and the adapter off afterwards is off."""
     adapter = None
     if with_adapter:  # the LoRA wrapper around each 4-bit layer must keep adding its update
         from peft import LoraConfig, get_peft_model
@@ -178,8 +178,15 @@ def test_dequantized_once_gives_bitwise_identical_logits_and_restores_the_layers
         if with_adapter:
             with lm.adapter(False):
                 assert not torch.allclose(lm.model(input_ids=x).logits, ref, atol=1e-3)
-    assert patched and all(type(m).__module__.startswith("bitsandbytes") for m in patched)
-    assert torch.equal(once, ref) and torch.equal(again, ref)
+    modules = {type(m).__module__ for m in patched}
+    assert modules == (
+        {"bitsandbytes.nn.modules", "peft.tuners.lora.bnb"} if with_adapter else {"bitsandbytes.nn.modules"}
+    )
+    if with_adapter:
+        torch.testing.assert_close(once, ref, atol=1e-5, rtol=1e-4)
+    else:
+        assert torch.equal(once, ref)
+    assert torch.equal(again, ref)
 
 
 @pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
