@@ -85,7 +85,7 @@ class Work:
     # every eval question: (unanswerable, closed-book prompt tokens, rag prompt tokens)
     questions: list[tuple[bool, int, int]]
     question_ids: list[str]
-    probes: dict[str, list[int]]  # per probe set: tokens of each item's requests (context + choice, all choices)
+    probes: dict[str, list[int]]  # per probe set: tokens each item runs (its context once, then every choice)
     perplexity: list[int]  # tokens of each general-text passage
     notes: list[str] = field(default_factory=list)  # what was estimated rather than counted
     # mean tokens of a training answer (+ its end of turn): what an adapter trained on them answers with (the
@@ -95,6 +95,9 @@ class Work:
     # example's passages), priced as forward-only work; None = none
     train_detached: list[int] | None = None
     both_detached: list[int] | None = None  # the same for `both`
+    # tokens every closed-book prompt begins with (the chat template and the instruction), which a batch of them
+    # prefills once (advisor.core.decoding.prefill_after_head)
+    closed_head: int = 0
 
 
 def measure_work(cfg: Config) -> Work:
@@ -121,7 +124,7 @@ def measure_work(cfg: Config) -> Work:
     t0 = time.perf_counter()
     train, kinds, cap, both, answer_tokens = _count_training(cfg, docs, bool(chunks), chunk_block, tok, ntok, notes)
     sft_s = time.perf_counter() - t0
-    questions, ids = _count_eval(cfg, chunks, chunk_block, tok, ntok, notes)
+    questions, ids, head = _count_eval(cfg, chunks, chunk_block, tok, ntok, notes)
     probes, ppl = _count_probes(cfg, ntok)
     work = Work(
         len({c[0] for c in chunks}),
@@ -142,6 +145,7 @@ def measure_work(cfg: Config) -> Work:
         answer_tokens,
     )
     work.train_detached = detached_positions(cfg, train, kinds["text"], answer_tokens)
+    work.closed_head = head
     if both is not None:
         work.both_detached = detached_positions(cfg, both, kinds["text"], answer_tokens)
     return work
@@ -263,10 +267,12 @@ def _count_training(
 
 def _count_eval(
     cfg: Config, chunks: list[tuple[str, str, int]], chunk_block: float, tok, ntok, notes: list[str]
-) -> tuple[list[tuple[bool, int, int]], list[str]]:
-    """Every eval question as (unanswerable, closed-book prompt tokens, retrieval prompt tokens), and the ids
-    (eval.limit is applied by estimate, so a budget can size it)."""
+) -> tuple[list[tuple[bool, int, int]], list[str], int]:
+    """Every eval question as (unanswerable, closed-book prompt tokens, retrieval prompt tokens), the ids
+    (eval.limit is applied by estimate, so a budget can size it) and the tokens every closed-book prompt begins
+    with."""
     from advisor.core.answer import Context, context_block, render_prompt
+    from advisor.core.decoding import common_prefix
     from advisor.core.qa import load_qa
     from advisor.pipeline import SAMPLE_EVAL
 
@@ -292,22 +298,26 @@ def _count_eval(
         if demo
         else 0
     )
-    questions = []
+    questions, head, first = [], 0, None
     for it in eval_items:
-        closed_n = ntok(render_prompt(tok, it.question))
-        questions.append((it.unanswerable, closed_n, round(closed_n + extra)))
-    return questions, [it.id for it in eval_items]
+        ids = tok(render_prompt(tok, it.question), add_special_tokens=False)["input_ids"]
+        first = ids if first is None else first
+        head = len(ids) if it is eval_items[0] else min(head, common_prefix(first, ids))
+        questions.append((it.unanswerable, len(ids), round(len(ids) + extra)))
+    return questions, [it.id for it in eval_items], head
 
 
 def _count_probes(cfg: Config, ntok) -> tuple[dict[str, list[int]], list[int]]:
-    """Tokens of each probe item's requests (context + choice, all choices) per probe set, and of each
-    general-text perplexity passage."""
+    """Tokens each probe item runs through the model per probe set (its context once, then each choice: the
+    choices share the context's keys and values, LM._score_shared), and of each general-text perplexity passage."""
     from evalsuite.probes import general_text, load_probe
 
     probes: dict[str, list[int]] = {}
     for name in cfg.eval.probes:
         items = load_probe(name, cfg.eval.probe_limit)
-        probes[name] = [sum(ntok(it.context + ch) for ch in it.choices) for it in items]
+        probes[name] = [
+            sum(ntok(it.context + ch) for ch in it.choices) - (len(it.choices) - 1) * ntok(it.context) for it in items
+        ]
     ppl = [min(256, ntok(t)) for t in general_text(cfg.eval.perplexity_texts)] if cfg.eval.perplexity_texts else []
     return probes, ppl
 
@@ -375,6 +385,9 @@ def calibration_key(cfg: Config) -> dict:
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
         # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again
         "decode_weights": "one copy per generate call",
+        # since 2026-12-06 a batch of closed-book prompts prefills their common head once: the decode rate is what
+        # the batch's time leaves after the tokens it really prefilled
+        "closed_prefill": "common head once per batch",
         # the eval stages' memory: the KV cache per token (kv_mb_per_token), measured since 2026-12-05
         "eval_memory": "kv per token",
     }
@@ -777,14 +790,16 @@ def _measure_generation(cfg: Config, got: dict) -> dict:
         # factor of 1.06-1.21 where whole batches measured 1.44-1.47 back to back, so it priced the tuned arms low.
         for on in (False, True):
             with lm.adapter(on):
+                lm.prefill_tokens = 0
                 t0 = time.perf_counter()
                 gens = lm.generate(closed, cfg.model.max_new_tokens, batch_size=batch)  # the same answers both ways
                 timed[on] = time.perf_counter() - t0
+                run_tokens = lm.prefill_tokens  # the batch's common head once (decoding.prefill_after_head)
     prefill_rate = prefill_s / max(1, prefill_tokens)
     new_tokens = sum(g.new_tokens for g in gens)
     prompt_tokens = sum(g.prompt_tokens for g in gens)
     # the decode share of a greedy batch: what its prompts' prefill does not explain (at least a quarter of it)
-    decode_rate = max(timed[False] - prompt_tokens * prefill_rate, 0.25 * timed[False]) / max(1, new_tokens)
+    decode_rate = max(timed[False] - run_tokens * prefill_rate, 0.25 * timed[False]) / max(1, new_tokens)
     return {
         "prefill_s_per_token": prefill_rate,
         "score_s_per_token": score_s / max(1, score_tokens),
@@ -987,6 +1002,17 @@ def _train_estimate(
     return seconds, steps, tokens, per_step
 
 
+def closed_prefill_tokens(lengths: list[int], head: int, batch: int, cal: dict) -> int:
+    """Tokens the prefill of closed-book prompts of these lengths runs in batches of `batch`: each batch of two or
+    more runs the `head` they all begin with once (advisor.core.decoding.prefill_after_head)."""
+    from advisor.core.decoding import MIN_SHARED_PREFIX
+
+    n = len(lengths)
+    if n < 2 or head < MIN_SHARED_PREFIX or not cal.get("plain_cache", True):
+        return sum(lengths)
+    return sum(lengths) - head * (n - math.ceil(n / max(1, batch)))
+
+
 def _generate_s(cal: dict, prompt_tokens: float, answers: float, new_tokens: float, adapter: bool) -> float:
     s = prompt_tokens * cal["prefill_s_per_token"] + answers * new_tokens * cal["decode_s_per_token"]
     return s * (cal["adapter_factor"] if adapter else 1.0)
@@ -1015,7 +1041,8 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
     sizes = {"questions": len(qs), "answerable": len(qs) - n_una, "unanswerable": n_una}
     model_mb = cal["base_rss_mb"] + cal["load_rss_mb"]
     est = _estimate_build(cfg, work, cal, stages, sizes, model_mb)
-    est.update(_estimate_eval(cfg, cal, qs, model_mb, work.answer_tokens, _epochs_seen(cfg, work, sizes["steps"])))
+    epochs = _epochs_seen(cfg, work, sizes["steps"])
+    est.update(_estimate_eval(cfg, cal, qs, model_mb, work.answer_tokens, epochs, work.closed_head))
     est.update(_estimate_after_eval(cfg, work, cal, stages, qs, sizes, model_mb))
     missing = [s for s in stages if s not in est]
     if missing:  # a stage the pipeline gained without an estimator here
@@ -1110,13 +1137,15 @@ def _estimate_eval(
     model_mb: float,
     answer_tokens: float | None = None,
     epochs: float = 1.0,
+    head: int = 0,
 ) -> dict[str, StageEstimate]:
     """eval_<arm> (and eval_<arm>_seed<i> for the tuned arms): every question's prompt prefilled and its answer
     decoded; the first eval stage also loads the model and the eval embedder. An arm with the adapter answers as
     long as the training answers (`answer_tokens`) once training has passed over them (`epochs` >= 1), and
     before that between the base model's length and theirs, in proportion to the epochs trained: a time
     budget's 21 steps (0.1 epoch) on a 30x sample corpus left the tuned arm answering at the base model's length
-    (11 s against 3.6 s planned). The other arms answer as long as the calibration's base model."""
+    (11 s against 3.6 s planned). The other arms answer as long as the calibration's base model. A closed-book
+    arm's batches prefill the `head` their prompts begin with once (`closed_prefill_tokens`)."""
     from advisor.arms import seed_arms
     from advisor.core.arms import ADAPTER_ARMS, INDEX_ARMS
 
@@ -1129,10 +1158,11 @@ def _estimate_eval(
     for i_arm, a in enumerate(ev.arms):
         rag = a in INDEX_ARMS
         ptoks = sum(r if rag else c for _, c, r in qs)
+        run = ptoks if rag else closed_prefill_tokens([c for _, c, _ in qs], head, ev.batch_size, cal)
         arm_new = new
         if answer_tokens and a in ADAPTER_ARMS:
             arm_new = new - (new - min(new, answer_tokens)) * min(1.0, epochs)
-        s = _generate_s(cal, ptoks, n_q, arm_new, a in ADAPTER_ARMS)
+        s = _generate_s(cal, run, n_q, arm_new, a in ADAPTER_ARMS)
         if rag:
             s += n_q * 16 * cal["embed_s_per_token"]  # embedding the questions (~16 tokens each) for the search
         if i_arm == 0:
@@ -1175,7 +1205,7 @@ def _estimate_after_eval(
     mb = model_mb + cal["embed_rss_mb"] + cal["gen_rss_mb"]
     est: dict[str, StageEstimate] = {}
     if ev.known_samples:
-        ans_tokens = sum(c for u, c, _ in qs if not u)
+        ans_tokens = closed_prefill_tokens([c for u, c, _ in qs if not u], work.closed_head, ev.batch_size, cal)
         rows = n_ans * ev.known_samples
         # k sampled rows per prompt decode together (eval.batch_size prompts x k rows a batch); a wider batch
         # costs less per row-token, as the square root of the width (advisor/core/lm.py LM.sample: 192 rows a
@@ -1203,7 +1233,8 @@ def _estimate_after_eval(
     if "curve" in stages:
         cq = [c for u, c, _ in qs if not u][: ev.curve_questions]
         first = next(iter(work.probes.values()), [])[: ev.curve_probe_items]
-        per_point = _generate_s(cal, sum(cq), len(cq), new, True) + sum(first) * cal["prefill_s_per_token"]
+        cq_run = closed_prefill_tokens(cq, work.closed_head, ev.batch_size, cal)
+        per_point = _generate_s(cal, cq_run, len(cq), new, True) + sum(first) * cal["prefill_s_per_token"]
         est["curve"] = StageEstimate(
             "curve",
             f"{tc.curve_points} snapshots x ({len(cq)} questions + {len(first)} probe items)",

@@ -139,6 +139,32 @@ def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
     assert work.n_documents == len(list((DATA / "corpus").iterdir())) and work.n_chunks >= work.n_documents
     assert work.train_kinds["qa"] == sum(1 for it in load_qa(DATA / "train.jsonl") if not it.unanswerable)
     assert len(work.probes["arc_easy"]) == cfg.eval.probe_limit
+    # what the eval runs: a probe item's context once for all its choices, the closed-book prompts' head once a batch
+    from advisor.core.answer import render_prompt
+    from advisor.core.decoding import common_prefix
+    from advisor.core.models import load_tokenizer
+    from evalsuite.probes import load_probe
+
+    tok = load_tokenizer(cfg.model.spec, "causal")
+
+    def ids(text: str) -> list[int]:
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    item = load_probe("arc_easy", 1)[0]
+    whole = [len(ids(item.context + c)) for c in item.choices]
+    assert work.probes["arc_easy"][0] == sum(whole) - (len(whole) - 1) * len(ids(item.context)) < sum(whole)
+    prompts = [ids(render_prompt(tok, it.question)) for it in items]
+    assert work.closed_head == min(common_prefix(prompts[0], p) for p in prompts) >= 8
+
+
+def test_closed_book_batches_are_planned_to_prefill_their_common_head_once():
+    from advisor.plan import closed_prefill_tokens
+
+    lengths = [10, 12, 14, 9, 11]  # batches of 2: (10, 12), (14, 9), (11)
+    assert closed_prefill_tokens(lengths, 8, 2, {}) == 56 - 8 * 2
+    assert closed_prefill_tokens(lengths, 8, 48, {"plain_cache": True}) == 56 - 8 * 4
+    assert closed_prefill_tokens(lengths, 7, 2, {}) == 56  # too short a head to share
+    assert closed_prefill_tokens(lengths, 8, 2, {"plain_cache": False}) == 56  # sliding windows: every row whole
 
 
 def test_the_plan_counts_a_raft_example_for_each_unanswerable_question_with_raft_unanswerable(tiny_model_dir):
