@@ -298,12 +298,9 @@ def _count_eval(
         if demo
         else 0
     )
-    questions, head, first = [], 0, None
-    for it in eval_items:
-        ids = tok(render_prompt(tok, it.question), add_special_tokens=False)["input_ids"]
-        first = ids if first is None else first
-        head = len(ids) if it is eval_items[0] else min(head, common_prefix(first, ids))
-        questions.append((it.unanswerable, len(ids), round(len(ids) + extra)))
+    prompts = [tok(render_prompt(tok, it.question), add_special_tokens=False)["input_ids"] for it in eval_items]
+    questions = [(it.unanswerable, len(ids), round(len(ids) + extra)) for it, ids in zip(eval_items, prompts)]
+    head = min(common_prefix(prompts[0], ids) for ids in prompts)
     return questions, [it.id for it in eval_items], head
 
 
@@ -1042,7 +1039,7 @@ def estimate(cfg: Config, work: Work, cal: dict) -> Plan:
     model_mb = cal["base_rss_mb"] + cal["load_rss_mb"]
     est = _estimate_build(cfg, work, cal, stages, sizes, model_mb)
     epochs = _epochs_seen(cfg, work, sizes["steps"])
-    est.update(_estimate_eval(cfg, cal, qs, model_mb, work.answer_tokens, epochs, work.closed_head))
+    est.update(_estimate_eval(cfg, work, cal, qs, model_mb, epochs))
     est.update(_estimate_after_eval(cfg, work, cal, stages, qs, sizes, model_mb))
     missing = [s for s in stages if s not in est]
     if missing:  # a stage the pipeline gained without an estimator here
@@ -1131,25 +1128,20 @@ def _epochs_seen(cfg: Config, work: Work, steps: int) -> float:
 
 
 def _estimate_eval(
-    cfg: Config,
-    cal: dict,
-    qs: list[tuple[bool, int, int]],
-    model_mb: float,
-    answer_tokens: float | None = None,
-    epochs: float = 1.0,
-    head: int = 0,
+    cfg: Config, work: Work, cal: dict, qs: list[tuple[bool, int, int]], model_mb: float, epochs: float = 1.0
 ) -> dict[str, StageEstimate]:
     """eval_<arm> (and eval_<arm>_seed<i> for the tuned arms): every question's prompt prefilled and its answer
     decoded; the first eval stage also loads the model and the eval embedder. An arm with the adapter answers as
-    long as the training answers (`answer_tokens`) once training has passed over them (`epochs` >= 1), and
+    long as the training answers (`work.answer_tokens`) once training has passed over them (`epochs` >= 1), and
     before that between the base model's length and theirs, in proportion to the epochs trained: a time
     budget's 21 steps (0.1 epoch) on a 30x sample corpus left the tuned arm answering at the base model's length
     (11 s against 3.6 s planned). The other arms answer as long as the calibration's base model. A closed-book
-    arm's batches prefill the `head` their prompts begin with once (`closed_prefill_tokens`)."""
+    arm's batches prefill the head their prompts begin with (`work.closed_head`) once (`closed_prefill_tokens`)."""
     from advisor.arms import seed_arms
     from advisor.core.arms import ADAPTER_ARMS, INDEX_ARMS
 
     tc, ev = cfg.tuning, cfg.eval
+    answer_tokens, head = work.answer_tokens, work.closed_head
     seeded = seed_arms(cfg)
     n_q = len(qs)
     n_una = sum(1 for u, _, _ in qs if u)

@@ -66,6 +66,41 @@ def test_choices_that_share_a_context_run_it_once_and_score_as_alone(tiny_lm, mo
     assert tiny_lm.score_tokens == total
 
 
+def test_a_model_without_logits_to_keep_scores_shared_contexts_plainly(tiny_model_dir):
+    """A model whose forward takes no `logits_to_keep` (and so cannot continue a shared context's pass) scores
+    choices that share a context in plain passes: the same scores, every token run."""
+    import torch
+
+    from advisor.core.lm import loglikelihood_rows
+
+    lm = LM.load(str(tiny_model_dir), quantization="none", device="cpu")
+    ctx = "Question: which of these boats carries the most passengers on the long route?\nAnswer:"
+    reqs = [(ctx, c) for c in (" the ferry", " a small rowing boat", " canoe")] + [("Hi", " there")]
+    want = lm.loglikelihood(reqs, batch_size=3)
+    calls = []
+
+    class Older(torch.nn.Module):  # a forward without logits_to_keep or position_ids
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.config = inner, inner.config
+
+        def get_output_embeddings(self):
+            return self.inner.get_output_embeddings()
+
+        def forward(self, input_ids=None, attention_mask=None, **kw):
+            calls.append(sorted(kw))
+            if "logits_to_keep" in kw or "position_ids" in kw:
+                raise TypeError("forward() got an unexpected keyword argument 'logits_to_keep'")
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kw)
+
+    lm.model = Older(lm.model)
+    lm.score_tokens = 0
+    assert lm.loglikelihood(reqs, batch_size=3) == pytest.approx(want, abs=1e-4)
+    assert lm.score_tokens == sum(len(ids) for ids, _ in loglikelihood_rows(lm.encode, reqs))
+    assert any("logits_to_keep" in c for c in calls) and calls[-1] == []
+    assert lm.loglikelihood(reqs, batch_size=3) == pytest.approx(want, abs=1e-4)  # plainly from then on
+
+
 def test_shared_context_groups_and_their_passes():
     from advisor.core.lm import group_batches, shared_contexts
 

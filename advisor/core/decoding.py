@@ -189,10 +189,11 @@ def prefill_rows(lm, rows: list[list[int]], width: int, room: int, logits: list)
 @contextlib.contextmanager
 def dequantized_once(lm) -> Iterator[None]:
     """Within the block every bitsandbytes 4-bit layer multiplies by one fp32 dequantized copy of its weight,
-    made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
-    only the repeated dequantization goes (with a LoRA adapter on, equal up to rounding: see below). A block inside another uses the outer block's copies. A no-op
-    off CPU, without 4-bit layers, or when the copies would exceed DEQUANT_ONCE_BYTES. When the block starts with
-    a LoRA adapter on, its weights are added into the copies (`merge_lora_into_copies`)."""
+    made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and only the
+    repeated dequantization goes (with a LoRA adapter on, equal up to rounding: see below). A block inside another
+    uses the outer block's copies. A no-op off CPU, without 4-bit layers, or when the copies would exceed
+    DEQUANT_ONCE_BYTES. When the block starts with a LoRA adapter on, its weights are added into the copies
+    (`merge_lora_into_copies`)."""
     layers = dequantize_4bit_layers(lm.model, lm.device, lm.DEQUANT_ONCE_BYTES)
     merged = merge_lora_into_copies(lm.model, layers)
     try:

@@ -255,7 +255,8 @@ class LM:
         # one dequantized copy of the 4-bit weights for every pass, as in generate
         with self.dequantized_once():
             for shared, part in tqdm(passes, desc=desc or "score", leave=False, disable=desc is None):
-                for i, lp in self._score_shared(rows, part) if shared else self._score_plain(rows, part):
+                got = self._score_groups(rows, part, batch_size, vocab) if shared else self._score_plain(rows, part)
+                for i, lp in got:
                     out[i] = float(lp.sum())
                     per_token[i] = lp.tolist()
         return out, per_token
@@ -283,6 +284,17 @@ class LM:
             lp = torch.log_softmax(logits[r, pos - 1 - first].float(), dim=-1).cpu()
             got.append((i, lp[torch.arange(n), torch.tensor(seq[len(seq) - n :])]))
         return got
+
+    def _score_groups(self, rows: list[tuple[list[int], int]], part: list, batch_size: int, vocab: int) -> list:
+        """`_score_shared` over the groups of `part`; a model whose forward takes no `logits_to_keep` (or no
+        `position_ids`) scores their rows in plain passes instead, as `_forward_tail` does, and from then on."""
+        try:
+            return self._score_shared(rows, part)
+        except TypeError:
+            self._keep_ok = False
+            members = {i for _, m in part for i in m}
+            alone = [(ids, n if i in members else 0) for i, (ids, n) in enumerate(rows)]
+            return [got for idx in score_batches(alone, batch_size, vocab) for got in self._score_plain(rows, idx)]
 
     def _score_shared(self, rows: list[tuple[list[int], int]], groups: list[tuple[int, list[int]]]) -> list:
         """(row index, log-probabilities of its last n tokens) for the rows of `groups` ((context length L, rows
