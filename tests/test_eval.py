@@ -99,6 +99,13 @@ def test_a_model_without_logits_to_keep_scores_shared_contexts_plainly(tiny_mode
     assert lm.score_tokens == sum(len(ids) for ids, _ in loglikelihood_rows(lm.encode, reqs))
     assert any("logits_to_keep" in c for c in calls) and calls[-1] == []
     assert lm.loglikelihood(reqs, batch_size=3) == pytest.approx(want, abs=1e-4)  # plainly from then on
+    # two groups in two passes of one call: the shared pass is tried once, the second group goes plainly at once
+    ctx2 = "Question: which of these tools would a carpenter reach for first when fitting a door?\nAnswer:"
+    reqs2 = [(ctx, " the ferry"), (ctx, " canoe"), (ctx2, " a plane"), (ctx2, " a saw")]
+    want2 = LM.load(str(tiny_model_dir), quantization="none", device="cpu").loglikelihood(reqs2, batch_size=2)
+    lm._keep_ok, calls[:] = True, []
+    assert lm.loglikelihood(reqs2, batch_size=2) == pytest.approx(want2, abs=1e-4)
+    assert sum("logits_to_keep" in c for c in calls) == 1
 
 
 def test_shared_context_groups_and_their_passes():

@@ -288,13 +288,14 @@ class LM:
     def _score_groups(self, rows: list[tuple[list[int], int]], part: list, batch_size: int, vocab: int) -> list:
         """`_score_shared` over the groups of `part`; a model whose forward takes no `logits_to_keep` (or no
         `position_ids`) scores their rows in plain passes instead, as `_forward_tail` does, and from then on."""
-        try:
-            return self._score_shared(rows, part)
-        except TypeError:
-            self._keep_ok = False
-            members = {i for _, m in part for i in m}
-            alone = [(ids, n if i in members else 0) for i, (ids, n) in enumerate(rows)]
-            return [got for idx in score_batches(alone, batch_size, vocab) for got in self._score_plain(rows, idx)]
+        if getattr(self, "_keep_ok", True):  # a later group of the same call skips the attempt once it failed
+            try:
+                return self._score_shared(rows, part)
+            except TypeError:
+                self._keep_ok = False
+        members = {i for _, m in part for i in m}
+        alone = [(ids, n if i in members else 0) for i, (ids, n) in enumerate(rows)]
+        return [got for idx in score_batches(alone, batch_size, vocab) for got in self._score_plain(rows, idx)]
 
     def _score_shared(self, rows: list[tuple[list[int], int]], groups: list[tuple[int, list[int]]]) -> list:
         """(row index, log-probabilities of its last n tokens) for the rows of `groups` ((context length L, rows
