@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_retrieval.py --n-real 100000                     # every vector a real text
     flock /tmp/advisor-cpu.lock .venv/bin/python benchmarks/bench_retrieval.py --sample-sweep   # chunking vs recall@5
 
-Prints one table, each measured figure beside its target (issue 3):
+Prints one table, each measured figure beside its target:
 1. embedding throughput of the indexer (retrieval.index.build_index: read chunks, embed, FAISS, write) vs raw
    SentenceTransformer.encode on the same texts, same loaded model, same batch size (ratio >= 0.95); and the
    indexer in bfloat16 (`retrieval.embed_dtype`, what 'auto' picks on a CPU with AVX512-BF16) against it in float32,

@@ -15,7 +15,7 @@ The calibration is the cached one ($ADVISOR_HOME/calibration/), measured first w
 
 --quickstart RUN_DIR compares the plan that run printed before it started (recorded in its manifest.json; for a
 run without one, or with --plan-now, a plan made now from the config it recorded) with each stage's wall time and
-peak memory: the acceptance line of the plan is a total within +-35% and each stage within +-50% (time). Any run
+peak memory: the plan's target is a total within +-35% and each stage within +-50% (time). Any run
 directory will do; no scale runs follow unless --scales is given.
 """
 
@@ -196,9 +196,7 @@ def compare_quickstart(run_dir: Path, plan_now: bool = False) -> None:
         cfg = load_run_config(run_dir)
         plan, source = estimate(cfg, measure_work(cfg), calibrate(cfg, progress=False)).to_dict(), "a plan made now"
     act = actual(run_dir)
-    print(
-        f"\n## the plan vs the run {run_dir.name}, {source} (acceptance: total within +-35%, each stage within +-50%)"
-    )
+    print(f"\n## the plan vs the run {run_dir.name}, {source} (target: total within +-35%, each stage within +-50%)")
     print(
         f"{'stage':<16}{'actual':>10}{'plan':>10}{'plan/actual':>13}{'within':>8}{'peak MB':>10}{'plan MB':>10}{'ratio':>7}"
     )
