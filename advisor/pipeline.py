@@ -656,6 +656,13 @@ def write_metrics(
         for a, c in metrics["collapse"].items():
             if c["collapsed"]:
                 say(f"  warning: arm {a} collapsed: {c['reason']}; its scores do not measure the option")
+            sp = metrics["arms"][a].get("seed_spread") or {"seeds": []}
+            for k in range(1, len(sp["seeds"])):  # the extra seeds' adapters (the first is the arm's own)
+                if sp["collapsed"][k]:
+                    top, share = sp["top_answer"][k], sp["top_share"][k]
+                    say(
+                        f"  warning: arm {a} with seed {sp['seeds'][k]} collapsed: {share:.0%} of its answers are {top!r}"
+                    )
 
 
 # Tokens per sampled answer in the known stage (at most model.max_new_tokens). Gold answers are short phrases (the

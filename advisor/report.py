@@ -393,8 +393,23 @@ def seeds_lines(metrics: dict, arms: list[str]) -> list[str]:
                 f"- {ARM_LABEL[a]} across {len(sp['seeds'])} training seeds: accuracy "
                 + ", ".join(f"{100 * v:.1f}%" for v in sp["accuracy"])
                 + f" (mean {100 * sp['mean']:.1f}%, sd {100 * sp['sd']:.1f} pts); the CI above is for the first seed."
+                + seed_guard_words(sp)
             )
     return out + ([""] if out else [])
+
+
+def seed_guard_words(sp: dict) -> str:
+    """Each seed's commonest answer and its share, and which seeds the collapse guard flagged (runs measured before
+    the spread carried them: nothing)."""
+    if "top_share" not in sp:
+        return ""
+    words = " Commonest answer per seed: " + ", ".join(
+        f"{a!r} {100 * v:.0f}%" if a else "none" for a, v in zip(sp["top_answer"], sp["top_share"])
+    )
+    flagged = [str(s) for s, c in zip(sp["seeds"], sp["collapsed"]) if c]
+    if flagged:
+        return words + f"; **collapsed with seed {', '.join(flagged)}**: those answers do not measure the option."
+    return words + "."
 
 
 GENERATOR_WORDS = {

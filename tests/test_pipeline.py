@@ -8,6 +8,7 @@ import pytest
 from advisor.core.arms import OPTION_LABEL
 from advisor.core.config import load_config
 from advisor.pipeline import run_pipeline, tracks_overlap
+from evalsuite.collapse import detect_collapse
 
 
 def tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *extra):
@@ -193,6 +194,11 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
         assert spread["seeds"] == [0, 1] and len(spread["accuracy"]) == 2
         assert spread["accuracy"][0] == round(metrics["arms"][arm]["accuracy"]["value"], 4)
         assert abs(spread["mean"] - sum(spread["accuracy"]) / 2) < 1e-4
+        # every seed's answers go through the collapse guard; the first seed's finding is the arm's own
+        guard = metrics["collapse"][arm]
+        assert [spread["top_share"][0], spread["collapsed"][0]] == [guard["top_share"], guard["collapsed"]]
+        seed1 = [json.loads(x)["answer"] for x in (run / f"eval/seeds/{arm}.seed-1.jsonl").read_text().splitlines()]
+        assert spread["top_share"][1] == detect_collapse(seed1)["top_share"] and len(spread["collapsed"]) == 2
         assert len((run / f"eval/seeds/{arm}.seed-1.jsonl").read_text().splitlines()) == 8
     a0 = (run / "adapter/adapter_model.safetensors").read_bytes()
     assert a0 != (run / "adapter_seeds/seed-1/adapter_model.safetensors").read_bytes()

@@ -294,6 +294,13 @@ def test_learning_curve_and_seed_spread_are_shown_when_the_run_measured_them(run
     assert "### Learning vs forgetting" in md and "| 30 | 20.0 | 40.0 |" in md and "use step 92" in md
     assert (run / "report_files" / "curve.png").exists()
     assert "across 2 training seeds: accuracy 12.5%, 10.0% (mean 11.2%, sd 1.8 pts)" in md
+    # each seed's commonest answer, and a seed that collapsed said in words
+    guard = {"top_answer": ["1,000", "10"], "top_share": [0.11, 0.26], "collapsed": [False, True]}
+    metrics["arms"]["tuned"]["seed_spread"].update(guard)
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    write_report(run)
+    md = (run / "report.md").read_text()
+    assert "Commonest answer per seed: '1,000' 11%, '10' 26%; **collapsed with seed 1**" in md
 
 
 def test_a_run_without_a_curve_says_so(run):
