@@ -278,13 +278,19 @@ def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
 
 
 def cautions(rec: dict) -> list[str]:
-    """What a reader must know before acting on the numbers: collapsed arms, unreviewed generated questions."""
+    """What a reader must know before acting on the numbers: collapsed arms (and training seeds), unreviewed
+    generated questions."""
     from evalsuite.qagen.review import plain_words
 
     out = []
     for o in rec.get("collapsed") or []:
         what = "training run collapsed" if o in OPTION and OPTION[o].needs_adapter else "answers are degenerate"
         out.append(f"{option_label(o)}'s {what}: its numbers measure a failed run, not what the option can do.")
+    for o, seeds in (rec.get("collapsed_seeds") or {}).items():
+        out.append(
+            f"{option_label(o)}'s training collapsed with seed {', '.join(map(str, seeds))}: another training run "
+            "may fail the same way; its numbers are the first seed's."
+        )
     info = rec.get("eval_set")
     if (words := plain_words(info)) and not info.get("reviewed"):
         out.append(

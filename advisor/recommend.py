@@ -108,6 +108,8 @@ class Evidence:
     by_knowledge: dict[str, dict] = field(default_factory=dict)  # option or BASE -> {group: {"n", "accuracy", ...}}
     knowledge: dict | None = None  # metrics.json knowledge: counts per group and how they were decided
     collapse: dict[str, dict] = field(default_factory=dict)  # option -> metrics.json collapse.<arm>
+    # option -> [(seed, top answer, its share)] for the extra training seeds whose answers collapsed (seed_spread)
+    seed_collapse: dict[str, list] = field(default_factory=dict)
 
 
 def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
@@ -744,10 +746,16 @@ def collapse_what(option: str) -> str:
 
 
 def _collapse_reasons(ev: Evidence) -> list[str]:
-    """One plain line per option whose arm collapsed."""
+    """One plain line per option whose arm collapsed, and one per option whose arm collapsed with another training
+    seed (tuning.seeds > 1): the recipe then fails on some draws, whatever the first seed's scores say."""
     return [
         f"{_name(o)}: {ev.collapse[o].get('reason') or 'its answers are degenerate'} — {collapse_what(o)}."
         for o in collapsed_options(ev)
+    ] + [
+        f"{_name(o)}: trained again with another seed, its answers collapsed ("
+        + "; ".join(f"seed {seed}: {share:.0%} of them are {top!r}" for seed, top, share in bad)
+        + ") — the training recipe fails on some draws; the scores above are the first seed's."
+        for o, bad in ev.seed_collapse.items()
     ]
 
 
@@ -866,6 +874,7 @@ def recommend(
         ),
         "separation": separation(ev, verdict, runner),
         "collapsed": collapsed_options(ev),
+        "collapsed_seeds": {o: [seed for seed, _, _ in bad] for o, bad in ev.seed_collapse.items()},
         "no_significant_difference": equiv,
         "scores": {o: {c: round(v, 4) for c, v in s.items()} for o, s in scores.items()},
         "weights": {k: round(v, 4) for k, v in w.items()},
@@ -1014,6 +1023,10 @@ def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: d
         ev.by_knowledge[opt] = m["by_knowledge"]
     if (metrics.get("collapse") or {}).get(arm):
         ev.collapse[opt] = metrics["collapse"][arm]
+    sp = m.get("seed_spread") or {}
+    seeds = list(zip(*(sp.get(k) or [] for k in ("seeds", "top_answer", "top_share", "collapsed"))))
+    if bad := [(seed, top, share) for seed, top, share, gone in seeds[1:] if gone]:
+        ev.seed_collapse[opt] = bad
 
 
 def recommend_run(

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from advisor.core.errors import AdvisorError
+from advisor.plain import cautions
 from advisor.recommend import Evidence, recommend
 
 
@@ -399,6 +400,21 @@ def test_the_option_held_against_the_targets_is_the_most_accurate_that_did_not_c
 def test_a_run_without_collapse_data_names_no_collapsed_option():
     rec = recommend(_rag_ahead())
     assert rec["collapsed"] == [] and not any("collapsed" in r for r in rec["reasons"])
+    assert rec["collapsed_seeds"] == {} and not any("seed" in c for c in cautions(rec))
+
+
+def test_a_training_seed_that_collapsed_is_said_though_the_first_seed_did_not():
+    ev = _rag_ahead()
+    ev.seed_collapse = {"fine-tune": [(2, "10", 0.26)]}
+    rec = recommend(ev)
+    assert rec["collapsed"] == [] and rec["collapsed_seeds"] == {"fine-tune": [2]}
+    assert (
+        "Fine-tune: trained again with another seed, its answers collapsed (seed 2: 26% of them are '10') — the "
+        "training recipe fails on some draws; the scores above are the first seed's."
+    ) in rec["reasons"]
+    assert "Fine-tune's training collapsed with seed 2: another training run may fail the same way" in " ".join(
+        cautions(rec)
+    )
 
 
 def test_buying_abstention_with_false_abstention_is_not_rewarded():

@@ -301,6 +301,7 @@ def test_learning_curve_and_seed_spread_are_shown_when_the_run_measured_them(run
     write_report(run)
     md = (run / "report.md").read_text()
     assert "Commonest answer per seed: '1,000' 11%, '10' 26%; **collapsed with seed 1**" in md
+    assert load_evidence(run).seed_collapse == {"fine-tune": [(1, "10", 0.26)]}  # what the advice reads
 
 
 def test_a_run_without_a_curve_says_so(run):
