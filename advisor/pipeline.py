@@ -273,6 +273,10 @@ def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:
     return cfg.corpus.generated or (tuning and material) or bool(gate)
 
 
+# Stages that other commands add to a run directory's manifest (`advisor drill`): a run leaves them as they are.
+STAGES_OF_OTHER_COMMANDS = ("drill",)
+
+
 def planned_stages(cfg: Config) -> list[str]:
     """The stages a run with this config goes through, in order: the one list of them (the plan estimates it,
     the dashboard's progress reads it). Which arms need the index, the adapter or extra seeds: the arm table."""
@@ -850,6 +854,8 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False, plan
         if plan is not None:
             run.update_manifest(plan=plan)
         build_run(run, cfg, inputs)
+        for name in run.drop_stale_stages([*planned_stages(cfg), *STAGES_OF_OTHER_COMMANDS]):
+            say(f"  stage {name} of an earlier, stopped attempt is not part of this run: dropped from manifest.json")
         run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
     return path
 

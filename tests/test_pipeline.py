@@ -174,6 +174,30 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
     assert json.loads((run / "eval/gate.json").read_text())["share"] == 0.1
 
 
+def test_a_stage_a_stopped_attempt_left_running_is_dropped_when_the_run_no_longer_needs_it(finished_run):
+    """Stopped in tune_seed2 of a tuning.seeds=3 run, resumed with the default single seed: the finished run is
+    finished, not 'interrupted' in tune_seed2; a drill's record (another command's stage) is kept."""
+    from ui.rundata import run_info
+
+    run, cfg = finished_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    dead = {"status": "running", "started": "2026-01-01T00:00:00+00:00", "inputs_hash": "x", "pid": 2**22 + 7}
+    manifest["stages"]["tune_seed2"] = dead
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert run_info(run).status == "interrupted"  # as it showed before the rerun dropped it
+    manifest["stages"]["drill"] = dict(dead, status="failed")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    run_pipeline(cfg, run)
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert "tune_seed2" not in stages and stages["drill"]["status"] == "failed"
+    assert run_info(run).status == "failed" and "drill" in run_info(run).detail  # the drill's failure still shows
+    del stages["drill"]
+    (run / "manifest.json").write_text(
+        json.dumps({**json.loads((run / "manifest.json").read_text()), "stages": stages})
+    )
+    assert run_info(run).status == "done"
+
+
 def test_a_second_seed_and_the_learning_curve_are_measured(
     tmp_path, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
 ):

@@ -241,6 +241,18 @@ class RunDir:
         with self._locked_manifest() as m:
             m.update(fields)
 
+    def drop_stale_stages(self, planned: Iterable[str]) -> list[str]:
+        """Forget the stages an earlier attempt left running or failed that this run does not go through (a run
+        stopped in tune_seed2 and resumed with tuning.seeds=2): a finished run is not shown as interrupted for a
+        stage it never needed. The failed attempt itself stays recorded in RUN/attempts/. Returns their names."""
+        keep = set(planned)
+        with self._locked_manifest() as m:
+            stages = m.get("stages", {})
+            stale = [n for n, st in stages.items() if n not in keep and st.get("status") != "done"]
+            for n in stale:
+                del stages[n]
+        return stale
+
     def init_manifest(self, config_yaml: str, inputs: dict[str, str]) -> None:
         """Write config.yaml and the run-level manifest fields (versions, input hashes, git sha)."""
         atomic_write_text(self.path / "config.yaml", config_yaml)
