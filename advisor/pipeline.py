@@ -853,9 +853,9 @@ def run_pipeline(cfg: Config, out: Path | None = None, force: bool = False, plan
         run.init_manifest(dump_config(cfg), inputs)
         if plan is not None:
             run.update_manifest(plan=plan)
-        build_run(run, cfg, inputs)
         for name in run.drop_stale_stages([*planned_stages(cfg), *STAGES_OF_OTHER_COMMANDS]):
             say(f"  stage {name} of an earlier, stopped attempt is not part of this run: dropped from manifest.json")
+        build_run(run, cfg, inputs)
         run.update_manifest(wall_s=round(time.perf_counter() - t0, 1), finished=now_iso())
     return path
 

@@ -190,6 +190,7 @@ def test_a_stage_a_stopped_attempt_left_running_is_dropped_when_the_run_no_longe
     run_pipeline(cfg, run)
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     assert "tune_seed2" not in stages and stages["drill"]["status"] == "failed"
+    assert "(seed 2)" not in (run / "report.md").read_text()  # nor does the report list it as running
     assert run_info(run).status == "failed" and "drill" in run_info(run).detail  # the drill's failure still shows
     del stages["drill"]
     (run / "manifest.json").write_text(

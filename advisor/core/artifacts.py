@@ -244,7 +244,7 @@ class RunDir:
     def drop_stale_stages(self, planned: Iterable[str]) -> list[str]:
         """Forget the stages an earlier attempt left running or failed that this run does not go through (a run
         stopped in tune_seed2 and resumed with tuning.seeds=2): a finished run is not shown as interrupted for a
-        stage it never needed. The failed attempt itself stays recorded in RUN/attempts/. Returns their names."""
+        stage it never needed, nor does its report list it. Returns their names."""
         keep = set(planned)
         with self._locked_manifest() as m:
             stages = m.get("stages", {})
