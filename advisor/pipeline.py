@@ -636,16 +636,17 @@ def write_metrics(
     knowledge: dict | None,
     embedder,
 ) -> None:
-    """Stage metrics: every arm's saved answers rescored (cheap, so metric code changes apply without
-    regenerating), then eval/metrics.json with the seed spread of the tuned arms and the eval set's provenance."""
-    from advisor.seeds import seed_spread
+    """Stage metrics: every arm's saved answers, the extra seeds' among them, rescored (cheap, so metric code
+    changes apply without regenerating), then eval/metrics.json with the seed spread of the tuned arms and the
+    eval set's provenance."""
+    from advisor.seeds import answers_path, seed_adapters, seed_spread
     from evalsuite.evaluate import aggregate, score_rows
     from evalsuite.qagen.review import eval_set_info
     from retrieval.gate import gate_summary
 
     with run.stage("metrics", "rescored-each-run", ["eval/metrics.json"], force=True):
-        for a in arms:
-            path = run / "eval" / f"{a}.jsonl"
+        seeds = [answers_path(run.path, a, i) for a in arms if a in ADAPTER_ARMS for i, _ in seed_adapters(run.path)]
+        for path in [*(run / "eval" / f"{a}.jsonl" for a in arms), *(p for p in seeds if p.is_file())]:
             write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
         metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed, knowledge)
         for a in arms:
@@ -685,7 +686,7 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
     eval.known_temperature, seeded by cfg.seed. Writes eval/knowledge.jsonl; returns what `aggregate` needs
     (None when eval.known_samples is 0). `lm` is a callable returning the loaded LM."""
     from advisor.core.answer import ClosedBook, render_prompt
-    from evalsuite.knowledge import knowledge_rows
+    from evalsuite.knowledge import knowledge_rows, rescored_rows
 
     ev = cfg.eval
     if not ev.known_samples:
@@ -724,12 +725,11 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
                 f"  known facts: {counts['known']} known, {counts['maybe_known']} maybe known, {counts['unknown']} "
                 f"unknown to the base model ({len(rows)} answerable questions, {ev.known_samples} samples each)"
             )
-    return {
-        "samples": ev.known_samples,
-        "temperature": ev.known_temperature,
-        "seed": cfg.seed,
-        "rows": read_jsonl(path),
-    }
+    base_done = run.stage_done(f"eval_{BASE}", base_hash, [f"eval/{BASE}.jsonl"])  # its answers are the greedy ones
+    base_answers = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / f"{BASE}.jsonl")} if base_done else {}
+    rows = rescored_rows(read_jsonl(path), [(it.id, it.answers) for it in answerable], base_answers)
+    write_jsonl(path, rows)  # grouped by the current is_correct, as the metrics stage rescores the answers
+    return {"samples": ev.known_samples, "temperature": ev.known_temperature, "seed": cfg.seed, "rows": rows}
 
 
 def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, qa_hash: str) -> None:
@@ -763,6 +763,7 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
     from advisor.arms import make_arm
     from advisor.curve import curve_slice, measure_curve, snapshots
     from evalsuite.evaluate import answer_and_score
+    from evalsuite.metrics.accuracy import CORRECTNESS_RULE
     from evalsuite.probes import load_probe, score_probe
 
     snaps = snapshots(run / "adapter")
@@ -776,6 +777,7 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
         *(sha256_file(p / "adapter_model.safetensors") for _, p in snaps),
         *(it.id for it in questions),
         f"{probe_set}|{cfg.eval.curve_probe_items}",
+        CORRECTNESS_RULE,  # the curve keeps accuracies, not answers: a new rule measures it again
     )
     with run.stage("curve", h, ["eval/curve.json"]) as st:
         if st.skipped:

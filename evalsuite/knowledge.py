@@ -36,8 +36,8 @@ def knowledge_rows(
     questions: list[tuple[str, list[str]]], greedy: dict[str, str], samples: dict[str, list[str]]
 ) -> list[dict]:
     """One eval/knowledge.jsonl row per answerable question, given as (id, gold answers): {"id", "group",
-    "greedy_correct", "samples", "samples_correct"}. `greedy` and `samples` map the id to the base model's
-    closed-book answers; correct = evalsuite.metrics.is_correct on the answer without citation markers."""
+    "greedy", "greedy_correct", "samples", "samples_correct"}. `greedy` and `samples` map the id to the base
+    model's closed-book answers; correct = evalsuite.metrics.is_correct on the answer without citation markers."""
     rows = []
     for qid, gold in questions:
         ok = is_correct(strip_citations(greedy[qid]), gold)
@@ -46,12 +46,29 @@ def knowledge_rows(
             {
                 "id": qid,
                 "group": group_of(ok, right),
+                "greedy": greedy[qid],
                 "greedy_correct": ok,
                 "samples": samples[qid],
                 "samples_correct": right,
             }
         )
     return rows
+
+
+def rescored_rows(rows: list[dict], questions: list[tuple[str, list[str]]], base_answers: dict[str, str]) -> list[dict]:
+    """The rows grouped again from the answers they hold, so a change of `is_correct` reaches them without
+    sampling again. The greedy answer is the row's own, or for a row written before rows kept it, the base
+    arm's answer (`base_answers`: id -> answer; the known stage takes it from there when it can); a row with
+    neither, or whose question is not in `questions`, stays as it is."""
+    gold = dict(questions)
+    out = []
+    for r in rows:
+        greedy = r.get("greedy", base_answers.get(r["id"]))
+        if greedy is None or r["id"] not in gold:
+            out.append(r)
+        else:
+            out += knowledge_rows([(r["id"], gold[r["id"]])], {r["id"]: greedy}, {r["id"]: r["samples"]})
+    return out
 
 
 def knowledge_summary(rows: list[dict], samples: int, temperature: float) -> dict:

@@ -89,6 +89,35 @@ def test_a_right_answer_wrapped_in_a_sentence_is_correct_not_a_hallucination():
     assert Accuracy().score(Sample("q", ["212"], prediction="213")).value == 0.0
 
 
+# Answers the arms gave in real runs (the sample, the short records, SQuAD articles), with their gold answers.
+@pytest.mark.parametrize(
+    "prediction, gold, right",
+    [
+        ("12 days", ["27 days", "27"], False),  # the right unit, the wrong number: token F1 0.5
+        ("10 working days", ["2 working days", "2"], False),
+        ("1880 years.", ["6000 years", "6000"], False),
+        ("Director of Finance", ["Director of People"], False),  # F1 0.67, a word of the answer replaced
+        ("Kenya National Schools", ["Kenya National Library Service"], False),
+        ("2016.", ["20 November 2016"], False),  # the year of a date: its day left out
+        ("10:00", ["10:00 to 15:00"], False),
+        ("27", ["27 days"], True),  # shortened, the number kept
+        ("26 weeks", ["26 weeks at full pay"], True),
+        ("10:00 - 15:00", ["10:00 to 15:00"], True),
+        ("three days", ["3 days"], True),  # number words read as digits
+        ("It was delayed by 10 minutes.", ["ten minutes"], True),
+        ("30 calendar days", ["30 days"], True),  # a word added, nothing of the answer replaced
+        ("People Director", ["Director of People"], True),
+        ("The answer is 1873.", ["three years", "three"], False),  # '3' is not a token of '1873'
+    ],
+)
+def test_correct_means_the_answer_not_a_shared_unit_or_frame(prediction, gold, right):
+    from evalsuite.metrics import Accuracy
+
+    s = Sample("q", gold, prediction=prediction)
+    assert Accuracy().score(s).value == float(right)
+    assert Hallucination().score(s).value == float(not right)
+
+
 @pytest.mark.parametrize(
     "module",
     [
@@ -328,6 +357,7 @@ def test_knowledge_groups_known_maybe_known_unknown_from_greedy_and_samples():
     assert rows[3] == {
         "id": "q3",
         "group": "maybe_known",
+        "greedy": "no",
         "greedy_correct": False,
         "samples": ["fact 3", "fact 3"],
         "samples_correct": 2,

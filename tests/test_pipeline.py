@@ -121,8 +121,9 @@ def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(
     rows = [json.loads(x) for x in (run / "eval/knowledge.jsonl").read_text().splitlines()]
     assert len(rows) == 7 and {r["id"] for r in rows} == {i for i, r in base.items() if not r["unanswerable"]}
     for r in rows:
-        assert set(r) == {"id", "group", "greedy_correct", "samples", "samples_correct"} and len(r["samples"]) == 4
-        assert r["greedy_correct"] == (base[r["id"]]["scores"]["accuracy"] == 1.0)  # the base arm's answer, reused
+        assert set(r) == {"id", "group", "greedy", "greedy_correct", "samples", "samples_correct"}
+        assert len(r["samples"]) == 4 and r["greedy"] == base[r["id"]]["answer"]  # the base arm's answer, reused
+        assert r["greedy_correct"] == (base[r["id"]]["scores"]["accuracy"] == 1.0)
         assert r["group"] == ("known" if r["greedy_correct"] else "maybe_known" if r["samples_correct"] else "unknown")
     metrics = json.loads((run / "eval/metrics.json").read_text())
     k = metrics["knowledge"]
@@ -131,6 +132,13 @@ def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(
         bk = metrics["arms"][arm]["by_knowledge"]
         assert sum(g["n"] for g in bk.values()) == 7 and all(g["accuracy"]["n"] == g["n"] for g in bk.values())
     before = json.loads((run / "manifest.json").read_text())["stages"]
+    # rows written before they kept the greedy answer, grouped by another correctness rule: the next run groups
+    # them again from the base arm's answer and the kept samples, without sampling again
+    stale = [{k: v for k, v in r.items() if k != "greedy"} | {"group": "known", "greedy_correct": True} for r in rows]
+    (run / "eval/knowledge.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    run_pipeline(finished_run[1], run)
+    assert [json.loads(x) for x in (run / "eval/knowledge.jsonl").read_text().splitlines()] == rows
+    assert json.loads((run / "manifest.json").read_text())["stages"]["known"]["ended"] == before["known"]["ended"]
     run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "eval.known_samples=2"), run)
     after = json.loads((run / "manifest.json").read_text())["stages"]
     assert after["known"]["ended"] != before["known"]["ended"]
@@ -225,6 +233,15 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
         seed1 = [json.loads(x)["answer"] for x in (run / f"eval/seeds/{arm}.seed-1.jsonl").read_text().splitlines()]
         assert spread["top_share"][1] == detect_collapse(seed1)["top_share"] and len(spread["collapsed"]) == 2
         assert len((run / f"eval/seeds/{arm}.seed-1.jsonl").read_text().splitlines()) == 8
+    # an extra seed's saved answers are rescored with the arms' on every run (here: scores of another rule)
+    path = run / "eval/seeds/tuned.seed-1.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    wrong = [r | {"scores": {k: 1.0 - v if k == "accuracy" else v for k, v in r["scores"].items()}} for r in rows]
+    path.write_text("".join(json.dumps(r) + "\n" for r in wrong))
+    run_pipeline(cfg, run)
+    assert [json.loads(x)["scores"] for x in path.read_text().splitlines()] == [r["scores"] for r in rows]
+    again = json.loads((run / "eval/metrics.json").read_text())["arms"]["tuned"]["seed_spread"]
+    assert again["accuracy"] == metrics["arms"]["tuned"]["seed_spread"]["accuracy"]
     a0 = (run / "adapter/adapter_model.safetensors").read_bytes()
     assert a0 != (run / "adapter_seeds/seed-1/adapter_model.safetensors").read_bytes()
     # the curve: base model (step 0), the snapshot at step 1, the final adapter (the tuned arm's own answers)

@@ -268,7 +268,9 @@ with left:
         metrics,
         ["accuracy", "f1", "exact_match"],
         "share correct",
-        "Share of answerable questions each option answers correctly (gold answer contained or token F1 ≥ 0.5), "
+        "Share of answerable questions each option answers correctly (gold answer contained, or a shorter "
+        "form that keeps its numbers and replaces none of its words: '26 weeks' for '26 weeks at full pay' counts, "
+        "'12 days' for '27 days' does not), "
         "with the SQuAD exact match and token F1 beside it.",
         "No accuracy metrics in this run.",
     )

@@ -96,7 +96,8 @@ view_mode = st.radio(
 )
 st.caption(
     f"{len(view)} of {len(table)} questions shown. ✓ right · ✗ wrong (answerable: the gold answer is "
-    "contained or token F1 ≥ 0.5; unanswerable: the arm abstained). "
+    "contained, or a shorter form that keeps its numbers and replaces none of its words; unanswerable: the arm "
+    "abstained). "
     + (
         "Each retrieval option's sources (the retrieved chunks' documents by rank) are hidden columns: the "
         "table's Show/hide columns shows them. "
