@@ -25,6 +25,7 @@ from pathlib import Path
 
 from advisor.core.arms import BASE, BASE_WEIGHTS, TUNED, TUNED_WEIGHTS
 from advisor.core.artifacts import mean_accuracy, numbered_dirs, read_jsonl
+from evalsuite.evaluate import score_rows
 
 
 def snapshots(adapter_dir: Path) -> list[tuple[int, Path]]:
@@ -68,9 +69,10 @@ def measure_curve(
     run_dir = Path(run_dir)
     ids = [it.id for it in items]
     n_probe = len(probe_items)
+    # the saved answers scored by the current rule (the metrics stage, which rescores them, runs after this one)
     base_rows, tuned_rows = (
-        read_jsonl(run_dir / "eval" / f"{BASE}.jsonl"),
-        read_jsonl(run_dir / "eval" / f"{TUNED}.jsonl"),
+        score_rows(read_jsonl(run_dir / "eval" / f"{BASE}.jsonl")),
+        score_rows(read_jsonl(run_dir / "eval" / f"{TUNED}.jsonl")),
     )
     probe_scores = probes["sets"][probe_set]
 

@@ -258,6 +258,18 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
     ids = [r["id"] for r in base if not r["unanswerable"]][:7]
     by_id = {r["id"]: r for r in base}
     assert curve["points"][0]["domain_accuracy"] == round(sum(by_id[i]["scores"]["accuracy"] for i in ids) / 7, 4)
+    # measured again over saved answers whose scores are of another rule: its ends score the answers afresh
+    for arm in ("base", "tuned"):
+        rows = [json.loads(x) for x in (run / f"eval/{arm}.jsonl").read_text().splitlines()]
+        flip = [r | {"scores": {k: 1.0 - v if k == "accuracy" else v for k, v in r["scores"].items()}} for r in rows]
+        (run / f"eval/{arm}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in flip))
+    (run / "eval/curve.json").unlink()
+    run_pipeline(cfg, run)
+    again = json.loads((run / "eval/curve.json").read_text())["points"]
+    assert [again[0]["domain_accuracy"], again[-1]["domain_accuracy"]] == [
+        curve["points"][0]["domain_accuracy"],
+        curve["points"][-1]["domain_accuracy"],
+    ]
     # a snapshot's weights are swapped into the evaluation model and the final ones put back
     lm = LM.load(cfg.model.spec, "none", adapter=str(run / "adapter"))
     x = torch.tensor([[5, 17, 42, 99]])
