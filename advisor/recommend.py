@@ -9,7 +9,7 @@ and each option's win share under 10,000 random weight vectors (Dirichlet(1, ...
 
 | criterion     | score per option                                                                 |
 |---------------|----------------------------------------------------------------------------------|
-| accuracy      | share of answerable questions answered correctly (gold answer contained or F1>=.5)|
+| accuracy      | share of answerable questions answered correctly (evalsuite.metrics.is_correct)   |
 | hallucination | 1 - hallucination rate - false-abstention rate, clipped to [0, 1]: an option      |
 |               | that buys abstention on unanswerable questions by refusing answerable ones is     |
 |               | not rewarded (false abstention: "I don't know" to a question the corpus answers;  |
