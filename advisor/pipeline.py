@@ -639,7 +639,7 @@ def write_metrics(
     """Stage metrics: every arm's saved answers, the extra seeds' among them, rescored (cheap, so metric code
     changes apply without regenerating), then eval/metrics.json with the seed spread of the tuned arms and the
     eval set's provenance."""
-    from advisor.seeds import answers_path, seed_adapters, seed_spread
+    from advisor.seeds import answers_path, collapsed_seeds, seed_adapters, seed_spread
     from evalsuite.evaluate import aggregate, score_rows
     from evalsuite.qagen.review import eval_set_info
     from retrieval.gate import gate_summary
@@ -661,13 +661,8 @@ def write_metrics(
         for a, c in metrics["collapse"].items():
             if c["collapsed"]:
                 say(f"  warning: arm {a} collapsed: {c['reason']}; its scores do not measure the option")
-            sp = metrics["arms"][a].get("seed_spread") or {"seeds": []}
-            for k in range(1, len(sp["seeds"])):  # the extra seeds' adapters (the first is the arm's own)
-                if sp["collapsed"][k]:
-                    top, share = sp["top_answer"][k], sp["top_share"][k]
-                    say(
-                        f"  warning: arm {a} with seed {sp['seeds'][k]} collapsed: {share:.0%} of its answers are {top!r}"
-                    )
+            for seed, top, share in collapsed_seeds(metrics["arms"][a].get("seed_spread")):
+                say(f"  warning: arm {a} with seed {seed} collapsed: {share:.0%} of its answers are {top!r}")
 
 
 # Tokens per sampled answer in the known stage (at most model.max_new_tokens). Gold answers are short phrases (the

@@ -66,6 +66,7 @@ from advisor.core.artifacts import read_jsonl
 from advisor.core.config import validate_targets
 from advisor.core.errors import AdvisorError
 from advisor.core.textio import read_json
+from advisor.seeds import collapsed_seeds
 
 # What an option can do follows from its arm (the arm table, advisor/core/arms.py): it cites its sources when it
 # answers with retrieved passages, it learns a style and holds trained-in data when it answers with the adapter;
@@ -1023,9 +1024,7 @@ def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: d
         ev.by_knowledge[opt] = m["by_knowledge"]
     if (metrics.get("collapse") or {}).get(arm):
         ev.collapse[opt] = metrics["collapse"][arm]
-    sp = m.get("seed_spread") or {}
-    seeds = list(zip(*(sp.get(k) or [] for k in ("seeds", "top_answer", "top_share", "collapsed"))))
-    if bad := [(seed, top, share) for seed, top, share, gone in seeds[1:] if gone]:
+    if bad := collapsed_seeds(m.get("seed_spread")):
         ev.seed_collapse[opt] = bad
 
 

@@ -41,6 +41,7 @@ from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
 from advisor.metrics import METRIC_INFO, METRIC_LABEL, METRIC_ORDER
 from advisor.plain import duration
+from advisor.seeds import collapsed_seeds
 
 NEUTRAL = "#9c755f"  # bars that are not an arm (question counts): a brown no arm uses
 FIG_DIR = "report_files"
@@ -406,7 +407,7 @@ def seed_guard_words(sp: dict) -> str:
     words = " Commonest answer per seed: " + ", ".join(
         f"{a!r} {100 * v:.0f}%" if a else "none" for a, v in zip(sp["top_answer"], sp["top_share"])
     )
-    flagged = [str(s) for s, c in zip(sp["seeds"], sp["collapsed"]) if c]
+    flagged = [str(seed) for seed, _, _ in collapsed_seeds(sp, first=True)]
     if flagged:
         return words + f"; **collapsed with seed {', '.join(flagged)}**: those answers do not measure the option."
     return words + "."

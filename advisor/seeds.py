@@ -51,3 +51,18 @@ def seed_spread(run_dir: Path, arm: str, seed: int) -> dict | None:
         "top_share": [g["top_share"] for g in guard],
         "collapsed": [g["collapsed"] for g in guard],
     }
+
+
+def collapsed_seeds(spread: dict | None, first: bool = False) -> list[tuple[int, str, float]]:
+    """(seed, commonest answer, its share) of each seed whose answers the collapse guard flagged in a
+    `seed_spread`: the extra seeds only, unless `first` (the first seed's finding is the arm's own, in
+    metrics.json's `collapse`); none for a spread measured before it carried the guard's findings.
+
+    >>> sp = {"seeds": [0, 1, 2], "top_answer": ["10", "10", "3"], "top_share": [0.3, 0.26, 0.05],
+    ...       "collapsed": [True, True, False]}
+    >>> collapsed_seeds(sp), collapsed_seeds(sp, first=True)[0], collapsed_seeds({"seeds": [0, 1]})
+    ([(1, '10', 0.26)], (0, '10', 0.3), [])
+    """
+    sp = spread or {}
+    rows = list(zip(*(sp.get(k) or [] for k in ("seeds", "top_answer", "top_share", "collapsed"))))
+    return [(seed, top, share) for seed, top, share, gone in rows[0 if first else 1 :] if gone]

@@ -395,12 +395,12 @@ def test_plain_reasons_name_each_criterion_in_words():
     ]  # build cost favours RAG, so it is no reason for Fine-tune
 
 
-def test_plain_words_examples_run():
+@pytest.mark.parametrize("module", ["advisor.plain", "advisor.seeds"])
+def test_plain_words_and_seed_examples_run(module):
     import doctest
+    import importlib
 
-    import advisor.plain
-
-    res = doctest.testmod(advisor.plain)
+    res = doctest.testmod(importlib.import_module(module))
     assert res.attempted > 0 and res.failed == 0
 
 
