@@ -100,6 +100,9 @@ def test_a_right_answer_wrapped_in_a_sentence_is_correct_not_a_hallucination():
         ("Kenya National Schools", ["Kenya National Library Service"], False),
         ("2016.", ["20 November 2016"], False),  # the year of a date: its day left out
         ("10:00", ["10:00 to 15:00"], False),
+        ("£150", ["£1.50"], False),  # a decimal point is not punctuation to drop
+        ("£1.50 a month", ["£1.50"], True),
+        ("1842 complaints", ["1,842"], True),  # a thousands separator is
         ("27", ["27 days"], True),  # shortened, the number kept
         ("26 weeks", ["26 weeks at full pay"], True),
         ("10:00 - 15:00", ["10:00 to 15:00"], True),

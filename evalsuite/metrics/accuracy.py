@@ -14,6 +14,7 @@ tests/test_metrics_parity.py checks them against an independent reference on SQu
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from evalsuite.embed import TextEmbedder
@@ -38,7 +39,7 @@ def contains_answer(prediction: str, answers: list[str]) -> bool:
 
 # Names the rule of `is_correct`; a stage that keeps accuracies instead of answers (the learning curve) hashes
 # it, so a change of the rule measures the stage again. Saved answers are rescored by the metrics stage.
-CORRECTNESS_RULE = "answer_matches: contained, or shortened with its numbers kept and nothing replaced"
+CORRECTNESS_RULE = "answer_matches: contained, or shortened with its numbers kept and nothing replaced; decimals kept"
 
 # Number words read as digits when answers are compared ("three days" is "3 days"); larger numbers are
 # written in digits in the corpora and answers this project meets.
@@ -51,13 +52,18 @@ _NUMBER_WORDS = {
 }
 
 
+# A decimal point is kept (as '·', which normalisation leaves alone): dropping it, as SQuAD's normalisation drops
+# all punctuation, makes '£1.50' and '£150' one token. Thousands separators still go: '1,842' is '1842'.
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+
+
 def _answer_tokens(s: str) -> list[str]:
-    return [_NUMBER_WORDS.get(t, t) for t in normalize_answer(s).split()]
+    return [_NUMBER_WORDS.get(t, t) for t in normalize_answer(_DECIMAL_POINT.sub("·", s)).split()]
 
 
 def answer_matches(prediction: str, gold: str) -> bool:
     """One gold answer against a prediction: the gold answer is contained in the prediction (as whole tokens,
-    number words read as digits), or the prediction is a shortened or reordered form of it: token F1 >= 0.5
+    number words read as digits, a decimal point kept), or the prediction is a shortened or reordered form of it: token F1 >= 0.5
     with nothing of the gold answer replaced by something else and none of its numbers left out.
 
     Token overlap alone is not correctness: '12 days' shares half its tokens with '27 days' (F1 0.5), as does
