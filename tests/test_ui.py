@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from advisor.cli import main
 from advisor.core.advice import CRITERIA, DEFAULT_FACTS, FACT_CHOICES, PRESETS
-from advisor.core.arms import ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
+from advisor.core.arms import ARM_LABEL, ARM_TABLE, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.artifacts import read_jsonl
 from advisor.core.config import ARMS, QUALITY_TARGETS
 from advisor.recommend import fit_for_purpose, load_evidence, recommend, separation
@@ -316,6 +316,29 @@ def walk(node):
     for i, child in enumerate(kids):
         yield child, kids, i
         yield from walk(child)
+
+
+def test_evidence_shows_each_training_seed_and_names_a_collapsed_one(runs_dir, monkeypatch):
+    assert "Trained with one seed" in text(open_app(runs_dir, monkeypatch, "evidence"))  # the fixture: one seed
+    path = runs_dir / FIXTURE.name / "eval" / "metrics.json"
+    m = json.loads(path.read_text())
+    m["arms"]["tuned"]["seed_spread"] = {
+        "seeds": [0, 1, 2],
+        "accuracy": [0.1, 0.05, 0.0],
+        "mean": 0.05,
+        "sd": 0.05,
+        "top_answer": ["12", "1,000", "10"],
+        "top_share": [0.1, 0.26, 0.08],
+        "collapsed": [False, True, False],
+    }
+    path.write_text(json.dumps(m))
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    table = next(d.value for d in at.dataframe if "seed" in d.value.columns)
+    assert list(table["seed"]) == [0, 1, 2] and list(table["accuracy %"]) == [10.0, 5.0, 0.0]
+    assert list(table["commonest answer"]) == ["12", "1,000", "10"] and list(table["its share %"]) == [10, 26, 8]
+    assert list(table["collapsed"]) == ["", "yes", ""] and set(table["option"]) == {ARM_LABEL["tuned"]}
+    assert f"{ARM_LABEL['tuned']}: mean 5.0%, sd 5.0 pts over 3 seeds" in text(at)
+    assert "Trained with one seed" not in text(at)
 
 
 def test_evidence_leads_with_the_paired_differences_of_the_options_in_points_and_plain_words(runs_dir, monkeypatch):

@@ -1,6 +1,6 @@
 """Evidence: first the paired differences between RAG, fine-tune and both on the same questions (percentage
 points, plain names), then per-arm accuracy, hallucination, answer quality (semantic similarity, faithfulness),
-known vs unknown facts, the knowledge-update drill, latency, retrieval, forgetting, the validation-loss curve
+known vs unknown facts, the training seeds, the knowledge-update drill, latency, retrieval, forgetting, the validation-loss curve
 (adapter/training.json) and the leakage report (sft/leakage.json). Every chart carries one caption saying what
 it shows; bars have 95% CI error bars and a bar of 0 a visible marker."""
 
@@ -149,6 +149,43 @@ def knowledge_section(metrics: dict) -> None:
         charts.ci_bars(pd.DataFrame(rows), "share correct", by_metric=True),
         "Accuracy of each option on the facts the base model already knew, maybe knew, and did not know: "
         "retrieval can supply a fact the model lacks; fine-tuning rarely teaches one (Gekhman et al. 2024)." + how,
+    )
+
+
+def seeds_section(metrics: dict) -> None:
+    """The tuned options' accuracy and commonest answer with each training seed (arms.<arm>.seed_spread)."""
+    st.subheader("Training seeds")
+    rows, spreads = [], []
+    for arm, m in metrics["arms"].items():
+        sp = m.get("seed_spread")
+        if not sp:
+            continue
+        n = len(sp["seeds"])
+        spreads.append(
+            f"{ARM_LABEL.get(arm, arm)}: mean {100 * sp['mean']:.1f}%, sd {100 * sp['sd']:.1f} pts over {n} seeds"
+        )
+        tops, shares = sp.get("top_answer") or [""] * n, sp.get("top_share") or [None] * n
+        for k, seed in enumerate(sp["seeds"]):
+            rows.append(
+                {
+                    "option": ARM_LABEL.get(arm, arm),
+                    "seed": seed,
+                    "accuracy %": round(100 * sp["accuracy"][k], 1),
+                    "commonest answer": tops[k] or "",
+                    "its share %": None if shares[k] is None else round(100 * shares[k]),
+                    "collapsed": "yes" if (sp.get("collapsed") or [False] * n)[k] else "",
+                }
+            )
+    if not rows:
+        st.info(
+            "Trained with one seed: how far the fine-tuned options' accuracy moves from one training draw to the "
+            "next is not measured in this run. `tuning.seeds=3` trains two more adapters on the same data."
+        )
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(
+        "; ".join(spreads) + ". The confidence intervals elsewhere on this page are the first seed's. A seed "
+        "whose answers collapsed (one answer for more than 20% of the questions) does not measure the option."
     )
 
 
@@ -312,6 +349,7 @@ with right:
     )
 
 knowledge_section(metrics)
+seeds_section(metrics)
 drill_section(run.path)
 
 left, right = st.columns(2)
