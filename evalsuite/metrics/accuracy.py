@@ -63,8 +63,9 @@ def _answer_tokens(s: str) -> list[str]:
 
 def answer_matches(prediction: str, gold: str) -> bool:
     """One gold answer against a prediction: the gold answer is contained in the prediction (as whole tokens,
-    number words read as digits, a decimal point kept), or the prediction is a shortened or reordered form of it: token F1 >= 0.5
-    with nothing of the gold answer replaced by something else and none of its numbers left out.
+    number words read as digits, a decimal point kept), or the prediction is a shortened or reordered form of
+    it: token F1 >= 0.5 with nothing of the gold answer replaced by something else and none of its numbers left
+    out.
 
     Token overlap alone is not correctness: '12 days' shares half its tokens with '27 days' (F1 0.5), as does
     'Director of Finance' with 'Director of People'. A prediction that both leaves a gold token out and adds

@@ -1,8 +1,8 @@
 """Evidence: first the paired differences between RAG, fine-tune and both on the same questions (percentage
 points, plain names), then per-arm accuracy, hallucination, answer quality (semantic similarity, faithfulness),
-known vs unknown facts, the training seeds, the knowledge-update drill, latency, retrieval, forgetting, the validation-loss curve
-(adapter/training.json) and the leakage report (sft/leakage.json). Every chart carries one caption saying what
-it shows; bars have 95% CI error bars and a bar of 0 a visible marker."""
+known vs unknown facts, the training seeds, the knowledge-update drill, latency, retrieval, forgetting, the
+validation-loss curve (adapter/training.json) and the leakage report (sft/leakage.json). Every chart carries
+one caption saying what it shows; bars have 95% CI error bars and a bar of 0 a visible marker."""
 
 import pandas as pd
 import streamlit as st
