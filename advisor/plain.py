@@ -258,6 +258,28 @@ def _reason(c: str, v: str, r: str, rec: dict) -> str | None:
     return None
 
 
+def not_above_base(rec: dict, option: str) -> str:
+    """Words to add where the advice names `option` as what it would turn to, when that option is not more
+    accurate than the base model by the paired CI (recommendation.json `over_base`); "" otherwise or when the
+    run has no base arm.
+
+    >>> not_above_base({"over_base": {"fine-tune": {"difference_pts": -1.2, "ci95_pts": [-3.8, 0.0],
+    ...     "n": 80, "above": False}}}, "fine-tune")
+    ', an option no more accurate than the base model alone (-1.2 pts [-3.8, +0.0], paired, n=80)'
+    >>> not_above_base({"over_base": {"rag": {"difference_pts": 18.8, "ci95_pts": [10.0, 28.7], "n": 80,
+    ...     "above": True}}}, "rag")
+    ''
+    """
+    g = (rec.get("over_base") or {}).get(option)
+    if not g or g["above"]:
+        return ""
+    lo, hi = g["ci95_pts"]
+    return (
+        f", an option no more accurate than the base model alone ({g['difference_pts']:+.1f} pts [{lo:+.1f}, "
+        f"{hi:+.1f}], paired, n={g['n']})"
+    )
+
+
 def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
     """(sentences for weights whose change flips the verdict, closest first, as markdown; the criteria that
     cannot flip it)."""
@@ -272,7 +294,7 @@ def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
         said.append(
             f"If **{label}** mattered {more} — {100 * f['flips_at']:.1f}% of the decision instead of "
             f"{100 * f['weight_now']:.1f}% (other weights scaled to fit) — the advice would become "
-            f"**{option_label(f['new_verdict'])}**."
+            f"**{option_label(f['new_verdict'])}**{not_above_base(rec, f['new_verdict'])}."
         )
     return said, steady
 

@@ -111,6 +111,7 @@ class Evidence:
     collapse: dict[str, dict] = field(default_factory=dict)  # option -> metrics.json collapse.<arm>
     # option -> [(seed, top answer, its share)] for the extra training seeds whose answers collapsed (seed_spread)
     seed_collapse: dict[str, list] = field(default_factory=dict)
+    base_per_question: dict[str, float] = field(default_factory=dict)  # question id -> the base arm's accuracy
 
 
 def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
@@ -895,7 +896,31 @@ def recommend(
         if measured_freshness(ev, f)
         else "stated knowledge_change fact (no drill in this run)",
         "sensitivity": sensitivity,
+        "over_base": gains_over_base(ev),
     }
+
+
+def gains_over_base(ev: Evidence) -> dict[str, dict]:
+    """option -> its paired accuracy difference with the base model (closed book, no adapter) over the questions
+    both answered: {"difference_pts", "ci95_pts", "n", "above"}, `above` when the bootstrap CI is above 0. An
+    option that is not above the base model can still win under some weights (it is cheap to serve); the advice
+    says so where it names it as what the verdict would flip to. Empty without the base arm's per-question scores
+    (eval.arms without base)."""
+    from evalsuite.stats import paired_difference
+
+    out = {}
+    for o, per in ev.per_question.items():
+        ids = [i for i in per.get("accuracy") or {} if i in ev.base_per_question]
+        if not ids:
+            continue
+        d = paired_difference([per["accuracy"][i] for i in ids], [ev.base_per_question[i] for i in ids], 2000, 0)
+        out[o] = {
+            "difference_pts": round(100 * d["value"], 1),
+            "ci95_pts": [round(100 * x, 1) for x in d["ci95"]],
+            "n": d["n"],
+            "above": d["ci95"][0] > 0,
+        }
+    return out
 
 
 def load_evidence(run_dir: Path) -> Evidence:
@@ -989,6 +1014,9 @@ def _read_run_extras(ev: Evidence, run_dir: Path, metrics: dict) -> None:
     ev.eval_set = metrics.get("eval_set")
     base = metrics["arms"].get(BASE) or {}
     ev.base_accuracy = base.get("accuracy")
+    if base and (run_dir / "eval" / f"{BASE}.jsonl").is_file():
+        rows = read_jsonl(run_dir / "eval" / f"{BASE}.jsonl")
+        ev.base_per_question = {r["id"]: r["scores"]["accuracy"] for r in rows if "accuracy" in r["scores"]}
     if base.get("by_knowledge"):
         ev.by_knowledge[BASE] = base["by_knowledge"]
     ev.knowledge = metrics.get("knowledge")

@@ -547,7 +547,7 @@ def stability_detail(rec: dict) -> str:
         line += (
             f"; the nearest flip: if {CRITERION_LABEL.get(c, c)} weighed {100 * f['flips_at']:.1f}% of the "
             f"decision instead of {100 * f['weight_now']:.1f}%, the advice would be "
-            f"{option_label(f['new_verdict'])}"
+            f"{option_label(f['new_verdict'])}{plain.not_above_base(rec, f['new_verdict'])}"
         )
     else:
         line += "; no single weight change flips it"

@@ -579,3 +579,35 @@ def test_stability_is_the_win_share_and_flip_point_rule_recorded_with_the_advice
     from advisor.recommend import stability_of
 
     assert stability_of(rec) == st  # recomputable from the saved sensitivity analysis
+
+
+def test_a_flip_to_an_option_no_better_than_the_base_model_says_so():
+    # The re-scored quickstart of 2026-12-06: fine-tune answers 0 of 80, the base model 1, rag 16; the advice
+    # turns to fine-tune if serving cost weighs more (it is the fastest), which a reader must be told.
+    from advisor.plain import flip_sentences
+
+    n = 80
+    base = [1.0] + [0.0] * (n - 1)
+    vals = {"rag": [1.0] * 16 + [0.0] * (n - 16), "fine-tune": [0.0] * n, "both": [1.0] * 22 + [0.0] * (n - 22)}
+    ev = evidence(
+        {"rag": 0.20, "fine-tune": 0.0, "both": 0.275},
+        {"rag": 0.83, "fine-tune": 0.99, "both": 0.77},
+        build={"rag": 7.0, "fine-tune": 303.0, "both": 303.0},
+        lat={"rag": 1.1, "fine-tune": 0.2, "both": 1.0},
+        per_question=per_q(vals),
+    )
+    ev.base_per_question = {str(i): v for i, v in enumerate(base)}
+    rec = recommend(ev, facts={"knowledge_change": "monthly"})
+    gains = rec["over_base"]
+    assert gains["fine-tune"]["above"] is False and gains["fine-tune"]["difference_pts"] == -1.2
+    assert gains["rag"]["above"] and gains["both"]["above"] and gains["rag"]["n"] == n
+    flips = [f for f in rec["sensitivity"]["flip_points"].values() if f]
+    assert any(f["new_verdict"] == "fine-tune" for f in flips), flips
+    said, _ = flip_sentences(rec)
+    to_ft = [s for s in said if "**Fine-tune**" in s]
+    assert to_ft and all("no more accurate than the base model alone (-1.2 pts" in s for s in to_ft)
+    assert not any("base model" in s for s in said if s not in to_ft)
+    # without the base arm's per-question scores nothing is claimed
+    ev.base_per_question = {}
+    rec = recommend(ev, facts={"knowledge_change": "monthly"})
+    assert rec["over_base"] == {} and not any("base model" in s for s in flip_sentences(rec)[0])

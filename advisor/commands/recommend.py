@@ -97,6 +97,8 @@ def write_advice(run_dir: Path, rec: dict) -> None:
 
 
 def print_advice(rec: dict) -> None:
+    from advisor.plain import not_above_base
+
     print(
         f"verdict: {rec['verdict']}  (preset {rec['preset']}; utilities: "
         + ", ".join(f"{o} {u:.3f}" for o, u in rec["utilities"].items())
@@ -111,6 +113,7 @@ def print_advice(rec: dict) -> None:
     for c, f in sorted(flips, key=lambda cf: abs(cf[1]["change"]))[:3]:
         print(
             f"  flips to {f['new_verdict']} if the weight of {c} goes from {f['weight_now']:.2f} to {f['flips_at']:.2f}"
+            + not_above_base(rec, f["new_verdict"])
         )
     print(
         "  win share under random weights: "
