@@ -720,10 +720,11 @@ def known_facts(run: RunDir, cfg: Config, items: list, qa_hash: str, lm) -> dict
                 f"  known facts: {counts['known']} known, {counts['maybe_known']} maybe known, {counts['unknown']} "
                 f"unknown to the base model ({len(rows)} answerable questions, {ev.known_samples} samples each)"
             )
-    base_done = run.stage_done(f"eval_{BASE}", base_hash, [f"eval/{BASE}.jsonl"])  # its answers are the greedy ones
-    base_answers = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / f"{BASE}.jsonl")} if base_done else {}
-    rows = rescored_rows(read_jsonl(path), [(it.id, it.answers) for it in answerable], base_answers)
-    write_jsonl(path, rows)  # grouped by the current is_correct, as the metrics stage rescores the answers
+    if st.skipped:  # rows kept from before: grouped again by the current is_correct, as the metrics stage rescores
+        base_done = run.stage_done(f"eval_{BASE}", base_hash, [f"eval/{BASE}.jsonl"])  # its answers: the greedy ones
+        base_answers = {r["id"]: r["answer"] for r in read_jsonl(run / "eval" / f"{BASE}.jsonl")} if base_done else {}
+        rows = rescored_rows(read_jsonl(path), [(it.id, it.answers) for it in answerable], base_answers)
+        write_jsonl(path, rows)
     return {"samples": ev.known_samples, "temperature": ev.known_temperature, "seed": cfg.seed, "rows": rows}
 
 
