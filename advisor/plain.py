@@ -263,12 +263,12 @@ def not_above_base(rec: dict, option: str) -> str:
     accurate than the base model by the paired CI (recommendation.json `over_base`); "" otherwise or when the
     run has no base arm.
 
-    >>> not_above_base({"over_base": {"fine-tune": {"difference_pts": -1.2, "ci95_pts": [-3.8, 0.0],
-    ...     "n": 80, "above": False}}}, "fine-tune")
+    >>> rec = {"over_base": {"A": {"difference_pts": -1.2, "ci95_pts": [-3.8, 0.0], "n": 80, "above": False},
+    ...     "B": {"difference_pts": 18.8, "ci95_pts": [10.0, 28.7], "n": 80, "above": True}}}
+    >>> not_above_base(rec, "A")
     ', an option no more accurate than the base model alone (-1.2 pts [-3.8, +0.0], paired, n=80)'
-    >>> not_above_base({"over_base": {"rag": {"difference_pts": 18.8, "ci95_pts": [10.0, 28.7], "n": 80,
-    ...     "above": True}}}, "rag")
-    ''
+    >>> not_above_base(rec, "B"), not_above_base(rec, "C")
+    ('', '')
     """
     g = (rec.get("over_base") or {}).get(option)
     if not g or g["above"]:
