@@ -52,6 +52,9 @@ def test_recommend_recomputes_with_another_preset_weights_and_facts(run, capsys)
     assert rec["weights"]["serve_cost"] == pytest.approx(0.6 / 1.375, abs=1e-3) and rec["verdict"] == "rag"
     assert rec["no_significant_difference"]["best_by_utility"] == "fine-tune"
     assert (run / "eval" / "metrics.json").read_text() == before  # nothing re-ran
+    # each option against the base arm, paired over the answerable questions of eval/base.jsonl
+    n = json.loads(before)["arms"]["base"]["accuracy"]["n"]
+    assert set(rec["over_base"]) == set(rec["utilities"]) and {g["n"] for g in rec["over_base"].values()} == {n}
     out = capsys.readouterr().out
     assert out.startswith("verdict: rag") and "win share" in out
     assert "Verdict: **RAG**" in (run / "report.md").read_text()
