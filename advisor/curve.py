@@ -7,8 +7,14 @@ measures domain accuracy (the tuned arm, closed book, on a fixed slice of the an
 and general-knowledge probe accuracy (the first items of the first probe set). Step 0 and the final point
 are read from the base and tuned arms' own answers and probe scores (nothing is answered twice); only the
 snapshots are answered here, with their LoRA weights loaded into the evaluation model in place.
+Each point also measures training accuracy: the same weights answer a fixed slice of the closed-book questions
+the adapter was trained on (`eval.curve_train_questions`, in their trained wording). Set against the domain
+accuracy it tells an adapter that has not learnt its own training questions yet (train longer or at a higher
+learning rate) from one that learnt them by heart without answering the evaluation's wording (more varied
+training data, or a larger model); the advice reads it (advisor/recommend.py `training_fit`).
 Writes eval/curve.json:
-    {"points": [{"step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe"[, "val_loss"]}],
+    {"points": [{"step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe"[, "val_loss"]
+                 [, "train_accuracy", "n_train_questions"]}],
      "probe_set", "used": {"step", "why"}}
 A point has `val_loss` when training measured the validation loss at its step (adapter/training.json's history:
 by default at the snapshots and the last step, tuning.train.validation_steps).
@@ -53,6 +59,22 @@ def curve_slice(items: list, n: int) -> list:
     return [it for it in items if not it.unanswerable][:n]
 
 
+def training_slice(run_dir: Path, train_items: list, n: int) -> list:
+    """The first n of the closed-book questions the adapter was trained on (sft/train.jsonl's `qa` rows, in
+    their order there; the validation rows are left out), as the QA items of the training file they came
+    from, so they are scored against every answer the file gives."""
+    by_id = {it.id: it for it in train_items if not it.unanswerable and it.answers}
+    path = Path(run_dir) / "sft" / "train.jsonl"
+    rows = read_jsonl(path) if path.is_file() else []
+    out, seen = [], set()
+    for r in rows:
+        it = by_id.get(r.get("id"))
+        if r.get("kind") == "qa" and it is not None and it.id not in seen:
+            out.append(it)
+            seen.add(it.id)
+    return out[:n]
+
+
 def measure_curve(
     run_dir: Path,
     lm,
@@ -63,9 +85,13 @@ def measure_curve(
     answer_slice,
     score_probes,
     steps_total: int,
+    train_items: list | None = None,
+    answer_base=None,
 ) -> dict:
     """The curve's points. `answer_slice(questions) -> rows with scores` answers the slice with the tuned
-    arm as it is now; `score_probes(probe_items) -> {'acc': [...]}` scores the probe slice."""
+    arm as it is now; `score_probes(probe_items) -> {'acc': [...]}` scores the probe slice. With
+    `train_items` (training_slice) every point also answers those, the base model's with
+    `answer_base(questions)`."""
     run_dir = Path(run_dir)
     ids = [it.id for it in items]
     n_probe = len(probe_items)
@@ -80,21 +106,22 @@ def measure_curve(
         acc = probe_scores[weights]["acc"][:n_probe]
         return sum(acc) / max(1, len(acc))
 
-    points = [{"step": 0, "domain_accuracy": mean_accuracy(base_rows, ids), "probe_accuracy": probe_acc(BASE_WEIGHTS)}]
+    train_items = list(train_items or [])
+    train_ids = [it.id for it in train_items]
+
+    def point(step: int, domain: float, probe: float, answer) -> dict:
+        p = {"step": step, "domain_accuracy": domain, "probe_accuracy": probe}
+        if train_items:  # the weights of this point answer the training questions
+            p.update(train_accuracy=mean_accuracy(answer(train_items), train_ids), n_train_questions=len(train_ids))
+        return p
+
+    points = [point(0, mean_accuracy(base_rows, ids), probe_acc(BASE_WEIGHTS), answer_base)]
     for step, folder in snapshots(run_dir / "adapter"):
         with adapter_weights(lm, folder):
             rows = answer_slice(items)
             acc = score_probes(probe_items)["acc"]
-        points.append(
-            {"step": step, "domain_accuracy": mean_accuracy(rows, ids), "probe_accuracy": sum(acc) / max(1, len(acc))}
-        )
-    points.append(
-        {
-            "step": steps_total,
-            "domain_accuracy": mean_accuracy(tuned_rows, ids),
-            "probe_accuracy": probe_acc(TUNED_WEIGHTS),
-        }
-    )
+            points.append(point(step, mean_accuracy(rows, ids), sum(acc) / max(1, len(acc)), answer_slice))
+    points.append(point(steps_total, mean_accuracy(tuned_rows, ids), probe_acc(TUNED_WEIGHTS), answer_slice))
     tj = run_dir / "adapter" / "training.json"
     history = json.loads(tj.read_text()).get("history", []) if tj.is_file() else []
     val = {r["step"]: r["val_loss"] for r in history if r.get("val_loss") is not None}
@@ -102,7 +129,14 @@ def measure_curve(
         p.update(n_questions=len(ids), n_probe=n_probe)
         if p["step"] in val:
             p["val_loss"] = round(val[p["step"]], 4)
-        p["domain_accuracy"], p["probe_accuracy"] = round(p["domain_accuracy"], 4), round(p["probe_accuracy"], 4)
+        for k in ("domain_accuracy", "probe_accuracy", "train_accuracy"):
+            if k in p:
+                p[k] = round(p[k], 4)
+    return {"points": points, "probe_set": probe_set, "used": used_point(points)}
+
+
+def used_point(points: list[dict]) -> dict:
+    """The curve's `used`: the final adapter, and why; an earlier point better on both axes is named."""
     final = points[-1]
     better = [
         p
@@ -120,7 +154,7 @@ def measure_curve(
             f"({100 * b['domain_accuracy']:.0f}% vs {100 * final['domain_accuracy']:.0f}% domain accuracy), "
             "so shorter training (tuning.epochs or tuning.max_steps) is worth a try"
         )
-    return {"points": points, "probe_set": probe_set, "used": {"step": final["step"], "why": why}}
+    return {"step": final["step"], "why": why}
 
 
 def read_curve(run_dir: Path) -> dict | None:

@@ -411,7 +411,7 @@ def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:
 
     if ARM[arm].needs_index:
         parts += [cfg.section_hash("retrieval"), sha256_file(run / "index" / "index.faiss")]
-        questions = gate_file(run, cfg) if cfg.retrieval.abstain_gate else None
+        questions = training_questions_file(run, cfg) if cfg.retrieval.abstain_gate else None
         if questions is not None:  # the gate's calibration questions
             parts.append(sha256_file(questions))
     if ARM[arm].needs_adapter:
@@ -537,9 +537,10 @@ def answer_arms(run: RunDir, cfg: Config, items: list, qa_hash: str, models: Eva
             say(f"  eval {arm}: {len(rows)} questions")
 
 
-def gate_file(run: RunDir, cfg: Config) -> Path | None:
-    """The file of questions the retrieval gate is calibrated on: the given training file, else the qa stage's
-    generated qa/train.jsonl (never evaluation items); None when the run has neither."""
+def training_questions_file(run: RunDir, cfg: Config) -> Path | None:
+    """The run's training questions: the given training file, else the qa stage's generated qa/train.jsonl
+    (never evaluation items); None when the run has neither. The retrieval gate is calibrated on them and the
+    learning curve answers some of them."""
     path = Path(cfg.corpus.train_qa) if cfg.corpus.train_qa else run / "qa" / "train.jsonl"
     return path if path.is_file() else None
 
@@ -550,7 +551,7 @@ def retrieval_gate(run: RunDir, cfg: Config, retriever) -> None:
     from advisor.core.qa import load_qa
     from retrieval.gate import calibrate_gate, write_gate
 
-    path, questions = gate_file(run, cfg), []
+    path, questions = training_questions_file(run, cfg), []
     if path is not None and path.stat().st_size:  # the qa stage leaves an empty file when it finds too little
         questions = [it.question for it in load_qa(path) if not it.unanswerable]
     source = path.relative_to(run.path) if path and path.is_relative_to(run.path) else path  # qa/ moves with the run
@@ -755,7 +756,8 @@ def other_seeds(run: RunDir, cfg: Config, lm, retriever, items: list, embedder, 
 
 
 def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embedder) -> None:
-    """Stage curve (advisor/curve.py): domain vs probe accuracy at the adapter snapshots kept by training."""
+    """Stage curve (advisor/curve.py): domain vs probe accuracy at the adapter snapshots kept by training, and
+    accuracy on the adapter's own training questions at each point."""
     from advisor.arms import make_arm
     from advisor.curve import curve_slice, measure_curve, snapshots
     from evalsuite.evaluate import answer_and_score
@@ -766,6 +768,7 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
     if not snaps or not cfg.eval.probes or not cfg.eval.curve_questions or not cfg.eval.curve_probe_items:
         return
     questions = curve_slice(items, cfg.eval.curve_questions)
+    trained = curve_training_questions(run, cfg)
     probe_set = cfg.eval.probes[0]
     h = combine_hashes(
         sha256_file(run / "adapter" / "adapter_model.safetensors"),
@@ -773,6 +776,7 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
         *(sha256_file(p / "adapter_model.safetensors") for _, p in snaps),
         *(it.id for it in questions),
         f"{probe_set}|{cfg.eval.curve_probe_items}",
+        "train:" + ",".join(it.id for it in trained),
         CORRECTNESS_RULE,  # the curve keeps accuracies, not answers: a new rule measures it again
     )
     with run.stage("curve", h, ["eval/curve.json"]) as st:
@@ -782,6 +786,9 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
 
         def answer_slice(qs):
             return answer_and_score(make_arm(TUNED, cfg, lm()), qs, None, cfg.eval.confidence)
+
+        def answer_base(qs):
+            return answer_and_score(make_arm(BASE, cfg, lm()), qs, None, cfg.eval.confidence)
 
         def score_probes(pi):
             with lm().adapter(True):
@@ -793,16 +800,30 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
             "delete it and run the pipeline again (finished stages are kept)",
         )["steps"]
         curve = measure_curve(
-            run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps
-        )
+            run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps,
+            trained, answer_base,
+        )  # fmt: skip
         atomic_write_json(run / "eval" / "curve.json", curve)
-        say(
-            "  curve: "
-            + ", ".join(
-                f"step {p['step']}: {100 * p['domain_accuracy']:.0f}% domain / {100 * p['probe_accuracy']:.0f}% probe"
-                for p in curve["points"]
-            )
-        )
+        say("  curve: " + ", ".join(_curve_point_words(p) for p in curve["points"]))
+
+
+def curve_training_questions(run: RunDir, cfg: Config) -> list:
+    """The slice of the adapter's closed-book training questions the curve answers (advisor/curve.py
+    training_slice): from the given training file, else the qa stage's generated one; none without either."""
+    from advisor.core.qa import load_qa
+    from advisor.curve import training_slice
+
+    path = training_questions_file(run, cfg)
+    if not cfg.eval.curve_train_questions or path is None or not path.stat().st_size:
+        return []
+    return training_slice(run.path, load_qa(path), cfg.eval.curve_train_questions)
+
+
+def _curve_point_words(p: dict) -> str:
+    words = f"step {p['step']}: {100 * p['domain_accuracy']:.0f}% domain / {100 * p['probe_accuracy']:.0f}% probe"
+    if "train_accuracy" in p:
+        words += f" / {100 * p['train_accuracy']:.0f}% of its training questions"
+    return words
 
 
 def advise(run: RunDir, cfg: Config) -> dict | None:
@@ -814,10 +835,12 @@ def advise(run: RunDir, cfg: Config) -> dict | None:
         )
         return None
     drill = run / "drill" / "drill.json"  # a knowledge-update drill (advisor drill) feeds the freshness criterion
+    curve = run / "eval" / "curve.json"  # the adapter on its own training questions (recommend.training_fit)
     h = combine_hashes(
         cfg.section_hash("recommend"),
         sha256_file(run / "eval" / "metrics.json"),
         *([sha256_file(drill)] if drill.exists() else []),
+        *([sha256_file(curve)] if curve.exists() else []),
     )
     with run.stage("recommend", h, ["recommendation.json"]) as st:
         if not st.skipped:

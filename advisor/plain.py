@@ -299,6 +299,28 @@ def flip_sentences(rec: dict) -> tuple[list[str], list[str]]:
     return said, steady
 
 
+def training_sentence(rec: dict) -> str:
+    """The flip the weights do not show: the options answered with an adapter that has not learnt its own
+    training questions (recommendation.json training_fit) may change with more training; "" otherwise.
+
+    >>> rec = {"utilities": {}, "training_fit": {"train_accuracy": 0.05, "n": 40, "learnt": False}}
+    >>> training_sentence(rec)[:60]
+    'The adapter answers only 5% of the questions it was trained '
+    >>> training_sentence({"training_fit": {"train_accuracy": 0.9, "n": 40, "learnt": True}})
+    ''
+    """
+    fit = rec.get("training_fit")
+    if not fit or fit["learnt"]:
+        return ""
+    tuned = [option_label(o) for o in OPTION if OPTION[o].needs_adapter and o in (rec.get("utilities") or {})]
+    whose = f" behind {' and '.join(tuned)}" if tuned else ""
+    return (
+        f"The adapter{whose} answers only {100 * fit['train_accuracy']:.0f}% of the questions it was trained on "
+        f"(n={fit['n']}): it has not learnt them yet, so more training (tuning.epochs, tuning.lr) may change "
+        "their numbers and the advice."
+    )
+
+
 def cautions(rec: dict) -> list[str]:
     """What a reader must know before acting on the numbers: collapsed arms (and training seeds), unreviewed
     generated questions."""

@@ -83,6 +83,9 @@ GROUP_GAP = 0.10  # 10 points between groups or options within a group is worth 
 FALSE_ABSTENTION_NOTABLE = 0.10  # refusing 10% of answerable questions or more is worth a reason
 BARE_CITATION_NOTABLE = 0.10  # a tenth of the answers a bare citation marker: the prompt needs fixing
 ABSTAINS_RARELY = 0.10  # every option abstains on fewer unanswerable questions than this
+# the adapter answers fewer than half of its own training questions (the learning curve's last point): it has not
+# learnt them yet, so the tuned options measure too little training (advisor/curve.py)
+TRAINING_LEARNT = 0.5
 Z_ALPHA, Z_POWER = NormalDist().inv_cdf(0.975), NormalDist().inv_cdf(0.80)  # two-sided 5%, 80% power
 
 
@@ -112,6 +115,7 @@ class Evidence:
     # option -> [(seed, top answer, its share)] for the extra training seeds whose answers collapsed (seed_spread)
     seed_collapse: dict[str, list] = field(default_factory=dict)
     base_per_question: dict[str, float] = field(default_factory=dict)  # question id -> the base arm's accuracy
+    training_fit: dict | None = None  # the adapter on its own training questions (training_fit; eval/curve.json)
 
 
 def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
@@ -426,11 +430,45 @@ def _fine_tune_lines(ev: Evidence) -> list[str]:
         )
     if not why:
         return []
-    return [
-        "fine-tuning does not add knowledge the base model lacks ("
-        + "; ".join(why)
-        + "): more or better training data, or a larger base model"
-    ]
+    fit = ev.training_fit
+    if fit and not fit["learnt"]:
+        then = (
+            f"its adapter answers only {_pct(fit['train_accuracy'])} of the questions it was trained on "
+            f"(n={fit['n']}), so it has not learnt them yet: train longer or at a higher learning rate "
+            "(tuning.epochs, tuning.lr) before judging fine-tuning"
+        )
+    elif fit:
+        then = (
+            f"its adapter answers {_pct(fit['train_accuracy'])} of the questions it was trained on (n={fit['n']}) "
+            f"but {_pct(fit['domain_accuracy'])} of the evaluation's (n={fit['n_questions']}), so it learnt "
+            "them without generalising to new wording: more varied training data (several phrasings of each "
+            "fact), or a larger base model"
+        )
+    else:
+        then = "more or better training data, or a larger base model"
+    return ["fine-tuning does not add knowledge the base model lacks (" + "; ".join(why) + "): " + then]
+
+
+def training_fit(run_dir: Path) -> dict | None:
+    """The adapter on its own training questions, from the learning curve's last point (eval/curve.json; the
+    final adapter the tuned arms use): {"step", "train_accuracy", "n", "domain_accuracy", "n_questions",
+    "learnt"}, `learnt` when it answers at least TRAINING_LEARNT of them. None when the run did not measure it
+    (no curve, or eval.curve_train_questions=0)."""
+    path = Path(run_dir) / "eval" / "curve.json"
+    if not path.is_file():
+        return None
+    curve = read_json(path, "learning curve", f"delete it and run the pipeline again: advisor run --out {run_dir}")
+    last = (curve.get("points") or [{}])[-1]
+    if "train_accuracy" not in last:
+        return None
+    return {
+        "step": last["step"],
+        "train_accuracy": last["train_accuracy"],
+        "n": last["n_train_questions"],
+        "domain_accuracy": last["domain_accuracy"],
+        "n_questions": last["n_questions"],
+        "learnt": last["train_accuracy"] >= TRAINING_LEARNT,
+    }
 
 
 def meeting_every_target(fit: dict) -> list[str]:
@@ -897,6 +935,7 @@ def recommend(
         else "stated knowledge_change fact (no drill in this run)",
         "sensitivity": sensitivity,
         "over_base": gains_over_base(ev),
+        "training_fit": ev.training_fit,
     }
 
 
@@ -1020,6 +1059,8 @@ def _read_run_extras(ev: Evidence, run_dir: Path, metrics: dict) -> None:
     if base.get("by_knowledge"):
         ev.by_knowledge[BASE] = base["by_knowledge"]
     ev.knowledge = metrics.get("knowledge")
+    if any(OPTION[o].needs_adapter for o in ev.accuracy):
+        ev.training_fit = training_fit(run_dir)
     if (run_dir / "config.yaml").is_file():
         from advisor.core.config import read_yaml
 

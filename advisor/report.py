@@ -335,13 +335,26 @@ def plot_qa_set(qa_report: dict) -> bytes:
 
 
 def plot_curve(curve: dict) -> bytes:
-    """Learning vs forgetting: domain accuracy against probe accuracy at each training step measured."""
+    """Learning vs forgetting: domain accuracy against probe accuracy at each training step measured; with the
+    adapter's own training questions measured, their accuracy at the same points, dashed."""
     plt = _plt()
     pts = curve["points"]
     fig, ax = plt.subplots(figsize=(5.6, 4))
     x = [100 * p["probe_accuracy"] for p in pts]
     y = [100 * p["domain_accuracy"] for p in pts]
-    ax.plot(x, y, "-o", color=ARM_COLOUR[TUNED])  # the adapter along its training: the tuned arm
+    trained = [p for p in pts if "train_accuracy" in p]
+    label = f"eval questions ({pts[0]['n_questions']})"
+    ax.plot(x, y, "-o", color=ARM_COLOUR[TUNED], label=label)  # the adapter along its training: the tuned arm
+    if trained:
+        ax.plot(
+            [100 * p["probe_accuracy"] for p in trained],
+            [100 * p["train_accuracy"] for p in trained],
+            "--s",
+            color=ARM_COLOUR[TUNED],
+            alpha=0.55,
+            label=f"its own training questions ({trained[0]['n_train_questions']})",
+        )
+        ax.legend(fontsize=8)
     for p, xi, yi in zip(pts, x, y):
         label = (
             "step 0"
@@ -350,7 +363,7 @@ def plot_curve(curve: dict) -> bytes:
         )
         ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel(f"general-knowledge probe accuracy % ({curve['probe_set']}, {pts[0]['n_probe']} items)")
-    ax.set_ylabel(f"domain accuracy % ({pts[0]['n_questions']} eval questions)")
+    ax.set_ylabel("domain accuracy %, closed book")
     ax.set_title("Learning vs forgetting along the training run")
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -363,10 +376,14 @@ def curve_section(curve: dict | None, fig) -> list[str]:
             f"- {MISSING} learning-vs-forgetting curve (needs a tuned arm, probes and tuning.curve_points > 0)",
             "",
         ]
-    L += ["| step | domain accuracy % | probe accuracy % |", "|---|---|---|"]
+    trained = all("train_accuracy" in p for p in curve["points"])
+    L += [
+        "| step | domain accuracy % | probe accuracy % |" + (" its training questions % |" if trained else ""),
+        "|---|---|---|" + ("---|" if trained else ""),
+    ]
     L += [
         f"| {'base model' if p['step'] == 0 else p['step']} | {100 * p['domain_accuracy']:.1f} | "
-        f"{100 * p['probe_accuracy']:.1f} |"
+        f"{100 * p['probe_accuracy']:.1f} |" + (f" {100 * p['train_accuracy']:.1f} |" if trained else "")
         for p in curve["points"]
     ]
     L += [
@@ -374,8 +391,15 @@ def curve_section(curve: dict | None, fig) -> list[str]:
         f"The tuned arms use step {curve['used']['step']}: {curve['used']['why']}. Domain accuracy is measured on "
         f"the first {curve['points'][0]['n_questions']} answerable eval questions, closed book; a small slice, so "
         "read the shape, not single points.",
-        "",
     ]
+    if trained:
+        L += [
+            f"Training accuracy is measured on {curve['points'][0]['n_train_questions']} of the closed-book "
+            "questions the adapter was trained on, in their trained wording: an adapter that does not answer them "
+            "has not learnt them yet (train longer or at a higher learning rate); one that answers them but not "
+            "the eval questions learnt them by heart (more varied training data, or a larger model).",
+        ]
+    L += [""]
     L += fig(
         "curve.png",
         "Learning vs forgetting: domain accuracy against probe accuracy per training step",
@@ -793,6 +817,8 @@ def verdict_section(rec: dict, fig) -> list[str]:
     L += [f"- {s}" for s in said] or ["- No change to a single weight flips the advice."]
     if said and steady:
         L.append(f"- No change to the weight of {', '.join(steady)} alone flips it.")
+    if trained := plain.training_sentence(rec):
+        L.append(f"- {trained}")
     L += [
         "",
         f"Share of {sens['draws']:,} random weightings of the criteria under which each option wins: "

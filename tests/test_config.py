@@ -59,6 +59,7 @@ def test_unknown_key_suggests_the_closest():
         ("run.confirm_over=0", "must be a positive duration"),
         ("tuning.max_train_tokens=-5", "tuning.max_train_tokens=-5"),
         ("tuning.val_limit=-1", "tuning.val_limit must be >= 0"),
+        ("eval.curve_train_questions=-1", "eval.curve_train_questions=-1 must be >= 0"),
         ("retrieval.embed_dtype=fp16", "retrieval.embed_dtype='fp16' is not one of auto, float32 or bfloat16"),
     ],
 )
@@ -104,6 +105,10 @@ def test_settings_added_later_keep_the_run_folder_and_tuning_hashes_of_older_run
     cfg = load_config("quickstart")
     d = cfg.stable_dict()
     assert "run" not in d and "max_train_tokens" not in d["tuning"] and "val_limit" not in d["tuning"]
+    assert "curve_train_questions" not in d["eval"]
+    assert (
+        load_config("quickstart", ["eval.curve_train_questions=8"]).stable_dict()["eval"]["curve_train_questions"] == 8
+    )
     changed = load_config(
         "quickstart", ["tuning.max_train_tokens=1000", "run.time_budget=10m", "tuning.val_limit=8"]
     ).stable_dict()

@@ -251,6 +251,16 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
     assert all(0 <= p["domain_accuracy"] <= 1 and 0 <= p["probe_accuracy"] <= 1 for p in curve["points"])
     assert curve["points"][0]["n_questions"] == 7 and curve["points"][0]["n_probe"] == 3  # 7 answerable of eval.limit=8
     assert curve["used"]["step"] == training["steps"] and "fixed before any evaluation" in curve["used"]["why"]
+    # every point answers the adapter's own closed-book training questions; the advice reads the last one
+    trained = [
+        r["id"] for r in map(json.loads, (run / "sft/train.jsonl").read_text().splitlines()) if r["kind"] == "qa"
+    ]
+    assert trained and all(p["n_train_questions"] == min(40, len(trained)) for p in curve["points"])
+    assert all(0 <= p["train_accuracy"] <= 1 for p in curve["points"])
+    fit = json.loads((run / "recommendation.json").read_text())["training_fit"]
+    last = curve["points"][-1]
+    assert [fit["step"], fit["train_accuracy"], fit["n"]] == [last["step"], last["train_accuracy"], len(trained)]
+    assert fit["learnt"] == (last["train_accuracy"] >= 0.5)
     # the validation loss of the points where training measured it (tiny_config: at the end only)
     assert curve["points"][-1]["val_loss"] == round(training["final_val_loss"], 4)
     assert "val_loss" not in curve["points"][1]
@@ -280,6 +290,32 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
             mid = lm.model(x).logits
         again = lm.model(x).logits
     assert not torch.allclose(final, mid) and torch.equal(final, again)
+
+
+def test_the_curves_training_questions_are_the_trained_closed_book_ones_in_training_order(tmp_path):
+    from advisor.core.qa import QAItem
+    from advisor.curve import training_slice
+
+    def item(i, unanswerable=False):
+        return QAItem(id=i, question=f"q {i}?", answers=[] if unanswerable else [f"a {i}"], unanswerable=unanswerable)
+
+    rows = [
+        {"kind": "text", "id": "doc.md#0"},
+        {"kind": "qa", "id": "t3"},
+        {"kind": "raft", "id": "t1"},  # in context: not a closed-book training question
+        {"kind": "qa", "id": "t1"},
+        {"kind": "qa", "id": "t3"},  # twice in the data, once in the slice
+        {"kind": "abstain", "id": "t9"},
+        {"kind": "qa", "id": "t7"},  # not in the training file: nothing to score it against
+        {"kind": "qa", "id": "t2"},
+    ]
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "sft/val.jsonl").write_text(json.dumps({"kind": "qa", "id": "t4"}) + "\n")  # held out
+    items = [item("t1"), item("t2"), item("t3"), item("t4"), item("t9", unanswerable=True)]
+    assert [it.id for it in training_slice(tmp_path, items, 10)] == ["t3", "t1", "t2"]
+    assert [it.id for it in training_slice(tmp_path, items, 2)] == ["t3", "t1"]
+    assert training_slice(tmp_path / "elsewhere", items, 10) == []  # no training data: nothing to answer
 
 
 def test_a_separate_adapter_for_both_is_trained_on_passages_and_used_by_the_tuned_rag_arm(

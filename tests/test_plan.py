@@ -157,6 +157,20 @@ def test_the_work_is_counted_from_the_inputs(tiny_model_dir):
     assert work.closed_head == min(common_prefix(prompts[0], p) for p in prompts) >= 8
 
 
+def test_the_curve_is_planned_to_answer_its_training_questions_at_every_point(tiny_model_dir):
+    from advisor.plan import estimate, measure_work
+
+    def curve(*over):
+        cfg = tiny_cfg(tiny_model_dir, "tuning.curve_points=2", *over)
+        return {s.name: s for s in estimate(cfg, measure_work(cfg), FAKE_CAL).stages}["curve"]
+
+    n = measure_work(tiny_cfg(tiny_model_dir)).train_kinds["qa"]
+    with_them, without = curve(), curve("eval.curve_train_questions=0")
+    # the base model, the two snapshots and the final adapter answer them
+    assert with_them.work.endswith(f"; {min(40, n)} training questions x 4 points") and n > 0
+    assert "training questions" not in without.work and with_them.seconds > without.seconds
+
+
 def test_closed_book_batches_are_planned_to_prefill_their_common_head_once():
     from advisor.plan import closed_prefill_tokens
 

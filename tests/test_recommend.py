@@ -305,6 +305,35 @@ def test_fine_tuning_barely_above_the_base_model_points_to_data_or_a_larger_mode
     assert not any("does not add knowledge" in p for p in recommend(ev)["fit_for_purpose"]["points_to"])
 
 
+def test_whether_the_adapter_learnt_its_own_training_questions_decides_what_fine_tunings_shortfall_points_to():
+    from advisor.plain import training_sentence
+
+    ev = _rag_ahead()
+    ev.base_accuracy = _m(0.05)
+    fit = {"step": 60, "train_accuracy": 0.075, "n": 40, "domain_accuracy": 0.0, "n_questions": 40, "learnt": False}
+    ev.training_fit = fit
+    rec = recommend(ev)
+    said = next(p for p in rec["fit_for_purpose"]["points_to"] if "does not add knowledge" in p)
+    assert said.endswith(
+        "+5.0 pts): its adapter answers only 7.5% of the questions it was trained on (n=40), so it has not learnt "
+        "them yet: train longer or at a higher learning rate (tuning.epochs, tuning.lr) before judging fine-tuning"
+    )
+    assert rec["training_fit"] == fit
+    assert training_sentence(rec).startswith(
+        "The adapter behind Fine-tune and Fine-tune + RAG answers only 8% of the questions it was trained on (n=40)"
+    )
+    # learnt by heart, not carried to the evaluation's wording: more varied data, and no flip from more training
+    ev.training_fit = fit | {"train_accuracy": 0.95, "learnt": True}
+    rec = recommend(ev)
+    said = next(p for p in rec["fit_for_purpose"]["points_to"] if "does not add knowledge" in p)
+    assert said.endswith(
+        "its adapter answers 95.0% of the questions it was trained on (n=40) but 0.0% of the evaluation's (n=40), "
+        "so it learnt them without generalising to new wording: more varied training data (several phrasings of "
+        "each fact), or a larger base model"
+    )
+    assert training_sentence(rec) == ""
+
+
 def test_facts_unknown_to_the_base_model_that_fine_tuning_does_not_learn_point_to_data():
     ev = _rag_ahead()
     ev.accuracy["fine-tune"] = _m(0.40)

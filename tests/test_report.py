@@ -304,6 +304,36 @@ def test_learning_curve_and_seed_spread_are_shown_when_the_run_measured_them(run
     assert load_evidence(run).seed_collapse == {"fine-tune": [(1, "10", 0.26)]}  # what the advice reads
 
 
+def test_the_curve_with_its_training_questions_shows_them_and_an_unlearnt_adapter_is_a_flip(run):
+    from advisor.commands.recommend import refresh_advice
+
+    def pt(step, dom, probe, train):
+        return {"step": step, "domain_accuracy": dom, "probe_accuracy": probe, "n_questions": 40, "n_probe": 30} | {
+            "train_accuracy": train,
+            "n_train_questions": 40,
+        }
+
+    points = [pt(0, 0.05, 0.4, 0.0), pt(30, 0.05, 0.4, 0.1), pt(92, 0.0, 0.38, 0.2)]
+    curve = {"points": points, "probe_set": "arc_easy", "used": {"step": 92, "why": "the final adapter"}}
+    (run / "eval" / "curve.json").write_text(json.dumps(curve))
+    refresh_advice(run)  # recommendation.json reads the curve's last point, then the report is written
+    rec = json.loads((run / "recommendation.json").read_text())
+    assert rec["training_fit"] == {
+        "step": 92, "train_accuracy": 0.2, "n": 40, "domain_accuracy": 0.0, "n_questions": 40, "learnt": False
+    }  # fmt: skip
+    md = (run / "report.md").read_text()
+    assert "| step | domain accuracy % | probe accuracy % | its training questions % |" in md
+    assert "| 30 | 5.0 | 40.0 | 10.0 |" in md and "| 92 | 0.0 | 38.0 | 20.0 |" in md
+    flips = md.split("### What would flip the advice")[1].split("Share of")[0]
+    assert "answers only 20% of the questions it was trained on (n=40): it has not learnt them yet" in flips
+    # learnt (the last point at or above half): no such flip, and the table still shows the column
+    points[-1]["train_accuracy"] = 0.9
+    (run / "eval" / "curve.json").write_text(json.dumps(curve))
+    refresh_advice(run)
+    md = (run / "report.md").read_text()
+    assert "| 92 | 0.0 | 38.0 | 90.0 |" in md and "it was trained on" not in md.split("### What would flip")[1]
+
+
 def test_a_run_without_a_curve_says_so(run):
     (run / "eval" / "curve.json").unlink()
     write_report(run)

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from advisor.core.arms import OPTION, OPTION_COLOUR, OPTION_LABEL
-from advisor.plain import fit_line, flip_sentences
+from advisor.plain import fit_line, flip_sentences, training_sentence
 from ui.rundata import (
     CRITERION_LABEL,
     FACT_HELP,
@@ -188,6 +188,8 @@ def flips_block(rec: dict) -> None:
         st.markdown("- No change to a single weight flips the advice.")
     if steady and said:
         st.markdown(f"- No change to the weight of {', '.join(steady)} alone flips it.")
+    if trained := training_sentence(rec):
+        st.markdown(f"- {trained}")
     share = (rec.get("sensitivity") or {}).get("win_share") or {}
     if share:
         st.caption(

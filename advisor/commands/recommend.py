@@ -97,7 +97,7 @@ def write_advice(run_dir: Path, rec: dict) -> None:
 
 
 def print_advice(rec: dict) -> None:
-    from advisor.plain import not_above_base
+    from advisor.plain import not_above_base, training_sentence
 
     print(
         f"verdict: {rec['verdict']}  (preset {rec['preset']}; utilities: "
@@ -115,6 +115,8 @@ def print_advice(rec: dict) -> None:
             f"  flips to {f['new_verdict']} if the weight of {c} goes from {f['weight_now']:.2f} to {f['flips_at']:.2f}"
             + not_above_base(rec, f["new_verdict"])
         )
+    if trained := training_sentence(rec):
+        print(f"  {trained}")
     print(
         "  win share under random weights: "
         + ", ".join(f"{o} {100 * s:.1f}%" for o, s in rec["sensitivity"]["win_share"].items())

@@ -238,6 +238,7 @@ LOW_MEMORY_MMAP_THRESHOLD = 1 << 20
 # corpus (~250k tokens of text alone) is sampled down to it, which bounds a CPU run's tune stage to ~25 min at
 # the ~280 tokens/s measured on 2 cores (2 epochs).
 MAX_TRAIN_TOKENS = 200_000
+CURVE_TRAIN_QUESTIONS = 40  # eval.curve_train_questions: training questions the learning curve answers
 
 
 @dataclass
@@ -475,6 +476,8 @@ class EvalConfig:
     probe_limit: int = 60  # items per probe set
     curve_questions: int = 40  # learning-vs-forgetting curve: answerable eval questions answered per adapter snapshot
     curve_probe_items: int = 30  # learning-vs-forgetting curve: probe items scored per adapter snapshot
+    # learning curve: closed-book training questions answered per point (did the adapter learn them?); 0 = off
+    curve_train_questions: int = CURVE_TRAIN_QUESTIONS
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
     embedder: str = ""  # sentence embedder for semantic similarity; "" = retrieval.embedder, "none" = off
     perplexity_texts: int = 20  # general-text passages (SQuAD's Wikipedia) for tuned-vs-base perplexity; 0 = off
@@ -495,6 +498,11 @@ class EvalConfig:
                 )
         if self.limit < 0 or self.probe_limit < 0:
             raise AdvisorError("eval.limit and eval.probe_limit must be >= 0")
+        if self.curve_train_questions < 0:
+            raise AdvisorError(
+                f"eval.curve_train_questions={self.curve_train_questions} must be >= 0 (0: the learning curve does not "
+                "answer training questions)"
+            )
         if self.batch_size < 1:
             raise AdvisorError("eval.batch_size must be at least 1")
         if self.bootstrap < 100:
@@ -765,6 +773,8 @@ class Config:
             del d["tuning"]["dequantize_once"]
         if not d["tuning"]["prompt_grad_tokens"]:  # gradients through the whole prompt, as every run before it
             del d["tuning"]["prompt_grad_tokens"]
+        if d["eval"]["curve_train_questions"] == CURVE_TRAIN_QUESTIONS:  # the curve stage's own hash names them
+            del d["eval"]["curve_train_questions"]
         return d
 
     def section_hash(self, *sections: str, without: tuple[str, ...] = ()) -> str:
