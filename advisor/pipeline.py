@@ -390,15 +390,18 @@ def _die_with_parent() -> None:
 
 # Settings of the known stage only: changing them re-samples the known facts, not the arms' answers.
 KNOWN_SETTINGS = ("known_samples", "known_temperature")
+# Eval settings the arms' answers do not depend on (the curve stage's own hash names them): the known stage's and
+# the learning curve's training questions, added after runs existed.
+NOT_ANSWER_SETTINGS = (*KNOWN_SETTINGS, "curve_train_questions")
 
 
 def _answers_hash(cfg: Config) -> str:
     """The model and eval sections as the arms' answers depend on them (Config.section_hash's formula without
-    the known stage's settings, so runs made before those settings existed keep their arm hashes)."""
+    NOT_ANSWER_SETTINGS, so runs made before those settings existed keep their arm hashes)."""
     import hashlib
 
     d = cfg.to_dict()
-    ev = {k: v for k, v in d["eval"].items() if k not in KNOWN_SETTINGS}
+    ev = {k: v for k, v in d["eval"].items() if k not in NOT_ANSWER_SETTINGS}
     return hashlib.sha256(json.dumps({"model": d["model"], "eval": ev}, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -261,6 +261,15 @@ def test_a_second_seed_and_the_learning_curve_are_measured(
     last = curve["points"][-1]
     assert [fit["step"], fit["train_accuracy"], fit["n"]] == [last["step"], last["train_accuracy"], len(trained)]
     assert fit["learnt"] == (last["train_accuracy"] >= 0.5)
+    # fewer training questions: the curve measures again, every arm keeps its answers
+    before = json.loads((run / "manifest.json").read_text())["stages"]
+    run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, "tuning.seeds=2",
+                             "eval.curve_train_questions=2"), run)  # fmt: skip
+    after = json.loads((run / "manifest.json").read_text())["stages"]
+    assert all(after[f"eval_{a}"]["ended"] == before[f"eval_{a}"]["ended"] for a in ("base", "rag", "tuned"))
+    assert after["curve"]["ended"] != before["curve"]["ended"]
+    assert {p["n_train_questions"] for p in json.loads((run / "eval/curve.json").read_text())["points"]} == {2}
+    run_pipeline(cfg, run)  # back to the default, measured again for what follows
     # the validation loss of the points where training measured it (tiny_config: at the end only)
     assert curve["points"][-1]["val_loss"] == round(training["final_val_loss"], 4)
     assert "val_loss" not in curve["points"][1]
