@@ -7,14 +7,15 @@ measures domain accuracy (the tuned arm, closed book, on a fixed slice of the an
 and general-knowledge probe accuracy (the first items of the first probe set). Step 0 and the final point
 are read from the base and tuned arms' own answers and probe scores (nothing is answered twice); only the
 snapshots are answered here, with their LoRA weights loaded into the evaluation model in place.
-Each point also measures training accuracy: the same weights answer a fixed slice of the closed-book questions
-the adapter was trained on (`eval.curve_train_questions`, in their trained wording). Set against the domain
+Each adapter point also measures training accuracy: the same weights answer a fixed slice of the closed-book
+questions the adapter was trained on (`eval.curve_train_questions`, in their trained wording; not the base model
+at step 0, whose closed-book accuracy the base arm already measures on the eval questions' facts). Set against the domain
 accuracy it tells an adapter that has not learnt its own training questions yet (train longer or at a higher
 learning rate) from one that learnt them by heart without answering the evaluation's wording (more varied
 training data, or a larger model); the advice reads it (advisor/recommend.py `training_fit`).
 Writes eval/curve.json:
     {"points": [{"step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe"[, "val_loss"]
-                 [, "train_accuracy", "n_train_questions"]}],
+                 [, "train_accuracy", "n_train_questions" (the adapter's points)]}],
      "probe_set", "used": {"step", "why"}}
 A point has `val_loss` when training measured the validation loss at its step (adapter/training.json's history:
 by default at the snapshots and the last step, tuning.train.validation_steps).
@@ -86,12 +87,10 @@ def measure_curve(
     score_probes,
     steps_total: int,
     train_items: list | None = None,
-    answer_base=None,
 ) -> dict:
     """The curve's points. `answer_slice(questions) -> rows with scores` answers the slice with the tuned
     arm as it is now; `score_probes(probe_items) -> {'acc': [...]}` scores the probe slice. With
-    `train_items` (training_slice) every point also answers those, the base model's with
-    `answer_base(questions)`."""
+    `train_items` (training_slice) every adapter point also answers those."""
     run_dir = Path(run_dir)
     ids = [it.id for it in items]
     n_probe = len(probe_items)
@@ -109,13 +108,13 @@ def measure_curve(
     train_items = list(train_items or [])
     train_ids = [it.id for it in train_items]
 
-    def point(step: int, domain: float, probe: float, answer) -> dict:
+    def point(step: int, domain: float, probe: float, answer=None) -> dict:
         p = {"step": step, "domain_accuracy": domain, "probe_accuracy": probe}
-        if train_items:  # the weights of this point answer the training questions
+        if train_items and answer:  # the adapter's weights of this point answer its training questions
             p.update(train_accuracy=mean_accuracy(answer(train_items), train_ids), n_train_questions=len(train_ids))
         return p
 
-    points = [point(0, mean_accuracy(base_rows, ids), probe_acc(BASE_WEIGHTS), answer_base)]
+    points = [point(0, mean_accuracy(base_rows, ids), probe_acc(BASE_WEIGHTS))]
     for step, folder in snapshots(run_dir / "adapter"):
         with adapter_weights(lm, folder):
             rows = answer_slice(items)

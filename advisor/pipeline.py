@@ -790,9 +790,6 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
         def answer_slice(qs):
             return answer_and_score(make_arm(TUNED, cfg, lm()), qs, None, cfg.eval.confidence)
 
-        def answer_base(qs):
-            return answer_and_score(make_arm(BASE, cfg, lm()), qs, None, cfg.eval.confidence)
-
         def score_probes(pi):
             with lm().adapter(True):
                 return score_probe(lm(), pi, cfg.eval.batch_size, desc=f"curve probe {probe_set}")
@@ -803,9 +800,8 @@ def learning_curve(run: RunDir, cfg: Config, lm, items: list, probes: dict, embe
             "delete it and run the pipeline again (finished stages are kept)",
         )["steps"]
         curve = measure_curve(
-            run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps,
-            trained, answer_base,
-        )  # fmt: skip
+            run.path, lm(), questions, probes, probe_items, probe_set, answer_slice, score_probes, steps, trained
+        )
         atomic_write_json(run / "eval" / "curve.json", curve)
         say("  curve: " + ", ".join(_curve_point_words(p) for p in curve["points"]))
 

@@ -1227,12 +1227,13 @@ def _estimate_after_eval(
         first = next(iter(work.probes.values()), [])[: ev.curve_probe_items]
         cq_run = closed_prefill_tokens(cq, work.closed_head, ev.batch_size, cal)
         per_point = _generate_s(cal, cq_run, len(cq), new, True) + sum(first) * cal["prefill_s_per_token"]
-        # its training questions at every point, the base model's and the final adapter's too (closed book, sized
-        # like the eval questions' closed-book prompts)
+        # its training questions at every adapter point, the final adapter's too (closed book, sized like the eval
+        # questions' closed-book prompts, answered as briefly as the tuned arms answer)
         n_tq = min(ev.curve_train_questions, work.train_kinds.get("qa", 0))
         tq_run = closed_prefill_tokens([round(sum(cq) / max(1, len(cq)))] * n_tq, work.closed_head, ev.batch_size, cal)
-        train_s = (tc.curve_points + 2) * _generate_s(cal, tq_run, n_tq, new, True) if n_tq else 0.0
-        trained = f"; {n_tq} training questions x {tc.curve_points + 2} points" if n_tq else ""
+        brief = min(work.answer_tokens or new, new)
+        train_s = (tc.curve_points + 1) * _generate_s(cal, tq_run, n_tq, brief, True) if n_tq else 0.0
+        trained = f"; {n_tq} training questions x {tc.curve_points + 1} points" if n_tq else ""
         est["curve"] = StageEstimate(
             "curve",
             f"{tc.curve_points} snapshots x ({len(cq)} questions + {len(first)} probe items){trained}",

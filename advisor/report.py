@@ -376,14 +376,15 @@ def curve_section(curve: dict | None, fig) -> list[str]:
             f"- {MISSING} learning-vs-forgetting curve (needs a tuned arm, probes and tuning.curve_points > 0)",
             "",
         ]
-    trained = all("train_accuracy" in p for p in curve["points"])
+    trained = [p for p in curve["points"] if "train_accuracy" in p]
     L += [
         "| step | domain accuracy % | probe accuracy % |" + (" its training questions % |" if trained else ""),
         "|---|---|---|" + ("---|" if trained else ""),
     ]
     L += [
         f"| {'base model' if p['step'] == 0 else p['step']} | {100 * p['domain_accuracy']:.1f} | "
-        f"{100 * p['probe_accuracy']:.1f} |" + (f" {100 * p['train_accuracy']:.1f} |" if trained else "")
+        f"{100 * p['probe_accuracy']:.1f} |"
+        + ((f" {100 * p['train_accuracy']:.1f} |" if "train_accuracy" in p else " – |") if trained else "")
         for p in curve["points"]
     ]
     L += [
@@ -394,7 +395,7 @@ def curve_section(curve: dict | None, fig) -> list[str]:
     ]
     if trained:
         L += [
-            f"Training accuracy is measured on {curve['points'][0]['n_train_questions']} of the closed-book "
+            f"Training accuracy is measured on {trained[0]['n_train_questions']} of the closed-book "
             "questions the adapter was trained on, in their trained wording: an adapter that does not answer them "
             "has not learnt them yet (train longer or at a higher learning rate); one that answers them but not "
             "the eval questions learnt them by heart (more varied training data, or a larger model).",

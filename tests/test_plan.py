@@ -166,8 +166,8 @@ def test_the_curve_is_planned_to_answer_its_training_questions_at_every_point(ti
 
     n = measure_work(tiny_cfg(tiny_model_dir)).train_kinds["qa"]
     with_them, without = curve(), curve("eval.curve_train_questions=0")
-    # the base model, the two snapshots and the final adapter answer them
-    assert with_them.work.endswith(f"; {min(40, n)} training questions x 4 points") and n > 0
+    # the two snapshots and the final adapter answer them
+    assert with_them.work.endswith(f"; {min(40, n)} training questions x 3 points") and n > 0
     assert "training questions" not in without.work and with_them.seconds > without.seconds
 
 

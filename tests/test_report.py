@@ -314,6 +314,7 @@ def test_the_curve_with_its_training_questions_shows_them_and_an_unlearnt_adapte
         }
 
     points = [pt(0, 0.05, 0.4, 0.0), pt(30, 0.05, 0.4, 0.1), pt(92, 0.0, 0.38, 0.2)]
+    del points[0]["train_accuracy"], points[0]["n_train_questions"]  # the base model does not answer them
     curve = {"points": points, "probe_set": "arc_easy", "used": {"step": 92, "why": "the final adapter"}}
     (run / "eval" / "curve.json").write_text(json.dumps(curve))
     refresh_advice(run)  # recommendation.json reads the curve's last point, then the report is written
@@ -323,6 +324,7 @@ def test_the_curve_with_its_training_questions_shows_them_and_an_unlearnt_adapte
     }  # fmt: skip
     md = (run / "report.md").read_text()
     assert "| step | domain accuracy % | probe accuracy % | its training questions % |" in md
+    assert "| base model | 5.0 | 40.0 | – |" in md
     assert "| 30 | 5.0 | 40.0 | 10.0 |" in md and "| 92 | 0.0 | 38.0 | 20.0 |" in md
     flips = md.split("### What would flip the advice")[1].split("Share of")[0]
     assert "answers only 20% of the questions it was trained on (n=40): it has not learnt them yet" in flips
