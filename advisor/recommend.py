@@ -440,7 +440,7 @@ def _fine_tune_lines(ev: Evidence) -> list[str]:
     elif fit:
         then = (
             f"its adapter answers {_pct(fit['train_accuracy'])} of the questions it was trained on (n={fit['n']}) "
-            f"but {_pct(fit['domain_accuracy'])} of the evaluation's (n={fit['n_questions']}), so it learnt "
+            f"but {_pct(ft)} of the evaluation's (n={ev.accuracy[FINE_TUNE]['n']}), so it learnt "
             "them without generalising to new wording: more varied training data (several phrasings of each "
             "fact), or a larger base model"
         )
