@@ -117,6 +117,24 @@ def test_overview_shows_the_verdict_how_sure_reasons_and_flip_points(runs_dir, m
     assert not at.error and not at.warning
 
 
+def test_overview_names_an_adapter_that_has_not_learnt_its_training_questions_among_what_would_change_it(
+    runs_dir, monkeypatch
+):
+    run = runs_dir / FIXTURE.name
+    rec = json.loads((run / "recommendation.json").read_text())
+    rec["training_fit"] = {"step": 60, "train_accuracy": 0.05, "n": 40, "learnt": False}
+    (run / "recommendation.json").write_text(json.dumps(rec))
+    t = text(open_app(runs_dir, monkeypatch))
+    said = (
+        "- The adapter behind Fine-tune and Fine-tune + RAG answers only 5% of the questions it was trained on "
+        "(n=40): it has not learnt them yet, so more training (tuning.epochs, tuning.lr) may change their numbers"
+    )
+    assert said in t and t.index("What would change the advice") < t.index(said)
+    rec["training_fit"] |= {"train_accuracy": 0.9, "learnt": True}
+    (run / "recommendation.json").write_text(json.dumps(rec))
+    assert "questions it was trained on" not in text(open_app(runs_dir, monkeypatch))
+
+
 def test_overview_leads_with_fit_for_purpose_computed_for_a_run_that_predates_it(runs_dir, monkeypatch):
     as_older_run(runs_dir / FIXTURE.name)
     at = open_app(runs_dir, monkeypatch)
