@@ -157,5 +157,10 @@ def used_point(points: list[dict]) -> dict:
 
 
 def read_curve(run_dir: Path) -> dict | None:
+    """eval/curve.json, or None when the run has no learning curve; a broken file is an AdvisorError naming it."""
+    from advisor.core.textio import read_json
+
     p = Path(run_dir) / "eval" / "curve.json"
-    return json.loads(p.read_text()) if p.is_file() else None
+    if not p.is_file():
+        return None
+    return read_json(p, "learning curve", f"delete it and run the pipeline again: advisor run --out {run_dir}")

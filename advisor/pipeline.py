@@ -652,7 +652,8 @@ def write_metrics(
         seeds = [answers_path(run.path, a, i) for a in arms if a in ADAPTER_ARMS for i, _ in seed_adapters(run.path)]
         for path in [*(run / "eval" / f"{a}.jsonl" for a in arms), *(p for p in seeds if p.is_file())]:
             write_jsonl(path, score_rows(read_jsonl(path), embedder, cfg.eval.confidence))
-        metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed, knowledge)
+        wording = eval_wording(run, arms, items)
+        metrics = aggregate(run / "eval", arms, probes, cfg.eval.bootstrap, cfg.seed, knowledge, wording)
         for a in arms:
             spread = seed_spread(run.path, a, cfg.seed) if a in ADAPTER_ARMS else None
             if spread:
@@ -667,6 +668,24 @@ def write_metrics(
                 say(f"  warning: arm {a} collapsed: {c['reason']}; its scores do not measure the option")
             for seed, top, share in collapsed_seeds(metrics["arms"][a].get("seed_spread")):
                 say(f"  warning: arm {a} with seed {seed} collapsed: {share:.0%} of its answers are {top!r}")
+
+
+def eval_wording(run: RunDir, arms: list[str], items: list) -> dict | None:
+    """What `aggregate` needs for the close / new wording groups (evalsuite/wording.py): the answerable eval
+    questions set against every question the run's adapters were trained on (sft/train.jsonl, and the second
+    adapter's sft/both/train.jsonl when there is one; validation rows are not trained on). None when no arm
+    answers with an adapter or the run has no training file."""
+    from evalsuite.wording import wording_rows
+    from tuning.train import SFT_BOTH
+
+    files = [run / "sft" / "train.jsonl", run / SFT_BOTH / "train.jsonl"]
+    if not any(a in ADAPTER_ARMS for a in arms) or not files[0].is_file():
+        return None
+    trained = list(
+        dict.fromkeys(r["question"] for f in files if f.is_file() for r in read_jsonl(f) if r.get("question"))
+    )
+    rows = wording_rows([(it.id, it.question) for it in items if not it.unanswerable], trained)
+    return {"rows": rows, "training_questions": len(trained)}
 
 
 # Tokens per sampled answer in the known stage (at most model.max_new_tokens). Gold answers are short phrases (the

@@ -111,6 +111,8 @@ class Evidence:
     retrieval_k: int | None = None  # chunks in the prompt (retrieval.top_k), the k of recall@k
     by_knowledge: dict[str, dict] = field(default_factory=dict)  # option or BASE -> {group: {"n", "accuracy", ...}}
     knowledge: dict | None = None  # metrics.json knowledge: counts per group and how they were decided
+    by_wording: dict[str, dict] = field(default_factory=dict)  # option or BASE -> {"close" | "new": {"n", ...}}
+    wording: dict | None = None  # metrics.json wording: counts per group and the rule
     collapse: dict[str, dict] = field(default_factory=dict)  # option -> metrics.json collapse.<arm>
     # option -> [(seed, top answer, its share)] for the extra training seeds whose answers collapsed (seed_spread)
     seed_collapse: dict[str, list] = field(default_factory=dict)
@@ -454,10 +456,11 @@ def training_fit(run_dir: Path) -> dict | None:
     final adapter the tuned arms use): {"step", "train_accuracy", "n", "domain_accuracy", "n_questions",
     "learnt"}, `learnt` when it answers at least TRAINING_LEARNT of them. None when the run did not measure it
     (no curve, or eval.curve_train_questions=0)."""
-    path = Path(run_dir) / "eval" / "curve.json"
-    if not path.is_file():
+    from advisor.curve import read_curve
+
+    curve = read_curve(run_dir)
+    if curve is None:
         return None
-    curve = read_json(path, "learning curve", f"delete it and run the pipeline again: advisor run --out {run_dir}")
     last = (curve.get("points") or [{}])[-1]
     if "train_accuracy" not in last:
         return None
@@ -861,6 +864,46 @@ def _knowledge_reasons(ev: Evidence) -> list[str]:
     return out
 
 
+def _wording_reasons(ev: Evidence) -> list[str]:
+    """Eval questions worded like a training question (metrics.json by_wording, evalsuite/wording.py), for each
+    option that answers with the adapter and did not collapse: its gain over the base model is GROUP_GAP or more
+    on the `close` questions and at least GROUP_GAP less on the `new` ones; or the `new` group is too small to
+    measure (under GROUP_MIN_N) while the gain on `close` ones is GROUP_GAP or more. Either way part of what the
+    tuned arm shows is recall of trained wording, which users' own questions will not repeat."""
+    counts = (ev.wording or {}).get("counts") or {}
+    base = ev.by_wording.get(BASE) or {}
+    out = []
+    for o in ev.by_wording:
+        groups = ev.by_wording[o]
+        if o == BASE or not OPTION[o].needs_adapter or o in collapsed_options(ev):
+            continue
+        gain = {
+            g: _value(groups[g].get("accuracy")) - _value(base[g].get("accuracy"))
+            for g in ("close", "new")
+            if groups.get(g, {}).get("n", 0) >= GROUP_MIN_N and g in base
+        }
+        if gain.get("close", 0) < GROUP_GAP:
+            continue
+        like = (
+            f"on the {groups['close']['n']} eval questions worded like a question its adapter was trained on "
+            f"(at least half their word 4-grams in one) {_name(o)} gains {100 * gain['close']:+.1f} pts over the "
+            "base model"
+        )
+        if "new" in gain and gain["close"] - gain["new"] >= GROUP_GAP:
+            out.append(
+                f"Wording: {like}, on the {groups['new']['n']} worded otherwise {100 * gain['new']:+.1f} pts: "
+                "part of its gain is recall of trained wording; questions worded the users' own way should expect "
+                "the smaller figure."
+            )
+        elif "new" not in gain:
+            out.append(
+                f"Wording: {like}; only {counts.get('new', 0)} are worded otherwise, too few to measure, so its "
+                "accuracy may be recall of trained wording more than knowledge: add eval questions worded "
+                "unlike the training questions (written by a person) to tell."
+            )
+    return out
+
+
 def recommend(
     ev: Evidence,
     preset: str = "balanced",
@@ -906,7 +949,8 @@ def recommend(
         + _collapse_reasons(ev)
         + explain(ev, scores, w, u, verdict, equiv, f)
         + _abstention_reason(ev, scores)
-        + _knowledge_reasons(ev),
+        + _knowledge_reasons(ev)
+        + _wording_reasons(ev),
         "fit_for_purpose": fit,
         "fit_first": first,
         "stability": stability_of(
@@ -1059,6 +1103,9 @@ def _read_run_extras(ev: Evidence, run_dir: Path, metrics: dict) -> None:
     if base.get("by_knowledge"):
         ev.by_knowledge[BASE] = base["by_knowledge"]
     ev.knowledge = metrics.get("knowledge")
+    if base.get("by_wording"):
+        ev.by_wording[BASE] = base["by_wording"]
+    ev.wording = metrics.get("wording")
     if any(OPTION[o].needs_adapter for o in ev.accuracy):
         ev.training_fit = training_fit(run_dir)
     if (run_dir / "config.yaml").is_file():
@@ -1091,6 +1138,8 @@ def _optional_measurements(ev: Evidence, opt: str, arm: str, m: dict, metrics: d
         ev.retrieval[opt] = retrieval
     if m.get("by_knowledge"):
         ev.by_knowledge[opt] = m["by_knowledge"]
+    if m.get("by_wording"):
+        ev.by_wording[opt] = m["by_wording"]
     if (metrics.get("collapse") or {}).get(arm):
         ev.collapse[opt] = metrics["collapse"][arm]
     if bad := collapsed_seeds(m.get("seed_spread")):

@@ -762,10 +762,41 @@ def knowledge_section(metrics: dict, arms: list[str]) -> list[str]:
             + ".",
             "",
         ]
-    L += ["| arm | facts | n | accuracy % | hallucination rate % | token F1 % |", "|---|---|---|---|---|---|"]
+    return L + group_table(metrics, arms, "by_knowledge", KNOWLEDGE_GROUPS, "facts")
+
+
+WORDING_GROUPS = ("close", "new")  # evalsuite/wording.py GROUPS
+
+
+def wording_section(metrics: dict, arms: list[str]) -> list[str]:
+    """Eval questions worded like a training question vs otherwise (metrics.json wording, by_wording): per arm and
+    group, n and CIs; absent when no arm answers with an adapter."""
+    w = metrics.get("wording") or {}
+    if not any(metrics["arms"][a].get("by_wording") for a in arms):
+        return []
+    counts = w.get("counts") or {}
+    L = [
+        "### Eval questions worded like the training questions",
+        "",
+        f"How a question was classed: {w.get('method', '?')} ({w.get('training_questions', '?')} training "
+        f"questions). Answerable questions: close {counts.get('close', 0)}, new {counts.get('new', 0)}.",
+    ]
+    if not counts.get("close"):
+        return L + ["None is worded like a training question, so the accuracies above measure new wording.", ""]
+    L += [
+        "A tuned arm that does much better on close questions than on new ones partly recalls trained wording; "
+        "users' questions are new ones.",
+        "",
+    ]
+    return L + group_table(metrics, arms, "by_wording", WORDING_GROUPS, "wording")
+
+
+def group_table(metrics: dict, arms: list[str], key: str, groups: tuple[str, ...], column: str) -> list[str]:
+    """Per arm and group of metrics.json arms.<arm>.<key>: n, accuracy, hallucination rate and F1 with CIs."""
+    L = [f"| arm | {column} | n | accuracy % | hallucination rate % | token F1 % |", "|---|---|---|---|---|---|"]
     for a in arms:
-        for g in KNOWLEDGE_GROUPS:
-            x = (metrics["arms"][a].get("by_knowledge") or {}).get(g)
+        for g in groups:
+            x = (metrics["arms"][a].get(key) or {}).get(g)
             if x:
                 L.append(
                     f"| {ARM_LABEL[a]} | {g.replace('_', ' ')} | {x.get('n', '–')} | {_ci(x.get('accuracy'))} | "
@@ -898,6 +929,7 @@ def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) 
     L += seeds_lines(metrics, arms)
     L += abstention_section(metrics, arms)
     L += knowledge_section(metrics, arms)
+    L += wording_section(metrics, arms)
     L += ["### Forgetting", ""]
     if any("forgetting" in metrics["arms"][a] for a in arms):
         L += fig("forgetting.png", "Forgetting: probe accuracy and tuned − base", plot_forgetting, metrics, arms)

@@ -6,10 +6,12 @@
 
 metrics.json (docs/architecture.md, 'Contracts'):
     {"arms": {"<arm>": {"<metric>": {"value": float, "ci95": [lo, hi], "n": int},
-                        "by_knowledge": {"known" | "maybe_known" | "unknown": {"n", "accuracy", ...}}}},
+                        "by_knowledge": {"known" | "maybe_known" | "unknown": {"n", "accuracy", ...}},
+                        "by_wording": {"close" | "new": {"n", "accuracy", ...}}}},
      "paired": {"rag - base": {"<metric>": {"value", "ci95", "n", "p_value"}}},
      "collapse": {"<arm>": {"collapsed", "top_answer", "top_share", "empty_share", "n", "reason"}},
      "knowledge": {"samples", "temperature", "counts", "method"},
+     "wording": {"threshold", "ngram", "training_questions", "counts", "method"},
      "probes": {...}, "judge": {...}, "bootstrap": {"resamples", "seed", "method"}, "seeds": {...}}
 """
 
@@ -34,6 +36,7 @@ from evalsuite.metrics import (
     Sample,
 )
 from evalsuite.stats import cohen_kappa, paired_difference, summarize, summarize_by
+from evalsuite.wording import by_wording, wording_summary
 
 # Differences reported with paired tests: the metrics declared `paired`, for the arm table's PAIRS (each arm against
 # the arms in its compared_with: what retrieval adds, what tuning adds, what tuning adds to RAG, what retrieval adds
@@ -137,12 +140,69 @@ def _probe_values(probes: dict, weights: str, key: str = "acc") -> list[float]:
     return [v for s in probes["sets"].values() for v in s[weights][key]]
 
 
+def _arm_metrics(
+    arm: str,
+    rows: list[dict],
+    probes: dict | None,
+    n_boot: int,
+    seed: int,
+    knowledge: dict | None,
+    wording: dict | None,
+) -> dict:
+    """metrics.json's arms.<arm>: every scored metric, latency, prompt tokens, peak memory, the judge's agreement,
+    the probes and forgetting of the weights it answers with, and the knowledge and wording breakdowns."""
+    m = {}
+    for name in SCORED:
+        vals = list(_metric_values(rows, name).values())
+        if vals:
+            m[name] = summarize_by(vals, METRICS.get(name).aggregation, n_boot, seed)
+    lat = [r["latency_s"] for r in rows]
+    for name in ("latency_p50_s", "latency_p95_s"):
+        m[name] = summarize_by(lat, METRIC_INFO[name].aggregation, n_boot, seed)
+    m["prompt_tokens"] = summarize_by([r["prompt_tokens"] for r in rows], "mean", n_boot, seed)
+    peaks = [r["arm_peak_memory_mb"] for r in rows if r.get("arm_peak_memory_mb") is not None]
+    if peaks:  # one measurement per arm (aggregation "max"): the CI is the point
+        m["peak_memory_mb"] = summarize_by(peaks, METRIC_INFO["peak_memory_mb"].aggregation)
+    judged = [r for r in rows if "judge_correct" in r]
+    if judged:
+        m["judge_accuracy"] = summarize([r["judge_correct"] for r in judged], n_boot, seed)
+        pairs = [(r["judge_correct"], r["scores"]["accuracy"]) for r in judged if "accuracy" in r["scores"]]
+        m["judge_kappa"] = cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs], n_boot, seed)
+    w = ARM[arm].weights  # the probes scored the weights it answers with
+    if probes and probes["sets"] and all(w in s for s in probes["sets"].values()):
+        m["probe_accuracy"] = summarize(_probe_values(probes, w), n_boot, seed)
+        m["probe_accuracy_norm"] = summarize(_probe_values(probes, w, "acc_norm"), n_boot, seed)
+        if w == TUNED_WEIGHTS:
+            d = paired_difference(
+                _probe_values(probes, TUNED_WEIGHTS), _probe_values(probes, BASE_WEIGHTS), n_boot, seed
+            )
+            m["forgetting"] = {k: d[k] for k in ("value", "ci95", "n", "p_value")}
+    ppl = (probes or {}).get("perplexity") or {}
+    if w in ppl:
+        m["perplexity"] = summarize(ppl[w], n_boot, seed)
+        if w == TUNED_WEIGHTS and BASE_WEIGHTS in ppl:
+            m["perplexity_change"] = paired_difference(ppl[TUNED_WEIGHTS], ppl[BASE_WEIGHTS], n_boot, seed)
+    if knowledge:
+        m["by_knowledge"] = by_knowledge(rows, knowledge["rows"], n_boot, seed)
+    if wording:
+        m["by_wording"] = by_wording(rows, wording["rows"], n_boot, seed)
+    return m
+
+
 def aggregate(
-    eval_dir: Path, arms: list[str], probes: dict | None, n_boot: int, seed: int, knowledge: dict | None = None
+    eval_dir: Path,
+    arms: list[str],
+    probes: dict | None,
+    n_boot: int,
+    seed: int,
+    knowledge: dict | None = None,
+    wording: dict | None = None,
 ) -> dict:
     """metrics.json from eval/<arm>.jsonl, the probe results and the judge's verdicts (when present).
     `knowledge` ({"samples", "temperature", "seed", "rows"}: the rows of eval/knowledge.jsonl and how they were
-    sampled) adds the known / maybe_known / unknown breakdown of every arm."""
+    sampled) adds the known / maybe_known / unknown breakdown of every arm; `wording` ({"rows",
+    "training_questions"}: evalsuite.wording.wording_rows and how many training questions they were compared
+    with) the close / new breakdown."""
     per_arm = {a: read_jsonl(eval_dir / f"{a}.jsonl") for a in arms}
     out: dict = {
         "arms": {},
@@ -154,41 +214,10 @@ def aggregate(
     if knowledge:
         out["knowledge"] = knowledge_summary(knowledge["rows"], knowledge["samples"], knowledge["temperature"])
         out["seeds"]["known_samples"] = knowledge["seed"]
+    if wording:
+        out["wording"] = wording_summary(wording["rows"], wording["training_questions"])
     for arm, rows in per_arm.items():
-        m = {}
-        for name in SCORED:
-            vals = list(_metric_values(rows, name).values())
-            if vals:
-                m[name] = summarize_by(vals, METRICS.get(name).aggregation, n_boot, seed)
-        lat = [r["latency_s"] for r in rows]
-        for name in ("latency_p50_s", "latency_p95_s"):
-            m[name] = summarize_by(lat, METRIC_INFO[name].aggregation, n_boot, seed)
-        m["prompt_tokens"] = summarize_by([r["prompt_tokens"] for r in rows], "mean", n_boot, seed)
-        peaks = [r["arm_peak_memory_mb"] for r in rows if r.get("arm_peak_memory_mb") is not None]
-        if peaks:  # one measurement per arm (aggregation "max"): the CI is the point
-            m["peak_memory_mb"] = summarize_by(peaks, METRIC_INFO["peak_memory_mb"].aggregation)
-        judged = [r for r in rows if "judge_correct" in r]
-        if judged:
-            m["judge_accuracy"] = summarize([r["judge_correct"] for r in judged], n_boot, seed)
-            pairs = [(r["judge_correct"], r["scores"]["accuracy"]) for r in judged if "accuracy" in r["scores"]]
-            m["judge_kappa"] = cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs], n_boot, seed)
-        w = ARM[arm].weights  # the probes scored the weights it answers with
-        if probes and probes["sets"] and all(w in s for s in probes["sets"].values()):
-            m["probe_accuracy"] = summarize(_probe_values(probes, w), n_boot, seed)
-            m["probe_accuracy_norm"] = summarize(_probe_values(probes, w, "acc_norm"), n_boot, seed)
-            if w == TUNED_WEIGHTS:
-                d = paired_difference(
-                    _probe_values(probes, TUNED_WEIGHTS), _probe_values(probes, BASE_WEIGHTS), n_boot, seed
-                )
-                m["forgetting"] = {k: d[k] for k in ("value", "ci95", "n", "p_value")}
-        ppl = (probes or {}).get("perplexity") or {}
-        if w in ppl:
-            m["perplexity"] = summarize(ppl[w], n_boot, seed)
-            if w == TUNED_WEIGHTS and BASE_WEIGHTS in ppl:
-                m["perplexity_change"] = paired_difference(ppl[TUNED_WEIGHTS], ppl[BASE_WEIGHTS], n_boot, seed)
-        if knowledge:
-            m["by_knowledge"] = by_knowledge(rows, knowledge["rows"], n_boot, seed)
-        out["arms"][arm] = m
+        out["arms"][arm] = _arm_metrics(arm, rows, probes, n_boot, seed, knowledge, wording)
     for a, b in PAIRS:
         if a in per_arm and b in per_arm:
             diffs = {}

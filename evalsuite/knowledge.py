@@ -85,9 +85,14 @@ def by_knowledge(arm_rows: list[dict], rows: list[dict], n_boot: int, seed: int)
     """metrics.json's arms.<arm>.by_knowledge: per group, {"n", "accuracy", "hallucination_rate", "f1"} (each a
     summarize() block with its bootstrap CI) over the arm's answers to that group's questions; a group with no
     question is left out."""
-    group = {r["id"]: r["group"] for r in rows}
+    return by_group(arm_rows, {r["id"]: r["group"] for r in rows}, GROUPS, n_boot, seed)
+
+
+def by_group(arm_rows: list[dict], group: dict[str, str], groups: tuple[str, ...], n_boot: int, seed: int) -> dict:
+    """Per group of `groups` (`group`: question id -> its group), {"n", <each GROUP_METRICS>} over the arm's
+    answers to that group's answerable questions; a group with no question is left out."""
     out = {}
-    for g in GROUPS:
+    for g in groups:
         mine = [r for r in arm_rows if group.get(r["id"]) == g and not r["unanswerable"]]
         if mine:
             out[g] = {

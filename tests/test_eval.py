@@ -573,6 +573,39 @@ def test_aggregate_reports_collapse_and_the_known_facts_breakdown(tmp_path):
     assert "knowledge" not in plain and "by_knowledge" not in plain["arms"]["base"] and "base" in plain["collapse"]
 
 
+def test_aggregate_splits_every_arm_by_the_wording_of_its_questions(tmp_path):
+    """metrics.json `wording` and arms.<arm>.by_wording: the tuned arm right on the questions worded like a training
+    question, wrong on the others, the base arm wrong on all."""
+    from evalsuite.evaluate import aggregate, score_rows
+    from evalsuite.wording import METHOD, wording_rows
+
+    write_jsonl(tmp_path / "base.jsonl", score_rows(_rows(10, 2, 0)))
+    write_jsonl(tmp_path / "tuned.jsonl", score_rows(_rows(10, 2, 4)))
+    qs = [
+        (f"q{i}", f"what is the answer number {i} of the list" if i < 4 else f"unrelated words {i}") for i in range(10)
+    ]
+    trained = [f"what is the answer number {i} of the list" for i in range(4)]
+    m = aggregate(
+        tmp_path, ["base", "tuned"], None, 200, 0, None, {"rows": wording_rows(qs, trained), "training_questions": 4}
+    )
+    assert m["wording"] == {
+        "threshold": 0.5,
+        "ngram": 4,
+        "training_questions": 4,
+        "counts": {"close": 4, "new": 6},
+        "method": METHOD,
+    }
+    tuned, base = m["arms"]["tuned"]["by_wording"], m["arms"]["base"]["by_wording"]
+    assert {g: (v["n"], v["accuracy"]["value"]) for g, v in tuned.items()} == {"close": (4, 1.0), "new": (6, 0.0)}
+    assert base["close"]["accuracy"]["value"] == 0.0 and set(base["new"]) == {
+        "n",
+        "accuracy",
+        "hallucination_rate",
+        "f1",
+    }
+    assert "wording" not in aggregate(tmp_path, ["base"], None, 200, 0)
+
+
 class _MemoryArm:
     """An arm that holds `mb` MB of resident memory while it answers (then frees it)."""
 

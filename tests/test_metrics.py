@@ -132,6 +132,8 @@ def test_correct_means_the_answer_not_a_shared_unit_or_frame(prediction, gold, r
         "evalsuite.stats",
         "evalsuite.collapse",
         "evalsuite.knowledge",
+        "evalsuite.wording",
+        "advisor.core.overlap",
     ],
 )
 def test_docstring_examples_run(module):
@@ -381,3 +383,39 @@ def test_knowledge_groups_known_maybe_known_unknown_from_greedy_and_samples():
     assert set(got) == {"known", "maybe_known"}  # no question of rows[:4] is unknown: the group is left out
     assert got["known"]["n"] == 2 and got["known"]["accuracy"]["value"] == 0.5
     assert got["maybe_known"]["hallucination_rate"]["value"] == 0.5 and got["maybe_known"]["f1"]["n"] == 2
+
+
+def test_wording_groups_eval_questions_by_how_much_of_their_wording_one_training_question_holds():
+    from evalsuite.wording import CLOSE_OVERLAP, by_wording, wording_rows, wording_summary
+
+    trained = ["Which year did the Basel bridge open to traffic?", "Who designed the old Basel bridge?"]
+    qs = [
+        ("q0", "Which year did the Basel bridge open to traffic?"),  # word for word: 1.0
+        ("q1", "In which year did the Basel bridge open to traffic?"),  # 6 of its 7 word 4-grams
+        ("q2", "Which year did the Basel bridge first carry traffic?"),  # 3 of its 6: half is close
+        ("q3", "The old bridge at Basel: when did it open?"),  # no shared 4-gram
+        ("q4", "Why?"),  # under four words: nothing to compare
+    ]
+    rows = wording_rows(qs, trained)
+    assert [(r["group"], r["overlap"]) for r in rows] == [
+        ("close", 1.0),
+        ("close", 0.8571),
+        ("close", 0.5),
+        ("new", 0.0),
+        ("new", 0.0),
+    ]
+    assert rows[2]["training_question"] == trained[0] and rows[3]["training_question"] is None
+    assert CLOSE_OVERLAP == 0.5 and wording_summary(rows, 2)["counts"] == {"close": 3, "new": 2}
+    assert wording_summary(rows, 2)["training_questions"] == 2
+    # an arm right on the close questions only; its unanswerable question is in neither group
+    arm = [
+        {
+            "id": f"q{i}",
+            "unanswerable": False,
+            "scores": {"accuracy": float(i < 3), "f1": 0.5, "hallucination_rate": 0.0},
+        }
+        for i in range(5)
+    ]
+    arm += [{"id": "u1", "unanswerable": True, "scores": {"hallucination_rate": 1.0}}]
+    got = by_wording(arm, rows, 200, 0)
+    assert {g: (v["n"], v["accuracy"]["value"]) for g, v in got.items()} == {"close": (3, 1.0), "new": (2, 0.0)}

@@ -151,6 +151,32 @@ def test_known_stage_sorts_answerable_questions_by_what_the_base_model_knows(
     assert "knowledge" not in metrics and "by_knowledge" not in metrics["arms"]["base"]
 
 
+def test_metrics_split_every_arm_by_whether_its_questions_are_worded_like_a_training_question(finished_run):
+    """metrics.json `wording`: the answerable eval questions against every question in the adapters' training files;
+    a question copied into the training file counts as close, and only runs with a tuned arm are split."""
+    from advisor.core.qa import load_qa
+    from advisor.pipeline import eval_wording
+
+    run, cfg = finished_run
+    items = load_qa(cfg.corpus.eval_file(run))
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    trained = {
+        r["question"] for r in map(json.loads, (run / "sft/train.jsonl").read_text().splitlines()) if "question" in r
+    }
+    w = metrics["wording"]
+    assert w["training_questions"] == len(trained) and sum(w["counts"].values()) == 7 and w["threshold"] == 0.5
+    for arm in ("base", "rag", "tuned", "tuned_rag"):
+        assert sum(g["n"] for g in metrics["arms"][arm]["by_wording"].values()) == 7
+    answerable = [it for it in items if not it.unanswerable]
+    got = eval_wording(run, ["base", "tuned"], items)
+    assert [r["id"] for r in got["rows"]] == [it.id for it in answerable]
+    with (run / "sft/train.jsonl").open("a") as f:  # an eval question's wording, trained on
+        f.write(json.dumps({"kind": "qa", "question": answerable[0].question + " Say it briefly."}) + "\n")
+    rows = eval_wording(run, ["base", "tuned"], items)["rows"]
+    assert rows[0]["group"] == "close" and rows[0]["overlap"] == 1.0
+    assert eval_wording(run, ["base", "rag"], items) is None  # no arm answers with the adapter
+
+
 def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depends_on_it(
     finished_run, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
 ):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from advisor.core.arms import ARM_OF_OPTION, OPTION_COLOUR, OPTION_LABEL
 from advisor.core.config import QUALITY_TARGETS
+from advisor.core.errors import AdvisorError
 from advisor.plain import best_option, fit_line
 from advisor.recommend import fit_for_purpose, load_evidence
 from advisor.report import MISSING, write_report
@@ -244,6 +245,13 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
             "maybe_known": {"n": 6, "accuracy": m(0.5, 6), "hallucination_rate": m(0.4, 6), "f1": m(0.45, 6)},
             "unknown": {"n": 12, "accuracy": m(0.25, 12), "hallucination_rate": m(0.7, 12), "f1": m(0.3, 12)},
         }
+        if arm == "tuned":
+            a["by_wording"] = {
+                "close": {"n": 15, "accuracy": m(0.6, 15), "hallucination_rate": m(0.3, 15), "f1": m(0.6, 15)},
+                "new": {"n": 5, "accuracy": m(0.2, 5), "hallucination_rate": m(0.8, 5), "f1": m(0.2, 5)},
+            }
+    metrics["wording"] = {"threshold": 0.5, "ngram": 4, "training_questions": 40, "counts": {"close": 15, "new": 5}}
+    metrics["wording"]["method"] = "close = at least half its word 4-grams in one training question"
     (run / "eval/metrics.json").write_text(json.dumps(metrics))
     training = json.loads((run / "adapter/training.json").read_text())
     training["both_adapter"] = "one adapter on a mixture of closed-book and in-context (RAFT) examples"
@@ -258,6 +266,19 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
     assert "### Abstention" in md and "| RAG | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 84.0 [68.0, 96.0] |" in md
     assert "### Known vs unknown facts" in md and "Answerable questions: known 2, maybe known 6, unknown 12." in md
     assert "| RAG | unknown | 12 | 25.0 [15.0, 35.0] | 70.0 [60.0, 80.0] | 30.0 [20.0, 40.0] |" in md
+    wording = md[md.index("### Eval questions worded like the training questions") : md.index("### Forgetting")]
+    assert "(40 training questions). Answerable questions: close 15, new 5." in wording
+    assert "| Fine-tune | new | 5 | 20.0 [10.0, 30.0] | 80.0 [70.0, 90.0] | 20.0 [10.0, 30.0] |" in wording
+    assert "| RAG |" not in wording  # only arms split by wording have rows
+    # no eval question worded like a training question (the sample's hand-written questions): a line, no table
+    metrics["wording"]["counts"] = {"close": 0, "new": 20}
+    metrics["arms"]["tuned"]["by_wording"] = {"new": metrics["arms"]["tuned"]["by_wording"]["new"] | {"n": 20}}
+    (run / "eval/metrics.json").write_text(json.dumps(metrics))
+    _advise(run)
+    md = (run / "report.md").read_text()
+    wording = md[md.index("### Eval questions worded like the training questions") : md.index("### Forgetting")]
+    assert "Answerable questions: close 0, new 20.\nNone is worded like a training question" in wording
+    assert "| arm | wording |" not in wording
     assert (
         "- How the Fine-tune + RAG adapter was trained: one adapter on a mixture of closed-book and "
         "in-context (RAFT) examples"
@@ -334,6 +355,11 @@ def test_the_curve_with_its_training_questions_shows_them_and_an_unlearnt_adapte
     refresh_advice(run)
     md = (run / "report.md").read_text()
     assert "| 92 | 0.0 | 38.0 | 90.0 |" in md and "it was trained on" not in md.split("### What would flip")[1]
+    # a broken curve file stops the advice with its path and what to do, and leaves the last advice in place
+    (run / "eval" / "curve.json").write_text('{"points": [')
+    with pytest.raises(AdvisorError, match=r"curve\.json.*delete it and run the pipeline again"):
+        refresh_advice(run)
+    assert json.loads((run / "recommendation.json").read_text())["training_fit"]["train_accuracy"] == 0.9
 
 
 def test_a_run_without_a_curve_says_so(run):

@@ -481,6 +481,25 @@ def test_every_evidence_chart_has_a_caption_and_the_newer_measurements_are_shown
         assert heading in t, heading
 
 
+def test_the_evidence_page_shows_accuracy_on_questions_worded_like_the_training_questions(runs_dir, monkeypatch):
+    assert "Questions worded like the training questions" not in text(open_app(runs_dir, monkeypatch, "evidence"))
+    path = runs_dir / FIXTURE.name / "eval" / "metrics.json"
+    m = json.loads(path.read_text())
+    acc = lambda v, n: {"value": v, "ci95": [max(0, v - 0.2), min(1, v + 0.2)], "n": n}  # noqa: E731
+    for arm, close, new in (("base", 0.0, 0.0), ("tuned", 0.7, 0.25)):
+        m["arms"][arm]["by_wording"] = {
+            "close": {"n": 12, "accuracy": acc(close, 12)},
+            "new": {"n": 8, "accuracy": acc(new, 8)},
+        }
+    m["wording"] = {"method": "close = at least 50% of the eval question's word 4-grams occur in one training question"}
+    path.write_text(json.dumps(m))
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    assert "Questions worded like the training questions" in text(at)
+    blob = chart_data(at)
+    assert "worded like a training question (n=12)" in blob and "worded otherwise (n=8)" in blob
+    assert "at least 50% of the eval question's word 4-grams" in text(at)
+
+
 def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_dir, monkeypatch):
     run = (runs_dir / FIXTURE.name).resolve()
     at = open_app(runs_dir, monkeypatch, "evidence")
@@ -1277,9 +1296,17 @@ def test_run_data_accepts_the_knowledge_breakdown_and_seed_spread_and_checks_the
     m["arms"]["tuned"]["seed_spread"] = {"seeds": [0, 1], "accuracy": [0.1, 0.2], "mean": 0.15, "sd": 0.07}
     path.write_text(json.dumps(m))
     assert load_metrics(run)["arms"]["tuned"]["seed_spread"]["mean"] == 0.15
+    m["arms"]["tuned"]["by_wording"] = {"close": {"n": 5, "accuracy": {"value": 0.6, "ci95": [0.2, 1.0], "n": 5}}}
+    path.write_text(json.dumps(m))
+    assert load_metrics(run)["arms"]["tuned"]["by_wording"]["close"]["n"] == 5
     m["arms"]["tuned"]["by_knowledge"]["unknown"]["accuracy"] = {"value": 0.2}
     path.write_text(json.dumps(m))
     with pytest.raises(RunDataError, match="by_knowledge.unknown.accuracy"):
+        load_metrics(run)
+    m["arms"]["tuned"]["by_knowledge"]["unknown"]["accuracy"] = {"value": 0.2, "ci95": [0.0, 0.6], "n": 5}
+    m["arms"]["tuned"]["by_wording"]["close"]["f1"] = {"value": 0.5}
+    path.write_text(json.dumps(m))
+    with pytest.raises(RunDataError, match="by_wording.close.f1"):
         load_metrics(run)
 
 

@@ -23,7 +23,6 @@ and leakage.json before training.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +30,9 @@ from advisor.core.answer import ABSTAIN, Context, cite, context_block, render_ta
 from advisor.core.artifacts import atomic_write_json, write_jsonl
 from advisor.core.corpus import documents_from_chunks
 from advisor.core.errors import AdvisorError
+from advisor.core.overlap import NGRAM, closest, ngrams
+from advisor.core.overlap import normalise as _norm
 from advisor.core.qa import QAItem
-
-NGRAM = 4
 
 
 def text_segments(text: str, tokenizer, max_tokens: int) -> list[str]:
@@ -55,15 +54,6 @@ def text_segments(text: str, tokenizer, max_tokens: int) -> list[str]:
     return out
 
 
-def _norm(s: str) -> str:
-    return " ".join(re.findall(r"\w+", s.lower()))
-
-
-def ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
-    w = _norm(text).split()
-    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
-
-
 def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_segments: list[str], top: int = 5) -> dict:
     """For each eval question, the share of its word 4-grams found in a training example.
 
@@ -75,14 +65,7 @@ def leakage_report(eval_qa: list[QAItem], train_questions: list[str], corpus_seg
         grams = [ngrams(e) for e in examples]
         pairs = []
         for item in eval_qa:
-            g = ngrams(item.question)
-            if not g:
-                continue
-            best, best_j = 0.0, -1
-            for j, eg in enumerate(grams):
-                o = len(g & eg) / len(g)
-                if o > best:
-                    best, best_j = o, j
+            best, best_j = closest(item.question, grams)
             if best_j >= 0:
                 pairs.append(
                     {

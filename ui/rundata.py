@@ -75,11 +75,11 @@ def load_metrics(run_dir: Path) -> dict:
         if not isinstance(metrics, dict):
             raise RunDataError(f"{path}: arms.{arm} must be an object of metrics")
         for name, v in metrics.items():
-            if name == "by_knowledge":  # group -> {n, metric -> value, ci95, n}
+            if name in ("by_knowledge", "by_wording"):  # group -> {n, metric -> value, ci95, n}
                 for g, gm in (v or {}).items():
                     for k, x in gm.items():
                         if k != "n":
-                            _check_ci(x, f"{path}: arms.{arm}.by_knowledge.{g}.{k}")
+                            _check_ci(x, f"{path}: arms.{arm}.{name}.{g}.{k}")
             elif name != "seed_spread":  # per-seed accuracies, mean and sd: not a metric with a CI
                 _check_ci(v, f"{path}: arms.{arm}.{name}")
     return m

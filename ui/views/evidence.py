@@ -15,6 +15,7 @@ from ui.rundata import RunDataError, load_config_dict, load_metrics, read_json
 # Streamlit wraps cell text only in rows taller than 64 px; 66 px holds two lines.
 WRAP_ROW_PX = 66
 GROUP_LABEL = {"known": "known to the base model", "maybe_known": "maybe known", "unknown": "unknown to it"}
+WORDING_LABEL = {"close": "worded like a training question", "new": "worded otherwise"}
 
 
 def chart(c, caption: str) -> None:
@@ -112,25 +113,31 @@ def arm_bars(
         chart(charts.ci_bars(df, y_title, pct=pct, height=height), caption)
 
 
-def knowledge_section(metrics: dict) -> None:
-    """Accuracy on facts the base model already knew vs did not (eval/metrics.json knowledge, by_knowledge)."""
-    st.subheader("Known vs unknown facts")
-    know = metrics.get("knowledge") or {}
+def group_rows(metrics: dict, key: str, labels: dict) -> list[dict]:
+    """One chart row per arm and group of metrics.json arms.<arm>.<key> (by_knowledge, by_wording): its accuracy."""
     rows = []
     for arm, m in metrics["arms"].items():
-        for g, gm in (m.get("by_knowledge") or {}).items():
+        for g, gm in (m.get(key) or {}).items():
             acc = gm.get("accuracy")
             if acc:
                 rows.append(
                     {
                         "arm": ARM_LABEL.get(arm, arm),
-                        "metric": f"{GROUP_LABEL.get(g, g)} (n={gm['n']})",
+                        "metric": f"{labels.get(g, g)} (n={gm['n']})",
                         "value": acc["value"],
                         "lo": acc["ci95"][0],
                         "hi": acc["ci95"][1],
                         "n": acc["n"],
                     }
                 )
+    return rows
+
+
+def knowledge_section(metrics: dict) -> None:
+    """Accuracy on facts the base model already knew vs did not (eval/metrics.json knowledge, by_knowledge)."""
+    st.subheader("Known vs unknown facts")
+    know = metrics.get("knowledge") or {}
+    rows = group_rows(metrics, "by_knowledge", GROUP_LABEL)
     if not rows:
         st.info(
             "Not measured in this run: set eval.known_samples above 0 and re-run the evaluation "
@@ -149,6 +156,22 @@ def knowledge_section(metrics: dict) -> None:
         charts.ci_bars(pd.DataFrame(rows), "share correct", by_metric=True),
         "Accuracy of each option on the facts the base model already knew, maybe knew, and did not know: "
         "retrieval can supply a fact the model lacks; fine-tuning rarely teaches one (Gekhman et al. 2024)." + how,
+    )
+
+
+def wording_section(metrics: dict) -> None:
+    """Accuracy on eval questions worded like a training question vs otherwise (metrics.json wording, by_wording);
+    nothing when no option answers with an adapter."""
+    rows = group_rows(metrics, "by_wording", WORDING_LABEL)
+    if not rows:
+        return
+    w = metrics.get("wording") or {}
+    st.subheader("Questions worded like the training questions")
+    chart(
+        charts.ci_bars(pd.DataFrame(rows), "share correct", by_metric=True),
+        "Accuracy of each option on the eval questions worded like a question the adapter was trained on and on "
+        "the others: a tuned option far better on the first partly recalls trained wording, and users' questions "
+        f"are worded their own way. How a question was classed: {w.get('method', '?')}.",
     )
 
 
@@ -349,6 +372,7 @@ with right:
     )
 
 knowledge_section(metrics)
+wording_section(metrics)
 seeds_section(metrics)
 drill_section(run.path)
 
