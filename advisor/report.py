@@ -334,38 +334,63 @@ def plot_qa_set(qa_report: dict) -> bytes:
     return _png(fig)
 
 
+def curve_labels(points: list[dict], used_step: int) -> list[tuple[float, float, str]]:
+    """(probe %, domain %, label) for the learning-vs-forgetting plane, one label per place: points that land on
+    the same place (a flat curve) share one label, 'steps 20, 40, 60 (used)', instead of printing over each other.
+
+    >>> pts = [{"step": s, "probe_accuracy": 0.4, "domain_accuracy": d} for s, d in ((0, 0.1), (20, 0.0), (40, 0.0))]
+    >>> curve_labels(pts, 40)
+    [(40.0, 10.0, 'step 0'), (40.0, 0.0, 'steps 20, 40 (used)')]
+    """
+    places: dict[tuple[float, float], list[int]] = {}
+    for p in points:
+        places.setdefault((round(100 * p["probe_accuracy"], 6), round(100 * p["domain_accuracy"], 6)), []).append(
+            p["step"]
+        )
+    out = []
+    for (x, y), steps in places.items():
+        label = ("step " if len(steps) == 1 else "steps ") + ", ".join(str(s) for s in steps)
+        out.append((x, y, label + (" (used)" if used_step in steps and used_step else "")))
+    return out
+
+
 def plot_curve(curve: dict) -> bytes:
-    """Learning vs forgetting: domain accuracy against probe accuracy at each training step measured; with the
-    adapter's own training questions measured, their accuracy at the same points, dashed."""
+    """The learning curve in two panels. Left: accuracy % against the training step, for the eval questions
+    (closed book), the adapter's own training questions (dashed, when measured) and the general-knowledge probe
+    (dotted). Right: domain accuracy against probe accuracy, each place labelled with its steps."""
     plt = _plt()
     pts = curve["points"]
-    fig, ax = plt.subplots(figsize=(5.6, 4))
-    x = [100 * p["probe_accuracy"] for p in pts]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    steps = [p["step"] for p in pts]
     y = [100 * p["domain_accuracy"] for p in pts]
+    x = [100 * p["probe_accuracy"] for p in pts]
+    colour = ARM_COLOUR[TUNED]  # the adapter along its training: the tuned arm
+    left.plot(steps, y, "-o", color=colour, label=f"eval questions ({pts[0]['n_questions']}), closed book")
     trained = [p for p in pts if "train_accuracy" in p]
-    label = f"eval questions ({pts[0]['n_questions']})"
-    ax.plot(x, y, "-o", color=ARM_COLOUR[TUNED], label=label)  # the adapter along its training: the tuned arm
     if trained:
-        ax.plot(
-            [100 * p["probe_accuracy"] for p in trained],
+        left.plot(
+            [p["step"] for p in trained],
             [100 * p["train_accuracy"] for p in trained],
             "--s",
-            color=ARM_COLOUR[TUNED],
+            color=colour,
             alpha=0.55,
             label=f"its own training questions ({trained[0]['n_train_questions']})",
         )
-        ax.legend(fontsize=8)
-    for p, xi, yi in zip(pts, x, y):
-        label = (
-            "step 0"
-            if p["step"] == 0
-            else f"step {p['step']}" + (" (used)" if p["step"] == curve["used"]["step"] else "")
-        )
-        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set_xlabel(f"general-knowledge probe accuracy % ({curve['probe_set']}, {pts[0]['n_probe']} items)")
-    ax.set_ylabel("domain accuracy %, closed book")
-    ax.set_title("Learning vs forgetting along the training run")
-    ax.grid(alpha=0.3)
+    left.plot(steps, x, ":^", color="0.45", label=f"probe: {curve['probe_set']} ({pts[0]['n_probe']} items)")
+    left.axvline(curve["used"]["step"], color="0.7", lw=1)
+    left.set_xlabel("training step (the grey line: the adapter the tuned arms use)")
+    left.set_ylabel("accuracy %")
+    left.set_ylim(-3, 103)
+    left.set_title("Accuracy along the training run")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    right.plot(x, y, "-o", color=colour)
+    for xi, yi, label in curve_labels(pts, curve["used"]["step"]):
+        right.annotate(label, (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    right.set_xlabel(f"general-knowledge probe accuracy % ({curve['probe_set']}, {pts[0]['n_probe']} items)")
+    right.set_ylabel("domain accuracy %, closed book")
+    right.set_title("Learning vs forgetting")
+    right.grid(alpha=0.3)
     return _png(fig)
 
 
@@ -403,7 +428,8 @@ def curve_section(curve: dict | None, fig) -> list[str]:
     L += [""]
     L += fig(
         "curve.png",
-        "Learning vs forgetting: domain accuracy against probe accuracy per training step",
+        "Left: accuracy on the eval questions, the adapter's own training questions and the probe along the "
+        "training run; right: domain accuracy against probe accuracy per training step",
         plot_curve,
         curve,
     )

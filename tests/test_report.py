@@ -313,7 +313,10 @@ def test_learning_curve_and_seed_spread_are_shown_when_the_run_measured_them(run
     write_report(run)
     md = (run / "report.md").read_text()
     assert "### Learning vs forgetting" in md and "| 30 | 20.0 | 40.0 |" in md and "use step 92" in md
-    assert (run / "report_files" / "curve.png").exists()
+    with Image.open(
+        run / "report_files" / "curve.png"
+    ) as im:  # two panels side by side: along the steps, and the plane
+        assert im.size[0] >= 2 * im.size[1]
     assert "across 2 training seeds: accuracy 12.5%, 10.0% (mean 11.2%, sd 1.8 pts)" in md
     # each seed's commonest answer, and a seed that collapsed said in words
     guard = {"top_answer": ["1,000", "10"], "top_share": [0.11, 0.26], "collapsed": [False, True]}
@@ -453,7 +456,7 @@ def test_plain_reasons_name_each_criterion_in_words():
     ]  # build cost favours RAG, so it is no reason for Fine-tune
 
 
-@pytest.mark.parametrize("module", ["advisor.plain", "advisor.seeds"])
+@pytest.mark.parametrize("module", ["advisor.plain", "advisor.seeds", "advisor.report"])
 def test_plain_words_and_seed_examples_run(module):
     import doctest
     import importlib
