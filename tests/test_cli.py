@@ -33,6 +33,7 @@ def test_ls_lists_presets_models_metrics_and_probes(capsys):
     for name in (
         "quickstart",
         "smoke",
+        "thorough",
         "balanced",
         "smollm2-135m-instruct",
         "gemma3-270m",

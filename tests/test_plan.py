@@ -171,6 +171,26 @@ def test_the_curve_is_planned_to_answer_its_training_questions_at_every_point(ti
     assert "training questions" not in without.work and with_them.seconds > without.seconds
 
 
+def test_the_thorough_preset_is_the_quickstart_with_four_times_its_training_at_a_higher_learning_rate():
+    """The same evaluation as the quickstart (so their numbers compare), 8 epochs at lr 1e-3, and the plan prices its
+    tune at four times the quickstart's steps."""
+    from advisor.core.config import load_config
+    from advisor.plan import estimate, measure_work
+
+    quick, thorough = resolve_inputs(load_config("quickstart", [])), resolve_inputs(load_config("thorough", []))
+    assert (thorough.tuning.epochs, thorough.tuning.lr) == (8, 1e-3) and quick.tuning.lr == 2e-4
+    for section in ("corpus", "chunking", "retrieval", "eval", "model", "recommend"):
+        assert thorough.to_dict()[section] == quick.to_dict()[section], section
+    assert {k: v for k, v in thorough.to_dict()["tuning"].items() if k not in ("epochs", "lr")} == {
+        k: v for k, v in quick.to_dict()["tuning"].items() if k not in ("epochs", "lr")
+    }
+    work = measure_work(quick)
+    tune = [{s.name: s for s in estimate(c, work, FAKE_CAL).stages}["tune"] for c in (quick, thorough)]
+    assert tune[0].work.startswith("2 epochs = ") and tune[1].work.startswith("8 epochs = ")
+    steps = [int(t.work.split(" = ")[1].split(" steps")[0]) for t in tune]
+    assert steps[1] == 4 * steps[0] > 0 and tune[1].seconds > 3 * tune[0].seconds
+
+
 def test_closed_book_batches_are_planned_to_prefill_their_common_head_once():
     from advisor.plan import closed_prefill_tokens
 
