@@ -448,7 +448,7 @@ def _fine_tune_lines(ev: Evidence) -> list[str]:
         )
     else:
         then = "more or better training data, or a larger base model"
-    return ["fine-tuning does not add knowledge the base model lacks (" + "; ".join(why) + "): " + then]
+    return ["fine-tuning adds little of the knowledge the base model lacks (" + "; ".join(why) + "): " + then]
 
 
 def training_fit(run_dir: Path) -> dict | None:

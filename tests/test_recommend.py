@@ -297,12 +297,12 @@ def test_fine_tuning_barely_above_the_base_model_points_to_data_or_a_larger_mode
     ev.base_accuracy = _m(0.05)
     points = recommend(ev)["fit_for_purpose"]["points_to"]
     assert (
-        "fine-tuning does not add knowledge the base model lacks (Fine-tune answers 10.0%, the base model closed "
+        "fine-tuning adds little of the knowledge the base model lacks (Fine-tune answers 10.0%, the base model closed "
         "book 5.0%: +5.0 pts): more or better training data, or a larger base model"
     ) in points
     ev.base_accuracy = _m(0.0)
     ev.accuracy["fine-tune"] = _m(0.45)  # a real gain of 45 points: that line would be false
-    assert not any("does not add knowledge" in p for p in recommend(ev)["fit_for_purpose"]["points_to"])
+    assert not any("adds little of the knowledge" in p for p in recommend(ev)["fit_for_purpose"]["points_to"])
 
 
 def test_whether_the_adapter_learnt_its_own_training_questions_decides_what_fine_tunings_shortfall_points_to():
@@ -313,7 +313,7 @@ def test_whether_the_adapter_learnt_its_own_training_questions_decides_what_fine
     fit = {"step": 60, "train_accuracy": 0.075, "n": 40, "domain_accuracy": 0.0, "n_questions": 40, "learnt": False}
     ev.training_fit = fit
     rec = recommend(ev)
-    said = next(p for p in rec["fit_for_purpose"]["points_to"] if "does not add knowledge" in p)
+    said = next(p for p in rec["fit_for_purpose"]["points_to"] if "adds little of the knowledge" in p)
     assert said.endswith(
         "+5.0 pts): its adapter answers only 7.5% of the questions it was trained on (n=40), so it has not learnt "
         "them yet: train longer or at a higher learning rate (tuning.epochs, tuning.lr) before judging fine-tuning"
@@ -325,7 +325,7 @@ def test_whether_the_adapter_learnt_its_own_training_questions_decides_what_fine
     # learnt by heart, not carried to the evaluation's wording: more varied data, and no flip from more training
     ev.training_fit = fit | {"train_accuracy": 0.95, "learnt": True}
     rec = recommend(ev)
-    said = next(p for p in rec["fit_for_purpose"]["points_to"] if "does not add knowledge" in p)
+    said = next(p for p in rec["fit_for_purpose"]["points_to"] if "adds little of the knowledge" in p)
     assert said.endswith(
         "its adapter answers 95.0% of the questions it was trained on (n=40) but 10.0% of the evaluation's (n=100), "
         "so it learnt them without generalising to new wording: more varied training data (several phrasings of "
@@ -343,7 +343,7 @@ def test_facts_unknown_to_the_base_model_that_fine_tuning_does_not_learn_point_t
     points = recommend(ev)["fit_for_purpose"]["points_to"]
     assert any(
         p.startswith(
-            "fine-tuning does not add knowledge the base model lacks (the base model does not know "
+            "fine-tuning adds little of the knowledge the base model lacks (the base model does not know "
             "70.0% of the facts asked and Fine-tune answers 3.0% of those (n=70))"
         )
         for p in points

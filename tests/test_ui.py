@@ -498,6 +498,14 @@ def test_the_evidence_page_shows_accuracy_on_questions_worded_like_the_training_
     blob = chart_data(at)
     assert "worded like a training question (n=12)" in blob and "worded otherwise (n=8)" in blob
     assert "at least 50% of the eval question's word 4-grams" in text(at)
+    # no question worded like a training question (the sample's hand-written ones): a line instead of the chart
+    m["wording"]["counts"] = {"close": 0, "new": 20}
+    for arm in ("base", "tuned"):
+        m["arms"][arm]["by_wording"] = {"new": m["arms"][arm]["by_wording"]["new"]}
+    path.write_text(json.dumps(m))
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    assert "None of the eval questions is worded like a question the adapter was trained on" in text(at)
+    assert "worded otherwise (n=8)" not in chart_data(at)
 
 
 def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_dir, monkeypatch):

@@ -167,6 +167,12 @@ def wording_section(metrics: dict) -> None:
         return
     w = metrics.get("wording") or {}
     st.subheader("Questions worded like the training questions")
+    if not (w.get("counts") or {}).get("close", 1):
+        st.caption(
+            "None of the eval questions is worded like a question the adapter was trained on, so the accuracies above "
+            f"measure new wording. How a question was classed: {w.get('method', '?')}."
+        )
+        return
     chart(
         charts.ci_bars(pd.DataFrame(rows), "share correct", by_metric=True),
         "Accuracy of each option on the eval questions worded like a question the adapter was trained on and on "
