@@ -39,6 +39,7 @@ from advisor.core.arms import (
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
+from advisor.curve import read_curve
 from advisor.metrics import METRIC_INFO, METRIC_LABEL, METRIC_ORDER
 from advisor.plain import duration
 from advisor.seeds import collapsed_seeds
@@ -814,7 +815,16 @@ def wording_section(metrics: dict, arms: list[str]) -> list[str]:
         "users' questions are new ones.",
         "",
     ]
-    return L + group_table(metrics, arms, "by_wording", WORDING_GROUPS, "wording")
+    L += group_table(metrics, arms, "by_wording", WORDING_GROUPS, "wording")
+    examples = w.get("examples") or []
+    if examples:
+        L += ["The close questions with the largest overlap, each beside the training question that holds it:", ""]
+        L += [
+            f'- {100 * e["overlap"]:.0f}%: eval "{e["question"]}" / trained "{e["training_question"]}"'
+            for e in examples
+        ]
+        L += [""]
+    return L
 
 
 def group_table(metrics: dict, arms: list[str], key: str, groups: tuple[str, ...], column: str) -> list[str]:
@@ -965,7 +975,7 @@ def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) 
             "evaluate a tuned arm)",
             "",
         ]
-    L += curve_section(_read(run_dir / "eval" / "curve.json"), fig)
+    L += curve_section(read_curve(run_dir), fig)  # a broken curve.json stops the report with its path
     return L + paired_section(metrics, fig)
 
 

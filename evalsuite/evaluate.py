@@ -11,7 +11,7 @@ metrics.json (docs/architecture.md, 'Contracts'):
      "paired": {"rag - base": {"<metric>": {"value", "ci95", "n", "p_value"}}},
      "collapse": {"<arm>": {"collapsed", "top_answer", "top_share", "empty_share", "n", "reason"}},
      "knowledge": {"samples", "temperature", "counts", "method"},
-     "wording": {"threshold", "ngram", "training_questions", "counts", "method"},
+     "wording": {"threshold", "ngram", "training_questions", "counts", "method", "examples"},
      "probes": {...}, "judge": {...}, "bootstrap": {"resamples", "seed", "method"}, "seeds": {...}}
 """
 

@@ -22,6 +22,7 @@ from evalsuite.knowledge import by_group
 
 GROUPS = ("close", "new")
 CLOSE_OVERLAP = 0.5  # at least half an eval question's word 4-grams in one training question: worded like it
+EXAMPLES = 3  # close questions metrics.json and the report show beside their training question
 METHOD = (
     f"close = at least {CLOSE_OVERLAP:.0%} of the eval question's word {NGRAM}-grams occur in one question the "
     "adapter was trained on; new = fewer"
@@ -29,8 +30,9 @@ METHOD = (
 
 
 def wording_rows(questions: list[tuple[str, str]], training_questions: list[str]) -> list[dict]:
-    """One row per eval question, given as (id, question): {"id", "group", "overlap", "training_question"} (the
-    training question holding the largest share of its word 4-grams, or None when none holds any)."""
+    """One row per eval question, given as (id, question): {"id", "question", "group", "overlap",
+    "training_question"} (the training question holding the largest share of its word 4-grams, or None when none
+    holds any)."""
     grams = [ngrams(t) for t in training_questions]
     out = []
     for qid, question in questions:
@@ -38,6 +40,7 @@ def wording_rows(questions: list[tuple[str, str]], training_questions: list[str]
         out.append(
             {
                 "id": qid,
+                "question": question,
                 "group": "close" if share >= CLOSE_OVERLAP else "new",
                 "overlap": round(share, 4),
                 "training_question": training_questions[j] if j >= 0 else None,
@@ -47,14 +50,17 @@ def wording_rows(questions: list[tuple[str, str]], training_questions: list[str]
 
 
 def wording_summary(rows: list[dict], n_training_questions: int) -> dict:
-    """metrics.json's top-level `wording` block: the rule, how many training questions it compared against and
-    how many answerable eval questions each group holds."""
+    """metrics.json's top-level `wording` block: the rule, how many training questions it compared against, how
+    many answerable eval questions each group holds and, as `examples`, the EXAMPLES close questions with the
+    largest overlap beside the training question that holds it (what 'worded like' means on this run)."""
+    close = sorted((r for r in rows if r["group"] == "close"), key=lambda r: -r["overlap"])[:EXAMPLES]
     return {
         "threshold": CLOSE_OVERLAP,
         "ngram": NGRAM,
         "training_questions": n_training_questions,
         "counts": {g: sum(r["group"] == g for r in rows) for g in GROUPS},
         "method": METHOD,
+        "examples": [{k: r[k] for k in ("id", "question", "training_question", "overlap")} for r in close],
     }
 
 

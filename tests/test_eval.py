@@ -588,6 +588,7 @@ def test_aggregate_splits_every_arm_by_the_wording_of_its_questions(tmp_path):
     m = aggregate(
         tmp_path, ["base", "tuned"], None, 200, 0, None, {"rows": wording_rows(qs, trained), "training_questions": 4}
     )
+    examples = m["wording"].pop("examples")
     assert m["wording"] == {
         "threshold": 0.5,
         "ngram": 4,
@@ -595,6 +596,11 @@ def test_aggregate_splits_every_arm_by_the_wording_of_its_questions(tmp_path):
         "counts": {"close": 4, "new": 6},
         "method": METHOD,
     }
+    assert [(e["id"], e["question"] == e["training_question"], e["overlap"]) for e in examples] == [
+        ("q0", True, 1.0),
+        ("q1", True, 1.0),
+        ("q2", True, 1.0),
+    ]
     tuned, base = m["arms"]["tuned"]["by_wording"], m["arms"]["base"]["by_wording"]
     assert {g: (v["n"], v["accuracy"]["value"]) for g, v in tuned.items()} == {"close": (4, 1.0), "new": (6, 0.0)}
     assert base["close"]["accuracy"]["value"] == 0.0 and set(base["new"]) == {

@@ -407,6 +407,13 @@ def test_wording_groups_eval_questions_by_how_much_of_their_wording_one_training
     assert rows[2]["training_question"] == trained[0] and rows[3]["training_question"] is None
     assert CLOSE_OVERLAP == 0.5 and wording_summary(rows, 2)["counts"] == {"close": 3, "new": 2}
     assert wording_summary(rows, 2)["training_questions"] == 2
+    # the close questions with the most overlap, beside the training question that holds it
+    assert [(e["id"], e["training_question"], e["overlap"]) for e in wording_summary(rows, 2)["examples"]] == [
+        ("q0", trained[0], 1.0),
+        ("q1", trained[0], 0.8571),
+        ("q2", trained[0], 0.5),
+    ]
+    assert wording_summary(rows[3:], 2)["examples"] == []
     # an arm right on the close questions only; its unanswerable question is in neither group
     arm = [
         {

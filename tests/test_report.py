@@ -252,6 +252,10 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
             }
     metrics["wording"] = {"threshold": 0.5, "ngram": 4, "training_questions": 40, "counts": {"close": 15, "new": 5}}
     metrics["wording"]["method"] = "close = at least half its word 4-grams in one training question"
+    metrics["wording"]["examples"] = [
+        {"id": "q3", "question": "When did the bridge open?", "training_question": "When did the bridge open?",
+         "overlap": 1.0}
+    ]  # fmt: skip
     (run / "eval/metrics.json").write_text(json.dumps(metrics))
     training = json.loads((run / "adapter/training.json").read_text())
     training["both_adapter"] = "one adapter on a mixture of closed-book and in-context (RAFT) examples"
@@ -270,6 +274,7 @@ def test_collapse_abstention_bare_citations_known_vs_unknown_and_the_both_adapte
     assert "(40 training questions). Answerable questions: close 15, new 5." in wording
     assert "| Fine-tune | new | 5 | 20.0 [10.0, 30.0] | 80.0 [70.0, 90.0] | 20.0 [10.0, 30.0] |" in wording
     assert "| RAG |" not in wording  # only arms split by wording have rows
+    assert '- 100%: eval "When did the bridge open?" / trained "When did the bridge open?"' in wording
     # no eval question worded like a training question (the sample's hand-written questions): a line, no table
     metrics["wording"]["counts"] = {"close": 0, "new": 20}
     metrics["arms"]["tuned"]["by_wording"] = {"new": metrics["arms"]["tuned"]["by_wording"]["new"] | {"n": 20}}
@@ -363,6 +368,8 @@ def test_the_curve_with_its_training_questions_shows_them_and_an_unlearnt_adapte
     with pytest.raises(AdvisorError, match=r"curve\.json.*delete it and run the pipeline again"):
         refresh_advice(run)
     assert json.loads((run / "recommendation.json").read_text())["training_fit"]["train_accuracy"] == 0.9
+    with pytest.raises(AdvisorError, match=r"learning curve.*curve\.json"):  # the report reads it the same way
+        write_report(run)
 
 
 def test_a_run_without_a_curve_says_so(run):

@@ -492,9 +492,21 @@ def test_the_evidence_page_shows_accuracy_on_questions_worded_like_the_training_
             "new": {"n": 8, "accuracy": acc(new, 8)},
         }
     m["wording"] = {"method": "close = at least 50% of the eval question's word 4-grams occur in one training question"}
+    m["wording"]["examples"] = [
+        {"id": "e7", "question": "When did the bridge open?", "training_question": "When did the bridge open?",
+         "overlap": 1.0}
+    ]  # fmt: skip
     path.write_text(json.dumps(m))
     at = open_app(runs_dir, monkeypatch, "evidence")
     assert "Questions worded like the training questions" in text(at)
+    pairs = next(d.value for d in at.dataframe if "training question" in d.value.columns)
+    assert pairs.to_dict("records") == [
+        {
+            "overlap": "100%",
+            "eval question": "When did the bridge open?",
+            "training question": "When did the bridge open?",
+        }
+    ]
     blob = chart_data(at)
     assert "worded like a training question (n=12)" in blob and "worded otherwise (n=8)" in blob
     assert "at least 50% of the eval question's word 4-grams" in text(at)
@@ -506,6 +518,29 @@ def test_the_evidence_page_shows_accuracy_on_questions_worded_like_the_training_
     at = open_app(runs_dir, monkeypatch, "evidence")
     assert "None of the eval questions is worded like a question the adapter was trained on" in text(at)
     assert "worded otherwise (n=8)" not in chart_data(at)
+
+
+def test_the_evidence_page_plots_the_learning_curve_and_the_training_questions_when_measured(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    blob, t = chart_data(at), text(at)
+    assert "eval questions (40), closed book" in blob and "probe: arc_easy (30 items)" in blob
+    assert "its own training questions" not in blob  # the fixture's curve predates training accuracy
+    assert "The tuned arms use step 92: the final adapter" in t and "dashed line" not in t
+    path = runs_dir / FIXTURE.name / "eval" / "curve.json"
+    curve = json.loads(path.read_text())
+    for p, acc in zip(curve["points"][1:], (0.3, 0.6, 0.85)):
+        p.update(train_accuracy=acc, n_train_questions=20)
+    path.write_text(json.dumps(curve))
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    assert "its own training questions (20)" in chart_data(at)
+    assert "20 of the questions the adapter was trained on, in their trained wording (85% at step 92)" in text(at)
+    del curve["points"][1]["probe_accuracy"]
+    path.write_text(json.dumps(curve))
+    t = text(open_app(runs_dir, monkeypatch, "evidence"))
+    assert "curve.json: points[1] lacks a number for probe_accuracy" in t
+    assert "Leakage" in t or "leakage" in t  # the page goes on past a broken curve
+    path.unlink()
+    assert "This run measured no learning curve" in text(open_app(runs_dir, monkeypatch, "evidence"))
 
 
 def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_dir, monkeypatch):

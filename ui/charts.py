@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from advisor.core.arms import ARM, ARM_LABEL, ARM_TABLE, ARMS, OPTION_LABEL
+from advisor.core.arms import ARM, ARM_LABEL, ARM_TABLE, ARMS, OPTION_LABEL, TUNED
 from advisor.metrics import LOWER_IS_BETTER, METRIC_LABEL, METRIC_ORDER
 
 # Every arm and option in the colour of the arm table (docs/architecture.md, 'The arm table'), on every page.
@@ -273,6 +273,41 @@ def loss_curve(training: dict) -> alt.Chart:
     train = base.transform_filter(alt.datum.kind == "train loss").mark_line(strokeWidth=1)
     val = base.transform_filter(alt.datum.kind == "validation loss").mark_line(point=True, strokeWidth=3)
     return (train + val).properties(height=260)
+
+
+def learning_curve(curve: dict) -> alt.Chart:
+    """Accuracy % along the training steps (eval/curve.json): the eval questions closed book, the adapter's own
+    training questions (when measured) and the general-knowledge probe, with a grey rule at the adapter the
+    tuned arms use. The report's curve.png draws the same points (advisor/report.py `plot_curve`)."""
+    pts = curve["points"]
+    eval_label = f"eval questions ({pts[0]['n_questions']}), closed book"
+    probe_label = f"probe: {curve.get('probe_set', '?')} ({pts[0]['n_probe']} items)"
+    rows = []
+    for p in pts:
+        rows.append({"step": p["step"], "accuracy": p["domain_accuracy"], "series": eval_label})
+        rows.append({"step": p["step"], "accuracy": p["probe_accuracy"], "series": probe_label})
+    trained = [p for p in pts if "train_accuracy" in p]
+    train_label = f"its own training questions ({trained[0]['n_train_questions']})" if trained else None
+    rows += [{"step": p["step"], "accuracy": p["train_accuracy"], "series": train_label} for p in trained]
+    df = pd.DataFrame(rows, columns=["step", "accuracy", "series"])
+    domain = [eval_label] + ([train_label] if trained else []) + [probe_label]
+    # the adapter's lines in the tuned arm's colour; the probe in a darker grey than the base arm's
+    colours = [ARM[TUNED].colour] * (2 if trained else 1) + ["#595959"]
+    dashes = [[1, 0]] + ([[6, 3]] if trained else []) + [[2, 2]]  # as curve.png: solid, dashed, dotted
+    legend = alt.Legend(orient="top", title=None, labelLimit=320)
+    lines = (
+        alt.Chart(df)
+        .mark_line(point=True, strokeWidth=2)
+        .encode(
+            x=alt.X("step:Q", title="optimizer step (grey rule: the adapter the tuned arms use)"),
+            y=alt.Y("accuracy:Q", title="accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("series:N", scale=alt.Scale(domain=domain, range=colours), legend=legend),
+            strokeDash=alt.StrokeDash("series:N", scale=alt.Scale(domain=domain, range=dashes), legend=legend),
+            tooltip=["series", "step", alt.Tooltip("accuracy:Q", format=".1%")],
+        )
+    )
+    used = alt.Chart(pd.DataFrame({"step": [curve["used"]["step"]]})).mark_rule(color="#aaaaaa").encode(x="step:Q")
+    return (used + lines).properties(height=280)
 
 
 def utility_bars(utilities: dict[str, float], verdict: str) -> alt.Chart:

@@ -85,6 +85,28 @@ def load_metrics(run_dir: Path) -> dict:
     return m
 
 
+CURVE_POINT = ("step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe")
+
+
+def load_curve(run_dir: Path) -> dict | None:
+    """eval/curve.json (advisor/curve.py), or None when the run measured no learning curve; RunDataError when
+    the file is there but not the curve it should be."""
+    path = Path(run_dir) / "eval" / "curve.json"
+    if not path.is_file():
+        return None
+    c = read_json(path, "learning curve")
+    pts = c.get("points")
+    if not isinstance(pts, list) or not pts:
+        raise RunDataError(f"{path} has no 'points'; {RERUN}")
+    for i, p in enumerate(pts):
+        missing = [k for k in CURVE_POINT if not isinstance((p or {}).get(k), (int, float))]
+        if missing:
+            raise RunDataError(f"{path}: points[{i}] lacks a number for {', '.join(missing)}; {RERUN}")
+    if not isinstance((c.get("used") or {}).get("step"), int):
+        raise RunDataError(f"{path} does not say which step the tuned arms use ('used': {{'step': ...}}); {RERUN}")
+    return c
+
+
 def load_recommendation(run_dir: Path) -> dict:
     path = Path(run_dir) / "recommendation.json"
     rec = read_json(path, "recommendation")

@@ -1,8 +1,9 @@
 """Evidence: first the paired differences between RAG, fine-tune and both on the same questions (percentage
 points, plain names), then per-arm accuracy, hallucination, answer quality (semantic similarity, faithfulness),
 known vs unknown facts, the training seeds, the knowledge-update drill, latency, retrieval, forgetting, the
-validation-loss curve (adapter/training.json) and the leakage report (sft/leakage.json). Every chart carries
-one caption saying what it shows; bars have 95% CI error bars and a bar of 0 a visible marker."""
+validation-loss curve (adapter/training.json), the learning curve (eval/curve.json) and the leakage report
+(sft/leakage.json). Every chart carries one caption saying what it shows; bars have 95% CI error bars and a bar
+of 0 a visible marker."""
 
 import pandas as pd
 import streamlit as st
@@ -10,7 +11,7 @@ import streamlit as st
 from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, ARMS, INDEX_ARMS, OPTION_LABEL, RAG, TUNED
 from ui import charts
 from ui.common import not_finished_message, require_run, run_header, show_data_error
-from ui.rundata import RunDataError, load_config_dict, load_metrics, read_json
+from ui.rundata import RunDataError, load_config_dict, load_curve, load_metrics, read_json
 
 # Streamlit wraps cell text only in rows taller than 64 px; 66 px holds two lines.
 WRAP_ROW_PX = 66
@@ -179,6 +180,22 @@ def wording_section(metrics: dict) -> None:
         "the others: a tuned option far better on the first partly recalls trained wording, and users' questions "
         f"are worded their own way. How a question was classed: {w.get('method', '?')}.",
     )
+    examples = w.get("examples") or []
+    if examples:
+        st.markdown("The close questions with the largest overlap, each beside the training question that holds it:")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "overlap": f"{100 * e['overlap']:.0f}%",
+                        "eval question": e["question"],
+                        "training question": e["training_question"],
+                    }
+                    for e in examples
+                ]
+            ),
+            hide_index=True,
+        )
 
 
 def seeds_section(metrics: dict) -> None:
@@ -267,6 +284,41 @@ def drill_section(run_dir) -> None:
         )
     if drill.get("note"):
         st.caption(drill["note"])
+
+
+def curve_section(run_dir) -> None:
+    """The learning curve (eval/curve.json): accuracy on the eval questions, the adapter's own training questions
+    and the probe along the training steps, as the report's curve.png draws it."""
+    st.subheader("Training: what the adapter learnt along the way")
+    try:
+        curve = load_curve(run_dir)
+    except RunDataError as e:
+        show_data_error(e)
+        return
+    if not curve:
+        st.info(
+            "This run measured no learning curve: it needs a tuned arm, probes (eval.probes) and "
+            "tuning.curve_points > 0."
+        )
+        return
+    pts = curve["points"]
+    trained = [p for p in pts if "train_accuracy" in p]
+    caption = (
+        f"Accuracy of the base model (before training) and of the adapter at each saved step on the first "
+        f"{pts[0]['n_questions']} answerable eval questions, closed book, and on {pts[0]['n_probe']} "
+        "general-knowledge probe items "
+        f"({curve.get('probe_set', '?')}): falling probe accuracy is forgetting. The tuned arms use step "
+        f"{curve['used']['step']}: {curve['used']['why']}. A small slice: read the shape, not single points."
+    )
+    if trained:
+        last = trained[-1]
+        caption += (
+            f" The dashed line is {last['n_train_questions']} of the questions the adapter was trained on, in their "
+            f"trained wording ({100 * last['train_accuracy']:.0f}% at step {last['step']}): not answering them means "
+            "it has not learnt them yet (train longer or at a higher learning rate); answering them but not the "
+            "eval questions means it learnt them by heart (more varied training data, or a larger model)."
+        )
+    chart(charts.learning_curve(curve), caption)
 
 
 def leakage_section(run_dir) -> None:
@@ -455,4 +507,5 @@ with right:
     except RunDataError as e:
         st.info(f"No training record: {e}")
 
+curve_section(run.path)
 leakage_section(run.path)
