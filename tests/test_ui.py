@@ -543,6 +543,28 @@ def test_the_evidence_page_plots_the_learning_curve_and_the_training_questions_w
     assert "This run measured no learning curve" in text(open_app(runs_dir, monkeypatch, "evidence"))
 
 
+def test_the_dashboard_checks_every_point_of_the_learning_curve(tmp_path):
+    from ui.rundata import RunDataError, load_curve
+
+    (tmp_path / "eval").mkdir()
+    assert load_curve(tmp_path) is None
+    good = {"step": 0, "domain_accuracy": 0.1, "probe_accuracy": 0.4, "n_questions": 40, "n_probe": 30}
+    for points, said in (
+        ([], "has no 'points'"),
+        ([good, [20, 0.1]], r"points\[1\] must be an object"),
+        ([good, good | {"train_accuracy": 0.5}], r"points\[1\] lacks a number for n_train_questions"),
+        ([good | {"n_probe": None}], r"points\[0\] lacks a number for n_probe"),
+    ):
+        (tmp_path / "eval" / "curve.json").write_text(json.dumps({"points": points, "used": {"step": 0}}))
+        with pytest.raises(RunDataError, match=said):
+            load_curve(tmp_path)
+    (tmp_path / "eval" / "curve.json").write_text(json.dumps({"points": [good], "used": {}}))
+    with pytest.raises(RunDataError, match="which step the tuned arms use"):
+        load_curve(tmp_path)
+    (tmp_path / "eval" / "curve.json").write_text(json.dumps({"points": [good], "used": {"step": 0}}))
+    assert load_curve(tmp_path)["points"] == [good]
+
+
 def test_the_drill_is_shown_when_measured_and_its_absence_says_what_to_run(runs_dir, monkeypatch):
     run = (runs_dir / FIXTURE.name).resolve()
     at = open_app(runs_dir, monkeypatch, "evidence")

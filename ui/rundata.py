@@ -99,7 +99,10 @@ def load_curve(run_dir: Path) -> dict | None:
     if not isinstance(pts, list) or not pts:
         raise RunDataError(f"{path} has no 'points'; {RERUN}")
     for i, p in enumerate(pts):
-        missing = [k for k in CURVE_POINT if not isinstance((p or {}).get(k), (int, float))]
+        if not isinstance(p, dict):
+            raise RunDataError(f"{path}: points[{i}] must be an object like {{'step': 0, ...}}; {RERUN}")
+        keys = CURVE_POINT + (("train_accuracy", "n_train_questions") if "train_accuracy" in p else ())
+        missing = [k for k in keys if not isinstance(p.get(k), (int, float))]
         if missing:
             raise RunDataError(f"{path}: points[{i}] lacks a number for {', '.join(missing)}; {RERUN}")
     if not isinstance((c.get("used") or {}).get("step"), int):
