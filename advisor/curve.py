@@ -156,11 +156,54 @@ def used_point(points: list[dict]) -> dict:
     return {"step": final["step"], "why": why}
 
 
+# What the training line tells, said under the report's curve.png and the dashboard's chart alike.
+TRAINING_LINE_MEANING = (
+    "not answering them means the adapter has not learnt them yet (train longer or at a higher learning rate); "
+    "answering them but not the eval questions means it learnt them by heart (more varied training data, or a "
+    "larger model)."
+)
+
+
+def curve_series(curve: dict) -> dict[str, str | None]:
+    """The learning curve's line labels, as the report's curve.png and the dashboard's chart name them: 'eval',
+    'train' (None when no point carries training accuracy) and 'probe'."""
+    pts = curve["points"]
+    trained = [p for p in pts if "train_accuracy" in p]
+    return {
+        "eval": f"eval questions ({pts[0]['n_questions']}), closed book",
+        "train": f"its own training questions ({trained[0]['n_train_questions']})" if trained else None,
+        "probe": f"probe: {curve.get('probe_set', '?')} ({pts[0]['n_probe']} items)",
+    }
+
+
+# The numbers every point of eval/curve.json carries; a point with train_accuracy also carries n_train_questions.
+CURVE_POINT = ("step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe")
+
+
 def read_curve(run_dir: Path) -> dict | None:
-    """eval/curve.json, or None when the run has no learning curve; a broken file is an AdvisorError naming it."""
+    """eval/curve.json, or None when the run has no learning curve. A broken file (not JSON, no points, a point
+    without its numbers, no used step) is an AdvisorError naming the file, the point and what to do; the report,
+    the advice and the dashboard all read it here."""
+    from advisor.core.errors import AdvisorError
     from advisor.core.textio import read_json
 
     p = Path(run_dir) / "eval" / "curve.json"
     if not p.is_file():
         return None
-    return read_json(p, "learning curve", f"delete it and run the pipeline again: advisor run --out {run_dir}")
+    fix = f"delete it and run the pipeline again: advisor run --out {run_dir}"
+    c = read_json(p, "learning curve", fix)
+    pts = c.get("points") if isinstance(c, dict) else None
+    if not isinstance(pts, list) or not pts:
+        raise AdvisorError(f"learning curve {p} has no 'points'; {fix}")
+    for i, pt in enumerate(pts):
+        if not isinstance(pt, dict):
+            raise AdvisorError(f"learning curve {p}: points[{i}] must be an object like {{'step': 0, ...}}; {fix}")
+        keys = CURVE_POINT + (("train_accuracy", "n_train_questions") if "train_accuracy" in pt else ())
+        missing = [k for k in keys if not isinstance(pt.get(k), (int, float))]
+        if missing:
+            raise AdvisorError(f"learning curve {p}: points[{i}] lacks a number for {', '.join(missing)}; {fix}")
+    if not isinstance((c.get("used") or {}).get("step"), int):
+        raise AdvisorError(
+            f"learning curve {p} does not say which step the tuned arms use ('used': {{'step': ...}}); {fix}"
+        )
+    return c

@@ -39,7 +39,7 @@ from advisor.core.arms import (
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
-from advisor.curve import read_curve
+from advisor.curve import TRAINING_LINE_MEANING, curve_series, read_curve
 from advisor.metrics import METRIC_INFO, METRIC_LABEL, METRIC_ORDER
 from advisor.plain import duration
 from advisor.seeds import collapsed_seeds
@@ -366,7 +366,8 @@ def plot_curve(curve: dict) -> bytes:
     y = [100 * p["domain_accuracy"] for p in pts]
     x = [100 * p["probe_accuracy"] for p in pts]
     colour = ARM_COLOUR[TUNED]  # the adapter along its training: the tuned arm
-    left.plot(steps, y, "-o", color=colour, label=f"eval questions ({pts[0]['n_questions']}), closed book")
+    names = curve_series(curve)
+    left.plot(steps, y, "-o", color=colour, label=names["eval"])
     trained = [p for p in pts if "train_accuracy" in p]
     if trained:
         left.plot(
@@ -375,9 +376,9 @@ def plot_curve(curve: dict) -> bytes:
             "--s",
             color=colour,
             alpha=0.55,
-            label=f"its own training questions ({trained[0]['n_train_questions']})",
+            label=names["train"],
         )
-    left.plot(steps, x, ":^", color="0.45", label=f"probe: {curve['probe_set']} ({pts[0]['n_probe']} items)")
+    left.plot(steps, x, ":^", color="0.45", label=names["probe"])
     left.axvline(curve["used"]["step"], color="0.7", lw=1)
     left.set_xlabel("training step (the grey line: the adapter the tuned arms use)")
     left.set_ylabel("accuracy %")
@@ -422,9 +423,7 @@ def curve_section(curve: dict | None, fig) -> list[str]:
     if trained:
         L += [
             f"Training accuracy is measured on {trained[0]['n_train_questions']} of the closed-book "
-            "questions the adapter was trained on, in their trained wording: an adapter that does not answer them "
-            "has not learnt them yet (train longer or at a higher learning rate); one that answers them but not "
-            "the eval questions learnt them by heart (more varied training data, or a larger model).",
+            f"questions the adapter was trained on, in their trained wording: {TRAINING_LINE_MEANING}",
         ]
     L += [""]
     L += fig(

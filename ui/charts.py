@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 
 from advisor.core.arms import ARM, ARM_LABEL, ARM_TABLE, ARMS, OPTION_LABEL, TUNED
+from advisor.curve import curve_series
 from advisor.metrics import LOWER_IS_BETTER, METRIC_LABEL, METRIC_ORDER
 
 # Every arm and option in the colour of the arm table (docs/architecture.md, 'The arm table'), on every page.
@@ -280,14 +281,13 @@ def learning_curve(curve: dict) -> alt.Chart:
     training questions (when measured) and the general-knowledge probe, with a grey rule at the adapter the
     tuned arms use. The report's curve.png draws the same points (advisor/report.py `plot_curve`)."""
     pts = curve["points"]
-    eval_label = f"eval questions ({pts[0]['n_questions']}), closed book"
-    probe_label = f"probe: {curve.get('probe_set', '?')} ({pts[0]['n_probe']} items)"
+    names = curve_series(curve)
+    eval_label, train_label, probe_label = names["eval"], names["train"], names["probe"]
     rows = []
     for p in pts:
         rows.append({"step": p["step"], "accuracy": p["domain_accuracy"], "series": eval_label})
         rows.append({"step": p["step"], "accuracy": p["probe_accuracy"], "series": probe_label})
     trained = [p for p in pts if "train_accuracy" in p]
-    train_label = f"its own training questions ({trained[0]['n_train_questions']})" if trained else None
     rows += [{"step": p["step"], "accuracy": p["train_accuracy"], "series": train_label} for p in trained]
     df = pd.DataFrame(rows, columns=["step", "accuracy", "series"])
     domain = [eval_label] + ([train_label] if trained else []) + [probe_label]

@@ -21,6 +21,7 @@ from advisor.core import textio
 from advisor.core.advice import CRITERION_LABEL, FACT_HELP, FACT_LABEL  # noqa: F401  (the pages' names for them)
 from advisor.core.arms import ARMS, INDEX_ARMS
 from advisor.core.errors import AdvisorError
+from advisor.curve import read_curve
 
 # Plain words for the quality targets (advisor.core.config.QUALITY_TARGETS); the What-if and New run pages
 # offer every one. The criteria's and facts' words live with them in advisor/core/advice.py.
@@ -85,29 +86,13 @@ def load_metrics(run_dir: Path) -> dict:
     return m
 
 
-CURVE_POINT = ("step", "domain_accuracy", "probe_accuracy", "n_questions", "n_probe")
-
-
 def load_curve(run_dir: Path) -> dict | None:
-    """eval/curve.json (advisor/curve.py), or None when the run measured no learning curve; RunDataError when
-    the file is there but not the curve it should be."""
-    path = Path(run_dir) / "eval" / "curve.json"
-    if not path.is_file():
-        return None
-    c = read_json(path, "learning curve")
-    pts = c.get("points")
-    if not isinstance(pts, list) or not pts:
-        raise RunDataError(f"{path} has no 'points'; {RERUN}")
-    for i, p in enumerate(pts):
-        if not isinstance(p, dict):
-            raise RunDataError(f"{path}: points[{i}] must be an object like {{'step': 0, ...}}; {RERUN}")
-        keys = CURVE_POINT + (("train_accuracy", "n_train_questions") if "train_accuracy" in p else ())
-        missing = [k for k in keys if not isinstance(p.get(k), (int, float))]
-        if missing:
-            raise RunDataError(f"{path}: points[{i}] lacks a number for {', '.join(missing)}; {RERUN}")
-    if not isinstance((c.get("used") or {}).get("step"), int):
-        raise RunDataError(f"{path} does not say which step the tuned arms use ('used': {{'step': ...}}); {RERUN}")
-    return c
+    """eval/curve.json (advisor/curve.py read_curve, which checks every point), or None when the run measured no
+    learning curve; RunDataError when the file is there but not the curve it should be."""
+    try:
+        return read_curve(run_dir)
+    except AdvisorError as e:
+        raise RunDataError(str(e)) from None
 
 
 def load_recommendation(run_dir: Path) -> dict:

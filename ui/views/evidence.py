@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, ARMS, INDEX_ARMS, OPTION_LABEL, RAG, TUNED
+from advisor.curve import TRAINING_LINE_MEANING
 from ui import charts
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, load_config_dict, load_curve, load_metrics, read_json
@@ -314,9 +315,7 @@ def curve_section(run_dir) -> None:
         last = trained[-1]
         caption += (
             f" The dashed line is {last['n_train_questions']} of the questions the adapter was trained on, in their "
-            f"trained wording ({100 * last['train_accuracy']:.0f}% at step {last['step']}): not answering them means "
-            "it has not learnt them yet (train longer or at a higher learning rate); answering them but not the "
-            "eval questions means it learnt them by heart (more varied training data, or a larger model)."
+            f"trained wording ({100 * last['train_accuracy']:.0f}% at step {last['step']}): {TRAINING_LINE_MEANING}"
         )
     chart(charts.learning_curve(curve), caption)
 
