@@ -220,7 +220,9 @@ def _retrain(run: RunDir, cfg, changed: list[Path], chunks: list[dict], items, s
     say(f"  drill: trained an adapter on the changed documents, {steps} steps in {s:.1f} s")
     if cfg.generation.backend != "hf":
         say("  drill: the fresh adapter is answered in process (the generation server does not serve it)")
-    lm = LM.load(cfg.model.spec, cfg.model.quantization, adapter=str(run / "drill" / "adapter"))
+    lm = LM.load(
+        cfg.model.spec, cfg.model.quantization, str(run / "drill" / "adapter"), matmul_dtype=cfg.model.cpu_matmul_dtype
+    )
     return {"s": s, "tokens_seen": info["tokens_seen"], "lm": lm}
 
 

@@ -387,7 +387,16 @@ def calibration_key(cfg: Config) -> dict:
         "closed_prefill": "common head once per batch",
         # the eval stages' memory: the KV cache per token (kv_mb_per_token), measured since 2026-12-05
         "eval_memory": "kv per token",
-    }
+    } | _matmul_key(cfg)
+
+
+def _matmul_key(cfg: Config) -> dict:
+    """The 4-bit layers' product dtype, named only where it is bfloat16 (model.cpu_matmul_dtype), so that the float32
+    calibrations made before the setting stand."""
+    from advisor.core.models import resolve_cpu_matmul
+
+    dtype = resolve_cpu_matmul(cfg.model.cpu_matmul_dtype)
+    return {} if dtype == "float32" else {"cpu_matmul_dtype": dtype}
 
 
 def calibration_path(key: dict) -> Path:
@@ -723,7 +732,7 @@ def _load_generator(cfg: Config, _: dict) -> dict:
     from advisor.core.corpus import whitespace_offsets
     from advisor.core.decoding import plain_cache_layout
     from advisor.core.lm import LM
-    from advisor.core.models import causal_tokenizer, default_device
+    from advisor.core.models import causal_tokenizer, default_device, resolve_cpu_matmul
     from tuning.train import build_trainable_model
 
     device = default_device()
@@ -736,7 +745,7 @@ def _load_generator(cfg: Config, _: dict) -> dict:
     load_s = time.perf_counter() - t0
     model.eval()
     return {
-        "lm": LM(model, tok, cfg.model.spec, device),
+        "lm": LM(model, tok, cfg.model.spec, device, resolve_cpu_matmul(cfg.model.cpu_matmul_dtype, device)),
         "params": params,
         "device": device,
         "chunk_texts": _sample_texts(cfg.chunking.size, cfg.chunking.overlap, whitespace_offsets),

@@ -1133,7 +1133,9 @@ def _training_lines(training: dict | None, leak: dict | None) -> list[str]:
         method = TUNING_METHOD.get(training["method"], training["method"])
         L.append(
             f"- Adapter: {method} on `{training['base_model']}` "
-            f"({training['quantization']} weights), LoRA rank {training['lora']['r']}, {training['steps']} steps "
+            f"({training['quantization']} weights"
+            + (", multiplied in bfloat16" if training.get("cpu_matmul_dtype") == "bfloat16" else "")
+            + f"), LoRA rank {training['lora']['r']}, {training['steps']} steps "
             f"over {training['tokens_seen']:,} tokens at {training['tokens_per_s']:.0f} tokens/s; final training "
             f"loss {_number(training.get('final_train_loss'))}, validation loss "
             f"{_number(training.get('final_val_loss'))}; {training['trainable_params']:,} trainable parameters."

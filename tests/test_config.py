@@ -116,6 +116,19 @@ def test_settings_added_later_keep_the_run_folder_and_tuning_hashes_of_older_run
     assert changed["tuning"]["val_limit"] == 8
 
 
+def test_the_matmul_dtype_changes_the_run_folder_only_where_it_is_bfloat16(monkeypatch):
+    """model.cpu_matmul_dtype as this machine runs it: runs in float32 keep the hashes runs had before the setting,
+    runs in bfloat16 (auto on an AVX512-BF16 CPU, or asked) get their own."""
+    import advisor.core.embedders as embedders
+
+    for has_bf16, expected in ((False, None), (True, "bfloat16")):
+        monkeypatch.setattr(embedders, "cpu_has_bf16", lambda has=has_bf16: has)
+        assert load_config("quickstart").stable_dict()["model"].get("cpu_matmul_dtype") == expected
+    assert "cpu_matmul_dtype" not in load_config("quickstart", ["model.cpu_matmul_dtype=float32"]).stable_dict()["model"]
+    with pytest.raises(AdvisorError, match="model.cpu_matmul_dtype='fp16' is not one of auto, float32 or bfloat16"):
+        load_config("quickstart", ["model.cpu_matmul_dtype=fp16"])
+
+
 def test_the_tune_memory_levers_are_the_cpu_ones_on_a_cpu_and_off_on_cuda_unless_set():
     tc = load_config("quickstart", ["tuning.allocator=glibc"]).tuning  # glibc's malloc: its low-memory heap
     assert (tc.max_batch_tokens, tc.low_memory_heap) == ("auto", "auto")

@@ -189,6 +189,54 @@ def test_dequantized_once_gives_the_same_logits_and_restores_the_layers(tiny_mod
     assert torch.equal(again, ref)
 
 
+def test_bfloat16_copies_round_only_the_4bit_products_and_keep_the_adapter_in_float32(tiny_model_dir, tmp_path):
+    """model.cpu_matmul_dtype=bfloat16: the 4-bit layers multiply by bfloat16 copies (half the bytes); the LoRA
+    update is not merged into them (it would be rounded) but still applied, in float32; logits stay close to
+    bitsandbytes' own float32 products, and the layers are restored after the block."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from advisor.core.decoding import copies_dtype
+
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    lm = LM.load(str(tiny_model_dir), "nf4", str(tmp_path / "adapter"), device="cpu", matmul_dtype="bfloat16")
+    assert lm.matmul_dtype == "bfloat16"
+    x = torch.randint(5, 1000, (2, 16))
+    with torch.inference_mode():
+        ref = lm.model(input_ids=x).logits
+        with lm.adapter(False):
+            off = lm.model(input_ids=x).logits
+        with lm.dequantized_once():
+            assert copies_dtype(lm.model) == "bfloat16"
+            patched = {type(m).__module__ for m in lm.model.modules() if "forward" in vars(m)}
+            once = lm.model(input_ids=x).logits
+        assert copies_dtype(lm.model) is None
+    assert patched == {"bitsandbytes.nn.modules"}  # the LoRA layers were not merged into the copies
+    assert once.dtype == torch.float32 and not torch.equal(once, ref)
+    assert (once - ref).abs().max() < 0.05 * ref.abs().max()
+    assert (once - ref).abs().max() < 0.25 * (off - ref).abs().max()  # the adapter's update is all there
+
+
+@pytest.mark.parametrize(
+    "setting, device, bf16_cpu, runs",
+    [
+        ("auto", "cpu", True, "bfloat16"),
+        ("auto", "cpu", False, "float32"),
+        ("float32", "cpu", True, "float32"),
+        ("bfloat16", "cpu", False, "bfloat16"),
+        ("bfloat16", "cuda:0", True, "float32"),  # no copies off CPU: the setting has nothing to change
+    ],
+)
+def test_the_cpu_matmul_dtype_resolves_per_machine(setting, device, bf16_cpu, runs):
+    from advisor.core.models import resolve_cpu_matmul
+
+    assert resolve_cpu_matmul(setting, device, bf16_cpu) == runs
+
+
 @pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])
 def test_generate_dequantizes_each_4bit_weight_once_per_call_with_the_same_answers(
     tiny_model_dir, monkeypatch, rowwise

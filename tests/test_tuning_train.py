@@ -257,7 +257,8 @@ def test_a_cpu_tune_dequantizes_the_4bit_weights_once_with_the_same_gradients(ti
     monkeypatch.setattr(bnbf, "dequantize_4bit", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = []
     for once in (False, True):
-        model, params = lora_model(tiny_model_dir, f"tuning.dequantize_once={once}")  # nf4, the default
+        # nf4, the default; float32 copies: bitsandbytes' own products (bfloat16 ones: the next test)
+        model, params = lora_model(tiny_model_dir, f"tuning.dequantize_once={once}", "model.cpu_matmul_dtype=float32")
         assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
         calls.clear()
         s, n = label_only_loss_module(model)(**batch)
@@ -267,6 +268,27 @@ def test_a_cpu_tune_dequantizes_the_4bit_weights_once_with_the_same_gradients(ti
     assert out[1][2] == 0 and out[1][3] is True
     assert out[0][0] == pytest.approx(out[1][0], rel=1e-6)
     assert torch.allclose(out[0][1], out[1][1], atol=1e-6) and out[0][1].abs().max() > 1e-4
+
+
+def test_a_cpu_tune_with_bfloat16_copies_trains_every_lora_weight_near_the_float32_gradients(tiny_model_dir):
+    """model.cpu_matmul_dtype=bfloat16: the frozen 4-bit weights are multiplied as bfloat16 copies; the loss and
+    every LoRA weight's gradient stay close to the float32 copies' (the LoRA weights themselves stay float32)."""
+    import torch
+
+    from advisor.core.decoding import copies_dtype
+    from tuning.train import collate, label_only_loss_module
+
+    batch = collate([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}], 0)
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        model, params = lora_model(tiny_model_dir, f"model.cpu_matmul_dtype={dtype}")
+        assert copies_dtype(model) == dtype and {p.dtype for p in params} == {torch.float32}
+        s, n = label_only_loss_module(model)(**batch)
+        (s / n).backward()
+        out[dtype] = (float(s / n), torch.cat([p.grad.flatten() for p in params]))
+    (loss32, g32), (loss16, g16) = out["float32"], out["bfloat16"]
+    assert loss16 == pytest.approx(loss32, rel=2e-2) and loss16 != loss32  # really computed in bfloat16
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.99 and bool((g16 != 0).all())
 
 
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(

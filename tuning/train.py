@@ -484,8 +484,11 @@ def build_trainable_model(cfg: Config, device: str):
             model.enable_input_require_grads()
     if tc.uses_dequantize_once(device):
         from advisor.core.decoding import DEQUANT_ONCE_BYTES, dequantize_4bit_layers
+        from advisor.core.models import resolve_cpu_matmul
 
-        dequantize_4bit_layers(model, device, DEQUANT_ONCE_BYTES)
+        dequantize_4bit_layers(
+            model, device, DEQUANT_ONCE_BYTES, resolve_cpu_matmul(cfg.model.cpu_matmul_dtype, device)
+        )
     model.train()
     torch.manual_seed(cfg.seed)
     return model, [p for p in model.parameters() if p.requires_grad]
@@ -813,7 +816,7 @@ class AdapterTraining:
         """training.json: the settings, the data, how far training went, losses, time, memory and the history."""
         import torch
 
-        from advisor.core.decoding import dequantized_copies
+        from advisor.core.decoding import copies_dtype, dequantized_copies
 
         cfg, tc, s = self.cfg, self.tc, self.s
         vals = [h["val_loss"] for h in s.history if h.get("val_loss") is not None]
@@ -853,8 +856,10 @@ class AdapterTraining:
             # run without gradients over the whole training, resumed steps included
             "prompt_grad_tokens": self.loss_inner.grad_tokens,
             "detached_tokens": sum(h.get("detached_tokens") or 0 for h in s.history),
-            # tuning.dequantize_once: whether the frozen 4-bit weights were multiplied as fp32 copies made once
+            # tuning.dequantize_once: whether the frozen 4-bit weights were multiplied as copies made once, and
+            # their dtype (model.cpu_matmul_dtype; None without copies)
             "dequantized_once": dequantized_copies(self.model),
+            "cpu_matmul_dtype": copies_dtype(self.model),
             "tokens_per_s": round(s.session_tokens / max(self.train_s, 1e-9), 1),
             "final_train_loss": s.history[-1]["loss"] if s.history else None,
             "final_val_loss": vals[-1] if vals else None,

@@ -32,6 +32,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 Quantization = Literal["nf4", "int8", "none"]
 IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 EmbedDtype = Literal["auto", "float32", "bfloat16"]
+MatmulDtype = Literal["auto", "float32", "bfloat16"]
 Backend = Literal["hf", "openai"]
 QAGenerator = Literal["extractive", "llm"]
 QASplit = Literal["by_fact", "by_document"]
@@ -125,6 +126,10 @@ class ModelConfig:
     spec: str = "smollm2-135m-instruct"  # bundled name, Hub id or local path of the base causal LM
     quantization: Quantization = "nf4"  # how the base weights are loaded, for every arm
     max_new_tokens: int = 32  # answer length bound in generated tokens
+    # The dtype of the 4-bit layers' matrix products on CPU (their dequantized-once copies); everything else stays
+    # float32. auto: bfloat16 on CPUs with AVX512-BF16, float32 elsewhere and off CPU (docs/architecture.md,
+    # 'The generator's matmul dtype on CPU'). A run records it; runs in bfloat16 are not reused for float32.
+    cpu_matmul_dtype: MatmulDtype = "auto"
 
     def __post_init__(self):
         check_choices(self, "model")
@@ -775,6 +780,15 @@ class Config:
             del d["tuning"]["prompt_grad_tokens"]
         if d["eval"]["curve_train_questions"] == CURVE_TRAIN_QUESTIONS:  # the curve stage's own hash names them
             del d["eval"]["curve_train_questions"]
+        # as this machine runs it: every run before the setting multiplied in float32, and keeps its hashes where
+        # that is what it would do now; a run whose products are bfloat16 answers differently and is its own
+        from advisor.core.models import resolve_cpu_matmul
+
+        matmul = resolve_cpu_matmul(d["model"]["cpu_matmul_dtype"])
+        if matmul == "float32":
+            del d["model"]["cpu_matmul_dtype"]
+        else:
+            d["model"]["cpu_matmul_dtype"] = matmul
         return d
 
     def section_hash(self, *sections: str, without: tuple[str, ...] = ()) -> str:

@@ -57,8 +57,9 @@ def end_ids(lm, stop: tuple[str, ...]) -> set[int]:
 # per prompt (0.86 vs 0.67 s, SmolLM2-135M, 2 cores); shorter prompts gain from one batched forward.
 ROWWISE_PREFILL_TOKENS = 256
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are recomputed rather than copied
-# LM.generate and LM.sample (prefill and every decoding step) multiply by one fp32 copy of each 4-bit weight, made
-# once per call, when all the copies fit in this many bytes (430 MB for SmolLM2-135M); else each forward dequantizes.
+# LM.generate and LM.sample (prefill and every decoding step) multiply by one dequantized copy of each 4-bit weight,
+# made once per call, when all the copies fit in this many bytes (430 MB for SmolLM2-135M in float32, half in
+# bfloat16); else each forward dequantizes.
 DEQUANT_ONCE_BYTES = 2 << 30
 
 
@@ -188,13 +189,14 @@ def prefill_rows(lm, rows: list[list[int]], width: int, room: int, logits: list)
 
 @contextlib.contextmanager
 def dequantized_once(lm) -> Iterator[None]:
-    """Within the block every bitsandbytes 4-bit layer multiplies by one fp32 dequantized copy of its weight,
-    made on entry: the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and only the
-    repeated dequantization goes (with a LoRA adapter on, equal up to rounding: see below). A block inside another
+    """Within the block every bitsandbytes 4-bit layer multiplies by one dequantized copy of its weight, made on
+    entry. In float32 it is the tensor bitsandbytes rebuilds on every call, so outputs are bitwise identical and
+    only the repeated dequantization goes (with a LoRA adapter on, equal up to rounding: see below); in bfloat16
+    (lm.matmul_dtype, model.cpu_matmul_dtype) those products are rounded to bfloat16. A block inside another
     uses the outer block's copies. A no-op off CPU, without 4-bit layers, or when the copies would exceed
     DEQUANT_ONCE_BYTES. When the block starts with a LoRA adapter on, its weights are added into the copies
     (`merge_lora_into_copies`)."""
-    layers = dequantize_4bit_layers(lm.model, lm.device, lm.DEQUANT_ONCE_BYTES)
+    layers = dequantize_4bit_layers(lm.model, lm.device, lm.DEQUANT_ONCE_BYTES, lm.matmul_dtype)
     merged = merge_lora_into_copies(lm.model, layers)
     try:
         yield
@@ -227,7 +229,9 @@ def merge_lora_into_copies(model, layers: list) -> list:
         base, active = mod.get_base_layer(), [a for a in mod.active_adapters if a in mod.lora_A]
         w = copies.get(id(base))
         variant = any(a in mod.lora_variant for a in active) or getattr(mod, "fan_in_fan_out", False)
-        if w is None or not active or variant:
+        # a bfloat16 copy would round the update coarsely (8 significant bits: steps of up to 1/128 of each weight):
+        # those layers run their LoRA product in float32 beside the copy's, unmerged
+        if w is None or not active or variant or w.dtype != torch.float32:
             continue
         with torch.no_grad():
             for a in active:
@@ -244,35 +248,49 @@ def merged_forward(lora, base, weight, x, *args, **kwargs):
     return linear_with(base, weight, x)
 
 
-def dequantize_4bit_layers(model, device: str, max_bytes: int) -> list:
-    """Make every bitsandbytes 4-bit layer of `model` multiply by one fp32 dequantized copy of its weight, made
-    now (an instance `forward`; `del layer.forward` undoes it), and return the layers changed: none off CPU,
-    without 4-bit layers, when the copies would exceed max_bytes, or when the layers already have copies (made
-    by an outer caller, whose copies stand). The tune stage keeps them for the whole training
-    (tuning.dequantize_once): the weights are frozen, and the copy is the tensor bitsandbytes would rebuild in
-    each forward and again in each backward."""
+def dequantize_4bit_layers(model, device: str, max_bytes: int, dtype: str = "float32") -> list:
+    """Make every bitsandbytes 4-bit layer of `model` multiply by one dequantized copy of its weight in `dtype`
+    (float32, or bfloat16: model.cpu_matmul_dtype), made now (an instance `forward`; `del layer.forward` undoes
+    it), and return the layers changed: none off CPU, without 4-bit layers, when the copies would exceed
+    max_bytes, or when the layers already have copies (made by an outer caller, whose copies stand). The tune
+    stage keeps them for the whole training (tuning.dequantize_once): the weights are frozen, and the float32 copy
+    is the tensor bitsandbytes would rebuild in each forward and again in each backward. A bfloat16 copy takes
+    half the memory and rounds the layer's input and output to bfloat16 (`linear_with`); nothing else changes
+    dtype."""
     import bitsandbytes as bnb
     import bitsandbytes.functional as bnbf
     import torch
 
     # isinstance, not the class name: peft's LoRA wrapper around a 4-bit layer is also called Linear4bit
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)] if device == "cpu" else []
-    too_big = layers and sum(m.weight.quant_state.shape.numel() * 4 for m in layers) > max_bytes
+    tdtype = getattr(torch, dtype)
+    size = torch.tensor([], dtype=tdtype).element_size()
+    too_big = layers and sum(m.weight.quant_state.shape.numel() * size for m in layers) > max_bytes
     if not layers or too_big or dequantized_copies(model):  # copies made by an outer caller stand
         return []
     for m in layers:
-        w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype or torch.float32)
+        w = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(tdtype)
         m.forward = functools.partial(linear_with, m, w)  # an instance attribute shadows the class's forward
     return layers
 
 
 def dequantized_copies(model) -> bool:
-    """Whether the model's 4-bit layers already multiply by fp32 copies (`dequantize_4bit_layers`)."""
+    """Whether the model's 4-bit layers already multiply by dequantized copies (`dequantize_4bit_layers`)."""
     try:
         import bitsandbytes as bnb
     except ImportError:
         return False
     return any("forward" in vars(m) for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+
+
+def copies_dtype(model) -> str | None:
+    """The dtype of the model's dequantized copies ('float32' or 'bfloat16'), None without them."""
+    import bitsandbytes as bnb
+
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit) and "forward" in vars(m):
+            return str(m.forward.args[1].dtype).removeprefix("torch.")
+    return None
 
 
 def plain_cache(lm) -> bool:

@@ -41,11 +41,13 @@ class LM:
     MIN_SHARED_PREFIX = decoding.MIN_SHARED_PREFIX
     DEQUANT_ONCE_BYTES = decoding.DEQUANT_ONCE_BYTES
 
-    def __init__(self, model, tokenizer, spec: str, device: str):
+    def __init__(self, model, tokenizer, spec: str, device: str, matmul_dtype: str = "float32"):
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.device = device
+        # the dtype of the 4-bit layers' dequantized copies (models.resolve_cpu_matmul: float32 off CPU)
+        self.matmul_dtype = matmul_dtype
         # A chat template renders its own special tokens; plain prompts need the tokenizer's BOS.
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self._adapter_on = True
@@ -53,8 +55,17 @@ class LM:
         self.score_tokens = 0  # tokens run through the model by scoring (loglikelihood, perplexity; contexts once)
 
     @classmethod
-    def load(cls, spec: str, quantization: str = "nf4", adapter: str | None = None, device: str | None = None) -> LM:
-        from advisor.core.models import default_device, load_causal_model
+    def load(
+        cls,
+        spec: str,
+        quantization: str = "nf4",
+        adapter: str | None = None,
+        device: str | None = None,
+        matmul_dtype: str = "float32",
+    ) -> LM:
+        """`matmul_dtype`: the 4-bit layers' product dtype on CPU, as model.cpu_matmul_dtype (auto: bfloat16 on CPUs
+        with AVX512-BF16, models.resolve_cpu_matmul); float32 unless asked, so the answers are bitsandbytes' own."""
+        from advisor.core.models import default_device, load_causal_model, resolve_cpu_matmul
 
         device = device or default_device()
         model, tok = load_causal_model(spec, quantization, device)
@@ -63,7 +74,7 @@ class LM:
 
             model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
             model.eval()
-        return cls(model, tok, spec, device)
+        return cls(model, tok, spec, device, resolve_cpu_matmul(matmul_dtype, device))
 
     @property
     def has_adapter(self) -> bool:

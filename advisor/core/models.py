@@ -242,6 +242,22 @@ def compute_dtype(device: str):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
+def resolve_cpu_matmul(setting: str, device: str | None = None, bf16_cpu: bool | None = None) -> str:
+    """`model.cpu_matmul_dtype` as this machine runs it: the dtype of the dequantized-once copies of the 4-bit
+    weights (advisor.core.decoding.dequantize_4bit_layers), which exist on CPU only, so 'float32' off CPU. On CPU
+    'auto' is bfloat16 where the CPU has AVX512-BF16 (the quickstart's retrieval arms prefilled 1.4x as fast) and
+    float32 elsewhere (bf16 matmul is ~250x slower on AVX2 CPUs); 'float32' and 'bfloat16' are what they say.
+    Only those products change dtype: the residual stream, norms, attention, LoRA and logits stay float32
+    (docs/architecture.md, 'The generator's matmul dtype on CPU')."""
+    from advisor.core.embedders import cpu_has_bf16
+
+    if (device or default_device()) != "cpu" or setting == "float32":
+        return "float32"
+    if setting == "bfloat16":
+        return "bfloat16"
+    return "bfloat16" if (cpu_has_bf16() if bf16_cpu is None else bf16_cpu) else "float32"
+
+
 def quantization_config(quantization: str, device: str):
     """The BitsAndBytesConfig for nf4 (QLoRA: NF4 + double quantization) or int8; None for 'none'."""
     if quantization == "none":

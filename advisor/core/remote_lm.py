@@ -406,7 +406,7 @@ def load_lm(cfg, adapter: str | None = None, adapter_name: str | None = None):
 
     g = cfg.generation
     if g.backend == "hf":
-        return LM.load(cfg.model.spec, cfg.model.quantization, adapter=adapter)
+        return LM.load(cfg.model.spec, cfg.model.quantization, adapter=adapter, matmul_dtype=cfg.model.cpu_matmul_dtype)
     from advisor.core.models import causal_tokenizer
 
     tok = causal_tokenizer(cfg.model.spec)
@@ -418,7 +418,9 @@ def load_lm(cfg, adapter: str | None = None, adapter_name: str | None = None):
     if model_is_local(cfg.model.spec):
 
         def local():
-            return LM.load(cfg.model.spec, cfg.model.quantization, adapter=adapter)
+            return LM.load(
+                cfg.model.spec, cfg.model.quantization, adapter=adapter, matmul_dtype=cfg.model.cpu_matmul_dtype
+            )
 
     lm = RemoteLM(client, tok, cfg.model.spec, g.model or cfg.model.spec, name, local)
     lm.check_served()
