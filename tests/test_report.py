@@ -370,6 +370,10 @@ def test_the_curve_with_its_training_questions_shows_them_and_an_unlearnt_adapte
     assert json.loads((run / "recommendation.json").read_text())["training_fit"]["train_accuracy"] == 0.9
     with pytest.raises(AdvisorError, match=r"learning curve.*curve\.json"):  # the report reads it the same way
         write_report(run)
+    del points[1]["probe_accuracy"]  # a point without its numbers: the dashboard's check, here too (read_curve)
+    (run / "eval" / "curve.json").write_text(json.dumps(curve))
+    with pytest.raises(AdvisorError, match=r"curve\.json: points\[1\] lacks a number for probe_accuracy"):
+        write_report(run)
 
 
 def test_a_run_without_a_curve_says_so(run):
