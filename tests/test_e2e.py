@@ -45,7 +45,11 @@ def test_advisor_run_end_to_end_on_the_bundled_model(tmp_path):
     assert all(st["status"] == "done" for st in manifest["stages"].values())
     info = json.loads((out / "adapter/training.json").read_text())
     assert info["method"] == "qlora" and info["quantization"] == "nf4" and info["steps"] == 3
-    assert info["dequantized_once"] is True  # a CPU tune multiplies by fp32 copies made once (tuning.dequantize_once)
+    assert info["dequantized_once"] is True  # a CPU tune multiplies by copies made once (tuning.dequantize_once)
+    from advisor.core.models import resolve_cpu_matmul  # in bfloat16 on a CPU with AVX512-BF16, else float32
+
+    assert info["cpu_matmul_dtype"] == resolve_cpu_matmul("auto", "cpu")
+    assert ("multiplied in bfloat16" in (out / "report.md").read_text()) == (info["cpu_matmul_dtype"] == "bfloat16")
     # tuning.prompt_grad_tokens ran (SmolLM2's cache is plain), its forward-only positions counted per step
     assert info["prompt_grad_tokens"] == 64
     assert info["detached_tokens"] == sum(h["detached_tokens"] for h in info["history"])

@@ -313,6 +313,21 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     assert calibration_key(tiny_cfg(tiny_model_dir, "tuning.lora.fast_dropout=false"))["fast_dropout"] is False
 
 
+def test_products_in_bfloat16_are_calibrated_apart_and_said_in_the_plan(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """model.cpu_matmul_dtype: a calibration in float32 keeps the key it had before the setting; one in bfloat16 is
+    its own, and the plan's first line says the products run in bfloat16."""
+    from advisor.plan import calibration_key
+
+    f32 = calibration_key(tiny_cfg(tiny_model_dir, "model.cpu_matmul_dtype=float32"))
+    bf16 = calibration_key(tiny_cfg(tiny_model_dir, "model.cpu_matmul_dtype=bfloat16"))
+    assert "cpu_matmul_dtype" not in f32 and bf16 == f32 | {"cpu_matmul_dtype": "bfloat16"}
+    monkeypatch.chdir(tmp_path)
+    for dtype, said in (("float32", False), ("bfloat16", True)):
+        assert main(["plan", *tiny_args(tiny_model_dir, f"model.cpu_matmul_dtype={dtype}")]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith("plan: ") and ("4-bit products in bfloat16" in first) == said, first
+
+
 def test_a_calibration_whose_model_cannot_be_had_says_so_in_one_line_and_caches_nothing(tmp_path):
     from advisor.plan import calibrate, calibration_key, calibration_path
 
