@@ -393,9 +393,7 @@ def calibration_key(cfg: Config) -> dict:
 def _matmul_key(cfg: Config) -> dict:
     """The 4-bit layers' product dtype, named only where it is bfloat16 (model.cpu_matmul_dtype), so that the float32
     calibrations made before the setting stand."""
-    from advisor.core.models import resolve_cpu_matmul
-
-    dtype = resolve_cpu_matmul(cfg.model.cpu_matmul_dtype)
+    dtype = cfg.model.products_dtype()
     return {} if dtype == "float32" else {"cpu_matmul_dtype": dtype}
 
 

@@ -124,9 +124,8 @@ def test_the_matmul_dtype_changes_the_run_folder_only_where_it_is_bfloat16(monke
     for has_bf16, expected in ((False, None), (True, "bfloat16")):
         monkeypatch.setattr(embedders, "cpu_has_bf16", lambda has=has_bf16: has)
         assert load_config("quickstart").stable_dict()["model"].get("cpu_matmul_dtype") == expected
-    assert (
-        "cpu_matmul_dtype" not in load_config("quickstart", ["model.cpu_matmul_dtype=float32"]).stable_dict()["model"]
-    )
+    for setting in ("model.cpu_matmul_dtype=float32", "model.quantization=none"):  # no bfloat16 products on it
+        assert "cpu_matmul_dtype" not in load_config("quickstart", [setting]).stable_dict()["model"]
     with pytest.raises(AdvisorError, match="model.cpu_matmul_dtype='fp16' is not one of auto, float32 or bfloat16"):
         load_config("quickstart", ["model.cpu_matmul_dtype=fp16"])
 

@@ -318,12 +318,15 @@ def test_products_in_bfloat16_are_calibrated_apart_and_said_in_the_plan(tiny_mod
     its own, and the plan's first line says the products run in bfloat16."""
     from advisor.plan import calibration_key
 
-    f32 = calibration_key(tiny_cfg(tiny_model_dir, "model.cpu_matmul_dtype=float32"))
-    bf16 = calibration_key(tiny_cfg(tiny_model_dir, "model.cpu_matmul_dtype=bfloat16"))
+    nf4 = "model.quantization=nf4"  # the products of 4-bit layers (the smoke preset's tiny runs load none)
+    f32 = calibration_key(tiny_cfg(tiny_model_dir, nf4, "model.cpu_matmul_dtype=float32"))
+    bf16 = calibration_key(tiny_cfg(tiny_model_dir, nf4, "model.cpu_matmul_dtype=bfloat16"))
     assert "cpu_matmul_dtype" not in f32 and bf16 == f32 | {"cpu_matmul_dtype": "bfloat16"}
+    none = calibration_key(tiny_cfg(tiny_model_dir, "model.quantization=none", "model.cpu_matmul_dtype=bfloat16"))
+    assert "cpu_matmul_dtype" not in none  # no 4-bit layers, no products for it to change
     monkeypatch.chdir(tmp_path)
     for dtype, said in (("float32", False), ("bfloat16", True)):
-        assert main(["plan", *tiny_args(tiny_model_dir, f"model.cpu_matmul_dtype={dtype}")]) == 0
+        assert main(["plan", *tiny_args(tiny_model_dir, nf4, f"model.cpu_matmul_dtype={dtype}")]) == 0
         first = capsys.readouterr().out.splitlines()[0]
         assert first.startswith("plan: ") and ("4-bit products in bfloat16" in first) == said, first
 

@@ -131,6 +131,13 @@ class ModelConfig:
     # 'The generator's matmul dtype on CPU'). A run records it; runs in bfloat16 are not reused for float32.
     cpu_matmul_dtype: MatmulDtype = "auto"
 
+    def products_dtype(self) -> str:
+        """cpu_matmul_dtype as this machine runs it (models.resolve_cpu_matmul); float32 without 4-bit layers
+        (quantization int8 or none), which make no copies for it to change."""
+        from advisor.core.models import resolve_cpu_matmul
+
+        return resolve_cpu_matmul(self.cpu_matmul_dtype) if self.quantization == "nf4" else "float32"
+
     def __post_init__(self):
         check_choices(self, "model")
         if self.max_new_tokens < 1:
@@ -782,9 +789,7 @@ class Config:
             del d["eval"]["curve_train_questions"]
         # as this machine runs it: every run before the setting multiplied in float32, and keeps its hashes where
         # that is what it would do now; a run whose products are bfloat16 answers differently and is its own
-        from advisor.core.models import resolve_cpu_matmul
-
-        matmul = resolve_cpu_matmul(d["model"]["cpu_matmul_dtype"])
+        matmul = self.model.products_dtype()
         if matmul == "float32":
             del d["model"]["cpu_matmul_dtype"]
         else:
