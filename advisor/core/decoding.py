@@ -285,7 +285,10 @@ def dequantized_copies(model) -> bool:
 
 def copies_dtype(model) -> str | None:
     """The dtype of the model's dequantized copies ('float32' or 'bfloat16'), None without them."""
-    import bitsandbytes as bnb
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return None
 
     for m in model.modules():
         if isinstance(m, bnb.nn.Linear4bit) and "forward" in vars(m):
