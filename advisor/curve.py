@@ -156,6 +156,10 @@ def used_point(points: list[dict]) -> dict:
     return {"step": final["step"], "why": why}
 
 
+# What a run needs to measure the curve, said by the report and the dashboard when a run has none.
+CURVE_NEEDS = "a tuned arm, probes (eval.probes) and tuning.curve_points > 0"
+
+
 # What the training line tells, said under the report's curve.png and the dashboard's chart alike.
 TRAINING_LINE_MEANING = (
     "not answering them means the adapter has not learnt them yet (train longer or at a higher learning rate); "

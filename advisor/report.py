@@ -39,7 +39,7 @@ from advisor.core.arms import (
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
-from advisor.curve import TRAINING_LINE_MEANING, curve_series, read_curve
+from advisor.curve import CURVE_NEEDS, TRAINING_LINE_MEANING, curve_series, read_curve
 from advisor.metrics import METRIC_INFO, METRIC_LABEL, METRIC_ORDER
 from advisor.plain import duration
 from advisor.seeds import collapsed_seeds
@@ -400,7 +400,7 @@ def curve_section(curve: dict | None, fig) -> list[str]:
     L = ["### Learning vs forgetting", ""]
     if not curve:
         return L + [
-            f"- {MISSING} learning-vs-forgetting curve (needs a tuned arm, probes and tuning.curve_points > 0)",
+            f"- {MISSING} learning-vs-forgetting curve (needs {CURVE_NEEDS})",
             "",
         ]
     trained = [p for p in curve["points"] if "train_accuracy" in p]

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, ARMS, INDEX_ARMS, OPTION_LABEL, RAG, TUNED
-from advisor.curve import TRAINING_LINE_MEANING
+from advisor.curve import CURVE_NEEDS, TRAINING_LINE_MEANING
 from ui import charts
 from ui.common import not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, load_config_dict, load_curve, load_metrics, read_json
@@ -297,10 +297,7 @@ def curve_section(run_dir) -> None:
         show_data_error(e)
         return
     if not curve:
-        st.info(
-            "This run measured no learning curve: it needs a tuned arm, probes (eval.probes) and "
-            "tuning.curve_points > 0."
-        )
+        st.info(f"This run measured no learning curve: it needs {CURVE_NEEDS}.")
         return
     pts = curve["points"]
     trained = [p for p in pts if "train_accuracy" in p]
