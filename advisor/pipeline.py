@@ -228,6 +228,7 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
         cfg.retrieval.embedder,
         spec if cfg.qa.generator == "llm" else "",
         sha256_file(given) if given else "",
+        *_qa_matmul(cfg),
     )
     out = run / "qa"
     outputs = ["qa/train.jsonl", "qa/qa_report.json"] + ([] if given else ["qa/eval.jsonl"])
@@ -236,7 +237,9 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
             view = corpus_view(run.path, cfg.corpus.text_field)
             emb = cfg.eval.embedder or cfg.retrieval.embedder
             if given is None:
-                qaset = make_sets(view, cfg.qa, cfg.seed, emb, cfg.model.spec, cfg.model.quantization)
+                qaset = make_sets(
+                    view, cfg.qa, cfg.seed, emb, cfg.model.spec, cfg.model.quantization, cfg.model.cpu_matmul_dtype
+                )
                 write_sets(out, qaset)
                 say(summary(qaset, out))
             else:
@@ -244,7 +247,9 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
                 from evalsuite.qagen.build import QASet
 
                 try:
-                    qaset = make_sets(view, cfg.qa, cfg.seed, emb, cfg.model.spec, cfg.model.quantization)
+                    qaset = make_sets(
+                        view, cfg.qa, cfg.seed, emb, cfg.model.spec, cfg.model.quantization, cfg.model.cpu_matmul_dtype
+                    )
                     qaset = training_only(qaset, [it.question for it in load_qa(given)])
                 except AdvisorError as e:
                     qaset = QASet([], [], {"purpose": "training only", "error": str(e)})
@@ -256,6 +261,13 @@ def generate_qa(run: RunDir, cfg: Config, corpus_hash: str) -> str:
                 if qaset.train:
                     say(training_summary(qaset, out))
     return sha256_file(cfg.corpus.eval_file(run.path))
+
+
+def _qa_matmul(cfg: Config) -> list[str]:
+    """What the qa stage's hash adds for an in-process llm generator whose 4-bit products are bfloat16 (the
+    questions it writes change); nothing otherwise, so the stage's earlier hashes hold."""
+    in_process = cfg.qa.generator == "llm" and not cfg.qa.base_url
+    return ["bfloat16"] if in_process and cfg.model.products_dtype() == "bfloat16" else []
 
 
 def wants_qa_stage(cfg: Config, tuning: bool | None = None) -> bool:

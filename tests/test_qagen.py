@@ -505,3 +505,27 @@ def test_one_answer_takes_at_most_its_share_of_the_training_questions_no_eval_qu
 def test_max_answer_share_outside_0_to_1_is_a_config_error():
     with pytest.raises(AdvisorError, match="qa.max_answer_share=1.5"):
         QAConfig(max_answer_share=1.5)
+
+
+def test_the_in_process_llm_generator_multiplies_as_the_run_does_and_its_stage_hash_says_so(monkeypatch):
+    """A run's in-process question writer loads the model with the run's model.cpu_matmul_dtype (bfloat16 products
+    on an AVX512-BF16 CPU under auto) and the qa stage's hash changes only where that is bfloat16; a server-backed
+    writer is untouched by it."""
+    import advisor.core.embedders as embedders
+    from advisor.core.config import load_config
+    from advisor.pipeline import _qa_matmul
+    from evalsuite.qagen.stage import _llm_generator
+
+    for has_bf16, dtype in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(embedders, "cpu_has_bf16", lambda has=has_bf16: has)
+        gen = _llm_generator(QAConfig(generator="llm"), "smollm2-135m-instruct", "nf4", "auto")
+        assert gen.count_tokens.__self__.matmul_dtype == dtype  # the loaded LM's products
+        cfg = load_config("quickstart", ["qa.generator=llm"])
+        assert _qa_matmul(cfg) == ([dtype] if dtype == "bfloat16" else [])
+        assert _qa_matmul(load_config("quickstart")) == []  # the extractive generator loads no model
+        assert (
+            _qa_matmul(load_config("quickstart", ["qa.generator=llm", "qa.base_url=http://h/v1", "qa.api_model=m"]))
+            == []
+        )
+    gen = _llm_generator(QAConfig(generator="llm"), "smollm2-135m-instruct", "nf4")
+    assert gen.count_tokens.__self__.matmul_dtype == "float32"  # `advisor qa generate` alone: float32 as before

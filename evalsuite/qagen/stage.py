@@ -87,7 +87,7 @@ def settings(qc: QAConfig, seed: int) -> GenSettings:
     )
 
 
-def _llm_generator(qc: QAConfig, model_spec: str, quantization: str):
+def _llm_generator(qc: QAConfig, model_spec: str, quantization: str, matmul_dtype: str = "float32"):
     from evalsuite.qagen.llm import LLMGenerator
 
     if qc.base_url:
@@ -109,8 +109,10 @@ def _llm_generator(qc: QAConfig, model_spec: str, quantization: str):
         return LLMGenerator.endpoint(client, qc.api_model, qc.retries)
     from advisor.core.lm import LM
 
-    say(f"  qa: loading {qc.model or model_spec} to write questions")
-    return LLMGenerator.in_process(LM.load(qc.model or model_spec, quantization), qc.retries)
+    lm = LM.load(qc.model or model_spec, quantization, matmul_dtype=matmul_dtype)
+    how = ", its 4-bit products in bfloat16" if lm.matmul_dtype == "bfloat16" and quantization == "nf4" else ""
+    say(f"  qa: loaded {lm.spec} to write questions{how}")
+    return LLMGenerator.in_process(lm, qc.retries)
 
 
 def make_sets(
@@ -120,8 +122,11 @@ def make_sets(
     embedder_spec: str = "all-minilm-l6-v2",
     model_spec: str = "smollm2-135m-instruct",
     quantization: str = "nf4",
+    matmul_dtype: str = "float32",
 ) -> QASet:
-    """The sets for a corpus view; the llm generator prints its plan (passages, prompt tokens, calls) first."""
+    """The sets for a corpus view; the llm generator prints its plan (passages, prompt tokens, calls) first. An
+    in-process llm generator multiplies its 4-bit layers in `matmul_dtype` on CPU (model.cpu_matmul_dtype;
+    float32 unless asked)."""
     from evalsuite.embed import TextEmbedder
 
     embedder = TextEmbedder(embedder_spec) if embedder_spec != "none" else None
@@ -129,7 +134,7 @@ def make_sets(
     if qc.generator == "llm":
         from evalsuite.qagen.llm import pick_passages
 
-        gen = _llm_generator(qc, model_spec, quantization)
+        gen = _llm_generator(qc, model_spec, quantization, matmul_dtype)
         passages = pick_passages(view.chunks, qc.max_passages, seed)
         plan = gen.plan(passages)
         say(
