@@ -50,20 +50,29 @@ def parse_adapters(items: list[str]) -> dict[str, Path]:
 class RawModel:
     """The loaded model, its adapters by served name, and the batched work the HTTP handlers queue."""
 
-    def __init__(self, spec: str, quantization: str, adapters: dict[str, Path], name: str | None = None):
+    def __init__(
+        self,
+        spec: str,
+        quantization: str,
+        adapters: dict[str, Path],
+        name: str | None = None,
+        matmul_dtype: str = "float32",
+    ):
         self.spec = spec
         self.name = name or spec
         if self.name in adapters:
             raise AdvisorError(f"--adapter name '{self.name}' is also the base model's served name; pick another")
         # One thread for every torch call, as in advisor serve: a second thread's OpenMP team would contend.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="advisor-raw")
-        self.executor.submit(self._load, quantization, adapters).result()
+        self.executor.submit(self._load, quantization, adapters, matmul_dtype).result()
 
-    def _load(self, quantization: str, adapters: dict[str, Path]) -> None:
+    def _load(self, quantization: str, adapters: dict[str, Path], matmul_dtype: str) -> None:
         from advisor.core.lm import LM
 
         items = list(adapters.items())
-        self.lm = LM.load(self.spec, quantization, adapter=str(items[0][1]) if items else None)
+        first = str(items[0][1]) if items else None
+        # float32 unless asked: the answers of bitsandbytes' own kernels, as an external engine would give
+        self.lm = LM.load(self.spec, quantization, adapter=first, matmul_dtype=matmul_dtype)
         self.peft_names = {items[0][0]: "default"} if items else {}
         for name, path in items[1:]:
             self.lm.model.load_adapter(str(path), adapter_name=name)
@@ -346,16 +355,19 @@ def serve_raw(
     name: str | None = None,
     api_key: str | None = None,
     max_batch: int = 32,
+    matmul_dtype: str = "float32",
 ) -> None:
-    """Load the model and adapters, then serve until interrupted."""
+    """Load the model and adapters, then serve until interrupted. `matmul_dtype`: the 4-bit layers' products on
+    CPU (model.cpu_matmul_dtype's values; float32 by default)."""
     import sys
 
     import uvicorn
 
-    raw = RawModel(spec, quantization, adapters, name)
+    raw = RawModel(spec, quantization, adapters, name, matmul_dtype)
     app = create_raw_app(raw, max_batch=max_batch, api_key=api_key)
+    how = ", its 4-bit products in bfloat16" if raw.lm.matmul_dtype == "bfloat16" and quantization == "nf4" else ""
     print(
-        f"serving {', '.join(raw.names)} at http://{host}:{port}/v1 (OpenAI-compatible, greedy)",
+        f"serving {', '.join(raw.names)} at http://{host}:{port}/v1 (OpenAI-compatible, greedy{how})",
         file=sys.stderr,
         flush=True,
     )

@@ -733,6 +733,11 @@ CASES = [
         "no.such.host.invalid",
     ),
     C("serve-max-batch-zero", lambda e: ["serve", str(e.run), "--max-batch", "0"], "--max-batch"),
+    C(
+        "serve-matmul-dtype-without-raw",
+        lambda e: ["serve", str(e.run), "--cpu-matmul-dtype", "bfloat16"],
+        "--cpu-matmul-dtype goes with --raw",
+    ),
     C("dashboard-port-out-of-range", lambda e: ["dashboard", "--port", "0"], "--port 0"),
     C(
         "dashboard-runs-dir-is-a-file",

@@ -383,3 +383,20 @@ def test_remote_sampling_sends_temperature_and_a_seed_per_sample_and_a_refusal_s
     assert all(r["temperature"] == 0.7 and r["max_tokens"] == 16 and r["logprobs"] is None for r in server.requests)
     with pytest.raises(AdvisorError, match=r"refused a sampled answer.*not available here.*eval\.known_samples=0"):
         RemoteLM(_SamplingServer(refuse=True), None, "spec", "base").sample(["a"], 2, 0.7)
+
+
+def test_the_raw_server_multiplies_in_float32_unless_asked_and_then_as_a_run_would(monkeypatch):
+    """`advisor serve --raw --cpu-matmul-dtype bfloat16` scores as a run's in-process model with bfloat16
+    products does (the same log-probabilities); without the flag it scores as bitsandbytes' float32 kernels."""
+    from advisor.core.lm import LM
+    from advisor.raw_server import RawModel
+
+    ids = LM.load("smollm2-135m-instruct", "nf4").tokenizer("The drill starts at the north gate at nine.")["input_ids"]
+    got = {}
+    for dtype in ("float32", "bfloat16"):
+        raw = RawModel("smollm2-135m-instruct", "nf4", {}, matmul_dtype=dtype)
+        assert raw.lm.matmul_dtype == dtype
+        got[dtype] = raw.run([("score", raw.name, ids)])[0]
+        local = LM.load("smollm2-135m-instruct", "nf4", matmul_dtype=dtype).token_logprobs([ids])[0]
+        assert got[dtype] == pytest.approx(local, abs=1e-5)
+    assert got["float32"] != pytest.approx(got["bfloat16"], abs=1e-5)  # the flag is not a no-op

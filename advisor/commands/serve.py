@@ -43,6 +43,12 @@ def add_parser(sub) -> None:
         choices=["nf4", "int8", "none"],
         help="with --raw: how the weights are loaded (default: nf4, as runs are)",
     )
+    p.add_argument(
+        "--cpu-matmul-dtype",
+        choices=["float32", "bfloat16", "auto"],
+        help="with --raw on a CPU: the 4-bit layers' products (default: float32, bitsandbytes' own; match a run's "
+        "model.cpu_matmul_dtype, auto on a CPU with AVX512-BF16 is bfloat16, to get its in-process answers)",
+    )
     from advisor.commands.eval import add_backend_args
 
     add_backend_args(p)
@@ -95,12 +101,17 @@ def cmd_serve(args) -> int:
             args.served_name,
             args.api_key,
             args.max_batch,
+            args.cpu_matmul_dtype or "float32",
         )
         return 0
     if args.run_dir is None:
         raise AdvisorError("pass a run directory (advisor serve RUN_DIR) or a model (advisor serve --raw MODEL)")
     if args.adapter:
         raise AdvisorError("--adapter goes with --raw MODEL; a run's own adapter is served with --arm tuned")
+    if args.cpu_matmul_dtype:
+        raise AdvisorError(
+            "--cpu-matmul-dtype goes with --raw MODEL; a run's arm multiplies as its run did (model.cpu_matmul_dtype)"
+        )
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_prompt_tokens=args.max_prompt_tokens,
