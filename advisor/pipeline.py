@@ -674,12 +674,24 @@ def write_metrics(
         gate = gate_summary(run.path, arms) if cfg.retrieval.abstain_gate else None
         if gate:
             metrics["gate"] = gate
+        metrics["generator"] = generator_record(cfg)
         atomic_write_json(run / "eval" / "metrics.json", metrics)
         for a, c in metrics["collapse"].items():
             if c["collapsed"]:
                 say(f"  warning: arm {a} collapsed: {c['reason']}; its scores do not measure the option")
             for seed, top, share in collapsed_seeds(metrics["arms"][a].get("seed_spread")):
                 say(f"  warning: arm {a} with seed {seed} collapsed: {share:.0%} of its answers are {top!r}")
+
+
+def generator_record(cfg: Config) -> dict:
+    """What generated the arms' answers, for eval/metrics.json "generator": the model and its loading, and in
+    process the dtype of its 4-bit layers' products on a CPU (ModelConfig.products_dtype: float32 off CPU and
+    without 4-bit layers). The run's hashes name a bfloat16 setting, so the arms' answers were made as it says."""
+    g = cfg.generation
+    if g.backend != "hf":
+        return {"backend": g.backend, "base_url": g.base_url, "model": g.model or cfg.model.spec}
+    m = cfg.model
+    return {"backend": "hf", "model": m.spec, "quantization": m.quantization, "cpu_matmul_dtype": m.products_dtype()}
 
 
 def eval_wording(run: RunDir, arms: list[str], items: list) -> dict | None:

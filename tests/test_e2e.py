@@ -50,6 +50,7 @@ def test_advisor_run_end_to_end_on_the_bundled_model(tmp_path):
 
     assert info["cpu_matmul_dtype"] == resolve_cpu_matmul("auto", "cpu")
     assert ("multiplied in bfloat16" in (out / "report.md").read_text()) == (info["cpu_matmul_dtype"] == "bfloat16")
+    assert metrics["generator"]["cpu_matmul_dtype"] == info["cpu_matmul_dtype"]  # the arms multiplied as the tune did
     # tuning.prompt_grad_tokens ran (SmolLM2's cache is plain), its forward-only positions counted per step
     assert info["prompt_grad_tokens"] == 64
     assert info["detached_tokens"] == sum(h["detached_tokens"] for h in info["history"])

@@ -16,7 +16,7 @@ from advisor.core.config import QUALITY_TARGETS
 from advisor.core.errors import AdvisorError
 from advisor.plain import best_option, fit_line
 from advisor.recommend import fit_for_purpose, load_evidence
-from advisor.report import MISSING, write_report
+from advisor.report import MISSING, build_report, write_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
 
@@ -488,3 +488,39 @@ def test_the_report_says_what_the_retrieval_gate_turned_away_by_which_rule():
     old = gate_lines({"share": 0.05, "n_questions": 300, "threshold": 0.6, "arms": {}})[0]  # a file before the margin
     assert "cosine is below 0.600 gets" in old and "5th" not in old and "turn away 5% of the 300" in old
     assert "gate is off: too few" in gate_lines({"threshold": None, "why": "too few"})[0]
+
+
+def test_the_evidence_says_what_answered_and_in_which_dtype_its_4bit_layers_multiplied(run, monkeypatch):
+    """eval/metrics.json "generator" (pipeline.generator_record) is what the machine ran: bfloat16 products on an
+    AVX512-BF16 CPU under auto, else float32; the report's evidence names the model and says bfloat16 only then, a
+    server-backed run names the server, and a run from before the record gets no line."""
+    import advisor.core.embedders as embedders
+    from advisor.core.config import load_config
+    from advisor.pipeline import generator_record
+
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    assert "generator" not in metrics  # the fixture is from before the record
+    for has_bf16, dtype in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(embedders, "cpu_has_bf16", lambda has=has_bf16: has)
+        rec = generator_record(load_config("quickstart"))
+        assert rec == {
+            "backend": "hf",
+            "model": "smollm2-135m-instruct",
+            "quantization": "nf4",
+            "cpu_matmul_dtype": dtype,
+        }
+        (run / "eval/metrics.json").write_text(json.dumps({**metrics, "generator": rec}))
+        md = build_report(run)[0]
+        said = "The arms' answers come from smollm2-135m-instruct (nf4, its 4-bit layers multiplied in bfloat16)."
+        assert (said in md) == (dtype == "bfloat16")
+        assert "The arms' answers come from smollm2-135m-instruct (nf4" in md
+    served = load_config("quickstart", ["generation.backend=openai", "generation.base_url=http://127.0.0.1:8001/v1"])
+    assert generator_record(served) == {
+        "backend": "openai",
+        "base_url": "http://127.0.0.1:8001/v1",
+        "model": "smollm2-135m-instruct",
+    }
+    (run / "eval/metrics.json").write_text(json.dumps({**metrics, "generator": generator_record(served)}))
+    assert "The arms generated on http://127.0.0.1:8001/v1 (model smollm2-135m-instruct)." in build_report(run)[0]
+    (run / "eval/metrics.json").write_text(json.dumps(metrics))  # the fixture's own file: no record
+    assert "answers come from" not in build_report(run)[0] and "arms generated on" not in build_report(run)[0]
