@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import re
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from advisor.core.arms import (
 from advisor.core.artifacts import atomic_write_bytes, atomic_write_text, read_jsonl
 from advisor.core.config import ARMS
 from advisor.core.errors import AdvisorError
+from advisor.core.textio import read_json
 from advisor.curve import CURVE_NEEDS, TRAINING_LINE_MEANING, curve_series, read_curve
 from advisor.metrics import METRIC_INFO, METRIC_LABEL, METRIC_ORDER
 from advisor.plain import duration
@@ -58,12 +58,19 @@ def _ci(m: dict | None, pct: bool = True, fmt: str = ".3f") -> str:
     return f"{m['value']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
 
 
-def _read(p: Path):
-    """The JSON at p, or None when it is missing or unreadable (the report then says it is missing)."""
-    try:
-        return json.loads(p.read_text()) if p.exists() else None
-    except json.JSONDecodeError:
+def _read(p: Path, what: str):
+    """The JSON object at p, or None when the run has not written it (the report then says it is missing). A file
+    that is there but broken stops the report with its path and what to do, as a broken curve.json does: the
+    report does not call a damaged file missing."""
+    if not p.exists():
         return None
+    run_dir = p.parent.parent if p.parent.name in ("eval", "adapter", "sft", "index", "qa", "drill") else p.parent
+    again = f"advisor drill {run_dir}" if p.parent.name == "drill" else f"advisor run --out {run_dir}"
+    fix = f"delete it and run `{again}` again to rewrite it (finished stages are kept)"
+    data = read_json(p, what, fix)
+    if not isinstance(data, dict):
+        raise AdvisorError(f"{what} {p} is not a JSON object; {fix}")
+    return data
 
 
 # ---------------------------------------------------------------- plots
@@ -475,7 +482,7 @@ def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
     from evalsuite.qagen.review import plain_words
 
     info = (metrics or {}).get("eval_set")
-    qa_report = _read(run_dir / "qa" / "qa_report.json")
+    qa_report = _read(run_dir / "qa" / "qa_report.json", "the QA generation report")
     L = ["## Evaluation set", ""]
     if not info or not info.get("synthetic"):
         n = f"{info['n']} " if info else ""
@@ -1205,10 +1212,10 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>.
     The first section says the advice in plain words; the evidence behind it follows."""
     run_dir = Path(run_dir)
-    metrics = _read(run_dir / "eval" / "metrics.json")
-    rec = _read(run_dir / "recommendation.json")
-    manifest = _read(run_dir / "manifest.json") or {}
-    training = _read(run_dir / "adapter" / "training.json")
+    metrics = _read(run_dir / "eval" / "metrics.json", "evaluation metrics")
+    rec = _read(run_dir / "recommendation.json", "recommendation")
+    manifest = _read(run_dir / "manifest.json", "run manifest") or {}
+    training = _read(run_dir / "adapter" / "training.json", "adapter training record")
     figs: dict[str, bytes] = {}
     arms = [a for a in ARMS if metrics and a in metrics.get("arms", {})]
     L: list[str] = header_lines(run_dir, manifest)
@@ -1235,16 +1242,16 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         ]
     L += eval_set_section(run_dir, metrics, fig)
     L += evidence_section(run_dir, metrics, arms, fig)
-    L += drill_section(run_dir, _read(run_dir / "drill" / "drill.json"), fig)
+    L += drill_section(run_dir, _read(run_dir / "drill" / "drill.json", "knowledge-update drill"), fig)
     L += ["## Build and cost", ""]
     if rec and rec.get("evidence"):
         L += fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
     L += build_lines(
         manifest,
-        _read(run_dir / "ingest_report.json"),
-        _read(run_dir / "index" / "index_config.json"),
+        _read(run_dir / "ingest_report.json", "ingestion report"),
+        _read(run_dir / "index" / "index_config.json", "index settings"),
         training,
-        _read(run_dir / "sft" / "leakage.json"),
+        _read(run_dir / "sft" / "leakage.json", "leakage check"),
     )
     L += ["### Validation loss", ""]
     if training and val_loss_history(training)[2]:

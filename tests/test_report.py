@@ -524,3 +524,32 @@ def test_the_evidence_says_what_answered_and_in_which_dtype_its_4bit_layers_mult
     assert "The arms generated on http://127.0.0.1:8001/v1 (model smollm2-135m-instruct)." in build_report(run)[0]
     (run / "eval/metrics.json").write_text(json.dumps(metrics))  # the fixture's own file: no record
     assert "answers come from" not in build_report(run)[0] and "arms generated on" not in build_report(run)[0]
+
+
+@pytest.mark.parametrize(
+    "rel, what, again",
+    [
+        ("eval/metrics.json", "evaluation metrics", "advisor run --out"),
+        ("recommendation.json", "recommendation", "advisor run --out"),
+        ("manifest.json", "run manifest", "advisor run --out"),
+        ("adapter/training.json", "adapter training record", "advisor run --out"),
+        ("ingest_report.json", "ingestion report", "advisor run --out"),
+        ("index/index_config.json", "index settings", "advisor run --out"),
+        ("sft/leakage.json", "leakage check", "advisor run --out"),
+        ("drill/drill.json", "knowledge-update drill", "advisor drill"),
+        ("qa/qa_report.json", "the QA generation report", "advisor run --out"),
+    ],
+)
+def test_a_broken_run_file_stops_the_report_with_its_path_not_called_missing(run, rel, what, again):
+    """A file the run wrote that no longer parses (or is not an object) is named with what to do; the report in
+    place is kept, as a broken curve.json already did."""
+    write_report(run)
+    before = (run / "report.md").read_text()
+    (run / rel).parent.mkdir(parents=True, exist_ok=True)
+    for broken, says in (('{"arms": ', "is not valid JSON (line 1"), ("[1, 2]", "is not a JSON object")):
+        (run / rel).write_text(broken)
+        with pytest.raises(AdvisorError) as e:
+            write_report(run)
+        assert f"{what} {run / rel} {says}" in str(e.value)
+        assert f"delete it and run `{again} {run}` again" in str(e.value)
+        assert (run / "report.md").read_text() == before
