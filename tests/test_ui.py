@@ -336,6 +336,39 @@ def walk(node):
         yield from walk(child)
 
 
+def test_evidence_puts_everything_after_the_paired_differences_in_four_tabs(runs_dir, monkeypatch):
+    """The lead (the options compared question by question) stays on top; the rest is in tabs, each holding its
+    own sections, so the page is not one ~5,800 px column."""
+    from ui.common import EVIDENCE_TABS
+
+    at = open_app(runs_dir, monkeypatch, "evidence")
+    tabs = at.tabs
+    assert [t.label for t in tabs] == list(EVIDENCE_TABS)
+    held = {t.label: [e.value for e, _, _ in walk(t) if e.type == "subheader"] for t in tabs}
+    assert held == {
+        "Accuracy and hallucination": [
+            "Accuracy",
+            "Hallucination",
+            "Meaning of the answers",
+            "Faithfulness to the retrieved passages",
+        ],
+        "Known facts and wording": ["Known vs unknown facts"],  # the fixture's adapter saw no eval wording
+        "Updates, latency and retrieval": ["Knowledge-update drill", "Latency", "Retrieval"],
+        "Training and forgetting": [
+            "Forgetting (general knowledge)",
+            "Training: validation loss",
+            "Training seeds",
+            "Training: what the adapter learnt along the way",
+            "Leakage check",
+        ],
+    }
+    for label, heading in EVIDENCE_TABS.items():  # the heading the screenshots wait for is on its tab
+        assert heading in held[label]
+    in_tabs = {id(e) for t in tabs for e, _, _ in walk(t)}
+    lead = [e.value for e in at.subheader if id(e) not in in_tabs]
+    assert lead == ["RAG vs fine-tune vs both, question by question"]
+
+
 def test_evidence_shows_each_training_seed_and_names_a_collapsed_one(runs_dir, monkeypatch):
     assert "Trained with one seed" in text(open_app(runs_dir, monkeypatch, "evidence"))  # the fixture: one seed
     path = runs_dir / FIXTURE.name / "eval" / "metrics.json"

@@ -101,6 +101,24 @@ def test_every_page_of_a_finished_run_renders_in_chromium(server, browser, shots
         assert f"Run {FIXTURE.name}" in state["text"]
 
 
+def test_each_evidence_tab_shows_its_own_sections_in_chromium(server, browser, shots_dir):
+    """Clicking a tab of the Evidence page shows its sections and hides the other tabs' (ui.common.EVIDENCE_TABS)."""
+    from ui.common import EVIDENCE_TABS
+
+    url, _ = server
+    state = browser.shot(f"{url}/evidence?run={FIXTURE.name}", shots_dir / "evidence.png", wait_for=PAGES["evidence"])
+    headings = list(EVIDENCE_TABS.values())
+    assert headings[0] in state["text"] and not any(h in state["text"] for h in headings[1:])
+    for k, (label, heading) in enumerate(list(EVIDENCE_TABS.items())[1:], start=1):
+        png = shots_dir / f"evidence-tab-{k}.png"
+        state = browser.click_tab(label, png, wait_for=heading)
+        assert_drawn(png, state, heading)
+        assert [h for h in headings if h in state["text"]] == [heading], label
+        assert PAGES["evidence"] in state["text"]  # the lead stays above the tabs
+    with pytest.raises(RuntimeError, match="no tab 'Costs' on the page; its tabs: .*Training and forgetting"):
+        browser.click_tab("Costs", shots_dir / "no-such-tab.png")
+
+
 def test_broken_runs_show_messages_in_chromium(server, browser, shots_dir):
     url, _ = server
     png = shots_dir / "corrupt-metrics-evidence.png"

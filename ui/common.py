@@ -48,6 +48,13 @@ UTILITY_LINE = (
 
 # A fit-for-purpose metric's width: its longest label, "Fine-tune + RAG hallucination rate" and its help icon.
 FIT_METRIC_PX = 250
+# The Evidence page's tabs below its lead (the paired differences), in order (ui/views/evidence.py, ui/screens.py)
+EVIDENCE_TABS = {
+    "Accuracy and hallucination": "Hallucination",
+    "Known facts and wording": "Known vs unknown facts",
+    "Updates, latency and retrieval": "Knowledge-update drill",
+    "Training and forgetting": "Leakage check",
+}  # tab label -> a heading on it once it is drawn
 
 
 def metric_row():

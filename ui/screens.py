@@ -25,6 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ui.common import EVIDENCE_TABS
 from ui.shots import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +116,19 @@ def with_generated_questions(run: Path, n: int = 40) -> bool:
     return True
 
 
+def evidence_tabs(b: Browser, out: Path, width: int) -> list[tuple[Path, list[str]]]:
+    """The Evidence page (open in `b`) with each tab after the first shown: OUT/evidence-<first word>-<width>.png
+    and what on it does not fit."""
+    shots = []
+    for label, heading in list(EVIDENCE_TABS.items())[1:]:
+        png = out / f"evidence-{label.split()[0].rstrip(',').lower()}-{width}.png"
+        state = b.click_tab(label, png, wait_for=heading, timeout=120, max_height=6000)
+        if state["exceptions"]:
+            raise RuntimeError(f"evidence tab {label!r} shows an exception: {state['exceptions'][0][:300]}")
+        shots.append((png, b.layout_problems()))
+    return shots
+
+
 def shoot_all(run: Path, out: Path, sizes=SIZES, pages: list[str] | None = None) -> list[Path]:
     """Every page (or `pages`) of RUN at every size, into OUT/<page>-<width>.png."""
     written = []
@@ -136,12 +150,15 @@ def shoot_all(run: Path, out: Path, sizes=SIZES, pages: list[str] | None = None)
                         )
                         if state["exceptions"]:
                             raise RuntimeError(f"{page} shows an exception: {state['exceptions'][0][:300]}")
-                        problems = b.layout_problems()
-                        shrink(png)
-                        written.append(png)
-                        print(png, flush=True)
-                        for problem in problems:
-                            print(f"  {page} at {width} px: {problem}", flush=True)
+                        shots = [(png, b.layout_problems())]
+                        if page == "evidence":  # its other tabs, each shown on its own
+                            shots += evidence_tabs(b, out, width)
+                        for png, problems in shots:
+                            shrink(png)
+                            written.append(png)
+                            print(png, flush=True)
+                            for problem in problems:
+                                print(f"  {png.stem}: {problem}", flush=True)
         finally:
             stop(proc)
     return written

@@ -150,24 +150,38 @@ class Browser:
         max_height: int = 4000,
     ) -> dict:
         """Open `url`, wait, write a PNG of the whole page to `out`; returns the page state (text, exceptions)."""
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=self.width,
-            height=self.height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self._viewport(self.height)
         self.call("Page.navigate", url=url)
         time.sleep(0.5)
+        return self._capture(out, wait_for, timeout, full_page, max_height)
+
+    def click_tab(
+        self, label: str, out: Path, wait_for: str | None = None, timeout: float = 60, max_height: int = 4000
+    ) -> dict:
+        """Click the tab labelled `label` on the page now open (st.tabs), wait, and write a PNG of the whole page
+        with that tab shown; returns the page state. A page without that tab is an error naming the tabs it has."""
+        self._viewport(self.height)
+        js = (
+            "(() => { const tabs = [...document.querySelectorAll('[role=tab]')];"
+            f" const t = tabs.find(e => e.innerText.trim() === {json.dumps(label)});"
+            " if (t) { t.click(); return ''; } return JSON.stringify(tabs.map(e => e.innerText.trim())); })()"
+        )
+        found = self.call("Runtime.evaluate", expression=js, returnByValue=True)["result"]["value"]
+        if found:
+            raise RuntimeError(f"no tab {label!r} on the page; its tabs: {found}")
+        time.sleep(0.5)
+        return self._capture(out, wait_for, timeout, True, max_height)
+
+    def _viewport(self, height: int) -> None:
+        """The window: this browser's width, `height` px tall."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride", width=self.width, height=height, deviceScaleFactor=1, mobile=False
+        )
+
+    def _capture(self, out: Path, wait_for: str | None, timeout: float, full_page: bool, max_height: int) -> dict:
         s = self._settle(wait_for, timeout)
         if full_page and s["height"] > self.height:
-            self.call(
-                "Emulation.setDeviceMetricsOverride",
-                width=self.width,
-                height=min(s["height"], max_height),
-                deviceScaleFactor=1,
-                mobile=False,
-            )
+            self._viewport(min(s["height"], max_height))
             s = self._settle(wait_for, timeout)
         data = self.call("Page.captureScreenshot", format="png")["data"]
         Path(out).parent.mkdir(parents=True, exist_ok=True)

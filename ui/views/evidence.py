@@ -1,8 +1,8 @@
 """Evidence: first the paired differences between RAG, fine-tune and both on the same questions (percentage
-points, plain names), then per-arm accuracy, hallucination, answer quality (semantic similarity, faithfulness),
-known vs unknown facts, the training seeds, the knowledge-update drill, latency, retrieval, forgetting, the
-validation-loss curve (adapter/training.json), the learning curve (eval/curve.json) and the leakage report
-(sft/leakage.json). Every chart carries one caption saying what it shows; bars have 95% CI error bars and a bar
+points, plain names), then four tabs (ui.common.EVIDENCE_TABS): per-arm accuracy, hallucination and answer
+quality (semantic similarity, faithfulness); known vs unknown facts and the training questions' wording; the
+knowledge-update drill, latency and retrieval; forgetting, the validation-loss curve (adapter/training.json), the
+training seeds, the learning curve (eval/curve.json) and the leakage report (sft/leakage.json). Every chart carries one caption saying what it shows; bars have 95% CI error bars and a bar
 of 0 a visible marker."""
 
 import pandas as pd
@@ -11,7 +11,7 @@ import streamlit as st
 from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, ARMS, INDEX_ARMS, OPTION_LABEL, RAG, TUNED
 from advisor.curve import CURVE_NEEDS, TRAINING_LINE_MEANING
 from ui import charts
-from ui.common import not_finished_message, require_run, run_header, show_data_error
+from ui.common import EVIDENCE_TABS, not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, load_config_dict, load_curve, load_metrics, read_json
 
 # Streamlit wraps cell text only in rows taller than 64 px; 66 px holds two lines.
@@ -351,6 +351,139 @@ def leakage_section(run_dir) -> None:
         st.info(f"No leakage report: {e}")
 
 
+def answers_section(metrics: dict) -> None:
+    """Accuracy and hallucination (with abstention), then the meaning of the answers and their faithfulness."""
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Accuracy")
+        arm_bars(
+            metrics,
+            ["accuracy", "f1", "exact_match"],
+            "share correct",
+            "Share of answerable questions each option answers correctly (gold answer contained, or a shorter "
+            "form that keeps its numbers and replaces none of its words: '26 weeks' for '26 weeks at full pay' counts, "
+            "'12 days' for '27 days' does not), "
+            "with the SQuAD exact match and token F1 beside it.",
+            "No accuracy metrics in this run.",
+        )
+    with right:
+        st.subheader("Hallucination")
+        arm_bars(
+            metrics,
+            ["hallucination_rate", "abstention_rate"],
+            "share of questions",
+            "Hallucination: a wrong answer given instead of abstaining, over all questions (lower is better). "
+            "Abstention: declining on questions the corpus does not answer (higher is better).",
+            "No hallucination metrics in this run.",
+        )
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Meaning of the answers")
+        arm_bars(
+            metrics,
+            ["semantic_similarity"],
+            "similarity (0–1)",
+            "How close each answer's meaning is to the gold answer (sentence-embedding similarity, 0–1): credit for "
+            "a right answer in other words, which accuracy misses.",
+            "Not measured in this run (eval.embedder is none).",
+            pct=False,
+            height=220,
+        )
+    with right:
+        st.subheader("Faithfulness to the retrieved passages")
+        arm_bars(
+            metrics,
+            ["faithfulness"],
+            "words found in the passages",
+            "Share of each answer's content words found in the passages it was given (retrieval options only): low "
+            "means it answered from the model's weights, not from the passages.",
+            "No retrieval option was evaluated in this run.",
+            arms=[a for a in ARMS if a in INDEX_ARMS],
+            height=220,
+        )
+
+
+def serving_section(run_dir, metrics: dict) -> None:
+    """Latency per question and, for the retrieval options, how often the gold document was retrieved."""
+    arms = metrics["arms"]
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Latency")
+        arm_bars(
+            metrics,
+            ["latency_p50_s", "latency_p95_s"],
+            "seconds per question",
+            "Time to answer one question on the machine that made this run, median and 95th percentile: what "
+            "serving each option costs in waiting.",
+            "No latency in this run.",
+            pct=False,
+            height=220,
+        )
+    with right:
+        st.subheader("Retrieval")
+        k = (load_config_dict(run_dir).get("retrieval") or {}).get("top_k")
+        recall = f"recall@{k}" if k else "recall@k"
+        arm_bars(
+            metrics,
+            ["recall_at_k", "mrr"],
+            "score",
+            f"{recall.capitalize()}: share of questions whose gold document is among the {k or 'k'} chunks put in "
+            "the prompt. MRR: 1 / rank of the first chunk from the gold document.",
+            "No retrieval arm was evaluated in this run.",
+            arms=[a for a in ARMS if a in INDEX_ARMS],
+            labels={"recall_at_k": recall},
+            height=220,
+        )
+        cols = st.columns(2)
+        r = arms.get(RAG, {}).get("recall_at_k")
+        if r:
+            cols[0].metric(
+                f"RAG {recall}",
+                f"{100 * r['value']:.0f}%",
+                help=f"95% CI {100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%, n={r['n']}",
+            )
+        m = arms.get(RAG, {}).get("mrr")
+        if m:
+            cols[1].metric("RAG MRR", f"{m['value']:.2f}", help=f"95% CI {m['ci95'][0]:.2f}–{m['ci95'][1]:.2f}")
+
+
+def forgetting_and_loss_section(run_dir, metrics: dict) -> None:
+    """General-knowledge probes and their change from fine-tuning beside the adapter's loss curve."""
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Forgetting (general knowledge)")
+        probes = ", ".join(metrics.get("probes", {})) or "probe set"
+        arm_bars(
+            metrics,
+            ["probe_accuracy"],
+            "probe accuracy",
+            f"Accuracy on general-knowledge multiple-choice probes ({probes}, scored by log-likelihood): the RAG "
+            "options use the base weights, so only tuned weights can forget.",
+            "This run measured no general-knowledge probes (eval.probes is empty).",
+            height=220,
+        )
+        fg = charts.metric_frame(metrics, ["forgetting"])
+        if not fg.empty:
+            chart(
+                charts.diverging_ci(fg, "probe accuracy change, tuned − base"),
+                "Change in probe accuracy from fine-tuning (tuned − base weights); below zero is forgetting.",
+            )
+    with right:
+        st.subheader("Training: validation loss")
+        try:
+            training = read_json(run_dir / "adapter" / "training.json", "training record")
+            chart(
+                charts.loss_curve(training),
+                f"Loss per optimizer step while training the adapter ({training.get('method', '?')} on "
+                f"{training.get('base_model', '?')}, {training.get('quantization', '?')}, {training.get('steps', '?')} "
+                f"steps, {training.get('n_train', '?')} training / {training.get('n_val', '?')} validation examples): "
+                f"final validation loss {training.get('final_val_loss', float('nan')):.3f}.",
+            )
+        except RunDataError as e:
+            st.info(f"No training record: {e}")
+
+
 st.title("Evidence")
 run = require_run()
 run_header(run)
@@ -375,133 +508,18 @@ st.caption(
 
 paired_section(metrics)
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Accuracy")
-    arm_bars(
-        metrics,
-        ["accuracy", "f1", "exact_match"],
-        "share correct",
-        "Share of answerable questions each option answers correctly (gold answer contained, or a shorter "
-        "form that keeps its numbers and replaces none of its words: '26 weeks' for '26 weeks at full pay' counts, "
-        "'12 days' for '27 days' does not), "
-        "with the SQuAD exact match and token F1 beside it.",
-        "No accuracy metrics in this run.",
-    )
-with right:
-    st.subheader("Hallucination")
-    arm_bars(
-        metrics,
-        ["hallucination_rate", "abstention_rate"],
-        "share of questions",
-        "Hallucination: a wrong answer given instead of abstaining, over all questions (lower is better). "
-        "Abstention: declining on questions the corpus does not answer (higher is better).",
-        "No hallucination metrics in this run.",
-    )
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Meaning of the answers")
-    arm_bars(
-        metrics,
-        ["semantic_similarity"],
-        "similarity (0–1)",
-        "How close each answer's meaning is to the gold answer (sentence-embedding similarity, 0–1): credit for "
-        "a right answer in other words, which accuracy misses.",
-        "Not measured in this run (eval.embedder is none).",
-        pct=False,
-        height=220,
-    )
-with right:
-    st.subheader("Faithfulness to the retrieved passages")
-    arm_bars(
-        metrics,
-        ["faithfulness"],
-        "words found in the passages",
-        "Share of each answer's content words found in the passages it was given (retrieval options only): low "
-        "means it answered from the model's weights, not from the passages.",
-        "No retrieval option was evaluated in this run.",
-        arms=[a for a in ARMS if a in INDEX_ARMS],
-        height=220,
-    )
-
-knowledge_section(metrics)
-wording_section(metrics)
-seeds_section(metrics)
-drill_section(run.path)
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Latency")
-    arm_bars(
-        metrics,
-        ["latency_p50_s", "latency_p95_s"],
-        "seconds per question",
-        "Time to answer one question on the machine that made this run, median and 95th percentile: what "
-        "serving each option costs in waiting.",
-        "No latency in this run.",
-        pct=False,
-        height=220,
-    )
-with right:
-    st.subheader("Retrieval")
-    k = (load_config_dict(run.path).get("retrieval") or {}).get("top_k")
-    recall = f"recall@{k}" if k else "recall@k"
-    arm_bars(
-        metrics,
-        ["recall_at_k", "mrr"],
-        "score",
-        f"{recall.capitalize()}: share of questions whose gold document is among the {k or 'k'} chunks put in "
-        "the prompt. MRR: 1 / rank of the first chunk from the gold document.",
-        "No retrieval arm was evaluated in this run.",
-        arms=[a for a in ARMS if a in INDEX_ARMS],
-        labels={"recall_at_k": recall},
-        height=220,
-    )
-    cols = st.columns(2)
-    r = arms.get(RAG, {}).get("recall_at_k")
-    if r:
-        cols[0].metric(
-            f"RAG {recall}",
-            f"{100 * r['value']:.0f}%",
-            help=f"95% CI {100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%, n={r['n']}",
-        )
-    m = arms.get(RAG, {}).get("mrr")
-    if m:
-        cols[1].metric("RAG MRR", f"{m['value']:.2f}", help=f"95% CI {m['ci95'][0]:.2f}–{m['ci95'][1]:.2f}")
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Forgetting (general knowledge)")
-    probes = ", ".join(metrics.get("probes", {})) or "probe set"
-    arm_bars(
-        metrics,
-        ["probe_accuracy"],
-        "probe accuracy",
-        f"Accuracy on general-knowledge multiple-choice probes ({probes}, scored by log-likelihood): the RAG "
-        "options use the base weights, so only tuned weights can forget.",
-        "This run measured no general-knowledge probes (eval.probes is empty).",
-        height=220,
-    )
-    fg = charts.metric_frame(metrics, ["forgetting"])
-    if not fg.empty:
-        chart(
-            charts.diverging_ci(fg, "probe accuracy change, tuned − base"),
-            "Change in probe accuracy from fine-tuning (tuned − base weights); below zero is forgetting.",
-        )
-with right:
-    st.subheader("Training: validation loss")
-    try:
-        training = read_json(run.path / "adapter" / "training.json", "training record")
-        chart(
-            charts.loss_curve(training),
-            f"Loss per optimizer step while training the adapter ({training.get('method', '?')} on "
-            f"{training.get('base_model', '?')}, {training.get('quantization', '?')}, {training.get('steps', '?')} "
-            f"steps, {training.get('n_train', '?')} training / {training.get('n_val', '?')} validation examples): "
-            f"final validation loss {training.get('final_val_loss', float('nan')):.3f}.",
-        )
-    except RunDataError as e:
-        st.info(f"No training record: {e}")
-
-curve_section(run.path)
-leakage_section(run.path)
+# The rest in tabs (ui.common.EVIDENCE_TABS): one long page was ~5,800 px tall at 1400 px wide
+answers_tab, facts_tab, serving_tab, training_tab = st.tabs(list(EVIDENCE_TABS))
+with answers_tab:
+    answers_section(metrics)
+with facts_tab:
+    knowledge_section(metrics)
+    wording_section(metrics)
+with serving_tab:
+    drill_section(run.path)
+    serving_section(run.path, metrics)
+with training_tab:
+    forgetting_and_loss_section(run.path, metrics)
+    seeds_section(metrics)
+    curve_section(run.path)
+    leakage_section(run.path)
