@@ -405,16 +405,42 @@ KNOWN_SETTINGS = ("known_samples", "known_temperature")
 # Eval settings the arms' answers do not depend on (the curve stage's own hash names them): the known stage's and
 # the learning curve's training questions, added after runs existed.
 NOT_ANSWER_SETTINGS = (*KNOWN_SETTINGS, "curve_train_questions")
+# Eval settings that were always in the arms' hash although no arm's answers depend on them: the stages that use
+# them hash them (probes, curve, judge) or read them afresh each run (the metrics stage rescores every answer with
+# the embedder and confidence, and bootstraps). They are hashed at their defaults: runs keep their hashes, and
+# changing one answers no question again.
+ANSWER_HASH_AT_DEFAULT = (
+    "arms",
+    "probes",
+    "probe_limit",
+    "curve_questions",
+    "curve_probe_items",
+    "bootstrap",
+    "embedder",
+    "perplexity_texts",
+    "confidence",
+    "judge",
+)
 
 
 def _answers_hash(cfg: Config) -> str:
-    """The model and eval sections as the arms' answers depend on them (Config.section_hash's formula without
-    NOT_ANSWER_SETTINGS, so runs made before those settings existed keep their arm hashes)."""
+    """The model and eval sections as the arms' answers depend on them: Config.section_hash's formula without
+    NOT_ANSWER_SETTINGS and with ANSWER_HASH_AT_DEFAULT at their defaults, so runs made before those settings keep
+    their arm hashes. The model section is stable_dict's: model.cpu_matmul_dtype as this machine runs it, named
+    only where it is bfloat16, so a run answered in bfloat16 answers again in float32 and the other way round."""
     import hashlib
+    from dataclasses import asdict
 
-    d = cfg.to_dict()
-    ev = {k: v for k, v in d["eval"].items() if k not in NOT_ANSWER_SETTINGS}
-    return hashlib.sha256(json.dumps({"model": d["model"], "eval": ev}, sort_keys=True).encode()).hexdigest()[:16]
+    from advisor.core.config import EvalConfig
+
+    default = asdict(EvalConfig())
+    ev = {
+        k: default[k] if k in ANSWER_HASH_AT_DEFAULT else v
+        for k, v in cfg.to_dict()["eval"].items()
+        if k not in NOT_ANSWER_SETTINGS
+    }
+    model = cfg.stable_dict()["model"]
+    return hashlib.sha256(json.dumps({"model": model, "eval": ev}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _arm_hash(run: RunDir, cfg: Config, arm: str, qa_hash: str) -> str:

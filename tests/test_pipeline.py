@@ -206,6 +206,43 @@ def test_rerun_skips_finished_stages_and_a_changed_setting_reruns_only_what_depe
         and gated["eval_base"]["ended"] == before["eval_base"]["ended"]
     )
     assert json.loads((run / "eval/gate.json").read_text())["share"] == 0.1
+    # settings no answer depends on (the metrics stage's bootstrap and confidence) answer no question again
+    extra = ("retrieval.top_k=2", "retrieval.abstain_gate=0.1", "eval.bootstrap=200", "eval.confidence=0.7")
+    run_pipeline(tiny_config(tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, *extra), run)
+    rescored = json.loads((run / "manifest.json").read_text())["stages"]
+    answered = [k for k in gated if k.startswith("eval_") or k == "known"]
+    assert len(answered) >= 4 and all(rescored[k]["ended"] == gated[k]["ended"] for k in answered)
+    assert json.loads((run / "eval/metrics.json").read_text())["bootstrap"]["resamples"] == 200
+
+
+def test_the_arms_answer_hash_follows_the_products_dtype_and_ignores_what_no_answer_depends_on(monkeypatch):
+    """pipeline._answers_hash: on a float32 machine the quickstart's arms keep the hash they had before
+    model.cpu_matmul_dtype existed (ed1669e71fd0c4d5, computed by main a03955f); where it resolves to bfloat16 the
+    arms answer again. Settings only other stages use leave it as it is; the answers' own settings change it."""
+    import advisor.core.embedders as embedders
+    from advisor.pipeline import _answers_hash
+
+    monkeypatch.setattr(embedders, "cpu_has_bf16", lambda: False)
+    f32 = _answers_hash(load_config("quickstart"))
+    assert f32 == "ed1669e71fd0c4d5" == _answers_hash(load_config("quickstart", ["model.cpu_matmul_dtype=float32"]))
+    monkeypatch.setattr(embedders, "cpu_has_bf16", lambda: True)
+    assert _answers_hash(load_config("quickstart")) != f32
+    assert _answers_hash(load_config("quickstart", ["model.cpu_matmul_dtype=float32"])) == f32
+    for other in (
+        "eval.bootstrap=200",
+        "eval.confidence=0.9",
+        "eval.curve_questions=10",
+        "eval.curve_probe_items=5",
+        "eval.probe_limit=20",
+        "eval.perplexity_texts=0",
+        "eval.embedder=none",
+        "eval.arms=[base,rag]",
+        "eval.known_samples=0",
+        "eval.curve_train_questions=0",
+    ):
+        assert _answers_hash(load_config("quickstart", ["model.cpu_matmul_dtype=float32", other])) == f32, other
+    for own in ("eval.limit=10", "eval.batch_size=8", "model.max_new_tokens=16"):
+        assert _answers_hash(load_config("quickstart", ["model.cpu_matmul_dtype=float32", own])) != f32, own
 
 
 def test_a_stage_a_stopped_attempt_left_running_is_dropped_when_the_run_no_longer_needs_it(finished_run):
