@@ -342,3 +342,20 @@ def cautions(rec: dict) -> list[str]:
             "questions (the dashboard's Review page)."
         )
     return out
+
+
+def generator_words(gen: dict | None) -> str:
+    """Who answered, from eval/metrics.json "generator" (pipeline.generator_record), as a sentence with a leading
+    space; '' for a run from before the record.
+
+    >>> generator_words({"backend": "hf", "model": "m", "quantization": "nf4", "cpu_matmul_dtype": "bfloat16"})
+    " The arms' answers come from m (nf4, its 4-bit layers multiplied in bfloat16)."
+    >>> generator_words({"backend": "openai", "base_url": "http://h:8001/v1", "model": "m"})
+    ' The arms generated on http://h:8001/v1 (model m).'
+    """
+    if not gen:
+        return ""
+    if gen.get("backend") != "hf":
+        return f" The arms generated on {gen.get('base_url')} (model {gen.get('model')})."
+    how = ", its 4-bit layers multiplied in bfloat16" if gen.get("cpu_matmul_dtype") == "bfloat16" else ""
+    return f" The arms' answers come from {gen.get('model')} ({gen.get('quantization')}{how})."

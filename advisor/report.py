@@ -936,16 +936,6 @@ def paired_section(metrics: dict, fig) -> list[str]:
     return L
 
 
-def generator_words(gen: dict | None) -> str:
-    """Who answered, from eval/metrics.json "generator" (pipeline.generator_record); '' for a run from before it."""
-    if not gen:
-        return ""
-    if gen.get("backend") != "hf":
-        return f" The arms generated on {gen.get('base_url')} (model {gen.get('model')})."
-    how = ", its 4-bit layers multiplied in bfloat16" if gen.get("cpu_matmul_dtype") == "bfloat16" else ""
-    return f" The arms' answers come from {gen.get('model')} ({gen.get('quantization')}{how})."
-
-
 def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) -> list[str]:
     """Every metric per arm with its CI, then abstention, known vs unknown facts, forgetting, the learning curve
     and the paired differences."""
@@ -974,7 +964,7 @@ def evidence_section(run_dir: Path, metrics: dict | None, arms: list[str], fig) 
     L += [
         "",
         f"Answerable questions: {next(iter(ns.values()), 0)}; unanswerable: {next(iter(nu.values()), 0) or 0}."
-        + generator_words(metrics.get("generator")),
+        + plain.generator_words(metrics.get("generator")),
         "",
     ]
     if any("accuracy" in metrics["arms"][a] for a in arms):

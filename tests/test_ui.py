@@ -369,6 +369,23 @@ def test_evidence_puts_everything_after_the_paired_differences_in_four_tabs(runs
     assert lead == ["RAG vs fine-tune vs both, question by question"]
 
 
+def test_evidence_says_what_answered_when_the_run_recorded_it(runs_dir, monkeypatch):
+    """metrics.json "generator" (a run from before it has none, as the fixture): the caption under the title names
+    the model and says when its 4-bit layers multiplied in bfloat16."""
+    assert "answers come from" not in text(open_app(runs_dir, monkeypatch, "evidence"))
+    path = runs_dir / FIXTURE.name / "eval" / "metrics.json"
+    m = json.loads(path.read_text())
+    m["generator"] = {
+        "backend": "hf",
+        "model": "smollm2-135m-instruct",
+        "quantization": "nf4",
+        "cpu_matmul_dtype": "bfloat16",
+    }
+    path.write_text(json.dumps(m))
+    said = "The arms' answers come from smollm2-135m-instruct (nf4, its 4-bit layers multiplied in bfloat16)."
+    assert said in open_app(runs_dir, monkeypatch, "evidence").caption[1].value  # under the run line
+
+
 def test_evidence_shows_each_training_seed_and_names_a_collapsed_one(runs_dir, monkeypatch):
     assert "Trained with one seed" in text(open_app(runs_dir, monkeypatch, "evidence"))  # the fixture: one seed
     path = runs_dir / FIXTURE.name / "eval" / "metrics.json"

@@ -10,6 +10,7 @@ import streamlit as st
 
 from advisor.core.arms import ARM_LABEL, ARM_OF_OPTION, ARMS, INDEX_ARMS, OPTION_LABEL, RAG, TUNED
 from advisor.curve import CURVE_NEEDS, TRAINING_LINE_MEANING
+from advisor.plain import generator_words
 from ui import charts
 from ui.common import EVIDENCE_TABS, not_finished_message, require_run, run_header, show_data_error
 from ui.rundata import RunDataError, load_config_dict, load_curve, load_metrics, read_json
@@ -504,6 +505,7 @@ st.caption(
     f"Measured on this run's questions ({n_ans} answerable, {n_una} unanswerable); error bars and CIs are "
     f"95% bootstrap confidence intervals ({metrics.get('bootstrap', {}).get('resamples', '?')} resamples). "
     "Overlapping intervals mean the difference may be chance; a ◆ marks a value of exactly 0."
+    + generator_words(metrics.get("generator"))
 )
 
 paired_section(metrics)
