@@ -67,6 +67,8 @@ def _read(p: Path, what: str):
     run_dir = p.parent.parent if p.parent.name in ("eval", "adapter", "sft", "index", "qa", "drill") else p.parent
     again = f"advisor drill {run_dir}" if p.parent.name == "drill" else f"advisor run --out {run_dir}"
     fix = f"delete it and run `{again}` again to rewrite it (finished stages are kept)"
+    if p.name == "manifest.json":  # as `advisor run` itself says of it (advisor/core/artifacts.py)
+        fix = "fix or delete it to rebuild the run's bookkeeping"
     data = read_json(p, what, fix)
     if not isinstance(data, dict):
         raise AdvisorError(f"{what} {p} is not a JSON object; {fix}")

@@ -531,7 +531,7 @@ def test_the_evidence_says_what_answered_and_in_which_dtype_its_4bit_layers_mult
     [
         ("eval/metrics.json", "evaluation metrics", "advisor run --out"),
         ("recommendation.json", "recommendation", "advisor run --out"),
-        ("manifest.json", "run manifest", "advisor run --out"),
+        ("manifest.json", "run manifest", None),
         ("adapter/training.json", "adapter training record", "advisor run --out"),
         ("ingest_report.json", "ingestion report", "advisor run --out"),
         ("index/index_config.json", "index settings", "advisor run --out"),
@@ -551,5 +551,8 @@ def test_a_broken_run_file_stops_the_report_with_its_path_not_called_missing(run
         with pytest.raises(AdvisorError) as e:
             write_report(run)
         assert f"{what} {run / rel} {says}" in str(e.value)
-        assert f"delete it and run `{again} {run}` again" in str(e.value)
+        if again:
+            assert f"delete it and run `{again} {run}` again" in str(e.value)
+        else:  # the manifest: as advisor run says of it
+            assert "fix or delete it to rebuild the run's bookkeeping" in str(e.value)
         assert (run / "report.md").read_text() == before
