@@ -743,7 +743,13 @@ def _load_generator(cfg: Config, _: dict) -> dict:
     load_s = time.perf_counter() - t0
     model.eval()
     return {
-        "lm": LM(model, tok, cfg.model.spec, device, resolve_cpu_matmul(cfg.model.cpu_matmul_dtype, device)),
+        "lm": LM(
+            model,
+            tok,
+            cfg.model.spec,
+            device,
+            resolve_cpu_matmul(cfg.model.cpu_matmul_dtype, device, quantization=cfg.model.quantization),
+        ),
         "params": params,
         "device": device,
         "chunk_texts": _sample_texts(cfg.chunking.size, cfg.chunking.overlap, whitespace_offsets),

@@ -365,7 +365,7 @@ def serve_raw(
 
     raw = RawModel(spec, quantization, adapters, name, matmul_dtype)
     app = create_raw_app(raw, max_batch=max_batch, api_key=api_key)
-    how = ", its 4-bit products in bfloat16" if raw.lm.matmul_dtype == "bfloat16" and quantization == "nf4" else ""
+    how = ", its 4-bit products in bfloat16" if raw.lm.matmul_dtype == "bfloat16" else ""
     print(
         f"serving {', '.join(raw.names)} at http://{host}:{port}/v1 (OpenAI-compatible, greedy{how})",
         file=sys.stderr,

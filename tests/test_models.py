@@ -235,6 +235,15 @@ def test_the_cpu_matmul_dtype_resolves_per_machine(setting, device, bf16_cpu, ru
     from advisor.core.models import resolve_cpu_matmul
 
     assert resolve_cpu_matmul(setting, device, bf16_cpu) == runs
+    for quantization in ("int8", "none"):  # no 4-bit layers, no copies: float32 whatever the setting
+        assert resolve_cpu_matmul(setting, device, bf16_cpu, quantization) == "float32"
+
+
+def test_a_model_without_4bit_layers_says_it_multiplies_in_float32(tiny_model_dir):
+    """LM.load resolves the setting as the run's hashes do: with quantization none nothing is multiplied in
+    bfloat16, and the LM says so, whatever was asked."""
+    assert LM.load(str(tiny_model_dir), "none", device="cpu", matmul_dtype="bfloat16").matmul_dtype == "float32"
+    assert LM.load(str(tiny_model_dir), "nf4", device="cpu", matmul_dtype="bfloat16").matmul_dtype == "bfloat16"
 
 
 @pytest.mark.parametrize("rowwise", [False, True], ids=["padded-prefill", "rowwise-prefill"])

@@ -487,7 +487,10 @@ def build_trainable_model(cfg: Config, device: str):
         from advisor.core.models import resolve_cpu_matmul
 
         dequantize_4bit_layers(
-            model, device, DEQUANT_ONCE_BYTES, resolve_cpu_matmul(cfg.model.cpu_matmul_dtype, device)
+            model,
+            device,
+            DEQUANT_ONCE_BYTES,
+            resolve_cpu_matmul(cfg.model.cpu_matmul_dtype, device, quantization=cfg.model.quantization),
         )
     model.train()
     torch.manual_seed(cfg.seed)

@@ -136,7 +136,7 @@ class ModelConfig:
         (quantization int8 or none), which make no copies for it to change."""
         from advisor.core.models import resolve_cpu_matmul
 
-        return resolve_cpu_matmul(self.cpu_matmul_dtype) if self.quantization == "nf4" else "float32"
+        return resolve_cpu_matmul(self.cpu_matmul_dtype, quantization=self.quantization)
 
     def __post_init__(self):
         check_choices(self, "model")

@@ -74,7 +74,7 @@ class LM:
 
             model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
             model.eval()
-        return cls(model, tok, spec, device, resolve_cpu_matmul(matmul_dtype, device))
+        return cls(model, tok, spec, device, resolve_cpu_matmul(matmul_dtype, device, quantization=quantization))
 
     @property
     def has_adapter(self) -> bool:

@@ -242,16 +242,20 @@ def compute_dtype(device: str):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def resolve_cpu_matmul(setting: str, device: str | None = None, bf16_cpu: bool | None = None) -> str:
+def resolve_cpu_matmul(
+    setting: str, device: str | None = None, bf16_cpu: bool | None = None, quantization: str = "nf4"
+) -> str:
     """`model.cpu_matmul_dtype` as this machine runs it: the dtype of the dequantized-once copies of the 4-bit
-    weights (advisor.core.decoding.dequantize_4bit_layers), which exist on CPU only, so 'float32' off CPU. On CPU
+    weights (advisor.core.decoding.dequantize_4bit_layers), which exist on CPU only and for nf4 weights only, so
+    'float32' off CPU and for `quantization` int8 or none (one answer for every caller: the run's hashes through
+    ModelConfig.products_dtype, the loaders, the plan). On CPU
     'auto' is bfloat16 where the CPU has AVX512-BF16 (the quickstart's retrieval arms prefilled 1.4x as fast) and
     float32 elsewhere (bf16 matmul is ~250x slower on AVX2 CPUs); 'float32' and 'bfloat16' are what they say.
     Only those products change dtype: the residual stream, norms, attention, LoRA and logits stay float32
     (docs/architecture.md, 'The generator's matmul dtype on CPU')."""
     from advisor.core.embedders import cpu_has_bf16
 
-    if (device or default_device()) != "cpu" or setting == "float32":
+    if quantization != "nf4" or (device or default_device()) != "cpu" or setting == "float32":
         return "float32"
     if setting == "bfloat16":
         return "bfloat16"

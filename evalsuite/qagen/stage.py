@@ -110,7 +110,7 @@ def _llm_generator(qc: QAConfig, model_spec: str, quantization: str, matmul_dtyp
     from advisor.core.lm import LM
 
     lm = LM.load(qc.model or model_spec, quantization, matmul_dtype=matmul_dtype)
-    how = ", its 4-bit products in bfloat16" if lm.matmul_dtype == "bfloat16" and quantization == "nf4" else ""
+    how = ", its 4-bit products in bfloat16" if lm.matmul_dtype == "bfloat16" else ""
     say(f"  qa: loaded {lm.spec} to write questions{how}")
     return LLMGenerator.in_process(lm, qc.retries)
 
