@@ -520,7 +520,7 @@ def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
     seen = cal.get("observed_train") or {}
     if seen.get("run") == run and seen.get("tokens") == tokens:
         return seen  # a rerun whose tune stage was skipped: the same stage, already recorded
-    observed = {"s_per_token": steps_s / tokens, "tokens": tokens, "run": run, "at": now_iso()}
+    observed = {"s_per_token": steps_s / tokens, "tokens": tokens, "steps_s": steps_s, "run": run, "at": now_iso()}
     val_s = sum(r.get("val_s") or 0 for r in history)
     val_tokens = sum(r.get("val_tokens") or 0 for r in history if r.get("val_s"))
     if val_tokens:  # adapters trained before the passes were timed have none
@@ -1628,14 +1628,13 @@ def render(
         L.append(f"time budget {sizing['time_budget']}: the plan fits, nothing cut")
     tps = 1 / cal["train_s_per_token"]
     obs = cal.get("observed_train")
-    seen = (
-        f" ({1 / obs['s_per_token']:,.0f} in the last tune stage on this machine, {obs['at'][:10]}: used)"
-        if obs
-        else ""
-    )
+    seen = ""
+    if obs:  # tokens that take gradients; a tune's progress bar also counts its forward-only positions
+        every = f"; {obs['tokens'] / obs['steps_s']:,.0f} counting every position" if obs.get("steps_s") else ""
+        seen = f" ({1 / obs['s_per_token']:,.0f} in the last tune stage on this machine, {obs['at'][:10]}: used{every})"
     L.append(
         f"calibration ({'cached, measured ' + cal.get('measured', '') if cal.get('cached') else 'measured now'} "
-        f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s{seen}, prefill "
+        f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s with gradients{seen}, prefill "
         f"{1 / cal['prefill_s_per_token']:,.0f} tokens/s, decode {1 / cal['decode_s_per_token']:,.0f} tokens/s "
         f"(batch {cal['decode_batch']}), embed {1 / cal['embed_s_per_token']:,.0f} tokens/s; model load "
         f"{cal['load_s']:.1f} s"

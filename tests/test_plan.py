@@ -516,7 +516,9 @@ def test_the_default_cap_leaves_the_sample_training_set_whole(tiny_model_dir):
     assert not work.train_cap["capped"] and work.train_cap["train_tokens"] < MAX_TRAIN_TOKENS / 2
 
 
-def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at(tiny_model_dir, tmp_path, monkeypatch):
+def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     from advisor.plan import (
         _train_estimate,
         calibration_key,
@@ -547,6 +549,14 @@ def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at
     s0, _, tokens, _ = _train_estimate(cfg, examples, FAKE_CAL)
     s1, _, _, _ = _train_estimate(cfg, examples, cal)
     assert s1 - s0 == pytest.approx(tokens * (0.03 - FAKE_CAL["train_s_per_token"]))
+    # the plan names both rates: tokens that take gradients, and every position as a tune's progress bar counts them
+    cal["observed_train"]["detached_tokens"], cal["observed_train"]["s_per_token"] = 5_000, 0.05
+    path.write_text(json.dumps(cal))
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", *tiny_args(tiny_model_dir)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("calibration ("))
+    rate = f"train {1 / FAKE_CAL['train_s_per_token']:,.0f} tokens/s with gradients (20 in the last tune stage"
+    assert rate in line and ": used; 33 counting every position)" in line, line
 
 
 def test_the_plan_prices_validation_passes_at_their_own_recorded_speed_and_a_skipped_tune_is_not_recorded_again(
