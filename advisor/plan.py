@@ -1598,7 +1598,9 @@ def render(
     m = cal.get("key", {}).get("machine", {})
     where = f"{m.get('cores')} cores{', ' + m['gpu'] if m.get('gpu') else ''}, {cal.get('device')}"
     # model.cpu_matmul_dtype where it is bfloat16 (the calibration's key names it only then)
-    bf16 = ", its 4-bit products in bfloat16" if cal.get("key", {}).get("cpu_matmul_dtype") == "bfloat16" else ""
+    from advisor.core.models import products_words
+
+    bf16 = products_words(cal.get("key", {}).get("cpu_matmul_dtype"))
     L = [
         f"plan: {work.n_documents} documents, {work.n_chunks:,} chunks; model {cfg.model.spec} "
         f"({cfg.model.quantization}{bf16}); embedder {cfg.retrieval.embedder}; this machine: {where}"

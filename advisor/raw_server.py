@@ -365,7 +365,9 @@ def serve_raw(
 
     raw = RawModel(spec, quantization, adapters, name, matmul_dtype)
     app = create_raw_app(raw, max_batch=max_batch, api_key=api_key)
-    how = ", its 4-bit products in bfloat16" if raw.lm.matmul_dtype == "bfloat16" else ""
+    from advisor.core.models import products_words
+
+    how = products_words(raw.lm.matmul_dtype)
     print(
         f"serving {', '.join(raw.names)} at http://{host}:{port}/v1 (OpenAI-compatible, greedy{how})",
         file=sys.stderr,

@@ -58,17 +58,18 @@ def _ci(m: dict | None, pct: bool = True, fmt: str = ".3f") -> str:
     return f"{m['value']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
 
 
-def _read(p: Path, what: str):
-    """The JSON object at p, or None when the run has not written it (the report then says it is missing). A file
-    that is there but broken stops the report with its path and what to do, as a broken curve.json does: the
-    report does not call a damaged file missing."""
+def _read(run_dir: Path, rel: str, what: str):
+    """The JSON object at run_dir/rel, or None when the run has not written it (the report then says it is
+    missing). A file that is there but broken stops the report with its path and what to do, as a broken
+    curve.json does: the report does not call a damaged file missing."""
+    p = run_dir / rel
     if not p.exists():
         return None
-    run_dir = p.parent.parent if p.parent.name in ("eval", "adapter", "sft", "index", "qa", "drill") else p.parent
-    again = f"advisor drill {run_dir}" if p.parent.name == "drill" else f"advisor run --out {run_dir}"
-    fix = f"delete it and run `{again}` again to rewrite it (finished stages are kept)"
-    if p.name == "manifest.json":  # as `advisor run` itself says of it (advisor/core/artifacts.py)
+    if rel == "manifest.json":  # as `advisor run` itself says of it (advisor/core/artifacts.py)
         fix = "fix or delete it to rebuild the run's bookkeeping"
+    else:
+        again = f"advisor drill {run_dir}" if rel.startswith("drill/") else f"advisor run --out {run_dir}"
+        fix = f"delete it and run `{again}` again to rewrite it (finished stages are kept)"
     data = read_json(p, what, fix)
     if not isinstance(data, dict):
         raise AdvisorError(f"{what} {p} is not a JSON object; {fix}")
@@ -484,7 +485,7 @@ def eval_set_section(run_dir: Path, metrics: dict | None, fig) -> list[str]:
     from evalsuite.qagen.review import plain_words
 
     info = (metrics or {}).get("eval_set")
-    qa_report = _read(run_dir / "qa" / "qa_report.json", "the QA generation report")
+    qa_report = _read(run_dir, "qa/qa_report.json", "the QA generation report")
     L = ["## Evaluation set", ""]
     if not info or not info.get("synthetic"):
         n = f"{info['n']} " if info else ""
@@ -1204,10 +1205,10 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     """(report markdown, {figure file name: PNG bytes}); the markdown links figures as report_files/<name>.
     The first section says the advice in plain words; the evidence behind it follows."""
     run_dir = Path(run_dir)
-    metrics = _read(run_dir / "eval" / "metrics.json", "evaluation metrics")
-    rec = _read(run_dir / "recommendation.json", "recommendation")
-    manifest = _read(run_dir / "manifest.json", "run manifest") or {}
-    training = _read(run_dir / "adapter" / "training.json", "adapter training record")
+    metrics = _read(run_dir, "eval/metrics.json", "evaluation metrics")
+    rec = _read(run_dir, "recommendation.json", "recommendation")
+    manifest = _read(run_dir, "manifest.json", "run manifest") or {}
+    training = _read(run_dir, "adapter/training.json", "adapter training record")
     figs: dict[str, bytes] = {}
     arms = [a for a in ARMS if metrics and a in metrics.get("arms", {})]
     L: list[str] = header_lines(run_dir, manifest)
@@ -1234,16 +1235,16 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         ]
     L += eval_set_section(run_dir, metrics, fig)
     L += evidence_section(run_dir, metrics, arms, fig)
-    L += drill_section(run_dir, _read(run_dir / "drill" / "drill.json", "knowledge-update drill"), fig)
+    L += drill_section(run_dir, _read(run_dir, "drill/drill.json", "knowledge-update drill"), fig)
     L += ["## Build and cost", ""]
     if rec and rec.get("evidence"):
         L += fig("cost.png", "Cost vs accuracy per option", plot_cost_accuracy, rec)
     L += build_lines(
         manifest,
-        _read(run_dir / "ingest_report.json", "ingestion report"),
-        _read(run_dir / "index" / "index_config.json", "index settings"),
+        _read(run_dir, "ingest_report.json", "ingestion report"),
+        _read(run_dir, "index/index_config.json", "index settings"),
         training,
-        _read(run_dir / "sft" / "leakage.json", "leakage check"),
+        _read(run_dir, "sft/leakage.json", "leakage check"),
     )
     L += ["### Validation loss", ""]
     if training and val_loss_history(training)[2]:

@@ -262,6 +262,12 @@ def resolve_cpu_matmul(
     return "bfloat16" if (cpu_has_bf16() if bf16_cpu is None else bf16_cpu) else "float32"
 
 
+def products_words(dtype: str | None) -> str:
+    """', its 4-bit products in bfloat16' where a loaded model's or a calibration's resolved
+    model.cpu_matmul_dtype is bfloat16, '' otherwise: what the plan, the raw server and the question writer say."""
+    return ", its 4-bit products in bfloat16" if dtype == "bfloat16" else ""
+
+
 def quantization_config(quantization: str, device: str):
     """The BitsAndBytesConfig for nf4 (QLoRA: NF4 + double quantization) or int8; None for 'none'."""
     if quantization == "none":

@@ -108,9 +108,10 @@ def _llm_generator(qc: QAConfig, model_spec: str, quantization: str, matmul_dtyp
             )
         return LLMGenerator.endpoint(client, qc.api_model, qc.retries)
     from advisor.core.lm import LM
+    from advisor.core.models import products_words
 
     lm = LM.load(qc.model or model_spec, quantization, matmul_dtype=matmul_dtype)
-    how = ", its 4-bit products in bfloat16" if lm.matmul_dtype == "bfloat16" else ""
+    how = products_words(lm.matmul_dtype)
     say(f"  qa: loaded {lm.spec} to write questions{how}")
     return LLMGenerator.in_process(lm, qc.retries)
 
