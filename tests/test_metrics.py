@@ -256,6 +256,16 @@ def test_wrong_and_confident_and_faithfulness():
         ("", False),
         ("I don't know.", False),
         ("1.", False),
+        # the passage header's number in another bracket form, before a document name
+        ("(1) (packages.jsonl#107)", True),
+        ("1. (Warsaw.md)", True),
+        ("1) (Warsaw.md).", True),
+        ("(3) (guides/a.md#2) source", True),
+        ("(1)", False),
+        ("1. (about one)", False),
+        ("3. (three days)", False),
+        ("12 days (refunds.md)", False),
+        ("(1) 14 days (refunds.md)", False),
     ],
 )
 def test_bare_citation_is_a_marker_with_no_answer_beside_it(raw, bare):
@@ -270,6 +280,7 @@ def test_bare_citation_strips_the_retrieved_sources_names_and_applies_to_every_q
     from evalsuite.metrics import METRICS, is_bare_citation
 
     assert is_bare_citation("[3] (pkg-17 record)", ["pkg-17 record"]) and not is_bare_citation("[3] (pkg-17 record)")
+    assert is_bare_citation("(3) (pkg-17 record)", ["pkg-17 record"]) and not is_bare_citation("(3) (pkg-17 record)")
     m = METRICS.get("bare_citation_rate")()
     assert m.higher_is_better is False and m.applies_to == "all"
     una = Sample("q", [], prediction="", unanswerable=True, raw_prediction="[1]")
