@@ -81,7 +81,7 @@ UNKNOWN_MAJORITY = 0.5  # the base model does not know at least half the facts a
 GROUP_MIN_N = 5  # a known/maybe_known/unknown group smaller than this is too small to talk about
 GROUP_GAP = 0.10  # 10 points between groups or options within a group is worth a reason
 FALSE_ABSTENTION_NOTABLE = 0.10  # refusing 10% of answerable questions or more is worth a reason
-BARE_CITATION_NOTABLE = 0.10  # a tenth of the answers a bare citation marker: the prompt needs fixing
+BARE_CITATION_NOTABLE = 0.10  # a tenth of the answers a bare citation marker: the model does not follow the prompt
 ABSTAINS_RARELY = 0.10  # every option abstains on fewer unanswerable questions than this
 # the adapter answers fewer than half of its own training questions (the learning curve's last point): it has not
 # learnt them yet, so the tuned options measure too little training (advisor/curve.py)
@@ -333,7 +333,7 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
     numbers (thresholds at the top of the module); a rule whose measurement the run lacks says nothing:
 
     - an option whose arm collapsed: fix its training data (or prompt) before judging it;
-    - a retrieval option answering with bare citation markers for >= BARE_CITATION_NOTABLE: fix the prompt;
+    - a retrieval option answering with bare citation markers for >= BARE_CITATION_NOTABLE: a larger base model;
     - retrieval recall@k >= RECALL_HIGH while a retrieval option misses the accuracy target: the generator
       is the bottleneck (a larger base model); recall below it: better retrieval first;
     - fine-tune within TUNED_GAIN_LOW of the base model, or answering under GROUP_GAP of the facts the base
@@ -376,8 +376,8 @@ def _collapse_lines(ev: Evidence, collapsed: list[str]) -> list[str]:
         if o in ev.accuracy and _value(m) >= BARE_CITATION_NOTABLE:
             out.append(
                 f"{_name(o)} answers {_pct(m['value'])} of questions with a bare citation marker instead of an "
-                "answer: "
-                "the retrieval prompt needs fixing"
+                "answer, so its accuracy understates what retrieval can do: the base model does not follow the "
+                "retrieval prompt's answer-then-citation form; judge retrieval with a larger base model (--model)"
             )
     return out
 

@@ -356,8 +356,9 @@ def test_no_abstention_anywhere_points_to_teaching_it_and_bare_citations_point_t
     ev.bare_citation = {"rag": _m(0.38), "both": _m(0.01)}
     points = recommend(ev)["fit_for_purpose"]["points_to"]
     assert (
-        "RAG answers 38.0% of questions with a bare citation marker instead of an answer: the retrieval prompt "
-        "needs fixing"
+        "RAG answers 38.0% of questions with a bare citation marker instead of an answer, so its accuracy "
+        "understates what retrieval can do: the base model does not follow the retrieval prompt's "
+        "answer-then-citation form; judge retrieval with a larger base model (--model)"
     ) in points
     assert not any(p.startswith("Fine-tune + RAG answers") for p in points)
     assert any(p.startswith("no option abstains on unanswerable questions (at most 0.0%)") for p in points)

@@ -2,8 +2,8 @@
 points, plain names), then four tabs (ui.common.EVIDENCE_TABS): per-arm accuracy, hallucination and answer
 quality (semantic similarity, faithfulness); known vs unknown facts and the training questions' wording; the
 knowledge-update drill, latency and retrieval; forgetting, the validation-loss curve (adapter/training.json), the
-training seeds, the learning curve (eval/curve.json) and the leakage report (sft/leakage.json). Every chart carries one caption saying what it shows; bars have 95% CI error bars and a bar
-of 0 a visible marker."""
+training seeds, the learning curve (eval/curve.json) and the leakage report (sft/leakage.json). Every chart
+carries one caption saying what it shows; bars have 95% CI error bars and a bar of 0 a visible marker."""
 
 import pandas as pd
 import streamlit as st
