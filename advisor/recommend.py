@@ -332,7 +332,7 @@ def evidence_points_to(ev: Evidence, options: dict[str, dict]) -> list[str]:
     """What the measurements point to when an option falls short, each line from a rule on this run's
     numbers (thresholds at the top of the module); a rule whose measurement the run lacks says nothing:
 
-    - an option whose arm collapsed: fix its training data (or prompt) before judging it;
+    - an option whose arm collapsed: fix its training data (an adapter) or try a larger base model (retrieval);
     - a retrieval option answering with bare citation markers for >= BARE_CITATION_NOTABLE: a larger base model;
     - retrieval recall@k >= RECALL_HIGH while a retrieval option misses the accuracy target: the generator
       is the bottleneck (a larger base model); recall below it: better retrieval first;
@@ -371,7 +371,10 @@ def _collapse_lines(ev: Evidence, collapsed: list[str]) -> list[str]:
         out.append(f"the fine-tuning run collapsed ({said}); fix the training data before judging fine-tuning")
     for o in (o for o in collapsed if not OPTION[o].needs_adapter):
         said = ev.collapse[o].get("reason") or "degenerate answers"
-        out.append(f"{_name(o)}'s answers are degenerate ({said}); fix the retrieval prompt before judging retrieval")
+        out.append(
+            f"{_name(o)}'s answers are degenerate ({said}): the base model does not follow the retrieval prompt; "
+            "judge retrieval with a larger base model (--model)"
+        )
     for o, m in ev.bare_citation.items():
         if o in ev.accuracy and _value(m) >= BARE_CITATION_NOTABLE:
             out.append(

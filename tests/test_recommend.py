@@ -422,6 +422,17 @@ def test_a_collapsed_arm_is_named_in_plain_words_and_its_scores_are_not_its_capa
     assert "collapsed" in rec["separation"]["why"]
 
 
+def test_a_collapsed_retrieval_arm_points_to_a_larger_base_model_not_to_its_training_data():
+    ev = _collapsed_fine_tune(accuracy=0.2)
+    ev.collapse["rag"] = {**ev.collapse.pop("fine-tune"), "reason": "45% of its answers are the same string '[1]'"}
+    points = recommend(ev)["fit_for_purpose"]["points_to"]
+    assert points[0] == (
+        "RAG's answers are degenerate (45% of its answers are the same string '[1]'): the base model does not "
+        "follow the retrieval prompt; judge retrieval with a larger base model (--model)"
+    )
+    assert not any("training data" in p for p in points)
+
+
 def test_the_option_held_against_the_targets_is_the_most_accurate_that_did_not_collapse():
     fit = recommend(_collapsed_fine_tune(accuracy=0.55))["fit_for_purpose"]
     assert "the most accurate, RAG, answers 40.0%" in fit["statement"]
