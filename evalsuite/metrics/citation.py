@@ -102,7 +102,7 @@ def _without_document_names(text: str, sources: list[str] | tuple[str, ...]) -> 
 @register_metric
 class BareCitation(Metric):
     """Over all questions of every arm: 1 when the answer is a bare citation marker (`is_bare_citation`) instead
-    of the answer with its citation beside it; closed-book answers carry no marker and score 0."""
+    of the answer with its citation beside it; a closed-book answer scores 0 unless it, too, is only a marker."""
 
     name, label = "bare_citation_rate", "bare citation answers"
     higher_is_better = False
