@@ -169,7 +169,7 @@ def test_ray_batch_is_killed_after_the_first_cell_resumes_and_equals_the_sequent
     assert r.returncode == 0, r.stderr[-3000:]
     assert all(f"{cid}: done, skipped" in r.stderr for cid in done) and "4/4 runs done" in r.stdout
     ray_rows, seq_rows = rows(out), rows(tmp_path / "seq")
-    assert len(ray_rows) == 8
+    assert len(ray_rows) == len(seq_rows) == 8
     for a, b in zip(ray_rows, seq_rows):  # one pair at a time: a failure shows the differing row
         assert a == b
     assert "MLflow runs in" in r.stdout and yaml.safe_load((out / "batch.json").read_text())["mlflow"] is True

@@ -25,5 +25,6 @@ def test_ci_runs_the_readme_test_command():
 def test_makefile_targets_create_the_venv_when_missing():
     mk = (ROOT / "Makefile").read_text()
     for target in ("demo:", "test:", "setup:"):
-        assert target in mk
+        assert f"\n{target} $(STAMP)" in mk, target  # each installs first (when the stamp is out of date)
+    assert "@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)" in mk  # the venv is made when it is missing
     assert "torch==2.13.0" in mk and "--no-deps -r requirements-bundled.txt" in mk

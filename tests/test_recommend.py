@@ -651,6 +651,36 @@ def test_stability_is_the_win_share_and_flip_point_rule_recorded_with_the_advice
     assert stability_of(rec) == st  # recomputable from the saved sensitivity analysis
 
 
+@pytest.mark.parametrize(
+    "share, flip, equivalent, level",
+    [
+        (0.80, 0.30, False, "high"),
+        (0.75, None, False, "high"),  # no single weight change flips it
+        (0.80, 0.03, False, "medium"),  # a flip within 0.05 lowers it by one
+        (0.80, 0.30, True, "medium"),  # so does advice made on 'no significant difference'
+        (0.60, 0.30, False, "medium"),
+        (0.50, 0.05, False, "low"),
+        (0.30, 0.30, False, "low"),
+        (0.30, 0.01, True, "low"),  # never below low
+    ],
+)
+def test_stability_levels_follow_the_win_share_and_the_nearest_flip(share, flip, equivalent, level):
+    from advisor.recommend import stability_of
+
+    flips = {"accuracy": None, "build_cost": {"change": -flip} if flip is not None else None}
+    rec = {
+        "verdict": "rag",
+        "sensitivity": {"win_share": {"rag": share, "both": 1 - share}, "flip_points": flips, "draws": 10_000},
+        "no_significant_difference": {"applied": equivalent},
+    }
+    st = stability_of(rec)
+    assert st["level"] == level
+    assert st["why"].startswith(f"wins under {100 * share:.0f}% of 10,000 random weightings")
+    assert (f"flips it is {flip:.2f}" in st["why"]) if flip is not None else ("no single weight" in st["why"])
+    assert ("not significant" in st["why"]) is equivalent
+    assert stability_of({"verdict": "rag"})["level"] == "unknown"
+
+
 def test_a_flip_to_an_option_no_better_than_the_base_model_says_so():
     # The re-scored quickstart of 2026-12-06: fine-tune answers 0 of 80, the base model 1, rag 16; the advice
     # turns to fine-tune if serving cost weighs more (it is the fastest), which a reader must be told.

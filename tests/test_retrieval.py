@@ -184,12 +184,22 @@ def test_index_kinds_save_their_config_and_search_alike(kind, tmp_path):
     )
     saved = json.loads((tmp_path / "index" / "index_config.json").read_text())
     assert saved == cfg and cfg["kind"] == kind and cfg["n_vectors"] == 1200
-    assert {"flat": {}, "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64}}.get(kind, cfg["params"]) == cfg[
-        "params"
-    ]
+    # ivfpq on 1,200 64-d vectors: 30 lists (39 training points each), 8 codes of 4 bits, nprobe capped at nlist
+    assert (
+        cfg["params"]
+        == {
+            "flat": {},
+            "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64},
+            "ivfpq": {"nlist": 30, "pq_m": 8, "pq_nbits": 4, "nprobe": 30},
+        }[kind]
+    )
     r = Retriever(tmp_path / "index")
     if kind == "hnsw":
         assert r.index.hnsw.efSearch == 64
+    if kind == "ivfpq":  # the saved nprobe is set again on load (FAISS does not store it)
+        import faiss
+
+        assert faiss.extract_index_ivf(r.index).nprobe == 30
     hits = r.search(docs[:20], 1)  # each document finds itself (ivfpq is approximate: most of them)
     found = sum(h[0].source == f"d{i}.md" for i, h in enumerate(hits))
     assert found >= (20 if kind != "ivfpq" else 15)

@@ -265,12 +265,24 @@ STAGES = [
     "eval_rag",
     "eval_tuned",
     "eval_tuned_rag",
+    "known",
     "probes",
+    "curve",
     "metrics",
     "recommend",
     "report",
 ]
 NOISY = ("latency_p50_s", "latency_p95_s", "peak_memory_mb")  # measured, not computed: differ run to run
+
+
+def test_the_kill_list_holds_every_stage_the_run_plans(tiny_model_dir, tmp_path):
+    from advisor.core.config import load_config
+    from advisor.pipeline import planned_stages
+
+    argv = run_argv(tiny_model_dir, tmp_path / "run")
+    given = {"--corpus": "corpus.path", "--qa": "corpus.qa", "--train-qa": "corpus.train_qa", "--model": "model.spec"}
+    over = [f"{given[a]}={v}" for a, v in zip(argv, argv[1:]) if a in given]
+    assert STAGES == planned_stages(load_config("smoke", [*over, *TINY])) + ["report"]
 
 
 def cli(argv: list[str], env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -405,7 +405,9 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     assert info["heap_mmap_threshold"] == 1 << 20 and info["allocator"] == "glibc"
     assert info["lora"]["fast_dropout"] is True  # tuning.lora.fast_dropout auto: on a CPU
     vals = [h["val_loss"] for h in info["history"]]
-    assert min(vals[-2:]) >= min(vals) and info["best_step"] == vals.index(min(vals)) + 1
+    # validated every step: the best, then two that did not improve on it by 1e-4 (patience 2), then the stop
+    assert info["steps"] == info["best_step"] + 2 == len(vals) and info["best_step"] == vals.index(min(vals)) + 1
+    assert all(v > min(vals[:-2]) - 1e-4 for v in vals[-2:])
     peaks = [h["peak_rss_mb"] for h in info["history"]]  # the process's memory over the run, step by step
     assert peaks == sorted(peaks) and all(h["rss_mb"] <= h["peak_rss_mb"] for h in info["history"])
     assert peaks[-1] <= info["peak_rss_mb"]

@@ -736,6 +736,7 @@ def test_a_retrieved_chunk_shows_its_rank_and_a_rank_score_not_a_similarity(runs
     at.selectbox(key="q_open").set_value("e043").run()
     contexts = {r["id"]: r for r in rows(run, "rag")}["e043"]["contexts"]
     labels = [e.label for e in at.expander]
+    assert len(labels) == len(contexts) == 3
     for c, label in zip(contexts, labels):
         assert label.startswith(f"rank {c['rank']} of 3 · {c['source']} · rank score {c['score']:.4f}"), label
         assert "similarity" not in label
@@ -748,7 +749,8 @@ def test_a_retrieved_chunk_shows_its_rank_and_a_rank_score_not_a_similarity(runs
     (run / "index" / "index_config.json").write_text(json.dumps(cfg | {"hybrid": False}))
     at = open_app(runs_dir, monkeypatch, "questions")
     at.selectbox(key="q_open").set_value("e043").run()
-    assert all("· cosine similarity " in e.label for e in at.expander) and "rank score" not in text(at)
+    assert len(at.expander) == 3 and all("· cosine similarity " in e.label for e in at.expander)
+    assert "rank score" not in text(at)
 
 
 def test_whatif_slider_flips_the_verdict_through_the_recommendation_engine(runs_dir, monkeypatch):
