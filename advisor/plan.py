@@ -95,6 +95,10 @@ class Work:
     # example's passages), priced as forward-only work; None = none
     train_detached: list[int] | None = None
     both_detached: list[int] | None = None  # the same for `both`
+    # positions of each example (as `train`) that take a loss (text: all; a pair: its answer), which the vocabulary
+    # projection is computed for (tuning/train.py label_only_loss_module); None = all
+    train_labelled: list[int] | None = None
+    both_labelled: list[int] | None = None  # the same for `both`
     # tokens every closed-book prompt begins with (the chat template and the instruction), which a batch of them
     # prefills once (advisor.core.decoding.prefill_after_head)
     closed_head: int = 0
@@ -145,9 +149,11 @@ def measure_work(cfg: Config) -> Work:
         answer_tokens,
     )
     work.train_detached = detached_positions(cfg, train, kinds["text"], answer_tokens)
+    work.train_labelled = labelled_positions(train, kinds["text"], answer_tokens)
     work.closed_head = head
     if both is not None:
         work.both_detached = detached_positions(cfg, both, kinds["text"], answer_tokens)
+        work.both_labelled = labelled_positions(both, kinds["text"], answer_tokens)
     return work
 
 
@@ -160,6 +166,13 @@ def detached_positions(cfg: Config, lengths: list[int], n_text: int, answer_toke
         return [0] * len(lengths)
     answer = round(answer_tokens or 0)
     return [0] * n_text + [max(0, n - answer - grad) for n in lengths[n_text:]]
+
+
+def labelled_positions(lengths: list[int], n_text: int, answer_tokens: float | None) -> list[int]:
+    """Positions of each training example (as detached_positions) that take a loss: a text segment's every token
+    after its first, an instruction pair's answer (answer_tokens, the training answers' mean; all, without one)."""
+    answer = round(answer_tokens) if answer_tokens else None
+    return [max(0, n - 1) for n in lengths[:n_text]] + [min(n, answer or n) for n in lengths[n_text:]]
 
 
 def _count_chunks(cfg: Config, notes: list[str]) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
@@ -378,6 +391,9 @@ def calibration_key(cfg: Config) -> dict:
         "shared_prefix": tc.shared_prefix,
         # since 2026-12-06 a tune stage's recorded speed is per position that takes gradients (prompt_grad_tokens)
         "prompt_grad_tokens": tc.prompt_grad_tokens,
+        # since 2026-12-07 the training step is timed on text rows and on question rows (the vocabulary projection
+        # priced per position that takes a loss): the calibrations before are measured again
+        "train_rows": "text and questions",
         "max_new_tokens": cfg.model.max_new_tokens,
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
         # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again
@@ -479,13 +495,16 @@ MIN_OBSERVED_TOKENS = 5_000
 MIN_CPU_SHARE = 0.75
 
 
-def train_s_per_token(cal: dict) -> float:
+def train_s_per_token(cal: dict, label_share: float = 1.0) -> float:
     """Seconds per training token that takes gradients: what the last real tune stage with this calibration's key ran
     at, when one was recorded (its optimizer steps only, validation and the positions run without gradients apart),
-    else the calibration's. The calibration times one
-    shape, full-length text rows; a tune stage mixes long RAFT rows, short questions and text, and the
-    quickstart's ran at 116 tokens/s against the calibration's 168 (2 cores)."""
-    return (cal.get("observed_train") or {}).get("s_per_token") or cal["train_s_per_token"]
+    else the calibration's, for a training set in which `label_share` of the positions take a loss (text rows every
+    one, a question row its answer's): the model's pass per position plus the vocabulary projection per labelled
+    one (_measure_training). Priced at the calibration's fully labelled rows alone, the first run of Gemma 3 270M
+    (a 262,144-entry vocabulary) was planned at 1.9x the seconds its tune's steps took."""
+    return (cal.get("observed_train") or {}).get("s_per_token") or (
+        cal["train_body_s_per_token"] + label_share * cal["train_label_s"]
+    )
 
 
 def val_s_per_token(cal: dict) -> float:
@@ -563,6 +582,8 @@ def _sample_texts(size: int, overlap: int, offsets) -> list[str]:
 CALIBRATION_STEPS = ("imports", "embedder", "load model", "generate", "train")
 TRAIN_FIGURES = (
     "train_s_per_token",
+    "train_body_s_per_token",
+    "train_label_s",
     "train_tokens_per_step",
     "train_rss_mb",
     "train_heap_mmap_threshold",
@@ -856,9 +877,14 @@ def _as_the_tune_stage_heap(cfg: Config, device: str) -> dict:
     }
 
 
+# The positions a calibration's question-like rows take a loss on: about a training answer's (the quickstart's: 6).
+CALIBRATION_ANSWER_TOKENS = 8
+
+
 def _measure_training(cfg: Config, got: dict) -> dict:
     """A warm-up step, then one timed step, each one forward/backward pass of full-length text rows at the size the
-    tune stage runs them (the micro-batch, or its first piece under tuning.max_batch_tokens)."""
+    tune stage runs them (the micro-batch, or its first piece under tuning.max_batch_tokens); then the same rows as
+    question rows take a loss (_price_row_shapes)."""
     import torch
 
     from tuning.data import text_segments
@@ -875,10 +901,13 @@ def _measure_training(cfg: Config, got: dict) -> dict:
     max_batch_tokens = tc.memory_levers(device)[0]
     rows = [rows[j] for j in token_pieces([len(r["input_ids"]) for r in rows], max_batch_tokens)[0]]
     model.train()
-    loss_mod = label_only_loss_module(model)
     opt = torch.optim.AdamW(got["params"], lr=1e-5)
 
-    def train_step(batch_rows: list[dict]) -> int:
+    loss_mod = label_only_loss_module(model)
+
+    def train_step(batch_rows: list[dict]) -> tuple[float, int]:
+        """(seconds, positions) of one optimizer step on `batch_rows`."""
+        t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         n = 0
         for piece in token_pieces([len(r["input_ids"]) for r in batch_rows], max_batch_tokens):
@@ -887,19 +916,37 @@ def _measure_training(cfg: Config, got: dict) -> dict:
             (s / max(m, 1)).backward()
             n += int(b["attention_mask"].sum())
         opt.step()
-        return n
+        return time.perf_counter() - t0, n
 
     with PeakRSS() as mem:
         # The warm-up is a full step too: the first step at this size pays for allocating (and page-faulting) the
         # activation memory, which made a timed first step 3x slower than the tune stage's steady state.
         train_step(rows)
-        t0 = time.perf_counter()
-        tokens = train_step(rows)
-        train_s = time.perf_counter() - t0
+        train_s, tokens = train_step(rows)
     return {
         "train_s_per_token": train_s / max(1, tokens),
+        **_price_row_shapes(train_step, rows, train_s),
         "train_tokens_per_step": tokens,
         "train_rss_mb": round(mem.added_mb, 1),
+    }
+
+
+def _price_row_shapes(train_step, rows: list[dict], text_s: float) -> dict:
+    """One more timed step: the text rows (`rows`, whose step took `text_s` with a loss on every position) with a
+    loss on their last CALIBRATION_ANSWER_TOKENS positions only, as a question row takes it: the model's pass per
+    position (`train_body_s_per_token`); the difference is the vocabulary projection, computed only where a loss is
+    taken (label_only_loss_module: `train_label_s` per such position). Gemma 3 270M (262,144 entries) trained 83
+    tokens/s on text rows and 193 on rows with a short loss; its tune, mostly question rows, 210: priced at the
+    text rows' rate alone its plan said 1.8x the tune's time. Real question rows and rows run partly without
+    gradients were timed too, as differences from this step; from one step each on 2 cores they varied 0-0.14 s per
+    row and 1-4 ms per position over four calibrations, too little signal to price them by."""
+    k = CALIBRATION_ANSWER_TOKENS
+    answers = [{**r, "labels": [-100] * (len(r["labels"]) - k) + r["labels"][-k:]} for r in rows]
+    answers_s, tokens = train_step(answers)
+    losses = sum(len(r["labels"]) - 1 for r in rows) - k * len(rows)  # the loss positions the text rows have more
+    return {
+        "train_body_s_per_token": answers_s / max(1, tokens),
+        "train_label_s": max(0.0, text_s - answers_s) / max(1, losses),
     }
 
 
@@ -986,11 +1033,15 @@ def training_steps(cfg: Config, n_examples: int) -> int:
 
 
 def _train_estimate(
-    cfg: Config, examples: list[int], cal: dict, detached: list[int] | None = None
+    cfg: Config,
+    examples: list[int],
+    cal: dict,
+    detached: list[int] | None = None,
+    labelled: list[int] | None = None,
 ) -> tuple[float, int, int, float]:
     """(seconds, steps, tokens seen, tokens per step) of one adapter's training, its validations included; the
     share of positions that run without gradients (`detached`, per example) at the forward-only rate of a
-    validation pass."""
+    validation pass; the positions that take a loss (`labelled`, per example; None: all) priced apart."""
     tc = cfg.tuning
     n = len(examples)
     if not n:
@@ -1006,8 +1057,10 @@ def _train_estimate(
     tokens = round(steps * per_step)
     val_passes = len(validation_steps(steps, tc))
     without = sum(detached or []) / max(1, sum(examples)) if cal.get("plain_cache", True) else 0.0
+    # of the positions that take gradients, the share that takes a loss (None: every one, as in text rows)
+    share = sum(labelled) / max(1, sum(examples) * (1 - without)) if labelled is not None else 1.0
     seconds = tokens * (
-        (1 - without) * train_s_per_token(cal) + without * val_s_per_token(cal)
+        (1 - without) * train_s_per_token(cal, min(1.0, share)) + without * val_s_per_token(cal)
     ) + val_passes * n_scored * mean * val_s_per_token(cal)
     return seconds, steps, tokens, per_step
 
@@ -1108,7 +1161,7 @@ def _estimate_build(
         "tune",
     )
     tune_mb = model_mb + cal["train_rss_mb"]
-    secs, steps, tokens, per_step = _train_estimate(cfg, work.train, cal, work.train_detached)
+    secs, steps, tokens, per_step = _train_estimate(cfg, work.train, cal, work.train_detached, work.train_labelled)
     if "tune" not in stages:  # no tuned arm: nothing is trained, so a budget has no steps to cut
         steps = tokens = 0
     sizes.update(steps=steps, train_tokens=tokens, train_set_tokens=sum(work.train))
@@ -1121,7 +1174,7 @@ def _estimate_build(
         "tune",
     )
     if work.both is not None:
-        b_secs, b_steps, b_tokens, _ = _train_estimate(cfg, work.both, cal, work.both_detached)
+        b_secs, b_steps, b_tokens, _ = _train_estimate(cfg, work.both, cal, work.both_detached, work.both_labelled)
         est["tune_both"] = StageEstimate(
             "tune_both", f"{b_steps} steps, {b_tokens:,} tokens (RAFT adapter)", b_secs, tune_mb, "tune"
         )
@@ -1628,7 +1681,7 @@ def render(
         L += [f"  - {c}" for c in cut_lines(sizing)]
     elif sizing:
         L.append(f"time budget {sizing['time_budget']}: the plan fits, nothing cut")
-    tps = 1 / cal["train_s_per_token"]
+    tps, qps = 1 / cal["train_s_per_token"], 1 / cal["train_body_s_per_token"]
     obs = cal.get("observed_train")
     seen = ""
     if obs:  # tokens that take gradients; a tune's progress bar also counts its forward-only positions
@@ -1636,7 +1689,8 @@ def render(
         seen = f" ({1 / obs['s_per_token']:,.0f} in the last tune stage on this machine, {obs['at'][:10]}: used{every})"
     L.append(
         f"calibration ({'cached, measured ' + cal.get('measured', '') if cal.get('cached') else 'measured now'} "
-        f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s with gradients{seen}, prefill "
+        f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s with gradients on text rows, {qps:,.0f} on "
+        f"question rows{seen}, prefill "
         f"{1 / cal['prefill_s_per_token']:,.0f} tokens/s, decode {1 / cal['decode_s_per_token']:,.0f} tokens/s "
         f"(batch {cal['decode_batch']}), embed {1 / cal['embed_s_per_token']:,.0f} tokens/s; model load "
         f"{cal['load_s']:.1f} s"

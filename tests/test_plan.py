@@ -41,7 +41,9 @@ FAKE_CAL = {
     "gen_rss_mb": 200.0,
     "kv_mb_per_token": 0.01,
     "gen_kv_tokens": 800.0,
-    "train_s_per_token": 0.01,
+    "train_s_per_token": 0.01,  # text rows: the model's pass and a loss on every position
+    "train_body_s_per_token": 0.006,  # the pass alone (a question row's loss positions are few)
+    "train_label_s": 0.004,
     "train_tokens_per_step": 512.0,
     "train_rss_mb": 1000.0,
     "key": {"machine": {"cores": 2, "gpu": None}},
@@ -264,6 +266,7 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     assert path.is_file() and path.parent.name == "calibration"
     for k in (
         "train_s_per_token",
+        "train_body_s_per_token",
         "prefill_s_per_token",
         "score_s_per_token",
         "decode_s_per_token",
@@ -273,6 +276,7 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
         "kv_mb_per_token",
     ):
         assert first[k] > 0, k
+    assert first["train_label_s"] >= 0  # the tiny model's vocabulary projection costs next to nothing
     c = __import__("transformers").AutoConfig.from_pretrained(tiny_model_dir)  # fp32 keys and values per token
     kv = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4 / 2**20
     assert math.isclose(first["kv_mb_per_token"], kv)
@@ -555,7 +559,7 @@ def test_the_plan_trains_at_the_speed_the_last_tune_stage_on_this_machine_ran_at
     monkeypatch.chdir(tmp_path)
     assert main(["plan", *tiny_args(tiny_model_dir)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("calibration ("))
-    rate = f"train {1 / FAKE_CAL['train_s_per_token']:,.0f} tokens/s with gradients (20 in the last tune stage"
+    rate = "train 100 tokens/s with gradients on text rows, 167 on question rows (20 in the last tune stage"
     assert rate in line and ": used; 33 counting every position)" in line, line
 
 
@@ -593,6 +597,31 @@ def test_the_plan_prices_validation_passes_at_their_own_recorded_speed_and_a_ski
     path.write_text(json.dumps({**cal, "observed_train": {**first, "at": "then"}}))
     assert record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-v")["at"] == "then"
     assert json.loads(path.read_text())["observed_train"]["at"] == "then"
+
+
+def test_the_plan_prices_the_vocabulary_projection_only_where_a_loss_is_taken(tiny_model_dir):
+    """Text rows take a loss on every position, a question row on its answer: the calibration's pass per position
+    and projection per labelled position price them apart; a recorded tune speed already mixes the two."""
+    from advisor.plan import _train_estimate, labelled_positions, measure_work
+
+    # one text segment, then instruction pairs of 40 and 600 tokens whose answers are ~6 tokens
+    assert labelled_positions([300, 40, 600], 1, 6.0) == [299, 6, 6]
+    assert labelled_positions([40, 3], 0, None) == [40, 3] and labelled_positions([4], 0, 6.0) == [4]
+    cfg = tiny_cfg(tiny_model_dir, "tuning.prompt_grad_tokens=0")
+    examples = [100, 500, 500, 100]
+    every, _, tokens, _ = _train_estimate(cfg, examples, FAKE_CAL)
+    answers, _, _, _ = _train_estimate(cfg, examples, FAKE_CAL, None, [6, 6, 6, 6])
+    assert every - answers == pytest.approx(tokens * (1 - 24 / 1200) * FAKE_CAL["train_label_s"])
+    texts, _, _, _ = _train_estimate(cfg, examples, FAKE_CAL, None, [n - 1 for n in examples])
+    assert texts == pytest.approx(every, rel=0.01) and answers < texts
+    seen = {**FAKE_CAL, "observed_train": {"s_per_token": 0.03}}
+    assert _train_estimate(cfg, examples, seen, None, [6, 6, 6, 6]) == _train_estimate(cfg, examples, seen)
+    # the tiny config's training set with its corpus text: the text segments first, then its question pairs
+    work = measure_work(tiny_cfg(tiny_model_dir, "tuning.use_corpus_text=true"))
+    n_text, answer = work.train_kinds["text"], round(work.answer_tokens)
+    assert n_text and len(work.train) > n_text and len(work.train_labelled) == len(work.train)
+    assert work.train_labelled[:n_text] == [n - 1 for n in work.train[:n_text]]
+    assert work.train_labelled[n_text:] == [min(n, answer) for n in work.train[n_text:]]
 
 
 def test_positions_without_gradients_are_priced_and_recorded_as_forward_only_work(
