@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from advisor.core.answer import Answerer, cited_ranks, strip_citations
+from advisor.core.answer import Answerer, cited_ranks
 from advisor.core.arms import ARM, BASE_WEIGHTS, PAIRS, TUNED_WEIGHTS
 from advisor.core.artifacts import peak_rss_mb, read_jsonl, reset_peak_rss
 from advisor.core.qa import QAItem
@@ -34,6 +34,7 @@ from evalsuite.metrics import (
     RETRIEVAL_METRICS,
     SCORED,
     Sample,
+    scored_answer,
 )
 from evalsuite.stats import cohen_kappa, paired_difference, summarize, summarize_by
 from evalsuite.wording import by_wording, wording_summary
@@ -103,14 +104,12 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
 
         metrics["semantic_similarity"] = SemanticSimilarity(embedder)
         # One batched encode for every text the metric will look at; later calls hit the cache.
-        embedder.encode(
-            [t for r in rows if not r["unanswerable"] for t in [strip_citations(r["answer"]), *r["answers"]]]
-        )
+        embedder.encode([t for r in rows if not r["unanswerable"] for t in [_scored(r), *r["answers"]]])
     for r in rows:
         sample = Sample(
             r["question"],
             r["answers"],
-            strip_citations(r["answer"]),
+            _scored(r),
             r["unanswerable"],
             r["source"],
             [c["source"] for c in r["contexts"]],
@@ -126,6 +125,11 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
                 r["scores"][name] = s.value
                 r["reasons"][name] = s.reason
     return rows
+
+
+def _scored(row: dict) -> str:
+    """The answer text a row's metrics score (scored_answer: its citation markers out)."""
+    return scored_answer(row["answer"], [c["source"] for c in row["contexts"]])
 
 
 def _metric_values(rows: list[dict], name: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from advisor.core.answer import strip_citations
+from evalsuite.metrics import scored_answer
 
 GRADE = (
     "You grade answers to questions. Reply yes if the candidate answer means the same as one of the "
@@ -44,7 +44,9 @@ class Judge:
         sep = "" if getattr(self.lm.tokenizer, "chat_template", None) else " "
         reqs = []
         for r in todo:
-            p = self.prompt(r["question"], r["answers"], strip_citations(r["answer"]))
+            p = self.prompt(
+                r["question"], r["answers"], scored_answer(r["answer"], [c["source"] for c in r.get("contexts") or []])
+            )
             reqs += [(p, f"{sep}yes"), (p, f"{sep}no")]
         lls = self.lm.loglikelihood(reqs, batch_size=self.batch_size, desc=desc)
         for k, r in enumerate(todo):

@@ -307,6 +307,38 @@ def test_score_rows_scores_bare_citations_on_the_raw_answer():
 
 
 @pytest.mark.parametrize(
+    "answer, gold, right, bare",
+    [
+        ("(1) (packages.jsonl#7)", "1", False, True),  # the passage's number, not the answer '1'
+        ("[1] (packages.jsonl#7)", "1", False, True),  # the same in square brackets
+        ("1. (packages.jsonl#7)", "1", False, True),
+        ("1) (packages.jsonl#7) 1", "1", True, False),  # the answer after the citation
+        ("1 [1]", "1", True, False),
+        ("1.", "1", True, False),  # no document name after the number: an answer
+        ("3. (three days)", "3", True, False),
+        ("(2) (policies.md) 14 days", "14 days", True, False),
+    ],
+)
+def test_a_passage_number_before_a_document_name_is_never_scored_as_the_answer(answer, gold, right, bare):
+    """scored_answer: every accuracy metric scores the answer without its citation, in any bracket form."""
+    from evalsuite.evaluate import score_rows
+
+    row = {
+        "id": "q1",
+        "question": "How many packages depend on it?",
+        "answers": [gold],
+        "unanswerable": False,
+        "source": "packages.jsonl#7",
+        "answer": answer,
+        "contexts": [{"source": "packages.jsonl#7", "text": "x"}, {"source": "policies.md", "text": "y"}],
+        "confidence": None,
+    }
+    (scored,) = score_rows([row])
+    assert scored["scores"]["accuracy"] == float(right), scored["answer_scored"]
+    assert scored["scores"]["bare_citation_rate"] == float(bare)
+
+
+@pytest.mark.parametrize(
     "answers, collapsed, top, why",
     [
         (

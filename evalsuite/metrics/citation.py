@@ -93,6 +93,23 @@ def is_bare_citation(raw: str, sources: list[str] | tuple[str, ...] = ()) -> boo
     return not [w for w in normalize_answer(text).split() if w not in _POINTER_WORDS]
 
 
+def scored_answer(raw: str, sources: list[str] | tuple[str, ...] = ()) -> str:
+    """The answer text every accuracy metric scores: the citation markers taken out (`strip_citations`), and a
+    passage header's number in another bracket form too where a document name follows it, so that '(1)
+    (packages.jsonl#7)' scores as '[1] (packages.jsonl#7)' does: a citation, not the answer '1'.
+
+    >>> scored_answer("14 days [2]"), scored_answer("(1) (packages.jsonl#7)"), scored_answer("1) (a.md) 14 days")
+    ('14 days', '(packages.jsonl#7)', '(a.md) 14 days')
+    >>> scored_answer("3. (three days)"), scored_answer("1.")  # no document name after the number: the answer
+    ('3. (three days)', '1.')
+    """
+    text = strip_citations(raw)
+    header = _HEADER_NUMBER.match(text)
+    if header and _without_document_names(text[header.end() :], sources) != text[header.end() :]:
+        return text[header.end() :].strip()
+    return text
+
+
 def _without_document_names(text: str, sources: list[str] | tuple[str, ...]) -> str:
     for s in sorted({s for s in sources if s}, key=len, reverse=True):  # longest first: 'a.md#1' before 'a.md'
         text = re.sub(re.escape(s), " ", text, flags=re.IGNORECASE)

@@ -17,10 +17,10 @@ reads this file line by line.)
 import datasets
 import evaluate
 
-from advisor.core.answer import strip_citations
 from evalsuite.metrics import ANSWER_METRICS
 from evalsuite.metrics import METRICS
 from evalsuite.metrics import Sample
+from evalsuite.metrics import scored_answer
 
 NAMES = ANSWER_METRICS  # every metric scored from the answer and its references alone
 
@@ -45,7 +45,7 @@ class AdvisorQA(evaluate.Metric):
         metrics = {name: METRICS.get(name)() for name in NAMES}
         values = {name: [] for name in NAMES}
         for pred, refs in zip(predictions, references):
-            sample = Sample("", list(refs), strip_citations(pred), unanswerable=not refs, raw_prediction=pred)
+            sample = Sample("", list(refs), scored_answer(pred), unanswerable=not refs, raw_prediction=pred)
             for name, m in metrics.items():
                 v = m.score(sample).value
                 if v is not None:
