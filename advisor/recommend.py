@@ -118,6 +118,15 @@ class Evidence:
     seed_collapse: dict[str, list] = field(default_factory=dict)
     base_per_question: dict[str, float] = field(default_factory=dict)  # question id -> the base arm's accuracy
     training_fit: dict | None = None  # the adapter on its own training questions (training_fit; eval/curve.json)
+    # metrics.json's bootstrap (resamples, seed): the advice's paired differences resample as its table's do, so a
+    # difference the report shows twice has one CI
+    bootstrap: tuple[int, int] = (2000, 0)
+
+    def paired(self, a: list[float], b: list[float]) -> dict:
+        """evalsuite.stats.paired_difference of a − b with this run's bootstrap."""
+        from evalsuite.stats import paired_difference
+
+        return paired_difference(a, b, *self.bootstrap)
 
 
 def measured_freshness(ev: Evidence, facts: dict) -> dict[str, float] | None:
@@ -174,13 +183,11 @@ def utilities(scores: dict[str, dict[str, float]], w: dict[str, float]) -> dict[
 
 
 def _significant(ev: Evidence, a: str, b: str, metric: str) -> tuple[bool, dict | None]:
-    from evalsuite.stats import paired_difference
-
     qa, qb = ev.per_question.get(a, {}).get(metric), ev.per_question.get(b, {}).get(metric)
     if not qa or not qb:
         return True, None  # no per-question data: do not claim equivalence
     ids = [i for i in qa if i in qb]
-    d = paired_difference([qa[i] for i in ids], [qb[i] for i in ids], n_boot=2000, seed=0)
+    d = ev.paired([qa[i] for i in ids], [qb[i] for i in ids])
     return not (d["ci95"][0] <= 0 <= d["ci95"][1]), d
 
 
@@ -621,10 +628,8 @@ def separation(ev: Evidence, verdict: str, runner: str | None) -> dict:
             "cannot be "
             f"tested{failed}",
         }
-    from evalsuite.stats import paired_difference
-
     a, b = [qa[i] for i in ids], [qb[i] for i in ids]
-    d = paired_difference(a, b, n_boot=2000, seed=0)
+    d = ev.paired(a, b)
     mde, disc, floored = detectable_difference(a, b)
     lo, hi = d["ci95"]
     separated = not (lo <= 0 <= hi)
@@ -992,14 +997,12 @@ def gains_over_base(ev: Evidence) -> dict[str, dict]:
     option that is not above the base model can still win under some weights (it is cheap to serve); the advice
     says so where it names it as what the verdict would flip to. Empty without the base arm's per-question scores
     (eval.arms without base)."""
-    from evalsuite.stats import paired_difference
-
     out = {}
     for o, per in ev.per_question.items():
         ids = [i for i in per.get("accuracy") or {} if i in ev.base_per_question]
         if not ids:
             continue
-        d = paired_difference([per["accuracy"][i] for i in ids], [ev.base_per_question[i] for i in ids], 2000, 0)
+        d = ev.paired([per["accuracy"][i] for i in ids], [ev.base_per_question[i] for i in ids])
         out[o] = {
             "difference_pts": round(100 * d["value"], 1),
             "ci95_pts": [round(100 * x, 1) for x in d["ci95"]],
@@ -1098,6 +1101,9 @@ def _read_option(
 def _read_run_extras(ev: Evidence, run_dir: Path, metrics: dict) -> None:
     """The run-wide facts into `ev`: the eval set, the base model's accuracy and knowledge split, top-k, the drill."""
     ev.eval_set = metrics.get("eval_set")
+    boot = metrics.get("bootstrap") or {}
+    if boot.get("resamples"):
+        ev.bootstrap = (int(boot["resamples"]), int(boot.get("seed") or 0))
     base = metrics["arms"].get(BASE) or {}
     ev.base_accuracy = base.get("accuracy")
     if base and (run_dir / "eval" / f"{BASE}.jsonl").is_file():

@@ -711,3 +711,37 @@ def test_a_flip_to_an_option_no_better_than_the_base_model_says_so():
     ev.base_per_question = {}
     rec = recommend(ev, facts={"knowledge_change": "monthly"})
     assert rec["over_base"] == {} and not any("base model" in s for s in flip_sentences(rec)[0])
+
+
+def test_the_advice_resamples_its_paired_differences_as_the_metrics_table_does(tmp_path):
+    """A difference the report shows twice (the paired table from metrics.json; 'separated by the data' and 'over
+    the base model' in the advice) has one CI: the advice takes metrics.json's bootstrap resamples and seed."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from advisor.core.arms import ARM_OF_OPTION
+    from advisor.recommend import load_evidence, separation
+
+    fixture = Path(__file__).parent / "fixtures" / "rundirs" / "sample-fixture"
+    metrics = json.loads((fixture / "eval" / "metrics.json").read_text())
+    ev = load_evidence(fixture)
+    assert ev.bootstrap == (metrics["bootstrap"]["resamples"], metrics["bootstrap"]["seed"]) == (1000, 0)
+    over = recommend(ev, "balanced")["over_base"]
+    for option in ("rag", "fine-tune"):
+        table = metrics["paired"][f"{ARM_OF_OPTION[option]} - base"]["accuracy"]["ci95"]
+        assert over[option]["ci95_pts"] == [round(100 * x, 1) for x in table], option
+    mirrored = 0
+    for a, b in [(a, b) for a in ev.accuracy for b in ev.accuracy if a != b]:
+        key = f"{ARM_OF_OPTION[a]} - {ARM_OF_OPTION[b]}"
+        if key in metrics["paired"]:  # the advice's b - a is the table's a - b, mirrored
+            lo, hi = metrics["paired"][key]["accuracy"]["ci95"]
+            why = separation(ev, b, a)["why"]
+            assert f"(95% CI [{-100 * hi:+.1f}, {-100 * lo:+.1f}]" in why, (key, why)
+            mirrored += 1
+    assert mirrored == 3  # tuned - rag, tuned_rag - rag, tuned_rag - tuned (base is no option)
+    # a run whose metrics.json resampled otherwise gives the advice that bootstrap
+    run = Path(shutil.copytree(fixture, tmp_path / "run"))
+    metrics["bootstrap"] = {"resamples": 200, "seed": 7, "method": "percentile"}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    assert load_evidence(run).bootstrap == (200, 7)
