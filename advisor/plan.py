@@ -501,7 +501,7 @@ def train_s_per_token(cal: dict, label_share: float = 1.0) -> float:
     else the calibration's, for a training set in which `label_share` of the positions take a loss (text rows every
     one, a question row its answer's): the model's pass per position plus the vocabulary projection per labelled
     one (_measure_training). Priced at the calibration's fully labelled rows alone, the first run of Gemma 3 270M
-    (a 262,144-entry vocabulary) was planned at 1.9x the seconds its tune's steps took."""
+    (a 262,144-entry vocabulary) was planned at 1.8-2.3 times its tune's time over three calibrations."""
     return (cal.get("observed_train") or {}).get("s_per_token") or (
         cal["train_body_s_per_token"] + label_share * cal["train_label_s"]
     )
@@ -937,7 +937,7 @@ def _price_row_shapes(train_step, rows: list[dict], text_s: float) -> dict:
     position (`train_body_s_per_token`); the difference is the vocabulary projection, computed only where a loss is
     taken (label_only_loss_module: `train_label_s` per such position). Gemma 3 270M (262,144 entries) trained 83
     tokens/s on text rows and 193 on rows with a short loss; its tune, mostly question rows, 210: priced at the
-    text rows' rate alone its plan said 1.8x the tune's time. Real question rows and rows run partly without
+    text rows' rate alone its plan said 1.8-2.3 times the tune's time. Real question rows and rows run partly without
     gradients were timed too, as differences from this step; from one step each on 2 cores they varied 0-0.14 s per
     row and 1-4 ms per position over four calibrations, too little signal to price them by."""
     k = CALIBRATION_ANSWER_TOKENS
