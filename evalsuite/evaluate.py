@@ -34,7 +34,7 @@ from evalsuite.metrics import (
     RETRIEVAL_METRICS,
     SCORED,
     Sample,
-    scored_answer,
+    row_scored_answer,
 )
 from evalsuite.stats import cohen_kappa, paired_difference, summarize, summarize_by
 from evalsuite.wording import by_wording, wording_summary
@@ -99,17 +99,18 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
 
     metrics = {name: METRICS.get(name)() for name in ANSWER_METRICS + RETRIEVAL_METRICS}
     metrics["wrong_and_confident_rate"] = WrongAndConfident(confidence)
+    scored = [row_scored_answer(r) for r in rows]  # the answer text each row's metrics score
     if embedder is not None:
         from evalsuite.metrics import SemanticSimilarity
 
         metrics["semantic_similarity"] = SemanticSimilarity(embedder)
         # One batched encode for every text the metric will look at; later calls hit the cache.
-        embedder.encode([t for r in rows if not r["unanswerable"] for t in [_scored(r), *r["answers"]]])
-    for r in rows:
+        embedder.encode([t for r, a in zip(rows, scored) if not r["unanswerable"] for t in [a, *r["answers"]]])
+    for r, answer in zip(rows, scored):
         sample = Sample(
             r["question"],
             r["answers"],
-            _scored(r),
+            answer,
             r["unanswerable"],
             r["source"],
             [c["source"] for c in r["contexts"]],
@@ -125,11 +126,6 @@ def score_rows(rows: list[dict], embedder=None, confidence: float = 0.5) -> list
                 r["scores"][name] = s.value
                 r["reasons"][name] = s.reason
     return rows
-
-
-def _scored(row: dict) -> str:
-    """The answer text a row's metrics score (scored_answer: its citation markers out)."""
-    return scored_answer(row["answer"], [c["source"] for c in row["contexts"]])
 
 
 def _metric_values(rows: list[dict], name: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from evalsuite.metrics import scored_answer
+from evalsuite.metrics import row_scored_answer
 
 GRADE = (
     "You grade answers to questions. Reply yes if the candidate answer means the same as one of the "
@@ -44,9 +44,7 @@ class Judge:
         sep = "" if getattr(self.lm.tokenizer, "chat_template", None) else " "
         reqs = []
         for r in todo:
-            p = self.prompt(
-                r["question"], r["answers"], scored_answer(r["answer"], [c["source"] for c in r.get("contexts") or []])
-            )
+            p = self.prompt(r["question"], r["answers"], row_scored_answer(r))
             reqs += [(p, f"{sep}yes"), (p, f"{sep}no")]
         lls = self.lm.loglikelihood(reqs, batch_size=self.batch_size, desc=desc)
         for k, r in enumerate(todo):

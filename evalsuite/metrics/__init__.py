@@ -19,7 +19,7 @@ from evalsuite.metrics.accuracy import (
     is_correct,
 )
 from evalsuite.metrics.base import METRICS, Metric, MetricInfo, Sample, Score, register_metric
-from evalsuite.metrics.citation import BareCitation, is_bare_citation, scored_answer
+from evalsuite.metrics.citation import BareCitation, is_bare_citation, row_scored_answer, scored_answer
 from evalsuite.metrics.hallucination import (
     Abstention,
     Fabrication,
@@ -110,5 +110,6 @@ __all__ = [
     "is_bare_citation",
     "is_correct",
     "normalize_answer",
+    "row_scored_answer",
     "scored_answer",
 ]

@@ -110,6 +110,15 @@ def scored_answer(raw: str, sources: list[str] | tuple[str, ...] = ()) -> str:
     return text
 
 
+def row_scored_answer(row: dict) -> str:
+    """`scored_answer` of a saved answer row (eval/<arm>.jsonl): its answer against its passages' sources.
+
+    >>> row_scored_answer({"answer": "(2) (a.md#1) 14 days", "contexts": [{"source": "a.md#1"}]})
+    '(a.md#1) 14 days'
+    """
+    return scored_answer(row["answer"], [c["source"] for c in row.get("contexts") or []])
+
+
 def _without_document_names(text: str, sources: list[str] | tuple[str, ...]) -> str:
     for s in sorted({s for s in sources if s}, key=len, reverse=True):  # longest first: 'a.md#1' before 'a.md'
         text = re.sub(re.escape(s), " ", text, flags=re.IGNORECASE)
