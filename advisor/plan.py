@@ -391,9 +391,10 @@ def calibration_key(cfg: Config) -> dict:
         "shared_prefix": tc.shared_prefix,
         # since 2026-12-06 a tune stage's recorded speed is per position that takes gradients (prompt_grad_tokens)
         "prompt_grad_tokens": tc.prompt_grad_tokens,
-        # since 2026-12-07 the training step is timed on text rows and on question rows (the vocabulary projection
-        # priced per position that takes a loss): the calibrations before are measured again
-        "train_rows": "text and questions",
+        # since 2026-12-07 the training step is timed on text rows, on question rows (the vocabulary projection
+        # priced per position that takes a loss) and on a row whose passages run without gradients: the
+        # calibrations before are measured again
+        "train_rows": "text, questions and passages without gradients",
         "max_new_tokens": cfg.model.max_new_tokens,
         # LM.generate decodes from one dequantized copy of the 4-bit weights per call; before 2026-12-05 every
         # decoding step dequantized them again: those calibrations priced the eval stages high and are measured again
@@ -507,6 +508,12 @@ def train_s_per_token(cal: dict, label_share: float = 1.0) -> float:
     )
 
 
+def detached_s_per_token(cal: dict) -> float:
+    """Seconds per training position run without gradients (tuning.prompt_grad_tokens: a RAFT example's passages):
+    the calibration's (_price_detached_row), else, for calibrations without it, a validation pass's rate."""
+    return cal.get("train_detached_s_per_token") or val_s_per_token(cal)
+
+
 def val_s_per_token(cal: dict) -> float:
     """Seconds per token of a validation-loss pass: what the last real tune stage's passes ran at, when recorded,
     else the calibration's prefill rate. A 30x sample corpus's held-out set of long RAFT rows ran at half the
@@ -545,8 +552,10 @@ def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
     if val_tokens:  # adapters trained before the passes were timed have none
         observed["val_s_per_token"] = val_s / val_tokens
     detached = sum(r.get("detached_tokens") or 0 for r in history)
-    if 0 < detached < tokens:  # tuning.prompt_grad_tokens: the steps' forward-only positions at a validation's rate
-        forward_s = detached * observed.get("val_s_per_token", cal["prefill_s_per_token"])
+    if 0 < detached < tokens:  # tuning.prompt_grad_tokens: the steps' positions without gradients at their rate
+        forward_s = detached * (
+            cal.get("train_detached_s_per_token") or observed.get("val_s_per_token", cal["prefill_s_per_token"])
+        )
         observed["s_per_token"] = max(steps_s - forward_s, steps_s / 4) / (tokens - detached)
         observed["detached_tokens"] = detached
     cal["observed_train"] = observed
@@ -584,6 +593,7 @@ TRAIN_FIGURES = (
     "train_s_per_token",
     "train_body_s_per_token",
     "train_label_s",
+    "train_detached_s_per_token",
     "train_tokens_per_step",
     "train_rss_mb",
     "train_heap_mmap_threshold",
@@ -610,7 +620,7 @@ def measure_costs_apart(cfg: Config, progress: bool = True) -> dict:
         return _calibration_child(cfg, progress, dict(os.environ), CALIBRATION_STEPS)
     got = _calibration_child(cfg, progress, dict(os.environ), CALIBRATION_STEPS[:4])
     train = _calibration_child(cfg, progress, preload_env(dict(os.environ), lib), ("imports", "load model", "train"))
-    got.update({k: train[k] for k in TRAIN_FIGURES})
+    got.update({k: train[k] for k in TRAIN_FIGURES if k in train})
     got["calibration_parts_s"]["train"] = train["calibration_parts_s"]["train"]
     got["calibration_parts_s"]["train process"] = round(
         train["calibration_s"] - train["calibration_parts_s"]["train"], 1
@@ -884,9 +894,11 @@ CALIBRATION_ANSWER_TOKENS = 8
 def _measure_training(cfg: Config, got: dict) -> dict:
     """A warm-up step, then one timed step, each one forward/backward pass of full-length text rows at the size the
     tune stage runs them (the micro-batch, or its first piece under tuning.max_batch_tokens); then the same rows as
-    question rows take a loss (_price_row_shapes)."""
+    question rows take a loss (_price_row_shapes) and, where the tune runs a prompt's passages without gradients,
+    joined into one row as long as a RAFT example (_price_detached_row)."""
     import torch
 
+    from advisor.core.decoding import MIN_SHARED_PREFIX
     from tuning.data import text_segments
     from tuning.train import collate, label_only_loss_module, token_pieces
 
@@ -903,9 +915,9 @@ def _measure_training(cfg: Config, got: dict) -> dict:
     model.train()
     opt = torch.optim.AdamW(got["params"], lr=1e-5)
 
-    loss_mod = label_only_loss_module(model)
+    whole = label_only_loss_module(model)
 
-    def train_step(batch_rows: list[dict]) -> tuple[float, int]:
+    def train_step(batch_rows: list[dict], loss_mod=whole) -> tuple[float, int]:
         """(seconds, positions) of one optimizer step on `batch_rows`."""
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -923,9 +935,15 @@ def _measure_training(cfg: Config, got: dict) -> dict:
         # activation memory, which made a timed first step 3x slower than the tune stage's steady state.
         train_step(rows)
         train_s, tokens = train_step(rows)
+        shapes = _price_row_shapes(train_step, rows, train_s)
+        window = tc.prompt_grad_window() if got.get("plain_cache", True) else 0
+        joined = sum(len(r["input_ids"]) for r in rows)
+        if window and joined - CALIBRATION_ANSWER_TOKENS - window >= MIN_SHARED_PREFIX:  # the tune would detach it
+            detached = label_only_loss_module(model, prompt_grad_tokens=window)
+            shapes |= _price_detached_row(lambda r: train_step(r, detached), rows, shapes, window)
     return {
         "train_s_per_token": train_s / max(1, tokens),
-        **_price_row_shapes(train_step, rows, train_s),
+        **shapes,
         "train_tokens_per_step": tokens,
         "train_rss_mb": round(mem.added_mb, 1),
     }
@@ -948,6 +966,24 @@ def _price_row_shapes(train_step, rows: list[dict], text_s: float) -> dict:
         "train_body_s_per_token": answers_s / max(1, tokens),
         "train_label_s": max(0.0, text_s - answers_s) / max(1, losses),
     }
+
+
+def _price_detached_row(train_step, rows: list[dict], shapes: dict, window: int) -> dict:
+    """Two more timed steps (the faster counts): the text rows joined into one row, as long as a RAFT example with
+    its passages, with a loss on its last CALIBRATION_ANSWER_TOKENS positions and every position more than
+    `window` before them run without gradients (tuning.prompt_grad_tokens): `train_detached_s_per_token`, the
+    time of each such position once the positions with gradients are priced as a question row's (`shapes`).
+    Priced at the prefill rate, the quickstart's RAFT steps were planned at 0.6 of their time: the tune runs such
+    a row's early positions in train mode (its LoRA dropout on), one row per pass (tuning.max_batch_tokens), and
+    the positions after them attend to all of them with gradients (docs/fine-tuning-measured.md, 'Positions
+    without gradients, priced')."""
+    k = CALIBRATION_ANSWER_TOKENS
+    ids = [t for r in rows for t in r["input_ids"]]
+    row = {"input_ids": ids, "labels": [-100] * (len(ids) - k) + ids[-k:]}
+    seconds = min(train_step([row])[0], train_step([row])[0])  # a row of a new length pays for its memory once
+    detached = max(1, len(ids) - k - window)
+    with_grad = (len(ids) - detached) * shapes["train_body_s_per_token"] + k * shapes["train_label_s"]
+    return {"train_detached_s_per_token": max(0.0, seconds - with_grad) / detached}
 
 
 # ---------------------------------------------------------------- step 3: the estimate
@@ -1060,7 +1096,7 @@ def _train_estimate(
     # of the positions that take gradients, the share that takes a loss (None: every one, as in text rows)
     share = sum(labelled) / max(1, sum(examples) * (1 - without)) if labelled is not None else 1.0
     seconds = tokens * (
-        (1 - without) * train_s_per_token(cal, min(1.0, share)) + without * val_s_per_token(cal)
+        (1 - without) * train_s_per_token(cal, min(1.0, share)) + without * detached_s_per_token(cal)
     ) + val_passes * n_scored * mean * val_s_per_token(cal)
     return seconds, steps, tokens, per_step
 
@@ -1682,6 +1718,9 @@ def render(
     elif sizing:
         L.append(f"time budget {sizing['time_budget']}: the plan fits, nothing cut")
     tps, qps = 1 / cal["train_s_per_token"], 1 / cal["train_body_s_per_token"]
+    without = ""
+    if cal.get("train_detached_s_per_token"):
+        without = f", {1 / cal['train_detached_s_per_token']:,.0f} on passages without gradients"
     obs = cal.get("observed_train")
     seen = ""
     if obs:  # tokens that take gradients; a tune's progress bar also counts its forward-only positions
@@ -1690,7 +1729,7 @@ def render(
     L.append(
         f"calibration ({'cached, measured ' + cal.get('measured', '') if cal.get('cached') else 'measured now'} "
         f"in {cal['calibration_s']:.0f} s): train {tps:,.0f} tokens/s with gradients on text rows, {qps:,.0f} on "
-        f"question rows{seen}, prefill "
+        f"question rows{seen}{without}, prefill "
         f"{1 / cal['prefill_s_per_token']:,.0f} tokens/s, decode {1 / cal['decode_s_per_token']:,.0f} tokens/s "
         f"(batch {cal['decode_batch']}), embed {1 / cal['embed_s_per_token']:,.0f} tokens/s; model load "
         f"{cal['load_s']:.1f} s"

@@ -281,6 +281,7 @@ def test_calibration_runs_once_on_the_tiny_model_and_is_then_read_from_the_cache
     kv = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4 / 2**20
     assert math.isclose(first["kv_mb_per_token"], kv)
     assert first["plain_cache"] is True  # a Llama: the tune runs a prompt's passages without gradients
+    assert first["train_detached_s_per_token"] > 0  # and the calibration timed such positions
     # the training step in a second process, started under the tune's malloc (mimalloc), the rest under this one's
     assert set(first["calibration_parts_s"]) == {
         "imports",
@@ -627,8 +628,9 @@ def test_the_plan_prices_the_vocabulary_projection_only_where_a_loss_is_taken(ti
 def test_positions_without_gradients_are_priced_and_recorded_as_forward_only_work(
     tiny_model_dir, tmp_path, monkeypatch
 ):
-    """tuning.prompt_grad_tokens: a RAFT example's passages run forward only; the plan prices them at a validation
-    pass's rate and a tune stage's recorded speed is per position that took gradients."""
+    """tuning.prompt_grad_tokens: a RAFT example's passages run forward only; the plan prices them at the
+    calibration's rate for them (a validation pass's, for a calibration without one) and a tune stage's recorded
+    speed is per position that took gradients."""
     from advisor.plan import (
         _train_estimate,
         calibration_key,
@@ -659,6 +661,14 @@ def test_positions_without_gradients_are_priced_and_recorded_as_forward_only_wor
     ]
     seen = record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-d")
     assert seen["s_per_token"] == pytest.approx((300 - 4000 * 0.002) / 6000) and seen["detached_tokens"] == 4000
+    # a calibration that timed such positions (_price_detached_row) prices them, and backs them out, at its rate
+    timed = {**cal, "train_detached_s_per_token": 0.005}
+    assert whole - _train_estimate(cfg, examples, timed, [0, 300, 300, 0])[0] == pytest.approx(
+        tokens * 600 / 1200 * (0.03 - 0.005)
+    )
+    path.write_text(json.dumps({**FAKE_CAL, "key": calibration_key(cfg), "train_detached_s_per_token": 0.005}))
+    seen = record_training_speed(cfg, {"tokens_seen": 10_000, "history": history}, "run-e")
+    assert seen["s_per_token"] == pytest.approx((300 - 4000 * 0.005) / 6000)
 
 
 def test_a_plan_on_a_run_directory_counts_only_the_stages_an_earlier_attempt_left(
