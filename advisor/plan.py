@@ -553,9 +553,7 @@ def record_training_speed(cfg: Config, training: dict, run: str) -> dict | None:
         observed["val_s_per_token"] = val_s / val_tokens
     detached = sum(r.get("detached_tokens") or 0 for r in history)
     if 0 < detached < tokens:  # tuning.prompt_grad_tokens: the steps' positions without gradients at their rate
-        forward_s = detached * (
-            cal.get("train_detached_s_per_token") or observed.get("val_s_per_token", cal["prefill_s_per_token"])
-        )
+        forward_s = detached * detached_s_per_token({**cal, "observed_train": observed})
         observed["s_per_token"] = max(steps_s - forward_s, steps_s / 4) / (tokens - detached)
         observed["detached_tokens"] = detached
     cal["observed_train"] = observed
@@ -898,7 +896,6 @@ def _measure_training(cfg: Config, got: dict) -> dict:
     joined into one row as long as a RAFT example (_price_detached_row)."""
     import torch
 
-    from advisor.core.decoding import MIN_SHARED_PREFIX
     from tuning.data import text_segments
     from tuning.train import collate, label_only_loss_module, token_pieces
 
@@ -937,8 +934,7 @@ def _measure_training(cfg: Config, got: dict) -> dict:
         train_s, tokens = train_step(rows)
         shapes = _price_row_shapes(train_step, rows, train_s)
         window = tc.prompt_grad_window() if got.get("plain_cache", True) else 0
-        joined = sum(len(r["input_ids"]) for r in rows)
-        if window and joined - CALIBRATION_ANSWER_TOKENS - window >= MIN_SHARED_PREFIX:  # the tune would detach it
+        if window:
             detached = label_only_loss_module(model, prompt_grad_tokens=window)
             shapes |= _price_detached_row(lambda r: train_step(r, detached), rows, shapes, window)
     return {
@@ -976,12 +972,16 @@ def _price_detached_row(train_step, rows: list[dict], shapes: dict, window: int)
     Priced at the prefill rate, the quickstart's RAFT steps were planned at 0.6 of their time: the tune runs such
     a row's early positions in train mode (its LoRA dropout on), one row per pass (tuning.max_batch_tokens), and
     the positions after them attend to all of them with gradients (docs/fine-tuning-measured.md, 'Positions
-    without gradients, priced')."""
+    without gradients, priced'). Nothing when the row is too short for the tune to run any without gradients."""
+    from advisor.core.decoding import MIN_SHARED_PREFIX
+
     k = CALIBRATION_ANSWER_TOKENS
     ids = [t for r in rows for t in r["input_ids"]]
+    detached = len(ids) - k - window  # as tuning.train.detached_len counts them
+    if detached < MIN_SHARED_PREFIX:
+        return {}
     row = {"input_ids": ids, "labels": [-100] * (len(ids) - k) + ids[-k:]}
     seconds = min(train_step([row])[0], train_step([row])[0])  # a row of a new length pays for its memory once
-    detached = max(1, len(ids) - k - window)
     with_grad = (len(ids) - detached) * shapes["train_body_s_per_token"] + k * shapes["train_label_s"]
     return {"train_detached_s_per_token": max(0.0, seconds - with_grad) / detached}
 
