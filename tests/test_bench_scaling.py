@@ -2,19 +2,7 @@
 stage times, with no scale runs after it."""
 
 import json
-import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import bench_scaling
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return bench_scaling
 
 
 def _run_dir(tmp_path: Path) -> Path:
@@ -27,8 +15,8 @@ def _run_dir(tmp_path: Path) -> Path:
     return run
 
 
-def test_quickstart_compares_the_recorded_plan_and_runs_no_scales(tmp_path, capsys, monkeypatch):
-    bench = _module()
+def test_quickstart_compares_the_recorded_plan_and_runs_no_scales(tmp_path, capsys, monkeypatch, bench_module):
+    bench = bench_module("bench_scaling")
     run = _run_dir(tmp_path)
     monkeypatch.setattr(bench, "calibrate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("calibrated")))
     monkeypatch.setattr(bench, "run_scale", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran a scale")))
@@ -41,8 +29,8 @@ def test_quickstart_compares_the_recorded_plan_and_runs_no_scales(tmp_path, caps
     assert total.split()[3:5] == ["1.30", "yes"]
 
 
-def test_a_run_without_a_recorded_plan_gets_none_from_its_manifest(tmp_path):
-    bench = _module()
+def test_a_run_without_a_recorded_plan_gets_none_from_its_manifest(tmp_path, bench_module):
+    bench = bench_module("bench_scaling")
     run = _run_dir(tmp_path)
     (run / "manifest.json").write_text(json.dumps({"stages": {}, "wall_s": 1.0}))
     assert bench.recorded_plan(run) is None

