@@ -1742,7 +1742,13 @@ def render(
     )
     if speed:
         factor, why = speed
-        L.append(f"on the other machine: about {fmt_s(plan.total_s / factor)} ({why})")
+        sized = ""
+        if sizing:  # the budget sized the run from this machine's calibration; a run there plans there
+            sized = (
+                f" for the run as the time budget {sizing['time_budget']} sized it on this machine (the budget is "
+                "this machine's: `advisor plan` on the other machine sizes it there)"
+            )
+        L.append(f"on the other machine: about {fmt_s(plan.total_s / factor)}{sized} ({why})")
     if price_per_hour is not None:
         hours = plan.total_s / (speed[0] if speed else 1) / 3600
         L.append(

@@ -354,6 +354,10 @@ def test_advisor_plan_prints_every_stage_and_builds_nothing(tiny_model_dir, tmp_
         assert f"  {stage} " in out, stage
     assert "total" in out and "calibration" in out and "assumed: a100 runs every stage 16x faster" in out
     assert "cost:" in out and list(tmp_path.iterdir()) == []  # no run directory, no runs/ folder
+    assert "as the time budget" not in out
+    assert main(["plan", *tiny_args(tiny_model_dir), "--speedup", "4", "--time-budget", "2h"]) == 0
+    other = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("on the other machine"))
+    assert "as the time budget 2h sized it on this machine" in other and "4x faster" in other
     assert main(["run", "--dry-run", *tiny_args(tiny_model_dir)]) == 0
     assert "total" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
 
