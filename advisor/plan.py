@@ -1740,6 +1740,15 @@ def render(
         "tuning.allocator)"
         + ("; long runs also fragment glibc's heap (tuning.low_memory_heap)" if malloc == "glibc" else "")
     )
+    L += _elsewhere_lines(plan, speed, price_per_hour, sizing)
+    return "\n".join(L)
+
+
+def _elsewhere_lines(
+    plan: Plan, speed: tuple[float, str] | None, price_per_hour: float | None, sizing: dict | None
+) -> list[str]:
+    """--device / --speedup and --price-per-hour: the plan's time on the other machine, and what it costs."""
+    L = []
     if speed:
         factor, why = speed
         sized = ""
@@ -1755,7 +1764,7 @@ def render(
             f"cost: {hours:.2f} h x {price_per_hour:g} per hour = {hours * price_per_hour:.2f} "
             f"({'the other machine' if speed else 'this machine'}, at the price given)"
         )
-    return "\n".join(L)
+    return L
 
 
 def gate(plan: Plan, cfg: Config, yes: bool, interactive: bool, ask=input) -> None:

@@ -602,6 +602,15 @@ CASES = [
     ),
     C("tune-corpus-empty-string", lambda e: ["tune", "--corpus", "", "--out", str(e.run)], "--corpus is empty"),
     C(
+        "tune-run-dir-another-corpus",
+        lambda e: ["tune", str(e.run), "--corpus", e.folder("other", {"a.md": "The ferry leaves at 07:10."})],
+        "is a run directory made from",
+        "--out NEW_DIR",
+    ),
+    C("tune-run-dir-another-qa", lambda e: ["tune", str(e.run), "--qa", e.write("q.jsonl", QA_LINE)], "corpus.qa"),
+    C("tune-run-dir-and-out", lambda e: ["tune", str(e.run), "--out", str(e.tmp / "else")], "two run directories"),
+    C("tune-run-dir-override-typo", lambda e: ["tune", str(e.run), "tuning.max_stepz=3"], "max_stepz"),
+    C(
         "tune-model-typo",
         lambda e: [
             "tune",

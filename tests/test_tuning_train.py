@@ -343,6 +343,29 @@ def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_confi
     assert not ck_root.exists()  # checkpoints are dropped once the adapter is saved
 
 
+def test_tune_on_a_run_directory_with_overrides_retrains_that_run_on_its_own_corpus(
+    tmp_path, finished_tiny_run, capsys
+):
+    """`advisor tune RUN_DIR key=value` is the run's own config with the change, not a new run of the bundled
+    sample written into it (which it was until 2026-12-07: it re-ingested the sample into the run directory)."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_tiny_run, run)
+    chunks, before = (run / "chunks.jsonl").read_bytes(), yaml.safe_load((run / "config.yaml").read_text())
+    assert before["tuning"]["max_steps"] == 2
+    assert cli(["tune", str(run), "tuning.max_steps=3"]) == 0
+    after = yaml.safe_load((run / "config.yaml").read_text())
+    assert after["tuning"]["max_steps"] == 3 and training(run)["steps"] == 3
+    assert {k: v for k, v in after.items() if k != "tuning"} == {k: v for k, v in before.items() if k != "tuning"}
+    assert (run / "chunks.jsonl").read_bytes() == chunks  # the run's corpus, not the bundled sample's
+    assert "the run's evaluation predates this adapter" in capsys.readouterr().err
+    assert cli(["tune", str(run)]) == 0  # the changed config is now the run's: nothing left to do
+    assert training(run)["steps"] == 3
+
+
 def test_validation_runs_at_the_curve_snapshots_and_the_last_step():
     """By default the validation loss is measured where the adapter is saved for the learning-vs-forgetting curve
     and after the last step; tuning.eval_every, early stopping or a run without snapshots validate at a fixed

@@ -1,6 +1,7 @@
 """advisor tune: the tuning track alone (sft data + QLoRA adapter), resumable after a crash.
 
 advisor tune RUN_DIR                          # a run directory that has config.yaml and chunks.jsonl
+advisor tune RUN_DIR tuning.max_steps=200     # the same run, trained again with its config changed so
 advisor tune --corpus docs/ --qa qa.jsonl [--out RUN_DIR] [key=value ...]   # ingest, then tune
 """
 
@@ -20,11 +21,13 @@ def add_parser(sub) -> None:
         "corpus), verified unanswerable questions for abstention, RAFT examples; eval questions never trained on; leakage report in sft/leakage.json) and train the adapter "
         "into RUN_DIR/adapter (PEFT format, training.json manifest, val_loss.png). Checkpoints every "
         "tuning.save_every steps; rerunning the same command resumes from the last one. Given an existing run "
-        "directory and no other options, it uses that run's config.yaml; otherwise it ingests the corpus "
+        "directory, it uses that run's config.yaml, with --config, --model, --train-qa and key=value overrides "
+        "applied on top (its corpus and evaluation questions stay its own); otherwise it ingests the corpus "
         "like 'advisor run' and writes the config first.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  advisor tune runs/sample-smollm2-xxxx\n"
+        "  advisor tune runs/sample-smollm2-xxxx tuning.epochs=8 tuning.lr=1e-3\n"
         "  advisor tune --corpus docs/ --qa qa.jsonl --out runs/docs tuning.max_steps=200 tuning.lora.r=8\n"
         "  accelerate launch -m tuning.train RUN_DIR     (several GPUs: DDP, see README)",
     )
@@ -33,7 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--qa", metavar="FILE", help="evaluation questions (JSONL), only to keep them out of training")
     p.add_argument("--train-qa", metavar="FILE", help="training questions about the same facts (JSONL)")
     p.add_argument("--model", metavar="SPEC", help="base causal LM: bundled name, local folder or Hub id")
-    p.add_argument("--config", metavar="FILE", default="quickstart", help="a preset name or YAML file of overrides")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a preset name or YAML file of overrides (default: quickstart, or RUN_DIR's own)",
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to create or reuse (new, empty, or a run directory)")
     p.add_argument(
         "--force", action="store_true", help="write into an --out folder holding other files (never overwriting them)"
@@ -62,7 +69,7 @@ def cmd_tune(args) -> int:
             ("model", "model", "spec"),
         ],
     )
-    fresh = any([extra, args.overrides, args.out, args.config != "quickstart"])
+    fresh = any([extra, args.overrides, args.out, args.config is not None])
     if args.run_dir is not None and not fresh:
         run_dir = Path(args.run_dir)
         if not (run_dir / "config.yaml").is_file() or not (run_dir / "chunks.jsonl").is_file():
@@ -81,7 +88,10 @@ def cmd_tune(args) -> int:
         from advisor.core.config import dump_config, load_config, warn_ignored_settings
         from advisor.pipeline import default_run_dir, generate_qa, ingest, preflight, resolve_inputs, wants_qa_stage
 
-        cfg = resolve_inputs(load_config(args.config, args.overrides, extra))
+        if args.run_dir is not None and (Path(args.run_dir) / "config.yaml").is_file():
+            cfg = resolve_inputs(retune_config(Path(args.run_dir), args, extra))
+        else:
+            cfg = resolve_inputs(load_config(args.config or "quickstart", args.overrides, extra))
         inputs = preflight(cfg)
         run_dir = Path(args.out or args.run_dir or default_run_dir(cfg))
         check_out(run_dir, args.force)
@@ -101,5 +111,47 @@ def cmd_tune(args) -> int:
         f"adapter: {run_dir / 'adapter'}  ({info['steps']} steps, train loss {info['final_train_loss']}, "
         f"val loss {info['final_val_loss']}, {info['tokens_per_s']} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB)"
     )
+    metrics = run_dir / "eval" / "metrics.json"
+    if metrics.is_file() and metrics.stat().st_mtime < (run_dir / "adapter" / "training.json").stat().st_mtime:
+        say(f"the run's evaluation predates this adapter: 'advisor eval {run_dir}' answers its questions with it")
     print(run_dir)
     return 0
+
+
+def retune_config(run_dir: Path, args, extra: dict):
+    """RUN_DIR's own config.yaml with --config's preset, the flags in `extra` (--model, --train-qa) and the dotted
+    overrides on top. Its corpus and evaluation questions stay its own: another --corpus or --qa, or an --out
+    elsewhere, would build a different run into this one (or tune this one somewhere else), so they are refused
+    before anything is written."""
+    from advisor.core.config import (
+        Config,
+        _deep_merge,
+        from_dict,
+        load_run_config,
+        parse_override,
+        read_yaml,
+        resolve_config_source,
+    )
+    from advisor.core.errors import AdvisorError
+
+    base = load_run_config(run_dir)
+    for flag, key in (("corpus", "path"), ("qa", "qa")):
+        given, own = extra.get("corpus", {}).get(key), getattr(base.corpus, key)
+        if given is not None and (not own or Path(given).resolve() != Path(own).resolve()):
+            raise AdvisorError(
+                f"--{flag} {given}: {run_dir} is a run directory made from {own or 'generated questions'} "
+                f"(its config.yaml corpus.{key}); tune it as it is (advisor tune {run_dir} [key=value ...]), or "
+                f"make a new run directory for the other one (advisor tune --{flag} {given} --out NEW_DIR)"
+            )
+    if args.out is not None and Path(args.out).resolve() != run_dir.resolve():
+        raise AdvisorError(
+            f"--out {args.out} and RUN_DIR {run_dir} name two run directories; give one of them "
+            "(RUN_DIR to tune that run again, --out with --corpus for a new one)"
+        )
+    data = base.to_dict()
+    if args.config:
+        data = _deep_merge(data, read_yaml(resolve_config_source(args.config)))
+    data = _deep_merge(data, extra)  # its corpus and questions, checked above to be the run's own
+    for item in args.overrides:
+        data = _deep_merge(data, parse_override(item))
+    return from_dict(Config, data)
