@@ -24,7 +24,7 @@ from advisor.commands import run as run_cmd
 from advisor.commands import search as search_cmd
 from advisor.commands import serve as serve_cmd
 from advisor.commands import tune as tune_cmd
-from advisor.core.errors import AdvisorError
+from advisor.core.errors import AdvisorError, AlreadyReported
 from advisor.core.logs import quiet_libraries
 
 COMMANDS = [
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
     try:
         return int(args.func(args) or 0)
+    except AlreadyReported as e:
+        return e.exit_code
     except AdvisorError as e:
         print(f"advisor: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -373,6 +373,28 @@ def run_tracks(run: RunDir, cfg: Config) -> None:
         raise err
 
 
+def tune_stage(run_path: Path, cfg: Config) -> None:
+    """The tune stage outside a run's tracks (`advisor tune`, a run with no retrieval arm), in a process of its own
+    started under the tune's malloc, as the tuning track's is (tuning.allocator: mimalloc on a CPU; under glibc's
+    malloc and its 1 MB threshold the quickstart's tune took 759 s against 584, docs/fine-tuning-measured.md, 'The
+    allocator of the tune stage'). Where that malloc is this process's own (glibc, CUDA) it runs here. The child
+    prints its own one-line error; this process then exits with its code (AlreadyReported)."""
+    from advisor.core.allocator import preload_env
+    from advisor.core.errors import AlreadyReported
+    from advisor.core.models import default_device
+
+    lib = cfg.tuning.allocator_library(default_device())
+    if lib is None:
+        from tuning.train import run_tune_stage
+
+        run_tune_stage(run_path)
+        return
+    env = {**preload_env(dict(os.environ), lib), "OMP_NUM_THREADS": str(cfg.threads or os.cpu_count() or 2)}
+    rc = subprocess.call([sys.executable, "-m", "tuning.train", str(run_path)], env=env, preexec_fn=_die_with_parent)
+    if rc != 0:
+        raise AlreadyReported(rc)
+
+
 def _record_training_speed(run: RunDir, cfg: Config) -> None:
     """The tune stage's real speed, kept beside this machine's calibration: the plans after it use it
     (advisor/plan.py train_s_per_token)."""
@@ -972,9 +994,7 @@ def build_run(run: RunDir, cfg: Config, inputs: dict) -> None:
 
             run_index_stage(run.path)
         if needs_adapter:
-            from tuning.train import run_tune_stage
-
-            run_tune_stage(run.path)
+            tune_stage(run.path, cfg)
     if needs_adapter:
         _record_training_speed(run, cfg)
     evaluate(run, cfg, inputs["qa"])

@@ -292,7 +292,7 @@ def test_a_cpu_tune_with_bfloat16_copies_trains_every_lora_weight_near_the_float
 
 
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_config_is_refused(
-    tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
+    tmp_path, capfd, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa
 ):
     from tuning.train import run_tune_stage
 
@@ -327,7 +327,7 @@ def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_confi
     good = cfg_path.read_text()
     cfg_path.write_text(good.replace("  lr: 0.0002", "  lr: 0.001"))
     assert cli(["tune", str(run)]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "refusing to resume" in err and "tuning.lr: 0.0002 -> 0.001" in err
     assert list(ck_root.glob("step-*")), "the checkpoint was lost"
 
@@ -343,9 +343,7 @@ def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step_and_a_changed_confi
     assert not ck_root.exists()  # checkpoints are dropped once the adapter is saved
 
 
-def test_tune_on_a_run_directory_with_overrides_retrains_that_run_on_its_own_corpus(
-    tmp_path, finished_tiny_run, capsys
-):
+def test_tune_on_a_run_directory_with_overrides_retrains_that_run_on_its_own_corpus(tmp_path, finished_tiny_run, capfd):
     """`advisor tune RUN_DIR key=value` is the run's own config with the change, not a new run of the bundled
     sample written into it (which it was until 2026-12-07: it re-ingested the sample into the run directory)."""
     import shutil
@@ -361,7 +359,7 @@ def test_tune_on_a_run_directory_with_overrides_retrains_that_run_on_its_own_cor
     assert after["tuning"]["max_steps"] == 3 and training(run)["steps"] == 3
     assert {k: v for k, v in after.items() if k != "tuning"} == {k: v for k, v in before.items() if k != "tuning"}
     assert (run / "chunks.jsonl").read_bytes() == chunks  # the run's corpus, not the bundled sample's
-    assert "the run's evaluation predates this adapter" in capsys.readouterr().err
+    assert "the run's evaluation predates this adapter" in capfd.readouterr().err
     assert cli(["tune", str(run)]) == 0  # the changed config is now the run's: nothing left to do
     assert training(run)["steps"] == 3
 
@@ -422,17 +420,21 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     # the chat-formatted questions share their template's opening: run once per pass (tuning.shared_prefix);
     # an unquantized model has no 4-bit weights to dequantize once
     assert info["shared_prefix"] is True and info["prefix_tokens_saved"] > 0 and info["dequantized_once"] is False
-    # tuning.max_batch_tokens / low_memory_heap 'auto': the CPU's memory levers, recorded as they ran; trained in
-    # this (test) process, which glibc's malloc serves, so with glibc's low-memory heap
-    assert info["device"] == "cpu" and (info["max_batch_tokens"], info["low_memory_heap"]) == (768, True)
-    assert info["heap_mmap_threshold"] == 1 << 20 and info["allocator"] == "glibc"
+    # tuning.max_batch_tokens / low_memory_heap 'auto': the CPU's memory levers, recorded as they ran; `advisor tune`
+    # trains in a process of its own started under mimalloc (tuning.allocator auto), as a run's tuning track does,
+    # so glibc's low-memory heap is not set
+    assert info["device"] == "cpu" and (info["max_batch_tokens"], info["low_memory_heap"]) == (768, False)
+    assert info["heap_mmap_threshold"] == 0 and info["allocator"] == "libmimalloc.so"
     assert info["lora"]["fast_dropout"] is True  # tuning.lora.fast_dropout auto: on a CPU
     vals = [h["val_loss"] for h in info["history"]]
     # validated every step: the best, then two that did not improve on it by 1e-4 (patience 2), then the stop
     assert info["steps"] == info["best_step"] + 2 == len(vals) and info["best_step"] == vals.index(min(vals)) + 1
     assert all(v > min(vals[:-2]) - 1e-4 for v in vals[-2:])
     peaks = [h["peak_rss_mb"] for h in info["history"]]  # the process's memory over the run, step by step
-    assert peaks == sorted(peaks) and all(h["rss_mb"] <= h["peak_rss_mb"] for h in info["history"])
+    # never down by more than the kernel's batched per-thread RSS counters (VmHWM read 576.6 then 576.5 MB once,
+    # under mimalloc, whose frees return pages to the system as the run goes)
+    assert all(b >= a - 1.0 for a, b in zip(peaks, peaks[1:])), peaks
+    assert all(h["rss_mb"] <= h["peak_rss_mb"] + 1.0 for h in info["history"])
     assert peaks[-1] <= info["peak_rss_mb"]
     png = run / "adapter" / "val_loss.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -465,7 +467,7 @@ def test_manifest_plot_early_stopping_and_export(tmp_path, tiny_model_dir, tiny_
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(
-    tmp_path, capsys, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, with_train_qa, overrides, message
+    tmp_path, capfd, tiny_model_dir, tiny_corpus, tiny_qa, tiny_train_qa, with_train_qa, overrides, message
 ):
     flags = [f"--corpus={tiny_corpus}", f"--qa={tiny_qa}"] + ([f"--train-qa={tiny_train_qa}"] if with_train_qa else [])
     base = [
@@ -477,7 +479,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(
         "tuning.max_steps=2",
     ]
     rc = cli(["tune", *flags, "--config", "smoke", "--out", str(tmp_path / "run"), *base, *overrides])
-    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    errors = [line for line in capfd.readouterr().err.splitlines() if "error" in line.lower()]
     assert rc == 2 and len(errors) == 1 and errors[0].startswith("advisor: error: ") and message in errors[0], errors
 
 

@@ -52,10 +52,10 @@ def add_parser(sub) -> None:
 def cmd_tune(args) -> int:
 
     from advisor.commands.run import path_flags
+    from advisor.core.config import load_run_config
     from advisor.core.errors import AdvisorError
     from advisor.core.rundirs import attempt, check_out, run_lock
-    from advisor.pipeline import command_line, say
-    from tuning.train import run_tune_stage
+    from advisor.pipeline import command_line, say, tune_stage
 
     # argparse puts a lone key=value into run_dir when no RUN_DIR is given
     if args.run_dir is not None and "=" in str(args.run_dir) and not Path(args.run_dir).exists():
@@ -77,12 +77,12 @@ def cmd_tune(args) -> int:
                 f"{run_dir} is not an ingested run directory (needs config.yaml and chunks.jsonl); "
                 "pass --corpus/--qa to make one, or run 'advisor run' first"
             )
-        from advisor.core.config import load_run_config
         from advisor.pipeline import check_model_specs
 
-        check_model_specs(load_run_config(run_dir))
+        cfg = load_run_config(run_dir)
+        check_model_specs(cfg)
         with run_lock(run_dir, command_line()), attempt(run_dir, command_line()) as work:
-            run_tune_stage(work)
+            tune_stage(work, cfg)
     else:
         from advisor.core.artifacts import RunDir
         from advisor.core.config import dump_config, load_config, warn_ignored_settings
@@ -103,7 +103,7 @@ def cmd_tune(args) -> int:
             ingest(run, cfg, inputs["corpus"])
             if wants_qa_stage(cfg, tuning=True):  # generated sets: eval kept out of training, as in a run
                 generate_qa(run, cfg, inputs["corpus"])
-            run_tune_stage(work)
+            tune_stage(work, cfg)
     info = read_json(
         run_dir / "adapter" / "training.json", "adapter training record", f"run advisor tune {run_dir} again"
     )

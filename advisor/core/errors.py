@@ -12,6 +12,15 @@ class AdvisorError(Exception):
     exit_code = 2
 
 
+class AlreadyReported(AdvisorError):
+    """A child process (a track's, the tune's) failed and printed its own one-line error: the CLI exits with the
+    child's code and prints nothing more."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(f"a child process exited with {exit_code}; its error is printed above")
+        self.exit_code = exit_code
+
+
 class ModelUnavailable(AdvisorError):
     """A model spec that cannot be had here (not installed, not on disk, Hub offline)."""
 
